@@ -1,0 +1,57 @@
+//! Injected time: production reads the system clock, tests move a manual one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use ironbridge_model::Timestamp;
+
+/// A source of the current time. Everything time-dependent takes one, so tests can move time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current instant.
+    fn now(&self) -> Timestamp;
+}
+
+/// The real system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that only moves when told to. Cloning shares the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start.micros())))
+    }
+
+    /// Moves the clock forward by `micros` microseconds.
+    pub fn advance_micros(&self, micros: i64) {
+        self.0.fetch_add(micros, Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by `secs` seconds.
+    pub fn advance_secs(&self, secs: i64) {
+        self.advance_micros(secs * 1_000_000);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.micros(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}

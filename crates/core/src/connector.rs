@@ -1,0 +1,149 @@
+//! The connector seam: one implementation per source system. A connector knows its system's
+//! auth, paging and write calls; it never touches the store. It yields raw records page by
+//! page with a cursor to resume from.
+
+use async_trait::async_trait;
+use ironbridge_model::Entity;
+use ironbridge_model::api::SystemId;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// A page of raw records and where to continue.
+#[derive(Debug, Clone)]
+pub struct RawPage {
+    /// Records in the source system's own shape.
+    pub records: Vec<Value>,
+    /// Cursor for the next page; `None` when this was the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Why a connector call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectorError {
+    /// The source system refused the credentials.
+    #[error("the source system refused the credentials")]
+    Unauthorized,
+    /// The source system rejected a write on a business rule.
+    #[error("{message}")]
+    BusinessRule {
+        /// The source system's own code (`INVALID_VENDOR`).
+        remote_code: String,
+        /// What the source said, safe to show.
+        message: String,
+        /// The unified field it concerns.
+        param: Option<String>,
+    },
+    /// The record's workflow state forbids the change.
+    #[error("{message}")]
+    State {
+        /// The source system's own code.
+        remote_code: String,
+        /// What the source said, safe to show.
+        message: String,
+    },
+    /// The source system has no such record.
+    #[error("the source system has no such record")]
+    NotFound,
+    /// The operation is not supported for this entity by this system.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The settings given for the connection are invalid.
+    #[error("{message}")]
+    InvalidSettings {
+        /// Which setting.
+        param: String,
+        /// What is wrong, safe to show.
+        message: String,
+    },
+    /// The source system failed or could not be reached; the text is for logs.
+    #[error("upstream failure: {0}")]
+    Upstream(String),
+}
+
+/// A purchase order to create, with references already resolved to the source's keys.
+#[derive(Debug, Clone)]
+pub struct PurchaseOrderWrite {
+    /// Order number, if the caller chose one.
+    pub number: Option<String>,
+    /// Vendor key in the source system.
+    pub vendor_remote_id: String,
+    /// Location key in the source system.
+    pub location_remote_id: Option<String>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// Order date `YYYY-MM-DD`.
+    pub order_date: Option<String>,
+    /// Expected delivery `YYYY-MM-DD`.
+    pub expected_delivery_date: Option<String>,
+    /// Note.
+    pub memo: Option<String>,
+    /// Custom fields by name.
+    pub custom_fields: serde_json::Map<String, Value>,
+    /// Lines.
+    pub lines: Vec<PurchaseOrderLineWrite>,
+}
+
+/// One line to write.
+#[derive(Debug, Clone)]
+pub struct PurchaseOrderLineWrite {
+    /// Item key in the source system.
+    pub item_remote_id: String,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Unit price.
+    pub unit_price: Option<Decimal>,
+    /// Description.
+    pub description: Option<String>,
+    /// Unit of measure.
+    pub unit_of_measure: Option<String>,
+    /// Expected delivery `YYYY-MM-DD`.
+    pub expected_delivery_date: Option<String>,
+}
+
+/// Changes to a purchase order; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct PurchaseOrderUpdate {
+    /// New receiving location key.
+    pub location_remote_id: Option<String>,
+    /// New expected delivery.
+    pub expected_delivery_date: Option<String>,
+    /// New note.
+    pub memo: Option<String>,
+    /// Custom fields to set.
+    pub custom_fields: serde_json::Map<String, Value>,
+    /// Replacement lines.
+    pub lines: Option<Vec<PurchaseOrderLineWrite>>,
+}
+
+/// One source system, as seen by the sync engine and the write path.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Which system this is.
+    fn system(&self) -> SystemId;
+
+    /// Entities this connector can read.
+    fn readable(&self) -> &'static [Entity];
+
+    /// Verifies the credentials and that the system answers.
+    async fn check(&self) -> Result<(), ConnectorError>;
+
+    /// Reads one page of an entity, from the start (`None`) or from a cursor it returned.
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError>;
+
+    /// Creates a purchase order (header and lines in one transaction); returns the raw record.
+    async fn create_purchase_order(
+        &self,
+        order: &PurchaseOrderWrite,
+    ) -> Result<Value, ConnectorError>;
+
+    /// Updates a purchase order; returns the raw record as it now is.
+    async fn update_purchase_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError>;
+}

@@ -1,0 +1,14 @@
+//! Ironbridge's domain rules: time, ids, secrets, the mapping engine, the pagination cursor,
+//! the `Store` and `Connector` seams, and the built-in sandbox system. No web framework and
+//! no SQL driver is imported here.
+
+pub mod clock;
+pub mod connector;
+pub mod crypto;
+pub mod cursor;
+pub mod ids;
+pub mod mapping;
+pub mod sandbox;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,482 @@
+//! The mapping engine: turns a raw source record into a unified record by following a
+//! declarative definition. Default definitions are data (JSON compiled into the binary, one
+//! per system and entity), so "how do fields map" is the definition itself, and per-connection
+//! mappings can later run through the same engine at read time without a resync.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ids;
+
+/// How a source value is converted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Text (numbers are turned into text).
+    #[default]
+    String,
+    /// Whole number.
+    Integer,
+    /// Decimal, normalised to a string without exponent.
+    Decimal,
+    /// Boolean (also `"true"`/`"false"`, `1`/`0`).
+    Bool,
+    /// Calendar date `YYYY-MM-DD` (a date-time is cut to its date).
+    Date,
+    /// Date-time, normalised to RFC 3339 UTC.
+    Datetime,
+    /// A value looked up in `values`, else `default`.
+    Enum,
+    /// A key of another record, turned into our id for `entity`.
+    Ref,
+    /// A nested object built from `fields`.
+    Object,
+}
+
+/// How one unified field is obtained.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Dotted path into the source record (`address.city`, `lines.0.qty`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Conversion.
+    #[serde(default)]
+    pub kind: Kind,
+    /// For `enum`: source value → unified value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Map<String, Value>>,
+    /// Value used when the source has none (or, for `enum`, an unknown one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// For `ref`: the referenced entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Entity>,
+    /// For `object`: the nested fields (paths relative to the same source object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<(String, FieldRule)>>,
+}
+
+/// Where custom fields come from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldsRule {
+    /// Copy every member of the object at this path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// Copy every top-level member whose name starts with one of these (`custbody`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+}
+
+/// A nested list, such as purchase-order lines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRule {
+    /// Unified field name (`line_items`).
+    pub target: String,
+    /// Path of the source array.
+    pub path: String,
+    /// Path of each element's key, relative to the element.
+    pub remote_id: String,
+    /// Fields of each element.
+    pub fields: Vec<(String, FieldRule)>,
+    /// Custom fields of each element.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_fields: Option<CustomFieldsRule>,
+}
+
+/// The mapping of one entity of one system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingDef {
+    /// Source system.
+    pub system: SystemId,
+    /// Unified entity.
+    pub entity: Entity,
+    /// Path of the record's key.
+    pub remote_id: String,
+    /// Source creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_created_at: Option<FieldRule>,
+    /// Source modification time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_updated_at: Option<FieldRule>,
+    /// Source deletion flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_was_deleted: Option<FieldRule>,
+    /// Unified fields, in output order.
+    pub fields: Vec<(String, FieldRule)>,
+    /// Custom fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_fields: Option<CustomFieldsRule>,
+    /// Nested lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<ListRule>,
+}
+
+/// A mapped record: envelope facts plus the unified body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    /// Source key.
+    pub remote_id: String,
+    /// Source creation time.
+    pub remote_created_at: Option<Timestamp>,
+    /// Source modification time.
+    pub remote_updated_at: Option<Timestamp>,
+    /// Deleted at the source.
+    pub remote_was_deleted: bool,
+    /// Unified body (without `id` and the stored timestamps).
+    pub data: Map<String, Value>,
+}
+
+/// Why a record could not be mapped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// The record has no usable key.
+    #[error("record has no `{0}` key")]
+    MissingKey(String),
+    /// A value could not be converted.
+    #[error("field `{field}`: {problem}")]
+    BadValue {
+        /// Unified field.
+        field: String,
+        /// What was wrong.
+        problem: String,
+    },
+}
+
+/// Looks up a dotted path (`a.b.0.c`) in a JSON value.
+pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path.split('.') {
+        current = match current {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    (!current.is_null()).then_some(current)
+}
+
+fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn convert(
+    connection_id: &str,
+    field: &str,
+    rule: &FieldRule,
+    source: &Value,
+) -> Result<Value, MappingError> {
+    let bad = |problem: &str| MappingError::BadValue {
+        field: field.to_string(),
+        problem: problem.to_string(),
+    };
+    if rule.kind == Kind::Object {
+        let mut out = Map::new();
+        for (name, sub) in rule.fields.iter().flatten() {
+            out.insert(name.clone(), convert(connection_id, name, sub, source)?);
+        }
+        let empty = out.values().all(Value::is_null);
+        return Ok(if empty {
+            rule.default.clone().unwrap_or(Value::Null)
+        } else {
+            Value::Object(out)
+        });
+    }
+    let Some(raw) = rule.path.as_deref().and_then(|p| lookup(source, p)) else {
+        return Ok(rule.default.clone().unwrap_or(Value::Null));
+    };
+    Ok(match rule.kind {
+        Kind::String => match raw {
+            Value::String(s) => Value::String(s.clone()),
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => Value::String(b.to_string()),
+            _ => return Err(bad("expected text")),
+        },
+        Kind::Integer => match raw {
+            Value::Number(n) if n.is_i64() => raw.clone(),
+            Value::String(s) => Value::from(
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| bad("expected a whole number"))?,
+            ),
+            _ => return Err(bad("expected a whole number")),
+        },
+        Kind::Decimal => {
+            let text = match raw {
+                Value::String(s) => s.trim().to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(bad("expected a decimal")),
+            };
+            let d = text
+                .parse::<Decimal>()
+                .or_else(|_| Decimal::from_scientific(&text))
+                .map_err(|_| bad("expected a decimal"))?;
+            Value::String(d.normalize().to_string())
+        }
+        Kind::Bool => match raw {
+            Value::Bool(b) => Value::Bool(*b),
+            Value::String(s) if s.eq_ignore_ascii_case("true") || s == "T" || s == "1" => {
+                Value::Bool(true)
+            }
+            Value::String(s) if s.eq_ignore_ascii_case("false") || s == "F" || s == "0" => {
+                Value::Bool(false)
+            }
+            Value::Number(n) => Value::Bool(n.as_i64() != Some(0)),
+            _ => return Err(bad("expected a boolean")),
+        },
+        Kind::Date => {
+            let s = raw.as_str().ok_or_else(|| bad("expected a date"))?;
+            let date = s.get(..10).ok_or_else(|| bad("expected a date"))?;
+            time::Date::parse(
+                date,
+                &time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map_err(|_| bad("expected a YYYY-MM-DD date"))?;
+            Value::String(date.to_string())
+        }
+        Kind::Datetime => {
+            let s = raw.as_str().ok_or_else(|| bad("expected a date-time"))?;
+            let t =
+                Timestamp::parse_rfc3339(s).ok_or_else(|| bad("expected an RFC 3339 date-time"))?;
+            Value::String(t.to_rfc3339())
+        }
+        Kind::Enum => {
+            let key = key_text(raw).unwrap_or_default();
+            match rule.values.as_ref().and_then(|v| v.get(&key)) {
+                Some(v) => v.clone(),
+                None => rule.default.clone().unwrap_or(Value::Null),
+            }
+        }
+        Kind::Ref => {
+            let entity = rule
+                .entity
+                .ok_or_else(|| bad("reference without an entity"))?;
+            let key = key_text(raw).ok_or_else(|| bad("expected a key"))?;
+            Value::String(ids::record_id(connection_id, entity, &key))
+        }
+        Kind::Object => unreachable!("handled above"),
+    })
+}
+
+fn custom_fields(rule: Option<&CustomFieldsRule>, source: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(rule) = rule else { return out };
+    if let Some(Value::Object(obj)) = rule.object.as_deref().and_then(|p| lookup(source, p)) {
+        out.extend(obj.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if let Value::Object(obj) = source {
+        for (k, v) in obj {
+            if rule.prefixes.iter().any(|p| k.starts_with(p.as_str())) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+fn timestamp(
+    connection_id: &str,
+    name: &str,
+    rule: Option<&FieldRule>,
+    raw: &Value,
+) -> Result<Option<Timestamp>, MappingError> {
+    let Some(rule) = rule else { return Ok(None) };
+    let value = convert(connection_id, name, rule, raw)?;
+    Ok(value.as_str().and_then(Timestamp::parse_rfc3339))
+}
+
+impl MappingDef {
+    /// Maps one raw record for a connection.
+    pub fn apply(&self, connection_id: &str, raw: &Value) -> Result<Mapped, MappingError> {
+        let remote_id = lookup(raw, &self.remote_id)
+            .and_then(key_text)
+            .ok_or_else(|| MappingError::MissingKey(self.remote_id.clone()))?;
+        let remote_was_deleted = match &self.remote_was_deleted {
+            Some(rule) => convert(connection_id, "remote_was_deleted", rule, raw)?
+                .as_bool()
+                .unwrap_or(false),
+            None => false,
+        };
+        let mut data = Map::new();
+        for (name, rule) in &self.fields {
+            data.insert(name.clone(), convert(connection_id, name, rule, raw)?);
+        }
+        data.insert(
+            "custom_fields".into(),
+            Value::Object(custom_fields(self.custom_fields.as_ref(), raw)),
+        );
+        for list in &self.lists {
+            let mut items = Vec::new();
+            if let Some(Value::Array(elements)) = lookup(raw, &list.path) {
+                for element in elements {
+                    let line_key = lookup(element, &list.remote_id)
+                        .and_then(key_text)
+                        .ok_or_else(|| {
+                            MappingError::MissingKey(format!("{}.{}", list.path, list.remote_id))
+                        })?;
+                    let mut item = Map::new();
+                    item.insert(
+                        "id".into(),
+                        Value::String(ids::line_id(connection_id, &remote_id, &line_key)),
+                    );
+                    item.insert("remote_id".into(), Value::String(line_key));
+                    for (name, rule) in &list.fields {
+                        item.insert(name.clone(), convert(connection_id, name, rule, element)?);
+                    }
+                    item.insert(
+                        "custom_fields".into(),
+                        Value::Object(custom_fields(list.custom_fields.as_ref(), element)),
+                    );
+                    items.push(Value::Object(item));
+                }
+            }
+            data.insert(list.target.clone(), Value::Array(items));
+        }
+        Ok(Mapped {
+            remote_created_at: timestamp(
+                connection_id,
+                "remote_created_at",
+                self.remote_created_at.as_ref(),
+                raw,
+            )?,
+            remote_updated_at: timestamp(
+                connection_id,
+                "remote_updated_at",
+                self.remote_updated_at.as_ref(),
+                raw,
+            )?,
+            remote_id,
+            remote_was_deleted,
+            data,
+        })
+    }
+}
+
+const DEFAULTS: &[&str] = &[
+    include_str!("../mappings/sandbox/vendor.json"),
+    include_str!("../mappings/sandbox/item.json"),
+    include_str!("../mappings/sandbox/location.json"),
+    include_str!("../mappings/sandbox/purchase_order.json"),
+];
+
+/// The built-in mapping of a system's entity, if it has one.
+pub fn default_mapping(system: SystemId, entity: Entity) -> Option<&'static MappingDef> {
+    static PARSED: OnceLock<HashMap<(SystemId, Entity), MappingDef>> = OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            DEFAULTS
+                .iter()
+                .map(|text| {
+                    // The definitions are compiled in and checked by a unit test, so a broken
+                    // one is a build defect, never a runtime condition.
+                    let def: MappingDef =
+                        serde_json::from_str(text).expect("built-in mapping definitions are valid");
+                    ((def.system, def.entity), def)
+                })
+                .collect()
+        })
+        .get(&(system, entity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_builtin_definition_parses() {
+        for system in SystemId::ALL {
+            for entity in Entity::ALL {
+                let def = default_mapping(system, entity).expect("a default mapping");
+                assert_eq!(def.entity, entity);
+            }
+        }
+    }
+
+    fn def() -> MappingDef {
+        serde_json::from_value(json!({
+            "system": "sandbox", "entity": "purchase_order", "remote_id": "id",
+            "remote_updated_at": {"path": "updated", "kind": "datetime"},
+            "remote_was_deleted": {"path": "gone", "kind": "bool"},
+            "fields": [
+                ["status", {"path": "st", "kind": "enum", "values": {"A": "approved"}, "default": "unknown"}],
+                ["vendor_id", {"path": "vendor", "kind": "ref", "entity": "vendor"}],
+                ["total_amount", {"path": "total", "kind": "decimal"}],
+                ["order_date", {"path": "date", "kind": "date"}],
+                ["address", {"kind": "object", "fields": [["city", {"path": "addr.city"}]]}]
+            ],
+            "custom_fields": {"object": "cf", "prefixes": ["custbody"]},
+            "lists": [{"target": "line_items", "path": "lines", "remote_id": "n",
+                       "fields": [["quantity", {"path": "q", "kind": "decimal"}]]}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn maps_fields_refs_enums_lists_and_custom_fields() {
+        let raw = json!({"id": 42, "updated": "2026-01-02T03:04:05+01:00", "st": "A", "vendor": "V1",
+            "total": "1250.500", "date": "2026-01-02T00:00:00Z", "addr": {"city": "Dayton"},
+            "cf": {"project": "P-1"}, "custbody_x": 1,
+            "lines": [{"n": 1, "q": 2}, {"n": "2", "q": "1e1"}]});
+        let m = def().apply("conn_1", &raw).unwrap();
+        assert_eq!(m.remote_id, "42");
+        assert_eq!(
+            m.remote_updated_at.unwrap().to_rfc3339(),
+            "2026-01-02T02:04:05Z"
+        );
+        assert!(!m.remote_was_deleted);
+        assert_eq!(m.data["status"], "approved");
+        assert_eq!(
+            m.data["vendor_id"],
+            ids::record_id("conn_1", Entity::Vendor, "V1")
+        );
+        assert_eq!(m.data["total_amount"], "1250.5");
+        assert_eq!(m.data["order_date"], "2026-01-02");
+        assert_eq!(m.data["address"], json!({"city": "Dayton"}));
+        assert_eq!(
+            m.data["custom_fields"],
+            json!({"project": "P-1", "custbody_x": 1})
+        );
+        let lines = m.data["line_items"].as_array().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["remote_id"], "2");
+        assert_eq!(lines[1]["quantity"], "10");
+        assert_eq!(lines[0]["id"], ids::line_id("conn_1", "42", "1"));
+    }
+
+    #[test]
+    fn unknown_enum_values_fall_back_and_bad_values_are_reported() {
+        let raw = json!({"id": "1", "st": "ZZ", "total": "abc"});
+        let err = def().apply("c", &raw).unwrap_err();
+        assert_eq!(
+            err,
+            MappingError::BadValue {
+                field: "total_amount".into(),
+                problem: "expected a decimal".into()
+            }
+        );
+        let raw = json!({"id": "1", "st": "ZZ", "gone": "true"});
+        let m = def().apply("c", &raw).unwrap();
+        assert_eq!(m.data["status"], "unknown");
+        assert!(m.remote_was_deleted);
+        assert_eq!(m.data["address"], Value::Null);
+        assert_eq!(
+            def().apply("c", &json!({"st": "A"})).unwrap_err(),
+            MappingError::MissingKey("id".into())
+        );
+    }
+}

@@ -1,0 +1,577 @@
+//! The built-in sandbox system: a deterministic ERP with realistic data and its error cases.
+//! Reads page through the generated data; writes validate like a real ERP and answer with the
+//! resulting record, but change nothing.
+
+pub mod data;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use ironbridge_model::Entity;
+use ironbridge_model::api::SystemId;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+
+use crate::clock::Clock;
+use crate::connector::{
+    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    RawPage,
+};
+use data::{CLOSED_STATUSES, Dataset};
+
+/// Records per page the sandbox returns.
+const PAGE_SIZE: usize = 100;
+/// Default number of generated purchase orders.
+pub const DEFAULT_PURCHASE_ORDERS: u32 = 120;
+/// Largest number of generated purchase orders.
+pub const MAX_PURCHASE_ORDERS: u32 = 5_000;
+/// Credentials with this `api_key` are refused, to exercise reauthorization handling.
+pub const REVOKED_API_KEY: &str = "revoked";
+
+/// Validated sandbox settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Seed of the generated data.
+    pub seed: u64,
+    /// Number of purchase orders.
+    pub purchase_orders: u32,
+}
+
+impl SandboxSettings {
+    /// Reads settings, refusing unknown keys and out-of-range values.
+    pub fn parse(settings: &Map<String, Value>) -> Result<Self, ConnectorError> {
+        let mut out = SandboxSettings {
+            seed: 42,
+            purchase_orders: DEFAULT_PURCHASE_ORDERS,
+        };
+        for (key, value) in settings {
+            let invalid = |message: &str| ConnectorError::InvalidSettings {
+                param: format!("settings.{key}"),
+                message: message.to_string(),
+            };
+            match key.as_str() {
+                "seed" => {
+                    out.seed = value
+                        .as_u64()
+                        .ok_or_else(|| invalid("must be a non-negative integer"))?
+                }
+                "purchase_orders" => {
+                    out.purchase_orders = value
+                        .as_u64()
+                        .filter(|n| (1..=u64::from(MAX_PURCHASE_ORDERS)).contains(n))
+                        .ok_or_else(|| invalid("must be an integer from 1 to 5000"))?
+                        as u32
+                }
+                _ => {
+                    return Err(invalid(
+                        "is not a sandbox setting (known: seed, purchase_orders)",
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn dataset(settings: SandboxSettings) -> Arc<Dataset> {
+    // Generated once per settings and shared: connections with the same settings see the same data.
+    static CACHE: OnceLock<Mutex<HashMap<(u64, u32), Arc<Dataset>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .entry((settings.seed, settings.purchase_orders))
+        .or_insert_with(|| Arc::new(data::generate(settings.seed, settings.purchase_orders)))
+        .clone()
+}
+
+/// A connection to the sandbox ERP.
+pub struct SandboxConnector {
+    data: Arc<Dataset>,
+    revoked: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl SandboxConnector {
+    /// Builds the connector for a connection's settings and credentials.
+    pub fn new(
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConnectorError> {
+        let settings = SandboxSettings::parse(settings)?;
+        let revoked = credentials
+            .and_then(|c| c.get("api_key"))
+            .and_then(Value::as_str)
+            .is_some_and(|k| k == REVOKED_API_KEY);
+        Ok(SandboxConnector {
+            data: dataset(settings),
+            revoked,
+            clock,
+        })
+    }
+
+    fn authorize(&self) -> Result<(), ConnectorError> {
+        if self.revoked {
+            Err(ConnectorError::Unauthorized)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn records(&self, entity: Entity) -> &[Value] {
+        match entity {
+            Entity::PurchaseOrder => &self.data.purchase_orders,
+            Entity::Vendor => &self.data.vendors,
+            Entity::Item => &self.data.items,
+            Entity::Location => &self.data.locations,
+        }
+    }
+
+    fn find<'a>(&'a self, entity: Entity, key_field: &str, key: &str) -> Option<&'a Value> {
+        self.records(entity).iter().find(|r| r[key_field] == key)
+    }
+
+    fn now_iso(&self) -> String {
+        ironbridge_model::Timestamp::from_secs(self.clock.now().micros().div_euclid(1_000_000))
+            .to_rfc3339()
+    }
+
+    fn check_location(&self, key: &str) -> Result<(), ConnectorError> {
+        match self.find(Entity::Location, "code", key) {
+            Some(l) if l["active"] == true => Ok(()),
+            Some(_) => Err(rule(
+                "INACTIVE_LOCATION",
+                format!("Location {key} is closed and cannot receive goods."),
+                "location_id",
+            )),
+            None => Err(rule(
+                "INVALID_LOCATION",
+                format!("Location {key} does not exist."),
+                "location_id",
+            )),
+        }
+    }
+
+    fn build_lines(
+        &self,
+        lines: &[PurchaseOrderLineWrite],
+        expected: Option<&str>,
+    ) -> Result<(Vec<Value>, Decimal), ConnectorError> {
+        if lines.is_empty() {
+            return Err(rule(
+                "NO_LINES",
+                "A purchase order needs at least one line.".into(),
+                "line_items",
+            ));
+        }
+        let mut subtotal = Decimal::ZERO;
+        let mut out = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let param = |f: &str| format!("line_items[{i}].{f}");
+            let item = self
+                .find(Entity::Item, "itemNo", &line.item_remote_id)
+                .ok_or_else(|| {
+                    rule(
+                        "INVALID_ITEM",
+                        format!("Item {} does not exist.", line.item_remote_id),
+                        &param("item_id"),
+                    )
+                })?;
+            if item["active"] != true {
+                return Err(rule(
+                    "INACTIVE_ITEM",
+                    format!(
+                        "Item {} is inactive and cannot be ordered.",
+                        line.item_remote_id
+                    ),
+                    &param("item_id"),
+                ));
+            }
+            let available = item
+                .get("available")
+                .and_then(Value::as_str)
+                .and_then(|a| a.parse::<Decimal>().ok());
+            if available == Some(Decimal::ZERO) {
+                return Err(rule(
+                    "ITEM_OUT_OF_STOCK",
+                    format!("Item {} is out of stock.", line.item_remote_id),
+                    &param("item_id"),
+                ));
+            }
+            let price = match line.unit_price {
+                Some(p) => p,
+                None => item["standardCost"]
+                    .as_str()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(Decimal::ZERO),
+            };
+            let amount = (line.quantity * price).round_dp(2);
+            subtotal += amount;
+            out.push(json!({
+                "lineNo": i + 1,
+                "itemNo": line.item_remote_id,
+                "description": line.description.clone().unwrap_or_else(|| item["name"].as_str().unwrap_or_default().to_string()),
+                "quantity": line.quantity.normalize().to_string(),
+                "quantityReceived": "0",
+                "uom": line.unit_of_measure.clone().unwrap_or_else(|| item["uom"].as_str().unwrap_or("EA").to_string()),
+                "unitPrice": price.normalize().to_string(),
+                "lineAmount": amount.to_string(),
+                "expectedDate": line.expected_delivery_date.as_deref().or(expected),
+            }));
+        }
+        Ok((out, subtotal))
+    }
+}
+
+fn rule(code: &str, message: String, param: &str) -> ConnectorError {
+    ConnectorError::BusinessRule {
+        remote_code: code.to_string(),
+        message,
+        param: Some(param.to_string()),
+    }
+}
+
+fn set_totals(order: &mut Value, subtotal: Decimal) {
+    let tax = (subtotal * Decimal::new(725, 4)).round_dp(2);
+    order["subtotal"] = json!(subtotal.to_string());
+    order["taxAmount"] = json!(tax.to_string());
+    order["totalAmount"] = json!((subtotal + tax).to_string());
+}
+
+#[async_trait]
+impl Connector for SandboxConnector {
+    fn system(&self) -> SystemId {
+        SystemId::Sandbox
+    }
+
+    fn readable(&self) -> &'static [Entity] {
+        &Entity::ALL
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.authorize()
+    }
+
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        self.authorize()?;
+        let offset = match cursor {
+            None => 0,
+            Some(c) => c.parse::<usize>().map_err(|_| {
+                ConnectorError::Upstream(format!("sandbox cannot resume from cursor {c:?}"))
+            })?,
+        };
+        let all = self.records(entity);
+        let end = (offset + PAGE_SIZE).min(all.len());
+        let records = all.get(offset..end).unwrap_or_default().to_vec();
+        let next_cursor = (end < all.len()).then(|| end.to_string());
+        Ok(RawPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    async fn create_purchase_order(
+        &self,
+        order: &PurchaseOrderWrite,
+    ) -> Result<Value, ConnectorError> {
+        self.authorize()?;
+        let vendor = self
+            .find(Entity::Vendor, "vendorId", &order.vendor_remote_id)
+            .ok_or_else(|| {
+                rule(
+                    "INVALID_VENDOR",
+                    format!("Vendor {} does not exist.", order.vendor_remote_id),
+                    "vendor_id",
+                )
+            })?;
+        if vendor["status"] != "ACTIVE" {
+            return Err(rule(
+                "INVALID_VENDOR",
+                format!(
+                    "Vendor {} is blocked for purchasing.",
+                    order.vendor_remote_id
+                ),
+                "vendor_id",
+            ));
+        }
+        if let Some(location) = &order.location_remote_id {
+            self.check_location(location)?;
+        }
+        let now = self.now_iso();
+        let (lines, subtotal) =
+            self.build_lines(&order.lines, order.expected_delivery_date.as_deref())?;
+        // A fresh number each time: the sandbox keeps nothing, so it cannot count.
+        let serial = 900_000
+            + crate::crypto::random_bytes::<4>()
+                .iter()
+                .fold(0u32, |a, b| a * 7 + u32::from(*b))
+                % 99_999;
+        let mut raw = json!({
+            "poId": serial.to_string(),
+            "poNumber": order.number.clone().unwrap_or_else(|| format!("PO-{serial}")),
+            "status": "DRAFT",
+            "vendorId": order.vendor_remote_id,
+            "shipToLocation": order.location_remote_id,
+            "currency": order.currency.clone().unwrap_or_else(|| vendor["currency"].as_str().unwrap_or("USD").to_string()),
+            "orderDate": order.order_date.clone().unwrap_or_else(|| now[..10].to_string()),
+            "expectedDate": order.expected_delivery_date,
+            "memo": order.memo,
+            "lines": lines,
+            "createdAt": now,
+            "updatedAt": now,
+            "deleted": false
+        });
+        set_totals(&mut raw, subtotal);
+        if !order.custom_fields.is_empty() {
+            raw["customFields"] = Value::Object(order.custom_fields.clone());
+        }
+        Ok(raw)
+    }
+
+    async fn update_purchase_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        self.authorize()?;
+        let mut order = self
+            .find(Entity::PurchaseOrder, "poId", remote_id)
+            .cloned()
+            .ok_or(ConnectorError::NotFound)?;
+        let status = order["status"].as_str().unwrap_or_default().to_string();
+        if CLOSED_STATUSES.contains(&status.as_str()) {
+            return Err(ConnectorError::State {
+                remote_code: "PO_CLOSED".into(),
+                message: format!(
+                    "Purchase order {} is {} and can no longer be changed.",
+                    order["poNumber"].as_str().unwrap_or(remote_id),
+                    status.to_lowercase()
+                ),
+            });
+        }
+        if let Some(location) = &update.location_remote_id {
+            self.check_location(location)?;
+            order["shipToLocation"] = json!(location);
+        }
+        if let Some(date) = &update.expected_delivery_date {
+            order["expectedDate"] = json!(date);
+        }
+        if let Some(memo) = &update.memo {
+            order["memo"] = json!(memo);
+        }
+        if !update.custom_fields.is_empty() {
+            let mut fields = order
+                .get("customFields")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            fields.extend(update.custom_fields.clone());
+            order["customFields"] = Value::Object(fields);
+        }
+        if let Some(lines) = &update.lines {
+            if status != "DRAFT" && status != "PENDING_APPROVAL" {
+                return Err(ConnectorError::State {
+                    remote_code: "PO_APPROVED".into(),
+                    message: "Lines of an approved purchase order cannot be replaced; cancel and reorder instead.".into(),
+                });
+            }
+            let expected = order["expectedDate"].as_str().map(str::to_string);
+            let (lines, subtotal) = self.build_lines(lines, expected.as_deref())?;
+            order["lines"] = Value::Array(lines);
+            set_totals(&mut order, subtotal);
+        }
+        order["updatedAt"] = json!(self.now_iso());
+        Ok(order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::mapping::default_mapping;
+
+    fn connector(settings: Value) -> SandboxConnector {
+        SandboxConnector::new(
+            settings.as_object().unwrap(),
+            None,
+            Arc::new(ManualClock::new(data::anchor())),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pages_through_everything_and_maps_into_the_unified_model() {
+        let c = connector(json!({"purchase_orders": 250}));
+        for entity in Entity::ALL {
+            let mut cursor = None;
+            let mut seen = Vec::new();
+            loop {
+                let page = c.fetch_page(entity, cursor.as_deref()).await.unwrap();
+                seen.extend(page.records);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len(), c.records(entity).len());
+            let def = default_mapping(SystemId::Sandbox, entity).unwrap();
+            for raw in &seen {
+                let mut mapped = def.apply("conn_test", raw).unwrap().data;
+                // The unified body plus the envelope must decode into the documented types.
+                mapped.insert("id".into(), json!("x_1"));
+                mapped.insert("remote_id".into(), json!("1"));
+                mapped.insert("created_at".into(), json!("2026-01-01T00:00:00Z"));
+                mapped.insert("modified_at".into(), json!("2026-01-01T00:00:00Z"));
+                mapped.insert("remote_created_at".into(), Value::Null);
+                mapped.insert("remote_updated_at".into(), Value::Null);
+                mapped.insert("remote_was_deleted".into(), json!(false));
+                let value = Value::Object(mapped);
+                let ok = match entity {
+                    Entity::PurchaseOrder => {
+                        serde_json::from_value::<ironbridge_model::entities::PurchaseOrder>(value)
+                            .map(|_| ())
+                    }
+                    Entity::Vendor => {
+                        serde_json::from_value::<ironbridge_model::entities::Vendor>(value)
+                            .map(|_| ())
+                    }
+                    Entity::Item => {
+                        serde_json::from_value::<ironbridge_model::entities::Item>(value)
+                            .map(|_| ())
+                    }
+                    Entity::Location => {
+                        serde_json::from_value::<ironbridge_model::entities::Location>(value)
+                            .map(|_| ())
+                    }
+                };
+                ok.unwrap_or_else(|e| panic!("{entity}: {e}"));
+            }
+        }
+    }
+
+    fn line(item: &str) -> PurchaseOrderLineWrite {
+        PurchaseOrderLineWrite {
+            item_remote_id: item.into(),
+            quantity: Decimal::from(3),
+            unit_price: None,
+            description: None,
+            unit_of_measure: None,
+            expected_delivery_date: None,
+        }
+    }
+
+    fn order(vendor: &str, item: &str) -> PurchaseOrderWrite {
+        PurchaseOrderWrite {
+            number: None,
+            vendor_remote_id: vendor.into(),
+            location_remote_id: Some("DC-EAST".into()),
+            currency: None,
+            order_date: None,
+            expected_delivery_date: None,
+            memo: None,
+            custom_fields: Map::new(),
+            lines: vec![line(item)],
+        }
+    }
+
+    fn remote_code(err: ConnectorError) -> String {
+        match err {
+            ConnectorError::BusinessRule { remote_code, .. }
+            | ConnectorError::State { remote_code, .. } => remote_code,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_validate_like_an_erp_and_change_nothing() {
+        let c = connector(json!({}));
+        let before = c.records(Entity::PurchaseOrder).to_vec();
+        let created = c
+            .create_purchase_order(&order("V-1001", "ITM-1001"))
+            .await
+            .unwrap();
+        assert_eq!(created["status"], "DRAFT");
+        assert_eq!(created["lines"][0]["lineAmount"], "1.26");
+        assert_eq!(created["totalAmount"], "1.35");
+        assert_eq!(
+            remote_code(
+                c.create_purchase_order(&order(data::BLOCKED_VENDOR, "ITM-1001"))
+                    .await
+                    .unwrap_err()
+            ),
+            "INVALID_VENDOR"
+        );
+        assert_eq!(
+            remote_code(
+                c.create_purchase_order(&order("V-9999", "ITM-1001"))
+                    .await
+                    .unwrap_err()
+            ),
+            "INVALID_VENDOR"
+        );
+        assert_eq!(
+            remote_code(
+                c.create_purchase_order(&order("V-1001", "ITM-1008"))
+                    .await
+                    .unwrap_err()
+            ),
+            "ITEM_OUT_OF_STOCK"
+        );
+        assert_eq!(
+            remote_code(
+                c.create_purchase_order(&order("V-1001", "ITM-1040"))
+                    .await
+                    .unwrap_err()
+            ),
+            "INACTIVE_ITEM"
+        );
+        let closed = before.iter().find(|o| o["status"] == "CLOSED").unwrap()["poId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let update = PurchaseOrderUpdate {
+            memo: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            remote_code(c.update_purchase_order(&closed, &update).await.unwrap_err()),
+            "PO_CLOSED"
+        );
+        let draft = before.iter().find(|o| o["status"] == "DRAFT").unwrap()["poId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let updated = c.update_purchase_order(&draft, &update).await.unwrap();
+        assert_eq!(updated["memo"], "x");
+        assert_eq!(c.records(Entity::PurchaseOrder), before.as_slice());
+    }
+
+    #[tokio::test]
+    async fn revoked_credentials_and_bad_settings_are_refused() {
+        let creds = json!({"api_key": REVOKED_API_KEY});
+        let c = SandboxConnector::new(
+            &Map::new(),
+            creds.as_object(),
+            Arc::new(ManualClock::new(data::anchor())),
+        )
+        .unwrap();
+        assert!(matches!(c.check().await, Err(ConnectorError::Unauthorized)));
+        assert!(matches!(
+            c.fetch_page(Entity::Vendor, None).await,
+            Err(ConnectorError::Unauthorized)
+        ));
+        let bad = |v: Value| SandboxSettings::parse(v.as_object().unwrap()).unwrap_err();
+        assert!(
+            matches!(bad(json!({"purchase_orders": 0})), ConnectorError::InvalidSettings { param, .. } if param == "settings.purchase_orders")
+        );
+        assert!(
+            matches!(bad(json!({"colour": "red"})), ConnectorError::InvalidSettings { param, .. } if param == "settings.colour")
+        );
+    }
+}

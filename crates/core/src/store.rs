@@ -1,0 +1,398 @@
+//! The storage seam: what the rest of Ironbridge needs from a database. Every method names
+//! the organization or connection it acts for, so a missing tenant filter cannot compile.
+
+use async_trait::async_trait;
+use ironbridge_model::{Entity, Timestamp};
+
+/// An organization id (`org_…`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrgId(pub String);
+
+/// A connection id (`conn_…`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnId(pub String);
+
+/// Storage failures, classified so the API can answer correctly without showing internals.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row for this tenant.
+    #[error("not found")]
+    NotFound,
+    /// The change conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The organization has no free connection credit.
+    #[error("no connection credits available")]
+    CreditsExhausted,
+    /// The database cannot be reached or the pool is closed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the message is for logs only.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An organization.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    /// `org_…`.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Size of the connection credit pool.
+    pub connection_credits: i64,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// An admin API key's metadata; the secret is only stored as a hash.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// `key_…`.
+    pub id: String,
+    /// Owning organization.
+    pub org_id: String,
+    /// Label.
+    pub name: String,
+    /// Visible start of the key.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last use, to the minute.
+    pub last_used_at: Option<Timestamp>,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new admin API key.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// `key_…`.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// SHA-256 of the secret.
+    pub token_hash: String,
+    /// Visible start of the key.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A connection as stored. `credentials` is ciphertext.
+#[derive(Clone)]
+pub struct Connection {
+    /// `conn_…`.
+    pub id: String,
+    /// Owning organization.
+    pub org_id: String,
+    /// System id (`sandbox`, ...).
+    pub system: String,
+    /// Label.
+    pub name: Option<String>,
+    /// Stored status (see `ConnectionStatus`).
+    pub status: String,
+    /// Settings JSON object.
+    pub settings: String,
+    /// End-user JSON object, if any.
+    pub end_user: Option<String>,
+    /// Encrypted credentials (`v1.…`), if any.
+    pub credentials: Option<String>,
+    /// Visible start of the token.
+    pub token_prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Disconnection time.
+    pub disconnected_at: Option<Timestamp>,
+    /// Connection this one replaced.
+    pub replaces: Option<String>,
+    /// Connection that replaced this one.
+    pub replaced_by: Option<String>,
+    /// Last successful upstream call.
+    pub last_success_at: Option<Timestamp>,
+    /// Last failed upstream call.
+    pub last_error_at: Option<Timestamp>,
+    /// Code of the last failure.
+    pub last_error_code: Option<String>,
+    /// Failures since the last success.
+    pub consecutive_errors: i64,
+    /// Failures in total.
+    pub error_count: i64,
+    /// Circuit breaker state (`closed`, `open`, `half_open`).
+    pub circuit_state: String,
+}
+
+// Hand-written so credentials can never reach a log through `{:?}`.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("system", &self.system)
+            .field("status", &self.status)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<encrypted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection to insert.
+#[derive(Clone)]
+pub struct NewConnection {
+    /// `conn_…`.
+    pub id: String,
+    /// System id.
+    pub system: String,
+    /// Label.
+    pub name: Option<String>,
+    /// Initial status.
+    pub status: String,
+    /// Settings JSON object.
+    pub settings: String,
+    /// End-user JSON object.
+    pub end_user: Option<String>,
+    /// Encrypted credentials.
+    pub credentials: Option<String>,
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// Visible start of the token.
+    pub token_prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// The connection this one replaces (reconnect).
+    pub replaces: Option<String>,
+}
+
+impl std::fmt::Debug for NewConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConnection")
+            .field("id", &self.id)
+            .field("system", &self.system)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A unified record ready to store, with its raw source payload.
+#[derive(Debug, Clone)]
+pub struct RecordUpsert {
+    /// Our id (derived from the source key).
+    pub id: String,
+    /// Source key.
+    pub remote_id: String,
+    /// Unified body (JSON object without the common envelope fields).
+    pub data: String,
+    /// Raw source payload (JSON).
+    pub raw: String,
+    /// Hash of `data` and `raw`: an unchanged record is not rewritten and keeps `modified_at`.
+    pub content_hash: String,
+    /// Source creation time.
+    pub remote_created_at: Option<Timestamp>,
+    /// Source modification time.
+    pub remote_updated_at: Option<Timestamp>,
+    /// Deleted at the source.
+    pub remote_was_deleted: bool,
+}
+
+/// A page of records, its sync checkpoint, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct PageWrite {
+    /// Entity of every record.
+    pub entity: Entity,
+    /// The records.
+    pub records: Vec<RecordUpsert>,
+    /// The connector cursor to resume from after this page.
+    pub checkpoint: Option<String>,
+    /// Commit time (becomes `created_at` / `modified_at`).
+    pub now: Timestamp,
+}
+
+/// What a page write changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// New records.
+    pub added: u64,
+    /// Changed records.
+    pub updated: u64,
+    /// Records newly marked deleted.
+    pub deleted: u64,
+    /// Records already stored unchanged.
+    pub unchanged: u64,
+}
+
+/// A stored record.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// Our id.
+    pub id: String,
+    /// Source key.
+    pub remote_id: String,
+    /// Unified body JSON.
+    pub data: String,
+    /// Raw payload JSON, when asked for.
+    pub raw: Option<String>,
+    /// First stored.
+    pub created_at: Timestamp,
+    /// Last changed in our store.
+    pub modified_at: Timestamp,
+    /// Source creation time.
+    pub remote_created_at: Option<Timestamp>,
+    /// Source modification time.
+    pub remote_updated_at: Option<Timestamp>,
+    /// Deleted at the source.
+    pub remote_was_deleted: bool,
+}
+
+/// Which records to list.
+#[derive(Debug, Clone)]
+pub struct RecordQuery {
+    /// Entity.
+    pub entity: Entity,
+    /// Keyset position: only ids greater than this.
+    pub after_id: Option<String>,
+    /// Only records with `modified_at` strictly after this.
+    pub modified_after: Option<Timestamp>,
+    /// Only records with `modified_at` strictly before this.
+    pub modified_before: Option<Timestamp>,
+    /// Include records deleted at the source.
+    pub include_deleted: bool,
+    /// Also load raw payloads.
+    pub include_raw: bool,
+    /// Maximum rows.
+    pub limit: u32,
+}
+
+/// Per-entity sync state of a connection.
+#[derive(Debug, Clone)]
+pub struct SyncState {
+    /// Entity.
+    pub entity: Entity,
+    /// `never`, `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// Connector cursor to resume from.
+    pub cursor: Option<String>,
+    /// Last start.
+    pub last_started_at: Option<Timestamp>,
+    /// Last end.
+    pub last_finished_at: Option<Timestamp>,
+    /// Last success.
+    pub last_succeeded_at: Option<Timestamp>,
+    /// Last failure reason.
+    pub last_error: Option<String>,
+}
+
+/// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
+/// and checked by one contract suite on both.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates an organization with its first admin key.
+    async fn create_organization(&self, org: &Organization, key: &NewApiKey) -> StoreResult<()>;
+    /// Reads an organization.
+    async fn get_organization(&self, org: &OrgId) -> StoreResult<Organization>;
+    /// Live (not disconnected) connections of an organization: the credits in use.
+    async fn credits_used(&self, org: &OrgId) -> StoreResult<i64>;
+
+    /// Adds an admin key.
+    async fn create_api_key(&self, org: &OrgId, key: &NewApiKey) -> StoreResult<ApiKey>;
+    /// Finds a live or revoked key by the hash of its secret.
+    async fn find_api_key(&self, token_hash: &str) -> StoreResult<Option<ApiKey>>;
+    /// All keys of an organization, oldest first.
+    async fn list_api_keys(&self, org: &OrgId) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key; `Conflict` if already revoked.
+    async fn revoke_api_key(
+        &self,
+        org: &OrgId,
+        key_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<ApiKey>;
+    /// Records that a key was used.
+    async fn touch_api_key(&self, key_id: &str, now: Timestamp) -> StoreResult<()>;
+
+    /// Creates a connection if the organization has a free credit, atomically.
+    async fn create_connection(&self, org: &OrgId, new: &NewConnection) -> StoreResult<Connection>;
+    /// Disconnects `old` (if live) and creates its replacement in one transaction.
+    async fn reconnect(
+        &self,
+        org: &OrgId,
+        old: &ConnId,
+        new: &NewConnection,
+        now: Timestamp,
+    ) -> StoreResult<Connection>;
+    /// Reads a connection of the organization.
+    async fn get_connection(&self, org: &OrgId, id: &ConnId) -> StoreResult<Connection>;
+    /// Finds a connection by the hash of its token.
+    async fn find_connection_by_token(&self, token_hash: &str) -> StoreResult<Option<Connection>>;
+    /// Lists connections by id after a keyset position, with the total count.
+    async fn list_connections(
+        &self,
+        org: &OrgId,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Connection>, u64)>;
+    /// Disconnects a connection; `Conflict` if it already is.
+    async fn disconnect_connection(
+        &self,
+        org: &OrgId,
+        id: &ConnId,
+        now: Timestamp,
+    ) -> StoreResult<Connection>;
+    /// Deletes the synced records and sync state of a connection; returns how many records.
+    async fn delete_connection_data(&self, org: &OrgId, id: &ConnId) -> StoreResult<u64>;
+    /// Sets a connection's status unless it is disconnected.
+    async fn set_connection_status(&self, conn: &ConnId, status: &str) -> StoreResult<()>;
+    /// Records a successful upstream call.
+    async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()>;
+    /// Records a failed upstream call.
+    async fn record_call_failure(
+        &self,
+        conn: &ConnId,
+        now: Timestamp,
+        code: &str,
+    ) -> StoreResult<()>;
+
+    /// Per-entity sync states of a connection.
+    async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>>;
+    /// Marks an entity's sync as running and returns the cursor to resume from.
+    async fn start_sync(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    /// Writes a page of records and the checkpoint after it, in one transaction.
+    async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts>;
+    /// Ends an entity's sync: success clears the cursor, failure keeps it to resume.
+    async fn finish_sync(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        now: Timestamp,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+
+    /// A page of records in id order.
+    async fn list_records(
+        &self,
+        conn: &ConnId,
+        query: &RecordQuery,
+    ) -> StoreResult<Vec<StoredRecord>>;
+    /// How many records match (ignoring `after_id` and `limit`).
+    async fn count_records(&self, conn: &ConnId, query: &RecordQuery) -> StoreResult<u64>;
+    /// One record by our id.
+    async fn get_record(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        id: &str,
+        include_raw: bool,
+    ) -> StoreResult<Option<StoredRecord>>;
+    /// Stored record count per entity.
+    async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>>;
+}

@@ -1,0 +1,416 @@
+//! Request and response bodies of the management and data endpoints (`*In` / `*Out`).
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::entities::{Item, Location, PurchaseOrder, Vendor};
+use crate::timestamp::Timestamp;
+
+/// The systems a connection can be made to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemId {
+    /// Ironbridge's built-in sandbox ERP: realistic sample data; writes answer as if they
+    /// succeeded and change nothing.
+    Sandbox,
+}
+
+impl SystemId {
+    /// Every system this build can connect to.
+    pub const ALL: [SystemId; 1] = [SystemId::Sandbox];
+
+    /// The system's id as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemId::Sandbox => "sandbox",
+        }
+    }
+
+    /// Parses a system id.
+    pub fn parse(text: &str) -> Option<Self> {
+        SystemId::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Lifecycle and health state of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// The source system answers and data is current.
+    Online,
+    /// A sync is running.
+    Syncing,
+    /// The source system has not answered for a while; syncs retry.
+    Offline,
+    /// The source system refused the stored credentials; the customer must reconnect.
+    ReauthorizationRequired,
+    /// Disconnected: the token no longer works and no syncs run. Synced data stays until deleted.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Online => "online",
+            ConnectionStatus::Syncing => "syncing",
+            ConnectionStatus::Offline => "offline",
+            ConnectionStatus::ReauthorizationRequired => "reauthorization_required",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ConnectionStatus::Online,
+            ConnectionStatus::Syncing,
+            ConnectionStatus::Offline,
+            ConnectionStatus::ReauthorizationRequired,
+            ConnectionStatus::Disconnected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// State of the circuit breaker guarding calls to the source system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Calls flow normally.
+    Closed,
+    /// Too many consecutive failures: calls are held back until a probe succeeds.
+    Open,
+    /// One probe call is allowed through to test recovery.
+    HalfOpen,
+}
+
+/// Who the connection belongs to on the organization's side.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndUser {
+    /// The organization's own id for its customer.
+    #[schema(example = "customer-4711")]
+    pub id: String,
+    /// Display name of the customer.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Contact e-mail of the customer.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Body of `POST /v1/connections`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionIn {
+    /// Which system to connect.
+    pub system: SystemId,
+    /// A label for people.
+    #[serde(default)]
+    #[schema(example = "Acme Corp ERP")]
+    pub name: Option<String>,
+    /// The source system's credentials. Stored encrypted; never returned.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credentials: Option<serde_json::Map<String, serde_json::Value>>,
+    /// System-specific settings. The sandbox takes `seed` (integer) and `purchase_orders`
+    /// (how many orders to generate, 1 to 5000, default 120).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"seed": 7, "purchase_orders": 120}))]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The organization's customer this connection belongs to.
+    #[serde(default)]
+    pub end_user: Option<EndUser>,
+}
+
+/// Body of `POST /v1/connections/{id}/reconnect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectIn {
+    /// New credentials; the old ones are reused when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credentials: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Health figures of a connection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionHealth {
+    /// Last time a call to the source system succeeded.
+    pub last_successful_call_at: Option<Timestamp>,
+    /// Last time a call to the source system failed.
+    pub last_error_at: Option<Timestamp>,
+    /// Machine code of the last failure.
+    pub last_error_code: Option<String>,
+    /// Failures since the last success.
+    pub consecutive_errors: i64,
+    /// Failures since the connection was made.
+    pub error_count: i64,
+    /// Circuit breaker state.
+    pub circuit_state: CircuitState,
+}
+
+/// Sync state of one entity of a connection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntitySyncStatus {
+    /// The entity.
+    pub entity: crate::entities::Entity,
+    /// `never`, `running`, `succeeded` or `failed`.
+    #[schema(example = "succeeded")]
+    pub status: String,
+    /// When the last sync of this entity started.
+    pub last_started_at: Option<Timestamp>,
+    /// When the last sync of this entity finished.
+    pub last_finished_at: Option<Timestamp>,
+    /// When a sync of this entity last succeeded.
+    pub last_succeeded_at: Option<Timestamp>,
+    /// Records stored for this entity (deleted ones included).
+    pub record_count: i64,
+    /// Why the last sync failed, if it did.
+    pub last_error: Option<String>,
+}
+
+/// A connection to a customer's system.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionOut {
+    /// Connection id (`conn_…`).
+    #[schema(example = "conn_01jdqk4v5m8x2c9h7n3b6t0wyz")]
+    pub id: String,
+    /// The connected system.
+    pub system: SystemId,
+    /// Label for people.
+    pub name: Option<String>,
+    /// Current state.
+    pub status: ConnectionStatus,
+    /// The organization's customer.
+    pub end_user: Option<EndUser>,
+    /// System-specific settings (never credentials).
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// First characters of the connection token, to recognise it.
+    #[schema(example = "ibc_7Hq2")]
+    pub token_prefix: String,
+    /// When the connection was made.
+    pub created_at: Timestamp,
+    /// When it was disconnected, if it was.
+    pub disconnected_at: Option<Timestamp>,
+    /// The connection this one replaced through a reconnect.
+    pub replaces: Option<String>,
+    /// The connection that replaced this one through a reconnect.
+    pub replaced_by: Option<String>,
+    /// Health of calls to the source system.
+    pub health: ConnectionHealth,
+    /// Per-entity sync state.
+    pub sync: Vec<EntitySyncStatus>,
+}
+
+/// Answer to creating or reconnecting a connection: the only time the token is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionCreatedOut {
+    /// The new connection.
+    pub connection: ConnectionOut,
+    /// The connection's API token for the data endpoints. Shown once; store it safely.
+    #[schema(example = "ibc_7Hq2…")]
+    pub token: String,
+}
+
+/// A page of connections.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionList {
+    /// Connections, oldest first.
+    pub data: Vec<ConnectionOut>,
+    /// Cursor for the next page, absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Connections matching the query.
+    pub total_count: Option<u64>,
+}
+
+/// Connection credits of an organization.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreditsOut {
+    /// Size of the pool.
+    pub total: i64,
+    /// Credits held by live (not disconnected) connections.
+    pub used: i64,
+    /// Credits free for new connections.
+    pub available: i64,
+}
+
+/// The calling organization.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrganizationOut {
+    /// Organization id (`org_…`).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Connection credits.
+    pub connection_credits: CreditsOut,
+}
+
+/// Body of `POST /v1/api-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyIn {
+    /// A label, e.g. where the key is used.
+    #[schema(example = "billing-service")]
+    pub name: String,
+}
+
+/// An admin API key (never the secret itself).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyOut {
+    /// Key id (`key_…`).
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// First characters of the key, to recognise it.
+    #[schema(example = "ibk_Zp3c")]
+    pub prefix: String,
+    /// When the key was created.
+    pub created_at: Timestamp,
+    /// When the key was last used (to the minute).
+    pub last_used_at: Option<Timestamp>,
+    /// When the key was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Answer to creating a key: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreatedOut {
+    /// The key's metadata.
+    pub api_key: ApiKeyOut,
+    /// The secret key. Shown once; store it safely.
+    pub key: String,
+}
+
+/// All admin API keys of the organization.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Keys, oldest first, revoked ones included.
+    pub data: Vec<ApiKeyOut>,
+}
+
+/// Answer to deleting a connection's synced data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DataDeletedOut {
+    /// Records removed.
+    pub deleted_records: u64,
+}
+
+macro_rules! page_type {
+    ($name:ident, $item:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+        pub struct $name {
+            /// The records of this page, ordered by `id`.
+            pub data: Vec<$item>,
+            /// Pass as `cursor` to get the next page; absent on the last page.
+            pub next_cursor: Option<String>,
+            /// Records matching the filters at the time of the request.
+            pub total_count: Option<u64>,
+        }
+    };
+}
+
+page_type!(
+    PurchaseOrderList,
+    PurchaseOrder,
+    "A page of purchase orders."
+);
+page_type!(VendorList, Vendor, "A page of vendors.");
+page_type!(ItemList, Item, "A page of items.");
+page_type!(LocationList, Location, "A page of locations.");
+
+/// Body of `POST /v1/purchase-orders`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseOrderIn {
+    /// Order number; the source system assigns one when absent.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// The vendor (`vnd_…`). Required.
+    pub vendor_id: String,
+    /// Receiving location (`loc_…`).
+    #[serde(default)]
+    pub location_id: Option<String>,
+    /// ISO 4217 currency code; the vendor's currency when absent.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Order date (`YYYY-MM-DD`); today when absent.
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub order_date: Option<String>,
+    /// Expected delivery (`YYYY-MM-DD`).
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub expected_delivery_date: Option<String>,
+    /// Free-text note.
+    #[serde(default)]
+    pub memo: Option<String>,
+    /// Custom fields to set, by name.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Lines; at least one. Created in the same transaction as the order.
+    pub line_items: Vec<PurchaseOrderLineIn>,
+}
+
+/// One line of a purchase order to create.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseOrderLineIn {
+    /// The item (`itm_…`). Required.
+    pub item_id: String,
+    /// Quantity, greater than zero, as a decimal string or number.
+    #[schema(value_type = String, example = "10")]
+    pub quantity: Decimal,
+    /// Price per unit; the item's cost when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "12.50")]
+    pub unit_price: Option<Decimal>,
+    /// Description; the item's name when absent.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Unit of measure; the item's when absent.
+    #[serde(default)]
+    pub unit_of_measure: Option<String>,
+    /// Expected delivery of this line (`YYYY-MM-DD`).
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub expected_delivery_date: Option<String>,
+}
+
+/// Body of `PATCH /v1/purchase-orders/{id}`: fields left out stay unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseOrderPatch {
+    /// Receiving location (`loc_…`).
+    #[serde(default)]
+    pub location_id: Option<String>,
+    /// Expected delivery (`YYYY-MM-DD`).
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub expected_delivery_date: Option<String>,
+    /// Free-text note.
+    #[serde(default)]
+    pub memo: Option<String>,
+    /// Custom fields to set, by name.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When present, replaces all lines.
+    #[serde(default)]
+    pub line_items: Option<Vec<PurchaseOrderLineIn>>,
+}
+
+/// Answer of `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthOut {
+    /// `ok`, or `unavailable` with a 503.
+    pub status: String,
+}

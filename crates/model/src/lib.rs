@@ -1,0 +1,11 @@
+//! Ironbridge's public data shapes: the unified entities, the API's request and response
+//! bodies and the error catalogue. No I/O lives here; every type documents itself for OpenAPI.
+
+pub mod api;
+pub mod entities;
+pub mod error;
+pub mod timestamp;
+
+pub use entities::Entity;
+pub use error::ErrorCode;
+pub use timestamp::Timestamp;

@@ -1,0 +1,41 @@
+//! The two implementations of Ironbridge's `Store`: SQLite (embedded default) and PostgreSQL
+//! (many processes, one database). Both compile the same query code (`shared.rs`), each with
+//! its own types, migrations and the few statements where the dialects differ.
+
+mod migrate;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use ironbridge_core::store::{Store, StoreError};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Opens the store named by a URL (`sqlite://path` or `postgres://…`) and applies migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, None).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Unavailable(
+            "database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}
+
+/// Classifies a driver error without leaking it into responses.
+pub(crate) fn classify(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        _ => StoreError::Internal(err.to_string()),
+    }
+}

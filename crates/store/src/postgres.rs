@@ -1,0 +1,99 @@
+//! The PostgreSQL store, for many API and worker processes sharing one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ironbridge_core::store::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Transaction};
+
+use crate::classify;
+use crate::migrate::{self, Migration};
+
+pub(crate) type Db = sqlx::Postgres;
+pub(crate) type Backend = PgStore;
+
+/// Locks the organization row so concurrent creations cannot both take the last credit.
+pub(crate) const LOCK_ORG: &str =
+    "SELECT connection_credits FROM organizations WHERE id = $1 FOR UPDATE";
+pub(crate) const MIGRATIONS: &[Migration] = migrate::POSTGRES;
+/// Several processes may start at once; one migrates, the others wait.
+pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(4711001)");
+
+/// A store in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects, optionally into a schema (tests isolate themselves this way), and migrates.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
+        if let Some(schema) = schema {
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(classify)?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating, for administrative statements (creating test schemas).
+    pub async fn connect_admin(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(classify)?;
+        Ok(PgStore { pool })
+    }
+
+    /// Creates a schema; the name must be lowercase letters, digits and underscores.
+    pub async fn create_schema(&self, name: &str) -> Result<(), StoreError> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::Internal("invalid schema name".into()));
+        }
+        // Identifiers cannot be bound as parameters; the name was checked above.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {name}"
+        )))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(classify)
+    }
+
+    /// Closes the pool; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs a raw statement (tests use it to damage data on purpose).
+    pub async fn execute_raw(&self, sql: &'static str) -> Result<u64, StoreError> {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(classify)
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
+        self.pool.begin().await.map_err(classify)
+    }
+}
+
+#[path = "shared.rs"]
+mod shared;

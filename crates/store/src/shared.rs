@@ -1,0 +1,751 @@
+//! The query code shared by both backends. This file is compiled twice, once inside
+//! `sqlite` and once inside `postgres`; `super::Db` and `super::Backend` name the backend.
+//! Placeholders are `$N`, which both drivers accept, so statements are written once.
+
+use async_trait::async_trait;
+use ironbridge_core::store::{
+    ApiKey, ConnId, Connection, NewApiKey, NewConnection, OrgId, Organization, PageWrite,
+    RecordQuery, Store, StoreError, StoreResult, StoredRecord, SyncState, WriteCounts,
+};
+use ironbridge_model::{Entity, Timestamp};
+use sqlx::Row;
+
+use super::{Backend, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
+use crate::classify;
+use crate::migrate::CREATE_TABLE;
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+macro_rules! connection_columns {
+    () => {
+        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state"
+    };
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, org_id, name, prefix, created_at, last_used_at, revoked_at"
+    };
+}
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
+    Ok(Connection {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        system: row.try_get("system")?,
+        name: row.try_get("name")?,
+        status: row.try_get("status")?,
+        settings: row.try_get("settings")?,
+        end_user: row.try_get("end_user")?,
+        credentials: row.try_get("credentials")?,
+        token_prefix: row.try_get("token_prefix")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        disconnected_at: ts(row.try_get("disconnected_at")?),
+        replaces: row.try_get("replaces")?,
+        replaced_by: row.try_get("replaced_by")?,
+        last_success_at: ts(row.try_get("last_success_at")?),
+        last_error_at: ts(row.try_get("last_error_at")?),
+        last_error_code: row.try_get("last_error_code")?,
+        consecutive_errors: row.try_get("consecutive_errors")?,
+        error_count: row.try_get("error_count")?,
+        circuit_state: row.try_get("circuit_state")?,
+    })
+}
+
+fn key_from(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        last_used_at: ts(row.try_get("last_used_at")?),
+        revoked_at: ts(row.try_get("revoked_at")?),
+    })
+}
+
+fn record_from(row: &DbRow) -> Result<StoredRecord, sqlx::Error> {
+    Ok(StoredRecord {
+        id: row.try_get("id")?,
+        remote_id: row.try_get("remote_id")?,
+        data: row.try_get("data")?,
+        raw: row.try_get("raw")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        modified_at: Timestamp(row.try_get("modified_at")?),
+        remote_created_at: ts(row.try_get("remote_created_at")?),
+        remote_updated_at: ts(row.try_get("remote_updated_at")?),
+        remote_was_deleted: row.try_get("remote_was_deleted")?,
+    })
+}
+
+fn sync_state_from(row: &DbRow) -> Result<Option<SyncState>, sqlx::Error> {
+    let entity: String = row.try_get("entity")?;
+    let Some(entity) = Entity::parse(&entity) else {
+        return Ok(None);
+    };
+    Ok(Some(SyncState {
+        entity,
+        status: row.try_get("status")?,
+        cursor: row.try_get("cursor")?,
+        last_started_at: ts(row.try_get("last_started_at")?),
+        last_finished_at: ts(row.try_get("last_finished_at")?),
+        last_succeeded_at: ts(row.try_get("last_succeeded_at")?),
+        last_error: row.try_get("last_error")?,
+    }))
+}
+
+const INSERT_CONNECTION: &str = "INSERT INTO connections (id, org_id, system, name, status, settings, end_user, credentials, token_hash, token_prefix, created_at, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const COUNT_LIVE: &str =
+    "SELECT COUNT(*) FROM connections WHERE org_id = $1 AND status <> 'disconnected'";
+const SELECT_CONNECTION: &str = concat!(
+    "SELECT ",
+    connection_columns!(),
+    " FROM connections WHERE org_id = $1 AND id = $2"
+);
+
+impl Backend {
+    /// Applies the embedded migrations that are not yet applied.
+    pub(crate) async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        if let Some(lock) = LOCK_MIGRATIONS {
+            sqlx::query(lock)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        sqlx::query(CREATE_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            sqlx::raw_sql(m.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(ironbridge_core::Clock::now(&ironbridge_core::SystemClock).micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn insert_connection(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        org: &OrgId,
+        new: &NewConnection,
+    ) -> StoreResult<()> {
+        let credits: Option<i64> = sqlx::query_scalar(LOCK_ORG)
+            .bind(&org.0)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(classify)?;
+        let credits = credits.ok_or(StoreError::NotFound)?;
+        let used: i64 = sqlx::query_scalar(COUNT_LIVE)
+            .bind(&org.0)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(classify)?;
+        if used >= credits {
+            return Err(StoreError::CreditsExhausted);
+        }
+        sqlx::query(INSERT_CONNECTION)
+            .bind(&new.id)
+            .bind(&org.0)
+            .bind(&new.system)
+            .bind(&new.name)
+            .bind(&new.status)
+            .bind(&new.settings)
+            .bind(&new.end_user)
+            .bind(&new.credentials)
+            .bind(&new.token_hash)
+            .bind(&new.token_prefix)
+            .bind(new.created_at.micros())
+            .bind(&new.replaces)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for Backend {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn create_organization(&self, org: &Organization, key: &NewApiKey) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO organizations (id, name, connection_credits, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&org.id)
+            .bind(&org.name)
+            .bind(org.connection_credits)
+            .bind(org.created_at.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("INSERT INTO api_keys (id, org_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&key.id)
+            .bind(&org.id)
+            .bind(&key.name)
+            .bind(&key.token_hash)
+            .bind(&key.prefix)
+            .bind(key.created_at.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn get_organization(&self, org: &OrgId) -> StoreResult<Organization> {
+        let row = sqlx::query(
+            "SELECT id, name, connection_credits, created_at FROM organizations WHERE id = $1",
+        )
+        .bind(&org.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?
+        .ok_or(StoreError::NotFound)?;
+        (|| {
+            Ok::<_, sqlx::Error>(Organization {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                connection_credits: row.try_get("connection_credits")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+            })
+        })()
+        .map_err(classify)
+    }
+
+    async fn credits_used(&self, org: &OrgId) -> StoreResult<i64> {
+        sqlx::query_scalar(COUNT_LIVE)
+            .bind(&org.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn create_api_key(&self, org: &OrgId, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO api_keys (id, org_id, name, token_hash, prefix, created_at) SELECT $1, id, $3, $4, $5, $6 FROM organizations WHERE id = $2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(&key.id)
+        .bind(&org.0)
+        .bind(&key.name)
+        .bind(&key.token_hash)
+        .bind(&key.prefix)
+        .bind(key.created_at.micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?
+        .ok_or(StoreError::NotFound)?;
+        key_from(&row).map_err(classify)
+    }
+
+    async fn find_api_key(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(key_from).transpose().map_err(classify)
+    }
+
+    async fn list_api_keys(&self, org: &OrgId) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE org_id = $1 ORDER BY id"
+        ))
+        .bind(&org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.iter()
+            .map(key_from)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        org: &OrgId,
+        key_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<ApiKey> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING ",
+            key_columns!()
+        ))
+        .bind(&org.0)
+        .bind(key_id)
+        .bind(now.micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match row {
+            Some(row) => key_from(&row).map_err(classify),
+            None => {
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1 AND id = $2")
+                        .bind(&org.0)
+                        .bind(key_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(classify)?;
+                Err(if exists.is_some() {
+                    StoreError::Conflict("already revoked".into())
+                } else {
+                    StoreError::NotFound
+                })
+            }
+        }
+    }
+
+    async fn touch_api_key(&self, key_id: &str, now: Timestamp) -> StoreResult<()> {
+        // Only once a minute per key, so authentication does not turn every read into a write.
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(key_id)
+            .bind(now.micros())
+            .bind(now.micros() - 60_000_000)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn create_connection(&self, org: &OrgId, new: &NewConnection) -> StoreResult<Connection> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_connection(&mut tx, org, new).await?;
+        tx.commit().await.map_err(classify)?;
+        self.get_connection(org, &ConnId(new.id.clone())).await
+    }
+
+    async fn reconnect(
+        &self,
+        org: &OrgId,
+        old: &ConnId,
+        new: &NewConnection,
+        now: Timestamp,
+    ) -> StoreResult<Connection> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(SELECT_CONNECTION)
+            .bind(&org.0)
+            .bind(&old.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::NotFound)?;
+        let previous = connection_from(&row).map_err(classify)?;
+        if previous.replaced_by.is_some() {
+            return Err(StoreError::Conflict(
+                "this connection was already replaced".into(),
+            ));
+        }
+        sqlx::query("UPDATE connections SET status = 'disconnected', disconnected_at = COALESCE(disconnected_at, $3), replaced_by = $4 WHERE org_id = $1 AND id = $2")
+            .bind(&org.0)
+            .bind(&old.0)
+            .bind(now.micros())
+            .bind(&new.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let new = NewConnection {
+            replaces: Some(old.0.clone()),
+            ..new.clone()
+        };
+        Self::insert_connection(&mut tx, org, &new).await?;
+        tx.commit().await.map_err(classify)?;
+        self.get_connection(org, &ConnId(new.id.clone())).await
+    }
+
+    async fn get_connection(&self, org: &OrgId, id: &ConnId) -> StoreResult<Connection> {
+        let row = sqlx::query(SELECT_CONNECTION)
+            .bind(&org.0)
+            .bind(&id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::NotFound)?;
+        connection_from(&row).map_err(classify)
+    }
+
+    async fn find_connection_by_token(&self, token_hash: &str) -> StoreResult<Option<Connection>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref()
+            .map(connection_from)
+            .transpose()
+            .map_err(classify)
+    }
+
+    async fn list_connections(
+        &self,
+        org: &OrgId,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Connection>, u64)> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(&org.0)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connections WHERE org_id = $1")
+            .bind(&org.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        let list = rows
+            .iter()
+            .map(connection_from)
+            .collect::<Result<_, _>>()
+            .map_err(classify)?;
+        Ok((list, total.max(0) as u64))
+    }
+
+    async fn disconnect_connection(
+        &self,
+        org: &OrgId,
+        id: &ConnId,
+        now: Timestamp,
+    ) -> StoreResult<Connection> {
+        let row = sqlx::query(concat!(
+            "UPDATE connections SET status = 'disconnected', disconnected_at = $3 WHERE org_id = $1 AND id = $2 AND status <> 'disconnected' RETURNING ",
+            connection_columns!()
+        ))
+        .bind(&org.0)
+        .bind(&id.0)
+        .bind(now.micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match row {
+            Some(row) => connection_from(&row).map_err(classify),
+            None => {
+                self.get_connection(org, id).await?;
+                Err(StoreError::Conflict(
+                    "the connection is already disconnected".into(),
+                ))
+            }
+        }
+    }
+
+    async fn delete_connection_data(&self, org: &OrgId, id: &ConnId) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM connections WHERE org_id = $1 AND id = $2")
+                .bind(&org.0)
+                .bind(&id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+        match status.as_deref() {
+            None => return Err(StoreError::NotFound),
+            Some("disconnected") => {}
+            Some(_) => {
+                return Err(StoreError::Conflict(
+                    "disconnect the connection before deleting its data".into(),
+                ));
+            }
+        }
+        let deleted = sqlx::query("DELETE FROM records WHERE connection_id = $1")
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+        sqlx::query("DELETE FROM sync_state WHERE connection_id = $1")
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(deleted)
+    }
+
+    async fn set_connection_status(&self, conn: &ConnId, status: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET status = $2 WHERE id = $1 AND status <> 'disconnected'")
+            .bind(&conn.0)
+            .bind(status)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET last_success_at = $2, consecutive_errors = 0, circuit_state = 'closed' WHERE id = $1")
+            .bind(&conn.0)
+            .bind(now.micros())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn record_call_failure(
+        &self,
+        conn: &ConnId,
+        now: Timestamp,
+        code: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET last_error_at = $2, last_error_code = $3, consecutive_errors = consecutive_errors + 1, error_count = error_count + 1 WHERE id = $1")
+            .bind(&conn.0)
+            .bind(now.micros())
+            .bind(code)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>> {
+        let rows = sqlx::query("SELECT entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error FROM sync_state WHERE connection_id = $1 ORDER BY entity")
+            .bind(&conn.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let states: Vec<Option<SyncState>> = rows
+            .iter()
+            .map(sync_state_from)
+            .collect::<Result<_, _>>()
+            .map_err(classify)?;
+        Ok(states.into_iter().flatten().collect())
+    }
+
+    async fn start_sync(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        let cursor: Option<Option<String>> = sqlx::query_scalar(
+            "INSERT INTO sync_state (connection_id, entity, status, last_started_at) VALUES ($1, $2, 'running', $3) \
+             ON CONFLICT (connection_id, entity) DO UPDATE SET status = 'running', last_started_at = excluded.last_started_at RETURNING cursor",
+        )
+        .bind(&conn.0)
+        .bind(entity.as_str())
+        .bind(now.micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(cursor.flatten())
+    }
+
+    async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts> {
+        let mut counts = WriteCounts::default();
+        let mut tx = self.begin_write().await?;
+        let now = page.now.micros();
+        for r in &page.records {
+            let existing = sqlx::query("SELECT content_hash, remote_was_deleted FROM records WHERE connection_id = $1 AND entity = $2 AND id = $3")
+                .bind(&conn.0)
+                .bind(page.entity.as_str())
+                .bind(&r.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+            match existing {
+                None => {
+                    sqlx::query("INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)")
+                        .bind(&conn.0)
+                        .bind(page.entity.as_str())
+                        .bind(&r.id)
+                        .bind(&r.remote_id)
+                        .bind(&r.data)
+                        .bind(&r.raw)
+                        .bind(&r.content_hash)
+                        .bind(r.remote_created_at.map(Timestamp::micros))
+                        .bind(r.remote_updated_at.map(Timestamp::micros))
+                        .bind(r.remote_was_deleted)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(classify)?;
+                    if r.remote_was_deleted {
+                        counts.deleted += 1
+                    } else {
+                        counts.added += 1
+                    }
+                }
+                Some(row) => {
+                    let hash: String = row.try_get("content_hash").map_err(classify)?;
+                    let was_deleted: bool = row.try_get("remote_was_deleted").map_err(classify)?;
+                    if hash == r.content_hash && was_deleted == r.remote_was_deleted {
+                        counts.unchanged += 1;
+                        continue;
+                    }
+                    sqlx::query("UPDATE records SET remote_id = $4, data = $5, raw = $6, content_hash = $7, remote_created_at = $8, remote_updated_at = $9, remote_was_deleted = $10, modified_at = $11 WHERE connection_id = $1 AND entity = $2 AND id = $3")
+                        .bind(&conn.0)
+                        .bind(page.entity.as_str())
+                        .bind(&r.id)
+                        .bind(&r.remote_id)
+                        .bind(&r.data)
+                        .bind(&r.raw)
+                        .bind(&r.content_hash)
+                        .bind(r.remote_created_at.map(Timestamp::micros))
+                        .bind(r.remote_updated_at.map(Timestamp::micros))
+                        .bind(r.remote_was_deleted)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(classify)?;
+                    if r.remote_was_deleted && !was_deleted {
+                        counts.deleted += 1
+                    } else {
+                        counts.updated += 1
+                    }
+                }
+            }
+        }
+        sqlx::query("UPDATE sync_state SET cursor = $3 WHERE connection_id = $1 AND entity = $2")
+            .bind(&conn.0)
+            .bind(page.entity.as_str())
+            .bind(&page.checkpoint)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(counts)
+    }
+
+    async fn finish_sync(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        now: Timestamp,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let query = match error {
+            None => sqlx::query(
+                "UPDATE sync_state SET status = 'succeeded', cursor = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL WHERE connection_id = $1 AND entity = $2",
+            ),
+            Some(_) => sqlx::query(
+                "UPDATE sync_state SET status = 'failed', last_finished_at = $3, last_error = $4 WHERE connection_id = $1 AND entity = $2",
+            ),
+        };
+        query
+            .bind(&conn.0)
+            .bind(entity.as_str())
+            .bind(now.micros())
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn list_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<Vec<StoredRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, remote_id, data, CASE WHEN $7 THEN raw ELSE NULL END AS raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted \
+             FROM records WHERE connection_id = $1 AND entity = $2 AND ($3 IS NULL OR id > $3) \
+             AND ($4 IS NULL OR modified_at > $4) AND ($5 IS NULL OR modified_at < $5) AND ($6 OR remote_was_deleted = FALSE) \
+             ORDER BY id LIMIT $8",
+        )
+        .bind(&conn.0)
+        .bind(q.entity.as_str())
+        .bind(q.after_id.as_deref())
+        .bind(q.modified_after.map(Timestamp::micros))
+        .bind(q.modified_before.map(Timestamp::micros))
+        .bind(q.include_deleted)
+        .bind(q.include_raw)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.iter()
+            .map(record_from)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
+    }
+
+    async fn count_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM records WHERE connection_id = $1 AND entity = $2 \
+             AND ($3 IS NULL OR modified_at > $3) AND ($4 IS NULL OR modified_at < $4) AND ($5 OR remote_was_deleted = FALSE)",
+        )
+        .bind(&conn.0)
+        .bind(q.entity.as_str())
+        .bind(q.modified_after.map(Timestamp::micros))
+        .bind(q.modified_before.map(Timestamp::micros))
+        .bind(q.include_deleted)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn get_record(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        id: &str,
+        include_raw: bool,
+    ) -> StoreResult<Option<StoredRecord>> {
+        let row = sqlx::query(
+            "SELECT id, remote_id, data, CASE WHEN $4 THEN raw ELSE NULL END AS raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted \
+             FROM records WHERE connection_id = $1 AND entity = $2 AND id = $3",
+        )
+        .bind(&conn.0)
+        .bind(entity.as_str())
+        .bind(id)
+        .bind(include_raw)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(record_from).transpose().map_err(classify)
+    }
+
+    async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>> {
+        let rows = sqlx::query("SELECT entity, COUNT(*) AS n FROM records WHERE connection_id = $1 GROUP BY entity ORDER BY entity")
+            .bind(&conn.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let entity: String = row.try_get("entity").map_err(classify)?;
+            let n: i64 = row.try_get("n").map_err(classify)?;
+            if let Some(entity) = Entity::parse(&entity) {
+                out.push((entity, n));
+            }
+        }
+        Ok(out)
+    }
+}

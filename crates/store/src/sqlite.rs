@@ -1,0 +1,73 @@
+//! The embedded SQLite store: one file, WAL journal, one writer at a time.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ironbridge_core::store::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlitePool, Transaction};
+
+use crate::classify;
+use crate::migrate::{self, Migration};
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) type Backend = SqliteStore;
+
+/// SQLite has no row locks; `BEGIN IMMEDIATE` already serializes writers.
+pub(crate) const LOCK_ORG: &str = "SELECT connection_credits FROM organizations WHERE id = $1";
+pub(crate) const MIGRATIONS: &[Migration] = migrate::SQLITE;
+pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
+
+/// A store in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `url` (`sqlite://path`) and migrates it.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Unavailable("invalid SQLite URL".into()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(classify)?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Closes the pool; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs a raw statement (tests use it to damage data on purpose).
+    pub async fn execute_raw(&self, sql: &'static str) -> Result<u64, StoreError> {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(classify)
+    }
+
+    /// A write transaction that takes the write lock up front, so it never fails half-way
+    /// with SQLITE_BUSY when upgrading from a read.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(classify)
+    }
+}
+
+#[path = "shared.rs"]
+mod shared;

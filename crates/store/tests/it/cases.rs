@@ -1,0 +1,458 @@
+//! The contract every `Store` implementation must keep.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ironbridge_core::crypto::token_hash;
+use ironbridge_core::ids::{new_id, record_id};
+use ironbridge_core::store::*;
+use ironbridge_model::{Entity, Timestamp};
+
+const T0: Timestamp = Timestamp(1_790_000_000_000_000);
+
+async fn org(store: &Arc<dyn Store>, credits: i64) -> OrgId {
+    let id = new_id("org", T0.micros());
+    let key = NewApiKey {
+        id: new_id("key", T0.micros()),
+        name: "first".into(),
+        token_hash: token_hash(&id),
+        prefix: "ibk_test".into(),
+        created_at: T0,
+    };
+    store
+        .create_organization(
+            &Organization {
+                id: id.clone(),
+                name: "Acme".into(),
+                connection_credits: credits,
+                created_at: T0,
+            },
+            &key,
+        )
+        .await
+        .unwrap();
+    OrgId(id)
+}
+
+fn new_conn(token: &str) -> NewConnection {
+    NewConnection {
+        id: new_id("conn", T0.micros()),
+        system: "sandbox".into(),
+        name: Some("test".into()),
+        status: "online".into(),
+        settings: "{}".into(),
+        end_user: None,
+        credentials: Some("v1.x.ciphertext".into()),
+        token_hash: token_hash(token),
+        token_prefix: "ibc_test".into(),
+        created_at: T0,
+        replaces: None,
+    }
+}
+
+async fn conn(store: &Arc<dyn Store>, org: &OrgId) -> ConnId {
+    let c = store
+        .create_connection(org, &new_conn(&new_id("tok", 0)))
+        .await
+        .unwrap();
+    ConnId(c.id)
+}
+
+fn rec(conn: &ConnId, remote_id: &str, body: &str) -> RecordUpsert {
+    RecordUpsert {
+        id: record_id(&conn.0, Entity::Vendor, remote_id),
+        remote_id: remote_id.into(),
+        data: format!(r#"{{"name":"{body}"}}"#),
+        raw: format!(r#"{{"n":"{body}"}}"#),
+        content_hash: body.into(),
+        remote_created_at: Some(T0),
+        remote_updated_at: None,
+        remote_was_deleted: false,
+    }
+}
+
+async fn write(
+    store: &Arc<dyn Store>,
+    conn: &ConnId,
+    records: Vec<RecordUpsert>,
+    now: Timestamp,
+) -> WriteCounts {
+    store.start_sync(conn, Entity::Vendor, now).await.unwrap();
+    store
+        .write_page(
+            conn,
+            &PageWrite {
+                entity: Entity::Vendor,
+                records,
+                checkpoint: None,
+                now,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+fn query(limit: u32) -> RecordQuery {
+    RecordQuery {
+        entity: Entity::Vendor,
+        after_id: None,
+        modified_after: None,
+        modified_before: None,
+        include_deleted: false,
+        include_raw: false,
+        limit,
+    }
+}
+
+pub async fn organizations_and_keys(store: Arc<dyn Store>) {
+    let a = org(&store, 3).await;
+    let b = org(&store, 3).await;
+    assert_eq!(
+        store.get_organization(&a).await.unwrap().connection_credits,
+        3
+    );
+    let key = NewApiKey {
+        id: new_id("key", T0.micros()),
+        name: "ci".into(),
+        token_hash: token_hash("secret-1"),
+        prefix: "ibk_sec".into(),
+        created_at: T0,
+    };
+    let created = store.create_api_key(&a, &key).await.unwrap();
+    assert_eq!(created.org_id, a.0);
+    let found = store
+        .find_api_key(&token_hash("secret-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, key.id);
+    assert!(
+        store
+            .find_api_key(&token_hash("secret-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.list_api_keys(&a).await.unwrap().len(), 2);
+    assert!(matches!(
+        store.revoke_api_key(&b, &key.id, T0).await,
+        Err(StoreError::NotFound)
+    ));
+    let revoked = store.revoke_api_key(&a, &key.id, T0).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(T0));
+    assert!(matches!(
+        store.revoke_api_key(&a, &key.id, T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.get_organization(&OrgId("org_missing".into())).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .create_api_key(
+                &OrgId("org_missing".into()),
+                &NewApiKey {
+                    token_hash: token_hash("x"),
+                    ..key
+                }
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn connection_credits_are_a_pool(store: Arc<dyn Store>) {
+    let o = org(&store, 2).await;
+    let first = conn(&store, &o).await;
+    conn(&store, &o).await;
+    assert_eq!(store.credits_used(&o).await.unwrap(), 2);
+    assert!(matches!(
+        store.create_connection(&o, &new_conn("t3")).await,
+        Err(StoreError::CreditsExhausted)
+    ));
+    let gone = store.disconnect_connection(&o, &first, T0).await.unwrap();
+    assert_eq!(gone.status, "disconnected");
+    assert_eq!(gone.disconnected_at, Some(T0));
+    assert!(matches!(
+        store.disconnect_connection(&o, &first, T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.credits_used(&o).await.unwrap(), 1);
+    store.create_connection(&o, &new_conn("t3")).await.unwrap();
+    let found = store
+        .find_connection_by_token(&token_hash("t3"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.org_id, o.0);
+    let (list, total) = store.list_connections(&o, None, 10).await.unwrap();
+    assert_eq!((list.len(), total), (3, 3));
+    let (page, _) = store
+        .list_connections(&o, Some(&list[0].id), 1)
+        .await
+        .unwrap();
+    assert_eq!(page[0].id, list[1].id);
+}
+
+pub async fn concurrent_creations_never_exceed_credits(store: Arc<dyn Store>) {
+    let o = org(&store, 2).await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (store, o) = (store.clone(), o.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_connection(&o, &new_conn(&format!("race-{i}")))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::CreditsExhausted) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 2);
+    assert_eq!(store.credits_used(&o).await.unwrap(), 2);
+}
+
+pub async fn tenants_cannot_touch_each_other(store: Arc<dyn Store>) {
+    let a = org(&store, 2).await;
+    let b = org(&store, 2).await;
+    let ca = conn(&store, &a).await;
+    assert!(matches!(
+        store.get_connection(&b, &ca).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.disconnect_connection(&b, &ca, T0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_connection_data(&b, &ca).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.reconnect(&b, &ca, &new_conn("r"), T0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_connections(&b, None, 10).await.unwrap().1, 0);
+    assert_eq!(
+        store.get_connection(&a, &ca).await.unwrap().status,
+        "online"
+    );
+}
+
+pub async fn reconnect_replaces_atomically(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let old = conn(&store, &o).await;
+    // The pool is full, but a reconnect frees the old credit in the same transaction.
+    let new = store
+        .reconnect(&o, &old, &new_conn("fresh"), T0)
+        .await
+        .unwrap();
+    assert_eq!(new.replaces.as_deref(), Some(old.0.as_str()));
+    let old_row = store.get_connection(&o, &old).await.unwrap();
+    assert_eq!(old_row.status, "disconnected");
+    assert_eq!(old_row.replaced_by.as_deref(), Some(new.id.as_str()));
+    assert!(matches!(
+        store.reconnect(&o, &old, &new_conn("again"), T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.credits_used(&o).await.unwrap(), 1);
+}
+
+pub async fn pages_are_written_idempotently(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    let counts = write(&store, &c, vec![rec(&c, "1", "a"), rec(&c, "2", "b")], T0).await;
+    assert_eq!((counts.added, counts.updated, counts.unchanged), (2, 0, 0));
+    let t1 = T0.plus_secs(10);
+    let counts = write(&store, &c, vec![rec(&c, "1", "a"), rec(&c, "2", "b2")], t1).await;
+    assert_eq!((counts.added, counts.updated, counts.unchanged), (0, 1, 1));
+    let one = store
+        .get_record(
+            &c,
+            Entity::Vendor,
+            &record_id(&c.0, Entity::Vendor, "1"),
+            true,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (one.created_at, one.modified_at),
+        (T0, T0),
+        "an unchanged record keeps its modified_at"
+    );
+    assert_eq!(one.raw.as_deref(), Some(r#"{"n":"a"}"#));
+    let two = store
+        .get_record(
+            &c,
+            Entity::Vendor,
+            &record_id(&c.0, Entity::Vendor, "2"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((two.created_at, two.modified_at, two.raw), (T0, t1, None));
+    let mut gone = rec(&c, "2", "b2");
+    gone.remote_was_deleted = true;
+    let counts = write(&store, &c, vec![gone], t1.plus_secs(1)).await;
+    assert_eq!(counts.deleted, 1);
+    assert_eq!(store.list_records(&c, &query(10)).await.unwrap().len(), 1);
+    let mut with_deleted = query(10);
+    with_deleted.include_deleted = true;
+    let all = store.list_records(&c, &with_deleted).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|r| r.remote_was_deleted));
+    assert_eq!(store.count_records(&c, &query(10)).await.unwrap(), 1);
+    assert_eq!(
+        store.record_counts(&c).await.unwrap(),
+        vec![(Entity::Vendor, 2)]
+    );
+    assert!(
+        store
+            .get_record(&c, Entity::Item, &all[0].id, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    assert_eq!(
+        store.start_sync(&c, Entity::Vendor, T0).await.unwrap(),
+        None
+    );
+    store
+        .write_page(
+            &c,
+            &PageWrite {
+                entity: Entity::Vendor,
+                records: vec![rec(&c, "1", "a")],
+                checkpoint: Some("page-2".into()),
+                now: T0,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .finish_sync(&c, Entity::Vendor, T0, Some("upstream timed out"))
+        .await
+        .unwrap();
+    // A failed sync resumes where its last committed page ended.
+    assert_eq!(
+        store
+            .start_sync(&c, Entity::Vendor, T0)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("page-2")
+    );
+    let states = store.sync_states(&c).await.unwrap();
+    assert_eq!(states[0].status, "running");
+    assert_eq!(states[0].last_error.as_deref(), Some("upstream timed out"));
+    store
+        .finish_sync(&c, Entity::Vendor, T0.plus_secs(1), None)
+        .await
+        .unwrap();
+    let states = store.sync_states(&c).await.unwrap();
+    assert_eq!(
+        (
+            states[0].status.as_str(),
+            states[0].cursor.as_deref(),
+            states[0].last_error.as_deref()
+        ),
+        ("succeeded", None, None)
+    );
+    assert_eq!(states[0].last_succeeded_at, Some(T0.plus_secs(1)));
+}
+
+pub async fn keyset_pages_survive_concurrent_changes(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    let initial: Vec<RecordUpsert> = (0..250).map(|i| rec(&c, &format!("r{i}"), "v1")).collect();
+    write(&store, &c, initial.clone(), T0).await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut round = 0;
+    let mut deleted = HashSet::new();
+    loop {
+        let mut q = query(17);
+        q.after_id = after.clone();
+        let page = store.list_records(&c, &q).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|r| r.id.clone()));
+        after = page.last().map(|r| r.id.clone());
+        // Between pages: insert new records, update some, delete one.
+        round += 1;
+        let now = T0.plus_secs(round);
+        let mut changes = vec![
+            rec(&c, &format!("new{round}"), "v1"),
+            rec(&c, &format!("r{}", round * 7 % 250), &format!("v{round}")),
+        ];
+        let mut gone = rec(&c, &format!("r{}", (round * 13 + 5) % 250), "v1");
+        gone.remote_was_deleted = true;
+        deleted.insert(gone.id.clone());
+        changes.push(gone);
+        write(&store, &c, changes, now).await;
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no record is returned twice");
+    for r in &initial {
+        if !deleted.contains(&r.id) {
+            assert!(
+                unique.contains(&r.id),
+                "record {} existed throughout and was missed",
+                r.remote_id
+            );
+        }
+    }
+}
+
+pub async fn filters_by_modification_time(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    write(&store, &c, vec![rec(&c, "old", "a")], T0).await;
+    write(&store, &c, vec![rec(&c, "mid", "a")], T0.plus_secs(10)).await;
+    write(&store, &c, vec![rec(&c, "new", "a")], T0.plus_secs(20)).await;
+    let mut q = query(10);
+    q.modified_after = Some(T0);
+    assert_eq!(
+        store.count_records(&c, &q).await.unwrap(),
+        2,
+        "modified_after is exclusive"
+    );
+    q.modified_before = Some(T0.plus_secs(20));
+    let rows = store.list_records(&c, &q).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.remote_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["mid"]
+    );
+}
+
+pub async fn deleting_data_needs_a_disconnected_connection(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    write(&store, &c, vec![rec(&c, "1", "a"), rec(&c, "2", "a")], T0).await;
+    assert!(matches!(
+        store.delete_connection_data(&o, &c).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.disconnect_connection(&o, &c, T0).await.unwrap();
+    // Disconnecting keeps the synced history.
+    assert_eq!(store.count_records(&c, &query(10)).await.unwrap(), 2);
+    assert_eq!(store.delete_connection_data(&o, &c).await.unwrap(), 2);
+    assert_eq!(store.count_records(&c, &query(10)).await.unwrap(), 0);
+    assert!(store.sync_states(&c).await.unwrap().is_empty());
+}
