@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod ids;
 pub mod mapping;
 pub mod sandbox;
+pub mod service;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

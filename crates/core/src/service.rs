@@ -1,0 +1,472 @@
+//! Use cases that span the store, secrets and connectors: making, reconnecting and opening
+//! connections, rendering stored records, and writing purchase orders back to the source.
+
+use std::sync::Arc;
+
+use ironbridge_model::api::{
+    ConnectionIn, ConnectionStatus, PurchaseOrderIn, PurchaseOrderLineIn, PurchaseOrderPatch,
+    SystemId,
+};
+use ironbridge_model::{Entity, Timestamp};
+use serde_json::{Map, Value};
+
+use crate::clock::Clock;
+use crate::connector::{
+    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+};
+use crate::crypto::{self, CryptoError, Keys};
+use crate::ids;
+use crate::mapping::{MappingError, default_mapping};
+use crate::store::{ConnId, Connection, NewConnection, OrgId, Store, StoreError, StoredRecord};
+
+/// Prefix of connection tokens.
+pub const CONNECTION_TOKEN_PREFIX: &str = "ibc";
+/// Prefix of admin API keys.
+pub const API_KEY_PREFIX: &str = "ibk";
+
+/// Failures of the use cases, for the HTTP edge to classify.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The source system refused or failed.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// A stored secret could not be decrypted (wrong master key?).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A stored record could not be mapped or rendered.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// The caller's input is invalid; safe to show.
+    #[error("{message}")]
+    Invalid {
+        /// Field at fault.
+        param: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Builds connectors for connections. Lives behind a trait so the engine can register the
+/// real systems while core stays free of HTTP clients.
+pub trait ConnectorFactory: Send + Sync {
+    /// A connector for a system with the given settings and decrypted credentials.
+    fn build(
+        &self,
+        system: SystemId,
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError>;
+}
+
+/// The AAD binding a connection's credentials to its row.
+pub fn credentials_context(connection_id: &str) -> String {
+    format!("connections:{connection_id}:credentials")
+}
+
+/// A new connection and its token, shown once.
+#[derive(Debug)]
+pub struct Created {
+    /// The stored connection.
+    pub connection: Connection,
+    /// The plaintext token.
+    pub token: String,
+}
+
+/// What is needed to make a connection.
+pub struct Deps<'a> {
+    /// Storage.
+    pub store: &'a dyn Store,
+    /// Secrets.
+    pub keys: &'a Keys,
+    /// Connectors.
+    pub connectors: &'a dyn ConnectorFactory,
+    /// Time.
+    pub clock: &'a dyn Clock,
+}
+
+fn new_connection(
+    deps: &Deps<'_>,
+    system: SystemId,
+    name: Option<String>,
+    settings: &Map<String, Value>,
+    end_user: Option<String>,
+    credentials: Option<&Map<String, Value>>,
+) -> Result<(NewConnection, String), ServiceError> {
+    let now = deps.clock.now();
+    let id = ids::new_id("conn", now.micros());
+    let token = crypto::new_token(CONNECTION_TOKEN_PREFIX);
+    let credentials = match credentials {
+        Some(c) => {
+            let plain = serde_json::to_vec(c).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+            Some(deps.keys.encrypt(&credentials_context(&id), &plain)?)
+        }
+        None => None,
+    };
+    let new = NewConnection {
+        id,
+        system: system.as_str().to_string(),
+        name,
+        status: ConnectionStatus::Syncing.as_str().to_string(),
+        settings: Value::Object(settings.clone()).to_string(),
+        end_user,
+        credentials,
+        token_hash: crypto::token_hash(&token),
+        token_prefix: crypto::token_prefix(&token),
+        created_at: now,
+        replaces: None,
+    };
+    Ok((new, token))
+}
+
+/// Validates the settings and credentials against the system, then stores the connection
+/// (taking a credit). The caller starts the initial sync.
+pub async fn create_connection(
+    deps: &Deps<'_>,
+    org: &OrgId,
+    input: &ConnectionIn,
+) -> Result<Created, ServiceError> {
+    let settings = input.settings.clone().unwrap_or_default();
+    let connector = deps
+        .connectors
+        .build(input.system, &settings, input.credentials.as_ref())?;
+    connector.check().await?;
+    let end_user = input
+        .end_user
+        .as_ref()
+        .map(|u| serde_json::to_string(u).unwrap_or_default());
+    let (new, token) = new_connection(
+        deps,
+        input.system,
+        input.name.clone(),
+        &settings,
+        end_user,
+        input.credentials.as_ref(),
+    )?;
+    let connection = deps.store.create_connection(org, &new).await?;
+    Ok(Created { connection, token })
+}
+
+/// Replaces a connection by a new one with a new token, reusing its system and settings
+/// (and its credentials unless new ones are given). The old one is disconnected.
+pub async fn reconnect(
+    deps: &Deps<'_>,
+    org: &OrgId,
+    old: &ConnId,
+    credentials: Option<&Map<String, Value>>,
+) -> Result<Created, ServiceError> {
+    let previous = deps.store.get_connection(org, old).await?;
+    if previous.replaced_by.is_some() {
+        return Err(StoreError::Conflict(
+            "this connection was already replaced; reconnect its replacement".into(),
+        )
+        .into());
+    }
+    let system = SystemId::parse(&previous.system)
+        .ok_or_else(|| ServiceError::Corrupt("unknown system".into()))?;
+    let settings = parse_object(&previous.settings)?;
+    let old_credentials = decrypt_credentials(deps.keys, &previous)?;
+    let credentials = credentials.or(old_credentials.as_ref());
+    let connector = deps.connectors.build(system, &settings, credentials)?;
+    connector.check().await?;
+    let (new, token) = new_connection(
+        deps,
+        system,
+        previous.name.clone(),
+        &settings,
+        previous.end_user.clone(),
+        credentials,
+    )?;
+    let connection = deps
+        .store
+        .reconnect(org, old, &new, deps.clock.now())
+        .await?;
+    Ok(Created { connection, token })
+}
+
+fn parse_object(text: &str) -> Result<Map<String, Value>, ServiceError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ServiceError::Corrupt(
+            "stored settings are not an object".into(),
+        )),
+    }
+}
+
+/// Decrypts a connection's credentials.
+pub fn decrypt_credentials(
+    keys: &Keys,
+    connection: &Connection,
+) -> Result<Option<Map<String, Value>>, ServiceError> {
+    let Some(stored) = &connection.credentials else {
+        return Ok(None);
+    };
+    let plain = keys.decrypt(&credentials_context(&connection.id), stored)?;
+    match serde_json::from_slice(&plain) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        _ => Err(ServiceError::Corrupt(
+            "stored credentials are not an object".into(),
+        )),
+    }
+}
+
+/// A connector for a stored connection.
+pub fn open_connector(
+    keys: &Keys,
+    connectors: &dyn ConnectorFactory,
+    connection: &Connection,
+) -> Result<Arc<dyn Connector>, ServiceError> {
+    let system = SystemId::parse(&connection.system)
+        .ok_or_else(|| ServiceError::Corrupt("unknown system".into()))?;
+    let settings = parse_object(&connection.settings)?;
+    let credentials = decrypt_credentials(keys, connection)?;
+    Ok(connectors.build(system, &settings, credentials.as_ref())?)
+}
+
+/// Renders a stored record as its API representation: envelope, unified body and, when
+/// asked for, the raw payload.
+pub fn render(record: &StoredRecord, include_remote_data: bool) -> Result<Value, ServiceError> {
+    let data = parse_object(&record.data)?;
+    let mut out = Map::with_capacity(data.len() + 8);
+    out.insert("id".into(), Value::String(record.id.clone()));
+    out.insert("remote_id".into(), Value::String(record.remote_id.clone()));
+    out.insert(
+        "created_at".into(),
+        Value::String(record.created_at.to_rfc3339()),
+    );
+    out.insert(
+        "modified_at".into(),
+        Value::String(record.modified_at.to_rfc3339()),
+    );
+    let ts = |t: Option<Timestamp>| t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()));
+    out.insert("remote_created_at".into(), ts(record.remote_created_at));
+    out.insert("remote_updated_at".into(), ts(record.remote_updated_at));
+    out.insert(
+        "remote_was_deleted".into(),
+        Value::Bool(record.remote_was_deleted),
+    );
+    out.extend(data);
+    if include_remote_data {
+        let raw = match &record.raw {
+            Some(raw) => {
+                serde_json::from_str(raw).map_err(|e| ServiceError::Corrupt(e.to_string()))?
+            }
+            None => Value::Null,
+        };
+        out.insert("remote_data".into(), raw);
+    }
+    Ok(Value::Object(out))
+}
+
+/// Renders a record a connector returned from a write (it is not stored).
+pub fn render_written(
+    connection_id: &str,
+    system: SystemId,
+    entity: Entity,
+    raw: Value,
+    now: Timestamp,
+    include_remote_data: bool,
+) -> Result<Value, ServiceError> {
+    let def = default_mapping(system, entity)
+        .ok_or_else(|| ServiceError::Corrupt("no mapping".into()))?;
+    let mapped = def
+        .apply(connection_id, &raw)
+        .map_err(|e: MappingError| ServiceError::Corrupt(e.to_string()))?;
+    let record = StoredRecord {
+        id: ids::record_id(connection_id, entity, &mapped.remote_id),
+        remote_id: mapped.remote_id,
+        data: Value::Object(mapped.data).to_string(),
+        raw: Some(raw.to_string()),
+        created_at: now,
+        modified_at: now,
+        remote_created_at: mapped.remote_created_at,
+        remote_updated_at: mapped.remote_updated_at,
+        remote_was_deleted: mapped.remote_was_deleted,
+    };
+    render(&record, include_remote_data)
+}
+
+fn invalid(param: impl Into<String>, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid {
+        param: param.into(),
+        message: message.into(),
+    }
+}
+
+fn check_date(param: &str, value: &Option<String>) -> Result<(), ServiceError> {
+    if let Some(v) = value {
+        let ok = v.len() == 10
+            && time::Date::parse(
+                v,
+                &time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .is_ok();
+        if !ok {
+            return Err(invalid(
+                param,
+                format!("`{param}` must be a date in YYYY-MM-DD form"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves one of our ids to the source system's key, or says which field is wrong.
+async fn remote_key(
+    store: &dyn Store,
+    conn: &ConnId,
+    entity: Entity,
+    id: &str,
+    param: &str,
+) -> Result<String, ServiceError> {
+    if Entity::from_id(id) != Some(entity) {
+        return Err(invalid(
+            param,
+            format!(
+                "`{param}` must be a {} id (`{}_…`)",
+                entity.as_str(),
+                entity.id_prefix()
+            ),
+        ));
+    }
+    match store.get_record(conn, entity, id, false).await? {
+        Some(r) if !r.remote_was_deleted => Ok(r.remote_id),
+        _ => Err(invalid(
+            param,
+            format!("no {} with id {id} in this connection", entity.as_str()),
+        )),
+    }
+}
+
+async fn lines(
+    store: &dyn Store,
+    conn: &ConnId,
+    lines: &[PurchaseOrderLineIn],
+) -> Result<Vec<PurchaseOrderLineWrite>, ServiceError> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.quantity <= rust_decimal::Decimal::ZERO {
+            return Err(invalid(
+                format!("line_items[{i}].quantity"),
+                "quantity must be greater than zero",
+            ));
+        }
+        if line
+            .unit_price
+            .is_some_and(|p| p < rust_decimal::Decimal::ZERO)
+        {
+            return Err(invalid(
+                format!("line_items[{i}].unit_price"),
+                "unit_price must not be negative",
+            ));
+        }
+        check_date(
+            &format!("line_items[{i}].expected_delivery_date"),
+            &line.expected_delivery_date,
+        )?;
+        out.push(PurchaseOrderLineWrite {
+            item_remote_id: remote_key(
+                store,
+                conn,
+                Entity::Item,
+                &line.item_id,
+                &format!("line_items[{i}].item_id"),
+            )
+            .await?,
+            quantity: line.quantity,
+            unit_price: line.unit_price,
+            description: line.description.clone(),
+            unit_of_measure: line.unit_of_measure.clone(),
+            expected_delivery_date: line.expected_delivery_date.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Validates a purchase order, resolves its references and asks the source to create it.
+/// Returns the raw record the source answered with.
+pub async fn create_purchase_order(
+    store: &dyn Store,
+    connector: &dyn Connector,
+    conn: &ConnId,
+    input: &PurchaseOrderIn,
+) -> Result<Value, ServiceError> {
+    if input.line_items.is_empty() {
+        return Err(invalid(
+            "line_items",
+            "a purchase order needs at least one line",
+        ));
+    }
+    check_date("order_date", &input.order_date)?;
+    check_date("expected_delivery_date", &input.expected_delivery_date)?;
+    if let Some(c) = &input.currency
+        && (c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()))
+    {
+        return Err(invalid(
+            "currency",
+            "currency must be a three-letter ISO 4217 code such as USD",
+        ));
+    }
+    let order = PurchaseOrderWrite {
+        number: input.number.clone(),
+        vendor_remote_id: remote_key(store, conn, Entity::Vendor, &input.vendor_id, "vendor_id")
+            .await?,
+        location_remote_id: match &input.location_id {
+            Some(l) => Some(remote_key(store, conn, Entity::Location, l, "location_id").await?),
+            None => None,
+        },
+        currency: input.currency.clone(),
+        order_date: input.order_date.clone(),
+        expected_delivery_date: input.expected_delivery_date.clone(),
+        memo: input.memo.clone(),
+        custom_fields: input.custom_fields.clone().unwrap_or_default(),
+        lines: lines(store, conn, &input.line_items).await?,
+    };
+    Ok(connector.create_purchase_order(&order).await?)
+}
+
+/// Validates changes to a purchase order and asks the source to apply them.
+pub async fn update_purchase_order(
+    store: &dyn Store,
+    connector: &dyn Connector,
+    conn: &ConnId,
+    id: &str,
+    patch: &PurchaseOrderPatch,
+) -> Result<Option<Value>, ServiceError> {
+    let Some(existing) = store
+        .get_record(conn, Entity::PurchaseOrder, id, false)
+        .await?
+    else {
+        return Ok(None);
+    };
+    check_date("expected_delivery_date", &patch.expected_delivery_date)?;
+    let update = PurchaseOrderUpdate {
+        location_remote_id: match &patch.location_id {
+            Some(l) => Some(remote_key(store, conn, Entity::Location, l, "location_id").await?),
+            None => None,
+        },
+        expected_delivery_date: patch.expected_delivery_date.clone(),
+        memo: patch.memo.clone(),
+        custom_fields: patch.custom_fields.clone().unwrap_or_default(),
+        lines: match &patch.line_items {
+            Some(l) if l.is_empty() => {
+                return Err(invalid(
+                    "line_items",
+                    "a purchase order needs at least one line",
+                ));
+            }
+            Some(l) => Some(lines(store, conn, l).await?),
+            None => None,
+        },
+    };
+    match connector
+        .update_purchase_order(&existing.remote_id, &update)
+        .await
+    {
+        Ok(raw) => Ok(Some(raw)),
+        Err(ConnectorError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,313 @@
+//! Sync runner tests against the sandbox system and a real SQLite store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use ironbridge_core::connector::*;
+use ironbridge_core::crypto::token_hash;
+use ironbridge_core::sandbox::{REVOKED_API_KEY, SandboxConnector, data};
+use ironbridge_core::store::*;
+use ironbridge_core::{Clock, ManualClock};
+use ironbridge_engine::sync::{SyncError, sync_connection};
+use ironbridge_model::Entity;
+use ironbridge_model::api::SystemId;
+use serde_json::{Value, json};
+
+struct Env {
+    store: Arc<dyn Store>,
+    conn: ConnId,
+    clock: ManualClock,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        ironbridge_store::SqliteStore::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("t.db").display()
+        ))
+        .await
+        .unwrap(),
+    );
+    let clock = ManualClock::new(data::anchor());
+    let org = OrgId("org_1".into());
+    let key = NewApiKey {
+        id: "key_1".into(),
+        name: "k".into(),
+        token_hash: token_hash("k"),
+        prefix: "ibk_".into(),
+        created_at: clock.now(),
+    };
+    store
+        .create_organization(
+            &Organization {
+                id: org.0.clone(),
+                name: "o".into(),
+                connection_credits: 5,
+                created_at: clock.now(),
+            },
+            &key,
+        )
+        .await
+        .unwrap();
+    let new = NewConnection {
+        id: "conn_1".into(),
+        system: "sandbox".into(),
+        name: None,
+        status: "syncing".into(),
+        settings: "{}".into(),
+        end_user: None,
+        credentials: None,
+        token_hash: token_hash("t"),
+        token_prefix: "ibc_".into(),
+        created_at: clock.now(),
+        replaces: None,
+    };
+    store.create_connection(&org, &new).await.unwrap();
+    Env {
+        store,
+        conn: ConnId("conn_1".into()),
+        clock,
+        _dir: dir,
+    }
+}
+
+fn sandbox(clock: &ManualClock, settings: Value, creds: Option<Value>) -> SandboxConnector {
+    SandboxConnector::new(
+        settings.as_object().unwrap(),
+        creds.as_ref().and_then(Value::as_object),
+        Arc::new(clock.clone()),
+    )
+    .unwrap()
+}
+
+async fn count(env: &Env, entity: Entity) -> u64 {
+    let q = RecordQuery {
+        entity,
+        after_id: None,
+        modified_after: None,
+        modified_before: None,
+        include_deleted: true,
+        include_raw: false,
+        limit: 10_000,
+    };
+    env.store.count_records(&env.conn, &q).await.unwrap()
+}
+
+async fn status(env: &Env) -> String {
+    env.store
+        .get_connection(&OrgId("org_1".into()), &env.conn)
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
+    let env = env().await;
+    let c = sandbox(&env.clock, json!({"purchase_orders": 230}), None);
+    let reports = sync_connection(env.store.as_ref(), &c, &env.conn, &env.clock)
+        .await
+        .unwrap();
+    let po = reports
+        .iter()
+        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .unwrap();
+    assert_eq!((po.counts.added, po.pages, po.unmappable), (230, 3, 0));
+    assert_eq!(count(&env, Entity::PurchaseOrder).await, 230);
+    assert_eq!(count(&env, Entity::Vendor).await, 12);
+    assert_eq!(status(&env).await, "online");
+    env.clock.advance_secs(60);
+    let again = sync_connection(env.store.as_ref(), &c, &env.conn, &env.clock)
+        .await
+        .unwrap();
+    let po = again
+        .iter()
+        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .unwrap();
+    assert_eq!(
+        (po.counts.added, po.counts.updated, po.counts.unchanged),
+        (0, 0, 230)
+    );
+    let states = env.store.sync_states(&env.conn).await.unwrap();
+    assert!(
+        states
+            .iter()
+            .all(|s| s.status == "succeeded" && s.cursor.is_none())
+    );
+}
+
+#[tokio::test]
+async fn revoked_credentials_require_reauthorization_and_keep_data() {
+    let env = env().await;
+    sync_connection(
+        env.store.as_ref(),
+        &sandbox(&env.clock, json!({}), None),
+        &env.conn,
+        &env.clock,
+    )
+    .await
+    .unwrap();
+    let revoked = sandbox(
+        &env.clock,
+        json!({}),
+        Some(json!({"api_key": REVOKED_API_KEY})),
+    );
+    let err = sync_connection(env.store.as_ref(), &revoked, &env.conn, &env.clock)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SyncError::Connector(ConnectorError::Unauthorized)
+    ));
+    assert_eq!(status(&env).await, "reauthorization_required");
+    assert_eq!(
+        count(&env, Entity::PurchaseOrder).await,
+        120,
+        "no data is lost"
+    );
+    let conn = env
+        .store
+        .get_connection(&OrgId("org_1".into()), &env.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (conn.consecutive_errors, conn.last_error_code.as_deref()),
+        (1, Some("AUTHENTICATION_FAILED"))
+    );
+}
+
+/// Fails one page fetch once, like a process dying or the source dropping mid-sync.
+struct FailOnce {
+    inner: SandboxConnector,
+    fail_at: u32,
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl Connector for FailOnce {
+    fn system(&self) -> SystemId {
+        self.inner.system()
+    }
+    fn readable(&self) -> &'static [Entity] {
+        self.inner.readable()
+    }
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.inner.check().await
+    }
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        if entity == Entity::PurchaseOrder
+            && self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at
+        {
+            return Err(ConnectorError::Upstream("connection reset".into()));
+        }
+        self.inner.fetch_page(entity, cursor).await
+    }
+    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+        self.inner.create_purchase_order(o).await
+    }
+    async fn update_purchase_order(
+        &self,
+        id: &str,
+        u: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        self.inner.update_purchase_order(id, u).await
+    }
+}
+
+#[tokio::test]
+async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
+    let env = env().await;
+    let flaky = FailOnce {
+        inner: sandbox(&env.clock, json!({"purchase_orders": 450}), None),
+        fail_at: 2,
+        calls: AtomicU32::new(0),
+    };
+    let err = sync_connection(env.store.as_ref(), &flaky, &env.conn, &env.clock)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SyncError::Connector(ConnectorError::Upstream(_))
+    ));
+    assert_eq!(status(&env).await, "offline");
+    assert_eq!(
+        count(&env, Entity::PurchaseOrder).await,
+        200,
+        "two pages were committed"
+    );
+    let states = env.store.sync_states(&env.conn).await.unwrap();
+    let po = states
+        .iter()
+        .find(|s| s.entity == Entity::PurchaseOrder)
+        .unwrap();
+    assert_eq!(
+        (po.status.as_str(), po.cursor.as_deref()),
+        ("failed", Some("200"))
+    );
+    let reports = sync_connection(env.store.as_ref(), &flaky, &env.conn, &env.clock)
+        .await
+        .unwrap();
+    let po = reports
+        .iter()
+        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .unwrap();
+    assert_eq!(
+        (po.counts.added, po.pages),
+        (250, 3),
+        "the rerun starts at the checkpoint"
+    );
+    assert_eq!(count(&env, Entity::PurchaseOrder).await, 450);
+    assert_eq!(status(&env).await, "online");
+}
+
+#[tokio::test]
+async fn unmappable_records_are_skipped_and_counted() {
+    struct Broken(SandboxConnector);
+    #[async_trait]
+    impl Connector for Broken {
+        fn system(&self) -> SystemId {
+            SystemId::Sandbox
+        }
+        fn readable(&self) -> &'static [Entity] {
+            &[Entity::Vendor]
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+        async fn fetch_page(&self, e: Entity, c: Option<&str>) -> Result<RawPage, ConnectorError> {
+            let mut page = self.0.fetch_page(e, c).await?;
+            page.records.push(json!({"name": "no key"}));
+            Ok(page)
+        }
+        async fn create_purchase_order(
+            &self,
+            o: &PurchaseOrderWrite,
+        ) -> Result<Value, ConnectorError> {
+            self.0.create_purchase_order(o).await
+        }
+        async fn update_purchase_order(
+            &self,
+            id: &str,
+            u: &PurchaseOrderUpdate,
+        ) -> Result<Value, ConnectorError> {
+            self.0.update_purchase_order(id, u).await
+        }
+    }
+    let env = env().await;
+    let reports = sync_connection(
+        env.store.as_ref(),
+        &Broken(sandbox(&env.clock, json!({}), None)),
+        &env.conn,
+        &env.clock,
+    )
+    .await
+    .unwrap();
+    assert_eq!((reports[0].counts.added, reports[0].unmappable), (12, 1));
+}
