@@ -260,14 +260,15 @@ pub fn render(record: &StoredRecord, include_remote_data: bool) -> Result<Value,
     Ok(Value::Object(out))
 }
 
-/// Renders a record a connector returned from a write (it is not stored).
+/// Renders a record a connector returned from a write (it is not stored). `created_at` is
+/// when we first stored the record (`now` for a new one).
 pub fn render_written(
     connection_id: &str,
     system: SystemId,
     entity: Entity,
     raw: Value,
+    created_at: Timestamp,
     now: Timestamp,
-    include_remote_data: bool,
 ) -> Result<Value, ServiceError> {
     let def = default_mapping(system, entity)
         .ok_or_else(|| ServiceError::Corrupt("no mapping".into()))?;
@@ -279,13 +280,13 @@ pub fn render_written(
         remote_id: mapped.remote_id,
         data: Value::Object(mapped.data).to_string(),
         raw: Some(raw.to_string()),
-        created_at: now,
+        created_at,
         modified_at: now,
         remote_created_at: mapped.remote_created_at,
         remote_updated_at: mapped.remote_updated_at,
         remote_was_deleted: mapped.remote_was_deleted,
     };
-    render(&record, include_remote_data)
+    render(&record, false)
 }
 
 fn invalid(param: impl Into<String>, message: impl Into<String>) -> ServiceError {
@@ -434,7 +435,7 @@ pub async fn update_purchase_order(
     conn: &ConnId,
     id: &str,
     patch: &PurchaseOrderPatch,
-) -> Result<Option<Value>, ServiceError> {
+) -> Result<Option<(Value, Timestamp)>, ServiceError> {
     let Some(existing) = store
         .get_record(conn, Entity::PurchaseOrder, id, false)
         .await?
@@ -465,7 +466,7 @@ pub async fn update_purchase_order(
         .update_purchase_order(&existing.remote_id, &update)
         .await
     {
-        Ok(raw) => Ok(Some(raw)),
+        Ok(raw) => Ok(Some((raw, existing.created_at))),
         Err(ConnectorError::NotFound) => Ok(None),
         Err(e) => Err(e.into()),
     }

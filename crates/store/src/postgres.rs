@@ -95,5 +95,7 @@ impl PgStore {
     }
 }
 
+// The same query code is compiled once per backend on purpose (see shared.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "shared.rs"]
 mod shared;

@@ -69,5 +69,7 @@ impl SqliteStore {
     }
 }
 
+// The same query code is compiled once per backend on purpose (see shared.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "shared.rs"]
 mod shared;

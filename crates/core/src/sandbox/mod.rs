@@ -74,9 +74,11 @@ impl SandboxSettings {
     }
 }
 
+type DatasetCache = HashMap<(u64, u32), Arc<Dataset>>;
+
 fn dataset(settings: SandboxSettings) -> Arc<Dataset> {
     // Generated once per settings and shared: connections with the same settings see the same data.
-    static CACHE: OnceLock<Mutex<HashMap<(u64, u32), Arc<Dataset>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<DatasetCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
     guard

@@ -1,0 +1,298 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `IRONBRIDGE_*`
+//! environment variables (`__` separates sections: `IRONBRIDGE_RATE_LIMIT__PER_SECOND`), then
+//! command-line flags. Validated once at start-up with messages a person can act on.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ironbridge_core::crypto::Keys;
+use serde::{Deserialize, Serialize};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Rate limits per credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second (0 disables limiting).
+    pub per_second: u32,
+    /// Requests allowed in a burst.
+    pub burst: u32,
+}
+
+/// Every setting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the API listens on.
+    pub listen: String,
+    /// Directory for the SQLite file and the generated master key.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// Base64 master key (32 bytes). Prefer `master_key_file`.
+    pub master_key: Option<String>,
+    /// File holding the base64 master key. Default: `<data_dir>/master.key`, generated if absent.
+    pub master_key_file: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `ironbridge_server=debug,info`.
+    pub log_level: String,
+    /// Connection credits of newly created organizations.
+    pub default_connection_credits: i64,
+    /// Per-credential rate limit.
+    pub rate_limit: RateLimit,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds before a request is answered with 503.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("ironbridge-data"),
+            database_url: None,
+            master_key: None,
+            master_key_file: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            default_connection_credits: 10,
+            rate_limit: RateLimit {
+                per_second: 20,
+                burst: 100,
+            },
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Flags that override the configuration.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Loads the layers and validates the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("IRONBRIDGE_").split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen.parse::<SocketAddr>().with_context(|| {
+            format!(
+                "listen = {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "database_url must start with sqlite:// or postgres:// (got a URL of another kind)"
+            );
+        }
+        if self.default_connection_credits < 0 {
+            bail!("default_connection_credits must not be negative");
+        }
+        if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
+            bail!("rate_limit.burst must be at least 1");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        if self.request_timeout_secs == 0 {
+            bail!("request_timeout_secs must be at least 1");
+        }
+        if let Some(key) = &self.master_key {
+            Keys::decode_master(key).context(
+                "master_key must be 32 random bytes, base64-encoded (try: openssl rand -base64 32)",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("ironbridge.db").display())
+        })
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Reads the master key from config, a key file, or generates the default key file.
+    pub fn master_key(&self) -> anyhow::Result<Keys> {
+        if let Some(key) = &self.master_key {
+            return Ok(Keys::from_master(&Keys::decode_master(key)?)?);
+        }
+        let path = self
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"));
+        if !path.exists() {
+            if self.master_key_file.is_some() {
+                bail!("master_key_file {} does not exist", path.display());
+            }
+            write_new_key(&path)?;
+            tracing::warn!(path = %path.display(), "generated a new master key; back it up: without it stored credentials cannot be decrypted");
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+        let bytes = Keys::decode_master(&text)
+            .with_context(|| format!("{} must hold 32 bytes, base64-encoded", path.display()))?;
+        Ok(Keys::from_master(&bytes)?)
+    }
+}
+
+fn write_new_key(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+    file.write_all(Keys::generate_master().as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_layers_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\n[rate_limit]\nper_second = 5\nburst = 7\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(
+            (
+                s.listen.as_str(),
+                s.rate_limit.per_second,
+                s.rate_limit.burst
+            ),
+            ("127.0.0.1:9999", 5, 7)
+        );
+        let o = Overrides {
+            listen: Some("127.0.0.1:7000".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::load(Some(&file), &o).unwrap().listen,
+            "127.0.0.1:7000"
+        );
+    }
+
+    #[test]
+    fn bad_settings_get_readable_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"nowhere\"\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not an address"), "{err}");
+        std::fs::write(&file, "colour = \"red\"\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+        std::fs::write(&file, "master_key = \"short\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Settings::load(Some(&file), &Overrides::default()).unwrap_err()
+        );
+        assert!(
+            err.contains("32 random bytes") && !err.contains("short"),
+            "{err}"
+        );
+        let err = Settings::load(
+            Some(&dir.path().join("missing.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn the_master_key_file_is_generated_once_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let first = s.master_key().unwrap();
+        let ct = first.encrypt("ctx", b"secret").unwrap();
+        let again = s.master_key().unwrap();
+        assert_eq!(again.decrypt("ctx", &ct).unwrap(), b"secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

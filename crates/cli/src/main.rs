@@ -1,0 +1,240 @@
+//! The `ironbridge` binary: one binary for every role.
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ironbridge_core::crypto::{new_token, token_hash, token_prefix};
+use ironbridge_core::ids::new_id;
+use ironbridge_core::service::API_KEY_PREFIX;
+use ironbridge_core::store::{NewApiKey, Organization, Store};
+use ironbridge_core::{Clock, SystemClock};
+use ironbridge_engine::BuiltinConnectors;
+use ironbridge_server::{AppState, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+use config::{LogFormat, Overrides, Settings};
+
+/// Ironbridge: one self-hosted API for your customers' ERP, warehouse and fleet systems.
+#[derive(Debug, Parser)]
+#[command(name = "ironbridge", version, about = "Ironbridge: one self-hosted API for your customers' ERP, warehouse and fleet systems.", long_about = None)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "IRONBRIDGE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB (default: a SQLite file in the data directory).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Directory for the SQLite database and the generated master key.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API (migrating the database first).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization and print its first admin API key (shown once).
+    Create {
+        /// Organization name.
+        #[arg(long)]
+        name: String,
+        /// Connection credits (default: the configured default_connection_credits).
+        #[arg(long)]
+        credits: Option<i64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    ironbridge_store::open(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    token.cancel();
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let keys = settings.master_key()?;
+    let store = open_store(&settings).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let config = ServerConfig {
+        rate_limit_per_second: settings.rate_limit.per_second,
+        rate_limit_burst: settings.rate_limit.burst,
+        max_body_bytes: settings.max_body_bytes,
+        request_timeout: settings.request_timeout(),
+    };
+    let shutdown = CancellationToken::new();
+    let connectors = Arc::new(BuiltinConnectors::new(clock.clone()));
+    let state = AppState::new(store, keys, clock, connectors, config, shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(address = %settings.listen, database = if settings.database_url().starts_with("sqlite:") { "sqlite" } else { "postgres" }, "ironbridge is serving; API docs at /docs");
+    tokio::spawn(shutdown_signal(shutdown));
+    ironbridge_server::serve(listener, state).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn create_org(
+    settings: &Settings,
+    name: &str,
+    credits: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() {
+        anyhow::bail!("--name must not be empty");
+    }
+    let credits = credits.unwrap_or(settings.default_connection_credits);
+    if credits < 0 {
+        anyhow::bail!("--credits must not be negative");
+    }
+    let store = open_store(settings).await?;
+    let now = SystemClock.now();
+    let org = Organization {
+        id: new_id("org", now.micros()),
+        name: name.to_string(),
+        connection_credits: credits,
+        created_at: now,
+    };
+    let secret = new_token(API_KEY_PREFIX);
+    let key = NewApiKey {
+        id: new_id("key", now.micros()),
+        name: "bootstrap".into(),
+        token_hash: token_hash(&secret),
+        prefix: token_prefix(&secret),
+        created_at: now,
+    };
+    store
+        .create_organization(&org, &key)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the organization: {e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"organization_id": org.id, "name": org.name, "connection_credits": credits, "api_key_id": key.id, "api_key": secret})
+        );
+    } else {
+        println!(
+            "Organization {} ({}) created with {} connection credits.",
+            org.name, org.id, credits
+        );
+        println!("Admin API key (shown once, store it safely):\n{secret}");
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        listen: match &cli.command {
+            Command::Serve { listen } => listen.clone(),
+            _ => None,
+        },
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        log_format: cli.log_format,
+    };
+    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    init_logs(&settings);
+    match cli.command {
+        Command::Serve { .. } => serve(settings).await,
+        Command::Migrate => {
+            open_store(&settings).await?;
+            println!("Database is up to date.");
+            Ok(())
+        }
+        Command::Org {
+            command:
+                OrgCommand::Create {
+                    name,
+                    credits,
+                    json,
+                },
+        } => create_org(&settings, &name, credits, json).await,
+        Command::Openapi => {
+            println!("{}", ironbridge_server::openapi::document_json());
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Who is calling. Admin API keys (`ibk_…`) reach the management endpoints; connection tokens
+//! (`ibc_…`) reach one connection's data. Both are looked up by their SHA-256 only. The
+//! middleware authenticates and rate-limits; the extractors state each handler's access rule.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ironbridge_core::crypto::token_hash;
+use ironbridge_core::service::{API_KEY_PREFIX, CONNECTION_TOKEN_PREFIX};
+use ironbridge_core::store::{ConnId, Connection, OrgId};
+use ironbridge_model::ErrorCode;
+use ironbridge_model::api::ConnectionStatus;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::ratelimit::Decision;
+
+/// Header with which an admin key picks the connection whose data it reads.
+pub const CONNECTION_ID_HEADER: HeaderName = HeaderName::from_static("x-connection-id");
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    /// An organization's admin key.
+    Admin {
+        /// The organization.
+        org: OrgId,
+        /// The key's id.
+        key_id: String,
+    },
+    /// A connection's token.
+    Connection(Box<Connection>),
+}
+
+impl Principal {
+    fn limit_key(&self) -> &str {
+        match self {
+            Principal::Admin { key_id, .. } => key_id,
+            Principal::Connection(c) => &c.id,
+        }
+    }
+}
+
+fn unauthorized(message: &str, presented: bool) -> ApiError {
+    let challenge = if presented {
+        r#"Bearer realm="ironbridge", error="invalid_token""#
+    } else {
+        r#"Bearer realm="ironbridge""#
+    };
+    ApiError::new(ErrorCode::AuthenticationFailed, message).header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    )
+}
+
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "Send an admin API key or a connection token as `Authorization: Bearer <token>`.",
+            false,
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 200)
+        .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`.", true))?;
+    let hash = token_hash(token);
+    let now = state.clock.now();
+    if token.starts_with(&format!("{API_KEY_PREFIX}_")) {
+        let key = state
+            .store
+            .find_api_key(&hash)
+            .await?
+            .ok_or_else(|| unauthorized("Unknown API key.", true))?;
+        if key.revoked_at.is_some() {
+            return Err(unauthorized("This API key was revoked.", true));
+        }
+        state.store.touch_api_key(&key.id, now).await?;
+        Ok(Principal::Admin {
+            org: OrgId(key.org_id),
+            key_id: key.id,
+        })
+    } else if token.starts_with(&format!("{CONNECTION_TOKEN_PREFIX}_")) {
+        let conn = state
+            .store
+            .find_connection_by_token(&hash)
+            .await?
+            .ok_or_else(|| unauthorized("Unknown connection token.", true))?;
+        if conn.status == ConnectionStatus::Disconnected.as_str() {
+            return Err(unauthorized(
+                "This connection was disconnected; its token no longer works.",
+                true,
+            ));
+        }
+        Ok(Principal::Connection(Box::new(conn)))
+    } else {
+        Err(unauthorized(
+            "Unknown credential: API keys start with `ibk_`, connection tokens with `ibc_`.",
+            true,
+        ))
+    }
+}
+
+fn rate_headers(d: &Decision) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(d.limit),
+        ),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(d.remaining),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(d.reset_secs),
+        ),
+    ]
+}
+
+/// Authenticates the caller, applies its rate limit and hands the principal to the handler.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let principal = match identify(&state, req.headers()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let decision = state
+        .limiter
+        .check(principal.limit_key(), state.clock.now());
+    if !decision.allowed {
+        let mut err = ApiError::new(
+            ErrorCode::RateLimitExceeded,
+            format!(
+                "Rate limit exceeded for this credential. Retry after {} s.",
+                decision.retry_after_secs
+            ),
+        )
+        .header(
+            header::RETRY_AFTER,
+            HeaderValue::from(decision.retry_after_secs),
+        );
+        for (name, value) in rate_headers(&decision) {
+            err = err.header(name, value);
+        }
+        return err.into_response();
+    }
+    req.extensions_mut().insert(principal);
+    let mut response = next.run(req).await;
+    for (name, value) in rate_headers(&decision) {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+fn principal(parts: &Parts) -> Result<&Principal, ApiError> {
+    parts
+        .extensions
+        .get::<Principal>()
+        .ok_or_else(|| ApiError::internal("route is missing the authentication layer"))
+}
+
+/// An admin key's organization. Connection tokens are refused with 403.
+#[derive(Debug, Clone)]
+pub struct AdminAuth(pub OrgId);
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        match principal(parts)? {
+            Principal::Admin { org, .. } => Ok(AdminAuth(org.clone())),
+            Principal::Connection(_) => Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "Connection tokens can only read and write their connection's data; use an admin API key here.",
+            )),
+        }
+    }
+}
+
+/// The connection whose data a request touches: the token's own, or the one an admin key
+/// names in `X-Connection-Id` (which may be disconnected: its history stays readable).
+#[derive(Debug, Clone)]
+pub struct ConnectionAuth {
+    /// The connection.
+    pub connection: Connection,
+}
+
+impl ConnectionAuth {
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        ConnId(self.connection.id.clone())
+    }
+
+    /// Refuses writes through a disconnected connection.
+    pub fn writable(&self) -> Result<(), ApiError> {
+        if self.connection.status == ConnectionStatus::Disconnected.as_str() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "This connection is disconnected; its data is read-only.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for ConnectionAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match principal(parts)? {
+            Principal::Connection(c) => Ok(ConnectionAuth {
+                connection: (**c).clone(),
+            }),
+            Principal::Admin { org, .. } => {
+                let id = parts
+                    .headers
+                    .get(&CONNECTION_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::InvalidRequest,
+                            "Admin API keys must name a connection in the X-Connection-Id header.",
+                        )
+                        .param("X-Connection-Id")
+                    })?;
+                let connection = state
+                    .store
+                    .get_connection(org, &ConnId(id.to_string()))
+                    .await
+                    .map_err(|e| match e {
+                        ironbridge_core::store::StoreError::NotFound => {
+                            ApiError::not_found("connection").param("X-Connection-Id")
+                        }
+                        other => other.into(),
+                    })?;
+                Ok(ConnectionAuth { connection })
+            }
+        }
+    }
+}

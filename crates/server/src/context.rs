@@ -1,0 +1,138 @@
+//! What wraps every request: a request id (header and error bodies), the API version check and
+//! header, the request timeout, one structured log line, and Prometheus metrics.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ironbridge_core::ids::new_id;
+use ironbridge_model::ErrorCode;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Header carrying the request id on every response.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// Header naming the API version (request: pin; response: served).
+pub const VERSION_HEADER: HeaderName = HeaderName::from_static("ironbridge-version");
+/// The current version of the v1 API. Versions are dates; breaking changes get a new path.
+pub const CURRENT_VERSION: &str = "2026-11-23";
+/// Every version this server serves.
+pub const SUPPORTED_VERSIONS: &[&str] = &[CURRENT_VERSION];
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served (a fresh one outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| {
+        new_id(
+            "req",
+            ironbridge_core::Clock::now(&ironbridge_core::SystemClock).micros(),
+        )
+    })
+}
+
+/// The outermost middleware.
+pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = new_id("req", state.clock.now().micros());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let version = req
+        .headers()
+        .get(&VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let timeout = state.config.request_timeout;
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), async move {
+            if let Some(v) = version
+                && !SUPPORTED_VERSIONS.contains(&v.as_str())
+            {
+                return ApiError::new(
+                    ErrorCode::UnsupportedApiVersion,
+                    format!(
+                        "API version {v:?} is not served here. Supported: {}.",
+                        SUPPORTED_VERSIONS.join(", ")
+                    ),
+                )
+                .param("Ironbridge-Version")
+                .into_response();
+            }
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::unavailable("request timed out").into_response(),
+            }
+        })
+        .await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID_HEADER, v);
+    }
+    headers.insert(VERSION_HEADER, HeaderValue::from_static(CURRENT_VERSION));
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(request_id = %request_id, method = %method, path = %path, status, elapsed_ms, "request");
+    response
+}
+
+/// Records request counts and latencies per matched route.
+pub async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ironbridge_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("ironbridge_http_request_duration_seconds", "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The process-wide Prometheus recorder (metrics are global, so it is installed once).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Answer for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "No such route. See /openapi.json for the API.",
+    )
+}
+
+/// Answer for known routes called with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "This route does not accept this HTTP method. See /openapi.json.",
+    )
+}
+
+/// Turns a panic into a plain 500; the payload goes to the log, not to the client.
+pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
+    ApiError::internal(format!("handler panicked: {detail}")).into_response()
+}

@@ -1,0 +1,188 @@
+//! Request parsing with precise errors: JSON bodies and query strings name the offending
+//! parameter, read-only fields are refused by name, and size and media type are checked.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use ironbridge_model::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Fields of a request body that clients may not set.
+pub trait BodyRules {
+    /// Top-level read-only fields.
+    fn read_only() -> &'static [&'static str] {
+        &[]
+    }
+    /// Read-only fields of nested lists: (list field, its read-only fields).
+    fn nested_read_only() -> &'static [(&'static str, &'static [&'static str])] {
+        &[]
+    }
+}
+
+/// A JSON body of type `T`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn serde_error(path: &serde_path_to_error::Path, inner: &str) -> ApiError {
+    let path = path.to_string();
+    // A missing field is reported at its parent's path, an unknown one at its own.
+    let param_for = |field: &str| {
+        if path == "." {
+            field.to_string()
+        } else if path == field || path.ends_with(&format!(".{field}")) {
+            path.clone()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    let field_in = |marker: &str| {
+        inner
+            .strip_prefix(marker)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string)
+    };
+    if let Some(field) = field_in("missing field `") {
+        let param = param_for(&field);
+        return ApiError::new(
+            ErrorCode::ValidationError,
+            format!("`{param}` is required."),
+        )
+        .param(param);
+    }
+    if let Some(field) = field_in("unknown field `") {
+        let param = param_for(&field);
+        return ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`{param}` is not a known field."),
+        )
+        .param(param);
+    }
+    if path == "." {
+        return ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("Invalid request: {inner}."),
+        );
+    }
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        format!("`{path}` has the wrong type or value: {inner}."),
+    )
+    .param(path)
+}
+
+fn check_read_only<T: BodyRules>(value: &Value) -> Result<(), ApiError> {
+    let read_only = |name: &str| {
+        ApiError::new(
+            ErrorCode::ValidationError,
+            format!("`{name}` is read-only: the source system sets it."),
+        )
+        .param(name)
+    };
+    if let Value::Object(map) = value {
+        if let Some(field) = T::read_only().iter().find(|f| map.contains_key(**f)) {
+            return Err(read_only(field));
+        }
+        for (list, fields) in T::nested_read_only() {
+            if let Some(Value::Array(items)) = map.get(*list) {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(field) = fields.iter().find(|f| item.get(**f).is_some()) {
+                        return Err(read_only(&format!("{list}[{i}].{field}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<T: DeserializeOwned + BodyRules> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let limit = state.config.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The request body exceeds the limit of {limit} bytes."),
+                )
+            })?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) && content_type.is_none() {
+            // An empty body counts as `{}`, so optional bodies need no content type.
+            bytes::Bytes::from_static(b"{}")
+        } else {
+            match content_type.as_deref() {
+                Some(ct) if is_json(ct) => bytes,
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorCode::UnsupportedMediaType,
+                        "Send the body as JSON with `Content-Type: application/json`.",
+                    )
+                    .param("Content-Type"));
+                }
+            }
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "The body is not valid JSON (line {}, column {}).",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "The body must be a JSON object.",
+            ));
+        }
+        check_read_only::<T>(&value)?;
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| serde_error(e.path(), &e.inner().to_string()))
+    }
+}
+
+/// A query string of type `T` (which should deny unknown fields).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let mut err = serde_error(e.path(), &e.inner().to_string());
+                // In a query string every problem is the client's request, even a missing value.
+                err.code = ErrorCode::InvalidRequest;
+                err
+            })
+    }
+}

@@ -1,0 +1,112 @@
+//! Ironbridge's HTTP API. Read in this order: `routes` (every endpoint, one module per
+//! resource), `auth` (who is calling), `extract` (JSON and query parsing with precise errors),
+//! `error` (the one error body), `context` (request ids, versions, logs, metrics), `openapi`.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod ratelimit;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use ironbridge_core::Clock;
+use ironbridge_core::crypto::Keys;
+use ironbridge_core::service::ConnectorFactory;
+use ironbridge_core::store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Sustained requests per second allowed per credential.
+    pub rate_limit_per_second: u32,
+    /// Requests a credential may make in a burst.
+    pub rate_limit_burst: u32,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered with 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            rate_limit_per_second: 20,
+            rate_limit_burst: 100,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a handler may need, shared by all requests.
+pub struct AppStateInner {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Secrets derived from the master key.
+    pub keys: Keys,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Connectors of the built-in systems.
+    pub connectors: Arc<dyn ConnectorFactory>,
+    /// Settings.
+    pub config: ServerConfig,
+    /// Per-credential rate limits.
+    pub limiter: ratelimit::RateLimiter,
+    /// Cancelled when the process shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// Cheap-to-clone handle on the shared state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        clock: Arc<dyn Clock>,
+        connectors: Arc<dyn ConnectorFactory>,
+        config: ServerConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let limiter =
+            ratelimit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
+        context::prometheus();
+        AppState(Arc::new(AppStateInner {
+            store,
+            keys,
+            clock,
+            connectors,
+            config,
+            limiter,
+            shutdown,
+        }))
+    }
+}
+
+/// The whole application: API routes, operations routes, docs, and the middleware stack.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves the application on `listener` until `shutdown` is cancelled, then drains requests.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,145 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the model's types.
+//! Errors every endpoint can answer (401, 403, 429, 500, 503, ...) are added to each operation
+//! here rather than repeated on every handler.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{api_keys, connections, organization, purchase_orders, records};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ironbridge API",
+        version = "2026-11-23",
+        description = "One API for the business systems your customers run: ERPs, warehouse and fleet systems.\n\n\
+            Management endpoints take an organization's admin API key (`ibk_…`); data endpoints take a connection's token \
+            (`ibc_…`), or an admin key plus `X-Connection-Id`. Send either as `Authorization: Bearer …`.\n\n\
+            Every response carries `X-Request-Id` and `Ironbridge-Version`; pin a version with the `Ironbridge-Version` \
+            request header. Errors share one body: `{\"error\": {code, type, message, request_id, param?, details?}}`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        organization::get_organization,
+        api_keys::list_api_keys, api_keys::create_api_key, api_keys::revoke_api_key,
+        connections::list_connections, connections::create_connection, connections::get_connection,
+        connections::disconnect_connection, connections::reconnect_connection, connections::delete_connection_data,
+        connections::get_current_connection,
+        records::list_purchase_orders, records::get_purchase_order,
+        purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
+        records::list_vendors, records::get_vendor, records::list_items, records::get_item,
+        records::list_locations, records::get_location,
+    ),
+    components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
+    modifiers(&Security, &CommonErrors),
+    tags(
+        (name = "Organization", description = "The calling organization and its connection credits."),
+        (name = "API keys", description = "Admin API keys for the management endpoints."),
+        (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
+        (name = "Purchase orders", description = "Unified purchase orders with their lines."),
+        (name = "Vendors", description = "Unified vendors."),
+        (name = "Items", description = "Unified items."),
+        (name = "Locations", description = "Unified locations."),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description.to_string()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "admin_key",
+            bearer("An organization's admin API key (`ibk_…`)."),
+        );
+        components.add_security_scheme(
+            "connection_token",
+            bearer("A connection's API token (`ibc_…`)."),
+        );
+    }
+}
+
+struct CommonErrors;
+
+const COMMON: &[(&str, &str)] = &[
+    (
+        "400",
+        "Malformed request (`INVALID_REQUEST`, `UNSUPPORTED_API_VERSION`)",
+    ),
+    (
+        "401",
+        "Missing, unknown or revoked credential (`AUTHENTICATION_FAILED`); see `WWW-Authenticate`",
+    ),
+    (
+        "403",
+        "The credential may not call this endpoint (`PERMISSION_DENIED`)",
+    ),
+    (
+        "429",
+        "Rate limit exceeded (`RATE_LIMIT_EXCEEDED`); see `Retry-After` and `RateLimit-*`",
+    ),
+    (
+        "500",
+        "Unexpected error (`INTERNAL_ERROR`); quote the request id",
+    ),
+    (
+        "503",
+        "Temporarily unavailable (`SERVICE_UNAVAILABLE`); retry later",
+    ),
+];
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in COMMON {
+                    if !operation.responses.responses.contains_key(*status) {
+                        let response = ResponseBuilder::new()
+                            .description(*description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                                    .build(),
+                            )
+                            .build();
+                        operation
+                            .responses
+                            .responses
+                            .insert((*status).to_string(), response.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as JSON, built once.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|_| "{}".into()))
+}

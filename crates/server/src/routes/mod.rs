@@ -1,0 +1,234 @@
+//! Every route, one module per resource. The router is built only from [`api_routes`] and
+//! [`ops_routes`], so a test can check each API route against the OpenAPI document.
+
+pub mod api_keys;
+pub mod connections;
+pub mod ops;
+pub mod organization;
+pub mod purchase_orders;
+pub mod records;
+
+use axum::Router;
+use axum::http::Method;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{MethodRouter, delete, get, patch, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::extract::BodyRules;
+use crate::{AppState, auth, context};
+
+/// One route: method, path template and handler.
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template (`/v1/purchase-orders/{id}`).
+    pub path: &'static str,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+}
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// The versioned API: every one of these needs a credential and is in the OpenAPI document.
+pub fn api_routes() -> Vec<Route> {
+    vec![
+        route(
+            Method::GET,
+            "/v1/organization",
+            get(organization::get_organization),
+        ),
+        route(Method::GET, "/v1/api-keys", get(api_keys::list_api_keys)),
+        route(Method::POST, "/v1/api-keys", post(api_keys::create_api_key)),
+        route(
+            Method::DELETE,
+            "/v1/api-keys/{id}",
+            delete(api_keys::revoke_api_key),
+        ),
+        route(
+            Method::GET,
+            "/v1/connections",
+            get(connections::list_connections),
+        ),
+        route(
+            Method::POST,
+            "/v1/connections",
+            post(connections::create_connection),
+        ),
+        route(
+            Method::GET,
+            "/v1/connections/{id}",
+            get(connections::get_connection),
+        ),
+        route(
+            Method::POST,
+            "/v1/connections/{id}/disconnect",
+            post(connections::disconnect_connection),
+        ),
+        route(
+            Method::POST,
+            "/v1/connections/{id}/reconnect",
+            post(connections::reconnect_connection),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/connections/{id}/data",
+            delete(connections::delete_connection_data),
+        ),
+        route(
+            Method::GET,
+            "/v1/connection",
+            get(connections::get_current_connection),
+        ),
+        route(
+            Method::GET,
+            "/v1/purchase-orders",
+            get(records::list_purchase_orders),
+        ),
+        route(
+            Method::POST,
+            "/v1/purchase-orders",
+            post(purchase_orders::create_purchase_order),
+        ),
+        route(
+            Method::GET,
+            "/v1/purchase-orders/{id}",
+            get(records::get_purchase_order),
+        ),
+        route(
+            Method::PATCH,
+            "/v1/purchase-orders/{id}",
+            patch(purchase_orders::update_purchase_order),
+        ),
+        route(Method::GET, "/v1/vendors", get(records::list_vendors)),
+        route(Method::GET, "/v1/vendors/{id}", get(records::get_vendor)),
+        route(Method::GET, "/v1/items", get(records::list_items)),
+        route(Method::GET, "/v1/items/{id}", get(records::get_item)),
+        route(Method::GET, "/v1/locations", get(records::list_locations)),
+        route(
+            Method::GET,
+            "/v1/locations/{id}",
+            get(records::get_location),
+        ),
+    ]
+}
+
+/// Operations and documentation routes: no credential, not part of the API document.
+pub fn ops_routes() -> Vec<Route> {
+    vec![
+        route(Method::GET, "/healthz", get(ops::healthz)),
+        route(Method::GET, "/readyz", get(ops::readyz)),
+        route(Method::GET, "/metrics", get(ops::metrics)),
+        route(Method::GET, "/openapi.json", get(ops::openapi_json)),
+        route(Method::GET, "/docs", get(ops::docs_page)),
+        route(
+            Method::GET,
+            "/docs/swagger-ui-bundle.js",
+            get(ops::docs_script),
+        ),
+        route(Method::GET, "/docs/swagger-ui.css", get(ops::docs_style)),
+    ]
+}
+
+/// Builds the application router with its middleware stack.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new();
+    for r in api_routes() {
+        api = api.route(r.path, r.handler);
+    }
+    let api = api.route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let mut ops = Router::new();
+    for r in ops_routes() {
+        ops = ops.route(r.path, r.handler);
+    }
+    Router::new()
+        .merge(api)
+        .merge(ops)
+        .route_layer(from_fn(context::track_metrics))
+        .fallback(context::not_found)
+        .method_not_allowed_fallback(context::method_not_allowed)
+        .layer(CatchPanicLayer::custom(context::panic_response))
+        .layer(from_fn_with_state(state.clone(), context::request_context))
+        .with_state(state)
+}
+
+impl BodyRules for ironbridge_model::api::ConnectionIn {
+    fn read_only() -> &'static [&'static str] {
+        &["id", "status", "token", "created_at", "health"]
+    }
+}
+
+impl BodyRules for ironbridge_model::api::ReconnectIn {}
+
+impl BodyRules for ironbridge_model::api::ApiKeyIn {
+    fn read_only() -> &'static [&'static str] {
+        &["id", "prefix", "created_at", "key"]
+    }
+}
+
+const ORDER_READ_ONLY: &[&str] = &[
+    "id",
+    "remote_id",
+    "created_at",
+    "modified_at",
+    "remote_created_at",
+    "remote_updated_at",
+    "remote_was_deleted",
+    "remote_data",
+    "status",
+    "remote_status",
+    "subtotal",
+    "tax_amount",
+    "total_amount",
+];
+const LINE_READ_ONLY: &[&str] = &[
+    "id",
+    "remote_id",
+    "line_number",
+    "quantity_received",
+    "total_amount",
+];
+
+impl BodyRules for ironbridge_model::api::PurchaseOrderIn {
+    fn read_only() -> &'static [&'static str] {
+        ORDER_READ_ONLY
+    }
+    fn nested_read_only() -> &'static [(&'static str, &'static [&'static str])] {
+        &[("line_items", LINE_READ_ONLY)]
+    }
+}
+
+/// After creation these belong to the order's identity and cannot be patched.
+const PATCH_READ_ONLY: &[&str] = &[
+    "id",
+    "remote_id",
+    "created_at",
+    "modified_at",
+    "remote_created_at",
+    "remote_updated_at",
+    "remote_was_deleted",
+    "remote_data",
+    "status",
+    "remote_status",
+    "subtotal",
+    "tax_amount",
+    "total_amount",
+    "number",
+    "vendor_id",
+    "currency",
+    "order_date",
+];
+
+impl BodyRules for ironbridge_model::api::PurchaseOrderPatch {
+    fn read_only() -> &'static [&'static str] {
+        PATCH_READ_ONLY
+    }
+    fn nested_read_only() -> &'static [(&'static str, &'static [&'static str])] {
+        &[("line_items", LINE_READ_ONLY)]
+    }
+}

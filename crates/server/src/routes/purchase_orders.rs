@@ -1,0 +1,96 @@
+//! Writing purchase orders back to the source system through the unified model.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ironbridge_core::service::{self, render_written};
+use ironbridge_model::Entity;
+use ironbridge_model::api::{PurchaseOrderIn, PurchaseOrderPatch, SystemId};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::ConnectionAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+
+type ErrorBody = ironbridge_model::error::ErrorResponse;
+
+fn system(auth: &ConnectionAuth) -> ApiResult<SystemId> {
+    SystemId::parse(&auth.connection.system).ok_or_else(|| ApiError::internal("unknown system"))
+}
+
+/// Create a purchase order with its lines (one transaction in the source system). On a sandbox
+/// connection the answer is exactly what a real write returns, and nothing changes.
+#[utoipa::path(post, path = "/v1/purchase-orders", tag = "Purchase orders", operation_id = "v1.purchase_orders.create",
+    request_body = PurchaseOrderIn,
+    responses((status = 201, description = "The created order as the source system stored it", body = ironbridge_model::entities::PurchaseOrder),
+        (status = 409, description = "The connection is disconnected", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Missing or read-only field (`VALIDATION_ERROR`), or the source refused it (`BUSINESS_RULE_VIOLATION`: invalid vendor, out-of-stock item, ...)", body = ErrorBody)),
+    security(("connection_token" = []), ("admin_key" = [])))]
+pub async fn create_purchase_order(
+    State(state): State<AppState>,
+    auth: ConnectionAuth,
+    ApiJson(input): ApiJson<PurchaseOrderIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.writable()?;
+    let connector =
+        service::open_connector(&state.keys, state.connectors.as_ref(), &auth.connection)?;
+    let raw = service::create_purchase_order(
+        state.store.as_ref(),
+        connector.as_ref(),
+        &auth.id(),
+        &input,
+    )
+    .await?;
+    let now = state.clock.now();
+    let record = render_written(
+        &auth.connection.id,
+        system(&auth)?,
+        Entity::PurchaseOrder,
+        raw,
+        now,
+        now,
+    )?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Update a purchase order. Fields left out stay unchanged; `line_items`, when given, replace
+/// all lines. Orders the source has closed answer `STATE_CONFLICT`.
+#[utoipa::path(patch, path = "/v1/purchase-orders/{id}", tag = "Purchase orders", operation_id = "v1.purchase_orders.update",
+    params(("id" = String, Path, description = "Purchase order id (`po_…`)")),
+    request_body = PurchaseOrderPatch,
+    responses((status = 200, description = "The order as the source system now has it", body = ironbridge_model::entities::PurchaseOrder),
+        (status = 404, description = "No such purchase order", body = ErrorBody),
+        (status = 409, description = "The order's state forbids the change (`STATE_CONFLICT`), or the connection is disconnected", body = ErrorBody),
+        (status = 422, description = "Invalid or read-only field, or rejected by the source", body = ErrorBody)),
+    security(("connection_token" = []), ("admin_key" = [])))]
+pub async fn update_purchase_order(
+    State(state): State<AppState>,
+    auth: ConnectionAuth,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<PurchaseOrderPatch>,
+) -> ApiResult<Json<Value>> {
+    auth.writable()?;
+    let connector =
+        service::open_connector(&state.keys, state.connectors.as_ref(), &auth.connection)?;
+    let (raw, created_at) = service::update_purchase_order(
+        state.store.as_ref(),
+        connector.as_ref(),
+        &auth.id(),
+        &id,
+        &patch,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("purchase order"))?;
+    let record = render_written(
+        &auth.connection.id,
+        system(&auth)?,
+        Entity::PurchaseOrder,
+        raw,
+        created_at,
+        state.clock.now(),
+    )?;
+    Ok(Json(record))
+}

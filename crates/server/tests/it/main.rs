@@ -1,0 +1,11 @@
+//! Integration tests of the HTTP API: a real server on 127.0.0.1:0, a fresh database (SQLite,
+//! or a PostgreSQL schema with `TEST_BACKEND=postgres`), the real sandbox system.
+
+mod errors;
+mod flow;
+mod openapi;
+mod ops;
+mod pagination;
+mod secrets;
+mod support;
+mod tenancy;

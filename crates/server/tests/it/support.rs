@@ -1,0 +1,307 @@
+//! `TestApp`: starts the real server and offers verb helpers that return status, headers and
+//! JSON. Logs of every test go to one buffer so tests can assert what was (not) logged.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
+use ironbridge_core::ids::new_id;
+use ironbridge_core::service::API_KEY_PREFIX;
+use ironbridge_core::store::{NewApiKey, Organization, Store};
+use ironbridge_core::{Clock, ManualClock};
+use ironbridge_engine::BuiltinConnectors;
+use ironbridge_model::Timestamp;
+use ironbridge_server::{AppState, ServerConfig};
+use ironbridge_store::{PgStore, SqliteStore};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Everything logged by any test in this binary.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Mutex<Vec<u8>> {
+    static BUF: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    BUF.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        log_buffer().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// A backend the test can also reach directly.
+pub enum Backend {
+    Sqlite(SqliteStore, tempfile::TempDir),
+    Postgres(PgStore),
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub backend: Backend,
+    pub clock: ManualClock,
+    pub shutdown: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// A response: status, headers, parsed JSON body (Null if not JSON).
+pub struct Res {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Res {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error response: status, code, a request id equal to the header.
+    pub fn assert_error(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        let err = &self.body["error"];
+        assert_eq!(err["code"], code, "body: {}", self.body);
+        assert!(err["type"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+        let id = err["request_id"].as_str().expect("request_id");
+        assert!(id.starts_with("req_"));
+        assert_eq!(
+            self.header("x-request-id"),
+            Some(id),
+            "request id header matches the body"
+        );
+        assert_eq!(self.header("ironbridge-version"), Some("2026-11-23"));
+        err
+    }
+}
+
+pub const T0: &str = "2026-11-23T00:00:00Z";
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(ServerConfig {
+            rate_limit_per_second: 0,
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
+    pub async fn spawn_with(config: ServerConfig) -> TestApp {
+        init_logs();
+        let backend = if std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+            let url =
+                std::env::var("DATABASE_URL").expect("TEST_BACKEND=postgres needs DATABASE_URL");
+            let schema = format!("t_{}", new_id("s", 0).trim_start_matches("s_"));
+            PgStore::connect_admin(&url)
+                .await
+                .unwrap()
+                .create_schema(&schema)
+                .await
+                .unwrap();
+            Backend::Postgres(PgStore::connect(&url, Some(&schema)).await.unwrap())
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("ironbridge.db").display());
+            Backend::Sqlite(SqliteStore::connect(&url).await.unwrap(), dir)
+        };
+        let store: Arc<dyn Store> = match &backend {
+            Backend::Sqlite(s, _) => Arc::new(s.clone()),
+            Backend::Postgres(p) => Arc::new(p.clone()),
+        };
+        let clock = ManualClock::new(Timestamp::parse_rfc3339(T0).unwrap());
+        let keys = Keys::from_master(&[42u8; 32]).unwrap();
+        let shutdown = CancellationToken::new();
+        let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+        let state = AppState::new(
+            store.clone(),
+            keys,
+            clock_dyn.clone(),
+            Arc::new(BuiltinConnectors::new(clock_dyn)),
+            config,
+            shutdown.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(ironbridge_server::serve(listener, state));
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            backend,
+            clock,
+            shutdown,
+            server: Some(server),
+        }
+    }
+
+    /// Creates an organization directly in the store and returns (org id, admin key).
+    pub async fn org(&self, credits: i64) -> (String, String) {
+        let now = self.clock.now();
+        let org = Organization {
+            id: new_id("org", now.micros()),
+            name: "Acme".into(),
+            connection_credits: credits,
+            created_at: now,
+        };
+        let secret = new_token(API_KEY_PREFIX);
+        let key = NewApiKey {
+            id: new_id("key", now.micros()),
+            name: "test".into(),
+            token_hash: token_hash(&secret),
+            prefix: token_prefix(&secret),
+            created_at: now,
+        };
+        self.store.create_organization(&org, &key).await.unwrap();
+        (org.id, secret)
+    }
+
+    /// Creates a sandbox connection; returns (connection id, token).
+    pub async fn connection(&self, key: &str, settings: Value) -> (String, String) {
+        let res = self
+            .post(
+                key,
+                "/v1/connections",
+                json!({"system": "sandbox", "name": "Test ERP", "settings": settings}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        (
+            res.body["connection"]["id"].as_str().unwrap().to_string(),
+            res.body["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Res {
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Res {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Res {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Res {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, token: &str, path: &str, body: Value) -> Res {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Res {
+        self.send(self.client.delete(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    /// Every record of a list endpoint, following cursors; also returns the first total_count.
+    pub async fn all(&self, token: &str, path: &str) -> (Vec<Value>, u64) {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut total = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}cursor={c}"),
+                None => path.to_string(),
+            };
+            let res = self.get(token, &url).await;
+            assert_eq!(res.status, 200, "{}", res.body);
+            total.get_or_insert(res.body["total_count"].as_u64().unwrap());
+            out.extend(res.body["data"].as_array().unwrap().iter().cloned());
+            match res.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        (out, total.unwrap_or(0))
+    }
+
+    /// Runs a raw statement against the database, bypassing the API.
+    pub async fn raw_sql(&self, sql: &'static str) -> u64 {
+        match &self.backend {
+            Backend::Sqlite(s, _) => s.execute_raw(sql).await.unwrap(),
+            Backend::Postgres(p) => p.execute_raw(sql).await.unwrap(),
+        }
+    }
+
+    /// Closes the database pool under the running server.
+    pub async fn close_database(&self) {
+        match &self.backend {
+            Backend::Sqlite(s, _) => s.close().await,
+            Backend::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// The SQLite file's bytes (None on PostgreSQL).
+    pub fn database_bytes(&self) -> Option<Vec<u8>> {
+        match &self.backend {
+            Backend::Sqlite(_, dir) => {
+                let mut all = Vec::new();
+                for name in ["ironbridge.db", "ironbridge.db-wal"] {
+                    if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+                        all.extend(bytes);
+                    }
+                }
+                Some(all)
+            }
+            Backend::Postgres(_) => None,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
