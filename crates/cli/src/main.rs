@@ -1,5 +1,6 @@
 //! The `ironbridge` binary: one binary for every role.
 
+mod bench;
 mod config;
 
 use std::path::PathBuf;
@@ -55,6 +56,17 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Measure this machine: latency and throughput of the API on a fresh database.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Time page reads and single-record reads over HTTP against a sandbox connection.
+    Api(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +170,8 @@ async fn create_org(
     if credits < 0 {
         anyhow::bail!("--credits must not be negative");
     }
+    // First-run bootstrap: the master key is created now, so its back-up warning comes early.
+    settings.master_key()?;
     let store = open_store(settings).await?;
     let now = SystemClock.now();
     let org = Organization {
@@ -220,6 +234,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                 },
         } => create_org(&settings, &name, credits, json).await,
+        Command::Bench {
+            command: BenchCommand::Api(args),
+        } => bench::run(args, cli.database_url.clone()).await,
         Command::Openapi => {
             println!("{}", ironbridge_server::openapi::document_json());
             Ok(())

@@ -17,6 +17,10 @@ pub trait BodyRules {
     fn read_only() -> &'static [&'static str] {
         &[]
     }
+    /// Fields set at creation that an update may not change.
+    fn immutable() -> &'static [&'static str] {
+        &[]
+    }
     /// Read-only fields of nested lists: (list field, its read-only fields).
     fn nested_read_only() -> &'static [(&'static str, &'static [&'static str])] {
         &[]
@@ -96,6 +100,13 @@ fn check_read_only<T: BodyRules>(value: &Value) -> Result<(), ApiError> {
     if let Value::Object(map) = value {
         if let Some(field) = T::read_only().iter().find(|f| map.contains_key(**f)) {
             return Err(read_only(field));
+        }
+        if let Some(field) = T::immutable().iter().find(|f| map.contains_key(**f)) {
+            return Err(ApiError::new(
+                ErrorCode::ValidationError,
+                format!("`{field}` cannot be changed after creation."),
+            )
+            .param(*field));
         }
         for (list, fields) in T::nested_read_only() {
             if let Some(Value::Array(items)) = map.get(*list) {

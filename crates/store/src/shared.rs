@@ -419,10 +419,10 @@ impl Store for Backend {
         let rows = sqlx::query(concat!(
             "SELECT ",
             connection_columns!(),
-            " FROM connections WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            " FROM connections WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(&org.0)
-        .bind(after_id)
+        .bind(after_id.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -674,13 +674,14 @@ impl Store for Backend {
     async fn list_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<Vec<StoredRecord>> {
         let rows = sqlx::query(
             "SELECT id, remote_id, data, CASE WHEN $7 THEN raw ELSE NULL END AS raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted \
-             FROM records WHERE connection_id = $1 AND entity = $2 AND ($3 IS NULL OR id > $3) \
+             FROM records WHERE connection_id = $1 AND entity = $2 AND id > $3 \
              AND ($4 IS NULL OR modified_at > $4) AND ($5 IS NULL OR modified_at < $5) AND ($6 OR remote_was_deleted = FALSE) \
              ORDER BY id LIMIT $8",
         )
         .bind(&conn.0)
         .bind(q.entity.as_str())
-        .bind(q.after_id.as_deref())
+        // Every id sorts after "": the condition stays a plain range the primary key serves.
+        .bind(q.after_id.as_deref().unwrap_or(""))
         .bind(q.modified_after.map(Timestamp::micros))
         .bind(q.modified_before.map(Timestamp::micros))
         .bind(q.include_deleted)

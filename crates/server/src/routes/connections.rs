@@ -121,6 +121,27 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
     }
 }
 
+/// Syncs a new connection, then answers 201 with its state and its token (shown once).
+async fn answer_created(
+    state: &AppState,
+    org: &OrgId,
+    created: service::Created,
+) -> ApiResult<(StatusCode, Json<ConnectionCreatedOut>)> {
+    initial_sync(state, &created.connection).await;
+    let connection = state
+        .store
+        .get_connection(org, &ConnId(created.connection.id.clone()))
+        .await?;
+    let out = connection_out(state, connection).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ConnectionCreatedOut {
+            connection: out,
+            token: created.token,
+        }),
+    ))
+}
+
 fn creation_error(e: service::ServiceError) -> ApiError {
     match e {
         service::ServiceError::Connector(
@@ -156,19 +177,7 @@ pub async fn create_connection(
     let created = service::create_connection(&deps(&state), &org, &input)
         .await
         .map_err(creation_error)?;
-    initial_sync(&state, &created.connection).await;
-    let connection = state
-        .store
-        .get_connection(&org, &ConnId(created.connection.id.clone()))
-        .await?;
-    let out = connection_out(&state, connection).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ConnectionCreatedOut {
-            connection: out,
-            token: created.token,
-        }),
-    ))
+    answer_created(&state, &org, created).await
 }
 
 /// Query of `GET /v1/connections`.
@@ -296,19 +305,7 @@ pub async fn reconnect_connection(
     let created = service::reconnect(&deps(&state), &org, &ConnId(id), input.credentials.as_ref())
         .await
         .map_err(creation_error)?;
-    initial_sync(&state, &created.connection).await;
-    let connection = state
-        .store
-        .get_connection(&org, &ConnId(created.connection.id.clone()))
-        .await?;
-    let out = connection_out(&state, connection).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ConnectionCreatedOut {
-            connection: out,
-            token: created.token,
-        }),
-    ))
+    answer_created(&state, &org, created).await
 }
 
 /// Delete a disconnected connection's synced data (records and sync state).

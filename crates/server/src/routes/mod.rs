@@ -203,30 +203,12 @@ impl BodyRules for ironbridge_model::api::PurchaseOrderIn {
     }
 }
 
-/// After creation these belong to the order's identity and cannot be patched.
-const PATCH_READ_ONLY: &[&str] = &[
-    "id",
-    "remote_id",
-    "created_at",
-    "modified_at",
-    "remote_created_at",
-    "remote_updated_at",
-    "remote_was_deleted",
-    "remote_data",
-    "status",
-    "remote_status",
-    "subtotal",
-    "tax_amount",
-    "total_amount",
-    "number",
-    "vendor_id",
-    "currency",
-    "order_date",
-];
-
 impl BodyRules for ironbridge_model::api::PurchaseOrderPatch {
     fn read_only() -> &'static [&'static str] {
-        PATCH_READ_ONLY
+        ORDER_READ_ONLY
+    }
+    fn immutable() -> &'static [&'static str] {
+        &["number", "vendor_id", "currency", "order_date"]
     }
     fn nested_read_only() -> &'static [(&'static str, &'static [&'static str])] {
         &[("line_items", LINE_READ_ONLY)]

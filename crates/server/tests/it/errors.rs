@@ -446,9 +446,13 @@ async fn source_system_rules_and_states() {
             json!({"vendor_id": active}),
         )
         .await;
-    assert_eq!(
-        res.assert_error(422, "VALIDATION_ERROR")["param"],
-        "vendor_id"
+    let err = res.assert_error(422, "VALIDATION_ERROR");
+    assert_eq!(err["param"], "vendor_id");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be changed after creation")
     );
 }
 

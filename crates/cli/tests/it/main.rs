@@ -1,0 +1,180 @@
+//! The `ironbridge` binary as a user runs it: help, bootstrap, configuration errors, serving
+//! and graceful shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironbridge"));
+    // The developer's own environment must not leak into the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IRONBRIDGE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = bin().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["serve", "migrate", "org", "openapi"] {
+        assert!(text.contains(cmd), "{cmd} missing from --help");
+    }
+    let out = bin().args(["org", "create", "--help"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("--credits"));
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let out = bin().arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["paths"]["/v1/purchase-orders"].is_object());
+}
+
+#[test]
+fn org_create_bootstraps_a_database_and_a_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "org",
+            "create",
+            "--name",
+            "Acme",
+            "--credits",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let org: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(org["api_key"].as_str().unwrap().starts_with("ibk_"));
+    assert_eq!(org["connection_credits"], 3);
+    assert!(dir.path().join("ironbridge.db").exists());
+    assert!(dir.path().join("master.key").exists());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(org["api_key"].as_str().unwrap()),
+        "the key is printed once, on stdout only"
+    );
+    let out = bin()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "org",
+            "create",
+            "--name",
+            " ",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name must not be empty"));
+}
+
+#[test]
+fn configuration_errors_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ironbridge.toml");
+    std::fs::write(&config, "listen = \"not an address\"\n").unwrap();
+    let out = bin()
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: listen = \"not an address\" is not an address"),
+        "{stderr}"
+    );
+    let out = bin()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            "mysql://x",
+            "migrate",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("database_url must start with sqlite:// or postgres://")
+    );
+    let out = bin()
+        .env("IRONBRIDGE_MASTER_KEY", "too-short")
+        .args(["--data-dir", dir.path().to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("master_key must be 32 random bytes") && !stderr.contains("too-short"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let started = Instant::now();
+    let mut ok = false;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(res) = reqwest::get(&url).await {
+            ok = res.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the server answered /healthz");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "request"
+            && l["path"] == "/healthz"
+            && l["request_id"].is_string()),
+        "{stderr}"
+    );
+    assert!(lines.iter().any(|l| l["message"] == "stopped"));
+}

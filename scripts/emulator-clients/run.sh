@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs public client libraries of NetSuite, SAP and Business Central against the emulators:
+# creates a venv under /tmp, installs the clients from PyPI, starts the three emulators with the
+# `emulate` example, runs one script per system and exits non-zero if any of them fails.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+crate="$(cd "$here/../../crates/emulators" && pwd)"
+target="${CARGO_TARGET_DIR:-$crate/target}"
+venv="${EMULATOR_CLIENTS_VENV:-/tmp/ironbridge-emulator-clients-venv}"
+records="${EMULATOR_CLIENTS_RECORDS:-200}"
+
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+
+(cd "$crate" && CARGO_TARGET_DIR="$target" cargo build --quiet --example emulate)
+bin="$target/debug/examples/emulate"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+free_port() {
+  "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+start() { # system -> prints base URL
+  local port
+  port="$(free_port)"
+  "$bin" "$1" --port "$port" --seed 1 --records "$records" >"/tmp/ironbridge-emulator-$1.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do
+    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1])" "http://127.0.0.1:$port/__emulator" 2>/dev/null; then
+      echo "http://127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "emulator $1 did not start; see /tmp/ironbridge-emulator-$1.log" >&2
+  return 1
+}
+
+ns="$(start netsuite)"
+sap="$(start sap)"
+bc="$(start business-central)"
+
+failed=0
+passed=0
+run() {
+  if "$venv/bin/python" -W ignore "$here/$1" "$2"; then
+    passed=$((passed + 1))
+  else
+    echo "FAILED: $1 against $2" >&2
+    failed=$((failed + 1))
+  fi
+}
+run netsuite_client.py "$ns"
+run sap_pyodata.py "$sap"
+run bc_odata.py "$bc"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
