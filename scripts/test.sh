@@ -51,7 +51,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "Tests on SQLite (and the store contract suite on PostgreSQL too)"
 cargo test --workspace --locked
 
-log "API tests on PostgreSQL"
-TEST_BACKEND=postgres cargo test --locked -p ironbridge-server --test it
+log "Integration suites again, the API's on PostgreSQL"
+# Same package selection as above, so nothing is rebuilt with other features.
+TEST_BACKEND=postgres cargo test --workspace --locked --test it
 
 log "All checks passed"
