@@ -1,0 +1,263 @@
+//! The HTTP client every connector uses for one connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ironbridge_core::Clock;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use crate::backoff::{RetryPolicy, parse_retry_after, random_unit};
+use crate::breaker::CircuitBreaker;
+use crate::limiter::Limiter;
+use crate::sleeper::Sleeper;
+
+/// Limits and timeouts of one connection, set from the source system's documented limits.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Largest response body accepted.
+    pub max_body_bytes: usize,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Sustained requests per second (0: unlimited).
+    pub per_second: f64,
+    /// Burst above the sustained rate.
+    pub burst: u32,
+    /// Consecutive failures that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long the circuit stays open before a probe.
+    pub breaker_open_for: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_body_bytes: 32 * 1024 * 1024,
+            retry: RetryPolicy::default(),
+            concurrency: 4,
+            per_second: 10.0,
+            burst: 10,
+            breaker_threshold: 5,
+            breaker_open_for: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A final answer from the source (any status that is not retried, or a success).
+#[derive(Debug, Clone)]
+pub struct UpstreamResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body (at most `max_body_bytes`).
+    pub body: Bytes,
+}
+
+/// Why no usable answer came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The circuit is open: the source failed repeatedly; no call was made.
+    #[error("circuit open; next probe in {0:?}")]
+    CircuitOpen(Duration),
+    /// The source asked us to wait longer than we accept.
+    #[error("rate limited by the source for {0:?}")]
+    RateLimited(Duration),
+    /// Every attempt timed out.
+    #[error("the source timed out")]
+    Timeout,
+    /// The source could not be reached.
+    #[error("the source is unreachable: {0}")]
+    Unreachable(String),
+    /// The answer exceeded the size cap.
+    #[error("the response exceeded {0} bytes")]
+    TooLarge(usize),
+    /// Retries ran out on a retryable status.
+    #[error("the source kept answering {status}")]
+    Status {
+        /// The last status.
+        status: u16,
+        /// The last body (capped).
+        body: Bytes,
+    },
+}
+
+/// One connection's client: breaker, limits and retries around `reqwest`.
+#[derive(Debug)]
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    config: UpstreamConfig,
+    breaker: CircuitBreaker,
+    limiter: Limiter,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+}
+
+fn retryable(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+enum Attempt {
+    Done(UpstreamResponse),
+    Retry {
+        error: UpstreamError,
+        wait: Option<Duration>,
+    },
+    Fail(UpstreamError),
+}
+
+impl UpstreamClient {
+    /// A client with its own limits; redirects are never followed (a source that redirects
+    /// elsewhere must not receive our credentials).
+    pub fn new(
+        config: UpstreamConfig,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Self, UpstreamError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+        Ok(UpstreamClient {
+            breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_open_for),
+            limiter: Limiter::new(config.concurrency, config.per_second, config.burst),
+            http,
+            config,
+            clock,
+            sleeper,
+        })
+    }
+
+    /// The underlying client, to build requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The circuit breaker (its state shows in connection health).
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Bytes, UpstreamError> {
+        let cap = self.config.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(UpstreamError::TooLarge(cap));
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+            if body.len() + chunk.len() > cap {
+                return Err(UpstreamError::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+        let _permit = self
+            .limiter
+            .acquire(self.clock.as_ref(), self.sleeper.as_ref())
+            .await;
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.breaker.record_failure(self.clock.now());
+                return Attempt::Retry {
+                    error: transport(&e),
+                    wait: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match self.read_capped(response).await {
+            Ok(b) => b,
+            Err(e @ UpstreamError::TooLarge(_)) => return Attempt::Fail(e),
+            Err(e) => {
+                self.breaker.record_failure(self.clock.now());
+                return Attempt::Retry {
+                    error: e,
+                    wait: None,
+                };
+            }
+        };
+        if !retryable(status) {
+            self.breaker.record_success();
+            return Attempt::Done(UpstreamResponse {
+                status,
+                headers,
+                body,
+            });
+        }
+        // 429 means the source is healthy but busy: it does not count against the circuit.
+        if status == 429 {
+            self.breaker.record_success();
+        } else {
+            self.breaker.record_failure(self.clock.now());
+        }
+        let wait = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
+        if let Some(w) = wait
+            && w > self.config.retry.max_retry_after
+        {
+            return Attempt::Fail(UpstreamError::RateLimited(w));
+        }
+        Attempt::Retry {
+            error: UpstreamError::Status { status, body },
+            wait,
+        }
+    }
+
+    /// Sends the request `make` builds (called once per attempt), retrying what is worth
+    /// retrying: connection failures, timeouts, 429 and 5xx.
+    pub async fn send(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let policy = self.config.retry;
+        let mut last = UpstreamError::Unreachable("no attempt made".into());
+        for attempt in 0..policy.max_attempts.max(1) {
+            if let Err(retry_in) = self.breaker.allow(self.clock.now()) {
+                return Err(UpstreamError::CircuitOpen(retry_in));
+            }
+            match self.attempt(make(&self.http)).await {
+                Attempt::Done(response) => return Ok(response),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { error, wait } => {
+                    tracing::debug!(attempt, error = %error, "upstream call failed; retrying");
+                    last = error;
+                    if attempt + 1 < policy.max_attempts {
+                        let delay = wait.unwrap_or_else(|| policy.delay(attempt, random_unit()));
+                        self.sleeper.sleep(delay).await;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+fn transport(e: &reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        // Only the kind of failure: URLs may carry query parameters we do not want in logs.
+        UpstreamError::Unreachable(if e.is_connect() {
+            "connection failed".into()
+        } else {
+            "transport error".into()
+        })
+    }
+}

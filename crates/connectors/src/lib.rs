@@ -1,0 +1,12 @@
+//! How Ironbridge talks to source systems over HTTP. Every connector sends its requests
+//! through [`client::UpstreamClient`], which applies the connection's circuit breaker,
+//! concurrency and rate limits, bounded retries with full-jitter backoff that honour
+//! `Retry-After`, timeouts and a response-size cap. Time and waiting are injected so tests
+//! can check schedules exactly.
+
+pub mod backoff;
+pub mod breaker;
+pub mod client;
+pub mod limiter;
+pub mod sleeper;
+pub mod token;
