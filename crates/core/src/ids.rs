@@ -1,6 +1,8 @@
 //! Typed, prefixed ids. Records get ids derived from their source key, so the same source
 //! record always has the same id, and references can be computed without a lookup.
 
+use std::sync::Mutex;
+
 use ironbridge_model::Entity;
 
 use crate::crypto::{random_bytes, sha256_hex};
@@ -26,12 +28,30 @@ fn base32(bytes: &[u8]) -> String {
 }
 
 /// A new time-ordered id (`conn_01jdq…`): 48 bits of milliseconds then 80 random bits, so ids
-/// sort by creation time and list endpoints can page by id.
+/// sort by creation time and list endpoints can page by id. Within one process ids are
+/// strictly increasing even within a millisecond (the random part is incremented), so events
+/// keep their order.
 pub fn new_id(prefix: &str, now_micros: i64) -> String {
+    static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
     let millis = (now_micros / 1000).max(0) as u64;
+    let random = u128::from_be_bytes({
+        let mut b = [0u8; 16];
+        b[6..].copy_from_slice(&random_bytes::<10>());
+        b
+    });
+    let (millis, random) = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let next = if millis > last.0 {
+            (millis, random)
+        } else {
+            (last.0, (last.1 + 1) & ((1u128 << 80) - 1))
+        };
+        *last = next;
+        next
+    };
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6..].copy_from_slice(&random_bytes::<10>());
+    bytes[6..].copy_from_slice(&random.to_be_bytes()[6..]);
     format!("{prefix}_{}", base32(&bytes))
 }
 
@@ -92,5 +112,10 @@ mod tests {
         let late = new_id("conn", 2_000_000);
         assert!(early < late);
         assert_ne!(new_id("conn", 5), new_id("conn", 5));
+        let same_millisecond: Vec<String> = (0..100).map(|_| new_id("evt", 9_000_000)).collect();
+        assert!(
+            same_millisecond.windows(2).all(|w| w[0] < w[1]),
+            "strictly increasing"
+        );
     }
 }

@@ -285,6 +285,98 @@ pub struct SyncState {
     pub last_error: Option<String>,
 }
 
+/// A background job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// `job_…`.
+    pub id: String,
+    /// What to do (`sync`).
+    pub kind: String,
+    /// Owning organization.
+    pub org_id: String,
+    /// The connection it concerns, if any.
+    pub connection_id: Option<String>,
+    /// Kind-specific JSON.
+    pub payload: String,
+    /// Jobs with the same key are not queued twice while one is queued or running.
+    pub dedupe_key: Option<String>,
+    /// Earliest start.
+    pub run_at: Timestamp,
+    /// Attempts before the job fails for good.
+    pub max_attempts: i64,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// `job_…`.
+    pub id: String,
+    /// What to do.
+    pub kind: String,
+    /// Owning organization.
+    pub org_id: String,
+    /// The connection it concerns.
+    pub connection_id: Option<String>,
+    /// Kind-specific JSON.
+    pub payload: String,
+    /// `queued`, `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// Earliest (next) start.
+    pub run_at: Timestamp,
+    /// Attempts started so far; also the fencing token of the current lease.
+    pub attempts: i64,
+    /// Attempts allowed.
+    pub max_attempts: i64,
+    /// Worker holding the lease.
+    pub lease_owner: Option<String>,
+    /// Lease expiry; after it another worker may take the job over.
+    pub lease_until: Option<Timestamp>,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Done.
+    Succeeded,
+    /// Try again at `run_at` (unless attempts are used up, then it fails).
+    Retry {
+        /// Next start.
+        run_at: Timestamp,
+        /// Why this attempt failed.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// An event for the events API and webhooks, written with the change it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `evt_…` (time-ordered).
+    pub id: String,
+    /// Owning organization.
+    pub org_id: String,
+    /// The connection it concerns.
+    pub connection_id: Option<String>,
+    /// `sync.completed`, `connection.status_changed`, ...
+    pub event_type: String,
+    /// Event-specific JSON object.
+    pub data: String,
+    /// When it happened.
+    pub created_at: Timestamp,
+}
+
 /// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
 /// and checked by one contract suite on both.
 #[async_trait]
@@ -345,8 +437,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Connection>;
     /// Deletes the synced records and sync state of a connection; returns how many records.
     async fn delete_connection_data(&self, org: &OrgId, id: &ConnId) -> StoreResult<u64>;
-    /// Sets a connection's status unless it is disconnected.
-    async fn set_connection_status(&self, conn: &ConnId, status: &str) -> StoreResult<()>;
+    /// Sets a connection's status unless it is disconnected. When the status changes, a
+    /// `connection.status_changed` event (and `connection.reauthorization_required` when that
+    /// is the new status) is written in the same transaction, as is `event` if given.
+    async fn set_connection_status(
+        &self,
+        conn: &ConnId,
+        status: &str,
+        now: Timestamp,
+        event: Option<&Event>,
+    ) -> StoreResult<()>;
     /// Records a successful upstream call.
     async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()>;
     /// Records a failed upstream call.
@@ -395,4 +495,51 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<StoredRecord>>;
     /// Stored record count per entity.
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>>;
+
+    /// Queues a job; `None` if one with the same dedupe key is already queued or running.
+    async fn enqueue_job(&self, job: &NewJob) -> StoreResult<Option<Job>>;
+    /// The queued or running job with this dedupe key.
+    async fn active_job(&self, dedupe_key: &str) -> StoreResult<Option<Job>>;
+    /// A job of the organization.
+    async fn get_job(&self, org: &OrgId, id: &str) -> StoreResult<Job>;
+    /// Takes the next due job of `kind` (or one whose lease expired) for `owner`
+    /// until `lease_until`; many workers can claim at once and never get the same job.
+    async fn claim_job(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<Job>>;
+    /// Extends a lease; false if the job was taken over (the attempt must stop).
+    async fn extend_lease(&self, job: &Job, owner: &str, until: Timestamp) -> StoreResult<bool>;
+    /// Records an attempt's outcome; false if the lease was lost (a late worker cannot
+    /// overwrite the attempt that replaced it).
+    async fn finish_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        now: Timestamp,
+        outcome: &JobOutcome,
+    ) -> StoreResult<bool>;
+    /// Live connections whose last sync started before `started_before` (or never), for the
+    /// scheduler. Not tenant-scoped: the scheduler serves every organization.
+    async fn connections_due(
+        &self,
+        started_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(OrgId, ConnId)>>;
+
+    /// Writes an event.
+    async fn insert_event(&self, event: &Event) -> StoreResult<()>;
+    /// Events of an organization after a keyset position, oldest first, optionally for one
+    /// connection or one type.
+    async fn list_events(
+        &self,
+        org: &OrgId,
+        after_id: Option<&str>,
+        connection: Option<&str>,
+        event_type: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>>;
 }

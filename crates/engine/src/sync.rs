@@ -7,10 +7,12 @@ use ironbridge_core::connector::{Connector, ConnectorError};
 use ironbridge_core::crypto::sha256_hex;
 use ironbridge_core::ids;
 use ironbridge_core::mapping::default_mapping;
-use ironbridge_core::store::{ConnId, PageWrite, RecordUpsert, Store, StoreError, WriteCounts};
+use ironbridge_core::store::{
+    ConnId, Event, OrgId, PageWrite, RecordUpsert, Store, StoreError, WriteCounts,
+};
 use ironbridge_model::Entity;
 use ironbridge_model::api::ConnectionStatus;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// What one entity's sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,15 +132,59 @@ fn failure_code(err: &ConnectorError) -> &'static str {
     }
 }
 
+fn report_json(reports: &[EntityReport]) -> Value {
+    let entities: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "entity": r.entity.map(Entity::as_str),
+                "added": r.counts.added,
+                "updated": r.counts.updated,
+                "deleted": r.counts.deleted,
+                "unchanged": r.counts.unchanged,
+                "skipped": r.unmappable,
+            })
+        })
+        .collect();
+    let sum = |f: fn(&EntityReport) -> u64| reports.iter().map(f).sum::<u64>();
+    json!({
+        "records_added": sum(|r| r.counts.added),
+        "records_updated": sum(|r| r.counts.updated),
+        "records_deleted": sum(|r| r.counts.deleted),
+        "entities": entities,
+    })
+}
+
+fn sync_event(
+    org: &OrgId,
+    conn: &ConnId,
+    event_type: &str,
+    data: Value,
+    clock: &dyn Clock,
+) -> Event {
+    let now = clock.now();
+    Event {
+        id: ids::new_id("evt", now.micros()),
+        org_id: org.0.clone(),
+        connection_id: Some(conn.0.clone()),
+        event_type: event_type.to_string(),
+        data: data.to_string(),
+        created_at: now,
+    }
+}
+
 /// Syncs every readable entity of a connection and keeps its status in step with reality.
+/// The final status change and the `sync.completed` or `sync.failed` event commit together.
 pub async fn sync_connection(
     store: &dyn Store,
     connector: &dyn Connector,
+    org: &OrgId,
     conn: &ConnId,
     clock: &dyn Clock,
 ) -> Result<Vec<EntityReport>, SyncError> {
+    let started = clock.now();
     store
-        .set_connection_status(conn, ConnectionStatus::Syncing.as_str())
+        .set_connection_status(conn, ConnectionStatus::Syncing.as_str(), started, None)
         .await?;
     let mut reports = Vec::new();
     for &entity in connector.readable() {
@@ -152,13 +198,44 @@ pub async fn sync_connection(
                     SyncError::Connector(ConnectorError::Upstream(_)) => ConnectionStatus::Offline,
                     _ => ConnectionStatus::Online,
                 };
-                store.set_connection_status(conn, status.as_str()).await?;
+                let code = match &err {
+                    SyncError::Connector(e) => failure_code(e),
+                    SyncError::Store(_) => "STORE_ERROR",
+                };
+                let mut data = report_json(&reports);
+                data["entity"] = json!(entity.as_str());
+                data["error"] = json!({"code": code, "message": safe_message(&err)});
+                data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
+                let event = sync_event(org, conn, "sync.failed", data, clock);
+                store
+                    .set_connection_status(conn, status.as_str(), clock.now(), Some(&event))
+                    .await?;
                 return Err(err);
             }
         }
     }
+    let mut data = report_json(&reports);
+    data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
+    let event = sync_event(org, conn, "sync.completed", data, clock);
     store
-        .set_connection_status(conn, ConnectionStatus::Online.as_str())
+        .set_connection_status(
+            conn,
+            ConnectionStatus::Online.as_str(),
+            clock.now(),
+            Some(&event),
+        )
         .await?;
     Ok(reports)
+}
+
+/// What an event may say about a failure: connector messages are written to be shown;
+/// storage errors are not.
+fn safe_message(err: &SyncError) -> String {
+    match err {
+        SyncError::Connector(ConnectorError::Upstream(_)) => {
+            "The source system could not be reached.".into()
+        }
+        SyncError::Connector(e) => e.to_string(),
+        SyncError::Store(_) => "Ironbridge could not store the data; see the logs.".into(),
+    }
 }

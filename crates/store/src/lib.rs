@@ -2,6 +2,13 @@
 //! (many processes, one database). Both compile the same query code (`shared.rs`), each with
 //! its own types, migrations and the few statements where the dialects differ.
 
+/// Columns of a job row, shared by both backends' statements.
+macro_rules! job_columns {
+    () => {
+        "id, kind, org_id, connection_id, payload, status, run_at, attempts, max_attempts, lease_owner, lease_until, last_error, created_at, updated_at"
+    };
+}
+
 mod migrate;
 pub mod postgres;
 pub mod sqlite;

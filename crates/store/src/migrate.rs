@@ -19,6 +19,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "record_counts",
         sql: include_str!("../migrations/sqlite/0002_record_counts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "jobs_and_events",
+        sql: include_str!("../migrations/sqlite/0003_jobs_and_events.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -32,6 +37,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "record_counts",
         sql: include_str!("../migrations/postgres/0002_record_counts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "jobs_and_events",
+        sql: include_str!("../migrations/postgres/0003_jobs_and_events.sql"),
     },
 ];
 

@@ -17,6 +17,13 @@ pub(crate) type Backend = PgStore;
 pub(crate) const LOCK_ORG: &str =
     "SELECT connection_credits FROM organizations WHERE id = $1 FOR UPDATE";
 pub(crate) const MIGRATIONS: &[Migration] = migrate::POSTGRES;
+/// `SKIP LOCKED`: concurrent workers each take a different job without waiting on each other.
+pub(crate) const CLAIM_JOB: &str = concat!(
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $2, lease_until = $3, updated_at = $4 ",
+    "WHERE id = (SELECT id FROM jobs WHERE kind = $1 AND ((status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_until < $4)) ",
+    "ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
+    job_columns!()
+);
 /// Several processes may start at once; one migrates, the others wait.
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(4711001)");
 

@@ -3,14 +3,16 @@
 //! Placeholders are `$N`, which both drivers accept, so statements are written once.
 
 use async_trait::async_trait;
+use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
-    ApiKey, ConnId, Connection, NewApiKey, NewConnection, OrgId, Organization, PageWrite,
-    RecordQuery, Store, StoreError, StoreResult, StoredRecord, SyncState, WriteCounts,
+    ApiKey, ConnId, Connection, Event, Job, JobOutcome, NewApiKey, NewConnection, NewJob, OrgId,
+    Organization, PageWrite, RecordQuery, Store, StoreError, StoreResult, StoredRecord, SyncState,
+    WriteCounts,
 };
 use ironbridge_model::{Entity, Timestamp};
 use sqlx::Row;
 
-use super::{Backend, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
+use super::{Backend, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
 use crate::classify;
 use crate::migrate::CREATE_TABLE;
 
@@ -96,6 +98,68 @@ fn sync_state_from(row: &DbRow) -> Result<Option<SyncState>, sqlx::Error> {
         last_succeeded_at: ts(row.try_get("last_succeeded_at")?),
         last_error: row.try_get("last_error")?,
     }))
+}
+
+fn job_from(row: &DbRow) -> Result<Job, sqlx::Error> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        org_id: row.try_get("org_id")?,
+        connection_id: row.try_get("connection_id")?,
+        payload: row.try_get("payload")?,
+        status: row.try_get("status")?,
+        run_at: Timestamp(row.try_get("run_at")?),
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_until: ts(row.try_get("lease_until")?),
+        last_error: row.try_get("last_error")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+fn event_from(row: &DbRow) -> Result<Event, sqlx::Error> {
+    Ok(Event {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        connection_id: row.try_get("connection_id")?,
+        event_type: row.try_get("type")?,
+        data: row.try_get("data")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+async fn insert_event(tx: &mut sqlx::Transaction<'static, Db>, e: &Event) -> StoreResult<()> {
+    sqlx::query("INSERT INTO events (id, org_id, connection_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&e.id)
+        .bind(&e.org_id)
+        .bind(&e.connection_id)
+        .bind(&e.event_type)
+        .bind(&e.data)
+        .bind(e.created_at.micros())
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(classify)
+}
+
+/// A lifecycle event of a connection, written by the store with the change itself.
+fn connection_event(
+    org: &str,
+    conn: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: Timestamp,
+) -> Event {
+    Event {
+        id: new_id("evt", now.micros()),
+        org_id: org.to_string(),
+        connection_id: Some(conn.to_string()),
+        event_type: event_type.to_string(),
+        data: data.to_string(),
+        created_at: now,
+    }
 }
 
 const INSERT_CONNECTION: &str = "INSERT INTO connections (id, org_id, system, name, status, settings, end_user, credentials, token_hash, token_prefix, created_at, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
@@ -446,6 +510,7 @@ impl Store for Backend {
         id: &ConnId,
         now: Timestamp,
     ) -> StoreResult<Connection> {
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(concat!(
             "UPDATE connections SET status = 'disconnected', disconnected_at = $3 WHERE org_id = $1 AND id = $2 AND status <> 'disconnected' RETURNING ",
             connection_columns!()
@@ -453,18 +518,27 @@ impl Store for Backend {
         .bind(&org.0)
         .bind(&id.0)
         .bind(now.micros())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(classify)?;
-        match row {
-            Some(row) => connection_from(&row).map_err(classify),
-            None => {
-                self.get_connection(org, id).await?;
-                Err(StoreError::Conflict(
-                    "the connection is already disconnected".into(),
-                ))
-            }
-        }
+        let Some(row) = row else {
+            drop(tx);
+            self.get_connection(org, id).await?;
+            return Err(StoreError::Conflict(
+                "the connection is already disconnected".into(),
+            ));
+        };
+        let connection = connection_from(&row).map_err(classify)?;
+        let event = connection_event(
+            &org.0,
+            &id.0,
+            "connection.disconnected",
+            serde_json::json!({"status": "disconnected"}),
+            now,
+        );
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(connection)
     }
 
     async fn delete_connection_data(&self, org: &OrgId, id: &ConnId) -> StoreResult<u64> {
@@ -500,14 +574,72 @@ impl Store for Backend {
         Ok(deleted)
     }
 
-    async fn set_connection_status(&self, conn: &ConnId, status: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE connections SET status = $2 WHERE id = $1 AND status <> 'disconnected'")
-            .bind(&conn.0)
-            .bind(status)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(classify)
+    async fn set_connection_status(
+        &self,
+        conn: &ConnId,
+        status: &str,
+        now: Timestamp,
+        event: Option<&Event>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let current: Option<(String, String)> =
+            sqlx::query_as("SELECT org_id, status FROM connections WHERE id = $1")
+                .bind(&conn.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+        let Some((org, previous)) = current else {
+            return Err(StoreError::NotFound);
+        };
+        if previous != "disconnected" && previous != status {
+            sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
+                .bind(&conn.0)
+                .bind(status)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            // `syncing` is a passing state, not news: events compare settled states only.
+            if status != "syncing" {
+                let last: Option<String> = sqlx::query_scalar(
+                    "SELECT data FROM events WHERE connection_id = $1 AND type = 'connection.status_changed' ORDER BY id DESC LIMIT 1",
+                )
+                .bind(&conn.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let last_settled = last
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                    .and_then(|d| d["status"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "online".into());
+                if last_settled != status {
+                    let data =
+                        serde_json::json!({"previous_status": last_settled, "status": status});
+                    insert_event(
+                        &mut tx,
+                        &connection_event(&org, &conn.0, "connection.status_changed", data, now),
+                    )
+                    .await?;
+                    if status == "reauthorization_required" {
+                        let data = serde_json::json!({"status": status});
+                        insert_event(
+                            &mut tx,
+                            &connection_event(
+                                &org,
+                                &conn.0,
+                                "connection.reauthorization_required",
+                                data,
+                                now,
+                            ),
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        if let Some(event) = event {
+            insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(classify)
     }
 
     async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()> {
@@ -748,5 +880,172 @@ impl Store for Backend {
             }
         }
         Ok(out)
+    }
+
+    async fn enqueue_job(&self, job: &NewJob) -> StoreResult<Option<Job>> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO jobs (id, kind, org_id, connection_id, payload, dedupe_key, status, run_at, attempts, max_attempts, created_at, updated_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, 0, $8, $9, $9) ON CONFLICT DO NOTHING RETURNING ",
+            job_columns!()
+        ))
+        .bind(&job.id)
+        .bind(&job.kind)
+        .bind(&job.org_id)
+        .bind(&job.connection_id)
+        .bind(&job.payload)
+        .bind(&job.dedupe_key)
+        .bind(job.run_at.micros())
+        .bind(job.max_attempts)
+        .bind(job.created_at.micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(job_from).transpose().map_err(classify)
+    }
+
+    async fn active_job(&self, dedupe_key: &str) -> StoreResult<Option<Job>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE dedupe_key = $1 AND status IN ('queued', 'running')"
+        ))
+        .bind(dedupe_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(job_from).transpose().map_err(classify)
+    }
+
+    async fn get_job(&self, org: &OrgId, id: &str) -> StoreResult<Job> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(&org.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?
+        .ok_or(StoreError::NotFound)?;
+        job_from(&row).map_err(classify)
+    }
+
+    async fn claim_job(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<Job>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(CLAIM_JOB)
+            .bind(kind)
+            .bind(owner)
+            .bind(lease_until.micros())
+            .bind(now.micros())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        row.as_ref().map(job_from).transpose().map_err(classify)
+    }
+
+    async fn extend_lease(&self, job: &Job, owner: &str, until: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE jobs SET lease_until = $4 WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'")
+            .bind(&job.id)
+            .bind(owner)
+            .bind(job.attempts)
+            .bind(until.micros())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        now: Timestamp,
+        outcome: &JobOutcome,
+    ) -> StoreResult<bool> {
+        let (status, run_at, error) = match outcome {
+            JobOutcome::Succeeded => ("succeeded", job.run_at, None),
+            JobOutcome::Retry { run_at, error } if job.attempts < job.max_attempts => {
+                ("queued", *run_at, Some(error.as_str()))
+            }
+            JobOutcome::Retry { error, .. } | JobOutcome::Failed { error } => {
+                ("failed", job.run_at, Some(error.as_str()))
+            }
+        };
+        // Fenced by owner and attempt: a worker whose lease was taken over changes nothing.
+        let done = sqlx::query(
+            "UPDATE jobs SET status = $4, run_at = $5, last_error = COALESCE($6, last_error), lease_owner = NULL, lease_until = NULL, updated_at = $7 \
+             WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'",
+        )
+        .bind(&job.id)
+        .bind(owner)
+        .bind(job.attempts)
+        .bind(status)
+        .bind(run_at.micros())
+        .bind(error)
+        .bind(now.micros())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn connections_due(
+        &self,
+        started_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(OrgId, ConnId)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.org_id, c.id FROM connections c WHERE c.status NOT IN ('disconnected', 'reauthorization_required') \
+             AND COALESCE((SELECT MAX(s.last_started_at) FROM sync_state s WHERE s.connection_id = c.id), 0) < $1 ORDER BY c.id LIMIT $2",
+        )
+        .bind(started_before.micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(o, c)| (OrgId(o), ConnId(c)))
+            .collect())
+    }
+
+    async fn insert_event(&self, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn list_events(
+        &self,
+        org: &OrgId,
+        after_id: Option<&str>,
+        connection: Option<&str>,
+        event_type: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, connection_id, type, data, created_at FROM events WHERE org_id = $1 AND id > $2 \
+             AND ($3 IS NULL OR connection_id = $3) AND ($4 IS NULL OR type = $4) ORDER BY id LIMIT $5",
+        )
+        .bind(&org.0)
+        .bind(after_id.unwrap_or(""))
+        .bind(connection)
+        .bind(event_type)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.iter()
+            .map(event_from)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
     }
 }

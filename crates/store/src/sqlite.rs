@@ -16,6 +16,13 @@ pub(crate) type Backend = SqliteStore;
 /// SQLite has no row locks; `BEGIN IMMEDIATE` already serializes writers.
 pub(crate) const LOCK_ORG: &str = "SELECT connection_credits FROM organizations WHERE id = $1";
 pub(crate) const MIGRATIONS: &[Migration] = migrate::SQLITE;
+/// One writer at a time (`BEGIN IMMEDIATE`) already makes the claim exclusive.
+pub(crate) const CLAIM_JOB: &str = concat!(
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $2, lease_until = $3, updated_at = $4 ",
+    "WHERE id = (SELECT id FROM jobs WHERE kind = $1 AND ((status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_until < $4)) ",
+    "ORDER BY run_at, id LIMIT 1) RETURNING ",
+    job_columns!()
+);
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
 
 /// A store in a SQLite file.

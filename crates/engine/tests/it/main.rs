@@ -83,6 +83,10 @@ fn sandbox(clock: &ManualClock, settings: Value, creds: Option<Value>) -> Sandbo
     .unwrap()
 }
 
+fn org() -> OrgId {
+    OrgId("org_1".into())
+}
+
 async fn count(env: &Env, entity: Entity) -> u64 {
     let q = RecordQuery {
         entity,
@@ -94,6 +98,17 @@ async fn count(env: &Env, entity: Entity) -> u64 {
         limit: 10_000,
     };
     env.store.count_records(&env.conn, &q).await.unwrap()
+}
+
+async fn events(env: &Env) -> Vec<(String, Value)> {
+    let list = env
+        .store
+        .list_events(&org(), None, Some(&env.conn.0), None, 100)
+        .await
+        .unwrap();
+    list.into_iter()
+        .map(|e| (e.event_type, serde_json::from_str(&e.data).unwrap()))
+        .collect()
 }
 
 async fn status(env: &Env) -> String {
@@ -108,7 +123,7 @@ async fn status(env: &Env) -> String {
 async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     let env = env().await;
     let c = sandbox(&env.clock, json!({"purchase_orders": 230}), None);
-    let reports = sync_connection(env.store.as_ref(), &c, &env.conn, &env.clock)
+    let reports = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, &env.clock)
         .await
         .unwrap();
     let po = reports
@@ -120,7 +135,7 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     assert_eq!(count(&env, Entity::Vendor).await, 12);
     assert_eq!(status(&env).await, "online");
     env.clock.advance_secs(60);
-    let again = sync_connection(env.store.as_ref(), &c, &env.conn, &env.clock)
+    let again = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, &env.clock)
         .await
         .unwrap();
     let po = again
@@ -145,6 +160,7 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
     sync_connection(
         env.store.as_ref(),
         &sandbox(&env.clock, json!({}), None),
+        &org(),
         &env.conn,
         &env.clock,
     )
@@ -155,7 +171,7 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
         json!({}),
         Some(json!({"api_key": REVOKED_API_KEY})),
     );
-    let err = sync_connection(env.store.as_ref(), &revoked, &env.conn, &env.clock)
+    let err = sync_connection(env.store.as_ref(), &revoked, &org(), &env.conn, &env.clock)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -229,7 +245,7 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         fail_at: 2,
         calls: AtomicU32::new(0),
     };
-    let err = sync_connection(env.store.as_ref(), &flaky, &env.conn, &env.clock)
+    let err = sync_connection(env.store.as_ref(), &flaky, &org(), &env.conn, &env.clock)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -251,7 +267,7 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         (po.status.as_str(), po.cursor.as_deref()),
         ("failed", Some("200"))
     );
-    let reports = sync_connection(env.store.as_ref(), &flaky, &env.conn, &env.clock)
+    let reports = sync_connection(env.store.as_ref(), &flaky, &org(), &env.conn, &env.clock)
         .await
         .unwrap();
     let po = reports
@@ -265,6 +281,29 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
     );
     assert_eq!(count(&env, Entity::PurchaseOrder).await, 450);
     assert_eq!(status(&env).await, "online");
+    let events = events(&env).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "sync.failed",
+            "connection.status_changed",
+            "sync.completed",
+            "connection.status_changed"
+        ]
+    );
+    assert_eq!(
+        events[1].1,
+        json!({"previous_status": "online", "status": "offline"})
+    );
+    assert_eq!(
+        events[0].1["error"],
+        json!({"code": "UPSTREAM_UNAVAILABLE", "message": "The source system could not be reached."})
+    );
+    assert_eq!(
+        events[3].1,
+        json!({"previous_status": "offline", "status": "online"})
+    );
 }
 
 #[tokio::test]
@@ -304,6 +343,7 @@ async fn unmappable_records_are_skipped_and_counted() {
     let reports = sync_connection(
         env.store.as_ref(),
         &Broken(sandbox(&env.clock, json!({}), None)),
+        &org(),
         &env.conn,
         &env.clock,
     )

@@ -109,9 +109,11 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
         }
     };
     let id = ConnId(connection.id.clone());
+    let org = OrgId(connection.org_id.clone());
     if let Err(e) = sync_connection(
         state.store.as_ref(),
         connector.as_ref(),
+        &org,
         &id,
         state.clock.as_ref(),
     )

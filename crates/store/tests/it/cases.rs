@@ -456,3 +456,293 @@ pub async fn deleting_data_needs_a_disconnected_connection(store: Arc<dyn Store>
     assert_eq!(store.count_records(&c, &query(10)).await.unwrap(), 0);
     assert!(store.sync_states(&c).await.unwrap().is_empty());
 }
+
+fn job(org: &OrgId, dedupe: Option<&str>, now: Timestamp) -> NewJob {
+    NewJob {
+        id: new_id("job", now.micros()),
+        kind: "sync".into(),
+        org_id: org.0.clone(),
+        connection_id: None,
+        payload: "{}".into(),
+        dedupe_key: dedupe.map(str::to_string),
+        run_at: now,
+        max_attempts: 3,
+        created_at: now,
+    }
+}
+
+pub async fn jobs_are_claimed_once_by_concurrent_workers(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    for _ in 0..40 {
+        store
+            .enqueue_job(&job(&o, None, T0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let lease = T0.plus_secs(300);
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let owner = format!("worker-{w}");
+            let mut done = Vec::new();
+            while let Some(j) = store.claim_job("sync", &owner, T0, lease).await.unwrap() {
+                assert_eq!(
+                    (j.status.as_str(), j.attempts, j.lease_owner.as_deref()),
+                    ("running", 1, Some(owner.as_str()))
+                );
+                assert!(
+                    store
+                        .finish_job(&j, &owner, T0, &JobOutcome::Succeeded)
+                        .await
+                        .unwrap()
+                );
+                done.push(j.id);
+            }
+            done
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        (all.len(), unique.len()),
+        (40, 40),
+        "every job ran exactly once"
+    );
+    assert!(
+        store
+            .claim_job("sync", "late", T0, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .claim_job("other-kind", "w", T0, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn jobs_dedupe_retry_and_fence_late_workers(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let first = store
+        .enqueue_job(&job(&o, Some("sync:conn_1"), T0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .enqueue_job(&job(&o, Some("sync:conn_1"), T0))
+            .await
+            .unwrap()
+            .is_none(),
+        "deduplicated"
+    );
+    assert_eq!(
+        store.active_job("sync:conn_1").await.unwrap().unwrap().id,
+        first.id
+    );
+    assert_eq!(store.get_job(&o, &first.id).await.unwrap().status, "queued");
+    let other = org(&store, 1).await;
+    assert!(matches!(
+        store.get_job(&other, &first.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Worker A takes it, then stops heart-beating (it crashed, or stalled).
+    let a = store
+        .claim_job("sync", "a", T0, T0.plus_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.extend_lease(&a, "a", T0.plus_secs(60)).await.unwrap());
+    assert!(
+        store
+            .claim_job("sync", "b", T0.plus_secs(59), T0.plus_secs(120))
+            .await
+            .unwrap()
+            .is_none(),
+        "the lease holds"
+    );
+    let b = store
+        .claim_job("sync", "b", T0.plus_secs(61), T0.plus_secs(120))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (b.id.as_str(), b.attempts),
+        (first.id.as_str(), 2),
+        "rescued after the lease expired"
+    );
+    // A wakes up: it can neither extend nor finish the attempt B now owns.
+    assert!(
+        !store
+            .extend_lease(&a, "a", T0.plus_secs(200))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_job(&a, "a", T0.plus_secs(62), &JobOutcome::Succeeded)
+            .await
+            .unwrap()
+    );
+    // B fails and retries later; the job is not claimable before then.
+    let retry = JobOutcome::Retry {
+        run_at: T0.plus_secs(600),
+        error: "upstream 503".into(),
+    };
+    assert!(
+        store
+            .finish_job(&b, "b", T0.plus_secs(62), &retry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_job("sync", "c", T0.plus_secs(599), T0.plus_secs(700))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let c = store
+        .claim_job("sync", "c", T0.plus_secs(600), T0.plus_secs(700))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.attempts, c.last_error.as_deref()),
+        (3, Some("upstream 503"))
+    );
+    // Out of attempts: a retry becomes a failure, and the dedupe key is free again.
+    assert!(
+        store
+            .finish_job(&c, "c", T0.plus_secs(601), &retry)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_job(&o, &first.id).await.unwrap().status, "failed");
+    assert!(store.active_job("sync:conn_1").await.unwrap().is_none());
+    assert!(
+        store
+            .enqueue_job(&job(&o, Some("sync:conn_1"), T0))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn events_are_written_with_the_changes_they_describe(store: Arc<dyn Store>) {
+    let o = org(&store, 2).await;
+    let c = conn(&store, &o).await;
+    let c2 = conn(&store, &o).await;
+    store
+        .set_connection_status(&c, "syncing", T0, None)
+        .await
+        .unwrap();
+    store
+        .set_connection_status(&c, "online", T0, None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .list_events(&o, None, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "syncing and back is not news"
+    );
+    store
+        .set_connection_status(&c, "offline", T0, None)
+        .await
+        .unwrap();
+    store
+        .set_connection_status(&c, "syncing", T0, None)
+        .await
+        .unwrap();
+    store
+        .set_connection_status(&c, "reauthorization_required", T0, None)
+        .await
+        .unwrap();
+    store.disconnect_connection(&o, &c, T0).await.unwrap();
+    // Disconnected connections keep their status.
+    store
+        .set_connection_status(&c, "online", T0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_connection(&o, &c).await.unwrap().status,
+        "disconnected"
+    );
+    store
+        .set_connection_status(&c2, "offline", T0, None)
+        .await
+        .unwrap();
+    let all = store.list_events(&o, None, None, None, 10).await.unwrap();
+    let types: Vec<&str> = all.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "connection.status_changed",
+            "connection.status_changed",
+            "connection.reauthorization_required",
+            "connection.disconnected",
+            "connection.status_changed"
+        ]
+    );
+    assert_eq!(
+        all[1].data,
+        r#"{"previous_status":"offline","status":"reauthorization_required"}"#
+    );
+    let mine = store
+        .list_events(&o, None, Some(&c.0), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 4);
+    let page = store
+        .list_events(
+            &o,
+            Some(&all[1].id),
+            None,
+            Some("connection.status_changed"),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].connection_id.as_deref(), Some(c2.0.as_str()));
+    let other = org(&store, 1).await;
+    assert!(
+        store
+            .list_events(&other, None, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The scheduler sees live connections that never synced, not disconnected ones.
+    let due = store.connections_due(T0, 10).await.unwrap();
+    assert!(due.iter().any(|(_, id)| *id == c2) && !due.iter().any(|(_, id)| *id == c));
+    store.start_sync(&c2, Entity::Vendor, T0).await.unwrap();
+    assert!(
+        !store
+            .connections_due(T0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, id)| *id == c2)
+    );
+    assert!(
+        store
+            .connections_due(T0.plus_secs(1), 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, id)| *id == c2)
+    );
+}

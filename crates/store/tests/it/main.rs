@@ -38,4 +38,7 @@ contract!(
     keyset_pages_survive_concurrent_changes,
     filters_by_modification_time,
     deleting_data_needs_a_disconnected_connection,
+    jobs_are_claimed_once_by_concurrent_workers,
+    jobs_dedupe_retry_and_fence_late_workers,
+    events_are_written_with_the_changes_they_describe,
 );
