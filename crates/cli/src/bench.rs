@@ -81,7 +81,9 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let keys = Keys::from_master(&Keys::decode_master(&Keys::generate_master())?)?;
+    let keys = Arc::new(Keys::from_master(&Keys::decode_master(
+        &Keys::generate_master(),
+    )?)?);
     let shutdown = CancellationToken::new();
     let config = ServerConfig {
         rate_limit_per_second: 0,

@@ -22,6 +22,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which parts of Ironbridge this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The HTTP API only.
+    Api,
+    /// Background work only (scheduled and requested syncs).
+    Worker,
+    /// Both (one machine).
+    All,
+}
+
 /// Rate limits per credential.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +70,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds before a request is answered with 503.
     pub request_timeout_secs: u64,
+    /// `api`, `worker` or `all`.
+    pub role: Role,
+    /// Seconds between scheduled syncs of each connection.
+    pub sync_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -77,6 +93,8 @@ impl Default for Settings {
             },
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            role: Role::All,
+            sync_interval_secs: 3600,
         }
     }
 }
@@ -96,6 +114,9 @@ pub struct Overrides {
     /// `--log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `serve --role`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 impl Settings {
@@ -145,6 +166,9 @@ impl Settings {
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");
+        }
+        if self.sync_interval_secs < 60 {
+            bail!("sync_interval_secs must be at least 60");
         }
         if let Some(key) = &self.master_key {
             Keys::decode_master(key).context(

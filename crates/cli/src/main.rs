@@ -14,10 +14,11 @@ use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_engine::BuiltinConnectors;
+use ironbridge_engine::worker::{Worker, WorkerConfig};
 use ironbridge_server::{AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
-use config::{LogFormat, Overrides, Settings};
+use config::{LogFormat, Overrides, Role, Settings};
 
 /// Ironbridge: one self-hosted API for your customers' ERP, warehouse and fleet systems.
 #[derive(Debug, Parser)]
@@ -46,6 +47,9 @@ enum Command {
         /// Address to listen on, e.g. 0.0.0.0:8080.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Which parts to run: the API, the background worker, or both (default).
+        #[arg(long, value_enum)]
+        role: Option<Role>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -134,24 +138,52 @@ async fn shutdown_signal(token: CancellationToken) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let keys = settings.master_key()?;
+    let keys = Arc::new(settings.master_key()?);
     let store = open_store(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let config = ServerConfig {
-        rate_limit_per_second: settings.rate_limit.per_second,
-        rate_limit_burst: settings.rate_limit.burst,
-        max_body_bytes: settings.max_body_bytes,
-        request_timeout: settings.request_timeout(),
-    };
     let shutdown = CancellationToken::new();
     let connectors = Arc::new(BuiltinConnectors::new(clock.clone()));
-    let state = AppState::new(store, keys, clock, connectors, config, shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    tracing::info!(address = %settings.listen, database = if settings.database_url().starts_with("sqlite:") { "sqlite" } else { "postgres" }, "ironbridge is serving; API docs at /docs");
-    tokio::spawn(shutdown_signal(shutdown));
-    ironbridge_server::serve(listener, state).await?;
+    tokio::spawn(shutdown_signal(shutdown.clone()));
+    let worker = matches!(settings.role, Role::Worker | Role::All).then(|| {
+        let config = WorkerConfig {
+            sync_interval: std::time::Duration::from_secs(settings.sync_interval_secs),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::new(
+            store.clone(),
+            keys.clone(),
+            connectors.clone(),
+            clock.clone(),
+            config,
+        );
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
+    if matches!(settings.role, Role::Api | Role::All) {
+        let config = ServerConfig {
+            rate_limit_per_second: settings.rate_limit.per_second,
+            rate_limit_burst: settings.rate_limit.burst,
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: settings.request_timeout(),
+        };
+        let state = AppState::new(store, keys, clock, connectors, config, shutdown.clone());
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let backend = if settings.database_url().starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        tracing::info!(address = %settings.listen, database = backend, role = ?settings.role, "ironbridge is serving; API docs at /docs");
+        ironbridge_server::serve(listener, state).await?;
+    } else {
+        tracing::info!("ironbridge worker running");
+        shutdown.cancelled().await;
+    }
+    if let Some(worker) = worker {
+        // The worker stops between jobs; a sync in progress resumes from its checkpoint later.
+        let _ = worker.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -210,7 +242,11 @@ async fn create_org(
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let overrides = Overrides {
         listen: match &cli.command {
-            Command::Serve { listen } => listen.clone(),
+            Command::Serve { listen, .. } => listen.clone(),
+            _ => None,
+        },
+        role: match &cli.command {
+            Command::Serve { role, .. } => *role,
             _ => None,
         },
         data_dir: cli.data_dir.clone(),

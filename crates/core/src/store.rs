@@ -457,6 +457,8 @@ pub trait Store: Send + Sync + 'static {
         code: &str,
     ) -> StoreResult<()>;
 
+    /// Forgets where unfinished syncs stopped, so the next sync starts from the beginning.
+    async fn reset_sync_cursors(&self, conn: &ConnId) -> StoreResult<()>;
     /// Per-entity sync states of a connection.
     async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>>;
     /// Marks an entity's sync as running and returns the cursor to resume from.

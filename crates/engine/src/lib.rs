@@ -1,7 +1,9 @@
-//! Ironbridge's background work. Today: the registry of built-in systems and the sync runner
-//! that moves data connector → mapping → store, one committed page at a time.
+//! Ironbridge's background work: the registry of built-in systems, the sync runner that moves
+//! data connector → mapping → store one committed page at a time, and the worker that runs
+//! queued jobs under leases and schedules periodic syncs.
 
 pub mod connectors;
 pub mod sync;
+pub mod worker;
 
 pub use connectors::BuiltinConnectors;

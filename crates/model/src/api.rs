@@ -414,3 +414,76 @@ pub struct HealthOut {
     /// `ok`, or `unavailable` with a 503.
     pub status: String,
 }
+
+/// Body of `POST /v1/sync`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncIn {
+    /// Start every entity from the beginning instead of resuming (no data is deleted).
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// A sync job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncJobOut {
+    /// Job id (`job_…`).
+    pub id: String,
+    /// The connection synced.
+    pub connection_id: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    #[schema(example = "queued")]
+    pub status: String,
+    /// Whether every entity starts from the beginning.
+    pub full: bool,
+    /// Attempts started so far.
+    pub attempts: i64,
+    /// Attempts allowed before the job fails for good.
+    pub max_attempts: i64,
+    /// When the job runs (next).
+    pub run_at: Timestamp,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the job was queued.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Answer to `POST /v1/sync`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncQueuedOut {
+    /// The sync job (the one already queued or running, if there was one).
+    pub job: SyncJobOut,
+    /// True when a sync was already queued or running and no new one was queued.
+    pub already_queued: bool,
+}
+
+/// Something that happened: a sync finished, a connection changed state, ...
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventOut {
+    /// Event id (`evt_…`), increasing in time.
+    pub id: String,
+    /// `sync.completed`, `sync.failed`, `connection.status_changed`,
+    /// `connection.reauthorization_required`, `connection.disconnected`.
+    #[serde(rename = "type")]
+    #[schema(example = "sync.completed")]
+    pub event_type: String,
+    /// When it happened.
+    pub timestamp: Timestamp,
+    /// The connection concerned.
+    pub connection_id: Option<String>,
+    /// Event-specific details (for syncs: records added, updated, deleted per entity,
+    /// duration, error).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A page of events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    /// Events, oldest first.
+    pub data: Vec<EventOut>,
+    /// Cursor for the next page; absent when there are no more events yet.
+    pub next_cursor: Option<String>,
+}

@@ -49,7 +49,7 @@ pub struct AppStateInner {
     /// Storage.
     pub store: Arc<dyn Store>,
     /// Secrets derived from the master key.
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Connectors of the built-in systems.
@@ -77,7 +77,7 @@ impl AppState {
     /// Builds the state.
     pub fn new(
         store: Arc<dyn Store>,
-        keys: Keys,
+        keys: Arc<Keys>,
         clock: Arc<dyn Clock>,
         connectors: Arc<dyn ConnectorFactory>,
         config: ServerConfig,

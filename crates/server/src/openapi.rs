@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{api_keys, connections, organization, purchase_orders, records};
+use crate::routes::{api_keys, connections, events, organization, purchase_orders, records, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,8 @@ use crate::routes::{api_keys, connections, organization, purchase_orders, record
         connections::list_connections, connections::create_connection, connections::get_connection,
         connections::disconnect_connection, connections::reconnect_connection, connections::delete_connection_data,
         connections::get_current_connection,
+        sync::start_sync, sync::get_sync_job,
+        events::list_events,
         records::list_purchase_orders, records::get_purchase_order,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
         records::list_vendors, records::get_vendor, records::list_items, records::get_item,
@@ -39,6 +41,8 @@ use crate::routes::{api_keys, connections, organization, purchase_orders, record
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
         (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
+        (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
+        (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Purchase orders", description = "Unified purchase orders with their lines."),
         (name = "Vendors", description = "Unified vendors."),
         (name = "Items", description = "Unified items."),

@@ -668,6 +668,15 @@ impl Store for Backend {
             .map_err(classify)
     }
 
+    async fn reset_sync_cursors(&self, conn: &ConnId) -> StoreResult<()> {
+        sqlx::query("UPDATE sync_state SET cursor = NULL WHERE connection_id = $1")
+            .bind(&conn.0)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>> {
         let rows = sqlx::query("SELECT entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error FROM sync_state WHERE connection_id = $1 ORDER BY entity")
             .bind(&conn.0)

@@ -351,3 +351,181 @@ async fn unmappable_records_are_skipped_and_counted() {
     .unwrap();
     assert_eq!((reports[0].counts.added, reports[0].unmappable), (12, 1));
 }
+
+mod worker {
+    use super::*;
+    use ironbridge_core::crypto::Keys;
+    use ironbridge_core::service::ConnectorFactory;
+    use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
+    use std::time::Duration;
+
+    /// Builds sandbox connectors whose first purchase-order page fetches fail `failures` times.
+    struct Flaky {
+        clock: ManualClock,
+        failures: u32,
+        calls: Arc<AtomicU32>,
+    }
+
+    impl ConnectorFactory for Flaky {
+        fn build(
+            &self,
+            _: SystemId,
+            settings: &serde_json::Map<String, Value>,
+            creds: Option<&serde_json::Map<String, Value>>,
+        ) -> Result<Arc<dyn Connector>, ConnectorError> {
+            let inner = SandboxConnector::new(settings, creds, Arc::new(self.clock.clone()))?;
+            // Shares the call counter across builds, so failures span attempts.
+            let calls = self.calls.load(Ordering::SeqCst);
+            let fail_at = if calls < self.failures { 0 } else { u32::MAX };
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(FailOnce {
+                inner,
+                fail_at,
+                calls: AtomicU32::new(0),
+            }))
+        }
+    }
+
+    fn worker(env: &Env, failures: u32) -> Worker {
+        let factory = Flaky {
+            clock: env.clock.clone(),
+            failures,
+            calls: Arc::default(),
+        };
+        let config = WorkerConfig {
+            sync_interval: Duration::from_secs(3600),
+            ..WorkerConfig::default()
+        };
+        Worker::new(
+            env.store.clone(),
+            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
+            Arc::new(factory),
+            Arc::new(env.clock.clone()),
+            config,
+        )
+    }
+
+    async fn job_status(env: &Env, id: &str) -> String {
+        env.store.get_job(&org(), id).await.unwrap().status
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_queues_due_connections_and_the_worker_syncs_them() {
+        let env = env().await;
+        let w = worker(&env, 0);
+        assert_eq!(
+            w.schedule_due().await.unwrap(),
+            1,
+            "a connection that never synced is due"
+        );
+        assert_eq!(
+            w.schedule_due().await.unwrap(),
+            0,
+            "one queued sync per connection"
+        );
+        assert!(w.run_once().await.unwrap());
+        assert!(!w.run_once().await.unwrap(), "nothing else is due");
+        assert_eq!(count(&env, Entity::PurchaseOrder).await, 120);
+        assert_eq!(w.schedule_due().await.unwrap(), 0, "synced just now");
+        env.clock.advance_secs(3601);
+        assert_eq!(
+            w.schedule_due().await.unwrap(),
+            1,
+            "due again after the interval"
+        );
+        let (job, created) =
+            enqueue_sync(env.store.as_ref(), &env.clock, &org(), &env.conn, true, 5)
+                .await
+                .unwrap();
+        assert!(!created, "an on-demand sync joins the queued one");
+        assert!(w.run_once().await.unwrap());
+        assert_eq!(job_status(&env, &job.id).await, "succeeded");
+    }
+
+    #[tokio::test]
+    async fn failed_syncs_are_retried_later_and_credentials_failures_are_not() {
+        let env = env().await;
+        let w = worker(&env, 1);
+        let (job, created) =
+            enqueue_sync(env.store.as_ref(), &env.clock, &org(), &env.conn, false, 5)
+                .await
+                .unwrap();
+        assert!(created);
+        assert!(w.run_once().await.unwrap());
+        let after = env.store.get_job(&org(), &job.id).await.unwrap();
+        assert_eq!(
+            (
+                after.status.as_str(),
+                after.run_at.micros() - env.clock.now().micros()
+            ),
+            ("queued", 30_000_000)
+        );
+        assert!(!w.run_once().await.unwrap(), "not before its retry time");
+        env.clock.advance_secs(30);
+        assert!(w.run_once().await.unwrap());
+        assert_eq!(job_status(&env, &job.id).await, "succeeded");
+        assert_eq!(status(&env).await, "online");
+
+        // Revoked credentials: the job fails for good and the connection waits for a reconnect.
+        env.store
+            .set_connection_status(&env.conn, "online", env.clock.now(), None)
+            .await
+            .unwrap();
+        let keys = Keys::from_master(&[3u8; 32]).unwrap();
+        struct Revoked(ManualClock);
+        impl ConnectorFactory for Revoked {
+            fn build(
+                &self,
+                _: SystemId,
+                s: &serde_json::Map<String, Value>,
+                _: Option<&serde_json::Map<String, Value>>,
+            ) -> Result<Arc<dyn Connector>, ConnectorError> {
+                let creds = json!({"api_key": REVOKED_API_KEY});
+                Ok(Arc::new(SandboxConnector::new(
+                    s,
+                    creds.as_object(),
+                    Arc::new(self.0.clone()),
+                )?))
+            }
+        }
+        let w = Worker::new(
+            env.store.clone(),
+            Arc::new(keys),
+            Arc::new(Revoked(env.clock.clone())),
+            Arc::new(env.clock.clone()),
+            WorkerConfig::default(),
+        );
+        let (job, _) = enqueue_sync(env.store.as_ref(), &env.clock, &org(), &env.conn, false, 5)
+            .await
+            .unwrap();
+        assert!(w.run_once().await.unwrap());
+        let failed = env.store.get_job(&org(), &job.id).await.unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.last_error.as_deref()),
+            ("failed", Some("the source system refused the credentials"))
+        );
+        assert_eq!(status(&env).await, "reauthorization_required");
+        assert_eq!(
+            w.schedule_due().await.unwrap(),
+            0,
+            "syncs pause until the customer reconnects"
+        );
+    }
+
+    #[tokio::test]
+    async fn disconnected_connections_are_not_synced() {
+        let env = env().await;
+        let w = worker(&env, 0);
+        let (job, _) = enqueue_sync(env.store.as_ref(), &env.clock, &org(), &env.conn, false, 5)
+            .await
+            .unwrap();
+        env.store
+            .disconnect_connection(&org(), &env.conn, env.clock.now())
+            .await
+            .unwrap();
+        assert!(w.run_once().await.unwrap());
+        assert_eq!(job_status(&env, &job.id).await, "succeeded");
+        assert_eq!(count(&env, Entity::PurchaseOrder).await, 0);
+        assert_eq!(w.schedule_due().await.unwrap(), 0);
+    }
+}

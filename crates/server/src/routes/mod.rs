@@ -3,10 +3,12 @@
 
 pub mod api_keys;
 pub mod connections;
+pub mod events;
 pub mod ops;
 pub mod organization;
 pub mod purchase_orders;
 pub mod records;
+pub mod sync;
 
 use axum::Router;
 use axum::http::Method;
@@ -85,6 +87,9 @@ pub fn api_routes() -> Vec<Route> {
             "/v1/connection",
             get(connections::get_current_connection),
         ),
+        route(Method::POST, "/v1/sync", post(sync::start_sync)),
+        route(Method::GET, "/v1/sync/jobs/{id}", get(sync::get_sync_job)),
+        route(Method::GET, "/v1/events", get(events::list_events)),
         route(
             Method::GET,
             "/v1/purchase-orders",
@@ -164,6 +169,8 @@ impl BodyRules for ironbridge_model::api::ConnectionIn {
 }
 
 impl BodyRules for ironbridge_model::api::ReconnectIn {}
+
+impl BodyRules for ironbridge_model::api::SyncIn {}
 
 impl BodyRules for ironbridge_model::api::ApiKeyIn {
     fn read_only() -> &'static [&'static str] {

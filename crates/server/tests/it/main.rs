@@ -8,4 +8,5 @@ mod ops;
 mod pagination;
 mod secrets;
 mod support;
+mod sync_events;
 mod tenancy;

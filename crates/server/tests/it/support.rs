@@ -57,6 +57,7 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    pub keys: Arc<Keys>,
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
@@ -135,12 +136,12 @@ impl TestApp {
             Backend::Postgres(p) => Arc::new(p.clone()),
         };
         let clock = ManualClock::new(Timestamp::parse_rfc3339(T0).unwrap());
-        let keys = Keys::from_master(&[42u8; 32]).unwrap();
+        let keys = Arc::new(Keys::from_master(&[42u8; 32]).unwrap());
         let shutdown = CancellationToken::new();
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
         let state = AppState::new(
             store.clone(),
-            keys,
+            keys.clone(),
             clock_dyn.clone(),
             Arc::new(BuiltinConnectors::new(clock_dyn)),
             config,
@@ -150,6 +151,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(ironbridge_server::serve(listener, state));
         TestApp {
+            keys,
             base,
             client: reqwest::Client::new(),
             store,

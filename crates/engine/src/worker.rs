@@ -1,0 +1,279 @@
+//! The worker: takes jobs from the job table under a lease (any number of processes can run
+//! one), runs them, and records the outcome with bounded retries. The scheduler part queues a
+//! sync for every live connection whose last sync is older than the configured interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironbridge_core::Clock;
+use ironbridge_core::connector::ConnectorError;
+use ironbridge_core::crypto::Keys;
+use ironbridge_core::ids::new_id;
+use ironbridge_core::service::{ConnectorFactory, open_connector};
+use ironbridge_core::store::{
+    ConnId, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
+};
+use ironbridge_model::Timestamp;
+use ironbridge_model::api::ConnectionStatus;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::sync::{SyncError, sync_connection};
+
+/// Kind of the sync job.
+pub const SYNC_JOB: &str = "sync";
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How long a claimed job is ours before another worker may take it over.
+    pub lease: Duration,
+    /// How long to wait when no job is due.
+    pub idle_wait: Duration,
+    /// How often each live connection is synced.
+    pub sync_interval: Duration,
+    /// Attempts of a sync job before it fails for good.
+    pub max_attempts: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            lease: Duration::from_secs(300),
+            idle_wait: Duration::from_secs(1),
+            sync_interval: Duration::from_secs(3600),
+            max_attempts: 5,
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The dedupe key of a connection's sync: one queued or running at a time.
+pub fn sync_key(conn: &ConnId) -> String {
+    format!("sync:{}", conn.0)
+}
+
+/// Queues a sync of a connection, or returns the one already queued or running (`false`).
+pub async fn enqueue_sync(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    org: &OrgId,
+    conn: &ConnId,
+    full: bool,
+    max_attempts: i64,
+) -> StoreResult<(Job, bool)> {
+    let now = clock.now();
+    let job = NewJob {
+        id: new_id("job", now.micros()),
+        kind: SYNC_JOB.into(),
+        org_id: org.0.clone(),
+        connection_id: Some(conn.0.clone()),
+        payload: json!({"full": full}).to_string(),
+        dedupe_key: Some(sync_key(conn)),
+        run_at: now,
+        max_attempts,
+        created_at: now,
+    };
+    if let Some(created) = store.enqueue_job(&job).await? {
+        return Ok((created, true));
+    }
+    match store.active_job(&sync_key(conn)).await? {
+        Some(existing) => Ok((existing, false)),
+        // It finished between the two statements: queue again.
+        None => store
+            .enqueue_job(&job)
+            .await?
+            .map(|j| (j, true))
+            .ok_or(StoreError::Conflict("sync queue is busy".into())),
+    }
+}
+
+/// Runs jobs.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+    connectors: Arc<dyn ConnectorFactory>,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    id: String,
+}
+
+impl Worker {
+    /// A worker with a fresh id.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<Keys>,
+        connectors: Arc<dyn ConnectorFactory>,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+    ) -> Self {
+        let id = new_id("wrk", clock.now().micros());
+        Worker {
+            store,
+            keys,
+            connectors,
+            clock,
+            config,
+            id,
+        }
+    }
+
+    /// Queues syncs of the connections that are due; returns how many were queued.
+    pub async fn schedule_due(&self) -> StoreResult<usize> {
+        let before = Timestamp(self.clock.now().micros() - micros(self.config.sync_interval));
+        let mut queued = 0;
+        for (org, conn) in self.store.connections_due(before, 500).await? {
+            if enqueue_sync(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                &org,
+                &conn,
+                false,
+                self.config.max_attempts,
+            )
+            .await?
+            .1
+            {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Claims and runs one due job; false when none was due.
+    pub async fn run_once(&self) -> StoreResult<bool> {
+        let now = self.clock.now();
+        let lease_until = Timestamp(now.micros() + micros(self.config.lease));
+        let Some(job) = self
+            .store
+            .claim_job(SYNC_JOB, &self.id, now, lease_until)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let outcome = self.run_sync(&job).await;
+        if !self
+            .store
+            .finish_job(&job, &self.id, self.clock.now(), &outcome)
+            .await?
+        {
+            tracing::warn!(job = %job.id, "lost the lease of a job; its outcome was discarded");
+        }
+        Ok(true)
+    }
+
+    async fn run_sync(&self, job: &Job) -> JobOutcome {
+        if job.attempts > job.max_attempts {
+            return JobOutcome::Failed {
+                error: "attempts exhausted".into(),
+            };
+        }
+        let Some(conn_id) = job.connection_id.clone().map(ConnId) else {
+            return JobOutcome::Failed {
+                error: "sync job without a connection".into(),
+            };
+        };
+        let org = OrgId(job.org_id.clone());
+        let connection = match self.store.get_connection(&org, &conn_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => {
+                return JobOutcome::Failed {
+                    error: "connection not found".into(),
+                };
+            }
+            Err(e) => return self.retry(job, e.to_string()),
+        };
+        if connection.status == ConnectionStatus::Disconnected.as_str() {
+            return JobOutcome::Succeeded;
+        }
+        let full = serde_json::from_str::<serde_json::Value>(&job.payload)
+            .ok()
+            .and_then(|p| p["full"].as_bool())
+            .unwrap_or(false);
+        if full && let Err(e) = self.store.reset_sync_cursors(&conn_id).await {
+            return self.retry(job, e.to_string());
+        }
+        let connector = match open_connector(&self.keys, self.connectors.as_ref(), &connection) {
+            Ok(c) => c,
+            Err(e) => {
+                return JobOutcome::Failed {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let sync = sync_connection(
+            self.store.as_ref(),
+            connector.as_ref(),
+            &org,
+            &conn_id,
+            self.clock.as_ref(),
+        );
+        let heartbeat = self.keep_lease(job);
+        tokio::select! {
+            result = sync => match result {
+                Ok(_) => JobOutcome::Succeeded,
+                // Retrying cannot help until the customer reconnects.
+                Err(SyncError::Connector(ConnectorError::Unauthorized)) => JobOutcome::Failed { error: "the source system refused the credentials".into() },
+                Err(e) => self.retry(job, e.to_string()),
+            },
+            () = heartbeat => JobOutcome::Failed { error: "lease lost".into() },
+        }
+    }
+
+    /// Extends the lease every third of its length; returns only if it was lost.
+    async fn keep_lease(&self, job: &Job) {
+        let every = self.config.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let until = Timestamp(self.clock.now().micros() + micros(self.config.lease));
+            match self.store.extend_lease(job, &self.id, until).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(job = %job.id, error = %e, "could not extend a lease"),
+            }
+        }
+    }
+
+    fn retry(&self, job: &Job, error: String) -> JobOutcome {
+        // 30 s, 1 min, 2 min, ... capped at an hour.
+        let shift = u32::try_from(job.attempts.clamp(1, 8) - 1).unwrap_or(0);
+        let delay = (30_000_000i64 << shift).min(3_600_000_000);
+        JobOutcome::Retry {
+            run_at: Timestamp(self.clock.now().micros() + delay),
+            error,
+        }
+    }
+
+    /// Runs until `shutdown`: schedules due syncs every minute and works through due jobs.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.id, "worker started");
+        let mut last_schedule: Option<tokio::time::Instant> = None;
+        while !shutdown.is_cancelled() {
+            if last_schedule.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                last_schedule = Some(tokio::time::Instant::now());
+                match self.schedule_due().await {
+                    Ok(n) if n > 0 => tracing::info!(queued = n, "scheduled syncs"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not schedule syncs"),
+                }
+            }
+            let ran = match self.run_once().await {
+                Ok(ran) => ran,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not run a job");
+                    false
+                }
+            };
+            if !ran {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(self.config.idle_wait) => {}
+                }
+            }
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
