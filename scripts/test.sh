@@ -55,4 +55,7 @@ log "Integration suites again, the API's on PostgreSQL"
 # Same package selection as above, so nothing is rebuilt with other features.
 TEST_BACKEND=postgres cargo test --workspace --locked --test it
 
+log "Public client libraries of NetSuite, SAP and Business Central against the emulators"
+bash scripts/emulator-clients/run.sh
+
 log "All checks passed"

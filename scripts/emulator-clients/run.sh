@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Runs public client libraries of NetSuite, SAP and Business Central against the emulators:
-# creates a venv under /tmp, installs the clients from PyPI, starts the three emulators with the
-# `emulate` example, runs one script per system and exits non-zero if any of them fails.
+# creates a venv under /tmp, installs the clients from PyPI, starts the three emulators with
+# `ironbridge emulate`, runs one script per system and exits non-zero if any of them fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-crate="$(cd "$here/../../crates/emulators" && pwd)"
-target="${CARGO_TARGET_DIR:-$crate/target}"
+root="$(cd "$here/../.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
 venv="${EMULATOR_CLIENTS_VENV:-/tmp/ironbridge-emulator-clients-venv}"
 records="${EMULATOR_CLIENTS_RECORDS:-200}"
 
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 
-(cd "$crate" && CARGO_TARGET_DIR="$target" cargo build --quiet --example emulate)
-bin="$target/debug/examples/emulate"
+(cd "$root" && cargo build --quiet --locked -p ironbridge)
+bin="$target/debug/ironbridge"
 
 pids=()
 cleanup() {
@@ -28,14 +28,15 @@ free_port() {
   "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-start() { # system -> prints base URL
+# Starts an emulator in this shell (not a subshell, so cleanup can stop it) and sets $base.
+start() {
   local port
   port="$(free_port)"
-  "$bin" "$1" --port "$port" --seed 1 --records "$records" >"/tmp/ironbridge-emulator-$1.log" 2>&1 &
+  "$bin" emulate "$1" --port "$port" --seed 1 --records "$records" >"/tmp/ironbridge-emulator-$1.log" 2>&1 &
   pids+=("$!")
+  base="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do
-    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1])" "http://127.0.0.1:$port/__emulator" 2>/dev/null; then
-      echo "http://127.0.0.1:$port"
+    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1])" "$base/__emulator" 2>/dev/null; then
       return 0
     fi
     sleep 0.1
@@ -44,9 +45,12 @@ start() { # system -> prints base URL
   return 1
 }
 
-ns="$(start netsuite)"
-sap="$(start sap)"
-bc="$(start business-central)"
+start netsuite
+ns="$base"
+start sap
+sap="$base"
+start business-central
+bc="$base"
 
 failed=0
 passed=0

@@ -60,6 +60,26 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Run a faithful local emulator of a source system's API (for demos, tests and benchmarks).
+    Emulate {
+        /// `netsuite`, `sap` or `business-central`.
+        system: String,
+        /// Port to listen on (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of purchase orders (10 to 1,000,000); vendors and items scale with it.
+        #[arg(long, default_value_t = 1000)]
+        records: u64,
+        /// Let the emulator's clock follow real time (otherwise it moves only through its admin API).
+        #[arg(long)]
+        real_time: bool,
+    },
     /// Measure this machine: latency and throughput of the API on a fresh database.
     Bench {
         #[command(subcommand)]
@@ -239,6 +259,39 @@ async fn create_org(
     Ok(())
 }
 
+async fn emulate(
+    system: &str,
+    host: &str,
+    port: u16,
+    seed: u64,
+    records: u64,
+    real_time: bool,
+) -> anyhow::Result<()> {
+    use std::str::FromStr;
+    let system = ironbridge_emulators::System::from_str(system)?;
+    if !(1..=5_000_000).contains(&records) {
+        anyhow::bail!("--records must be from 1 to 5000000");
+    }
+    let mut config = ironbridge_emulators::EmulatorConfig::new(system, seed, records);
+    config.real_time_clock = real_time;
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let started = std::time::Instant::now();
+    let emulator = ironbridge_emulators::start(config, listener).await?;
+    println!(
+        "{} emulator listening on {} ({records} purchase orders, seed {seed}, ready in {:.2?}); admin API under {}/__emulator",
+        system.name(),
+        emulator.base_url(),
+        started.elapsed(),
+        emulator.base_url()
+    );
+    let shutdown = CancellationToken::new();
+    shutdown_signal(shutdown.clone()).await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let overrides = Overrides {
         listen: match &cli.command {
@@ -273,6 +326,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Api(args),
         } => bench::run(args, cli.database_url.clone()).await,
+        Command::Emulate {
+            system,
+            port,
+            host,
+            seed,
+            records,
+            real_time,
+        } => emulate(&system, &host, port, seed, records, real_time).await,
         Command::Openapi => {
             println!("{}", ironbridge_server::openapi::document_json());
             Ok(())

@@ -178,3 +178,58 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
     );
     assert!(lines.iter().any(|l| l["message"] == "stopped"));
 }
+
+#[tokio::test]
+async fn emulate_starts_a_large_emulator_quickly_and_serves() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .args([
+            "emulate",
+            "netsuite",
+            "--port",
+            &port.to_string(),
+            "--records",
+            "100000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut status = None;
+    for _ in 0..300 {
+        if let Ok(res) = reqwest::get(format!(
+            "{base}/services/rest/record/v1/purchaseOrder?limit=1"
+        ))
+        .await
+        {
+            status = Some(res.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        Some(401),
+        "NetSuite answers an unauthenticated call with 401"
+    );
+    let bad = bin().args(["emulate", "oracle-ebs"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("expected netsuite, sap or business-central")
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains("netsuite emulator listening on") && out.contains("100000 purchase orders"),
+        "{out}"
+    );
+}

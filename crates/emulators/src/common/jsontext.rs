@@ -1,0 +1,94 @@
+//! A small JSON text writer: large pages are written straight into one buffer because building
+//! `serde_json::Value` trees for them costs several times more than the rest of the request.
+
+use std::fmt::Write as _;
+
+/// Appends `s` as a JSON string literal.
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes the members of one JSON object (the caller writes the braces).
+pub struct Members<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> Members<'a> {
+    pub fn new(out: &'a mut String) -> Self {
+        Self { out, first: true }
+    }
+
+    /// Writes `"k":` and returns the buffer for the value.
+    pub fn key(&mut self, k: &str) -> &mut String {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        json_str(self.out, k);
+        self.out.push(':');
+        self.out
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) {
+        let out = self.key(k);
+        json_str(out, v);
+    }
+
+    /// A number as serde_json would print it (`50`, `3310.17`), `null` if not finite.
+    pub fn num(&mut self, k: &str, v: f64) {
+        let out = self.key(k);
+        if v.is_finite() {
+            let _ = write!(out, "{v}");
+        } else {
+            out.push_str("null");
+        }
+    }
+
+    pub fn int(&mut self, k: &str, v: i64) {
+        let out = self.key(k);
+        let _ = write!(out, "{v}");
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) {
+        self.key(k).push_str(if v { "true" } else { "false" });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_valid_json() {
+        let mut s = String::from("{");
+        let mut m = Members::new(&mut s);
+        m.str("a\"b", "line\nbreak \u{1} \\ é");
+        m.num("n", 3310.17);
+        m.num("whole", 50.0);
+        m.num("nan", f64::NAN);
+        m.int("i", -3);
+        m.bool("t", true);
+        s.push('}');
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["a\"b"], "line\nbreak \u{1} \\ é");
+        assert_eq!(v["n"], 3310.17);
+        assert!(s.contains("\"whole\":50,"));
+        assert!(v["nan"].is_null());
+        assert_eq!(v["i"], -3);
+    }
+}

@@ -1,0 +1,146 @@
+//! Infrastructure shared by every emulator: clock, seeded data, fault injection, request log, admin API.
+
+pub mod admin;
+pub mod clock;
+pub mod datagen;
+pub mod faults;
+pub mod gate;
+pub mod jsontext;
+pub mod net;
+pub mod odata;
+pub mod requestlog;
+pub mod table;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde_json::Value;
+
+use clock::Clock;
+use datagen::{GenCtx, Item, Location, PurchaseOrder, Vendor};
+use faults::Faults;
+use requestlog::RequestLog;
+use table::Table;
+
+/// All records of one emulated account.
+#[derive(Debug)]
+pub struct Dataset {
+    pub vendors: Table<Vendor>,
+    pub items: Table<Item>,
+    pub locations: Table<Location>,
+    pub purchase_orders: Table<PurchaseOrder>,
+}
+
+impl Dataset {
+    pub fn new(ctx: GenCtx) -> Self {
+        Self {
+            vendors: Table::new(ctx),
+            items: Table::new(ctx),
+            locations: Table::new(ctx),
+            purchase_orders: Table::new(ctx),
+        }
+    }
+}
+
+/// Credential state shared by a system's auth code: revocation and rotation generations.
+#[derive(Debug, Default)]
+pub struct AuthControl {
+    revoked: AtomicBool,
+    generation: AtomicU64,
+}
+
+impl AuthControl {
+    pub fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::SeqCst)
+    }
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::SeqCst);
+    }
+    pub fn restore(&self) {
+        self.revoked.store(false, Ordering::SeqCst);
+    }
+    /// Invalidates every issued token and secret; returns the new generation.
+    pub fn rotate(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+    /// A token issued at `generation` is still usable.
+    pub fn accepts(&self, generation: u64) -> bool {
+        !self.revoked() && generation == self.generation()
+    }
+}
+
+/// Suffix that rotation appends to configured secrets, so rotated credentials are predictable for tests.
+pub fn rotated_secret(secret: &str, generation: u64) -> String {
+    if generation == 0 {
+        secret.to_string()
+    } else {
+        format!("{secret}-rotated-{generation}")
+    }
+}
+
+/// State every emulator shares.
+#[derive(Debug)]
+pub struct Core {
+    pub seed: u64,
+    pub clock: Clock,
+    data: RwLock<Dataset>,
+    pub faults: Faults,
+    pub log: RequestLog,
+    pub auth: AuthControl,
+}
+
+impl Core {
+    pub fn new(seed: u64, clock: Clock, data: Dataset) -> Self {
+        Self {
+            seed,
+            clock,
+            data: RwLock::new(data),
+            faults: Faults::new(seed),
+            log: RequestLog::new(10_000),
+            auth: AuthControl::default(),
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Dataset> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Dataset> {
+        self.data.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the common admin API needs from a system: its switches, as JSON.
+pub trait SystemHooks: Send + Sync + 'static {
+    fn settings(&self) -> Value;
+    /// Applies a JSON merge patch to the switches; returns the new settings or a message.
+    fn patch_settings(&self, patch: Value) -> Result<Value, String>;
+    /// Current credentials (after rotation), so tests and demos can read them.
+    fn credentials(&self) -> Value;
+}
+
+/// JSON merge patch, except that `null` sets a field to null instead of removing it: for switches
+/// that are `Option`s, `null` must mean "off", not "back to the default".
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// Patches a serde value through JSON (used for settings and admin record edits).
+pub fn patch_struct<T: serde::Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: &Value,
+) -> Result<T, String> {
+    let mut v = serde_json::to_value(current).map_err(|e| e.to_string())?;
+    merge_patch(&mut v, patch);
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}

@@ -1,0 +1,182 @@
+//! Faithful local emulators of the ERP APIs Ironbridge connects to (NetSuite REST, SAP S/4HANA OData V2,
+//! Business Central API v2.0), with seeded data, a controllable clock, fault injection and an admin API.
+
+pub mod bc;
+pub mod common;
+pub mod netsuite;
+pub mod sap;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use common::clock::{Clock, Millis, date_ms};
+use common::datagen::{GenCtx, Sizes};
+use common::faults::OfflineMode;
+use common::net::FaultyListener;
+use common::{Core, Dataset};
+
+/// Which real system to emulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    NetSuite,
+    SapS4Hana,
+    BusinessCentral,
+}
+
+impl FromStr for System {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "netsuite" => Ok(System::NetSuite),
+            "sap" | "sap-s4hana" | "s4hana" => Ok(System::SapS4Hana),
+            "business-central" | "bc" | "businesscentral" => Ok(System::BusinessCentral),
+            other => anyhow::bail!(
+                "unknown system {other:?}: expected netsuite, sap or business-central"
+            ),
+        }
+    }
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::NetSuite => "netsuite",
+            System::SapS4Hana => "sap",
+            System::BusinessCentral => "business-central",
+        }
+    }
+}
+
+/// Everything needed to start an emulator. Switches default to the documented behaviour.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub system: System,
+    /// Seed for all generated data and for fault decisions.
+    pub seed: u64,
+    /// Number of seeded purchase orders (10 to 1,000,000 are realistic sizes; vendors and items scale with it).
+    pub purchase_orders: u64,
+    /// Where the clock starts (ms since epoch); seeded history lies in the three years before it.
+    pub start_time_ms: Millis,
+    /// Let the clock also follow real time (demos); tests keep it frozen and move it through the admin API.
+    pub real_time_clock: bool,
+    pub netsuite: netsuite::Settings,
+    pub sap: sap::Settings,
+    pub business_central: bc::Settings,
+}
+
+impl EmulatorConfig {
+    pub fn new(system: System, seed: u64, purchase_orders: u64) -> Self {
+        Self {
+            system,
+            seed,
+            purchase_orders,
+            start_time_ms: default_start(),
+            real_time_clock: false,
+            netsuite: netsuite::Settings::default(),
+            sap: sap::Settings::default(),
+            business_central: bc::Settings::default(),
+        }
+    }
+}
+
+/// 2026-01-01T00:00:00Z: a fixed default so seeded data is identical on every run.
+pub fn default_start() -> Millis {
+    date_ms(2026, 1, 1).unwrap_or(0)
+}
+
+/// A running emulator; dropping it without `shutdown` leaves the server running until the runtime ends.
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    system: System,
+    core: Arc<Core>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningEmulator {
+    /// e.g. `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn system(&self) -> System {
+        self.system
+    }
+
+    /// Shared state, for in-process tests (the admin API offers the same over HTTP).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Ends or starts an outage from outside: while offline the admin API is unreachable too.
+    pub fn set_offline(&self, mode: OfflineMode) {
+        self.core.faults.go_offline(mode, None);
+    }
+
+    pub async fn shutdown(mut self) {
+        self.core.faults.go_offline(OfflineMode::Online, None);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Hung requests (fault injection) must not keep shutdown waiting.
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+/// Starts an emulator on `listener` and returns once it accepts connections.
+pub async fn start(
+    config: EmulatorConfig,
+    listener: TcpListener,
+) -> anyhow::Result<RunningEmulator> {
+    if config.purchase_orders == 0 || config.purchase_orders > 10_000_000 {
+        anyhow::bail!("purchase_orders must be between 1 and 10,000,000");
+    }
+    let ctx = GenCtx {
+        seed: config.seed,
+        sizes: Sizes::for_orders(config.purchase_orders),
+        epoch: config.start_time_ms,
+    };
+    let core = Arc::new(Core::new(
+        config.seed,
+        Clock::new(config.start_time_ms, config.real_time_clock),
+        Dataset::new(ctx),
+    ));
+    let app: Router = match config.system {
+        System::NetSuite => netsuite::app(core.clone(), config.netsuite.clone())?,
+        System::SapS4Hana => sap::app(core.clone(), config.sap.clone())?,
+        System::BusinessCentral => bc::app(core.clone(), config.business_central.clone())?,
+    };
+    let listener = FaultyListener::new(listener, core.faults.offline_watch())?;
+    let addr = axum::serve::Listener::local_addr(&listener)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(RunningEmulator {
+        addr,
+        system: config.system,
+        core,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,7 @@
+//! Integration tests: every emulator runs in-process on 127.0.0.1:0 and is driven over HTTP with reqwest.
+
+mod bc;
+mod common_infra;
+mod netsuite;
+mod sap;
+mod support;

@@ -1,0 +1,1295 @@
+//! NetSuite emulator: golden payload shapes, M2M auth, listing and `q` filters, records, writes, SuiteQL, TBA.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::Algorithm;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+// ---- Golden shapes: the real payloads of target-systems.md §1 and the emulator's output both decode into these.
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Link {
+    rel: String,
+    href: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Ref {
+    id: String,
+    #[serde(rename = "refName")]
+    ref_name: String,
+    #[serde(default)]
+    links: Vec<Link>,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+struct PoLine {
+    links: Vec<Link>,
+    line: u32,
+    item: Ref,
+    item_type: Ref,
+    description: String,
+    quantity: f64,
+    quantity_received: f64,
+    quantity_billed: f64,
+    rate: f64,
+    amount: f64,
+    is_closed: bool,
+    location: Ref,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Sublist<T> {
+    links: Vec<Link>,
+    #[serde(rename = "totalResults")]
+    total_results: usize,
+    items: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct MultiSelect {
+    count: usize,
+    #[serde(rename = "hasMore")]
+    has_more: bool,
+    offset: usize,
+    #[serde(rename = "totalResults")]
+    total_results: usize,
+    items: Vec<Ref>,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+struct PurchaseOrder {
+    links: Vec<Link>,
+    id: String,
+    tran_id: String,
+    transaction_number: String,
+    tran_date: String,
+    created_date: String,
+    last_modified_date: String,
+    entity: Ref,
+    status: Ref,
+    order_status: Ref,
+    approval_status: Ref,
+    currency: Ref,
+    exchange_rate: f64,
+    total: f64,
+    subsidiary: Ref,
+    location: Ref,
+    item: Sublist<PoLine>,
+    #[serde(rename = "custbody_requestor")]
+    custbody_requestor: MultiSelect,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct ListItem {
+    links: Vec<Link>,
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+struct ListPage {
+    links: Vec<Link>,
+    count: usize,
+    has_more: bool,
+    offset: usize,
+    total_results: usize,
+    items: Vec<ListItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct SuiteQlRow {
+    links: Vec<Value>,
+    id: String,
+    tranid: String,
+    trandate: String,
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+struct SuiteQlPage {
+    links: Vec<Link>,
+    count: usize,
+    has_more: bool,
+    offset: usize,
+    total_results: usize,
+    items: Vec<SuiteQlRow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct ErrorDetail {
+    detail: String,
+    #[serde(rename = "o:errorCode")]
+    code: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct ErrorBody {
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    #[serde(rename = "o:errorDetails")]
+    details: Vec<ErrorDetail>,
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/it/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn link<'a>(v: &'a Value, rel: &str) -> Option<&'a str> {
+    v["links"].as_array()?.iter().find(|l| l["rel"] == rel)?["href"].as_str()
+}
+
+#[tokio::test]
+async fn golden_payloads_and_emulator_output_share_shapes() {
+    let golden: PurchaseOrder = serde_json::from_str(&fixture("netsuite_po.json")).unwrap();
+    assert_eq!(golden.item.items[0].item_type.id, "InvtPart");
+    let _: ListPage = serde_json::from_str(&fixture("netsuite_list.json")).unwrap();
+    let _: SuiteQlPage = serde_json::from_str(&fixture("netsuite_suiteql.json")).unwrap();
+    let _: ErrorBody = serde_json::from_str(&fixture("netsuite_error.json")).unwrap();
+
+    let ns = Ns::new(30).await;
+    let list: ListPage = ns
+        .get("/record/v1/purchaseOrder?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (list.count, list.has_more, list.total_results),
+        (2, true, 30)
+    );
+    let po: PurchaseOrder = ns
+        .get(&format!(
+            "/record/v1/purchaseOrder/{}?expandSubResources=true",
+            list.items[0].id
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(po.item.total_results, po.item.items.len());
+    let sum: f64 = po.item.items.iter().map(|l| l.amount).sum();
+    assert!(
+        (sum - po.total).abs() < 0.01,
+        "total is the sum of line amounts"
+    );
+    assert!(
+        po.last_modified_date.ends_with('Z') && po.last_modified_date.len() == 20,
+        "no milliseconds"
+    );
+    assert_eq!(po.tran_date.len(), 10);
+    let q: SuiteQlPage = ns
+        .suiteql("SELECT id, tranid, trandate, status FROM transaction WHERE type = 'PurchOrd' ORDER BY id", 5, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q.items.len(), 5);
+    let err: ErrorBody = ns
+        .get("/record/v1/purchaseOrder/999999")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (err.status, err.details[0].code.as_str()),
+        (404, "NONEXISTENT_ID")
+    );
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn m2m_token_endpoint_verifies_assertions() {
+    let emu = netsuite(10).await;
+    let ec = ec_cert();
+    register(&emu, &ec, CERT_ID).await;
+    let now = clock_secs(&emu).await;
+
+    // Array scope and comma-separated scope are both accepted; expires_in is the string "3600".
+    let ok = post_token(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, claims(&emu, now)),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["expires_in"], "3600");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["access_token"].as_str().unwrap().split('.').count(), 3);
+    let mut c = claims(&emu, now);
+    c["scope"] = json!("restlets,rest_webservices");
+    assert_eq!(
+        post_token(&emu, &assertion(&ec, Algorithm::ES256, CERT_ID, c))
+            .await
+            .status(),
+        200
+    );
+    // The real host's token URL is an accepted audience too.
+    let mut c = claims(&emu, now);
+    c["aud"] =
+        json!("https://1234567.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token");
+    assert_eq!(
+        post_token(&emu, &assertion(&ec, Algorithm::ES256, CERT_ID, c))
+            .await
+            .status(),
+        200
+    );
+
+    async fn expect(
+        emu: &ironbridge_emulators::RunningEmulator,
+        jwt: &str,
+        status: u16,
+        error: &str,
+    ) {
+        let r = post_token(emu, jwt).await;
+        assert_eq!(r.status().as_u16(), status, "{error}");
+        if status == 401 {
+            assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"1234567\"");
+        }
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v, json!({ "error": error }));
+    }
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, "unknown-kid", claims(&emu, now)),
+        401,
+        "invalid_client",
+    )
+    .await;
+    let other = ec_cert();
+    expect(
+        &emu,
+        &assertion(&other, Algorithm::ES256, CERT_ID, claims(&emu, now)),
+        401,
+        "invalid_client",
+    )
+    .await;
+    let mut c = claims(&emu, now);
+    c["aud"] = json!("https://elsewhere.example/token");
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, c),
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let mut c = claims(&emu, now);
+    c["exp"] = json!(now + 3601);
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, c),
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let mut c = claims(&emu, now - 7200);
+    c["exp"] = json!(now - 3600);
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, c),
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let mut c = claims(&emu, now);
+    c["scope"] = json!(["everything"]);
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, c),
+        400,
+        "invalid_scope",
+    )
+    .await;
+    let mut c = claims(&emu, now);
+    c["iss"] = json!("someone-else");
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, c),
+        401,
+        "invalid_client",
+    )
+    .await;
+
+    // Malformed requests.
+    let r = client()
+        .post(token_url(&emu))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let r = client()
+        .post(token_url(&emu))
+        .body("{}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let r = post_token(&emu, "not-a-jwt").await;
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+
+    // Revoked certificate.
+    admin_json(&emu, Method::PATCH, "/settings", Some(json!({"m2m_clients": [
+        {"client_id": CLIENT_ID, "certificate_id": CERT_ID, "certificate_pem": ec.cert_pem, "revoked": true}
+    ]}))).await;
+    expect(
+        &emu,
+        &assertion(&ec, Algorithm::ES256, CERT_ID, claims(&emu, now)),
+        400,
+        "invalid_grant",
+    )
+    .await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn rs256_only_behind_the_switch_and_ps256_always() {
+    let emu = netsuite(10).await;
+    let rsa = rsa_cert();
+    register(&emu, &rsa, "rsa-cert").await;
+    let now = clock_secs(&emu).await;
+    let ps = post_token(
+        &emu,
+        &assertion(&rsa, Algorithm::PS256, "rsa-cert", claims(&emu, now)),
+    )
+    .await;
+    assert_eq!(ps.status(), 200);
+    let rs = post_token(
+        &emu,
+        &assertion(&rsa, Algorithm::RS256, "rsa-cert", claims(&emu, now)),
+    )
+    .await;
+    assert_eq!(rs.status(), 401);
+    admin_json(
+        &emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"allow_rs256": true, "token_expires_in_as_string": false})),
+    )
+    .await;
+    let rs = post_token(
+        &emu,
+        &assertion(&rsa, Algorithm::RS256, "rsa-cert", claims(&emu, now)),
+    )
+    .await;
+    assert_eq!(rs.status(), 200);
+    assert_eq!(rs.json::<Value>().await.unwrap()["expires_in"], 3600);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_on_the_emulator_clock() {
+    let ns = Ns::new(10).await;
+    assert_eq!(ns.get("/record/v1/vendor?limit=1").await.status(), 200);
+    admin_json(
+        &ns.emu,
+        Method::POST,
+        "/clock",
+        Some(json!({"advance_seconds": 3599})),
+    )
+    .await;
+    assert_eq!(ns.get("/record/v1/vendor?limit=1").await.status(), 200);
+    admin_json(
+        &ns.emu,
+        Method::POST,
+        "/clock",
+        Some(json!({"advance_seconds": 1})),
+    )
+    .await;
+    let r = ns.get("/record/v1/vendor?limit=1").await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer realm=\"1234567\"")
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(ns_code(&v), "INVALID_LOGIN");
+    assert_eq!(v["title"], "Unauthorized");
+    assert!(
+        v["o:errorDetails"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid login attempt.")
+    );
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn data_calls_need_a_valid_credential() {
+    let ns = Ns::new(10).await;
+    for auth in [
+        None,
+        Some("Bearer nope"),
+        Some("Basic dXNlcjpwdw=="),
+        Some("OAuth oauth_consumer_key=\"x\""),
+    ] {
+        let mut r = ns.http.get(ns.url("/record/v1/purchaseOrder"));
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        assert_eq!(ns_code(&r.json::<Value>().await.unwrap()), "INVALID_LOGIN");
+    }
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn listing_pages_to_an_empty_last_page() {
+    let ns = Ns::new(25).await;
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = ns
+            .get_json(&format!(
+                "/record/v1/purchaseorder?limit=10&offset={offset}"
+            ))
+            .await;
+        assert_eq!(page["totalResults"], 25);
+        assert_eq!(page["offset"], offset);
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(page["count"], items.len());
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+        let last = link(&page, "last").unwrap();
+        assert!(last.ends_with("limit=10&offset=20"), "{last}");
+        assert!(
+            link(&page, "self")
+                .unwrap()
+                .contains("/record/v1/purchaseorder?")
+        );
+        if offset > 0 {
+            assert!(link(&page, "prev").is_some() && link(&page, "first").is_some());
+        }
+        if page["hasMore"] == false {
+            assert!(link(&page, "next").is_none());
+            break;
+        }
+        assert!(
+            link(&page, "next")
+                .unwrap()
+                .ends_with(&format!("offset={}", offset + 10))
+        );
+        offset += items.len();
+    }
+    assert_eq!(seen.len(), 25);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 25);
+    let past = ns
+        .get_json("/record/v1/purchaseOrder?limit=10&offset=30")
+        .await;
+    assert_eq!(
+        (past["count"].as_u64(), past["hasMore"].as_bool()),
+        (Some(0), Some(false))
+    );
+    for bad in ["limit=1001", "limit=0", "limit=x", "offset=-1"] {
+        let r = ns.get(&format!("/record/v1/purchaseOrder?{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(
+            ns_code(&r.json::<Value>().await.unwrap()),
+            "INVALID_PARAMETER"
+        );
+    }
+    for t in ["vendor", "inventoryItem", "location", "VENDOR"] {
+        let v = ns.get_json(&format!("/record/v1/{t}?limit=1000")).await;
+        assert!(v["totalResults"].as_u64().unwrap() > 0, "{t}");
+    }
+    let r = ns.get("/record/v1/salesOrder").await;
+    assert_eq!(r.status(), 404);
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn records_with_and_without_sub_resources() {
+    let ns = Ns::new(20).await;
+    let plain = ns.get_json("/record/v1/purchaseOrder/3").await;
+    assert_eq!(
+        plain["item"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["links"]
+    );
+    assert!(
+        plain["custbody_ib_priority"].is_string(),
+        "custom body fields sit inline"
+    );
+    let full = ns
+        .get_json("/record/v1/purchaseOrder/3?expandSubResources=true")
+        .await;
+    let lines = full["item"]["items"].as_array().unwrap();
+    assert!(!lines.is_empty() && lines.len() <= 20);
+    assert!(
+        lines[0]["custcol_ib_project_code"]
+            .as_str()
+            .unwrap()
+            .starts_with("PRJ-")
+    );
+    assert_eq!(full["orderStatus"]["id"], "C");
+    let sub = ns.get_json("/record/v1/purchaseOrder/3/item").await;
+    assert_eq!(sub["items"].as_array().unwrap().len(), lines.len());
+    let one = ns.get_json("/record/v1/purchaseOrder/3/item/1").await;
+    assert_eq!(one["line"], 1);
+    assert_eq!(
+        ns.get("/record/v1/purchaseOrder/3/item/99").await.status(),
+        404
+    );
+    assert_eq!(
+        ns.get("/record/v1/purchaseOrder/3/expenses").await.status(),
+        404
+    );
+    let vendor_id = full["entity"]["id"].as_str().unwrap();
+    let vendor = ns.get_json(&format!("/record/v1/vendor/{vendor_id}")).await;
+    assert_eq!(vendor["companyName"], full["entity"]["refName"]);
+    let fields = ns
+        .get_json("/record/v1/purchaseOrder/3?fields=tranId,total")
+        .await;
+    let mut keys: Vec<&String> = fields.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, vec!["id", "links", "total", "tranId"]);
+    let missing = ns.get("/record/v1/purchaseOrder/abc").await;
+    assert_eq!(missing.status(), 404);
+    // Every status letter appears among eight consecutive orders.
+    let mut statuses = HashSet::new();
+    for id in 1..=8 {
+        let v = ns.get_json(&format!("/record/v1/purchaseOrder/{id}")).await;
+        statuses.insert(v["orderStatus"]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(statuses.len(), 8);
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn q_filters_on_the_boundary_day_and_the_date_preference() {
+    let mut ns = Ns::new(40).await;
+    // Move the clock to a known instant and touch one order: its lastModifiedDate is exactly that instant.
+    ns.clock(json!({"set": "2026-01-02T00:00:00Z"})).await;
+    admin_json(
+        &ns.emu,
+        Method::POST,
+        "/records/purchase_orders/7/touch",
+        None,
+    )
+    .await;
+    let po = ns.get_json("/record/v1/purchaseOrder/7").await;
+    assert_eq!(po["lastModifiedDate"], "2026-01-02T00:00:00Z");
+    let ids = |v: Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let q = |s: &str| format!("/record/v1/purchaseOrder?q={}", urlencode(s));
+    assert_eq!(
+        ids(ns
+            .get_json(&q(r#"lastModifiedDate ON_OR_AFTER "1/2/2026""#))
+            .await),
+        vec!["7"]
+    );
+    assert_eq!(
+        ids(ns
+            .get_json(&q(r#"lastModifiedDate AFTER "1/1/2026""#))
+            .await),
+        vec!["7"]
+    );
+    assert!(
+        ids(ns
+            .get_json(&q(r#"lastModifiedDate AFTER "1/2/2026""#))
+            .await)
+        .is_empty()
+    );
+    assert_eq!(
+        ids(ns.get_json(&q(r#"lastModifiedDate ON "1/2/2026""#)).await),
+        vec!["7"]
+    );
+    let before = ns
+        .get_json(&q(r#"lastModifiedDate BEFORE "1/2/2026""#))
+        .await;
+    assert_eq!(before["totalResults"], 39);
+    let combined = ns
+        .get_json(&q(
+            r#"lastModifiedDate ON_OR_AFTER "1/1/2026" AND (id EQUAL 7 OR id EQUAL 8)"#,
+        ))
+        .await;
+    assert_eq!(ids(combined), vec!["7"]);
+    let by_id = ns.get_json(&q("id ANY_OF [1, 2, 3]")).await;
+    assert_eq!(by_id["totalResults"], 3);
+
+    let wrong = ns
+        .get(&q(r#"lastModifiedDate ON_OR_AFTER "2026-01-02""#))
+        .await;
+    assert_eq!(wrong.status(), 400);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(ns_code(&body), "INVALID_PARAMETER");
+    assert!(
+        body["o:errorDetails"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Unparseable date: \"2026-01-02\"")
+    );
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "q");
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"date_format": "YYYY-MM-DD"})),
+    )
+    .await;
+    assert_eq!(
+        ids(ns
+            .get_json(&q(r#"lastModifiedDate ON_OR_AFTER "2026-01-02""#))
+            .await),
+        vec!["7"]
+    );
+    let bad_fmt = admin(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"date_format": "YY"})),
+    )
+    .await;
+    assert_eq!(bad_fmt.status(), 400);
+
+    for bad in [
+        "nosuchfield IS x",
+        "id CONTAIN 3",
+        "id EQUAL",
+        "(id EQUAL 1",
+    ] {
+        let r = ns.get(&q(bad)).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    ns.emu.shutdown().await;
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn writes_create_update_validate_and_delete() {
+    let mut ns = Ns::new(20).await;
+    ns.clock(json!({"set": "2026-02-01T08:00:00Z"})).await;
+    let body = json!({
+        "entity": {"id": "2"}, "location": {"id": "1"}, "memo": "from test",
+        "custbody_ib_priority": "Urgent",
+        "item": {"items": [{"item": {"id": "3"}, "quantity": 4, "rate": 12.5}, {"item": {"id": "4"}, "quantity": 1, "rate": 100}]}
+    });
+    let r = ns
+        .send(Method::POST, "/record/v1/purchaseOrder", body)
+        .await;
+    assert_eq!(r.status(), 204);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with(&ns.url("/record/v1/purchaseOrder/")));
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    assert_eq!(id, "21");
+    let po = ns
+        .get_json(&format!(
+            "/record/v1/purchaseOrder/{id}?expandSubResources=true"
+        ))
+        .await;
+    assert_eq!(po["total"], 150);
+    assert_eq!(po["lastModifiedDate"], "2026-02-01T08:00:00Z");
+    assert_eq!(po["createdDate"], "2026-02-01T08:00:00Z");
+    assert_eq!(po["custbody_ib_priority"], "Urgent");
+
+    // PATCH appends to the non-keyed item sublist and bumps lastModifiedDate.
+    ns.clock(json!({"advance_seconds": 90})).await;
+    let r = ns
+        .send(
+            Method::PATCH,
+            &format!("/record/v1/purchaseOrder/{id}"),
+            json!({"item": {"items": [{"item": {"id": "5"}, "quantity": 2, "rate": 1}]}}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let po = ns
+        .get_json(&format!(
+            "/record/v1/purchaseOrder/{id}?expandSubResources=true"
+        ))
+        .await;
+    assert_eq!(po["item"]["items"].as_array().unwrap().len(), 3);
+    assert_eq!(po["total"], 152);
+    assert_eq!(po["lastModifiedDate"], "2026-02-01T08:01:30Z");
+    // ?replace=item replaces every line.
+    let r = ns
+        .send(
+            Method::PATCH,
+            &format!("/record/v1/purchaseOrder/{id}?replace=item"),
+            json!({"item": {"items": [{"item": {"id": "6"}, "quantity": 3, "rate": 2}]}}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let po = ns
+        .get_json(&format!(
+            "/record/v1/purchaseOrder/{id}?expandSubResources=true"
+        ))
+        .await;
+    assert_eq!(po["item"]["items"].as_array().unwrap().len(), 1);
+    assert_eq!(po["total"], 6);
+    // null clears a body field; fields left out stay.
+    ns.send(
+        Method::PATCH,
+        &format!("/record/v1/purchaseOrder/{id}"),
+        json!({"memo": null}),
+    )
+    .await;
+    let po = ns.get_json(&format!("/record/v1/purchaseOrder/{id}")).await;
+    assert_eq!(
+        (po["memo"].as_str(), po["custbody_ib_priority"].as_str()),
+        (Some(""), Some("Urgent"))
+    );
+
+    // Validation errors in NetSuite's body.
+    async fn expect_err(
+        ns: &Ns,
+        method: Method,
+        path: &str,
+        body: Value,
+        code: &str,
+        err_path: &str,
+    ) {
+        let r = ns.send(method, path, body).await;
+        assert_eq!(r.status(), 400, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(ns_code(&v), code, "{v}");
+        assert_eq!(v["o:errorDetails"][0]["o:errorPath"], err_path, "{v}");
+    }
+    let line = json!({"items": [{"item": {"id": "3"}, "quantity": 1}]});
+    expect_err(
+        &ns,
+        Method::POST,
+        "/record/v1/purchaseOrder",
+        json!({"entity": {"id": "9999"}, "item": line}),
+        "INVALID_CONTENT",
+        "entity",
+    )
+    .await;
+    // Vendor 17 is seeded inactive.
+    expect_err(
+        &ns,
+        Method::POST,
+        "/record/v1/purchaseOrder",
+        json!({"entity": {"id": "17"}, "item": line}),
+        "INVALID_CONTENT",
+        "entity",
+    )
+    .await;
+    expect_err(
+        &ns,
+        Method::POST,
+        "/record/v1/purchaseOrder",
+        json!({"entity": {"id": "2"}, "item": {"items": [{"item": {"id": "9999"}}]}}),
+        "INVALID_CONTENT",
+        "item.items[0].item",
+    )
+    .await;
+    expect_err(
+        &ns,
+        Method::POST,
+        "/record/v1/purchaseOrder",
+        json!({"item": line}),
+        "USER_ERROR",
+        "entity",
+    )
+    .await;
+    expect_err(
+        &ns,
+        Method::POST,
+        "/record/v1/purchaseOrder",
+        json!({"entity": {"id": "2"}}),
+        "USER_ERROR",
+        "item",
+    )
+    .await;
+    expect_err(
+        &ns,
+        Method::POST,
+        "/record/v1/purchaseOrder",
+        json!({"entity": {"id": "2"}, "item": {"items": [{"item": {"id": "3"}, "quantity": -1}]}}),
+        "INVALID_CONTENT",
+        "item.items[0].quantity",
+    )
+    .await;
+    // Order 8 is seeded Closed (status H).
+    let closed = ns
+        .send(
+            Method::PATCH,
+            "/record/v1/purchaseOrder/8",
+            json!({"memo": "x"}),
+        )
+        .await;
+    assert_eq!(closed.status(), 400);
+    assert_eq!(
+        ns_code(&closed.json::<Value>().await.unwrap()),
+        "USER_ERROR"
+    );
+    let bad_json = ns
+        .http
+        .post(ns.url("/record/v1/purchaseOrder"))
+        .bearer_auth(&ns.token)
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    // Strict property-name validation.
+    let strict = ns
+        .http
+        .patch(ns.url(&format!("/record/v1/purchaseOrder/{id}")))
+        .bearer_auth(&ns.token)
+        .header("X-NetSuite-PropertyNameValidation", "error")
+        .json(&json!({"noSuchField": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(strict.status(), 400);
+    assert_eq!(
+        ns_code(&strict.json::<Value>().await.unwrap()),
+        "NONEXISTENT_FIELD"
+    );
+
+    // Upsert by external id: first creates, then updates the same record.
+    let r = ns
+        .send(
+            Method::PUT,
+            "/record/v1/purchaseOrder/eid:EXT-1",
+            json!({"entity": {"id": "2"}, "item": line}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let eid_id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = ns
+        .send(
+            Method::PUT,
+            "/record/v1/purchaseOrder/eid:EXT-1",
+            json!({"memo": "upserted", "item": line}),
+        )
+        .await;
+    assert_eq!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap(),
+        eid_id
+    );
+    let by_eid = ns.get_json("/record/v1/purchaseOrder/eid:EXT-1").await;
+    assert_eq!(
+        (
+            by_eid["id"].as_str().unwrap(),
+            by_eid["memo"].as_str().unwrap()
+        ),
+        (eid_id.as_str(), "upserted")
+    );
+
+    // Approval moves a pending order on; vendors can be created.
+    let r = ns
+        .send(
+            Method::PATCH,
+            "/record/v1/purchaseOrder/1",
+            json!({"approvalStatus": {"id": "2"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        ns.get_json("/record/v1/purchaseOrder/1").await["orderStatus"]["id"],
+        "B"
+    );
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/vendor",
+            json!({"companyName": "New Vendor LLC", "email": "a@b.c"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = ns
+        .send(Method::POST, "/record/v1/location", json!({"name": "x"}))
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // Delete, then 404.
+    let r = ns
+        .http
+        .delete(ns.url(&format!("/record/v1/purchaseOrder/{id}")))
+        .bearer_auth(&ns.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = ns.get(&format!("/record/v1/purchaseOrder/{id}")).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(ns_code(&r.json::<Value>().await.unwrap()), "NONEXISTENT_ID");
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_status_switch() {
+    let ns = Ns::new(10).await;
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"create_status": 201})),
+    )
+    .await;
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/purchaseOrder",
+            json!({"entity": {"id": "2"}, "item": {"items": [{"item": {"id": "3"}}]}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().contains_key("location"));
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn suiteql_reads_headers_and_lines_in_stable_pages() {
+    let mut ns = Ns::new(30).await;
+    let q = "SELECT id, tranid, trandate, entity, status, lastmodifieddate FROM transaction WHERE type = 'PurchOrd' AND lastmodifieddate >= TO_DATE('2020-01-15','YYYY-MM-DD') ORDER BY id";
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let r = ns.suiteql(q, 7, offset).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["totalResults"], 30);
+        let items = v["items"].as_array().unwrap().clone();
+        for row in &items {
+            assert_eq!(row["links"], json!([]));
+            for (k, val) in row.as_object().unwrap() {
+                assert_eq!(k, &k.to_lowercase());
+                if k != "links" {
+                    assert!(val.is_string(), "{k} is a string");
+                }
+            }
+        }
+        all.extend(items);
+        if v["hasMore"] == false {
+            break;
+        }
+        offset += 7;
+    }
+    let ids: Vec<u64> = all
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=30).collect::<Vec<_>>());
+    // Values agree with the record API, and dates use the user's format.
+    let rec = ns.get_json("/record/v1/purchaseOrder/5").await;
+    assert_eq!(all[4]["tranid"], rec["tranId"]);
+    assert_eq!(all[4]["entity"], rec["entity"]["id"]);
+    assert_eq!(all[4]["status"], rec["orderStatus"]["id"]);
+    let d = rec["tranDate"].as_str().unwrap();
+    let (y, m, dd) = (
+        &d[0..4],
+        d[5..7].trim_start_matches('0'),
+        d[8..10].trim_start_matches('0'),
+    );
+    assert_eq!(all[4]["trandate"], format!("{m}/{dd}/{y}"));
+    let empty = ns.suiteql(q, 7, 28).await.json::<Value>().await.unwrap();
+    assert_eq!(
+        (empty["count"].as_u64(), empty["hasMore"].as_bool()),
+        (Some(2), Some(false))
+    );
+    let beyond = ns.suiteql(q, 7, 35).await.json::<Value>().await.unwrap();
+    assert_eq!(beyond["count"], 0);
+
+    // Lines: the mainline row is there unless filtered out.
+    let lines_q = "SELECT tl.transaction, tl.linesequencenumber, tl.item, tl.quantity, tl.rate, BUILTIN.DF(tl.item) AS itemname FROM transactionline tl INNER JOIN transaction t ON t.id = tl.transaction WHERE t.type = 'PurchOrd' AND tl.mainline = 'F' AND t.id = 5 ORDER BY tl.transaction, tl.linesequencenumber";
+    let v: Value = ns.suiteql(lines_q, 1000, 0).await.json().await.unwrap();
+    let full = ns
+        .get_json("/record/v1/purchaseOrder/5?expandSubResources=true")
+        .await;
+    let rec_lines = full["item"]["items"].as_array().unwrap();
+    assert_eq!(
+        v["totalResults"].as_u64().unwrap() as usize,
+        rec_lines.len()
+    );
+    assert_eq!(v["items"][0]["linesequencenumber"], "1");
+    assert_eq!(
+        v["items"][0]["quantity"],
+        rec_lines[0]["quantity"].to_string()
+    );
+    let with_main: Value = ns
+        .suiteql(
+            "SELECT transaction, mainline FROM transactionline WHERE transaction = 5",
+            1000,
+            0,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_main["totalResults"].as_u64().unwrap() as usize,
+        rec_lines.len() + 1
+    );
+
+    // Lines driven from the transaction side, filtered by last-modified after touching one order.
+    ns.clock(json!({"set": "2026-03-01T10:00:00Z"})).await;
+    admin_json(
+        &ns.emu,
+        Method::POST,
+        "/records/purchase_orders/9/touch",
+        None,
+    )
+    .await;
+    let delta = "SELECT t.id, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS') AS lm FROM transaction t WHERE t.lastmodifieddate >= TO_TIMESTAMP('2026-03-01 10:00:00', 'YYYY-MM-DD HH24:MI:SS')";
+    let v: Value = ns.suiteql(delta, 10, 0).await.json().await.unwrap();
+    assert_eq!(v["items"][0]["id"], "9");
+    assert_eq!(v["items"][0]["lm"], "2026-03-01 10:00:00");
+    let gt = delta.replace(">=", ">");
+    let v: Value = ns.suiteql(&gt, 10, 0).await.json().await.unwrap();
+    assert_eq!(v["totalResults"], 0, "gt excludes the boundary instant");
+    let count: Value = ns
+        .suiteql(
+            "SELECT COUNT(*) AS n FROM transaction WHERE type = 'PurchOrd'",
+            10,
+            0,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["items"][0]["n"], "30");
+    let joined: Value = ns
+        .suiteql("SELECT t.id, v.companyname, BUILTIN.DF(t.status) AS st FROM transaction t LEFT JOIN vendor v ON v.id = t.entity WHERE t.id IN (1, 2) ORDER BY t.id DESC", 10, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(joined["items"][0]["id"], "2");
+    assert_eq!(
+        joined["items"][1]["st"],
+        "Purchase Order : Pending Supervisor Approval"
+    );
+    assert!(joined["items"][0]["companyname"].as_str().unwrap().len() > 3);
+    // NULL columns are left out.
+    let nulls: Value = ns
+        .suiteql("SELECT id, externalid FROM transaction WHERE id = 1", 10, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(nulls["items"][0].get("externalid").is_none());
+
+    for bad in [
+        "SELECT id FROM nosuchtable",
+        "SELECT nope FROM transaction",
+        "DELETE FROM transaction",
+        "SELECT id FROM transaction GROUP BY id",
+        "not sql at all",
+    ] {
+        let r = ns.suiteql(bad, 10, 0).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(ns_code(&v), "INVALID_PARAMETER");
+        assert!(
+            v["o:errorDetails"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid search query.")
+        );
+    }
+    let r = ns
+        .http
+        .post(ns.url("/query/v1/suiteql"))
+        .bearer_auth(&ns.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = ns.suiteql(q, 1001, 0).await;
+    assert_eq!(r.status(), 400);
+    // The Prefer switch.
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"suiteql_require_prefer_transient": true, "suiteql_values_as_strings": false})),
+    )
+    .await;
+    let r = ns
+        .http
+        .post(ns.url("/query/v1/suiteql"))
+        .bearer_auth(&ns.token)
+        .json(&json!({"q": q}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = ns.suiteql(q, 1, 0).await.json().await.unwrap();
+    assert_eq!(v["items"][0]["id"], 1);
+    let log = admin_json(&ns.emu, Method::GET, "/requests", None).await;
+    let last = log["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["headers"]["prefer"], "transient");
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn account_concurrency_limit_answers_429() {
+    let ns = Ns::new(10).await;
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"concurrency_limit": 2})),
+    )
+    .await;
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/faults",
+        Some(json!({"latency_ms": 300})),
+    )
+    .await;
+    let results = ns.concurrent_gets("/record/v1/vendor?limit=1", 5).await;
+    let mut ok = 0;
+    let mut limited = 0;
+    for r in results {
+        match r.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                assert!(r.headers().get("retry-after").is_none());
+                assert_eq!(
+                    ns_code(&r.json::<Value>().await.unwrap()),
+                    "CONCURRENCY_LIMIT_EXCEEDED"
+                );
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert_eq!((ok, limited), (2, 3));
+    ns.emu.shutdown().await;
+}
+
+/// OAuth 1.0a (TBA) as the classic NetSuite clients sign it.
+fn oauth1_header(method: &str, url: &str, query: &[(&str, &str)], secret_suffix: &str) -> String {
+    let enc = |s: &str| urlencode(s);
+    let oauth = [
+        ("oauth_consumer_key", "emulator-consumer-key".to_string()),
+        ("oauth_nonce", "abc123".to_string()),
+        ("oauth_signature_method", "HMAC-SHA256".to_string()),
+        ("oauth_timestamp", wall_secs().to_string()),
+        ("oauth_token", "emulator-token-id".to_string()),
+        ("oauth_version", "1.0".to_string()),
+    ];
+    let mut params: Vec<(String, String)> = oauth.iter().map(|(k, v)| (enc(k), enc(v))).collect();
+    params.extend(query.iter().map(|(k, v)| (enc(k), enc(v))));
+    params.sort();
+    let norm = params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let base = format!("{method}&{}&{}", enc(url), enc(&norm));
+    let key = format!("emulator-consumer-secret&emulator-token-secret{secret_suffix}");
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());
+    use base64::Engine;
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(aws_lc_rs::hmac::sign(&k, base.as_bytes()).as_ref());
+    let mut h = String::from("OAuth realm=\"1234567\"");
+    for (k, v) in oauth.iter() {
+        h.push_str(&format!(", {k}=\"{}\"", enc(v)));
+    }
+    h.push_str(&format!(", oauth_signature=\"{}\"", enc(&sig)));
+    h
+}
+
+#[tokio::test]
+async fn token_based_authentication_signatures() {
+    let emu = netsuite(10).await;
+    let url = format!("{}/services/rest/record/v1/purchaseOrder", emu.base_url());
+    let h = oauth1_header("GET", &url, &[("limit", "5")], "");
+    let r = client()
+        .get(format!("{url}?limit=5"))
+        .header("authorization", h)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let wrong = oauth1_header("GET", &url, &[("limit", "6")], "");
+    let r = client()
+        .get(format!("{url}?limit=5"))
+        .header("authorization", wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // After rotation the old token secret no longer signs valid requests.
+    admin_json(&emu, Method::POST, "/credentials/rotate", None).await;
+    let h = oauth1_header("GET", &url, &[], "");
+    assert_eq!(
+        client()
+            .get(&url)
+            .header("authorization", h)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let h = oauth1_header("GET", &url, &[], "-rotated-1");
+    assert_eq!(
+        client()
+            .get(&url)
+            .header("authorization", h)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    emu.shutdown().await;
+}
