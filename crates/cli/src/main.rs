@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod demo;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Try everything on this machine: emulated ERPs, a sandbox, initial syncs, ready-to-paste
+    /// curl commands (a temporary database; nothing else is needed).
+    Demo(demo::DemoArgs),
     /// Run the API (migrating the database first).
     Serve {
         /// Address to listen on, e.g. 0.0.0.0:8080.
@@ -136,7 +140,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))
 }
 
-async fn shutdown_signal(token: CancellationToken) {
+pub(crate) async fn shutdown_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -274,6 +278,9 @@ async fn emulate(
     }
     let mut config = ironbridge_emulators::EmulatorConfig::new(system, seed, records);
     config.real_time_clock = real_time;
+    if real_time {
+        config.start_time_ms = SystemClock.now().micros() / 1000;
+    }
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
@@ -326,6 +333,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Api(args),
         } => bench::run(args, cli.database_url.clone()).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Emulate {
             system,
             port,

@@ -5,8 +5,11 @@
 //! can check schedules exactly.
 
 pub mod backoff;
+pub mod bc;
 pub mod breaker;
 pub mod client;
 pub mod limiter;
+pub mod netsuite;
+pub mod sap;
 pub mod sleeper;
 pub mod token;

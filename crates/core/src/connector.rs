@@ -3,10 +3,36 @@
 //! page with a cursor to resume from.
 
 use async_trait::async_trait;
-use ironbridge_model::Entity;
 use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+/// Which changes a read covers. The sync engine chooses it (initial history window, then
+/// incremental windows with a lookback overlap and an upper bound below the source's "now")
+/// and keeps it fixed while it pages through it, so a resumed sync reads the same window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadWindow {
+    /// Only records the source last modified at or after this instant (inclusive: records
+    /// sharing the boundary timestamp are read again and de-duplicated by the store).
+    /// `None`: every record.
+    pub modified_since: Option<Timestamp>,
+    /// Only records last modified at or before this instant. `None`: no upper bound.
+    pub modified_until: Option<Timestamp>,
+}
+
+impl ReadWindow {
+    /// Everything.
+    pub const ALL: ReadWindow = ReadWindow {
+        modified_since: None,
+        modified_until: None,
+    };
+
+    /// Whether a record last modified at `t` falls in the window.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.modified_since.is_none_or(|s| t >= s) && self.modified_until.is_none_or(|u| t <= u)
+    }
+}
 
 /// A page of raw records and where to continue.
 #[derive(Debug, Clone)]
@@ -127,12 +153,29 @@ pub trait Connector: Send + Sync {
     /// Verifies the credentials and that the system answers.
     async fn check(&self) -> Result<(), ConnectorError>;
 
-    /// Reads one page of an entity, from the start (`None`) or from a cursor it returned.
+    /// Reads one page of an entity's records in `window`, from the start (`None`) or from a
+    /// cursor it returned for the same window. Pages must be stable (ordered by modification
+    /// time and a unique key where the source allows it) so that no record in the window is
+    /// skipped between pages. Entities the source cannot filter by modification time are read
+    /// whole whatever the window.
     async fn fetch_page(
         &self,
         entity: Entity,
+        window: &ReadWindow,
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError>;
+
+    /// How many days of history the first sync of an incrementally read entity covers
+    /// (`None`: all of it). Reference data (vendors, items, locations) is always read whole.
+    fn default_history_days(&self) -> Option<u32> {
+        Some(90)
+    }
+
+    /// The source system's current time, when it tells (its HTTP `Date` header or an API);
+    /// windows are capped below it, never below our own clock.
+    async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
+        Ok(None)
+    }
 
     /// Creates a purchase order (header and lines in one transaction); returns the raw record.
     async fn create_purchase_order(

@@ -32,7 +32,7 @@ fn base32(bytes: &[u8]) -> String {
 /// strictly increasing even within a millisecond (the random part is incremented), so events
 /// keep their order.
 pub fn new_id(prefix: &str, now_micros: i64) -> String {
-    static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
+    static LAST: Mutex<Option<(u64, u128)>> = Mutex::new(None);
     let millis = (now_micros / 1000).max(0) as u64;
     let random = u128::from_be_bytes({
         let mut b = [0u8; 16];
@@ -41,12 +41,12 @@ pub fn new_id(prefix: &str, now_micros: i64) -> String {
     });
     let (millis, random) = {
         let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        let next = if millis > last.0 {
-            (millis, random)
-        } else {
-            (last.0, (last.1 + 1) & ((1u128 << 80) - 1))
+        let next = match *last {
+            // Same (or an earlier) millisecond in this process: one more than the last id.
+            Some((ms, r)) if millis <= ms => (ms, (r + 1) & ((1u128 << 80) - 1)),
+            _ => (millis, random),
         };
-        *last = next;
+        *last = Some(next);
         next
     };
     let mut bytes = [0u8; 16];
@@ -112,6 +112,8 @@ mod tests {
         let late = new_id("conn", 2_000_000);
         assert!(early < late);
         assert_ne!(new_id("conn", 5), new_id("conn", 5));
+        // Never the same id in two processes just because the clock was the same.
+        assert!(new_id("conn", 0).len() > 20);
         let same_millisecond: Vec<String> = (0..100).map(|_| new_id("evt", 9_000_000)).collect();
         assert!(
             same_millisecond.windows(2).all(|w| w[0] < w[1]),

@@ -2,6 +2,7 @@
 //! the `Store` and `Connector` seams, and the built-in sandbox system. No web framework and
 //! no SQL driver is imported here.
 
+pub mod capabilities;
 pub mod clock;
 pub mod connector;
 pub mod crypto;
@@ -11,5 +12,6 @@ pub mod mapping;
 pub mod sandbox;
 pub mod service;
 pub mod store;
+pub mod unified;
 
 pub use clock::{Clock, ManualClock, SystemClock};

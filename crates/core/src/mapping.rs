@@ -27,9 +27,10 @@ pub enum Kind {
     Decimal,
     /// Boolean (also `"true"`/`"false"`, `1`/`0`).
     Bool,
-    /// Calendar date `YYYY-MM-DD` (a date-time is cut to its date).
+    /// Calendar date `YYYY-MM-DD` (a date-time is cut to its date; OData V2 `/Date(ms)/` is
+    /// read too; `0001-01-01`, Business Central's empty date, is no date).
     Date,
-    /// Date-time, normalised to RFC 3339 UTC.
+    /// Date-time, normalised to RFC 3339 UTC (also from OData V2 `/Date(ms)/`, `/Date(ms+0000)/`).
     Datetime,
     /// A value looked up in `values`, else `default`.
     Enum,
@@ -174,6 +175,19 @@ fn key_text(value: &Value) -> Option<String> {
     }
 }
 
+/// OData V2 verbose JSON dates (SAP): `/Date(ms)/` (`Edm.DateTime`, UTC) and
+/// `/Date(ms+0000)/` (`Edm.DateTimeOffset`: the milliseconds are UTC, the offset in minutes
+/// only says which zone the value was entered in).
+fn odata_v2_date(text: &str) -> Option<Timestamp> {
+    let inner = text.strip_prefix("/Date(")?.strip_suffix(")/")?;
+    let end = inner
+        .get(1..)?
+        .find(['+', '-'])
+        .map_or(inner.len(), |i| i + 1);
+    let ms: i64 = inner[..end].parse().ok()?;
+    Some(Timestamp(ms.checked_mul(1000)?))
+}
+
 fn convert(
     connection_id: &str,
     field: &str,
@@ -240,7 +254,14 @@ fn convert(
         },
         Kind::Date => {
             let s = raw.as_str().ok_or_else(|| bad("expected a date"))?;
+            if let Some(t) = odata_v2_date(s) {
+                return Ok(Value::String(t.to_rfc3339()[..10].to_string()));
+            }
             let date = s.get(..10).ok_or_else(|| bad("expected a date"))?;
+            if date == "0001-01-01" {
+                // Business Central's "no date".
+                return Ok(rule.default.clone().unwrap_or(Value::Null));
+            }
             time::Date::parse(
                 date,
                 &time::macros::format_description!("[year]-[month]-[day]"),
@@ -250,8 +271,9 @@ fn convert(
         }
         Kind::Datetime => {
             let s = raw.as_str().ok_or_else(|| bad("expected a date-time"))?;
-            let t =
-                Timestamp::parse_rfc3339(s).ok_or_else(|| bad("expected an RFC 3339 date-time"))?;
+            let t = odata_v2_date(s)
+                .or_else(|| Timestamp::parse_rfc3339(s))
+                .ok_or_else(|| bad("expected an RFC 3339 date-time"))?;
             Value::String(t.to_rfc3339())
         }
         Kind::Enum => {
@@ -366,12 +388,37 @@ impl MappingDef {
     }
 }
 
-const DEFAULTS: &[&str] = &[
+/// The sandbox's definitions.
+const SANDBOX: &[&str] = &[
     include_str!("../mappings/sandbox/vendor.json"),
     include_str!("../mappings/sandbox/item.json"),
     include_str!("../mappings/sandbox/location.json"),
     include_str!("../mappings/sandbox/purchase_order.json"),
 ];
+
+/// NetSuite's definitions.
+const NETSUITE: &[&str] = &[
+    include_str!("../mappings/netsuite/vendor.json"),
+    include_str!("../mappings/netsuite/item.json"),
+    include_str!("../mappings/netsuite/location.json"),
+    include_str!("../mappings/netsuite/purchase_order.json"),
+];
+
+/// SAP S/4HANA's definitions.
+const SAP_S4HANA: &[&str] = &[
+    include_str!("../mappings/sap_s4hana/vendor.json"),
+    include_str!("../mappings/sap_s4hana/item.json"),
+    include_str!("../mappings/sap_s4hana/purchase_order.json"),
+];
+
+/// Business Central's definitions.
+const BUSINESS_CENTRAL: &[&str] = &[
+    include_str!("../mappings/business_central/vendor.json"),
+    include_str!("../mappings/business_central/item.json"),
+    include_str!("../mappings/business_central/purchase_order.json"),
+];
+
+const DEFAULTS: &[&[&str]] = &[SANDBOX, NETSUITE, SAP_S4HANA, BUSINESS_CENTRAL];
 
 /// The built-in mapping of a system's entity, if it has one.
 pub fn default_mapping(system: SystemId, entity: Entity) -> Option<&'static MappingDef> {
@@ -380,6 +427,7 @@ pub fn default_mapping(system: SystemId, entity: Entity) -> Option<&'static Mapp
         .get_or_init(|| {
             DEFAULTS
                 .iter()
+                .flat_map(|system| system.iter())
                 .map(|text| {
                     // The definitions are compiled in and checked by a unit test, so a broken
                     // one is a build defect, never a runtime condition.
@@ -398,12 +446,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn every_builtin_definition_parses() {
-        for system in SystemId::ALL {
-            for entity in Entity::ALL {
-                let def = default_mapping(system, entity).expect("a default mapping");
-                assert_eq!(def.entity, entity);
-            }
+    fn every_builtin_definition_parses_and_the_sandbox_maps_every_entity() {
+        let count: usize = DEFAULTS.iter().map(|s| s.len()).sum();
+        let parsed: usize = SystemId::ALL
+            .iter()
+            .flat_map(|&s| {
+                Entity::ALL
+                    .iter()
+                    .filter_map(move |&e| default_mapping(s, e))
+            })
+            .count();
+        assert_eq!(
+            parsed, count,
+            "every definition parses, one per system and entity"
+        );
+        for entity in Entity::ALL {
+            assert_eq!(
+                default_mapping(SystemId::Sandbox, entity)
+                    .expect("a sandbox mapping")
+                    .entity,
+                entity
+            );
         }
     }
 
@@ -456,6 +519,30 @@ mod tests {
         assert_eq!(lines[1]["remote_id"], "2");
         assert_eq!(lines[1]["quantity"], "10");
         assert_eq!(lines[0]["id"], ids::line_id("conn_1", "42", "1"));
+    }
+
+    #[test]
+    fn odata_v2_dates_and_empty_dates_convert() {
+        let rule = |kind| FieldRule {
+            path: Some("d".into()),
+            kind,
+            ..FieldRule::default()
+        };
+        let conv = |kind, v: Value| convert("c", "f", &rule(kind), &json!({"d": v}));
+        assert_eq!(
+            conv(Kind::Datetime, json!("/Date(1767225600123+0000)/")).unwrap(),
+            json!("2026-01-01T00:00:00.123Z")
+        );
+        assert_eq!(
+            conv(Kind::Datetime, json!("/Date(1767225600000)/")).unwrap(),
+            json!("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            conv(Kind::Date, json!("/Date(1767225600000)/")).unwrap(),
+            json!("2026-01-01")
+        );
+        assert_eq!(conv(Kind::Date, json!("0001-01-01")).unwrap(), Value::Null);
+        assert!(conv(Kind::Datetime, json!("/Date(x)/")).is_err());
     }
 
     #[test]

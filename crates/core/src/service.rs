@@ -66,6 +66,55 @@ pub fn credentials_context(connection_id: &str) -> String {
     format!("connections:{connection_id}:credentials")
 }
 
+/// The AAD binding a generated private key to its certificate row.
+pub fn certificate_context(certificate_id: &str) -> String {
+    format!("certificates:{certificate_id}:private_key")
+}
+
+/// Replaces `credentials.ironbridge_certificate` (a certificate Ironbridge generated for this
+/// organization) by the private key it holds, so the connector signs with it.
+async fn resolve_certificate(
+    deps: &Deps<'_>,
+    org: &OrgId,
+    credentials: Option<&Map<String, Value>>,
+) -> Result<Option<Map<String, Value>>, ServiceError> {
+    let Some(credentials) = credentials else {
+        return Ok(None);
+    };
+    let Some(reference) = credentials.get("ironbridge_certificate") else {
+        return Ok(Some(credentials.clone()));
+    };
+    let param = "credentials.ironbridge_certificate";
+    let id = reference
+        .as_str()
+        .ok_or_else(|| invalid(param, "must be a certificate id (`crt_…`)"))?;
+    let cert = match deps.store.get_certificate(org, id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => {
+            return Err(invalid(
+                param,
+                format!("no certificate {id} in this organization"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if cert.not_after <= deps.clock.now() {
+        return Err(invalid(
+            param,
+            "the certificate has expired; generate a new one",
+        ));
+    }
+    let key = deps
+        .keys
+        .decrypt(&certificate_context(&cert.id), &cert.private_key)?;
+    let key = String::from_utf8(key)
+        .map_err(|_| ServiceError::Corrupt("stored private key is not text".into()))?;
+    let mut resolved = credentials.clone();
+    resolved.remove("ironbridge_certificate");
+    resolved.insert("private_key_pem".into(), Value::String(key));
+    Ok(Some(resolved))
+}
+
 /// A new connection and its token, shown once.
 #[derive(Debug)]
 pub struct Created {
@@ -129,9 +178,10 @@ pub async fn create_connection(
     input: &ConnectionIn,
 ) -> Result<Created, ServiceError> {
     let settings = input.settings.clone().unwrap_or_default();
+    let credentials = resolve_certificate(deps, org, input.credentials.as_ref()).await?;
     let connector = deps
         .connectors
-        .build(input.system, &settings, input.credentials.as_ref())?;
+        .build(input.system, &settings, credentials.as_ref())?;
     connector.check().await?;
     let end_user = input
         .end_user
@@ -143,7 +193,7 @@ pub async fn create_connection(
         input.name.clone(),
         &settings,
         end_user,
-        input.credentials.as_ref(),
+        credentials.as_ref(),
     )?;
     let connection = deps.store.create_connection(org, &new).await?;
     Ok(Created { connection, token })
@@ -168,7 +218,8 @@ pub async fn reconnect(
         .ok_or_else(|| ServiceError::Corrupt("unknown system".into()))?;
     let settings = parse_object(&previous.settings)?;
     let old_credentials = decrypt_credentials(deps.keys, &previous)?;
-    let credentials = credentials.or(old_credentials.as_ref());
+    let new_credentials = resolve_certificate(deps, org, credentials).await?;
+    let credentials = new_credentials.as_ref().or(old_credentials.as_ref());
     let connector = deps.connectors.build(system, &settings, credentials)?;
     connector.check().await?;
     let (new, token) = new_connection(
@@ -278,7 +329,7 @@ pub fn render_written(
     let record = StoredRecord {
         id: ids::record_id(connection_id, entity, &mapped.remote_id),
         remote_id: mapped.remote_id,
-        data: Value::Object(mapped.data).to_string(),
+        data: Value::Object(crate::unified::complete(entity, mapped.data)).to_string(),
         raw: Some(raw.to_string()),
         created_at,
         modified_at: now,

@@ -209,6 +209,8 @@ pub struct PageWrite {
     pub checkpoint: Option<String>,
     /// Commit time (becomes `created_at` / `modified_at`).
     pub now: Timestamp,
+    /// The run that saw these records (complete passes mark them, then sweep the unseen).
+    pub seen_run: Option<String>,
 }
 
 /// What a page write changed.
@@ -283,6 +285,14 @@ pub struct SyncState {
     pub last_succeeded_at: Option<Timestamp>,
     /// Last failure reason.
     pub last_error: Option<String>,
+    /// Lower bound of the window the current run reads (inclusive).
+    pub window_since: Option<Timestamp>,
+    /// Upper bound of the window the current run reads.
+    pub window_until: Option<Timestamp>,
+    /// Upper bound of the last complete run: the next run reads from here (minus a lookback).
+    pub high_water: Option<Timestamp>,
+    /// The current run, while one is in progress.
+    pub run_id: Option<String>,
 }
 
 /// A background job to enqueue.
@@ -377,6 +387,36 @@ pub struct Event {
     pub created_at: Timestamp,
 }
 
+/// A key pair Ironbridge generated for a customer; `private_key` is ciphertext.
+#[derive(Clone)]
+pub struct Certificate {
+    /// `crt_…`.
+    pub id: String,
+    /// Owning organization.
+    pub org_id: String,
+    /// The system it is for (`netsuite`).
+    pub system: String,
+    /// Encrypted private key PEM.
+    pub private_key: String,
+    /// Public certificate PEM.
+    pub certificate_pem: String,
+    /// Validity start.
+    pub not_before: Timestamp,
+    /// Validity end.
+    pub not_after: Timestamp,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("id", &self.id)
+            .field("system", &self.system)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
 /// and checked by one contract suite on both.
 #[async_trait]
@@ -457,20 +497,38 @@ pub trait Store: Send + Sync + 'static {
         code: &str,
     ) -> StoreResult<()>;
 
-    /// Forgets where unfinished syncs stopped, so the next sync starts from the beginning.
-    async fn reset_sync_cursors(&self, conn: &ConnId) -> StoreResult<()>;
     /// Per-entity sync states of a connection.
     async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>>;
-    /// Marks an entity's sync as running and returns the cursor to resume from.
+    /// Marks an entity's sync as running and returns its state: an unfinished run's window
+    /// and cursor to resume from, and the last complete run's high-water mark.
     async fn start_sync(
         &self,
         conn: &ConnId,
         entity: Entity,
         now: Timestamp,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<SyncState>;
+    /// Starts a new run reading `since..=until`.
+    async fn begin_window(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        run_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> StoreResult<()>;
+    /// After a complete pass of `run_id` over everything, marks the records it did not see as
+    /// deleted at the source; returns how many.
+    async fn sweep_unseen(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        run_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
     /// Writes a page of records and the checkpoint after it, in one transaction.
     async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts>;
-    /// Ends an entity's sync: success clears the cursor, failure keeps it to resume.
+    /// Ends an entity's sync: success moves the high-water mark to the run's upper bound and
+    /// clears the run; failure keeps the window and cursor to resume.
     async fn finish_sync(
         &self,
         conn: &ConnId,
@@ -531,6 +589,11 @@ pub trait Store: Send + Sync + 'static {
         started_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(OrgId, ConnId)>>;
+
+    /// Stores a generated key pair.
+    async fn create_certificate(&self, cert: &Certificate) -> StoreResult<()>;
+    /// A key pair of the organization.
+    async fn get_certificate(&self, org: &OrgId, id: &str) -> StoreResult<Certificate>;
 
     /// Writes an event.
     async fn insert_event(&self, event: &Event) -> StoreResult<()>;

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use ironbridge_connectors::sleeper::{Sleeper, TokioSleeper};
+use ironbridge_connectors::{bc, netsuite, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{Connector, ConnectorError};
 use ironbridge_core::sandbox::SandboxConnector;
@@ -13,12 +15,21 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct BuiltinConnectors {
     clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
 }
 
 impl BuiltinConnectors {
-    /// A registry whose connectors read time from `clock`.
+    /// A registry whose connectors read time from `clock` and really wait between retries.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        BuiltinConnectors { clock }
+        BuiltinConnectors {
+            clock,
+            sleeper: Arc::new(TokioSleeper),
+        }
+    }
+
+    /// A registry whose connectors wait through `sleeper` (tests record the waits instead).
+    pub fn with_sleeper(clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>) -> Self {
+        BuiltinConnectors { clock, sleeper }
     }
 }
 
@@ -35,6 +46,24 @@ impl ConnectorFactory for BuiltinConnectors {
                 credentials,
                 self.clock.clone(),
             )?)),
+            SystemId::Netsuite => netsuite::connector(
+                settings,
+                credentials,
+                self.clock.clone(),
+                self.sleeper.clone(),
+            ),
+            SystemId::SapS4hana => sap::connector(
+                settings,
+                credentials,
+                self.clock.clone(),
+                self.sleeper.clone(),
+            ),
+            SystemId::BusinessCentral => bc::connector(
+                settings,
+                credentials,
+                self.clock.clone(),
+                self.sleeper.clone(),
+            ),
         }
     }
 }

@@ -3,12 +3,12 @@
 //! last committed page and never loses or doubles a record.
 
 use ironbridge_core::Clock;
-use ironbridge_core::connector::{Connector, ConnectorError};
+use ironbridge_core::connector::{Connector, ConnectorError, ReadWindow};
 use ironbridge_core::crypto::sha256_hex;
 use ironbridge_core::ids;
 use ironbridge_core::mapping::default_mapping;
 use ironbridge_core::store::{
-    ConnId, Event, OrgId, PageWrite, RecordUpsert, Store, StoreError, WriteCounts,
+    ConnId, Event, OrgId, PageWrite, RecordUpsert, Store, StoreError, SyncState, WriteCounts,
 };
 use ironbridge_model::Entity;
 use ironbridge_model::api::ConnectionStatus;
@@ -45,7 +45,7 @@ fn upsert(
     def: &ironbridge_core::mapping::MappingDef,
 ) -> Result<RecordUpsert, String> {
     let mapped = def.apply(connection_id, raw).map_err(|e| e.to_string())?;
-    let data = Value::Object(mapped.data).to_string();
+    let data = Value::Object(ironbridge_core::unified::complete(entity, mapped.data)).to_string();
     let raw = raw.to_string();
     let content_hash = sha256_hex(format!("{data}\u{0}{raw}").as_bytes());
     Ok(RecordUpsert {
@@ -60,11 +60,55 @@ fn upsert(
     })
 }
 
+/// How far back an incremental run re-reads before the last high-water mark, so records
+/// committed late with an earlier timestamp are not missed (the store de-duplicates them).
+pub const LOOKBACK_SECS: i64 = 600;
+/// How far below the source's "now" a run stops, so it never races writes in flight there.
+pub const SETTLE_SECS: i64 = 120;
+
+/// Picks the window of a new run: everything on a full run; on the first run, the history
+/// window for transactions and everything for reference data; otherwise from the last
+/// high-water mark minus the lookback.
+/// The upper bound is the source's clock (or ours) minus the settle delay.
+async fn new_window(
+    connector: &dyn Connector,
+    entity: Entity,
+    state: &SyncState,
+    full: bool,
+    clock: &dyn Clock,
+) -> Result<ReadWindow, SyncError> {
+    let ours = clock.now();
+    let now = match connector.source_time().await? {
+        Some(theirs) => theirs.min(ours),
+        None => ours,
+    };
+    let until = now.plus_secs(-SETTLE_SECS);
+    // Reference data (vendors, items, locations) is wanted whole the first time, whatever its
+    // age; later runs read only what changed, like everything else.
+    let reference = matches!(entity, Entity::Vendor | Entity::Item | Entity::Location);
+    let since = if full {
+        None
+    } else if let Some(hw) = state.high_water {
+        Some(hw.plus_secs(-LOOKBACK_SECS))
+    } else if reference {
+        None
+    } else {
+        connector
+            .default_history_days()
+            .map(|days| now.plus_secs(-i64::from(days) * 86_400))
+    };
+    Ok(ReadWindow {
+        modified_since: since,
+        modified_until: Some(until),
+    })
+}
+
 async fn sync_entity(
     store: &dyn Store,
     connector: &dyn Connector,
     conn: &ConnId,
     entity: Entity,
+    full: bool,
     clock: &dyn Clock,
 ) -> Result<EntityReport, SyncError> {
     let mut report = EntityReport {
@@ -74,19 +118,44 @@ async fn sync_entity(
     let Some(def) = default_mapping(connector.system(), entity) else {
         return Ok(report);
     };
-    let mut cursor = store.start_sync(conn, entity, clock.now()).await?;
+    let state = store.start_sync(conn, entity, clock.now()).await?;
+    // An unfinished run resumes with its own window and cursor; otherwise a new run starts.
+    let (run_id, window, mut cursor) = match (&state.run_id, full) {
+        (Some(run), false) => (
+            run.clone(),
+            ReadWindow {
+                modified_since: state.window_since,
+                modified_until: state.window_until,
+            },
+            state.cursor.clone(),
+        ),
+        _ => {
+            let window = match new_window(connector, entity, &state, full, clock).await {
+                Ok(w) => w,
+                Err(err) => return fail(store, conn, entity, clock, err).await,
+            };
+            let run = ids::new_id("run", clock.now().micros());
+            store
+                .begin_window(
+                    conn,
+                    entity,
+                    &run,
+                    window.modified_since,
+                    window.modified_until,
+                )
+                .await?;
+            (run, window, None)
+        }
+    };
+    // Only a pass over everything can tell which records disappeared.
+    let complete_pass = window.modified_since.is_none();
     loop {
-        let page = match connector.fetch_page(entity, cursor.as_deref()).await {
+        let page = match connector
+            .fetch_page(entity, &window, cursor.as_deref())
+            .await
+        {
             Ok(page) => page,
-            Err(err) => {
-                store
-                    .record_call_failure(conn, clock.now(), failure_code(&err))
-                    .await?;
-                store
-                    .finish_sync(conn, entity, clock.now(), Some(&err.to_string()))
-                    .await?;
-                return Err(err.into());
-            }
+            Err(err) => return fail(store, conn, entity, clock, err.into()).await,
         };
         store.record_call_success(conn, clock.now()).await?;
         report.pages += 1;
@@ -100,17 +169,14 @@ async fn sync_entity(
                 }
             }
         }
-        let counts = store
-            .write_page(
-                conn,
-                &PageWrite {
-                    entity,
-                    records,
-                    checkpoint: page.next_cursor.clone(),
-                    now: clock.now(),
-                },
-            )
-            .await?;
+        let page_write = PageWrite {
+            entity,
+            records,
+            checkpoint: page.next_cursor.clone(),
+            now: clock.now(),
+            seen_run: complete_pass.then(|| run_id.clone()),
+        };
+        let counts = store.write_page(conn, &page_write).await?;
         report.counts.added += counts.added;
         report.counts.updated += counts.updated;
         report.counts.deleted += counts.deleted;
@@ -120,8 +186,31 @@ async fn sync_entity(
             None => break,
         }
     }
+    if complete_pass && report.unmappable == 0 {
+        report.counts.deleted += store
+            .sweep_unseen(conn, entity, &run_id, clock.now())
+            .await?;
+    }
     store.finish_sync(conn, entity, clock.now(), None).await?;
     Ok(report)
+}
+
+async fn fail(
+    store: &dyn Store,
+    conn: &ConnId,
+    entity: Entity,
+    clock: &dyn Clock,
+    err: SyncError,
+) -> Result<EntityReport, SyncError> {
+    if let SyncError::Connector(e) = &err {
+        store
+            .record_call_failure(conn, clock.now(), failure_code(e))
+            .await?;
+    }
+    store
+        .finish_sync(conn, entity, clock.now(), Some(&err.to_string()))
+        .await?;
+    Err(err)
 }
 
 fn failure_code(err: &ConnectorError) -> &'static str {
@@ -175,11 +264,15 @@ fn sync_event(
 
 /// Syncs every readable entity of a connection and keeps its status in step with reality.
 /// The final status change and the `sync.completed` or `sync.failed` event commit together.
+///
+/// `full` reads every entity whole (a resync or a reconciliation): records the source no
+/// longer has are marked deleted once each pass completes.
 pub async fn sync_connection(
     store: &dyn Store,
     connector: &dyn Connector,
     org: &OrgId,
     conn: &ConnId,
+    full: bool,
     clock: &dyn Clock,
 ) -> Result<Vec<EntityReport>, SyncError> {
     let started = clock.now();
@@ -188,7 +281,7 @@ pub async fn sync_connection(
         .await?;
     let mut reports = Vec::new();
     for &entity in connector.readable() {
-        match sync_entity(store, connector, conn, entity, clock).await {
+        match sync_entity(store, connector, conn, entity, full, clock).await {
             Ok(report) => reports.push(report),
             Err(err) => {
                 let status = match &err {

@@ -193,9 +193,6 @@ impl Worker {
             .ok()
             .and_then(|p| p["full"].as_bool())
             .unwrap_or(false);
-        if full && let Err(e) = self.store.reset_sync_cursors(&conn_id).await {
-            return self.retry(job, e.to_string());
-        }
         let connector = match open_connector(&self.keys, self.connectors.as_ref(), &connection) {
             Ok(c) => c,
             Err(e) => {
@@ -209,6 +206,7 @@ impl Worker {
             connector.as_ref(),
             &org,
             &conn_id,
+            full,
             self.clock.as_ref(),
         );
         let heartbeat = self.keep_lease(job);

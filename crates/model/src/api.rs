@@ -14,16 +14,30 @@ pub enum SystemId {
     /// Ironbridge's built-in sandbox ERP: realistic sample data; writes answer as if they
     /// succeeded and change nothing.
     Sandbox,
+    /// Oracle NetSuite (REST web services and SuiteQL; OAuth 2.0 machine-to-machine).
+    Netsuite,
+    /// SAP S/4HANA (OData V2 `API_PURCHASEORDER_PROCESS_SRV`; Basic or OAuth 2.0).
+    SapS4hana,
+    /// Microsoft Dynamics 365 Business Central (API v2.0; Microsoft Entra ID).
+    BusinessCentral,
 }
 
 impl SystemId {
     /// Every system this build can connect to.
-    pub const ALL: [SystemId; 1] = [SystemId::Sandbox];
+    pub const ALL: [SystemId; 4] = [
+        SystemId::Sandbox,
+        SystemId::Netsuite,
+        SystemId::SapS4hana,
+        SystemId::BusinessCentral,
+    ];
 
     /// The system's id as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             SystemId::Sandbox => "sandbox",
+            SystemId::Netsuite => "netsuite",
+            SystemId::SapS4hana => "sap_s4hana",
+            SystemId::BusinessCentral => "business_central",
         }
     }
 
@@ -486,4 +500,83 @@ pub struct EventList {
     pub data: Vec<EventOut>,
     /// Cursor for the next page; absent when there are no more events yet.
     pub next_cursor: Option<String>,
+}
+
+/// How a system's deletions reach Ironbridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionDetection {
+    /// The source flags deleted records, and every sync sees them.
+    Flagged,
+    /// The source forgets deleted records: a full resync (`POST /v1/sync` with `full: true`)
+    /// marks the records it no longer returns as deleted.
+    Reconciliation,
+}
+
+/// What a system supports for one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EntityCapability {
+    /// The entity.
+    pub entity: crate::entities::Entity,
+    /// Records are synced.
+    pub read: bool,
+    /// Later syncs read only what changed (by the source's modification time).
+    pub incremental: bool,
+    /// How deletions are detected.
+    pub deletions: DeletionDetection,
+    /// `POST` creates records in the source system.
+    pub create: bool,
+    /// `PATCH` updates records in the source system.
+    pub update: bool,
+}
+
+/// A system and its capabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SystemCapabilities {
+    /// System id, as used in `POST /v1/connections`.
+    pub system: SystemId,
+    /// Display name.
+    pub name: String,
+    /// How a connection authenticates to it.
+    pub auth: Vec<String>,
+    /// Per entity.
+    pub entities: Vec<EntityCapability>,
+}
+
+/// Every system Ironbridge connects to, with what it supports.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SystemList {
+    /// Systems.
+    pub data: Vec<SystemCapabilities>,
+}
+
+/// Body of `POST /v1/certificates`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateIn {
+    /// The system the certificate is for. Only `netsuite` (machine-to-machine auth) uses one.
+    pub system: SystemId,
+    /// Common name of the certificate's subject (default: `Ironbridge`).
+    #[serde(default)]
+    pub common_name: Option<String>,
+}
+
+/// A key pair Ironbridge generated: the private key stays here (encrypted); the public
+/// certificate is for the customer to upload to their system.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CertificateOut {
+    /// Certificate id (`crt_…`). Use it as `credentials.ironbridge_certificate` when creating
+    /// the connection.
+    pub id: String,
+    /// The system it is for.
+    pub system: SystemId,
+    /// The public X.509 certificate (PEM) to upload, e.g. in NetSuite's OAuth 2.0 Client
+    /// Credentials (M2M) Setup. Also at `GET /v1/certificates/{id}/certificate.pem`.
+    pub certificate_pem: String,
+    /// Validity start.
+    pub not_before: Timestamp,
+    /// Validity end (at most two years, NetSuite's limit).
+    pub not_after: Timestamp,
+    /// When it was generated.
+    pub created_at: Timestamp,
 }

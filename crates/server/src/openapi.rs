@@ -8,7 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{api_keys, connections, events, organization, purchase_orders, records, sync};
+use crate::routes::{
+    api_keys, certificates, connections, events, organization, purchase_orders, records, sync,
+    systems,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +33,8 @@ use crate::routes::{api_keys, connections, events, organization, purchase_orders
         connections::get_current_connection,
         sync::start_sync, sync::get_sync_job,
         events::list_events,
+        systems::list_systems,
+        certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
         records::list_purchase_orders, records::get_purchase_order,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
         records::list_vendors, records::get_vendor, records::list_items, records::get_item,
@@ -41,6 +46,8 @@ use crate::routes::{api_keys, connections, events, organization, purchase_orders
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
         (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
+        (name = "Certificates", description = "Key pairs Ironbridge generates for machine-to-machine auth (NetSuite)."),
+        (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Purchase orders", description = "Unified purchase orders with their lines."),

@@ -24,6 +24,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "jobs_and_events",
         sql: include_str!("../migrations/sqlite/0003_jobs_and_events.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sync_windows",
+        sql: include_str!("../migrations/sqlite/0004_sync_windows.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "certificates",
+        sql: include_str!("../migrations/sqlite/0005_certificates.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -42,6 +52,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         name: "jobs_and_events",
         sql: include_str!("../migrations/postgres/0003_jobs_and_events.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "sync_windows",
+        sql: include_str!("../migrations/postgres/0004_sync_windows.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "certificates",
+        sql: include_str!("../migrations/postgres/0005_certificates.sql"),
     },
 ];
 

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
-    ApiKey, ConnId, Connection, Event, Job, JobOutcome, NewApiKey, NewConnection, NewJob, OrgId,
-    Organization, PageWrite, RecordQuery, Store, StoreError, StoreResult, StoredRecord, SyncState,
-    WriteCounts,
+    ApiKey, Certificate, ConnId, Connection, Event, Job, JobOutcome, NewApiKey, NewConnection,
+    NewJob, OrgId, Organization, PageWrite, RecordQuery, Store, StoreError, StoreResult,
+    StoredRecord, SyncState, WriteCounts,
 };
 use ironbridge_model::{Entity, Timestamp};
 use sqlx::Row;
@@ -21,6 +21,12 @@ type DbRow = <Db as sqlx::Database>::Row;
 macro_rules! connection_columns {
     () => {
         "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state"
+    };
+}
+
+macro_rules! sync_state_columns {
+    () => {
+        "entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error, window_since, window_until, high_water, run_id"
     };
 }
 
@@ -97,6 +103,10 @@ fn sync_state_from(row: &DbRow) -> Result<Option<SyncState>, sqlx::Error> {
         last_finished_at: ts(row.try_get("last_finished_at")?),
         last_succeeded_at: ts(row.try_get("last_succeeded_at")?),
         last_error: row.try_get("last_error")?,
+        window_since: ts(row.try_get("window_since")?),
+        window_until: ts(row.try_get("window_until")?),
+        high_water: ts(row.try_get("high_water")?),
+        run_id: row.try_get("run_id")?,
     }))
 }
 
@@ -668,21 +678,16 @@ impl Store for Backend {
             .map_err(classify)
     }
 
-    async fn reset_sync_cursors(&self, conn: &ConnId) -> StoreResult<()> {
-        sqlx::query("UPDATE sync_state SET cursor = NULL WHERE connection_id = $1")
-            .bind(&conn.0)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(classify)
-    }
-
     async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>> {
-        let rows = sqlx::query("SELECT entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error FROM sync_state WHERE connection_id = $1 ORDER BY entity")
-            .bind(&conn.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            sync_state_columns!(),
+            " FROM sync_state WHERE connection_id = $1 ORDER BY entity"
+        ))
+        .bind(&conn.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
         let states: Vec<Option<SyncState>> = rows
             .iter()
             .map(sync_state_from)
@@ -696,18 +701,62 @@ impl Store for Backend {
         conn: &ConnId,
         entity: Entity,
         now: Timestamp,
-    ) -> StoreResult<Option<String>> {
-        let cursor: Option<Option<String>> = sqlx::query_scalar(
-            "INSERT INTO sync_state (connection_id, entity, status, last_started_at) VALUES ($1, $2, 'running', $3) \
-             ON CONFLICT (connection_id, entity) DO UPDATE SET status = 'running', last_started_at = excluded.last_started_at RETURNING cursor",
-        )
+    ) -> StoreResult<SyncState> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO sync_state (connection_id, entity, status, last_started_at) VALUES ($1, $2, 'running', $3) ",
+            "ON CONFLICT (connection_id, entity) DO UPDATE SET status = 'running', last_started_at = excluded.last_started_at RETURNING ",
+            sync_state_columns!()
+        ))
         .bind(&conn.0)
         .bind(entity.as_str())
         .bind(now.micros())
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(cursor.flatten())
+        sync_state_from(&row)
+            .map_err(classify)?
+            .ok_or_else(|| StoreError::Internal("unknown entity".into()))
+    }
+
+    async fn begin_window(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        run_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = NULL WHERE connection_id = $1 AND entity = $2")
+            .bind(&conn.0)
+            .bind(entity.as_str())
+            .bind(run_id)
+            .bind(since.map(Timestamp::micros))
+            .bind(until.map(Timestamp::micros))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn sweep_unseen(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        run_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4 \
+             WHERE connection_id = $1 AND entity = $2 AND remote_was_deleted = FALSE AND (seen_run IS NULL OR seen_run <> $3)",
+        )
+        .bind(&conn.0)
+        .bind(entity.as_str())
+        .bind(run_id)
+        .bind(now.micros())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
     }
 
     async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts> {
@@ -724,7 +773,7 @@ impl Store for Backend {
                 .map_err(classify)?;
             match existing {
                 None => {
-                    sqlx::query("INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)")
+                    sqlx::query("INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at, seen_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)")
                         .bind(&conn.0)
                         .bind(page.entity.as_str())
                         .bind(&r.id)
@@ -736,6 +785,7 @@ impl Store for Backend {
                         .bind(r.remote_updated_at.map(Timestamp::micros))
                         .bind(r.remote_was_deleted)
                         .bind(now)
+                        .bind(&page.seen_run)
                         .execute(&mut *tx)
                         .await
                         .map_err(classify)?;
@@ -750,9 +800,19 @@ impl Store for Backend {
                     let was_deleted: bool = row.try_get("remote_was_deleted").map_err(classify)?;
                     if hash == r.content_hash && was_deleted == r.remote_was_deleted {
                         counts.unchanged += 1;
+                        if let Some(run) = &page.seen_run {
+                            sqlx::query("UPDATE records SET seen_run = $4 WHERE connection_id = $1 AND entity = $2 AND id = $3")
+                                .bind(&conn.0)
+                                .bind(page.entity.as_str())
+                                .bind(&r.id)
+                                .bind(run)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(classify)?;
+                        }
                         continue;
                     }
-                    sqlx::query("UPDATE records SET remote_id = $4, data = $5, raw = $6, content_hash = $7, remote_created_at = $8, remote_updated_at = $9, remote_was_deleted = $10, modified_at = $11 WHERE connection_id = $1 AND entity = $2 AND id = $3")
+                    sqlx::query("UPDATE records SET remote_id = $4, data = $5, raw = $6, content_hash = $7, remote_created_at = $8, remote_updated_at = $9, remote_was_deleted = $10, modified_at = $11, seen_run = COALESCE($12, seen_run) WHERE connection_id = $1 AND entity = $2 AND id = $3")
                         .bind(&conn.0)
                         .bind(page.entity.as_str())
                         .bind(&r.id)
@@ -764,6 +824,7 @@ impl Store for Backend {
                         .bind(r.remote_updated_at.map(Timestamp::micros))
                         .bind(r.remote_was_deleted)
                         .bind(now)
+                        .bind(&page.seen_run)
                         .execute(&mut *tx)
                         .await
                         .map_err(classify)?;
@@ -795,7 +856,8 @@ impl Store for Backend {
     ) -> StoreResult<()> {
         let query = match error {
             None => sqlx::query(
-                "UPDATE sync_state SET status = 'succeeded', cursor = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL WHERE connection_id = $1 AND entity = $2",
+                "UPDATE sync_state SET status = 'succeeded', cursor = NULL, run_id = NULL, high_water = COALESCE(window_until, high_water), \
+                 window_since = NULL, window_until = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL WHERE connection_id = $1 AND entity = $2",
             ),
             Some(_) => sqlx::query(
                 "UPDATE sync_state SET status = 'failed', last_finished_at = $3, last_error = $4 WHERE connection_id = $1 AND entity = $2",
@@ -1056,5 +1118,44 @@ impl Store for Backend {
             .map(event_from)
             .collect::<Result<_, _>>()
             .map_err(classify)
+    }
+
+    async fn create_certificate(&self, c: &Certificate) -> StoreResult<()> {
+        sqlx::query("INSERT INTO certificates (id, org_id, system, private_key, certificate_pem, not_before, not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&c.id)
+            .bind(&c.org_id)
+            .bind(&c.system)
+            .bind(&c.private_key)
+            .bind(&c.certificate_pem)
+            .bind(c.not_before.micros())
+            .bind(c.not_after.micros())
+            .bind(c.created_at.micros())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn get_certificate(&self, org: &OrgId, id: &str) -> StoreResult<Certificate> {
+        let row = sqlx::query("SELECT id, org_id, system, private_key, certificate_pem, not_before, not_after, created_at FROM certificates WHERE org_id = $1 AND id = $2")
+            .bind(&org.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::NotFound)?;
+        (|| {
+            Ok::<_, sqlx::Error>(Certificate {
+                id: row.try_get("id")?,
+                org_id: row.try_get("org_id")?,
+                system: row.try_get("system")?,
+                private_key: row.try_get("private_key")?,
+                certificate_pem: row.try_get("certificate_pem")?,
+                not_before: Timestamp(row.try_get("not_before")?),
+                not_after: Timestamp(row.try_get("not_after")?),
+                created_at: Timestamp(row.try_get("created_at")?),
+            })
+        })()
+        .map_err(classify)
     }
 }

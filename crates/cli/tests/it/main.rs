@@ -233,3 +233,75 @@ async fn emulate_starts_a_large_emulator_quickly_and_serves() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn demo_connects_every_system_and_syncs_them() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--records",
+            "300",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut out = String::new();
+    // The demo prints its tokens once every initial sync has settled.
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut all = String::new();
+        while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) > 0 {
+            all.push_str(&line);
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+            line.clear();
+        }
+        all
+    });
+    out.push_str(
+        &tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap(),
+    );
+    let tokens: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("export TOKEN="))
+        .collect();
+    assert_eq!(tokens.len(), 4, "{out}");
+    let client = reqwest::Client::new();
+    for token in tokens {
+        let conn: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{port}/v1/connection"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(conn["status"], "online", "{conn}");
+        let orders = conn["sync"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["entity"] == "purchase_order")
+            .unwrap();
+        assert_eq!(orders["status"], "succeeded", "{conn}");
+        assert!(orders["record_count"].as_i64().unwrap() > 0, "{conn}");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

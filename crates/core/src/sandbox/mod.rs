@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::clock::Clock;
 use crate::connector::{
     Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    RawPage,
+    RawPage, ReadWindow,
 };
 use data::{CLOSED_STATUSES, Dataset};
 
@@ -251,6 +251,11 @@ impl Connector for SandboxConnector {
         &Entity::ALL
     }
 
+    fn default_history_days(&self) -> Option<u32> {
+        // Sample data: its two years of history are the point, whatever today's date is.
+        None
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         self.authorize()
     }
@@ -258,6 +263,7 @@ impl Connector for SandboxConnector {
     async fn fetch_page(
         &self,
         entity: Entity,
+        window: &ReadWindow,
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError> {
         self.authorize()?;
@@ -267,9 +273,24 @@ impl Connector for SandboxConnector {
                 ConnectorError::Upstream(format!("sandbox cannot resume from cursor {c:?}"))
             })?,
         };
-        let all = self.records(entity);
+        // The data never changes, so offsets into the filtered list are stable pages.
+        let all: Vec<&Value> = self
+            .records(entity)
+            .iter()
+            .filter(|r| {
+                r["updatedAt"]
+                    .as_str()
+                    .and_then(ironbridge_model::Timestamp::parse_rfc3339)
+                    .is_none_or(|t| window.contains(t))
+            })
+            .collect();
         let end = (offset + PAGE_SIZE).min(all.len());
-        let records = all.get(offset..end).unwrap_or_default().to_vec();
+        let records = all
+            .get(offset..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| (*r).clone())
+            .collect();
         let next_cursor = (end < all.len()).then(|| end.to_string());
         Ok(RawPage {
             records,
@@ -414,7 +435,10 @@ mod tests {
             let mut cursor = None;
             let mut seen = Vec::new();
             loop {
-                let page = c.fetch_page(entity, cursor.as_deref()).await.unwrap();
+                let page = c
+                    .fetch_page(entity, &ReadWindow::ALL, cursor.as_deref())
+                    .await
+                    .unwrap();
                 seen.extend(page.records);
                 match page.next_cursor {
                     Some(next) => cursor = Some(next),
@@ -565,7 +589,7 @@ mod tests {
         .unwrap();
         assert!(matches!(c.check().await, Err(ConnectorError::Unauthorized)));
         assert!(matches!(
-            c.fetch_page(Entity::Vendor, None).await,
+            c.fetch_page(Entity::Vendor, &ReadWindow::ALL, None).await,
             Err(ConnectorError::Unauthorized)
         ));
         let bad = |v: Value| SandboxSettings::parse(v.as_object().unwrap()).unwrap_err();

@@ -31,7 +31,8 @@ async fn env() -> Env {
         .await
         .unwrap(),
     );
-    let clock = ManualClock::new(data::anchor());
+    // A day after the sample data ends, so no record is within the settle delay.
+    let clock = ManualClock::new(data::anchor().plus_secs(86_400));
     let org = OrgId("org_1".into());
     let key = NewApiKey {
         id: "key_1".into(),
@@ -123,7 +124,7 @@ async fn status(env: &Env) -> String {
 async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     let env = env().await;
     let c = sandbox(&env.clock, json!({"purchase_orders": 230}), None);
-    let reports = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, &env.clock)
+    let reports = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, false, &env.clock)
         .await
         .unwrap();
     let po = reports
@@ -135,22 +136,130 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     assert_eq!(count(&env, Entity::Vendor).await, 12);
     assert_eq!(status(&env).await, "online");
     env.clock.advance_secs(60);
-    let again = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, &env.clock)
+    let again = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, false, &env.clock)
         .await
         .unwrap();
     let po = again
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
         .unwrap();
+    // Incremental: only what changed since the last run (minus the lookback) is read.
     assert_eq!(
-        (po.counts.added, po.counts.updated, po.counts.unchanged),
-        (0, 0, 230)
+        (
+            po.counts.added,
+            po.counts.updated,
+            po.counts.unchanged,
+            po.pages
+        ),
+        (0, 0, 0, 1)
+    );
+    let vendors = again
+        .iter()
+        .find(|r| r.entity == Some(Entity::Vendor))
+        .unwrap();
+    assert_eq!(
+        (vendors.counts.unchanged, vendors.pages),
+        (0, 1),
+        "after the first run, reference data is read incrementally too"
     );
     let states = env.store.sync_states(&env.conn).await.unwrap();
+    let expected_high_water = env
+        .clock
+        .now()
+        .plus_secs(-ironbridge_engine::sync::SETTLE_SECS);
     assert!(
         states
             .iter()
-            .all(|s| s.status == "succeeded" && s.cursor.is_none())
+            .all(|s| s.status == "succeeded" && s.cursor.is_none() && s.run_id.is_none())
+    );
+    assert!(
+        states
+            .iter()
+            .all(|s| s.high_water == Some(expected_high_water)),
+        "the signpost stays below now"
+    );
+    // A full resync reads everything again; nothing changed, nothing is swept.
+    let full = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, true, &env.clock)
+        .await
+        .unwrap();
+    let po = full
+        .iter()
+        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .unwrap();
+    assert_eq!((po.counts.unchanged, po.counts.deleted), (230, 0));
+    let events = events(&env).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        ["sync.completed", "sync.completed", "sync.completed"],
+        "no status change: it stayed online"
+    );
+    assert_eq!(events[0].1["records_added"], 230 + 12 + 40 + 6);
+    assert_eq!(events[1].1["records_added"], 0);
+    assert_eq!(events[1].1["entities"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_full_pass_marks_records_the_source_no_longer_has_as_deleted() {
+    let env = env().await;
+    let big = sandbox(&env.clock, json!({"purchase_orders": 150}), None);
+    sync_connection(
+        env.store.as_ref(),
+        &big,
+        &org(),
+        &env.conn,
+        false,
+        &env.clock,
+    )
+    .await
+    .unwrap();
+    // The same source now has 30 orders fewer (the sandbox generates them in order).
+    let smaller = sandbox(&env.clock, json!({"purchase_orders": 120}), None);
+    env.clock.advance_secs(60);
+    let incremental = sync_connection(
+        env.store.as_ref(),
+        &smaller,
+        &org(),
+        &env.conn,
+        false,
+        &env.clock,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        incremental.iter().map(|r| r.counts.deleted).sum::<u64>(),
+        0,
+        "an incremental window cannot see deletions"
+    );
+    let full = sync_connection(
+        env.store.as_ref(),
+        &smaller,
+        &org(),
+        &env.conn,
+        true,
+        &env.clock,
+    )
+    .await
+    .unwrap();
+    let po = full
+        .iter()
+        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .unwrap();
+    assert_eq!(po.counts.deleted, 30);
+    let q = RecordQuery {
+        entity: Entity::PurchaseOrder,
+        after_id: None,
+        modified_after: None,
+        modified_before: None,
+        include_deleted: false,
+        include_raw: false,
+        limit: 1000,
+    };
+    assert_eq!(env.store.count_records(&env.conn, &q).await.unwrap(), 120);
+    assert_eq!(
+        count(&env, Entity::PurchaseOrder).await,
+        150,
+        "deleted records stay, flagged"
     );
 }
 
@@ -162,6 +271,7 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
         &sandbox(&env.clock, json!({}), None),
         &org(),
         &env.conn,
+        false,
         &env.clock,
     )
     .await
@@ -171,9 +281,16 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
         json!({}),
         Some(json!({"api_key": REVOKED_API_KEY})),
     );
-    let err = sync_connection(env.store.as_ref(), &revoked, &org(), &env.conn, &env.clock)
-        .await
-        .unwrap_err();
+    let err = sync_connection(
+        env.store.as_ref(),
+        &revoked,
+        &org(),
+        &env.conn,
+        false,
+        &env.clock,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(
         err,
         SyncError::Connector(ConnectorError::Unauthorized)
@@ -210,12 +327,16 @@ impl Connector for FailOnce {
     fn readable(&self) -> &'static [Entity] {
         self.inner.readable()
     }
+    fn default_history_days(&self) -> Option<u32> {
+        self.inner.default_history_days()
+    }
     async fn check(&self) -> Result<(), ConnectorError> {
         self.inner.check().await
     }
     async fn fetch_page(
         &self,
         entity: Entity,
+        window: &ReadWindow,
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError> {
         if entity == Entity::PurchaseOrder
@@ -223,7 +344,7 @@ impl Connector for FailOnce {
         {
             return Err(ConnectorError::Upstream("connection reset".into()));
         }
-        self.inner.fetch_page(entity, cursor).await
+        self.inner.fetch_page(entity, window, cursor).await
     }
     async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
         self.inner.create_purchase_order(o).await
@@ -245,9 +366,16 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         fail_at: 2,
         calls: AtomicU32::new(0),
     };
-    let err = sync_connection(env.store.as_ref(), &flaky, &org(), &env.conn, &env.clock)
-        .await
-        .unwrap_err();
+    let err = sync_connection(
+        env.store.as_ref(),
+        &flaky,
+        &org(),
+        &env.conn,
+        false,
+        &env.clock,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(
         err,
         SyncError::Connector(ConnectorError::Upstream(_))
@@ -267,9 +395,16 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         (po.status.as_str(), po.cursor.as_deref()),
         ("failed", Some("200"))
     );
-    let reports = sync_connection(env.store.as_ref(), &flaky, &org(), &env.conn, &env.clock)
-        .await
-        .unwrap();
+    let reports = sync_connection(
+        env.store.as_ref(),
+        &flaky,
+        &org(),
+        &env.conn,
+        false,
+        &env.clock,
+    )
+    .await
+    .unwrap();
     let po = reports
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
@@ -320,8 +455,13 @@ async fn unmappable_records_are_skipped_and_counted() {
         async fn check(&self) -> Result<(), ConnectorError> {
             Ok(())
         }
-        async fn fetch_page(&self, e: Entity, c: Option<&str>) -> Result<RawPage, ConnectorError> {
-            let mut page = self.0.fetch_page(e, c).await?;
+        async fn fetch_page(
+            &self,
+            e: Entity,
+            w: &ReadWindow,
+            c: Option<&str>,
+        ) -> Result<RawPage, ConnectorError> {
+            let mut page = self.0.fetch_page(e, w, c).await?;
             page.records.push(json!({"name": "no key"}));
             Ok(page)
         }
@@ -345,6 +485,7 @@ async fn unmappable_records_are_skipped_and_counted() {
         &Broken(sandbox(&env.clock, json!({}), None)),
         &org(),
         &env.conn,
+        false,
         &env.clock,
     )
     .await

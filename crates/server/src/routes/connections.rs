@@ -8,6 +8,7 @@ use ironbridge_core::cursor;
 use ironbridge_core::service::{self, Deps};
 use ironbridge_core::store::{ConnId, Connection, OrgId, StoreError};
 use ironbridge_engine::sync::sync_connection;
+use ironbridge_engine::worker::enqueue_sync;
 use ironbridge_model::api::{
     CircuitState, ConnectionCreatedOut, ConnectionHealth, ConnectionIn, ConnectionList,
     ConnectionOut, ConnectionStatus, DataDeletedOut, EndUser, EntitySyncStatus, ReconnectIn,
@@ -93,10 +94,27 @@ fn deps(state: &AppState) -> Deps<'_> {
     }
 }
 
-/// Runs the initial sync. The sandbox's data is small, so it is loaded before the creation
-/// answers and the caller can page through it at once. A failure is recorded on the
-/// connection (status, health, sync state); the connection itself stays.
+/// Starts the initial sync. The sandbox's data is small, so it is loaded before the creation
+/// answers and the caller can page through it at once; real systems are synced by the
+/// worker (the connection shows `syncing` and per-entity progress meanwhile). A failure is
+/// recorded on the connection (status, health, sync state); the connection itself stays.
 async fn initial_sync(state: &AppState, connection: &Connection) {
+    if connection.system != SystemId::Sandbox.as_str() {
+        let org = OrgId(connection.org_id.clone());
+        let queued = enqueue_sync(
+            state.store.as_ref(),
+            state.clock.as_ref(),
+            &org,
+            &ConnId(connection.id.clone()),
+            false,
+            5,
+        )
+        .await;
+        if let Err(e) = queued {
+            tracing::error!(connection = %connection.id, error = %e, "cannot queue the initial sync");
+        }
+        return;
+    }
     let connector = match service::open_connector(
         &state.keys,
         state.connectors.as_ref(),
@@ -115,6 +133,7 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
         connector.as_ref(),
         &org,
         &id,
+        false,
         state.clock.as_ref(),
     )
     .await

@@ -2,6 +2,7 @@
 //! [`ops_routes`], so a test can check each API route against the OpenAPI document.
 
 pub mod api_keys;
+pub mod certificates;
 pub mod connections;
 pub mod events;
 pub mod ops;
@@ -9,6 +10,7 @@ pub mod organization;
 pub mod purchase_orders;
 pub mod records;
 pub mod sync;
+pub mod systems;
 
 use axum::Router;
 use axum::http::Method;
@@ -90,6 +92,22 @@ pub fn api_routes() -> Vec<Route> {
         route(Method::POST, "/v1/sync", post(sync::start_sync)),
         route(Method::GET, "/v1/sync/jobs/{id}", get(sync::get_sync_job)),
         route(Method::GET, "/v1/events", get(events::list_events)),
+        route(Method::GET, "/v1/systems", get(systems::list_systems)),
+        route(
+            Method::POST,
+            "/v1/certificates",
+            post(certificates::create_certificate),
+        ),
+        route(
+            Method::GET,
+            "/v1/certificates/{id}",
+            get(certificates::get_certificate),
+        ),
+        route(
+            Method::GET,
+            "/v1/certificates/{id}/certificate.pem",
+            get(certificates::download_certificate),
+        ),
         route(
             Method::GET,
             "/v1/purchase-orders",
@@ -171,6 +189,18 @@ impl BodyRules for ironbridge_model::api::ConnectionIn {
 impl BodyRules for ironbridge_model::api::ReconnectIn {}
 
 impl BodyRules for ironbridge_model::api::SyncIn {}
+
+impl BodyRules for ironbridge_model::api::CertificateIn {
+    fn read_only() -> &'static [&'static str] {
+        &[
+            "id",
+            "certificate_pem",
+            "not_before",
+            "not_after",
+            "private_key",
+        ]
+    }
+}
 
 impl BodyRules for ironbridge_model::api::ApiKeyIn {
     fn read_only() -> &'static [&'static str] {

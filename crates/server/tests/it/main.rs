@@ -1,6 +1,7 @@
 //! Integration tests of the HTTP API: a real server on 127.0.0.1:0, a fresh database (SQLite,
 //! or a PostgreSQL schema with `TEST_BACKEND=postgres`), the real sandbox system.
 
+mod certificates;
 mod errors;
 mod flow;
 mod openapi;

@@ -67,3 +67,28 @@ async fn shutdown_stops_the_server_and_readiness_reports_it() {
         "nothing listens any more"
     );
 }
+
+#[tokio::test]
+async fn the_capability_matrix_lists_every_system() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.org(1).await;
+    let res = app.get(&key, "/v1/systems").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let systems = res.body["data"].as_array().unwrap();
+    let sandbox = systems.iter().find(|s| s["system"] == "sandbox").unwrap();
+    let po = sandbox["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "purchase_order")
+        .unwrap();
+    assert_eq!(
+        (
+            po["read"].as_bool(),
+            po["create"].as_bool(),
+            po["incremental"].as_bool()
+        ),
+        (Some(true), Some(true), Some(true))
+    );
+    assert_eq!(systems.len(), ironbridge_model::api::SystemId::ALL.len());
+}

@@ -73,6 +73,7 @@ async fn pages_never_repeat_or_miss_while_records_change() {
                 record(&conn, &victim, round, true),
             ],
             checkpoint: None,
+            seen_run: None,
             now: Timestamp(app.clock_now_micros()),
         };
         app.store

@@ -118,7 +118,14 @@ impl TestApp {
         let backend = if std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres") {
             let url =
                 std::env::var("DATABASE_URL").expect("TEST_BACKEND=postgres needs DATABASE_URL");
-            let schema = format!("t_{}", new_id("s", 0).trim_start_matches("s_"));
+            let schema = format!(
+                "t_{}",
+                new_id(
+                    "s",
+                    ironbridge_core::Clock::now(&ironbridge_core::SystemClock).micros()
+                )
+                .trim_start_matches("s_")
+            );
             PgStore::connect_admin(&url)
                 .await
                 .unwrap()

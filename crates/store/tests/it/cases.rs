@@ -85,6 +85,7 @@ async fn write(
                 entity: Entity::Vendor,
                 records,
                 checkpoint: None,
+                seen_run: None,
                 now,
             },
         )
@@ -326,38 +327,48 @@ pub async fn pages_are_written_idempotently(store: Arc<dyn Store>) {
 pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
     let o = org(&store, 1).await;
     let c = conn(&store, &o).await;
+    let fresh = store.start_sync(&c, Entity::Vendor, T0).await.unwrap();
     assert_eq!(
-        store.start_sync(&c, Entity::Vendor, T0).await.unwrap(),
-        None
+        (fresh.cursor, fresh.run_id, fresh.high_water),
+        (None, None, None)
     );
+    let until = T0.plus_secs(-120);
     store
-        .write_page(
+        .begin_window(
             &c,
-            &PageWrite {
-                entity: Entity::Vendor,
-                records: vec![rec(&c, "1", "a")],
-                checkpoint: Some("page-2".into()),
-                now: T0,
-            },
+            Entity::Vendor,
+            "run_1",
+            Some(T0.plus_secs(-3600)),
+            Some(until),
         )
         .await
         .unwrap();
+    let page = PageWrite {
+        entity: Entity::Vendor,
+        records: vec![rec(&c, "1", "a")],
+        checkpoint: Some("page-2".into()),
+        now: T0,
+        seen_run: Some("run_1".into()),
+    };
+    store.write_page(&c, &page).await.unwrap();
     store
         .finish_sync(&c, Entity::Vendor, T0, Some("upstream timed out"))
         .await
         .unwrap();
-    // A failed sync resumes where its last committed page ended.
+    // A failed sync resumes where its last committed page ended, in the same window.
+    let resumed = store.start_sync(&c, Entity::Vendor, T0).await.unwrap();
     assert_eq!(
-        store
-            .start_sync(&c, Entity::Vendor, T0)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("page-2")
+        (resumed.cursor.as_deref(), resumed.run_id.as_deref()),
+        (Some("page-2"), Some("run_1"))
     );
-    let states = store.sync_states(&c).await.unwrap();
-    assert_eq!(states[0].status, "running");
-    assert_eq!(states[0].last_error.as_deref(), Some("upstream timed out"));
+    assert_eq!(
+        (resumed.window_since, resumed.window_until),
+        (Some(T0.plus_secs(-3600)), Some(until))
+    );
+    assert_eq!(
+        (resumed.status.as_str(), resumed.last_error.as_deref()),
+        ("running", Some("upstream timed out"))
+    );
     store
         .finish_sync(&c, Entity::Vendor, T0.plus_secs(1), None)
         .await
@@ -371,7 +382,68 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
         ),
         ("succeeded", None, None)
     );
+    assert_eq!(
+        (states[0].high_water, states[0].run_id.as_deref()),
+        (Some(until), None),
+        "the next run starts from the window's end"
+    );
     assert_eq!(states[0].last_succeeded_at, Some(T0.plus_secs(1)));
+}
+
+pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    write(
+        &store,
+        &c,
+        vec![rec(&c, "1", "a"), rec(&c, "2", "a"), rec(&c, "3", "a")],
+        T0,
+    )
+    .await;
+    store
+        .begin_window(&c, Entity::Vendor, "run_2", None, Some(T0))
+        .await
+        .unwrap();
+    // The pass sees 1 (unchanged) and 3 (changed), not 2.
+    let page = PageWrite {
+        entity: Entity::Vendor,
+        records: vec![rec(&c, "1", "a"), rec(&c, "3", "b")],
+        checkpoint: None,
+        now: T0.plus_secs(5),
+        seen_run: Some("run_2".into()),
+    };
+    store.write_page(&c, &page).await.unwrap();
+    assert_eq!(
+        store
+            .sweep_unseen(&c, Entity::Vendor, "run_2", T0.plus_secs(6))
+            .await
+            .unwrap(),
+        1
+    );
+    let two = store
+        .get_record(
+            &c,
+            Entity::Vendor,
+            &record_id(&c.0, Entity::Vendor, "2"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(two.remote_was_deleted);
+    assert_eq!(
+        two.modified_at,
+        T0.plus_secs(6),
+        "a deletion is a change clients can filter on"
+    );
+    assert_eq!(
+        store
+            .sweep_unseen(&c, Entity::Vendor, "run_2", T0.plus_secs(7))
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
 }
 
 pub async fn keyset_pages_survive_concurrent_changes(store: Arc<dyn Store>) {

@@ -41,4 +41,5 @@ contract!(
     jobs_are_claimed_once_by_concurrent_workers,
     jobs_dedupe_retry_and_fence_late_workers,
     events_are_written_with_the_changes_they_describe,
+    complete_passes_sweep_records_the_source_no_longer_has,
 );

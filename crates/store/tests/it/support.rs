@@ -35,7 +35,11 @@ pub async fn postgres() -> Option<Arc<dyn Store>> {
     let url = postgres_url()?;
     let schema = format!(
         "t_{}",
-        ironbridge_core::ids::new_id("s", 0).trim_start_matches("s_")
+        ironbridge_core::ids::new_id(
+            "s",
+            ironbridge_core::Clock::now(&ironbridge_core::SystemClock).micros()
+        )
+        .trim_start_matches("s_")
     );
     let admin = PgStore::connect_admin(&url)
         .await

@@ -1,0 +1,880 @@
+//! Microsoft Dynamics 365 Business Central over API v2.0 (OData V4): purchase orders with
+//! their lines, vendors and items of one company. Microsoft Entra ID client credentials
+//! (client secret), token cached single-flight; server-driven paging through
+//! `@odata.nextLink` with `Prefer: odata.maxpagesize`; writes with deep insert and `If-Match`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironbridge_core::Clock;
+use ironbridge_core::connector::{
+    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    RawPage, ReadWindow,
+};
+use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
+use reqwest::Method;
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Map, Value, json};
+
+use crate::backoff::RetryPolicy;
+use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
+use crate::sap::shared::{Fields, Secret, SourceClock, json_body, unexpected, upstream};
+use crate::sleeper::Sleeper;
+use crate::token::{AccessToken, TokenCache};
+
+const DEFAULT_BASE_URL: &str = "https://api.businesscentral.dynamics.com";
+const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
+const SCOPE: &str = "https://api.businesscentral.dynamics.com/.default";
+const DEFAULT_PAGE_SIZE: u64 = 1000;
+
+const SETTINGS: &[&str] = &[
+    "base_url",
+    "login_url",
+    "tenant_id",
+    "environment",
+    "company_id",
+    "page_size",
+];
+const CREDENTIALS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "certificate_pem",
+    "private_key_pem",
+];
+
+/// How the app proves itself to Entra ID.
+enum Credential {
+    /// A client secret.
+    Secret(Secret),
+    /// A certificate: a signed client assertion (PS256) naming the certificate by thumbprint.
+    Certificate {
+        key: jsonwebtoken::EncodingKey,
+        x5t: String,
+        x5t_s256: String,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Secret(_) => f.write_str("Secret(***)"),
+            Credential::Certificate { x5t_s256, .. } => f
+                .debug_struct("Certificate")
+                .field("x5t#S256", x5t_s256)
+                .field("key", &"***")
+                .finish(),
+        }
+    }
+}
+
+/// The DER of the first certificate in a PEM text.
+fn certificate_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let start = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
+    let end = start + pem[start..].find("-----END CERTIFICATE-----")?;
+    let body: String = pem[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+fn certificate_credential(
+    c: &Fields<'_>,
+    certificate_pem: &str,
+) -> Result<Credential, ConnectorError> {
+    use base64::Engine;
+    let der = certificate_der(certificate_pem)
+        .ok_or_else(|| c.invalid("certificate_pem", "expected an X.509 certificate in PEM"))?;
+    let key_pem = c.req("private_key_pem")?;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|_| {
+        c.invalid(
+            "private_key_pem",
+            "expected an RSA private key in PEM (PKCS#8 or PKCS#1)",
+        )
+    })?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    Ok(Credential::Certificate {
+        key,
+        x5t: b64.encode(sha1.as_ref()),
+        x5t_s256: b64.encode(sha256.as_ref()),
+    })
+}
+
+/// The Business Central connector of one connection.
+pub struct BcConnector {
+    api_root: String,
+    token_url: String,
+    company_id: Option<String>,
+    page_size: u64,
+    client_id: String,
+    credential: Credential,
+    tokens: TokenCache,
+    company: tokio::sync::OnceCell<String>,
+    client: UpstreamClient,
+    clock: Arc<dyn Clock>,
+    source_clock: SourceClock,
+}
+
+impl std::fmt::Debug for BcConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BcConnector")
+            .field("api_root", &self.api_root)
+            .field("company_id", &self.company_id)
+            .field("client_id", &self.client_id)
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Business Central's documented limits (operational-limits-online): 5 requests run at once
+/// per environment and 600 per minute in production (300 in a sandbox); we stay under both.
+pub fn upstream_config() -> UpstreamConfig {
+    UpstreamConfig {
+        concurrency: 5,
+        per_second: 5.0,
+        burst: 10,
+        retry: RetryPolicy::default(),
+        // Business Central ends operations after 8 minutes; our calls are far shorter.
+        timeout: Duration::from_secs(120),
+        ..UpstreamConfig::default()
+    }
+}
+
+/// Builds the connector from a connection's settings and credentials.
+pub fn connector(
+    settings: &Map<String, Value>,
+    credentials: Option<&Map<String, Value>>,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    Ok(Arc::new(BcConnector::new(
+        settings,
+        credentials,
+        clock,
+        sleeper,
+    )?))
+}
+
+/// A BC error body: `{"error":{"code","message"}}`; the message loses its correlation id.
+fn bc_error(body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    let code = e.get("code")?.as_str()?.to_string();
+    let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+    let message = message
+        .split("  CorrelationId:")
+        .next()
+        .unwrap_or(message)
+        .trim()
+        .to_string();
+    Some((code, message))
+}
+
+fn set_of(entity: Entity) -> Option<(&'static str, Option<&'static str>)> {
+    match entity {
+        Entity::PurchaseOrder => Some(("purchaseOrders", Some("purchaseOrderLines"))),
+        Entity::Vendor => Some(("vendors", None)),
+        Entity::Item => Some(("items", None)),
+        Entity::Location => None,
+    }
+}
+
+fn number(d: &rust_decimal::Decimal) -> Value {
+    serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+fn bad_cursor() -> ConnectorError {
+    ConnectorError::InvalidSettings {
+        param: "cursor".into(),
+        message: "the cursor is not one this connector issued".into(),
+    }
+}
+
+impl BcConnector {
+    fn new(
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Self, ConnectorError> {
+        let s = Fields::new(Some(settings), "settings", SETTINGS)?;
+        let base_url = s
+            .url("base_url", false)?
+            .unwrap_or_else(|| DEFAULT_BASE_URL.into());
+        let login_url = s
+            .url("login_url", false)?
+            .unwrap_or_else(|| DEFAULT_LOGIN_URL.into());
+        let tenant_id = s.req("tenant_id")?;
+        let environment = s.req("environment")?;
+        for (key, value) in [("tenant_id", &tenant_id), ("environment", &environment)] {
+            if !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(s.invalid(key, format!("`{key}` has characters a {key} cannot have")));
+            }
+        }
+        let company_id = s.opt("company_id")?;
+        if let Some(c) = &company_id
+            && !c.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        {
+            return Err(s.invalid("company_id", "`company_id` must be a GUID"));
+        }
+        let page_size = s.num("page_size", 1..=20_000)?.unwrap_or(DEFAULT_PAGE_SIZE);
+        let c = Fields::new(credentials, "credentials", CREDENTIALS)?;
+        let client_id = c.req("client_id")?;
+        let credential = match (c.opt("client_secret")?, c.opt("certificate_pem")?) {
+            (Some(secret), None) => {
+                if c.has("private_key_pem") {
+                    return Err(c.invalid(
+                        "private_key_pem",
+                        "give either client_secret or a certificate",
+                    ));
+                }
+                Credential::Secret(Secret(secret))
+            }
+            (None, Some(pem)) => certificate_credential(&c, &pem)?,
+            (Some(_), Some(_)) => {
+                return Err(c.invalid(
+                    "certificate_pem",
+                    "give either client_secret or certificate_pem/private_key_pem",
+                ));
+            }
+            (None, None) => {
+                return Err(c.invalid(
+                    "client_secret",
+                    "`client_secret` (or `certificate_pem`) is required",
+                ));
+            }
+        };
+        let client =
+            UpstreamClient::new(upstream_config(), clock.clone(), sleeper).map_err(upstream)?;
+        Ok(BcConnector {
+            api_root: format!("{base_url}/v2.0/{tenant_id}/{environment}/api/v2.0"),
+            token_url: format!("{login_url}/{tenant_id}/oauth2/v2.0/token"),
+            company_id,
+            page_size,
+            client_id,
+            credential,
+            tokens: TokenCache::default(),
+            company: tokio::sync::OnceCell::new(),
+            client,
+            clock,
+            source_clock: SourceClock::default(),
+        })
+    }
+
+    /// A signed client assertion for the token endpoint (valid 10 minutes).
+    fn assertion(&self) -> Result<Option<String>, ConnectorError> {
+        let Credential::Certificate { key, x5t, x5t_s256 } = &self.credential else {
+            return Ok(None);
+        };
+        let now = self.clock.now().micros().div_euclid(1_000_000);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+        header.typ = Some("JWT".into());
+        header.x5t = Some(x5t.clone());
+        header.x5t_s256 = Some(x5t_s256.clone());
+        let mut nonce = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| {
+            ConnectorError::Upstream("no randomness for the client assertion".into())
+        })?;
+        let jti: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let claims = json!({
+            "aud": self.token_url, "iss": self.client_id, "sub": self.client_id,
+            "jti": jti, "nbf": now, "iat": now, "exp": now + 600,
+        });
+        jsonwebtoken::encode(&header, &claims, key)
+            .map(Some)
+            .map_err(|_| ConnectorError::Upstream("could not sign the client assertion".into()))
+    }
+
+    async fn fetch_token(&self) -> Result<AccessToken, ConnectorError> {
+        let assertion = self.assertion()?;
+        let response = self
+            .client
+            .send(|http| {
+                let mut form = vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.client_id.as_str()),
+                    ("scope", SCOPE),
+                ];
+                match (&self.credential, &assertion) {
+                    (Credential::Secret(secret), _) => {
+                        form.push(("client_secret", secret.0.as_str()))
+                    }
+                    (Credential::Certificate { .. }, Some(jwt)) => {
+                        form.push((
+                            "client_assertion_type",
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                        ));
+                        form.push(("client_assertion", jwt.as_str()));
+                    }
+                    (Credential::Certificate { .. }, None) => {}
+                }
+                http.post(&self.token_url).form(&form)
+            })
+            .await
+            .map_err(upstream)?;
+        match response.status {
+            200 => {}
+            400 | 401 | 403 => return Err(ConnectorError::Unauthorized),
+            _ => return Err(unexpected("token endpoint", &response)),
+        }
+        let body = json_body("token endpoint", &response)?;
+        let value = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ConnectorError::Upstream("token endpoint: no access_token".into()))?;
+        let expires_in = body
+            .get("expires_in")
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(3599);
+        Ok(AccessToken {
+            value: value.to_string(),
+            expires_at: self.clock.now().plus_secs(expires_in),
+        })
+    }
+
+    /// One call to an absolute URL under the API root; a 401 refreshes the token once.
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        for attempt in 0..2 {
+            let token = self
+                .tokens
+                .get(self.clock.as_ref(), || self.fetch_token())
+                .await?;
+            let bearer = format!("Bearer {}", token.value);
+            let response = self
+                .client
+                .send(|http| {
+                    let mut r = http
+                        .request(method.clone(), url)
+                        .header(AUTHORIZATION, &bearer)
+                        .header("accept", "application/json");
+                    for (k, v) in headers {
+                        r = r.header(*k, v);
+                    }
+                    if let Some(b) = body {
+                        r = r.json(b);
+                    }
+                    r
+                })
+                .await
+                .map_err(upstream)?;
+            self.source_clock.observe(&response.headers);
+            if response.status == 401 {
+                if attempt == 0 {
+                    self.tokens.invalidate().await;
+                    continue;
+                }
+                return Err(ConnectorError::Unauthorized);
+            }
+            return Ok(response);
+        }
+        Err(ConnectorError::Unauthorized)
+    }
+
+    fn error(
+        &self,
+        response: &UpstreamResponse,
+        lines: Option<&[PurchaseOrderLineWrite]>,
+    ) -> ConnectorError {
+        let Some((code, message)) = bc_error(&response.body) else {
+            return unexpected("Business Central", response);
+        };
+        let lower = message.to_ascii_lowercase();
+        let line_param = || {
+            lines.and_then(|lines| {
+                // BC's messages name the item number (blocked) but not the GUID; a single
+                // line is unambiguous.
+                let i = lines
+                    .iter()
+                    .position(|l| message.contains(&l.item_remote_id))
+                    .or_else(|| (lines.len() == 1).then_some(0))?;
+                Some(format!("line_items[{i}].item_id"))
+            })
+        };
+        let param = if lower.contains("(vendor)") || lower.contains("vendor ") {
+            Some("vendor_id".to_string())
+        } else if lower.contains("(item)") || lower.contains("item ") {
+            line_param().or_else(|| Some("line_items".into()))
+        } else if lower.contains("quantity") || lower.contains("direct unit cost") {
+            Some("line_items".into())
+        } else {
+            None
+        };
+        match (response.status, code.as_str()) {
+            (_, "Request_EntityChanged") => ConnectorError::State {
+                remote_code: code,
+                message,
+            },
+            (404, _) | (_, "Internal_RecordNotFound") => ConnectorError::NotFound,
+            (_, "Application_FieldValidationException") if lower.contains("status must be") => {
+                ConnectorError::State {
+                    remote_code: code,
+                    message,
+                }
+            }
+            (400 | 409, _) => ConnectorError::BusinessRule {
+                remote_code: code,
+                message,
+                param,
+            },
+            _ => ConnectorError::Upstream(format!(
+                "Business Central answered {} {code}",
+                response.status
+            )),
+        }
+    }
+
+    async fn get_json(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Value, ConnectorError> {
+        let response = self.call(Method::GET, url, headers, None).await?;
+        match response.status {
+            200 => json_body("Business Central", &response),
+            _ => Err(self.error(&response, None)),
+        }
+    }
+
+    /// The company's id: from the settings, or the first of `companies`.
+    async fn company(&self) -> Result<&str, ConnectorError> {
+        self.company
+            .get_or_try_init(|| async {
+                if let Some(c) = &self.company_id {
+                    return Ok::<String, ConnectorError>(c.clone());
+                }
+                let body = self
+                    .get_json(&format!("{}/companies", self.api_root), &[])
+                    .await?;
+                body.pointer("/value/0/id")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .ok_or_else(|| ConnectorError::InvalidSettings {
+                        param: "settings.company_id".into(),
+                        message: "the environment has no company".into(),
+                    })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    async fn company_root(&self) -> Result<String, ConnectorError> {
+        Ok(format!(
+            "{}/companies({})",
+            self.api_root,
+            self.company().await?
+        ))
+    }
+
+    async fn read_order(&self, id: &str) -> Result<Value, ConnectorError> {
+        let root = self.company_root().await?;
+        let mut url = reqwest::Url::parse(&format!("{root}/purchaseOrders({id})"))
+            .map_err(|_| ConnectorError::NotFound)?;
+        url.query_pairs_mut()
+            .append_pair("$expand", "purchaseOrderLines");
+        self.get_json(url.as_str(), &[]).await
+    }
+
+    fn line_body(line: &PurchaseOrderLineWrite, sequence: Option<usize>) -> Value {
+        let mut m = Map::new();
+        m.insert("lineType".into(), json!("Item"));
+        m.insert("itemId".into(), json!(line.item_remote_id));
+        m.insert("quantity".into(), number(&line.quantity));
+        if let Some(p) = &line.unit_price {
+            m.insert("directUnitCost".into(), number(p));
+        }
+        if let Some(d) = &line.description {
+            m.insert("description".into(), json!(d));
+        }
+        if let Some(u) = &line.unit_of_measure {
+            m.insert("unitOfMeasureCode".into(), json!(u));
+        }
+        if let Some(s) = sequence {
+            m.insert("sequence".into(), json!(s * 10_000));
+        }
+        Value::Object(m)
+    }
+
+    /// BC names no line in an unknown-item error: find the line whose item does not exist.
+    async fn place_item_error(
+        &self,
+        err: ConnectorError,
+        lines: &[PurchaseOrderLineWrite],
+    ) -> ConnectorError {
+        let (remote_code, message, mut param) = match err {
+            ConnectorError::BusinessRule {
+                remote_code,
+                message,
+                param,
+            } => (remote_code, message, param),
+            other => return other,
+        };
+        if param.as_deref() == Some("line_items")
+            && remote_code == "Internal_InvalidTableRelation"
+            && let Ok(root) = self.company_root().await
+        {
+            for (i, line) in lines.iter().enumerate() {
+                let ok_guid = line
+                    .item_remote_id
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == '-');
+                let missing = !ok_guid
+                    || matches!(
+                        self.get_json(&format!("{root}/items({})", line.item_remote_id), &[])
+                            .await,
+                        Err(ConnectorError::NotFound)
+                    );
+                if missing {
+                    param = Some(format!("line_items[{i}].item_id"));
+                    break;
+                }
+            }
+        }
+        ConnectorError::BusinessRule {
+            remote_code,
+            message,
+            param,
+        }
+    }
+
+    /// PATCHes the header with the ETag just read; a concurrent change is re-read and retried once.
+    async fn patch_header(&self, id: &str, body: &Value) -> Result<(), ConnectorError> {
+        let root = self.company_root().await?;
+        let url = format!("{root}/purchaseOrders({id})");
+        for attempt in 0..2 {
+            let current = self.read_order(id).await?;
+            let etag = current
+                .get("@odata.etag")
+                .and_then(Value::as_str)
+                .unwrap_or("*")
+                .to_string();
+            let response = self
+                .call(Method::PATCH, &url, &[("if-match", etag)], Some(body))
+                .await?;
+            if response.status == 200 || response.status == 204 {
+                return Ok(());
+            }
+            let err = self.error(&response, None);
+            match err {
+                ConnectorError::State {
+                    ref remote_code, ..
+                } if remote_code == "Request_EntityChanged" && attempt == 0 => {
+                    continue;
+                }
+                other => return Err(other),
+            }
+        }
+        Err(ConnectorError::State {
+            remote_code: "Request_EntityChanged".into(),
+            message: "Another user has already changed the record.".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for BcConnector {
+    fn system(&self) -> SystemId {
+        SystemId::BusinessCentral
+    }
+
+    fn readable(&self) -> &'static [Entity] {
+        &[Entity::Vendor, Entity::Item, Entity::PurchaseOrder]
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        let root = self.company_root().await?;
+        self.get_json(&format!("{root}/vendors?$top=1"), &[])
+            .await
+            .map(|_| ())
+    }
+
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        let Some((set, expand)) = set_of(entity) else {
+            return Err(ConnectorError::Unsupported(format!(
+                "Business Central has no {entity:?} read in API v2.0"
+            )));
+        };
+        let root = self.company_root().await?;
+        let url = match cursor {
+            Some(c) => {
+                let rest = c.strip_prefix("n1|").ok_or_else(bad_cursor)?;
+                if !rest.starts_with(&format!("/companies({})/{set}", self.company().await?)) {
+                    return Err(bad_cursor());
+                }
+                format!("{}{rest}", self.api_root)
+            }
+            None => {
+                let mut url =
+                    reqwest::Url::parse(&format!("{root}/{set}")).map_err(|_| bad_cursor())?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    let mut filters = Vec::new();
+                    if let Some(s) = window.modified_since {
+                        // Milliseconds: round the lower bound up, the upper one down.
+                        let ms = s.micros().div_euclid(1000)
+                            + i64::from(s.micros().rem_euclid(1000) != 0);
+                        filters.push(format!(
+                            "lastModifiedDateTime ge {}",
+                            Timestamp(ms * 1000).to_rfc3339()
+                        ));
+                    }
+                    if let Some(u) = window.modified_until {
+                        filters.push(format!(
+                            "lastModifiedDateTime le {}",
+                            Timestamp(u.micros().div_euclid(1000) * 1000).to_rfc3339()
+                        ));
+                    }
+                    if !filters.is_empty() {
+                        q.append_pair("$filter", &filters.join(" and "));
+                    }
+                    q.append_pair("$orderby", "lastModifiedDateTime,id");
+                    if let Some(e) = expand {
+                        q.append_pair("$expand", e);
+                    }
+                }
+                url.to_string()
+            }
+        };
+        let prefer = format!("odata.maxpagesize={}", self.page_size);
+        let body = self.get_json(&url, &[("prefer", prefer)]).await?;
+        let records = body
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let next_cursor = match body.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(link) => {
+                // The link must point back at the same API: our token never goes elsewhere.
+                let rest = link.strip_prefix(&self.api_root).ok_or_else(|| {
+                    ConnectorError::Upstream(
+                        "Business Central sent a next link to another host".into(),
+                    )
+                })?;
+                Some(format!("n1|{rest}"))
+            }
+            None => None,
+        };
+        Ok(RawPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
+        Ok(self.source_clock.get())
+    }
+
+    async fn create_purchase_order(
+        &self,
+        order: &PurchaseOrderWrite,
+    ) -> Result<Value, ConnectorError> {
+        if order.number.is_some() {
+            return Err(ConnectorError::Unsupported(
+                "Business Central assigns purchase-order numbers from its number series".into(),
+            ));
+        }
+        let mut body = Map::new();
+        body.insert("vendorId".into(), json!(order.vendor_remote_id));
+        if let Some(d) = &order.order_date {
+            body.insert("orderDate".into(), json!(d));
+        }
+        for (k, v) in &order.custom_fields {
+            body.insert(k.clone(), v.clone());
+        }
+        let lines: Vec<Value> = order
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Self::line_body(l, Some(i + 1)))
+            .collect();
+        body.insert("purchaseOrderLines".into(), Value::Array(lines));
+        let root = self.company_root().await?;
+        let response = self
+            .call(
+                Method::POST,
+                &format!("{root}/purchaseOrders?$expand=purchaseOrderLines"),
+                &[],
+                Some(&Value::Object(body)),
+            )
+            .await?;
+        if response.status != 201 {
+            let err = self.error(&response, Some(&order.lines));
+            return Err(self.place_item_error(err, &order.lines).await);
+        }
+        let created = json_body("create", &response)?;
+        match created.get("id").and_then(Value::as_str) {
+            // Read it back with its lines, as the unified record needs them.
+            Some(id) if created.get("purchaseOrderLines").is_none() => self.read_order(id).await,
+            _ => Ok(created),
+        }
+    }
+
+    async fn update_purchase_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        if update.memo.is_some() || update.location_remote_id.is_some() {
+            return Err(ConnectorError::Unsupported(
+                "Business Central's purchase-order API has no note, and the location is set per line"
+                    .into(),
+            ));
+        }
+        if !remote_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(ConnectorError::NotFound);
+        }
+        let mut header = Map::new();
+        if let Some(d) = &update.expected_delivery_date {
+            header.insert("requestedReceiptDate".into(), json!(d));
+        }
+        for (k, v) in &update.custom_fields {
+            header.insert(k.clone(), v.clone());
+        }
+        if !header.is_empty() {
+            self.patch_header(remote_id, &Value::Object(header)).await?;
+        }
+        if let Some(lines) = &update.lines {
+            let current = self.read_order(remote_id).await?;
+            let root = self.company_root().await?;
+            // New lines first (a rejected line leaves the order as it was), then the old ones go.
+            for (i, line) in lines.iter().enumerate() {
+                let response = self
+                    .call(
+                        Method::POST,
+                        &format!("{root}/purchaseOrders({remote_id})/purchaseOrderLines"),
+                        &[],
+                        Some(&Self::line_body(line, None)),
+                    )
+                    .await?;
+                if response.status != 201 {
+                    return Err(
+                        match self.error(&response, Some(std::slice::from_ref(line))) {
+                            ConnectorError::BusinessRule {
+                                remote_code,
+                                message,
+                                param,
+                            } => ConnectorError::BusinessRule {
+                                remote_code,
+                                message,
+                                param: param.map(|p| {
+                                    p.replace("line_items[0]", &format!("line_items[{i}]"))
+                                }),
+                            },
+                            other => other,
+                        },
+                    );
+                }
+            }
+            let old = current
+                .get("purchaseOrderLines")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for line in old {
+                let Some(id) = line.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                // Every write changes the order's version, so each line's ETag is read just
+                // before its delete.
+                let url = format!("{root}/purchaseOrders({remote_id})/purchaseOrderLines({id})");
+                let fresh = self.get_json(&url, &[]).await?;
+                let etag = fresh
+                    .get("@odata.etag")
+                    .and_then(Value::as_str)
+                    .unwrap_or("*")
+                    .to_string();
+                let response = self
+                    .call(Method::DELETE, &url, &[("if-match", etag)], None)
+                    .await?;
+                if response.status != 204 && response.status != 200 {
+                    return Err(self.error(&response, None));
+                }
+            }
+        }
+        self.read_order(remote_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_validated_and_the_secret_hidden() {
+        let clock: Arc<dyn Clock> = Arc::new(ironbridge_core::SystemClock);
+        let sleeper: Arc<dyn Sleeper> = Arc::new(crate::sleeper::TokioSleeper);
+        let creds = json!({"client_id": "app", "client_secret": "s3cret"});
+        let make = |settings: Value| {
+            BcConnector::new(
+                settings.as_object().unwrap(),
+                creds.as_object(),
+                clock.clone(),
+                sleeper.clone(),
+            )
+        };
+        let param = |r: Result<BcConnector, ConnectorError>| match r {
+            Err(ConnectorError::InvalidSettings { param, .. }) => param,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            param(make(json!({"environment": "production"}))),
+            "settings.tenant_id"
+        );
+        assert_eq!(
+            param(make(json!({"tenant_id": "t", "environment": "p", "x": 1}))),
+            "settings.x"
+        );
+        assert_eq!(
+            param(make(json!({"tenant_id": "t/..", "environment": "p"}))),
+            "settings.tenant_id"
+        );
+        let c = make(json!({"tenant_id": "t", "environment": "production"})).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(
+            c.api_root,
+            "https://api.businesscentral.dynamics.com/v2.0/t/production/api/v2.0"
+        );
+        let err = BcConnector::new(
+            json!({"tenant_id": "t", "environment": "p"})
+                .as_object()
+                .unwrap(),
+            None,
+            clock.clone(),
+            sleeper.clone(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::InvalidSettings { ref param, .. } if param == "credentials.client_id")
+        );
+    }
+
+    #[test]
+    fn error_bodies_lose_their_correlation_id() {
+        let body = br#"{"error":{"code":"Request_EntityChanged","message":"Another user has already changed the record.  CorrelationId:  1234."}}"#;
+        assert_eq!(
+            bc_error(body).unwrap(),
+            (
+                "Request_EntityChanged".to_string(),
+                "Another user has already changed the record.".to_string()
+            )
+        );
+    }
+}

@@ -1,0 +1,448 @@
+//! The Oracle NetSuite connector: OAuth 2.0 machine-to-machine auth, SuiteQL reads with
+//! keyset paging, purchase-order writes through the REST record API. See
+//! `docs/connectors/netsuite.md`.
+
+pub mod auth;
+pub mod certs;
+pub mod read;
+pub mod write;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironbridge_core::Clock;
+use ironbridge_core::connector::{
+    Connector, ConnectorError, PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow,
+};
+use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap, LOCATION};
+use serde_json::{Map, Value, json};
+
+use crate::backoff::RetryPolicy;
+use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
+use crate::sleeper::Sleeper;
+use crate::token::TokenCache;
+
+pub use auth::Credentials;
+pub use certs::{GeneratedCertificate, generate_certificate};
+
+/// NetSuite's smallest documented account-wide concurrency limit is 15 (service tier base
+/// plus one SuiteCloud Plus licence), shared by every integration of the account; one
+/// connection takes a third of it so UI users and other integrations keep working.
+pub const CONCURRENCY: usize = 5;
+
+/// Settings keys a connection may carry.
+const SETTINGS: &[&str] = &["base_url", "date_format"];
+
+/// Date-format preferences NetSuite accounts use.
+const DATE_FORMATS: &[&str] = &["M/D/YYYY", "D/M/YYYY", "YYYY-MM-DD", "D.M.YYYY"];
+
+/// One NetSuite connection.
+#[derive(Debug)]
+pub struct NetSuite {
+    client: UpstreamClient,
+    credentials: Credentials,
+    base_url: String,
+    clock: Arc<dyn Clock>,
+    tokens: TokenCache,
+    last_date: Mutex<Option<Timestamp>>,
+}
+
+fn invalid(param: &str, message: &str) -> ConnectorError {
+    ConnectorError::InvalidSettings {
+        param: param.into(),
+        message: message.into(),
+    }
+}
+
+fn required(credentials: &Map<String, Value>, key: &str) -> Result<String, ConnectorError> {
+    credentials
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| invalid(&format!("credentials.{key}"), "required"))
+}
+
+/// `123456_SB1` → `123456-sb1`, the account's host label.
+pub fn account_slug(account_id: &str) -> String {
+    account_id.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Builds a connector from a connection's settings and decrypted credentials.
+///
+/// Settings: `{"base_url"?: "https://<account>.suitetalk.api.netsuite.com" override,
+/// "date_format"?: "M/D/YYYY" | "D/M/YYYY" | "YYYY-MM-DD" | "D.M.YYYY"}`.
+/// Credentials: `{"account_id", "client_id", "certificate_id", "private_key_pem"}` (other keys,
+/// such as the public certificate, are ignored).
+pub fn connector(
+    settings: &Map<String, Value>,
+    credentials: Option<&Map<String, Value>>,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    Ok(Arc::new(NetSuite::new(
+        settings,
+        credentials,
+        clock,
+        sleeper,
+    )?))
+}
+
+impl NetSuite {
+    /// See [`connector`].
+    pub fn new(
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Self, ConnectorError> {
+        if let Some(key) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
+            return Err(invalid(
+                &format!("settings.{key}"),
+                "unknown setting for NetSuite (expected base_url, date_format)",
+            ));
+        }
+        let empty = Map::new();
+        let creds = credentials.unwrap_or(&empty);
+        let account_id = required(creds, "account_id")?;
+        if !account_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid(
+                "credentials.account_id",
+                "expected a NetSuite account id such as 123456 or 123456_SB1",
+            ));
+        }
+        let client_id = required(creds, "client_id")?;
+        let certificate_id = required(creds, "certificate_id")?;
+        let key = auth::parse_key(&required(creds, "private_key_pem")?)?;
+        let base_url = match settings.get("base_url") {
+            None | Some(Value::Null) => format!(
+                "https://{}.suitetalk.api.netsuite.com",
+                account_slug(&account_id)
+            ),
+            Some(Value::String(s))
+                if (s.starts_with("https://") || s.starts_with("http://"))
+                    && !s.contains(['?', '#', '@']) =>
+            {
+                s.trim_end_matches('/').to_string()
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "settings.base_url",
+                    "expected an http(s) URL without credentials, query or fragment",
+                ));
+            }
+        };
+        match settings.get("date_format") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(f)) if DATE_FORMATS.contains(&f.as_str()) => {}
+            Some(_) => {
+                return Err(invalid(
+                    "settings.date_format",
+                    "expected M/D/YYYY, D/M/YYYY, YYYY-MM-DD or D.M.YYYY",
+                ));
+            }
+        }
+        let config = UpstreamConfig {
+            // A NetSuite request may run up to 15 minutes; SuiteQL pages take seconds.
+            timeout: Duration::from_secs(180),
+            concurrency: CONCURRENCY,
+            // No per-second limit is documented, only the concurrency limit.
+            per_second: 0.0,
+            burst: CONCURRENCY as u32,
+            retry: RetryPolicy::default(),
+            ..UpstreamConfig::default()
+        };
+        let client = UpstreamClient::new(config, clock.clone(), sleeper)
+            .map_err(|e| ConnectorError::Upstream(e.to_string()))?;
+        Ok(NetSuite {
+            client,
+            credentials: Credentials {
+                account_id,
+                client_id,
+                certificate_id,
+                key,
+            },
+            base_url,
+            clock,
+            tokens: TokenCache::default(),
+            last_date: Mutex::new(None),
+        })
+    }
+
+    async fn token(&self) -> Result<String, ConnectorError> {
+        let token = self
+            .tokens
+            .get(self.clock.as_ref(), || {
+                auth::fetch_token(
+                    &self.client,
+                    &self.credentials,
+                    &self.base_url,
+                    self.clock.now(),
+                )
+            })
+            .await?;
+        Ok(token.value)
+    }
+
+    fn remember_date(&self, headers: &HeaderMap) {
+        let format = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        let parsed = headers
+            .get(DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| time::PrimitiveDateTime::parse(v, &format).ok())
+            .map(|d| Timestamp::from_secs(d.assume_utc().unix_timestamp()));
+        if let Some(t) = parsed {
+            *self.last_date.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        }
+    }
+
+    /// Sends a data request with the bearer token; on 401 forgets the token and tries once
+    /// more with a fresh one.
+    async fn call(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let bearer = format!("Bearer {token}");
+            let response = self
+                .client
+                .send(|http| make(http).header(AUTHORIZATION, &bearer))
+                .await
+                .map_err(auth::upstream)?;
+            self.remember_date(&response.headers);
+            if response.status != 401 {
+                return Ok(response);
+            }
+            self.tokens.invalidate().await;
+            if attempt == 1 {
+                break;
+            }
+        }
+        Err(ConnectorError::Unauthorized)
+    }
+
+    /// Runs one SuiteQL page.
+    async fn suiteql(
+        &self,
+        sql: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Value>, bool), ConnectorError> {
+        let url = format!("{}/services/rest/query/v1/suiteql", self.base_url);
+        let body = json!({ "q": sql });
+        let query = [("limit", limit), ("offset", offset)];
+        let response = self
+            .call(|http| {
+                http.post(&url)
+                    .query(&query)
+                    .header("Prefer", "transient")
+                    .json(&body)
+            })
+            .await?;
+        let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        if response.status != 200 {
+            let (code, detail, _) = write::error_detail(&value);
+            return Err(match response.status {
+                403 => ConnectorError::Unauthorized,
+                status => ConnectorError::Upstream(format!(
+                    "NetSuite SuiteQL answered {status} {code}: {detail}"
+                )),
+            });
+        }
+        let items = value
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| {
+                ConnectorError::Upstream("NetSuite SuiteQL answer has no items".into())
+            })?;
+        let has_more = value
+            .get("hasMore")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok((items, has_more))
+    }
+
+    async fn order_lines(&self, ids: &[u64]) -> Result<Vec<Value>, ConnectorError> {
+        let sql = read::lines_query(ids);
+        let mut rows = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (items, has_more) = self.suiteql(&sql, read::LINE_PAGE, offset).await?;
+            offset += items.len();
+            let done = !has_more || items.is_empty();
+            rows.extend(items);
+            if done {
+                return Ok(rows);
+            }
+        }
+    }
+
+    /// `GET purchaseOrder/{id}?expandSubResources=true` in the raw shape of reads.
+    async fn get_order(&self, id: &str) -> Result<Value, ConnectorError> {
+        let url = format!(
+            "{}/services/rest/record/v1/purchaseOrder/{id}",
+            self.base_url
+        );
+        let response = self
+            .call(|http| http.get(&url).query(&[("expandSubResources", "true")]))
+            .await?;
+        let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        if response.status != 200 {
+            return Err(write::write_error(response.status, &value));
+        }
+        Ok(read::order_from_record(&value))
+    }
+}
+
+fn record_id(remote_id: &str) -> Result<&str, ConnectorError> {
+    if !remote_id.is_empty() && remote_id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(remote_id)
+    } else {
+        Err(ConnectorError::NotFound)
+    }
+}
+
+#[async_trait]
+impl Connector for NetSuite {
+    fn system(&self) -> SystemId {
+        SystemId::Netsuite
+    }
+
+    fn readable(&self) -> &'static [Entity] {
+        &Entity::ALL
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.suiteql("SELECT id FROM location t ORDER BY t.id", 1, 0)
+            .await
+            .map(|_| ())
+    }
+
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        let cursor = cursor.map(read::Cursor::parse).transpose()?;
+        let (sql, page) = read::page_query(entity, window, cursor.as_ref())?;
+        let (rows, has_more) = self.suiteql(&sql, page, 0).await?;
+        let next_cursor = match rows.last().and_then(read::position) {
+            Some((id, t)) if has_more => Some(read::Cursor { t, id }),
+            _ => None,
+        };
+        if next_cursor.is_some() && next_cursor == cursor {
+            // Only possible if times carry fractions of a second (NetSuite's are whole
+            // seconds): the keyset would repeat this page forever.
+            return Err(ConnectorError::Upstream(
+                "NetSuite paging made no progress (sub-second modification times?)".into(),
+            ));
+        }
+        let next_cursor = next_cursor.map(|c| c.encode());
+        let records = match entity {
+            Entity::Vendor => rows.iter().map(read::vendor).collect(),
+            Entity::Item => rows.iter().map(read::item).collect(),
+            Entity::Location => rows.iter().map(read::location).collect(),
+            Entity::PurchaseOrder => {
+                let mut headers: Vec<Map<String, Value>> =
+                    rows.iter().map(read::order_header).collect();
+                let ids: Vec<u64> = rows
+                    .iter()
+                    .filter_map(|r| read::text(r, "id")?.parse().ok())
+                    .collect();
+                if !ids.is_empty() {
+                    for line in self.order_lines(&ids).await? {
+                        let Some(tx) = read::text(&line, "transaction") else {
+                            continue;
+                        };
+                        if let Some(h) = headers
+                            .iter_mut()
+                            .find(|h| h.get("id").and_then(Value::as_str) == Some(tx.as_str()))
+                            && let Some(Value::Array(lines)) = h.get_mut("lines")
+                        {
+                            lines.push(read::order_line(&line));
+                        }
+                    }
+                }
+                headers.into_iter().map(Value::Object).collect()
+            }
+        };
+        Ok(RawPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
+        Ok(*self.last_date.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn create_purchase_order(
+        &self,
+        order: &PurchaseOrderWrite,
+    ) -> Result<Value, ConnectorError> {
+        let body = write::create_body(order)?;
+        let url = format!("{}/services/rest/record/v1/purchaseOrder", self.base_url);
+        let response = self
+            .call(|http| {
+                http.post(&url)
+                    .header(CONTENT_TYPE, "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if !matches!(response.status, 201 | 204) {
+            let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            return Err(write::write_error(response.status, &value));
+        }
+        let id = response
+            .headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .map(str::to_string)
+            .filter(|id| record_id(id).is_ok())
+            .ok_or_else(|| {
+                ConnectorError::Upstream("NetSuite created the order without a Location".into())
+            })?;
+        self.get_order(&id).await
+    }
+
+    async fn update_purchase_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        let id = record_id(remote_id)?;
+        let (body, replace) = write::update_body(update)?;
+        let url = format!(
+            "{}/services/rest/record/v1/purchaseOrder/{id}",
+            self.base_url
+        );
+        let response = self
+            .call(|http| {
+                let request = http.patch(&url).json(&body);
+                if replace {
+                    request.query(&[("replace", "item")])
+                } else {
+                    request
+                }
+            })
+            .await?;
+        if !matches!(response.status, 200 | 204) {
+            let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            return Err(write::write_error(response.status, &value));
+        }
+        self.get_order(id).await
+    }
+}

@@ -1,0 +1,532 @@
+//! SuiteQL reads: one query per page of records, ordered by `(lastmodifieddate, id)` and paged
+//! by keyset (never by offset, which skips records when the set changes between pages), plus
+//! one query for the lines of a page of purchase orders. Rows are reshaped into the raw
+//! records the default mappings read (`crates/core/mappings/netsuite/*.json`).
+
+use ironbridge_core::connector::{ConnectorError, ReadWindow};
+use ironbridge_model::{Entity, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Orders per page (each has up to a few dozen lines, read in one more query).
+pub const ORDER_PAGE: usize = 100;
+/// Vendors, items, locations per page (SuiteQL's maximum).
+pub const FLAT_PAGE: usize = 1000;
+/// SuiteQL's largest page, used for lines.
+pub const LINE_PAGE: usize = 1000;
+
+/// Oracle format of a whole-second UTC date-time, as we ask SuiteQL to print it.
+const ISO_FORMAT: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS"Z"'"#;
+
+/// Where a read stopped: the last record's `(lastModifiedDate, id)`, or its id for tables
+/// without a modification time. Serialized as JSON; the values are re-validated on use, so a
+/// tampered cursor cannot inject SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Last record's modification time (RFC 3339, whole seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<String>,
+    /// Last record's internal id.
+    pub id: u64,
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Result<Cursor, ConnectorError> {
+        let bad = || ConnectorError::InvalidSettings {
+            param: "cursor".into(),
+            message: "not a cursor this connector issued".into(),
+        };
+        let c: Cursor = serde_json::from_str(text).map_err(|_| bad())?;
+        if let Some(t) = &c.t
+            && Timestamp::parse_rfc3339(t).is_none()
+        {
+            return Err(bad());
+        }
+        Ok(c)
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// How one entity is read.
+struct Table {
+    select: &'static str,
+    from: &'static str,
+    filter: Option<&'static str>,
+    has_last_modified: bool,
+    page: usize,
+}
+
+fn table(entity: Entity) -> Table {
+    match entity {
+        Entity::PurchaseOrder => Table {
+            select: "t.*, BUILTIN.DF(t.entity) AS entity_name, BUILTIN.DF(t.status) AS status_name, \
+                     BUILTIN.DF(t.currency) AS currency_name, BUILTIN.DF(t.location) AS location_name, \
+                     BUILTIN.DF(t.custbody_requestor) AS custbody_requestor_name",
+            from: "transaction t",
+            filter: Some("t.type = 'PurchOrd'"),
+            has_last_modified: true,
+            page: ORDER_PAGE,
+        },
+        Entity::Vendor => Table {
+            select: "t.*, BUILTIN.DF(t.currency) AS currency_name",
+            from: "vendor t",
+            filter: None,
+            has_last_modified: true,
+            page: FLAT_PAGE,
+        },
+        Entity::Item => Table {
+            select: "t.*",
+            from: "item t",
+            filter: None,
+            has_last_modified: true,
+            page: FLAT_PAGE,
+        },
+        Entity::Location => Table {
+            select: "t.*",
+            from: "location t",
+            filter: None,
+            has_last_modified: false,
+            page: FLAT_PAGE,
+        },
+    }
+}
+
+/// `TO_TIMESTAMP` literal of an instant, rounded to whole seconds in the given direction.
+fn to_timestamp(t: Timestamp, round_up: bool) -> String {
+    let micros = t.micros();
+    let mut secs = micros.div_euclid(1_000_000);
+    if round_up && micros.rem_euclid(1_000_000) != 0 {
+        secs += 1;
+    }
+    let text = time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01 00:00:00".into());
+    format!("TO_TIMESTAMP('{text}', 'YYYY-MM-DD HH24:MI:SS')")
+}
+
+/// The SuiteQL statement of one page and the page size.
+pub fn page_query(
+    entity: Entity,
+    window: &ReadWindow,
+    cursor: Option<&Cursor>,
+) -> Result<(String, usize), ConnectorError> {
+    let t = table(entity);
+    let mut select = t.select.to_string();
+    let mut conditions: Vec<String> = t.filter.iter().map(|f| f.to_string()).collect();
+    let order = if t.has_last_modified {
+        select.push_str(&format!(
+            ", TO_CHAR(t.lastmodifieddate, {ISO_FORMAT}) AS lastmodified_iso"
+        ));
+        if let Some(since) = window.modified_since {
+            // Inclusive: NetSuite times are whole seconds, so rounding up keeps exactly the
+            // records at or after `since`.
+            conditions.push(format!(
+                "t.lastmodifieddate >= {}",
+                to_timestamp(since, true)
+            ));
+        }
+        if let Some(until) = window.modified_until {
+            conditions.push(format!(
+                "t.lastmodifieddate <= {}",
+                to_timestamp(until, false)
+            ));
+        }
+        if let Some(c) = cursor {
+            let at =
+                c.t.as_deref()
+                    .and_then(Timestamp::parse_rfc3339)
+                    .ok_or_else(|| ConnectorError::InvalidSettings {
+                        param: "cursor".into(),
+                        message: "not a cursor this connector issued".into(),
+                    })?;
+            let at = to_timestamp(at, false);
+            conditions.push(format!(
+                "(t.lastmodifieddate > {at} OR (t.lastmodifieddate = {at} AND t.id > {}))",
+                c.id
+            ));
+        }
+        "t.lastmodifieddate, t.id"
+    } else {
+        if let Some(c) = cursor {
+            conditions.push(format!("t.id > {}", c.id));
+        }
+        "t.id"
+    };
+    if entity == Entity::PurchaseOrder {
+        select.push_str(&format!(
+            ", TO_CHAR(t.createddate, {ISO_FORMAT}) AS created_iso, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso"
+        ));
+    } else if t.has_last_modified {
+        let created = if entity == Entity::Vendor {
+            "datecreated"
+        } else {
+            "createddate"
+        };
+        select.push_str(&format!(
+            ", TO_CHAR(t.{created}, {ISO_FORMAT}) AS created_iso"
+        ));
+    }
+    let mut sql = format!("SELECT {select} FROM {}", t.from);
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY ");
+    sql.push_str(order);
+    Ok((sql, t.page))
+}
+
+/// The lines of some orders, in order.
+pub fn lines_query(order_ids: &[u64]) -> String {
+    let ids: Vec<String> = order_ids.iter().map(u64::to_string).collect();
+    format!(
+        "SELECT tl.*, BUILTIN.DF(tl.item) AS item_name, TO_CHAR(tl.expectedreceiptdate, 'YYYY-MM-DD') AS expectedreceipt_iso \
+         FROM transactionline tl WHERE tl.mainline = 'F' AND tl.transaction IN ({}) \
+         ORDER BY tl.transaction, tl.linesequencenumber",
+        ids.join(", ")
+    )
+}
+
+/// A SuiteQL value as text (values come as strings, or as numbers behind a switch).
+pub fn text(row: &Value, key: &str) -> Option<String> {
+    match row.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `T`/`F` flags as booleans.
+fn flag(row: &Value, key: &str) -> Option<bool> {
+    match row.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => Some(s == "T" || s.eq_ignore_ascii_case("true")),
+        _ => None,
+    }
+}
+
+fn reference(id: Option<String>, name: Option<String>) -> Value {
+    match id {
+        Some(id) => {
+            let mut m = Map::new();
+            m.insert("id".into(), Value::String(id));
+            if let Some(n) = name {
+                m.insert("refName".into(), Value::String(n));
+            }
+            Value::Object(m)
+        }
+        None => Value::Null,
+    }
+}
+
+fn put(m: &mut Map<String, Value>, key: &str, v: Option<String>) {
+    if let Some(v) = v {
+        m.insert(key.into(), Value::String(v));
+    }
+}
+
+fn put_custom(m: &mut Map<String, Value>, row: &Value, prefix: &str) {
+    if let Value::Object(obj) = row {
+        for (k, v) in obj {
+            if k.starts_with(prefix) && !k.ends_with("_name") && !m.contains_key(k) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The record's id and modification time (for the cursor).
+pub fn position(row: &Value) -> Option<(u64, Option<String>)> {
+    let id = text(row, "id")?.parse().ok()?;
+    Some((id, text(row, "lastmodified_iso")))
+}
+
+/// A purchase-order header row as the raw record (lines added later). Shape:
+/// `{id, tranId, transactionNumber, tranDate, createdDate, lastModifiedDate,
+///   entity: {id, refName}, orderStatus: "B", status: "Pending Receipt", approvalStatus: "2",
+///   currency: {id, refName}, total, memo, externalId, location: {id, refName},
+///   custbody_*: value (selects as {id, refName}), lines: [...]}`.
+pub fn order_header(row: &Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    put(&mut m, "id", text(row, "id"));
+    put(&mut m, "tranId", text(row, "tranid"));
+    put(&mut m, "transactionNumber", text(row, "transactionnumber"));
+    put(&mut m, "tranDate", text(row, "trandate_iso"));
+    put(&mut m, "createdDate", text(row, "created_iso"));
+    put(&mut m, "lastModifiedDate", text(row, "lastmodified_iso"));
+    m.insert(
+        "entity".into(),
+        reference(text(row, "entity"), text(row, "entity_name")),
+    );
+    put(&mut m, "orderStatus", text(row, "status"));
+    put(
+        &mut m,
+        "status",
+        text(row, "status_name").map(|s| {
+            s.strip_prefix("Purchase Order : ")
+                .map_or(s.clone(), str::to_string)
+        }),
+    );
+    put(&mut m, "approvalStatus", text(row, "approvalstatus"));
+    m.insert(
+        "currency".into(),
+        reference(text(row, "currency"), text(row, "currency_name")),
+    );
+    put(&mut m, "total", text(row, "foreigntotal"));
+    put(&mut m, "memo", text(row, "memo"));
+    put(&mut m, "externalId", text(row, "externalid"));
+    m.insert(
+        "location".into(),
+        reference(text(row, "location"), text(row, "location_name")),
+    );
+    if row.get("custbody_requestor").is_some() {
+        m.insert(
+            "custbody_requestor".into(),
+            reference(
+                text(row, "custbody_requestor"),
+                text(row, "custbody_requestor_name"),
+            ),
+        );
+    }
+    put_custom(&mut m, row, "custbody");
+    m.insert("lines".into(), Value::Array(Vec::new()));
+    m
+}
+
+/// A `transactionline` row as a raw line: `{line, item: {id, refName}, description, quantity,
+/// quantityReceived, quantityBilled, rate, amount, isClosed, expectedReceiptDate, custcol_*}`.
+pub fn order_line(row: &Value) -> Value {
+    let mut m = Map::new();
+    put(
+        &mut m,
+        "line",
+        text(row, "linesequencenumber").or(text(row, "id")),
+    );
+    m.insert(
+        "item".into(),
+        reference(text(row, "item"), text(row, "item_name")),
+    );
+    put(&mut m, "description", text(row, "memo"));
+    put(&mut m, "quantity", text(row, "quantity"));
+    put(&mut m, "quantityReceived", text(row, "quantityshiprecv"));
+    put(&mut m, "quantityBilled", text(row, "quantitybilled"));
+    put(&mut m, "rate", text(row, "rate"));
+    put(&mut m, "amount", text(row, "netamount"));
+    if let Some(b) = flag(row, "isclosed") {
+        m.insert("isClosed".into(), Value::Bool(b));
+    }
+    put(
+        &mut m,
+        "expectedReceiptDate",
+        text(row, "expectedreceipt_iso"),
+    );
+    put_custom(&mut m, row, "custcol");
+    Value::Object(m)
+}
+
+/// A vendor row: `{id, entityId, companyName, email, phone, isInactive, dateCreated,
+/// lastModifiedDate, currency: {id, refName}, custentity_*}`.
+pub fn vendor(row: &Value) -> Value {
+    let mut m = Map::new();
+    put(&mut m, "id", text(row, "id"));
+    put(&mut m, "entityId", text(row, "entityid"));
+    put(&mut m, "companyName", text(row, "companyname"));
+    put(&mut m, "email", text(row, "email"));
+    put(&mut m, "phone", text(row, "phone"));
+    m.insert(
+        "isInactive".into(),
+        Value::Bool(flag(row, "isinactive").unwrap_or(false)),
+    );
+    put(&mut m, "dateCreated", text(row, "created_iso"));
+    put(&mut m, "lastModifiedDate", text(row, "lastmodified_iso"));
+    m.insert(
+        "currency".into(),
+        reference(text(row, "currency"), text(row, "currency_name")),
+    );
+    put_custom(&mut m, row, "custentity");
+    Value::Object(m)
+}
+
+/// An item row: `{id, itemId, displayName, description, cost, itemType, isInactive,
+/// createdDate, lastModifiedDate, upcCode, custitem_*}`.
+pub fn item(row: &Value) -> Value {
+    let mut m = Map::new();
+    put(&mut m, "id", text(row, "id"));
+    put(&mut m, "itemId", text(row, "itemid"));
+    put(&mut m, "displayName", text(row, "displayname"));
+    put(&mut m, "description", text(row, "description"));
+    put(&mut m, "cost", text(row, "cost"));
+    put(&mut m, "itemType", text(row, "itemtype"));
+    m.insert(
+        "isInactive".into(),
+        Value::Bool(flag(row, "isinactive").unwrap_or(false)),
+    );
+    put(&mut m, "createdDate", text(row, "created_iso"));
+    put(&mut m, "lastModifiedDate", text(row, "lastmodified_iso"));
+    put(&mut m, "upcCode", text(row, "upccode"));
+    put_custom(&mut m, row, "custitem");
+    Value::Object(m)
+}
+
+/// A location row: `{id, name, fullName, isInactive}`.
+pub fn location(row: &Value) -> Value {
+    let mut m = Map::new();
+    put(&mut m, "id", text(row, "id"));
+    put(&mut m, "name", text(row, "name"));
+    put(&mut m, "fullName", text(row, "fullname"));
+    m.insert(
+        "isInactive".into(),
+        Value::Bool(flag(row, "isinactive").unwrap_or(false)),
+    );
+    put_custom(&mut m, row, "custrecord");
+    Value::Object(m)
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn record_ref(v: Option<&Value>) -> Value {
+    let Some(v) = v else { return Value::Null };
+    reference(
+        v.get("id").and_then(scalar_text),
+        v.get("refName").and_then(scalar_text),
+    )
+}
+
+fn copy_text(out: &mut Map<String, Value>, rec: &Value, from: &str, to: &str) {
+    if let Some(v) = rec.get(from).and_then(scalar_text) {
+        out.insert(to.into(), Value::String(v));
+    }
+}
+
+fn copy_custom(out: &mut Map<String, Value>, rec: &Value, prefix: &str) {
+    let Value::Object(obj) = rec else { return };
+    for (k, v) in obj {
+        if !k.starts_with(prefix) {
+            continue;
+        }
+        // Multi-selects are collections; keep the first value as a reference, as reads do.
+        let value = match v.get("items") {
+            Some(Value::Array(items)) => items.first().map_or(Value::Null, |x| record_ref(Some(x))),
+            _ => match v {
+                Value::Object(_) => record_ref(Some(v)),
+                Value::Number(n) => Value::String(n.to_string()),
+                other => other.clone(),
+            },
+        };
+        if !value.is_null() {
+            out.insert(k.clone(), value);
+        }
+    }
+}
+
+/// A record-API purchase order (`?expandSubResources=true`) in the same raw shape as reads.
+pub fn order_from_record(rec: &Value) -> Value {
+    let mut m = Map::new();
+    copy_text(&mut m, rec, "id", "id");
+    copy_text(&mut m, rec, "tranId", "tranId");
+    copy_text(&mut m, rec, "transactionNumber", "transactionNumber");
+    copy_text(&mut m, rec, "tranDate", "tranDate");
+    copy_text(&mut m, rec, "createdDate", "createdDate");
+    copy_text(&mut m, rec, "lastModifiedDate", "lastModifiedDate");
+    m.insert("entity".into(), record_ref(rec.get("entity")));
+    if let Some(v) = rec.pointer("/orderStatus/id").and_then(scalar_text) {
+        m.insert("orderStatus".into(), Value::String(v));
+    }
+    if let Some(v) = rec.pointer("/status/refName").and_then(scalar_text) {
+        m.insert("status".into(), Value::String(v));
+    }
+    if let Some(v) = rec.pointer("/approvalStatus/id").and_then(scalar_text) {
+        m.insert("approvalStatus".into(), Value::String(v));
+    }
+    m.insert("currency".into(), record_ref(rec.get("currency")));
+    copy_text(&mut m, rec, "total", "total");
+    copy_text(&mut m, rec, "memo", "memo");
+    copy_text(&mut m, rec, "externalId", "externalId");
+    m.insert("location".into(), record_ref(rec.get("location")));
+    copy_custom(&mut m, rec, "custbody");
+    let lines: Vec<Value> = rec
+        .pointer("/item/items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|l| {
+                    let mut o = Map::new();
+                    copy_text(&mut o, l, "line", "line");
+                    o.insert("item".into(), record_ref(l.get("item")));
+                    for key in [
+                        "description",
+                        "quantity",
+                        "quantityReceived",
+                        "quantityBilled",
+                        "rate",
+                        "amount",
+                        "expectedReceiptDate",
+                    ] {
+                        copy_text(&mut o, l, key, key);
+                    }
+                    if let Some(b) = l.get("isClosed").and_then(Value::as_bool) {
+                        o.insert("isClosed".into(), Value::Bool(b));
+                    }
+                    copy_custom(&mut o, l, "custcol");
+                    Value::Object(o)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    m.insert("lines".into(), Value::Array(lines));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_tampered_ones_are_rejected() {
+        let c = Cursor {
+            t: Some("2025-03-04T05:06:07Z".into()),
+            id: 42,
+        };
+        assert_eq!(Cursor::parse(&c.encode()).unwrap(), c);
+        assert!(Cursor::parse(r#"{"t":"1' OR 1=1 --","id":1}"#).is_err());
+        assert!(Cursor::parse(r#"{"id":"1; DROP"}"#).is_err());
+        assert!(Cursor::parse("garbage").is_err());
+    }
+
+    #[test]
+    fn windows_round_to_whole_seconds_and_keyset_follows_the_order() {
+        let window = ReadWindow {
+            modified_since: Some(Timestamp(1_700_000_000_500_000)),
+            modified_until: Some(Timestamp(1_700_000_100_900_000)),
+        };
+        let cursor = Cursor {
+            t: Some("2023-11-14T22:13:20Z".into()),
+            id: 9,
+        };
+        let (sql, page) = page_query(Entity::PurchaseOrder, &window, Some(&cursor)).unwrap();
+        assert_eq!(page, ORDER_PAGE);
+        assert!(sql.contains("t.lastmodifieddate >= TO_TIMESTAMP('2023-11-14 22:13:21'"));
+        assert!(sql.contains("t.lastmodifieddate <= TO_TIMESTAMP('2023-11-14 22:15:00'"));
+        assert!(sql.contains("t.id > 9"));
+        assert!(sql.ends_with("ORDER BY t.lastmodifieddate, t.id"));
+        let (sql, _) = page_query(Entity::Location, &window, None).unwrap();
+        assert!(!sql.contains("lastmodifieddate"));
+    }
+}

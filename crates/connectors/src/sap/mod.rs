@@ -1,0 +1,892 @@
+//! SAP S/4HANA over OData V2: `API_PURCHASEORDER_PROCESS_SRV` (purchase orders with items),
+//! `API_BUSINESS_PARTNER` (`A_Supplier`) and `API_PRODUCT_SRV` (`A_Product`). Basic or OAuth 2.0
+//! client-credentials auth; reads page by keyset on `(LastChangeDateTime, key)` through
+//! `$filter`, so records changed between pages are neither skipped nor repeated; writes use
+//! the CSRF handshake (token + session cookies) and a deep insert.
+
+pub(crate) mod shared;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironbridge_core::Clock;
+use ironbridge_core::connector::{
+    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    RawPage, ReadWindow,
+};
+use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
+use serde_json::{Map, Value, json};
+
+use self::shared::{
+    Fields, Secret, SourceClock, json_body, make_cursor, parse_cursor, unexpected, upstream,
+};
+use crate::backoff::RetryPolicy;
+use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
+use crate::sleeper::Sleeper;
+use crate::token::{AccessToken, TokenCache};
+
+const PO_SRV: &str = "/sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV";
+const BP_SRV: &str = "/sap/opu/odata/sap/API_BUSINESS_PARTNER";
+const PRODUCT_SRV: &str = "/sap/opu/odata/sap/API_PRODUCT_SRV";
+const DEFAULT_PAGE_SIZE: u64 = 500;
+
+const SETTINGS: &[&str] = &[
+    "base_url",
+    "sap_client",
+    "sap-client",
+    "page_size",
+    "purchasing_group",
+    "purchasing_organization",
+    "company_code",
+    "purchase_order_type",
+];
+const CREDENTIALS: &[&str] = &[
+    "username",
+    "password",
+    "client_id",
+    "client_secret",
+    "token_url",
+];
+
+enum Auth {
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    OAuth {
+        client_id: String,
+        client_secret: Secret,
+        token_url: String,
+        cache: TokenCache,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"***")
+                .finish(),
+            Auth::OAuth {
+                client_id,
+                token_url,
+                ..
+            } => f
+                .debug_struct("OAuth")
+                .field("client_id", client_id)
+                .field("client_secret", &"***")
+                .field("token_url", token_url)
+                .finish(),
+        }
+    }
+}
+
+/// Session cookies and the CSRF token that goes with them.
+#[derive(Clone)]
+struct Csrf {
+    token: String,
+    cookies: String,
+}
+
+/// The SAP S/4HANA connector of one connection.
+pub struct SapConnector {
+    base_url: String,
+    sap_client: Option<String>,
+    page_size: u64,
+    purchasing_group: String,
+    purchasing_organization: Option<String>,
+    company_code: Option<String>,
+    purchase_order_type: String,
+    auth: Auth,
+    client: UpstreamClient,
+    clock: Arc<dyn Clock>,
+    csrf: tokio::sync::Mutex<Option<Csrf>>,
+    source_clock: SourceClock,
+}
+
+impl std::fmt::Debug for SapConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SapConnector")
+            .field("base_url", &self.base_url)
+            .field("sap_client", &self.sap_client)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The limits used for SAP: none are documented for on-premise or private cloud Gateway
+/// systems (fair use); we keep a modest rate and few parallel calls.
+pub fn upstream_config() -> UpstreamConfig {
+    UpstreamConfig {
+        concurrency: 4,
+        per_second: 10.0,
+        burst: 10,
+        retry: RetryPolicy::default(),
+        timeout: Duration::from_secs(120),
+        ..UpstreamConfig::default()
+    }
+}
+
+/// Builds the connector from a connection's settings and credentials.
+pub fn connector(
+    settings: &Map<String, Value>,
+    credentials: Option<&Map<String, Value>>,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    Ok(Arc::new(SapConnector::new(
+        settings,
+        credentials,
+        clock,
+        sleeper,
+    )?))
+}
+
+fn odata_ms(v: &Value) -> Option<i64> {
+    let s = v.as_str()?.strip_prefix("/Date(")?.strip_suffix(")/")?;
+    let end = s.get(1..)?.find(['+', '-']).map_or(s.len(), |i| i + 1);
+    s[..end].parse().ok()
+}
+
+fn literal(ms: i64) -> String {
+    format!(
+        "datetimeoffset'{}'",
+        Timestamp(ms.saturating_mul(1000)).to_rfc3339()
+    )
+}
+
+struct Spec {
+    service: &'static str,
+    set: &'static str,
+    key: &'static str,
+    time: Option<&'static str>,
+    expand: Option<&'static str>,
+}
+
+fn spec(entity: Entity) -> Option<Spec> {
+    Some(match entity {
+        Entity::PurchaseOrder => Spec {
+            service: PO_SRV,
+            set: "A_PurchaseOrder",
+            key: "PurchaseOrder",
+            time: Some("LastChangeDateTime"),
+            expand: Some("to_PurchaseOrderItem"),
+        },
+        Entity::Vendor => Spec {
+            service: BP_SRV,
+            set: "A_Supplier",
+            key: "Supplier",
+            time: None,
+            expand: None,
+        },
+        Entity::Item => Spec {
+            service: PRODUCT_SRV,
+            set: "A_Product",
+            key: "Product",
+            time: Some("LastChangeDateTime"),
+            expand: Some("to_Description"),
+        },
+        Entity::Location => return None,
+    })
+}
+
+fn quote(key: &str) -> String {
+    format!("'{}'", key.replace('\'', "''"))
+}
+
+/// The SAP error body's code and message (`{"error":{"code","message":{"value"}}}`).
+fn sap_error(body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    let code = e.get("code")?.as_str()?.to_string();
+    let message = e
+        .pointer("/message/value")
+        .or_else(|| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Some((code, message))
+}
+
+fn decimal_text(d: &rust_decimal::Decimal) -> String {
+    d.normalize().to_string()
+}
+
+impl SapConnector {
+    fn new(
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Self, ConnectorError> {
+        let s = Fields::new(Some(settings), "settings", SETTINGS)?;
+        let base_url = s.url("base_url", true)?.unwrap_or_default();
+        let sap_client = match s.opt("sap_client")? {
+            Some(c) => Some(c),
+            None => s.opt("sap-client")?,
+        };
+        let page_size = s.num("page_size", 1..=5000)?.unwrap_or(DEFAULT_PAGE_SIZE);
+        let c = Fields::new(credentials, "credentials", CREDENTIALS)?;
+        let auth = if c.has("client_id") || c.has("client_secret") || c.has("token_url") {
+            if c.has("username") || c.has("password") {
+                return Err(c.invalid(
+                    "username",
+                    "give either username/password or client_id/client_secret/token_url",
+                ));
+            }
+            Auth::OAuth {
+                client_id: c.req("client_id")?,
+                client_secret: Secret(c.req("client_secret")?),
+                token_url: c.url("token_url", true)?.unwrap_or_default(),
+                cache: TokenCache::default(),
+            }
+        } else {
+            Auth::Basic {
+                username: c.req("username")?,
+                password: Secret(c.req("password")?),
+            }
+        };
+        let client =
+            UpstreamClient::new(upstream_config(), clock.clone(), sleeper).map_err(upstream)?;
+        Ok(SapConnector {
+            base_url,
+            sap_client,
+            page_size,
+            purchasing_group: s.opt("purchasing_group")?.unwrap_or_else(|| "001".into()),
+            purchasing_organization: s.opt("purchasing_organization")?,
+            company_code: s.opt("company_code")?,
+            purchase_order_type: s.opt("purchase_order_type")?.unwrap_or_else(|| "NB".into()),
+            auth,
+            client,
+            clock,
+            csrf: tokio::sync::Mutex::new(None),
+            source_clock: SourceClock::default(),
+        })
+    }
+
+    async fn fetch_token(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+        token_url: &str,
+    ) -> Result<AccessToken, ConnectorError> {
+        let response = self
+            .client
+            .send(|http| {
+                http.post(token_url)
+                    .basic_auth(client_id, Some(&secret.0))
+                    .form(&[("grant_type", "client_credentials")])
+            })
+            .await
+            .map_err(upstream)?;
+        match response.status {
+            200 => {}
+            400 | 401 | 403 => return Err(ConnectorError::Unauthorized),
+            _ => return Err(unexpected("token endpoint", &response)),
+        }
+        let body = json_body("token endpoint", &response)?;
+        let value = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ConnectorError::Upstream("token endpoint: no access_token".into()))?;
+        let expires_in = body
+            .get("expires_in")
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(3600);
+        Ok(AccessToken {
+            value: value.to_string(),
+            expires_at: self.clock.now().plus_secs(expires_in),
+        })
+    }
+
+    /// The `Authorization` header value.
+    async fn authorization(&self) -> Result<String, ConnectorError> {
+        match &self.auth {
+            Auth::Basic { username, password } => {
+                use base64::Engine;
+                let raw = format!("{username}:{}", password.0);
+                Ok(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+            Auth::OAuth {
+                client_id,
+                client_secret,
+                token_url,
+                cache,
+            } => {
+                let token = cache
+                    .get(self.clock.as_ref(), || {
+                        self.fetch_token(client_id, client_secret, token_url)
+                    })
+                    .await?;
+                Ok(format!("Bearer {}", token.value))
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sends one call with auth, `sap-client`, JSON and optional CSRF; a 401 on a cached
+    /// token refreshes it once.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        headers: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        for attempt in 0..2 {
+            let authorization = self.authorization().await?;
+            let url = self.url(path);
+            let response = self
+                .client
+                .send(|http| {
+                    let mut r = http
+                        .request(method.clone(), &url)
+                        .header(AUTHORIZATION, &authorization)
+                        .header("accept", "application/json");
+                    let mut q: Vec<(&str, &str)> =
+                        query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    if let Some(c) = &self.sap_client {
+                        q.push(("sap-client", c.as_str()));
+                    }
+                    if !q.is_empty() {
+                        r = r.query(&q);
+                    }
+                    for (k, v) in headers {
+                        r = r.header(*k, v);
+                    }
+                    if let Some(b) = body {
+                        r = r.json(b);
+                    }
+                    r
+                })
+                .await
+                .map_err(upstream)?;
+            self.source_clock.observe(&response.headers);
+            if response.status == 401 {
+                if let Auth::OAuth { cache, .. } = &self.auth
+                    && attempt == 0
+                {
+                    cache.invalidate().await;
+                    continue;
+                }
+                return Err(ConnectorError::Unauthorized);
+            }
+            return Ok(response);
+        }
+        Err(ConnectorError::Unauthorized)
+    }
+
+    async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ConnectorError> {
+        let response = self.call(Method::GET, path, query, &[], None).await?;
+        match response.status {
+            200 => json_body(path, &response),
+            404 => Err(ConnectorError::NotFound),
+            _ => Err(self.error(&response, None)),
+        }
+    }
+
+    /// Maps an error answer. `write` gives the lines of a write, to place item errors.
+    fn error(
+        &self,
+        response: &UpstreamResponse,
+        write: Option<&[PurchaseOrderLineWrite]>,
+    ) -> ConnectorError {
+        let Some((code, message)) = sap_error(&response.body) else {
+            return unexpected("SAP", response);
+        };
+        let param = match code.as_str() {
+            "ME/045" | "ME/046" | "ME/081" => Some("vendor_id".to_string()),
+            "ME/062" => write.and_then(|lines| {
+                lines
+                    .iter()
+                    .position(|l| message.contains(&format!("Material {} ", l.item_remote_id)))
+                    .map(|i| format!("line_items[{i}].item_id"))
+            }),
+            "ME/069" => Some("line_items".into()),
+            "ME/039" => Some("location_id".into()),
+            "ME/702" => Some("line_items".into()),
+            _ => None,
+        };
+        match (response.status, code.as_str()) {
+            (404, _) => ConnectorError::NotFound,
+            (_, "06/028") | (412, _) | (428, _) => ConnectorError::State {
+                remote_code: code,
+                message,
+            },
+            (400, _) => ConnectorError::BusinessRule {
+                remote_code: code,
+                message,
+                param,
+            },
+            _ => ConnectorError::Upstream(format!("SAP answered {} {code}", response.status)),
+        }
+    }
+
+    /// Fetches a CSRF token and session cookies (or reuses the ones held).
+    async fn csrf(&self, refresh: bool) -> Result<Csrf, ConnectorError> {
+        let mut held = self.csrf.lock().await;
+        if !refresh && let Some(c) = held.as_ref() {
+            return Ok(c.clone());
+        }
+        let path = format!("{PO_SRV}/");
+        let response = self
+            .call(
+                Method::GET,
+                &path,
+                &[],
+                &[("x-csrf-token", "Fetch".to_string())],
+                None,
+            )
+            .await?;
+        if response.status != 200 {
+            return Err(unexpected("CSRF token fetch", &response));
+        }
+        let token = response
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| !t.eq_ignore_ascii_case("required"))
+            .ok_or_else(|| ConnectorError::Upstream("SAP gave no CSRF token".into()))?
+            .to_string();
+        let cookies = cookie_header(&response.headers);
+        let csrf = Csrf { token, cookies };
+        *held = Some(csrf.clone());
+        Ok(csrf)
+    }
+
+    /// A modifying call with the CSRF token; a 403 `Required` fetches a new token once.
+    async fn modify(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        let mut refresh = false;
+        loop {
+            let csrf = self.csrf(refresh).await?;
+            let mut headers = vec![("x-csrf-token", csrf.token.clone())];
+            if !csrf.cookies.is_empty() {
+                headers.push(("cookie", csrf.cookies.clone()));
+            }
+            let response = self.call(method.clone(), path, &[], &headers, body).await?;
+            let required = response.status == 403
+                && response
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("required"));
+            if required && !refresh {
+                refresh = true;
+                continue;
+            }
+            if required {
+                return Err(ConnectorError::Upstream(
+                    "SAP refused the CSRF token twice".into(),
+                ));
+            }
+            return Ok(response);
+        }
+    }
+
+    fn item_body(&self, line: &PurchaseOrderLineWrite, plant: Option<&str>) -> Value {
+        let mut item = Map::new();
+        item.insert("Material".into(), json!(line.item_remote_id));
+        item.insert("OrderQuantity".into(), json!(decimal_text(&line.quantity)));
+        if let Some(p) = &line.unit_price {
+            item.insert("NetPriceAmount".into(), json!(decimal_text(p)));
+        }
+        if let Some(d) = &line.description {
+            item.insert("PurchaseOrderItemText".into(), json!(d));
+        }
+        if let Some(u) = &line.unit_of_measure {
+            item.insert("PurchaseOrderQuantityUnit".into(), json!(u));
+        }
+        if let Some(p) = plant {
+            item.insert("Plant".into(), json!(p));
+        }
+        Value::Object(item)
+    }
+
+    async fn read_order(&self, key: &str) -> Result<Value, ConnectorError> {
+        let path = format!("{PO_SRV}/A_PurchaseOrder({})", quote(key));
+        let v = self
+            .get_json(&path, &[("$expand", "to_PurchaseOrderItem".into())])
+            .await?;
+        v.get("d")
+            .cloned()
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
+    }
+}
+
+/// `name=value` pairs of every `Set-Cookie`, as a `Cookie` header.
+fn cookie_header(headers: &HeaderMap) -> String {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::trim)
+        .filter(|v| v.contains('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[async_trait]
+impl Connector for SapConnector {
+    fn system(&self) -> SystemId {
+        SystemId::SapS4hana
+    }
+
+    fn readable(&self) -> &'static [Entity] {
+        &[Entity::Vendor, Entity::Item, Entity::PurchaseOrder]
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.get_json(
+            &format!("{PO_SRV}/A_PurchaseOrder"),
+            &[("$top", "1".into()), ("$select", "PurchaseOrder".into())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        let Some(spec) = spec(entity) else {
+            return Err(ConnectorError::Unsupported(format!(
+                "SAP S/4HANA has no {entity:?} read"
+            )));
+        };
+        let after = cursor.map(parse_cursor).transpose()?;
+        let mut filters = Vec::new();
+        if let Some(tp) = spec.time {
+            if let Some(since) = window.modified_since {
+                // Whole milliseconds: round the lower bound up so nothing before it is read.
+                let ms = since.micros().div_euclid(1000)
+                    + i64::from(since.micros().rem_euclid(1000) != 0);
+                filters.push(format!("{tp} ge {}", literal(ms)));
+            }
+            if let Some(until) = window.modified_until {
+                filters.push(format!(
+                    "{tp} le {}",
+                    literal(until.micros().div_euclid(1000))
+                ));
+            }
+            if let Some((t, key)) = &after {
+                let t = t.ok_or_else(|| ConnectorError::InvalidSettings {
+                    param: "cursor".into(),
+                    message: "the cursor is not one this connector issued".into(),
+                })?;
+                filters.push(format!(
+                    "({tp} gt {lit} or ({tp} eq {lit} and {k} gt {q}))",
+                    lit = literal(t),
+                    k = spec.key,
+                    q = quote(key)
+                ));
+            }
+        } else if let Some((_, key)) = &after {
+            filters.push(format!("{} gt {}", spec.key, quote(key)));
+        }
+        let orderby = match spec.time {
+            Some(tp) => format!("{tp},{}", spec.key),
+            None => spec.key.to_string(),
+        };
+        let mut query = vec![
+            ("$orderby", orderby),
+            ("$top", self.page_size.to_string()),
+            ("$format", "json".to_string()),
+        ];
+        if !filters.is_empty() {
+            query.push(("$filter", filters.join(" and ")));
+        }
+        if let Some(e) = spec.expand {
+            query.push(("$expand", e.to_string()));
+        }
+        let body = self
+            .get_json(&format!("{}/{}", spec.service, spec.set), &query)
+            .await?;
+        let d = body
+            .get("d")
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
+        let records: Vec<Value> = d
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let more = d.get("__next").is_some() || records.len() as u64 >= self.page_size;
+        let next_cursor = match records.last() {
+            Some(last) if more => {
+                let key = last
+                    .get(spec.key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ConnectorError::Upstream("SAP record without key".into()))?;
+                let t = match spec.time {
+                    Some(tp) => Some(last.get(tp).and_then(odata_ms).ok_or_else(|| {
+                        ConnectorError::Upstream(format!("SAP record without {tp}"))
+                    })?),
+                    None => None,
+                };
+                Some(make_cursor(t, key))
+            }
+            _ => None,
+        };
+        Ok(RawPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
+        Ok(self.source_clock.get())
+    }
+
+    async fn create_purchase_order(
+        &self,
+        order: &PurchaseOrderWrite,
+    ) -> Result<Value, ConnectorError> {
+        let mut body = Map::new();
+        body.insert("PurchaseOrderType".into(), json!(self.purchase_order_type));
+        body.insert("Supplier".into(), json!(order.vendor_remote_id));
+        body.insert("PurchasingGroup".into(), json!(self.purchasing_group));
+        if let Some(o) = &self.purchasing_organization {
+            body.insert("PurchasingOrganization".into(), json!(o));
+        }
+        if let Some(c) = &self.company_code {
+            body.insert("CompanyCode".into(), json!(c));
+        }
+        if let Some(c) = &order.currency {
+            body.insert("DocumentCurrency".into(), json!(c));
+        }
+        if let Some(d) = &order.order_date {
+            let at = Timestamp::parse_rfc3339(&format!("{d}T00:00:00Z")).ok_or_else(|| {
+                ConnectorError::BusinessRule {
+                    remote_code: "INVALID_DATE".into(),
+                    message: format!("order date {d} is not a YYYY-MM-DD date"),
+                    param: Some("order_date".into()),
+                }
+            })?;
+            body.insert(
+                "PurchaseOrderDate".into(),
+                json!(format!("/Date({})/", at.micros() / 1000)),
+            );
+        }
+        if let Some(n) = &order.number {
+            body.insert("PurchaseOrder".into(), json!(n));
+        }
+        for (k, v) in &order.custom_fields {
+            body.insert(k.clone(), v.clone());
+        }
+        let plant = order.location_remote_id.as_deref();
+        let items: Vec<Value> = order
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut item = self.item_body(l, plant);
+                if let Value::Object(m) = &mut item {
+                    m.insert(
+                        "PurchaseOrderItem".into(),
+                        json!(((i + 1) * 10).to_string()),
+                    );
+                }
+                item
+            })
+            .collect();
+        body.insert("to_PurchaseOrderItem".into(), Value::Array(items));
+        let body = Value::Object(body);
+        let response = self
+            .modify(
+                Method::POST,
+                &format!("{PO_SRV}/A_PurchaseOrder"),
+                Some(&body),
+            )
+            .await?;
+        if response.status != 201 {
+            return Err(self.error(&response, Some(&order.lines)));
+        }
+        let created = json_body("create", &response)?;
+        created
+            .get("d")
+            .cloned()
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
+    }
+
+    async fn update_purchase_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        if update.memo.is_some() || update.expected_delivery_date.is_some() {
+            return Err(ConnectorError::Unsupported(
+                "SAP S/4HANA's purchase-order API has no header note or delivery date to update"
+                    .into(),
+            ));
+        }
+        if update.location_remote_id.is_some() && update.lines.is_none() {
+            return Err(ConnectorError::Unsupported(
+                "on SAP S/4HANA the plant is set per item: send the lines with the new location"
+                    .into(),
+            ));
+        }
+        let current = self.read_order(remote_id).await?;
+        let header = format!("{PO_SRV}/A_PurchaseOrder({})", quote(remote_id));
+        if !update.custom_fields.is_empty() {
+            let body = Value::Object(update.custom_fields.clone());
+            let response = self.modify(Method::PATCH, &header, Some(&body)).await?;
+            if response.status != 204 && response.status != 200 {
+                return Err(self.error(&response, None));
+            }
+        }
+        if let Some(lines) = &update.lines {
+            // Replacement: new items are added first (so a rejected line leaves the order as
+            // it was), then the old open ones get their deletion code.
+            let old: Vec<String> = current
+                .pointer("/to_PurchaseOrderItem/results")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|i| {
+                            i.get("PurchasingDocumentDeletionCode")
+                                .and_then(Value::as_str)
+                                .is_none_or(str::is_empty)
+                        })
+                        .filter_map(|i| i.get("PurchaseOrderItem")?.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let plant = update.location_remote_id.as_deref().or_else(|| {
+                current
+                    .pointer("/to_PurchaseOrderItem/results/0/Plant")
+                    .and_then(Value::as_str)
+            });
+            for (i, line) in lines.iter().enumerate() {
+                let body = self.item_body(line, plant);
+                let response = self
+                    .modify(
+                        Method::POST,
+                        &format!("{header}/to_PurchaseOrderItem"),
+                        Some(&body),
+                    )
+                    .await?;
+                if response.status != 201 {
+                    let err = self.error(&response, Some(std::slice::from_ref(line)));
+                    return Err(match err {
+                        ConnectorError::BusinessRule {
+                            remote_code,
+                            message,
+                            param,
+                        } => ConnectorError::BusinessRule {
+                            remote_code,
+                            message,
+                            param: param
+                                .map(|p| p.replace("line_items[0]", &format!("line_items[{i}]"))),
+                        },
+                        other => other,
+                    });
+                }
+            }
+            for item in old {
+                let path = format!(
+                    "{PO_SRV}/A_PurchaseOrderItem(PurchaseOrder={},PurchaseOrderItem={})",
+                    quote(remote_id),
+                    quote(&item)
+                );
+                let response = self.modify(Method::DELETE, &path, None).await?;
+                if response.status != 204 {
+                    return Err(self.error(&response, None));
+                }
+            }
+        }
+        self.read_order(remote_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_dates_parse_with_and_without_offset() {
+        assert_eq!(
+            odata_ms(&json!("/Date(1700000000123)/")),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            odata_ms(&json!("/Date(1700000000123+0000)/")),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(odata_ms(&json!("/Date(-5)/")), Some(-5));
+        assert_eq!(odata_ms(&json!("x")), None);
+        assert_eq!(literal(0), "datetimeoffset'1970-01-01T00:00:00Z'");
+    }
+
+    #[test]
+    fn settings_are_validated_and_secrets_hidden() {
+        let clock: Arc<dyn Clock> = Arc::new(ironbridge_core::SystemClock);
+        let sleeper: Arc<dyn Sleeper> = Arc::new(crate::sleeper::TokioSleeper);
+        let settings = json!({"base_url": "http://sap.local", "colour": "red"});
+        let err = SapConnector::new(
+            settings.as_object().unwrap(),
+            None,
+            clock.clone(),
+            sleeper.clone(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::InvalidSettings { ref param, .. } if param == "settings.colour")
+        );
+        let settings = json!({"base_url": "http://sap.local"});
+        let err = SapConnector::new(
+            settings.as_object().unwrap(),
+            None,
+            clock.clone(),
+            sleeper.clone(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::InvalidSettings { ref param, .. } if param == "credentials.username")
+        );
+        let creds = json!({"client_id": "c", "client_secret": "s3cret"});
+        let err = SapConnector::new(
+            settings.as_object().unwrap(),
+            creds.as_object(),
+            clock.clone(),
+            sleeper.clone(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::InvalidSettings { ref param, .. } if param == "credentials.token_url")
+        );
+        let creds = json!({"username": "u", "password": "s3cret"});
+        let c = SapConnector::new(
+            settings.as_object().unwrap(),
+            creds.as_object(),
+            clock,
+            sleeper,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

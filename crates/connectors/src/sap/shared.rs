@@ -1,0 +1,218 @@
+//! Small pieces the OData connectors (SAP S/4HANA, Business Central) share: settings
+//! validation, secrets that never print, upstream error mapping, the HTTP `Date` header.
+
+use std::sync::Mutex;
+
+use ironbridge_core::connector::ConnectorError;
+use ironbridge_model::Timestamp;
+use reqwest::header::{DATE, HeaderMap};
+use serde_json::{Map, Value};
+
+use crate::client::{UpstreamError, UpstreamResponse};
+
+/// A secret value: its `Debug` never shows it.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Reads a settings or credentials object: unknown keys and missing required ones are errors
+/// naming `<prefix>.<key>`.
+pub(crate) struct Fields<'a> {
+    map: Option<&'a Map<String, Value>>,
+    prefix: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn new(
+        map: Option<&'a Map<String, Value>>,
+        prefix: &'static str,
+        allowed: &[&str],
+    ) -> Result<Self, ConnectorError> {
+        if let Some(m) = map
+            && let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str()))
+        {
+            return Err(ConnectorError::InvalidSettings {
+                param: format!("{prefix}.{k}"),
+                message: format!("unknown {prefix} key `{k}`"),
+            });
+        }
+        Ok(Fields { map, prefix })
+    }
+
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.map.is_some_and(|m| m.contains_key(key))
+    }
+
+    pub(crate) fn invalid(&self, key: &str, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::InvalidSettings {
+            param: format!("{}.{key}", self.prefix),
+            message: message.into(),
+        }
+    }
+
+    /// An optional non-empty string.
+    pub(crate) fn opt(&self, key: &str) -> Result<Option<String>, ConnectorError> {
+        match self.map.and_then(|m| m.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(self.invalid(key, format!("`{key}` must be a non-empty string"))),
+        }
+    }
+
+    /// A required non-empty string.
+    pub(crate) fn req(&self, key: &str) -> Result<String, ConnectorError> {
+        self.opt(key)?
+            .ok_or_else(|| self.invalid(key, format!("`{key}` is required")))
+    }
+
+    /// An optional whole number within `range`.
+    pub(crate) fn num(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConnectorError> {
+        match self.map.and_then(|m| m.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| range.contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    self.invalid(
+                        key,
+                        format!(
+                            "`{key}` must be a number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
+        }
+    }
+
+    /// A required http(s) URL without a trailing slash.
+    pub(crate) fn url(&self, key: &str, required: bool) -> Result<Option<String>, ConnectorError> {
+        let value = if required {
+            Some(self.req(key)?)
+        } else {
+            self.opt(key)?
+        };
+        match value {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                Ok(Some(u.trim_end_matches('/').to_string()))
+            }
+            Some(_) => Err(self.invalid(key, format!("`{key}` must be an http(s) URL"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A failure of the plumbing (no answer worth reading), as the connector error; the text
+/// carries no URL, header or body.
+pub(crate) fn upstream(e: UpstreamError) -> ConnectorError {
+    ConnectorError::Upstream(e.to_string())
+}
+
+/// An answer that is neither success nor a known error, as the connector error.
+pub(crate) fn unexpected(what: &str, response: &UpstreamResponse) -> ConnectorError {
+    ConnectorError::Upstream(format!("{what}: unexpected HTTP {}", response.status))
+}
+
+/// Remembers the source's clock from the `Date` header of the last answer.
+#[derive(Debug, Default)]
+pub(crate) struct SourceClock(Mutex<Option<Timestamp>>);
+
+impl SourceClock {
+    pub(crate) fn observe(&self, headers: &HeaderMap) {
+        if let Some(t) = headers
+            .get(DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(http_date)
+        {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<Timestamp> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Parses an IMF-fixdate (`Mon, 23 Nov 2026 13:04:58 GMT`).
+pub(crate) fn http_date(value: &str) -> Option<Timestamp> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let date = time::PrimitiveDateTime::parse(value.trim(), &format)
+        .ok()?
+        .assume_utc();
+    Some(Timestamp::from_secs(date.unix_timestamp()))
+}
+
+/// Parses a JSON body, or says which call answered something else.
+pub(crate) fn json_body(what: &str, response: &UpstreamResponse) -> Result<Value, ConnectorError> {
+    serde_json::from_slice(&response.body)
+        .map_err(|_| ConnectorError::Upstream(format!("{what}: the answer is not JSON")))
+}
+
+/// Splits a cursor `<ms>|<key>` (or `|<key>` without a time).
+pub(crate) fn parse_cursor(cursor: &str) -> Result<(Option<i64>, String), ConnectorError> {
+    let bad = || ConnectorError::InvalidSettings {
+        param: "cursor".into(),
+        message: "the cursor is not one this connector issued".into(),
+    };
+    let rest = cursor.strip_prefix("k1|").ok_or_else(bad)?;
+    let (t, key) = rest.split_once('|').ok_or_else(bad)?;
+    let t = if t.is_empty() {
+        None
+    } else {
+        Some(t.parse::<i64>().map_err(|_| bad())?)
+    };
+    if key.is_empty() {
+        return Err(bad());
+    }
+    Ok((t, key.to_string()))
+}
+
+/// Builds a cursor from the last record read.
+pub(crate) fn make_cursor(t: Option<i64>, key: &str) -> String {
+    match t {
+        Some(t) => format!("k1|{t}|{key}"),
+        None => format!("k1||{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_refused() {
+        let c = make_cursor(Some(1_700_000_000_123), "4500000001");
+        assert_eq!(
+            parse_cursor(&c).unwrap(),
+            (Some(1_700_000_000_123), "4500000001".to_string())
+        );
+        assert_eq!(
+            parse_cursor(&make_cursor(None, "a|b")).unwrap(),
+            (None, "a|b".to_string())
+        );
+        assert!(parse_cursor("nope").is_err());
+        assert!(parse_cursor("k1|x|k").is_err());
+    }
+
+    #[test]
+    fn http_dates_parse_and_secrets_do_not_print() {
+        assert_eq!(
+            http_date("Thu, 01 Jan 2026 00:00:00 GMT").unwrap(),
+            Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(***)");
+    }
+}

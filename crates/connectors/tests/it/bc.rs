@@ -1,0 +1,449 @@
+//! The Business Central connector against the in-process emulator: Entra client credentials
+//! (token reuse, revocation), paging through `@odata.nextLink` (full, windowed, ties on one
+//! timestamp), `Application_TooManyRequests` with and without `Retry-After`, 5xx, deep insert,
+//! `If-Match` updates with a concurrent change, validation errors, and the default mappings.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ironbridge_connectors::sleeper::RecordingSleeper;
+use ironbridge_core::ManualClock;
+use ironbridge_core::connector::{
+    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    ReadWindow,
+};
+use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
+use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+
+use crate::sap::{admin, calls, decode_all, read_all, start};
+
+struct Setup {
+    emu: RunningEmulator,
+    sleeper: RecordingSleeper,
+    connector: Arc<dyn Connector>,
+    token_path: String,
+}
+
+async fn setup(orders: u64, page_size: u64) -> Setup {
+    let emu = start(EmulatorConfig::new(System::BusinessCentral, 11, orders)).await;
+    let creds = admin(&emu, "GET", "/credentials", None).await;
+    let settings = json!({"base_url": emu.base_url(), "login_url": emu.base_url(),
+        "tenant_id": creds["tenant_id"], "environment": creds["environment"], "page_size": page_size});
+    let credentials =
+        json!({"client_id": creds["client_id"], "client_secret": creds["client_secret"]});
+    let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+    let sleeper = RecordingSleeper::new(clock.clone());
+    let connector = ironbridge_connectors::bc::connector(
+        settings.as_object().unwrap(),
+        credentials.as_object(),
+        Arc::new(clock),
+        Arc::new(sleeper.clone()),
+    )
+    .unwrap();
+    Setup {
+        token_path: format!(
+            "POST /{}/oauth2/v2.0/token",
+            creds["tenant_id"].as_str().unwrap()
+        ),
+        emu,
+        sleeper,
+        connector,
+    }
+}
+
+fn ms(v: &Value) -> i64 {
+    Timestamp::parse_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .micros()
+        / 1000
+}
+
+fn ids(records: &[Value]) -> HashSet<String> {
+    records
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn bc_full_read_pages_to_the_end_with_one_token_and_every_record_maps() {
+    let s = setup(120, 25).await;
+    let counts = admin(&s.emu, "GET", "", None).await["counts"].clone();
+    let c = s.connector.as_ref();
+    assert_eq!(c.system(), SystemId::BusinessCentral);
+    c.check().await.unwrap();
+    let (orders, pages) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        orders.len() as u64,
+        counts["purchase_orders"].as_u64().unwrap()
+    );
+    assert_eq!(ids(&orders).len(), orders.len());
+    assert!(pages >= 5);
+    assert!(
+        orders[0]["purchaseOrderLines"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    );
+    decode_all(SystemId::BusinessCentral, Entity::PurchaseOrder, &orders);
+    let (vendors, _) = read_all(c, Entity::Vendor, &ReadWindow::ALL).await.unwrap();
+    assert_eq!(vendors.len() as u64, counts["vendors"].as_u64().unwrap());
+    decode_all(SystemId::BusinessCentral, Entity::Vendor, &vendors);
+    let (items, _) = read_all(c, Entity::Item, &ReadWindow::ALL).await.unwrap();
+    assert_eq!(items.len() as u64, counts["items"].as_u64().unwrap());
+    decode_all(SystemId::BusinessCentral, Entity::Item, &items);
+    assert_eq!(calls(&s.emu, &s.token_path).await, 1, "the token is reused");
+    let log = admin(&s.emu, "GET", "/requests", None).await;
+    let reads: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().ends_with("/purchaseOrders"))
+        .collect();
+    assert_eq!(reads.len(), pages);
+    assert!(
+        reads
+            .iter()
+            .all(|e| e["headers"]["prefer"] == "odata.maxpagesize=25")
+    );
+    assert!(c.source_time().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn bc_windowed_read_returns_exactly_the_window_and_ties_across_pages_once() {
+    let s = setup(150, 10).await;
+    let c = s.connector.as_ref();
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let mut times: Vec<i64> = all.iter().map(|o| ms(&o["lastModifiedDateTime"])).collect();
+    times.sort_unstable();
+    let (lo, hi) = (times[40], times[100]);
+    let window = ReadWindow {
+        modified_since: Some(Timestamp(lo * 1000)),
+        modified_until: Some(Timestamp(hi * 1000)),
+    };
+    let expected: HashSet<String> = all
+        .iter()
+        .filter(|o| (lo..=hi).contains(&ms(&o["lastModifiedDateTime"])))
+        .map(|o| o["id"].as_str().unwrap().to_string())
+        .collect();
+    let (got, _) = read_all(c, Entity::PurchaseOrder, &window).await.unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(ids(&got), expected);
+
+    // Resuming with the same cursor continues where the read stopped.
+    let first = c
+        .fetch_page(Entity::PurchaseOrder, &window, None)
+        .await
+        .unwrap();
+    let again = c
+        .fetch_page(Entity::PurchaseOrder, &window, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(again.records[0]["id"], got[10]["id"]);
+
+    // 25 orders share one instant: paging through them reads each once.
+    let shared = 1_765_000_000_000_i64;
+    for id in 1..=25 {
+        admin(
+            &s.emu,
+            "PATCH",
+            &format!("/records/purchase_orders/{id}"),
+            Some(json!({"last_modified": shared})),
+        )
+        .await;
+    }
+    let tie = ReadWindow {
+        modified_since: Some(Timestamp(shared * 1000)),
+        modified_until: Some(Timestamp(shared * 1000)),
+    };
+    let (tied, pages) = read_all(c, Entity::PurchaseOrder, &tie).await.unwrap();
+    assert_eq!(tied.len(), 25);
+    assert_eq!(ids(&tied).len(), 25);
+    assert_eq!(pages, 3);
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(ids(&all).len(), 150);
+}
+
+#[tokio::test]
+async fn bc_too_many_requests_with_and_without_retry_after_and_5xx_are_retried() {
+    let s = setup(30, 10).await;
+    let c = s.connector.as_ref();
+    c.check().await.unwrap();
+    admin(
+        &s.emu,
+        "PUT",
+        "/faults",
+        Some(json!({"rate_limit": {"count": 2, "retry_after_secs": 3}})),
+    )
+    .await;
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 30);
+    assert_eq!(
+        s.sleeper
+            .slept()
+            .iter()
+            .filter(|d| d.as_secs() == 3)
+            .count(),
+        2
+    );
+    let before = s.sleeper.slept().len();
+    admin(
+        &s.emu,
+        "PUT",
+        "/faults",
+        Some(json!({"rate_limit": {"count": 2}})),
+    )
+    .await;
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 30);
+    assert!(
+        s.sleeper.slept().len() >= before + 2,
+        "backoff without Retry-After"
+    );
+    let log = admin(&s.emu, "GET", "/requests", None).await;
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["status"] == 429)
+            .count()
+            >= 4
+    );
+    admin(&s.emu, "PUT", "/faults", Some(json!({"next_errors": {"count": 2, "status": 503, "body": "unavailable", "content_type": "text/plain"}}))).await;
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 30);
+    assert!(s.sleeper.slept().len() >= before + 4);
+}
+
+#[tokio::test]
+async fn bc_revoked_credentials_are_unauthorized() {
+    let s = setup(20, 10).await;
+    s.connector.check().await.unwrap();
+    admin(&s.emu, "POST", "/credentials/revoke", None).await;
+    let err = s
+        .connector
+        .fetch_page(Entity::Vendor, &ReadWindow::ALL, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectorError::Unauthorized), "{err:?}");
+}
+
+fn line(item: &str, qty: i64) -> PurchaseOrderLineWrite {
+    PurchaseOrderLineWrite {
+        item_remote_id: item.into(),
+        quantity: Decimal::from(qty),
+        unit_price: Some(Decimal::new(1250, 2)),
+        description: None,
+        unit_of_measure: None,
+        expected_delivery_date: None,
+    }
+}
+
+fn order(vendor: &str, lines: Vec<PurchaseOrderLineWrite>) -> PurchaseOrderWrite {
+    PurchaseOrderWrite {
+        number: None,
+        vendor_remote_id: vendor.into(),
+        location_remote_id: None,
+        currency: None,
+        order_date: Some("2026-01-05".into()),
+        expected_delivery_date: None,
+        memo: None,
+        custom_fields: Map::new(),
+        lines,
+    }
+}
+
+#[tokio::test]
+async fn bc_create_and_update_with_if_match_and_a_concurrent_change() {
+    let s = setup(30, 50).await;
+    let c = s.connector.as_ref();
+    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let vendor = orders[0]["vendorId"].as_str().unwrap().to_string();
+    let item = orders[0]["purchaseOrderLines"][0]["itemId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = c
+        .create_purchase_order(&order(&vendor, vec![line(&item, 2), line(&item, 4)]))
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["vendorId"], json!(vendor));
+    assert_eq!(created["status"], "Draft");
+    assert_eq!(created["purchaseOrderLines"].as_array().unwrap().len(), 2);
+
+    // The next read answers a stale ETag, as if another user had changed the order since:
+    // the PATCH gets Request_EntityChanged, the connector reads again and retries once.
+    let mut stale = created.clone();
+    stale["@odata.etag"] = json!("W/\"JzE5OzE1OzAwOyc=\"");
+    admin(
+        &s.emu,
+        "PUT",
+        "/faults",
+        Some(json!({"next_errors": {"count": 1, "status": 200, "body": stale.to_string()}})),
+    )
+    .await;
+    let update = PurchaseOrderUpdate {
+        custom_fields: json!({"orderDate": "2026-01-09"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        lines: Some(vec![line(&item, 9)]),
+        ..PurchaseOrderUpdate::default()
+    };
+    let updated = c.update_purchase_order(&id, &update).await.unwrap();
+    assert_eq!(updated["orderDate"], "2026-01-09");
+    let lines = updated["purchaseOrderLines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["quantity"].as_f64(), Some(9.0));
+    let log = admin(&s.emu, "GET", "/requests", None).await;
+    let patches: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(patches[0]["status"], 409);
+    assert_eq!(patches[1]["status"], 200);
+    assert!(patches.iter().all(|p| {
+        p["headers"]["if-match"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("W/"))
+    }));
+
+    assert!(matches!(
+        c.update_purchase_order("00000000-0000-0000-0000-00000000ffff", &update)
+            .await,
+        Err(ConnectorError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn bc_invalid_vendor_and_item_are_business_rule_errors() {
+    let s = setup(30, 50).await;
+    let c = s.connector.as_ref();
+    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let vendor = orders[0]["vendorId"].as_str().unwrap().to_string();
+    let item = orders[0]["purchaseOrderLines"][0]["itemId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    match c
+        .create_purchase_order(&order(
+            "00000000-0000-0000-0000-0000000fffff",
+            vec![line(&item, 1)],
+        ))
+        .await
+    {
+        Err(ConnectorError::BusinessRule {
+            remote_code, param, ..
+        }) => {
+            assert_eq!(remote_code, "Internal_InvalidTableRelation");
+            assert_eq!(param.as_deref(), Some("vendor_id"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match c
+        .create_purchase_order(&order(
+            &vendor,
+            vec![
+                line(&item, 1),
+                line("00000000-0000-0000-0000-0000000eeeee", 1),
+            ],
+        ))
+        .await
+    {
+        Err(ConnectorError::BusinessRule {
+            remote_code, param, ..
+        }) => {
+            assert_eq!(remote_code, "Internal_InvalidTableRelation");
+            assert_eq!(param.as_deref(), Some("line_items[1].item_id"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bc_certificate_client_assertion_gets_a_token() {
+    let emu = start(EmulatorConfig::new(System::BusinessCentral, 11, 20)).await;
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["ironbridge-test".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    admin(
+        &emu,
+        "PATCH",
+        "/settings",
+        Some(json!({"certificate_pem": cert.pem()})),
+    )
+    .await;
+    let creds = admin(&emu, "GET", "/credentials", None).await;
+    let settings = json!({"base_url": emu.base_url(), "login_url": emu.base_url(),
+        "tenant_id": creds["tenant_id"], "environment": creds["environment"],
+        "company_id": creds["company_id"]});
+    let credentials = json!({"client_id": creds["client_id"], "certificate_pem": cert.pem(),
+        "private_key_pem": key.serialize_pem()});
+    let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+    let connector = ironbridge_connectors::bc::connector(
+        settings.as_object().unwrap(),
+        credentials.as_object(),
+        Arc::new(clock.clone()),
+        Arc::new(RecordingSleeper::new(clock)),
+    )
+    .unwrap();
+    connector.check().await.unwrap();
+    let (vendors, _) = read_all(connector.as_ref(), Entity::Vendor, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        vendors.len() as u64,
+        admin(&emu, "GET", "", None).await["counts"]["vendors"]
+            .as_u64()
+            .unwrap()
+    );
+    let token_path = format!(
+        "POST /{}/oauth2/v2.0/token",
+        creds["tenant_id"].as_str().unwrap()
+    );
+    assert_eq!(calls(&emu, &token_path).await, 1);
+
+    // A key that does not belong to the certificate is refused.
+    let other = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let credentials = json!({"client_id": creds["client_id"], "certificate_pem": cert.pem(),
+        "private_key_pem": other.serialize_pem()});
+    let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+    let wrong = ironbridge_connectors::bc::connector(
+        settings.as_object().unwrap(),
+        credentials.as_object(),
+        Arc::new(clock.clone()),
+        Arc::new(RecordingSleeper::new(clock)),
+    )
+    .unwrap();
+    assert!(matches!(
+        wrong.check().await,
+        Err(ConnectorError::Unauthorized)
+    ));
+}

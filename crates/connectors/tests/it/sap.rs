@@ -1,0 +1,516 @@
+//! The SAP S/4HANA connector against the in-process emulator: Basic and OAuth auth, keyset
+//! paging (full, windowed, ties on one timestamp across pages), retries of 429 and 5xx, the
+//! CSRF handshake on create and update, validation errors, and the default mappings.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ironbridge_connectors::sleeper::RecordingSleeper;
+use ironbridge_core::ManualClock;
+use ironbridge_core::connector::{
+    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    ReadWindow,
+};
+use ironbridge_core::mapping::default_mapping;
+use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
+use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+
+pub(crate) async fn start(config: EmulatorConfig) -> RunningEmulator {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    ironbridge_emulators::start(config, listener)
+        .await
+        .expect("start")
+}
+
+pub(crate) async fn admin(
+    emu: &RunningEmulator,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r =
+        reqwest::Client::new().request(method, format!("{}/__emulator{path}", emu.base_url()));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let response = r.send().await.expect("admin call");
+    assert!(
+        response.status().is_success(),
+        "admin {path}: {}",
+        response.status()
+    );
+    if response.status() == 204 {
+        return Value::Null;
+    }
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// How many calls the emulator logged for `METHOD path`.
+pub(crate) async fn calls(emu: &RunningEmulator, key: &str) -> u64 {
+    admin(emu, "GET", "/requests/count", None).await["by_path"][key]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+struct Setup {
+    emu: RunningEmulator,
+    sleeper: RecordingSleeper,
+    connector: Arc<dyn Connector>,
+}
+
+async fn setup(orders: u64, extra: Value, oauth: bool) -> Setup {
+    let emu = start(EmulatorConfig::new(System::SapS4Hana, 7, orders)).await;
+    let creds = admin(&emu, "GET", "/credentials", None).await;
+    let mut settings = obj(json!({"base_url": emu.base_url(), "sap_client": "100"}));
+    settings.extend(obj(extra));
+    let credentials = if oauth {
+        json!({"client_id": creds["oauth_client_id"], "client_secret": creds["oauth_client_secret"],
+               "token_url": format!("{}/sap/bc/sec/oauth2/token", emu.base_url())})
+    } else {
+        json!({"username": creds["user"], "password": creds["password"]})
+    };
+    let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+    let sleeper = RecordingSleeper::new(clock.clone());
+    let connector = ironbridge_connectors::sap::connector(
+        &settings,
+        credentials.as_object(),
+        Arc::new(clock),
+        Arc::new(sleeper.clone()),
+    )
+    .unwrap();
+    Setup {
+        emu,
+        sleeper,
+        connector,
+    }
+}
+
+pub(crate) async fn read_all(
+    c: &dyn Connector,
+    entity: Entity,
+    window: &ReadWindow,
+) -> Result<(Vec<Value>, usize), ConnectorError> {
+    let mut cursor: Option<String> = None;
+    let mut out = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = c.fetch_page(entity, window, cursor.as_deref()).await?;
+        pages += 1;
+        out.extend(page.records);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok((out, pages)),
+        }
+        assert!(pages < 10_000, "paging does not end");
+    }
+}
+
+fn ms(v: &Value) -> i64 {
+    let s = v.as_str().unwrap();
+    let inner = s.trim_start_matches("/Date(").trim_end_matches(")/");
+    inner.split('+').next().unwrap().parse().unwrap()
+}
+
+/// Maps every record with the default mapping and decodes it into the unified type.
+pub(crate) fn decode_all(system: SystemId, entity: Entity, records: &[Value]) {
+    let def = default_mapping(system, entity).expect("a default mapping");
+    for raw in records {
+        let mut mapped = def.apply("conn_test", raw).unwrap().data;
+        mapped.insert("id".into(), json!("x_1"));
+        mapped.insert("remote_id".into(), json!("1"));
+        mapped.insert("created_at".into(), json!("2026-01-01T00:00:00Z"));
+        mapped.insert("modified_at".into(), json!("2026-01-01T00:00:00Z"));
+        mapped.insert("remote_created_at".into(), Value::Null);
+        mapped.insert("remote_updated_at".into(), Value::Null);
+        mapped.insert("remote_was_deleted".into(), json!(false));
+        let value = Value::Object(mapped);
+        let ok = match entity {
+            Entity::PurchaseOrder => {
+                serde_json::from_value::<ironbridge_model::entities::PurchaseOrder>(value)
+                    .map(|_| ())
+            }
+            Entity::Vendor => {
+                serde_json::from_value::<ironbridge_model::entities::Vendor>(value).map(|_| ())
+            }
+            Entity::Item => {
+                serde_json::from_value::<ironbridge_model::entities::Item>(value).map(|_| ())
+            }
+            Entity::Location => {
+                serde_json::from_value::<ironbridge_model::entities::Location>(value).map(|_| ())
+            }
+        };
+        ok.unwrap_or_else(|e| panic!("{entity:?}: {e}: {raw}"));
+    }
+}
+
+#[tokio::test]
+async fn sap_full_read_pages_to_the_end_and_every_record_maps() {
+    let s = setup(120, json!({"page_size": 25}), false).await;
+    let counts = admin(&s.emu, "GET", "", None).await["counts"].clone();
+    let c = s.connector.as_ref();
+    assert_eq!(c.system(), SystemId::SapS4hana);
+    c.check().await.unwrap();
+    let (orders, pages) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        orders.len() as u64,
+        counts["purchase_orders"].as_u64().unwrap()
+    );
+    assert!(pages >= 5);
+    let keys: HashSet<&str> = orders
+        .iter()
+        .map(|o| o["PurchaseOrder"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), orders.len());
+    assert!(
+        orders[0]["to_PurchaseOrderItem"]["results"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    decode_all(SystemId::SapS4hana, Entity::PurchaseOrder, &orders);
+    let (vendors, _) = read_all(c, Entity::Vendor, &ReadWindow::ALL).await.unwrap();
+    assert_eq!(vendors.len() as u64, counts["vendors"].as_u64().unwrap());
+    decode_all(SystemId::SapS4hana, Entity::Vendor, &vendors);
+    let (items, _) = read_all(c, Entity::Item, &ReadWindow::ALL).await.unwrap();
+    assert_eq!(items.len() as u64, counts["items"].as_u64().unwrap());
+    decode_all(SystemId::SapS4hana, Entity::Item, &items);
+    let mapped = default_mapping(SystemId::SapS4hana, Entity::PurchaseOrder)
+        .unwrap()
+        .apply("conn_test", &orders[0])
+        .unwrap();
+    assert!(mapped.remote_updated_at.is_some());
+    assert!(matches!(
+        c.fetch_page(Entity::Location, &ReadWindow::ALL, None).await,
+        Err(ConnectorError::Unsupported(_))
+    ));
+    assert!(c.source_time().await.unwrap().is_some());
+    // Basic auth: one header per call, never a token call.
+    assert_eq!(calls(&s.emu, "POST /sap/bc/sec/oauth2/token").await, 0);
+}
+
+#[tokio::test]
+async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
+    let s = setup(150, json!({"page_size": 10}), false).await;
+    let c = s.connector.as_ref();
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let mut times: Vec<i64> = all.iter().map(|o| ms(&o["LastChangeDateTime"])).collect();
+    times.sort_unstable();
+    let (lo, hi) = (times[30], times[90]);
+    let window = ReadWindow {
+        modified_since: Some(Timestamp(lo * 1000)),
+        modified_until: Some(Timestamp(hi * 1000)),
+    };
+    let expected: HashSet<String> = all
+        .iter()
+        .filter(|o| (lo..=hi).contains(&ms(&o["LastChangeDateTime"])))
+        .map(|o| o["PurchaseOrder"].as_str().unwrap().to_string())
+        .collect();
+    let (got, _) = read_all(c, Entity::PurchaseOrder, &window).await.unwrap();
+    let got_keys: HashSet<String> = got
+        .iter()
+        .map(|o| o["PurchaseOrder"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got.len(), got_keys.len(), "no record twice");
+    assert_eq!(got_keys, expected);
+    assert!(got.iter().any(|o| ms(&o["LastChangeDateTime"]) == lo));
+    assert!(got.iter().any(|o| ms(&o["LastChangeDateTime"]) == hi));
+
+    // A resumed read with the same window and cursor continues where it stopped.
+    let first = c
+        .fetch_page(Entity::PurchaseOrder, &window, None)
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.unwrap();
+    let again = c
+        .fetch_page(Entity::PurchaseOrder, &window, Some(&cursor))
+        .await
+        .unwrap();
+    assert_eq!(again.records[0]["PurchaseOrder"], got[10]["PurchaseOrder"]);
+}
+
+#[tokio::test]
+async fn sap_records_sharing_one_timestamp_across_pages_are_read_once() {
+    let s = setup(60, json!({"page_size": 7}), false).await;
+    let shared = 1_765_000_000_000_i64;
+    for id in 1..=25 {
+        admin(
+            &s.emu,
+            "PATCH",
+            &format!("/records/purchase_orders/{id}"),
+            Some(json!({"last_modified": shared})),
+        )
+        .await;
+    }
+    let c = s.connector.as_ref();
+    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let keys: HashSet<&str> = all
+        .iter()
+        .map(|o| o["PurchaseOrder"].as_str().unwrap())
+        .collect();
+    assert_eq!(all.len(), 60);
+    assert_eq!(keys.len(), 60);
+    let window = ReadWindow {
+        modified_since: Some(Timestamp(shared * 1000)),
+        modified_until: Some(Timestamp(shared * 1000)),
+    };
+    let (tied, pages) = read_all(c, Entity::PurchaseOrder, &window).await.unwrap();
+    assert_eq!(tied.len(), 25);
+    assert!(pages >= 4);
+    let keys: HashSet<&str> = tied
+        .iter()
+        .map(|o| o["PurchaseOrder"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 25);
+}
+
+#[tokio::test]
+async fn sap_oauth_token_is_reused_and_revoked_credentials_are_unauthorized() {
+    let s = setup(20, json!({}), true).await;
+    let c = s.connector.as_ref();
+    c.check().await.unwrap();
+    read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    read_all(c, Entity::Vendor, &ReadWindow::ALL).await.unwrap();
+    assert_eq!(calls(&s.emu, "POST /sap/bc/sec/oauth2/token").await, 1);
+    admin(&s.emu, "POST", "/credentials/revoke", None).await;
+    assert!(matches!(c.check().await, Err(ConnectorError::Unauthorized)));
+
+    let basic = setup(20, json!({}), false).await;
+    admin(&basic.emu, "POST", "/credentials/revoke", None).await;
+    assert!(matches!(
+        basic.connector.check().await,
+        Err(ConnectorError::Unauthorized)
+    ));
+    let err = basic
+        .connector
+        .fetch_page(Entity::PurchaseOrder, &ReadWindow::ALL, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectorError::Unauthorized));
+}
+
+#[tokio::test]
+async fn sap_429_and_5xx_are_retried_and_the_read_completes() {
+    let s = setup(40, json!({"page_size": 15}), false).await;
+    admin(
+        &s.emu,
+        "PUT",
+        "/faults",
+        Some(json!({"rate_limit": {"count": 2, "retry_after_secs": 7}})),
+    )
+    .await;
+    let (all, _) = read_all(
+        s.connector.as_ref(),
+        Entity::PurchaseOrder,
+        &ReadWindow::ALL,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 40);
+    let slept = s.sleeper.slept();
+    assert_eq!(
+        slept.iter().filter(|d| d.as_secs() == 7).count(),
+        2,
+        "{slept:?}"
+    );
+    admin(&s.emu, "PUT", "/faults", Some(json!({"next_errors": {"count": 2, "status": 503, "body": "unavailable", "content_type": "text/plain"}}))).await;
+    let (all, _) = read_all(
+        s.connector.as_ref(),
+        Entity::PurchaseOrder,
+        &ReadWindow::ALL,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 40);
+    assert!(s.sleeper.slept().len() >= 4);
+    // Retries that never succeed end as an upstream failure without secrets.
+    admin(&s.emu, "PUT", "/faults", Some(json!({"next_errors": {"count": 50, "status": 503, "body": "unavailable", "content_type": "text/plain"}}))).await;
+    let err = s.connector.check().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Upstream(_)), "{err:?}");
+    assert!(!format!("{err:?}").contains("Pa55"));
+    admin(&s.emu, "DELETE", "/faults", None).await;
+}
+
+fn line(item: &str, qty: i64) -> PurchaseOrderLineWrite {
+    PurchaseOrderLineWrite {
+        item_remote_id: item.into(),
+        quantity: Decimal::from(qty),
+        unit_price: Some(Decimal::new(1250, 2)),
+        description: Some("Widgets".into()),
+        unit_of_measure: None,
+        expected_delivery_date: None,
+    }
+}
+
+fn order(vendor: &str, lines: Vec<PurchaseOrderLineWrite>) -> PurchaseOrderWrite {
+    PurchaseOrderWrite {
+        number: None,
+        vendor_remote_id: vendor.into(),
+        location_remote_id: None,
+        currency: Some("USD".into()),
+        order_date: Some("2026-01-05".into()),
+        expected_delivery_date: None,
+        memo: None,
+        custom_fields: obj(json!({"YY1_Priority_PDH": "High"})),
+        lines,
+    }
+}
+
+#[tokio::test]
+async fn sap_create_and_update_with_the_csrf_handshake() {
+    let s = setup(30, json!({}), false).await;
+    let c = s.connector.as_ref();
+    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let vendor = orders[0]["Supplier"].as_str().unwrap().to_string();
+    let items = orders[0]["to_PurchaseOrderItem"]["results"]
+        .as_array()
+        .unwrap();
+    let material = items[0]["Material"].as_str().unwrap().to_string();
+
+    let created = c
+        .create_purchase_order(&order(
+            &vendor,
+            vec![line(&material, 3), line(&material, 5)],
+        ))
+        .await
+        .unwrap();
+    let key = created["PurchaseOrder"].as_str().unwrap().to_string();
+    assert_eq!(created["Supplier"], json!(vendor));
+    assert_eq!(
+        created["to_PurchaseOrderItem"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(created["YY1_Priority_PDH"], "High");
+    let log = admin(&s.emu, "GET", "/requests", None).await;
+    let entries = log["entries"].as_array().unwrap();
+    let fetch = entries
+        .iter()
+        .position(|e| e["headers"]["x-csrf-token"] == "Fetch")
+        .expect("a CSRF fetch");
+    let post = entries
+        .iter()
+        .position(|e| {
+            e["method"] == "POST" && e["path"].as_str().unwrap().ends_with("A_PurchaseOrder")
+        })
+        .unwrap();
+    assert!(fetch < post);
+    assert_eq!(entries[post]["has_cookie"], true);
+    assert_eq!(entries[post]["status"], 201);
+
+    // The session's token is refused once: a new one is fetched and the write goes through.
+    admin(
+        &s.emu,
+        "PUT",
+        "/faults",
+        Some(json!({"next_errors": {"count": 1, "status": 403, "body": "CSRF token validation failed",
+            "content_type": "text/plain", "headers": [["x-csrf-token", "Required"]]}})),
+    )
+    .await;
+    let fetches_before = entries
+        .iter()
+        .filter(|e| e["headers"]["x-csrf-token"] == "Fetch")
+        .count();
+    let again = c
+        .create_purchase_order(&order(&vendor, vec![line(&material, 1)]))
+        .await
+        .unwrap();
+    assert_ne!(again["PurchaseOrder"], created["PurchaseOrder"]);
+    let log = admin(&s.emu, "GET", "/requests", None).await;
+    let fetches = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["headers"]["x-csrf-token"] == "Fetch")
+        .count();
+    assert_eq!(fetches, fetches_before + 1, "one refetch after the 403");
+
+    let update = PurchaseOrderUpdate {
+        custom_fields: obj(json!({"YY1_Priority_PDH": "Low"})),
+        lines: Some(vec![line(&material, 7)]),
+        ..PurchaseOrderUpdate::default()
+    };
+    let updated = c.update_purchase_order(&key, &update).await.unwrap();
+    assert_eq!(updated["YY1_Priority_PDH"], "Low");
+    let open: Vec<&Value> = updated["to_PurchaseOrderItem"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["PurchasingDocumentDeletionCode"] == "")
+        .collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        open[0]["OrderQuantity"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap(),
+        7.0
+    );
+
+    assert!(matches!(
+        c.update_purchase_order("4599999999", &update).await,
+        Err(ConnectorError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn sap_invalid_vendor_and_material_are_business_rule_errors() {
+    let s = setup(30, json!({}), false).await;
+    let c = s.connector.as_ref();
+    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    let vendor = orders[0]["Supplier"].as_str().unwrap().to_string();
+    let material = orders[0]["to_PurchaseOrderItem"]["results"][0]["Material"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    match c
+        .create_purchase_order(&order("99999999", vec![line(&material, 1)]))
+        .await
+    {
+        Err(ConnectorError::BusinessRule {
+            remote_code, param, ..
+        }) => {
+            assert_eq!(remote_code, "ME/045");
+            assert_eq!(param.as_deref(), Some("vendor_id"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match c
+        .create_purchase_order(&order(
+            &vendor,
+            vec![line(&material, 1), line("NO-SUCH-ITEM", 1)],
+        ))
+        .await
+    {
+        Err(ConnectorError::BusinessRule {
+            remote_code, param, ..
+        }) => {
+            assert_eq!(remote_code, "ME/062");
+            assert_eq!(param.as_deref(), Some("line_items[1].item_id"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
