@@ -217,3 +217,274 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// What `bench sync` measures.
+#[derive(Debug, clap::Args)]
+pub struct SyncBenchArgs {
+    /// Purchase orders in each emulated ERP.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Purchase orders changed before the incremental sync.
+    #[arg(long, default_value_t = 1_000)]
+    pub changes: u64,
+    /// Systems to measure (comma-separated).
+    #[arg(
+        long,
+        default_value = "netsuite,sap,business-central",
+        value_delimiter = ','
+    )]
+    pub systems: Vec<String>,
+}
+
+async fn emulator_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut request = http.request(method, url);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let text = request.send().await?.error_for_status()?.text().await?;
+    Ok(if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    })
+}
+
+async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    let counts = emulator_json(
+        http,
+        reqwest::Method::GET,
+        format!("{base}/__emulator/requests/count"),
+        None,
+    )
+    .await?;
+    Ok(counts["total"].as_u64().unwrap_or(0))
+}
+
+/// Full then incremental sync of each emulated ERP into a fresh database, through the real
+/// connectors and sync engine; reports records/s, upstream requests and peak memory.
+pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
+    use ironbridge_core::ManualClock;
+    use ironbridge_core::service::{ConnectorFactory, Deps, create_connection, open_connector};
+    use ironbridge_core::store::{ConnId, OrgId, RecordQuery};
+    use ironbridge_emulators::{EmulatorConfig, System};
+    use ironbridge_engine::sync::sync_connection;
+    use ironbridge_model::api::{ConnectionIn, SystemId};
+    use std::str::FromStr;
+
+    let dir = tempfile_dir()?;
+    let url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-sync.db").display()));
+    let store = ironbridge_store::open(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let keys = Keys::from_master(&Keys::decode_master(&Keys::generate_master())?)?;
+    let http = reqwest::Client::new();
+    println!(
+        "backend: {}, purchase orders per system: {}, changes: {}",
+        if url.starts_with("sqlite") {
+            "sqlite"
+        } else {
+            "postgres"
+        },
+        args.records,
+        args.changes
+    );
+    for name in &args.systems {
+        let system = System::from_str(name)?;
+        let start_ms = SystemClock.now().micros() / 1000;
+        let mut config = EmulatorConfig::new(system, 1, args.records);
+        config.start_time_ms = start_ms;
+        let emu = ironbridge_emulators::start(
+            config,
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        )
+        .await?;
+        let base = emu.base_url();
+        // Our clock follows the emulator's (frozen) clock, so windows line up with its data.
+        let clock = ManualClock::new(ironbridge_model::Timestamp(start_ms * 1000));
+        let connectors = BuiltinConnectors::new(Arc::new(clock.clone()));
+        let now = clock.now();
+        let org = Organization {
+            id: new_id("org", now.micros()),
+            name: "bench".into(),
+            connection_credits: 10,
+            created_at: now,
+        };
+        let key = NewApiKey {
+            id: new_id("key", now.micros()),
+            name: "bench".into(),
+            token_hash: token_hash(&new_token(API_KEY_PREFIX)),
+            prefix: "ibk_".into(),
+            created_at: now,
+        };
+        store
+            .create_organization(&org, &key)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (id, settings, credentials) = match system {
+            System::NetSuite => {
+                let cert =
+                    ironbridge_connectors::netsuite::certs::generate_certificate("bench", now)?;
+                let register = json!({"client_id": "bench", "certificate_id": "bench-1", "certificate_pem": cert.certificate_pem});
+                emulator_json(
+                    &http,
+                    reqwest::Method::POST,
+                    format!("{base}/__emulator/netsuite/m2m-clients"),
+                    Some(register),
+                )
+                .await?;
+                (
+                    SystemId::Netsuite,
+                    json!({"base_url": base}),
+                    json!({"account_id": "1234567", "client_id": "bench", "certificate_id": "bench-1", "private_key_pem": cert.private_key_pem}),
+                )
+            }
+            System::SapS4Hana => {
+                let c = emulator_json(
+                    &http,
+                    reqwest::Method::GET,
+                    format!("{base}/__emulator/credentials"),
+                    None,
+                )
+                .await?;
+                (
+                    SystemId::SapS4hana,
+                    json!({"base_url": base, "page_size": 1000}),
+                    json!({"username": c["user"], "password": c["password"]}),
+                )
+            }
+            System::BusinessCentral => {
+                let c = emulator_json(
+                    &http,
+                    reqwest::Method::GET,
+                    format!("{base}/__emulator/credentials"),
+                    None,
+                )
+                .await?;
+                // The emulator's per-minute budget would bind on a frozen clock; lift it for the bench.
+                http.patch(format!("{base}/__emulator/settings"))
+                    .json(&json!({"requests_per_minute": 1_000_000}))
+                    .send()
+                    .await?;
+                (
+                    SystemId::BusinessCentral,
+                    json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"], "environment": c["environment"]}),
+                    json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
+                )
+            }
+        };
+        let deps = Deps {
+            store: store.as_ref(),
+            keys: &keys,
+            connectors: &connectors,
+            clock: &clock,
+        };
+        let input = ConnectionIn {
+            system: id,
+            name: None,
+            credentials: credentials.as_object().cloned(),
+            settings: settings.as_object().cloned(),
+            end_user: None,
+        };
+        let created = create_connection(&deps, &OrgId(org.id.clone()), &input)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting {name}: {e}"))?;
+        let conn = ConnId(created.connection.id.clone());
+        let connector = open_connector(
+            &keys,
+            &connectors as &dyn ConnectorFactory,
+            &created.connection,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let before = upstream_requests(&http, &base).await?;
+        let started = Instant::now();
+        sync_connection(
+            store.as_ref(),
+            connector.as_ref(),
+            &OrgId(org.id.clone()),
+            &conn,
+            true,
+            &clock,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("full sync of {name}: {e}"))?;
+        let full_secs = started.elapsed().as_secs_f64();
+        let full_requests = upstream_requests(&http, &base).await? - before;
+        let q = RecordQuery {
+            entity: ironbridge_model::Entity::PurchaseOrder,
+            after_id: None,
+            modified_after: None,
+            modified_before: None,
+            include_deleted: true,
+            include_raw: false,
+            limit: 1,
+        };
+        let orders = store
+            .count_records(&conn, &q)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        // Change some orders at the source, let time pass, sync incrementally.
+        emulator_json(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/__emulator/clock"),
+            Some(json!({"advance_seconds": 600})),
+        )
+        .await?;
+        clock.advance_secs(600);
+        for n in 1..=args.changes.min(args.records) {
+            http.post(format!(
+                "{base}/__emulator/records/purchase_orders/{n}/touch"
+            ))
+            .send()
+            .await?
+            .error_for_status()?;
+        }
+        emulator_json(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/__emulator/clock"),
+            Some(json!({"advance_seconds": 300})),
+        )
+        .await?;
+        clock.advance_secs(300);
+        let before = upstream_requests(&http, &base).await?;
+        let started = Instant::now();
+        let reports = sync_connection(
+            store.as_ref(),
+            connector.as_ref(),
+            &OrgId(org.id.clone()),
+            &conn,
+            false,
+            &clock,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("incremental sync of {name}: {e}"))?;
+        let inc_secs = started.elapsed().as_secs_f64();
+        let inc_requests = upstream_requests(&http, &base).await? - before;
+        let po = reports
+            .iter()
+            .find(|r| r.entity == Some(ironbridge_model::Entity::PurchaseOrder));
+        let seen = po.map_or(0, |r| {
+            r.counts.updated + r.counts.unchanged + r.counts.added
+        });
+        println!(
+            "{}",
+            json!({
+                "system": name,
+                "full": {"purchase_orders": orders, "seconds": full_secs, "orders_per_s": orders as f64 / full_secs, "upstream_requests": full_requests},
+                "incremental": {"changed_at_source": args.changes, "orders_read": seen, "seconds": inc_secs, "upstream_requests": inc_requests},
+                "peak_rss_mib": peak_rss_mib(),
+            })
+        );
+        emu.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -95,6 +95,8 @@ enum Command {
 enum BenchCommand {
     /// Time page reads and single-record reads over HTTP against a sandbox connection.
     Api(bench::BenchArgs),
+    /// Full and incremental syncs of each emulated ERP through the real connectors.
+    Sync(bench::SyncBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,6 +335,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Api(args),
         } => bench::run(args, cli.database_url.clone()).await,
+        Command::Bench {
+            command: BenchCommand::Sync(args),
+        } => bench::run_sync(args, cli.database_url.clone()).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Emulate {
             system,

@@ -139,6 +139,16 @@ impl RunningEmulator {
     }
 }
 
+/// An HTTP-date (RFC 9110 IMF-fixdate).
+fn http_date(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
 /// Starts an emulator on `listener` and returns once it accepts connections.
 pub async fn start(
     config: EmulatorConfig,
@@ -162,6 +172,23 @@ pub async fn start(
         System::SapS4Hana => sap::app(core.clone(), config.sap.clone())?,
         System::BusinessCentral => bc::app(core.clone(), config.business_central.clone())?,
     };
+    // The `Date` header is the emulated clock's, as a real server's is its own: clients cap
+    // their sync windows below it.
+    let date_core = core.clone();
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let core = date_core.clone();
+            async move {
+                let mut response = next.run(req).await;
+                if let Ok(value) = http_date(core.clock.now()).parse() {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::DATE, value);
+                }
+                response
+            }
+        },
+    ));
     let listener = FaultyListener::new(listener, core.faults.offline_watch())?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     let (stop, stopped) = oneshot::channel::<()>();

@@ -74,6 +74,9 @@ async fn clock_can_be_read_set_and_advanced() {
     )
     .await;
     assert_eq!(c["now"], "2027-05-06T07:08:09.005Z");
+    // Every answer's Date header is the emulated clock, as a real server's is its own.
+    let res = admin(&emu, Method::GET, "/clock", None).await;
+    assert_eq!(res.headers()["date"], "Thu, 06 May 2027 07:08:09 GMT");
     assert_eq!(
         admin(
             &emu,
