@@ -1,5 +1,5 @@
 //! Measures start-up time, memory and page latency of an emulator at a given size:
-//! `cargo run --release --example bench -- netsuite 1000000`.
+//! `cargo run --release --example bench -- netsuite 1000000 [keyset pages, default 1000]`.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -47,7 +47,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn netsuite(base: &str, http: &Client, orders: u64) -> anyhow::Result<()> {
+async fn netsuite(
+    base: &str,
+    http: &Client,
+    orders: u64,
+    keyset_pages: usize,
+) -> anyhow::Result<()> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = rcgen::CertificateParams::new(vec!["bench".into()])?.self_signed(&key)?;
     http.post(format!("{base}/__emulator/netsuite/m2m-clients"))
@@ -184,6 +189,165 @@ async fn netsuite(base: &str, http: &Client, orders: u64) -> anyhow::Result<()> 
         }
     })
     .await;
+    let oldest = "SELECT t.id, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso FROM transaction t WHERE t.type = 'PurchOrd' ORDER BY t.lastmodifieddate, t.id";
+    let (mut times, mut bytes) = (Vec::new(), 0);
+    for _ in 0..20 {
+        let (d, b, _) = suiteql_timed(base, http, &token, oldest, 1, 0).await?;
+        times.push(d);
+        bytes += b;
+    }
+    row(
+        "SuiteQL oldest change (connector's `oldest_query`, `limit=1`)",
+        &mut times,
+        bytes,
+    );
+    keyset_walk(base, http, &token, orders, keyset_pages).await
+}
+
+/// The connector's header query (`crates/connectors/src/netsuite/read.rs`, purchase orders): a
+/// window up to `until` and, after the first page, the keyset condition on `(lastmodifieddate, id)`.
+fn keyset_query(until: &str, after: Option<(&str, u64)>) -> String {
+    let ts = |t: &str| format!("TO_TIMESTAMP('{t}', 'YYYY-MM-DD HH24:MI:SS')");
+    let mut q = String::from(
+        "SELECT t.*, BUILTIN.DF(t.entity) AS entity_name, BUILTIN.DF(t.status) AS status_name, \
+         BUILTIN.DF(t.currency) AS currency_name, BUILTIN.DF(t.location) AS location_name, \
+         BUILTIN.DF(t.custbody_requestor) AS custbody_requestor_name, \
+         TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso, \
+         TO_CHAR(t.createddate, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_iso, \
+         TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso \
+         FROM transaction t WHERE t.type = 'PurchOrd'",
+    );
+    q.push_str(&format!(" AND t.lastmodifieddate <= {}", ts(until)));
+    if let Some((at, id)) = after {
+        let at = ts(at);
+        q.push_str(&format!(
+            " AND (t.lastmodifieddate > {at} OR (t.lastmodifieddate = {at} AND t.id > {id}))"
+        ));
+    }
+    q.push_str(" ORDER BY t.lastmodifieddate, t.id");
+    q
+}
+
+/// The connector's lines query for one page of orders.
+fn lines_query(ids: &[u64]) -> String {
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    format!(
+        "SELECT tl.*, BUILTIN.DF(tl.item) AS item_name, TO_CHAR(tl.expectedreceiptdate, 'YYYY-MM-DD') AS expectedreceipt_iso \
+         FROM transactionline tl WHERE tl.mainline = 'F' AND tl.transaction IN ({}) \
+         ORDER BY tl.transaction, tl.linesequencenumber",
+        ids.join(", ")
+    )
+}
+
+/// One SuiteQL call: the time until the whole body arrived (parsing it is the client's cost,
+/// left out), its size, and the parsed body.
+async fn suiteql_timed(
+    base: &str,
+    http: &Client,
+    token: &str,
+    q: &str,
+    limit: usize,
+    offset: usize,
+) -> anyhow::Result<(Duration, usize, Value)> {
+    let t = Instant::now();
+    let body = http
+        .post(format!(
+            "{base}/services/rest/query/v1/suiteql?limit={limit}&offset={offset}"
+        ))
+        .bearer_auth(token)
+        .header("Prefer", "transient")
+        .json(&json!({ "q": q }))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let elapsed = t.elapsed();
+    Ok((elapsed, body.len(), serde_json::from_slice(&body)?))
+}
+
+fn row(label: &str, times: &mut [Duration], bytes: usize) {
+    if times.is_empty() {
+        return;
+    }
+    times.sort();
+    let n = times.len();
+    println!(
+        "| {label} | {n} | {:.1} ms | {:.1} ms | {} KB |",
+        ms(times[n / 2]),
+        ms(times[n - 1]),
+        bytes / n / 1024
+    );
+}
+
+/// Walks purchase orders the way the connector's full sync does: keyset pages of 100 headers, each
+/// followed by the lines of its orders (`IN (…)`, pages of 1000 by offset), up to `max_pages`.
+async fn keyset_walk(
+    base: &str,
+    http: &Client,
+    token: &str,
+    orders: u64,
+    max_pages: usize,
+) -> anyhow::Result<()> {
+    let until = "2025-12-31 23:58:00";
+    let (mut head_t, mut line_t) = (Vec::new(), Vec::new());
+    let (mut head_b, mut line_b) = (0, 0);
+    let (mut seen, mut pages) = (0usize, 0usize);
+    let mut after: Option<(String, u64)> = None;
+    let walk = Instant::now();
+    loop {
+        let q = keyset_query(until, after.as_ref().map(|(t, id)| (t.as_str(), *id)));
+        let (d, b, page) = suiteql_timed(base, http, token, &q, 100, 0).await?;
+        head_t.push(d);
+        head_b += b;
+        pages += 1;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        seen += items.len();
+        let ids: Vec<u64> = items
+            .iter()
+            .filter_map(|r| r["id"].as_str()?.parse().ok())
+            .collect();
+        if !ids.is_empty() {
+            let lq = lines_query(&ids);
+            let mut offset = 0;
+            let mut spent = Duration::ZERO;
+            loop {
+                let (d, b, lines) = suiteql_timed(base, http, token, &lq, 1000, offset).await?;
+                spent += d;
+                line_b += b;
+                let n = lines["count"].as_u64().unwrap_or(0) as usize;
+                offset += n;
+                if lines["hasMore"] != true || n == 0 {
+                    break;
+                }
+            }
+            line_t.push(spent);
+        }
+        let last = items.last().and_then(|r| {
+            let t = r["lastmodified_iso"].as_str()?;
+            let id = r["id"].as_str()?.parse().ok()?;
+            Some((t.trim_end_matches('Z').replace('T', " "), id))
+        });
+        if page["hasMore"] != true || last.is_none() || pages >= max_pages {
+            break;
+        }
+        after = last;
+    }
+    let total = walk.elapsed();
+    let requests: Duration = head_t.iter().chain(&line_t).sum();
+    row(
+        "SuiteQL keyset page (connector's header query, `limit=100`)",
+        &mut head_t,
+        head_b,
+    );
+    row(
+        "SuiteQL lines of that page (`transaction IN (100 ids)`, `limit=1000`, all offsets)",
+        &mut line_t,
+        line_b,
+    );
+    println!(
+        "\nKeyset walk: {seen} of {orders} orders in {pages} pages (headers + lines) in {total:.2?}, \
+         of which {requests:.2?} waiting for answers (the rest is the client parsing them)"
+    );
     Ok(())
 }
 
@@ -333,6 +497,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let system = System::from_str(&args.next().unwrap_or_else(|| "netsuite".into()))?;
     let orders: u64 = args.next().map_or(Ok(100_000), |s| s.parse())?;
+    let keyset_pages: usize = args.next().map_or(Ok(1000), |s| s.parse())?;
     let before = rss_mb();
     let t = Instant::now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -347,7 +512,7 @@ async fn main() -> anyhow::Result<()> {
     let http = Client::new();
     let base = emu.base_url();
     match system {
-        System::NetSuite => netsuite(&base, &http, orders).await?,
+        System::NetSuite => netsuite(&base, &http, orders, keyset_pages).await?,
         System::SapS4Hana => sap(&base, &http, orders).await?,
         System::BusinessCentral => business_central(&base, &http, orders).await?,
     }

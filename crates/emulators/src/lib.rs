@@ -164,7 +164,14 @@ pub async fn start(
     };
     let core = Arc::new(Core::new(
         config.seed,
-        Clock::new(config.start_time_ms, config.real_time_clock),
+        Clock::new(config.start_time_ms, config.real_time_clock).with_resolution(
+            // NetSuite shows and compares whole seconds; so must its clock.
+            if config.system == System::NetSuite {
+                1000
+            } else {
+                1
+            },
+        ),
         Dataset::new(ctx),
     ));
     let app: Router = match config.system {

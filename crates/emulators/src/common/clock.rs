@@ -17,6 +17,8 @@ pub const MAX_MS: Millis = 253_402_300_799_999;
 pub struct Clock {
     inner: Mutex<ClockState>,
     real_time: bool,
+    /// Resolution of a clock that follows real time (1 ms; NetSuite keeps whole seconds).
+    resolution_ms: i64,
 }
 
 #[derive(Debug)]
@@ -33,13 +35,22 @@ impl Clock {
                 since: Instant::now(),
             }),
             real_time,
+            resolution_ms: 1,
         }
+    }
+
+    /// A clock whose real-time reading is rounded down to whole `resolution_ms` (a system
+    /// that stores times in seconds must never show a fraction, even in a demo).
+    pub fn with_resolution(mut self, resolution_ms: i64) -> Self {
+        self.resolution_ms = resolution_ms.max(1);
+        self
     }
 
     pub fn now_ms(&self) -> Millis {
         let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if self.real_time {
-            s.base_ms + s.since.elapsed().as_millis() as i64
+            let now = s.base_ms + s.since.elapsed().as_millis() as i64;
+            now - now.rem_euclid(self.resolution_ms)
         } else {
             s.base_ms
         }
@@ -142,6 +153,16 @@ mod tests {
         assert_eq!(c.now_ms(), MAX_MS);
         c.advance_ms(i64::MIN);
         assert_eq!(c.now_ms(), 0);
+    }
+
+    #[test]
+    fn a_real_time_clock_keeps_its_resolution() {
+        let c = Clock::new(1_234_567, true).with_resolution(1000);
+        let t = c.now_ms();
+        assert_eq!(t % 1000, 0, "{t}");
+        assert!((1_234_000..1_300_000).contains(&t));
+        let fine = Clock::new(1_234_567, true);
+        assert!(fine.now_ms() >= 1_234_567);
     }
 
     #[test]

@@ -142,6 +142,16 @@ impl<R: Record> Table<R> {
         }
     }
 
+    /// `get(id)?.last_modified()` without generating a seeded record.
+    pub fn last_modified_of(&self, id: u64) -> Option<Millis> {
+        match self.overlay.get(&id) {
+            Some(Some(r)) => Some(r.last_modified()),
+            Some(None) => None,
+            None if id >= 1 && id <= self.seeded => Some(R::seeded_last_modified(&self.ctx, id)),
+            None => None,
+        }
+    }
+
     pub fn exists(&self, id: u64) -> bool {
         self.ids.binary_search(&id).is_ok()
     }
@@ -270,6 +280,11 @@ mod tests {
         assert_eq!(t.len(), 50);
         assert!(t.delete(3).is_none());
         assert!(t.get(999).is_none());
+        for id in [1, 10, 51] {
+            assert_eq!(t.last_modified_of(id), t.get(id).map(|r| r.last_modified));
+        }
+        assert_eq!(t.last_modified_of(3), None);
+        assert_eq!(t.last_modified_of(999), None);
     }
 
     #[test]

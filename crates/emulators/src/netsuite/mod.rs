@@ -58,6 +58,10 @@ pub struct Settings {
     pub suiteql_datetime_as_date: bool,
     /// SuiteQL: refuse requests without `Prefer: transient` [I].
     pub suiteql_require_prefer_transient: bool,
+    /// SuiteQL: answer single-table queries from the sorted indexes where the planner can prove the
+    /// same result (not a NetSuite behaviour: off runs every query through the full evaluation, so
+    /// tests can compare the two).
+    pub suiteql_use_indexes: bool,
     /// OAuth 2.0 client-credentials (M2M) integrations and their certificates.
     pub m2m_clients: Vec<M2mClient>,
     /// Token-based authentication (OAuth 1.0a) credentials, for TBA clients; `None` disables TBA.
@@ -106,6 +110,7 @@ impl Default for Settings {
             suiteql_omit_nulls: true,
             suiteql_datetime_as_date: true,
             suiteql_require_prefer_transient: false,
+            suiteql_use_indexes: true,
             m2m_clients: Vec::new(),
             tba: Some(TbaCredentials {
                 consumer_key: "emulator-consumer-key".into(),

@@ -1,17 +1,19 @@
 //! SuiteQL (`POST /query/v1/suiteql`): the query is parsed with a real SQL parser, bound to the emulated
-//! tables (transaction, transactionline, vendor, item, location), run over the seeded data with the
-//! last-modified index, ordered stably and paged with `limit`/`offset`. Unsupported SQL gets NetSuite's error.
+//! tables (transaction, transactionline, vendor, item, location), answered from the sorted indexes where
+//! `index` can prove the same rows or else run over the seeded data, ordered stably and paged with
+//! `limit`/`offset`. Unsupported SQL gets NetSuite's error.
 
 use std::cell::OnceCell;
 use std::cmp::Ordering;
+use std::fmt::Write as _;
 use std::ops::Bound;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use sqlparser::ast::{
     self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
@@ -30,6 +32,9 @@ use super::{Ns, Settings, base_from};
 use crate::common::Dataset;
 use crate::common::clock::Millis;
 use crate::common::datagen::{EMPLOYEES, Item, Location, PoStatus, PurchaseOrder, Vendor};
+use crate::common::jsontext::{Members, json_str};
+
+mod index;
 
 const PREFIX: &str = "Invalid search query. Detailed unprocessed description follows.";
 /// Oracle's limit on reachable rows without SuiteAnalytics Connect.
@@ -1051,7 +1056,7 @@ fn lm_bounds(plan: &Plan, ctx: &Ctx<'_>) -> (Bound<Millis>, Bound<Millis>) {
     };
     let mut parts = Vec::new();
     conjuncts(f, &mut parts);
-    let is_lm = |e: &E| matches!(e, E::Col(i, "lastmodifieddate") if plan.bindings[*i].table == Tbl::Transaction);
+    let is_lm = |e: &E| is_order_lm(plan, e);
     let konst = |e: &E| -> Option<Millis> {
         if refers_any(e) {
             return None;
@@ -1215,35 +1220,87 @@ fn expand(
     }
 }
 
-/// Order ids implied by top-level WHERE conjuncts on `transaction.id` or `transactionline.transaction`
-/// (`=`, `IN`, `BETWEEN`, `<`, `<=`, `>`, `>=`), as an inclusive range or an explicit list.
+/// The order id of the driver row: a transaction driver's `id`, a line driver's `transaction`.
+fn order_id_column(plan: &Plan) -> Option<&'static str> {
+    match plan.bindings[0].table {
+        Tbl::Transaction => Some("id"),
+        Tbl::TransactionLine => Some("transaction"),
+        _ => None,
+    }
+}
+
+/// A column that, when not NULL, equals the driver row's order id: the driver's own, or that of a
+/// transaction (or its lines) joined on the driver's order id.
+fn is_order_id(plan: &Plan, e: &E) -> bool {
+    let (Some(drv), E::Col(i, c)) = (order_id_column(plan), e) else {
+        return false;
+    };
+    if *i == 0 {
+        return *c == drv;
+    }
+    let on_order = |key: &E| matches!(key, E::Col(0, k) if *k == drv);
+    let b = &plan.bindings[*i];
+    match &b.join {
+        Some(Join::Lookup { key, .. }) => {
+            b.table == Tbl::Transaction && *c == "id" && on_order(key)
+        }
+        Some(Join::Lines { key, .. }) => {
+            b.table == Tbl::TransactionLine && *c == "transaction" && on_order(key)
+        }
+        None => false,
+    }
+}
+
+/// The driver's order last-modified: the transaction driver's, or that of a transaction joined on
+/// the driver's order id.
+fn is_order_lm(plan: &Plan, e: &E) -> bool {
+    let E::Col(i, "lastmodifieddate") = e else {
+        return false;
+    };
+    let b = &plan.bindings[*i];
+    if b.table != Tbl::Transaction {
+        return false;
+    }
+    *i == 0
+        || matches!(&b.join, Some(Join::Lookup { key, .. })
+            if matches!(key, E::Col(0, k) if Some(*k) == order_id_column(plan)))
+}
+
+/// Order ids implied by top-level WHERE conjuncts on the driver's order id (`=`, `IN`, `BETWEEN`,
+/// `<`, `<=`, `>`, `>=` with integer constants), as an inclusive range and maybe an explicit list.
+/// Only narrows: the full filter is still evaluated on every row.
 fn id_bounds(plan: &Plan, ctx: &Ctx<'_>) -> Option<(u64, u64, Option<Vec<u64>>)> {
     let f = plan.filter.as_ref()?;
     let mut parts = Vec::new();
     conjuncts(f, &mut parts);
-    let is_id = |e: &E| match e {
-        E::Col(i, c) => {
-            let t = plan.bindings[*i].table;
-            (t == Tbl::Transaction && *c == "id")
-                || (t == Tbl::TransactionLine && *c == "transaction")
-        }
-        _ => false,
-    };
+    let is_id = |e: &E| is_order_id(plan, e);
     let konst = |e: &E| -> Option<i64> {
         if refers_any(e) {
             return None;
         }
         match eval(plan, e, &[], ctx) {
             Val::Int(i) => Some(i),
-            v => v.as_f64().map(|f| f as i64),
+            _ => None,
         }
     };
     let (mut lo, mut hi, mut list): (i64, i64, Option<Vec<u64>>) = (1, i64::MAX, None);
     let mut found = false;
     for p in &parts {
         match p {
-            E::Cmp(a, op, b) if is_id(a) => {
-                let Some(v) = konst(b) else { continue };
+            E::Cmp(a, op, b) if is_id(a) || is_id(b) => {
+                let (op, v) = if is_id(a) {
+                    (*op, konst(b))
+                } else {
+                    let flipped = match op {
+                        CmpOp::Lt => CmpOp::Gt,
+                        CmpOp::Le => CmpOp::Ge,
+                        CmpOp::Gt => CmpOp::Lt,
+                        CmpOp::Ge => CmpOp::Le,
+                        o => *o,
+                    };
+                    (flipped, konst(a))
+                };
+                let Some(v) = v else { continue };
                 found = true;
                 match op {
                     CmpOp::Eq => {
@@ -1251,9 +1308,9 @@ fn id_bounds(plan: &Plan, ctx: &Ctx<'_>) -> Option<(u64, u64, Option<Vec<u64>>)>
                         hi = hi.min(v);
                     }
                     CmpOp::Ge => lo = lo.max(v),
-                    CmpOp::Gt => lo = lo.max(v + 1),
+                    CmpOp::Gt => lo = lo.max(v.saturating_add(1)),
                     CmpOp::Le => hi = hi.min(v),
-                    CmpOp::Lt => hi = hi.min(v - 1),
+                    CmpOp::Lt => hi = hi.min(v.saturating_sub(1)),
                     CmpOp::Ne => {}
                 }
             }
@@ -1265,14 +1322,18 @@ fn id_bounds(plan: &Plan, ctx: &Ctx<'_>) -> Option<(u64, u64, Option<Vec<u64>>)>
                 }
             }
             E::InList(x, items, false) if is_id(x) => {
-                let vals: Option<Vec<u64>> = items
-                    .iter()
-                    .map(|i| konst(i).map(|v| v.max(0) as u64))
-                    .collect();
-                if let Some(mut v) = vals {
+                let vals: Option<Vec<i64>> = items.iter().map(konst).collect();
+                if let Some(v) = vals {
                     found = true;
+                    let mut v: Vec<u64> = v
+                        .into_iter()
+                        .filter_map(|x| u64::try_from(x).ok())
+                        .collect();
                     v.sort_unstable();
                     v.dedup();
+                    if let Some(prev) = &list {
+                        v.retain(|x| prev.binary_search(x).is_ok());
+                    }
                     list = Some(v);
                 }
             }
@@ -1282,58 +1343,58 @@ fn id_bounds(plan: &Plan, ctx: &Ctx<'_>) -> Option<(u64, u64, Option<Vec<u64>>)>
     found.then(|| (lo.max(0) as u64, hi.max(0) as u64, list))
 }
 
+/// A lazy transaction row: id and last-modified now, the record only when another column is read.
+fn po_driver(ctx: &Ctx<'_>, id: u64) -> Option<(u64, Vec<Src>)> {
+    let lm = ctx.data.purchase_orders.last_modified_of(id)?;
+    let cell = PoCell {
+        id,
+        lm,
+        full: OnceCell::new(),
+    };
+    Some((id, vec![Src::Po(Rc::new(cell))]))
+}
+
 /// Driver rows (first table) as `(id, src)`, narrowed by the id or last-modified index where possible.
 fn drivers<'a>(plan: &'a Plan, ctx: &'a Ctx<'a>) -> Box<dyn Iterator<Item = (u64, Vec<Src>)> + 'a> {
     let d = ctx.data;
+    let by_id = match plan.bindings[0].table {
+        Tbl::Transaction | Tbl::TransactionLine => id_bounds(plan, ctx),
+        _ => None,
+    };
     match plan.bindings[0].table {
-        Tbl::Transaction | Tbl::TransactionLine if id_bounds(plan, ctx).is_some() => {
-            let (lo, hi, list) = id_bounds(plan, ctx).unwrap_or((1, 0, None));
-            let ids = d.purchase_orders.ids();
-            let start = ids.partition_point(|&i| i < lo);
-            let end = ids.partition_point(|&i| i <= hi);
-            let slice = if start < end {
-                &ids[start..end]
-            } else {
-                &[][..]
-            };
-            Box::new(
-                slice
-                    .iter()
-                    .copied()
-                    .filter(move |id| list.as_ref().is_none_or(|l| l.binary_search(id).is_ok()))
-                    .filter_map(|id| {
-                        let po = d.purchase_orders.get(id)?;
-                        let cell = PoCell {
-                            id,
-                            lm: po.last_modified,
-                            full: OnceCell::new(),
-                        };
-                        let _ = cell.full.set(Some(Rc::new(po)));
-                        Some((id, vec![Src::Po(Rc::new(cell))]))
-                    }),
-            )
+        Tbl::Transaction | Tbl::TransactionLine if by_id.is_some() => {
+            let (lo, hi, list) = by_id.unwrap_or((1, 0, None));
+            match list {
+                // Only the listed orders: `transaction IN (…)` costs the list, not the table.
+                Some(list) => Box::new(
+                    list.into_iter()
+                        .filter(move |id| (lo..=hi).contains(id))
+                        .filter_map(move |id| po_driver(ctx, id)),
+                ),
+                None => {
+                    let ids = d.purchase_orders.ids();
+                    let start = ids.partition_point(|&i| i < lo);
+                    let end = ids.partition_point(|&i| i <= hi);
+                    Box::new(
+                        ids.get(start..end)
+                            .unwrap_or(&[])
+                            .iter()
+                            .filter_map(move |&id| po_driver(ctx, id)),
+                    )
+                }
+            }
         }
         Tbl::Transaction | Tbl::TransactionLine => {
             let (lo, hi) = lm_bounds(plan, ctx);
-            let is_line = plan.bindings[0].table == Tbl::TransactionLine;
-            Box::new(
-                d.purchase_orders
-                    .lm_range(lo, hi)
-                    .iter()
-                    .map(move |&(lm, id)| {
-                        let cell = Rc::new(PoCell {
-                            id,
-                            lm,
-                            full: OnceCell::new(),
-                        });
-                        if is_line {
-                            // The line table drives: its rows come from expanding the order.
-                            (id, vec![Src::Po(cell)])
-                        } else {
-                            (id, vec![Src::Po(cell)])
-                        }
-                    }),
-            )
+            // A line driver's rows come from expanding the order (see `rows_for`).
+            Box::new(d.purchase_orders.lm_range(lo, hi).iter().map(|&(lm, id)| {
+                let cell = Rc::new(PoCell {
+                    id,
+                    lm,
+                    full: OnceCell::new(),
+                });
+                (id, vec![Src::Po(cell)])
+            }))
         }
         Tbl::Vendor => Box::new(d.vendors.ids().iter().filter_map(|&id| {
             d.vendors
@@ -1405,18 +1466,44 @@ fn execute(plan: &Plan, ctx: &Ctx<'_>) -> Vec<Key> {
     keyed.into_iter().map(|k| k.1).collect()
 }
 
-/// Rebuilds the row behind a key.
-fn row_for(plan: &Plan, key: Key, ctx: &Ctx<'_>) -> Option<Vec<Src>> {
+/// Rebuilds the row behind a key. `last` keeps the order of the previous key, so the rows of a
+/// page of lines build each order once.
+fn row_for(
+    plan: &Plan,
+    key: Key,
+    ctx: &Ctx<'_>,
+    last: &mut Option<Rc<PurchaseOrder>>,
+) -> Option<Vec<Src>> {
     let d = ctx.data;
     let start = match plan.bindings[0].table {
         Tbl::Transaction | Tbl::TransactionLine => {
-            let po = d.purchase_orders.get(key.0)?;
+            let po = match last {
+                Some(po) if po.id == key.0 => po.clone(),
+                _ => {
+                    let po = Rc::new(d.purchase_orders.get(key.0)?);
+                    *last = Some(po.clone());
+                    po
+                }
+            };
+            if plan.bindings[0].table == Tbl::TransactionLine {
+                // A line driver yields at most one row per line: expand just that line.
+                if key.1 as usize > po.lines.len() {
+                    return None;
+                }
+                let mut found = None;
+                let mut row = vec![Src::Line(po, key.1)];
+                expand(plan, &mut row, key.1, ctx, &mut |r, _| {
+                    if found.is_none() {
+                        found = Some(r.to_vec());
+                    }
+                });
+                return found;
+            }
             let cell = PoCell {
                 id: key.0,
                 lm: po.last_modified,
-                full: OnceCell::new(),
+                full: OnceCell::from(Some(po)),
             };
-            let _ = cell.full.set(Some(Rc::new(po)));
             vec![Src::Po(Rc::new(cell))]
         }
         Tbl::Vendor => vec![Src::Vendor(Rc::new(d.vendors.get(key.0)?))],
@@ -1520,12 +1607,19 @@ pub async fn handler(
     };
     let base = base_from(&headers);
     let href = format!("{base}/services/rest/query/v1/suiteql");
+    let use_indexes = settings.suiteql_use_indexes;
     let cols = match &plan.projection {
         Projection::Columns(c) => c,
         Projection::Count(name) => {
-            let n = match cached {
-                Some(c) => c.len(),
-                None => execute(&plan, &ctx).len(),
+            let indexed = if use_indexes {
+                index::count(&plan, &ctx)
+            } else {
+                None
+            };
+            let n = match (indexed, cached) {
+                (Some(n), _) => n,
+                (None, Some(c)) => c.len(),
+                (None, None) => execute(&plan, &ctx).len(),
             };
             let mut row = Map::new();
             row.insert("links".into(), json!([]));
@@ -1537,54 +1631,119 @@ pub async fn handler(
             ));
         }
     };
-    let keys: Arc<Vec<u64>> = match cached {
-        Some(k) => k,
+    // The planner answers from the sorted indexes when it can prove the same rows and total;
+    // otherwise the whole query runs once and its ordered keys are cached for the next offsets.
+    let indexed = if use_indexes {
+        index::page(&plan, &ctx, offset, limit, MAX_ROWS)
+    } else {
+        None
+    };
+    let (page, total): (Vec<Key>, usize) = match indexed {
+        Some(p) => p,
         None => {
-            // Keys are packed as id << 32 | slot to share the record API's cache.
-            let ks: Vec<u64> = execute(&plan, &ctx)
-                .into_iter()
-                .map(|(id, s)| (id << 32) | s as u64)
+            let keys: Arc<Vec<u64>> = match cached {
+                Some(k) => k,
+                None => {
+                    // Keys are packed as id << 32 | slot to share the record API's cache.
+                    let ks: Vec<u64> = execute(&plan, &ctx)
+                        .into_iter()
+                        .map(|(id, s)| (id << 32) | s as u64)
+                        .collect();
+                    let ks = Arc::new(ks);
+                    *ns.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((cache_key, version, ks.clone()));
+                    ks
+                }
+            };
+            let total = keys.len().min(MAX_ROWS);
+            let end = (offset + limit).min(total);
+            let page = keys
+                .get(offset..end)
+                .unwrap_or(&[])
+                .iter()
+                .map(|&k| (k >> 32, (k & 0xFFFF_FFFF) as u32))
                 .collect();
-            let ks = Arc::new(ks);
-            *ns.cache.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((cache_key, version, ks.clone()));
-            ks
+            (page, total)
         }
     };
-    let total = keys.len().min(MAX_ROWS);
-    let end = (offset + limit).min(total);
-    let page = if offset >= end {
-        &[][..]
-    } else {
-        &keys[offset..end]
-    };
-    let items: Vec<Value> = page
-        .iter()
-        .filter_map(|&k| row_for(&plan, (k >> 32, (k & 0xFFFF_FFFF) as u32), &ctx))
-        .map(|row| {
-            let mut m = Map::new();
-            m.insert("links".into(), json!([]));
-            for (name, e) in cols {
-                let v = eval(&plan, e, &row, &ctx);
-                if v.is_null() && settings.suiteql_omit_nulls {
-                    continue;
+    // Rows are written straight into the body: building a `Value` per row costs more than the query.
+    let groups = output_groups(cols);
+    let mut body = String::with_capacity(256 + page.len() * 64 * groups.len());
+    body.push_str("{\"links\":");
+    let links = page_links(&href, "", limit, offset, total);
+    body.push_str(&serde_json::to_string(&links).unwrap_or_else(|_| "[]".into()));
+    body.push_str(",\"items\":[");
+    let mut count = 0;
+    let mut last = None;
+    for &k in &page {
+        let Some(row) = row_for(&plan, k, &ctx, &mut last) else {
+            continue;
+        };
+        if count > 0 {
+            body.push(',');
+        }
+        count += 1;
+        body.push('{');
+        let mut m = Members::new(&mut body);
+        for (name, members) in &groups {
+            // The last column of a name that is written wins, as inserting into an object would.
+            let value = members.iter().rev().find_map(|c| match c {
+                None => Some(None),
+                Some(i) => {
+                    let v = eval(&plan, &cols[*i].1, &row, &ctx);
+                    (!(v.is_null() && settings.suiteql_omit_nulls)).then_some(Some(v))
                 }
-                m.insert(name.clone(), to_json(&v, &settings, fmt));
+            });
+            match value {
+                None => {}
+                Some(None) => m.key(name).push_str("[]"),
+                Some(Some(v)) => write_val(m.key(name), &v, &settings, fmt),
             }
-            Value::Object(m)
-        })
-        .collect();
-    Ok(with_type(
-        json!({
-            "links": page_links(&href, "", limit, offset, total),
-            "count": items.len(),
-            "hasMore": offset + items.len() < total,
-            "offset": offset,
-            "totalResults": total,
-            "items": items,
-        }),
-        COLLECTION_TYPE,
-    ))
+        }
+        body.push('}');
+    }
+    let _ = write!(
+        body,
+        "],\"count\":{count},\"hasMore\":{},\"offset\":{offset},\"totalResults\":{total}}}",
+        offset + count < total
+    );
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(COLLECTION_TYPE));
+    Ok(r)
+}
+
+/// Output members by name in first-appearance order (`links` first); each lists the columns of
+/// that name, `None` standing for the row's `links: []`.
+fn output_groups(cols: &[(String, E)]) -> Vec<(&str, Vec<Option<usize>>)> {
+    let mut groups: Vec<(&str, Vec<Option<usize>>)> = vec![("links", vec![None])];
+    for (i, (name, _)) in cols.iter().enumerate() {
+        match groups.iter_mut().find(|g| g.0 == name.as_str()) {
+            Some(g) => g.1.push(Some(i)),
+            None => groups.push((name.as_str(), vec![Some(i)])),
+        }
+    }
+    groups
+}
+
+/// A value as JSON text, exactly as `to_json` would serialize it.
+fn write_val(out: &mut String, v: &Val, s: &Settings, fmt: DateFormat) {
+    match v {
+        Val::Null => out.push_str("null"),
+        Val::Str(x) => json_str(out, x),
+        Val::Int(i) if s.suiteql_values_as_strings => {
+            let _ = write!(out, "\"{i}\"");
+        }
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Val::Dec(d) if s.suiteql_values_as_strings => json_str(out, &d.to_string()),
+        Val::Dec(d) => out.push_str(&serde_json::to_string(d).unwrap_or_else(|_| "null".into())),
+        Val::Time { ms, datetime: true } if !s.suiteql_datetime_as_date => {
+            json_str(out, &display_datetime(*ms, fmt))
+        }
+        Val::Time { ms, .. } => json_str(out, &fmt.format(*ms)),
+    }
 }
 
 #[cfg(test)]

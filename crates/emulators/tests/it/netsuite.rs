@@ -1293,3 +1293,288 @@ async fn token_based_authentication_signatures() {
     );
     emu.shutdown().await;
 }
+
+// ---- SuiteQL index planner: the connector's keyset reads, answered from the sorted indexes, must
+// equal the full evaluation (`suiteql_use_indexes: false`) row for row, total for total.
+
+/// `TO_TIMESTAMP('…')` of an epoch-ms instant (whole seconds), as the connector writes it.
+fn ts(ms: i64) -> String {
+    let d = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap();
+    format!(
+        "TO_TIMESTAMP('{:04}-{:02}-{:02} {:02}:{:02}:{:02}', 'YYYY-MM-DD HH24:MI:SS')",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
+}
+
+/// The connector's header query (crates/connectors/src/netsuite/read.rs) for a table.
+fn keyset_q(table: &str, window: &str, after: Option<(i64, u64)>) -> String {
+    let (select, filter) = match table {
+        "transaction" => (
+            "t.*, BUILTIN.DF(t.entity) AS entity_name, BUILTIN.DF(t.status) AS status_name, \
+             BUILTIN.DF(t.currency) AS currency_name, BUILTIN.DF(t.location) AS location_name, \
+             BUILTIN.DF(t.custbody_requestor) AS custbody_requestor_name",
+            vec!["t.type = 'PurchOrd'".to_string()],
+        ),
+        _ => ("t.*", Vec::new()),
+    };
+    let mut conds = filter;
+    if !window.is_empty() {
+        conds.push(window.to_string());
+    }
+    if let Some((at, id)) = after {
+        let at = ts(at);
+        conds.push(format!(
+            "(t.lastmodifieddate > {at} OR (t.lastmodifieddate = {at} AND t.id > {id}))"
+        ));
+    }
+    let mut q = format!(
+        "SELECT {select}, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso FROM {table} t"
+    );
+    if !conds.is_empty() {
+        q.push_str(" WHERE ");
+        q.push_str(&conds.join(" AND "));
+    }
+    q.push_str(" ORDER BY t.lastmodifieddate, t.id");
+    q
+}
+
+fn row_key(row: &Value) -> (i64, u64) {
+    let iso = row["lastmodified_iso"].as_str().unwrap();
+    let t =
+        time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339).unwrap();
+    (
+        (t.unix_timestamp() * 1000),
+        row["id"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+/// Pages a keyset walk to the end; returns every query sent (with its limit) and every row.
+async fn keyset_walk(
+    ns: &Ns,
+    table: &str,
+    window: &str,
+    limit: usize,
+) -> (Vec<(String, usize, usize)>, Vec<Value>) {
+    let (mut sent, mut rows) = (Vec::new(), Vec::new());
+    let mut after = None;
+    loop {
+        let q = keyset_q(table, window, after);
+        let v: Value = ns.suiteql(&q, limit, 0).await.json().await.unwrap();
+        sent.push((q, limit, 0));
+        let items = v["items"].as_array().unwrap().clone();
+        after = items.last().map(row_key);
+        rows.extend(items);
+        if v["hasMore"] != true {
+            return (sent, rows);
+        }
+    }
+}
+
+/// Seeds ties on `lastmodifieddate`: orders 7, 33, 60, 81, 95, 110 share one instant, 20..=23
+/// another; order 44 is deleted and one order created. Returns the two instants.
+async fn seed_ties(ns: &Ns) -> (i64, i64) {
+    let lm = |v: Value| v["last_modified"].as_i64().unwrap();
+    let a = lm(admin_json(&ns.emu, Method::GET, "/records/purchase_orders/60", None).await);
+    let b = lm(admin_json(&ns.emu, Method::GET, "/records/purchase_orders/2", None).await);
+    for (ids, at) in [
+        (&[7u64, 33, 81, 95, 110][..], a),
+        (&[20, 21, 22, 23][..], b),
+    ] {
+        for id in ids {
+            admin_json(
+                &ns.emu,
+                Method::PATCH,
+                &format!("/records/purchase_orders/{id}"),
+                Some(json!({"last_modified": at})),
+            )
+            .await;
+        }
+    }
+    for id in [3u64, 5] {
+        let v = lm(admin_json(&ns.emu, Method::GET, "/records/vendors/4", None).await);
+        admin_json(
+            &ns.emu,
+            Method::PATCH,
+            &format!("/records/vendors/{id}"),
+            Some(json!({"last_modified": v})),
+        )
+        .await;
+    }
+    let r = admin(&ns.emu, Method::DELETE, "/records/purchase_orders/44", None).await;
+    assert!(r.status().is_success());
+    admin_json(
+        &ns.emu,
+        Method::POST,
+        "/records/purchase_orders",
+        Some(json!({})),
+    )
+    .await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn suiteql_index_planner_matches_the_full_evaluation() {
+    let ns = Ns::new(120).await;
+    let (a, b) = seed_ties(&ns).await;
+    let (lo, hi) = (a.min(b), a.max(b));
+    let lm = "t.lastmodifieddate";
+    let window = format!("{lm} >= {} AND {lm} <= {}", ts(lo), ts(hi));
+    let mut queries: Vec<(String, usize, usize)> = Vec::new();
+    // Keyset walks with pages that end inside the tie groups, and over everything.
+    for (table, window, limit) in [
+        ("transaction", window.as_str(), 2),
+        ("transaction", window.as_str(), 4),
+        ("transaction", "", 7),
+        ("vendor", "", 2),
+        ("item", "", 5),
+    ] {
+        let (sent, rows) = keyset_walk(&ns, table, window, limit).await;
+        assert!(!rows.is_empty(), "{table}");
+        queries.extend(sent);
+    }
+    let hdr = "SELECT t.id, t.tranid, BUILTIN.DF(t.status) AS st, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS') AS lm FROM transaction t WHERE t.type = 'PurchOrd'";
+    let order = format!("ORDER BY {lm}, t.id");
+    for cond in [
+        // Bounds at a tie instant, inclusive and exclusive, both ways round.
+        format!("{lm} >= {}", ts(a)),
+        format!("{lm} > {}", ts(a)),
+        format!("{lm} <= {}", ts(a)),
+        format!("{lm} < {}", ts(a)),
+        format!("{lm} = {}", ts(a)),
+        format!("{} <= {lm}", ts(a)),
+        format!("{} > {lm}", ts(a)),
+        format!("{lm} BETWEEN {} AND {}", ts(lo), ts(hi)),
+        format!("{lm} >= '1/1/2024'"),
+        // Keyset at a tie, both id operators and the mirror image.
+        format!("({lm} > {0} OR ({lm} = {0} AND t.id > 33))", ts(a)),
+        format!("((t.id >= 33 AND {lm} = {0}) OR {0} < {lm})", ts(a)),
+        format!("({lm} < {0} OR ({lm} = {0} AND t.id < 81))", ts(a)),
+        format!("({lm} < {0} OR ({lm} = {0} AND t.id <= 81))", ts(a)),
+        // Empty ranges.
+        format!("{lm} >= {} AND {lm} <= {}", ts(hi + 1000), ts(lo)),
+        format!("{lm} > {0} AND {lm} < {0}", ts(a)),
+        "t.id > 1000000".to_string(),
+        "t.type = 'VendBill'".to_string(),
+        // Ids, lists and conditions the index cannot answer (checked row by row).
+        "t.id > 100".to_string(),
+        "t.id BETWEEN 20 AND 40 AND t.id <> 22".to_string(),
+        "t.id IN (110, 7, 44, 60, 9999, 7)".to_string(),
+        format!("{lm} >= {} AND (t.id < 30 OR t.id > 90)", ts(lo)),
+        format!("NOT ({lm} > {})", ts(a)),
+        "t.memo IS NULL".to_string(),
+    ] {
+        let desc = format!("ORDER BY {lm} DESC, t.id DESC");
+        for (o, limit, offset) in [
+            (order.as_str(), 5, 0),
+            (order.as_str(), 3, 4),
+            (order.as_str(), 1000, 0),
+            ("ORDER BY t.id", 4, 0),
+            ("ORDER BY t.id", 1000, 0),
+            ("ORDER BY t.id DESC", 4, 2),
+            (desc.as_str(), 4, 1),
+            (desc.as_str(), 1000, 0),
+            ("", 6, 0),
+        ] {
+            queries.push((format!("{hdr} AND {cond} {o}"), limit, offset));
+        }
+        queries.push((
+            format!("SELECT COUNT(*) AS n FROM transaction t WHERE {cond}"),
+            10,
+            0,
+        ));
+    }
+    queries.push((
+        "SELECT id, name FROM location t WHERE t.id > 2 ORDER BY t.id".into(),
+        2,
+        1,
+    ));
+    queries.push((format!("{hdr} {order}"), 10, 200));
+    queries.push((
+        "SELECT id FROM vendor t WHERE t.id <= 4 ORDER BY t.id DESC".into(),
+        10,
+        0,
+    ));
+
+    let mut indexed = Vec::new();
+    for (q, limit, offset) in &queries {
+        let r = ns.suiteql(q, *limit, *offset).await;
+        assert_eq!(r.status(), 200, "{q}");
+        indexed.push(r.json::<Value>().await.unwrap());
+    }
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"suiteql_use_indexes": false})),
+    )
+    .await;
+    for ((q, limit, offset), fast) in queries.iter().zip(&indexed) {
+        let full: Value = ns.suiteql(q, *limit, *offset).await.json().await.unwrap();
+        assert_eq!(fast, &full, "{q} limit={limit} offset={offset}");
+    }
+    // The cases above are not vacuous: ties, both sides of the bounds and empty pages occur.
+    let count = |i: usize| indexed[i]["totalResults"].as_u64().unwrap();
+    assert!(indexed.iter().any(|v| v["totalResults"] == 0));
+    assert!(count(0) >= 10, "the window holds both tie groups");
+
+    // Lines by `transaction IN (…)` and `= N` equal the same query with the order-id lookup defeated.
+    for cond in [
+        "tl.transaction IN (110, 7, 44, 60, 9999)",
+        "tl.transaction = 60",
+        "tl.transaction IN (7, 60) AND tl.transaction IN (60, 81)",
+        "tl.transaction BETWEEN 10 AND 12",
+    ] {
+        let q = format!(
+            "SELECT tl.*, BUILTIN.DF(tl.item) AS item_name, TO_CHAR(tl.expectedreceiptdate, 'YYYY-MM-DD') AS expectedreceipt_iso \
+             FROM transactionline tl WHERE tl.mainline = 'F' AND {cond} ORDER BY tl.transaction, tl.linesequencenumber"
+        );
+        let slow = q
+            .replace("tl.transaction IN", "tl.transaction + 0 IN")
+            .replace("tl.transaction =", "tl.transaction + 0 =")
+            .replace("tl.transaction BETWEEN", "tl.transaction + 0 BETWEEN");
+        assert_ne!(q, slow);
+        for (limit, offset) in [(1000, 0), (7, 5)] {
+            let fast: Value = ns.suiteql(&q, limit, offset).await.json().await.unwrap();
+            let full: Value = ns.suiteql(&slow, limit, offset).await.json().await.unwrap();
+            assert_eq!(fast["items"], full["items"], "{q}");
+            assert_eq!(fast["totalResults"], full["totalResults"], "{q}");
+            assert!(fast["totalResults"].as_u64().unwrap() > 0, "{q}");
+        }
+    }
+    ns.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn suiteql_keyset_walk_reads_every_order_exactly_once() {
+    let ns = Ns::new(300).await;
+    seed_ties(&ns).await;
+    let now = clock_secs(&ns.emu).await * 1000;
+    let window = format!("t.lastmodifieddate <= {}", ts(now));
+    let first: Value = ns
+        .suiteql(&keyset_q("transaction", &window, None), 9, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (sent, rows) = keyset_walk(&ns, "transaction", &window, 9).await;
+    assert!(sent.len() > 30);
+    let keys: Vec<(i64, u64)> = rows.iter().map(row_key).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "strictly ascending");
+    let ids: HashSet<u64> = keys.iter().map(|k| k.1).collect();
+    assert_eq!(ids.len(), rows.len(), "no order twice");
+    let mut expected: HashSet<u64> = (1..=301).collect();
+    expected.remove(&44);
+    assert_eq!(ids, expected);
+    assert_eq!(first["totalResults"], 300);
+    // Every row carries the whole header, as the full evaluation renders it.
+    assert!(
+        rows.iter()
+            .all(|r| r["entity_name"].is_string() && r["tranid"].is_string())
+    );
+    ns.emu.shutdown().await;
+}
