@@ -234,6 +234,24 @@ pub struct SyncBenchArgs {
         value_delimiter = ','
     )]
     pub systems: Vec<String>,
+    /// Latency the emulators add to every API call (milliseconds), to measure how well a
+    /// sync uses the system's concurrency limit.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+/// Requests answered 429 since log entry `since`.
+async fn throttled_since(http: &reqwest::Client, base: &str, since: u64) -> anyhow::Result<u64> {
+    let log = emulator_json(
+        http,
+        reqwest::Method::GET,
+        format!("{base}/__emulator/requests?since={since}"),
+        None,
+    )
+    .await?;
+    Ok(log["entries"].as_array().map_or(0, |e| {
+        e.iter().filter(|e| e["status"] == 429).count() as u64
+    }))
 }
 
 async fn emulator_json(
@@ -268,7 +286,7 @@ async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result
 /// Full then incremental sync of each emulated ERP into a fresh database, through the real
 /// connectors and sync engine; reports records/s, upstream requests and peak memory.
 pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
-    use ironbridge_core::ManualClock;
+    use ironbridge_core::OffsetClock;
     use ironbridge_core::service::{ConnectorFactory, Deps, create_connection, open_connector};
     use ironbridge_core::store::{ConnId, OrgId, RecordQuery};
     use ironbridge_emulators::{EmulatorConfig, System};
@@ -299,14 +317,16 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let start_ms = SystemClock.now().micros() / 1000;
         let mut config = EmulatorConfig::new(system, 1, args.records);
         config.start_time_ms = start_ms;
+        // Both clocks follow real time (rate limits and the emulators' per-minute budgets
+        // work as in production) and jump ahead together for the incremental run.
+        config.real_time_clock = true;
         let emu = ironbridge_emulators::start(
             config,
             tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         )
         .await?;
         let base = emu.base_url();
-        // Our clock follows the emulator's (frozen) clock, so windows line up with its data.
-        let clock = ManualClock::new(ironbridge_model::Timestamp(start_ms * 1000));
+        let clock = OffsetClock::new();
         let connectors = BuiltinConnectors::new(Arc::new(clock.clone()));
         let now = clock.now();
         let org = Organization {
@@ -366,11 +386,6 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                     None,
                 )
                 .await?;
-                // The emulator's per-minute budget would bind on a frozen clock; lift it for the bench.
-                http.patch(format!("{base}/__emulator/settings"))
-                    .json(&json!({"requests_per_minute": 1_000_000}))
-                    .send()
-                    .await?;
                 (
                     SystemId::BusinessCentral,
                     json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"], "environment": c["environment"]}),
@@ -401,6 +416,20 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             &created.connection,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The system's documented concurrency limit, enforced by the emulator (429 beyond
+        // it), so the run shows whether we ever exceed it; plus the injected latency.
+        let concurrency = connector.read_concurrency();
+        let limit = match system {
+            System::NetSuite => 15,
+            _ => concurrency as u64,
+        };
+        emulator_json(
+            &http,
+            reqwest::Method::PATCH,
+            format!("{base}/__emulator/faults"),
+            Some(json!({"latency_ms": args.latency_ms, "concurrency_limit": limit})),
+        )
+        .await?;
         let before = upstream_requests(&http, &base).await?;
         let started = Instant::now();
         sync_connection(
@@ -415,6 +444,11 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         .map_err(|e| anyhow::anyhow!("full sync of {name}: {e}"))?;
         let full_secs = started.elapsed().as_secs_f64();
         let full_requests = upstream_requests(&http, &base).await? - before;
+        let full_throttled = throttled_since(&http, &base, before).await?;
+        // With latency L and C calls in flight, the sync cannot take less than
+        // requests × L / C: how close we come is how well we use the concurrency limit.
+        let bound_secs =
+            full_requests as f64 * args.latency_ms as f64 / 1000.0 / concurrency.max(1) as f64;
         let q = RecordQuery {
             entity: ironbridge_model::Entity::PurchaseOrder,
             after_id: None,
@@ -468,6 +502,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         .map_err(|e| anyhow::anyhow!("incremental sync of {name}: {e}"))?;
         let inc_secs = started.elapsed().as_secs_f64();
         let inc_requests = upstream_requests(&http, &base).await? - before;
+        let inc_throttled = throttled_since(&http, &base, before).await?;
         let po = reports
             .iter()
             .find(|r| r.entity == Some(ironbridge_model::Entity::PurchaseOrder));
@@ -478,8 +513,10 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             "{}",
             json!({
                 "system": name,
-                "full": {"purchase_orders": orders, "seconds": full_secs, "orders_per_s": orders as f64 / full_secs, "upstream_requests": full_requests},
-                "incremental": {"changed_at_source": args.changes, "orders_read": seen, "seconds": inc_secs, "upstream_requests": inc_requests},
+                "latency_ms": args.latency_ms,
+                "concurrency": concurrency,
+                "full": {"purchase_orders": orders, "seconds": full_secs, "orders_per_s": orders as f64 / full_secs, "upstream_requests": full_requests, "answered_429": full_throttled, "concurrency_use": if args.latency_ms > 0 { bound_secs / full_secs } else { f64::NAN }},
+                "incremental": {"changed_at_source": args.changes, "orders_read": seen, "seconds": inc_secs, "upstream_requests": inc_requests, "answered_429": inc_throttled},
                 "peak_rss_mib": peak_rss_mib(),
             })
         );

@@ -143,6 +143,11 @@ impl UpstreamClient {
         &self.http
     }
 
+    /// The limits this client enforces.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
     /// The circuit breaker (its state shows in connection health).
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker

@@ -55,3 +55,27 @@ impl Clock for ManualClock {
         Timestamp(self.0.load(Ordering::SeqCst))
     }
 }
+
+/// The system clock shifted by an adjustable offset: real time passes (so rate limits and
+/// timeouts behave as in production), and a benchmark or demo can still jump ahead, in step
+/// with an emulator's clock that also follows real time.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetClock(Arc<AtomicI64>);
+
+impl OffsetClock {
+    /// The system clock, not shifted yet.
+    pub fn new() -> Self {
+        OffsetClock::default()
+    }
+
+    /// Moves the clock forward by `secs` seconds.
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1_000_000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(SystemClock.now().micros() + self.0.load(Ordering::SeqCst))
+    }
+}

@@ -3,7 +3,7 @@
 //! page with a cursor to resume from.
 
 use async_trait::async_trait;
-use ironbridge_model::api::SystemId;
+use ironbridge_model::api::{CircuitState, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -169,6 +169,31 @@ pub trait Connector: Send + Sync {
     /// (`None`: all of it). Reference data (vendors, items, locations) is always read whole.
     fn default_history_days(&self) -> Option<u32> {
         Some(90)
+    }
+
+    /// Whether `fetch_page` of `entity` honours the window's bounds (the source filters by
+    /// modification time). Only then may the engine split a window into slices read side by
+    /// side; an entity read whole whatever the window is read in one pass.
+    fn filters_by_time(&self, _entity: Entity) -> bool {
+        false
+    }
+
+    /// How many reads of this connection may be in flight at once: the source system's
+    /// documented concurrency limit for one integration (the client enforces it too).
+    fn read_concurrency(&self) -> usize {
+        1
+    }
+
+    /// The earliest modification time of `entity` at the source (one small query), so a read
+    /// of all history can be split into slices of equal length. `None`: unknown, read it in
+    /// one pass.
+    async fn oldest_change(&self, _entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// The state of this connection's circuit breaker (shown in connection health).
+    fn circuit_state(&self) -> CircuitState {
+        CircuitState::Closed
     }
 
     /// The source system's current time, when it tells (its HTTP `Date` header or an API);

@@ -49,6 +49,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
+/// SHA-256 of several byte strings joined by NUL, as lowercase hex, without copying them.
+pub fn sha256_hex_joined(parts: &[&[u8]]) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            ctx.update(&[0]);
+        }
+        ctx.update(part);
+    }
+    hex(ctx.finish().as_ref())
+}
+
 /// The visible start of a token (`ibk_Zp3c`), safe to show and log.
 pub fn token_prefix(token: &str) -> String {
     token.chars().take(8).collect()
@@ -189,6 +201,18 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_hashes_equal_the_hash_of_the_joined_text() {
+        assert_eq!(
+            sha256_hex_joined(&[b"ab", b"c"]),
+            sha256_hex("ab\u{0}c".as_bytes())
+        );
+        assert_ne!(
+            sha256_hex_joined(&[b"ab", b"c"]),
+            sha256_hex_joined(&[b"a", b"bc"])
+        );
+    }
 
     fn keys() -> Keys {
         Keys::from_master(&[7u8; 32]).unwrap()

@@ -14,4 +14,4 @@ pub mod service;
 pub mod store;
 pub mod unified;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

@@ -179,9 +179,10 @@ pub async fn create_connection(
 ) -> Result<Created, ServiceError> {
     let settings = input.settings.clone().unwrap_or_default();
     let credentials = resolve_certificate(deps, org, input.credentials.as_ref()).await?;
+    let (system_settings, _) = split_settings(&settings)?;
     let connector = deps
         .connectors
-        .build(input.system, &settings, credentials.as_ref())?;
+        .build(input.system, &system_settings, credentials.as_ref())?;
     connector.check().await?;
     let end_user = input
         .end_user
@@ -220,7 +221,10 @@ pub async fn reconnect(
     let old_credentials = decrypt_credentials(deps.keys, &previous)?;
     let new_credentials = resolve_certificate(deps, org, credentials).await?;
     let credentials = new_credentials.as_ref().or(old_credentials.as_ref());
-    let connector = deps.connectors.build(system, &settings, credentials)?;
+    let (system_settings, _) = split_settings(&settings)?;
+    let connector = deps
+        .connectors
+        .build(system, &system_settings, credentials)?;
     connector.check().await?;
     let (new, token) = new_connection(
         deps,
@@ -263,6 +267,43 @@ pub fn decrypt_credentials(
     }
 }
 
+/// Connection settings that belong to Ironbridge's sync engine rather than to the system's
+/// connector; they are taken out before the connector sees the settings.
+pub const SYNC_SETTINGS: &[&str] = &["history_days"];
+
+/// How a connection is synced, from its settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Days of history the first sync of transactions reads (`None`: the connector's default).
+    pub history_days: Option<u32>,
+}
+
+/// Splits a connection's settings into the connector's own and the sync engine's, validating
+/// the latter (`history_days`: a whole number of days from 1 to 3650).
+pub fn split_settings(
+    settings: &Map<String, Value>,
+) -> Result<(Map<String, Value>, SyncSettings), ConnectorError> {
+    let mut system = settings.clone();
+    let mut sync = SyncSettings::default();
+    if let Some(v) = system.remove("history_days") {
+        let days = v
+            .as_u64()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| ConnectorError::InvalidSettings {
+                param: "settings.history_days".into(),
+                message: "history_days must be a whole number of days from 1 to 3650".into(),
+            })?;
+        sync.history_days = u32::try_from(days).ok();
+    }
+    Ok((system, sync))
+}
+
+/// The sync settings of a stored connection.
+pub fn sync_settings(connection: &Connection) -> Result<SyncSettings, ServiceError> {
+    let settings = parse_object(&connection.settings)?;
+    Ok(split_settings(&settings)?.1)
+}
+
 /// A connector for a stored connection.
 pub fn open_connector(
     keys: &Keys,
@@ -271,7 +312,7 @@ pub fn open_connector(
 ) -> Result<Arc<dyn Connector>, ServiceError> {
     let system = SystemId::parse(&connection.system)
         .ok_or_else(|| ServiceError::Corrupt("unknown system".into()))?;
-    let settings = parse_object(&connection.settings)?;
+    let (settings, _) = split_settings(&parse_object(&connection.settings)?)?;
     let credentials = decrypt_credentials(keys, connection)?;
     Ok(connectors.build(system, &settings, credentials.as_ref())?)
 }

@@ -489,13 +489,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Records a successful upstream call.
     async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()>;
-    /// Records a failed upstream call.
+    /// Records a failed upstream call, with the circuit breaker's state after it
+    /// (`closed`, `open`, `half_open`); returns the failures since the last success.
     async fn record_call_failure(
         &self,
         conn: &ConnId,
         now: Timestamp,
         code: &str,
-    ) -> StoreResult<()>;
+        circuit_state: &str,
+    ) -> StoreResult<i64>;
 
     /// Per-entity sync states of a connection.
     async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>>;

@@ -2,17 +2,22 @@
 //! record and commits each page together with its checkpoint, so a crash resumes from the
 //! last committed page and never loses or doubles a record.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use futures_util::future::join_all;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{Connector, ConnectorError, ReadWindow};
-use ironbridge_core::crypto::sha256_hex;
+use ironbridge_core::crypto::sha256_hex_joined;
 use ironbridge_core::ids;
 use ironbridge_core::mapping::default_mapping;
 use ironbridge_core::store::{
     ConnId, Event, OrgId, PageWrite, RecordUpsert, Store, StoreError, SyncState, WriteCounts,
 };
-use ironbridge_model::Entity;
-use ironbridge_model::api::ConnectionStatus;
+use ironbridge_model::api::{CircuitState, ConnectionStatus};
+use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 /// What one entity's sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +52,7 @@ fn upsert(
     let mapped = def.apply(connection_id, raw).map_err(|e| e.to_string())?;
     let data = Value::Object(ironbridge_core::unified::complete(entity, mapped.data)).to_string();
     let raw = raw.to_string();
-    let content_hash = sha256_hex(format!("{data}\u{0}{raw}").as_bytes());
+    let content_hash = sha256_hex_joined(&[data.as_bytes(), raw.as_bytes()]);
     Ok(RecordUpsert {
         id: ids::record_id(connection_id, entity, &mapped.remote_id),
         remote_id: mapped.remote_id,
@@ -65,6 +70,27 @@ fn upsert(
 pub const LOOKBACK_SECS: i64 = 600;
 /// How far below the source's "now" a run stops, so it never races writes in flight there.
 pub const SETTLE_SECS: i64 = 120;
+/// Consecutive failed calls after which an unreachable source is reported `offline` (an
+/// open circuit breaker reports it at once).
+pub const OFFLINE_AFTER_FAILURES: i64 = 3;
+/// Windows shorter than this are read as one slice: an hourly incremental sync costs one
+/// request when little changed, not one per slice.
+pub const SLICE_MIN_WINDOW_SECS: i64 = 6 * 3600;
+/// Slices per concurrent reader: more slices than readers keep every reader busy when the
+/// data is unevenly spread over time.
+pub const SLICES_PER_READER: usize = 4;
+
+/// How to run a sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Read every entity whole (a resync or a reconciliation): records the source no longer
+    /// has are marked deleted once each pass completes.
+    pub full: bool,
+    /// Days of history of the first sync (`None`: the connector's default).
+    pub history_days: Option<u32>,
+    /// Reads in flight at most (`None`: the connector's documented concurrency).
+    pub max_concurrency: Option<usize>,
+}
 
 /// Picks the window of a new run: everything on a full run; on the first run, the history
 /// window for transactions and everything for reference data; otherwise from the last
@@ -74,7 +100,7 @@ async fn new_window(
     connector: &dyn Connector,
     entity: Entity,
     state: &SyncState,
-    full: bool,
+    options: &SyncOptions,
     clock: &dyn Clock,
 ) -> Result<ReadWindow, SyncError> {
     let ours = clock.now();
@@ -86,15 +112,16 @@ async fn new_window(
     // Reference data (vendors, items, locations) is wanted whole the first time, whatever its
     // age; later runs read only what changed, like everything else.
     let reference = matches!(entity, Entity::Vendor | Entity::Item | Entity::Location);
-    let since = if full {
+    let since = if options.full {
         None
     } else if let Some(hw) = state.high_water {
         Some(hw.plus_secs(-LOOKBACK_SECS))
     } else if reference {
         None
     } else {
-        connector
-            .default_history_days()
+        options
+            .history_days
+            .or_else(|| connector.default_history_days())
             .map(|days| now.plus_secs(-i64::from(days) * 86_400))
     };
     Ok(ReadWindow {
@@ -103,12 +130,234 @@ async fn new_window(
     })
 }
 
+/// One part of a run's window, read by keyset on its own, and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Slice {
+    /// Lower bound (µs, inclusive).
+    #[serde(rename = "s")]
+    since: Option<i64>,
+    /// Upper bound (µs, inclusive).
+    #[serde(rename = "u")]
+    until: Option<i64>,
+    /// The connector's cursor after the last committed page.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+    /// Every page committed.
+    #[serde(rename = "d", default)]
+    done: bool,
+}
+
+impl Slice {
+    fn whole(window: &ReadWindow, cursor: Option<String>) -> Slice {
+        Slice {
+            since: window.modified_since.map(Timestamp::micros),
+            until: window.modified_until.map(Timestamp::micros),
+            cursor,
+            done: false,
+        }
+    }
+
+    fn window(&self) -> ReadWindow {
+        ReadWindow {
+            modified_since: self.since.map(Timestamp),
+            modified_until: self.until.map(Timestamp),
+        }
+    }
+}
+
+/// Checkpoints of a sliced run start with this; anything else is a single connector cursor.
+const PLAN_PREFIX: &str = "slices1:";
+
+fn encode_plan(slices: &[Slice]) -> String {
+    // Serializing plain structs of numbers and strings cannot fail.
+    format!(
+        "{PLAN_PREFIX}{}",
+        serde_json::to_string(slices).unwrap_or_default()
+    )
+}
+
+/// The slices of a run resumed from its stored window and checkpoint.
+fn decode_plan(window: &ReadWindow, checkpoint: Option<&str>) -> Vec<Slice> {
+    match checkpoint {
+        Some(text) => match text.strip_prefix(PLAN_PREFIX) {
+            Some(json) => {
+                serde_json::from_str(json).unwrap_or_else(|_| vec![Slice::whole(window, None)])
+            }
+            None => vec![Slice::whole(window, Some(text.to_string()))],
+        },
+        None => vec![Slice::whole(window, None)],
+    }
+}
+
+const SECOND: i64 = 1_000_000;
+
+/// Splits a new run's window into slices of equal length, so `readers` reads can be in
+/// flight at once. Boundaries are whole seconds and slices do not overlap: slice k covers
+/// `(b[k-1], b[k]]`, so every source precision (seconds, milliseconds) reads each instant
+/// in exactly one slice. The first slice keeps the window's open lower bound, so records
+/// older than the oldest one found are still read.
+async fn plan_slices(
+    connector: &dyn Connector,
+    entity: Entity,
+    window: &ReadWindow,
+    readers: usize,
+) -> Result<Vec<Slice>, SyncError> {
+    let single = || vec![Slice::whole(window, None)];
+    let Some(until) = window.modified_until else {
+        return Ok(single());
+    };
+    if readers <= 1 || !connector.filters_by_time(entity) {
+        return Ok(single());
+    }
+    let lower = match window.modified_since {
+        Some(since) => since,
+        None => match connector.oldest_change(entity).await? {
+            Some(oldest) => oldest,
+            None => return Ok(single()),
+        },
+    };
+    let span = until.micros() - lower.micros();
+    if span < SLICE_MIN_WINDOW_SECS * SECOND {
+        return Ok(single());
+    }
+    let n = i64::try_from(readers * SLICES_PER_READER)
+        .unwrap_or(1)
+        .max(1);
+    let mut bounds = Vec::with_capacity(n as usize);
+    for k in 1..n {
+        let b = (lower.micros() + span / n * k).div_euclid(SECOND) * SECOND;
+        if bounds.last().is_none_or(|&last| b > last) {
+            bounds.push(b);
+        }
+    }
+    let mut slices = Vec::with_capacity(bounds.len() + 1);
+    let mut since = window.modified_since.map(Timestamp::micros);
+    for b in bounds {
+        slices.push(Slice {
+            since,
+            until: Some(b),
+            cursor: None,
+            done: false,
+        });
+        since = Some(b + 1);
+    }
+    slices.push(Slice {
+        since,
+        until: Some(until.micros()),
+        cursor: None,
+        done: false,
+    });
+    Ok(slices)
+}
+
+/// What a reader hands the writer: a page already mapped (readers map while the writer
+/// waits on the database, so the two overlap).
+enum Fetched {
+    Page {
+        slice: usize,
+        records: Vec<RecordUpsert>,
+        unmappable: u64,
+        next_cursor: Option<String>,
+    },
+    Failed(ConnectorError),
+}
+
+/// Maps a page's raw records; records that do not fit the mapping are logged and counted.
+fn map_page(
+    conn: &ConnId,
+    entity: Entity,
+    def: &ironbridge_core::mapping::MappingDef,
+    raw: &[Value],
+) -> (Vec<RecordUpsert>, u64) {
+    let mut records = Vec::with_capacity(raw.len());
+    let mut unmappable = 0;
+    for r in raw {
+        match upsert(&conn.0, entity, r, def) {
+            Ok(r) => records.push(r),
+            Err(problem) => {
+                unmappable += 1;
+                tracing::warn!(connection = %conn.0, %entity, %problem, "record skipped: it does not fit the mapping");
+            }
+        }
+    }
+    (records, unmappable)
+}
+
+/// Reads slices from the shared queue until none is left, sending each page to the writer;
+/// stops when the writer has gone (it failed).
+async fn read_slices(
+    connector: &dyn Connector,
+    conn: &ConnId,
+    entity: Entity,
+    def: &'static ironbridge_core::mapping::MappingDef,
+    plan: &[Slice],
+    queue: &Mutex<VecDeque<usize>>,
+    pages: mpsc::Sender<Fetched>,
+) {
+    loop {
+        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some(index) = next else { return };
+        let window = plan[index].window();
+        let mut cursor = plan[index].cursor.clone();
+        loop {
+            let fetching = std::time::Instant::now();
+            match connector
+                .fetch_page(entity, &window, cursor.as_deref())
+                .await
+            {
+                Ok(page) => {
+                    let fetched_in = fetching.elapsed();
+                    let next = page.next_cursor.clone();
+                    let mapping = std::time::Instant::now();
+                    // Mapping is CPU work: on a blocking thread it runs beside the other
+                    // readers' parsing and the writer instead of taking turns with them.
+                    let raw = page.records;
+                    let owner = conn.clone();
+                    let (records, unmappable) = match tokio::task::spawn_blocking(move || {
+                        map_page(&owner, entity, def, &raw)
+                    })
+                    .await
+                    {
+                        Ok(mapped) => mapped,
+                        Err(_) => {
+                            let _ = pages
+                                .send(Fetched::Failed(ConnectorError::Upstream(
+                                    "mapping a page failed".into(),
+                                )))
+                                .await;
+                            return;
+                        }
+                    };
+                    tracing::debug!(connection = %conn.0, %entity, slice = index, records = records.len(), fetch_ms = fetched_in.as_millis() as u64, map_ms = mapping.elapsed().as_millis() as u64, "page read");
+                    let fetched = Fetched::Page {
+                        slice: index,
+                        records,
+                        unmappable,
+                        next_cursor: page.next_cursor,
+                    };
+                    if pages.send(fetched).await.is_err() {
+                        return;
+                    }
+                    match next {
+                        Some(n) => cursor = Some(n),
+                        None => break,
+                    }
+                }
+                Err(err) => {
+                    let _ = pages.send(Fetched::Failed(err)).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 async fn sync_entity(
     store: &dyn Store,
     connector: &dyn Connector,
     conn: &ConnId,
     entity: Entity,
-    full: bool,
+    options: &SyncOptions,
     clock: &dyn Clock,
 ) -> Result<EntityReport, SyncError> {
     let mut report = EntityReport {
@@ -118,21 +367,30 @@ async fn sync_entity(
     let Some(def) = default_mapping(connector.system(), entity) else {
         return Ok(report);
     };
+    let readers = options
+        .max_concurrency
+        .unwrap_or_else(|| connector.read_concurrency())
+        .max(1);
     let state = store.start_sync(conn, entity, clock.now()).await?;
-    // An unfinished run resumes with its own window and cursor; otherwise a new run starts.
-    let (run_id, window, mut cursor) = match (&state.run_id, full) {
-        (Some(run), false) => (
-            run.clone(),
-            ReadWindow {
+    // An unfinished run resumes with its own window and checkpoint; otherwise a new run starts.
+    let (run_id, window, plan) = match (&state.run_id, options.full) {
+        (Some(run), false) => {
+            let window = ReadWindow {
                 modified_since: state.window_since,
                 modified_until: state.window_until,
-            },
-            state.cursor.clone(),
-        ),
+            };
+            let plan = decode_plan(&window, state.cursor.as_deref());
+            (run.clone(), window, plan)
+        }
         _ => {
-            let window = match new_window(connector, entity, &state, full, clock).await {
-                Ok(w) => w,
-                Err(err) => return fail(store, conn, entity, clock, err).await,
+            let planned = async {
+                let window = new_window(connector, entity, &state, options, clock).await?;
+                let plan = plan_slices(connector, entity, &window, readers).await?;
+                Ok::<_, SyncError>((window, plan))
+            };
+            let (window, plan) = match planned.await {
+                Ok(p) => p,
+                Err(err) => return fail(store, connector, conn, entity, clock, err).await,
             };
             let run = ids::new_id("run", clock.now().micros());
             store
@@ -144,46 +402,93 @@ async fn sync_entity(
                     window.modified_until,
                 )
                 .await?;
-            (run, window, None)
+            (run, window, plan)
         }
     };
     // Only a pass over everything can tell which records disappeared.
     let complete_pass = window.modified_since.is_none();
-    loop {
-        let page = match connector
-            .fetch_page(entity, &window, cursor.as_deref())
-            .await
-        {
-            Ok(page) => page,
-            Err(err) => return fail(store, conn, entity, clock, err.into()).await,
-        };
-        store.record_call_success(conn, clock.now()).await?;
-        report.pages += 1;
-        let mut records = Vec::with_capacity(page.records.len());
-        for raw in &page.records {
-            match upsert(&conn.0, entity, raw, def) {
-                Ok(r) => records.push(r),
-                Err(problem) => {
-                    report.unmappable += 1;
-                    tracing::warn!(connection = %conn.0, %entity, %problem, "record skipped: it does not fit the mapping");
-                }
-            }
+    let queue: Mutex<VecDeque<usize>> =
+        Mutex::new((0..plan.len()).filter(|&i| !plan[i].done).collect());
+    let readers = readers.min(plan.len()).max(1);
+    // Bounded: at most one page per reader waits for the writer, so memory stays flat
+    // however large the sync.
+    let (sender, mut receiver) = mpsc::channel::<Fetched>(readers);
+    let reading = {
+        let plan = &plan;
+        let queue = &queue;
+        async move {
+            let readers: Vec<_> = (0..readers)
+                .map(|_| read_slices(connector, conn, entity, def, plan, queue, sender.clone()))
+                .collect();
+            drop(sender);
+            join_all(readers).await;
         }
-        let page_write = PageWrite {
-            entity,
-            records,
-            checkpoint: page.next_cursor.clone(),
-            now: clock.now(),
-            seen_run: complete_pass.then(|| run_id.clone()),
+    };
+    // The one writer: maps each page and commits it with the whole plan as its checkpoint,
+    // so a restart resumes every slice from its last committed page.
+    let written = {
+        let writing = async {
+            let mut progress = plan.clone();
+            let mut last_success: Option<Timestamp> = None;
+            while let Some(fetched) = receiver.recv().await {
+                let (index, records, unmappable, next_cursor) = match fetched {
+                    Fetched::Page {
+                        slice,
+                        records,
+                        unmappable,
+                        next_cursor,
+                    } => (slice, records, unmappable, next_cursor),
+                    Fetched::Failed(err) => return Err(SyncError::Connector(err)),
+                };
+                let now = clock.now();
+                // Health needs the last successful call, not every one: one write per second.
+                if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
+                    store.record_call_success(conn, now).await?;
+                    last_success = Some(now);
+                }
+                report.pages += 1;
+                report.unmappable += unmappable;
+                progress[index].done = next_cursor.is_none();
+                progress[index].cursor = next_cursor;
+                let checkpoint = if progress.len() == 1 {
+                    progress[0].cursor.clone()
+                } else {
+                    Some(encode_plan(&progress))
+                };
+                let page_write = PageWrite {
+                    entity,
+                    records,
+                    checkpoint,
+                    now: clock.now(),
+                    seen_run: complete_pass.then(|| run_id.clone()),
+                };
+                let writing = std::time::Instant::now();
+                let counts = store.write_page(conn, &page_write).await?;
+                tracing::debug!(connection = %conn.0, %entity, slice = index, records = page_write.records.len(), write_ms = writing.elapsed().as_millis() as u64, "page written");
+                report.counts.added += counts.added;
+                report.counts.updated += counts.updated;
+                report.counts.deleted += counts.deleted;
+                report.counts.unchanged += counts.unchanged;
+            }
+            Ok(())
         };
-        let counts = store.write_page(conn, &page_write).await?;
-        report.counts.added += counts.added;
-        report.counts.updated += counts.updated;
-        report.counts.deleted += counts.deleted;
-        report.counts.unchanged += counts.unchanged;
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
+        tokio::pin!(writing);
+        // The writer ends first only when it failed; the readers still in flight are dropped.
+        tokio::select! {
+            result = &mut writing => result,
+            () = reading => writing.await,
+        }
+    };
+    match written {
+        Ok(()) => {}
+        Err(err @ SyncError::Connector(_)) => {
+            return fail(store, connector, conn, entity, clock, err).await;
+        }
+        Err(err) => {
+            let _ = store
+                .finish_sync(conn, entity, clock.now(), Some(&err.to_string()))
+                .await;
+            return Err(err);
         }
     }
     if complete_pass && report.unmappable == 0 {
@@ -197,6 +502,7 @@ async fn sync_entity(
 
 async fn fail(
     store: &dyn Store,
+    connector: &dyn Connector,
     conn: &ConnId,
     entity: Entity,
     clock: &dyn Clock,
@@ -204,7 +510,12 @@ async fn fail(
 ) -> Result<EntityReport, SyncError> {
     if let SyncError::Connector(e) = &err {
         store
-            .record_call_failure(conn, clock.now(), failure_code(e))
+            .record_call_failure(
+                conn,
+                clock.now(),
+                failure_code(e),
+                connector.circuit_state().as_str(),
+            )
             .await?;
     }
     store
@@ -275,21 +586,54 @@ pub async fn sync_connection(
     full: bool,
     clock: &dyn Clock,
 ) -> Result<Vec<EntityReport>, SyncError> {
+    let options = SyncOptions {
+        full,
+        ..SyncOptions::default()
+    };
+    sync_connection_with(store, connector, org, conn, &options, clock).await
+}
+
+/// [`sync_connection`] with every option.
+pub async fn sync_connection_with(
+    store: &dyn Store,
+    connector: &dyn Connector,
+    org: &OrgId,
+    conn: &ConnId,
+    options: &SyncOptions,
+    clock: &dyn Clock,
+) -> Result<Vec<EntityReport>, SyncError> {
     let started = clock.now();
+    let before = store.get_connection(org, conn).await?;
     store
         .set_connection_status(conn, ConnectionStatus::Syncing.as_str(), started, None)
         .await?;
     let mut reports = Vec::new();
     for &entity in connector.readable() {
-        match sync_entity(store, connector, conn, entity, full, clock).await {
+        match sync_entity(store, connector, conn, entity, options, clock).await {
             Ok(report) => reports.push(report),
             Err(err) => {
                 let status = match &err {
                     SyncError::Connector(ConnectorError::Unauthorized) => {
                         ConnectionStatus::ReauthorizationRequired
                     }
-                    SyncError::Connector(ConnectorError::Upstream(_)) => ConnectionStatus::Offline,
-                    _ => ConnectionStatus::Online,
+                    // Unreachable is `offline` once it is more than a blip: the circuit
+                    // opened, or several calls in a row failed. Until then the connection
+                    // keeps the settled state it had.
+                    SyncError::Connector(ConnectorError::Upstream(_)) => {
+                        let failures = store
+                            .get_connection(org, conn)
+                            .await
+                            .map(|c| c.consecutive_errors)
+                            .unwrap_or(0);
+                        if connector.circuit_state() != CircuitState::Closed
+                            || failures >= OFFLINE_AFTER_FAILURES
+                        {
+                            ConnectionStatus::Offline
+                        } else {
+                            settled(&before.status)
+                        }
+                    }
+                    _ => settled(&before.status),
                 };
                 let code = match &err {
                     SyncError::Connector(e) => failure_code(e),
@@ -321,6 +665,15 @@ pub async fn sync_connection(
     Ok(reports)
 }
 
+/// The state a connection returns to after a failed sync that says nothing new about it.
+fn settled(before: &str) -> ConnectionStatus {
+    match before {
+        "offline" => ConnectionStatus::Offline,
+        "reauthorization_required" => ConnectionStatus::ReauthorizationRequired,
+        _ => ConnectionStatus::Online,
+    }
+}
+
 /// What an event may say about a failure: connector messages are written to be shown;
 /// storage errors are not.
 fn safe_message(err: &SyncError) -> String {
@@ -330,5 +683,119 @@ fn safe_message(err: &SyncError) -> String {
         }
         SyncError::Connector(e) => e.to_string(),
         SyncError::Store(_) => "Ironbridge could not store the data; see the logs.".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ironbridge_core::ManualClock;
+    use ironbridge_core::sandbox::{SandboxConnector, data};
+    use serde_json::Map;
+
+    use super::*;
+
+    fn sandbox() -> SandboxConnector {
+        let clock = ManualClock::new(data::anchor().plus_secs(86_400));
+        SandboxConnector::new(&Map::new(), None, Arc::new(clock)).unwrap()
+    }
+
+    fn assert_tiles(slices: &[Slice], window: &ReadWindow) {
+        assert_eq!(
+            slices.first().unwrap().since,
+            window.modified_since.map(Timestamp::micros)
+        );
+        assert_eq!(
+            slices.last().unwrap().until,
+            window.modified_until.map(Timestamp::micros)
+        );
+        for pair in slices.windows(2) {
+            let end = pair[0].until.unwrap();
+            assert_eq!(end % SECOND, 0, "inner bounds are whole seconds");
+            assert_eq!(pair[1].since, Some(end + 1), "no gap and no overlap");
+            assert!(pair[1].until.unwrap() > end);
+        }
+    }
+
+    #[tokio::test]
+    async fn long_windows_split_into_slices_that_tile_them() {
+        let c = sandbox();
+        let until = data::anchor();
+        let window = ReadWindow {
+            modified_since: Some(until.plus_secs(-90 * 86_400)),
+            modified_until: Some(until),
+        };
+        let slices = plan_slices(&c, Entity::PurchaseOrder, &window, 3)
+            .await
+            .unwrap();
+        assert_eq!(slices.len(), 3 * SLICES_PER_READER);
+        assert_tiles(&slices, &window);
+
+        // All history: the oldest change sets the scale, the first slice stays open below.
+        let all = ReadWindow {
+            modified_since: None,
+            modified_until: Some(until),
+        };
+        let slices = plan_slices(&c, Entity::PurchaseOrder, &all, 2)
+            .await
+            .unwrap();
+        assert_eq!(slices.len(), 2 * SLICES_PER_READER);
+        assert_tiles(&slices, &all);
+    }
+
+    #[tokio::test]
+    async fn short_windows_and_single_readers_read_in_one_pass() {
+        let c = sandbox();
+        let until = data::anchor();
+        let short = ReadWindow {
+            modified_since: Some(until.plus_secs(-3600)),
+            modified_until: Some(until),
+        };
+        let slices = plan_slices(&c, Entity::PurchaseOrder, &short, 5)
+            .await
+            .unwrap();
+        assert_eq!(slices, vec![Slice::whole(&short, None)]);
+        let long = ReadWindow {
+            modified_since: Some(until.plus_secs(-90 * 86_400)),
+            modified_until: Some(until),
+        };
+        let slices = plan_slices(&c, Entity::PurchaseOrder, &long, 1)
+            .await
+            .unwrap();
+        assert_eq!(slices, vec![Slice::whole(&long, None)]);
+    }
+
+    #[test]
+    fn plans_round_trip_and_plain_cursors_resume_as_one_slice() {
+        let window = ReadWindow {
+            modified_since: Some(Timestamp(5 * SECOND)),
+            modified_until: Some(Timestamp(50 * SECOND)),
+        };
+        let plan = vec![
+            Slice {
+                since: Some(5 * SECOND),
+                until: Some(20 * SECOND),
+                cursor: Some("abc".into()),
+                done: false,
+            },
+            Slice {
+                since: Some(20 * SECOND + 1),
+                until: Some(50 * SECOND),
+                cursor: None,
+                done: true,
+            },
+        ];
+        let text = encode_plan(&plan);
+        assert!(text.starts_with(PLAN_PREFIX));
+        assert_eq!(decode_plan(&window, Some(&text)), plan);
+        assert_eq!(
+            decode_plan(&window, Some("200")),
+            vec![Slice::whole(&window, Some("200".into()))]
+        );
+        assert_eq!(
+            decode_plan(&window, None),
+            vec![Slice::whole(&window, None)]
+        );
     }
 }

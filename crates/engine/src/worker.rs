@@ -2,23 +2,25 @@
 //! one), runs them, and records the outcome with bounded retries. The scheduler part queues a
 //! sync for every live connection whose last sync is older than the configured interval.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ironbridge_core::Clock;
-use ironbridge_core::connector::ConnectorError;
+use ironbridge_core::connector::{Connector, ConnectorError};
 use ironbridge_core::crypto::Keys;
+use ironbridge_core::crypto::sha256_hex;
 use ironbridge_core::ids::new_id;
-use ironbridge_core::service::{ConnectorFactory, open_connector};
+use ironbridge_core::service::{ConnectorFactory, ServiceError, open_connector, sync_settings};
 use ironbridge_core::store::{
-    ConnId, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
+    ConnId, Connection, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
 };
 use ironbridge_model::Timestamp;
 use ironbridge_model::api::ConnectionStatus;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{SyncError, sync_connection};
+use crate::sync::{SyncError, SyncOptions, sync_connection_with};
 
 /// Kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
@@ -99,7 +101,15 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     id: String,
+    open: Mutex<HashMap<String, OpenConnector>>,
 }
+
+/// A connector kept between jobs, with the fingerprint of the settings and credentials it
+/// was built from.
+type OpenConnector = (String, Arc<dyn Connector>);
+
+/// Connectors a worker keeps between jobs at most.
+const CONNECTOR_CACHE: usize = 10_000;
 
 impl Worker {
     /// A worker with a fresh id.
@@ -118,6 +128,7 @@ impl Worker {
             clock,
             config,
             id,
+            open: Mutex::new(HashMap::new()),
         }
     }
 
@@ -193,7 +204,15 @@ impl Worker {
             .ok()
             .and_then(|p| p["full"].as_bool())
             .unwrap_or(false);
-        let connector = match open_connector(&self.keys, self.connectors.as_ref(), &connection) {
+        let settings = match sync_settings(&connection) {
+            Ok(s) => s,
+            Err(e) => {
+                return JobOutcome::Failed {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let connector = match self.connector(&connection) {
             Ok(c) => c,
             Err(e) => {
                 return JobOutcome::Failed {
@@ -201,12 +220,17 @@ impl Worker {
                 };
             }
         };
-        let sync = sync_connection(
+        let options = SyncOptions {
+            full,
+            history_days: settings.history_days,
+            max_concurrency: None,
+        };
+        let sync = sync_connection_with(
             self.store.as_ref(),
             connector.as_ref(),
             &org,
             &conn_id,
-            full,
+            &options,
             self.clock.as_ref(),
         );
         let heartbeat = self.keep_lease(job);
@@ -219,6 +243,33 @@ impl Worker {
             },
             () = heartbeat => JobOutcome::Failed { error: "lease lost".into() },
         }
+    }
+
+    /// The connector of a connection, kept between jobs so its circuit breaker, rate budget
+    /// and cached token carry over from one sync to the next. Rebuilt when the connection's
+    /// settings or credentials change.
+    fn connector(&self, connection: &Connection) -> Result<Arc<dyn Connector>, ServiceError> {
+        let fingerprint = sha256_hex(
+            format!(
+                "{}\u{0}{}",
+                connection.settings,
+                connection.credentials.as_deref().unwrap_or("")
+            )
+            .as_bytes(),
+        );
+        let mut cache = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, connector)) = cache.get(&connection.id)
+            && *known == fingerprint
+        {
+            return Ok(connector.clone());
+        }
+        let connector = open_connector(&self.keys, self.connectors.as_ref(), connection)?;
+        if cache.len() >= CONNECTOR_CACHE {
+            // Simple bound: forget everything; connectors are cheap to rebuild.
+            cache.clear();
+        }
+        cache.insert(connection.id.clone(), (fingerprint, connector.clone()));
+        Ok(connector)
     }
 
     /// Extends the lease every third of its length; returns only if it was lost.

@@ -101,6 +101,17 @@ pub enum CircuitState {
     HalfOpen,
 }
 
+impl CircuitState {
+    /// The stored and serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+}
+
 /// Who the connection belongs to on the organization's side.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -131,7 +142,9 @@ pub struct ConnectionIn {
     #[schema(value_type = Option<Object>)]
     pub credentials: Option<serde_json::Map<String, serde_json::Value>>,
     /// System-specific settings. The sandbox takes `seed` (integer) and `purchase_orders`
-    /// (how many orders to generate, 1 to 5000, default 120).
+    /// (how many orders to generate, 1 to 5000, default 120). Every system also takes
+    /// `history_days` (1 to 3650): how many days of transactions the first sync reads
+    /// (default 90; reference data such as vendors and items is always read whole).
     #[serde(default)]
     #[schema(value_type = Option<Object>, example = json!({"seed": 7, "purchase_orders": 120}))]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,

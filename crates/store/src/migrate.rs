@@ -34,6 +34,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "certificates",
         sql: include_str!("../migrations/sqlite/0005_certificates.sql"),
     },
+    Migration {
+        version: 6,
+        name: "records_rowid",
+        sql: include_str!("../migrations/sqlite/0006_records_rowid.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.

@@ -44,6 +44,25 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
+            // A future dropped while `BEGIN` is in flight (a sync cancelled when its lease is
+            // lost, a shutdown) leaves the server inside a transaction that sqlx 0.9 does not
+            // know about; the next statements on that connection would run in it, never
+            // commit, and hold their row locks. So every connection handed back is checked
+            // (inside a transaction `now()` is its start, not this statement's time) and
+            // closed if it is still in one, which rolls the transaction back. This replaces
+            // the ping before each acquire: one round trip, off the request's path.
+            .test_before_acquire(false)
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    let idle: bool = sqlx::query_scalar("SELECT now() = statement_timestamp()")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if !idle {
+                        tracing::warn!("closing a database connection left inside a transaction");
+                    }
+                    Ok(idle)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(classify)?;

@@ -10,6 +10,9 @@ use ironbridge_core::store::{
     StoredRecord, SyncState, WriteCounts,
 };
 use ironbridge_model::{Entity, Timestamp};
+use std::collections::HashMap;
+
+use ironbridge_core::store::RecordUpsert;
 use sqlx::Row;
 
 use super::{Backend, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
@@ -17,6 +20,11 @@ use crate::classify;
 use crate::migrate::CREATE_TABLE;
 
 type DbRow = <Db as sqlx::Database>::Row;
+
+/// Records per statement when writing a page: 13 parameters a row stays far below both
+/// drivers' limits (SQLite 32,766; PostgreSQL 65,535), and fewer, larger statements are what
+/// make a page cheap.
+const WRITE_CHUNK: usize = 500;
 
 macro_rules! connection_columns {
     () => {
@@ -667,15 +675,17 @@ impl Store for Backend {
         conn: &ConnId,
         now: Timestamp,
         code: &str,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE connections SET last_error_at = $2, last_error_code = $3, consecutive_errors = consecutive_errors + 1, error_count = error_count + 1 WHERE id = $1")
+        circuit_state: &str,
+    ) -> StoreResult<i64> {
+        let failures: Option<i64> = sqlx::query_scalar("UPDATE connections SET last_error_at = $2, last_error_code = $3, circuit_state = $4, consecutive_errors = consecutive_errors + 1, error_count = error_count + 1 WHERE id = $1 RETURNING consecutive_errors")
             .bind(&conn.0)
             .bind(now.micros())
             .bind(code)
-            .execute(&self.pool)
+            .bind(circuit_state)
+            .fetch_optional(&self.pool)
             .await
-            .map(|_| ())
-            .map_err(classify)
+            .map_err(classify)?;
+        failures.ok_or(StoreError::NotFound)
     }
 
     async fn sync_states(&self, conn: &ConnId) -> StoreResult<Vec<SyncState>> {
@@ -763,82 +773,129 @@ impl Store for Backend {
         let mut counts = WriteCounts::default();
         let mut tx = self.begin_write().await?;
         let now = page.now.micros();
-        for r in &page.records {
-            let existing = sqlx::query("SELECT content_hash, remote_was_deleted FROM records WHERE connection_id = $1 AND entity = $2 AND id = $3")
-                .bind(&conn.0)
-                .bind(page.entity.as_str())
-                .bind(&r.id)
-                .fetch_optional(&mut *tx)
+        let entity = page.entity.as_str();
+        // A page may repeat a record (a source that pages by offset while data moves); the
+        // last copy wins, and one statement must not touch the same row twice.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(page.records.len());
+        for (i, r) in page.records.iter().enumerate() {
+            last.insert(r.id.as_str(), i);
+        }
+        let records: Vec<&RecordUpsert> = page
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| last.get(r.id.as_str()) == Some(i))
+            .map(|(_, r)| r)
+            .collect();
+        for chunk in records.chunks(WRITE_CHUNK) {
+            // What is stored already, in one statement per chunk.
+            let mut select = sqlx::QueryBuilder::<Db>::new(
+                "SELECT id, content_hash, remote_was_deleted FROM records WHERE connection_id = ",
+            );
+            select.push_bind(&conn.0);
+            select.push(" AND entity = ");
+            select.push_bind(entity);
+            select.push(" AND id IN (");
+            let mut ids = select.separated(", ");
+            for r in chunk {
+                ids.push_bind(&r.id);
+            }
+            select.push(")");
+            let rows = select
+                .build()
+                .persistent(chunk.len() == WRITE_CHUNK)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(classify)?;
-            match existing {
-                None => {
-                    sqlx::query("INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at, seen_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)")
-                        .bind(&conn.0)
-                        .bind(page.entity.as_str())
-                        .bind(&r.id)
-                        .bind(&r.remote_id)
-                        .bind(&r.data)
-                        .bind(&r.raw)
-                        .bind(&r.content_hash)
-                        .bind(r.remote_created_at.map(Timestamp::micros))
-                        .bind(r.remote_updated_at.map(Timestamp::micros))
-                        .bind(r.remote_was_deleted)
-                        .bind(now)
-                        .bind(&page.seen_run)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(classify)?;
-                    if r.remote_was_deleted {
-                        counts.deleted += 1
-                    } else {
-                        counts.added += 1
-                    }
-                }
-                Some(row) => {
-                    let hash: String = row.try_get("content_hash").map_err(classify)?;
-                    let was_deleted: bool = row.try_get("remote_was_deleted").map_err(classify)?;
-                    if hash == r.content_hash && was_deleted == r.remote_was_deleted {
-                        counts.unchanged += 1;
-                        if let Some(run) = &page.seen_run {
-                            sqlx::query("UPDATE records SET seen_run = $4 WHERE connection_id = $1 AND entity = $2 AND id = $3")
-                                .bind(&conn.0)
-                                .bind(page.entity.as_str())
-                                .bind(&r.id)
-                                .bind(run)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(classify)?;
+            let mut stored: HashMap<String, (String, bool)> = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let id: String = row.try_get("id").map_err(classify)?;
+                let hash: String = row.try_get("content_hash").map_err(classify)?;
+                let deleted: bool = row.try_get("remote_was_deleted").map_err(classify)?;
+                stored.insert(id, (hash, deleted));
+            }
+            let mut changed = Vec::with_capacity(chunk.len());
+            let mut unchanged = Vec::new();
+            for r in chunk {
+                match stored.get(&r.id) {
+                    None => {
+                        if r.remote_was_deleted {
+                            counts.deleted += 1
+                        } else {
+                            counts.added += 1
                         }
-                        continue;
+                        changed.push(*r);
                     }
-                    sqlx::query("UPDATE records SET remote_id = $4, data = $5, raw = $6, content_hash = $7, remote_created_at = $8, remote_updated_at = $9, remote_was_deleted = $10, modified_at = $11, seen_run = COALESCE($12, seen_run) WHERE connection_id = $1 AND entity = $2 AND id = $3")
-                        .bind(&conn.0)
-                        .bind(page.entity.as_str())
-                        .bind(&r.id)
-                        .bind(&r.remote_id)
-                        .bind(&r.data)
-                        .bind(&r.raw)
-                        .bind(&r.content_hash)
-                        .bind(r.remote_created_at.map(Timestamp::micros))
-                        .bind(r.remote_updated_at.map(Timestamp::micros))
-                        .bind(r.remote_was_deleted)
-                        .bind(now)
-                        .bind(&page.seen_run)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(classify)?;
-                    if r.remote_was_deleted && !was_deleted {
-                        counts.deleted += 1
-                    } else {
-                        counts.updated += 1
+                    Some((hash, was_deleted)) => {
+                        if *hash == r.content_hash && *was_deleted == r.remote_was_deleted {
+                            counts.unchanged += 1;
+                            unchanged.push(*r);
+                            continue;
+                        }
+                        if r.remote_was_deleted && !was_deleted {
+                            counts.deleted += 1
+                        } else {
+                            counts.updated += 1
+                        }
+                        changed.push(*r);
                     }
                 }
+            }
+            if !changed.is_empty() {
+                // New and changed records in one statement; `created_at` stays as first stored.
+                let mut upsert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at, seen_run) ",
+                );
+                upsert.push_values(&changed, |mut row, r| {
+                    row.push_bind(&conn.0)
+                        .push_bind(entity)
+                        .push_bind(&r.id)
+                        .push_bind(&r.remote_id)
+                        .push_bind(&r.data)
+                        .push_bind(&r.raw)
+                        .push_bind(&r.content_hash)
+                        .push_bind(r.remote_created_at.map(Timestamp::micros))
+                        .push_bind(r.remote_updated_at.map(Timestamp::micros))
+                        .push_bind(r.remote_was_deleted)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(&page.seen_run);
+                });
+                upsert.push(
+                    " ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, \
+                     content_hash = excluded.content_hash, remote_created_at = excluded.remote_created_at, remote_updated_at = excluded.remote_updated_at, \
+                     remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at, seen_run = COALESCE(excluded.seen_run, records.seen_run)",
+                );
+                upsert
+                    .build()
+                    .persistent(changed.len() == WRITE_CHUNK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+            if let (Some(run), false) = (&page.seen_run, unchanged.is_empty()) {
+                let mut mark = sqlx::QueryBuilder::<Db>::new("UPDATE records SET seen_run = ");
+                mark.push_bind(run);
+                mark.push(" WHERE connection_id = ");
+                mark.push_bind(&conn.0);
+                mark.push(" AND entity = ");
+                mark.push_bind(entity);
+                mark.push(" AND id IN (");
+                let mut ids = mark.separated(", ");
+                for r in &unchanged {
+                    ids.push_bind(&r.id);
+                }
+                mark.push(")");
+                mark.build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
             }
         }
         sqlx::query("UPDATE sync_state SET cursor = $3 WHERE connection_id = $1 AND entity = $2")
             .bind(&conn.0)
-            .bind(page.entity.as_str())
+            .bind(entity)
             .bind(&page.checkpoint)
             .execute(&mut *tx)
             .await

@@ -362,14 +362,17 @@ impl Connector for NetSuite {
                     .filter_map(|r| read::text(r, "id")?.parse().ok())
                     .collect();
                 if !ids.is_empty() {
+                    let by_id: std::collections::HashMap<String, usize> = headers
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, h)| Some((h.get("id")?.as_str()?.to_string(), i)))
+                        .collect();
                     for line in self.order_lines(&ids).await? {
                         let Some(tx) = read::text(&line, "transaction") else {
                             continue;
                         };
-                        if let Some(h) = headers
-                            .iter_mut()
-                            .find(|h| h.get("id").and_then(Value::as_str) == Some(tx.as_str()))
-                            && let Some(Value::Array(lines)) = h.get_mut("lines")
+                        if let Some(&i) = by_id.get(&tx)
+                            && let Some(Value::Array(lines)) = headers[i].get_mut("lines")
                         {
                             lines.push(read::order_line(&line));
                         }
@@ -386,6 +389,29 @@ impl Connector for NetSuite {
 
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         Ok(*self.last_date.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn filters_by_time(&self, entity: Entity) -> bool {
+        read::windowed(entity)
+    }
+
+    fn read_concurrency(&self) -> usize {
+        self.client.config().concurrency
+    }
+
+    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
+        self.client.breaker().state()
+    }
+
+    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+        let Some(sql) = read::oldest_query(entity) else {
+            return Ok(None);
+        };
+        let (rows, _) = self.suiteql(&sql, 1, 0).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| read::text(r, "lastmodified_iso"))
+            .and_then(|t| Timestamp::parse_rfc3339(&t)))
     }
 
     async fn create_purchase_order(

@@ -185,6 +185,29 @@ pub fn page_query(
     Ok((sql, t.page))
 }
 
+/// The statement that finds an entity's earliest modification (one row), where it has one.
+pub fn oldest_query(entity: Entity) -> Option<String> {
+    let t = table(entity);
+    if !t.has_last_modified {
+        return None;
+    }
+    let mut sql = format!(
+        "SELECT t.id, TO_CHAR(t.lastmodifieddate, {ISO_FORMAT}) AS lastmodified_iso FROM {}",
+        t.from
+    );
+    if let Some(f) = t.filter {
+        sql.push_str(" WHERE ");
+        sql.push_str(f);
+    }
+    sql.push_str(" ORDER BY t.lastmodifieddate, t.id");
+    Some(sql)
+}
+
+/// Whether reads of `entity` are bounded by modification time.
+pub fn windowed(entity: Entity) -> bool {
+    table(entity).has_last_modified
+}
+
 /// The lines of some orders, in order.
 pub fn lines_query(order_ids: &[u64]) -> String {
     let ids: Vec<String> = order_ids.iter().map(u64::to_string).collect();

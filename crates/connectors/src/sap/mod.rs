@@ -121,11 +121,12 @@ impl std::fmt::Debug for SapConnector {
 }
 
 /// The limits used for SAP: none are documented for on-premise or private cloud Gateway
-/// systems (fair use); we keep a modest rate and few parallel calls.
+/// systems (fair use), so we bound what matters to a Gateway, the work in flight: at most
+/// four calls at once (each a large page), and no separate rate on top.
 pub fn upstream_config() -> UpstreamConfig {
     UpstreamConfig {
         concurrency: 4,
-        per_second: 10.0,
+        per_second: 0.0,
         burst: 10,
         retry: RetryPolicy::default(),
         timeout: Duration::from_secs(120),
@@ -626,14 +627,14 @@ impl Connector for SapConnector {
         let body = self
             .get_json(&format!("{}/{}", spec.service, spec.set), &query)
             .await?;
+        let mut body = body;
         let d = body
-            .get("d")
+            .get_mut("d")
             .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
-        let records: Vec<Value> = d
-            .get("results")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let records: Vec<Value> = match d.get_mut("results").map(Value::take) {
+            Some(Value::Array(records)) => records,
+            _ => Vec::new(),
+        };
         let more = d.get("__next").is_some() || records.len() as u64 >= self.page_size;
         let next_cursor = match records.last() {
             Some(last) if more => {
@@ -659,6 +660,46 @@ impl Connector for SapConnector {
 
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         Ok(self.source_clock.get())
+    }
+
+    fn filters_by_time(&self, entity: Entity) -> bool {
+        spec(entity).is_some_and(|s| s.time.is_some())
+    }
+
+    fn read_concurrency(&self) -> usize {
+        self.client.config().concurrency
+    }
+
+    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
+        self.client.breaker().state()
+    }
+
+    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+        let Some(Spec {
+            service,
+            set,
+            time: Some(tp),
+            ..
+        }) = spec(entity)
+        else {
+            return Ok(None);
+        };
+        let body = self
+            .get_json(
+                &format!("{service}/{set}"),
+                &[
+                    ("$orderby", tp.to_string()),
+                    ("$top", "1".into()),
+                    ("$select", tp.to_string()),
+                    ("$format", "json".into()),
+                ],
+            )
+            .await?;
+        Ok(body
+            .pointer("/d/results/0")
+            .and_then(|r| r.get(tp))
+            .and_then(odata_ms)
+            .map(|ms| Timestamp(ms.saturating_mul(1000))))
     }
 
     async fn create_purchase_order(

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use ironbridge_model::Entity;
 use ironbridge_model::api::SystemId;
+use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
@@ -254,6 +254,20 @@ impl Connector for SandboxConnector {
     fn default_history_days(&self) -> Option<u32> {
         // Sample data: its two years of history are the point, whatever today's date is.
         None
+    }
+
+    fn filters_by_time(&self, _entity: Entity) -> bool {
+        // Every sample record has `updatedAt`, and pages honour the window.
+        true
+    }
+
+    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+        self.authorize()?;
+        Ok(self
+            .records(entity)
+            .iter()
+            .filter_map(|r| r["updatedAt"].as_str().and_then(Timestamp::parse_rfc3339))
+            .min())
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {

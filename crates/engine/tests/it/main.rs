@@ -1,78 +1,32 @@
-//! Sync runner tests against the sandbox system and a real SQLite store.
+//! Sync runner tests: against the sandbox system (here) and against the real connectors and
+//! the in-process emulators (`erp`), on SQLite and, with `TEST_BACKEND=postgres`, PostgreSQL.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use ironbridge_core::connector::*;
-use ironbridge_core::crypto::token_hash;
 use ironbridge_core::sandbox::{REVOKED_API_KEY, SandboxConnector, data};
 use ironbridge_core::store::*;
 use ironbridge_core::{Clock, ManualClock};
-use ironbridge_engine::sync::{SyncError, sync_connection};
+use ironbridge_engine::sync::SyncError;
 use ironbridge_model::Entity;
 use ironbridge_model::api::SystemId;
 use serde_json::{Value, json};
 
-struct Env {
-    store: Arc<dyn Store>,
-    conn: ConnId,
-    clock: ManualClock,
-    _dir: tempfile::TempDir,
-}
+mod erp;
+mod support;
 
+use support::{Env, count, env_for, events, org, status, sync};
+
+/// A sandbox connection, a day after the sample data ends (so no record is within the
+/// settle delay).
 async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        ironbridge_store::SqliteStore::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("t.db").display()
-        ))
-        .await
-        .unwrap(),
-    );
-    // A day after the sample data ends, so no record is within the settle delay.
-    let clock = ManualClock::new(data::anchor().plus_secs(86_400));
-    let org = OrgId("org_1".into());
-    let key = NewApiKey {
-        id: "key_1".into(),
-        name: "k".into(),
-        token_hash: token_hash("k"),
-        prefix: "ibk_".into(),
-        created_at: clock.now(),
-    };
-    store
-        .create_organization(
-            &Organization {
-                id: org.0.clone(),
-                name: "o".into(),
-                connection_credits: 5,
-                created_at: clock.now(),
-            },
-            &key,
-        )
-        .await
-        .unwrap();
-    let new = NewConnection {
-        id: "conn_1".into(),
-        system: "sandbox".into(),
-        name: None,
-        status: "syncing".into(),
-        settings: "{}".into(),
-        end_user: None,
-        credentials: None,
-        token_hash: token_hash("t"),
-        token_prefix: "ibc_".into(),
-        created_at: clock.now(),
-        replaces: None,
-    };
-    store.create_connection(&org, &new).await.unwrap();
-    Env {
-        store,
-        conn: ConnId("conn_1".into()),
-        clock,
-        _dir: dir,
-    }
+    env_for(
+        "sandbox",
+        ManualClock::new(data::anchor().plus_secs(86_400)),
+    )
+    .await
 }
 
 fn sandbox(clock: &ManualClock, settings: Value, creds: Option<Value>) -> SandboxConnector {
@@ -84,49 +38,11 @@ fn sandbox(clock: &ManualClock, settings: Value, creds: Option<Value>) -> Sandbo
     .unwrap()
 }
 
-fn org() -> OrgId {
-    OrgId("org_1".into())
-}
-
-async fn count(env: &Env, entity: Entity) -> u64 {
-    let q = RecordQuery {
-        entity,
-        after_id: None,
-        modified_after: None,
-        modified_before: None,
-        include_deleted: true,
-        include_raw: false,
-        limit: 10_000,
-    };
-    env.store.count_records(&env.conn, &q).await.unwrap()
-}
-
-async fn events(env: &Env) -> Vec<(String, Value)> {
-    let list = env
-        .store
-        .list_events(&org(), None, Some(&env.conn.0), None, 100)
-        .await
-        .unwrap();
-    list.into_iter()
-        .map(|e| (e.event_type, serde_json::from_str(&e.data).unwrap()))
-        .collect()
-}
-
-async fn status(env: &Env) -> String {
-    env.store
-        .get_connection(&OrgId("org_1".into()), &env.conn)
-        .await
-        .unwrap()
-        .status
-}
-
 #[tokio::test]
 async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     let env = env().await;
     let c = sandbox(&env.clock, json!({"purchase_orders": 230}), None);
-    let reports = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, false, &env.clock)
-        .await
-        .unwrap();
+    let reports = sync(&env, &c, false).await.unwrap();
     let po = reports
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
@@ -136,9 +52,7 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     assert_eq!(count(&env, Entity::Vendor).await, 12);
     assert_eq!(status(&env).await, "online");
     env.clock.advance_secs(60);
-    let again = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, false, &env.clock)
-        .await
-        .unwrap();
+    let again = sync(&env, &c, false).await.unwrap();
     let po = again
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
@@ -179,9 +93,7 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
         "the signpost stays below now"
     );
     // A full resync reads everything again; nothing changed, nothing is swept.
-    let full = sync_connection(env.store.as_ref(), &c, &org(), &env.conn, true, &env.clock)
-        .await
-        .unwrap();
+    let full = sync(&env, &c, true).await.unwrap();
     let po = full
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
@@ -203,44 +115,17 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
 async fn a_full_pass_marks_records_the_source_no_longer_has_as_deleted() {
     let env = env().await;
     let big = sandbox(&env.clock, json!({"purchase_orders": 150}), None);
-    sync_connection(
-        env.store.as_ref(),
-        &big,
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap();
+    sync(&env, &big, false).await.unwrap();
     // The same source now has 30 orders fewer (the sandbox generates them in order).
     let smaller = sandbox(&env.clock, json!({"purchase_orders": 120}), None);
     env.clock.advance_secs(60);
-    let incremental = sync_connection(
-        env.store.as_ref(),
-        &smaller,
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap();
+    let incremental = sync(&env, &smaller, false).await.unwrap();
     assert_eq!(
         incremental.iter().map(|r| r.counts.deleted).sum::<u64>(),
         0,
         "an incremental window cannot see deletions"
     );
-    let full = sync_connection(
-        env.store.as_ref(),
-        &smaller,
-        &org(),
-        &env.conn,
-        true,
-        &env.clock,
-    )
-    .await
-    .unwrap();
+    let full = sync(&env, &smaller, true).await.unwrap();
     let po = full
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
@@ -266,31 +151,15 @@ async fn a_full_pass_marks_records_the_source_no_longer_has_as_deleted() {
 #[tokio::test]
 async fn revoked_credentials_require_reauthorization_and_keep_data() {
     let env = env().await;
-    sync_connection(
-        env.store.as_ref(),
-        &sandbox(&env.clock, json!({}), None),
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap();
+    sync(&env, &sandbox(&env.clock, json!({}), None), false)
+        .await
+        .unwrap();
     let revoked = sandbox(
         &env.clock,
         json!({}),
         Some(json!({"api_key": REVOKED_API_KEY})),
     );
-    let err = sync_connection(
-        env.store.as_ref(),
-        &revoked,
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap_err();
+    let err = sync(&env, &revoked, false).await.unwrap_err();
     assert!(matches!(
         err,
         SyncError::Connector(ConnectorError::Unauthorized)
@@ -330,6 +199,15 @@ impl Connector for FailOnce {
     fn default_history_days(&self) -> Option<u32> {
         self.inner.default_history_days()
     }
+    fn filters_by_time(&self, entity: Entity) -> bool {
+        self.inner.filters_by_time(entity)
+    }
+    async fn oldest_change(
+        &self,
+        entity: Entity,
+    ) -> Result<Option<ironbridge_model::Timestamp>, ConnectorError> {
+        self.inner.oldest_change(entity).await
+    }
     async fn check(&self) -> Result<(), ConnectorError> {
         self.inner.check().await
     }
@@ -366,21 +244,16 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         fail_at: 2,
         calls: AtomicU32::new(0),
     };
-    let err = sync_connection(
-        env.store.as_ref(),
-        &flaky,
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap_err();
+    let err = sync(&env, &flaky, false).await.unwrap_err();
     assert!(matches!(
         err,
         SyncError::Connector(ConnectorError::Upstream(_))
     ));
-    assert_eq!(status(&env).await, "offline");
+    assert_eq!(
+        status(&env).await,
+        "online",
+        "one failed call is a blip, not an outage"
+    );
     assert_eq!(
         count(&env, Entity::PurchaseOrder).await,
         200,
@@ -395,16 +268,7 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         (po.status.as_str(), po.cursor.as_deref()),
         ("failed", Some("200"))
     );
-    let reports = sync_connection(
-        env.store.as_ref(),
-        &flaky,
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap();
+    let reports = sync(&env, &flaky, false).await.unwrap();
     let po = reports
         .iter()
         .find(|r| r.entity == Some(Entity::PurchaseOrder))
@@ -418,27 +282,170 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
     assert_eq!(status(&env).await, "online");
     let events = events(&env).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(
-        types,
-        [
-            "sync.failed",
-            "connection.status_changed",
-            "sync.completed",
-            "connection.status_changed"
-        ]
-    );
-    assert_eq!(
-        events[1].1,
-        json!({"previous_status": "online", "status": "offline"})
-    );
+    assert_eq!(types, ["sync.failed", "sync.completed"]);
     assert_eq!(
         events[0].1["error"],
         json!({"code": "UPSTREAM_UNAVAILABLE", "message": "The source system could not be reached."})
     );
+}
+
+/// A source that fails every read while `down` is set (its circuit never opens: the failure
+/// is not an HTTP one), like a flaky network between us and it.
+struct Intermittent {
+    inner: SandboxConnector,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Connector for Intermittent {
+    fn system(&self) -> SystemId {
+        self.inner.system()
+    }
+    fn readable(&self) -> &'static [Entity] {
+        self.inner.readable()
+    }
+    fn default_history_days(&self) -> Option<u32> {
+        self.inner.default_history_days()
+    }
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.inner.check().await
+    }
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ConnectorError::Upstream("connection reset".into()));
+        }
+        self.inner.fetch_page(entity, window, cursor).await
+    }
+    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+        self.inner.create_purchase_order(o).await
+    }
+    async fn update_purchase_order(
+        &self,
+        id: &str,
+        u: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        self.inner.update_purchase_order(id, u).await
+    }
+}
+
+#[tokio::test]
+async fn an_outage_is_reported_offline_only_after_repeated_failures() {
+    let env = env().await;
+    let source = Intermittent {
+        inner: sandbox(&env.clock, json!({}), None),
+        down: std::sync::atomic::AtomicBool::new(false),
+    };
+    sync(&env, &source, false).await.unwrap();
+    source.down.store(true, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    for _ in 0..ironbridge_engine::sync::OFFLINE_AFTER_FAILURES {
+        env.clock.advance_secs(60);
+        assert!(sync(&env, &source, false).await.is_err());
+        seen.push(status(&env).await);
+    }
+    let mut expected =
+        vec!["online".to_string(); ironbridge_engine::sync::OFFLINE_AFTER_FAILURES as usize - 1];
+    expected.push("offline".into());
     assert_eq!(
-        events[3].1,
-        json!({"previous_status": "offline", "status": "online"})
+        seen, expected,
+        "blips stay online; a run of failures is an outage"
     );
+    source.down.store(false, Ordering::SeqCst);
+    env.clock.advance_secs(60);
+    sync(&env, &source, false).await.unwrap();
+    assert_eq!(status(&env).await, "online");
+    let changes: Vec<Value> = events(&env)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "connection.status_changed")
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            json!({"previous_status": "online", "status": "offline"}),
+            json!({"previous_status": "offline", "status": "online"}),
+        ]
+    );
+}
+
+/// Reading a long window in slices side by side stores exactly what one pass stores, and a
+/// sliced run that dies resumes every slice from its own checkpoint.
+#[tokio::test]
+async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
+    use ironbridge_engine::sync::{SyncOptions, sync_connection_with};
+    let one = env().await;
+    let source = sandbox(&one.clock, json!({"purchase_orders": 900}), None);
+    sync(&one, &source, false).await.unwrap();
+    let expected: Vec<(String, String)> = support::stored(&one, Entity::PurchaseOrder)
+        .await
+        .into_iter()
+        .map(|r| (r.remote_id, r.data))
+        .collect();
+    assert_eq!(expected.len(), 900);
+
+    let sliced = env().await;
+    let flaky = FailOnce {
+        inner: sandbox(&sliced.clock, json!({"purchase_orders": 900}), None),
+        fail_at: 5,
+        calls: AtomicU32::new(0),
+    };
+    let options = SyncOptions {
+        max_concurrency: Some(3),
+        ..SyncOptions::default()
+    };
+    let owner = org();
+    let run = || {
+        sync_connection_with(
+            sliced.store.as_ref(),
+            &flaky,
+            &owner,
+            &sliced.conn,
+            &options,
+            &sliced.clock,
+        )
+    };
+    assert!(run().await.is_err(), "the sixth page read fails");
+    let states = sliced.store.sync_states(&sliced.conn).await.unwrap();
+    let po = states
+        .iter()
+        .find(|s| s.entity == Entity::PurchaseOrder)
+        .unwrap();
+    assert!(
+        po.cursor
+            .as_deref()
+            .is_some_and(|c| c.starts_with("slices1:")),
+        "the checkpoint is the slice plan: {:?}",
+        po.cursor
+    );
+    let first = count(&sliced, Entity::PurchaseOrder).await;
+    assert!(
+        first > 0 && first < 900,
+        "{first} stored before the failure"
+    );
+    let reports = run().await.unwrap();
+    let added = reports
+        .iter()
+        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .unwrap()
+        .counts
+        .added;
+    assert_eq!(
+        first + added,
+        900,
+        "the rerun adds exactly what was missing"
+    );
+    let got: Vec<(String, String)> = support::stored(&sliced, Entity::PurchaseOrder)
+        .await
+        .into_iter()
+        .map(|r| (r.remote_id, r.data))
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[tokio::test]
@@ -480,16 +487,9 @@ async fn unmappable_records_are_skipped_and_counted() {
         }
     }
     let env = env().await;
-    let reports = sync_connection(
-        env.store.as_ref(),
-        &Broken(sandbox(&env.clock, json!({}), None)),
-        &org(),
-        &env.conn,
-        false,
-        &env.clock,
-    )
-    .await
-    .unwrap();
+    let reports = sync(&env, &Broken(sandbox(&env.clock, json!({}), None)), false)
+        .await
+        .unwrap();
     assert_eq!((reports[0].counts.added, reports[0].unmappable), (12, 1));
 }
 

@@ -242,6 +242,20 @@ async fn validation_errors_name_missing_read_only_and_bad_fields() {
         res.assert_error(422, "VALIDATION_ERROR")["param"],
         "settings.purchase_orders"
     );
+    for bad in [json!(0), json!(3651), json!("90"), json!(1.5)] {
+        let res = app
+            .post(
+                &key,
+                "/v1/connections",
+                json!({"system": "sandbox", "settings": {"history_days": bad}}),
+            )
+            .await;
+        assert_eq!(
+            res.assert_error(422, "VALIDATION_ERROR")["param"],
+            "settings.history_days",
+            "{bad}"
+        );
+    }
     let res = app
         .post(
             &key,

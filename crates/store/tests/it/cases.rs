@@ -818,3 +818,126 @@ pub async fn events_are_written_with_the_changes_they_describe(store: Arc<dyn St
             .any(|(_, id)| *id == c2)
     );
 }
+
+/// Pages larger than one statement's chunk, and pages that repeat a record (an offset-paged
+/// source while data moves): every record is stored once, with its last copy, and the counts
+/// add up.
+pub async fn large_pages_with_repeats_are_written_in_batches(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    let mut records: Vec<RecordUpsert> = (0..1_234)
+        .map(|n| rec(&c, &n.to_string(), &format!("v{n}")))
+        .collect();
+    // The same source record twice in one page: the last copy wins.
+    records.push(rec(&c, "7", "seven-again"));
+    let counts = write(&store, &c, records, T0).await;
+    assert_eq!(
+        (counts.added, counts.updated, counts.unchanged),
+        (1_234, 0, 0)
+    );
+    assert_eq!(store.count_records(&c, &query(10)).await.unwrap(), 1_234);
+    let seven = store
+        .get_record(
+            &c,
+            Entity::Vendor,
+            &record_id(&c.0, Entity::Vendor, "7"),
+            true,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seven.data, r#"{"name":"seven-again"}"#);
+
+    // Rewrite with every third record changed and a new one: one batch decides all.
+    let t1 = T0.plus_secs(60);
+    let mut records: Vec<RecordUpsert> = (0..1_234)
+        .map(|n| {
+            let body = if n == 7 {
+                "seven-again".to_string()
+            } else if n % 3 == 0 {
+                format!("w{n}")
+            } else {
+                format!("v{n}")
+            };
+            rec(&c, &n.to_string(), &body)
+        })
+        .collect();
+    records.push(rec(&c, "new", "fresh"));
+    let counts = write(&store, &c, records, t1).await;
+    let changed = (0..1_234).filter(|n| n % 3 == 0 && *n != 7).count() as u64;
+    assert_eq!(
+        (counts.added, counts.updated, counts.unchanged),
+        (1, changed, 1_234 - changed)
+    );
+    let mut recent = query(2_000);
+    recent.modified_after = Some(T0);
+    assert_eq!(
+        store.list_records(&c, &recent).await.unwrap().len() as u64,
+        changed + 1,
+        "only changed and new records moved their modified_at"
+    );
+    let first = store
+        .get_record(
+            &c,
+            Entity::Vendor,
+            &record_id(&c.0, Entity::Vendor, "3"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.created_at, first.modified_at),
+        (T0, t1),
+        "an update keeps created_at"
+    );
+}
+
+/// Failed calls count up with the circuit's state until a success resets them.
+pub async fn call_failures_are_counted_with_the_circuit_state(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    assert_eq!(
+        store
+            .record_call_failure(&c, T0, "UPSTREAM_UNAVAILABLE", "closed")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .record_call_failure(&c, T0.plus_secs(1), "UPSTREAM_UNAVAILABLE", "open")
+            .await
+            .unwrap(),
+        2
+    );
+    let now = store.get_connection(&o, &c).await.unwrap();
+    assert_eq!(
+        (
+            now.consecutive_errors,
+            now.error_count,
+            now.circuit_state.as_str(),
+            now.last_error_code.as_deref()
+        ),
+        (2, 2, "open", Some("UPSTREAM_UNAVAILABLE"))
+    );
+    store
+        .record_call_success(&c, T0.plus_secs(2))
+        .await
+        .unwrap();
+    let now = store.get_connection(&o, &c).await.unwrap();
+    assert_eq!(
+        (
+            now.consecutive_errors,
+            now.error_count,
+            now.circuit_state.as_str()
+        ),
+        (0, 2, "closed")
+    );
+    assert!(matches!(
+        store
+            .record_call_failure(&ConnId("conn_missing".into()), T0, "X", "closed")
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}

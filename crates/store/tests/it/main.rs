@@ -42,4 +42,6 @@ contract!(
     jobs_dedupe_retry_and_fence_late_workers,
     events_are_written_with_the_changes_they_describe,
     complete_passes_sweep_records_the_source_no_longer_has,
+    large_pages_with_repeats_are_written_in_batches,
+    call_failures_are_counted_with_the_circuit_state,
 );

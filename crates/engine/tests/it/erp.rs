@@ -1,0 +1,1527 @@
+//! The sync runner with the real connectors (NetSuite, SAP S/4HANA, Business Central) against
+//! their emulators started in-process: initial and incremental runs compared record by record
+//! with the emulator's data, ties on one timestamp across pages, late commits inside the
+//! lookback, deletions through mark-and-sweep, syncs killed at a pseudo-random page, injected
+//! 429 and 5xx storms, and revoked credentials. Time is injected on both sides: the emulator's
+//! clock moves through its admin API, Ironbridge's is a `ManualClock`, and retries wait through
+//! a `RecordingSleeper`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironbridge_connectors::netsuite::generate_certificate;
+use ironbridge_connectors::sleeper::RecordingSleeper;
+use ironbridge_core::connector::{
+    Connector, ConnectorError, PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow,
+};
+use ironbridge_core::service::ConnectorFactory;
+use ironbridge_core::store::StoredRecord;
+use ironbridge_core::{Clock, ManualClock};
+use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
+use ironbridge_engine::BuiltinConnectors;
+use ironbridge_engine::sync::{EntityReport, LOOKBACK_SECS, SETTLE_SECS, SyncError};
+use ironbridge_model::api::{CircuitState, SystemId};
+use ironbridge_model::{Entity, Timestamp};
+use serde_json::{Map, Value, json};
+
+use crate::support::{self, Env, env_for, events, report, status, stored};
+
+const SEED: u64 = 7;
+/// Seeded orders per emulator: a few dozen fall in the 90-day history window of a first run.
+const ORDERS: u64 = 600;
+/// Page size for SAP and Business Central (NetSuite's pages are fixed: 100 orders).
+const PAGE: u64 = 10;
+const NS_CLIENT_ID: &str = "ib-engine-tests";
+const HISTORY_SECS: i64 = 90 * 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sys {
+    NetSuite,
+    Sap,
+    Bc,
+}
+
+impl Sys {
+    fn emulator(self) -> System {
+        match self {
+            Sys::NetSuite => System::NetSuite,
+            Sys::Sap => System::SapS4Hana,
+            Sys::Bc => System::BusinessCentral,
+        }
+    }
+
+    fn id(self) -> SystemId {
+        match self {
+            Sys::NetSuite => SystemId::Netsuite,
+            Sys::Sap => SystemId::SapS4hana,
+            Sys::Bc => SystemId::BusinessCentral,
+        }
+    }
+
+    /// The source key of canonical purchase order `n`, as the connector reads it.
+    fn po_key(self, n: u64) -> String {
+        match self {
+            Sys::NetSuite => n.to_string(),
+            Sys::Sap => ironbridge_emulators::sap::model::po_key(n),
+            Sys::Bc => ironbridge_emulators::bc::model::guid(
+                SEED,
+                ironbridge_emulators::bc::model::Kind::PurchaseOrder,
+                n,
+            ),
+        }
+    }
+
+    fn vendor_key(self, n: u64) -> String {
+        match self {
+            Sys::NetSuite => n.to_string(),
+            Sys::Sap => ironbridge_emulators::sap::model::supplier_key(n),
+            Sys::Bc => ironbridge_emulators::bc::model::guid(
+                SEED,
+                ironbridge_emulators::bc::model::Kind::Vendor,
+                n,
+            ),
+        }
+    }
+
+    /// `METHOD path` suffix of a purchase-order page request, where it is one request per page.
+    fn po_page_path(self) -> Option<&'static str> {
+        match self {
+            Sys::NetSuite => None,
+            Sys::Sap => Some("/A_PurchaseOrder"),
+            Sys::Bc => Some("/purchaseOrders"),
+        }
+    }
+}
+
+/// A purchase order as the emulator holds it.
+#[derive(Debug, Clone)]
+struct SrcPo {
+    n: u64,
+    lm: Timestamp,
+    quantities: Vec<i64>,
+}
+
+/// What the store's purchase orders must cover.
+#[derive(Debug, Clone, Copy)]
+enum Coverage {
+    /// No sync ran yet.
+    Unset,
+    /// The first run's history window starts here.
+    From(Timestamp),
+    /// A full pass read everything.
+    All,
+}
+
+/// One emulator, one fresh store, the connector's settings and credentials.
+struct Erp {
+    sys: Sys,
+    emu: RunningEmulator,
+    env: Env,
+    sleeper: RecordingSleeper,
+    http: reqwest::Client,
+    settings: Map<String, Value>,
+    creds: Map<String, Value>,
+    coverage: Mutex<Coverage>,
+}
+
+fn ms_to_ts(ms: i64) -> Timestamp {
+    Timestamp(ms * 1000)
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+/// A decimal quantity as stored (string or number) as an integer.
+fn whole(v: &Value) -> i64 {
+    let f = match v {
+        Value::String(s) => s.parse::<f64>().unwrap(),
+        Value::Number(n) => n.as_f64().unwrap(),
+        other => panic!("not a quantity: {other}"),
+    };
+    assert_eq!(f.fract(), 0.0, "{v}");
+    f as i64
+}
+
+/// splitmix64: pseudo-random kill points from a fixed seed.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+type Snapshot = Vec<(String, String, String, Timestamp, Option<Timestamp>, bool)>;
+
+impl Erp {
+    async fn start(sys: Sys) -> Erp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emu = ironbridge_emulators::start(
+            EmulatorConfig::new(sys.emulator(), SEED, ORDERS),
+            listener,
+        )
+        .await
+        .unwrap();
+        let clock = ManualClock::new(ms_to_ts(ironbridge_emulators::default_start()));
+        let env = env_for(sys.id().as_str(), clock.clone()).await;
+        let mut erp = Erp {
+            sys,
+            emu,
+            env,
+            sleeper: RecordingSleeper::new(clock),
+            http: reqwest::Client::new(),
+            settings: Map::new(),
+            creds: Map::new(),
+            coverage: Mutex::new(Coverage::Unset),
+        };
+        let base = erp.emu.base_url();
+        let (settings, creds) = match sys {
+            Sys::NetSuite => {
+                let cert =
+                    generate_certificate("Ironbridge engine tests", erp.env.clock.now()).unwrap();
+                erp.admin(
+                    "POST",
+                    "/netsuite/m2m-clients",
+                    Some(
+                        json!({"client_id": NS_CLIENT_ID, "certificate_id": "cert-1",
+                        "certificate_pem": cert.certificate_pem}),
+                    ),
+                )
+                .await;
+                (
+                    json!({"base_url": base}),
+                    json!({"account_id": "1234567_SB1", "client_id": NS_CLIENT_ID,
+                        "certificate_id": "cert-1", "private_key_pem": cert.private_key_pem}),
+                )
+            }
+            Sys::Sap => {
+                let c = erp.admin("GET", "/credentials", None).await;
+                (
+                    json!({"base_url": base, "sap_client": "100", "page_size": PAGE}),
+                    json!({"username": c["user"], "password": c["password"]}),
+                )
+            }
+            Sys::Bc => {
+                let c = erp.admin("GET", "/credentials", None).await;
+                (
+                    json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"],
+                        "environment": c["environment"], "page_size": PAGE}),
+                    json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
+                )
+            }
+        };
+        erp.settings = obj(settings);
+        erp.creds = obj(creds);
+        erp
+    }
+
+    /// Replaces the store with a fresh one (same emulator, same clocks).
+    async fn fresh_store(&mut self) {
+        self.env = env_for(self.sys.id().as_str(), self.env.clock.clone()).await;
+        *self.coverage.lock().unwrap() = Coverage::Unset;
+    }
+
+    /// A connector as the worker builds it: from the registry, per sync.
+    fn connector(&self) -> Arc<dyn Connector> {
+        BuiltinConnectors::with_sleeper(
+            Arc::new(self.env.clock.clone()),
+            Arc::new(self.sleeper.clone()),
+        )
+        .build(self.sys.id(), &self.settings, Some(&self.creds))
+        .unwrap()
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut r = self
+            .http
+            .request(method, format!("{}/__emulator{path}", self.emu.base_url()));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let response = r.send().await.unwrap();
+        let code = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(code.is_success(), "admin {path}: {code} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn emu_now(&self) -> Timestamp {
+        ms_to_ts(self.emu.core().clock.now_ms())
+    }
+
+    /// Moves both clocks to the same whole second, `secs` after the later of the two (the
+    /// recording sleeper moves only ours).
+    async fn advance(&self, secs: i64) {
+        let ours = self.env.clock.now().micros().div_euclid(1_000_000) + 1;
+        let theirs = self.emu_now().micros().div_euclid(1_000_000);
+        let target = ours.max(theirs) + secs;
+        self.env.clock.set(Timestamp::from_secs(target));
+        self.admin("POST", "/clock", Some(json!({"set_ms": target * 1000})))
+            .await;
+    }
+
+    /// Runs a sync through the one helper and keeps track of what the store must cover.
+    async fn run(&self, c: &dyn Connector, full: bool) -> Result<Vec<EntityReport>, SyncError> {
+        self.before_run();
+        let result = support::sync(&self.env, c, full).await;
+        if full && result.is_ok() {
+            *self.coverage.lock().unwrap() = Coverage::All;
+        }
+        result
+    }
+
+    fn before_run(&self) {
+        let mut coverage = self.coverage.lock().unwrap();
+        if let Coverage::Unset = *coverage {
+            *coverage = Coverage::From(self.emu_now().plus_secs(-HISTORY_SECS));
+        }
+    }
+
+    fn source_orders(&self) -> BTreeMap<String, SrcPo> {
+        let data = self.emu.core().read();
+        let t = &data.purchase_orders;
+        t.ids()
+            .iter()
+            .filter_map(|&n| t.get(n))
+            .map(|po| {
+                (
+                    self.sys.po_key(po.id),
+                    SrcPo {
+                        n: po.id,
+                        lm: ms_to_ts(po.last_modified),
+                        quantities: po.lines.iter().map(|l| l.quantity).collect(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn source_vendors(&self) -> HashSet<String> {
+        let data = self.emu.core().read();
+        data.vendors
+            .ids()
+            .iter()
+            .map(|&n| self.sys.vendor_key(n))
+            .collect()
+    }
+
+    async fn po_high_water(&self) -> Timestamp {
+        let states = self.env.store.sync_states(&self.env.conn).await.unwrap();
+        states
+            .iter()
+            .find(|s| s.entity == Entity::PurchaseOrder)
+            .and_then(|s| s.high_water)
+            .expect("purchase orders synced once")
+    }
+
+    /// Source orders the store must hold live after the last successful run.
+    async fn expected_orders(&self) -> BTreeMap<String, SrcPo> {
+        let hw = self.po_high_water().await;
+        let since = match *self.coverage.lock().unwrap() {
+            Coverage::From(t) => Some(t),
+            Coverage::All => None,
+            Coverage::Unset => panic!("no sync ran"),
+        };
+        self.source_orders()
+            .into_iter()
+            .filter(|(_, p)| p.lm <= hw && since.is_none_or(|s| p.lm >= s))
+            .collect()
+    }
+
+    /// The store holds exactly the source's orders of the covered window (each once, with the
+    /// source's modification time and line quantities), flags only records the source no
+    /// longer has, and holds every vendor. `skip` lists keys the caller checks itself.
+    async fn assert_in_sync(&self, skip: &[String]) {
+        let sys = self.sys;
+        let source = self.source_orders();
+        let expected: BTreeMap<String, SrcPo> = self
+            .expected_orders()
+            .await
+            .into_iter()
+            .filter(|(k, _)| !skip.contains(k))
+            .collect();
+        let rows = stored(&self.env, Entity::PurchaseOrder).await;
+        let mut seen = HashSet::new();
+        for r in &rows {
+            assert!(
+                seen.insert(r.remote_id.clone()),
+                "{sys:?}: {} stored twice",
+                r.remote_id
+            );
+        }
+        let live: BTreeMap<&str, &StoredRecord> = rows
+            .iter()
+            .filter(|r| !r.remote_was_deleted && !skip.contains(&r.remote_id))
+            .map(|r| (r.remote_id.as_str(), r))
+            .collect();
+        let missing: Vec<&String> = expected
+            .keys()
+            .filter(|k| !live.contains_key(k.as_str()))
+            .collect();
+        let extra: Vec<&&str> = live
+            .keys()
+            .filter(|k| !expected.contains_key(**k))
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{sys:?}: store differs from source: {} missing {missing:?}, {} extra {extra:?}",
+            missing.len(),
+            extra.len()
+        );
+        for (key, po) in &expected {
+            let r = live[key.as_str()];
+            assert_eq!(
+                r.remote_updated_at,
+                Some(po.lm),
+                "{sys:?} {key}: modified at"
+            );
+            let data: Value = serde_json::from_str(&r.data).unwrap();
+            let quantities: Vec<i64> = data["line_items"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{sys:?} {key}: no line_items in {data}"))
+                .iter()
+                .map(|l| whole(&l["quantity"]))
+                .collect();
+            assert_eq!(quantities, po.quantities, "{sys:?} {key}: line quantities");
+        }
+        for r in rows.iter().filter(|r| r.remote_was_deleted) {
+            assert!(
+                !source.contains_key(&r.remote_id),
+                "{sys:?}: {} is flagged deleted but the source has it",
+                r.remote_id
+            );
+        }
+        let vendors: HashSet<String> = stored(&self.env, Entity::Vendor)
+            .await
+            .into_iter()
+            .filter(|r| !r.remote_was_deleted)
+            .map(|r| r.remote_id)
+            .collect();
+        assert_eq!(vendors, self.source_vendors(), "{sys:?}: vendors");
+    }
+
+    /// Every stored record of every readable entity, for "nothing changed" comparisons.
+    async fn snapshot(&self, c: &dyn Connector) -> Snapshot {
+        let mut out = Vec::new();
+        for &entity in c.readable() {
+            for r in stored(&self.env, entity).await {
+                out.push((
+                    r.id,
+                    r.remote_id,
+                    r.data,
+                    r.modified_at,
+                    r.remote_updated_at,
+                    r.remote_was_deleted,
+                ));
+            }
+        }
+        out
+    }
+
+    async fn live_count(&self, entity: Entity) -> usize {
+        stored(&self.env, entity)
+            .await
+            .iter()
+            .filter(|r| !r.remote_was_deleted)
+            .count()
+    }
+
+    /// Changes an order's content: its first line's quantity goes up by one (and, as in the
+    /// real systems, its modification time moves to the emulator's clock).
+    async fn bump_quantity(&self, n: u64) {
+        let rec = self
+            .admin("GET", &format!("/records/purchase_orders/{n}"), None)
+            .await;
+        let mut lines = rec["lines"].clone();
+        let q = lines[0]["quantity"].as_i64().unwrap();
+        lines[0]["quantity"] = json!(q + 1);
+        self.admin(
+            "PATCH",
+            &format!("/records/purchase_orders/{n}"),
+            Some(json!({ "lines": lines })),
+        )
+        .await;
+    }
+
+    async fn set_modified(&self, n: u64, at: Timestamp) {
+        self.admin(
+            "PATCH",
+            &format!("/records/purchase_orders/{n}"),
+            Some(json!({ "last_modified": at.micros() / 1000 })),
+        )
+        .await;
+    }
+
+    async fn stored_keys(&self) -> HashSet<String> {
+        stored(&self.env, Entity::PurchaseOrder)
+            .await
+            .into_iter()
+            .map(|r| r.remote_id)
+            .collect()
+    }
+
+    /// What a run reading `[since, until]` must report for purchase orders, given the keys
+    /// stored before it and those whose content changed: (added, updated, unchanged).
+    fn window_counts(
+        &self,
+        prev: &HashSet<String>,
+        changed: &HashSet<String>,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> (u64, u64, u64) {
+        let mut counts = (0, 0, 0);
+        for (key, p) in self.source_orders() {
+            if p.lm < since || p.lm > until {
+                continue;
+            }
+            if !prev.contains(&key) {
+                counts.0 += 1;
+            } else if changed.contains(&key) {
+                counts.1 += 1;
+            } else {
+                counts.2 += 1;
+            }
+        }
+        counts
+    }
+
+    async fn log_total(&self) -> u64 {
+        self.admin("GET", "/requests/count", None).await["total"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Request-log entries after `since` (a sequence number).
+    async fn log_since(&self, since: u64) -> Vec<Value> {
+        self.admin("GET", &format!("/requests?since={since}"), None)
+            .await["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn sum(reports: &[EntityReport], f: fn(&EntityReport) -> u64) -> u64 {
+    reports.iter().map(f).sum()
+}
+
+/// Wraps a connector to kill the sync at its `kill_at`-th page fetch (0-based, across
+/// entities) or to re-arm an emulator fault before every page.
+struct Wrapped {
+    inner: Arc<dyn Connector>,
+    calls: AtomicU32,
+    kill_at: Option<u32>,
+    /// Hang in the fetch (the future is dropped there), or return the page and let the
+    /// driver drop the future a few polls later (inside the store calls that follow).
+    hang: bool,
+    reached: Arc<AtomicBool>,
+    rearm: Option<(reqwest::Client, String, Value)>,
+    /// Reads in flight, instead of the connector's own.
+    readers: Option<usize>,
+}
+
+impl Wrapped {
+    fn new(inner: Arc<dyn Connector>) -> Wrapped {
+        Wrapped {
+            inner,
+            calls: AtomicU32::new(0),
+            kill_at: None,
+            hang: false,
+            reached: Arc::default(),
+            rearm: None,
+            readers: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for Wrapped {
+    fn system(&self) -> SystemId {
+        self.inner.system()
+    }
+    fn readable(&self) -> &'static [Entity] {
+        self.inner.readable()
+    }
+    fn default_history_days(&self) -> Option<u32> {
+        self.inner.default_history_days()
+    }
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.inner.check().await
+    }
+    async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
+        self.inner.source_time().await
+    }
+    fn filters_by_time(&self, entity: Entity) -> bool {
+        self.inner.filters_by_time(entity)
+    }
+    fn read_concurrency(&self) -> usize {
+        self.readers
+            .unwrap_or_else(|| self.inner.read_concurrency())
+    }
+    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+        self.inner.oldest_change(entity).await
+    }
+    fn circuit_state(&self) -> CircuitState {
+        self.inner.circuit_state()
+    }
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        if let Some((http, url, fault)) = &self.rearm {
+            let r = http.patch(url).json(fault).send().await.unwrap();
+            assert!(r.status().is_success(), "re-arming the fault");
+        }
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if Some(n) == self.kill_at {
+            if self.hang {
+                self.reached.store(true, Ordering::SeqCst);
+                return std::future::pending().await;
+            }
+            let page = self.inner.fetch_page(entity, window, cursor).await;
+            self.reached.store(true, Ordering::SeqCst);
+            return page;
+        }
+        self.inner.fetch_page(entity, window, cursor).await
+    }
+    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+        self.inner.create_purchase_order(o).await
+    }
+    async fn update_purchase_order(
+        &self,
+        id: &str,
+        u: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        self.inner.update_purchase_order(id, u).await
+    }
+}
+
+/// Polls `fut` until `reached` is set, then `polls_after` more times, then drops it (like a
+/// killed process). `None` if it was dropped, the result if it finished first.
+async fn drive_until_killed<F: Future>(
+    fut: F,
+    reached: Arc<AtomicBool>,
+    polls_after: u32,
+) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut left = polls_after;
+    std::future::poll_fn(move |cx| {
+        if reached.load(Ordering::SeqCst) && left == 0 {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if reached.load(Ordering::SeqCst) {
+            if left == 0 {
+                return Poll::Ready(None);
+            }
+            left -= 1;
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios, run for each system by `for_each_system!` below.
+
+/// Case 1: The first run stores the history window; an incremental run reads only the window since
+/// the last one (changed records plus the lookback's overlap) and a re-run changes nothing.
+async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    let first = erp.run(c.as_ref(), false).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    assert_eq!(status(&erp.env).await, "online");
+    let po = report(&first, Entity::PurchaseOrder);
+    let stored_orders = erp.live_count(Entity::PurchaseOrder).await as u64;
+    assert!(
+        stored_orders >= 20,
+        "{sys:?}: only {stored_orders} orders in the history window"
+    );
+    assert!(
+        stored_orders < ORDERS,
+        "{sys:?}: the first run reads the history window only"
+    );
+    assert_eq!(
+        (
+            po.counts.added,
+            po.counts.updated,
+            po.counts.deleted,
+            po.unmappable
+        ),
+        (stored_orders, 0, 0, 0),
+        "{sys:?}"
+    );
+    if sys != Sys::NetSuite {
+        assert!(
+            po.pages >= stored_orders / PAGE,
+            "{sys:?}: {} pages",
+            po.pages
+        );
+    }
+    assert_eq!(
+        report(&first, Entity::Vendor).counts.added,
+        erp.source_vendors().len() as u64,
+        "{sys:?}: reference data is read whole the first time"
+    );
+
+    // Four stored orders change, one old order is touched into the window.
+    erp.advance(3600).await;
+    let in_window = erp.expected_orders().await;
+    let changed: Vec<u64> = in_window.values().take(4).map(|p| p.n).collect();
+    let outside = erp
+        .source_orders()
+        .into_values()
+        .find(|p| !in_window.values().any(|w| w.n == p.n))
+        .unwrap()
+        .n;
+    for &n in &changed {
+        erp.bump_quantity(n).await;
+    }
+    erp.admin(
+        "POST",
+        &format!("/records/purchase_orders/{outside}/touch"),
+        None,
+    )
+    .await;
+    let hw1 = erp.po_high_water().await;
+    let prev = erp.stored_keys().await;
+    erp.advance(SETTLE_SECS + 180).await;
+    let seq = erp.log_total().await;
+    let second = erp.run(c.as_ref(), false).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    let hw2 = erp.po_high_water().await;
+    let changed_keys: HashSet<String> = changed.iter().map(|&n| sys.po_key(n)).collect();
+    let (added, updated, unchanged) =
+        erp.window_counts(&prev, &changed_keys, hw1.plus_secs(-LOOKBACK_SECS), hw2);
+    assert!(added >= 1 && updated == 4, "{sys:?}: {added} {updated}");
+    let po = report(&second, Entity::PurchaseOrder);
+    assert_eq!(
+        (
+            po.counts.added,
+            po.counts.updated,
+            po.counts.unchanged,
+            po.counts.deleted
+        ),
+        (added, updated, unchanged, 0),
+        "{sys:?}: only the window since the last run (minus the lookback) is read"
+    );
+    let read = added + updated + unchanged;
+    for r in second
+        .iter()
+        .filter(|r| r.entity != Some(Entity::PurchaseOrder))
+    {
+        assert_eq!(
+            (r.counts.added, r.counts.updated, r.counts.deleted),
+            (0, 0, 0),
+            "{sys:?}: {r:?}"
+        );
+    }
+    if let Some(path) = sys.po_page_path() {
+        let reads = erp
+            .log_since(seq)
+            .await
+            .iter()
+            .filter(|e| e["method"] == "GET" && e["path"].as_str().unwrap().ends_with(path))
+            .count() as u64;
+        assert_eq!(reads, po.pages, "{sys:?}: one request per page");
+        assert!(po.pages <= read / PAGE + 1, "{sys:?}: {} pages", po.pages);
+    }
+
+    // Nothing changed since: the re-run writes nothing.
+    erp.advance(60).await;
+    let before = erp.snapshot(c.as_ref()).await;
+    let third = erp.run(c.as_ref(), false).await.unwrap();
+    for r in &third {
+        assert_eq!(
+            (
+                r.counts.added,
+                r.counts.updated,
+                r.counts.deleted,
+                r.unmappable
+            ),
+            (0, 0, 0, 0),
+            "{sys:?}: {r:?}"
+        );
+    }
+    assert_eq!(erp.snapshot(c.as_ref()).await, before, "{sys:?}");
+    erp.assert_in_sync(&[]).await;
+    let types: Vec<String> = events(&erp.env).await.into_iter().map(|e| e.0).collect();
+    assert_eq!(types, ["sync.completed"; 3], "{sys:?}");
+}
+
+/// Case 2: Many orders share one modification time across page boundaries: each is stored once.
+async fn records_sharing_one_timestamp_across_pages_are_each_stored_once(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    let stored_before: HashSet<String> = stored(&erp.env, Entity::PurchaseOrder)
+        .await
+        .into_iter()
+        .map(|r| r.remote_id)
+        .collect();
+    erp.advance(3600).await;
+    let tie = erp.emu_now().plus_secs(-1800);
+    let tied: Vec<u64> = (1..=ORDERS).step_by(2).take(230).collect();
+    for &n in &tied {
+        erp.set_modified(n, tie).await;
+    }
+    let hw1 = erp.po_high_water().await;
+    erp.advance(SETTLE_SECS + 60).await;
+    let second = erp.run(c.as_ref(), false).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    let keys: HashSet<String> = tied.iter().map(|&n| sys.po_key(n)).collect();
+    let rows = stored(&erp.env, Entity::PurchaseOrder).await;
+    let at_tie: Vec<&StoredRecord> = rows
+        .iter()
+        .filter(|r| r.remote_updated_at == Some(tie))
+        .collect();
+    assert_eq!(at_tie.len(), tied.len(), "{sys:?}");
+    assert!(at_tie.iter().all(|r| keys.contains(&r.remote_id)));
+    let (added, updated, unchanged) = erp.window_counts(
+        &stored_before,
+        &keys,
+        hw1.plus_secs(-LOOKBACK_SECS),
+        erp.po_high_water().await,
+    );
+    let was_stored = keys.iter().filter(|k| stored_before.contains(*k)).count() as u64;
+    assert_eq!(updated, was_stored);
+    let po = report(&second, Entity::PurchaseOrder);
+    assert_eq!(
+        (po.counts.added, po.counts.updated, po.counts.unchanged),
+        (added, updated, unchanged),
+        "{sys:?}"
+    );
+    assert!(added >= tied.len() as u64 - was_stored, "{sys:?}");
+    let page = if sys == Sys::NetSuite { 100 } else { PAGE };
+    let read = added + updated + unchanged;
+    assert!(
+        po.pages >= read.div_ceil(page) && po.pages > 1,
+        "{sys:?}: the ties span pages ({} pages for {read})",
+        po.pages
+    );
+}
+
+/// Case 3: Orders committed late with a modification time the last run already covered: inside the
+/// lookback they are picked up by the next incremental run; older ones only by a full pass.
+async fn late_commits_inside_the_lookback_are_picked_up(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    let hw1 = erp.po_high_water().await;
+    let in_window = erp.expected_orders().await;
+    let source = erp.source_orders();
+    let mut outside = source
+        .values()
+        .filter(|p| !in_window.contains_key(&sys.po_key(p.n)))
+        .map(|p| p.n);
+    let (new_late, too_late) = (outside.next().unwrap(), outside.next().unwrap());
+    let changed_late = in_window.values().next().unwrap().n;
+    // Modified at T inside the covered window, made visible only now, after the run ended.
+    let t = hw1.plus_secs(-(LOOKBACK_SECS / 2));
+    erp.set_modified(new_late, t).await;
+    erp.bump_quantity(changed_late).await;
+    erp.set_modified(changed_late, t).await;
+    let t_old = hw1.plus_secs(-(LOOKBACK_SECS + 300));
+    erp.set_modified(too_late, t_old).await;
+
+    let prev = erp.stored_keys().await;
+    erp.advance(60).await;
+    let second = erp.run(c.as_ref(), false).await.unwrap();
+    let po = report(&second, Entity::PurchaseOrder);
+    let changed: HashSet<String> = [sys.po_key(changed_late)].into();
+    let expected = erp.window_counts(
+        &prev,
+        &changed,
+        hw1.plus_secs(-LOOKBACK_SECS),
+        erp.po_high_water().await,
+    );
+    assert!(expected.0 >= 1 && expected.1 == 1, "{sys:?}: {expected:?}");
+    assert_eq!(
+        (po.counts.added, po.counts.updated, po.counts.unchanged),
+        expected,
+        "{sys:?}"
+    );
+    let too_late_key = sys.po_key(too_late);
+    erp.assert_in_sync(std::slice::from_ref(&too_late_key))
+        .await;
+    for n in [new_late, changed_late] {
+        let key = sys.po_key(n);
+        let r = stored(&erp.env, Entity::PurchaseOrder)
+            .await
+            .into_iter()
+            .find(|r| r.remote_id == key)
+            .unwrap_or_else(|| panic!("{sys:?}: late commit {key} missed"));
+        assert_eq!(r.remote_updated_at, Some(t), "{sys:?}");
+    }
+    assert!(
+        !stored(&erp.env, Entity::PurchaseOrder)
+            .await
+            .iter()
+            .any(|r| r.remote_id == too_late_key),
+        "{sys:?}: older than the lookback, an incremental run cannot see it"
+    );
+    erp.advance(60).await;
+    let full = erp.run(c.as_ref(), true).await.unwrap();
+    assert_eq!(report(&full, Entity::PurchaseOrder).counts.deleted, 0);
+    erp.assert_in_sync(&[]).await;
+}
+
+/// Case 4: No system tells the engine about deleted purchase orders (they disappear from reads), so
+/// incremental runs cannot see deletions and a full pass marks them (mark-and-sweep).
+async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    let gone: Vec<u64> = erp
+        .expected_orders()
+        .await
+        .values()
+        .take(3)
+        .map(|p| p.n)
+        .collect();
+    for n in &gone {
+        erp.admin("DELETE", &format!("/records/purchase_orders/{n}"), None)
+            .await;
+    }
+    let gone_keys: Vec<String> = gone.iter().map(|&n| sys.po_key(n)).collect();
+    erp.advance(600).await;
+    let incremental = erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(sum(&incremental, |r| r.counts.deleted), 0, "{sys:?}");
+    erp.assert_in_sync(&gone_keys).await;
+    let before_full = stored(&erp.env, Entity::PurchaseOrder).await;
+    assert!(
+        gone_keys.iter().all(|k| before_full
+            .iter()
+            .any(|r| &r.remote_id == k && !r.remote_was_deleted)),
+        "{sys:?}: still live until a full pass"
+    );
+
+    erp.advance(60).await;
+    let full = erp.run(c.as_ref(), true).await.unwrap();
+    let po = report(&full, Entity::PurchaseOrder);
+    let source_count = erp.source_orders().len() as u64;
+    assert_eq!(
+        (po.counts.deleted, po.counts.updated),
+        (3, 0),
+        "{sys:?}: {po:?}"
+    );
+    assert_eq!(
+        po.counts.added + po.counts.unchanged,
+        source_count,
+        "{sys:?}: a full pass reads everything"
+    );
+    for r in sum_reports_other_than_po(&full) {
+        assert_eq!(r.counts.deleted, 0, "{sys:?}: {r:?}");
+    }
+    erp.assert_in_sync(&[]).await;
+    let after = stored(&erp.env, Entity::PurchaseOrder).await;
+    for k in &gone_keys {
+        let r = after.iter().find(|r| &r.remote_id == k).unwrap();
+        assert!(r.remote_was_deleted, "{sys:?}: {k} flagged, and kept");
+    }
+    assert_eq!(
+        after.iter().filter(|r| r.remote_was_deleted).count(),
+        3,
+        "{sys:?}"
+    );
+    // A second full pass finds nothing new to sweep.
+    erp.advance(60).await;
+    let again = erp.run(c.as_ref(), true).await.unwrap();
+    let po = report(&again, Entity::PurchaseOrder);
+    assert_eq!(
+        (po.counts.deleted, po.counts.added, po.counts.updated),
+        (0, 0, 0),
+        "{sys:?}"
+    );
+    let data: Vec<(String, Value)> = events(&erp.env).await;
+    assert_eq!(data[2].1["records_deleted"], 3, "{sys:?}: {:?}", data[2]);
+}
+
+fn sum_reports_other_than_po(reports: &[EntityReport]) -> impl Iterator<Item = &EntityReport> {
+    reports
+        .iter()
+        .filter(|r| r.entity != Some(Entity::PurchaseOrder))
+}
+
+/// Stored records per readable entity.
+async fn counts(erp: &Erp, c: &dyn Connector) -> HashMap<Entity, u64> {
+    let mut out = HashMap::new();
+    for &e in c.readable() {
+        out.insert(e, support::count(&erp.env, e).await);
+    }
+    out
+}
+
+/// Case 5: A sync killed at a pseudo-random page (in the fetch, or a few polls later inside the
+/// store calls that follow) and run again: the store ends equal to the source, nothing lost or
+/// doubled, and the second run's counts add up to what it stored.
+async fn a_sync_killed_at_a_random_page_resumes_without_loss_or_duplicates(sys: Sys) {
+    let mut erp = Erp::start(sys).await;
+    // A clean run counts the pages per entity.
+    let reference = erp.run(erp.connector().as_ref(), false).await.unwrap();
+    let pages: Vec<(Entity, u64)> = reference
+        .iter()
+        .map(|r| (r.entity.unwrap(), r.pages))
+        .collect();
+    let total: u64 = pages.iter().map(|p| p.1).sum();
+    assert!(total >= 4, "{sys:?}: {pages:?}");
+    let mut kills = 0;
+    for round in 0..4u64 {
+        erp.fresh_store().await;
+        let r = mix(SEED ^ (round << 8) ^ sys as u64);
+        let k = (r % total) as u32;
+        let hang = round % 2 == 0;
+        let polls_after = if hang { 0 } else { 1 + (r >> 32) as u32 % 8 };
+        let mut killable = Wrapped::new(erp.connector());
+        killable.kill_at = Some(k);
+        killable.hang = hang;
+        erp.before_run();
+        let outcome = drive_until_killed(
+            support::sync(&erp.env, &killable, false),
+            killable.reached.clone(),
+            polls_after,
+        )
+        .await;
+        let ctx = format!(
+            "{sys:?} round {round}: kill at page {k}, hang {hang}, {polls_after} polls after"
+        );
+        let outcome_killed = outcome.is_none();
+        if let Some(result) = outcome {
+            // The kill came too late: the run finished first.
+            result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        } else {
+            kills += 1;
+        }
+        drop(killable);
+        let before = counts(&erp, erp.connector().as_ref()).await;
+        // The process restarts: a new connector, the same store.
+        let c = erp.connector();
+        let rerun = erp
+            .run(c.as_ref(), false)
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: rerun failed: {e}"));
+        erp.assert_in_sync(&[]).await;
+        let after = counts(&erp, c.as_ref()).await;
+        for r in &rerun {
+            let e = r.entity.unwrap();
+            assert_eq!(
+                r.counts.added,
+                after[&e] - before[&e],
+                "{ctx}: {e} added counts what the rerun stored"
+            );
+            assert_eq!(
+                (r.counts.updated, r.counts.deleted, r.unmappable),
+                (0, 0, 0),
+                "{ctx}: {r:?}"
+            );
+        }
+        for (e, n) in &after {
+            let expected = report(&reference, *e).counts.added;
+            assert_eq!(*n, expected, "{ctx}: {e} count equals the clean run's");
+        }
+        // Pages the killed run committed are not read again; entities it never reached are
+        // read as a fresh run reads them.
+        if outcome_killed {
+            let mut cum = 0u64;
+            for (e, p) in &pages {
+                let k = u64::from(k);
+                let rerun_pages = report(&rerun, *e).pages;
+                if k >= cum && k < cum + p {
+                    assert!(rerun_pages <= *p, "{ctx}: {e} read {rerun_pages} pages");
+                    if before[e] > 0 {
+                        assert!(
+                            rerun_pages < *p,
+                            "{ctx}: {e} resumes at its checkpoint, {rerun_pages} of {p} pages"
+                        );
+                    }
+                } else if k < cum && hang {
+                    // (Without a hang the run goes on for a few polls after the kill point,
+                    // which can be enough to start a small next entity.)
+                    assert_eq!(rerun_pages, *p, "{ctx}: {e} was not started before");
+                    assert_eq!(before[e], 0, "{ctx}: {e}");
+                }
+                cum += p;
+            }
+        }
+        let last = events(&erp.env).await.pop().unwrap();
+        assert_eq!(last.0, "sync.completed", "{ctx}");
+        assert_eq!(
+            last.1["records_added"],
+            sum(&rerun, |r| r.counts.added),
+            "{ctx}"
+        );
+        assert_eq!(status(&erp.env).await, "online", "{ctx}");
+    }
+    assert!(kills >= 3, "{sys:?}: only {kills} of 4 runs were killed");
+}
+
+/// Case 5b: A full pass killed mid-way starts over and sweeps exactly the records the source lost.
+async fn a_killed_full_pass_starts_over_and_sweeps_exactly_the_deleted(sys: Sys) {
+    let mut erp = Erp::start(sys).await;
+    for round in 0..2u64 {
+        // Business Central allows 600 requests per (emulated) minute.
+        erp.advance(61).await;
+        erp.fresh_store().await;
+        let c = erp.connector();
+        erp.run(c.as_ref(), false).await.unwrap();
+        // Delete two orders still in the source (ids differ per round).
+        let gone: Vec<u64> = erp
+            .expected_orders()
+            .await
+            .values()
+            .take(2)
+            .map(|p| p.n)
+            .collect();
+        for n in &gone {
+            erp.admin("DELETE", &format!("/records/purchase_orders/{n}"), None)
+                .await;
+        }
+        erp.advance(600).await;
+        let source_pages =
+            erp.source_orders().len() as u64 / if sys == Sys::NetSuite { 100 } else { PAGE };
+        let r = mix(0xF011 ^ (round << 8) ^ sys as u64);
+        let k = 1 + (r % (source_pages + 2)) as u32;
+        let mut killable = Wrapped::new(erp.connector());
+        killable.kill_at = Some(k);
+        killable.hang = round != 1;
+        let polls_after = if killable.hang { 0 } else { 3 };
+        let ctx = format!("{sys:?} round {round}: full pass killed at page {k}");
+        let outcome = drive_until_killed(
+            support::sync(&erp.env, &killable, true),
+            killable.reached.clone(),
+            polls_after,
+        )
+        .await;
+        assert!(outcome.is_none(), "{ctx}: the run was not killed");
+        drop(killable);
+        let flagged_before = stored(&erp.env, Entity::PurchaseOrder)
+            .await
+            .iter()
+            .filter(|r| r.remote_was_deleted)
+            .count() as u64;
+        let before = support::count(&erp.env, Entity::PurchaseOrder).await;
+        let rerun = erp.run(erp.connector().as_ref(), true).await.unwrap();
+        erp.assert_in_sync(&[]).await;
+        let po = report(&rerun, Entity::PurchaseOrder);
+        assert_eq!(flagged_before + po.counts.deleted, 2, "{ctx}: {po:?}");
+        assert_eq!(
+            po.counts.added,
+            support::count(&erp.env, Entity::PurchaseOrder).await - before,
+            "{ctx}"
+        );
+        assert_eq!(po.counts.updated, 0, "{ctx}");
+        assert_eq!(
+            stored(&erp.env, Entity::PurchaseOrder)
+                .await
+                .iter()
+                .filter(|r| r.remote_was_deleted)
+                .count(),
+            2,
+            "{ctx}"
+        );
+    }
+}
+
+/// The 429 and 5xx answers the emulator logged after `seq`.
+async fn statuses(erp: &Erp, seq: u64, status: u64) -> usize {
+    erp.log_since(seq)
+        .await
+        .iter()
+        .filter(|e| e["status"] == status)
+        .count()
+}
+
+/// A one-shot burst of 429s before the first run (read with the connector's own concurrency),
+/// then a full pass read by one reader in which every page meets `per_page` 429s.
+async fn run_429_storm(erp: &Erp, burst: u32, per_page: u32, retry_after: Option<u64>) {
+    let sys = erp.sys;
+    erp.admin(
+        "PUT",
+        "/faults",
+        Some(json!({"rate_limit": {"count": burst, "retry_after_secs": retry_after}})),
+    )
+    .await;
+    erp.run(erp.connector().as_ref(), false).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    assert_eq!(
+        statuses(erp, 0, 429).await,
+        burst as usize,
+        "{sys:?}: the burst"
+    );
+    erp.advance(600).await;
+    let seq = erp.log_total().await;
+    let mut storm = Wrapped::new(erp.connector());
+    storm.readers = Some(1);
+    storm.rearm = Some((
+        erp.http.clone(),
+        format!("{}/__emulator/faults", erp.emu.base_url()),
+        json!({"rate_limit": {"count": per_page, "retry_after_secs": retry_after}}),
+    ));
+    let reports = erp.run(&storm, true).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    let pages = sum(&reports, |r| r.pages) as usize;
+    assert!(pages >= 8, "{sys:?}: {pages} pages");
+    assert_eq!(
+        statuses(erp, seq, 429).await,
+        per_page as usize * pages,
+        "{sys:?}: {per_page} 429s per page"
+    );
+    assert_eq!(status(&erp.env).await, "online");
+    let conn = erp
+        .env
+        .store
+        .get_connection(&support::org(), &erp.env.conn)
+        .await
+        .unwrap();
+    assert_eq!(conn.consecutive_errors, 0, "{sys:?}: 429 is not a failure");
+}
+
+/// Case 6a: 429s with `Retry-After: 7`: the syncs complete, waiting exactly what the source asked
+/// each time.
+async fn a_429_storm_with_retry_after_is_waited_out(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    run_429_storm(&erp, 4, 3, Some(7)).await;
+    let throttled = statuses(&erp, 0, 429).await;
+    let long: Vec<Duration> = erp
+        .sleeper
+        .slept()
+        .into_iter()
+        .filter(|d| *d >= Duration::from_secs(1))
+        .collect();
+    assert_eq!(
+        long,
+        vec![Duration::from_secs(7); throttled],
+        "{sys:?}: each 429 waits its Retry-After (rate-limiter waits are under a second)"
+    );
+}
+
+/// Case 6b: 429s without `Retry-After`: the client backs off on its own (jittered, within the
+/// exponential ceilings) and the syncs complete.
+async fn a_429_storm_without_retry_after_backs_off_and_completes(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    run_429_storm(&erp, 4, 2, None).await;
+    let throttled = statuses(&erp, 0, 429).await;
+    let slept = erp.sleeper.slept();
+    assert!(
+        slept.len() >= throttled,
+        "{sys:?}: one wait per retry ({} waits, {throttled} 429s)",
+        slept.len()
+    );
+    // At most four retries of one call: 0.5 s, 1 s, 2 s, 4 s ceilings.
+    assert!(
+        slept.iter().all(|d| *d <= Duration::from_secs(4)),
+        "{sys:?}: {slept:?}"
+    );
+}
+
+/// Case 6c: A burst of 503s and a steady 20% error rate: the sync completes and store equals
+/// source.
+async fn server_error_bursts_are_retried_and_the_sync_completes(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    erp.admin(
+        "PUT",
+        "/faults",
+        Some(json!({"error_rate": 0.2, "error_status": 503,
+            "next_errors": {"count": 3, "status": 503, "body": "{\"error\":\"busy\"}"}})),
+    )
+    .await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    // And an incremental run under the same faults.
+    erp.bump_quantity(erp.expected_orders().await.values().next().unwrap().n)
+        .await;
+    erp.advance(SETTLE_SECS + 60).await;
+    let second = erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(report(&second, Entity::PurchaseOrder).counts.updated, 1);
+    erp.assert_in_sync(&[]).await;
+    let failed = statuses(&erp, 0, 503).await;
+    assert!(failed >= 4, "{sys:?}: only {failed} 503s were injected");
+    assert!(
+        erp.sleeper.slept().len() >= failed,
+        "{sys:?}: every retry waited through the sleeper"
+    );
+    assert_eq!(status(&erp.env).await, "online");
+}
+
+/// Case 7: Revoked credentials: the connection needs reauthorization, both events are written, and
+/// no data is deleted, not even by a full pass; restored, the next sync catches up.
+async fn revoked_credentials_require_reauthorization_and_keep_the_data(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    erp.run(erp.connector().as_ref(), false).await.unwrap();
+    let c = erp.connector();
+    erp.advance(600).await;
+    erp.bump_quantity(erp.expected_orders().await.values().next().unwrap().n)
+        .await;
+    let before = erp.snapshot(c.as_ref()).await;
+    erp.admin("POST", "/credentials/revoke", None).await;
+    erp.advance(SETTLE_SECS + 60).await;
+    for full in [false, true] {
+        let err = erp.run(erp.connector().as_ref(), full).await.unwrap_err();
+        assert!(
+            matches!(err, SyncError::Connector(ConnectorError::Unauthorized)),
+            "{sys:?}: {err:?}"
+        );
+        assert_eq!(status(&erp.env).await, "reauthorization_required");
+        assert_eq!(
+            erp.snapshot(c.as_ref()).await,
+            before,
+            "{sys:?}: nothing is deleted or changed"
+        );
+    }
+    let all = events(&erp.env).await;
+    let types: Vec<&str> = all.iter().map(|e| e.0.as_str()).collect();
+    assert!(
+        types.contains(&"connection.reauthorization_required"),
+        "{sys:?}: {types:?}"
+    );
+    let failed: Vec<&(String, Value)> = all.iter().filter(|e| e.0 == "sync.failed").collect();
+    assert_eq!(failed.len(), 2, "{sys:?}: {types:?}");
+    assert_eq!(failed[0].1["error"]["code"], "AUTHENTICATION_FAILED");
+    let conn = erp
+        .env
+        .store
+        .get_connection(&support::org(), &erp.env.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.last_error_code.as_deref(),
+        Some("AUTHENTICATION_FAILED")
+    );
+
+    erp.admin("POST", "/credentials/restore", None).await;
+    let back = erp.run(erp.connector().as_ref(), false).await.unwrap();
+    assert_eq!(report(&back, Entity::PurchaseOrder).counts.updated, 1);
+    assert_eq!(status(&erp.env).await, "online");
+    erp.assert_in_sync(&[]).await;
+}
+
+/// The source stops answering: the sync fails after its retries, the circuit opens, the
+/// connection goes `offline` (with an event) and keeps its data; while the circuit is open no
+/// call goes out; once the source is back and the circuit's wait has passed, one probe closes
+/// it and the connection is `online` again.
+async fn an_unreachable_source_goes_offline_opens_the_circuit_and_recovers(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(status(&erp.env).await, "online");
+    let before = erp.snapshot(c.as_ref()).await;
+
+    erp.advance(3600).await;
+    erp.emu
+        .set_offline(ironbridge_emulators::common::faults::OfflineMode::Reset);
+    let err = erp.run(c.as_ref(), false).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::Connector(ConnectorError::Upstream(_))),
+        "{sys:?}: {err:?}"
+    );
+    assert_eq!(status(&erp.env).await, "offline", "{sys:?}");
+    let health = erp
+        .env
+        .store
+        .get_connection(&support::org(), &erp.env.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            health.circuit_state.as_str(),
+            health.last_error_code.as_deref()
+        ),
+        ("open", Some("UPSTREAM_UNAVAILABLE")),
+        "{sys:?}"
+    );
+    assert_eq!(c.circuit_state(), CircuitState::Open);
+
+    // Still down, and the circuit still open: the sync fails at once, without a call.
+    erp.env.clock.advance_secs(5);
+    let err = erp.run(c.as_ref(), false).await.unwrap_err();
+    assert!(err.to_string().contains("circuit open"), "{sys:?}: {err}");
+    assert_eq!(status(&erp.env).await, "offline");
+
+    erp.emu
+        .set_offline(ironbridge_emulators::common::faults::OfflineMode::Online);
+    erp.advance(120).await;
+    erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(status(&erp.env).await, "online", "{sys:?}");
+    let health = erp
+        .env
+        .store
+        .get_connection(&support::org(), &erp.env.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (health.circuit_state.as_str(), health.consecutive_errors),
+        ("closed", 0),
+        "{sys:?}"
+    );
+    assert_eq!(
+        erp.snapshot(c.as_ref()).await,
+        before,
+        "{sys:?}: nothing was lost while offline"
+    );
+    let changes: Vec<Value> = events(&erp.env)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "connection.status_changed")
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            json!({"previous_status": "online", "status": "offline"}),
+            json!({"previous_status": "offline", "status": "online"}),
+        ],
+        "{sys:?}"
+    );
+}
+
+/// The worker keeps one connector per connection between jobs, so the circuit that a
+/// failing sync opened still holds the next attempt back (no call reaches the source), and the
+/// connection's `history_days` setting decides the first sync's window.
+async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys: Sys) {
+    use ironbridge_core::crypto::Keys;
+    use ironbridge_core::service::{Deps, create_connection};
+    use ironbridge_core::store::ConnId;
+    use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
+    use ironbridge_model::api::ConnectionIn;
+
+    let mut erp = Erp::start(sys).await;
+    let keys = Arc::new(Keys::from_master(&[9u8; 32]).unwrap());
+    let factory = Arc::new(BuiltinConnectors::with_sleeper(
+        Arc::new(erp.env.clock.clone()),
+        Arc::new(erp.sleeper.clone()),
+    ));
+    let mut settings = erp.settings.clone();
+    settings.insert("history_days".into(), json!(30));
+    let deps = Deps {
+        store: erp.env.store.as_ref(),
+        keys: &keys,
+        connectors: factory.as_ref(),
+        clock: &erp.env.clock,
+    };
+    let input = ConnectionIn {
+        system: sys.id(),
+        name: None,
+        credentials: Some(erp.creds.clone()),
+        settings: Some(settings),
+        end_user: None,
+    };
+    let created = create_connection(&deps, &support::org(), &input)
+        .await
+        .unwrap();
+    let conn = ConnId(created.connection.id.clone());
+    erp.env.conn = conn.clone();
+    let worker = Worker::new(
+        erp.env.store.clone(),
+        keys.clone(),
+        factory.clone(),
+        Arc::new(erp.env.clock.clone()),
+        WorkerConfig::default(),
+    );
+    let store = erp.env.store.as_ref();
+    enqueue_sync(store, &erp.env.clock, &support::org(), &conn, false, 5)
+        .await
+        .unwrap();
+    assert!(worker.run_once().await.unwrap());
+    assert_eq!(status(&erp.env).await, "online");
+    // 30 days of history, not the default 90.
+    let until = erp.emu_now().plus_secs(-SETTLE_SECS);
+    let from = erp.emu_now().plus_secs(-30 * 86_400);
+    let expected: HashSet<String> = erp
+        .source_orders()
+        .into_iter()
+        .filter(|(_, po)| po.lm >= from && po.lm <= until)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(erp.stored_keys().await, expected, "{sys:?}");
+
+    // Every call fails: the job's sync opens the circuit after its retries.
+    erp.advance(3600).await;
+    erp.admin(
+        "PUT",
+        "/faults",
+        Some(json!({"error_rate": 1.0, "error_status": 503})),
+    )
+    .await;
+    let (job, _) = enqueue_sync(store, &erp.env.clock, &support::org(), &conn, false, 5)
+        .await
+        .unwrap();
+    let calls = erp.log_total().await;
+    assert!(worker.run_once().await.unwrap());
+    assert_eq!(status(&erp.env).await, "offline", "{sys:?}");
+    let failed_calls = erp.log_total().await - calls;
+    assert!(failed_calls >= 5, "{sys:?}: {failed_calls} calls");
+    let retry = store.get_job(&support::org(), &job.id).await.unwrap();
+    assert_eq!(retry.status, "queued", "retried later");
+
+    // The retry runs while the circuit is still open: the same connector holds it back.
+    erp.env.clock.set(retry.run_at);
+    let calls = erp.log_total().await;
+    assert!(worker.run_once().await.unwrap());
+    assert_eq!(
+        erp.log_total().await - calls,
+        0,
+        "{sys:?}: no call while the circuit is open"
+    );
+
+    // The source recovers; after the circuit's wait the next retry probes and succeeds.
+    erp.admin("DELETE", "/faults", None).await;
+    let retry = store.get_job(&support::org(), &job.id).await.unwrap();
+    let at = retry.run_at.plus_secs(60);
+    erp.env.clock.set(at);
+    // The source's clock moves too (NetSuite checks the time of our signed assertion).
+    erp.admin(
+        "POST",
+        "/clock",
+        Some(json!({"set_ms": at.micros().div_euclid(1000)})),
+    )
+    .await;
+    assert!(worker.run_once().await.unwrap());
+    let done = store.get_job(&support::org(), &job.id).await.unwrap();
+    assert_eq!(done.status, "succeeded", "{sys:?}: {:?}", done.last_error);
+    assert_eq!(status(&erp.env).await, "online", "{sys:?}");
+    let health = store.get_connection(&support::org(), &conn).await.unwrap();
+    assert_eq!(health.circuit_state, "closed");
+}
+
+macro_rules! for_each_system {
+    ($($test:ident),* $(,)?) => {
+        mod netsuite {
+            $(#[tokio::test] async fn $test() { super::$test(super::Sys::NetSuite).await })*
+        }
+        mod sap {
+            $(#[tokio::test] async fn $test() { super::$test(super::Sys::Sap).await })*
+        }
+        mod business_central {
+            $(#[tokio::test] async fn $test() { super::$test(super::Sys::Bc).await })*
+        }
+    };
+}
+
+for_each_system!(
+    initial_then_incremental_runs_keep_the_store_equal_to_the_source,
+    records_sharing_one_timestamp_across_pages_are_each_stored_once,
+    late_commits_inside_the_lookback_are_picked_up,
+    deletions_are_marked_by_a_full_pass,
+    a_sync_killed_at_a_random_page_resumes_without_loss_or_duplicates,
+    a_killed_full_pass_starts_over_and_sweeps_exactly_the_deleted,
+    a_429_storm_with_retry_after_is_waited_out,
+    a_429_storm_without_retry_after_backs_off_and_completes,
+    server_error_bursts_are_retried_and_the_sync_completes,
+    revoked_credentials_require_reauthorization_and_keep_the_data,
+    an_unreachable_source_goes_offline_opens_the_circuit_and_recovers,
+    the_worker_keeps_the_circuit_between_jobs_and_honours_history_days,
+);
