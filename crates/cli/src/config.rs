@@ -74,6 +74,9 @@ pub struct Settings {
     pub role: Role,
     /// Seconds between scheduled syncs of each connection.
     pub sync_interval_secs: u64,
+    /// Seconds a worker holds a job without renewing it: after a crash, another worker (or
+    /// the restarted one) takes the job over this long after the last renewal.
+    pub job_lease_secs: u64,
 }
 
 impl Default for Settings {
@@ -95,6 +98,7 @@ impl Default for Settings {
             request_timeout_secs: 30,
             role: Role::All,
             sync_interval_secs: 3600,
+            job_lease_secs: 300,
         }
     }
 }
@@ -169,6 +173,9 @@ impl Settings {
         }
         if self.sync_interval_secs < 60 {
             bail!("sync_interval_secs must be at least 60");
+        }
+        if !(3..=86_400).contains(&self.job_lease_secs) {
+            bail!("job_lease_secs must be between 3 and 86400");
         }
         if let Some(key) = &self.master_key {
             Keys::decode_master(key).context(

@@ -76,6 +76,8 @@ pub const OFFLINE_AFTER_FAILURES: i64 = 3;
 /// Windows shorter than this are read as one slice: an hourly incremental sync costs one
 /// request when little changed, not one per slice.
 pub const SLICE_MIN_WINDOW_SECS: i64 = 6 * 3600;
+/// Records at most that waiting pages add to one transaction (group commit).
+pub const GROUP_COMMIT_RECORDS: usize = 2_000;
 /// Slices per concurrent reader: more slices than readers keep every reader busy when the
 /// data is unevenly spread over time.
 pub const SLICES_PER_READER: usize = 4;
@@ -255,8 +257,9 @@ async fn plan_slices(
 enum Fetched {
     Page {
         slice: usize,
-        records: Vec<RecordUpsert>,
-        unmappable: u64,
+        /// The page being mapped on a blocking thread: records and how many did not map.
+        mapped: tokio::task::JoinHandle<(Vec<RecordUpsert>, u64)>,
+        records: usize,
         next_cursor: Option<String>,
     },
     Failed(ConnectorError),
@@ -308,31 +311,19 @@ async fn read_slices(
                 Ok(page) => {
                     let fetched_in = fetching.elapsed();
                     let next = page.next_cursor.clone();
-                    let mapping = std::time::Instant::now();
+                    tracing::debug!(connection = %conn.0, %entity, slice = index, records = page.records.len(), fetch_ms = fetched_in.as_millis() as u64, "page read");
                     // Mapping is CPU work: on a blocking thread it runs beside the other
-                    // readers' parsing and the writer instead of taking turns with them.
+                    // readers' parsing and the writer, and this reader asks for its next page
+                    // at once instead of waiting for it.
                     let raw = page.records;
+                    let records = raw.len();
                     let owner = conn.clone();
-                    let (records, unmappable) = match tokio::task::spawn_blocking(move || {
-                        map_page(&owner, entity, def, &raw)
-                    })
-                    .await
-                    {
-                        Ok(mapped) => mapped,
-                        Err(_) => {
-                            let _ = pages
-                                .send(Fetched::Failed(ConnectorError::Upstream(
-                                    "mapping a page failed".into(),
-                                )))
-                                .await;
-                            return;
-                        }
-                    };
-                    tracing::debug!(connection = %conn.0, %entity, slice = index, records = records.len(), fetch_ms = fetched_in.as_millis() as u64, map_ms = mapping.elapsed().as_millis() as u64, "page read");
+                    let mapped =
+                        tokio::task::spawn_blocking(move || map_page(&owner, entity, def, &raw));
                     let fetched = Fetched::Page {
                         slice: index,
+                        mapped,
                         records,
-                        unmappable,
                         next_cursor: page.next_cursor,
                     };
                     if pages.send(fetched).await.is_err() {
@@ -430,45 +421,80 @@ async fn sync_entity(
         let writing = async {
             let mut progress = plan.clone();
             let mut last_success: Option<Timestamp> = None;
-            while let Some(fetched) = receiver.recv().await {
-                let (index, records, unmappable, next_cursor) = match fetched {
-                    Fetched::Page {
-                        slice,
-                        records,
-                        unmappable,
-                        next_cursor,
-                    } => (slice, records, unmappable, next_cursor),
-                    Fetched::Failed(err) => return Err(SyncError::Connector(err)),
-                };
-                let now = clock.now();
-                // Health needs the last successful call, not every one: one write per second.
-                if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
-                    store.record_call_success(conn, now).await?;
-                    last_success = Some(now);
+            while let Some(first) = receiver.recv().await {
+                // Pages already waiting join this one in the same transaction (group commit):
+                // small pages do not each pay for a commit, and the checkpoint written is the
+                // plan after all of them, so atomicity is unchanged.
+                let mut batch = vec![first];
+                let mut queued: usize = 0;
+                while queued < GROUP_COMMIT_RECORDS {
+                    match receiver.try_recv() {
+                        Ok(more) => {
+                            if let Fetched::Page { records, .. } = &more {
+                                queued += records;
+                            }
+                            batch.push(more);
+                        }
+                        Err(_) => break,
+                    }
                 }
-                report.pages += 1;
-                report.unmappable += unmappable;
-                progress[index].done = next_cursor.is_none();
-                progress[index].cursor = next_cursor;
-                let checkpoint = if progress.len() == 1 {
-                    progress[0].cursor.clone()
-                } else {
-                    Some(encode_plan(&progress))
-                };
-                let page_write = PageWrite {
-                    entity,
-                    records,
-                    checkpoint,
-                    now: clock.now(),
-                    seen_run: complete_pass.then(|| run_id.clone()),
-                };
-                let writing = std::time::Instant::now();
-                let counts = store.write_page(conn, &page_write).await?;
-                tracing::debug!(connection = %conn.0, %entity, slice = index, records = page_write.records.len(), write_ms = writing.elapsed().as_millis() as u64, "page written");
-                report.counts.added += counts.added;
-                report.counts.updated += counts.updated;
-                report.counts.deleted += counts.deleted;
-                report.counts.unchanged += counts.unchanged;
+                let mut records = Vec::new();
+                let mut failure = None;
+                for fetched in batch {
+                    match fetched {
+                        Fetched::Page {
+                            slice,
+                            mapped,
+                            next_cursor,
+                            ..
+                        } => {
+                            let Ok((page, unmappable)) = mapped.await else {
+                                failure =
+                                    Some(ConnectorError::Upstream("mapping a page failed".into()));
+                                break;
+                            };
+                            report.pages += 1;
+                            report.unmappable += unmappable;
+                            progress[slice].done = next_cursor.is_none();
+                            progress[slice].cursor = next_cursor;
+                            records.extend(page);
+                        }
+                        Fetched::Failed(err) => {
+                            failure = Some(err);
+                            break;
+                        }
+                    }
+                }
+                let now = clock.now();
+                if !records.is_empty() || failure.is_none() {
+                    // Health needs the last successful call, not every one: one write a second.
+                    if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
+                        store.record_call_success(conn, now).await?;
+                        last_success = Some(now);
+                    }
+                    let checkpoint = if progress.len() == 1 {
+                        progress[0].cursor.clone()
+                    } else {
+                        Some(encode_plan(&progress))
+                    };
+                    let page_write = PageWrite {
+                        entity,
+                        records,
+                        checkpoint,
+                        now,
+                        seen_run: complete_pass.then(|| run_id.clone()),
+                    };
+                    let writing = std::time::Instant::now();
+                    let counts = store.write_page(conn, &page_write).await?;
+                    tracing::debug!(connection = %conn.0, %entity, records = page_write.records.len(), write_ms = writing.elapsed().as_millis() as u64, "pages written");
+                    report.counts.added += counts.added;
+                    report.counts.updated += counts.updated;
+                    report.counts.deleted += counts.deleted;
+                    report.counts.unchanged += counts.unchanged;
+                }
+                if let Some(err) = failure {
+                    return Err(SyncError::Connector(err));
+                }
             }
             Ok(())
         };

@@ -122,6 +122,14 @@ fn configuration_errors_are_readable() {
         stderr.contains("master_key must be 32 random bytes") && !stderr.contains("too-short"),
         "{stderr}"
     );
+    let out = bin()
+        .env("IRONBRIDGE_JOB_LEASE_SECS", "1")
+        .args(["--data-dir", dir.path().to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("job_lease_secs must be between 3 and 86400")
+    );
 }
 
 #[tokio::test]
@@ -304,4 +312,221 @@ async fn demo_connects_every_system_and_syncs_them() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
+async fn wait_for<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills a child process on drop, so a failed assertion leaves nothing running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path, port: u16) -> Running {
+    Running(
+        bin()
+            .env("IRONBRIDGE_JOB_LEASE_SECS", "3")
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The purchase-order sync state of the connection, once the API answers.
+async fn order_sync(client: &reqwest::Client, api: &str, token: &str) -> Option<serde_json::Value> {
+    let conn: serde_json::Value = client
+        .get(format!("{api}/v1/connection"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    conn["sync"]
+        .as_array()?
+        .iter()
+        .find(|e| e["entity"] == "purchase_order")
+        .cloned()
+}
+
+/// `kill -9` of the whole process in the middle of a sync, then a restart on the same
+/// database: the sync resumes and the store ends with every source order exactly once.
+#[tokio::test]
+async fn a_sync_killed_with_sigkill_resumes_after_a_restart_with_nothing_lost_or_doubled() {
+    const ORDERS: u64 = 3000;
+    let emu_port = free_port();
+    let _emulator = Running(
+        bin()
+            .args([
+                "emulate",
+                "sap",
+                "--port",
+                &emu_port.to_string(),
+                "--records",
+                &ORDERS.to_string(),
+                "--real-time",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{emu_port}");
+    let client = reqwest::Client::new();
+    let creds: serde_json::Value = wait_for(Duration::from_secs(30), || async {
+        client
+            .get(format!("{base}/__emulator/credentials"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await
+    .expect("the emulator starts");
+    // Slow pages, so the kill lands in the middle of the purchase orders.
+    let patched = client
+        .patch(format!("{base}/__emulator/faults"))
+        .json(&serde_json::json!({"latency_ms": 150}))
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "org",
+            "create",
+            "--name",
+            "Acme",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let mut server = serve(dir.path(), port);
+    wait_for(Duration::from_secs(30), || async {
+        client.get(format!("{api}/healthz")).send().await.ok()
+    })
+    .await
+    .expect("the server starts");
+    let created: serde_json::Value = client
+        .post(format!("{api}/v1/connections"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "system": "sap_s4hana",
+            "settings": {"base_url": base, "page_size": 50, "history_days": 3650},
+            "credentials": {"username": creds["user"], "password": creds["password"]},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"]
+        .as_str()
+        .expect("a connection token")
+        .to_string();
+
+    // Kill -9 once part of the orders is stored.
+    let partial = wait_for(Duration::from_secs(120), || async {
+        let s = order_sync(&client, &api, &token).await?;
+        let n = s["record_count"].as_u64()?;
+        (n >= 300).then_some(n)
+    })
+    .await
+    .expect("the sync stores orders");
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    assert!(partial < ORDERS, "killed mid-way ({partial} stored)");
+
+    client
+        .patch(format!("{base}/__emulator/faults"))
+        .json(&serde_json::json!({"latency_ms": 0}))
+        .send()
+        .await
+        .unwrap();
+    let _server = serve(dir.path(), port);
+    let done = wait_for(Duration::from_secs(180), || async {
+        let s = order_sync(&client, &api, &token).await?;
+        (s["status"] == "succeeded").then_some(s)
+    })
+    .await
+    .expect("the restarted worker takes the job over and finishes it");
+    assert_eq!(done["record_count"], ORDERS, "{done}");
+
+    // Every order once: page through the API and count distinct source keys.
+    let mut keys = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{api}/v1/purchase-orders?page_size=200");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for po in page["data"].as_array().unwrap() {
+            total += 1;
+            keys.insert(po["remote_id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((total, keys.len() as u64), (ORDERS, ORDERS));
 }

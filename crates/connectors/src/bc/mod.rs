@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::backoff::RetryPolicy;
 use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
-use crate::sap::shared::{Fields, Secret, SourceClock, json_body, unexpected, upstream};
+use crate::sap::shared::{Fields, Secret, SourceClock, json_body, json_page, unexpected, upstream};
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
 
@@ -446,7 +446,7 @@ impl BcConnector {
     ) -> Result<Value, ConnectorError> {
         let response = self.call(Method::GET, url, headers, None).await?;
         match response.status {
-            200 => json_body("Business Central", &response),
+            200 => json_page("Business Central", &response).await,
             _ => Err(self.error(&response, None)),
         }
     }

@@ -249,7 +249,9 @@ impl NetSuite {
                     .json(&body)
             })
             .await?;
-        let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let value: Value = crate::sap::shared::parse_json(response.body.clone())
+            .await
+            .unwrap_or(Value::Null);
         if response.status != 200 {
             let (code, detail, _) = write::error_detail(&value);
             return Err(match response.status {

@@ -22,7 +22,8 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Map, Value, json};
 
 use self::shared::{
-    Fields, Secret, SourceClock, json_body, make_cursor, parse_cursor, unexpected, upstream,
+    Fields, Secret, SourceClock, json_body, json_page, make_cursor, parse_cursor, unexpected,
+    upstream,
 };
 use crate::backoff::RetryPolicy;
 use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
@@ -397,7 +398,7 @@ impl SapConnector {
     ) -> Result<Value, ConnectorError> {
         let response = self.call(Method::GET, path, query, &[], None).await?;
         match response.status {
-            200 => json_body(path, &response),
+            200 => json_page(path, &response).await,
             404 => Err(ConnectorError::NotFound),
             _ => Err(self.error(&response, None)),
         }
