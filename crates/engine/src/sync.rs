@@ -3,7 +3,7 @@
 //! last committed page and never loses or doubles a record.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
 use ironbridge_core::Clock;
@@ -17,7 +17,7 @@ use ironbridge_core::store::{
 use ironbridge_model::api::{CircuitState, ConnectionStatus};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// What one entity's sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +76,8 @@ pub const OFFLINE_AFTER_FAILURES: i64 = 3;
 /// Windows shorter than this are read as one slice: an hourly incremental sync costs one
 /// request when little changed, not one per slice.
 pub const SLICE_MIN_WINDOW_SECS: i64 = 6 * 3600;
+/// Pages a sync may hold in memory beyond one per reader (being written or waiting).
+pub const PAGES_IN_MEMORY_BEYOND_READERS: usize = 2;
 /// Records at most that waiting pages add to one transaction (group commit).
 pub const GROUP_COMMIT_RECORDS: usize = 2_000;
 /// Slices per concurrent reader: more slices than readers keep every reader busy when the
@@ -260,6 +262,8 @@ enum Fetched {
         /// The page being mapped on a blocking thread: records and how many did not map.
         mapped: tokio::task::JoinHandle<(Vec<RecordUpsert>, u64)>,
         records: usize,
+        /// Held until the page is committed: bounds the pages in memory.
+        _permit: OwnedSemaphorePermit,
         next_cursor: Option<String>,
     },
     Failed(ConnectorError),
@@ -288,21 +292,37 @@ fn map_page(
 
 /// Reads slices from the shared queue until none is left, sending each page to the writer;
 /// stops when the writer has gone (it failed).
-async fn read_slices(
-    connector: &dyn Connector,
-    conn: &ConnId,
+/// What every reader of one entity's run shares.
+struct Readers<'a> {
+    connector: &'a dyn Connector,
+    conn: &'a ConnId,
     entity: Entity,
     def: &'static ironbridge_core::mapping::MappingDef,
-    plan: &[Slice],
-    queue: &Mutex<VecDeque<usize>>,
-    pages: mpsc::Sender<Fetched>,
-) {
+    plan: &'a [Slice],
+    queue: &'a Mutex<VecDeque<usize>>,
+    in_memory: Arc<Semaphore>,
+}
+
+async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetched>) {
+    let Readers {
+        connector,
+        conn,
+        entity,
+        def,
+        plan,
+        queue,
+        ref in_memory,
+    } = *shared;
     loop {
         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some(index) = next else { return };
         let window = plan[index].window();
         let mut cursor = plan[index].cursor.clone();
         loop {
+            // A page is in memory from its fetch until its commit; wait for room first.
+            let Ok(permit) = in_memory.clone().acquire_owned().await else {
+                return;
+            };
             let fetching = std::time::Instant::now();
             match connector
                 .fetch_page(entity, &window, cursor.as_deref())
@@ -324,6 +344,7 @@ async fn read_slices(
                         slice: index,
                         mapped,
                         records,
+                        _permit: permit,
                         next_cursor: page.next_cursor,
                     };
                     if pages.send(fetched).await.is_err() {
@@ -401,15 +422,24 @@ async fn sync_entity(
     let queue: Mutex<VecDeque<usize>> =
         Mutex::new((0..plan.len()).filter(|&i| !plan[i].done).collect());
     let readers = readers.min(plan.len()).max(1);
-    // Bounded: at most one page per reader waits for the writer, so memory stays flat
-    // however large the sync.
+    // Pages in memory at once (being fetched, mapped, waiting or written) are bounded, so
+    // memory is `pages × page size` however large the sync.
+    let in_memory = Arc::new(Semaphore::new(readers + PAGES_IN_MEMORY_BEYOND_READERS));
     let (sender, mut receiver) = mpsc::channel::<Fetched>(readers);
+    let shared = Readers {
+        connector,
+        conn,
+        entity,
+        def,
+        plan: &plan,
+        queue: &queue,
+        in_memory,
+    };
     let reading = {
-        let plan = &plan;
-        let queue = &queue;
+        let shared = &shared;
         async move {
             let readers: Vec<_> = (0..readers)
-                .map(|_| read_slices(connector, conn, entity, def, plan, queue, sender.clone()))
+                .map(|_| read_slices(shared, sender.clone()))
                 .collect();
             drop(sender);
             join_all(readers).await;

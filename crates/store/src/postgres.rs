@@ -44,25 +44,10 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
-            // A future dropped while `BEGIN` is in flight (a sync cancelled when its lease is
-            // lost, a shutdown) leaves the server inside a transaction that sqlx 0.9 does not
-            // know about; the next statements on that connection would run in it, never
-            // commit, and hold their row locks. So every connection handed back is checked
-            // (inside a transaction `now()` is its start, not this statement's time) and
-            // closed if it is still in one, which rolls the transaction back. This replaces
-            // the ping before each acquire: one round trip, off the request's path.
+            // sqlx already pings a connection when it comes back to the pool (and closes a
+            // broken one); a second ping before every use cost a round trip per query. A
+            // connection that died meanwhile fails one statement, answered as unavailable.
             .test_before_acquire(false)
-            .after_release(|conn, _meta| {
-                Box::pin(async move {
-                    let idle: bool = sqlx::query_scalar("SELECT now() = statement_timestamp()")
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    if !idle {
-                        tracing::warn!("closing a database connection left inside a transaction");
-                    }
-                    Ok(idle)
-                })
-            })
             .connect_with(options)
             .await
             .map_err(classify)?;
@@ -116,8 +101,17 @@ impl PgStore {
             .map_err(classify)
     }
 
+    /// A transaction. `BEGIN` runs in its own task: sqlx 0.9 loses track of a transaction
+    /// whose `BEGIN` future is dropped while in flight (a sync cancelled when its lease is
+    /// lost, a shutdown), and the connection goes back to the pool still inside it, so every
+    /// later statement on it would run in a transaction nobody commits, holding its locks.
+    /// Run to completion, the `BEGIN` always yields a `Transaction`, whose drop rolls back.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
-        self.pool.begin().await.map_err(classify)
+        let pool = self.pool.clone();
+        match tokio::spawn(async move { pool.begin().await }).await {
+            Ok(begun) => begun.map_err(classify),
+            Err(_) => Err(StoreError::Unavailable("the database task stopped".into())),
+        }
     }
 }
 
