@@ -181,11 +181,14 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
     );
 }
 
-/// Fails one page fetch once, like a process dying or the source dropping mid-sync.
+/// Fails one page fetch once, like a process dying or the source dropping mid-sync, and
+/// every fetch while `down` is set (a flaky network: the failure is not an HTTP one, so no
+/// circuit opens).
 struct FailOnce {
     inner: SandboxConnector,
     fail_at: u32,
     calls: AtomicU32,
+    down: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -217,9 +220,9 @@ impl Connector for FailOnce {
         window: &ReadWindow,
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError> {
-        if entity == Entity::PurchaseOrder
-            && self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at
-        {
+        let failing = entity == Entity::PurchaseOrder
+            && self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at;
+        if failing || self.down.load(Ordering::SeqCst) {
             return Err(ConnectorError::Upstream("connection reset".into()));
         }
         self.inner.fetch_page(entity, window, cursor).await
@@ -243,6 +246,7 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         inner: sandbox(&env.clock, json!({"purchase_orders": 450}), None),
         fail_at: 2,
         calls: AtomicU32::new(0),
+        down: std::sync::atomic::AtomicBool::new(false),
     };
     let err = sync(&env, &flaky, false).await.unwrap_err();
     assert!(matches!(
@@ -289,55 +293,13 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
     );
 }
 
-/// A source that fails every read while `down` is set (its circuit never opens: the failure
-/// is not an HTTP one), like a flaky network between us and it.
-struct Intermittent {
-    inner: SandboxConnector,
-    down: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait]
-impl Connector for Intermittent {
-    fn system(&self) -> SystemId {
-        self.inner.system()
-    }
-    fn readable(&self) -> &'static [Entity] {
-        self.inner.readable()
-    }
-    fn default_history_days(&self) -> Option<u32> {
-        self.inner.default_history_days()
-    }
-    async fn check(&self) -> Result<(), ConnectorError> {
-        self.inner.check().await
-    }
-    async fn fetch_page(
-        &self,
-        entity: Entity,
-        window: &ReadWindow,
-        cursor: Option<&str>,
-    ) -> Result<RawPage, ConnectorError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(ConnectorError::Upstream("connection reset".into()));
-        }
-        self.inner.fetch_page(entity, window, cursor).await
-    }
-    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
-        self.inner.create_purchase_order(o).await
-    }
-    async fn update_purchase_order(
-        &self,
-        id: &str,
-        u: &PurchaseOrderUpdate,
-    ) -> Result<Value, ConnectorError> {
-        self.inner.update_purchase_order(id, u).await
-    }
-}
-
 #[tokio::test]
 async fn an_outage_is_reported_offline_only_after_repeated_failures() {
     let env = env().await;
-    let source = Intermittent {
+    let source = FailOnce {
         inner: sandbox(&env.clock, json!({}), None),
+        fail_at: u32::MAX,
+        calls: AtomicU32::new(0),
         down: std::sync::atomic::AtomicBool::new(false),
     };
     sync(&env, &source, false).await.unwrap();
@@ -394,6 +356,7 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
         inner: sandbox(&sliced.clock, json!({"purchase_orders": 900}), None),
         fail_at: 5,
         calls: AtomicU32::new(0),
+        down: std::sync::atomic::AtomicBool::new(false),
     };
     let options = SyncOptions {
         max_concurrency: Some(3),
@@ -523,6 +486,7 @@ mod worker {
                 inner,
                 fail_at,
                 calls: AtomicU32::new(0),
+                down: std::sync::atomic::AtomicBool::new(false),
             }))
         }
     }
