@@ -13,6 +13,7 @@ use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_engine::BuiltinConnectors;
+use ironbridge_engine::webhooks::{Dispatcher, WebhookConfig};
 use ironbridge_server::{AppState, ServerConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -89,11 +90,18 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         rate_limit_per_second: 0,
         ..ServerConfig::default()
     };
+    let webhooks = Dispatcher::new(
+        store.clone(),
+        keys.clone(),
+        clock.clone(),
+        WebhookConfig::default(),
+    )?;
     let state = AppState::new(
         store.clone(),
         keys,
         clock.clone(),
         Arc::new(BuiltinConnectors::new(clock.clone())),
+        webhooks,
         config,
         shutdown.clone(),
     );

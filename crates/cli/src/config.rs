@@ -4,12 +4,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ironbridge_core::crypto::Keys;
+use ironbridge_engine::webhooks::guard::parse_network;
+use ironbridge_engine::webhooks::{AddressPolicy, WebhookConfig};
 use serde::{Deserialize, Serialize};
 
 /// Log line format.
@@ -42,6 +45,108 @@ pub struct RateLimit {
     pub per_second: u32,
     /// Requests allowed in a burst.
     pub burst: u32,
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Seconds an attempt may take, connection included (Standard Webhooks: 15 to 30).
+    pub timeout_secs: u64,
+    /// Seconds between failed attempts, after the first immediate one (Svix's schedule).
+    pub retry_schedule_secs: Vec<u64>,
+    /// Hours of failed attempts (none succeeding) after which an endpoint is disabled.
+    pub disable_after_hours: u64,
+    /// Networks webhooks may reach although they are not public, e.g. `["10.1.0.0/16"]`.
+    pub allowed_networks: Vec<String>,
+    /// Refuse `http://` endpoint URLs.
+    pub https_only: bool,
+    /// Seconds a dispatcher holds a delivery; after a crash it is sent again this long after
+    /// it was claimed. More than `timeout_secs`.
+    pub lease_secs: u64,
+    /// Attempts in flight at once, in all.
+    pub max_in_flight: usize,
+    /// Attempts in flight at once to one endpoint.
+    pub max_in_flight_per_endpoint: usize,
+    /// Days finished deliveries and attempts are kept.
+    pub retention_days: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        let defaults = WebhookConfig::default();
+        WebhookSettings {
+            timeout_secs: defaults.timeout.as_secs(),
+            retry_schedule_secs: defaults
+                .retry_schedule
+                .iter()
+                .map(Duration::as_secs)
+                .collect(),
+            disable_after_hours: defaults.disable_after.as_secs() / 3600,
+            allowed_networks: Vec::new(),
+            https_only: false,
+            lease_secs: defaults.lease.as_secs(),
+            max_in_flight: defaults.max_in_flight,
+            max_in_flight_per_endpoint: defaults.max_in_flight_per_endpoint,
+            retention_days: defaults.retention.as_secs() / 86_400,
+        }
+    }
+}
+
+impl WebhookSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=60).contains(&self.timeout_secs) {
+            bail!("webhooks.timeout_secs must be between 1 and 60");
+        }
+        if self.retry_schedule_secs.len() > 20
+            || self.retry_schedule_secs.iter().any(|s| *s > 7 * 86_400)
+        {
+            bail!("webhooks.retry_schedule_secs may hold at most 20 delays of at most a week each");
+        }
+        if self.disable_after_hours == 0 {
+            bail!("webhooks.disable_after_hours must be at least 1");
+        }
+        if self.lease_secs <= self.timeout_secs {
+            bail!("webhooks.lease_secs must be more than webhooks.timeout_secs");
+        }
+        if self.max_in_flight == 0 || self.max_in_flight_per_endpoint == 0 {
+            bail!("webhooks.max_in_flight and max_in_flight_per_endpoint must be at least 1");
+        }
+        if self.retention_days == 0 {
+            bail!("webhooks.retention_days must be at least 1");
+        }
+        for n in &self.allowed_networks {
+            parse_network(n).map_err(|e| anyhow::anyhow!("webhooks.allowed_networks: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The dispatcher's configuration.
+    pub fn config(&self) -> anyhow::Result<WebhookConfig> {
+        let allowed_networks = self
+            .allowed_networks
+            .iter()
+            .map(|n| parse_network(n).map_err(|e| anyhow::anyhow!("webhooks.allowed_networks: {e}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(WebhookConfig {
+            timeout: Duration::from_secs(self.timeout_secs),
+            retry_schedule: self
+                .retry_schedule_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            disable_after: Duration::from_secs(self.disable_after_hours * 3600),
+            lease: Duration::from_secs(self.lease_secs),
+            max_in_flight: self.max_in_flight,
+            max_in_flight_per_endpoint: self.max_in_flight_per_endpoint,
+            retention: Duration::from_secs(self.retention_days * 86_400),
+            policy: Arc::new(AddressPolicy {
+                allowed_networks,
+                https_only: self.https_only,
+            }),
+            ..WebhookConfig::default()
+        })
+    }
 }
 
 /// Every setting.
@@ -77,6 +182,8 @@ pub struct Settings {
     /// Seconds a worker holds a job without renewing it: after a crash, another worker (or
     /// the restarted one) takes the job over this long after the last renewal.
     pub job_lease_secs: u64,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Settings {
@@ -99,6 +206,7 @@ impl Default for Settings {
             role: Role::All,
             sync_interval_secs: 3600,
             job_lease_secs: 300,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -177,6 +285,7 @@ impl Settings {
         if !(3..=86_400).contains(&self.job_lease_secs) {
             bail!("job_lease_secs must be between 3 and 86400");
         }
+        self.webhooks.validate()?;
         if let Some(key) = &self.master_key {
             Keys::decode_master(key).context(
                 "master_key must be 32 random bytes, base64-encoded (try: openssl rand -base64 32)",
@@ -303,6 +412,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("does not exist"), "{err}");
+        for (toml, expected) in [
+            ("[webhooks]\nallowed_networks = [\"nowhere\"]\n", "allowed_networks"),
+            ("[webhooks]\ntimeout_secs = 30\nlease_secs = 20\n", "lease_secs"),
+            ("[webhooks]\ntimeout_secs = 0\n", "timeout_secs"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = Settings::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn webhook_settings_become_the_dispatcher_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[webhooks]\nallowed_networks = [\"127.0.0.1\", \"10.1.0.0/16\"]\nretry_schedule_secs = [1, 2]\nhttps_only = true\n",
+        )
+        .unwrap();
+        let c = Settings::load(Some(&file), &Overrides::default())
+            .unwrap()
+            .webhooks
+            .config()
+            .unwrap();
+        assert_eq!(c.retry_schedule, [Duration::from_secs(1), Duration::from_secs(2)]);
+        assert!(c.policy.https_only);
+        assert!(c.policy.permits("127.0.0.1".parse().unwrap()));
+        assert!(c.policy.permits("10.1.2.3".parse().unwrap()));
+        assert!(!c.policy.permits("10.2.0.1".parse().unwrap()));
+        let d = Settings::default().webhooks.config().unwrap();
+        assert_eq!(d.retry_schedule.len(), 7);
+        assert!(!d.policy.permits("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `ironbridge demo`: everything at once on one machine. It starts the ERP emulators
 //! in-process, the API and the worker on a fresh SQLite database, creates an organization and
 //! a connection to each emulated ERP plus a sandbox, shows the initial syncs with progress
-//! bars, and prints the credentials and ready-to-paste curl commands.
+//! bars, and prints the credentials and ready-to-paste curl commands. A local receiver takes
+//! the webhooks of the syncs (signed, verified), to watch in the delivery log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
+use ironbridge_core::webhooks::Secret;
 use ironbridge_engine::BuiltinConnectors;
+use ironbridge_engine::webhooks::{AddressPolicy, Dispatcher, WebhookConfig};
 use ironbridge_engine::worker::{Worker, WorkerConfig};
 use ironbridge_server::{AppState, ServerConfig};
 use serde_json::{Value, json};
@@ -157,6 +160,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sap = emulator(System::SapS4Hana, args.records).await?;
     let bc = emulator(System::BusinessCentral, args.records).await?;
 
+    let (receiver_base, received) = crate::receiver::start().await?;
+    // The demo's receiver is on this machine: allow loopback, as an operator would with
+    // `webhooks.allowed_networks`.
+    let webhooks = Dispatcher::new(
+        store.clone(),
+        keys.clone(),
+        clock.clone(),
+        WebhookConfig {
+            policy: Arc::new(AddressPolicy {
+                allowed_networks: vec!["127.0.0.1/32".parse()?],
+                https_only: false,
+            }),
+            ..WebhookConfig::default()
+        },
+    )?;
+    let dispatcher = tokio::spawn(webhooks.clone().run(shutdown.clone()));
+
     let config = ServerConfig {
         rate_limit_per_second: 0,
         ..ServerConfig::default()
@@ -166,6 +186,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         keys.clone(),
         clock.clone(),
         connectors.clone(),
+        webhooks,
         config,
         shutdown.clone(),
     );
@@ -210,6 +231,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         key: key.clone(),
         http: reqwest::Client::new(),
     };
+
+    let endpoint = demo
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": format!("{receiver_base}/hooks/demo"), "description": "The demo's local receiver"}),
+        )
+        .await?;
+    let endpoint_id = endpoint["endpoint"]["id"].as_str().unwrap_or_default().to_string();
+    received.expect(
+        "demo",
+        Secret::parse(endpoint["secret"].as_str().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("the endpoint's secret: {e}"))?,
+    );
 
     // NetSuite, option A: Ironbridge makes the key pair; "the customer" uploads the
     // certificate to NetSuite (here: registers it with the emulator).
@@ -285,6 +319,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for f in follows {
         f.await?;
     }
+    // The dispatcher polls every 100 ms: give the last sync's webhook a moment to arrive.
+    for _ in 0..30 {
+        if received.tally().types.iter().filter(|t| *t == "sync.completed").count() >= connections.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tally = received.tally();
+    println!(
+        "\nWebhooks: the demo receiver at {receiver_base}/hooks/demo verified {} signed deliveries ({} sync.completed), refused {}.",
+        tally.verified,
+        tally.types.iter().filter(|t| *t == "sync.completed").count(),
+        tally.refused
+    );
 
     println!(
         "\nIronbridge is running at {base} (docs: {base}/docs). Data: {}",
@@ -305,6 +353,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  curl -s {base}/v1/systems -H \"Authorization: Bearer $KEY\"");
     println!(
+        "  curl -s \"{base}/v1/webhook-endpoints/{endpoint_id}/deliveries?event_type=sync.completed\" -H \"Authorization: Bearer $KEY\""
+    );
+    println!(
+        "  curl -s {base}/v1/webhook-endpoints/{endpoint_id}/attempts -H \"Authorization: Bearer $KEY\""
+    );
+    println!(
+        "  curl -s -X POST {base}/v1/webhook-endpoints/{endpoint_id}/test -H \"Authorization: Bearer $KEY\""
+    );
+    println!(
         "\nEmulators: NetSuite {}, SAP {}, Business Central {} (admin API under /__emulator).",
         netsuite.base_url(),
         sap.base_url(),
@@ -315,6 +372,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     crate::shutdown_signal(shutdown.clone()).await;
     let _ = server.await;
     let _ = worker.await;
+    let _ = dispatcher.await;
     netsuite.shutdown().await;
     sap.shutdown().await;
     bc.shutdown().await;

@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod demo;
+mod receiver;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_engine::BuiltinConnectors;
+use ironbridge_engine::webhooks::Dispatcher;
 use ironbridge_engine::worker::{Worker, WorkerConfig};
 use ironbridge_server::{AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -170,6 +172,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let connectors = Arc::new(BuiltinConnectors::new(clock.clone()));
     tokio::spawn(shutdown_signal(shutdown.clone()));
+    let webhooks = Dispatcher::new(
+        store.clone(),
+        keys.clone(),
+        clock.clone(),
+        settings.webhooks.config()?,
+    )
+    .context("cannot build the webhook client")?;
+    let dispatcher = matches!(settings.role, Role::Worker | Role::All)
+        .then(|| tokio::spawn(webhooks.clone().run(shutdown.clone())));
     let worker = matches!(settings.role, Role::Worker | Role::All).then(|| {
         let config = WorkerConfig {
             sync_interval: std::time::Duration::from_secs(settings.sync_interval_secs),
@@ -192,7 +203,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             max_body_bytes: settings.max_body_bytes,
             request_timeout: settings.request_timeout(),
         };
-        let state = AppState::new(store, keys, clock, connectors, config, shutdown.clone());
+        let state = AppState::new(
+            store,
+            keys,
+            clock,
+            connectors,
+            webhooks,
+            config,
+            shutdown.clone(),
+        );
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -210,6 +229,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(worker) = worker {
         // The worker stops between jobs; a sync in progress resumes from its checkpoint later.
         let _ = worker.await;
+    }
+    if let Some(dispatcher) = dispatcher {
+        // Attempts in flight finish (within one timeout); the rest stay due in the store.
+        let _ = dispatcher.await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -13,5 +13,6 @@ pub mod sandbox;
 pub mod service;
 pub mod store;
 pub mod unified;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

@@ -1,8 +1,12 @@
 //! The storage seam: what the rest of Ironbridge needs from a database. Every method names
 //! the organization or connection it acts for, so a missing tenant filter cannot compile.
 
+mod webhooks;
+
 use async_trait::async_trait;
 use ironbridge_model::{Entity, Timestamp};
+
+pub use webhooks::*;
 
 /// An organization id (`org_…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -420,7 +424,7 @@ impl std::fmt::Debug for Certificate {
 /// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
 /// and checked by one contract suite on both.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -491,8 +491,9 @@ pub struct SyncQueuedOut {
 pub struct EventOut {
     /// Event id (`evt_…`), increasing in time.
     pub id: String,
-    /// `sync.completed`, `sync.failed`, `connection.status_changed`,
-    /// `connection.reauthorization_required`, `connection.disconnected`.
+    /// One of `GET /v1/webhook-event-types`: `sync.completed`, `sync.failed`,
+    /// `connection.status_changed`, `connection.reauthorization_required`,
+    /// `connection.disconnected`, `system.error`, `webhook_endpoint.disabled`.
     #[serde(rename = "type")]
     #[schema(example = "sync.completed")]
     pub event_type: String,

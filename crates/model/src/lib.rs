@@ -5,6 +5,7 @@ pub mod api;
 pub mod entities;
 pub mod error;
 pub mod timestamp;
+pub mod webhooks;
 
 pub use entities::Entity;
 pub use error::ErrorCode;

@@ -18,6 +18,7 @@ use ironbridge_core::Clock;
 use ironbridge_core::crypto::Keys;
 use ironbridge_core::service::ConnectorFactory;
 use ironbridge_core::store::Store;
+use ironbridge_engine::webhooks::Dispatcher;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the HTTP API.
@@ -56,6 +57,8 @@ pub struct AppStateInner {
     pub connectors: Arc<dyn ConnectorFactory>,
     /// Settings.
     pub config: ServerConfig,
+    /// Webhook delivery: its rules for endpoint URLs, and test pings.
+    pub webhooks: Arc<Dispatcher>,
     /// Per-credential rate limits.
     pub limiter: ratelimit::RateLimiter,
     /// Cancelled when the process shuts down.
@@ -80,6 +83,7 @@ impl AppState {
         keys: Arc<Keys>,
         clock: Arc<dyn Clock>,
         connectors: Arc<dyn ConnectorFactory>,
+        webhooks: Arc<Dispatcher>,
         config: ServerConfig,
         shutdown: CancellationToken,
     ) -> Self {
@@ -91,6 +95,7 @@ impl AppState {
             keys,
             clock,
             connectors,
+            webhooks,
             config,
             limiter,
             shutdown,

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     api_keys, certificates, connections, events, organization, purchase_orders, records, sync,
-    systems,
+    systems, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +33,10 @@ use crate::routes::{
         connections::get_current_connection,
         sync::start_sync, sync::get_sync_job,
         events::list_events,
+        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
+        webhooks::delete_endpoint, webhooks::get_secret, webhooks::rotate_secret, webhooks::test_endpoint,
+        webhooks::recover, webhooks::list_deliveries, webhooks::list_attempts, webhooks::get_delivery,
+        webhooks::replay_delivery, webhooks::list_event_types,
         systems::list_systems,
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
         records::list_purchase_orders, records::get_purchase_order,
@@ -50,6 +54,7 @@ use crate::routes::{
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
+        (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),
         (name = "Purchase orders", description = "Unified purchase orders with their lines."),
         (name = "Vendors", description = "Unified vendors."),
         (name = "Items", description = "Unified items."),

@@ -9,6 +9,13 @@ macro_rules! job_columns {
     };
 }
 
+/// Columns of a webhook delivery row, shared by both backends' statements.
+macro_rules! delivery_columns {
+    () => {
+        "id, org_id, endpoint_id, message_id, event_type, connection_id, payload, status, attempts, retry_step, next_attempt_at, lease_owner, last_status_code, last_error, delivered_at, created_at, updated_at"
+    };
+}
+
 mod migrate;
 pub mod postgres;
 pub mod sqlite;

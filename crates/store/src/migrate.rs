@@ -39,6 +39,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "records_rowid",
         sql: include_str!("../migrations/sqlite/0006_records_rowid.sql"),
     },
+    Migration {
+        version: 7,
+        name: "webhooks",
+        sql: include_str!("../migrations/sqlite/0007_webhooks.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -67,6 +72,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "certificates",
         sql: include_str!("../migrations/postgres/0005_certificates.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "webhooks",
+        sql: include_str!("../migrations/postgres/0006_webhooks.sql"),
     },
 ];
 

@@ -25,6 +25,13 @@ pub(crate) const CLAIM_JOB: &str = concat!(
     job_columns!()
 );
 /// Several processes may start at once; one migrates, the others wait.
+/// `SKIP LOCKED`: concurrent dispatchers each lease different deliveries.
+pub(crate) const CLAIM_DELIVERIES: &str = concat!(
+    "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = $1, next_attempt_at = $2, updated_at = $3 ",
+    "WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
+    "AND strpos($4, ',' || endpoint_id || ',') = 0 ORDER BY next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING ",
+    delivery_columns!()
+);
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(4711001)");
 
 /// A store in PostgreSQL.
@@ -119,3 +126,7 @@ impl PgStore {
 #[allow(clippy::duplicate_mod)]
 #[path = "shared.rs"]
 mod shared;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "webhooks.rs"]
+mod webhooks;

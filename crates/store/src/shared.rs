@@ -148,7 +148,11 @@ fn event_from(row: &DbRow) -> Result<Event, sqlx::Error> {
     })
 }
 
-async fn insert_event(tx: &mut sqlx::Transaction<'static, Db>, e: &Event) -> StoreResult<()> {
+/// Writes an event and, in the same transaction, its webhook deliveries.
+pub(super) async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    e: &Event,
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO events (id, org_id, connection_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&e.id)
         .bind(&e.org_id)
@@ -158,8 +162,8 @@ async fn insert_event(tx: &mut sqlx::Transaction<'static, Db>, e: &Event) -> Sto
         .bind(e.created_at.micros())
         .execute(&mut **tx)
         .await
-        .map(|_| ())
-        .map_err(classify)
+        .map_err(classify)?;
+    super::webhooks::fan_out(tx, e).await
 }
 
 /// A lifecycle event of a connection, written by the store with the change itself.

@@ -23,6 +23,13 @@ pub(crate) const CLAIM_JOB: &str = concat!(
     "ORDER BY run_at, id LIMIT 1) RETURNING ",
     job_columns!()
 );
+/// One writer at a time (`BEGIN IMMEDIATE`) already makes the claim exclusive.
+pub(crate) const CLAIM_DELIVERIES: &str = concat!(
+    "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = $1, next_attempt_at = $2, updated_at = $3 ",
+    "WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
+    "AND instr($4, ',' || endpoint_id || ',') = 0 ORDER BY next_attempt_at, id LIMIT $5) RETURNING ",
+    delivery_columns!()
+);
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
 
 /// A store in a SQLite file.
@@ -85,3 +92,7 @@ impl SqliteStore {
 #[allow(clippy::duplicate_mod)]
 #[path = "shared.rs"]
 mod shared;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "webhooks.rs"]
+mod webhooks;

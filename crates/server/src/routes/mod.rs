@@ -11,6 +11,7 @@ pub mod purchase_orders;
 pub mod records;
 pub mod sync;
 pub mod systems;
+pub mod webhooks;
 
 use axum::Router;
 use axum::http::Method;
@@ -93,6 +94,76 @@ pub fn api_routes() -> Vec<Route> {
         route(Method::GET, "/v1/sync/jobs/{id}", get(sync::get_sync_job)),
         route(Method::GET, "/v1/events", get(events::list_events)),
         route(Method::GET, "/v1/systems", get(systems::list_systems)),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints",
+            get(webhooks::list_endpoints),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints",
+            post(webhooks::create_endpoint),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints/{id}",
+            get(webhooks::get_endpoint),
+        ),
+        route(
+            Method::PATCH,
+            "/v1/webhook-endpoints/{id}",
+            patch(webhooks::update_endpoint),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/webhook-endpoints/{id}",
+            delete(webhooks::delete_endpoint),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints/{id}/secret",
+            get(webhooks::get_secret),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints/{id}/secret/rotate",
+            post(webhooks::rotate_secret),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints/{id}/test",
+            post(webhooks::test_endpoint),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints/{id}/recover",
+            post(webhooks::recover),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints/{id}/attempts",
+            get(webhooks::list_attempts),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-deliveries/{id}",
+            get(webhooks::get_delivery),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-deliveries/{id}/replay",
+            post(webhooks::replay_delivery),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-event-types",
+            get(webhooks::list_event_types),
+        ),
         route(
             Method::POST,
             "/v1/certificates",
@@ -201,6 +272,36 @@ impl BodyRules for ironbridge_model::api::CertificateIn {
         ]
     }
 }
+
+impl BodyRules for ironbridge_model::webhooks::WebhookEndpointIn {
+    fn read_only() -> &'static [&'static str] {
+        WEBHOOK_ENDPOINT_READ_ONLY
+    }
+}
+
+impl BodyRules for ironbridge_model::webhooks::WebhookEndpointPatch {
+    fn read_only() -> &'static [&'static str] {
+        WEBHOOK_ENDPOINT_READ_ONLY
+    }
+    fn immutable() -> &'static [&'static str] {
+        &["secret"]
+    }
+}
+
+const WEBHOOK_ENDPOINT_READ_ONLY: &[&str] = &[
+    "id",
+    "status",
+    "disabled_reason",
+    "disabled_at",
+    "failing_since",
+    "previous_secret_expires_at",
+    "created_at",
+    "updated_at",
+];
+
+impl BodyRules for ironbridge_model::webhooks::WebhookSecretRotateIn {}
+
+impl BodyRules for ironbridge_model::webhooks::WebhookRecoverIn {}
 
 impl BodyRules for ironbridge_model::api::ApiKeyIn {
     fn read_only() -> &'static [&'static str] {

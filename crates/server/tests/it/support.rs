@@ -10,6 +10,7 @@ use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_engine::BuiltinConnectors;
+use ironbridge_engine::webhooks::{AddressPolicy, Dispatcher, Resolver, WebhookConfig};
 use ironbridge_model::Timestamp;
 use ironbridge_server::{AppState, ServerConfig};
 use ironbridge_store::{PgStore, SqliteStore};
@@ -56,8 +57,52 @@ pub enum Backend {
     Postgres(PgStore),
 }
 
+/// DNS for tests: each name answers its scripted address lists in turn (the last one
+/// repeats), so a name can resolve to a public address first and an internal one later.
+#[derive(Default)]
+pub struct FakeDns(Mutex<std::collections::HashMap<String, Vec<Vec<std::net::IpAddr>>>>);
+
+impl FakeDns {
+    pub fn script(&self, host: &str, answers: &[&[&str]]) {
+        let answers = answers
+            .iter()
+            .map(|a| a.iter().map(|ip| ip.parse().unwrap()).collect())
+            .collect();
+        self.0.lock().unwrap().insert(host.to_string(), answers);
+    }
+}
+
+#[async_trait::async_trait]
+impl Resolver for FakeDns {
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        let mut names = self.0.lock().unwrap();
+        match names.get_mut(host) {
+            Some(answers) if answers.len() > 1 => Ok(answers.remove(0)),
+            Some(answers) if !answers.is_empty() => Ok(answers[0].clone()),
+            _ => Err(std::io::Error::other("no such host")),
+        }
+    }
+}
+
+/// The webhook settings of test apps: loopback allowed (receivers run on it), short
+/// timeouts, scripted DNS.
+pub fn test_webhook_config(dns: Arc<FakeDns>) -> WebhookConfig {
+    WebhookConfig {
+        timeout: std::time::Duration::from_secs(2),
+        lease: std::time::Duration::from_secs(5),
+        policy: Arc::new(AddressPolicy {
+            allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
+            https_only: false,
+        }),
+        resolver: dns,
+        ..WebhookConfig::default()
+    }
+}
+
 pub struct TestApp {
     pub keys: Arc<Keys>,
+    pub webhooks: Arc<Dispatcher>,
+    pub dns: Arc<FakeDns>,
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
@@ -114,6 +159,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: ServerConfig) -> TestApp {
+        let dns = Arc::new(FakeDns::default());
+        Self::spawn_full(config, test_webhook_config(dns.clone()), dns).await
+    }
+
+    pub async fn spawn_full(
+        config: ServerConfig,
+        webhook_config: WebhookConfig,
+        dns: Arc<FakeDns>,
+    ) -> TestApp {
         init_logs();
         let backend = if std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres") {
             let url =
@@ -146,11 +200,19 @@ impl TestApp {
         let keys = Arc::new(Keys::from_master(&[42u8; 32]).unwrap());
         let shutdown = CancellationToken::new();
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+        let webhooks = Dispatcher::new(
+            store.clone(),
+            keys.clone(),
+            clock_dyn.clone(),
+            webhook_config,
+        )
+        .unwrap();
         let state = AppState::new(
             store.clone(),
             keys.clone(),
             clock_dyn.clone(),
             Arc::new(BuiltinConnectors::new(clock_dyn)),
+            webhooks.clone(),
             config,
             shutdown.clone(),
         );
@@ -159,6 +221,8 @@ impl TestApp {
         let server = tokio::spawn(ironbridge_server::serve(listener, state));
         TestApp {
             keys,
+            webhooks,
+            dns,
             base,
             client: reqwest::Client::new(),
             store,

@@ -1,0 +1,357 @@
+//! The dispatcher: leases due deliveries from the store, attempts each as its own task within
+//! a global and a per-endpoint limit (a slow or dead endpoint holds at most its own slots),
+//! and records every attempt with the delivery's next step: done, retried on the schedule
+//! (honouring `Retry-After`), or failed; an endpoint failing long enough, or answering 410,
+//! is disabled. A crash loses nothing: a leased delivery comes due again when its lease ends,
+//! and is sent with the same `webhook-id`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ironbridge_connectors::backoff::random_unit;
+use ironbridge_core::Clock;
+use ironbridge_core::crypto::Keys;
+use ironbridge_core::ids::new_id;
+use ironbridge_core::store::{
+    AttemptResult, DeliveryNext, EndpointHealth, OrgId, Store, StoreError, StoreResult,
+    WebhookAttempt, WebhookDelivery, WebhookEndpoint, delivery_status,
+};
+use ironbridge_core::webhooks::{next_attempt, payload};
+use ironbridge_model::Timestamp;
+use ironbridge_model::webhooks::TEST_EVENT_TYPE;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::WebhookConfig;
+use super::endpoints::endpoint_secrets;
+use super::sender::{SendOutcome, Sender};
+
+/// How often finished deliveries past their retention are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Delivers webhooks. Any number of processes can run one against the same database.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+    clock: Arc<dyn Clock>,
+    sender: Sender,
+    config: WebhookConfig,
+    id: String,
+    /// Attempts in flight per endpoint.
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher with a fresh id.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<Keys>,
+        clock: Arc<dyn Clock>,
+        config: WebhookConfig,
+    ) -> Result<Arc<Self>, reqwest::Error> {
+        let sender = config.sender()?;
+        let id = new_id("dsp", clock.now().micros());
+        Ok(Arc::new(Dispatcher {
+            store,
+            keys,
+            clock,
+            sender,
+            config,
+            id,
+            in_flight: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &WebhookConfig {
+        &self.config
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leases due deliveries within the free slots, skipping endpoints at their limit.
+    async fn claim(&self) -> StoreResult<Vec<WebhookDelivery>> {
+        let per_endpoint = self.config.max_in_flight_per_endpoint.max(1);
+        let (busy, free) = {
+            let slots = self.slots();
+            let busy: Vec<String> = slots
+                .iter()
+                .filter(|(_, n)| **n >= per_endpoint)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let used: usize = slots.values().sum();
+            (busy, self.config.max_in_flight.saturating_sub(used))
+        };
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let lease_until = Timestamp(now.micros().saturating_add(micros(self.config.lease)));
+        let claimed = self
+            .store
+            .claim_webhook_deliveries(
+                &self.id,
+                now,
+                lease_until,
+                &busy,
+                u32::try_from(free).unwrap_or(u32::MAX),
+            )
+            .await?;
+        let mut taken = Vec::with_capacity(claimed.len());
+        for d in claimed {
+            let fits = {
+                let mut slots = self.slots();
+                let n = slots.entry(d.endpoint_id.clone()).or_default();
+                if *n < per_endpoint {
+                    *n += 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            if fits {
+                taken.push(d);
+            } else {
+                // One endpoint had more due than its limit: the rest wait for its slots.
+                self.store.release_webhook_delivery(&d, &self.id, now).await?;
+            }
+        }
+        Ok(taken)
+    }
+
+    fn release_slot(&self, endpoint_id: &str) {
+        let mut slots = self.slots();
+        if let Some(n) = slots.get_mut(endpoint_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                slots.remove(endpoint_id);
+            }
+        }
+    }
+
+    /// Attempts a claimed delivery, records it, and frees its slot.
+    async fn attempt_in_slot(self: Arc<Self>, d: WebhookDelivery) {
+        if let Err(e) = self.attempt(&d).await {
+            tracing::warn!(delivery = %d.id, error = %e, "could not record a webhook attempt; it is retried when its lease ends");
+        }
+        self.release_slot(&d.endpoint_id);
+    }
+
+    /// Makes one attempt of a delivery this dispatcher has leased and records it. Returns
+    /// the result, and whether the delivery's state was updated (false if the lease was lost).
+    async fn attempt(&self, d: &WebhookDelivery) -> StoreResult<(AttemptResult, bool)> {
+        let org = OrgId(d.org_id.clone());
+        let started_at = self.clock.now();
+        let started = Instant::now();
+        let endpoint = match self.store.get_webhook_endpoint(&org, &d.endpoint_id).await {
+            Ok(ep) => Some(ep),
+            // Deleted meanwhile: its deliveries went with it.
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let outcome = match &endpoint {
+            None => SendOutcome::not_sent("endpoint_deleted", started),
+            Some(ep) if ep.status != "enabled" => {
+                SendOutcome::not_sent("endpoint_disabled", started)
+            }
+            Some(ep) => self.send(ep, d, started_at).await,
+        };
+        let result = self.judge(d, &outcome, started_at);
+        let updated = self
+            .store
+            .finish_webhook_attempt(d, &self.id, &result)
+            .await?;
+        metrics::counter!(
+            "ironbridge_webhook_attempts_total",
+            "outcome" => if outcome.succeeded() { "succeeded" } else { "failed" }
+        )
+        .increment(1);
+        metrics::histogram!("ironbridge_webhook_attempt_seconds")
+            .record(outcome.latency.as_secs_f64());
+        Ok((result, updated))
+    }
+
+    async fn send(&self, ep: &WebhookEndpoint, d: &WebhookDelivery, now: Timestamp) -> SendOutcome {
+        let started = Instant::now();
+        let secrets = match endpoint_secrets(&self.keys, ep, now) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(endpoint = %ep.id, error = %e, "a webhook signing secret cannot be decrypted (wrong master key?)");
+                return SendOutcome::not_sent("secret_unreadable", started);
+            }
+        };
+        let refs: Vec<_> = secrets.iter().collect();
+        self.sender
+            .send(&ep.url, &d.message_id, now, &d.payload, &refs)
+            .await
+    }
+
+    /// The attempt's record and consequences.
+    fn judge(&self, d: &WebhookDelivery, outcome: &SendOutcome, at: Timestamp) -> AttemptResult {
+        let now = self.clock.now();
+        let ping = d.event_type == TEST_EVENT_TYPE;
+        let not_sent = outcome.status.is_none()
+            && matches!(outcome.error, Some("endpoint_disabled" | "endpoint_deleted"));
+        let next = if outcome.succeeded() {
+            DeliveryNext::Succeeded
+        } else if outcome.gone() || ping || not_sent {
+            DeliveryNext::Failed
+        } else {
+            let step = usize::try_from(d.retry_step).unwrap_or(usize::MAX);
+            next_attempt(
+                &self.config.retry_schedule,
+                step,
+                now,
+                outcome.retry_after,
+                2.0 * random_unit() - 1.0,
+            )
+            .map_or(DeliveryNext::Failed, DeliveryNext::Retry)
+        };
+        let health = if ping || not_sent {
+            EndpointHealth::Unchanged
+        } else if outcome.succeeded() {
+            EndpointHealth::Healthy
+        } else if outcome.gone() {
+            EndpointHealth::Gone
+        } else {
+            EndpointHealth::Failing {
+                disable_if_since_before: Timestamp(
+                    now.micros().saturating_sub(micros(self.config.disable_after)),
+                ),
+            }
+        };
+        AttemptResult {
+            attempt: WebhookAttempt {
+                id: new_id("att", at.micros()),
+                org_id: d.org_id.clone(),
+                delivery_id: d.id.clone(),
+                endpoint_id: d.endpoint_id.clone(),
+                message_id: d.message_id.clone(),
+                event_type: d.event_type.clone(),
+                attempt: d.attempts,
+                outcome: if outcome.succeeded() { "succeeded" } else { "failed" }.into(),
+                status_code: outcome.status.map(i64::from),
+                error: outcome.error.map(str::to_string),
+                latency_micros: micros(outcome.latency),
+                response_excerpt: outcome.excerpt.clone(),
+                created_at: at,
+            },
+            next,
+            health,
+        }
+    }
+
+    /// Sends a signed `webhook.test` ping to an endpoint now, once (no retries), and returns
+    /// its delivery as recorded.
+    pub async fn send_test(
+        &self,
+        org: &OrgId,
+        ep: &WebhookEndpoint,
+    ) -> StoreResult<WebhookDelivery> {
+        let now = self.clock.now();
+        let msg_id = new_id("msg", now.micros());
+        let body = payload(
+            &msg_id,
+            TEST_EVENT_TYPE,
+            now,
+            None,
+            serde_json::json!({"endpoint_id": ep.id}),
+        );
+        let delivery = WebhookDelivery {
+            id: new_id("dlv", now.micros()),
+            org_id: org.0.clone(),
+            endpoint_id: ep.id.clone(),
+            message_id: msg_id,
+            event_type: TEST_EVENT_TYPE.into(),
+            connection_id: None,
+            payload: body,
+            status: delivery_status::PENDING.into(),
+            attempts: 1,
+            retry_step: 0,
+            next_attempt_at: Some(Timestamp(now.micros().saturating_add(micros(self.config.lease)))),
+            lease_owner: Some(self.id.clone()),
+            last_status_code: None,
+            last_error: None,
+            delivered_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_webhook_delivery(org, &delivery).await?;
+        self.attempt(&delivery).await?;
+        self.store.get_webhook_delivery(org, &delivery.id).await
+    }
+
+    /// Claims every due delivery that fits the limits and attempts them all to the end;
+    /// returns how many attempts were made (tests and benchmarks drive the dispatcher so).
+    pub async fn run_due(self: &Arc<Self>) -> StoreResult<usize> {
+        let batch = self.claim().await?;
+        let n = batch.len();
+        let mut tasks = JoinSet::new();
+        for d in batch {
+            tasks.spawn(self.clone().attempt_in_slot(d));
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    /// Runs until `shutdown`: attempts deliveries as they come due, each in its own task, and
+    /// deletes history past its retention every hour. On shutdown it stops claiming and
+    /// waits for the attempts in flight (at most one timeout).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tracing::info!(dispatcher = %self.id, "webhook dispatcher started");
+        let mut tasks = JoinSet::new();
+        let mut last_purge: Option<Instant> = None;
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                last_purge = Some(Instant::now());
+                self.purge().await;
+            }
+            match self.claim().await {
+                Ok(batch) if !batch.is_empty() => {
+                    for d in batch {
+                        tasks.spawn(self.clone().attempt_in_slot(d));
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not claim webhook deliveries"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                // A slot freed: more may fit now.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.timeout + Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook attempts still in flight at shutdown; they are retried when their lease ends");
+        }
+        tracing::info!(dispatcher = %self.id, "webhook dispatcher stopped");
+    }
+
+    async fn purge(&self) {
+        let before = Timestamp(
+            self.clock
+                .now()
+                .micros()
+                .saturating_sub(micros(self.config.retention)),
+        );
+        match self.store.purge_webhook_history(before).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted webhook deliveries past their retention"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not delete old webhook deliveries"),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Request and response bodies of the webhook API: endpoints, their signing secrets, the
+//! delivery log and replay, and the catalogue of event types.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::timestamp::Timestamp;
+
+/// An event type a webhook endpoint can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventType {
+    /// The type's name, as in `type` of an event.
+    pub name: &'static str,
+    /// What it means.
+    pub description: &'static str,
+}
+
+/// Every event type Ironbridge emits, in catalogue order.
+pub const EVENT_TYPES: &[EventType] = &[
+    EventType {
+        name: "sync.completed",
+        description: "A connection's sync finished: records added, updated and deleted per entity, and its duration.",
+    },
+    EventType {
+        name: "sync.failed",
+        description: "A connection's sync stopped on an error; `data.error` says why and `data.entity` where. It resumes from its last committed page on the next attempt.",
+    },
+    EventType {
+        name: "connection.reauthorization_required",
+        description: "The source system refused the connection's credentials; syncs pause until the customer reconnects. No data is deleted.",
+    },
+    EventType {
+        name: "connection.status_changed",
+        description: "A connection changed between settled states (`online`, `offline`, `reauthorization_required`); `data.from` and `data.to`.",
+    },
+    EventType {
+        name: "connection.disconnected",
+        description: "A connection was disconnected: its token stopped working and its credit returned to the pool.",
+    },
+    EventType {
+        name: "system.error",
+        description: "Something needs attention that retrying will not fix: a connection's sync failed for good (attempts exhausted), or its stored settings or credentials could not be used.",
+    },
+    EventType {
+        name: "webhook_endpoint.disabled",
+        description: "A webhook endpoint was disabled: every attempt to it failed for the configured period, or it answered 410 Gone. Its pending deliveries were marked failed; re-enable it and recover them.",
+    },
+];
+
+/// The type of the signed ping sent by `POST /v1/webhook-endpoints/{id}/test`. It is not an
+/// event and cannot be subscribed to.
+pub const TEST_EVENT_TYPE: &str = "webhook.test";
+
+/// Whether `name` is an event type endpoints can subscribe to.
+pub fn is_event_type(name: &str) -> bool {
+    EVENT_TYPES.iter().any(|t| t.name == name)
+}
+
+/// Reads a field that may be absent (outer `None`), `null` (inner `None`) or a value.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `POST /v1/webhook-endpoints`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointIn {
+    /// Where events are POSTed: an `http` or `https` URL on a public address. Loopback,
+    /// private, link-local and metadata addresses are refused unless the operator allows them.
+    #[schema(example = "https://example.com/webhooks/ironbridge")]
+    pub url: String,
+    /// Label for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Event types to receive (see `GET /v1/webhook-event-types`); absent or `null` for all.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// Only events of these connections (`conn_…`); absent or `null` for every connection.
+    /// An endpoint limited to connections does not receive organization-wide events.
+    #[serde(default)]
+    pub connection_ids: Option<Vec<String>>,
+    /// Create it disabled: events are logged as failed deliveries until it is enabled.
+    #[serde(default)]
+    pub disabled: bool,
+    /// The signing secret to use (`whsec_` + base64 of 24 to 64 bytes); generated when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Body of `PATCH /v1/webhook-endpoints/{id}`: fields left out stay unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointPatch {
+    /// New URL (checked like on creation).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// New label; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// New event types; `null` for all.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub event_types: Option<Option<Vec<String>>>,
+    /// New connection filter; `null` for every connection.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub connection_ids: Option<Option<Vec<String>>>,
+    /// `true` disables the endpoint (its pending deliveries are marked failed); `false`
+    /// enables it again and clears its failure streak.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+/// Whether an endpoint receives deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEndpointStatus {
+    /// Events are delivered.
+    Enabled,
+    /// Nothing is sent; events are logged as failed deliveries, to recover after enabling.
+    Disabled,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointOut {
+    /// Endpoint id (`whk_…`).
+    #[schema(example = "whk_01jdqk4v5m8x2c9h7n3b6t0wyz")]
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Label for people.
+    pub description: Option<String>,
+    /// Event types received; `null` for all.
+    pub event_types: Option<Vec<String>>,
+    /// Connections whose events are received; `null` for every connection.
+    pub connection_ids: Option<Vec<String>>,
+    /// `enabled` or `disabled`.
+    pub status: WebhookEndpointStatus,
+    /// Why it is disabled: `manual` (by the API), `failing` (every attempt failed for the
+    /// configured period) or `gone` (it answered 410 Gone).
+    pub disabled_reason: Option<String>,
+    /// When it was disabled.
+    pub disabled_at: Option<Timestamp>,
+    /// Start of the current run of failed attempts (none since the last success); the
+    /// endpoint is disabled when it reaches the configured period.
+    pub failing_since: Option<Timestamp>,
+    /// Until when the previous signing secret is still used beside the current one.
+    pub previous_secret_expires_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Answer to `POST /v1/webhook-endpoints`: the endpoint and its signing secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointCreated {
+    /// The endpoint.
+    pub endpoint: WebhookEndpointOut,
+    /// The signing secret (`whsec_…`); also readable later at `/secret`.
+    pub secret: String,
+}
+
+/// A page of webhook endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointList {
+    /// Endpoints, oldest first.
+    pub data: Vec<WebhookEndpointOut>,
+    /// Cursor for the next page, absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An endpoint's signing secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookSecretOut {
+    /// The current secret (`whsec_…`): every delivery carries a `v1` signature made with it.
+    pub secret: String,
+    /// Until when deliveries also carry a signature made with the previous secret.
+    pub previous_secret_expires_at: Option<Timestamp>,
+}
+
+/// Body of `POST /v1/webhook-endpoints/{id}/secret/rotate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSecretRotateIn {
+    /// The new secret (`whsec_…`); generated when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Seconds during which deliveries are signed with both the old and the new secret, so
+    /// receivers can switch without losing one (0 to 604800, default 86400).
+    #[serde(default)]
+    pub overlap_secs: Option<u64>,
+}
+
+/// State of one event's delivery to one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookDeliveryStatus {
+    /// Waiting for its next attempt (or being attempted).
+    Pending,
+    /// The endpoint answered 2xx.
+    Succeeded,
+    /// Every scheduled attempt failed, or the endpoint is disabled; replay or recover it.
+    Failed,
+}
+
+/// One event's delivery to one endpoint, across all its attempts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryOut {
+    /// Delivery id (`dlv_…`).
+    pub id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The message id, sent as `webhook-id` on every attempt: the event id (`evt_…`), or a
+    /// `msg_…` id for test pings. Receivers deduplicate on it.
+    pub message_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The connection the event concerns.
+    pub connection_id: Option<String>,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: WebhookDeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due (pending deliveries only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// HTTP status of the last attempt, if the endpoint answered.
+    pub last_status_code: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it succeeded.
+    pub delivered_at: Option<Timestamp>,
+    /// The exact body sent (the same bytes on every attempt).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Creation time (when the event happened).
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Its attempts, newest first (only when one delivery is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<WebhookAttemptOut>>,
+}
+
+/// A page of deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryList {
+    /// Deliveries, newest first.
+    pub data: Vec<WebhookDeliveryOut>,
+    /// Cursor for the next (older) page, absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAttemptOut {
+    /// Attempt id (`att_…`).
+    pub id: String,
+    /// The delivery.
+    pub delivery_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The message id sent as `webhook-id`.
+    pub message_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// 1 for the first attempt of the delivery, then 2, 3, ...
+    pub attempt: i64,
+    /// `succeeded` or `failed`.
+    pub outcome: String,
+    /// HTTP status answered, if any.
+    pub status_code: Option<u16>,
+    /// Why it failed: `timeout`, `connection_failed`, `blocked_address`, `redirect`, `http_status`, ...
+    pub error: Option<String>,
+    /// Milliseconds from sending the request to the end of the response (or the failure).
+    pub latency_ms: f64,
+    /// The first kilobyte of the response body.
+    pub response_excerpt: Option<String>,
+    /// When it was made (also its `webhook-timestamp`).
+    pub created_at: Timestamp,
+}
+
+/// A page of attempts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAttemptList {
+    /// Attempts, newest first.
+    pub data: Vec<WebhookAttemptOut>,
+    /// Cursor for the next (older) page, absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /v1/webhook-endpoints/{id}/recover`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRecoverIn {
+    /// Replay failed deliveries of events that happened at or after this time.
+    pub since: Timestamp,
+    /// ... and before this time (default: now).
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+}
+
+/// Answer to `POST /v1/webhook-endpoints/{id}/recover`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookRecoverOut {
+    /// Failed deliveries queued again, in the order their events happened.
+    pub replayed: u64,
+}
+
+/// One entry of the event type catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventTypeOut {
+    /// The type, as in `type` of events and `event_types` of endpoints.
+    #[schema(example = "sync.completed")]
+    pub name: String,
+    /// What it means.
+    pub description: String,
+}
+
+/// Answer to `GET /v1/webhook-event-types`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventTypeList {
+    /// Every event type.
+    pub data: Vec<EventTypeOut>,
+}

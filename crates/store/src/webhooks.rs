@@ -1,0 +1,660 @@
+//! Webhook storage, shared by both backends like `shared.rs` (compiled once inside each):
+//! endpoints, the fan-out of an event into deliveries within the event's transaction, the
+//! dispatcher's leased claims, and the attempt log.
+
+use async_trait::async_trait;
+use ironbridge_core::ids::new_id;
+use ironbridge_core::store::{
+    AttemptResult, DeliveryNext, DeliveryQuery, EndpointHealth, Event, OrgId, StoreError,
+    StoreResult, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookStore,
+    delivery_status,
+};
+use ironbridge_core::webhooks::{endpoint_accepts, event_payload};
+use ironbridge_model::Timestamp;
+use sqlx::Row;
+
+use super::{Backend, CLAIM_DELIVERIES, Db};
+use crate::classify;
+
+type DbRow = <Db as sqlx::Database>::Row;
+type Tx = sqlx::Transaction<'static, Db>;
+
+macro_rules! endpoint_columns {
+    () => {
+        "id, org_id, url, description, event_types, connection_ids, status, disabled_reason, disabled_at, failing_since, secret, previous_secret, previous_secret_expires_at, created_at, updated_at"
+    };
+}
+
+macro_rules! attempt_columns {
+    () => {
+        "id, org_id, delivery_id, endpoint_id, message_id, event_type, attempt, outcome, status_code, error, latency_micros, response_excerpt, created_at"
+    };
+}
+
+/// Why an endpoint's pending deliveries fail when it is disabled.
+const DISABLED_ERROR: &str = "endpoint disabled";
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+fn list_json(v: Option<&Vec<String>>) -> Option<String> {
+    v.map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()))
+}
+
+fn list_from(text: Option<String>) -> Option<Vec<String>> {
+    text.map(|t| serde_json::from_str(&t).unwrap_or_default())
+}
+
+fn endpoint_from(row: &DbRow) -> Result<WebhookEndpoint, sqlx::Error> {
+    Ok(WebhookEndpoint {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        url: row.try_get("url")?,
+        description: row.try_get("description")?,
+        event_types: list_from(row.try_get("event_types")?),
+        connection_ids: list_from(row.try_get("connection_ids")?),
+        status: row.try_get("status")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        disabled_at: ts(row.try_get("disabled_at")?),
+        failing_since: ts(row.try_get("failing_since")?),
+        secret: row.try_get("secret")?,
+        previous_secret: row.try_get("previous_secret")?,
+        previous_secret_expires_at: ts(row.try_get("previous_secret_expires_at")?),
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+fn delivery_from(row: &DbRow) -> Result<WebhookDelivery, sqlx::Error> {
+    Ok(WebhookDelivery {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        endpoint_id: row.try_get("endpoint_id")?,
+        message_id: row.try_get("message_id")?,
+        event_type: row.try_get("event_type")?,
+        connection_id: row.try_get("connection_id")?,
+        payload: row.try_get("payload")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        retry_step: row.try_get("retry_step")?,
+        next_attempt_at: ts(row.try_get("next_attempt_at")?),
+        lease_owner: row.try_get("lease_owner")?,
+        last_status_code: row.try_get("last_status_code")?,
+        last_error: row.try_get("last_error")?,
+        delivered_at: ts(row.try_get("delivered_at")?),
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+fn attempt_from(row: &DbRow) -> Result<WebhookAttempt, sqlx::Error> {
+    Ok(WebhookAttempt {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        delivery_id: row.try_get("delivery_id")?,
+        endpoint_id: row.try_get("endpoint_id")?,
+        message_id: row.try_get("message_id")?,
+        event_type: row.try_get("event_type")?,
+        attempt: row.try_get("attempt")?,
+        outcome: row.try_get("outcome")?,
+        status_code: row.try_get("status_code")?,
+        error: row.try_get("error")?,
+        latency_micros: row.try_get("latency_micros")?,
+        response_excerpt: row.try_get("response_excerpt")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+fn rows_to<T>(
+    rows: &[DbRow],
+    f: fn(&DbRow) -> Result<T, sqlx::Error>,
+) -> StoreResult<Vec<T>> {
+    rows.iter().map(f).collect::<Result<_, _>>().map_err(classify)
+}
+
+async fn insert_delivery(tx: &mut Tx, d: &WebhookDelivery) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO webhook_deliveries (",
+        delivery_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
+    .bind(&d.id)
+    .bind(&d.org_id)
+    .bind(&d.endpoint_id)
+    .bind(&d.message_id)
+    .bind(&d.event_type)
+    .bind(&d.connection_id)
+    .bind(&d.payload)
+    .bind(&d.status)
+    .bind(d.attempts)
+    .bind(d.retry_step)
+    .bind(d.next_attempt_at.map(Timestamp::micros))
+    .bind(&d.lease_owner)
+    .bind(d.last_status_code)
+    .bind(&d.last_error)
+    .bind(d.delivered_at.map(Timestamp::micros))
+    .bind(d.created_at.micros())
+    .bind(d.updated_at.micros())
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(classify)
+}
+
+/// The outbox fan-out: one delivery of `event` per endpoint of its organization whose filters
+/// accept it, written in the event's own transaction so an event can never lack its
+/// deliveries. Deliveries to disabled endpoints are logged as failed, so recovering after
+/// re-enabling sends them.
+pub(crate) async fn fan_out(tx: &mut Tx, event: &Event) -> StoreResult<()> {
+    let rows = sqlx::query(
+        "SELECT id, status, event_types, connection_ids FROM webhook_endpoints WHERE org_id = $1",
+    )
+    .bind(&event.org_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(classify)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let payload = event_payload(event);
+    for row in rows {
+        let endpoint_id: String = row.try_get("id").map_err(classify)?;
+        let status: String = row.try_get("status").map_err(classify)?;
+        let types = list_from(row.try_get("event_types").map_err(classify)?);
+        let conns = list_from(row.try_get("connection_ids").map_err(classify)?);
+        if !endpoint_accepts(
+            types.as_deref(),
+            conns.as_deref(),
+            &event.event_type,
+            event.connection_id.as_deref(),
+        ) {
+            continue;
+        }
+        let enabled = status == "enabled";
+        let delivery = WebhookDelivery {
+            id: new_id("dlv", event.created_at.micros()),
+            org_id: event.org_id.clone(),
+            endpoint_id,
+            message_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            connection_id: event.connection_id.clone(),
+            payload: payload.clone(),
+            status: if enabled {
+                delivery_status::PENDING
+            } else {
+                delivery_status::FAILED
+            }
+            .into(),
+            attempts: 0,
+            retry_step: 0,
+            next_attempt_at: enabled.then_some(event.created_at),
+            lease_owner: None,
+            last_status_code: None,
+            last_error: (!enabled).then(|| DISABLED_ERROR.into()),
+            delivered_at: None,
+            created_at: event.created_at,
+            updated_at: event.created_at,
+        };
+        insert_delivery(tx, &delivery).await?;
+    }
+    Ok(())
+}
+
+/// Marks an endpoint's pending deliveries failed (it was disabled).
+async fn fail_pending(tx: &mut Tx, endpoint_id: &str, now: Timestamp) -> StoreResult<()> {
+    sqlx::query("UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL, last_error = $2, updated_at = $3 WHERE endpoint_id = $1 AND status = 'pending'")
+        .bind(endpoint_id)
+        .bind(DISABLED_ERROR)
+        .bind(now.micros())
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(classify)
+}
+
+/// Disables an endpoint that kept failing or is gone, with its event and its pending
+/// deliveries failed. No-op if it is already disabled.
+async fn disable(
+    tx: &mut Tx,
+    org: &str,
+    endpoint_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let row = sqlx::query("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $2, disabled_at = $3, updated_at = $3 WHERE id = $1 AND status = 'enabled' RETURNING url, failing_since")
+        .bind(endpoint_id)
+        .bind(reason)
+        .bind(now.micros())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(classify)?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let url: String = row.try_get("url").map_err(classify)?;
+    let failing_since = ts(row.try_get("failing_since").map_err(classify)?);
+    fail_pending(tx, endpoint_id, now).await?;
+    let event = Event {
+        id: new_id("evt", now.micros()),
+        org_id: org.to_string(),
+        connection_id: None,
+        event_type: "webhook_endpoint.disabled".into(),
+        data: serde_json::json!({
+            "endpoint_id": endpoint_id,
+            "url": url,
+            "reason": reason,
+            "failing_since": failing_since.map(Timestamp::to_rfc3339),
+        })
+        .to_string(),
+        created_at: now,
+    };
+    super::shared::insert_event(tx, &event).await
+}
+
+#[async_trait]
+impl WebhookStore for Backend {
+    async fn create_webhook_endpoint(&self, org: &OrgId, ep: &WebhookEndpoint) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO webhook_endpoints (",
+            endpoint_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(&ep.id)
+        .bind(&org.0)
+        .bind(&ep.url)
+        .bind(&ep.description)
+        .bind(list_json(ep.event_types.as_ref()))
+        .bind(list_json(ep.connection_ids.as_ref()))
+        .bind(&ep.status)
+        .bind(&ep.disabled_reason)
+        .bind(ep.disabled_at.map(Timestamp::micros))
+        .bind(ep.failing_since.map(Timestamp::micros))
+        .bind(&ep.secret)
+        .bind(&ep.previous_secret)
+        .bind(ep.previous_secret_expires_at.map(Timestamp::micros))
+        .bind(ep.created_at.micros())
+        .bind(ep.updated_at.micros())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(classify)
+    }
+
+    async fn get_webhook_endpoint(&self, org: &OrgId, id: &str) -> StoreResult<WebhookEndpoint> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(&org.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?
+        .ok_or(StoreError::NotFound)?;
+        endpoint_from(&row).map_err(classify)
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        org: &OrgId,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(&org.0)
+        .bind(after_id.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows_to(&rows, endpoint_from)
+    }
+
+    async fn update_webhook_endpoint(&self, org: &OrgId, ep: &WebhookEndpoint) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let previous: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM webhook_endpoints WHERE org_id = $1 AND id = $2",
+        )
+        .bind(&org.0)
+        .bind(&ep.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(previous) = previous else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query("UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, connection_ids = $6, status = $7, disabled_reason = $8, disabled_at = $9, failing_since = $10, secret = $11, previous_secret = $12, previous_secret_expires_at = $13, updated_at = $14 WHERE org_id = $1 AND id = $2")
+            .bind(&org.0)
+            .bind(&ep.id)
+            .bind(&ep.url)
+            .bind(&ep.description)
+            .bind(list_json(ep.event_types.as_ref()))
+            .bind(list_json(ep.connection_ids.as_ref()))
+            .bind(&ep.status)
+            .bind(&ep.disabled_reason)
+            .bind(ep.disabled_at.map(Timestamp::micros))
+            .bind(ep.failing_since.map(Timestamp::micros))
+            .bind(&ep.secret)
+            .bind(&ep.previous_secret)
+            .bind(ep.previous_secret_expires_at.map(Timestamp::micros))
+            .bind(ep.updated_at.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if previous == "enabled" && ep.status != "enabled" {
+            fail_pending(&mut tx, &ep.id, ep.updated_at).await?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn delete_webhook_endpoint(&self, org: &OrgId, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE org_id = $1 AND id = $2")
+            .bind(&org.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for sql in [
+            "DELETE FROM webhook_attempts WHERE endpoint_id = $1",
+            "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn create_webhook_delivery(&self, org: &OrgId, d: &WebhookDelivery) -> StoreResult<()> {
+        if d.org_id != org.0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.begin_write().await?;
+        insert_delivery(&mut tx, d).await?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        skip_endpoints: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        // `,id1,id2,`: a membership test both dialects evaluate without array types.
+        let skip = if skip_endpoints.is_empty() {
+            String::new()
+        } else {
+            format!(",{},", skip_endpoints.join(","))
+        };
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(CLAIM_DELIVERIES)
+            .bind(owner)
+            .bind(lease_until.micros())
+            .bind(now.micros())
+            .bind(skip)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        let mut claimed = rows_to(&rows, delivery_from)?;
+        // RETURNING has no order: oldest event first.
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(claimed)
+    }
+
+    async fn release_webhook_delivery(
+        &self,
+        d: &WebhookDelivery,
+        owner: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE webhook_deliveries SET attempts = attempts - 1, lease_owner = NULL, next_attempt_at = $4 WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'pending'")
+            .bind(&d.id)
+            .bind(owner)
+            .bind(d.attempts)
+            .bind(at.micros())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn finish_webhook_attempt(
+        &self,
+        d: &WebhookDelivery,
+        owner: &str,
+        result: &AttemptResult,
+    ) -> StoreResult<bool> {
+        let a = &result.attempt;
+        let now = a.created_at;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(concat!(
+            "INSERT INTO webhook_attempts (",
+            attempt_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(&a.id)
+        .bind(&a.org_id)
+        .bind(&a.delivery_id)
+        .bind(&a.endpoint_id)
+        .bind(&a.message_id)
+        .bind(&a.event_type)
+        .bind(a.attempt)
+        .bind(&a.outcome)
+        .bind(a.status_code)
+        .bind(&a.error)
+        .bind(a.latency_micros)
+        .bind(&a.response_excerpt)
+        .bind(a.created_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let (status, next_at, step, delivered) = match result.next {
+            DeliveryNext::Succeeded => (delivery_status::SUCCEEDED, None, d.retry_step, Some(now)),
+            DeliveryNext::Retry(at) => (delivery_status::PENDING, Some(at), d.retry_step + 1, None),
+            DeliveryNext::Failed => (delivery_status::FAILED, None, d.retry_step, None),
+        };
+        let updated = sqlx::query("UPDATE webhook_deliveries SET status = $4, next_attempt_at = $5, retry_step = $6, lease_owner = NULL, last_status_code = $7, last_error = $8, delivered_at = COALESCE($9, delivered_at), updated_at = $10 WHERE id = $1 AND lease_owner = $2 AND attempts = $3")
+            .bind(&d.id)
+            .bind(owner)
+            .bind(d.attempts)
+            .bind(status)
+            .bind(next_at.map(Timestamp::micros))
+            .bind(step)
+            .bind(a.status_code)
+            .bind(&a.error)
+            .bind(delivered.map(Timestamp::micros))
+            .bind(now.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected()
+            == 1;
+        match result.health {
+            EndpointHealth::Healthy => {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+                    .bind(&d.endpoint_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+            EndpointHealth::Failing {
+                disable_if_since_before,
+            } => {
+                let since: Option<Option<i64>> = sqlx::query_scalar("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING failing_since")
+                    .bind(&d.endpoint_id)
+                    .bind(now.micros())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                if since.flatten().is_some_and(|s| s <= disable_if_since_before.micros()) {
+                    disable(&mut tx, &d.org_id, &d.endpoint_id, "failing", now).await?;
+                }
+            }
+            EndpointHealth::Gone => {
+                disable(&mut tx, &d.org_id, &d.endpoint_id, "gone", now).await?;
+            }
+            EndpointHealth::Unchanged => {}
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(updated)
+    }
+
+    async fn get_webhook_delivery(&self, org: &OrgId, id: &str) -> StoreResult<WebhookDelivery> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM webhook_deliveries WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(&org.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?
+        .ok_or(StoreError::NotFound)?;
+        delivery_from(&row).map_err(classify)
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        org: &OrgId,
+        endpoint_id: &str,
+        q: &DeliveryQuery,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM webhook_deliveries WHERE org_id = $1 AND endpoint_id = $2 AND ($3 IS NULL OR id < $3) ",
+            "AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR event_type = $5) ORDER BY id DESC LIMIT $6"
+        ))
+        .bind(&org.0)
+        .bind(endpoint_id)
+        .bind(&q.before_id)
+        .bind(&q.status)
+        .bind(&q.event_type)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows_to(&rows, delivery_from)
+    }
+
+    async fn list_webhook_attempts(
+        &self,
+        org: &OrgId,
+        endpoint_id: Option<&str>,
+        delivery_id: Option<&str>,
+        before_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookAttempt>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            attempt_columns!(),
+            " FROM webhook_attempts WHERE org_id = $1 AND ($2 IS NULL OR endpoint_id = $2) ",
+            "AND ($3 IS NULL OR delivery_id = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+        ))
+        .bind(&org.0)
+        .bind(endpoint_id)
+        .bind(delivery_id)
+        .bind(before_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows_to(&rows, attempt_from)
+    }
+
+    async fn replay_webhook_delivery(
+        &self,
+        org: &OrgId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<WebhookDelivery> {
+        let row = sqlx::query(concat!(
+            "UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $3, lease_owner = NULL, updated_at = $3 ",
+            "WHERE org_id = $1 AND id = $2 AND status <> 'pending' RETURNING ",
+            delivery_columns!()
+        ))
+        .bind(&org.0)
+        .bind(id)
+        .bind(now.micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match row {
+            Some(row) => delivery_from(&row).map_err(classify),
+            None => {
+                self.get_webhook_delivery(org, id).await?;
+                Err(StoreError::Conflict(
+                    "the delivery is already pending; it will be attempted as scheduled".into(),
+                ))
+            }
+        }
+    }
+
+    async fn recover_webhook_deliveries(
+        &self,
+        org: &OrgId,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE org_id = $1 AND endpoint_id = $2 AND status = 'failed' AND created_at >= $3 AND created_at < $4 ORDER BY created_at, id")
+            .bind(&org.0)
+            .bind(endpoint_id)
+            .bind(since.micros())
+            .bind(until.micros())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+        // Due one microsecond apart, in event order, so they are claimed in that order.
+        for (i, id) in ids.iter().enumerate() {
+            sqlx::query("UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $2, lease_owner = NULL, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(now.micros() + i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(now.micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn purge_webhook_history(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM webhook_attempts WHERE created_at < $1 AND delivery_id IN (SELECT id FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending')")
+            .bind(before.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let deleted = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending'",
+        )
+        .bind(before.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+        tx.commit().await.map_err(classify)?;
+        Ok(deleted)
+    }
+}
