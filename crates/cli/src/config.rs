@@ -126,7 +126,9 @@ impl WebhookSettings {
         let allowed_networks = self
             .allowed_networks
             .iter()
-            .map(|n| parse_network(n).map_err(|e| anyhow::anyhow!("webhooks.allowed_networks: {e}")))
+            .map(|n| {
+                parse_network(n).map_err(|e| anyhow::anyhow!("webhooks.allowed_networks: {e}"))
+            })
             .collect::<anyhow::Result<_>>()?;
         Ok(WebhookConfig {
             timeout: Duration::from_secs(self.timeout_secs),
@@ -413,8 +415,14 @@ mod tests {
         .to_string();
         assert!(err.contains("does not exist"), "{err}");
         for (toml, expected) in [
-            ("[webhooks]\nallowed_networks = [\"nowhere\"]\n", "allowed_networks"),
-            ("[webhooks]\ntimeout_secs = 30\nlease_secs = 20\n", "lease_secs"),
+            (
+                "[webhooks]\nallowed_networks = [\"nowhere\"]\n",
+                "allowed_networks",
+            ),
+            (
+                "[webhooks]\ntimeout_secs = 30\nlease_secs = 20\n",
+                "lease_secs",
+            ),
             ("[webhooks]\ntimeout_secs = 0\n", "timeout_secs"),
         ] {
             std::fs::write(&file, toml).unwrap();
@@ -439,7 +447,10 @@ mod tests {
             .webhooks
             .config()
             .unwrap();
-        assert_eq!(c.retry_schedule, [Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(
+            c.retry_schedule,
+            [Duration::from_secs(1), Duration::from_secs(2)]
+        );
         assert!(c.policy.https_only);
         assert!(c.policy.permits("127.0.0.1".parse().unwrap()));
         assert!(c.policy.permits("10.1.2.3".parse().unwrap()));

@@ -13,9 +13,9 @@ use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
+use ironbridge_core::webhooks::Secret;
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
-use ironbridge_core::webhooks::Secret;
 use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::webhooks::{AddressPolicy, Dispatcher, WebhookConfig};
 use ironbridge_engine::worker::{Worker, WorkerConfig};
@@ -238,7 +238,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             json!({"url": format!("{receiver_base}/hooks/demo"), "description": "The demo's local receiver"}),
         )
         .await?;
-    let endpoint_id = endpoint["endpoint"]["id"].as_str().unwrap_or_default().to_string();
+    let endpoint_id = endpoint["endpoint"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     received.expect(
         "demo",
         Secret::parse(endpoint["secret"].as_str().unwrap_or_default())
@@ -321,7 +324,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     // The dispatcher polls every 100 ms: give the last sync's webhook a moment to arrive.
     for _ in 0..30 {
-        if received.tally().types.iter().filter(|t| *t == "sync.completed").count() >= connections.len() {
+        if received
+            .tally()
+            .types
+            .iter()
+            .filter(|t| *t == "sync.completed")
+            .count()
+            >= connections.len()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -330,7 +340,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "\nWebhooks: the demo receiver at {receiver_base}/hooks/demo verified {} signed deliveries ({} sync.completed), refused {}.",
         tally.verified,
-        tally.types.iter().filter(|t| *t == "sync.completed").count(),
+        tally
+            .types
+            .iter()
+            .filter(|t| *t == "sync.completed")
+            .count(),
         tally.refused
     );
 

@@ -84,7 +84,10 @@ async fn receive(
     tally.verified += 1;
     tally.ids.insert(header("webhook-id").to_string());
     if let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) {
-        if let Some(at) = event["timestamp"].as_str().and_then(Timestamp::parse_rfc3339) {
+        if let Some(at) = event["timestamp"]
+            .as_str()
+            .and_then(Timestamp::parse_rfc3339)
+        {
             tally.delays_micros.push(now.micros() - at.micros());
         }
         if let Some(t) = event["type"].as_str() {

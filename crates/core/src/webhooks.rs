@@ -52,7 +52,9 @@ impl Secret {
 
     /// Parses `whsec_<base64>`.
     pub fn parse(text: &str) -> Result<Self, SecretError> {
-        let body = text.strip_prefix(SECRET_PREFIX).ok_or(SecretError::Format)?;
+        let body = text
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(SecretError::Format)?;
         let bytes = STANDARD.decode(body).map_err(|_| SecretError::Format)?;
         if !SECRET_BYTES.contains(&bytes.len()) {
             return Err(SecretError::Length);
@@ -149,9 +151,9 @@ pub fn verify(
         let Some(("v1", sig)) = entry.split_once(',') else {
             return false;
         };
-        STANDARD.decode(sig).is_ok_and(|sig| {
-            constant_time::verify_slices_are_equal(&sig, &expected).is_ok()
-        })
+        STANDARD
+            .decode(sig)
+            .is_ok_and(|sig| constant_time::verify_slices_are_equal(&sig, &expected).is_ok())
     });
     if matched {
         Ok(())
@@ -263,9 +265,19 @@ mod tests {
 
     #[test]
     fn reproduces_the_specification_test_vector() {
-        assert_eq!(vector_secret().sign(VECTOR_ID, VECTOR_TS, VECTOR_BODY), VECTOR_SIG);
         assert_eq!(
-            verify(&vector_secret(), VECTOR_ID, "1649367553", VECTOR_SIG, VECTOR_BODY, VECTOR_TS),
+            vector_secret().sign(VECTOR_ID, VECTOR_TS, VECTOR_BODY),
+            VECTOR_SIG
+        );
+        assert_eq!(
+            verify(
+                &vector_secret(),
+                VECTOR_ID,
+                "1649367553",
+                VECTOR_SIG,
+                VECTOR_BODY,
+                VECTOR_TS
+            ),
             Ok(())
         );
     }
@@ -274,18 +286,38 @@ mod tests {
     fn tampered_body_id_or_timestamp_fail() {
         let s = vector_secret();
         let body2 = br#"{"email":"test@example.com","username":"test_user2"}"#;
-        let check = |id: &str, ts: &str, body: &[u8]| verify(&s, id, ts, VECTOR_SIG, body, VECTOR_TS);
-        assert_eq!(check(VECTOR_ID, "1649367553", body2), Err(VerifyError::Signature));
+        let check =
+            |id: &str, ts: &str, body: &[u8]| verify(&s, id, ts, VECTOR_SIG, body, VECTOR_TS);
+        assert_eq!(
+            check(VECTOR_ID, "1649367553", body2),
+            Err(VerifyError::Signature)
+        );
         assert_eq!(
             check("msg_27UH4WbU6Z5A5EzD8u03UvzRbpl", "1649367553", VECTOR_BODY),
             Err(VerifyError::Signature)
         );
-        assert_eq!(check(VECTOR_ID, "1649367554", VECTOR_BODY), Err(VerifyError::Signature));
-        assert_eq!(check(VECTOR_ID, "soon", VECTOR_BODY), Err(VerifyError::Headers));
-        assert_eq!(check("", "1649367553", VECTOR_BODY), Err(VerifyError::Headers));
+        assert_eq!(
+            check(VECTOR_ID, "1649367554", VECTOR_BODY),
+            Err(VerifyError::Signature)
+        );
+        assert_eq!(
+            check(VECTOR_ID, "soon", VECTOR_BODY),
+            Err(VerifyError::Headers)
+        );
+        assert_eq!(
+            check("", "1649367553", VECTOR_BODY),
+            Err(VerifyError::Headers)
+        );
         let other = Secret::generate();
         assert_eq!(
-            verify(&other, VECTOR_ID, "1649367553", VECTOR_SIG, VECTOR_BODY, VECTOR_TS),
+            verify(
+                &other,
+                VECTOR_ID,
+                "1649367553",
+                VECTOR_SIG,
+                VECTOR_BODY,
+                VECTOR_TS
+            ),
             Err(VerifyError::Signature)
         );
     }
@@ -322,12 +354,29 @@ mod tests {
             );
         }
         assert_eq!(
-            verify(&Secret::generate(), VECTOR_ID, "1649367553", &header, VECTOR_BODY, VECTOR_TS),
+            verify(
+                &Secret::generate(),
+                VECTOR_ID,
+                "1649367553",
+                &header,
+                VECTOR_BODY,
+                VECTOR_TS
+            ),
             Err(VerifyError::Signature)
         );
         // Unknown versions are skipped, not errors.
         let mixed = format!("v1a,AAAA {header}");
-        assert_eq!(verify(&new, VECTOR_ID, "1649367553", &mixed, VECTOR_BODY, VECTOR_TS), Ok(()));
+        assert_eq!(
+            verify(
+                &new,
+                VECTOR_ID,
+                "1649367553",
+                &mixed,
+                VECTOR_BODY,
+                VECTOR_TS
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -356,11 +405,36 @@ mod tests {
         let types = vec!["sync.completed".to_string()];
         let conns = vec!["conn_a".to_string()];
         assert!(endpoint_accepts(None, None, "sync.failed", None));
-        assert!(endpoint_accepts(Some(&types), None, "sync.completed", Some("conn_b")));
-        assert!(!endpoint_accepts(Some(&types), None, "sync.failed", Some("conn_a")));
-        assert!(endpoint_accepts(None, Some(&conns), "sync.failed", Some("conn_a")));
-        assert!(!endpoint_accepts(None, Some(&conns), "sync.failed", Some("conn_b")));
-        assert!(!endpoint_accepts(None, Some(&conns), "webhook_endpoint.disabled", None));
+        assert!(endpoint_accepts(
+            Some(&types),
+            None,
+            "sync.completed",
+            Some("conn_b")
+        ));
+        assert!(!endpoint_accepts(
+            Some(&types),
+            None,
+            "sync.failed",
+            Some("conn_a")
+        ));
+        assert!(endpoint_accepts(
+            None,
+            Some(&conns),
+            "sync.failed",
+            Some("conn_a")
+        ));
+        assert!(!endpoint_accepts(
+            None,
+            Some(&conns),
+            "sync.failed",
+            Some("conn_b")
+        ));
+        assert!(!endpoint_accepts(
+            None,
+            Some(&conns),
+            "webhook_endpoint.disabled",
+            None
+        ));
     }
 
     #[test]
@@ -369,15 +443,34 @@ mod tests {
         let s = &DEFAULT_RETRY_SCHEDULE;
         assert_eq!(next_attempt(s, 0, now, None, 0.0), Some(now.plus_secs(5)));
         assert_eq!(next_attempt(s, 1, now, None, 0.0), Some(now.plus_secs(300)));
-        assert_eq!(next_attempt(s, 6, now, None, 0.0), Some(now.plus_secs(36_000)));
-        assert_eq!(next_attempt(s, 7, now, None, 0.0), None, "eight attempts in all");
+        assert_eq!(
+            next_attempt(s, 6, now, None, 0.0),
+            Some(now.plus_secs(36_000))
+        );
+        assert_eq!(
+            next_attempt(s, 7, now, None, 0.0),
+            None,
+            "eight attempts in all"
+        );
         assert_eq!(next_attempt(s, 1, now, None, 1.0), Some(now.plus_secs(330)));
-        assert_eq!(next_attempt(s, 1, now, None, -1.0), Some(now.plus_secs(270)));
+        assert_eq!(
+            next_attempt(s, 1, now, None, -1.0),
+            Some(now.plus_secs(270))
+        );
         let after = Some(Duration::from_secs(120));
-        assert_eq!(next_attempt(s, 0, now, after, 0.0), Some(now.plus_secs(120)));
-        assert_eq!(next_attempt(s, 1, now, after, 0.0), Some(now.plus_secs(300)));
+        assert_eq!(
+            next_attempt(s, 0, now, after, 0.0),
+            Some(now.plus_secs(120))
+        );
+        assert_eq!(
+            next_attempt(s, 1, now, after, 0.0),
+            Some(now.plus_secs(300))
+        );
         let huge = Some(Duration::from_secs(10 * 86_400));
-        assert_eq!(next_attempt(s, 0, now, huge, 0.0), Some(now.plus_secs(86_400)));
+        assert_eq!(
+            next_attempt(s, 0, now, huge, 0.0),
+            Some(now.plus_secs(86_400))
+        );
     }
 
     #[test]

@@ -732,7 +732,7 @@ fn settled(before: &str) -> ConnectionStatus {
 
 /// What an event may say about a failure: connector messages are written to be shown;
 /// storage errors are not.
-fn safe_message(err: &SyncError) -> String {
+pub(crate) fn safe_message(err: &SyncError) -> String {
     match err {
         SyncError::Connector(ConnectorError::Upstream(_)) => {
             "The source system could not be reached.".into()

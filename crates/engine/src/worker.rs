@@ -13,14 +13,14 @@ use ironbridge_core::crypto::sha256_hex;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::service::{ConnectorFactory, ServiceError, open_connector, sync_settings};
 use ironbridge_core::store::{
-    ConnId, Connection, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
+    ConnId, Connection, Event, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
 };
 use ironbridge_model::Timestamp;
 use ironbridge_model::api::ConnectionStatus;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{SyncError, SyncOptions, sync_connection_with};
+use crate::sync::{SyncError, SyncOptions, safe_message, sync_connection_with};
 
 /// Kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
@@ -165,7 +165,15 @@ impl Worker {
         else {
             return Ok(false);
         };
-        let outcome = self.run_sync(&job).await;
+        let (outcome, attention) = self.run_sync(&job).await;
+        let gives_up = match &outcome {
+            JobOutcome::Failed { .. } => true,
+            JobOutcome::Retry { .. } => job.attempts >= job.max_attempts,
+            JobOutcome::Succeeded => false,
+        };
+        if gives_up && let Some((code, message)) = attention {
+            self.report_system_error(&job, code, &message).await;
+        }
         if !self
             .store
             .finish_job(&job, &self.id, self.clock.now(), &outcome)
@@ -176,29 +184,72 @@ impl Worker {
         Ok(true)
     }
 
-    async fn run_sync(&self, job: &Job) -> JobOutcome {
+    /// Writes a `system.error` event: a connection's sync stopped for good for a reason
+    /// retrying will not fix, so someone must look.
+    async fn report_system_error(&self, job: &Job, code: &str, message: &str) {
+        let now = self.clock.now();
+        let event = Event {
+            id: new_id("evt", now.micros()),
+            org_id: job.org_id.clone(),
+            connection_id: job.connection_id.clone(),
+            event_type: "system.error".into(),
+            data: json!({"code": code, "message": message, "job_id": job.id, "attempts": job.attempts})
+                .to_string(),
+            created_at: now,
+        };
+        if let Err(e) = self.store.insert_event(&event).await {
+            tracing::warn!(job = %job.id, error = %e, "could not record a system.error event");
+        }
+    }
+
+    /// Runs a sync job; also says, for a failure, what to report if the job gives up
+    /// (credential refusals and lost leases are reported otherwise, or not at all).
+    async fn run_sync(&self, job: &Job) -> (JobOutcome, Option<(&'static str, String)>) {
+        const SYNC_FAILING: &str = "SYNC_FAILING";
+        const CONNECTION_UNUSABLE: &str = "CONNECTION_UNUSABLE";
         if job.attempts > job.max_attempts {
-            return JobOutcome::Failed {
-                error: "attempts exhausted".into(),
-            };
+            let error = "attempts exhausted".to_string();
+            return (
+                JobOutcome::Failed {
+                    error: error.clone(),
+                },
+                Some((
+                    SYNC_FAILING,
+                    format!("The sync failed {} times in a row.", job.max_attempts),
+                )),
+            );
         }
         let Some(conn_id) = job.connection_id.clone().map(ConnId) else {
-            return JobOutcome::Failed {
-                error: "sync job without a connection".into(),
-            };
+            return (
+                JobOutcome::Failed {
+                    error: "sync job without a connection".into(),
+                },
+                None,
+            );
         };
         let org = OrgId(job.org_id.clone());
         let connection = match self.store.get_connection(&org, &conn_id).await {
             Ok(c) => c,
             Err(StoreError::NotFound) => {
-                return JobOutcome::Failed {
-                    error: "connection not found".into(),
-                };
+                return (
+                    JobOutcome::Failed {
+                        error: "connection not found".into(),
+                    },
+                    None,
+                );
             }
-            Err(e) => return self.retry(job, e.to_string()),
+            Err(e) => {
+                return (
+                    self.retry(job, e.to_string()),
+                    Some((
+                        SYNC_FAILING,
+                        "Ironbridge could not read the connection; see the logs.".into(),
+                    )),
+                );
+            }
         };
         if connection.status == ConnectionStatus::Disconnected.as_str() {
-            return JobOutcome::Succeeded;
+            return (JobOutcome::Succeeded, None);
         }
         let full = serde_json::from_str::<serde_json::Value>(&job.payload)
             .ok()
@@ -207,17 +258,31 @@ impl Worker {
         let settings = match sync_settings(&connection) {
             Ok(s) => s,
             Err(e) => {
-                return JobOutcome::Failed {
-                    error: e.to_string(),
-                };
+                return (
+                    JobOutcome::Failed {
+                        error: e.to_string(),
+                    },
+                    Some((
+                        CONNECTION_UNUSABLE,
+                        format!("The connection's settings are invalid: {e}"),
+                    )),
+                );
             }
         };
         let connector = match self.connector(&connection) {
             Ok(c) => c,
             Err(e) => {
-                return JobOutcome::Failed {
-                    error: e.to_string(),
+                let message = match &e {
+                    // Never a secret in an event: say what to check.
+                    ServiceError::Crypto(_) => "The connection's stored credentials cannot be decrypted; check that every process uses the master key they were stored with.".to_string(),
+                    other => format!("The connection cannot be opened: {other}"),
                 };
+                return (
+                    JobOutcome::Failed {
+                        error: e.to_string(),
+                    },
+                    Some((CONNECTION_UNUSABLE, message)),
+                );
             }
         };
         let options = SyncOptions {
@@ -236,12 +301,17 @@ impl Worker {
         let heartbeat = self.keep_lease(job);
         tokio::select! {
             result = sync => match result {
-                Ok(_) => JobOutcome::Succeeded,
-                // Retrying cannot help until the customer reconnects.
-                Err(SyncError::Connector(ConnectorError::Unauthorized)) => JobOutcome::Failed { error: "the source system refused the credentials".into() },
-                Err(e) => self.retry(job, e.to_string()),
+                Ok(_) => (JobOutcome::Succeeded, None),
+                // Retrying cannot help until the customer reconnects; the connection's
+                // `reauthorization_required` event says so.
+                Err(SyncError::Connector(ConnectorError::Unauthorized)) => (JobOutcome::Failed { error: "the source system refused the credentials".into() }, None),
+                Err(e) => {
+                    let message = format!("The sync failed {} times in a row; the last error: {}", job.attempts, safe_message(&e));
+                    (self.retry(job, e.to_string()), Some((SYNC_FAILING, message)))
+                }
             },
-            () = heartbeat => JobOutcome::Failed { error: "lease lost".into() },
+            // Another worker took the job over; it reports its own outcome.
+            () = heartbeat => (JobOutcome::Failed { error: "lease lost".into() }, None),
         }
     }
 

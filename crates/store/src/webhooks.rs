@@ -6,8 +6,7 @@ use async_trait::async_trait;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
     AttemptResult, DeliveryNext, DeliveryQuery, EndpointHealth, Event, OrgId, StoreError,
-    StoreResult, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookStore,
-    delivery_status,
+    StoreResult, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookStore, delivery_status,
 };
 use ironbridge_core::webhooks::{endpoint_accepts, event_payload};
 use ironbridge_model::Timestamp;
@@ -106,11 +105,11 @@ fn attempt_from(row: &DbRow) -> Result<WebhookAttempt, sqlx::Error> {
     })
 }
 
-fn rows_to<T>(
-    rows: &[DbRow],
-    f: fn(&DbRow) -> Result<T, sqlx::Error>,
-) -> StoreResult<Vec<T>> {
-    rows.iter().map(f).collect::<Result<_, _>>().map_err(classify)
+fn rows_to<T>(rows: &[DbRow], f: fn(&DbRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+    rows.iter()
+        .map(f)
+        .collect::<Result<_, _>>()
+        .map_err(classify)
 }
 
 async fn insert_delivery(tx: &mut Tx, d: &WebhookDelivery) -> StoreResult<()> {
@@ -503,7 +502,10 @@ impl WebhookStore for Backend {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(classify)?;
-                if since.flatten().is_some_and(|s| s <= disable_if_since_before.micros()) {
+                if since
+                    .flatten()
+                    .is_some_and(|s| s <= disable_if_since_before.micros())
+                {
                     disable(&mut tx, &d.org_id, &d.endpoint_id, "failing", now).await?;
                 }
             }
@@ -641,7 +643,7 @@ impl WebhookStore for Backend {
 
     async fn purge_webhook_history(&self, before: Timestamp) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM webhook_attempts WHERE created_at < $1 AND delivery_id IN (SELECT id FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending')")
+        sqlx::query("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending')")
             .bind(before.micros())
             .execute(&mut *tx)
             .await

@@ -120,7 +120,9 @@ impl Dispatcher {
                 taken.push(d);
             } else {
                 // One endpoint had more due than its limit: the rest wait for its slots.
-                self.store.release_webhook_delivery(&d, &self.id, now).await?;
+                self.store
+                    .release_webhook_delivery(&d, &self.id, now)
+                    .await?;
             }
         }
         Ok(taken)
@@ -198,7 +200,10 @@ impl Dispatcher {
         let now = self.clock.now();
         let ping = d.event_type == TEST_EVENT_TYPE;
         let not_sent = outcome.status.is_none()
-            && matches!(outcome.error, Some("endpoint_disabled" | "endpoint_deleted"));
+            && matches!(
+                outcome.error,
+                Some("endpoint_disabled" | "endpoint_deleted")
+            );
         let next = if outcome.succeeded() {
             DeliveryNext::Succeeded
         } else if outcome.gone() || ping || not_sent {
@@ -223,7 +228,8 @@ impl Dispatcher {
         } else {
             EndpointHealth::Failing {
                 disable_if_since_before: Timestamp(
-                    now.micros().saturating_sub(micros(self.config.disable_after)),
+                    now.micros()
+                        .saturating_sub(micros(self.config.disable_after)),
                 ),
             }
         };
@@ -236,7 +242,12 @@ impl Dispatcher {
                 message_id: d.message_id.clone(),
                 event_type: d.event_type.clone(),
                 attempt: d.attempts,
-                outcome: if outcome.succeeded() { "succeeded" } else { "failed" }.into(),
+                outcome: if outcome.succeeded() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .into(),
                 status_code: outcome.status.map(i64::from),
                 error: outcome.error.map(str::to_string),
                 latency_micros: micros(outcome.latency),
@@ -275,7 +286,9 @@ impl Dispatcher {
             status: delivery_status::PENDING.into(),
             attempts: 1,
             retry_step: 0,
-            next_attempt_at: Some(Timestamp(now.micros().saturating_add(micros(self.config.lease)))),
+            next_attempt_at: Some(Timestamp(
+                now.micros().saturating_add(micros(self.config.lease)),
+            )),
             lease_owner: Some(self.id.clone()),
             last_status_code: None,
             last_error: None,
@@ -336,7 +349,9 @@ impl Dispatcher {
             .await
             .is_err()
         {
-            tracing::warn!("webhook attempts still in flight at shutdown; they are retried when their lease ends");
+            tracing::warn!(
+                "webhook attempts still in flight at shutdown; they are retried when their lease ends"
+            );
         }
         tracing::info!(dispatcher = %self.id, "webhook dispatcher stopped");
     }
@@ -349,7 +364,10 @@ impl Dispatcher {
                 .saturating_sub(micros(self.config.retention)),
         );
         match self.store.purge_webhook_history(before).await {
-            Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted webhook deliveries past their retention"),
+            Ok(n) if n > 0 => tracing::info!(
+                deleted = n,
+                "deleted webhook deliveries past their retention"
+            ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not delete old webhook deliveries"),
         }

@@ -137,7 +137,9 @@ impl Endpoints<'_> {
     fn check_secret(secret: Option<&str>) -> Result<Secret, ServiceError> {
         match secret {
             None => Ok(Secret::generate()),
-            Some(text) => Secret::parse(text).map_err(|e| invalid("secret", format!("`secret`: {e}"))),
+            Some(text) => {
+                Secret::parse(text).map_err(|e| invalid("secret", format!("`secret`: {e}")))
+            }
         }
     }
 
@@ -162,7 +164,12 @@ impl Endpoints<'_> {
             description,
             event_types,
             connection_ids,
-            status: if input.disabled { "disabled" } else { "enabled" }.into(),
+            status: if input.disabled {
+                "disabled"
+            } else {
+                "enabled"
+            }
+            .into(),
             disabled_reason: input.disabled.then(|| "manual".into()),
             disabled_at: input.disabled.then_some(now),
             failing_since: None,
@@ -234,7 +241,10 @@ impl Endpoints<'_> {
         let mut ep = self.store.get_webhook_endpoint(org, id).await?;
         let old = current_secret(self.keys, &ep)?;
         if old == secret {
-            return Err(invalid("secret", "`secret` must differ from the current secret"));
+            return Err(invalid(
+                "secret",
+                "`secret` must differ from the current secret",
+            ));
         }
         let now = self.clock.now();
         ep.secret = self.keys.encrypt(&secret_context(&ep.id), secret.bytes())?;
@@ -243,7 +253,8 @@ impl Endpoints<'_> {
             ep.previous_secret_expires_at = None;
         } else {
             ep.previous_secret = Some(self.keys.encrypt(&previous_context(&ep.id), old.bytes())?);
-            ep.previous_secret_expires_at = Some(now.plus_secs(i64::try_from(overlap).unwrap_or(0)));
+            ep.previous_secret_expires_at =
+                Some(now.plus_secs(i64::try_from(overlap).unwrap_or(0)));
         }
         ep.updated_at = now;
         self.store.update_webhook_endpoint(org, &ep).await?;
@@ -264,7 +275,9 @@ fn check_event_types(types: Option<Vec<String>>) -> Result<Option<Vec<String>>, 
         if !is_event_type(t) {
             return Err(invalid(
                 format!("event_types[{i}]"),
-                format!("`event_types[{i}]` is not an event type (see GET /v1/webhook-event-types)"),
+                format!(
+                    "`event_types[{i}]` is not an event type (see GET /v1/webhook-event-types)"
+                ),
             ));
         }
         seen.insert(t.clone());

@@ -77,9 +77,8 @@ fn v6_internal(ip: Ipv6Addr) -> bool {
         return v4_internal(v4);
     }
     let s = ip.segments();
-    let embedded_v4 = |hi: u16, lo: u16| {
-        v4_internal(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
-    };
+    let embedded_v4 =
+        |hi: u16, lo: u16| v4_internal(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -125,9 +124,7 @@ pub fn parse_url(text: &str, policy: &AddressPolicy) -> Result<Url, UrlRefusal> 
         "http" if !policy.https_only => {}
         "http" => return Err(UrlRefusal::Invalid("the URL must use https".into())),
         _ => {
-            return Err(UrlRefusal::Invalid(
-                "the URL must use http or https".into(),
-            ));
+            return Err(UrlRefusal::Invalid("the URL must use http or https".into()));
         }
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -245,18 +242,49 @@ mod tests {
     fn internal_ranges_are_refused_and_public_ones_permitted() {
         let policy = AddressPolicy::default();
         for blocked in [
-            "127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.0.1", "172.31.255.255",
-            "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.100.100.200", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "192.0.0.8", "198.18.0.1", "240.0.0.1",
-            "192.0.2.1", "::1", "::", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1",
-            "fc00::1", "fd00:ec2::254", "fe80::1", "ff02::1", "2001:db8::1", "2001::1",
-            "64:ff9b::a00:1", "64:ff9b:1::1", "2002:a00:1::", "100::1",
+            "127.0.0.1",
+            "127.255.0.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.100.100.200",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2001::1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:a00:1::",
+            "100::1",
         ] {
             assert!(!policy.permits(ip(blocked)), "{blocked} must be refused");
         }
         for public in [
-            "93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111",
-            "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::",
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::",
         ] {
             assert!(policy.permits(ip(public)), "{public} must be permitted");
         }
@@ -265,7 +293,10 @@ mod tests {
     #[test]
     fn allow_listed_networks_are_permitted_in_both_notations() {
         let policy = AddressPolicy {
-            allowed_networks: vec!["127.0.0.1/32".parse().unwrap(), "10.9.0.0/16".parse().unwrap()],
+            allowed_networks: vec![
+                "127.0.0.1/32".parse().unwrap(),
+                "10.9.0.0/16".parse().unwrap(),
+            ],
             https_only: false,
         };
         assert!(policy.permits(ip("127.0.0.1")));
@@ -274,7 +305,10 @@ mod tests {
         assert!(!policy.permits(ip("127.0.0.2")));
         assert!(!policy.permits(ip("10.8.0.1")));
         assert!(!policy.permits(ip("169.254.169.254")));
-        assert_eq!(parse_network("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
+        assert_eq!(
+            parse_network("127.0.0.1").unwrap().to_string(),
+            "127.0.0.1/32"
+        );
         assert_eq!(parse_network(" fd00::/8 ").unwrap().to_string(), "fd00::/8");
         assert!(parse_network("localhost").is_err());
     }
@@ -285,18 +319,30 @@ mod tests {
         let url = |s: &str| parse_url(s, &policy);
         assert!(url("https://example.com/hook").is_ok());
         assert!(url("http://example.com:8080/hook?x=1").is_ok());
-        for bad in ["ftp://example.com/", "example.com/hook", "https://user:pw@example.com/", "file:///etc/passwd", "mailto:a@b.c"] {
+        for bad in [
+            "ftp://example.com/",
+            "example.com/hook",
+            "https://user:pw@example.com/",
+            "file:///etc/passwd",
+            "mailto:a@b.c",
+        ] {
             assert!(matches!(url(bad), Err(UrlRefusal::Invalid(_))), "{bad}");
         }
         assert!(url(&format!("https://example.com/{}", "a".repeat(2100))).is_err());
-        let strict = AddressPolicy { https_only: true, ..AddressPolicy::default() };
+        let strict = AddressPolicy {
+            https_only: true,
+            ..AddressPolicy::default()
+        };
         assert!(parse_url("http://example.com/", &strict).is_err());
         for (text, expected) in [
             ("http://2130706433/", "127.0.0.1"),
             ("http://0x7f.1/", "127.0.0.1"),
             ("http://017700000001/", "127.0.0.1"),
             ("http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1"),
-            ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                "169.254.169.254",
+            ),
         ] {
             let parsed = url(text).unwrap();
             assert_eq!(literal_ip(&parsed), Some(ip(expected)), "{text}");
@@ -327,14 +373,33 @@ mod tests {
                 check_destination(&url, &policy, &Fixed(addrs)).await
             }
         };
-        assert_eq!(check("https://hooks.example.com/", vec![ip("93.184.216.34")]).await, Ok(()));
-        assert_eq!(check("https://internal.example.com/", vec![ip("10.0.0.5")]).await, Err(UrlRefusal::Blocked));
         assert_eq!(
-            check("https://mixed.example.com/", vec![ip("93.184.216.34"), ip("127.0.0.1")]).await,
+            check("https://hooks.example.com/", vec![ip("93.184.216.34")]).await,
+            Ok(())
+        );
+        assert_eq!(
+            check("https://internal.example.com/", vec![ip("10.0.0.5")]).await,
             Err(UrlRefusal::Blocked)
         );
-        assert_eq!(check("https://nowhere.example.com/", vec![]).await, Err(UrlRefusal::Unresolvable));
-        assert_eq!(check("http://[::1]:8080/", vec![]).await, Err(UrlRefusal::Blocked));
-        assert_eq!(check("http://2130706433/", vec![]).await, Err(UrlRefusal::Blocked));
+        assert_eq!(
+            check(
+                "https://mixed.example.com/",
+                vec![ip("93.184.216.34"), ip("127.0.0.1")]
+            )
+            .await,
+            Err(UrlRefusal::Blocked)
+        );
+        assert_eq!(
+            check("https://nowhere.example.com/", vec![]).await,
+            Err(UrlRefusal::Unresolvable)
+        );
+        assert_eq!(
+            check("http://[::1]:8080/", vec![]).await,
+            Err(UrlRefusal::Blocked)
+        );
+        assert_eq!(
+            check("http://2130706433/", vec![]).await,
+            Err(UrlRefusal::Blocked)
+        );
     }
 }

@@ -153,9 +153,7 @@ impl Sender {
                     latency: started.elapsed(),
                     excerpt: (!excerpt.is_empty())
                         .then(|| String::from_utf8_lossy(&excerpt).into_owned()),
-                    retry_after: matches!(status, 429 | 503)
-                        .then_some(retry_after)
-                        .flatten(),
+                    retry_after: matches!(status, 429 | 503).then_some(retry_after).flatten(),
                 }
             }
         }

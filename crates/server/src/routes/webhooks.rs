@@ -319,7 +319,9 @@ pub async fn test_endpoint(
         ));
     }
     let delivery = state.webhooks.send_test(&org, &ep).await?;
-    delivery_with_attempts(&state, &org, delivery).await.map(Json)
+    delivery_with_attempts(&state, &org, delivery)
+        .await
+        .map(Json)
 }
 
 async fn delivery_with_attempts(
@@ -360,10 +362,11 @@ pub async fn recover(
     let now = state.clock.now();
     let until = input.until.unwrap_or(now);
     if input.since >= until {
-        return Err(
-            ApiError::new(ErrorCode::ValidationError, "`since` must be before `until`.")
-                .param("since"),
-        );
+        return Err(ApiError::new(
+            ErrorCode::ValidationError,
+            "`since` must be before `until`.",
+        )
+        .param("since"));
     }
     let replayed = state
         .store
@@ -509,7 +512,10 @@ pub async fn replay_delivery(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<WebhookDeliveryOut>)> {
     let d = state.store.get_webhook_delivery(&org, &id).await?;
-    let ep = state.store.get_webhook_endpoint(&org, &d.endpoint_id).await?;
+    let ep = state
+        .store
+        .get_webhook_endpoint(&org, &d.endpoint_id)
+        .await?;
     if ep.status != "enabled" {
         return Err(ApiError::new(
             ErrorCode::Conflict,

@@ -8,9 +8,11 @@ use ironbridge_core::ids::{new_id, record_id};
 use ironbridge_core::store::*;
 use ironbridge_model::{Entity, Timestamp};
 
-const T0: Timestamp = Timestamp(1_790_000_000_000_000);
+pub use crate::webhook_cases::*;
 
-async fn org(store: &Arc<dyn Store>, credits: i64) -> OrgId {
+pub(crate) const T0: Timestamp = Timestamp(1_790_000_000_000_000);
+
+pub(crate) async fn org(store: &Arc<dyn Store>, credits: i64) -> OrgId {
     let id = new_id("org", T0.micros());
     let key = NewApiKey {
         id: new_id("key", T0.micros()),
@@ -50,7 +52,7 @@ fn new_conn(token: &str) -> NewConnection {
     }
 }
 
-async fn conn(store: &Arc<dyn Store>, org: &OrgId) -> ConnId {
+pub(crate) async fn conn(store: &Arc<dyn Store>, org: &OrgId) -> ConnId {
     let c = store
         .create_connection(org, &new_conn(&new_id("tok", 0)))
         .await

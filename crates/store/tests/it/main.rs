@@ -3,6 +3,7 @@
 
 mod cases;
 mod support;
+mod webhook_cases;
 
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
@@ -44,4 +45,8 @@ contract!(
     complete_passes_sweep_records_the_source_no_longer_has,
     large_pages_with_repeats_are_written_in_batches,
     call_failures_are_counted_with_the_circuit_state,
+    webhook_events_fan_out_to_matching_endpoints,
+    webhook_deliveries_are_claimed_once_and_fenced,
+    webhook_failure_streaks_disable_endpoints,
+    webhook_replay_recover_purge_and_delete,
 );
