@@ -58,4 +58,7 @@ TEST_BACKEND=postgres cargo test --workspace --locked --test it
 log "Public client libraries of NetSuite, SAP and Business Central against the emulators"
 bash scripts/emulator-clients/run.sh
 
+log "Standard Webhooks library (Python) against real deliveries"
+bash scripts/webhook-verify/run.sh
+
 log "All checks passed"

@@ -627,11 +627,12 @@ impl WebhookStore for Backend {
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;
-        // Due one microsecond apart, in event order, so they are claimed in that order.
+        // Due now, one microsecond apart in event order, so they are claimed in that order.
+        let first = now.micros() - i64::try_from(ids.len()).unwrap_or(0);
         for (i, id) in ids.iter().enumerate() {
             sqlx::query("UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $2, lease_owner = NULL, updated_at = $3 WHERE id = $1")
                 .bind(id)
-                .bind(now.micros() + i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(first + i64::try_from(i).unwrap_or(0))
                 .bind(now.micros())
                 .execute(&mut *tx)
                 .await

@@ -10,7 +10,7 @@ use ironbridge_core::store::{
     DeliveryQuery, OrgId, WebhookAttempt, WebhookDelivery, WebhookEndpoint, delivery_status,
 };
 use ironbridge_engine::webhooks::endpoints::{Endpoints, current_secret};
-use ironbridge_model::ErrorCode;
+use ironbridge_model::{ErrorCode, Timestamp};
 use ironbridge_model::webhooks::{
     EVENT_TYPES, EventTypeList, EventTypeOut, WebhookAttemptList, WebhookAttemptOut,
     WebhookDeliveryList, WebhookDeliveryOut, WebhookDeliveryStatus, WebhookEndpointCreated,
@@ -360,7 +360,8 @@ pub async fn recover(
         ));
     }
     let now = state.clock.now();
-    let until = input.until.unwrap_or(now);
+    // Without `until`, everything up to now, including what happened this microsecond.
+    let until = input.until.unwrap_or(Timestamp(now.micros() + 1));
     if input.since >= until {
         return Err(ApiError::new(
             ErrorCode::ValidationError,

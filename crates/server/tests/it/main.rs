@@ -11,3 +11,4 @@ mod secrets;
 mod support;
 mod sync_events;
 mod tenancy;
+mod webhooks;
