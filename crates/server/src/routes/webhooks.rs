@@ -10,7 +10,6 @@ use ironbridge_core::store::{
     DeliveryQuery, OrgId, WebhookAttempt, WebhookDelivery, WebhookEndpoint, delivery_status,
 };
 use ironbridge_engine::webhooks::endpoints::{Endpoints, current_secret};
-use ironbridge_model::{ErrorCode, Timestamp};
 use ironbridge_model::webhooks::{
     EVENT_TYPES, EventTypeList, EventTypeOut, WebhookAttemptList, WebhookAttemptOut,
     WebhookDeliveryList, WebhookDeliveryOut, WebhookDeliveryStatus, WebhookEndpointCreated,
@@ -18,6 +17,7 @@ use ironbridge_model::webhooks::{
     WebhookEndpointStatus, WebhookRecoverIn, WebhookRecoverOut, WebhookSecretOut,
     WebhookSecretRotateIn,
 };
+use ironbridge_model::{ErrorCode, Timestamp};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -102,7 +102,6 @@ pub fn test_webhook_config(dns: Arc<FakeDns>) -> WebhookConfig {
 pub struct TestApp {
     pub keys: Arc<Keys>,
     pub webhooks: Arc<Dispatcher>,
-    pub dns: Arc<FakeDns>,
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
@@ -160,14 +159,10 @@ impl TestApp {
 
     pub async fn spawn_with(config: ServerConfig) -> TestApp {
         let dns = Arc::new(FakeDns::default());
-        Self::spawn_full(config, test_webhook_config(dns.clone()), dns).await
+        Self::spawn_full(config, test_webhook_config(dns)).await
     }
 
-    pub async fn spawn_full(
-        config: ServerConfig,
-        webhook_config: WebhookConfig,
-        dns: Arc<FakeDns>,
-    ) -> TestApp {
+    pub async fn spawn_full(config: ServerConfig, webhook_config: WebhookConfig) -> TestApp {
         init_logs();
         let backend = if std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres") {
             let url =
@@ -222,7 +217,6 @@ impl TestApp {
         TestApp {
             keys,
             webhooks,
-            dns,
             base,
             client: reqwest::Client::new(),
             store,

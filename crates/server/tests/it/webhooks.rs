@@ -574,7 +574,6 @@ async fn retry_after_on_429_and_503_is_honoured_and_the_schedule_ends() {
             ..ServerConfig::default()
         },
         config,
-        dns,
     )
     .await;
     let (org, key) = app.org(3).await;
@@ -684,7 +683,6 @@ async fn endpoints_failing_for_days_are_disabled_then_recovered_in_order() {
             ..ServerConfig::default()
         },
         config,
-        dns,
     )
     .await;
     let (org, key) = app.org(3).await;
@@ -989,7 +987,6 @@ async fn internal_destinations_are_refused_at_creation() {
             ..ServerConfig::default()
         },
         config,
-        dns.clone(),
     )
     .await;
     let (_, key) = app.org(3).await;
@@ -1067,7 +1064,6 @@ async fn dns_rebinding_is_refused_at_delivery_and_allow_lists_work() {
             ..ServerConfig::default()
         },
         config,
-        dns.clone(),
     )
     .await;
     let (_, key) = app.org(3).await;
@@ -1113,7 +1109,6 @@ async fn a_hanging_endpoint_does_not_hold_up_another() {
             ..ServerConfig::default()
         },
         config,
-        dns,
     )
     .await;
     let (org, key) = app.org(3).await;

@@ -152,11 +152,11 @@ pub async fn webhook_events_fan_out_to_matching_endpoints(store: Arc<dyn Store>)
     );
     assert_eq!(
         ids(deliveries(&store, &o, &only_completed).await),
-        [completed_c2.id.clone()]
+        std::slice::from_ref(&completed_c2.id)
     );
     assert_eq!(
         ids(deliveries(&store, &o, &only_c2).await),
-        [completed_c2.id.clone()]
+        std::slice::from_ref(&completed_c2.id)
     );
     assert!(deliveries(&store, &other, &foreign).await.is_empty());
     let to_disabled = deliveries(&store, &o, &disabled).await;
@@ -221,7 +221,7 @@ pub async fn webhook_deliveries_are_claimed_once_and_fenced(store: Arc<dyn Store
             "w9",
             now.plus_secs(61),
             now.plus_secs(120),
-            &[b.clone()],
+            std::slice::from_ref(&b),
             100,
         )
         .await
@@ -271,7 +271,7 @@ pub async fn webhook_deliveries_are_claimed_once_and_fenced(store: Arc<dyn Store
     let e = &taken[1];
     store.release_webhook_delivery(e, "w9", at).await.unwrap();
     let back = store
-        .claim_webhook_deliveries("w10", at, at.plus_secs(60), &[b.clone()], 100)
+        .claim_webhook_deliveries("w10", at, at.plus_secs(60), std::slice::from_ref(&b), 100)
         .await
         .unwrap();
     assert!(back.iter().any(|x| x.id == e.id && x.attempts == 2));
