@@ -1,10 +1,12 @@
 //! The `ironbridge` binary as a user runs it: help, bootstrap, configuration errors, serving
-//! and graceful shutdown.
+//! and graceful shutdown, and `kill -9` in the middle of syncs and webhook deliveries.
+
+mod webhooks;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironbridge"));
     // The developer's own environment must not leak into the tests.
     for (key, _) in std::env::vars() {
@@ -286,6 +288,19 @@ async fn demo_connects_every_system_and_syncs_them() {
         .filter_map(|l| l.trim().strip_prefix("export TOKEN="))
         .collect();
     assert_eq!(tokens.len(), 4, "{out}");
+    // Each initial sync's sync.completed reached the demo's receiver, signed and verified.
+    let webhooks = out
+        .lines()
+        .find(|l| l.starts_with("Webhooks:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        webhooks.contains("(4 sync.completed), refused 0"),
+        "{webhooks}"
+    );
+    assert!(
+        out.contains("/deliveries?event_type=sync.completed"),
+        "{out}"
+    );
     let client = reqwest::Client::new();
     for token in tokens {
         let conn: serde_json::Value = client
@@ -315,7 +330,7 @@ async fn demo_connects_every_system_and_syncs_them() {
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
-async fn wait_for<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+pub(crate) async fn wait_for<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -330,7 +345,7 @@ where
     None
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -339,7 +354,7 @@ fn free_port() -> u16 {
 }
 
 /// Kills a child process on drop, so a failed assertion leaves nothing running.
-struct Running(std::process::Child);
+pub(crate) struct Running(pub(crate) std::process::Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

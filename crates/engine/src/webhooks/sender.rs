@@ -175,3 +175,46 @@ fn classify(err: &reqwest::Error) -> &'static str {
         "connection_failed"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhooks::SystemResolver;
+
+    #[tokio::test]
+    async fn internal_ip_literals_are_refused_before_any_connection() {
+        let sender = Sender::new(
+            Arc::new(AddressPolicy::default()),
+            Arc::new(SystemResolver),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let secret = Secret::generate();
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://2130706433:9/hook",
+            "http://[::ffff:127.0.0.1]:9/hook",
+            "http://169.254.169.254/latest/meta-data/",
+        ] {
+            let out = sender
+                .send(url, "msg_1", Timestamp::from_secs(1), "{}", &[&secret])
+                .await;
+            assert_eq!(
+                (out.error, out.status),
+                (Some("blocked_address"), None),
+                "{url}"
+            );
+            assert!(!out.succeeded());
+        }
+        let out = sender
+            .send(
+                "not a url",
+                "msg_1",
+                Timestamp::from_secs(1),
+                "{}",
+                &[&secret],
+            )
+            .await;
+        assert_eq!(out.error, Some("invalid_url"));
+    }
+}

@@ -615,6 +615,76 @@ mod worker {
             0,
             "syncs pause until the customer reconnects"
         );
+        let system_errors = env
+            .store
+            .list_events(&org(), None, None, Some("system.error"), 10)
+            .await
+            .unwrap();
+        assert!(
+            system_errors.is_empty(),
+            "a refusal is reported as reauthorization_required, not as a system error"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sync_that_keeps_failing_reports_a_system_error_when_it_gives_up() {
+        let env = env().await;
+        // A source that never answers.
+        struct Down(ManualClock);
+        impl ConnectorFactory for Down {
+            fn build(
+                &self,
+                _: SystemId,
+                settings: &serde_json::Map<String, Value>,
+                creds: Option<&serde_json::Map<String, Value>>,
+            ) -> Result<Arc<dyn Connector>, ConnectorError> {
+                Ok(Arc::new(FailOnce {
+                    inner: SandboxConnector::new(settings, creds, Arc::new(self.0.clone()))?,
+                    fail_at: u32::MAX,
+                    calls: AtomicU32::new(0),
+                    down: std::sync::atomic::AtomicBool::new(true),
+                }))
+            }
+        }
+        let w = Worker::new(
+            env.store.clone(),
+            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
+            Arc::new(Down(env.clock.clone())),
+            Arc::new(env.clock.clone()),
+            WorkerConfig::default(),
+        );
+        let (job, _) = enqueue_sync(env.store.as_ref(), &env.clock, &org(), &env.conn, false, 2)
+            .await
+            .unwrap();
+        let system_errors = || async {
+            env.store
+                .list_events(&org(), None, None, Some("system.error"), 10)
+                .await
+                .unwrap()
+        };
+        assert!(w.run_once().await.unwrap());
+        assert!(
+            system_errors().await.is_empty(),
+            "one failure is retried, not reported"
+        );
+        env.clock.advance_secs(30);
+        assert!(w.run_once().await.unwrap());
+        assert_eq!(job_status(&env, &job.id).await, "failed");
+        let reported = system_errors().await;
+        assert_eq!(reported.len(), 1);
+        let data: Value = serde_json::from_str(&reported[0].data).unwrap();
+        assert_eq!(
+            (
+                data["code"].as_str(),
+                data["job_id"].as_str(),
+                data["attempts"].as_i64()
+            ),
+            (Some("SYNC_FAILING"), Some(job.id.as_str()), Some(2))
+        );
+        assert_eq!(
+            reported[0].connection_id.as_deref(),
+            Some(env.conn.0.as_str())
+        );
     }
 
     #[tokio::test]
