@@ -1,6 +1,7 @@
 //! The `ironbridge` binary: one binary for every role.
 
 mod bench;
+mod bench_webhooks;
 mod config;
 mod demo;
 mod receiver;
@@ -99,6 +100,8 @@ enum BenchCommand {
     Api(bench::BenchArgs),
     /// Full and incremental syncs of each emulated ERP through the real connectors.
     Sync(bench::SyncBenchArgs),
+    /// Webhook deliveries per second and the delay from event to arrival, to a local receiver.
+    Webhooks(bench_webhooks::WebhookBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -362,6 +365,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Sync(args),
         } => bench::run_sync(args, cli.database_url.clone()).await,
+        Command::Bench {
+            command: BenchCommand::Webhooks(args),
+        } => bench_webhooks::run(args, cli.database_url.clone()).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Emulate {
             system,

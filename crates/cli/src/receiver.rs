@@ -49,6 +49,25 @@ impl Received {
     pub fn tally(&self) -> Tally {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Deliveries verified so far.
+    pub fn verified(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .verified
+    }
+
+    /// Forgets what arrived so far (between benchmark phases).
+    pub fn reset(&self) {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Tally::default();
+    }
+}
+
+/// An endpoint that never answers in time (the sender's timeout ends each attempt).
+async fn hang() -> StatusCode {
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    StatusCode::NO_CONTENT
 }
 
 async fn receive(
@@ -98,11 +117,12 @@ async fn receive(
 }
 
 /// Starts a receiver on `127.0.0.1` (any port); returns its base URL (`…/hooks/{name}` are
-/// its endpoints) and what it receives.
+/// its endpoints, `…/hang` one that never answers) and what it receives.
 pub async fn start() -> anyhow::Result<(String, Arc<Received>)> {
     let received = Arc::new(Received::default());
     let app = Router::new()
         .route("/hooks/{name}", post(receive))
+        .route("/hang", post(hang))
         .with_state(received.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -5,7 +5,7 @@
 //! is disabled. A crash loses nothing: a leased delivery comes due again when its lease ends,
 //! and is sent with the same `webhook-id`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,16 @@ use super::sender::{SendOutcome, Sender};
 /// How often finished deliveries past their retention are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Most deliveries leased by one claim.
+const CLAIM_BATCH: usize = 64;
+
+/// Per endpoint: attempts running, and claimed deliveries waiting for one of its slots.
+#[derive(Default)]
+struct Slots {
+    running: HashMap<String, usize>,
+    queued: HashMap<String, VecDeque<WebhookDelivery>>,
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -42,8 +52,8 @@ pub struct Dispatcher {
     sender: Sender,
     config: WebhookConfig,
     id: String,
-    /// Attempts in flight per endpoint.
-    in_flight: Mutex<HashMap<String, usize>>,
+    /// Attempts in flight, and claimed deliveries waiting for a slot, per endpoint.
+    slots: Mutex<Slots>,
 }
 
 impl Dispatcher {
@@ -63,7 +73,7 @@ impl Dispatcher {
             sender,
             config,
             id,
-            in_flight: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
         }))
     }
 
@@ -72,22 +82,33 @@ impl Dispatcher {
         &self.config
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Leases due deliveries within the free slots, skipping endpoints at their limit.
+    /// Leases due deliveries of endpoints that have room, up to [`CLAIM_BATCH`] at a time,
+    /// and returns those that can start now. An endpoint's deliveries beyond its free slots
+    /// wait in its local queue (still leased to this dispatcher) and start as its attempts
+    /// end; endpoints that are full or have a queue are skipped by the claim.
     async fn claim(&self) -> StoreResult<Vec<WebhookDelivery>> {
         let per_endpoint = self.config.max_in_flight_per_endpoint.max(1);
         let (busy, free) = {
             let slots = self.slots();
             let busy: Vec<String> = slots
+                .running
                 .iter()
-                .filter(|(_, n)| **n >= per_endpoint)
-                .map(|(k, _)| k.clone())
+                .filter(|(e, n)| **n >= per_endpoint || slots.queued.contains_key(*e))
+                .map(|(e, _)| e.clone())
                 .collect();
-            let used: usize = slots.values().sum();
-            (busy, self.config.max_in_flight.saturating_sub(used))
+            let used = slots.running.values().sum::<usize>()
+                + slots.queued.values().map(VecDeque::len).sum::<usize>();
+            (
+                busy,
+                self.config
+                    .max_in_flight
+                    .saturating_sub(used)
+                    .min(CLAIM_BATCH),
+            )
         };
         if free == 0 {
             return Ok(Vec::new());
@@ -104,46 +125,83 @@ impl Dispatcher {
                 u32::try_from(free).unwrap_or(u32::MAX),
             )
             .await?;
-        let mut taken = Vec::with_capacity(claimed.len());
+        let mut start = Vec::with_capacity(claimed.len());
+        let mut slots = self.slots();
         for d in claimed {
-            let fits = {
-                let mut slots = self.slots();
-                let n = slots.entry(d.endpoint_id.clone()).or_default();
-                if *n < per_endpoint {
-                    *n += 1;
-                    true
-                } else {
-                    false
-                }
-            };
-            if fits {
-                taken.push(d);
+            let running = slots.running.entry(d.endpoint_id.clone()).or_default();
+            if *running < per_endpoint {
+                *running += 1;
+                start.push(d);
             } else {
-                // One endpoint had more due than its limit: the rest wait for its slots.
-                self.store
-                    .release_webhook_delivery(&d, &self.id, now)
-                    .await?;
+                slots
+                    .queued
+                    .entry(d.endpoint_id.clone())
+                    .or_default()
+                    .push_back(d);
             }
         }
-        Ok(taken)
+        Ok(start)
     }
 
-    fn release_slot(&self, endpoint_id: &str) {
+    /// The next queued delivery of an endpoint whose attempt just ended, keeping its slot;
+    /// or none, freeing the slot. Queued deliveries whose lease is nearly over are returned
+    /// for release instead (another dispatcher may take them then).
+    fn next_queued(&self, endpoint_id: &str) -> (Option<WebhookDelivery>, Vec<WebhookDelivery>) {
+        let margin = micros(self.config.timeout) + 5_000_000;
+        let now = self.clock.now().micros();
         let mut slots = self.slots();
-        if let Some(n) = slots.get_mut(endpoint_id) {
+        let mut stale = Vec::new();
+        let mut next = None;
+        if let Some(queue) = slots.queued.get_mut(endpoint_id) {
+            while let Some(d) = queue.pop_front() {
+                if d.next_attempt_at
+                    .is_some_and(|lease| lease.micros() - now > margin)
+                {
+                    next = Some(d);
+                    break;
+                }
+                stale.push(d);
+            }
+            if queue.is_empty() {
+                slots.queued.remove(endpoint_id);
+            }
+        }
+        if next.is_none()
+            && let Some(n) = slots.running.get_mut(endpoint_id)
+        {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                slots.remove(endpoint_id);
+                slots.running.remove(endpoint_id);
             }
         }
+        (next, stale)
     }
 
-    /// Attempts a claimed delivery, records it, and frees its slot.
-    async fn attempt_in_slot(self: Arc<Self>, d: WebhookDelivery) {
-        if let Err(e) = self.attempt(&d).await {
-            tracing::warn!(delivery = %d.id, error = %e, "could not record a webhook attempt; it is retried when its lease ends");
+    /// Runs a slot of an endpoint: attempts a claimed delivery, records it, then the
+    /// endpoint's queued deliveries one after another, and frees the slot.
+    async fn attempt_in_slot(self: Arc<Self>, first: WebhookDelivery) -> usize {
+        let mut d = first;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if let Err(e) = self.attempt(&d).await {
+                tracing::warn!(delivery = %d.id, error = %e, "could not record a webhook attempt; it is retried when its lease ends");
+            }
+            let (next, stale) = self.next_queued(&d.endpoint_id);
+            for s in stale {
+                if let Err(e) = self
+                    .store
+                    .release_webhook_delivery(&s, &self.id, self.clock.now())
+                    .await
+                {
+                    tracing::warn!(delivery = %s.id, error = %e, "could not release a webhook delivery; it is retried when its lease ends");
+                }
+            }
+            match next {
+                Some(n) => d = n,
+                None => return attempts,
+            }
         }
-        self.release_slot(&d.endpoint_id);
     }
 
     /// Makes one attempt of a delivery this dispatcher has leased and records it. Returns
@@ -305,13 +363,15 @@ impl Dispatcher {
     /// returns how many attempts were made (tests and benchmarks drive the dispatcher so).
     pub async fn run_due(self: &Arc<Self>) -> StoreResult<usize> {
         let batch = self.claim().await?;
-        let n = batch.len();
         let mut tasks = JoinSet::new();
         for d in batch {
             tasks.spawn(self.clone().attempt_in_slot(d));
         }
-        while tasks.join_next().await.is_some() {}
-        Ok(n)
+        let mut attempts = 0;
+        while let Some(done) = tasks.join_next().await {
+            attempts += done.unwrap_or(0);
+        }
+        Ok(attempts)
     }
 
     /// Runs until `shutdown`: attempts deliveries as they come due, each in its own task, and
