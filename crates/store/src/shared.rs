@@ -194,6 +194,25 @@ const SELECT_CONNECTION: &str = concat!(
 );
 
 impl Backend {
+    /// Reads one row of the organization by id (`sql` binds them as `$1`, `$2`); `NotFound`
+    /// when it has none.
+    pub(super) async fn fetch_owned<T>(
+        &self,
+        sql: &'static str,
+        org: &OrgId,
+        id: &str,
+        from: fn(&DbRow) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<T> {
+        let row = sqlx::query(sql)
+            .bind(&org.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::NotFound)?;
+        from(&row).map_err(classify)
+    }
+
     /// Applies the embedded migrations that are not yet applied.
     pub(crate) async fn migrate(&self) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
@@ -1049,18 +1068,17 @@ impl Store for Backend {
     }
 
     async fn get_job(&self, org: &OrgId, id: &str) -> StoreResult<Job> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE org_id = $1 AND id = $2"
-        ))
-        .bind(&org.0)
-        .bind(id)
-        .fetch_optional(&self.pool)
+        self.fetch_owned(
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE org_id = $1 AND id = $2"
+            ),
+            org,
+            id,
+            job_from,
+        )
         .await
-        .map_err(classify)?
-        .ok_or(StoreError::NotFound)?;
-        job_from(&row).map_err(classify)
     }
 
     async fn claim_job(

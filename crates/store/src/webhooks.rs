@@ -281,18 +281,17 @@ impl WebhookStore for Backend {
     }
 
     async fn get_webhook_endpoint(&self, org: &OrgId, id: &str) -> StoreResult<WebhookEndpoint> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            endpoint_columns!(),
-            " FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
-        ))
-        .bind(&org.0)
-        .bind(id)
-        .fetch_optional(&self.pool)
+        self.fetch_owned(
+            concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
+            ),
+            org,
+            id,
+            endpoint_from,
+        )
         .await
-        .map_err(classify)?
-        .ok_or(StoreError::NotFound)?;
-        endpoint_from(&row).map_err(classify)
     }
 
     async fn list_webhook_endpoints(
@@ -519,18 +518,17 @@ impl WebhookStore for Backend {
     }
 
     async fn get_webhook_delivery(&self, org: &OrgId, id: &str) -> StoreResult<WebhookDelivery> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM webhook_deliveries WHERE org_id = $1 AND id = $2"
-        ))
-        .bind(&org.0)
-        .bind(id)
-        .fetch_optional(&self.pool)
+        self.fetch_owned(
+            concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM webhook_deliveries WHERE org_id = $1 AND id = $2"
+            ),
+            org,
+            id,
+            delivery_from,
+        )
         .await
-        .map_err(classify)?
-        .ok_or(StoreError::NotFound)?;
-        delivery_from(&row).map_err(classify)
     }
 
     async fn list_webhook_deliveries(

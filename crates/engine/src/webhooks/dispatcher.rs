@@ -387,6 +387,7 @@ impl Dispatcher {
                 last_purge = Some(Instant::now());
                 self.purge().await;
             }
+            let mut wait = self.config.poll_interval;
             match self.claim().await {
                 Ok(batch) if !batch.is_empty() => {
                     for d in batch {
@@ -395,11 +396,15 @@ impl Dispatcher {
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not claim webhook deliveries"),
+                Err(e) => {
+                    // The database is away: say so once a second, not at every poll.
+                    tracing::warn!(error = %e, "could not claim webhook deliveries");
+                    wait = wait.max(Duration::from_secs(1));
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = tokio::time::sleep(wait) => {}
                 // A slot freed: more may fit now.
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }

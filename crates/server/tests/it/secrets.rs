@@ -66,3 +66,64 @@ async fn credentials_and_tokens_are_absent_from_the_database_and_logs() {
         "Debug output hides the ciphertext too"
     );
 }
+
+#[tokio::test]
+async fn webhook_secrets_are_encrypted_at_rest_and_never_logged() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.org(3).await;
+    // A receiver-less endpoint on loopback: the attempts fail, and failures are logged.
+    let chosen = ironbridge_core::webhooks::Secret::generate().expose();
+    let res = app
+        .post(
+            &key,
+            "/v1/webhook-endpoints",
+            json!({"url": "http://127.0.0.1:9/hook", "secret": chosen}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let id = res.body["endpoint"]["id"].as_str().unwrap().to_string();
+    app.post(&key, &format!("/v1/webhook-endpoints/{id}/test"), json!({}))
+        .await;
+    let rotated = app
+        .post(
+            &key,
+            &format!("/v1/webhook-endpoints/{id}/secret/rotate"),
+            json!({}),
+        )
+        .await;
+    let new = rotated.body["secret"].as_str().unwrap().to_string();
+    app.post(&key, &format!("/v1/webhook-endpoints/{id}/test"), json!({}))
+        .await;
+    let body_of = |s: &str| s.trim_start_matches("whsec_").to_string();
+    let log = logs();
+    assert!(
+        log.contains(&id) || log.contains("webhook"),
+        "activity is logged"
+    );
+    for secret in [&chosen, &new] {
+        assert!(
+            !log.contains(&body_of(secret)),
+            "a webhook secret reached the logs"
+        );
+    }
+    if let Some(bytes) = app.database_bytes() {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains(&id), "the database file was read");
+        for secret in [&chosen, &new] {
+            assert!(
+                !text.contains(&body_of(secret)),
+                "a webhook secret is stored in clear"
+            );
+        }
+    }
+    let stored = app
+        .store
+        .get_webhook_endpoint(&ironbridge_core::store::OrgId(org), &id)
+        .await
+        .unwrap();
+    assert!(stored.secret.starts_with("v1.") && stored.previous_secret.is_some());
+    assert!(!format!("{stored:?}").contains(&stored.secret));
+    // The list and read answers never carry a secret.
+    let one = app.get(&key, &format!("/v1/webhook-endpoints/{id}")).await;
+    assert!(!one.body.to_string().contains(&body_of(&new)));
+}

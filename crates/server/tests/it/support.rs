@@ -162,6 +162,18 @@ impl TestApp {
         Self::spawn_full(config, test_webhook_config(dns)).await
     }
 
+    /// A test app with these webhook settings (and no rate limit).
+    pub async fn spawn_webhooks(webhooks: WebhookConfig) -> TestApp {
+        Self::spawn_full(
+            ServerConfig {
+                rate_limit_per_second: 0,
+                ..ServerConfig::default()
+            },
+            webhooks,
+        )
+        .await
+    }
+
     pub async fn spawn_full(config: ServerConfig, webhook_config: WebhookConfig) -> TestApp {
         init_logs();
         let backend = if std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres") {

@@ -17,7 +17,6 @@ use ironbridge_core::ids::new_id;
 use ironbridge_core::store::Event;
 use ironbridge_core::webhooks::{Secret, verify};
 use ironbridge_engine::webhooks::{AddressPolicy, WebhookConfig};
-use ironbridge_server::ServerConfig;
 use serde_json::{Value, json};
 
 use crate::support::{FakeDns, TestApp, test_webhook_config};
@@ -568,14 +567,7 @@ async fn retry_after_on_429_and_503_is_honoured_and_the_schedule_ends() {
         retry_schedule: vec![Duration::from_secs(5), Duration::from_secs(10)],
         ..test_webhook_config(dns.clone())
     };
-    let app = TestApp::spawn_full(
-        ServerConfig {
-            rate_limit_per_second: 0,
-            ..ServerConfig::default()
-        },
-        config,
-    )
-    .await;
+    let app = TestApp::spawn_webhooks(config).await;
     let (org, key) = app.org(3).await;
     let hook = Hook::start().await;
     let (ep, _) = endpoint(&app, &key, &hook.url, json!({})).await;
@@ -677,14 +669,7 @@ async fn endpoints_failing_for_days_are_disabled_then_recovered_in_order() {
         max_in_flight_per_endpoint: 1,
         ..test_webhook_config(dns.clone())
     };
-    let app = TestApp::spawn_full(
-        ServerConfig {
-            rate_limit_per_second: 0,
-            ..ServerConfig::default()
-        },
-        config,
-    )
-    .await;
+    let app = TestApp::spawn_webhooks(config).await;
     let (org, key) = app.org(3).await;
     let hook = Hook::start().await;
     let watcher = Hook::start().await;
@@ -981,14 +966,7 @@ async fn internal_destinations_are_refused_at_creation() {
         policy: Arc::new(AddressPolicy::default()),
         ..test_webhook_config(dns.clone())
     };
-    let app = TestApp::spawn_full(
-        ServerConfig {
-            rate_limit_per_second: 0,
-            ..ServerConfig::default()
-        },
-        config,
-    )
-    .await;
+    let app = TestApp::spawn_webhooks(config).await;
     let (_, key) = app.org(3).await;
     dns.script("localhost", &[&["127.0.0.1", "::1"]]);
     dns.script("internal.example", &[&["10.1.2.3"]]);
@@ -1058,14 +1036,7 @@ async fn dns_rebinding_is_refused_at_delivery_and_allow_lists_work() {
         policy: Arc::new(AddressPolicy::default()),
         ..test_webhook_config(dns.clone())
     };
-    let app = TestApp::spawn_full(
-        ServerConfig {
-            rate_limit_per_second: 0,
-            ..ServerConfig::default()
-        },
-        config,
-    )
-    .await;
+    let app = TestApp::spawn_webhooks(config).await;
     let (_, key) = app.org(3).await;
     let hook = Hook::start().await;
     // Public when the endpoint is saved, loopback when it is called.
@@ -1103,14 +1074,7 @@ async fn a_hanging_endpoint_does_not_hold_up_another() {
         lease: Duration::from_secs(120),
         ..test_webhook_config(dns.clone())
     };
-    let app = TestApp::spawn_full(
-        ServerConfig {
-            rate_limit_per_second: 0,
-            ..ServerConfig::default()
-        },
-        config,
-    )
-    .await;
+    let app = TestApp::spawn_webhooks(config).await;
     let (org, key) = app.org(3).await;
     let slow = Hook::start().await;
     let fast = Hook::start().await;
