@@ -34,6 +34,10 @@ pub struct WebhookBenchArgs {
     /// Also subscribe an endpoint that never answers (each attempt runs into the timeout).
     #[arg(long)]
     pub hanging: bool,
+    /// Let the dispatcher find events by polling only (as a process that did not write them
+    /// does), instead of being woken when they are committed.
+    #[arg(long)]
+    pub poll_only: bool,
 }
 
 fn percentile_ms(sorted: &[i64], p: f64) -> f64 {
@@ -79,7 +83,7 @@ pub async fn run(args: WebhookBenchArgs, database_url: Option<String>) -> anyhow
     std::fs::create_dir_all(&dir)?;
     let url =
         database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
-    let store = ironbridge_store::open(&url)
+    let (store, deliveries_due) = ironbridge_store::open_with_signal(&url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     let backend = if url.starts_with("sqlite") {
@@ -96,6 +100,7 @@ pub async fn run(args: WebhookBenchArgs, database_url: Option<String>) -> anyhow
             allowed_networks: vec!["127.0.0.1/32".parse()?],
             https_only: false,
         }),
+        wake: (!args.poll_only).then_some(deliveries_due),
         ..WebhookConfig::default()
     };
     let (base, received) = crate::receiver::start().await?;

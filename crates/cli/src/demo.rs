@@ -142,7 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ironbridge-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = format!("sqlite://{}", dir.join("ironbridge.db").display());
-    let store = ironbridge_store::open(&url)
+    let (store, deliveries_due) = ironbridge_store::open_with_signal(&url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the demo database: {e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -172,6 +172,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 allowed_networks: vec!["127.0.0.1/32".parse()?],
                 https_only: false,
             }),
+            wake: Some(deliveries_due),
             ..WebhookConfig::default()
         },
     )?;
@@ -322,7 +323,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for f in follows {
         f.await?;
     }
-    // The dispatcher polls every 100 ms: give the last sync's webhook a moment to arrive.
+    // Give the last sync's webhook a moment to arrive.
     for _ in 0..30 {
         if received
             .tally()

@@ -17,7 +17,7 @@ use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_engine::BuiltinConnectors;
-use ironbridge_engine::webhooks::Dispatcher;
+use ironbridge_engine::webhooks::{Dispatcher, WebhookConfig};
 use ironbridge_engine::worker::{Worker, WorkerConfig};
 use ironbridge_server::{AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -133,6 +133,15 @@ fn init_logs(settings: &Settings) {
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with_signal(settings)
+        .await
+        .map(|(store, _)| store)
+}
+
+/// The store, and its signal that webhook deliveries may be due.
+async fn open_store_with_signal(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<tokio::sync::Notify>)> {
     let url = settings.database_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -142,7 +151,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             )
         })?;
     }
-    ironbridge_store::open(&url)
+    ironbridge_store::open_with_signal(&url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))
 }
@@ -170,7 +179,7 @@ pub(crate) async fn shutdown_signal(token: CancellationToken) {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let keys = Arc::new(settings.master_key()?);
-    let store = open_store(&settings).await?;
+    let (store, deliveries_due) = open_store_with_signal(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let shutdown = CancellationToken::new();
     let connectors = Arc::new(BuiltinConnectors::new(clock.clone()));
@@ -179,7 +188,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         store.clone(),
         keys.clone(),
         clock.clone(),
-        settings.webhooks.config()?,
+        WebhookConfig {
+            wake: Some(deliveries_due),
+            ..settings.webhooks.config()?
+        },
     )
     .context("cannot build the webhook client")?;
     let dispatcher = matches!(settings.role, Role::Worker | Role::All)

@@ -29,10 +29,22 @@ pub use sqlite::SqliteStore;
 
 /// Opens the store named by a URL (`sqlite://path` or `postgres://…`) and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with_signal(url).await.map(|(store, _)| store)
+}
+
+/// [`open`], with the signal raised after each commit of this process that may have made
+/// webhook deliveries due (for the dispatcher to wake on).
+pub async fn open_with_signal(
+    url: &str,
+) -> Result<(Arc<dyn Store>, Arc<tokio::sync::Notify>), StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, None).await?))
+        let store = PgStore::connect(url, None).await?;
+        let due = store.deliveries_due();
+        Ok((Arc::new(store), due))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        let store = SqliteStore::connect(url).await?;
+        let due = store.deliveries_due();
+        Ok((Arc::new(store), due))
     } else {
         Err(StoreError::Unavailable(
             "database URL must start with sqlite:// or postgres://".into(),

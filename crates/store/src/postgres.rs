@@ -1,11 +1,13 @@
 //! The PostgreSQL store, for many API and worker processes sharing one database.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ironbridge_core::store::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
+use tokio::sync::Notify;
 
 use crate::classify;
 use crate::migrate::{self, Migration};
@@ -37,6 +39,9 @@ pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_l
 /// A store in PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// Signalled after a commit that may have made webhook deliveries due (see
+    /// [`PgStore::deliveries_due`]).
+    pub(crate) due: Arc<Notify>,
     pub(crate) pool: PgPool,
 }
 
@@ -58,7 +63,10 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(classify)?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            due: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -72,7 +80,10 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(classify)?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            due: Arc::default(),
+        })
     }
 
     /// Creates a schema; the name must be lowercase letters, digits and underscores.
@@ -92,6 +103,13 @@ impl PgStore {
         .await
         .map(|_| ())
         .map_err(classify)
+    }
+
+    /// Signalled after each commit in this process that may have made webhook deliveries
+    /// due (events written, deliveries replayed or recovered), so a dispatcher need not wait
+    /// for its next poll. Other processes sharing the database still find them by polling.
+    pub fn deliveries_due(&self) -> Arc<Notify> {
+        self.due.clone()
     }
 
     /// Closes the pool; later calls fail as unavailable.

@@ -579,6 +579,7 @@ impl Store for Backend {
         );
         insert_event(&mut tx, &event).await?;
         tx.commit().await.map_err(classify)?;
+        self.due.notify_one();
         Ok(connection)
     }
 
@@ -680,7 +681,9 @@ impl Store for Backend {
         if let Some(event) = event {
             insert_event(&mut tx, event).await?;
         }
-        tx.commit().await.map_err(classify)
+        tx.commit().await.map_err(classify)?;
+        self.due.notify_one();
+        Ok(())
     }
 
     async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()> {
@@ -1170,7 +1173,9 @@ impl Store for Backend {
     async fn insert_event(&self, event: &Event) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(classify)
+        tx.commit().await.map_err(classify)?;
+        self.due.notify_one();
+        Ok(())
     }
 
     async fn list_events(

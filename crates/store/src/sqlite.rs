@@ -1,11 +1,13 @@
 //! The embedded SQLite store: one file, WAL journal, one writer at a time.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ironbridge_core::store::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
+use tokio::sync::Notify;
 
 use crate::classify;
 use crate::migrate::{self, Migration};
@@ -35,6 +37,9 @@ pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
 /// A store in a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Signalled after a commit that may have made webhook deliveries due (see
+    /// [`SqliteStore::deliveries_due`]).
+    pub(crate) due: Arc<Notify>,
     pub(crate) pool: SqlitePool,
 }
 
@@ -59,9 +64,19 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(classify)?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            due: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Signalled after each commit in this process that may have made webhook deliveries
+    /// due (events written, deliveries replayed or recovered), so a dispatcher need not wait
+    /// for its next poll. Other processes sharing the database still find them by polling.
+    pub fn deliveries_due(&self) -> Arc<Notify> {
+        self.due.clone()
     }
 
     /// Closes the pool; later calls fail as unavailable.

@@ -598,7 +598,10 @@ impl WebhookStore for Backend {
         .await
         .map_err(classify)?;
         match row {
-            Some(row) => delivery_from(&row).map_err(classify),
+            Some(row) => {
+                self.due.notify_one();
+                delivery_from(&row).map_err(classify)
+            }
             None => {
                 self.get_webhook_delivery(org, id).await?;
                 Err(StoreError::Conflict(
@@ -637,6 +640,7 @@ impl WebhookStore for Backend {
                 .map_err(classify)?;
         }
         tx.commit().await.map_err(classify)?;
+        self.due.notify_one();
         Ok(ids.len() as u64)
     }
 

@@ -402,9 +402,16 @@ impl Dispatcher {
                     wait = wait.max(Duration::from_secs(1));
                 }
             }
+            let woken = async {
+                match &self.config.wake {
+                    Some(wake) => wake.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
+                () = woken => {}
                 // A slot freed: more may fit now.
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }

@@ -40,6 +40,9 @@ pub struct WebhookConfig {
     pub policy: Arc<AddressPolicy>,
     /// Name resolution (the system's; tests inject their own).
     pub resolver: Arc<dyn Resolver>,
+    /// Raised by the store when deliveries may have come due in this process (events
+    /// written, replays): the dispatcher wakes at once instead of at its next poll.
+    pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for WebhookConfig {
@@ -55,6 +58,7 @@ impl Default for WebhookConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             policy: Arc::new(AddressPolicy::default()),
             resolver: Arc::new(SystemResolver),
+            wake: None,
         }
     }
 }

@@ -199,9 +199,9 @@ impl TestApp {
             let url = format!("sqlite://{}", dir.path().join("ironbridge.db").display());
             Backend::Sqlite(SqliteStore::connect(&url).await.unwrap(), dir)
         };
-        let store: Arc<dyn Store> = match &backend {
-            Backend::Sqlite(s, _) => Arc::new(s.clone()),
-            Backend::Postgres(p) => Arc::new(p.clone()),
+        let (store, deliveries_due): (Arc<dyn Store>, _) = match &backend {
+            Backend::Sqlite(s, _) => (Arc::new(s.clone()), s.deliveries_due()),
+            Backend::Postgres(p) => (Arc::new(p.clone()), p.deliveries_due()),
         };
         let clock = ManualClock::new(Timestamp::parse_rfc3339(T0).unwrap());
         let keys = Arc::new(Keys::from_master(&[42u8; 32]).unwrap());
@@ -211,7 +211,11 @@ impl TestApp {
             store.clone(),
             keys.clone(),
             clock_dyn.clone(),
-            webhook_config,
+            // As `serve` does: woken by the store when deliveries come due.
+            WebhookConfig {
+                wake: Some(deliveries_due),
+                ..webhook_config
+            },
         )
         .unwrap();
         let state = AppState::new(

@@ -1173,3 +1173,35 @@ async fn every_webhook_route_hides_other_tenants() {
         .await
         .assert_error(403, "PERMISSION_DENIED");
 }
+
+#[tokio::test]
+async fn the_dispatcher_wakes_when_an_event_is_committed() {
+    // Polling once an hour: only the store's signal can bring the delivery in time.
+    let app = TestApp::spawn_webhooks(WebhookConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..test_webhook_config(Arc::new(FakeDns::default()))
+    })
+    .await;
+    let (org, key) = app.org(3).await;
+    let hook = Hook::start().await;
+    endpoint(&app, &key, &hook.url, json!({})).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(app.webhooks.clone().run(shutdown.clone()));
+    // Let the dispatcher settle into its wait first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let evt = emit(&app, &org, "system.error").await;
+    for _ in 0..200 {
+        if !hook.got().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        hook.got().len(),
+        1,
+        "delivered without waiting for the next poll"
+    );
+    assert_eq!(hook.got()[0].header("webhook-id"), evt);
+    shutdown.cancel();
+    running.await.unwrap();
+}
