@@ -246,21 +246,12 @@ async fn emulate_starts_a_large_emulator_quickly_and_serves() {
 
 #[tokio::test]
 async fn demo_connects_every_system_and_syncs_them() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the demo picks a free port and prints it, so no other test can take it first.
+    let logs = tempfile::NamedTempFile::new().unwrap();
     let mut child = bin()
-        .args([
-            "demo",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--records",
-            "300",
-        ])
+        .args(["demo", "--listen", "127.0.0.1:0", "--records", "300"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(logs.reopen().unwrap())
         .spawn()
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -287,7 +278,18 @@ async fn demo_connects_every_system_and_syncs_them() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("export TOKEN="))
         .collect();
-    assert_eq!(tokens.len(), 4, "{out}");
+    assert_eq!(
+        tokens.len(),
+        4,
+        "{out}\n--- stderr ---\n{}",
+        std::fs::read_to_string(logs.path()).unwrap_or_default()
+    );
+    let base = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Ironbridge is running at "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the demo prints its address")
+        .to_string();
     // Each initial sync's sync.completed reached the demo's receiver, signed and verified.
     let webhooks = out
         .lines()
@@ -304,7 +306,7 @@ async fn demo_connects_every_system_and_syncs_them() {
     let client = reqwest::Client::new();
     for token in tokens {
         let conn: serde_json::Value = client
-            .get(format!("http://127.0.0.1:{port}/v1/connection"))
+            .get(format!("{base}/v1/connection"))
             .bearer_auth(token)
             .send()
             .await
