@@ -347,6 +347,25 @@ where
     None
 }
 
+/// Creates an organization with `ironbridge <global args> org create`; returns its admin key.
+pub(crate) fn create_org(global: &[&str], credits: u32) -> String {
+    let out = bin()
+        .args(global)
+        .args(["org", "create", "--name", "Acme", "--json", "--credits"])
+        .arg(credits.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -447,23 +466,7 @@ async fn a_sync_killed_with_sigkill_resumes_after_a_restart_with_nothing_lost_or
     assert!(patched.status().is_success());
 
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "org",
-            "create",
-            "--name",
-            "Acme",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = create_org(&["--data-dir", dir.path().to_str().unwrap()], 10);
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
     let mut server = serve(dir.path(), port);

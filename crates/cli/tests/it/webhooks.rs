@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
-use crate::{Running, bin, free_port, wait_for};
+use crate::{Running, bin, create_org, free_port, wait_for};
 
 type Seen = Arc<Mutex<HashMap<String, Vec<bytes::Bytes>>>>;
 
@@ -69,31 +69,15 @@ async fn deliveries_killed_with_sigkill_are_completed_after_a_restart_with_the_s
         "[webhooks]\nallowed_networks = [\"127.0.0.1/32\"]\ntimeout_secs = 2\nlease_secs = 3\nretry_schedule_secs = [1, 1, 1, 1, 1]\n",
     )
     .unwrap();
-    let out = bin()
-        .args([
+    let key = create_org(
+        &[
             "--config",
             config.to_str().unwrap(),
             "--data-dir",
             dir.path().to_str().unwrap(),
-            "org",
-            "create",
-            "--name",
-            "Acme",
-            "--credits",
-            "100",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        100,
     );
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();

@@ -463,10 +463,12 @@ mod worker {
     use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
     use std::time::Duration;
 
-    /// Builds sandbox connectors whose first purchase-order page fetches fail `failures` times.
+    /// Builds sandbox connectors whose first purchase-order page fetches fail `failures` times,
+    /// or whose every fetch fails (`down`).
     struct Flaky {
         clock: ManualClock,
         failures: u32,
+        down: bool,
         calls: Arc<AtomicU32>,
     }
 
@@ -486,15 +488,20 @@ mod worker {
                 inner,
                 fail_at,
                 calls: AtomicU32::new(0),
-                down: std::sync::atomic::AtomicBool::new(false),
+                down: std::sync::atomic::AtomicBool::new(self.down),
             }))
         }
     }
 
     fn worker(env: &Env, failures: u32) -> Worker {
+        worker_for(env, failures, false)
+    }
+
+    fn worker_for(env: &Env, failures: u32, down: bool) -> Worker {
         let factory = Flaky {
             clock: env.clock.clone(),
             failures,
+            down,
             calls: Arc::default(),
         };
         let config = WorkerConfig {
@@ -630,29 +637,7 @@ mod worker {
     async fn a_sync_that_keeps_failing_reports_a_system_error_when_it_gives_up() {
         let env = env().await;
         // A source that never answers.
-        struct Down(ManualClock);
-        impl ConnectorFactory for Down {
-            fn build(
-                &self,
-                _: SystemId,
-                settings: &serde_json::Map<String, Value>,
-                creds: Option<&serde_json::Map<String, Value>>,
-            ) -> Result<Arc<dyn Connector>, ConnectorError> {
-                Ok(Arc::new(FailOnce {
-                    inner: SandboxConnector::new(settings, creds, Arc::new(self.0.clone()))?,
-                    fail_at: u32::MAX,
-                    calls: AtomicU32::new(0),
-                    down: std::sync::atomic::AtomicBool::new(true),
-                }))
-            }
-        }
-        let w = Worker::new(
-            env.store.clone(),
-            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
-            Arc::new(Down(env.clock.clone())),
-            Arc::new(env.clock.clone()),
-            WorkerConfig::default(),
-        );
+        let w = worker_for(&env, 0, true);
         let (job, _) = enqueue_sync(env.store.as_ref(), &env.clock, &org(), &env.conn, false, 2)
             .await
             .unwrap();
