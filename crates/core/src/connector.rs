@@ -191,6 +191,15 @@ pub trait Connector: Send + Sync {
         Ok(None)
     }
 
+    /// Where a cursor of `entity` stands: the modification time of the last record read,
+    /// when the cursor is a keyset that the next `fetch_page` applies within whatever window
+    /// it is given. The engine may then narrow a window's upper bound between pages and hand
+    /// the rest to another reader. `None` (the default): the cursor is bound to the window it
+    /// came from (a server's next link, an offset).
+    fn cursor_position(&self, _entity: Entity, _cursor: &str) -> Option<Timestamp> {
+        None
+    }
+
     /// The state of this connection's circuit breaker (shown in connection health).
     fn circuit_state(&self) -> CircuitState {
         CircuitState::Closed

@@ -17,7 +17,7 @@ use ironbridge_core::store::{
 use ironbridge_model::api::{CircuitState, ConnectionStatus};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// What one entity's sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub struct EntityReport {
     pub pages: u64,
     /// Records that could not be mapped (logged, not stored).
     pub unmappable: u64,
+    /// Slices split off one still being read, for a reader that had run out of work.
+    pub splits: u64,
 }
 
 /// Why a sync stopped.
@@ -78,6 +80,8 @@ pub const OFFLINE_AFTER_FAILURES: i64 = 3;
 pub const SLICE_MIN_WINDOW_SECS: i64 = 6 * 3600;
 /// Pages a sync may hold in memory beyond one per reader (being written or waiting).
 pub const PAGES_IN_MEMORY_BEYOND_READERS: usize = 2;
+/// Readers beyond the connection's concurrency limit (they wait for a slot, never exceed it).
+pub const READERS_BEYOND_CONCURRENCY: usize = 2;
 /// Records at most that waiting pages add to one transaction (group commit).
 pub const GROUP_COMMIT_RECORDS: usize = 2_000;
 /// Slices per concurrent reader: more slices than readers keep every reader busy when the
@@ -99,19 +103,15 @@ pub struct SyncOptions {
 /// Picks the window of a new run: everything on a full run; on the first run, the history
 /// window for transactions and everything for reference data; otherwise from the last
 /// high-water mark minus the lookback.
-/// The upper bound is the source's clock (or ours) minus the settle delay.
-async fn new_window(
+/// The upper bound is `now` (the source's clock read when the sync began) minus the settle
+/// delay.
+fn new_window(
     connector: &dyn Connector,
     entity: Entity,
     state: &SyncState,
     options: &SyncOptions,
-    clock: &dyn Clock,
-) -> Result<ReadWindow, SyncError> {
-    let ours = clock.now();
-    let now = match connector.source_time().await? {
-        Some(theirs) => theirs.min(ours),
-        None => ours,
-    };
+    now: Timestamp,
+) -> ReadWindow {
     let until = now.plus_secs(-SETTLE_SECS);
     // Reference data (vendors, items, locations) is wanted whole the first time, whatever its
     // age; later runs read only what changed, like everything else.
@@ -128,10 +128,27 @@ async fn new_window(
             .or_else(|| connector.default_history_days())
             .map(|days| now.plus_secs(-i64::from(days) * 86_400))
     };
-    Ok(ReadWindow {
+    ReadWindow {
         modified_since: since,
         modified_until: Some(until),
+    }
+}
+
+/// The source's "now": its clock as of the sync's opening call, never ahead of ours.
+async fn source_now(connector: &dyn Connector, clock: &dyn Clock) -> Result<Timestamp, SyncError> {
+    let ours = clock.now();
+    Ok(match connector.source_time().await? {
+        Some(theirs) => theirs.min(ours),
+        None => ours,
     })
+}
+
+/// Calls the connection may have in flight: the option, or the system's documented limit.
+fn permitted_calls(connector: &dyn Connector, options: &SyncOptions) -> usize {
+    options
+        .max_concurrency
+        .unwrap_or_else(|| connector.read_concurrency())
+        .max(1)
 }
 
 /// One part of a run's window, read by keyset on its own, and how far it got.
@@ -158,6 +175,16 @@ impl Slice {
             until: window.modified_until.map(Timestamp::micros),
             cursor,
             done: false,
+        }
+    }
+
+    /// An empty range, done: holds a split's place in the plan until the split is recorded.
+    fn placeholder() -> Slice {
+        Slice {
+            since: Some(1),
+            until: Some(0),
+            cursor: None,
+            done: true,
         }
     }
 
@@ -266,6 +293,13 @@ enum Fetched {
         _permit: OwnedSemaphorePermit,
         next_cursor: Option<String>,
     },
+    /// A reader took over the upper part of slice `victim`, which now ends at `until`.
+    Split {
+        victim: usize,
+        until: i64,
+        index: usize,
+        slice: Slice,
+    },
     Failed(ConnectorError),
 }
 
@@ -290,39 +324,174 @@ fn map_page(
     (records, unmappable)
 }
 
-/// Reads slices from the shared queue until none is left, sending each page to the writer;
-/// stops when the writer has gone (it failed).
+/// The slices of one entity's run as its readers share them: which wait, which are being
+/// read and how far, so a slice still being read can hand its upper part to a reader left
+/// without work (slices of equal length rarely hold equal amounts of data).
+struct Work {
+    slices: Vec<Slice>,
+    queue: VecDeque<usize>,
+    /// Per slice: being read, and how far (when the connector's cursor tells).
+    live: Vec<Live>,
+    /// Readers waiting for work.
+    idle: usize,
+    /// Slices split off but not yet in the queue (their split is on its way to the writer).
+    pending: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Live {
+    running: bool,
+    /// Where the count of records below starts: the position after the first page (the
+    /// slice's lower bound says nothing of where its records begin).
+    origin: Option<i64>,
+    /// Records read since `origin`.
+    read: u64,
+    /// The largest page seen.
+    page: u64,
+}
+
+/// The upper part of a slice, split off it at a page boundary.
+#[derive(Debug)]
+struct Split {
+    /// Where the slice now ends.
+    until: i64,
+    /// The new slice's place in the plan.
+    index: usize,
+    slice: Slice,
+}
+
+impl Work {
+    fn new(plan: &[Slice]) -> Work {
+        Work {
+            slices: plan.to_vec(),
+            queue: (0..plan.len()).filter(|&i| !plan[i].done).collect(),
+            live: vec![Live::default(); plan.len()],
+            idle: 0,
+            pending: 0,
+        }
+    }
+
+    /// The next slice in the queue and its cursor.
+    fn take(&mut self) -> Option<(usize, Option<String>)> {
+        let index = self.queue.pop_front()?;
+        self.live[index].running = true;
+        Some((index, self.slices[index].cursor.clone()))
+    }
+
+    /// Whether a reader without work should wait: a slice may still be split.
+    fn may_split_later(&self) -> bool {
+        self.pending > 0 || self.live.iter().any(|l| l.running)
+    }
+
+    /// A page of `records` was read from slice `index`, whose cursor now stands at
+    /// `position` (the last record read; the next page starts after it). If a reader is
+    /// waiting for work and the slice still has two pages or more to read (estimated from
+    /// its pages so far), its upper half is split off: at a whole second strictly after
+    /// `position`, so no record read is in the new slice and no instant is in both.
+    fn advanced(&mut self, index: usize, records: u64, position: Option<i64>) -> Option<Split> {
+        let live = &mut self.live[index];
+        live.page = live.page.max(records);
+        match live.origin {
+            Some(_) => live.read += records,
+            None => live.origin = position,
+        }
+        if self.idle <= self.pending + self.queue.len() {
+            return None;
+        }
+        let (Some(p), Some(origin), Some(u)) = (position, live.origin, self.slices[index].until)
+        else {
+            return None;
+        };
+        if p <= origin || live.read == 0 {
+            return None;
+        }
+        let left = live.read as f64 / (p - origin) as f64 * (u - p) as f64;
+        let middle = (p + (u - p) / 2).div_euclid(SECOND) * SECOND;
+        if left < 2.0 * live.page as f64 || middle <= p || middle >= u {
+            return None;
+        }
+        let slice = Slice {
+            since: Some(middle + 1),
+            until: Some(u),
+            cursor: None,
+            done: false,
+        };
+        self.slices[index].until = Some(middle);
+        self.slices.push(slice.clone());
+        self.live.push(Live::default());
+        self.pending += 1;
+        Some(Split {
+            until: middle,
+            index: self.slices.len() - 1,
+            slice,
+        })
+    }
+
+    /// The split-off slice `index` is recorded with the writer: readers may take it.
+    fn publish(&mut self, index: usize) {
+        self.pending -= 1;
+        self.queue.push_back(index);
+    }
+
+    fn finished(&mut self, index: usize) {
+        self.live[index].running = false;
+    }
+}
+
 /// What every reader of one entity's run shares.
 struct Readers<'a> {
     connector: &'a dyn Connector,
     conn: &'a ConnId,
     entity: Entity,
     def: &'static ironbridge_core::mapping::MappingDef,
-    plan: &'a [Slice],
-    queue: &'a Mutex<VecDeque<usize>>,
+    work: &'a Mutex<Work>,
+    /// Signalled when a slice advances or ends: a reader waiting for work looks again.
+    changed: &'a Notify,
     in_memory: Arc<Semaphore>,
 }
 
+impl Readers<'_> {
+    fn work(&self) -> std::sync::MutexGuard<'_, Work> {
+        self.work.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Reads slices until none is left to read or to split, sending each page to the writer;
+/// stops when the writer has gone (it failed).
 async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetched>) {
     let Readers {
         connector,
         conn,
         entity,
         def,
-        plan,
-        queue,
+        changed,
         ref in_memory,
+        ..
     } = *shared;
     loop {
-        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-        let Some(index) = next else { return };
-        let window = plan[index].window();
-        let mut cursor = plan[index].cursor.clone();
+        let (index, mut cursor) = loop {
+            // Registered before looking, so a change between the look and the wait is seen.
+            let notified = changed.notified();
+            {
+                let mut work = shared.work();
+                if let Some(taken) = work.take() {
+                    break taken;
+                }
+                if !work.may_split_later() {
+                    return;
+                }
+                work.idle += 1;
+            }
+            notified.await;
+            shared.work().idle -= 1;
+        };
         loop {
             // A page is in memory from its fetch until its commit; wait for room first.
             let Ok(permit) = in_memory.clone().acquire_owned().await else {
                 return;
             };
+            // Read at every page: a split may have narrowed the slice.
+            let window = shared.work().slices[index].window();
             let fetching = std::time::Instant::now();
             match connector
                 .fetch_page(entity, &window, cursor.as_deref())
@@ -332,6 +501,35 @@ async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetched>) {
                     let fetched_in = fetching.elapsed();
                     let next = page.next_cursor.clone();
                     tracing::debug!(connection = %conn.0, %entity, slice = index, records = page.records.len(), fetch_ms = fetched_in.as_millis() as u64, "page read");
+                    let position = next
+                        .as_deref()
+                        .and_then(|c| connector.cursor_position(entity, c))
+                        .map(Timestamp::micros);
+                    let split = shared
+                        .work()
+                        .advanced(index, page.records.len() as u64, position);
+                    if let Some(Split {
+                        until,
+                        index: new,
+                        slice,
+                    }) = split
+                    {
+                        tracing::debug!(connection = %conn.0, %entity, slice = index, new, "slice split");
+                        // The writer learns of the split before any page of the new slice
+                        // (which is queued only once this is sent), so a checkpoint never
+                        // holds the new slice without the narrowed one.
+                        let message = Fetched::Split {
+                            victim: index,
+                            until,
+                            index: new,
+                            slice,
+                        };
+                        if pages.send(message).await.is_err() {
+                            return;
+                        }
+                        shared.work().publish(new);
+                        changed.notify_waiters();
+                    }
                     // Mapping is CPU work: on a blocking thread it runs beside the other
                     // readers' parsing and the writer, and this reader asks for its next page
                     // at once instead of waiting for it.
@@ -361,17 +559,34 @@ async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetched>) {
                 }
             }
         }
+        shared.work().finished(index);
+        changed.notify_waiters();
     }
 }
 
-async fn sync_entity(
-    store: &dyn Store,
-    connector: &dyn Connector,
-    conn: &ConnId,
-    entity: Entity,
-    options: &SyncOptions,
-    clock: &dyn Clock,
-) -> Result<EntityReport, SyncError> {
+/// What every entity of one sync shares.
+struct SyncRun<'a> {
+    store: &'a dyn Store,
+    connector: &'a dyn Connector,
+    conn: &'a ConnId,
+    options: &'a SyncOptions,
+    clock: &'a dyn Clock,
+    /// The source's clock when the sync began: every new window ends below it.
+    source_now: Timestamp,
+    /// Pages in memory at once across all entities (fetched, mapped, waiting or written).
+    in_memory: Arc<Semaphore>,
+}
+
+async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, SyncError> {
+    let SyncRun {
+        store,
+        connector,
+        conn,
+        options,
+        clock,
+        source_now,
+        ref in_memory,
+    } = *run;
     let mut report = EntityReport {
         entity: Some(entity),
         ..Default::default()
@@ -379,10 +594,7 @@ async fn sync_entity(
     let Some(def) = default_mapping(connector.system(), entity) else {
         return Ok(report);
     };
-    let readers = options
-        .max_concurrency
-        .unwrap_or_else(|| connector.read_concurrency())
-        .max(1);
+    let permitted = permitted_calls(connector, options);
     let state = store.start_sync(conn, entity, clock.now()).await?;
     // An unfinished run resumes with its own window and checkpoint; otherwise a new run starts.
     let (run_id, window, plan) = match (&state.run_id, options.full) {
@@ -395,14 +607,10 @@ async fn sync_entity(
             (run.clone(), window, plan)
         }
         _ => {
-            let planned = async {
-                let window = new_window(connector, entity, &state, options, clock).await?;
-                let plan = plan_slices(connector, entity, &window, readers).await?;
-                Ok::<_, SyncError>((window, plan))
-            };
-            let (window, plan) = match planned.await {
+            let window = new_window(connector, entity, &state, options, source_now);
+            let plan = match plan_slices(connector, entity, &window, permitted).await {
                 Ok(p) => p,
-                Err(err) => return fail(store, connector, conn, entity, clock, err).await,
+                Err(err) => return fail(store, conn, entity, clock, err).await,
             };
             let run = ids::new_id("run", clock.now().micros());
             store
@@ -419,21 +627,30 @@ async fn sync_entity(
     };
     // Only a pass over everything can tell which records disappeared.
     let complete_pass = window.modified_since.is_none();
-    let queue: Mutex<VecDeque<usize>> =
-        Mutex::new((0..plan.len()).filter(|&i| !plan[i].done).collect());
-    let readers = readers.min(plan.len()).max(1);
-    // Pages in memory at once (being fetched, mapped, waiting or written) are bounded, so
-    // memory is `pages × page size` however large the sync.
-    let in_memory = Arc::new(Semaphore::new(readers + PAGES_IN_MEMORY_BEYOND_READERS));
+    let work = Mutex::new(Work::new(&plan));
+    let changed = Notify::new();
+    // A reader between calls is parsing or assembling its page; spare readers keep a call
+    // waiting for every slot that frees meanwhile (the client never exceeds the limit).
+    // Where slices can be split while read, readers beyond the plan's slices take over
+    // parts of them.
+    let splittable =
+        permitted > 1 && connector.filters_by_time(entity) && window.modified_until.is_some();
+    let readers = if splittable {
+        permitted + READERS_BEYOND_CONCURRENCY
+    } else {
+        (permitted + READERS_BEYOND_CONCURRENCY)
+            .min(plan.len())
+            .max(1)
+    };
     let (sender, mut receiver) = mpsc::channel::<Fetched>(readers);
     let shared = Readers {
         connector,
         conn,
         entity,
         def,
-        plan: &plan,
-        queue: &queue,
-        in_memory,
+        work: &work,
+        changed: &changed,
+        in_memory: in_memory.clone(),
     };
     let reading = {
         let shared = &shared;
@@ -489,6 +706,21 @@ async fn sync_entity(
                             progress[slice].cursor = next_cursor;
                             records.extend(page);
                         }
+                        Fetched::Split {
+                            victim,
+                            until,
+                            index,
+                            slice,
+                        } => {
+                            progress[victim].until = Some(until);
+                            if progress.len() <= index {
+                                // Another split's slot, filled when its message arrives:
+                                // until then its range is still its victim's.
+                                progress.resize(index + 1, Slice::placeholder());
+                            }
+                            progress[index] = slice;
+                            report.splits += 1;
+                        }
                         Fetched::Failed(err) => {
                             failure = Some(err);
                             break;
@@ -538,7 +770,7 @@ async fn sync_entity(
     match written {
         Ok(()) => {}
         Err(err @ SyncError::Connector(_)) => {
-            return fail(store, connector, conn, entity, clock, err).await;
+            return fail(store, conn, entity, clock, err).await;
         }
         Err(err) => {
             let _ = store
@@ -556,24 +788,15 @@ async fn sync_entity(
     Ok(report)
 }
 
+/// Ends an entity's run on a source failure; its window and checkpoint stay for the next
+/// attempt. The connection's failure count is kept by the caller, once per sync.
 async fn fail(
     store: &dyn Store,
-    connector: &dyn Connector,
     conn: &ConnId,
     entity: Entity,
     clock: &dyn Clock,
     err: SyncError,
 ) -> Result<EntityReport, SyncError> {
-    if let SyncError::Connector(e) = &err {
-        store
-            .record_call_failure(
-                conn,
-                clock.now(),
-                failure_code(e),
-                connector.circuit_state().as_str(),
-            )
-            .await?;
-    }
     store
         .finish_sync(conn, entity, clock.now(), Some(&err.to_string()))
         .await?;
@@ -650,6 +873,13 @@ pub async fn sync_connection(
 }
 
 /// [`sync_connection`] with every option.
+///
+/// The sync opens with the connector's health check: one cheap call that verifies the
+/// credentials and reads the source's clock, so every entity's window ends at the same fresh
+/// instant. Entities are then read side by side (the connection's concurrency limit and the
+/// pages-in-memory bound are shared), so the small reference entities do not leave the
+/// permitted calls idle. A sync that fails counts as one failure of the connection, however
+/// many entities failed.
 pub async fn sync_connection_with(
     store: &dyn Store,
     connector: &dyn Connector,
@@ -664,61 +894,116 @@ pub async fn sync_connection_with(
         .set_connection_status(conn, ConnectionStatus::Syncing.as_str(), started, None)
         .await?;
     let mut reports = Vec::new();
-    for &entity in connector.readable() {
-        match sync_entity(store, connector, conn, entity, options, clock).await {
-            Ok(report) => reports.push(report),
-            Err(err) => {
-                let status = match &err {
-                    SyncError::Connector(ConnectorError::Unauthorized) => {
-                        ConnectionStatus::ReauthorizationRequired
-                    }
-                    // Unreachable is `offline` once it is more than a blip: the circuit
-                    // opened, or several calls in a row failed. Until then the connection
-                    // keeps the settled state it had.
-                    SyncError::Connector(ConnectorError::Upstream(_)) => {
-                        let failures = store
-                            .get_connection(org, conn)
-                            .await
-                            .map(|c| c.consecutive_errors)
-                            .unwrap_or(0);
-                        if connector.circuit_state() != CircuitState::Closed
-                            || failures >= OFFLINE_AFTER_FAILURES
+    // The first failure in entity order, preferring the one that says most about the
+    // connection (refused credentials, then an unreachable source).
+    let mut failure: Option<(Option<Entity>, SyncError)> = None;
+    let opened = async {
+        connector.check().await?;
+        source_now(connector, clock).await
+    };
+    match opened.await {
+        Err(err) => failure = Some((None, err)),
+        Ok(now) => {
+            let readers = permitted_calls(connector, options) + READERS_BEYOND_CONCURRENCY;
+            // Pages in memory at once are bounded for the whole sync, so memory is
+            // `pages × page size` however large the sync and however many entities.
+            let run = SyncRun {
+                store,
+                connector,
+                conn,
+                options,
+                clock,
+                source_now: now,
+                in_memory: Arc::new(Semaphore::new(readers + PAGES_IN_MEMORY_BEYOND_READERS)),
+            };
+            let entities = connector.readable();
+            let results = join_all(entities.iter().map(|&e| sync_entity(&run, e))).await;
+            for (&entity, result) in entities.iter().zip(results) {
+                match result {
+                    Ok(report) => reports.push(report),
+                    Err(err) => {
+                        if failure
+                            .as_ref()
+                            .is_none_or(|(_, kept)| severity(&err) > severity(kept))
                         {
-                            ConnectionStatus::Offline
-                        } else {
-                            settled(&before.status)
+                            failure = Some((Some(entity), err));
                         }
                     }
-                    _ => settled(&before.status),
-                };
-                let code = match &err {
-                    SyncError::Connector(e) => failure_code(e),
-                    SyncError::Store(_) => "STORE_ERROR",
-                };
-                let mut data = report_json(&reports);
-                data["entity"] = json!(entity.as_str());
-                data["error"] = json!({"code": code, "message": safe_message(&err)});
-                data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
-                let event = sync_event(org, conn, "sync.failed", data, clock);
-                store
-                    .set_connection_status(conn, status.as_str(), clock.now(), Some(&event))
-                    .await?;
-                return Err(err);
+                }
             }
         }
     }
+    let Some((entity, err)) = failure else {
+        let mut data = report_json(&reports);
+        data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
+        let event = sync_event(org, conn, "sync.completed", data, clock);
+        store
+            .set_connection_status(
+                conn,
+                ConnectionStatus::Online.as_str(),
+                clock.now(),
+                Some(&event),
+            )
+            .await?;
+        return Ok(reports);
+    };
+    if let SyncError::Connector(e) = &err {
+        store
+            .record_call_failure(
+                conn,
+                clock.now(),
+                failure_code(e),
+                connector.circuit_state().as_str(),
+            )
+            .await?;
+    }
+    let status = match &err {
+        SyncError::Connector(ConnectorError::Unauthorized) => {
+            ConnectionStatus::ReauthorizationRequired
+        }
+        // Unreachable is `offline` once it is more than a blip: the circuit opened, or
+        // several syncs in a row failed. Until then the connection keeps the settled state
+        // it had.
+        SyncError::Connector(ConnectorError::Upstream(_)) => {
+            let failures = store
+                .get_connection(org, conn)
+                .await
+                .map(|c| c.consecutive_errors)
+                .unwrap_or(0);
+            if connector.circuit_state() != CircuitState::Closed
+                || failures >= OFFLINE_AFTER_FAILURES
+            {
+                ConnectionStatus::Offline
+            } else {
+                settled(&before.status)
+            }
+        }
+        _ => settled(&before.status),
+    };
+    let code = match &err {
+        SyncError::Connector(e) => failure_code(e),
+        SyncError::Store(_) => "STORE_ERROR",
+    };
     let mut data = report_json(&reports);
+    data["entity"] = json!(entity.map(Entity::as_str));
+    data["error"] = json!({"code": code, "message": safe_message(&err)});
     data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
-    let event = sync_event(org, conn, "sync.completed", data, clock);
+    let event = sync_event(org, conn, "sync.failed", data, clock);
     store
-        .set_connection_status(
-            conn,
-            ConnectionStatus::Online.as_str(),
-            clock.now(),
-            Some(&event),
-        )
+        .set_connection_status(conn, status.as_str(), clock.now(), Some(&event))
         .await?;
-    Ok(reports)
+    Err(err)
+}
+
+/// How much a failure says about the connection: the one reported for a sync is the most
+/// telling of its entities' failures.
+fn severity(err: &SyncError) -> u8 {
+    match err {
+        SyncError::Connector(ConnectorError::Unauthorized) => 3,
+        SyncError::Connector(ConnectorError::Upstream(_)) => 2,
+        SyncError::Connector(_) => 1,
+        SyncError::Store(_) => 0,
+    }
 }
 
 /// The state a connection returns to after a failed sync that says nothing new about it.
@@ -820,6 +1105,54 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(slices, vec![Slice::whole(&long, None)]);
+    }
+
+    #[test]
+    fn a_slice_with_pages_left_hands_its_upper_half_to_an_idle_reader() {
+        let slice = |since: i64, until: i64| Slice {
+            since: Some(since * SECOND),
+            until: Some(until * SECOND),
+            cursor: None,
+            done: false,
+        };
+        let mut work = Work::new(&[slice(0, 1_000), slice(1_001, 2_000)]);
+        for index in 0..2 {
+            assert_eq!(work.take().map(|t| t.0), Some(index));
+        }
+        assert!(work.take().is_none());
+        // No reader is waiting: nothing is split, however much is left.
+        assert!(work.advanced(0, 10, Some(100 * SECOND)).is_none());
+        assert!(work.advanced(0, 10, Some(150 * SECOND)).is_none());
+        work.idle = 1;
+        // Slice 1: 10 records in 900 s so far, 50 s left (about 1 record): not worth a page.
+        assert!(work.advanced(1, 10, Some(1_050 * SECOND)).is_none());
+        assert!(work.advanced(1, 10, Some(1_950 * SECOND)).is_none());
+        // Slice 0: 20 records in 150.5 s, 749.5 s left: about 100 records, split at a
+        // whole second halfway through what is left.
+        let split = work.advanced(0, 10, Some(250 * SECOND + 500_000)).unwrap();
+        assert_eq!(split.until, 625 * SECOND);
+        assert_eq!(split.index, 2);
+        assert_eq!(work.slices[0].until, Some(split.until));
+        assert_eq!(
+            split.slice.since,
+            Some(split.until + 1),
+            "no instant in both"
+        );
+        assert_eq!(split.slice.until, Some(1_000 * SECOND));
+        // Not taken until the writer has been told; then once.
+        assert!(work.take().is_none());
+        assert!(work.may_split_later());
+        assert!(
+            work.advanced(0, 10, Some(260 * SECOND)).is_none(),
+            "one waiting reader, one split"
+        );
+        work.publish(split.index);
+        assert_eq!(work.take().map(|t| t.0), Some(2));
+        work.idle = 0;
+        for index in 0..3 {
+            work.finished(index);
+        }
+        assert!(!work.may_split_later(), "readers without work may stop");
     }
 
     #[test]

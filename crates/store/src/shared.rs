@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use ironbridge_core::store::RecordUpsert;
 use sqlx::Row;
 
-use super::{Backend, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
+use super::{Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
 use crate::classify;
 use crate::migrate::CREATE_TABLE;
 
@@ -829,7 +829,7 @@ impl Store for Backend {
             select.push(")");
             let rows = select
                 .build()
-                .persistent(chunk.len() == WRITE_CHUNK)
+                .persistent(CACHE_KEY_LOOKUPS && chunk.len() == WRITE_CHUNK)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(classify)?;

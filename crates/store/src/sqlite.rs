@@ -32,6 +32,9 @@ pub(crate) const CLAIM_DELIVERIES: &str = concat!(
     "AND instr($4, ',' || endpoint_id || ',') = 0 ORDER BY next_attempt_at, id LIMIT $5) RETURNING ",
     delivery_columns!()
 );
+/// Whether a page's key lookup (`id IN (…)`) may be a cached prepared statement: on SQLite
+/// the plan always uses the primary key.
+pub(crate) const CACHE_KEY_LOOKUPS: bool = true;
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
 
 /// A store in a SQLite file.

@@ -397,6 +397,16 @@ impl Connector for NetSuite {
         read::windowed(entity)
     }
 
+    /// SuiteQL pages are keysets on `(lastmodifieddate, id)` bounded by the window each
+    /// query is given.
+    fn cursor_position(&self, entity: Entity, cursor: &str) -> Option<Timestamp> {
+        if !read::windowed(entity) {
+            return None;
+        }
+        let t = read::Cursor::parse(cursor).ok()?.t?;
+        Timestamp::parse_rfc3339(&t)
+    }
+
     fn read_concurrency(&self) -> usize {
         self.client.config().concurrency
     }

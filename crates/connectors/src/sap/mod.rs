@@ -667,6 +667,14 @@ impl Connector for SapConnector {
         spec(entity).is_some_and(|s| s.time.is_some())
     }
 
+    /// Pages are keysets on `(LastChangeDateTime, key)` bounded by the window each request
+    /// is given.
+    fn cursor_position(&self, entity: Entity, cursor: &str) -> Option<Timestamp> {
+        spec(entity)?.time?;
+        let (ms, _) = parse_cursor(cursor).ok()?;
+        Some(Timestamp(ms?.checked_mul(1000)?))
+    }
+
     fn read_concurrency(&self) -> usize {
         self.client.config().concurrency
     }
