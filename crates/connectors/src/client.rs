@@ -12,6 +12,9 @@ use crate::breaker::CircuitBreaker;
 use crate::limiter::Limiter;
 use crate::sleeper::Sleeper;
 
+/// Bytes reserved at most for a response body before it arrives (its declared length).
+const PRESIZE_MAX: usize = 32 << 20;
+
 /// Limits and timeouts of one connection, set from the source system's documented limits.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -158,7 +161,13 @@ impl UpstreamClient {
         if response.content_length().is_some_and(|n| n > cap as u64) {
             return Err(UpstreamError::TooLarge(cap));
         }
-        let mut body = BytesMut::new();
+        // Sized from the declared length (bounded: a server may declare more than it sends),
+        // so a large page is not copied through every doubling of the buffer.
+        let declared = response
+            .content_length()
+            .unwrap_or(0)
+            .min(PRESIZE_MAX as u64);
+        let mut body = BytesMut::with_capacity(declared as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
             if body.len() + chunk.len() > cap {
                 return Err(UpstreamError::TooLarge(cap));
