@@ -1405,6 +1405,11 @@ async fn revoked_credentials_require_reauthorization_and_keep_the_data(sys: Sys)
     let failed: Vec<&(String, Value)> = all.iter().filter(|e| e.0 == "sync.failed").collect();
     assert_eq!(failed.len(), 2, "{sys:?}: {types:?}");
     assert_eq!(failed[0].1["error"]["code"], "AUTHENTICATION_FAILED");
+    assert_eq!(
+        failed[0].1["entity"],
+        Value::Null,
+        "{sys:?}: refused at the opening health check, before any entity"
+    );
     let conn = erp
         .env
         .store

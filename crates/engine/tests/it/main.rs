@@ -239,6 +239,92 @@ impl Connector for FailOnce {
     }
 }
 
+/// Answers the health check, then fails purchase orders with refused credentials and vendors
+/// as unreachable, as a source may when a token is revoked in the middle of a sync.
+struct Split401 {
+    inner: SandboxConnector,
+}
+
+#[async_trait]
+impl Connector for Split401 {
+    fn system(&self) -> SystemId {
+        self.inner.system()
+    }
+    fn readable(&self) -> &'static [Entity] {
+        self.inner.readable()
+    }
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.inner.check().await
+    }
+    async fn fetch_page(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+        cursor: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        match entity {
+            Entity::Vendor => Err(ConnectorError::Upstream("connection reset".into())),
+            Entity::PurchaseOrder => Err(ConnectorError::Unauthorized),
+            _ => self.inner.fetch_page(entity, window, cursor).await,
+        }
+    }
+    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+        self.inner.create_purchase_order(o).await
+    }
+    async fn update_purchase_order(
+        &self,
+        id: &str,
+        u: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        self.inner.update_purchase_order(id, u).await
+    }
+}
+
+/// Entities are read side by side: the sync reports the most telling of their failures
+/// (refused credentials over an unreachable source), counts one failure of the connection,
+/// and keeps what the other entities stored.
+#[tokio::test]
+async fn a_sync_whose_entities_fail_differently_reports_the_refused_credentials_once() {
+    let env = env().await;
+    let source = Split401 {
+        inner: sandbox(&env.clock, json!({}), None),
+    };
+    let err = sync(&env, &source, false).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::Connector(ConnectorError::Unauthorized)),
+        "{err:?}"
+    );
+    assert_eq!(status(&env).await, "reauthorization_required");
+    let conn = env.store.get_connection(&org(), &env.conn).await.unwrap();
+    assert_eq!(
+        (conn.consecutive_errors, conn.last_error_code.as_deref()),
+        (1, Some("AUTHENTICATION_FAILED")),
+        "one failed sync, one failure"
+    );
+    let events = events(&env).await;
+    let failed: Vec<&Value> = events
+        .iter()
+        .filter(|(t, _)| t == "sync.failed")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["entity"], "purchase_order");
+    assert_eq!(failed[0]["error"]["code"], "AUTHENTICATION_FAILED");
+    assert!(
+        count(&env, Entity::Item).await > 0,
+        "items were read beside the failing entities and kept"
+    );
+    let states = env.store.sync_states(&env.conn).await.unwrap();
+    let state = |e: Entity| {
+        states
+            .iter()
+            .find(|s| s.entity == e)
+            .map(|s| s.status.clone())
+    };
+    assert_eq!(state(Entity::Vendor).as_deref(), Some("failed"));
+    assert_eq!(state(Entity::PurchaseOrder).as_deref(), Some("failed"));
+}
+
 #[tokio::test]
 async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
     let env = env().await;
