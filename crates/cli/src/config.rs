@@ -181,6 +181,9 @@ pub struct Settings {
     pub role: Role,
     /// Seconds between scheduled syncs of each connection.
     pub sync_interval_secs: u64,
+    /// Seconds between scheduled full syncs of each connection, which mark the records the
+    /// source no longer has as deleted (0: never; `POST /v1/sync {"full": true}` still runs one).
+    pub reconcile_interval_secs: u64,
     /// Seconds a worker holds a job without renewing it: after a crash, another worker (or
     /// the restarted one) takes the job over this long after the last renewal.
     pub job_lease_secs: u64,
@@ -207,6 +210,7 @@ impl Default for Settings {
             request_timeout_secs: 30,
             role: Role::All,
             sync_interval_secs: 3600,
+            reconcile_interval_secs: 7 * 86_400,
             job_lease_secs: 300,
             webhooks: WebhookSettings::default(),
         }
@@ -283,6 +287,11 @@ impl Settings {
         }
         if self.sync_interval_secs < 60 {
             bail!("sync_interval_secs must be at least 60");
+        }
+        if self.reconcile_interval_secs != 0
+            && self.reconcile_interval_secs < self.sync_interval_secs
+        {
+            bail!("reconcile_interval_secs must be 0 (never) or at least sync_interval_secs");
         }
         if !(3..=86_400).contains(&self.job_lease_secs) {
             bail!("job_lease_secs must be between 3 and 86400");
@@ -382,6 +391,21 @@ mod tests {
             Settings::load(Some(&file), &o).unwrap().listen,
             "127.0.0.1:7000"
         );
+    }
+
+    #[test]
+    fn reconciliation_is_never_more_often_than_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "reconcile_interval_secs = 600\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reconcile_interval_secs"), "{err}");
+        std::fs::write(&file, "reconcile_interval_secs = 0\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(s.reconcile_interval_secs, 0, "0 turns it off");
+        assert_eq!(Settings::default().reconcile_interval_secs, 7 * 86_400);
     }
 
     #[test]

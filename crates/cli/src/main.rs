@@ -205,6 +205,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let worker = matches!(settings.role, Role::Worker | Role::All).then(|| {
         let config = WorkerConfig {
             sync_interval: std::time::Duration::from_secs(settings.sync_interval_secs),
+            reconcile_interval: (settings.reconcile_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(settings.reconcile_interval_secs)),
             lease: std::time::Duration::from_secs(settings.job_lease_secs),
             ..WorkerConfig::default()
         };

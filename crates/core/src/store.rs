@@ -596,6 +596,13 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<(OrgId, ConnId)>>;
 
+    /// When the connection's last full sync succeeded, or when the connection was created if
+    /// none has: the scheduler reconciles (a full sync) once this is old enough.
+    async fn last_full_sync(&self, conn: &ConnId) -> StoreResult<Timestamp>;
+
+    /// Records that a full sync of the connection succeeded at `at`.
+    async fn record_full_sync(&self, conn: &ConnId, at: Timestamp) -> StoreResult<()>;
+
     /// Stores a generated key pair.
     async fn create_certificate(&self, cert: &Certificate) -> StoreResult<()>;
     /// A key pair of the organization.

@@ -934,6 +934,11 @@ pub async fn sync_connection_with(
         }
     }
     let Some((entity, err)) = failure else {
+        if options.full {
+            // Every entity was read whole and swept: the scheduler's next reconciliation is
+            // due one interval from now.
+            store.record_full_sync(conn, clock.now()).await?;
+        }
         let mut data = report_json(&reports);
         data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
         let event = sync_event(org, conn, "sync.completed", data, clock);

@@ -36,6 +36,10 @@ pub struct WorkerConfig {
     pub sync_interval: Duration,
     /// Attempts of a sync job before it fails for good.
     pub max_attempts: i64,
+    /// How often a connection's scheduled sync is a full one (every record read, and those
+    /// the source no longer has marked deleted): the sources report deletions only this
+    /// way. `None`: never scheduled (`POST /v1/sync {"full": true}` still runs one).
+    pub reconcile_interval: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -45,6 +49,7 @@ impl Default for WorkerConfig {
             idle_wait: Duration::from_secs(1),
             sync_interval: Duration::from_secs(3600),
             max_attempts: 5,
+            reconcile_interval: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -132,17 +137,29 @@ impl Worker {
         }
     }
 
-    /// Queues syncs of the connections that are due; returns how many were queued.
+    /// Queues syncs of the connections that are due; returns how many were queued. A due
+    /// sync is a full one (a reconciliation) when the last full sync is older than
+    /// `reconcile_interval`.
     pub async fn schedule_due(&self) -> StoreResult<usize> {
-        let before = Timestamp(self.clock.now().micros() - micros(self.config.sync_interval));
+        let now = self.clock.now().micros();
+        let before = Timestamp(now - micros(self.config.sync_interval));
         let mut queued = 0;
         for (org, conn) in self.store.connections_due(before, 500).await? {
+            // A due sync is a full one when the last full sync is older than the
+            // reconciliation interval (or, never having had one, the connection is). One that
+            // fails is tried again at the next due sync, not every minute.
+            let full = match self.config.reconcile_interval {
+                Some(interval) => {
+                    self.store.last_full_sync(&conn).await?.micros() <= now - micros(interval)
+                }
+                None => false,
+            };
             if enqueue_sync(
                 self.store.as_ref(),
                 self.clock.as_ref(),
                 &org,
                 &conn,
-                false,
+                full,
                 self.config.max_attempts,
             )
             .await?

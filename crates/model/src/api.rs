@@ -522,8 +522,8 @@ pub struct EventList {
 pub enum DeletionDetection {
     /// The source flags deleted records, and every sync sees them.
     Flagged,
-    /// The source forgets deleted records: a full resync (`POST /v1/sync` with `full: true`)
-    /// marks the records it no longer returns as deleted.
+    /// The source forgets deleted records: a full sync (scheduled once a week by default, or
+    /// `POST /v1/sync` with `full: true`) marks the records it no longer returns as deleted.
     Reconciliation,
 }
 

@@ -44,6 +44,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../migrations/sqlite/0007_webhooks.sql"),
     },
+    Migration {
+        version: 8,
+        name: "reconciliation",
+        sql: include_str!("../migrations/sqlite/0008_reconciliation.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -77,6 +82,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "webhooks",
         sql: include_str!("../migrations/postgres/0006_webhooks.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "reconciliation",
+        sql: include_str!("../migrations/postgres/0007_reconciliation.sql"),
     },
 ];
 

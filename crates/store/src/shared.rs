@@ -1170,6 +1170,27 @@ impl Store for Backend {
             .collect())
     }
 
+    async fn last_full_sync(&self, conn: &ConnId) -> StoreResult<Timestamp> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT COALESCE(last_full_sync_at, created_at) FROM connections WHERE id = $1",
+        )
+        .bind(&conn.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        at.map(Timestamp).ok_or(StoreError::NotFound)
+    }
+
+    async fn record_full_sync(&self, conn: &ConnId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET last_full_sync_at = $2 WHERE id = $1")
+            .bind(&conn.0)
+            .bind(at.micros())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     async fn insert_event(&self, event: &Event) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         insert_event(&mut tx, event).await?;

@@ -607,6 +607,72 @@ mod worker {
         env.store.get_job(&org(), id).await.unwrap().status
     }
 
+    /// The payload of the connection's queued sync.
+    async fn queued_full(env: &Env) -> bool {
+        let job = env
+            .store
+            .active_job(&ironbridge_engine::worker::sync_key(&env.conn))
+            .await
+            .unwrap()
+            .expect("a sync is queued");
+        serde_json::from_str::<Value>(&job.payload).unwrap()["full"] == true
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_reconciles_with_a_full_sync_once_an_interval() {
+        let env = env().await;
+        let w = worker(&env, 0);
+        let week = 7 * 86_400;
+        assert_eq!(w.schedule_due().await.unwrap(), 1);
+        assert!(
+            !queued_full(&env).await,
+            "the first sync reads the history window"
+        );
+        assert!(w.run_once().await.unwrap());
+        // Hourly syncs for most of a week are incremental.
+        env.clock.advance_secs(week - 7200);
+        assert_eq!(w.schedule_due().await.unwrap(), 1);
+        assert!(
+            !queued_full(&env).await,
+            "less than a week since the connection"
+        );
+        assert!(w.run_once().await.unwrap());
+        // A week after the connection was made, the due sync is a full one.
+        env.clock.advance_secs(7200);
+        assert_eq!(w.schedule_due().await.unwrap(), 1);
+        assert!(queued_full(&env).await, "a week without a full sync");
+        assert!(w.run_once().await.unwrap());
+        assert_eq!(
+            env.store.last_full_sync(&env.conn).await.unwrap(),
+            env.clock.now(),
+            "the full sync is recorded"
+        );
+        // The next week starts from that one.
+        env.clock.advance_secs(3601);
+        assert_eq!(w.schedule_due().await.unwrap(), 1);
+        assert!(!queued_full(&env).await, "an hour after the full sync");
+        assert!(w.run_once().await.unwrap());
+
+        // Turned off: never.
+        let config = WorkerConfig {
+            sync_interval: Duration::from_secs(3600),
+            reconcile_interval: None,
+            ..WorkerConfig::default()
+        };
+        let off = Worker::new(
+            env.store.clone(),
+            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
+            Arc::new(ironbridge_engine::BuiltinConnectors::new(Arc::new(
+                env.clock.clone(),
+            ))),
+            Arc::new(env.clock.clone()),
+            config,
+        );
+        env.clock.advance_secs(30 * 86_400);
+        assert_eq!(off.schedule_due().await.unwrap(), 1);
+        assert!(!queued_full(&env).await, "reconciliation is off");
+    }
+
     #[tokio::test]
     async fn the_scheduler_queues_due_connections_and_the_worker_syncs_them() {
         let env = env().await;

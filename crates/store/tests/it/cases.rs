@@ -819,6 +819,24 @@ pub async fn events_are_written_with_the_changes_they_describe(store: Arc<dyn St
             .iter()
             .any(|(_, id)| *id == c2)
     );
+    // Reconciliation: the last full sync, or the connection's creation before any.
+    let created = store.get_connection(&o, &c2).await.unwrap().created_at;
+    assert_eq!(store.last_full_sync(&c2).await.unwrap(), created);
+    store
+        .record_full_sync(&c2, T0.plus_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_full_sync(&c2).await.unwrap(),
+        T0.plus_secs(86_400)
+    );
+    assert_eq!(store.last_full_sync(&c).await.unwrap(), {
+        store.get_connection(&o, &c).await.unwrap().created_at
+    });
+    assert!(matches!(
+        store.last_full_sync(&ConnId("conn_nope".into())).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// Pages larger than one statement's chunk, and pages that repeat a record (an offset-paged
