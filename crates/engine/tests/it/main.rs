@@ -183,12 +183,26 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
 
 /// Fails one page fetch once, like a process dying or the source dropping mid-sync, and
 /// every fetch while `down` is set (a flaky network: the failure is not an HTTP one, so no
-/// circuit opens).
+/// circuit opens); `refuse` fails every fetch of the entities it names, its own way.
 struct FailOnce {
     inner: SandboxConnector,
     fail_at: u32,
     calls: AtomicU32,
     down: std::sync::atomic::AtomicBool,
+    refuse: fn(Entity) -> Option<ConnectorError>,
+}
+
+impl FailOnce {
+    /// Fails the `fail_at`-th purchase-order fetch (`u32::MAX`: none), and nothing else.
+    fn new(inner: SandboxConnector, fail_at: u32) -> FailOnce {
+        FailOnce {
+            inner,
+            fail_at,
+            calls: AtomicU32::new(0),
+            down: std::sync::atomic::AtomicBool::new(false),
+            refuse: |_| None,
+        }
+    }
 }
 
 #[async_trait]
@@ -220,6 +234,9 @@ impl Connector for FailOnce {
         window: &ReadWindow,
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError> {
+        if let Some(err) = (self.refuse)(entity) {
+            return Err(err);
+        }
         let failing = entity == Entity::PurchaseOrder
             && self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at;
         if failing || self.down.load(Ordering::SeqCst) {
@@ -239,55 +256,21 @@ impl Connector for FailOnce {
     }
 }
 
-/// Answers the health check, then fails purchase orders with refused credentials and vendors
-/// as unreachable, as a source may when a token is revoked in the middle of a sync.
-struct Split401 {
-    inner: SandboxConnector,
-}
-
-#[async_trait]
-impl Connector for Split401 {
-    fn system(&self) -> SystemId {
-        self.inner.system()
-    }
-    fn readable(&self) -> &'static [Entity] {
-        self.inner.readable()
-    }
-    async fn check(&self) -> Result<(), ConnectorError> {
-        self.inner.check().await
-    }
-    async fn fetch_page(
-        &self,
-        entity: Entity,
-        window: &ReadWindow,
-        cursor: Option<&str>,
-    ) -> Result<RawPage, ConnectorError> {
-        match entity {
-            Entity::Vendor => Err(ConnectorError::Upstream("connection reset".into())),
-            Entity::PurchaseOrder => Err(ConnectorError::Unauthorized),
-            _ => self.inner.fetch_page(entity, window, cursor).await,
-        }
-    }
-    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
-        self.inner.create_purchase_order(o).await
-    }
-    async fn update_purchase_order(
-        &self,
-        id: &str,
-        u: &PurchaseOrderUpdate,
-    ) -> Result<Value, ConnectorError> {
-        self.inner.update_purchase_order(id, u).await
-    }
-}
-
 /// Entities are read side by side: the sync reports the most telling of their failures
 /// (refused credentials over an unreachable source), counts one failure of the connection,
 /// and keeps what the other entities stored.
 #[tokio::test]
 async fn a_sync_whose_entities_fail_differently_reports_the_refused_credentials_once() {
     let env = env().await;
-    let source = Split401 {
-        inner: sandbox(&env.clock, json!({}), None),
+    // The health check passes; then the token is refused for purchase orders while vendors
+    // are unreachable, as when a token is revoked in the middle of a sync.
+    let source = FailOnce {
+        refuse: |entity| match entity {
+            Entity::Vendor => Some(ConnectorError::Upstream("connection reset".into())),
+            Entity::PurchaseOrder => Some(ConnectorError::Unauthorized),
+            _ => None,
+        },
+        ..FailOnce::new(sandbox(&env.clock, json!({}), None), u32::MAX)
     };
     let err = sync(&env, &source, false).await.unwrap_err();
     assert!(
@@ -328,12 +311,10 @@ async fn a_sync_whose_entities_fail_differently_reports_the_refused_credentials_
 #[tokio::test]
 async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
     let env = env().await;
-    let flaky = FailOnce {
-        inner: sandbox(&env.clock, json!({"purchase_orders": 450}), None),
-        fail_at: 2,
-        calls: AtomicU32::new(0),
-        down: std::sync::atomic::AtomicBool::new(false),
-    };
+    let flaky = FailOnce::new(
+        sandbox(&env.clock, json!({"purchase_orders": 450}), None),
+        2,
+    );
     let err = sync(&env, &flaky, false).await.unwrap_err();
     assert!(matches!(
         err,
@@ -382,12 +363,7 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
 #[tokio::test]
 async fn an_outage_is_reported_offline_only_after_repeated_failures() {
     let env = env().await;
-    let source = FailOnce {
-        inner: sandbox(&env.clock, json!({}), None),
-        fail_at: u32::MAX,
-        calls: AtomicU32::new(0),
-        down: std::sync::atomic::AtomicBool::new(false),
-    };
+    let source = FailOnce::new(sandbox(&env.clock, json!({}), None), u32::MAX);
     sync(&env, &source, false).await.unwrap();
     source.down.store(true, Ordering::SeqCst);
     let mut seen = Vec::new();
@@ -438,12 +414,10 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
     assert_eq!(expected.len(), 900);
 
     let sliced = env().await;
-    let flaky = FailOnce {
-        inner: sandbox(&sliced.clock, json!({"purchase_orders": 900}), None),
-        fail_at: 5,
-        calls: AtomicU32::new(0),
-        down: std::sync::atomic::AtomicBool::new(false),
-    };
+    let flaky = FailOnce::new(
+        sandbox(&sliced.clock, json!({"purchase_orders": 900}), None),
+        5,
+    );
     let options = SyncOptions {
         max_concurrency: Some(3),
         ..SyncOptions::default()
@@ -571,10 +545,8 @@ mod worker {
             let fail_at = if calls < self.failures { 0 } else { u32::MAX };
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(Arc::new(FailOnce {
-                inner,
-                fail_at,
-                calls: AtomicU32::new(0),
                 down: std::sync::atomic::AtomicBool::new(self.down),
+                ..FailOnce::new(inner, fail_at)
             }))
         }
     }
