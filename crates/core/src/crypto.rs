@@ -49,6 +49,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
+/// SHA-256 of byte strings fed one after another (no separator: callers frame them).
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// SHA-256 of several byte strings joined by NUL, as lowercase hex, without copying them.
 pub fn sha256_hex_joined(parts: &[&[u8]]) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);

@@ -5,12 +5,17 @@ use std::sync::Mutex;
 
 use ironbridge_model::Entity;
 
-use crate::crypto::{random_bytes, sha256_hex};
+use crate::crypto::{random_bytes, sha256_parts};
 
 const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 fn base32(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    base32_into(bytes, &mut out);
+    out
+}
+
+fn base32_into(bytes: &[u8], out: &mut String) {
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &b in bytes {
@@ -24,7 +29,6 @@ fn base32(bytes: &[u8]) -> String {
     if bits > 0 {
         out.push(CROCKFORD[((acc << (5 - bits)) & 31) as usize] as char);
     }
-    out
 }
 
 /// A new time-ordered id (`conn_01jdq…`): 48 bits of milliseconds then 80 random bits, so ids
@@ -77,18 +81,23 @@ pub fn line_id(connection_id: &str, order_remote_id: &str, line_remote_id: &str)
 }
 
 fn derived_id(prefix: &str, parts: &[&str]) -> String {
-    // Length-prefix each part so ("a:b", "c") and ("a", "b:c") cannot collide.
-    let mut input = Vec::new();
-    for p in parts {
-        input.extend_from_slice(&(p.len() as u64).to_be_bytes());
-        input.extend_from_slice(p.as_bytes());
+    // Length-prefix each part so ("a:b", "c") and ("a", "b:c") cannot collide. Hashed from
+    // the pieces, without joining them first: ids are derived for every record and line.
+    let lengths: Vec<[u8; 8]> = parts
+        .iter()
+        .map(|p| (p.len() as u64).to_be_bytes())
+        .collect();
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2);
+    for (p, len) in parts.iter().zip(&lengths) {
+        pieces.push(len);
+        pieces.push(p.as_bytes());
     }
-    let hash = sha256_hex(&input);
-    let mut bytes = [0u8; 16];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hash[i * 2..i * 2 + 2], 16).unwrap_or(0);
-    }
-    format!("{prefix}_{}", base32(&bytes))
+    let hash = sha256_parts(&pieces);
+    let mut out = String::with_capacity(prefix.len() + 1 + 26);
+    out.push_str(prefix);
+    out.push('_');
+    base32_into(&hash[..16], &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -104,6 +113,20 @@ mod tests {
         assert_ne!(a, record_id("conn_2", Entity::PurchaseOrder, "100"));
         assert_ne!(a, record_id("conn_1", Entity::PurchaseOrder, "101"));
         assert_ne!(line_id("c", "a:b", "c"), line_id("c", "a", "b:c"));
+    }
+
+    #[test]
+    fn record_ids_never_change_between_versions() {
+        // Stored records and references are keyed by these: a change of derivation would
+        // duplicate every record at the next sync.
+        assert_eq!(
+            record_id("conn_1", Entity::PurchaseOrder, "100"),
+            "po_6bq7x7rm1xdkrdks03gyt17ayc"
+        );
+        assert_eq!(
+            line_id("conn_1", "100", "2"),
+            "pol_x406ra7kvan09z5ag9yx5a3ytw"
+        );
     }
 
     #[test]

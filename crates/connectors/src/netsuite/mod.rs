@@ -249,7 +249,7 @@ impl NetSuite {
                     .json(&body)
             })
             .await?;
-        let value: Value = crate::sap::shared::parse_json(response.body.clone())
+        let mut value: Value = crate::sap::shared::parse_json(response.body.clone())
             .await
             .unwrap_or(Value::Null);
         if response.status != 200 {
@@ -261,17 +261,16 @@ impl NetSuite {
                 )),
             });
         }
-        let items = value
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| {
-                ConnectorError::Upstream("NetSuite SuiteQL answer has no items".into())
-            })?;
         let has_more = value
             .get("hasMore")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        // Moved out, not cloned: a page of rows is most of the answer.
+        let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) else {
+            return Err(ConnectorError::Upstream(
+                "NetSuite SuiteQL answer has no items".into(),
+            ));
+        };
         Ok((items, has_more))
     }
 
@@ -353,16 +352,16 @@ impl Connector for NetSuite {
         }
         let next_cursor = next_cursor.map(|c| c.encode());
         let records = match entity {
-            Entity::Vendor => rows.iter().map(read::vendor).collect(),
-            Entity::Item => rows.iter().map(read::item).collect(),
-            Entity::Location => rows.iter().map(read::location).collect(),
+            Entity::Vendor => rows.into_iter().map(read::vendor).collect(),
+            Entity::Item => rows.into_iter().map(read::item).collect(),
+            Entity::Location => rows.into_iter().map(read::location).collect(),
             Entity::PurchaseOrder => {
-                let mut headers: Vec<Map<String, Value>> =
-                    rows.iter().map(read::order_header).collect();
                 let ids: Vec<u64> = rows
                     .iter()
                     .filter_map(|r| read::text(r, "id")?.parse().ok())
                     .collect();
+                let mut headers: Vec<Map<String, Value>> =
+                    rows.into_iter().map(read::order_header).collect();
                 if !ids.is_empty() {
                     let by_id: std::collections::HashMap<String, usize> = headers
                         .iter()
@@ -376,7 +375,7 @@ impl Connector for NetSuite {
                         if let Some(&i) = by_id.get(&tx)
                             && let Some(Value::Array(lines)) = headers[i].get_mut("lines")
                         {
-                            lines.push(read::order_line(&line));
+                            lines.push(read::order_line(line));
                         }
                     }
                 }

@@ -229,12 +229,50 @@ pub fn text(row: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// `T`/`F` flags as booleans.
-fn flag(row: &Value, key: &str) -> Option<bool> {
-    match row.get(key)? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => Some(s == "T" || s.eq_ignore_ascii_case("true")),
-        _ => None,
+/// A SuiteQL row being reshaped: its values are moved out, never copied (rows are most of
+/// a sync's reading work). Removal keeps the order of what is left, so custom fields keep
+/// the source's order and a record's content hash is the same as when it was copied.
+struct Row(Map<String, Value>);
+
+impl Row {
+    fn new(row: Value) -> Row {
+        match row {
+            Value::Object(m) => Row(m),
+            _ => Row(Map::new()),
+        }
+    }
+
+    /// A value as text (values come as strings, or as numbers behind a switch).
+    fn take(&mut self, key: &str) -> Option<String> {
+        match self.0.shift_remove(key)? {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// `T`/`F` flags as booleans.
+    fn flag(&mut self, key: &str) -> Option<bool> {
+        match self.0.shift_remove(key)? {
+            Value::Bool(b) => Some(b),
+            Value::String(s) => Some(s == "T" || s.eq_ignore_ascii_case("true")),
+            _ => None,
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Moves the row's custom fields (`custbody_*`, …) not already set into `m`; their
+    /// display names (`*_name`) stay behind.
+    fn custom_into(self, m: &mut Map<String, Value>, prefix: &str) {
+        for (k, v) in self.0 {
+            if k.starts_with(prefix) && !k.ends_with("_name") && !m.contains_key(&k) {
+                m.insert(k, v);
+            }
+        }
     }
 }
 
@@ -258,16 +296,6 @@ fn put(m: &mut Map<String, Value>, key: &str, v: Option<String>) {
     }
 }
 
-fn put_custom(m: &mut Map<String, Value>, row: &Value, prefix: &str) {
-    if let Value::Object(obj) = row {
-        for (k, v) in obj {
-            if k.starts_with(prefix) && !k.ends_with("_name") && !m.contains_key(k) {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
 /// The record's id and modification time (for the cursor).
 pub fn position(row: &Value) -> Option<(u64, Option<String>)> {
     let id = text(row, "id")?.parse().ok()?;
@@ -279,139 +307,126 @@ pub fn position(row: &Value) -> Option<(u64, Option<String>)> {
 ///   entity: {id, refName}, orderStatus: "B", status: "Pending Receipt", approvalStatus: "2",
 ///   currency: {id, refName}, total, memo, externalId, location: {id, refName},
 ///   custbody_*: value (selects as {id, refName}), lines: [...]}`.
-pub fn order_header(row: &Value) -> Map<String, Value> {
+pub fn order_header(row: Value) -> Map<String, Value> {
+    let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", text(row, "id"));
-    put(&mut m, "tranId", text(row, "tranid"));
-    put(&mut m, "transactionNumber", text(row, "transactionnumber"));
-    put(&mut m, "tranDate", text(row, "trandate_iso"));
-    put(&mut m, "createdDate", text(row, "created_iso"));
-    put(&mut m, "lastModifiedDate", text(row, "lastmodified_iso"));
-    m.insert(
-        "entity".into(),
-        reference(text(row, "entity"), text(row, "entity_name")),
-    );
-    put(&mut m, "orderStatus", text(row, "status"));
+    put(&mut m, "id", row.take("id"));
+    put(&mut m, "tranId", row.take("tranid"));
+    put(&mut m, "transactionNumber", row.take("transactionnumber"));
+    put(&mut m, "tranDate", row.take("trandate_iso"));
+    put(&mut m, "createdDate", row.take("created_iso"));
+    put(&mut m, "lastModifiedDate", row.take("lastmodified_iso"));
+    let entity = reference(row.take("entity"), row.take("entity_name"));
+    m.insert("entity".into(), entity);
+    put(&mut m, "orderStatus", row.take("status"));
     put(
         &mut m,
         "status",
-        text(row, "status_name").map(|s| {
+        row.take("status_name").map(|s| {
             s.strip_prefix("Purchase Order : ")
                 .map_or(s.clone(), str::to_string)
         }),
     );
-    put(&mut m, "approvalStatus", text(row, "approvalstatus"));
-    m.insert(
-        "currency".into(),
-        reference(text(row, "currency"), text(row, "currency_name")),
-    );
-    put(&mut m, "total", text(row, "foreigntotal"));
-    put(&mut m, "memo", text(row, "memo"));
-    put(&mut m, "externalId", text(row, "externalid"));
-    m.insert(
-        "location".into(),
-        reference(text(row, "location"), text(row, "location_name")),
-    );
-    if row.get("custbody_requestor").is_some() {
-        m.insert(
-            "custbody_requestor".into(),
-            reference(
-                text(row, "custbody_requestor"),
-                text(row, "custbody_requestor_name"),
-            ),
+    put(&mut m, "approvalStatus", row.take("approvalstatus"));
+    let currency = reference(row.take("currency"), row.take("currency_name"));
+    m.insert("currency".into(), currency);
+    put(&mut m, "total", row.take("foreigntotal"));
+    put(&mut m, "memo", row.take("memo"));
+    put(&mut m, "externalId", row.take("externalid"));
+    let location = reference(row.take("location"), row.take("location_name"));
+    m.insert("location".into(), location);
+    if row.has("custbody_requestor") {
+        let requestor = reference(
+            row.take("custbody_requestor"),
+            row.take("custbody_requestor_name"),
         );
+        m.insert("custbody_requestor".into(), requestor);
     }
-    put_custom(&mut m, row, "custbody");
+    row.custom_into(&mut m, "custbody");
     m.insert("lines".into(), Value::Array(Vec::new()));
     m
 }
 
 /// A `transactionline` row as a raw line: `{line, item: {id, refName}, description, quantity,
 /// quantityReceived, quantityBilled, rate, amount, isClosed, expectedReceiptDate, custcol_*}`.
-pub fn order_line(row: &Value) -> Value {
+pub fn order_line(row: Value) -> Value {
+    let mut row = Row::new(row);
     let mut m = Map::new();
-    put(
-        &mut m,
-        "line",
-        text(row, "linesequencenumber").or(text(row, "id")),
-    );
-    m.insert(
-        "item".into(),
-        reference(text(row, "item"), text(row, "item_name")),
-    );
-    put(&mut m, "description", text(row, "memo"));
-    put(&mut m, "quantity", text(row, "quantity"));
-    put(&mut m, "quantityReceived", text(row, "quantityshiprecv"));
-    put(&mut m, "quantityBilled", text(row, "quantitybilled"));
-    put(&mut m, "rate", text(row, "rate"));
-    put(&mut m, "amount", text(row, "netamount"));
-    if let Some(b) = flag(row, "isclosed") {
+    let line = match row.take("linesequencenumber") {
+        Some(n) => Some(n),
+        None => row.take("id"),
+    };
+    put(&mut m, "line", line);
+    let item = reference(row.take("item"), row.take("item_name"));
+    m.insert("item".into(), item);
+    put(&mut m, "description", row.take("memo"));
+    put(&mut m, "quantity", row.take("quantity"));
+    put(&mut m, "quantityReceived", row.take("quantityshiprecv"));
+    put(&mut m, "quantityBilled", row.take("quantitybilled"));
+    put(&mut m, "rate", row.take("rate"));
+    put(&mut m, "amount", row.take("netamount"));
+    if let Some(b) = row.flag("isclosed") {
         m.insert("isClosed".into(), Value::Bool(b));
     }
     put(
         &mut m,
         "expectedReceiptDate",
-        text(row, "expectedreceipt_iso"),
+        row.take("expectedreceipt_iso"),
     );
-    put_custom(&mut m, row, "custcol");
+    row.custom_into(&mut m, "custcol");
     Value::Object(m)
 }
 
 /// A vendor row: `{id, entityId, companyName, email, phone, isInactive, dateCreated,
 /// lastModifiedDate, currency: {id, refName}, custentity_*}`.
-pub fn vendor(row: &Value) -> Value {
+pub fn vendor(row: Value) -> Value {
+    let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", text(row, "id"));
-    put(&mut m, "entityId", text(row, "entityid"));
-    put(&mut m, "companyName", text(row, "companyname"));
-    put(&mut m, "email", text(row, "email"));
-    put(&mut m, "phone", text(row, "phone"));
-    m.insert(
-        "isInactive".into(),
-        Value::Bool(flag(row, "isinactive").unwrap_or(false)),
-    );
-    put(&mut m, "dateCreated", text(row, "created_iso"));
-    put(&mut m, "lastModifiedDate", text(row, "lastmodified_iso"));
-    m.insert(
-        "currency".into(),
-        reference(text(row, "currency"), text(row, "currency_name")),
-    );
-    put_custom(&mut m, row, "custentity");
+    put(&mut m, "id", row.take("id"));
+    put(&mut m, "entityId", row.take("entityid"));
+    put(&mut m, "companyName", row.take("companyname"));
+    put(&mut m, "email", row.take("email"));
+    put(&mut m, "phone", row.take("phone"));
+    let inactive = row.flag("isinactive").unwrap_or(false);
+    m.insert("isInactive".into(), Value::Bool(inactive));
+    put(&mut m, "dateCreated", row.take("created_iso"));
+    put(&mut m, "lastModifiedDate", row.take("lastmodified_iso"));
+    let currency = reference(row.take("currency"), row.take("currency_name"));
+    m.insert("currency".into(), currency);
+    row.custom_into(&mut m, "custentity");
     Value::Object(m)
 }
 
 /// An item row: `{id, itemId, displayName, description, cost, itemType, isInactive,
 /// createdDate, lastModifiedDate, upcCode, custitem_*}`.
-pub fn item(row: &Value) -> Value {
+pub fn item(row: Value) -> Value {
+    let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", text(row, "id"));
-    put(&mut m, "itemId", text(row, "itemid"));
-    put(&mut m, "displayName", text(row, "displayname"));
-    put(&mut m, "description", text(row, "description"));
-    put(&mut m, "cost", text(row, "cost"));
-    put(&mut m, "itemType", text(row, "itemtype"));
-    m.insert(
-        "isInactive".into(),
-        Value::Bool(flag(row, "isinactive").unwrap_or(false)),
-    );
-    put(&mut m, "createdDate", text(row, "created_iso"));
-    put(&mut m, "lastModifiedDate", text(row, "lastmodified_iso"));
-    put(&mut m, "upcCode", text(row, "upccode"));
-    put_custom(&mut m, row, "custitem");
+    put(&mut m, "id", row.take("id"));
+    put(&mut m, "itemId", row.take("itemid"));
+    put(&mut m, "displayName", row.take("displayname"));
+    put(&mut m, "description", row.take("description"));
+    put(&mut m, "cost", row.take("cost"));
+    put(&mut m, "itemType", row.take("itemtype"));
+    let inactive = row.flag("isinactive").unwrap_or(false);
+    m.insert("isInactive".into(), Value::Bool(inactive));
+    put(&mut m, "createdDate", row.take("created_iso"));
+    put(&mut m, "lastModifiedDate", row.take("lastmodified_iso"));
+    put(&mut m, "upcCode", row.take("upccode"));
+    row.custom_into(&mut m, "custitem");
     Value::Object(m)
 }
 
 /// A location row: `{id, name, fullName, isInactive}`.
-pub fn location(row: &Value) -> Value {
+pub fn location(row: Value) -> Value {
+    let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", text(row, "id"));
-    put(&mut m, "name", text(row, "name"));
-    put(&mut m, "fullName", text(row, "fullname"));
-    m.insert(
-        "isInactive".into(),
-        Value::Bool(flag(row, "isinactive").unwrap_or(false)),
-    );
-    put_custom(&mut m, row, "custrecord");
+    put(&mut m, "id", row.take("id"));
+    put(&mut m, "name", row.take("name"));
+    put(&mut m, "fullName", row.take("fullname"));
+    let inactive = row.flag("isinactive").unwrap_or(false);
+    m.insert("isInactive".into(), Value::Bool(inactive));
+    row.custom_into(&mut m, "custrecord");
     Value::Object(m)
 }
 
@@ -531,6 +546,31 @@ mod tests {
         assert!(Cursor::parse(r#"{"t":"1' OR 1=1 --","id":1}"#).is_err());
         assert!(Cursor::parse(r#"{"id":"1; DROP"}"#).is_err());
         assert!(Cursor::parse("garbage").is_err());
+    }
+
+    #[test]
+    fn rows_are_reshaped_with_custom_fields_in_the_source_order() {
+        // The raw record's text is part of its content hash: a different key order would
+        // report every record as changed at the first sync after an upgrade.
+        let row = serde_json::json!({
+            "id": "7", "custbody_z": "last?", "tranid": "PO7", "custbody_requestor": "3",
+            "custbody_requestor_name": "Ann", "entity": 12, "entity_name": "Acme",
+            "custbody_a": "first?", "status": "B", "status_name": "Purchase Order : Pending Bill",
+            "foreigntotal": "10.5", "custcolumn_not_body": "x"
+        });
+        let header = Value::Object(order_header(row));
+        assert_eq!(
+            header.to_string(),
+            r#"{"id":"7","tranId":"PO7","entity":{"id":"12","refName":"Acme"},"orderStatus":"B","status":"Pending Bill","currency":null,"total":"10.5","location":null,"custbody_requestor":{"id":"3","refName":"Ann"},"custbody_z":"last?","custbody_a":"first?","lines":[]}"#
+        );
+        let line = order_line(serde_json::json!({
+            "id": "1", "linesequencenumber": 2, "custcol_b": 1, "isclosed": "F",
+            "item": "5", "item_name": "Bolt", "custcol_a": "y", "custcol_a_name": "Y"
+        }));
+        assert_eq!(
+            line.to_string(),
+            r#"{"line":"2","item":{"id":"5","refName":"Bolt"},"isClosed":false,"custcol_b":1,"custcol_a":"y"}"#
+        );
     }
 
     #[test]
