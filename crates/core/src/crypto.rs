@@ -41,23 +41,19 @@ pub fn new_token(prefix: &str) -> String {
 /// SHA-256 of a token, hex-encoded. Tokens carry 256 random bits, so a fast hash is enough and
 /// lets the database look them up by index.
 pub fn token_hash(token: &str) -> String {
-    hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
+    sha256_hex(token.as_bytes())
+}
+
+/// SHA-256 of arbitrary bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
 }
 
 /// SHA-256 of arbitrary bytes, hex-encoded.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, bytes).as_ref())
-}
-
-/// SHA-256 of byte strings fed one after another (no separator: callers frame them).
-pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    for part in parts {
-        ctx.update(part);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    hex(&sha256(bytes))
 }
 
 /// SHA-256 of several byte strings joined by NUL, as lowercase hex, without copying them.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use ironbridge_model::Entity;
 
-use crate::crypto::{random_bytes, sha256_parts};
+use crate::crypto::{random_bytes, sha256};
 
 const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
@@ -81,18 +81,15 @@ pub fn line_id(connection_id: &str, order_remote_id: &str, line_remote_id: &str)
 }
 
 fn derived_id(prefix: &str, parts: &[&str]) -> String {
-    // Length-prefix each part so ("a:b", "c") and ("a", "b:c") cannot collide. Hashed from
-    // the pieces, without joining them first: ids are derived for every record and line.
-    let lengths: Vec<[u8; 8]> = parts
-        .iter()
-        .map(|p| (p.len() as u64).to_be_bytes())
-        .collect();
-    let mut pieces: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2);
-    for (p, len) in parts.iter().zip(&lengths) {
-        pieces.push(len);
-        pieces.push(p.as_bytes());
+    // Length-prefix each part so ("a:b", "c") and ("a", "b:c") cannot collide.
+    let mut input = Vec::new();
+    for p in parts {
+        input.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        input.extend_from_slice(p.as_bytes());
     }
-    let hash = sha256_parts(&pieces);
+    // The first 128 bits of the hash, straight from its bytes (ids are derived for every
+    // record and line a sync reads).
+    let hash = sha256(&input);
     let mut out = String::with_capacity(prefix.len() + 1 + 26);
     out.push_str(prefix);
     out.push('_');

@@ -220,13 +220,18 @@ pub fn lines_query(order_ids: &[u64]) -> String {
 }
 
 /// A SuiteQL value as text (values come as strings, or as numbers behind a switch).
-pub fn text(row: &Value, key: &str) -> Option<String> {
-    match row.get(key)? {
-        Value::String(s) => Some(s.clone()),
+fn into_text(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// A row's value as text, read in place.
+pub fn text(row: &Value, key: &str) -> Option<String> {
+    row.get(key).cloned().and_then(into_text)
 }
 
 /// A SuiteQL row being reshaped: its values are moved out, never copied (rows are most of
@@ -242,14 +247,23 @@ impl Row {
         }
     }
 
-    /// A value as text (values come as strings, or as numbers behind a switch).
     fn take(&mut self, key: &str) -> Option<String> {
-        match self.0.shift_remove(key)? {
-            Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
+        self.0.shift_remove(key).and_then(into_text)
+    }
+
+    /// Moves text values into `m` under new names, in the order given: `(to, from)`.
+    fn texts_into(&mut self, m: &mut Map<String, Value>, names: &[(&str, &str)]) {
+        for &(to, from) in names {
+            if let Some(v) = self.take(from) {
+                m.insert(to.into(), Value::String(v));
+            }
         }
+    }
+
+    /// A select column and its display name (`BUILTIN.DF`) as `{id, refName}`, or null.
+    fn reference(&mut self, id: &str, name: &str) -> Value {
+        let id = self.take(id);
+        reference(id, self.take(name))
     }
 
     /// `T`/`F` flags as booleans.
@@ -259,6 +273,12 @@ impl Row {
             Value::String(s) => Some(s == "T" || s.eq_ignore_ascii_case("true")),
             _ => None,
         }
+    }
+
+    /// A flag that is false unless the row says otherwise (`isInactive`).
+    fn flag_into(&mut self, m: &mut Map<String, Value>, to: &str, from: &str) {
+        let flag = self.flag(from).unwrap_or(false);
+        m.insert(to.into(), Value::Bool(flag));
     }
 
     fn has(&self, key: &str) -> bool {
@@ -290,12 +310,6 @@ fn reference(id: Option<String>, name: Option<String>) -> Value {
     }
 }
 
-fn put(m: &mut Map<String, Value>, key: &str, v: Option<String>) {
-    if let Some(v) = v {
-        m.insert(key.into(), Value::String(v));
-    }
-}
-
 /// The record's id and modification time (for the cursor).
 pub fn position(row: &Value) -> Option<(u64, Option<String>)> {
     let id = text(row, "id")?.parse().ok()?;
@@ -310,36 +324,44 @@ pub fn position(row: &Value) -> Option<(u64, Option<String>)> {
 pub fn order_header(row: Value) -> Map<String, Value> {
     let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", row.take("id"));
-    put(&mut m, "tranId", row.take("tranid"));
-    put(&mut m, "transactionNumber", row.take("transactionnumber"));
-    put(&mut m, "tranDate", row.take("trandate_iso"));
-    put(&mut m, "createdDate", row.take("created_iso"));
-    put(&mut m, "lastModifiedDate", row.take("lastmodified_iso"));
-    let entity = reference(row.take("entity"), row.take("entity_name"));
-    m.insert("entity".into(), entity);
-    put(&mut m, "orderStatus", row.take("status"));
-    put(
+    row.texts_into(
         &mut m,
-        "status",
-        row.take("status_name").map(|s| {
-            s.strip_prefix("Purchase Order : ")
-                .map_or(s.clone(), str::to_string)
-        }),
+        &[
+            ("id", "id"),
+            ("tranId", "tranid"),
+            ("transactionNumber", "transactionnumber"),
+            ("tranDate", "trandate_iso"),
+            ("createdDate", "created_iso"),
+            ("lastModifiedDate", "lastmodified_iso"),
+        ],
     );
-    put(&mut m, "approvalStatus", row.take("approvalstatus"));
-    let currency = reference(row.take("currency"), row.take("currency_name"));
-    m.insert("currency".into(), currency);
-    put(&mut m, "total", row.take("foreigntotal"));
-    put(&mut m, "memo", row.take("memo"));
-    put(&mut m, "externalId", row.take("externalid"));
-    let location = reference(row.take("location"), row.take("location_name"));
-    m.insert("location".into(), location);
+    m.insert("entity".into(), row.reference("entity", "entity_name"));
+    row.texts_into(&mut m, &[("orderStatus", "status")]);
+    if let Some(s) = row.take("status_name") {
+        let s = s
+            .strip_prefix("Purchase Order : ")
+            .map_or_else(|| s.clone(), str::to_string);
+        m.insert("status".into(), Value::String(s));
+    }
+    row.texts_into(&mut m, &[("approvalStatus", "approvalstatus")]);
+    m.insert(
+        "currency".into(),
+        row.reference("currency", "currency_name"),
+    );
+    row.texts_into(
+        &mut m,
+        &[
+            ("total", "foreigntotal"),
+            ("memo", "memo"),
+            ("externalId", "externalid"),
+        ],
+    );
+    m.insert(
+        "location".into(),
+        row.reference("location", "location_name"),
+    );
     if row.has("custbody_requestor") {
-        let requestor = reference(
-            row.take("custbody_requestor"),
-            row.take("custbody_requestor_name"),
-        );
+        let requestor = row.reference("custbody_requestor", "custbody_requestor_name");
         m.insert("custbody_requestor".into(), requestor);
     }
     row.custom_into(&mut m, "custbody");
@@ -352,27 +374,25 @@ pub fn order_header(row: Value) -> Map<String, Value> {
 pub fn order_line(row: Value) -> Value {
     let mut row = Row::new(row);
     let mut m = Map::new();
-    let line = match row.take("linesequencenumber") {
-        Some(n) => Some(n),
-        None => row.take("id"),
-    };
-    put(&mut m, "line", line);
-    let item = reference(row.take("item"), row.take("item_name"));
-    m.insert("item".into(), item);
-    put(&mut m, "description", row.take("memo"));
-    put(&mut m, "quantity", row.take("quantity"));
-    put(&mut m, "quantityReceived", row.take("quantityshiprecv"));
-    put(&mut m, "quantityBilled", row.take("quantitybilled"));
-    put(&mut m, "rate", row.take("rate"));
-    put(&mut m, "amount", row.take("netamount"));
-    if let Some(b) = row.flag("isclosed") {
-        m.insert("isClosed".into(), Value::Bool(b));
+    if let Some(line) = row.take("linesequencenumber").or_else(|| row.take("id")) {
+        m.insert("line".into(), Value::String(line));
     }
-    put(
+    m.insert("item".into(), row.reference("item", "item_name"));
+    row.texts_into(
         &mut m,
-        "expectedReceiptDate",
-        row.take("expectedreceipt_iso"),
+        &[
+            ("description", "memo"),
+            ("quantity", "quantity"),
+            ("quantityReceived", "quantityshiprecv"),
+            ("quantityBilled", "quantitybilled"),
+            ("rate", "rate"),
+            ("amount", "netamount"),
+        ],
     );
+    if let Some(closed) = row.flag("isclosed") {
+        m.insert("isClosed".into(), Value::Bool(closed));
+    }
+    row.texts_into(&mut m, &[("expectedReceiptDate", "expectedreceipt_iso")]);
     row.custom_into(&mut m, "custcol");
     Value::Object(m)
 }
@@ -382,17 +402,28 @@ pub fn order_line(row: Value) -> Value {
 pub fn vendor(row: Value) -> Value {
     let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", row.take("id"));
-    put(&mut m, "entityId", row.take("entityid"));
-    put(&mut m, "companyName", row.take("companyname"));
-    put(&mut m, "email", row.take("email"));
-    put(&mut m, "phone", row.take("phone"));
-    let inactive = row.flag("isinactive").unwrap_or(false);
-    m.insert("isInactive".into(), Value::Bool(inactive));
-    put(&mut m, "dateCreated", row.take("created_iso"));
-    put(&mut m, "lastModifiedDate", row.take("lastmodified_iso"));
-    let currency = reference(row.take("currency"), row.take("currency_name"));
-    m.insert("currency".into(), currency);
+    row.texts_into(
+        &mut m,
+        &[
+            ("id", "id"),
+            ("entityId", "entityid"),
+            ("companyName", "companyname"),
+            ("email", "email"),
+            ("phone", "phone"),
+        ],
+    );
+    row.flag_into(&mut m, "isInactive", "isinactive");
+    row.texts_into(
+        &mut m,
+        &[
+            ("dateCreated", "created_iso"),
+            ("lastModifiedDate", "lastmodified_iso"),
+        ],
+    );
+    m.insert(
+        "currency".into(),
+        row.reference("currency", "currency_name"),
+    );
     row.custom_into(&mut m, "custentity");
     Value::Object(m)
 }
@@ -402,17 +433,26 @@ pub fn vendor(row: Value) -> Value {
 pub fn item(row: Value) -> Value {
     let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", row.take("id"));
-    put(&mut m, "itemId", row.take("itemid"));
-    put(&mut m, "displayName", row.take("displayname"));
-    put(&mut m, "description", row.take("description"));
-    put(&mut m, "cost", row.take("cost"));
-    put(&mut m, "itemType", row.take("itemtype"));
-    let inactive = row.flag("isinactive").unwrap_or(false);
-    m.insert("isInactive".into(), Value::Bool(inactive));
-    put(&mut m, "createdDate", row.take("created_iso"));
-    put(&mut m, "lastModifiedDate", row.take("lastmodified_iso"));
-    put(&mut m, "upcCode", row.take("upccode"));
+    row.texts_into(
+        &mut m,
+        &[
+            ("id", "id"),
+            ("itemId", "itemid"),
+            ("displayName", "displayname"),
+            ("description", "description"),
+            ("cost", "cost"),
+            ("itemType", "itemtype"),
+        ],
+    );
+    row.flag_into(&mut m, "isInactive", "isinactive");
+    row.texts_into(
+        &mut m,
+        &[
+            ("createdDate", "created_iso"),
+            ("lastModifiedDate", "lastmodified_iso"),
+            ("upcCode", "upccode"),
+        ],
+    );
     row.custom_into(&mut m, "custitem");
     Value::Object(m)
 }
@@ -421,11 +461,11 @@ pub fn item(row: Value) -> Value {
 pub fn location(row: Value) -> Value {
     let mut row = Row::new(row);
     let mut m = Map::new();
-    put(&mut m, "id", row.take("id"));
-    put(&mut m, "name", row.take("name"));
-    put(&mut m, "fullName", row.take("fullname"));
-    let inactive = row.flag("isinactive").unwrap_or(false);
-    m.insert("isInactive".into(), Value::Bool(inactive));
+    row.texts_into(
+        &mut m,
+        &[("id", "id"), ("name", "name"), ("fullName", "fullname")],
+    );
+    row.flag_into(&mut m, "isInactive", "isinactive");
     row.custom_into(&mut m, "custrecord");
     Value::Object(m)
 }
