@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
 use ironbridge_core::{Clock, SystemClock};
-use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::webhooks::{Dispatcher, WebhookConfig};
 use ironbridge_server::{AppState, ServerConfig};
 use serde_json::{Value, json};
@@ -98,9 +98,12 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
     )?;
     let state = AppState::new(
         store.clone(),
-        keys,
+        keys.clone(),
         clock.clone(),
-        Arc::new(BuiltinConnectors::new(clock.clone())),
+        Arc::new(Runtimes::new(
+            ironbridge_engine::registry::builtin(clock.clone()),
+            keys.clone(),
+        )),
         webhooks,
         config,
         shutdown.clone(),
@@ -294,12 +297,13 @@ async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result
 /// Full then incremental sync of each emulated ERP into a fresh database, through the real
 /// connectors and sync engine; reports records/s, upstream requests and peak memory.
 pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
+    use ironbridge_connectors::{bc, netsuite, sap};
     use ironbridge_core::OffsetClock;
-    use ironbridge_core::service::{ConnectorFactory, Deps, create_connection, open_connector};
+    use ironbridge_core::service::{Deps, create_connection, open_connector};
     use ironbridge_core::store::{ConnId, OrgId, RecordQuery};
     use ironbridge_emulators::{EmulatorConfig, System};
     use ironbridge_engine::sync::sync_connection;
-    use ironbridge_model::api::{ConnectionIn, SystemId};
+    use ironbridge_model::api::ConnectionIn;
     use std::str::FromStr;
 
     let dir = tempfile_dir()?;
@@ -335,7 +339,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         .await?;
         let base = emu.base_url();
         let clock = OffsetClock::new();
-        let connectors = BuiltinConnectors::new(Arc::new(clock.clone()));
+        let registry = ironbridge_engine::registry::builtin(Arc::new(clock.clone()));
         let now = clock.now();
         let org = Organization {
             id: new_id("org", now.micros()),
@@ -367,7 +371,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                 )
                 .await?;
                 (
-                    SystemId::Netsuite,
+                    netsuite::ID,
                     json!({"base_url": base}),
                     json!({"account_id": "1234567", "client_id": "bench", "certificate_id": "bench-1", "private_key_pem": cert.private_key_pem}),
                 )
@@ -381,7 +385,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                 )
                 .await?;
                 (
-                    SystemId::SapS4hana,
+                    sap::ID,
                     json!({"base_url": base, "page_size": 1000}),
                     json!({"username": c["user"], "password": c["password"]}),
                 )
@@ -395,7 +399,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                 )
                 .await?;
                 (
-                    SystemId::BusinessCentral,
+                    bc::ID,
                     json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"], "environment": c["environment"]}),
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
@@ -404,7 +408,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let deps = Deps {
             store: store.as_ref(),
             keys: &keys,
-            connectors: &connectors,
+            registry: &registry,
             clock: &clock,
         };
         let input = ConnectionIn {
@@ -418,12 +422,8 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             .await
             .map_err(|e| anyhow::anyhow!("connecting {name}: {e}"))?;
         let conn = ConnId(created.connection.id.clone());
-        let connector = open_connector(
-            &keys,
-            &connectors as &dyn ConnectorFactory,
-            &created.connection,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let connector = open_connector(&keys, &registry, &created.connection)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         // The system's documented concurrency limit, enforced by the emulator (429 beyond
         // it), so the run shows whether we ever exceed it; plus the injected latency.
         let concurrency = connector.read_concurrency();
@@ -458,7 +458,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let bound_secs =
             full_requests as f64 * args.latency_ms as f64 / 1000.0 / concurrency.max(1) as f64;
         let q = RecordQuery {
-            entity: ironbridge_model::Entity::PurchaseOrder,
+            entity: ironbridge_model::Entity::PURCHASE_ORDER,
             after_id: None,
             modified_after: None,
             modified_before: None,
@@ -513,7 +513,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let inc_throttled = throttled_since(&http, &base, before).await?;
         let po = reports
             .iter()
-            .find(|r| r.entity == Some(ironbridge_model::Entity::PurchaseOrder));
+            .find(|r| r.entity == Some(ironbridge_model::Entity::PURCHASE_ORDER));
         let seen = po.map_or(0, |r| {
             r.counts.updated + r.counts.unchanged + r.counts.added
         });

@@ -11,12 +11,12 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
 use ironbridge_core::webhooks::Secret;
 use ironbridge_core::{Clock, SystemClock};
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
-use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::webhooks::{AddressPolicy, Dispatcher, WebhookConfig};
 use ironbridge_engine::worker::{Worker, WorkerConfig};
 use ironbridge_server::{AppState, ServerConfig};
@@ -150,7 +150,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &Keys::generate_master(),
     )?)?);
     let shutdown = CancellationToken::new();
-    let connectors = Arc::new(BuiltinConnectors::new(clock.clone()));
+    let runtimes = Arc::new(Runtimes::new(
+        ironbridge_engine::registry::builtin(clock.clone()),
+        keys.clone(),
+    ));
 
     println!(
         "Starting the emulated ERPs ({} purchase orders each)...",
@@ -186,7 +189,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store.clone(),
         keys.clone(),
         clock.clone(),
-        connectors.clone(),
+        runtimes.clone(),
         webhooks,
         config,
         shutdown.clone(),
@@ -198,8 +201,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(ironbridge_server::serve(listener, state));
     let worker = Worker::new(
         store.clone(),
-        keys,
-        connectors,
+        runtimes,
         clock.clone(),
         WorkerConfig {
             idle_wait: Duration::from_millis(200),

@@ -13,10 +13,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ironbridge_core::crypto::{new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
 use ironbridge_core::{Clock, SystemClock};
-use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::webhooks::{Dispatcher, WebhookConfig};
 use ironbridge_engine::worker::{Worker, WorkerConfig};
 use ironbridge_server::{AppState, ServerConfig};
@@ -188,7 +188,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (store, deliveries_due) = open_store_with_signal(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let shutdown = CancellationToken::new();
-    let connectors = Arc::new(BuiltinConnectors::new(clock.clone()));
+    // One runtime per connection, shared by this process's API writes and worker jobs; on a
+    // database other processes share, writes take cluster-wide slots and syncs leave them free.
+    let mut runtimes = Runtimes::new(
+        ironbridge_engine::registry::builtin(clock.clone()),
+        keys.clone(),
+    );
+    if store.shared_by_processes() {
+        runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
+        ));
+    }
+    let runtimes = Arc::new(runtimes);
     tokio::spawn(shutdown_signal(shutdown.clone()));
     let webhooks = Dispatcher::new(
         store.clone(),
@@ -210,13 +223,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             lease: std::time::Duration::from_secs(settings.job_lease_secs),
             ..WorkerConfig::default()
         };
-        let worker = Worker::new(
-            store.clone(),
-            keys.clone(),
-            connectors.clone(),
-            clock.clone(),
-            config,
-        );
+        let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);
         tokio::spawn(worker.run(shutdown.clone()))
     });
     if matches!(settings.role, Role::Api | Role::All) {
@@ -230,7 +237,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             store,
             keys,
             clock,
-            connectors,
+            runtimes,
             webhooks,
             config,
             shutdown.clone(),

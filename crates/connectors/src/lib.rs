@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod bc;
 pub mod breaker;
 pub mod client;
+pub(crate) mod common;
 pub mod limiter;
 pub mod netsuite;
 pub mod sap;

@@ -1,7 +1,11 @@
-//! Injected time: production reads the system clock, tests move a manual one.
+//! Injected time: production reads the system clock and really waits; tests move a manual
+//! clock and record the waits asked for.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ironbridge_model::Timestamp;
 
@@ -77,5 +81,46 @@ impl OffsetClock {
 impl Clock for OffsetClock {
     fn now(&self) -> Timestamp {
         Timestamp(SystemClock.now().micros() + self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Something that can wait (retries, backoff). Production sleeps on the runtime's timer
+/// (`connectors::sleeper::TokioSleeper`); tests record the delays and move a manual clock.
+pub trait Sleeper: Send + Sync + std::fmt::Debug {
+    /// Waits for `duration`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// Returns at once, advancing a manual clock and remembering every delay.
+#[derive(Debug, Clone)]
+pub struct RecordingSleeper {
+    clock: ManualClock,
+    slept: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl RecordingSleeper {
+    /// A sleeper that moves `clock`.
+    pub fn new(clock: ManualClock) -> Self {
+        RecordingSleeper {
+            clock,
+            slept: Arc::default(),
+        }
+    }
+
+    /// Every delay asked for, in order.
+    pub fn slept(&self) -> Vec<Duration> {
+        self.slept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Sleeper for RecordingSleeper {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.slept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(duration);
+        self.clock
+            .advance_micros(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX));
+        Box::pin(std::future::ready(()))
     }
 }

@@ -1,12 +1,17 @@
-//! The connector seam: one implementation per source system. A connector knows its system's
-//! auth, paging and write calls; it never touches the store. It yields raw records page by
-//! page with a cursor to resume from.
+//! The connector seam: one implementation per source system, in small role traits. A
+//! [`Source`] reads (pages of raw records with a cursor to resume from, and for outboxes an
+//! acknowledgement once a page is committed); [`CreateRecords`] and [`UpdateRecords`] are
+//! opt-in writes through the unified model; [`Connector`] joins them with the system's
+//! descriptor. A connector knows its system's auth, paging and write calls; it never touches
+//! the store.
 
 use async_trait::async_trait;
-use ironbridge_model::api::{CircuitState, SystemId};
+use ironbridge_model::api::{CircuitState, ReadKind};
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::system::SystemDescriptor;
 
 /// Which changes a read covers. The sync engine chooses it (initial history window, then
 /// incremental windows with a lookback overlap and an upper bound below the source's "now")
@@ -35,12 +40,28 @@ impl ReadWindow {
 }
 
 /// A page of raw records and where to continue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RawPage {
     /// Records in the source system's own shape.
     pub records: Vec<Value>,
     /// Cursor for the next page; `None` when this was the last.
     pub next_cursor: Option<String>,
+    /// Feeds: where the next sync continues once this page is the last one read (the
+    /// feed's end cursor when it is caught up). Ignored for other read kinds.
+    pub resume: Option<String>,
+    /// Outboxes: what to acknowledge once the page is committed ([`Source::acknowledge`]).
+    pub receipt: Option<String>,
+}
+
+impl RawPage {
+    /// A page of `records` followed by `next_cursor`.
+    pub fn new(records: Vec<Value>, next_cursor: Option<String>) -> Self {
+        RawPage {
+            records,
+            next_cursor,
+            ..RawPage::default()
+        }
+    }
 }
 
 /// Why a connector call failed.
@@ -141,23 +162,212 @@ pub struct PurchaseOrderUpdate {
     pub lines: Option<Vec<PurchaseOrderLineWrite>>,
 }
 
-/// One source system, as seen by the sync engine and the write path.
+/// A record to write, in the unified model's terms: the unified fields the caller gave,
+/// validated, with references (`vendor_id`, a line's `item_id`) resolved to the source's own
+/// keys. Connectors read the fields they write; [`PurchaseOrderWrite`] and
+/// [`PurchaseOrderUpdate`] are typed views of an order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnifiedWrite {
+    /// Unified fields by name; nested lists (`line_items`) as arrays of objects.
+    pub fields: Map<String, Value>,
+}
+
+impl UnifiedWrite {
+    /// A text field, if given.
+    pub fn text(&self, name: &str) -> Option<String> {
+        text(&self.fields, name)
+    }
+
+    /// The custom fields given (`custom_fields`), or none.
+    pub fn custom_fields(&self) -> Map<String, Value> {
+        match self.fields.get("custom_fields") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
+    fields.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+fn decimal(fields: &Map<String, Value>, name: &str) -> Result<Option<Decimal>, ConnectorError> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| bad_write(name)),
+        Some(Value::Number(n)) => n.to_string().parse().map(Some).map_err(|_| bad_write(name)),
+        Some(_) => Err(bad_write(name)),
+    }
+}
+
+fn bad_write(field: &str) -> ConnectorError {
+    ConnectorError::InvalidSettings {
+        param: field.to_string(),
+        message: format!("`{field}` has the wrong type"),
+    }
+}
+
+fn write_lines(
+    fields: &Map<String, Value>,
+) -> Result<Option<Vec<PurchaseOrderLineWrite>>, ConnectorError> {
+    let Some(lines) = fields.get("line_items") else {
+        return Ok(None);
+    };
+    let lines = lines.as_array().ok_or_else(|| bad_write("line_items"))?;
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let line = line
+                .as_object()
+                .ok_or_else(|| bad_write(&format!("line_items[{i}]")))?;
+            Ok(PurchaseOrderLineWrite {
+                item_remote_id: text(line, "item_id")
+                    .ok_or_else(|| bad_write(&format!("line_items[{i}].item_id")))?,
+                quantity: decimal(line, "quantity")?
+                    .ok_or_else(|| bad_write(&format!("line_items[{i}].quantity")))?,
+                unit_price: decimal(line, "unit_price")?,
+                description: text(line, "description"),
+                unit_of_measure: text(line, "unit_of_measure"),
+                expected_delivery_date: text(line, "expected_delivery_date"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+impl PurchaseOrderWrite {
+    /// The typed view of a purchase order to create.
+    pub fn from_unified(write: &UnifiedWrite) -> Result<Self, ConnectorError> {
+        let f = &write.fields;
+        Ok(PurchaseOrderWrite {
+            number: text(f, "number"),
+            vendor_remote_id: text(f, "vendor_id").ok_or_else(|| bad_write("vendor_id"))?,
+            location_remote_id: text(f, "location_id"),
+            currency: text(f, "currency"),
+            order_date: text(f, "order_date"),
+            expected_delivery_date: text(f, "expected_delivery_date"),
+            memo: text(f, "memo"),
+            custom_fields: write.custom_fields(),
+            lines: write_lines(f)?.unwrap_or_default(),
+        })
+    }
+}
+
+impl PurchaseOrderUpdate {
+    /// The typed view of changes to a purchase order.
+    pub fn from_unified(write: &UnifiedWrite) -> Result<Self, ConnectorError> {
+        let f = &write.fields;
+        Ok(PurchaseOrderUpdate {
+            location_remote_id: text(f, "location_id"),
+            expected_delivery_date: text(f, "expected_delivery_date"),
+            memo: text(f, "memo"),
+            custom_fields: write.custom_fields(),
+            lines: write_lines(f)?,
+        })
+    }
+}
+
+/// The unified view of a purchase order to create (the inverse of
+/// [`PurchaseOrderWrite::from_unified`]).
+impl From<&PurchaseOrderWrite> for UnifiedWrite {
+    fn from(o: &PurchaseOrderWrite) -> Self {
+        let mut f = Map::new();
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                f.insert(k.into(), Value::String(v.clone()));
+            }
+        };
+        put("number", &o.number);
+        put("vendor_id", &Some(o.vendor_remote_id.clone()));
+        put("location_id", &o.location_remote_id);
+        put("currency", &o.currency);
+        put("order_date", &o.order_date);
+        put("expected_delivery_date", &o.expected_delivery_date);
+        put("memo", &o.memo);
+        if !o.custom_fields.is_empty() {
+            f.insert(
+                "custom_fields".into(),
+                Value::Object(o.custom_fields.clone()),
+            );
+        }
+        f.insert("line_items".into(), lines_value(&o.lines));
+        UnifiedWrite { fields: f }
+    }
+}
+
+/// The unified view of changes to a purchase order.
+impl From<&PurchaseOrderUpdate> for UnifiedWrite {
+    fn from(u: &PurchaseOrderUpdate) -> Self {
+        let mut f = Map::new();
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                f.insert(k.into(), Value::String(v.clone()));
+            }
+        };
+        put("location_id", &u.location_remote_id);
+        put("expected_delivery_date", &u.expected_delivery_date);
+        put("memo", &u.memo);
+        if !u.custom_fields.is_empty() {
+            f.insert(
+                "custom_fields".into(),
+                Value::Object(u.custom_fields.clone()),
+            );
+        }
+        if let Some(lines) = &u.lines {
+            f.insert("line_items".into(), lines_value(lines));
+        }
+        UnifiedWrite { fields: f }
+    }
+}
+
+fn lines_value(lines: &[PurchaseOrderLineWrite]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|l| {
+                let mut m = Map::new();
+                m.insert("item_id".into(), Value::String(l.item_remote_id.clone()));
+                m.insert(
+                    "quantity".into(),
+                    Value::String(l.quantity.normalize().to_string()),
+                );
+                if let Some(p) = l.unit_price {
+                    m.insert(
+                        "unit_price".into(),
+                        Value::String(p.normalize().to_string()),
+                    );
+                }
+                for (k, v) in [
+                    ("description", &l.description),
+                    ("unit_of_measure", &l.unit_of_measure),
+                    ("expected_delivery_date", &l.expected_delivery_date),
+                ] {
+                    if let Some(v) = v {
+                        m.insert(k.into(), Value::String(v.clone()));
+                    }
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+/// Reading a source system. What the engine asks depends on the entity's read kind in the
+/// system's descriptor: every kind pages with [`Source::fetch_page`]; windowed reads may be
+/// split by time ([`Source::oldest_change`], [`Source::cursor_position`]); outboxes are
+/// acknowledged page by page once committed ([`Source::acknowledge`]).
 #[async_trait]
-pub trait Connector: Send + Sync {
-    /// Which system this is.
-    fn system(&self) -> SystemId;
-
-    /// Entities this connector can read.
-    fn readable(&self) -> &'static [Entity];
-
-    /// Verifies the credentials and that the system answers.
+pub trait Source: Send + Sync {
+    /// Verifies the credentials and that the system answers (one cheap call; it also
+    /// refreshes the source's clock).
     async fn check(&self) -> Result<(), ConnectorError>;
 
     /// Reads one page of an entity's records in `window`, from the start (`None`) or from a
     /// cursor it returned for the same window. Pages must be stable (ordered by modification
     /// time and a unique key where the source allows it) so that no record in the window is
     /// skipped between pages. Entities the source cannot filter by modification time are read
-    /// whole whatever the window.
+    /// whole whatever the window; feeds start from the cursor they last gave.
     async fn fetch_page(
         &self,
         entity: Entity,
@@ -165,23 +375,13 @@ pub trait Connector: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError>;
 
-    /// How many days of history the first sync of an incrementally read entity covers
-    /// (`None`: all of it). Reference data (vendors, items, locations) is always read whole.
-    fn default_history_days(&self) -> Option<u32> {
-        Some(90)
-    }
-
-    /// Whether `fetch_page` of `entity` honours the window's bounds (the source filters by
-    /// modification time). Only then may the engine split a window into slices read side by
-    /// side; an entity read whole whatever the window is read in one pass.
-    fn filters_by_time(&self, _entity: Entity) -> bool {
-        false
-    }
-
-    /// How many reads of this connection may be in flight at once: the source system's
-    /// documented concurrency limit for one integration (the client enforces it too).
-    fn read_concurrency(&self) -> usize {
-        1
+    /// Outboxes: tells the source that the page carrying `receipt` is committed, so it may
+    /// forget those records. Called only after the commit; a crash before it re-reads the
+    /// page, which the store de-duplicates.
+    async fn acknowledge(&self, entity: Entity, _receipt: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(format!(
+            "{entity} is not read from an outbox"
+        )))
     }
 
     /// The earliest modification time of `entity` at the source (one small query), so a read
@@ -200,27 +400,122 @@ pub trait Connector: Send + Sync {
         None
     }
 
-    /// The state of this connection's circuit breaker (shown in connection health).
-    fn circuit_state(&self) -> CircuitState {
-        CircuitState::Closed
-    }
-
     /// The source system's current time, when it tells (its HTTP `Date` header or an API);
     /// windows are capped below it, never below our own clock.
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         Ok(None)
     }
+}
 
-    /// Creates a purchase order (header and lines in one transaction); returns the raw record.
+/// Creating records in the source system (opt-in: the descriptor's `writes` say which
+/// entities).
+#[async_trait]
+pub trait CreateRecords: Send + Sync {
+    /// Creates a record (an order with its lines in one source transaction) and returns the
+    /// raw record as the source now has it.
+    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError>;
+}
+
+/// Updating records in the source system (opt-in, like [`CreateRecords`]).
+#[async_trait]
+pub trait UpdateRecords: Send + Sync {
+    /// Applies `changes` (fields left out stay unchanged; `line_items` replaces all lines)
+    /// and returns the raw record as the source now has it.
+    async fn update(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError>;
+}
+
+/// One connection's connector: a [`Source`], its system's descriptor, and whichever writes
+/// it supports.
+pub trait Connector: Source {
+    /// The system's descriptor: what it reads and how, what it writes, its limits.
+    fn descriptor(&self) -> &'static SystemDescriptor;
+
+    /// How many reads of this connection may be in flight at once: the source system's
+    /// documented concurrency limit for one integration (the client enforces it too).
+    fn read_concurrency(&self) -> usize {
+        self.descriptor().limits.concurrency
+    }
+
+    /// The state of this connection's circuit breaker (shown in connection health).
+    fn circuit_state(&self) -> CircuitState {
+        CircuitState::Closed
+    }
+
+    /// Creates, where the system supports them.
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        None
+    }
+
+    /// Updates, where the system supports them.
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        None
+    }
+}
+
+/// Purchase-order writes through a connector's role traits, for tools and tests that hold a
+/// connector directly (the API writes through the connection's runtime).
+#[async_trait]
+pub trait PurchaseOrderWrites {
+    /// Creates an order: [`CreateRecords::create`] of a [`PurchaseOrderWrite`].
     async fn create_purchase_order(
         &self,
         order: &PurchaseOrderWrite,
     ) -> Result<Value, ConnectorError>;
-
-    /// Updates a purchase order; returns the raw record as it now is.
+    /// Updates an order: [`UpdateRecords::update`] of a [`PurchaseOrderUpdate`].
     async fn update_purchase_order(
         &self,
         remote_id: &str,
         update: &PurchaseOrderUpdate,
     ) -> Result<Value, ConnectorError>;
+}
+
+#[async_trait]
+impl<C: Connector + ?Sized> PurchaseOrderWrites for C {
+    async fn create_purchase_order(
+        &self,
+        order: &PurchaseOrderWrite,
+    ) -> Result<Value, ConnectorError> {
+        let writer = self.creates().ok_or_else(|| {
+            ConnectorError::Unsupported(format!("{} cannot create records", self.descriptor().name))
+        })?;
+        writer
+            .create(Entity::PURCHASE_ORDER, &UnifiedWrite::from(order))
+            .await
+    }
+
+    async fn update_purchase_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        let writer = self.updates().ok_or_else(|| {
+            ConnectorError::Unsupported(format!("{} cannot update records", self.descriptor().name))
+        })?;
+        writer
+            .update(
+                Entity::PURCHASE_ORDER,
+                remote_id,
+                &UnifiedWrite::from(update),
+            )
+            .await
+    }
+}
+
+/// How `connector` reads `entity` (`None`: it does not).
+pub fn read_kind(connector: &dyn Connector, entity: Entity) -> Option<ReadKind> {
+    connector.descriptor().read(entity).map(|r| r.kind)
+}
+
+/// Whether the engine may split reads of `entity` by modification time: the source filters
+/// by it on every page.
+pub fn filters_by_time(connector: &dyn Connector, entity: Entity) -> bool {
+    matches!(
+        read_kind(connector, entity),
+        Some(ReadKind::Windowed | ReadKind::TimeSeries)
+    )
 }

@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 
 use ironbridge_model::Entity;
+use ironbridge_model::catalogue::ListSpec;
 
 use crate::crypto::{random_bytes, sha256};
 
@@ -67,17 +68,26 @@ pub fn record_id(connection_id: &str, entity: Entity, remote_id: &str) -> String
     )
 }
 
+/// The id of an element of a record's nested list (a purchase-order line): a hash of
+/// connection, the list's id scope, the parent's and the element's source keys.
+pub fn list_item_id(
+    connection_id: &str,
+    list: &ListSpec,
+    parent_remote_id: &str,
+    remote_id: &str,
+) -> String {
+    derived_id(
+        list.id_prefix,
+        &[connection_id, list.id_scope, parent_remote_id, remote_id],
+    )
+}
+
 /// The id of a purchase-order line.
 pub fn line_id(connection_id: &str, order_remote_id: &str, line_remote_id: &str) -> String {
-    derived_id(
-        "pol",
-        &[
-            connection_id,
-            "purchase_order_line",
-            order_remote_id,
-            line_remote_id,
-        ],
-    )
+    let lines = Entity::PURCHASE_ORDER
+        .list("line_items")
+        .expect("purchase orders have lines");
+    list_item_id(connection_id, lines, order_remote_id, line_remote_id)
 }
 
 fn derived_id(prefix: &str, parts: &[&str]) -> String {
@@ -103,12 +113,12 @@ mod tests {
 
     #[test]
     fn record_ids_are_stable_and_distinct() {
-        let a = record_id("conn_1", Entity::PurchaseOrder, "100");
-        assert_eq!(a, record_id("conn_1", Entity::PurchaseOrder, "100"));
+        let a = record_id("conn_1", Entity::PURCHASE_ORDER, "100");
+        assert_eq!(a, record_id("conn_1", Entity::PURCHASE_ORDER, "100"));
         assert!(a.starts_with("po_"));
         assert_eq!(a.len(), 3 + 26);
-        assert_ne!(a, record_id("conn_2", Entity::PurchaseOrder, "100"));
-        assert_ne!(a, record_id("conn_1", Entity::PurchaseOrder, "101"));
+        assert_ne!(a, record_id("conn_2", Entity::PURCHASE_ORDER, "100"));
+        assert_ne!(a, record_id("conn_1", Entity::PURCHASE_ORDER, "101"));
         assert_ne!(line_id("c", "a:b", "c"), line_id("c", "a", "b:c"));
     }
 
@@ -117,7 +127,7 @@ mod tests {
         // Stored records and references are keyed by these: a change of derivation would
         // duplicate every record at the next sync.
         assert_eq!(
-            record_id("conn_1", Entity::PurchaseOrder, "100"),
+            record_id("conn_1", Entity::PURCHASE_ORDER, "100"),
             "po_6bq7x7rm1xdkrdks03gyt17ayc"
         );
         assert_eq!(

@@ -1,17 +1,21 @@
 //! Ironbridge's domain rules: time, ids, secrets, the mapping engine, the pagination cursor,
-//! the `Store` and `Connector` seams, and the built-in sandbox system. No web framework and
-//! no SQL driver is imported here.
+//! the `Store` and connector seams (role traits, system descriptors and their registry, one
+//! runtime per connection), and the built-in sandbox system. No web framework and no SQL
+//! driver is imported here.
 
-pub mod capabilities;
 pub mod clock;
 pub mod connector;
 pub mod crypto;
 pub mod cursor;
 pub mod ids;
 pub mod mapping;
+pub mod pagination;
+pub mod read;
+pub mod runtime;
 pub mod sandbox;
 pub mod service;
 pub mod store;
+pub mod system;
 pub mod unified;
 pub mod webhooks;
 

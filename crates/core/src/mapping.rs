@@ -3,9 +3,6 @@
 //! per system and entity), so "how do fields map" is the definition itself, and per-connection
 //! mappings can later run through the same engine at read time without a resync.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use ironbridge_model::api::SystemId;
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
@@ -342,6 +339,13 @@ impl MappingDef {
             Value::Object(custom_fields(self.custom_fields.as_ref(), raw)),
         );
         for list in &self.lists {
+            let spec = self
+                .entity
+                .list(&list.target)
+                .ok_or_else(|| MappingError::BadValue {
+                    field: list.target.clone(),
+                    problem: format!("{} has no such list", self.entity),
+                })?;
             let mut items = Vec::new();
             if let Some(Value::Array(elements)) = lookup(raw, &list.path) {
                 for element in elements {
@@ -353,7 +357,12 @@ impl MappingDef {
                     let mut item = Map::new();
                     item.insert(
                         "id".into(),
-                        Value::String(ids::line_id(connection_id, &remote_id, &line_key)),
+                        Value::String(ids::list_item_id(
+                            connection_id,
+                            spec,
+                            &remote_id,
+                            &line_key,
+                        )),
                     );
                     item.insert("remote_id".into(), Value::String(line_key));
                     for (name, rule) in &list.fields {
@@ -388,87 +397,52 @@ impl MappingDef {
     }
 }
 
-/// The sandbox's definitions.
-const SANDBOX: &[&str] = &[
-    include_str!("../mappings/sandbox/vendor.json"),
-    include_str!("../mappings/sandbox/item.json"),
-    include_str!("../mappings/sandbox/location.json"),
-    include_str!("../mappings/sandbox/purchase_order.json"),
-];
-
-/// NetSuite's definitions.
-const NETSUITE: &[&str] = &[
-    include_str!("../mappings/netsuite/vendor.json"),
-    include_str!("../mappings/netsuite/item.json"),
-    include_str!("../mappings/netsuite/location.json"),
-    include_str!("../mappings/netsuite/purchase_order.json"),
-];
-
-/// SAP S/4HANA's definitions.
-const SAP_S4HANA: &[&str] = &[
-    include_str!("../mappings/sap_s4hana/vendor.json"),
-    include_str!("../mappings/sap_s4hana/item.json"),
-    include_str!("../mappings/sap_s4hana/purchase_order.json"),
-];
-
-/// Business Central's definitions.
-const BUSINESS_CENTRAL: &[&str] = &[
-    include_str!("../mappings/business_central/vendor.json"),
-    include_str!("../mappings/business_central/item.json"),
-    include_str!("../mappings/business_central/purchase_order.json"),
-];
-
-const DEFAULTS: &[&[&str]] = &[SANDBOX, NETSUITE, SAP_S4HANA, BUSINESS_CENTRAL];
-
-/// The built-in mapping of a system's entity, if it has one.
-pub fn default_mapping(system: SystemId, entity: Entity) -> Option<&'static MappingDef> {
-    static PARSED: OnceLock<HashMap<(SystemId, Entity), MappingDef>> = OnceLock::new();
-    PARSED
-        .get_or_init(|| {
-            DEFAULTS
-                .iter()
-                .flat_map(|system| system.iter())
-                .map(|text| {
-                    // The definitions are compiled in and checked by a unit test, so a broken
-                    // one is a build defect, never a runtime condition.
-                    let def: MappingDef =
-                        serde_json::from_str(text).expect("built-in mapping definitions are valid");
-                    ((def.system, def.entity), def)
-                })
-                .collect()
-        })
-        .get(&(system, entity))
+impl MappingDef {
+    /// Problems of a definition against the entity catalogue: fields outside the unified
+    /// body (they would be dropped), nested lists the entity does not have, references to
+    /// nothing. Empty when it is sound.
+    pub fn problems(&self) -> Vec<String> {
+        let spec = self.entity.spec();
+        let mut out = Vec::new();
+        let check_rule = |name: &str, rule: &FieldRule, out: &mut Vec<String>| {
+            if rule.kind == Kind::Ref && rule.entity.is_none() {
+                out.push(format!("{name}: a reference without an entity"));
+            }
+            if rule.kind != Kind::Object && rule.path.is_none() && rule.default.is_none() {
+                out.push(format!("{name}: neither a path nor a default"));
+            }
+        };
+        for (name, rule) in &self.fields {
+            if !spec.fields.contains(&name.as_str()) || name == "custom_fields" {
+                out.push(format!("{name}: not a field of {}", self.entity));
+            }
+            check_rule(name, rule, &mut out);
+        }
+        for list in &self.lists {
+            match self.entity.list(&list.target) {
+                None => out.push(format!("{}: not a list of {}", list.target, self.entity)),
+                Some(l) => {
+                    for (name, rule) in &list.fields {
+                        if !l.fields.contains(&name.as_str())
+                            || ["id", "remote_id", "custom_fields"].contains(&name.as_str())
+                        {
+                            out.push(format!("{}.{name}: not a field of the list", list.target));
+                        }
+                        check_rule(name, rule, &mut out);
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|p| format!("{} {}: {p}", self.system, self.entity))
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn every_builtin_definition_parses_and_the_sandbox_maps_every_entity() {
-        let count: usize = DEFAULTS.iter().map(|s| s.len()).sum();
-        let parsed: usize = SystemId::ALL
-            .iter()
-            .flat_map(|&s| {
-                Entity::ALL
-                    .iter()
-                    .filter_map(move |&e| default_mapping(s, e))
-            })
-            .count();
-        assert_eq!(
-            parsed, count,
-            "every definition parses, one per system and entity"
-        );
-        for entity in Entity::ALL {
-            assert_eq!(
-                default_mapping(SystemId::Sandbox, entity)
-                    .expect("a sandbox mapping")
-                    .entity,
-                entity
-            );
-        }
-    }
 
     fn def() -> MappingDef {
         serde_json::from_value(json!({
@@ -505,7 +479,7 @@ mod tests {
         assert_eq!(m.data["status"], "approved");
         assert_eq!(
             m.data["vendor_id"],
-            ids::record_id("conn_1", Entity::Vendor, "V1")
+            ids::record_id("conn_1", Entity::VENDOR, "V1")
         );
         assert_eq!(m.data["total_amount"], "1250.5");
         assert_eq!(m.data["order_date"], "2026-01-02");
@@ -564,6 +538,41 @@ mod tests {
         assert_eq!(
             def().apply("c", &json!({"st": "A"})).unwrap_err(),
             MappingError::MissingKey("id".into())
+        );
+    }
+}
+
+#[cfg(test)]
+mod problem_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn definitions_outside_the_catalogue_are_reported() {
+        let def: MappingDef = serde_json::from_value(json!({
+            "system": "sandbox", "entity": "vendor", "remote_id": "id",
+            "fields": [["name", {"path": "n"}], ["colour", {"path": "c"}],
+                       ["currency", {"kind": "ref"}]],
+            "lists": [{"target": "line_items", "path": "l", "remote_id": "n", "fields": []}]
+        }))
+        .unwrap();
+        let problems = def.problems();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("colour: not a field of vendor"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("reference without an entity"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("neither a path nor a default"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("line_items: not a list of vendor"))
         );
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use ironbridge_model::api::{
     ConnectionIn, ConnectionStatus, PurchaseOrderIn, PurchaseOrderLineIn, PurchaseOrderPatch,
-    SystemId,
 };
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Map, Value};
@@ -13,11 +12,14 @@ use serde_json::{Map, Value};
 use crate::clock::Clock;
 use crate::connector::{
     Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    UnifiedWrite,
 };
 use crate::crypto::{self, CryptoError, Keys};
 use crate::ids;
-use crate::mapping::{MappingError, default_mapping};
+use crate::mapping::MappingError;
+use crate::runtime::ConnectionRuntime;
 use crate::store::{ConnId, Connection, NewConnection, OrgId, Store, StoreError, StoredRecord};
+use crate::system::{Registry, SystemDescriptor, UnknownSystem, WriteOp};
 
 /// Prefix of connection tokens.
 pub const CONNECTION_TOKEN_PREFIX: &str = "ibc";
@@ -39,6 +41,20 @@ pub enum ServiceError {
     /// A stored record could not be mapped or rendered.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// No registered system has this id.
+    #[error(transparent)]
+    UnknownSystem(#[from] UnknownSystem),
+    /// A query parameter is out of bounds; safe to show.
+    #[error("{message}")]
+    BadQuery {
+        /// Parameter at fault.
+        param: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A pagination cursor was refused.
+    #[error(transparent)]
+    Cursor(#[from] crate::cursor::CursorError),
     /// The caller's input is invalid; safe to show.
     #[error("{message}")]
     Invalid {
@@ -47,18 +63,6 @@ pub enum ServiceError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// Builds connectors for connections. Lives behind a trait so the engine can register the
-/// real systems while core stays free of HTTP clients.
-pub trait ConnectorFactory: Send + Sync {
-    /// A connector for a system with the given settings and decrypted credentials.
-    fn build(
-        &self,
-        system: SystemId,
-        settings: &Map<String, Value>,
-        credentials: Option<&Map<String, Value>>,
-    ) -> Result<Arc<dyn Connector>, ConnectorError>;
 }
 
 /// The AAD binding a connection's credentials to its row.
@@ -130,15 +134,15 @@ pub struct Deps<'a> {
     pub store: &'a dyn Store,
     /// Secrets.
     pub keys: &'a Keys,
-    /// Connectors.
-    pub connectors: &'a dyn ConnectorFactory,
+    /// The systems, and how their connectors are built.
+    pub registry: &'a Registry,
     /// Time.
     pub clock: &'a dyn Clock,
 }
 
 fn new_connection(
     deps: &Deps<'_>,
-    system: SystemId,
+    system: &SystemDescriptor,
     name: Option<String>,
     settings: &Map<String, Value>,
     end_user: Option<String>,
@@ -156,7 +160,7 @@ fn new_connection(
     };
     let new = NewConnection {
         id,
-        system: system.as_str().to_string(),
+        system: system.id.to_string(),
         name,
         status: ConnectionStatus::Syncing.as_str().to_string(),
         settings: Value::Object(settings.clone()).to_string(),
@@ -177,12 +181,13 @@ pub async fn create_connection(
     org: &OrgId,
     input: &ConnectionIn,
 ) -> Result<Created, ServiceError> {
+    let system = deps.registry.require(input.system.as_str())?;
     let settings = input.settings.clone().unwrap_or_default();
     let credentials = resolve_certificate(deps, org, input.credentials.as_ref()).await?;
     let (system_settings, _) = split_settings(&settings)?;
     let connector = deps
-        .connectors
-        .build(input.system, &system_settings, credentials.as_ref())?;
+        .registry
+        .build(system, &system_settings, credentials.as_ref())?;
     connector.check().await?;
     let end_user = input
         .end_user
@@ -190,7 +195,7 @@ pub async fn create_connection(
         .map(|u| serde_json::to_string(u).unwrap_or_default());
     let (new, token) = new_connection(
         deps,
-        input.system,
+        system,
         input.name.clone(),
         &settings,
         end_user,
@@ -210,21 +215,18 @@ pub async fn reconnect(
 ) -> Result<Created, ServiceError> {
     let previous = deps.store.get_connection(org, old).await?;
     if previous.replaced_by.is_some() {
-        return Err(StoreError::Conflict(
-            "this connection was already replaced; reconnect its replacement".into(),
+        return Err(StoreError::conflict(
+            "this connection was already replaced; reconnect its replacement",
         )
         .into());
     }
-    let system = SystemId::parse(&previous.system)
-        .ok_or_else(|| ServiceError::Corrupt("unknown system".into()))?;
+    let system = stored_system(deps.registry, &previous)?;
     let settings = parse_object(&previous.settings)?;
     let old_credentials = decrypt_credentials(deps.keys, &previous)?;
     let new_credentials = resolve_certificate(deps, org, credentials).await?;
     let credentials = new_credentials.as_ref().or(old_credentials.as_ref());
     let (system_settings, _) = split_settings(&settings)?;
-    let connector = deps
-        .connectors
-        .build(system, &system_settings, credentials)?;
+    let connector = deps.registry.build(system, &system_settings, credentials)?;
     connector.check().await?;
     let (new, token) = new_connection(
         deps,
@@ -304,17 +306,26 @@ pub fn sync_settings(connection: &Connection) -> Result<SyncSettings, ServiceErr
     Ok(split_settings(&settings)?.1)
 }
 
+/// The descriptor of a stored connection's system.
+pub fn stored_system(
+    registry: &Registry,
+    connection: &Connection,
+) -> Result<&'static SystemDescriptor, ServiceError> {
+    registry
+        .get(&connection.system)
+        .ok_or_else(|| ServiceError::Corrupt(format!("unknown system {}", connection.system)))
+}
+
 /// A connector for a stored connection.
 pub fn open_connector(
     keys: &Keys,
-    connectors: &dyn ConnectorFactory,
+    registry: &Registry,
     connection: &Connection,
 ) -> Result<Arc<dyn Connector>, ServiceError> {
-    let system = SystemId::parse(&connection.system)
-        .ok_or_else(|| ServiceError::Corrupt("unknown system".into()))?;
+    let system = stored_system(registry, connection)?;
     let (settings, _) = split_settings(&parse_object(&connection.settings)?)?;
     let credentials = decrypt_credentials(keys, connection)?;
-    Ok(connectors.build(system, &settings, credentials.as_ref())?)
+    Ok(registry.build(system, &settings, credentials.as_ref())?)
 }
 
 /// Renders a stored record as its API representation: envelope, unified body and, when
@@ -356,13 +367,14 @@ pub fn render(record: &StoredRecord, include_remote_data: bool) -> Result<Value,
 /// when we first stored the record (`now` for a new one).
 pub fn render_written(
     connection_id: &str,
-    system: SystemId,
+    system: &SystemDescriptor,
     entity: Entity,
     raw: Value,
     created_at: Timestamp,
     now: Timestamp,
 ) -> Result<Value, ServiceError> {
-    let def = default_mapping(system, entity)
+    let def = system
+        .mapping(entity)
         .ok_or_else(|| ServiceError::Corrupt("no mapping".into()))?;
     let mapped = def
         .apply(connection_id, &raw)
@@ -463,7 +475,7 @@ async fn lines(
             item_remote_id: remote_key(
                 store,
                 conn,
-                Entity::Item,
+                Entity::ITEM,
                 &line.item_id,
                 &format!("line_items[{i}].item_id"),
             )
@@ -478,14 +490,15 @@ async fn lines(
     Ok(out)
 }
 
-/// Validates a purchase order, resolves its references and asks the source to create it.
-/// Returns the raw record the source answered with.
+/// Validates a purchase order, resolves its references and asks the source, through the
+/// connection's runtime, to create it. Returns the raw record the source answered with.
 pub async fn create_purchase_order(
     store: &dyn Store,
-    connector: &dyn Connector,
+    runtime: &ConnectionRuntime,
     conn: &ConnId,
     input: &PurchaseOrderIn,
 ) -> Result<Value, ServiceError> {
+    writable(runtime, Entity::PURCHASE_ORDER, WriteOp::Create)?;
     if input.line_items.is_empty() {
         return Err(invalid(
             "line_items",
@@ -504,10 +517,10 @@ pub async fn create_purchase_order(
     }
     let order = PurchaseOrderWrite {
         number: input.number.clone(),
-        vendor_remote_id: remote_key(store, conn, Entity::Vendor, &input.vendor_id, "vendor_id")
+        vendor_remote_id: remote_key(store, conn, Entity::VENDOR, &input.vendor_id, "vendor_id")
             .await?,
         location_remote_id: match &input.location_id {
-            Some(l) => Some(remote_key(store, conn, Entity::Location, l, "location_id").await?),
+            Some(l) => Some(remote_key(store, conn, Entity::LOCATION, l, "location_id").await?),
             None => None,
         },
         currency: input.currency.clone(),
@@ -517,19 +530,40 @@ pub async fn create_purchase_order(
         custom_fields: input.custom_fields.clone().unwrap_or_default(),
         lines: lines(store, conn, &input.line_items).await?,
     };
-    Ok(connector.create_purchase_order(&order).await?)
+    Ok(runtime
+        .create(Entity::PURCHASE_ORDER, &UnifiedWrite::from(&order))
+        .await?)
 }
 
-/// Validates changes to a purchase order and asks the source to apply them.
+/// Refuses a write the connection's system does not support, before anything is resolved.
+fn writable(runtime: &ConnectionRuntime, entity: Entity, op: WriteOp) -> Result<(), ServiceError> {
+    if runtime.system().writes(entity, op) {
+        return Ok(());
+    }
+    let verb = match op {
+        WriteOp::Create => "create",
+        WriteOp::Update => "update",
+    };
+    Err(ConnectorError::Unsupported(format!(
+        "{} cannot {verb} {} records through Ironbridge",
+        runtime.system().name,
+        entity.spec().label
+    ))
+    .into())
+}
+
+/// Validates changes to a purchase order and asks the source, through the connection's
+/// runtime, to apply them.
 pub async fn update_purchase_order(
     store: &dyn Store,
-    connector: &dyn Connector,
+    runtime: &ConnectionRuntime,
     conn: &ConnId,
     id: &str,
     patch: &PurchaseOrderPatch,
 ) -> Result<Option<(Value, Timestamp)>, ServiceError> {
+    writable(runtime, Entity::PURCHASE_ORDER, WriteOp::Update)?;
     let Some(existing) = store
-        .get_record(conn, Entity::PurchaseOrder, id, false)
+        .get_record(conn, Entity::PURCHASE_ORDER, id, false)
         .await?
     else {
         return Ok(None);
@@ -537,7 +571,7 @@ pub async fn update_purchase_order(
     check_date("expected_delivery_date", &patch.expected_delivery_date)?;
     let update = PurchaseOrderUpdate {
         location_remote_id: match &patch.location_id {
-            Some(l) => Some(remote_key(store, conn, Entity::Location, l, "location_id").await?),
+            Some(l) => Some(remote_key(store, conn, Entity::LOCATION, l, "location_id").await?),
             None => None,
         },
         expected_delivery_date: patch.expected_delivery_date.clone(),
@@ -554,12 +588,16 @@ pub async fn update_purchase_order(
             None => None,
         },
     };
-    match connector
-        .update_purchase_order(&existing.remote_id, &update)
+    match runtime
+        .update(
+            Entity::PURCHASE_ORDER,
+            &existing.remote_id,
+            &UnifiedWrite::from(&update),
+        )
         .await
     {
         Ok(raw) => Ok(Some((raw, existing.created_at))),
-        Err(ConnectorError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(ServiceError::Connector(ConnectorError::NotFound)) => Ok(None),
+        Err(e) => Err(e),
     }
 }

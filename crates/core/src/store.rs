@@ -16,24 +16,64 @@ pub struct OrgId(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConnId(pub String);
 
-/// Storage failures, classified so the API can answer correctly without showing internals.
+/// The cause of a storage failure, kept as an error source for the logs.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Storage failures, classified so the API can answer correctly without showing internals:
+/// only [`Conflict`]'s text, written by Ironbridge, ever reaches a response.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No such row for this tenant.
     #[error("not found")]
     NotFound,
-    /// The change conflicts with the current state.
+    /// The change conflicts with the current state or a named uniqueness rule.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Conflict),
     /// The organization has no free connection credit.
     #[error("no connection credits available")]
     CreditsExhausted,
     /// The database cannot be reached or the pool is closed.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else; the message is for logs only.
-    #[error("database error: {0}")]
-    Internal(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] Cause),
+    /// Anything else: logged with its cause, answered without it.
+    #[error("database error")]
+    Internal(#[source] Cause),
+}
+
+impl StoreError {
+    /// A change the data's current state refuses; `message` is shown to the caller.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        StoreError::Conflict(Conflict::State(message.into()))
+    }
+
+    /// The error and every cause under it, for a log line.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
+}
+
+/// Why a change was refused: by the data's state, or by a uniqueness rule the schema names.
+/// The text is Ironbridge's, never the database's, so it may be shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The change contradicts the record's state (already revoked, already replaced, ...).
+    #[error("{0}")]
+    State(String),
+    /// A unique key is already taken.
+    #[error("{what} already exists")]
+    Duplicate {
+        /// The constraint or index, by its name in the schema.
+        constraint: &'static str,
+        /// What it keeps unique, for people (`an API key with this token`).
+        what: &'static str,
+    },
 }
 
 /// Result of a store call.
@@ -513,7 +553,8 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         entity: Entity,
         now: Timestamp,
     ) -> StoreResult<SyncState>;
-    /// Starts a new run reading `since..=until`.
+    /// Starts a new run reading `since..=until`, from `cursor` (a feed's position; `None`
+    /// for every other read).
     async fn begin_window(
         &self,
         conn: &ConnId,
@@ -521,6 +562,7 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         run_id: &str,
         since: Option<Timestamp>,
         until: Option<Timestamp>,
+        cursor: Option<&str>,
     ) -> StoreResult<()>;
     /// After a complete pass of `run_id` over everything, marks the records it did not see as
     /// deleted at the source; returns how many.
@@ -533,14 +575,16 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     ) -> StoreResult<u64>;
     /// Writes a page of records and the checkpoint after it, in one transaction.
     async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts>;
-    /// Ends an entity's sync: success moves the high-water mark to the run's upper bound and
-    /// clears the run; failure keeps the window and cursor to resume.
+    /// Ends an entity's sync: success moves the high-water mark to the run's upper bound,
+    /// clears the run and keeps `position` as the cursor (a feed's, for the next run; `None`
+    /// otherwise); failure keeps the window and cursor to resume.
     async fn finish_sync(
         &self,
         conn: &ConnId,
         entity: Entity,
         now: Timestamp,
         error: Option<&str>,
+        position: Option<&str>,
     ) -> StoreResult<()>;
 
     /// A page of records in id order.
@@ -588,6 +632,27 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         now: Timestamp,
         outcome: &JobOutcome,
     ) -> StoreResult<bool>;
+    /// Takes one of a connection's `slots` write slots for `holder` until `until` (a free
+    /// one, or one whose lease ended before `now`); `None` when all are held.
+    async fn acquire_write_slot(
+        &self,
+        conn: &ConnId,
+        slots: u32,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Option<u32>>;
+    /// Frees a write slot `holder` took.
+    async fn release_write_slot(&self, conn: &ConnId, slot: u32, holder: &str) -> StoreResult<()>;
+    /// Whether other processes may share this database (PostgreSQL): a connection's calls
+    /// are then coordinated through it, not only within this process.
+    fn shared_by_processes(&self) -> bool {
+        false
+    }
+    /// Gives a running job back to the queue, due at `now`, without using up its attempt (a
+    /// worker shutting down before the job finished). Fenced like `finish_job`; false when
+    /// the lease was lost.
+    async fn release_job(&self, job: &Job, owner: &str, now: Timestamp) -> StoreResult<bool>;
     /// Live connections whose last sync started before `started_before` (or never), for the
     /// scheduler. Not tenant-scoped: the scheduler serves every organization.
     async fn connections_due(

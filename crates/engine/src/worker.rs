@@ -1,23 +1,27 @@
 //! The worker: takes jobs from the job table under a lease (any number of processes can run
-//! one), runs them, and records the outcome with bounded retries. The scheduler part queues a
-//! sync for every live connection whose last sync is older than the configured interval.
+//! one), runs several at once within a bounded number, and records each outcome with bounded
+//! retries. Jobs of one connection are exclusive (a sync holds its connection's queue slot);
+//! the connection's runtime (its connector, limits, breaker and token) is shared with the
+//! API's writes. On shutdown it stops claiming, lets running jobs commit, and gives back the
+//! leases of those still running when the drain time ends. The scheduler part queues a sync
+//! for every live connection whose last sync is older than the configured interval.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ironbridge_core::Clock;
-use ironbridge_core::connector::{Connector, ConnectorError};
-use ironbridge_core::crypto::Keys;
-use ironbridge_core::crypto::sha256_hex;
+use ironbridge_core::connector::ConnectorError;
 use ironbridge_core::ids::new_id;
-use ironbridge_core::service::{ConnectorFactory, ServiceError, open_connector, sync_settings};
+use ironbridge_core::runtime::Runtimes;
+use ironbridge_core::service::{ServiceError, sync_settings};
 use ironbridge_core::store::{
-    ConnId, Connection, Event, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
+    ConnId, Event, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
 };
 use ironbridge_model::Timestamp;
 use ironbridge_model::api::ConnectionStatus;
 use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::sync::{SyncError, SyncOptions, safe_message, sync_connection_with};
@@ -40,6 +44,17 @@ pub struct WorkerConfig {
     /// the source no longer has marked deleted): the sources report deletions only this
     /// way. `None`: never scheduled (`POST /v1/sync {"full": true}` still runs one).
     pub reconcile_interval: Option<Duration>,
+    /// Jobs run at once. Syncs mostly wait on the source, so a few per core keep the
+    /// connections current; each is bounded by its connection's own limits.
+    pub max_jobs: usize,
+    /// On shutdown, how long running jobs may go on to finish; those still running then are
+    /// stopped (what they committed stays) and their leases given back.
+    pub drain: Duration,
+}
+
+/// Jobs a worker runs at once by default: four per core (eight on a 2-core machine).
+pub fn default_max_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +65,8 @@ impl Default for WorkerConfig {
             sync_interval: Duration::from_secs(3600),
             max_attempts: 5,
             reconcile_interval: Some(Duration::from_secs(7 * 86_400)),
+            max_jobs: default_max_jobs(),
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -94,47 +111,46 @@ pub async fn enqueue_sync(
             .enqueue_job(&job)
             .await?
             .map(|j| (j, true))
-            .ok_or(StoreError::Conflict("sync queue is busy".into())),
+            .ok_or(StoreError::conflict("sync queue is busy")),
     }
 }
+
+/// The kinds of job a worker runs, in the order it looks for them.
+pub const JOB_KINDS: &[&str] = &[SYNC_JOB];
 
 /// Runs jobs.
 pub struct Worker {
     store: Arc<dyn Store>,
-    keys: Arc<Keys>,
-    connectors: Arc<dyn ConnectorFactory>,
+    runtimes: Arc<Runtimes>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     id: String,
-    open: Mutex<HashMap<String, OpenConnector>>,
 }
 
-/// A connector kept between jobs, with the fingerprint of the settings and credentials it
-/// was built from.
-type OpenConnector = (String, Arc<dyn Connector>);
-
-/// Connectors a worker keeps between jobs at most.
-const CONNECTOR_CACHE: usize = 10_000;
+/// How a job ended for the worker: its outcome, and what to report if it gives up.
+type Ran = (JobOutcome, Option<(&'static str, String)>);
 
 impl Worker {
-    /// A worker with a fresh id.
+    /// A worker with a fresh id, sharing the process's connection runtimes.
     pub fn new(
         store: Arc<dyn Store>,
-        keys: Arc<Keys>,
-        connectors: Arc<dyn ConnectorFactory>,
+        runtimes: Arc<Runtimes>,
         clock: Arc<dyn Clock>,
         config: WorkerConfig,
     ) -> Self {
         let id = new_id("wrk", clock.now().micros());
         Worker {
             store,
-            keys,
-            connectors,
+            runtimes,
             clock,
             config,
             id,
-            open: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The worker's id (its leases' owner).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Queues syncs of the connections that are due; returns how many were queued. A due
@@ -171,18 +187,44 @@ impl Worker {
         Ok(queued)
     }
 
-    /// Claims and runs one due job; false when none was due.
-    pub async fn run_once(&self) -> StoreResult<bool> {
+    /// Claims the next due job of any kind, under a lease.
+    async fn claim(&self) -> StoreResult<Option<Job>> {
         let now = self.clock.now();
         let lease_until = Timestamp(now.micros() + micros(self.config.lease));
-        let Some(job) = self
-            .store
-            .claim_job(SYNC_JOB, &self.id, now, lease_until)
-            .await?
-        else {
+        for kind in JOB_KINDS {
+            if let Some(job) = self
+                .store
+                .claim_job(kind, &self.id, now, lease_until)
+                .await?
+            {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Claims and runs one due job; false when none was due.
+    pub async fn run_once(&self) -> StoreResult<bool> {
+        let Some(job) = self.claim().await? else {
             return Ok(false);
         };
-        let (outcome, attention) = self.run_sync(&job).await;
+        self.execute(job, &CancellationToken::new()).await?;
+        Ok(true)
+    }
+
+    /// Runs a claimed job to its end and records the outcome; when `stop` is cancelled
+    /// first, the job is stopped (what it committed stays) and its lease given back.
+    async fn execute(&self, job: Job, stop: &CancellationToken) -> StoreResult<()> {
+        let ran = tokio::select! {
+            ran = self.run_job(&job) => ran,
+            () = stop.cancelled() => {
+                if self.store.release_job(&job, &self.id, self.clock.now()).await? {
+                    tracing::info!(job = %job.id, "job stopped by the shutdown; its lease was given back");
+                }
+                return Ok(());
+            }
+        };
+        let (outcome, attention) = ran;
         let gives_up = match &outcome {
             JobOutcome::Failed { .. } => true,
             JobOutcome::Retry { .. } => job.attempts >= job.max_attempts,
@@ -198,7 +240,20 @@ impl Worker {
         {
             tracing::warn!(job = %job.id, "lost the lease of a job; its outcome was discarded");
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Runs a job of a known kind.
+    async fn run_job(&self, job: &Job) -> Ran {
+        match job.kind.as_str() {
+            SYNC_JOB => self.run_sync(job).await,
+            other => (
+                JobOutcome::Failed {
+                    error: format!("unknown job kind {other}"),
+                },
+                None,
+            ),
+        }
     }
 
     /// Writes a `system.error` event: a connection's sync stopped for good for a reason
@@ -221,7 +276,7 @@ impl Worker {
 
     /// Runs a sync job; also says, for a failure, what to report if the job gives up
     /// (credential refusals and lost leases are reported otherwise, or not at all).
-    async fn run_sync(&self, job: &Job) -> (JobOutcome, Option<(&'static str, String)>) {
+    async fn run_sync(&self, job: &Job) -> Ran {
         const SYNC_FAILING: &str = "SYNC_FAILING";
         const CONNECTION_UNUSABLE: &str = "CONNECTION_UNUSABLE";
         if job.attempts > job.max_attempts {
@@ -286,7 +341,7 @@ impl Worker {
                 );
             }
         };
-        let connector = match self.connector(&connection) {
+        let runtime = match self.runtimes.get(&connection) {
             Ok(c) => c,
             Err(e) => {
                 let message = match &e {
@@ -305,11 +360,11 @@ impl Worker {
         let options = SyncOptions {
             full,
             history_days: settings.history_days,
-            max_concurrency: None,
+            max_concurrency: Some(runtime.sync_concurrency()),
         };
         let sync = sync_connection_with(
             self.store.as_ref(),
-            connector.as_ref(),
+            runtime.connector().as_ref(),
             &org,
             &conn_id,
             &options,
@@ -330,33 +385,6 @@ impl Worker {
             // Another worker took the job over; it reports its own outcome.
             () = heartbeat => (JobOutcome::Failed { error: "lease lost".into() }, None),
         }
-    }
-
-    /// The connector of a connection, kept between jobs so its circuit breaker, rate budget
-    /// and cached token carry over from one sync to the next. Rebuilt when the connection's
-    /// settings or credentials change.
-    fn connector(&self, connection: &Connection) -> Result<Arc<dyn Connector>, ServiceError> {
-        let fingerprint = sha256_hex(
-            format!(
-                "{}\u{0}{}",
-                connection.settings,
-                connection.credentials.as_deref().unwrap_or("")
-            )
-            .as_bytes(),
-        );
-        let mut cache = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((known, connector)) = cache.get(&connection.id)
-            && *known == fingerprint
-        {
-            return Ok(connector.clone());
-        }
-        let connector = open_connector(&self.keys, self.connectors.as_ref(), connection)?;
-        if cache.len() >= CONNECTOR_CACHE {
-            // Simple bound: forget everything; connectors are cheap to rebuild.
-            cache.clear();
-        }
-        cache.insert(connection.id.clone(), (fingerprint, connector.clone()));
-        Ok(connector)
     }
 
     /// Extends the lease every third of its length; returns only if it was lost.
@@ -383,33 +411,79 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown`: schedules due syncs every minute and works through due jobs.
+    /// Runs until `shutdown`: schedules due syncs every minute and works through due jobs,
+    /// up to `max_jobs` at once. On shutdown it claims nothing more and waits up to `drain`
+    /// for the running jobs; those still running then are stopped and their leases given
+    /// back, so another worker takes them over at once.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(worker = %self.id, "worker started");
+        let this = Arc::new(self);
+        tracing::info!(worker = %this.id, max_jobs = this.config.max_jobs, "worker started");
+        let slots = Arc::new(Semaphore::new(this.config.max_jobs.max(1)));
+        let stop = CancellationToken::new();
+        let mut running = JoinSet::new();
         let mut last_schedule: Option<tokio::time::Instant> = None;
-        while !shutdown.is_cancelled() {
+        'work: while !shutdown.is_cancelled() {
             if last_schedule.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 last_schedule = Some(tokio::time::Instant::now());
-                match self.schedule_due().await {
+                match this.schedule_due().await {
                     Ok(n) if n > 0 => tracing::info!(queued = n, "scheduled syncs"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not schedule syncs"),
                 }
             }
-            let ran = match self.run_once().await {
-                Ok(ran) => ran,
+            // Reap what finished, so the set only holds running jobs.
+            while running.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => break 'work,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break 'work,
+                },
+            };
+            let claimed = match this.claim().await {
+                Ok(job) => job,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not run a job");
-                    false
+                    tracing::warn!(error = %e, "could not claim a job");
+                    None
                 }
             };
-            if !ran {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(self.config.idle_wait) => {}
+            match claimed {
+                Some(job) => {
+                    let worker = this.clone();
+                    let stop = stop.clone();
+                    running.spawn(async move {
+                        let id = job.id.clone();
+                        if let Err(e) = worker.execute(job, &stop).await {
+                            tracing::warn!(job = %id, error = %e, "could not record a job's outcome");
+                        }
+                        drop(permit);
+                    });
+                }
+                None => {
+                    drop(permit);
+                    tokio::select! {
+                        () = shutdown.cancelled() => break 'work,
+                        () = tokio::time::sleep(this.config.idle_wait) => {}
+                    }
                 }
             }
         }
-        tracing::info!(worker = %self.id, "worker stopped");
+        if !running.is_empty() {
+            tracing::info!(
+                jobs = running.len(),
+                drain_secs = this.config.drain.as_secs(),
+                "waiting for running jobs"
+            );
+            let drained = tokio::time::timeout(this.config.drain, async {
+                while running.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                // Each stopped job gives its lease back before its task ends.
+                stop.cancel();
+                while running.join_next().await.is_some() {}
+            }
+        }
+        tracing::info!(worker = %this.id, "worker stopped");
     }
 }

@@ -4,48 +4,85 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::entities::{Item, Location, PurchaseOrder, Vendor};
 use crate::timestamp::Timestamp;
 
-/// The systems a connection can be made to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SystemId {
-    /// Ironbridge's built-in sandbox ERP: realistic sample data; writes answer as if they
-    /// succeeded and change nothing.
-    Sandbox,
-    /// Oracle NetSuite (REST web services and SuiteQL; OAuth 2.0 machine-to-machine).
-    Netsuite,
-    /// SAP S/4HANA (OData V2 `API_PURCHASEORDER_PROCESS_SRV`; Basic or OAuth 2.0).
-    SapS4hana,
-    /// Microsoft Dynamics 365 Business Central (API v2.0; Microsoft Entra ID).
-    BusinessCentral,
-}
+/// A system Ironbridge connects to (`netsuite`, `sap_s4hana`, ...), as `GET /v1/systems`
+/// lists them. The set is open: each connector module declares its id in its descriptor, and
+/// the registry of the running build says which exist (an unknown one is refused where it
+/// is used, naming the field).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SystemId(std::borrow::Cow<'static, str>);
 
 impl SystemId {
-    /// Every system this build can connect to.
-    pub const ALL: [SystemId; 4] = [
-        SystemId::Sandbox,
-        SystemId::Netsuite,
-        SystemId::SapS4hana,
-        SystemId::BusinessCentral,
-    ];
+    /// An id known at compile time (a descriptor's).
+    pub const fn from_static(id: &'static str) -> Self {
+        SystemId(std::borrow::Cow::Borrowed(id))
+    }
+
+    /// An id read from input: 1 to 64 lowercase letters, digits and underscores.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        valid.then(|| SystemId(std::borrow::Cow::Owned(text.to_string())))
+    }
 
     /// The system's id as stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SystemId::Sandbox => "sandbox",
-            SystemId::Netsuite => "netsuite",
-            SystemId::SapS4hana => "sap_s4hana",
-            SystemId::BusinessCentral => "business_central",
-        }
-    }
-
-    /// Parses a system id.
-    pub fn parse(text: &str) -> Option<Self> {
-        SystemId::ALL.into_iter().find(|s| s.as_str() == text)
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
+
+impl std::fmt::Display for SystemId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for SystemId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SystemId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl Serialize for SystemId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SystemId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        SystemId::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a system id (lowercase letters, digits and underscores)"
+            ))
+        })
+    }
+}
+
+impl utoipa::PartialSchema for SystemId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // The document lists the registered systems as this schema's `enum` (see the
+        // server's OpenAPI modifier); the type itself only knows the shape.
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A system id, as listed by `GET /v1/systems`."))
+            .pattern(Some("^[a-z0-9_]{1,64}$"))
+            .into()
+    }
+}
+
+impl ToSchema for SystemId {}
 
 /// Lifecycle and health state of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -184,7 +221,7 @@ pub struct ConnectionHealth {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EntitySyncStatus {
     /// The entity.
-    pub entity: crate::entities::Entity,
+    pub entity: crate::catalogue::Entity,
     /// `never`, `running`, `succeeded` or `failed`.
     #[schema(example = "succeeded")]
     pub status: String,
@@ -328,30 +365,6 @@ pub struct DataDeletedOut {
     /// Records removed.
     pub deleted_records: u64,
 }
-
-macro_rules! page_type {
-    ($name:ident, $item:ty, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-        pub struct $name {
-            /// The records of this page, ordered by `id`.
-            pub data: Vec<$item>,
-            /// Pass as `cursor` to get the next page; absent on the last page.
-            pub next_cursor: Option<String>,
-            /// Records matching the filters at the time of the request.
-            pub total_count: Option<u64>,
-        }
-    };
-}
-
-page_type!(
-    PurchaseOrderList,
-    PurchaseOrder,
-    "A page of purchase orders."
-);
-page_type!(VendorList, Vendor, "A page of vendors.");
-page_type!(ItemList, Item, "A page of items.");
-page_type!(LocationList, Location, "A page of locations.");
 
 /// Body of `POST /v1/purchase-orders`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -527,15 +540,35 @@ pub enum DeletionDetection {
     Reconciliation,
 }
 
+/// How a system's records of one entity reach Ironbridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadKind {
+    /// Filtered by the source's modification time: the first sync reads the history window
+    /// (or everything, for reference data), later syncs only what changed since.
+    Windowed,
+    /// Read whole at every sync: the source cannot filter by modification time.
+    Whole,
+    /// A change feed with a cursor: each sync continues where the last one stopped.
+    Feed,
+    /// An outbox the source empties: each page is acknowledged once Ironbridge committed it.
+    Outbox,
+    /// Append-only observations read by time (never changed, never swept as deleted).
+    TimeSeries,
+}
+
 /// What a system supports for one entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EntityCapability {
     /// The entity.
-    pub entity: crate::entities::Entity,
+    pub entity: crate::catalogue::Entity,
     /// Records are synced.
     pub read: bool,
-    /// Later syncs read only what changed (by the source's modification time).
+    /// Later syncs read only what changed (by the source's modification time, a feed or an
+    /// outbox).
     pub incremental: bool,
+    /// How records are read.
+    pub read_kind: ReadKind,
     /// How deletions are detected.
     pub deletions: DeletionDetection,
     /// `POST` creates records in the source system.
@@ -544,8 +577,67 @@ pub struct EntityCapability {
     pub update: bool,
 }
 
-/// A system and its capabilities.
+/// How a credential or setting is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldFormat {
+    /// One line of text.
+    Text,
+    /// An http(s) URL.
+    Url,
+    /// A PEM document (private key or certificate).
+    Pem,
+    /// A whole number.
+    Integer,
+    /// The id of a certificate Ironbridge generated (`crt_…`, `POST /v1/certificates`).
+    CertificateId,
+}
+
+/// One field of a credential option or of a system's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldOut {
+    /// Key in `credentials` or `settings`.
+    #[schema(example = "account_id")]
+    pub name: String,
+    /// Label for people.
+    pub label: String,
+    /// Where to find the value, or what it does.
+    pub description: String,
+    /// How it is entered.
+    pub format: FieldFormat,
+    /// Whether it must be given.
+    pub required: bool,
+    /// A secret: stored encrypted, never shown again, masked when typed.
+    pub secret: bool,
+}
+
+/// One way of authenticating to a system: the credentials it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialOptionOut {
+    /// Option id (`certificate_generated`).
+    pub id: String,
+    /// Name for people.
+    pub name: String,
+    /// How to set it up.
+    pub description: String,
+    /// The fields of `credentials` this option takes.
+    pub fields: Vec<FieldOut>,
+}
+
+/// The limits Ironbridge keeps to for one connection of a system (from the vendor's
+/// documentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SystemLimits {
+    /// Calls in flight at most.
+    pub concurrency: u32,
+    /// Sustained calls per second at most (`null`: no documented rate, only concurrency).
+    pub requests_per_second: Option<f64>,
+    /// Where the figures come from.
+    pub description: String,
+}
+
+/// A system and its capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SystemCapabilities {
     /// System id, as used in `POST /v1/connections`.
     pub system: SystemId,
@@ -553,6 +645,12 @@ pub struct SystemCapabilities {
     pub name: String,
     /// How a connection authenticates to it.
     pub auth: Vec<String>,
+    /// The credential options, field by field (what `credentials` takes).
+    pub credentials: Vec<CredentialOptionOut>,
+    /// The system's own settings (what `settings` takes besides `history_days`).
+    pub settings: Vec<FieldOut>,
+    /// The limits kept for each connection.
+    pub limits: SystemLimits,
     /// Per entity.
     pub entities: Vec<EntityCapability>,
 }

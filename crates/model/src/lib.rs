@@ -2,11 +2,12 @@
 //! bodies and the error catalogue. No I/O lives here; every type documents itself for OpenAPI.
 
 pub mod api;
+pub mod catalogue;
 pub mod entities;
 pub mod error;
 pub mod timestamp;
 pub mod webhooks;
 
-pub use entities::Entity;
+pub use catalogue::{Entity, EntityRole};
 pub use error::ErrorCode;
 pub use timestamp::Timestamp;

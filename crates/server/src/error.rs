@@ -115,13 +115,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found("object"),
-            StoreError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            // Only Ironbridge's own text: a state refusal, or which unique key is taken.
+            StoreError::Conflict(conflict) => {
+                ApiError::new(ErrorCode::Conflict, conflict.to_string())
+            }
             StoreError::CreditsExhausted => ApiError::new(
                 ErrorCode::ConnectionCreditsExhausted,
                 "All connection credits are in use. Disconnect a connection or raise the organization's pool.",
             ),
-            StoreError::Unavailable(cause) => ApiError::unavailable(cause),
-            StoreError::Internal(cause) => ApiError::internal(cause),
+            e @ StoreError::Unavailable(_) => ApiError::unavailable(e.chain()),
+            e @ StoreError::Internal(_) => ApiError::internal(e.chain()),
         }
     }
 }
@@ -165,6 +168,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Corrupt(cause) => ApiError::internal(cause),
             ServiceError::Invalid { param, message } => {
                 ApiError::new(ErrorCode::ValidationError, message).param(param)
+            }
+            ServiceError::BadQuery { param, message } => {
+                ApiError::new(ErrorCode::InvalidRequest, message).param(param)
+            }
+            ServiceError::Cursor(e) => e.into(),
+            ServiceError::UnknownSystem(e) => {
+                ApiError::new(ErrorCode::InvalidRequest, e.to_string()).param("system")
             }
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use ironbridge_core::Clock;
 use ironbridge_core::crypto::Keys;
-use ironbridge_core::service::ConnectorFactory;
+use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::store::Store;
 use ironbridge_engine::webhooks::Dispatcher;
 use tokio_util::sync::CancellationToken;
@@ -53,8 +53,9 @@ pub struct AppStateInner {
     pub keys: Arc<Keys>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Connectors of the built-in systems.
-    pub connectors: Arc<dyn ConnectorFactory>,
+    /// The systems, and one connector runtime per connection (shared with the worker of
+    /// the same process).
+    pub runtimes: Arc<Runtimes>,
     /// Settings.
     pub config: ServerConfig,
     /// Webhook delivery: its rules for endpoint URLs, and test pings.
@@ -82,7 +83,7 @@ impl AppState {
         store: Arc<dyn Store>,
         keys: Arc<Keys>,
         clock: Arc<dyn Clock>,
-        connectors: Arc<dyn ConnectorFactory>,
+        runtimes: Arc<Runtimes>,
         webhooks: Arc<Dispatcher>,
         config: ServerConfig,
         shutdown: CancellationToken,
@@ -94,7 +95,7 @@ impl AppState {
             store,
             keys,
             clock,
-            connectors,
+            runtimes,
             webhooks,
             config,
             limiter,

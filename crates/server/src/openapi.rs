@@ -12,6 +12,8 @@ use crate::routes::{
     api_keys, certificates, connections, events, organization, purchase_orders, records, sync,
     systems, webhooks,
 };
+use ironbridge_model::Entity;
+use utoipa::openapi::tag::TagBuilder;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,13 +41,10 @@ use crate::routes::{
         webhooks::replay_delivery, webhooks::list_event_types,
         systems::list_systems,
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
-        records::list_purchase_orders, records::get_purchase_order,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
-        records::list_vendors, records::get_vendor, records::list_items, records::get_item,
-        records::list_locations, records::get_location,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
-    modifiers(&Security, &CommonErrors),
+    modifiers(&Security, &Entities, &Systems, &CommonErrors),
     tags(
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
@@ -55,10 +54,6 @@ use crate::routes::{
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),
-        (name = "Purchase orders", description = "Unified purchase orders with their lines."),
-        (name = "Vendors", description = "Unified vendors."),
-        (name = "Items", description = "Unified items."),
-        (name = "Locations", description = "Unified locations."),
     )
 )]
 struct ApiDoc;
@@ -84,6 +79,55 @@ impl Modify for Security {
             "connection_token",
             bearer("A connection's API token (`ibc_…`)."),
         );
+    }
+}
+
+/// Every entity of the catalogue: its list and get operations, its schemas and its tag.
+struct Entities;
+
+impl Modify for Entities {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let (paths, schemas) = records::openapi_paths();
+        for (path, item) in paths {
+            let entry = openapi.paths.paths.entry(path.to_string()).or_default();
+            if item.get.is_some() {
+                entry.get = item.get;
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        let tags = openapi.tags.get_or_insert_with(Vec::new);
+        for entity in Entity::ALL {
+            let spec = entity.spec();
+            if !tags.iter().any(|t| t.name == spec.title) {
+                tags.push(
+                    TagBuilder::new()
+                        .name(spec.title)
+                        .description(Some(spec.description))
+                        .build(),
+                );
+            }
+        }
+    }
+}
+
+/// The registered systems, as the values `SystemId` takes.
+struct Systems;
+
+impl Modify for Systems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let ids: Vec<&str> = ironbridge_engine::registry::BUILTIN
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object))) =
+            components.schemas.get_mut("SystemId")
+        {
+            object.enum_values = Some(ids.into_iter().map(Into::into).collect());
+        }
     }
 }
 

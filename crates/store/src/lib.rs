@@ -22,7 +22,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-use ironbridge_core::store::{Store, StoreError};
+use ironbridge_core::store::{Conflict, Store, StoreError};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -52,16 +52,59 @@ pub async fn open_with_signal(
     }
 }
 
-/// Classifies a driver error without leaking it into responses.
+/// Unique constraints and indexes a caller can run into, by name (identical in both
+/// dialects), with what they keep unique.
+const NAMED_CONSTRAINTS: &[(&str, &str)] = &[
+    ("api_keys_token_hash_key", "an API key with this token"),
+    ("connections_token_hash_key", "a connection with this token"),
+    ("jobs_dedupe", "a queued or running job for this connection"),
+    ("records_remote", "a record with this source key"),
+];
+
+/// The name a driver gives a violated constraint, if any: PostgreSQL names it; SQLite names
+/// the columns (`UNIQUE constraint failed: api_keys.token_hash`), mapped to the same names.
+fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> Option<&'static str> {
+    let name = match db.constraint() {
+        Some(name) => name.to_string(),
+        None => {
+            let columns = db.message().strip_prefix("UNIQUE constraint failed: ")?;
+            match columns {
+                "api_keys.token_hash" => "api_keys_token_hash_key".into(),
+                "connections.token_hash" => "connections_token_hash_key".into(),
+                "jobs.dedupe_key" => "jobs_dedupe".into(),
+                "records.connection_id, records.entity, records.remote_id" => {
+                    "records_remote".into()
+                }
+                _ => return None,
+            }
+        }
+    };
+    NAMED_CONSTRAINTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, _)| *n)
+}
+
+/// Classifies a driver error without leaking it into responses: a named unique constraint
+/// becomes a typed conflict; any other database error keeps its cause for the logs only.
 pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(err.to_string())
+            StoreError::Unavailable(Box::new(err))
         }
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_string())
+            match constraint_name(db.as_ref()) {
+                Some(constraint) => {
+                    let what = NAMED_CONSTRAINTS
+                        .iter()
+                        .find(|(n, _)| *n == constraint)
+                        .map_or("it", |(_, w)| *w);
+                    StoreError::Conflict(Conflict::Duplicate { constraint, what })
+                }
+                None => StoreError::Internal(Box::new(err)),
+            }
         }
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        _ => StoreError::Internal(err.to_string()),
+        _ => StoreError::Internal(Box::new(err)),
     }
 }

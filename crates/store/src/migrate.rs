@@ -49,6 +49,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "reconciliation",
         sql: include_str!("../migrations/sqlite/0008_reconciliation.sql"),
     },
+    Migration {
+        version: 9,
+        name: "write_slots",
+        sql: include_str!("../migrations/sqlite/0009_write_slots.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -87,6 +92,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 7,
         name: "reconciliation",
         sql: include_str!("../migrations/postgres/0007_reconciliation.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "write_slots",
+        sql: include_str!("../migrations/postgres/0008_write_slots.sql"),
     },
 ];
 

@@ -40,6 +40,8 @@ pub(crate) const CLAIM_DELIVERIES: &str = concat!(
 /// sequential scan kept for the connection's life unless an `ANALYZE` invalidates it (never,
 /// where autovacuum is off): the first 100,000-order sync ran at 850 orders/s instead of
 /// 2,000. Unnamed statements are planned with their values every time.
+/// Any number of api and worker processes may share one PostgreSQL database.
+pub(crate) const SHARED_BY_PROCESSES: bool = true;
 pub(crate) const CACHE_KEY_LOOKUPS: bool = false;
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(4711001)");
 

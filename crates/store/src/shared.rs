@@ -15,7 +15,10 @@ use std::collections::HashMap;
 use ironbridge_core::store::RecordUpsert;
 use sqlx::Row;
 
-use super::{Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS};
+use super::{
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS,
+    SHARED_BY_PROCESSES,
+};
 use crate::classify;
 use crate::migrate::CREATE_TABLE;
 
@@ -423,7 +426,7 @@ impl Store for Backend {
                         .await
                         .map_err(classify)?;
                 Err(if exists.is_some() {
-                    StoreError::Conflict("already revoked".into())
+                    StoreError::conflict("already revoked")
                 } else {
                     StoreError::NotFound
                 })
@@ -467,9 +470,7 @@ impl Store for Backend {
             .ok_or(StoreError::NotFound)?;
         let previous = connection_from(&row).map_err(classify)?;
         if previous.replaced_by.is_some() {
-            return Err(StoreError::Conflict(
-                "this connection was already replaced".into(),
-            ));
+            return Err(StoreError::conflict("this connection was already replaced"));
         }
         sqlx::query("UPDATE connections SET status = 'disconnected', disconnected_at = COALESCE(disconnected_at, $3), replaced_by = $4 WHERE org_id = $1 AND id = $2")
             .bind(&org.0)
@@ -565,8 +566,8 @@ impl Store for Backend {
         let Some(row) = row else {
             drop(tx);
             self.get_connection(org, id).await?;
-            return Err(StoreError::Conflict(
-                "the connection is already disconnected".into(),
+            return Err(StoreError::conflict(
+                "the connection is already disconnected",
             ));
         };
         let connection = connection_from(&row).map_err(classify)?;
@@ -596,8 +597,8 @@ impl Store for Backend {
             None => return Err(StoreError::NotFound),
             Some("disconnected") => {}
             Some(_) => {
-                return Err(StoreError::Conflict(
-                    "disconnect the connection before deleting its data".into(),
+                return Err(StoreError::conflict(
+                    "disconnect the connection before deleting its data",
                 ));
             }
         }
@@ -761,13 +762,15 @@ impl Store for Backend {
         run_id: &str,
         since: Option<Timestamp>,
         until: Option<Timestamp>,
+        cursor: Option<&str>,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = NULL WHERE connection_id = $1 AND entity = $2")
+        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = $6 WHERE connection_id = $1 AND entity = $2")
             .bind(&conn.0)
             .bind(entity.as_str())
             .bind(run_id)
             .bind(since.map(Timestamp::micros))
             .bind(until.map(Timestamp::micros))
+            .bind(cursor)
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -936,21 +939,23 @@ impl Store for Backend {
         entity: Entity,
         now: Timestamp,
         error: Option<&str>,
+        position: Option<&str>,
     ) -> StoreResult<()> {
-        let query = match error {
-            None => sqlx::query(
-                "UPDATE sync_state SET status = 'succeeded', cursor = NULL, run_id = NULL, high_water = COALESCE(window_until, high_water), \
-                 window_since = NULL, window_until = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL WHERE connection_id = $1 AND entity = $2",
-            ),
-            Some(_) => sqlx::query(
-                "UPDATE sync_state SET status = 'failed', last_finished_at = $3, last_error = $4 WHERE connection_id = $1 AND entity = $2",
-            ),
+        let sql = match error {
+            None => {
+                "UPDATE sync_state SET status = 'succeeded', cursor = $4, run_id = NULL, high_water = COALESCE(window_until, high_water), \
+                 window_since = NULL, window_until = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL WHERE connection_id = $1 AND entity = $2"
+            }
+            Some(_) => {
+                "UPDATE sync_state SET status = 'failed', last_finished_at = $3, last_error = $4 WHERE connection_id = $1 AND entity = $2"
+            }
         };
-        query
+        // $4: the feed's position on success, the error on failure.
+        sqlx::query(sql)
             .bind(&conn.0)
             .bind(entity.as_str())
             .bind(now.micros())
-            .bind(error)
+            .bind(error.or(position))
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -1113,6 +1118,67 @@ impl Store for Backend {
             .execute(&self.pool)
             .await
             .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn shared_by_processes(&self) -> bool {
+        SHARED_BY_PROCESSES
+    }
+
+    async fn acquire_write_slot(
+        &self,
+        conn: &ConnId,
+        slots: u32,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Option<u32>> {
+        for slot in 0..slots {
+            let taken = sqlx::query(
+                "INSERT INTO write_slots (connection_id, slot, holder, lease_until) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (connection_id, slot) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
+                 WHERE write_slots.lease_until < $5",
+            )
+            .bind(&conn.0)
+            .bind(i64::from(slot))
+            .bind(holder)
+            .bind(until.micros())
+            .bind(now.micros())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+            if taken.rows_affected() == 1 {
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release_write_slot(&self, conn: &ConnId, slot: u32, holder: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM write_slots WHERE connection_id = $1 AND slot = $2 AND holder = $3",
+        )
+        .bind(&conn.0)
+        .bind(i64::from(slot))
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(classify)
+    }
+
+    async fn release_job(&self, job: &Job, owner: &str, now: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', run_at = $4, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+             WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'",
+        )
+        .bind(&job.id)
+        .bind(owner)
+        .bind(job.attempts)
+        .bind(now.micros())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
         Ok(done.rows_affected() == 1)
     }
 

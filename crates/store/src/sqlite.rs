@@ -36,6 +36,8 @@ pub(crate) const CLAIM_DELIVERIES: &str = concat!(
 /// the plan always uses the primary key.
 pub(crate) const CACHE_KEY_LOOKUPS: bool = true;
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
+/// One process owns a SQLite file (`serve` with every role): its in-process limits suffice.
+pub(crate) const SHARED_BY_PROCESSES: bool = false;
 
 /// A store in a SQLite file.
 #[derive(Debug, Clone)]

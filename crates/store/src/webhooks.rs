@@ -604,8 +604,8 @@ impl WebhookStore for Backend {
             }
             None => {
                 self.get_webhook_delivery(org, id).await?;
-                Err(StoreError::Conflict(
-                    "the delivery is already pending; it will be attempted as scheduled".into(),
+                Err(StoreError::conflict(
+                    "the delivery is already pending; it will be attempted as scheduled",
                 ))
             }
         }

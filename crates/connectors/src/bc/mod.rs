@@ -9,20 +9,154 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    RawPage, ReadWindow,
+    Connector, ConnectorError, CreateRecords, PurchaseOrderLineWrite, PurchaseOrderUpdate,
+    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
 };
-use ironbridge_model::api::SystemId;
+use ironbridge_core::system::{
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+};
+use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
-use reqwest::header::AUTHORIZATION;
 use serde_json::{Map, Value, json};
 
-use crate::backoff::RetryPolicy;
-use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
-use crate::sap::shared::{Fields, Secret, SourceClock, json_body, json_page, unexpected, upstream};
+use crate::client::{UpstreamClient, UpstreamResponse};
+use crate::common::{
+    Authorize, Fields, Secret, SourceClock, authorized_call, json_body, json_page, limited_client,
+    unexpected, upstream,
+};
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
+
+/// Business Central's id.
+pub const ID: SystemId = SystemId::from_static("business_central");
+
+const CLIENT_ID: FieldSpec = FieldSpec::text(
+    "client_id",
+    "Application (client) ID",
+    "Of the Microsoft Entra app registration granted API.ReadWrite.All on Business Central (and registered on the Microsoft Entra Applications page in Business Central).",
+);
+
+const fn read(entity: Entity) -> ReadSpec {
+    ReadSpec {
+        entity,
+        kind: ReadKind::Windowed,
+        // API v2.0 pages forget deleted records.
+        deletions: DeletionDetection::Reconciliation,
+    }
+}
+
+/// Microsoft Dynamics 365 Business Central over API v2.0.
+pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
+    id: ID,
+    name: "Microsoft Dynamics 365 Business Central",
+    auth: &[
+        AuthOption {
+            id: "client_secret",
+            name: "Microsoft Entra ID client credentials (client secret)",
+            description: "Service-to-service auth with a client secret of the app registration.",
+            fields: &[
+                CLIENT_ID,
+                FieldSpec::text(
+                    "client_secret",
+                    "Client secret",
+                    "A secret of the app registration.",
+                )
+                .secret(),
+            ],
+        },
+        AuthOption {
+            id: "client_certificate",
+            name: "Microsoft Entra ID client credentials (certificate)",
+            description: "Service-to-service auth with a certificate uploaded to the app registration: Ironbridge signs client assertions with its key.",
+            fields: &[
+                CLIENT_ID,
+                FieldSpec::text(
+                    "certificate_pem",
+                    "Certificate",
+                    "The X.509 certificate uploaded to the app registration, in PEM.",
+                )
+                .format(FieldFormat::Pem),
+                FieldSpec::text(
+                    "private_key_pem",
+                    "Private key",
+                    "The certificate's RSA private key in PEM.",
+                )
+                .secret()
+                .format(FieldFormat::Pem),
+            ],
+        },
+    ],
+    settings: &[
+        FieldSpec::text(
+            "tenant_id",
+            "Tenant ID",
+            "The customer's Microsoft Entra tenant (directory) id or domain.",
+        ),
+        FieldSpec::text(
+            "environment",
+            "Environment",
+            "The Business Central environment's name (`Production`).",
+        ),
+        FieldSpec::text(
+            "company_id",
+            "Company ID",
+            "The company's GUID (default: the environment's first company).",
+        )
+        .optional(),
+        FieldSpec::text(
+            "page_size",
+            "Page size",
+            "Records per page, 1 to 20000 (default 1000).",
+        )
+        .optional()
+        .format(FieldFormat::Integer),
+        FieldSpec::text(
+            "base_url",
+            "API URL",
+            "Overrides https://api.businesscentral.dynamics.com.",
+        )
+        .optional()
+        .format(FieldFormat::Url),
+        FieldSpec::text(
+            "login_url",
+            "Login URL",
+            "Overrides https://login.microsoftonline.com.",
+        )
+        .optional()
+        .format(FieldFormat::Url),
+    ],
+    reads: &[
+        read(Entity::VENDOR),
+        read(Entity::ITEM),
+        read(Entity::PURCHASE_ORDER),
+    ],
+    writes: &[WriteSpec {
+        entity: Entity::PURCHASE_ORDER,
+        create: true,
+        update: true,
+    }],
+    limits: Limits {
+        concurrency: 5,
+        per_second: 9.0,
+        burst: 10,
+        description: "Business Central's operational limits: 5 requests at once per environment and 600 a minute in production (300 in a sandbox). Ironbridge keeps to the 5 and 90 % of the production rate (540 a minute); a sandbox's lower budget answers 429 with Retry-After, which is honoured.",
+    },
+    history_days: Some(90),
+    mappings: Mappings::new(&[
+        include_str!("../../mappings/business_central/vendor.json"),
+        include_str!("../../mappings/business_central/item.json"),
+        include_str!("../../mappings/business_central/purchase_order.json"),
+    ]),
+    build: |ctx| {
+        Ok(Arc::new(BcConnector::new(
+            ctx.settings,
+            ctx.credentials,
+            ctx.clock.clone(),
+            ctx.sleeper.clone(),
+        )?))
+    },
+};
 
 const DEFAULT_BASE_URL: &str = "https://api.businesscentral.dynamics.com";
 const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
@@ -131,37 +265,6 @@ impl std::fmt::Debug for BcConnector {
     }
 }
 
-/// Business Central's documented limits (operational-limits-online): 5 requests run at once
-/// per environment and 600 per minute in production (300 in a sandbox). We use the 5 and
-/// 90 % of the production rate (540/min), leaving room for the customer's other callers;
-/// a sandbox environment's lower budget answers 429 with `Retry-After`, which we honour.
-pub fn upstream_config() -> UpstreamConfig {
-    UpstreamConfig {
-        concurrency: 5,
-        per_second: 9.0,
-        burst: 10,
-        retry: RetryPolicy::default(),
-        // Business Central ends operations after 8 minutes; our calls are far shorter.
-        timeout: Duration::from_secs(120),
-        ..UpstreamConfig::default()
-    }
-}
-
-/// Builds the connector from a connection's settings and credentials.
-pub fn connector(
-    settings: &Map<String, Value>,
-    credentials: Option<&Map<String, Value>>,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-) -> Result<Arc<dyn Connector>, ConnectorError> {
-    Ok(Arc::new(BcConnector::new(
-        settings,
-        credentials,
-        clock,
-        sleeper,
-    )?))
-}
-
 /// A BC error body: `{"error":{"code","message"}}`; the message loses its correlation id.
 fn bc_error(body: &[u8]) -> Option<(String, String)> {
     let v: Value = serde_json::from_slice(body).ok()?;
@@ -177,12 +280,16 @@ fn bc_error(body: &[u8]) -> Option<(String, String)> {
     Some((code, message))
 }
 
+/// The API page an entity is read from, and what it expands.
 fn set_of(entity: Entity) -> Option<(&'static str, Option<&'static str>)> {
-    match entity {
-        Entity::PurchaseOrder => Some(("purchaseOrders", Some("purchaseOrderLines"))),
-        Entity::Vendor => Some(("vendors", None)),
-        Entity::Item => Some(("items", None)),
-        Entity::Location => None,
+    if entity == Entity::PURCHASE_ORDER {
+        Some(("purchaseOrders", Some("purchaseOrderLines")))
+    } else if entity == Entity::VENDOR {
+        Some(("vendors", None))
+    } else if entity == Entity::ITEM {
+        Some(("items", None))
+    } else {
+        None
     }
 }
 
@@ -254,8 +361,13 @@ impl BcConnector {
                 ));
             }
         };
-        let client =
-            UpstreamClient::new(upstream_config(), clock.clone(), sleeper).map_err(upstream)?;
+        // Business Central ends operations after 8 minutes; our calls are far shorter.
+        let client = limited_client(
+            &DESCRIPTOR.limits,
+            Duration::from_secs(120),
+            clock.clone(),
+            sleeper,
+        )?;
         Ok(BcConnector {
             api_root: format!("{base_url}/v2.0/{tenant_id}/{environment}/api/v2.0"),
             token_url: format!("{login_url}/{tenant_id}/oauth2/v2.0/token"),
@@ -342,7 +454,7 @@ impl BcConnector {
         })
     }
 
-    /// One call to an absolute URL under the API root; a 401 refreshes the token once.
+    /// Sends one call with the bearer token (see [`authorized_call`]).
     async fn call(
         &self,
         method: Method,
@@ -350,40 +462,25 @@ impl BcConnector {
         headers: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ConnectorError> {
-        for attempt in 0..2 {
-            let token = self
-                .tokens
-                .get(self.clock.as_ref(), || self.fetch_token())
-                .await?;
-            let bearer = format!("Bearer {}", token.value);
-            let response = self
-                .client
-                .send(|http| {
-                    let mut r = http
-                        .request(method.clone(), url)
-                        .header(AUTHORIZATION, &bearer)
-                        .header("accept", "application/json");
-                    for (k, v) in headers {
-                        r = r.header(*k, v);
-                    }
-                    if let Some(b) = body {
-                        r = r.json(b);
-                    }
-                    r
-                })
-                .await
-                .map_err(upstream)?;
-            self.source_clock.observe(&response.headers);
-            if response.status == 401 {
-                if attempt == 0 {
-                    self.tokens.invalidate().await;
-                    continue;
+        authorized_call(
+            &self.client,
+            self,
+            &self.source_clock,
+            |http| {
+                let mut r = http
+                    .request(method.clone(), url)
+                    .header("accept", "application/json");
+                for (k, v) in headers {
+                    r = r.header(*k, v);
                 }
-                return Err(ConnectorError::Unauthorized);
-            }
-            return Ok(response);
-        }
-        Err(ConnectorError::Unauthorized)
+                if let Some(b) = body {
+                    r = r.json(b);
+                }
+                r
+            },
+            upstream,
+        )
+        .await
     }
 
     fn error(
@@ -587,15 +684,75 @@ impl BcConnector {
 }
 
 #[async_trait]
+impl Authorize for BcConnector {
+    async fn authorization(&self) -> Result<String, ConnectorError> {
+        let token = self
+            .tokens
+            .get(self.clock.as_ref(), || self.fetch_token())
+            .await?;
+        Ok(format!("Bearer {}", token.value))
+    }
+
+    async fn refused(&self) -> bool {
+        self.tokens.invalidate().await;
+        true
+    }
+}
+
 impl Connector for BcConnector {
-    fn system(&self) -> SystemId {
-        SystemId::BusinessCentral
+    fn descriptor(&self) -> &'static SystemDescriptor {
+        &DESCRIPTOR
     }
 
-    fn readable(&self) -> &'static [Entity] {
-        &[Entity::Vendor, Entity::Item, Entity::PurchaseOrder]
+    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
+        self.client.breaker().state()
     }
 
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        Some(self)
+    }
+
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl CreateRecords for BcConnector {
+    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
+            .await
+    }
+}
+
+#[async_trait]
+impl UpdateRecords for BcConnector {
+    async fn update(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
+            .await
+    }
+}
+
+fn unsupported(entity: Entity) -> ConnectorError {
+    ConnectorError::Unsupported(format!(
+        "Business Central cannot write {} records through Ironbridge",
+        entity.spec().label
+    ))
+}
+
+#[async_trait]
+impl Source for BcConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
         let root = self.company_root().await?;
         self.get_json(&format!("{root}/vendors?$top=1"), &[])
@@ -611,7 +768,7 @@ impl Connector for BcConnector {
     ) -> Result<RawPage, ConnectorError> {
         let Some((set, expand)) = set_of(entity) else {
             return Err(ConnectorError::Unsupported(format!(
-                "Business Central has no {entity:?} read in API v2.0"
+                "Business Central has no {entity} read in API v2.0"
             )));
         };
         let root = self.company_root().await?;
@@ -673,26 +830,11 @@ impl Connector for BcConnector {
             }
             None => None,
         };
-        Ok(RawPage {
-            records,
-            next_cursor,
-        })
+        Ok(RawPage::new(records, next_cursor))
     }
 
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         Ok(self.source_clock.get())
-    }
-
-    fn filters_by_time(&self, entity: Entity) -> bool {
-        set_of(entity).is_some()
-    }
-
-    fn read_concurrency(&self) -> usize {
-        self.client.config().concurrency
-    }
-
-    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
-        self.client.breaker().state()
     }
 
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
@@ -711,11 +853,11 @@ impl Connector for BcConnector {
             .and_then(Value::as_str)
             .and_then(Timestamp::parse_rfc3339))
     }
+}
 
-    async fn create_purchase_order(
-        &self,
-        order: &PurchaseOrderWrite,
-    ) -> Result<Value, ConnectorError> {
+impl BcConnector {
+    /// Creates an order with its lines in one deep insert.
+    async fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
         if order.number.is_some() {
             return Err(ConnectorError::Unsupported(
                 "Business Central assigns purchase-order numbers from its number series".into(),
@@ -757,7 +899,9 @@ impl Connector for BcConnector {
         }
     }
 
-    async fn update_purchase_order(
+    /// Updates an order: header fields with `If-Match`; replacement lines added before the
+    /// old ones are deleted.
+    async fn update_order(
         &self,
         remote_id: &str,
         update: &PurchaseOrderUpdate,

@@ -7,21 +7,25 @@ pub mod certs;
 pub mod read;
 pub mod write;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow,
+    Connector, ConnectorError, CreateRecords, PurchaseOrderUpdate, PurchaseOrderWrite, RawPage,
+    ReadWindow, Source, UnifiedWrite, UpdateRecords,
 };
-use ironbridge_model::api::SystemId;
+use ironbridge_core::system::{
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+};
+use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap, LOCATION};
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value, json};
 
-use crate::backoff::RetryPolicy;
-use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
+use crate::client::{UpstreamClient, UpstreamResponse};
+use crate::common::{Authorize, SourceClock, authorized_call, limited_client, parse_json};
 use crate::sleeper::Sleeper;
 use crate::token::TokenCache;
 
@@ -32,6 +36,124 @@ pub use certs::{GeneratedCertificate, generate_certificate};
 /// plus one SuiteCloud Plus licence), shared by every integration of the account; one
 /// connection takes a third of it so UI users and other integrations keep working.
 pub const CONCURRENCY: usize = 5;
+
+/// NetSuite's id.
+pub const ID: SystemId = SystemId::from_static("netsuite");
+
+const ACCOUNT_ID: FieldSpec = FieldSpec::text(
+    "account_id",
+    "Account ID",
+    "Setup > Company > Company Information > Account ID (`123456`, or `123456_SB1` for a sandbox).",
+);
+const CLIENT_ID: FieldSpec = FieldSpec::text(
+    "client_id",
+    "Client ID",
+    "The consumer key of the integration record (Setup > Integration > Manage Integrations).",
+);
+const CERTIFICATE_ID: FieldSpec = FieldSpec::text(
+    "certificate_id",
+    "Certificate ID",
+    "The id NetSuite shows for the certificate on Setup > Integration > OAuth 2.0 Client Credentials (M2M) Setup.",
+);
+
+const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
+    ReadSpec {
+        entity,
+        kind,
+        // NetSuite's SuiteQL tables forget deleted records.
+        deletions: DeletionDetection::Reconciliation,
+    }
+}
+
+/// Oracle NetSuite: SuiteQL reads, REST record writes, OAuth 2.0 machine-to-machine auth.
+pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
+    id: ID,
+    name: "Oracle NetSuite",
+    auth: &[
+        AuthOption {
+            id: "certificate_generated",
+            name: "OAuth 2.0 machine-to-machine with a certificate Ironbridge generates (option A)",
+            description: "Generate a certificate with `POST /v1/certificates`, upload its PEM in NetSuite's OAuth 2.0 Client Credentials (M2M) Setup for the integration record, then give its id here.",
+            fields: &[
+                ACCOUNT_ID,
+                CLIENT_ID,
+                CERTIFICATE_ID,
+                FieldSpec::text(
+                    "ironbridge_certificate",
+                    "Ironbridge certificate",
+                    "The `crt_…` id of the certificate Ironbridge generated.",
+                )
+                .format(FieldFormat::CertificateId),
+            ],
+        },
+        AuthOption {
+            id: "certificate_own",
+            name: "OAuth 2.0 machine-to-machine with the customer's own certificate (option B)",
+            description: "Generate a key pair (for example `openssl req -x509 -newkey rsa:3072 -keyout key.pem -out cert.pem -days 730 -nodes`), upload the certificate in NetSuite's M2M setup, and give the private key here.",
+            fields: &[
+                ACCOUNT_ID,
+                CLIENT_ID,
+                CERTIFICATE_ID,
+                FieldSpec::text(
+                    "private_key_pem",
+                    "Private key",
+                    "The certificate's RSA private key in PEM (PKCS#8 or PKCS#1).",
+                )
+                .secret()
+                .format(FieldFormat::Pem),
+            ],
+        },
+    ],
+    settings: &[
+        FieldSpec::text(
+            "base_url",
+            "Base URL",
+            "Overrides `https://<account>.suitetalk.api.netsuite.com`.",
+        )
+        .optional()
+        .format(FieldFormat::Url),
+        FieldSpec::text(
+            "date_format",
+            "Date format",
+            "The account's date format preference: M/D/YYYY, D/M/YYYY, YYYY-MM-DD or D.M.YYYY.",
+        )
+        .optional(),
+    ],
+    reads: &[
+        read(Entity::VENDOR, ReadKind::Windowed),
+        read(Entity::ITEM, ReadKind::Windowed),
+        // The location table has no modification time.
+        read(Entity::LOCATION, ReadKind::Whole),
+        read(Entity::PURCHASE_ORDER, ReadKind::Windowed),
+    ],
+    writes: &[WriteSpec {
+        entity: Entity::PURCHASE_ORDER,
+        create: true,
+        update: true,
+    }],
+    limits: Limits {
+        concurrency: CONCURRENCY,
+        // No per-second limit is documented, only the concurrency limit.
+        per_second: 0.0,
+        burst: CONCURRENCY as u32,
+        description: "NetSuite's smallest account-wide concurrency limit is 15 (base tier plus one SuiteCloud Plus licence), shared by every integration of the account; a connection takes a third of it. No request rate is documented.",
+    },
+    history_days: Some(90),
+    mappings: Mappings::new(&[
+        include_str!("../../mappings/netsuite/vendor.json"),
+        include_str!("../../mappings/netsuite/item.json"),
+        include_str!("../../mappings/netsuite/location.json"),
+        include_str!("../../mappings/netsuite/purchase_order.json"),
+    ]),
+    build: |ctx| {
+        Ok(Arc::new(NetSuite::new(
+            ctx.settings,
+            ctx.credentials,
+            ctx.clock.clone(),
+            ctx.sleeper.clone(),
+        )?))
+    },
+};
 
 /// Settings keys a connection may carry.
 const SETTINGS: &[&str] = &["base_url", "date_format"];
@@ -47,7 +169,7 @@ pub struct NetSuite {
     base_url: String,
     clock: Arc<dyn Clock>,
     tokens: TokenCache,
-    last_date: Mutex<Option<Timestamp>>,
+    source_clock: SourceClock,
 }
 
 fn invalid(param: &str, message: &str) -> ConnectorError {
@@ -72,28 +194,13 @@ pub fn account_slug(account_id: &str) -> String {
     account_id.to_ascii_lowercase().replace('_', "-")
 }
 
-/// Builds a connector from a connection's settings and decrypted credentials.
-///
-/// Settings: `{"base_url"?: "https://<account>.suitetalk.api.netsuite.com" override,
-/// "date_format"?: "M/D/YYYY" | "D/M/YYYY" | "YYYY-MM-DD" | "D.M.YYYY"}`.
-/// Credentials: `{"account_id", "client_id", "certificate_id", "private_key_pem"}` (other keys,
-/// such as the public certificate, are ignored).
-pub fn connector(
-    settings: &Map<String, Value>,
-    credentials: Option<&Map<String, Value>>,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-) -> Result<Arc<dyn Connector>, ConnectorError> {
-    Ok(Arc::new(NetSuite::new(
-        settings,
-        credentials,
-        clock,
-        sleeper,
-    )?))
-}
-
 impl NetSuite {
-    /// See [`connector`].
+    /// Builds a connector from a connection's settings and decrypted credentials.
+    ///
+    /// Settings: `{"base_url"?: "https://<account>.suitetalk.api.netsuite.com" override,
+    /// "date_format"?: "M/D/YYYY" | "D/M/YYYY" | "YYYY-MM-DD" | "D.M.YYYY"}`.
+    /// Credentials: `{"account_id", "client_id", "certificate_id", "private_key_pem"}` (other
+    /// keys, such as the public certificate, are ignored).
     pub fn new(
         settings: &Map<String, Value>,
         credentials: Option<&Map<String, Value>>,
@@ -149,18 +256,13 @@ impl NetSuite {
                 ));
             }
         }
-        let config = UpstreamConfig {
-            // A NetSuite request may run up to 15 minutes; SuiteQL pages take seconds.
-            timeout: Duration::from_secs(180),
-            concurrency: CONCURRENCY,
-            // No per-second limit is documented, only the concurrency limit.
-            per_second: 0.0,
-            burst: CONCURRENCY as u32,
-            retry: RetryPolicy::default(),
-            ..UpstreamConfig::default()
-        };
-        let client = UpstreamClient::new(config, clock.clone(), sleeper)
-            .map_err(|e| ConnectorError::Upstream(e.to_string()))?;
+        // A NetSuite request may run up to 15 minutes; SuiteQL pages take seconds.
+        let client = limited_client(
+            &DESCRIPTOR.limits,
+            Duration::from_secs(180),
+            clock.clone(),
+            sleeper,
+        )?;
         Ok(NetSuite {
             client,
             credentials: Credentials {
@@ -172,7 +274,7 @@ impl NetSuite {
             base_url,
             clock,
             tokens: TokenCache::default(),
-            last_date: Mutex::new(None),
+            source_clock: SourceClock::default(),
         })
     }
 
@@ -191,44 +293,12 @@ impl NetSuite {
         Ok(token.value)
     }
 
-    fn remember_date(&self, headers: &HeaderMap) {
-        let format = time::macros::format_description!(
-            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-        );
-        let parsed = headers
-            .get(DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| time::PrimitiveDateTime::parse(v, &format).ok())
-            .map(|d| Timestamp::from_secs(d.assume_utc().unix_timestamp()));
-        if let Some(t) = parsed {
-            *self.last_date.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
-        }
-    }
-
-    /// Sends a data request with the bearer token; on 401 forgets the token and tries once
-    /// more with a fresh one.
+    /// Sends a data request with the bearer token (see [`authorized_call`]).
     async fn call(
         &self,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<UpstreamResponse, ConnectorError> {
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let bearer = format!("Bearer {token}");
-            let response = self
-                .client
-                .send(|http| make(http).header(AUTHORIZATION, &bearer))
-                .await
-                .map_err(auth::upstream)?;
-            self.remember_date(&response.headers);
-            if response.status != 401 {
-                return Ok(response);
-            }
-            self.tokens.invalidate().await;
-            if attempt == 1 {
-                break;
-            }
-        }
-        Err(ConnectorError::Unauthorized)
+        authorized_call(&self.client, self, &self.source_clock, make, auth::upstream).await
     }
 
     /// Runs one SuiteQL page.
@@ -249,7 +319,7 @@ impl NetSuite {
                     .json(&body)
             })
             .await?;
-        let mut value: Value = crate::sap::shared::parse_json(response.body.clone())
+        let mut value: Value = parse_json(response.body.clone())
             .await
             .unwrap_or(Value::Null);
         if response.status != 200 {
@@ -315,15 +385,71 @@ fn record_id(remote_id: &str) -> Result<&str, ConnectorError> {
 }
 
 #[async_trait]
+impl Authorize for NetSuite {
+    async fn authorization(&self) -> Result<String, ConnectorError> {
+        Ok(format!("Bearer {}", self.token().await?))
+    }
+
+    async fn refused(&self) -> bool {
+        self.tokens.invalidate().await;
+        true
+    }
+}
+
 impl Connector for NetSuite {
-    fn system(&self) -> SystemId {
-        SystemId::Netsuite
+    fn descriptor(&self) -> &'static SystemDescriptor {
+        &DESCRIPTOR
     }
 
-    fn readable(&self) -> &'static [Entity] {
-        &Entity::ALL
+    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
+        self.client.breaker().state()
     }
 
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        Some(self)
+    }
+
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl CreateRecords for NetSuite {
+    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
+            .await
+    }
+}
+
+#[async_trait]
+impl UpdateRecords for NetSuite {
+    async fn update(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
+            .await
+    }
+}
+
+fn unsupported(entity: Entity) -> ConnectorError {
+    ConnectorError::Unsupported(format!(
+        "NetSuite cannot write {} records through Ironbridge",
+        entity.spec().label
+    ))
+}
+
+#[async_trait]
+impl Source for NetSuite {
     async fn check(&self) -> Result<(), ConnectorError> {
         self.suiteql("SELECT id FROM location t ORDER BY t.id", 1, 0)
             .await
@@ -351,11 +477,14 @@ impl Connector for NetSuite {
             ));
         }
         let next_cursor = next_cursor.map(|c| c.encode());
-        let records = match entity {
-            Entity::Vendor => rows.into_iter().map(read::vendor).collect(),
-            Entity::Item => rows.into_iter().map(read::item).collect(),
-            Entity::Location => rows.into_iter().map(read::location).collect(),
-            Entity::PurchaseOrder => {
+        let records = if entity == Entity::VENDOR {
+            rows.into_iter().map(read::vendor).collect()
+        } else if entity == Entity::ITEM {
+            rows.into_iter().map(read::item).collect()
+        } else if entity == Entity::LOCATION {
+            rows.into_iter().map(read::location).collect()
+        } else {
+            {
                 let ids: Vec<u64> = rows
                     .iter()
                     .filter_map(|r| read::text(r, "id")?.parse().ok())
@@ -382,18 +511,11 @@ impl Connector for NetSuite {
                 headers.into_iter().map(Value::Object).collect()
             }
         };
-        Ok(RawPage {
-            records,
-            next_cursor,
-        })
+        Ok(RawPage::new(records, next_cursor))
     }
 
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
-        Ok(*self.last_date.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn filters_by_time(&self, entity: Entity) -> bool {
-        read::windowed(entity)
+        Ok(self.source_clock.get())
     }
 
     /// SuiteQL pages are keysets on `(lastmodifieddate, id)` bounded by the window each
@@ -406,14 +528,6 @@ impl Connector for NetSuite {
         Timestamp::parse_rfc3339(&t)
     }
 
-    fn read_concurrency(&self) -> usize {
-        self.client.config().concurrency
-    }
-
-    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
-        self.client.breaker().state()
-    }
-
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
         let Some(sql) = read::oldest_query(entity) else {
             return Ok(None);
@@ -424,11 +538,11 @@ impl Connector for NetSuite {
             .and_then(|r| read::text(r, "lastmodified_iso"))
             .and_then(|t| Timestamp::parse_rfc3339(&t)))
     }
+}
 
-    async fn create_purchase_order(
-        &self,
-        order: &PurchaseOrderWrite,
-    ) -> Result<Value, ConnectorError> {
+impl NetSuite {
+    /// Creates an order through the REST record API, then reads it back in the shape of reads.
+    async fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
         let body = write::create_body(order)?;
         let url = format!("{}/services/rest/record/v1/purchaseOrder", self.base_url);
         let response = self
@@ -455,7 +569,8 @@ impl Connector for NetSuite {
         self.get_order(&id).await
     }
 
-    async fn update_purchase_order(
+    /// Updates an order (`replace=item` when the lines are replaced), then reads it back.
+    async fn update_order(
         &self,
         remote_id: &str,
         update: &PurchaseOrderUpdate,

@@ -1,7 +1,7 @@
 //! SuiteQL reads: one query per page of records, ordered by `(lastmodifieddate, id)` and paged
 //! by keyset (never by offset, which skips records when the set changes between pages), plus
 //! one query for the lines of a page of purchase orders. Rows are reshaped into the raw
-//! records the default mappings read (`crates/core/mappings/netsuite/*.json`).
+//! records the default mappings read (`crates/connectors/mappings/netsuite/*.json`).
 
 use ironbridge_core::connector::{ConnectorError, ReadWindow};
 use ironbridge_model::{Entity, Timestamp};
@@ -59,9 +59,10 @@ struct Table {
     page: usize,
 }
 
-fn table(entity: Entity) -> Table {
-    match entity {
-        Entity::PurchaseOrder => Table {
+/// The table an entity is read from (`None`: NetSuite has no such read).
+fn table(entity: Entity) -> Option<Table> {
+    Some(if entity == Entity::PURCHASE_ORDER {
+        Table {
             select: "t.*, BUILTIN.DF(t.entity) AS entity_name, BUILTIN.DF(t.status) AS status_name, \
                      BUILTIN.DF(t.currency) AS currency_name, BUILTIN.DF(t.location) AS location_name, \
                      BUILTIN.DF(t.custbody_requestor) AS custbody_requestor_name",
@@ -69,29 +70,34 @@ fn table(entity: Entity) -> Table {
             filter: Some("t.type = 'PurchOrd'"),
             has_last_modified: true,
             page: ORDER_PAGE,
-        },
-        Entity::Vendor => Table {
+        }
+    } else if entity == Entity::VENDOR {
+        Table {
             select: "t.*, BUILTIN.DF(t.currency) AS currency_name",
             from: "vendor t",
             filter: None,
             has_last_modified: true,
             page: FLAT_PAGE,
-        },
-        Entity::Item => Table {
+        }
+    } else if entity == Entity::ITEM {
+        Table {
             select: "t.*",
             from: "item t",
             filter: None,
             has_last_modified: true,
             page: FLAT_PAGE,
-        },
-        Entity::Location => Table {
+        }
+    } else if entity == Entity::LOCATION {
+        Table {
             select: "t.*",
             from: "location t",
             filter: None,
             has_last_modified: false,
             page: FLAT_PAGE,
-        },
-    }
+        }
+    } else {
+        return None;
+    })
 }
 
 /// `TO_TIMESTAMP` literal of an instant, rounded to whole seconds in the given direction.
@@ -119,7 +125,8 @@ pub fn page_query(
     window: &ReadWindow,
     cursor: Option<&Cursor>,
 ) -> Result<(String, usize), ConnectorError> {
-    let t = table(entity);
+    let t = table(entity)
+        .ok_or_else(|| ConnectorError::Unsupported(format!("NetSuite has no {entity} read")))?;
     let mut select = t.select.to_string();
     let mut conditions: Vec<String> = t.filter.iter().map(|f| f.to_string()).collect();
     let order = if t.has_last_modified {
@@ -161,12 +168,12 @@ pub fn page_query(
         }
         "t.id"
     };
-    if entity == Entity::PurchaseOrder {
+    if entity == Entity::PURCHASE_ORDER {
         select.push_str(&format!(
             ", TO_CHAR(t.createddate, {ISO_FORMAT}) AS created_iso, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso"
         ));
     } else if t.has_last_modified {
-        let created = if entity == Entity::Vendor {
+        let created = if entity == Entity::VENDOR {
             "datecreated"
         } else {
             "createddate"
@@ -187,7 +194,7 @@ pub fn page_query(
 
 /// The statement that finds an entity's earliest modification (one row), where it has one.
 pub fn oldest_query(entity: Entity) -> Option<String> {
-    let t = table(entity);
+    let t = table(entity)?;
     if !t.has_last_modified {
         return None;
     }
@@ -205,7 +212,7 @@ pub fn oldest_query(entity: Entity) -> Option<String> {
 
 /// Whether reads of `entity` are bounded by modification time.
 pub fn windowed(entity: Entity) -> bool {
-    table(entity).has_last_modified
+    table(entity).is_some_and(|t| t.has_last_modified)
 }
 
 /// The lines of some orders, in order.
@@ -623,13 +630,13 @@ mod tests {
             t: Some("2023-11-14T22:13:20Z".into()),
             id: 9,
         };
-        let (sql, page) = page_query(Entity::PurchaseOrder, &window, Some(&cursor)).unwrap();
+        let (sql, page) = page_query(Entity::PURCHASE_ORDER, &window, Some(&cursor)).unwrap();
         assert_eq!(page, ORDER_PAGE);
         assert!(sql.contains("t.lastmodifieddate >= TO_TIMESTAMP('2023-11-14 22:13:21'"));
         assert!(sql.contains("t.lastmodifieddate <= TO_TIMESTAMP('2023-11-14 22:15:00'"));
         assert!(sql.contains("t.id > 9"));
         assert!(sql.ends_with("ORDER BY t.lastmodifieddate, t.id"));
-        let (sql, _) = page_query(Entity::Location, &window, None).unwrap();
+        let (sql, _) = page_query(Entity::LOCATION, &window, None).unwrap();
         assert!(!sql.contains("lastmodifieddate"));
     }
 }

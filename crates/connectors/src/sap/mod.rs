@@ -4,31 +4,152 @@
 //! `$filter`, so records changed between pages are neither skipped nor repeated; writes use
 //! the CSRF handshake (token + session cookies) and a deep insert.
 
-pub(crate) mod shared;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    RawPage, ReadWindow,
+    Connector, ConnectorError, CreateRecords, PurchaseOrderLineWrite, PurchaseOrderUpdate,
+    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
 };
-use ironbridge_model::api::SystemId;
+use ironbridge_core::system::{
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+};
+use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use self::shared::{
-    Fields, Secret, SourceClock, json_body, json_page, make_cursor, parse_cursor, unexpected,
-    upstream,
+use crate::client::{UpstreamClient, UpstreamResponse};
+use crate::common::{
+    Authorize, Fields, Secret, SourceClock, authorized_call, json_body, json_page, limited_client,
+    make_cursor, parse_cursor, unexpected, upstream,
 };
-use crate::backoff::RetryPolicy;
-use crate::client::{UpstreamClient, UpstreamConfig, UpstreamResponse};
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
+
+/// SAP S/4HANA's id.
+pub const ID: SystemId = SystemId::from_static("sap_s4hana");
+
+const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
+    ReadSpec {
+        entity,
+        kind,
+        // OData V2 entity sets forget deleted records.
+        deletions: DeletionDetection::Reconciliation,
+    }
+}
+
+const fn optional(name: &'static str, label: &'static str, description: &'static str) -> FieldSpec {
+    FieldSpec::text(name, label, description).optional()
+}
+
+/// SAP S/4HANA over OData V2.
+pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
+    id: ID,
+    name: "SAP S/4HANA",
+    auth: &[
+        AuthOption {
+            id: "basic",
+            name: "Basic (communication user)",
+            description: "A communication user of a communication arrangement that exposes API_PURCHASEORDER_PROCESS_SRV, API_BUSINESS_PARTNER and API_PRODUCT_SRV (SAP_COM_0053, SAP_COM_0008, SAP_COM_0009 in the cloud editions).",
+            fields: &[
+                FieldSpec::text("username", "User", "The communication user's name."),
+                FieldSpec::text("password", "Password", "The communication user's password.")
+                    .secret(),
+            ],
+        },
+        AuthOption {
+            id: "oauth_client_credentials",
+            name: "OAuth 2.0 client credentials",
+            description: "An OAuth 2.0 client of the communication arrangement; Ironbridge fetches tokens at the token URL.",
+            fields: &[
+                FieldSpec::text("client_id", "Client ID", "The OAuth client's id."),
+                FieldSpec::text(
+                    "client_secret",
+                    "Client secret",
+                    "The OAuth client's secret.",
+                )
+                .secret(),
+                FieldSpec::text("token_url", "Token URL", "The token endpoint.")
+                    .format(FieldFormat::Url),
+            ],
+        },
+    ],
+    settings: &[
+        FieldSpec::text(
+            "base_url",
+            "Base URL",
+            "The system's HTTPS root (`https://my123456-api.s4hana.cloud.sap`).",
+        )
+        .format(FieldFormat::Url),
+        optional(
+            "sap_client",
+            "Client",
+            "The SAP client (`sap-client`), when not the default.",
+        ),
+        FieldSpec::text(
+            "page_size",
+            "Page size",
+            "Records per page, 1 to 5000 (default 500).",
+        )
+        .optional()
+        .format(FieldFormat::Integer),
+        optional(
+            "purchasing_group",
+            "Purchasing group",
+            "Of orders Ironbridge creates (default 001).",
+        ),
+        optional(
+            "purchasing_organization",
+            "Purchasing organization",
+            "Of orders Ironbridge creates.",
+        ),
+        optional(
+            "company_code",
+            "Company code",
+            "Of orders Ironbridge creates.",
+        ),
+        optional(
+            "purchase_order_type",
+            "Order type",
+            "Of orders Ironbridge creates (default NB).",
+        ),
+    ],
+    reads: &[
+        // `A_Supplier` has no change time to filter on.
+        read(Entity::VENDOR, ReadKind::Whole),
+        read(Entity::ITEM, ReadKind::Windowed),
+        read(Entity::PURCHASE_ORDER, ReadKind::Windowed),
+    ],
+    writes: &[WriteSpec {
+        entity: Entity::PURCHASE_ORDER,
+        create: true,
+        update: true,
+    }],
+    limits: Limits {
+        concurrency: 4,
+        per_second: 0.0,
+        burst: 10,
+        description: "None are documented for on-premise or private cloud Gateway systems (fair use): at most four calls at once, each a large page, and no separate rate.",
+    },
+    history_days: Some(90),
+    mappings: Mappings::new(&[
+        include_str!("../../mappings/sap_s4hana/vendor.json"),
+        include_str!("../../mappings/sap_s4hana/item.json"),
+        include_str!("../../mappings/sap_s4hana/purchase_order.json"),
+    ]),
+    build: |ctx| {
+        Ok(Arc::new(SapConnector::new(
+            ctx.settings,
+            ctx.credentials,
+            ctx.clock.clone(),
+            ctx.sleeper.clone(),
+        )?))
+    },
+};
 
 const PO_SRV: &str = "/sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV";
 const BP_SRV: &str = "/sap/opu/odata/sap/API_BUSINESS_PARTNER";
@@ -121,35 +242,6 @@ impl std::fmt::Debug for SapConnector {
     }
 }
 
-/// The limits used for SAP: none are documented for on-premise or private cloud Gateway
-/// systems (fair use), so we bound what matters to a Gateway, the work in flight: at most
-/// four calls at once (each a large page), and no separate rate on top.
-pub fn upstream_config() -> UpstreamConfig {
-    UpstreamConfig {
-        concurrency: 4,
-        per_second: 0.0,
-        burst: 10,
-        retry: RetryPolicy::default(),
-        timeout: Duration::from_secs(120),
-        ..UpstreamConfig::default()
-    }
-}
-
-/// Builds the connector from a connection's settings and credentials.
-pub fn connector(
-    settings: &Map<String, Value>,
-    credentials: Option<&Map<String, Value>>,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-) -> Result<Arc<dyn Connector>, ConnectorError> {
-    Ok(Arc::new(SapConnector::new(
-        settings,
-        credentials,
-        clock,
-        sleeper,
-    )?))
-}
-
 fn odata_ms(v: &Value) -> Option<i64> {
     let s = v.as_str()?.strip_prefix("/Date(")?.strip_suffix(")/")?;
     let end = s.get(1..)?.find(['+', '-']).map_or(s.len(), |i| i + 1);
@@ -172,29 +264,32 @@ struct Spec {
 }
 
 fn spec(entity: Entity) -> Option<Spec> {
-    Some(match entity {
-        Entity::PurchaseOrder => Spec {
+    Some(if entity == Entity::PURCHASE_ORDER {
+        Spec {
             service: PO_SRV,
             set: "A_PurchaseOrder",
             key: "PurchaseOrder",
             time: Some("LastChangeDateTime"),
             expand: Some("to_PurchaseOrderItem"),
-        },
-        Entity::Vendor => Spec {
+        }
+    } else if entity == Entity::VENDOR {
+        Spec {
             service: BP_SRV,
             set: "A_Supplier",
             key: "Supplier",
             time: None,
             expand: None,
-        },
-        Entity::Item => Spec {
+        }
+    } else if entity == Entity::ITEM {
+        Spec {
             service: PRODUCT_SRV,
             set: "A_Product",
             key: "Product",
             time: Some("LastChangeDateTime"),
             expand: Some("to_Description"),
-        },
-        Entity::Location => return None,
+        }
+    } else {
+        return None;
     })
 }
 
@@ -254,8 +349,12 @@ impl SapConnector {
                 password: Secret(c.req("password")?),
             }
         };
-        let client =
-            UpstreamClient::new(upstream_config(), clock.clone(), sleeper).map_err(upstream)?;
+        let client = limited_client(
+            &DESCRIPTOR.limits,
+            Duration::from_secs(120),
+            clock.clone(),
+            sleeper,
+        )?;
         Ok(SapConnector {
             base_url,
             sap_client,
@@ -338,8 +437,8 @@ impl SapConnector {
         format!("{}{path}", self.base_url)
     }
 
-    /// Sends one call with auth, `sap-client`, JSON and optional CSRF; a 401 on a cached
-    /// token refreshes it once.
+    /// Sends one call with auth, `sap-client`, JSON and optional CSRF (see
+    /// [`authorized_call`]).
     async fn call(
         &self,
         method: Method,
@@ -348,47 +447,34 @@ impl SapConnector {
         headers: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ConnectorError> {
-        for attempt in 0..2 {
-            let authorization = self.authorization().await?;
-            let url = self.url(path);
-            let response = self
-                .client
-                .send(|http| {
-                    let mut r = http
-                        .request(method.clone(), &url)
-                        .header(AUTHORIZATION, &authorization)
-                        .header("accept", "application/json");
-                    let mut q: Vec<(&str, &str)> =
-                        query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    if let Some(c) = &self.sap_client {
-                        q.push(("sap-client", c.as_str()));
-                    }
-                    if !q.is_empty() {
-                        r = r.query(&q);
-                    }
-                    for (k, v) in headers {
-                        r = r.header(*k, v);
-                    }
-                    if let Some(b) = body {
-                        r = r.json(b);
-                    }
-                    r
-                })
-                .await
-                .map_err(upstream)?;
-            self.source_clock.observe(&response.headers);
-            if response.status == 401 {
-                if let Auth::OAuth { cache, .. } = &self.auth
-                    && attempt == 0
-                {
-                    cache.invalidate().await;
-                    continue;
+        let url = self.url(path);
+        authorized_call(
+            &self.client,
+            self,
+            &self.source_clock,
+            |http| {
+                let mut r = http
+                    .request(method.clone(), &url)
+                    .header("accept", "application/json");
+                let mut q: Vec<(&str, &str)> =
+                    query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                if let Some(c) = &self.sap_client {
+                    q.push(("sap-client", c.as_str()));
                 }
-                return Err(ConnectorError::Unauthorized);
-            }
-            return Ok(response);
-        }
-        Err(ConnectorError::Unauthorized)
+                if !q.is_empty() {
+                    r = r.query(&q);
+                }
+                for (k, v) in headers {
+                    r = r.header(*k, v);
+                }
+                if let Some(b) = body {
+                    r = r.json(b);
+                }
+                r
+            },
+            upstream,
+        )
+        .await
     }
 
     async fn get_json(
@@ -551,15 +637,77 @@ fn cookie_header(headers: &HeaderMap) -> String {
 }
 
 #[async_trait]
+impl Authorize for SapConnector {
+    async fn authorization(&self) -> Result<String, ConnectorError> {
+        self.authorization().await
+    }
+
+    async fn refused(&self) -> bool {
+        match &self.auth {
+            // A cached token may have been revoked early: one more try with a fresh one.
+            Auth::OAuth { cache, .. } => {
+                cache.invalidate().await;
+                true
+            }
+            Auth::Basic { .. } => false,
+        }
+    }
+}
+
 impl Connector for SapConnector {
-    fn system(&self) -> SystemId {
-        SystemId::SapS4hana
+    fn descriptor(&self) -> &'static SystemDescriptor {
+        &DESCRIPTOR
     }
 
-    fn readable(&self) -> &'static [Entity] {
-        &[Entity::Vendor, Entity::Item, Entity::PurchaseOrder]
+    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
+        self.client.breaker().state()
     }
 
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        Some(self)
+    }
+
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl CreateRecords for SapConnector {
+    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
+            .await
+    }
+}
+
+#[async_trait]
+impl UpdateRecords for SapConnector {
+    async fn update(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
+            .await
+    }
+}
+
+fn unsupported(entity: Entity) -> ConnectorError {
+    ConnectorError::Unsupported(format!(
+        "SAP S/4HANA cannot write {} records through Ironbridge",
+        entity.spec().label
+    ))
+}
+
+#[async_trait]
+impl Source for SapConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
         self.get_json(
             &format!("{PO_SRV}/A_PurchaseOrder"),
@@ -577,7 +725,7 @@ impl Connector for SapConnector {
     ) -> Result<RawPage, ConnectorError> {
         let Some(spec) = spec(entity) else {
             return Err(ConnectorError::Unsupported(format!(
-                "SAP S/4HANA has no {entity:?} read"
+                "SAP S/4HANA has no {entity} read"
             )));
         };
         let after = cursor.map(parse_cursor).transpose()?;
@@ -653,18 +801,11 @@ impl Connector for SapConnector {
             }
             _ => None,
         };
-        Ok(RawPage {
-            records,
-            next_cursor,
-        })
+        Ok(RawPage::new(records, next_cursor))
     }
 
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         Ok(self.source_clock.get())
-    }
-
-    fn filters_by_time(&self, entity: Entity) -> bool {
-        spec(entity).is_some_and(|s| s.time.is_some())
     }
 
     /// Pages are keysets on `(LastChangeDateTime, key)` bounded by the window each request
@@ -673,14 +814,6 @@ impl Connector for SapConnector {
         spec(entity)?.time?;
         let (ms, _) = parse_cursor(cursor).ok()?;
         Some(Timestamp(ms?.checked_mul(1000)?))
-    }
-
-    fn read_concurrency(&self) -> usize {
-        self.client.config().concurrency
-    }
-
-    fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
-        self.client.breaker().state()
     }
 
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
@@ -710,11 +843,11 @@ impl Connector for SapConnector {
             .and_then(odata_ms)
             .map(|ms| Timestamp(ms.saturating_mul(1000))))
     }
+}
 
-    async fn create_purchase_order(
-        &self,
-        order: &PurchaseOrderWrite,
-    ) -> Result<Value, ConnectorError> {
+impl SapConnector {
+    /// Creates an order with its items in one deep insert.
+    async fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
         let mut body = Map::new();
         body.insert("PurchaseOrderType".into(), json!(self.purchase_order_type));
         body.insert("Supplier".into(), json!(order.vendor_remote_id));
@@ -782,7 +915,9 @@ impl Connector for SapConnector {
             .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
     }
 
-    async fn update_purchase_order(
+    /// Updates an order: custom fields on the header; replacement lines added before the old
+    /// ones are deleted.
+    async fn update_order(
         &self,
         remote_id: &str,
         update: &PurchaseOrderUpdate,

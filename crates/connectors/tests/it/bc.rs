@@ -10,10 +10,9 @@ use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_core::ManualClock;
 use ironbridge_core::connector::{
     Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    ReadWindow,
+    PurchaseOrderWrites, ReadWindow,
 };
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
-use ironbridge_model::api::SystemId;
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -36,13 +35,14 @@ async fn setup(orders: u64, page_size: u64) -> Setup {
         json!({"client_id": creds["client_id"], "client_secret": creds["client_secret"]});
     let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
     let sleeper = RecordingSleeper::new(clock.clone());
-    let connector = ironbridge_connectors::bc::connector(
-        settings.as_object().unwrap(),
-        credentials.as_object(),
-        Arc::new(clock),
-        Arc::new(sleeper.clone()),
-    )
-    .unwrap();
+    let connector = ironbridge_connectors::bc::DESCRIPTOR
+        .connect(
+            settings.as_object().unwrap(),
+            credentials.as_object(),
+            Arc::new(clock),
+            Arc::new(sleeper.clone()),
+        )
+        .unwrap();
     Setup {
         token_path: format!(
             "POST /{}/oauth2/v2.0/token",
@@ -73,9 +73,9 @@ async fn bc_full_read_pages_to_the_end_with_one_token_and_every_record_maps() {
     let s = setup(120, 25).await;
     let counts = admin(&s.emu, "GET", "", None).await["counts"].clone();
     let c = s.connector.as_ref();
-    assert_eq!(c.system(), SystemId::BusinessCentral);
+    assert_eq!(c.descriptor().id, ironbridge_connectors::bc::ID);
     c.check().await.unwrap();
-    let (orders, pages) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (orders, pages) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(
@@ -89,13 +89,21 @@ async fn bc_full_read_pages_to_the_end_with_one_token_and_every_record_maps() {
             .as_array()
             .is_some_and(|l| !l.is_empty())
     );
-    decode_all(SystemId::BusinessCentral, Entity::PurchaseOrder, &orders);
-    let (vendors, _) = read_all(c, Entity::Vendor, &ReadWindow::ALL).await.unwrap();
+    decode_all(
+        &ironbridge_connectors::bc::DESCRIPTOR,
+        Entity::PURCHASE_ORDER,
+        &orders,
+    );
+    let (vendors, _) = read_all(c, Entity::VENDOR, &ReadWindow::ALL).await.unwrap();
     assert_eq!(vendors.len() as u64, counts["vendors"].as_u64().unwrap());
-    decode_all(SystemId::BusinessCentral, Entity::Vendor, &vendors);
-    let (items, _) = read_all(c, Entity::Item, &ReadWindow::ALL).await.unwrap();
+    decode_all(
+        &ironbridge_connectors::bc::DESCRIPTOR,
+        Entity::VENDOR,
+        &vendors,
+    );
+    let (items, _) = read_all(c, Entity::ITEM, &ReadWindow::ALL).await.unwrap();
     assert_eq!(items.len() as u64, counts["items"].as_u64().unwrap());
-    decode_all(SystemId::BusinessCentral, Entity::Item, &items);
+    decode_all(&ironbridge_connectors::bc::DESCRIPTOR, Entity::ITEM, &items);
     assert_eq!(calls(&s.emu, &s.token_path).await, 1, "the token is reused");
     let log = admin(&s.emu, "GET", "/requests", None).await;
     let reads: Vec<&Value> = log["entries"]
@@ -117,7 +125,7 @@ async fn bc_full_read_pages_to_the_end_with_one_token_and_every_record_maps() {
 async fn bc_windowed_read_returns_exactly_the_window_and_ties_across_pages_once() {
     let s = setup(150, 10).await;
     let c = s.connector.as_ref();
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let mut times: Vec<i64> = all.iter().map(|o| ms(&o["lastModifiedDateTime"])).collect();
@@ -132,17 +140,21 @@ async fn bc_windowed_read_returns_exactly_the_window_and_ties_across_pages_once(
         .filter(|o| (lo..=hi).contains(&ms(&o["lastModifiedDateTime"])))
         .map(|o| o["id"].as_str().unwrap().to_string())
         .collect();
-    let (got, _) = read_all(c, Entity::PurchaseOrder, &window).await.unwrap();
+    let (got, _) = read_all(c, Entity::PURCHASE_ORDER, &window).await.unwrap();
     assert_eq!(got.len(), expected.len());
     assert_eq!(ids(&got), expected);
 
     // Resuming with the same cursor continues where the read stopped.
     let first = c
-        .fetch_page(Entity::PurchaseOrder, &window, None)
+        .fetch_page(Entity::PURCHASE_ORDER, &window, None)
         .await
         .unwrap();
     let again = c
-        .fetch_page(Entity::PurchaseOrder, &window, first.next_cursor.as_deref())
+        .fetch_page(
+            Entity::PURCHASE_ORDER,
+            &window,
+            first.next_cursor.as_deref(),
+        )
         .await
         .unwrap();
     assert_eq!(again.records[0]["id"], got[10]["id"]);
@@ -162,11 +174,11 @@ async fn bc_windowed_read_returns_exactly_the_window_and_ties_across_pages_once(
         modified_since: Some(Timestamp(shared * 1000)),
         modified_until: Some(Timestamp(shared * 1000)),
     };
-    let (tied, pages) = read_all(c, Entity::PurchaseOrder, &tie).await.unwrap();
+    let (tied, pages) = read_all(c, Entity::PURCHASE_ORDER, &tie).await.unwrap();
     assert_eq!(tied.len(), 25);
     assert_eq!(ids(&tied).len(), 25);
     assert_eq!(pages, 3);
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(ids(&all).len(), 150);
@@ -184,7 +196,7 @@ async fn bc_too_many_requests_with_and_without_retry_after_and_5xx_are_retried()
         Some(json!({"rate_limit": {"count": 2, "retry_after_secs": 3}})),
     )
     .await;
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(all.len(), 30);
@@ -204,7 +216,7 @@ async fn bc_too_many_requests_with_and_without_retry_after_and_5xx_are_retried()
         Some(json!({"rate_limit": {"count": 2}})),
     )
     .await;
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(all.len(), 30);
@@ -223,7 +235,7 @@ async fn bc_too_many_requests_with_and_without_retry_after_and_5xx_are_retried()
             >= 4
     );
     admin(&s.emu, "PUT", "/faults", Some(json!({"next_errors": {"count": 2, "status": 503, "body": "unavailable", "content_type": "text/plain"}}))).await;
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(all.len(), 30);
@@ -237,7 +249,7 @@ async fn bc_revoked_credentials_are_unauthorized() {
     admin(&s.emu, "POST", "/credentials/revoke", None).await;
     let err = s
         .connector
-        .fetch_page(Entity::Vendor, &ReadWindow::ALL, None)
+        .fetch_page(Entity::VENDOR, &ReadWindow::ALL, None)
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Unauthorized), "{err:?}");
@@ -272,7 +284,7 @@ fn order(vendor: &str, lines: Vec<PurchaseOrderLineWrite>) -> PurchaseOrderWrite
 async fn bc_create_and_update_with_if_match_and_a_concurrent_change() {
     let s = setup(30, 50).await;
     let c = s.connector.as_ref();
-    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (orders, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let vendor = orders[0]["vendorId"].as_str().unwrap().to_string();
@@ -340,7 +352,7 @@ async fn bc_create_and_update_with_if_match_and_a_concurrent_change() {
 async fn bc_invalid_vendor_and_item_are_business_rule_errors() {
     let s = setup(30, 50).await;
     let c = s.connector.as_ref();
-    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (orders, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let vendor = orders[0]["vendorId"].as_str().unwrap().to_string();
@@ -406,15 +418,16 @@ async fn bc_certificate_client_assertion_gets_a_token() {
     let credentials = json!({"client_id": creds["client_id"], "certificate_pem": cert.pem(),
         "private_key_pem": key.serialize_pem()});
     let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
-    let connector = ironbridge_connectors::bc::connector(
-        settings.as_object().unwrap(),
-        credentials.as_object(),
-        Arc::new(clock.clone()),
-        Arc::new(RecordingSleeper::new(clock)),
-    )
-    .unwrap();
+    let connector = ironbridge_connectors::bc::DESCRIPTOR
+        .connect(
+            settings.as_object().unwrap(),
+            credentials.as_object(),
+            Arc::new(clock.clone()),
+            Arc::new(RecordingSleeper::new(clock)),
+        )
+        .unwrap();
     connector.check().await.unwrap();
-    let (vendors, _) = read_all(connector.as_ref(), Entity::Vendor, &ReadWindow::ALL)
+    let (vendors, _) = read_all(connector.as_ref(), Entity::VENDOR, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(
@@ -435,13 +448,14 @@ async fn bc_certificate_client_assertion_gets_a_token() {
     let credentials = json!({"client_id": creds["client_id"], "certificate_pem": cert.pem(),
         "private_key_pem": other.serialize_pem()});
     let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
-    let wrong = ironbridge_connectors::bc::connector(
-        settings.as_object().unwrap(),
-        credentials.as_object(),
-        Arc::new(clock.clone()),
-        Arc::new(RecordingSleeper::new(clock)),
-    )
-    .unwrap();
+    let wrong = ironbridge_connectors::bc::DESCRIPTOR
+        .connect(
+            settings.as_object().unwrap(),
+            credentials.as_object(),
+            Arc::new(clock.clone()),
+            Arc::new(RecordingSleeper::new(clock)),
+        )
+        .unwrap();
     assert!(matches!(
         wrong.check().await,
         Err(ConnectorError::Unauthorized)

@@ -10,11 +10,10 @@ use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_core::ManualClock;
 use ironbridge_core::connector::{
     Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    ReadWindow,
+    PurchaseOrderWrites, ReadWindow,
 };
-use ironbridge_core::mapping::default_mapping;
+use ironbridge_core::unified::check_mapped;
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
-use ironbridge_model::api::SystemId;
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -79,13 +78,14 @@ impl Env {
 
     fn connector(&self, credentials: &Map<String, Value>) -> Arc<dyn Connector> {
         let settings = json!({"base_url": self.emu.base_url()});
-        netsuite::connector(
-            settings.as_object().unwrap(),
-            Some(credentials),
-            Arc::new(self.clock.clone()),
-            Arc::new(self.sleeper.clone()),
-        )
-        .unwrap()
+        netsuite::DESCRIPTOR
+            .connect(
+                settings.as_object().unwrap(),
+                Some(credentials),
+                Arc::new(self.clock.clone()),
+                Arc::new(self.sleeper.clone()),
+            )
+            .unwrap()
     }
 
     async fn count(&self, key: &str) -> u64 {
@@ -138,31 +138,11 @@ fn assert_unique(records: &[Value]) {
 }
 
 fn decode(entity: Entity, raw: &Value) {
-    let def = default_mapping(SystemId::Netsuite, entity).expect("a NetSuite mapping");
-    let mut mapped = def.apply("conn_test", raw).unwrap().data;
-    mapped.insert("id".into(), json!("x_1"));
-    mapped.insert("remote_id".into(), json!("1"));
-    mapped.insert("created_at".into(), json!("2026-01-01T00:00:00Z"));
-    mapped.insert("modified_at".into(), json!("2026-01-01T00:00:00Z"));
-    mapped.insert("remote_created_at".into(), Value::Null);
-    mapped.insert("remote_updated_at".into(), Value::Null);
-    mapped.insert("remote_was_deleted".into(), json!(false));
-    let value = Value::Object(mapped);
-    let ok = match entity {
-        Entity::PurchaseOrder => {
-            serde_json::from_value::<ironbridge_model::entities::PurchaseOrder>(value).map(|_| ())
-        }
-        Entity::Vendor => {
-            serde_json::from_value::<ironbridge_model::entities::Vendor>(value).map(|_| ())
-        }
-        Entity::Item => {
-            serde_json::from_value::<ironbridge_model::entities::Item>(value).map(|_| ())
-        }
-        Entity::Location => {
-            serde_json::from_value::<ironbridge_model::entities::Location>(value).map(|_| ())
-        }
-    };
-    ok.unwrap_or_else(|e| panic!("{entity}: {e} in {raw}"));
+    let def = netsuite::DESCRIPTOR
+        .mapping(entity)
+        .expect("a NetSuite mapping");
+    let mapped = def.apply("conn_test", raw).unwrap();
+    check_mapped(entity, &mapped).unwrap_or_else(|e| panic!("{entity}: {e} in {raw}"));
 }
 
 #[tokio::test]
@@ -170,18 +150,14 @@ async fn generated_certificate_authenticates_reuses_the_token_and_reads_everythi
     let env = start(250).await;
     let creds = env.generated_credentials().await;
     let c = env.connector(&creds);
-    assert_eq!(c.system(), SystemId::Netsuite);
+    assert_eq!(c.descriptor().id, netsuite::ID);
     c.check().await.unwrap();
     let info = env.info().await;
-    for entity in Entity::ALL {
+    for entity in netsuite::DESCRIPTOR.readable() {
         let records = read_all(c.as_ref(), entity, &ReadWindow::ALL).await;
         assert_unique(&records);
-        let key = match entity {
-            Entity::PurchaseOrder => "purchase_orders",
-            Entity::Vendor => "vendors",
-            Entity::Item => "items",
-            Entity::Location => "locations",
-        };
+        // The emulator counts records by the entity's plural.
+        let key = entity.spec().plural;
         let expected = info["counts"][key]
             .as_u64()
             .unwrap_or_else(|| panic!("no count for {key} in {info}"));
@@ -189,7 +165,7 @@ async fn generated_certificate_authenticates_reuses_the_token_and_reads_everythi
         for raw in &records {
             decode(entity, raw);
         }
-        if entity == Entity::PurchaseOrder {
+        if entity == Entity::PURCHASE_ORDER {
             assert!(
                 records
                     .iter()
@@ -248,7 +224,7 @@ async fn a_supplied_pkcs1_key_authenticates() {
     );
     let c = env.connector(&creds);
     c.check().await.unwrap();
-    let vendors = read_all(c.as_ref(), Entity::Location, &ReadWindow::ALL).await;
+    let vendors = read_all(c.as_ref(), Entity::LOCATION, &ReadWindow::ALL).await;
     assert!(!vendors.is_empty());
 }
 
@@ -307,13 +283,14 @@ async fn settings_and_credentials_are_validated_without_leaking_secrets() {
     assert!(!format!("{cert:?}").contains("PRIVATE KEY"));
     let creds = credentials("c", &cert.private_key_pem);
     let make = |settings: Value, creds: Option<&Map<String, Value>>| {
-        netsuite::connector(
-            settings.as_object().unwrap(),
-            creds,
-            Arc::new(env.clock.clone()),
-            Arc::new(env.sleeper.clone()),
-        )
-        .err()
+        netsuite::DESCRIPTOR
+            .connect(
+                settings.as_object().unwrap(),
+                creds,
+                Arc::new(env.clock.clone()),
+                Arc::new(env.sleeper.clone()),
+            )
+            .err()
     };
     let param = |e: Option<ConnectorError>| match e {
         Some(ConnectorError::InvalidSettings { param, .. }) => param,
@@ -357,7 +334,7 @@ fn modified(r: &Value) -> Timestamp {
 async fn windowed_reads_include_the_boundary_and_ties_cross_pages_exactly_once() {
     let env = start(400).await;
     let c = env.connector(&env.generated_credentials().await);
-    let all = read_all(c.as_ref(), Entity::PurchaseOrder, &ReadWindow::ALL).await;
+    let all = read_all(c.as_ref(), Entity::PURCHASE_ORDER, &ReadWindow::ALL).await;
     // Stable order: (lastModifiedDate, id).
     let keys: Vec<(Timestamp, u64)> = all
         .iter()
@@ -377,7 +354,7 @@ async fn windowed_reads_include_the_boundary_and_ties_cross_pages_exactly_once()
         .filter(|r| window.contains(modified(r)))
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
-    let got = read_all(c.as_ref(), Entity::PurchaseOrder, &window).await;
+    let got = read_all(c.as_ref(), Entity::PURCHASE_ORDER, &window).await;
     assert_eq!(ids(&got), expected);
     assert!(got.iter().any(|r| modified(r) == since));
     assert!(got.iter().any(|r| modified(r) == until));
@@ -403,7 +380,7 @@ async fn windowed_reads_include_the_boundary_and_ties_cross_pages_exactly_once()
     let mut got = Vec::new();
     loop {
         let page = c
-            .fetch_page(Entity::PurchaseOrder, &window, cursor.as_deref())
+            .fetch_page(Entity::PURCHASE_ORDER, &window, cursor.as_deref())
             .await
             .unwrap();
         pages += 1;
@@ -412,11 +389,11 @@ async fn windowed_reads_include_the_boundary_and_ties_cross_pages_exactly_once()
             Some(n) => {
                 // A resumed read with the same cursor continues at the same place.
                 let again = c
-                    .fetch_page(Entity::PurchaseOrder, &window, Some(&n))
+                    .fetch_page(Entity::PURCHASE_ORDER, &window, Some(&n))
                     .await
                     .unwrap();
                 let next = c
-                    .fetch_page(Entity::PurchaseOrder, &window, Some(&n))
+                    .fetch_page(Entity::PURCHASE_ORDER, &window, Some(&n))
                     .await
                     .unwrap();
                 assert_eq!(ids(&again.records), ids(&next.records));
@@ -444,7 +421,7 @@ async fn injected_429_and_5xx_are_retried_and_the_read_completes() {
         Some(json!({"rate_limit": {"count": 2, "retry_after_secs": 3}})),
     )
     .await;
-    let first = read_all(c.as_ref(), Entity::PurchaseOrder, &ReadWindow::ALL).await;
+    let first = read_all(c.as_ref(), Entity::PURCHASE_ORDER, &ReadWindow::ALL).await;
     assert_eq!(first.len(), 150);
     env.admin(
         reqwest::Method::PUT,
@@ -453,7 +430,7 @@ async fn injected_429_and_5xx_are_retried_and_the_read_completes() {
             "body": "{\"title\":\"Service Unavailable\",\"status\":503}"}})),
     )
     .await;
-    let second = read_all(c.as_ref(), Entity::PurchaseOrder, &ReadWindow::ALL).await;
+    let second = read_all(c.as_ref(), Entity::PURCHASE_ORDER, &ReadWindow::ALL).await;
     assert_eq!(ids(&second), ids(&first));
     let slept = env.sleeper.slept();
     assert!(slept.len() >= 4, "retries waited: {slept:?}");
@@ -494,13 +471,15 @@ async fn creates_and_updates_orders_and_reports_business_errors() {
     assert_eq!(raw["entity"]["id"], "1");
     assert_eq!(raw["lines"].as_array().unwrap().len(), 2);
     assert_eq!(raw["custbody_ib_priority"], "High");
-    decode(Entity::PurchaseOrder, &raw);
+    decode(Entity::PURCHASE_ORDER, &raw);
     let id = raw["id"].as_str().unwrap().to_string();
 
     // The written record reads back in the same shape through SuiteQL.
-    let all = read_all(c.as_ref(), Entity::PurchaseOrder, &ReadWindow::ALL).await;
+    let all = read_all(c.as_ref(), Entity::PURCHASE_ORDER, &ReadWindow::ALL).await;
     let read = all.iter().find(|r| r["id"] == id.as_str()).unwrap();
-    let def = default_mapping(SystemId::Netsuite, Entity::PurchaseOrder).unwrap();
+    let def = netsuite::DESCRIPTOR
+        .mapping(Entity::PURCHASE_ORDER)
+        .unwrap();
     assert_eq!(
         def.apply("c", read).unwrap().data,
         def.apply("c", &raw).unwrap().data

@@ -9,11 +9,11 @@ use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_core::ManualClock;
 use ironbridge_core::connector::{
     Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    ReadWindow,
+    PurchaseOrderWrites, ReadWindow,
 };
-use ironbridge_core::mapping::default_mapping;
+use ironbridge_core::system::SystemDescriptor;
+use ironbridge_core::unified::check_mapped;
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
-use ironbridge_model::api::SystemId;
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -81,13 +81,14 @@ async fn setup(orders: u64, extra: Value, oauth: bool) -> Setup {
     };
     let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
     let sleeper = RecordingSleeper::new(clock.clone());
-    let connector = ironbridge_connectors::sap::connector(
-        &settings,
-        credentials.as_object(),
-        Arc::new(clock),
-        Arc::new(sleeper.clone()),
-    )
-    .unwrap();
+    let connector = ironbridge_connectors::sap::DESCRIPTOR
+        .connect(
+            &settings,
+            credentials.as_object(),
+            Arc::new(clock),
+            Arc::new(sleeper.clone()),
+        )
+        .unwrap();
     Setup {
         emu,
         sleeper,
@@ -122,34 +123,11 @@ fn ms(v: &Value) -> i64 {
 }
 
 /// Maps every record with the default mapping and decodes it into the unified type.
-pub(crate) fn decode_all(system: SystemId, entity: Entity, records: &[Value]) {
-    let def = default_mapping(system, entity).expect("a default mapping");
+pub(crate) fn decode_all(system: &SystemDescriptor, entity: Entity, records: &[Value]) {
+    let def = system.mapping(entity).expect("a default mapping");
     for raw in records {
-        let mut mapped = def.apply("conn_test", raw).unwrap().data;
-        mapped.insert("id".into(), json!("x_1"));
-        mapped.insert("remote_id".into(), json!("1"));
-        mapped.insert("created_at".into(), json!("2026-01-01T00:00:00Z"));
-        mapped.insert("modified_at".into(), json!("2026-01-01T00:00:00Z"));
-        mapped.insert("remote_created_at".into(), Value::Null);
-        mapped.insert("remote_updated_at".into(), Value::Null);
-        mapped.insert("remote_was_deleted".into(), json!(false));
-        let value = Value::Object(mapped);
-        let ok = match entity {
-            Entity::PurchaseOrder => {
-                serde_json::from_value::<ironbridge_model::entities::PurchaseOrder>(value)
-                    .map(|_| ())
-            }
-            Entity::Vendor => {
-                serde_json::from_value::<ironbridge_model::entities::Vendor>(value).map(|_| ())
-            }
-            Entity::Item => {
-                serde_json::from_value::<ironbridge_model::entities::Item>(value).map(|_| ())
-            }
-            Entity::Location => {
-                serde_json::from_value::<ironbridge_model::entities::Location>(value).map(|_| ())
-            }
-        };
-        ok.unwrap_or_else(|e| panic!("{entity:?}: {e}: {raw}"));
+        let mapped = def.apply("conn_test", raw).unwrap();
+        check_mapped(entity, &mapped).unwrap_or_else(|e| panic!("{entity:?}: {e}: {raw}"));
     }
 }
 
@@ -158,9 +136,9 @@ async fn sap_full_read_pages_to_the_end_and_every_record_maps() {
     let s = setup(120, json!({"page_size": 25}), false).await;
     let counts = admin(&s.emu, "GET", "", None).await["counts"].clone();
     let c = s.connector.as_ref();
-    assert_eq!(c.system(), SystemId::SapS4hana);
+    assert_eq!(c.descriptor().id, ironbridge_connectors::sap::ID);
     c.check().await.unwrap();
-    let (orders, pages) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (orders, pages) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     assert_eq!(
@@ -178,20 +156,33 @@ async fn sap_full_read_pages_to_the_end_and_every_record_maps() {
             .as_array()
             .is_some_and(|a| !a.is_empty())
     );
-    decode_all(SystemId::SapS4hana, Entity::PurchaseOrder, &orders);
-    let (vendors, _) = read_all(c, Entity::Vendor, &ReadWindow::ALL).await.unwrap();
+    decode_all(
+        &ironbridge_connectors::sap::DESCRIPTOR,
+        Entity::PURCHASE_ORDER,
+        &orders,
+    );
+    let (vendors, _) = read_all(c, Entity::VENDOR, &ReadWindow::ALL).await.unwrap();
     assert_eq!(vendors.len() as u64, counts["vendors"].as_u64().unwrap());
-    decode_all(SystemId::SapS4hana, Entity::Vendor, &vendors);
-    let (items, _) = read_all(c, Entity::Item, &ReadWindow::ALL).await.unwrap();
+    decode_all(
+        &ironbridge_connectors::sap::DESCRIPTOR,
+        Entity::VENDOR,
+        &vendors,
+    );
+    let (items, _) = read_all(c, Entity::ITEM, &ReadWindow::ALL).await.unwrap();
     assert_eq!(items.len() as u64, counts["items"].as_u64().unwrap());
-    decode_all(SystemId::SapS4hana, Entity::Item, &items);
-    let mapped = default_mapping(SystemId::SapS4hana, Entity::PurchaseOrder)
+    decode_all(
+        &ironbridge_connectors::sap::DESCRIPTOR,
+        Entity::ITEM,
+        &items,
+    );
+    let mapped = ironbridge_connectors::sap::DESCRIPTOR
+        .mapping(Entity::PURCHASE_ORDER)
         .unwrap()
         .apply("conn_test", &orders[0])
         .unwrap();
     assert!(mapped.remote_updated_at.is_some());
     assert!(matches!(
-        c.fetch_page(Entity::Location, &ReadWindow::ALL, None).await,
+        c.fetch_page(Entity::LOCATION, &ReadWindow::ALL, None).await,
         Err(ConnectorError::Unsupported(_))
     ));
     assert!(c.source_time().await.unwrap().is_some());
@@ -203,7 +194,7 @@ async fn sap_full_read_pages_to_the_end_and_every_record_maps() {
 async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
     let s = setup(150, json!({"page_size": 10}), false).await;
     let c = s.connector.as_ref();
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let mut times: Vec<i64> = all.iter().map(|o| ms(&o["LastChangeDateTime"])).collect();
@@ -218,7 +209,7 @@ async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
         .filter(|o| (lo..=hi).contains(&ms(&o["LastChangeDateTime"])))
         .map(|o| o["PurchaseOrder"].as_str().unwrap().to_string())
         .collect();
-    let (got, _) = read_all(c, Entity::PurchaseOrder, &window).await.unwrap();
+    let (got, _) = read_all(c, Entity::PURCHASE_ORDER, &window).await.unwrap();
     let got_keys: HashSet<String> = got
         .iter()
         .map(|o| o["PurchaseOrder"].as_str().unwrap().to_string())
@@ -230,12 +221,12 @@ async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
 
     // A resumed read with the same window and cursor continues where it stopped.
     let first = c
-        .fetch_page(Entity::PurchaseOrder, &window, None)
+        .fetch_page(Entity::PURCHASE_ORDER, &window, None)
         .await
         .unwrap();
     let cursor = first.next_cursor.unwrap();
     let again = c
-        .fetch_page(Entity::PurchaseOrder, &window, Some(&cursor))
+        .fetch_page(Entity::PURCHASE_ORDER, &window, Some(&cursor))
         .await
         .unwrap();
     assert_eq!(again.records[0]["PurchaseOrder"], got[10]["PurchaseOrder"]);
@@ -255,7 +246,7 @@ async fn sap_records_sharing_one_timestamp_across_pages_are_read_once() {
         .await;
     }
     let c = s.connector.as_ref();
-    let (all, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let keys: HashSet<&str> = all
@@ -268,7 +259,7 @@ async fn sap_records_sharing_one_timestamp_across_pages_are_read_once() {
         modified_since: Some(Timestamp(shared * 1000)),
         modified_until: Some(Timestamp(shared * 1000)),
     };
-    let (tied, pages) = read_all(c, Entity::PurchaseOrder, &window).await.unwrap();
+    let (tied, pages) = read_all(c, Entity::PURCHASE_ORDER, &window).await.unwrap();
     assert_eq!(tied.len(), 25);
     assert!(pages >= 4);
     let keys: HashSet<&str> = tied
@@ -283,10 +274,10 @@ async fn sap_oauth_token_is_reused_and_revoked_credentials_are_unauthorized() {
     let s = setup(20, json!({}), true).await;
     let c = s.connector.as_ref();
     c.check().await.unwrap();
-    read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
-    read_all(c, Entity::Vendor, &ReadWindow::ALL).await.unwrap();
+    read_all(c, Entity::VENDOR, &ReadWindow::ALL).await.unwrap();
     assert_eq!(calls(&s.emu, "POST /sap/bc/sec/oauth2/token").await, 1);
     admin(&s.emu, "POST", "/credentials/revoke", None).await;
     assert!(matches!(c.check().await, Err(ConnectorError::Unauthorized)));
@@ -299,7 +290,7 @@ async fn sap_oauth_token_is_reused_and_revoked_credentials_are_unauthorized() {
     ));
     let err = basic
         .connector
-        .fetch_page(Entity::PurchaseOrder, &ReadWindow::ALL, None)
+        .fetch_page(Entity::PURCHASE_ORDER, &ReadWindow::ALL, None)
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Unauthorized));
@@ -317,7 +308,7 @@ async fn sap_429_and_5xx_are_retried_and_the_read_completes() {
     .await;
     let (all, _) = read_all(
         s.connector.as_ref(),
-        Entity::PurchaseOrder,
+        Entity::PURCHASE_ORDER,
         &ReadWindow::ALL,
     )
     .await
@@ -332,7 +323,7 @@ async fn sap_429_and_5xx_are_retried_and_the_read_completes() {
     admin(&s.emu, "PUT", "/faults", Some(json!({"next_errors": {"count": 2, "status": 503, "body": "unavailable", "content_type": "text/plain"}}))).await;
     let (all, _) = read_all(
         s.connector.as_ref(),
-        Entity::PurchaseOrder,
+        Entity::PURCHASE_ORDER,
         &ReadWindow::ALL,
     )
     .await
@@ -376,7 +367,7 @@ fn order(vendor: &str, lines: Vec<PurchaseOrderLineWrite>) -> PurchaseOrderWrite
 async fn sap_create_and_update_with_the_csrf_handshake() {
     let s = setup(30, json!({}), false).await;
     let c = s.connector.as_ref();
-    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (orders, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let vendor = orders[0]["Supplier"].as_str().unwrap().to_string();
@@ -478,7 +469,7 @@ async fn sap_create_and_update_with_the_csrf_handshake() {
 async fn sap_invalid_vendor_and_material_are_business_rule_errors() {
     let s = setup(30, json!({}), false).await;
     let c = s.connector.as_ref();
-    let (orders, _) = read_all(c, Entity::PurchaseOrder, &ReadWindow::ALL)
+    let (orders, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
     let vendor = orders[0]["Supplier"].as_str().unwrap().to_string();

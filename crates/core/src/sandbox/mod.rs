@@ -8,17 +8,94 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use ironbridge_model::api::SystemId;
+use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use crate::clock::Clock;
 use crate::connector::{
-    Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
-    RawPage, ReadWindow,
+    Connector, ConnectorError, CreateRecords, PurchaseOrderLineWrite, PurchaseOrderUpdate,
+    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
+};
+use crate::system::{
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
 };
 use data::{CLOSED_STATUSES, Dataset};
+
+/// The sandbox's id.
+pub const ID: SystemId = SystemId::from_static("sandbox");
+
+const fn read(entity: Entity) -> ReadSpec {
+    ReadSpec {
+        entity,
+        // Every sample record has `updatedAt`, and pages honour the window.
+        kind: ReadKind::Windowed,
+        deletions: DeletionDetection::Flagged,
+    }
+}
+
+/// The sandbox ERP.
+pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
+    id: ID,
+    name: "Ironbridge sandbox ERP",
+    auth: &[AuthOption {
+        id: "none",
+        name: "none (any credentials; api_key \"revoked\" simulates revoked credentials)",
+        description: "No credentials are needed. Credentials with `api_key` set to `revoked` are refused, to try reauthorization.",
+        fields: &[FieldSpec::text(
+            "api_key",
+            "API key",
+            "Any value; `revoked` makes the sandbox refuse the credentials.",
+        )
+        .optional()
+        .secret()],
+    }],
+    settings: &[
+        FieldSpec::text("seed", "Seed", "Seed of the generated data (default 42).")
+            .optional()
+            .format(FieldFormat::Integer),
+        FieldSpec::text(
+            "purchase_orders",
+            "Purchase orders",
+            "How many orders to generate, 1 to 5000 (default 120).",
+        )
+        .optional()
+        .format(FieldFormat::Integer),
+    ],
+    reads: &[
+        read(Entity::VENDOR),
+        read(Entity::ITEM),
+        read(Entity::LOCATION),
+        read(Entity::PURCHASE_ORDER),
+    ],
+    writes: &[WriteSpec {
+        entity: Entity::PURCHASE_ORDER,
+        create: true,
+        update: true,
+    }],
+    limits: Limits {
+        concurrency: 1,
+        per_second: 0.0,
+        burst: 1,
+        description: "In process: one read at a time.",
+    },
+    // Sample data: its two years of history are the point, whatever today's date is.
+    history_days: None,
+    mappings: Mappings::new(&[
+        include_str!("../../mappings/sandbox/vendor.json"),
+        include_str!("../../mappings/sandbox/item.json"),
+        include_str!("../../mappings/sandbox/location.json"),
+        include_str!("../../mappings/sandbox/purchase_order.json"),
+    ]),
+    build: |ctx| {
+        Ok(Arc::new(SandboxConnector::new(
+            ctx.settings,
+            ctx.credentials,
+            ctx.clock.clone(),
+        )?))
+    },
+};
 
 /// Records per page the sandbox returns.
 const PAGE_SIZE: usize = 100;
@@ -122,11 +199,16 @@ impl SandboxConnector {
     }
 
     fn records(&self, entity: Entity) -> &[Value] {
-        match entity {
-            Entity::PurchaseOrder => &self.data.purchase_orders,
-            Entity::Vendor => &self.data.vendors,
-            Entity::Item => &self.data.items,
-            Entity::Location => &self.data.locations,
+        if entity == Entity::PURCHASE_ORDER {
+            &self.data.purchase_orders
+        } else if entity == Entity::VENDOR {
+            &self.data.vendors
+        } else if entity == Entity::ITEM {
+            &self.data.items
+        } else if entity == Entity::LOCATION {
+            &self.data.locations
+        } else {
+            &[]
         }
     }
 
@@ -140,7 +222,7 @@ impl SandboxConnector {
     }
 
     fn check_location(&self, key: &str) -> Result<(), ConnectorError> {
-        match self.find(Entity::Location, "code", key) {
+        match self.find(Entity::LOCATION, "code", key) {
             Some(l) if l["active"] == true => Ok(()),
             Some(_) => Err(rule(
                 "INACTIVE_LOCATION",
@@ -172,7 +254,7 @@ impl SandboxConnector {
         for (i, line) in lines.iter().enumerate() {
             let param = |f: &str| format!("line_items[{i}].{f}");
             let item = self
-                .find(Entity::Item, "itemNo", &line.item_remote_id)
+                .find(Entity::ITEM, "itemNo", &line.item_remote_id)
                 .ok_or_else(|| {
                     rule(
                         "INVALID_ITEM",
@@ -241,26 +323,54 @@ fn set_totals(order: &mut Value, subtotal: Decimal) {
     order["totalAmount"] = json!((subtotal + tax).to_string());
 }
 
-#[async_trait]
 impl Connector for SandboxConnector {
-    fn system(&self) -> SystemId {
-        SystemId::Sandbox
+    fn descriptor(&self) -> &'static SystemDescriptor {
+        &DESCRIPTOR
     }
 
-    fn readable(&self) -> &'static [Entity] {
-        &Entity::ALL
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        Some(self)
     }
 
-    fn default_history_days(&self) -> Option<u32> {
-        // Sample data: its two years of history are the point, whatever today's date is.
-        None
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        Some(self)
     }
+}
 
-    fn filters_by_time(&self, _entity: Entity) -> bool {
-        // Every sample record has `updatedAt`, and pages honour the window.
-        true
+#[async_trait]
+impl CreateRecords for SandboxConnector {
+    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
     }
+}
 
+#[async_trait]
+impl UpdateRecords for SandboxConnector {
+    async fn update(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return Err(unsupported(entity));
+        }
+        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
+    }
+}
+
+fn unsupported(entity: Entity) -> ConnectorError {
+    ConnectorError::Unsupported(format!(
+        "the sandbox cannot write {} records",
+        entity.spec().label
+    ))
+}
+
+#[async_trait]
+impl Source for SandboxConnector {
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
         self.authorize()?;
         Ok(self
@@ -306,19 +416,16 @@ impl Connector for SandboxConnector {
             .map(|r| (*r).clone())
             .collect();
         let next_cursor = (end < all.len()).then(|| end.to_string());
-        Ok(RawPage {
-            records,
-            next_cursor,
-        })
+        Ok(RawPage::new(records, next_cursor))
     }
+}
 
-    async fn create_purchase_order(
-        &self,
-        order: &PurchaseOrderWrite,
-    ) -> Result<Value, ConnectorError> {
+impl SandboxConnector {
+    /// Validates an order like an ERP and answers with the record it would create.
+    fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
         self.authorize()?;
         let vendor = self
-            .find(Entity::Vendor, "vendorId", &order.vendor_remote_id)
+            .find(Entity::VENDOR, "vendorId", &order.vendor_remote_id)
             .ok_or_else(|| {
                 rule(
                     "INVALID_VENDOR",
@@ -370,14 +477,15 @@ impl Connector for SandboxConnector {
         Ok(raw)
     }
 
-    async fn update_purchase_order(
+    /// Validates changes like an ERP and answers with the order as it would become.
+    fn update_order(
         &self,
         remote_id: &str,
         update: &PurchaseOrderUpdate,
     ) -> Result<Value, ConnectorError> {
         self.authorize()?;
         let mut order = self
-            .find(Entity::PurchaseOrder, "poId", remote_id)
+            .find(Entity::PURCHASE_ORDER, "poId", remote_id)
             .cloned()
             .ok_or(ConnectorError::NotFound)?;
         let status = order["status"].as_str().unwrap_or_default().to_string();
@@ -431,7 +539,6 @@ impl Connector for SandboxConnector {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::mapping::default_mapping;
 
     fn connector(settings: Value) -> SandboxConnector {
         SandboxConnector::new(
@@ -445,7 +552,7 @@ mod tests {
     #[tokio::test]
     async fn pages_through_everything_and_maps_into_the_unified_model() {
         let c = connector(json!({"purchase_orders": 250}));
-        for entity in Entity::ALL {
+        for entity in DESCRIPTOR.readable() {
             let mut cursor = None;
             let mut seen = Vec::new();
             loop {
@@ -460,37 +567,12 @@ mod tests {
                 }
             }
             assert_eq!(seen.len(), c.records(entity).len());
-            let def = default_mapping(SystemId::Sandbox, entity).unwrap();
+            let def = DESCRIPTOR.mapping(entity).unwrap();
             for raw in &seen {
-                let mut mapped = def.apply("conn_test", raw).unwrap().data;
+                let mapped = def.apply("conn_test", raw).unwrap();
                 // The unified body plus the envelope must decode into the documented types.
-                mapped.insert("id".into(), json!("x_1"));
-                mapped.insert("remote_id".into(), json!("1"));
-                mapped.insert("created_at".into(), json!("2026-01-01T00:00:00Z"));
-                mapped.insert("modified_at".into(), json!("2026-01-01T00:00:00Z"));
-                mapped.insert("remote_created_at".into(), Value::Null);
-                mapped.insert("remote_updated_at".into(), Value::Null);
-                mapped.insert("remote_was_deleted".into(), json!(false));
-                let value = Value::Object(mapped);
-                let ok = match entity {
-                    Entity::PurchaseOrder => {
-                        serde_json::from_value::<ironbridge_model::entities::PurchaseOrder>(value)
-                            .map(|_| ())
-                    }
-                    Entity::Vendor => {
-                        serde_json::from_value::<ironbridge_model::entities::Vendor>(value)
-                            .map(|_| ())
-                    }
-                    Entity::Item => {
-                        serde_json::from_value::<ironbridge_model::entities::Item>(value)
-                            .map(|_| ())
-                    }
-                    Entity::Location => {
-                        serde_json::from_value::<ironbridge_model::entities::Location>(value)
-                            .map(|_| ())
-                    }
-                };
-                ok.unwrap_or_else(|e| panic!("{entity}: {e}"));
+                crate::unified::check_mapped(entity, &mapped)
+                    .unwrap_or_else(|e| panic!("{entity}: {e}"));
             }
         }
     }
@@ -531,44 +613,28 @@ mod tests {
     #[tokio::test]
     async fn writes_validate_like_an_erp_and_change_nothing() {
         let c = connector(json!({}));
-        let before = c.records(Entity::PurchaseOrder).to_vec();
-        let created = c
-            .create_purchase_order(&order("V-1001", "ITM-1001"))
-            .await
-            .unwrap();
+        let before = c.records(Entity::PURCHASE_ORDER).to_vec();
+        let created = c.create_order(&order("V-1001", "ITM-1001")).unwrap();
         assert_eq!(created["status"], "DRAFT");
         assert_eq!(created["lines"][0]["lineAmount"], "1.26");
         assert_eq!(created["totalAmount"], "1.35");
         assert_eq!(
             remote_code(
-                c.create_purchase_order(&order(data::BLOCKED_VENDOR, "ITM-1001"))
-                    .await
+                c.create_order(&order(data::BLOCKED_VENDOR, "ITM-1001"))
                     .unwrap_err()
             ),
             "INVALID_VENDOR"
         );
         assert_eq!(
-            remote_code(
-                c.create_purchase_order(&order("V-9999", "ITM-1001"))
-                    .await
-                    .unwrap_err()
-            ),
+            remote_code(c.create_order(&order("V-9999", "ITM-1001")).unwrap_err()),
             "INVALID_VENDOR"
         );
         assert_eq!(
-            remote_code(
-                c.create_purchase_order(&order("V-1001", "ITM-1008"))
-                    .await
-                    .unwrap_err()
-            ),
+            remote_code(c.create_order(&order("V-1001", "ITM-1008")).unwrap_err()),
             "ITEM_OUT_OF_STOCK"
         );
         assert_eq!(
-            remote_code(
-                c.create_purchase_order(&order("V-1001", "ITM-1040"))
-                    .await
-                    .unwrap_err()
-            ),
+            remote_code(c.create_order(&order("V-1001", "ITM-1040")).unwrap_err()),
             "INACTIVE_ITEM"
         );
         let closed = before.iter().find(|o| o["status"] == "CLOSED").unwrap()["poId"]
@@ -580,16 +646,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            remote_code(c.update_purchase_order(&closed, &update).await.unwrap_err()),
+            remote_code(c.update_order(&closed, &update).unwrap_err()),
             "PO_CLOSED"
         );
         let draft = before.iter().find(|o| o["status"] == "DRAFT").unwrap()["poId"]
             .as_str()
             .unwrap()
             .to_string();
-        let updated = c.update_purchase_order(&draft, &update).await.unwrap();
+        let updated = c.update_order(&draft, &update).unwrap();
         assert_eq!(updated["memo"], "x");
-        assert_eq!(c.records(Entity::PurchaseOrder), before.as_slice());
+        assert_eq!(c.records(Entity::PURCHASE_ORDER), before.as_slice());
     }
 
     #[tokio::test]
@@ -603,7 +669,7 @@ mod tests {
         .unwrap();
         assert!(matches!(c.check().await, Err(ConnectorError::Unauthorized)));
         assert!(matches!(
-            c.fetch_page(Entity::Vendor, &ReadWindow::ALL, None).await,
+            c.fetch_page(Entity::VENDOR, &ReadWindow::ALL, None).await,
             Err(ConnectorError::Unauthorized)
         ));
         let bad = |v: Value| SandboxSettings::parse(v.as_object().unwrap()).unwrap_err();

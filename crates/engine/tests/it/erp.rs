@@ -18,13 +18,12 @@ use async_trait::async_trait;
 use ironbridge_connectors::netsuite::generate_certificate;
 use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow,
+    Connector, ConnectorError, CreateRecords, RawPage, ReadWindow, Source, UpdateRecords,
 };
-use ironbridge_core::service::ConnectorFactory;
 use ironbridge_core::store::StoredRecord;
+use ironbridge_core::system::SystemDescriptor;
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
-use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::sync::{EntityReport, LOOKBACK_SECS, SETTLE_SECS, SyncError};
 use ironbridge_model::api::{CircuitState, SystemId};
 use ironbridge_model::{Entity, Timestamp};
@@ -58,9 +57,9 @@ impl Sys {
 
     fn id(self) -> SystemId {
         match self {
-            Sys::NetSuite => SystemId::Netsuite,
-            Sys::Sap => SystemId::SapS4hana,
-            Sys::Bc => SystemId::BusinessCentral,
+            Sys::NetSuite => ironbridge_connectors::netsuite::ID,
+            Sys::Sap => ironbridge_connectors::sap::ID,
+            Sys::Bc => ironbridge_connectors::bc::ID,
         }
     }
 
@@ -229,12 +228,22 @@ impl Erp {
 
     /// A connector as the worker builds it: from the registry, per sync.
     fn connector(&self) -> Arc<dyn Connector> {
-        BuiltinConnectors::with_sleeper(
+        let registry = self.registry();
+        registry
+            .build(
+                registry.require(self.sys.id().as_str()).unwrap(),
+                &self.settings,
+                Some(&self.creds),
+            )
+            .unwrap()
+    }
+
+    /// The built-in systems, on the test's clock and recording sleeper.
+    fn registry(&self) -> ironbridge_core::system::Registry {
+        ironbridge_engine::registry::builtin_with_sleeper(
             Arc::new(self.env.clock.clone()),
             Arc::new(self.sleeper.clone()),
         )
-        .build(self.sys.id(), &self.settings, Some(&self.creds))
-        .unwrap()
     }
 
     async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -316,7 +325,7 @@ impl Erp {
         let states = self.env.store.sync_states(&self.env.conn).await.unwrap();
         states
             .iter()
-            .find(|s| s.entity == Entity::PurchaseOrder)
+            .find(|s| s.entity == Entity::PURCHASE_ORDER)
             .and_then(|s| s.high_water)
             .expect("purchase orders synced once")
     }
@@ -347,7 +356,7 @@ impl Erp {
             .into_iter()
             .filter(|(k, _)| !skip.contains(k))
             .collect();
-        let rows = stored(&self.env, Entity::PurchaseOrder).await;
+        let rows = stored(&self.env, Entity::PURCHASE_ORDER).await;
         let mut seen = HashSet::new();
         for r in &rows {
             assert!(
@@ -398,7 +407,7 @@ impl Erp {
                 r.remote_id
             );
         }
-        let vendors: HashSet<String> = stored(&self.env, Entity::Vendor)
+        let vendors: HashSet<String> = stored(&self.env, Entity::VENDOR)
             .await
             .into_iter()
             .filter(|r| !r.remote_was_deleted)
@@ -410,7 +419,7 @@ impl Erp {
     /// Every stored record of every readable entity, for "nothing changed" comparisons.
     async fn snapshot(&self, c: &dyn Connector) -> Snapshot {
         let mut out = Vec::new();
-        for &entity in c.readable() {
+        for entity in c.descriptor().readable() {
             for r in stored(&self.env, entity).await {
                 out.push((
                     r.id,
@@ -460,7 +469,7 @@ impl Erp {
     }
 
     async fn stored_keys(&self) -> HashSet<String> {
-        stored(&self.env, Entity::PurchaseOrder)
+        stored(&self.env, Entity::PURCHASE_ORDER)
             .await
             .into_iter()
             .map(|r| r.remote_id)
@@ -545,38 +554,38 @@ impl Wrapped {
     }
 }
 
-#[async_trait]
 impl Connector for Wrapped {
-    fn system(&self) -> SystemId {
-        self.inner.system()
+    fn descriptor(&self) -> &'static SystemDescriptor {
+        self.inner.descriptor()
     }
-    fn readable(&self) -> &'static [Entity] {
-        self.inner.readable()
+    fn read_concurrency(&self) -> usize {
+        self.readers
+            .unwrap_or_else(|| self.inner.read_concurrency())
     }
-    fn default_history_days(&self) -> Option<u32> {
-        self.inner.default_history_days()
+    fn circuit_state(&self) -> CircuitState {
+        self.inner.circuit_state()
     }
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        self.inner.creates()
+    }
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        self.inner.updates()
+    }
+}
+
+#[async_trait]
+impl Source for Wrapped {
     async fn check(&self) -> Result<(), ConnectorError> {
         self.inner.check().await
     }
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         self.inner.source_time().await
     }
-    fn filters_by_time(&self, entity: Entity) -> bool {
-        self.inner.filters_by_time(entity)
-    }
     fn cursor_position(&self, entity: Entity, cursor: &str) -> Option<Timestamp> {
         self.inner.cursor_position(entity, cursor)
     }
-    fn read_concurrency(&self) -> usize {
-        self.readers
-            .unwrap_or_else(|| self.inner.read_concurrency())
-    }
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
         self.inner.oldest_change(entity).await
-    }
-    fn circuit_state(&self) -> CircuitState {
-        self.inner.circuit_state()
     }
     async fn fetch_page(
         &self,
@@ -601,16 +610,6 @@ impl Connector for Wrapped {
             return page;
         }
         self.inner.fetch_page(entity, window, cursor).await
-    }
-    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
-        self.inner.create_purchase_order(o).await
-    }
-    async fn update_purchase_order(
-        &self,
-        id: &str,
-        u: &PurchaseOrderUpdate,
-    ) -> Result<Value, ConnectorError> {
-        self.inner.update_purchase_order(id, u).await
     }
 }
 
@@ -652,8 +651,8 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
     let first = erp.run(c.as_ref(), false).await.unwrap();
     erp.assert_in_sync(&[]).await;
     assert_eq!(status(&erp.env).await, "online");
-    let po = report(&first, Entity::PurchaseOrder);
-    let stored_orders = erp.live_count(Entity::PurchaseOrder).await as u64;
+    let po = report(&first, Entity::PURCHASE_ORDER);
+    let stored_orders = erp.live_count(Entity::PURCHASE_ORDER).await as u64;
     assert!(
         stored_orders >= 20,
         "{sys:?}: only {stored_orders} orders in the history window"
@@ -680,7 +679,7 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
         );
     }
     assert_eq!(
-        report(&first, Entity::Vendor).counts.added,
+        report(&first, Entity::VENDOR).counts.added,
         erp.source_vendors().len() as u64,
         "{sys:?}: reference data is read whole the first time"
     );
@@ -715,7 +714,7 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
     let (added, updated, unchanged) =
         erp.window_counts(&prev, &changed_keys, hw1.plus_secs(-LOOKBACK_SECS), hw2);
     assert!(added >= 1 && updated == 4, "{sys:?}: {added} {updated}");
-    let po = report(&second, Entity::PurchaseOrder);
+    let po = report(&second, Entity::PURCHASE_ORDER);
     assert_eq!(
         (
             po.counts.added,
@@ -729,7 +728,7 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
     let read = added + updated + unchanged;
     for r in second
         .iter()
-        .filter(|r| r.entity != Some(Entity::PurchaseOrder))
+        .filter(|r| r.entity != Some(Entity::PURCHASE_ORDER))
     {
         assert_eq!(
             (r.counts.added, r.counts.updated, r.counts.deleted),
@@ -777,7 +776,7 @@ async fn records_sharing_one_timestamp_across_pages_are_each_stored_once(sys: Sy
     let erp = Erp::start(sys).await;
     let c = erp.connector();
     erp.run(c.as_ref(), false).await.unwrap();
-    let stored_before: HashSet<String> = stored(&erp.env, Entity::PurchaseOrder)
+    let stored_before: HashSet<String> = stored(&erp.env, Entity::PURCHASE_ORDER)
         .await
         .into_iter()
         .map(|r| r.remote_id)
@@ -793,7 +792,7 @@ async fn records_sharing_one_timestamp_across_pages_are_each_stored_once(sys: Sy
     let second = erp.run(c.as_ref(), false).await.unwrap();
     erp.assert_in_sync(&[]).await;
     let keys: HashSet<String> = tied.iter().map(|&n| sys.po_key(n)).collect();
-    let rows = stored(&erp.env, Entity::PurchaseOrder).await;
+    let rows = stored(&erp.env, Entity::PURCHASE_ORDER).await;
     let at_tie: Vec<&StoredRecord> = rows
         .iter()
         .filter(|r| r.remote_updated_at == Some(tie))
@@ -808,7 +807,7 @@ async fn records_sharing_one_timestamp_across_pages_are_each_stored_once(sys: Sy
     );
     let was_stored = keys.iter().filter(|k| stored_before.contains(*k)).count() as u64;
     assert_eq!(updated, was_stored);
-    let po = report(&second, Entity::PurchaseOrder);
+    let po = report(&second, Entity::PURCHASE_ORDER);
     assert_eq!(
         (po.counts.added, po.counts.updated, po.counts.unchanged),
         (added, updated, unchanged),
@@ -850,7 +849,7 @@ async fn late_commits_inside_the_lookback_are_picked_up(sys: Sys) {
     let prev = erp.stored_keys().await;
     erp.advance(60).await;
     let second = erp.run(c.as_ref(), false).await.unwrap();
-    let po = report(&second, Entity::PurchaseOrder);
+    let po = report(&second, Entity::PURCHASE_ORDER);
     let changed: HashSet<String> = [sys.po_key(changed_late)].into();
     let expected = erp.window_counts(
         &prev,
@@ -869,7 +868,7 @@ async fn late_commits_inside_the_lookback_are_picked_up(sys: Sys) {
         .await;
     for n in [new_late, changed_late] {
         let key = sys.po_key(n);
-        let r = stored(&erp.env, Entity::PurchaseOrder)
+        let r = stored(&erp.env, Entity::PURCHASE_ORDER)
             .await
             .into_iter()
             .find(|r| r.remote_id == key)
@@ -877,7 +876,7 @@ async fn late_commits_inside_the_lookback_are_picked_up(sys: Sys) {
         assert_eq!(r.remote_updated_at, Some(t), "{sys:?}");
     }
     assert!(
-        !stored(&erp.env, Entity::PurchaseOrder)
+        !stored(&erp.env, Entity::PURCHASE_ORDER)
             .await
             .iter()
             .any(|r| r.remote_id == too_late_key),
@@ -885,7 +884,7 @@ async fn late_commits_inside_the_lookback_are_picked_up(sys: Sys) {
     );
     erp.advance(60).await;
     let full = erp.run(c.as_ref(), true).await.unwrap();
-    assert_eq!(report(&full, Entity::PurchaseOrder).counts.deleted, 0);
+    assert_eq!(report(&full, Entity::PURCHASE_ORDER).counts.deleted, 0);
     erp.assert_in_sync(&[]).await;
 }
 
@@ -911,7 +910,7 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
     let incremental = erp.run(c.as_ref(), false).await.unwrap();
     assert_eq!(sum(&incremental, |r| r.counts.deleted), 0, "{sys:?}");
     erp.assert_in_sync(&gone_keys).await;
-    let before_full = stored(&erp.env, Entity::PurchaseOrder).await;
+    let before_full = stored(&erp.env, Entity::PURCHASE_ORDER).await;
     assert!(
         gone_keys.iter().all(|k| before_full
             .iter()
@@ -921,7 +920,7 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
 
     erp.advance(60).await;
     let full = erp.run(c.as_ref(), true).await.unwrap();
-    let po = report(&full, Entity::PurchaseOrder);
+    let po = report(&full, Entity::PURCHASE_ORDER);
     let source_count = erp.source_orders().len() as u64;
     assert_eq!(
         (po.counts.deleted, po.counts.updated),
@@ -937,7 +936,7 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
         assert_eq!(r.counts.deleted, 0, "{sys:?}: {r:?}");
     }
     erp.assert_in_sync(&[]).await;
-    let after = stored(&erp.env, Entity::PurchaseOrder).await;
+    let after = stored(&erp.env, Entity::PURCHASE_ORDER).await;
     for k in &gone_keys {
         let r = after.iter().find(|r| &r.remote_id == k).unwrap();
         assert!(r.remote_was_deleted, "{sys:?}: {k} flagged, and kept");
@@ -950,7 +949,7 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
     // A second full pass finds nothing new to sweep.
     erp.advance(60).await;
     let again = erp.run(c.as_ref(), true).await.unwrap();
-    let po = report(&again, Entity::PurchaseOrder);
+    let po = report(&again, Entity::PURCHASE_ORDER);
     assert_eq!(
         (po.counts.deleted, po.counts.added, po.counts.updated),
         (0, 0, 0),
@@ -963,13 +962,13 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
 fn sum_reports_other_than_po(reports: &[EntityReport]) -> impl Iterator<Item = &EntityReport> {
     reports
         .iter()
-        .filter(|r| r.entity != Some(Entity::PurchaseOrder))
+        .filter(|r| r.entity != Some(Entity::PURCHASE_ORDER))
 }
 
 /// Stored records per readable entity.
 async fn counts(erp: &Erp, c: &dyn Connector) -> HashMap<Entity, u64> {
     let mut out = HashMap::new();
-    for &e in c.readable() {
+    for e in c.descriptor().readable() {
         out.insert(e, support::count(&erp.env, e).await);
     }
     out
@@ -993,12 +992,12 @@ async fn reference_changes_are_read_by_the_next_sync_on_the_same_connector(sys: 
     erp.advance(SETTLE_SECS + 60).await;
     let second = erp.run(c.as_ref(), false).await.unwrap();
     assert_eq!(
-        report(&second, Entity::Vendor).counts.updated,
+        report(&second, Entity::VENDOR).counts.updated,
         1,
         "{sys:?}: {second:?}"
     );
     let key = sys.vendor_key(n);
-    let vendor = stored(&erp.env, Entity::Vendor)
+    let vendor = stored(&erp.env, Entity::VENDOR)
         .await
         .into_iter()
         .find(|r| r.remote_id == key)
@@ -1024,10 +1023,10 @@ async fn a_crowded_slice_is_split_between_idle_readers(sys: Sys) {
     erp.advance(SETTLE_SECS + 60).await;
     let first = erp.run(erp.connector().as_ref(), false).await.unwrap();
     erp.assert_in_sync(&[]).await;
-    let po = report(&first, Entity::PurchaseOrder);
+    let po = report(&first, Entity::PURCHASE_ORDER);
     assert_eq!(
         po.counts.added,
-        erp.live_count(Entity::PurchaseOrder).await as u64,
+        erp.live_count(Entity::PURCHASE_ORDER).await as u64,
         "{sys:?}: {po:?}"
     );
     assert!(po.counts.added >= crowd as u64, "{sys:?}: {po:?}");
@@ -1061,7 +1060,7 @@ async fn a_crowded_slice_is_split_between_idle_readers(sys: Sys) {
     let states = erp.env.store.sync_states(&erp.env.conn).await.unwrap();
     let plan = states
         .iter()
-        .find(|s| s.entity == Entity::PurchaseOrder)
+        .find(|s| s.entity == Entity::PURCHASE_ORDER)
         .and_then(|s| s.cursor.clone())
         .unwrap_or_default();
     let slices = plan
@@ -1078,9 +1077,9 @@ async fn a_crowded_slice_is_split_between_idle_readers(sys: Sys) {
     }
     let rerun = erp.run(erp.connector().as_ref(), false).await.unwrap();
     erp.assert_in_sync(&[]).await;
-    let again = report(&rerun, Entity::PurchaseOrder);
+    let again = report(&rerun, Entity::PURCHASE_ORDER);
     assert_eq!(
-        erp.live_count(Entity::PurchaseOrder).await as u64,
+        erp.live_count(Entity::PURCHASE_ORDER).await as u64,
         po.counts.added,
         "{sys:?}: {again:?}"
     );
@@ -1221,24 +1220,24 @@ async fn a_killed_full_pass_starts_over_and_sweeps_exactly_the_deleted(sys: Sys)
         .await;
         assert!(outcome.is_none(), "{ctx}: the run was not killed");
         drop(killable);
-        let flagged_before = stored(&erp.env, Entity::PurchaseOrder)
+        let flagged_before = stored(&erp.env, Entity::PURCHASE_ORDER)
             .await
             .iter()
             .filter(|r| r.remote_was_deleted)
             .count() as u64;
-        let before = support::count(&erp.env, Entity::PurchaseOrder).await;
+        let before = support::count(&erp.env, Entity::PURCHASE_ORDER).await;
         let rerun = erp.run(erp.connector().as_ref(), true).await.unwrap();
         erp.assert_in_sync(&[]).await;
-        let po = report(&rerun, Entity::PurchaseOrder);
+        let po = report(&rerun, Entity::PURCHASE_ORDER);
         assert_eq!(flagged_before + po.counts.deleted, 2, "{ctx}: {po:?}");
         assert_eq!(
             po.counts.added,
-            support::count(&erp.env, Entity::PurchaseOrder).await - before,
+            support::count(&erp.env, Entity::PURCHASE_ORDER).await - before,
             "{ctx}"
         );
         assert_eq!(po.counts.updated, 0, "{ctx}");
         assert_eq!(
-            stored(&erp.env, Entity::PurchaseOrder)
+            stored(&erp.env, Entity::PURCHASE_ORDER)
                 .await
                 .iter()
                 .filter(|r| r.remote_was_deleted)
@@ -1360,7 +1359,7 @@ async fn server_error_bursts_are_retried_and_the_sync_completes(sys: Sys) {
         .await;
     erp.advance(SETTLE_SECS + 60).await;
     let second = erp.run(c.as_ref(), false).await.unwrap();
-    assert_eq!(report(&second, Entity::PurchaseOrder).counts.updated, 1);
+    assert_eq!(report(&second, Entity::PURCHASE_ORDER).counts.updated, 1);
     erp.assert_in_sync(&[]).await;
     let failed = statuses(&erp, 0, 503).await;
     assert!(failed >= 4, "{sys:?}: only {failed} 503s were injected");
@@ -1423,7 +1422,7 @@ async fn revoked_credentials_require_reauthorization_and_keep_the_data(sys: Sys)
 
     erp.admin("POST", "/credentials/restore", None).await;
     let back = erp.run(erp.connector().as_ref(), false).await.unwrap();
-    assert_eq!(report(&back, Entity::PurchaseOrder).counts.updated, 1);
+    assert_eq!(report(&back, Entity::PURCHASE_ORDER).counts.updated, 1);
     assert_eq!(status(&erp.env).await, "online");
     erp.assert_in_sync(&[]).await;
 }
@@ -1512,6 +1511,7 @@ async fn an_unreachable_source_goes_offline_opens_the_circuit_and_recovers(sys: 
 /// connection's `history_days` setting decides the first sync's window.
 async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys: Sys) {
     use ironbridge_core::crypto::Keys;
+    use ironbridge_core::runtime::Runtimes;
     use ironbridge_core::service::{Deps, create_connection};
     use ironbridge_core::store::ConnId;
     use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
@@ -1519,16 +1519,13 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
 
     let mut erp = Erp::start(sys).await;
     let keys = Arc::new(Keys::from_master(&[9u8; 32]).unwrap());
-    let factory = Arc::new(BuiltinConnectors::with_sleeper(
-        Arc::new(erp.env.clock.clone()),
-        Arc::new(erp.sleeper.clone()),
-    ));
+    let registry = erp.registry();
     let mut settings = erp.settings.clone();
     settings.insert("history_days".into(), json!(30));
     let deps = Deps {
         store: erp.env.store.as_ref(),
         keys: &keys,
-        connectors: factory.as_ref(),
+        registry: &registry,
         clock: &erp.env.clock,
     };
     let input = ConnectionIn {
@@ -1545,8 +1542,7 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
     erp.env.conn = conn.clone();
     let worker = Worker::new(
         erp.env.store.clone(),
-        keys.clone(),
-        factory.clone(),
+        Arc::new(Runtimes::new(registry.clone(), keys.clone())),
         Arc::new(erp.env.clock.clone()),
         WorkerConfig::default(),
     );

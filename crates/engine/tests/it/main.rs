@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use ironbridge_core::connector::*;
 use ironbridge_core::sandbox::{REVOKED_API_KEY, SandboxConnector, data};
 use ironbridge_core::store::*;
+use ironbridge_core::system::{Mappings, ReadSpec, SystemDescriptor};
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_engine::sync::SyncError;
 use ironbridge_model::Entity;
-use ironbridge_model::api::SystemId;
+use ironbridge_model::api::{DeletionDetection, ReadKind};
 use serde_json::{Value, json};
 
 mod erp;
@@ -45,17 +46,17 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     let reports = sync(&env, &c, false).await.unwrap();
     let po = reports
         .iter()
-        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .find(|r| r.entity == Some(Entity::PURCHASE_ORDER))
         .unwrap();
     assert_eq!((po.counts.added, po.pages, po.unmappable), (230, 3, 0));
-    assert_eq!(count(&env, Entity::PurchaseOrder).await, 230);
-    assert_eq!(count(&env, Entity::Vendor).await, 12);
+    assert_eq!(count(&env, Entity::PURCHASE_ORDER).await, 230);
+    assert_eq!(count(&env, Entity::VENDOR).await, 12);
     assert_eq!(status(&env).await, "online");
     env.clock.advance_secs(60);
     let again = sync(&env, &c, false).await.unwrap();
     let po = again
         .iter()
-        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .find(|r| r.entity == Some(Entity::PURCHASE_ORDER))
         .unwrap();
     // Incremental: only what changed since the last run (minus the lookback) is read.
     assert_eq!(
@@ -69,7 +70,7 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     );
     let vendors = again
         .iter()
-        .find(|r| r.entity == Some(Entity::Vendor))
+        .find(|r| r.entity == Some(Entity::VENDOR))
         .unwrap();
     assert_eq!(
         (vendors.counts.unchanged, vendors.pages),
@@ -96,7 +97,7 @@ async fn initial_sync_stores_everything_and_a_resync_changes_nothing() {
     let full = sync(&env, &c, true).await.unwrap();
     let po = full
         .iter()
-        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .find(|r| r.entity == Some(Entity::PURCHASE_ORDER))
         .unwrap();
     assert_eq!((po.counts.unchanged, po.counts.deleted), (230, 0));
     let events = events(&env).await;
@@ -128,11 +129,11 @@ async fn a_full_pass_marks_records_the_source_no_longer_has_as_deleted() {
     let full = sync(&env, &smaller, true).await.unwrap();
     let po = full
         .iter()
-        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .find(|r| r.entity == Some(Entity::PURCHASE_ORDER))
         .unwrap();
     assert_eq!(po.counts.deleted, 30);
     let q = RecordQuery {
-        entity: Entity::PurchaseOrder,
+        entity: Entity::PURCHASE_ORDER,
         after_id: None,
         modified_after: None,
         modified_before: None,
@@ -142,7 +143,7 @@ async fn a_full_pass_marks_records_the_source_no_longer_has_as_deleted() {
     };
     assert_eq!(env.store.count_records(&env.conn, &q).await.unwrap(), 120);
     assert_eq!(
-        count(&env, Entity::PurchaseOrder).await,
+        count(&env, Entity::PURCHASE_ORDER).await,
         150,
         "deleted records stay, flagged"
     );
@@ -166,7 +167,7 @@ async fn revoked_credentials_require_reauthorization_and_keep_data() {
     ));
     assert_eq!(status(&env).await, "reauthorization_required");
     assert_eq!(
-        count(&env, Entity::PurchaseOrder).await,
+        count(&env, Entity::PURCHASE_ORDER).await,
         120,
         "no data is lost"
     );
@@ -205,20 +206,20 @@ impl FailOnce {
     }
 }
 
-#[async_trait]
 impl Connector for FailOnce {
-    fn system(&self) -> SystemId {
-        self.inner.system()
+    fn descriptor(&self) -> &'static ironbridge_core::system::SystemDescriptor {
+        self.inner.descriptor()
     }
-    fn readable(&self) -> &'static [Entity] {
-        self.inner.readable()
+    fn creates(&self) -> Option<&dyn CreateRecords> {
+        self.inner.creates()
     }
-    fn default_history_days(&self) -> Option<u32> {
-        self.inner.default_history_days()
+    fn updates(&self) -> Option<&dyn UpdateRecords> {
+        self.inner.updates()
     }
-    fn filters_by_time(&self, entity: Entity) -> bool {
-        self.inner.filters_by_time(entity)
-    }
+}
+
+#[async_trait]
+impl Source for FailOnce {
     async fn oldest_change(
         &self,
         entity: Entity,
@@ -237,22 +238,12 @@ impl Connector for FailOnce {
         if let Some(err) = (self.refuse)(entity) {
             return Err(err);
         }
-        let failing = entity == Entity::PurchaseOrder
+        let failing = entity == Entity::PURCHASE_ORDER
             && self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at;
         if failing || self.down.load(Ordering::SeqCst) {
             return Err(ConnectorError::Upstream("connection reset".into()));
         }
         self.inner.fetch_page(entity, window, cursor).await
-    }
-    async fn create_purchase_order(&self, o: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
-        self.inner.create_purchase_order(o).await
-    }
-    async fn update_purchase_order(
-        &self,
-        id: &str,
-        u: &PurchaseOrderUpdate,
-    ) -> Result<Value, ConnectorError> {
-        self.inner.update_purchase_order(id, u).await
     }
 }
 
@@ -265,10 +256,14 @@ async fn a_sync_whose_entities_fail_differently_reports_the_refused_credentials_
     // The health check passes; then the token is refused for purchase orders while vendors
     // are unreachable, as when a token is revoked in the middle of a sync.
     let source = FailOnce {
-        refuse: |entity| match entity {
-            Entity::Vendor => Some(ConnectorError::Upstream("connection reset".into())),
-            Entity::PurchaseOrder => Some(ConnectorError::Unauthorized),
-            _ => None,
+        refuse: |entity| {
+            if entity == Entity::VENDOR {
+                Some(ConnectorError::Upstream("connection reset".into()))
+            } else if entity == Entity::PURCHASE_ORDER {
+                Some(ConnectorError::Unauthorized)
+            } else {
+                None
+            }
         },
         ..FailOnce::new(sandbox(&env.clock, json!({}), None), u32::MAX)
     };
@@ -294,7 +289,7 @@ async fn a_sync_whose_entities_fail_differently_reports_the_refused_credentials_
     assert_eq!(failed[0]["entity"], "purchase_order");
     assert_eq!(failed[0]["error"]["code"], "AUTHENTICATION_FAILED");
     assert!(
-        count(&env, Entity::Item).await > 0,
+        count(&env, Entity::ITEM).await > 0,
         "items were read beside the failing entities and kept"
     );
     let states = env.store.sync_states(&env.conn).await.unwrap();
@@ -304,8 +299,8 @@ async fn a_sync_whose_entities_fail_differently_reports_the_refused_credentials_
             .find(|s| s.entity == e)
             .map(|s| s.status.clone())
     };
-    assert_eq!(state(Entity::Vendor).as_deref(), Some("failed"));
-    assert_eq!(state(Entity::PurchaseOrder).as_deref(), Some("failed"));
+    assert_eq!(state(Entity::VENDOR).as_deref(), Some("failed"));
+    assert_eq!(state(Entity::PURCHASE_ORDER).as_deref(), Some("failed"));
 }
 
 #[tokio::test]
@@ -326,14 +321,14 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
         "one failed call is a blip, not an outage"
     );
     assert_eq!(
-        count(&env, Entity::PurchaseOrder).await,
+        count(&env, Entity::PURCHASE_ORDER).await,
         200,
         "two pages were committed"
     );
     let states = env.store.sync_states(&env.conn).await.unwrap();
     let po = states
         .iter()
-        .find(|s| s.entity == Entity::PurchaseOrder)
+        .find(|s| s.entity == Entity::PURCHASE_ORDER)
         .unwrap();
     assert_eq!(
         (po.status.as_str(), po.cursor.as_deref()),
@@ -342,14 +337,14 @@ async fn a_sync_that_dies_mid_way_resumes_from_its_checkpoint() {
     let reports = sync(&env, &flaky, false).await.unwrap();
     let po = reports
         .iter()
-        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .find(|r| r.entity == Some(Entity::PURCHASE_ORDER))
         .unwrap();
     assert_eq!(
         (po.counts.added, po.pages),
         (250, 3),
         "the rerun starts at the checkpoint"
     );
-    assert_eq!(count(&env, Entity::PurchaseOrder).await, 450);
+    assert_eq!(count(&env, Entity::PURCHASE_ORDER).await, 450);
     assert_eq!(status(&env).await, "online");
     let events = events(&env).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
@@ -406,7 +401,7 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
     let one = env().await;
     let source = sandbox(&one.clock, json!({"purchase_orders": 900}), None);
     sync(&one, &source, false).await.unwrap();
-    let expected: Vec<(String, String)> = support::stored(&one, Entity::PurchaseOrder)
+    let expected: Vec<(String, String)> = support::stored(&one, Entity::PURCHASE_ORDER)
         .await
         .into_iter()
         .map(|r| (r.remote_id, r.data))
@@ -437,7 +432,7 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
     let states = sliced.store.sync_states(&sliced.conn).await.unwrap();
     let po = states
         .iter()
-        .find(|s| s.entity == Entity::PurchaseOrder)
+        .find(|s| s.entity == Entity::PURCHASE_ORDER)
         .unwrap();
     assert!(
         po.cursor
@@ -446,7 +441,7 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
         "the checkpoint is the slice plan: {:?}",
         po.cursor
     );
-    let first = count(&sliced, Entity::PurchaseOrder).await;
+    let first = count(&sliced, Entity::PURCHASE_ORDER).await;
     assert!(
         first > 0 && first < 900,
         "{first} stored before the failure"
@@ -454,7 +449,7 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
     let reports = run().await.unwrap();
     let added = reports
         .iter()
-        .find(|r| r.entity == Some(Entity::PurchaseOrder))
+        .find(|r| r.entity == Some(Entity::PURCHASE_ORDER))
         .unwrap()
         .counts
         .added;
@@ -463,7 +458,7 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
         900,
         "the rerun adds exactly what was missing"
     );
-    let got: Vec<(String, String)> = support::stored(&sliced, Entity::PurchaseOrder)
+    let got: Vec<(String, String)> = support::stored(&sliced, Entity::PURCHASE_ORDER)
         .await
         .into_iter()
         .map(|r| (r.remote_id, r.data))
@@ -474,14 +469,30 @@ async fn sliced_reads_store_what_one_pass_stores_and_resume_per_slice() {
 #[tokio::test]
 async fn unmappable_records_are_skipped_and_counted() {
     struct Broken(SandboxConnector);
-    #[async_trait]
+    /// The sandbox, reading vendors only.
+    static VENDORS_ONLY: SystemDescriptor = SystemDescriptor {
+        reads: &[ReadSpec {
+            entity: Entity::VENDOR,
+            kind: ReadKind::Windowed,
+            deletions: DeletionDetection::Flagged,
+        }],
+        writes: &[],
+        mappings: Mappings::new(&[include_str!("../../../core/mappings/sandbox/vendor.json")]),
+        id: ironbridge_core::sandbox::ID,
+        name: "sandbox, vendors only",
+        auth: &[],
+        settings: &[],
+        limits: ironbridge_core::sandbox::DESCRIPTOR.limits,
+        history_days: None,
+        build: |_| Err(ConnectorError::Unsupported("built directly".into())),
+    };
     impl Connector for Broken {
-        fn system(&self) -> SystemId {
-            SystemId::Sandbox
+        fn descriptor(&self) -> &'static ironbridge_core::system::SystemDescriptor {
+            &VENDORS_ONLY
         }
-        fn readable(&self) -> &'static [Entity] {
-            &[Entity::Vendor]
-        }
+    }
+    #[async_trait]
+    impl Source for Broken {
         async fn check(&self) -> Result<(), ConnectorError> {
             Ok(())
         }
@@ -495,19 +506,6 @@ async fn unmappable_records_are_skipped_and_counted() {
             page.records.push(json!({"name": "no key"}));
             Ok(page)
         }
-        async fn create_purchase_order(
-            &self,
-            o: &PurchaseOrderWrite,
-        ) -> Result<Value, ConnectorError> {
-            self.0.create_purchase_order(o).await
-        }
-        async fn update_purchase_order(
-            &self,
-            id: &str,
-            u: &PurchaseOrderUpdate,
-        ) -> Result<Value, ConnectorError> {
-            self.0.update_purchase_order(id, u).await
-        }
     }
     let env = env().await;
     let reports = sync(&env, &Broken(sandbox(&env.clock, json!({}), None)), false)
@@ -519,7 +517,8 @@ async fn unmappable_records_are_skipped_and_counted() {
 mod worker {
     use super::*;
     use ironbridge_core::crypto::Keys;
-    use ironbridge_core::service::ConnectorFactory;
+    use ironbridge_core::runtime::Runtimes;
+    use ironbridge_core::system::ConnectorFactory;
     use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
     use std::time::Duration;
 
@@ -535,7 +534,7 @@ mod worker {
     impl ConnectorFactory for Flaky {
         fn build(
             &self,
-            _: SystemId,
+            _: &'static SystemDescriptor,
             settings: &serde_json::Map<String, Value>,
             creds: Option<&serde_json::Map<String, Value>>,
         ) -> Result<Arc<dyn Connector>, ConnectorError> {
@@ -549,6 +548,14 @@ mod worker {
                 ..FailOnce::new(inner, fail_at)
             }))
         }
+    }
+
+    /// The runtimes of a worker whose connectors `factory` builds.
+    fn runtimes(env: &Env, factory: Arc<dyn ConnectorFactory>) -> Arc<Runtimes> {
+        Arc::new(Runtimes::new(
+            ironbridge_engine::registry::builtin(Arc::new(env.clock.clone())).with_factory(factory),
+            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
+        ))
     }
 
     fn worker(env: &Env, failures: u32) -> Worker {
@@ -568,8 +575,7 @@ mod worker {
         };
         Worker::new(
             env.store.clone(),
-            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
-            Arc::new(factory),
+            runtimes(env, Arc::new(factory)),
             Arc::new(env.clock.clone()),
             config,
         )
@@ -633,10 +639,10 @@ mod worker {
         };
         let off = Worker::new(
             env.store.clone(),
-            Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
-            Arc::new(ironbridge_engine::BuiltinConnectors::new(Arc::new(
-                env.clock.clone(),
-            ))),
+            Arc::new(Runtimes::new(
+                ironbridge_engine::registry::builtin(Arc::new(env.clock.clone())),
+                Arc::new(Keys::from_master(&[3u8; 32]).unwrap()),
+            )),
             Arc::new(env.clock.clone()),
             config,
         );
@@ -661,7 +667,7 @@ mod worker {
         );
         assert!(w.run_once().await.unwrap());
         assert!(!w.run_once().await.unwrap(), "nothing else is due");
-        assert_eq!(count(&env, Entity::PurchaseOrder).await, 120);
+        assert_eq!(count(&env, Entity::PURCHASE_ORDER).await, 120);
         assert_eq!(w.schedule_due().await.unwrap(), 0, "synced just now");
         env.clock.advance_secs(3601);
         assert_eq!(
@@ -712,7 +718,7 @@ mod worker {
         impl ConnectorFactory for Revoked {
             fn build(
                 &self,
-                _: SystemId,
+                _: &'static SystemDescriptor,
                 s: &serde_json::Map<String, Value>,
                 _: Option<&serde_json::Map<String, Value>>,
             ) -> Result<Arc<dyn Connector>, ConnectorError> {
@@ -726,8 +732,11 @@ mod worker {
         }
         let w = Worker::new(
             env.store.clone(),
-            Arc::new(keys),
-            Arc::new(Revoked(env.clock.clone())),
+            Arc::new(Runtimes::new(
+                ironbridge_engine::registry::builtin(Arc::new(env.clock.clone()))
+                    .with_factory(Arc::new(Revoked(env.clock.clone()))),
+                Arc::new(keys),
+            )),
             Arc::new(env.clock.clone()),
             WorkerConfig::default(),
         );
@@ -809,7 +818,7 @@ mod worker {
             .unwrap();
         assert!(w.run_once().await.unwrap());
         assert_eq!(job_status(&env, &job.id).await, "succeeded");
-        assert_eq!(count(&env, Entity::PurchaseOrder).await, 0);
+        assert_eq!(count(&env, Entity::PURCHASE_ORDER).await, 0);
         assert_eq!(w.schedule_due().await.unwrap(), 0);
     }
 }

@@ -11,7 +11,7 @@ use ironbridge_core::ids::new_id;
 use ironbridge_core::service::certificate_context;
 use ironbridge_core::store::{Certificate, StoreError};
 use ironbridge_model::ErrorCode;
-use ironbridge_model::api::{CertificateIn, CertificateOut, SystemId};
+use ironbridge_model::api::{CertificateIn, CertificateOut, FieldFormat, SystemId};
 
 use crate::AppState;
 use crate::auth::AdminAuth;
@@ -44,10 +44,32 @@ pub async fn create_certificate(
     AdminAuth(org): AdminAuth,
     ApiJson(input): ApiJson<CertificateIn>,
 ) -> ApiResult<(StatusCode, Json<CertificateOut>)> {
-    if input.system != SystemId::Netsuite {
+    let uses_certificates = |s: &ironbridge_core::system::SystemDescriptor| {
+        s.auth
+            .iter()
+            .flat_map(|a| a.fields)
+            .any(|f| f.format == FieldFormat::CertificateId)
+    };
+    if !state
+        .runtimes
+        .registry()
+        .get(input.system.as_str())
+        .is_some_and(uses_certificates)
+    {
+        let users: Vec<String> = state
+            .runtimes
+            .registry()
+            .systems()
+            .iter()
+            .filter(|s| uses_certificates(s))
+            .map(|s| format!("`{}`", s.id))
+            .collect();
         return Err(ApiError::new(
             ErrorCode::ValidationError,
-            "Only `netsuite` connections use a certificate Ironbridge generates.",
+            format!(
+                "Only {} connections use a certificate Ironbridge generates.",
+                users.join(", ")
+            ),
         )
         .param("system"));
     }

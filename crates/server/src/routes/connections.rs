@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ironbridge_core::cursor;
+use ironbridge_core::sandbox;
 use ironbridge_core::service::{self, Deps};
 use ironbridge_core::store::{ConnId, Connection, OrgId, StoreError};
 use ironbridge_engine::sync::sync_connection;
@@ -89,7 +90,7 @@ fn deps(state: &AppState) -> Deps<'_> {
     Deps {
         store: state.store.as_ref(),
         keys: &state.keys,
-        connectors: state.connectors.as_ref(),
+        registry: state.runtimes.registry(),
         clock: state.clock.as_ref(),
     }
 }
@@ -99,7 +100,7 @@ fn deps(state: &AppState) -> Deps<'_> {
 /// worker (the connection shows `syncing` and per-entity progress meanwhile). A failure is
 /// recorded on the connection (status, health, sync state); the connection itself stays.
 async fn initial_sync(state: &AppState, connection: &Connection) {
-    if connection.system != SystemId::Sandbox.as_str() {
+    if connection.system != sandbox::ID.as_str() {
         let org = OrgId(connection.org_id.clone());
         let queued = enqueue_sync(
             state.store.as_ref(),
@@ -115,11 +116,7 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
         }
         return;
     }
-    let connector = match service::open_connector(
-        &state.keys,
-        state.connectors.as_ref(),
-        connection,
-    ) {
+    let runtime = match state.runtimes.get(connection) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(connection = %connection.id, error = %e, "cannot open connector for the initial sync");
@@ -130,7 +127,7 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
     let org = OrgId(connection.org_id.clone());
     if let Err(e) = sync_connection(
         state.store.as_ref(),
-        connector.as_ref(),
+        runtime.connector().as_ref(),
         &org,
         &id,
         false,

@@ -32,17 +32,25 @@ pub struct Route {
     pub handler: MethodRouter<AppState>,
 }
 
-fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> Route {
-    Route {
-        method,
-        path,
-        handler,
+impl Route {
+    /// A route.
+    pub fn new(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+        Route {
+            method,
+            path,
+            handler,
+        }
     }
 }
 
+fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+    Route::new(method, path, handler)
+}
+
 /// The versioned API: every one of these needs a credential and is in the OpenAPI document.
+/// Each entity of the catalogue adds its list and get routes (`records`).
 pub fn api_routes() -> Vec<Route> {
-    vec![
+    let mut routes = vec![
         route(
             Method::GET,
             "/v1/organization",
@@ -180,36 +188,18 @@ pub fn api_routes() -> Vec<Route> {
             get(certificates::download_certificate),
         ),
         route(
-            Method::GET,
-            "/v1/purchase-orders",
-            get(records::list_purchase_orders),
-        ),
-        route(
             Method::POST,
             "/v1/purchase-orders",
             post(purchase_orders::create_purchase_order),
-        ),
-        route(
-            Method::GET,
-            "/v1/purchase-orders/{id}",
-            get(records::get_purchase_order),
         ),
         route(
             Method::PATCH,
             "/v1/purchase-orders/{id}",
             patch(purchase_orders::update_purchase_order),
         ),
-        route(Method::GET, "/v1/vendors", get(records::list_vendors)),
-        route(Method::GET, "/v1/vendors/{id}", get(records::get_vendor)),
-        route(Method::GET, "/v1/items", get(records::list_items)),
-        route(Method::GET, "/v1/items/{id}", get(records::get_item)),
-        route(Method::GET, "/v1/locations", get(records::list_locations)),
-        route(
-            Method::GET,
-            "/v1/locations/{id}",
-            get(records::get_location),
-        ),
-    ]
+    ];
+    routes.extend(records::routes());
+    routes
 }
 
 /// Operations and documentation routes: no credential, not part of the API document.

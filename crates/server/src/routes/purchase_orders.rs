@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ironbridge_core::service::{self, render_written};
 use ironbridge_model::Entity;
-use ironbridge_model::api::{PurchaseOrderIn, PurchaseOrderPatch, SystemId};
+use ironbridge_model::api::{PurchaseOrderIn, PurchaseOrderPatch};
 use serde_json::Value;
 
 use crate::AppState;
@@ -14,10 +14,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
-
-fn system(auth: &ConnectionAuth) -> ApiResult<SystemId> {
-    SystemId::parse(&auth.connection.system).ok_or_else(|| ApiError::internal("unknown system"))
-}
 
 /// Create a purchase order with its lines (one transaction in the source system). On a sandbox
 /// connection the answer is exactly what a real write returns, and nothing changes.
@@ -35,20 +31,14 @@ pub async fn create_purchase_order(
     ApiJson(input): ApiJson<PurchaseOrderIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.writable()?;
-    let connector =
-        service::open_connector(&state.keys, state.connectors.as_ref(), &auth.connection)?;
-    let raw = service::create_purchase_order(
-        state.store.as_ref(),
-        connector.as_ref(),
-        &auth.id(),
-        &input,
-    )
-    .await?;
+    let runtime = state.runtimes.get(&auth.connection)?;
+    let raw =
+        service::create_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &input).await?;
     let now = state.clock.now();
     let record = render_written(
         &auth.connection.id,
-        system(&auth)?,
-        Entity::PurchaseOrder,
+        runtime.system(),
+        Entity::PURCHASE_ORDER,
         raw,
         now,
         now,
@@ -73,21 +63,15 @@ pub async fn update_purchase_order(
     ApiJson(patch): ApiJson<PurchaseOrderPatch>,
 ) -> ApiResult<Json<Value>> {
     auth.writable()?;
-    let connector =
-        service::open_connector(&state.keys, state.connectors.as_ref(), &auth.connection)?;
-    let (raw, created_at) = service::update_purchase_order(
-        state.store.as_ref(),
-        connector.as_ref(),
-        &auth.id(),
-        &id,
-        &patch,
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("purchase order"))?;
+    let runtime = state.runtimes.get(&auth.connection)?;
+    let (raw, created_at) =
+        service::update_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &id, &patch)
+            .await?
+            .ok_or_else(|| ApiError::not_found("purchase order"))?;
     let record = render_written(
         &auth.connection.id,
-        system(&auth)?,
-        Entity::PurchaseOrder,
+        runtime.system(),
+        Entity::PURCHASE_ORDER,
         raw,
         created_at,
         state.clock.now(),

@@ -1,31 +1,40 @@
-//! Reading synced records: cursor pages (stable while records change) and single records,
-//! for every entity of the unified model.
+//! Reading synced records, for every entity of the catalogue: cursor pages (stable while
+//! records change) and single records. The routes and their OpenAPI operations are made from
+//! the entity catalogue, so a new entity is served without a line here.
+
+use std::sync::OnceLock;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use ironbridge_core::cursor;
-use ironbridge_core::service::render;
-use ironbridge_core::store::RecordQuery;
-use ironbridge_model::{Entity, ErrorCode, Timestamp};
+use axum::http::Method;
+use axum::routing::get;
+use ironbridge_core::read::{ListQuery, RecordReader};
+use ironbridge_model::{Entity, Timestamp};
 use serde::Deserialize;
-use serde_json::{Map, Value};
-use utoipa::IntoParams;
+use serde_json::Value;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{
+    ContentBuilder, KnownFormat, Ref, RefOr, Required, ResponseBuilder, Schema, SchemaFormat,
+};
+use utoipa::{PartialSchema, ToSchema};
 
+use super::Route;
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 
-type ErrorBody = ironbridge_model::error::ErrorResponse;
-
 /// Query of the list endpoints.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `next_cursor` of the previous page. Bound to the connection and the filters.
     pub cursor: Option<String>,
-    /// Records per page: default 50; at most 200 for purchase orders, 500 for other entities.
+    /// Records per page (the entity's default and maximum are in the document).
     pub page_size: Option<u32>,
     /// Only records Ironbridge changed after this instant (exclusive).
     pub modified_after: Option<Timestamp>,
@@ -38,12 +47,18 @@ pub struct ListParams {
 }
 
 /// Query of the single-record endpoints.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct GetParams {
     /// Add the record's source payload as `remote_data`.
     pub include_remote_data: Option<bool>,
+}
+
+fn reader(state: &AppState) -> RecordReader<'_> {
+    RecordReader {
+        store: state.store.as_ref(),
+        keys: &state.keys,
+    }
 }
 
 /// Lists records of one entity for the calling connection.
@@ -53,175 +68,290 @@ pub async fn list(
     q: ListParams,
     entity: Entity,
 ) -> ApiResult<Json<Value>> {
-    let page_size = q.page_size.unwrap_or(entity.default_page_size());
-    if page_size == 0 || page_size > entity.max_page_size() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("`page_size` must be from 1 to {}.", entity.max_page_size()),
-        )
-        .param("page_size"));
-    }
-    if let (Some(a), Some(b)) = (q.modified_after, q.modified_before)
-        && a >= b
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "`modified_after` must be before `modified_before`.",
-        )
-        .param("modified_after"));
-    }
-    let include_deleted = q.include_deleted.unwrap_or(false);
-    let fingerprint = cursor::fingerprint(&[
-        ("entity", entity.as_str().into()),
-        (
-            "modified_after",
-            q.modified_after
-                .map(|t| t.micros().to_string())
-                .unwrap_or_default(),
-        ),
-        (
-            "modified_before",
-            q.modified_before
-                .map(|t| t.micros().to_string())
-                .unwrap_or_default(),
-        ),
-        ("include_deleted", include_deleted.to_string()),
-    ]);
-    let scope = &auth.connection.id;
-    let after_id = match &q.cursor {
-        Some(c) => Some(cursor::decode(&state.keys, scope, &fingerprint, c)?),
-        None => None,
-    };
-    let include_raw = q.include_remote_data.unwrap_or(false);
-    let mut query = RecordQuery {
-        entity,
-        after_id,
+    let query = ListQuery {
+        cursor: q.cursor,
+        page_size: q.page_size,
         modified_after: q.modified_after,
         modified_before: q.modified_before,
-        include_deleted,
-        include_raw,
-        limit: page_size + 1,
+        include_deleted: q.include_deleted.unwrap_or(false),
+        include_remote_data: q.include_remote_data.unwrap_or(false),
     };
-    let conn = auth.id();
-    let mut rows = state.store.list_records(&conn, &query).await?;
-    let more = rows.len() > page_size as usize;
-    rows.truncate(page_size as usize);
-    query.after_id = None;
-    let total = state.store.count_records(&conn, &query).await?;
-    let next_cursor = if more {
-        rows.last()
-            .map(|r| cursor::encode(&state.keys, scope, &fingerprint, &r.id))
-    } else {
-        None
-    };
-    let data = rows
-        .iter()
-        .map(|r| render(r, include_raw))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut out = Map::new();
-    out.insert("data".into(), Value::Array(data));
-    out.insert(
-        "next_cursor".into(),
-        next_cursor.map_or(Value::Null, Value::String),
-    );
-    out.insert("total_count".into(), Value::from(total));
-    Ok(Json(Value::Object(out)))
+    let page = reader(state).list(&auth.id(), entity, &query).await?;
+    Ok(Json(page.into_json()))
 }
 
 /// Reads one record of the calling connection.
-pub async fn get(
+pub async fn get_one(
     state: &AppState,
     auth: &ConnectionAuth,
     id: &str,
     q: GetParams,
     entity: Entity,
 ) -> ApiResult<Json<Value>> {
-    let include_raw = q.include_remote_data.unwrap_or(false);
-    let record = state
-        .store
-        .get_record(&auth.id(), entity, id, include_raw)
+    reader(state)
+        .get(
+            &auth.id(),
+            entity,
+            id,
+            q.include_remote_data.unwrap_or(false),
+        )
         .await?
-        .ok_or_else(|| ApiError::not_found(entity.as_str()))?;
-    Ok(Json(render(&record, include_raw)?))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(entity.spec().label))
 }
 
-macro_rules! entity_routes {
-    ($list:ident, $get:ident, $entity:expr, $path:literal, $item_path:literal, $list_ty:ty, $item_ty:ty, $tag:literal, $list_op:literal, $get_op:literal, $list_summary:literal, $get_summary:literal) => {
-        #[doc = $list_summary]
-        #[utoipa::path(get, path = $path, tag = $tag, operation_id = $list_op, params(ListParams), summary = $list_summary,
-            description = "Pages are ordered by id and stable while records change: a record that exists throughout an iteration is returned exactly once.",
-            responses((status = 200, description = "A page", body = $list_ty),
-                (status = 400, description = "Bad parameter or cursor (`INVALID_REQUEST`, `INVALID_CURSOR`)", body = ErrorBody)),
-            security(("connection_token" = []), ("admin_key" = [])))]
-        pub async fn $list(State(state): State<AppState>, auth: ConnectionAuth, ApiQuery(q): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
-            list(&state, &auth, q, $entity).await
-        }
-
-        #[doc = $get_summary]
-        #[utoipa::path(get, path = $item_path, tag = $tag, operation_id = $get_op, summary = $get_summary,
-            params(("id" = String, Path, description = "Ironbridge id of the record"), GetParams),
-            responses((status = 200, description = "The record", body = $item_ty),
-                (status = 404, description = "No such record in this connection", body = ErrorBody)),
-            security(("connection_token" = []), ("admin_key" = [])))]
-        pub async fn $get(State(state): State<AppState>, auth: ConnectionAuth, Path(id): Path<String>, ApiQuery(q): ApiQuery<GetParams>) -> ApiResult<Json<Value>> {
-            get(&state, &auth, &id, q, $entity).await
-        }
-    };
+/// The collection and item paths of every entity, made once (routes keep `'static` paths).
+fn paths() -> &'static [(Entity, String, String)] {
+    static PATHS: OnceLock<Vec<(Entity, String, String)>> = OnceLock::new();
+    PATHS.get_or_init(|| {
+        Entity::ALL
+            .iter()
+            .map(|&e| {
+                let collection = e.collection_path();
+                let item = format!("{collection}/{{id}}");
+                (e, collection, item)
+            })
+            .collect()
+    })
 }
 
-entity_routes!(
-    list_purchase_orders,
-    get_purchase_order,
-    Entity::PurchaseOrder,
-    "/v1/purchase-orders",
-    "/v1/purchase-orders/{id}",
-    ironbridge_model::api::PurchaseOrderList,
-    ironbridge_model::entities::PurchaseOrder,
-    "Purchase orders",
-    "v1.purchase_orders.list",
-    "v1.purchase_orders.get",
-    "List purchase orders",
-    "Get a purchase order"
-);
-entity_routes!(
-    list_vendors,
-    get_vendor,
-    Entity::Vendor,
-    "/v1/vendors",
-    "/v1/vendors/{id}",
-    ironbridge_model::api::VendorList,
-    ironbridge_model::entities::Vendor,
-    "Vendors",
-    "v1.vendors.list",
-    "v1.vendors.get",
-    "List vendors",
-    "Get a vendor"
-);
-entity_routes!(
-    list_items,
-    get_item,
-    Entity::Item,
-    "/v1/items",
-    "/v1/items/{id}",
-    ironbridge_model::api::ItemList,
-    ironbridge_model::entities::Item,
-    "Items",
-    "v1.items.list",
-    "v1.items.get",
-    "List items",
-    "Get an item"
-);
-entity_routes!(
-    list_locations,
-    get_location,
-    Entity::Location,
-    "/v1/locations",
-    "/v1/locations/{id}",
-    ironbridge_model::api::LocationList,
-    ironbridge_model::entities::Location,
-    "Locations",
-    "v1.locations.list",
-    "v1.locations.get",
-    "List locations",
-    "Get a location"
-);
+/// The collection path of `entity` (`/v1/purchase-orders`).
+pub fn collection_path(entity: Entity) -> &'static str {
+    paths()
+        .iter()
+        .find(|(e, _, _)| *e == entity)
+        .map_or("", |(_, c, _)| c.as_str())
+}
+
+/// The item path of `entity` (`/v1/purchase-orders/{id}`).
+pub fn item_path(entity: Entity) -> &'static str {
+    paths()
+        .iter()
+        .find(|(e, _, _)| *e == entity)
+        .map_or("", |(_, _, i)| i.as_str())
+}
+
+/// A list route and a get route per entity of the catalogue.
+pub fn routes() -> Vec<Route> {
+    let mut out = Vec::new();
+    for &(entity, ref collection, ref item) in paths() {
+        out.push(Route::new(
+            Method::GET,
+            collection,
+            get(
+                move |State(state): State<AppState>,
+                      auth: ConnectionAuth,
+                      ApiQuery(q): ApiQuery<ListParams>| async move {
+                    list(&state, &auth, q, entity).await
+                },
+            ),
+        ));
+        out.push(Route::new(
+            Method::GET,
+            item,
+            get(
+                move |State(state): State<AppState>,
+                      auth: ConnectionAuth,
+                      Path(id): Path<String>,
+                      ApiQuery(q): ApiQuery<GetParams>| async move {
+                    get_one(&state, &auth, &id, q, entity).await
+                },
+            ),
+        ));
+    }
+    out
+}
+
+/// The name of an entity's page schema (`PurchaseOrderList`).
+fn list_schema_name(entity: Entity) -> String {
+    format!("{}List", (entity.spec().schema.name)())
+}
+
+fn article(label: &str) -> &'static str {
+    if label.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn json_response(description: &str, schema: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(schema)))
+                .build(),
+        )
+        .build()
+}
+
+fn query_param(
+    name: &str,
+    description: &str,
+    schema: impl Into<RefOr<Schema>>,
+) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn boolean() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::Boolean)
+}
+
+fn security() -> Vec<SecurityRequirement> {
+    vec![
+        SecurityRequirement::new("connection_token", Vec::<String>::new()),
+        SecurityRequirement::new("admin_key", Vec::<String>::new()),
+    ]
+}
+
+/// The OpenAPI paths of every entity's routes, and the schemas they name.
+pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Vec<(String, RefOr<Schema>)>) {
+    let mut paths = Vec::new();
+    let mut schemas = Vec::new();
+    for &entity in Entity::ALL {
+        let spec = entity.spec();
+        let type_name = (spec.schema.name)().to_string();
+        schemas.push((type_name.clone(), (spec.schema.schema)()));
+        (spec.schema.schemas)(&mut schemas);
+        let plural = spec.title.to_lowercase();
+        schemas.push((
+            list_schema_name(entity),
+            ObjectBuilder::new()
+                .description(Some(format!("A page of {plural}.")))
+                .property(
+                    "data",
+                    ArrayBuilder::new()
+                        .items(Ref::from_schema_name(&type_name))
+                        .description(Some("The records of this page, ordered by `id`.")),
+                )
+                .required("data")
+                .property(
+                    "next_cursor",
+                    ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                            Type::String,
+                            Type::Null,
+                        ]))
+                        .description(Some(
+                            "Pass as `cursor` to get the next page; absent on the last page.",
+                        )),
+                )
+                .property(
+                    "total_count",
+                    ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                            Type::Integer,
+                            Type::Null,
+                        ]))
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(0))
+                        .description(Some(
+                            "Records matching the filters at the time of the request.",
+                        )),
+                )
+                .into(),
+        ));
+        let operation = |verb: &str| format!("v1.{}.{verb}", spec.plural);
+        let list = OperationBuilder::new()
+            .tag(spec.title)
+            .summary(Some(format!("List {plural}")))
+            .description(Some(
+                "Pages are ordered by id and stable while records change: a record that exists throughout an iteration is returned exactly once.",
+            ))
+            .operation_id(Some(operation("list")))
+            .parameters(Some([
+                query_param(
+                    "cursor",
+                    "`next_cursor` of the previous page. Bound to the connection and the filters.",
+                    ObjectBuilder::new().schema_type(Type::String),
+                ),
+                query_param(
+                    "page_size",
+                    &format!(
+                        "Records per page: default {}, at most {}.",
+                        spec.default_page_size, spec.max_page_size
+                    ),
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                        .minimum(Some(1))
+                        .maximum(Some(spec.max_page_size)),
+                ),
+                query_param(
+                    "modified_after",
+                    "Only records Ironbridge changed after this instant (exclusive).",
+                    Ref::from_schema_name(Timestamp::name()),
+                ),
+                query_param(
+                    "modified_before",
+                    "Only records Ironbridge changed before this instant (exclusive).",
+                    Ref::from_schema_name(Timestamp::name()),
+                ),
+                query_param(
+                    "include_deleted",
+                    "Include records deleted in the source system (`remote_was_deleted=true`).",
+                    boolean(),
+                ),
+                query_param(
+                    "include_remote_data",
+                    "Add each record's source payload as `remote_data`.",
+                    boolean(),
+                ),
+            ]))
+            .response("200", json_response("A page", &list_schema_name(entity)))
+            .response(
+                "400",
+                json_response(
+                    "Bad parameter or cursor (`INVALID_REQUEST`, `INVALID_CURSOR`)",
+                    "ErrorResponse",
+                ),
+            )
+            .securities(Some(security()))
+            .build();
+        let label = spec.label;
+        let one = OperationBuilder::new()
+            .tag(spec.title)
+            .summary(Some(format!("Get {} {label}", article(label))))
+            .operation_id(Some(operation("get")))
+            .parameters(Some([
+                ParameterBuilder::new()
+                    .name("id")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description(Some(format!(
+                        "Ironbridge id of the {label} (`{}_…`)",
+                        spec.id_prefix
+                    )))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+                query_param(
+                    "include_remote_data",
+                    "Add the record's source payload as `remote_data`.",
+                    boolean(),
+                ),
+            ]))
+            .response("200", json_response("The record", &type_name))
+            .response(
+                "404",
+                json_response("No such record in this connection", "ErrorResponse"),
+            )
+            .securities(Some(security()))
+            .build();
+        paths.push((
+            collection_path(entity),
+            PathItem::new(HttpMethod::Get, list),
+        ));
+        paths.push((item_path(entity), PathItem::new(HttpMethod::Get, one)));
+    }
+    // Keeps `Entity`'s own schema referenced by the capability types.
+    schemas.push((Entity::name().to_string(), Entity::schema()));
+    (paths, schemas)
+}

@@ -90,5 +90,5 @@ async fn the_capability_matrix_lists_every_system() {
         ),
         (Some(true), Some(true), Some(true))
     );
-    assert_eq!(systems.len(), ironbridge_model::api::SystemId::ALL.len());
+    assert_eq!(systems.len(), ironbridge_engine::registry::BUILTIN.len());
 }

@@ -12,7 +12,7 @@ use crate::support::TestApp;
 fn record(conn: &str, remote_id: &str, version: u32, deleted: bool) -> RecordUpsert {
     let data = json!({"number": format!("PO-{remote_id}"), "status": "approved", "custom_fields": {}, "line_items": [], "v": version}).to_string();
     RecordUpsert {
-        id: record_id(conn, Entity::PurchaseOrder, remote_id),
+        id: record_id(conn, Entity::PURCHASE_ORDER, remote_id),
         remote_id: remote_id.to_string(),
         raw: json!({"poId": remote_id, "v": version}).to_string(),
         content_hash: sha256_hex(format!("{remote_id}:{version}:{deleted}").as_bytes()),
@@ -59,9 +59,9 @@ async fn pages_never_repeat_or_miss_while_records_change() {
         round += 1;
         app.clock.advance_secs(1);
         let victim = format!("{}", 100_001 + (round * 37) % 300);
-        deleted.insert(record_id(&conn, Entity::PurchaseOrder, &victim));
+        deleted.insert(record_id(&conn, Entity::PURCHASE_ORDER, &victim));
         let page = PageWrite {
-            entity: Entity::PurchaseOrder,
+            entity: Entity::PURCHASE_ORDER,
             records: vec![
                 record(&conn, &format!("new-{round}"), 1, false),
                 record(
@@ -77,7 +77,7 @@ async fn pages_never_repeat_or_miss_while_records_change() {
             now: Timestamp(app.clock_now_micros()),
         };
         app.store
-            .start_sync(&cid, Entity::PurchaseOrder, page.now)
+            .start_sync(&cid, Entity::PURCHASE_ORDER, page.now)
             .await
             .unwrap();
         app.store.write_page(&cid, &page).await.unwrap();

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
 use ironbridge_core::{Clock, ManualClock};
-use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::webhooks::{AddressPolicy, Dispatcher, Resolver, WebhookConfig};
 use ironbridge_model::Timestamp;
 use ironbridge_server::{AppState, ServerConfig};
@@ -101,6 +101,8 @@ pub fn test_webhook_config(dns: Arc<FakeDns>) -> WebhookConfig {
 
 pub struct TestApp {
     pub keys: Arc<Keys>,
+    /// The connection runtimes the server uses; a worker of the same "process" shares them.
+    pub runtimes: Arc<Runtimes>,
     pub webhooks: Arc<Dispatcher>,
     pub base: String,
     pub client: reqwest::Client,
@@ -218,11 +220,15 @@ impl TestApp {
             },
         )
         .unwrap();
+        let runtimes = Arc::new(Runtimes::new(
+            ironbridge_engine::registry::builtin(clock_dyn.clone()),
+            keys.clone(),
+        ));
         let state = AppState::new(
             store.clone(),
             keys.clone(),
             clock_dyn.clone(),
-            Arc::new(BuiltinConnectors::new(clock_dyn)),
+            runtimes.clone(),
             webhooks.clone(),
             config,
             shutdown.clone(),
@@ -232,6 +238,7 @@ impl TestApp {
         let server = tokio::spawn(ironbridge_server::serve(listener, state));
         TestApp {
             keys,
+            runtimes,
             webhooks,
             base,
             client: reqwest::Client::new(),

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use ironbridge_core::Clock;
-use ironbridge_engine::BuiltinConnectors;
 use ironbridge_engine::worker::{Worker, WorkerConfig};
 use serde_json::json;
 
@@ -13,8 +12,7 @@ fn worker(app: &TestApp) -> Worker {
     let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
     Worker::new(
         app.store.clone(),
-        app.keys.clone(),
-        Arc::new(BuiltinConnectors::new(clock.clone())),
+        app.runtimes.clone(),
         clock,
         WorkerConfig::default(),
     )

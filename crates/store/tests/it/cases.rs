@@ -62,7 +62,7 @@ pub(crate) async fn conn(store: &Arc<dyn Store>, org: &OrgId) -> ConnId {
 
 fn rec(conn: &ConnId, remote_id: &str, body: &str) -> RecordUpsert {
     RecordUpsert {
-        id: record_id(&conn.0, Entity::Vendor, remote_id),
+        id: record_id(&conn.0, Entity::VENDOR, remote_id),
         remote_id: remote_id.into(),
         data: format!(r#"{{"name":"{body}"}}"#),
         raw: format!(r#"{{"n":"{body}"}}"#),
@@ -79,12 +79,12 @@ async fn write(
     records: Vec<RecordUpsert>,
     now: Timestamp,
 ) -> WriteCounts {
-    store.start_sync(conn, Entity::Vendor, now).await.unwrap();
+    store.start_sync(conn, Entity::VENDOR, now).await.unwrap();
     store
         .write_page(
             conn,
             &PageWrite {
-                entity: Entity::Vendor,
+                entity: Entity::VENDOR,
                 records,
                 checkpoint: None,
                 seen_run: None,
@@ -97,7 +97,7 @@ async fn write(
 
 fn query(limit: u32) -> RecordQuery {
     RecordQuery {
-        entity: Entity::Vendor,
+        entity: Entity::VENDOR,
         after_id: None,
         modified_after: None,
         modified_before: None,
@@ -278,8 +278,8 @@ pub async fn pages_are_written_idempotently(store: Arc<dyn Store>) {
     let one = store
         .get_record(
             &c,
-            Entity::Vendor,
-            &record_id(&c.0, Entity::Vendor, "1"),
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "1"),
             true,
         )
         .await
@@ -294,8 +294,8 @@ pub async fn pages_are_written_idempotently(store: Arc<dyn Store>) {
     let two = store
         .get_record(
             &c,
-            Entity::Vendor,
-            &record_id(&c.0, Entity::Vendor, "2"),
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "2"),
             false,
         )
         .await
@@ -315,11 +315,11 @@ pub async fn pages_are_written_idempotently(store: Arc<dyn Store>) {
     assert_eq!(store.count_records(&c, &query(10)).await.unwrap(), 1);
     assert_eq!(
         store.record_counts(&c).await.unwrap(),
-        vec![(Entity::Vendor, 2)]
+        vec![(Entity::VENDOR, 2)]
     );
     assert!(
         store
-            .get_record(&c, Entity::Item, &all[0].id, false)
+            .get_record(&c, Entity::ITEM, &all[0].id, false)
             .await
             .unwrap()
             .is_none()
@@ -329,7 +329,7 @@ pub async fn pages_are_written_idempotently(store: Arc<dyn Store>) {
 pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
     let o = org(&store, 1).await;
     let c = conn(&store, &o).await;
-    let fresh = store.start_sync(&c, Entity::Vendor, T0).await.unwrap();
+    let fresh = store.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
     assert_eq!(
         (fresh.cursor, fresh.run_id, fresh.high_water),
         (None, None, None)
@@ -338,15 +338,16 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
     store
         .begin_window(
             &c,
-            Entity::Vendor,
+            Entity::VENDOR,
             "run_1",
             Some(T0.plus_secs(-3600)),
             Some(until),
+            None,
         )
         .await
         .unwrap();
     let page = PageWrite {
-        entity: Entity::Vendor,
+        entity: Entity::VENDOR,
         records: vec![rec(&c, "1", "a")],
         checkpoint: Some("page-2".into()),
         now: T0,
@@ -354,11 +355,11 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
     };
     store.write_page(&c, &page).await.unwrap();
     store
-        .finish_sync(&c, Entity::Vendor, T0, Some("upstream timed out"))
+        .finish_sync(&c, Entity::VENDOR, T0, Some("upstream timed out"), None)
         .await
         .unwrap();
     // A failed sync resumes where its last committed page ended, in the same window.
-    let resumed = store.start_sync(&c, Entity::Vendor, T0).await.unwrap();
+    let resumed = store.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
     assert_eq!(
         (resumed.cursor.as_deref(), resumed.run_id.as_deref()),
         (Some("page-2"), Some("run_1"))
@@ -372,7 +373,7 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
         ("running", Some("upstream timed out"))
     );
     store
-        .finish_sync(&c, Entity::Vendor, T0.plus_secs(1), None)
+        .finish_sync(&c, Entity::VENDOR, T0.plus_secs(1), None, None)
         .await
         .unwrap();
     let states = store.sync_states(&c).await.unwrap();
@@ -403,12 +404,12 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
     )
     .await;
     store
-        .begin_window(&c, Entity::Vendor, "run_2", None, Some(T0))
+        .begin_window(&c, Entity::VENDOR, "run_2", None, Some(T0), None)
         .await
         .unwrap();
     // The pass sees 1 (unchanged) and 3 (changed), not 2.
     let page = PageWrite {
-        entity: Entity::Vendor,
+        entity: Entity::VENDOR,
         records: vec![rec(&c, "1", "a"), rec(&c, "3", "b")],
         checkpoint: None,
         now: T0.plus_secs(5),
@@ -417,7 +418,7 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
     store.write_page(&c, &page).await.unwrap();
     assert_eq!(
         store
-            .sweep_unseen(&c, Entity::Vendor, "run_2", T0.plus_secs(6))
+            .sweep_unseen(&c, Entity::VENDOR, "run_2", T0.plus_secs(6))
             .await
             .unwrap(),
         1
@@ -425,8 +426,8 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
     let two = store
         .get_record(
             &c,
-            Entity::Vendor,
-            &record_id(&c.0, Entity::Vendor, "2"),
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "2"),
             false,
         )
         .await
@@ -440,7 +441,7 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
     );
     assert_eq!(
         store
-            .sweep_unseen(&c, Entity::Vendor, "run_2", T0.plus_secs(7))
+            .sweep_unseen(&c, Entity::VENDOR, "run_2", T0.plus_secs(7))
             .await
             .unwrap(),
         0,
@@ -802,7 +803,7 @@ pub async fn events_are_written_with_the_changes_they_describe(store: Arc<dyn St
     // The scheduler sees live connections that never synced, not disconnected ones.
     let due = store.connections_due(T0, 10).await.unwrap();
     assert!(due.iter().any(|(_, id)| *id == c2) && !due.iter().any(|(_, id)| *id == c));
-    store.start_sync(&c2, Entity::Vendor, T0).await.unwrap();
+    store.start_sync(&c2, Entity::VENDOR, T0).await.unwrap();
     assert!(
         !store
             .connections_due(T0, 10)
@@ -859,8 +860,8 @@ pub async fn large_pages_with_repeats_are_written_in_batches(store: Arc<dyn Stor
     let seven = store
         .get_record(
             &c,
-            Entity::Vendor,
-            &record_id(&c.0, Entity::Vendor, "7"),
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "7"),
             true,
         )
         .await
@@ -899,8 +900,8 @@ pub async fn large_pages_with_repeats_are_written_in_batches(store: Arc<dyn Stor
     let first = store
         .get_record(
             &c,
-            Entity::Vendor,
-            &record_id(&c.0, Entity::Vendor, "3"),
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "3"),
             false,
         )
         .await
@@ -960,4 +961,108 @@ pub async fn call_failures_are_counted_with_the_circuit_state(store: Arc<dyn Sto
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn feeds_keep_their_position_between_runs(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    store.start_sync(&c, Entity::ITEM, T0).await.unwrap();
+    // A new run of a feed starts from where the last one stopped.
+    store
+        .begin_window(&c, Entity::ITEM, "run_1", None, Some(T0), Some("pos-4"))
+        .await
+        .unwrap();
+    let started = store.start_sync(&c, Entity::ITEM, T0).await.unwrap();
+    assert_eq!(
+        (started.cursor.as_deref(), started.run_id.as_deref()),
+        (Some("pos-4"), Some("run_1"))
+    );
+    store
+        .finish_sync(&c, Entity::ITEM, T0, None, Some("pos-9"))
+        .await
+        .unwrap();
+    let done = store.start_sync(&c, Entity::ITEM, T0).await.unwrap();
+    assert_eq!(
+        (done.cursor.as_deref(), done.run_id.as_deref()),
+        (Some("pos-9"), None),
+        "the finished run leaves its position for the next"
+    );
+    // A failure keeps the cursor the run had committed.
+    store
+        .finish_sync(&c, Entity::ITEM, T0, Some("feed broke"), None)
+        .await
+        .unwrap();
+    let failed = store.start_sync(&c, Entity::ITEM, T0).await.unwrap();
+    assert_eq!(
+        (failed.cursor.as_deref(), failed.last_error.as_deref()),
+        (Some("pos-9"), Some("feed broke"))
+    );
+}
+
+pub async fn write_slots_are_shared_and_expire(store: Arc<dyn Store>) {
+    let o = org(&store, 2).await;
+    let c = conn(&store, &o).await;
+    let other = conn(&store, &o).await;
+    let until = T0.plus_secs(60);
+    let take = |conn: &ConnId, holder: &str, now: Timestamp| {
+        let (store, conn, holder) = (store.clone(), conn.clone(), holder.to_string());
+        async move {
+            store
+                .acquire_write_slot(&conn, 2, &holder, now, until)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(take(&c, "p1", T0).await, Some(0));
+    assert_eq!(take(&c, "p2", T0).await, Some(1));
+    assert_eq!(take(&c, "p3", T0).await, None, "both slots are held");
+    assert_eq!(take(&other, "p3", T0).await, Some(0), "per connection");
+    // Only the holder frees a slot.
+    store.release_write_slot(&c, 0, "p2").await.unwrap();
+    assert_eq!(take(&c, "p3", T0).await, None);
+    store.release_write_slot(&c, 0, "p1").await.unwrap();
+    assert_eq!(take(&c, "p3", T0).await, Some(0));
+    // A holder that never gave its slot back loses it when the lease ends.
+    assert_eq!(take(&c, "p4", T0.plus_secs(61)).await, Some(0));
+}
+
+pub async fn released_jobs_keep_their_attempt(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let queued = store
+        .enqueue_job(&job(&o, Some("sync:conn_9"), T0))
+        .await
+        .unwrap()
+        .unwrap();
+    let claimed = store
+        .claim_job("sync", "w1", T0, T0.plus_secs(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.attempts, 1);
+    // Another owner cannot give it back.
+    assert!(!store.release_job(&claimed, "w2", T0).await.unwrap());
+    assert!(
+        store
+            .release_job(&claimed, "w1", T0.plus_secs(5))
+            .await
+            .unwrap()
+    );
+    let back = store.get_job(&o, &queued.id).await.unwrap();
+    assert_eq!(
+        (back.status.as_str(), back.attempts, back.lease_owner),
+        ("queued", 0, None)
+    );
+    // Due at once for the next worker, and the old attempt is fenced off.
+    let again = store
+        .claim_job("sync", "w2", T0.plus_secs(5), T0.plus_secs(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempts), (queued.id, 1));
+    assert!(
+        !store
+            .finish_job(&claimed, "w1", T0.plus_secs(6), &JobOutcome::Succeeded)
+            .await
+            .unwrap()
+    );
 }

@@ -1,14 +1,78 @@
-//! Small pieces the OData connectors (SAP S/4HANA, Business Central) share: settings
-//! validation, secrets that never print, upstream error mapping, the HTTP `Date` header.
+//! What every connector shares: one authenticated call (a 401 refreshes a cached token and
+//! tries once more), the client's limits from the system's descriptor, settings validation,
+//! secrets that never print, upstream error mapping, the source's clock from the HTTP `Date`
+//! header, JSON parsing off the sync's thread, and keyset cursors.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use async_trait::async_trait;
+use ironbridge_core::Clock;
 use ironbridge_core::connector::ConnectorError;
+use ironbridge_core::system::Limits;
 use ironbridge_model::Timestamp;
-use reqwest::header::{DATE, HeaderMap};
+use reqwest::header::{AUTHORIZATION, DATE, HeaderMap};
 use serde_json::{Map, Value};
 
-use crate::client::{UpstreamError, UpstreamResponse};
+use crate::backoff::RetryPolicy;
+use crate::client::{UpstreamClient, UpstreamConfig, UpstreamError, UpstreamResponse};
+use crate::sleeper::Sleeper;
+
+/// How a connector authenticates its calls.
+#[async_trait]
+pub(crate) trait Authorize: Send + Sync {
+    /// The `Authorization` header value (fetching a token when none is cached).
+    async fn authorization(&self) -> Result<String, ConnectorError>;
+
+    /// The source refused the last authorization (HTTP 401): forget any cached token.
+    /// `true` when a fresh one may be accepted, so the call is tried once more.
+    async fn refused(&self) -> bool;
+}
+
+/// Sends one request built by `make` with the connection's authorization, through the
+/// connection's client (limits, retries, breaker), and records the source's clock. A 401 is
+/// tried once more with a fresh token where there is one to refresh, then is `Unauthorized`.
+pub(crate) async fn authorized_call(
+    client: &UpstreamClient,
+    auth: &dyn Authorize,
+    source_clock: &SourceClock,
+    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    upstream: fn(UpstreamError) -> ConnectorError,
+) -> Result<UpstreamResponse, ConnectorError> {
+    for attempt in 0..2 {
+        let authorization = auth.authorization().await?;
+        let response = client
+            .send(|http| make(http).header(AUTHORIZATION, &authorization))
+            .await
+            .map_err(upstream)?;
+        source_clock.observe(&response.headers);
+        if response.status != 401 {
+            return Ok(response);
+        }
+        if attempt == 1 || !auth.refused().await {
+            break;
+        }
+    }
+    Err(ConnectorError::Unauthorized)
+}
+
+/// The client of one connection, kept to the system's documented limits.
+pub(crate) fn limited_client(
+    limits: &Limits,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+) -> Result<UpstreamClient, ConnectorError> {
+    let config = UpstreamConfig {
+        timeout,
+        concurrency: limits.concurrency,
+        per_second: limits.per_second,
+        burst: limits.burst,
+        retry: RetryPolicy::default(),
+        ..UpstreamConfig::default()
+    };
+    UpstreamClient::new(config, clock, sleeper).map_err(upstream)
+}
 
 /// A secret value: its `Debug` never shows it.
 #[derive(Clone)]

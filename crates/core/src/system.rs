@@ -1,0 +1,477 @@
+//! System descriptors and their registry. Each connector module exports one
+//! [`SystemDescriptor`]: its id and name, the credentials and settings it takes, the entities
+//! it reads and how, the writes it supports, its documented limits, its default mappings and
+//! how to build its connector. The [`Registry`] lists the descriptors of a build; `GET
+//! /v1/systems`, the capability matrix, the entities a sync reads and the connector factory
+//! are all derived from it, so adding a system edits no central `match`.
+
+use std::sync::{Arc, OnceLock};
+
+use ironbridge_model::Entity;
+use ironbridge_model::api::{
+    CredentialOptionOut, DeletionDetection, EntityCapability, FieldFormat, FieldOut, ReadKind,
+    SystemCapabilities, SystemId, SystemLimits,
+};
+use serde_json::{Map, Value};
+
+use crate::clock::{Clock, Sleeper};
+use crate::connector::{Connector, ConnectorError};
+use crate::mapping::MappingDef;
+
+/// How a system reads one entity.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSpec {
+    /// The entity.
+    pub entity: Entity,
+    /// How its records are read.
+    pub kind: ReadKind,
+    /// How deletions reach Ironbridge.
+    pub deletions: DeletionDetection,
+}
+
+/// Which writes a system supports for one entity.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSpec {
+    /// The entity.
+    pub entity: Entity,
+    /// `POST` creates records.
+    pub create: bool,
+    /// `PATCH` updates records.
+    pub update: bool,
+}
+
+/// A write operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Create a record.
+    Create,
+    /// Update a record.
+    Update,
+}
+
+/// One field of a credential option or of a system's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    /// Key in `credentials` or `settings`.
+    pub name: &'static str,
+    /// Label for people.
+    pub label: &'static str,
+    /// Where to find the value, or what it does.
+    pub description: &'static str,
+    /// How it is entered.
+    pub format: FieldFormat,
+    /// Whether it must be given.
+    pub required: bool,
+    /// A secret (stored encrypted, never shown again).
+    pub secret: bool,
+}
+
+impl FieldSpec {
+    /// A required, non-secret text field.
+    pub const fn text(name: &'static str, label: &'static str, description: &'static str) -> Self {
+        FieldSpec {
+            name,
+            label,
+            description,
+            format: FieldFormat::Text,
+            required: true,
+            secret: false,
+        }
+    }
+
+    /// The same field, optional.
+    pub const fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// The same field, secret.
+    pub const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    /// The same field, entered as `format`.
+    pub const fn format(mut self, format: FieldFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    fn out(&self) -> FieldOut {
+        FieldOut {
+            name: self.name.into(),
+            label: self.label.into(),
+            description: self.description.into(),
+            format: self.format,
+            required: self.required,
+            secret: self.secret,
+        }
+    }
+}
+
+/// One way of authenticating to a system.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthOption {
+    /// Option id (`certificate_generated`).
+    pub id: &'static str,
+    /// Name for people.
+    pub name: &'static str,
+    /// How to set it up.
+    pub description: &'static str,
+    /// The credentials it takes.
+    pub fields: &'static [FieldSpec],
+}
+
+/// The limits kept for one connection, from the vendor's documentation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Calls in flight at most (syncs and writes of the connection together).
+    pub concurrency: usize,
+    /// Sustained calls per second (0: no documented rate, only concurrency).
+    pub per_second: f64,
+    /// Burst above the sustained rate.
+    pub burst: u32,
+    /// Where the figures come from.
+    pub description: &'static str,
+}
+
+/// What a connector is built from.
+pub struct BuildContext<'a> {
+    /// The connection's settings for the system (engine settings already taken out).
+    pub settings: &'a Map<String, Value>,
+    /// The decrypted credentials.
+    pub credentials: Option<&'a Map<String, Value>>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Waiting between retries.
+    pub sleeper: Arc<dyn Sleeper>,
+}
+
+/// Builds a system's connector.
+pub type Build = fn(&BuildContext<'_>) -> Result<Arc<dyn Connector>, ConnectorError>;
+
+/// A system's default mappings: JSON definitions compiled into the binary (one per entity),
+/// parsed once.
+pub struct Mappings {
+    texts: &'static [&'static str],
+    parsed: OnceLock<Vec<MappingDef>>,
+}
+
+impl Mappings {
+    /// The definitions, as `include_str!` texts.
+    pub const fn new(texts: &'static [&'static str]) -> Self {
+        Mappings {
+            texts,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// Every definition, parsed.
+    pub fn all(&self) -> &[MappingDef] {
+        self.parsed.get_or_init(|| {
+            self.texts
+                .iter()
+                .map(|text| {
+                    // The definitions are compiled in and checked by the registry's tests, so a
+                    // broken one is a build defect, never a runtime condition.
+                    serde_json::from_str(text).expect("built-in mapping definitions are valid")
+                })
+                .collect()
+        })
+    }
+}
+
+impl std::fmt::Debug for Mappings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mappings")
+            .field("definitions", &self.texts.len())
+            .finish()
+    }
+}
+
+/// Everything Ironbridge knows about one system, in one place.
+#[derive(Debug)]
+pub struct SystemDescriptor {
+    /// Id, as stored and used in the API (`netsuite`).
+    pub id: SystemId,
+    /// Display name.
+    pub name: &'static str,
+    /// The ways a connection authenticates, with their credentials.
+    pub auth: &'static [AuthOption],
+    /// The system's own settings.
+    pub settings: &'static [FieldSpec],
+    /// The entities it reads, and how.
+    pub reads: &'static [ReadSpec],
+    /// The writes it supports.
+    pub writes: &'static [WriteSpec],
+    /// Limits kept for each connection.
+    pub limits: Limits,
+    /// Days of history the first sync of a transactional entity reads (`None`: all of it).
+    pub history_days: Option<u32>,
+    /// Default mappings, one per read entity.
+    pub mappings: Mappings,
+    /// Builds the connector.
+    pub build: Build,
+}
+
+impl SystemDescriptor {
+    /// The entities it reads, in catalogue order (referenced records first).
+    pub fn readable(&self) -> Vec<Entity> {
+        Entity::ALL
+            .iter()
+            .copied()
+            .filter(|e| self.read(*e).is_some())
+            .collect()
+    }
+
+    /// How it reads `entity`.
+    pub fn read(&self, entity: Entity) -> Option<&ReadSpec> {
+        self.reads.iter().find(|r| r.entity == entity)
+    }
+
+    /// Whether it supports `op` on `entity`.
+    pub fn writes(&self, entity: Entity, op: WriteOp) -> bool {
+        self.writes.iter().any(|w| {
+            w.entity == entity
+                && match op {
+                    WriteOp::Create => w.create,
+                    WriteOp::Update => w.update,
+                }
+        })
+    }
+
+    /// Its default mapping of `entity`.
+    pub fn mapping(&self, entity: Entity) -> Option<&MappingDef> {
+        self.mappings.all().iter().find(|m| m.entity == entity)
+    }
+
+    /// Builds its connector directly (tools and tests; the process builds connectors through
+    /// its [`Registry`]).
+    pub fn connect(
+        &self,
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        (self.build)(&BuildContext {
+            settings,
+            credentials,
+            clock,
+            sleeper,
+        })
+    }
+
+    /// Its row of the capability matrix, as `GET /v1/systems` shows it.
+    pub fn capabilities(&self) -> SystemCapabilities {
+        let entities = self
+            .readable()
+            .into_iter()
+            .filter_map(|e| self.read(e))
+            .map(|r| EntityCapability {
+                entity: r.entity,
+                read: true,
+                incremental: r.kind != ReadKind::Whole,
+                read_kind: r.kind,
+                deletions: r.deletions,
+                create: self.writes(r.entity, WriteOp::Create),
+                update: self.writes(r.entity, WriteOp::Update),
+            })
+            .collect();
+        SystemCapabilities {
+            system: self.id.clone(),
+            name: self.name.into(),
+            auth: self.auth.iter().map(|a| a.name.to_string()).collect(),
+            credentials: self
+                .auth
+                .iter()
+                .map(|a| CredentialOptionOut {
+                    id: a.id.into(),
+                    name: a.name.into(),
+                    description: a.description.into(),
+                    fields: a.fields.iter().map(FieldSpec::out).collect(),
+                })
+                .collect(),
+            settings: self.settings.iter().map(FieldSpec::out).collect(),
+            limits: SystemLimits {
+                concurrency: u32::try_from(self.limits.concurrency).unwrap_or(u32::MAX),
+                requests_per_second: (self.limits.per_second > 0.0)
+                    .then_some(self.limits.per_second),
+                description: self.limits.description.into(),
+            },
+            entities,
+        }
+    }
+}
+
+/// Builds connectors for connections. The registry builds each system's with its
+/// descriptor's constructor; tests wrap connectors (failing ones, counting ones) through
+/// their own factory.
+pub trait ConnectorFactory: Send + Sync {
+    /// A connector for `system` with the given settings and decrypted credentials.
+    fn build(
+        &self,
+        system: &'static SystemDescriptor,
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError>;
+}
+
+/// Builds each system's connector with its descriptor's constructor.
+#[derive(Debug, Clone)]
+pub struct DescriptorFactory {
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+}
+
+impl DescriptorFactory {
+    /// Connectors reading time from `clock` and waiting through `sleeper`.
+    pub fn new(clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>) -> Self {
+        DescriptorFactory { clock, sleeper }
+    }
+}
+
+impl ConnectorFactory for DescriptorFactory {
+    fn build(
+        &self,
+        system: &'static SystemDescriptor,
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        (system.build)(&BuildContext {
+            settings,
+            credentials,
+            clock: self.clock.clone(),
+            sleeper: self.sleeper.clone(),
+        })
+    }
+}
+
+/// The systems of a build, and how their connectors are made.
+#[derive(Clone)]
+pub struct Registry {
+    systems: Vec<&'static SystemDescriptor>,
+    factory: Arc<dyn ConnectorFactory>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.systems.iter().map(|s| s.id.as_str()))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry of `systems` whose connectors `factory` builds.
+    pub fn new(systems: &[&'static SystemDescriptor], factory: Arc<dyn ConnectorFactory>) -> Self {
+        Registry {
+            systems: systems.to_vec(),
+            factory,
+        }
+    }
+
+    /// The same registry with one more system (or a system replaced, by id).
+    pub fn with(mut self, system: &'static SystemDescriptor) -> Self {
+        self.systems.retain(|s| s.id != system.id);
+        self.systems.push(system);
+        self
+    }
+
+    /// The same systems, built by another factory.
+    pub fn with_factory(mut self, factory: Arc<dyn ConnectorFactory>) -> Self {
+        self.factory = factory;
+        self
+    }
+
+    /// Every system, in registration order.
+    pub fn systems(&self) -> &[&'static SystemDescriptor] {
+        &self.systems
+    }
+
+    /// The system with id `id`.
+    pub fn get(&self, id: &str) -> Option<&'static SystemDescriptor> {
+        self.systems.iter().copied().find(|s| s.id == id)
+    }
+
+    /// The system with id `id`, or an error naming the known ones.
+    pub fn require(&self, id: &str) -> Result<&'static SystemDescriptor, UnknownSystem> {
+        self.get(id).ok_or_else(|| UnknownSystem {
+            id: id.to_string(),
+            known: self.systems.iter().map(|s| s.id.to_string()).collect(),
+        })
+    }
+
+    /// The capability matrix.
+    pub fn capabilities(&self) -> Vec<SystemCapabilities> {
+        self.systems.iter().map(|s| s.capabilities()).collect()
+    }
+
+    /// A connector for `system`.
+    pub fn build(
+        &self,
+        system: &'static SystemDescriptor,
+        settings: &Map<String, Value>,
+        credentials: Option<&Map<String, Value>>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        self.factory.build(system, settings, credentials)
+    }
+}
+
+/// A system id no registered system has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown system `{id}`; expected one of {}", known.join(", "))]
+pub struct UnknownSystem {
+    /// The id asked for.
+    pub id: String,
+    /// The registered ids.
+    pub known: Vec<String>,
+}
+
+/// Checks a registry's descriptors against their mappings and the catalogue: every read
+/// entity has a mapping of its own system and entity, every mapping an entity read, every
+/// write a read. Returns the problems found (a test asserts there are none).
+pub fn check_descriptors(registry: &Registry) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for s in registry.systems() {
+        let id = s.id.as_str();
+        if !ids.insert(id) {
+            problems.push(format!("{id}: registered twice"));
+        }
+        for r in s.reads {
+            match s.mapping(r.entity) {
+                None => problems.push(format!("{id} {}: read without a mapping", r.entity)),
+                Some(m) if m.system != s.id => {
+                    problems.push(format!("{id} {}: mapping of {}", r.entity, m.system))
+                }
+                Some(_) => {}
+            }
+            if s.reads.iter().filter(|o| o.entity == r.entity).count() > 1 {
+                problems.push(format!("{id} {}: read twice", r.entity));
+            }
+        }
+        for m in s.mappings.all() {
+            if s.read(m.entity).is_none() {
+                problems.push(format!("{id} {}: mapping of an entity not read", m.entity));
+            }
+        }
+        for w in s.writes {
+            if s.read(w.entity).is_none() {
+                problems.push(format!("{id} {}: written but not read", w.entity));
+            }
+        }
+        if s.limits.concurrency == 0 {
+            problems.push(format!("{id}: no concurrency"));
+        }
+        for a in s.auth {
+            let mut names = std::collections::HashSet::new();
+            for f in a.fields {
+                if !names.insert(f.name) {
+                    problems.push(format!("{id} {}: field {} twice", a.id, f.name));
+                }
+            }
+        }
+    }
+    problems
+}

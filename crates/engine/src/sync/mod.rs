@@ -1,0 +1,495 @@
+//! The sync runner: pages through every entity a connection's system reads (as its
+//! descriptor says: windowed, whole, feed, outbox or time series), maps each raw record and
+//! commits each page together with its checkpoint, so a crash resumes from the last committed
+//! page and never loses or doubles a record. `window` picks what a run reads, `plan` splits
+//! it into slices, `reader` reads and maps them side by side, `writer` commits.
+
+mod plan;
+mod reader;
+mod window;
+mod writer;
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::join_all;
+use ironbridge_core::Clock;
+use ironbridge_core::connector::{Connector, ConnectorError, ReadWindow, filters_by_time};
+use ironbridge_core::ids;
+use ironbridge_core::store::{ConnId, Event, OrgId, Store, StoreError, WriteCounts};
+use ironbridge_model::api::{CircuitState, ConnectionStatus, ReadKind};
+use ironbridge_model::{Entity, Timestamp};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+use self::plan::{Slice, Work, decode_plan, plan_slices};
+use self::reader::{Fetched, Readers, read_slices};
+use self::window::{new_window, permitted_calls, source_now};
+use self::writer::Writer;
+
+/// What one entity's sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityReport {
+    /// The entity.
+    pub entity: Option<Entity>,
+    /// Records written, by outcome.
+    pub counts: WriteCounts,
+    /// Pages fetched.
+    pub pages: u64,
+    /// Records that could not be mapped (logged, not stored).
+    pub unmappable: u64,
+    /// Slices split off one still being read, for a reader that had run out of work.
+    pub splits: u64,
+    /// Outbox pages acknowledged to the source after their commit.
+    pub acknowledged: u64,
+}
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The source system failed.
+    #[error("{0}")]
+    Connector(#[from] ConnectorError),
+    /// Storage failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// How far back an incremental run re-reads before the last high-water mark, so records
+/// committed late with an earlier timestamp are not missed (the store de-duplicates them).
+pub const LOOKBACK_SECS: i64 = 600;
+/// How far below the source's "now" a run stops, so it never races writes in flight there.
+pub const SETTLE_SECS: i64 = 120;
+/// Consecutive failed calls after which an unreachable source is reported `offline` (an
+/// open circuit breaker reports it at once).
+pub const OFFLINE_AFTER_FAILURES: i64 = 3;
+/// Windows shorter than this are read as one slice: an hourly incremental sync costs one
+/// request when little changed, not one per slice.
+pub const SLICE_MIN_WINDOW_SECS: i64 = 6 * 3600;
+/// Pages a sync may hold in memory beyond one per reader (being written or waiting).
+pub const PAGES_IN_MEMORY_BEYOND_READERS: usize = 2;
+/// Readers beyond the connection's concurrency limit (they wait for a slot, never exceed it).
+pub const READERS_BEYOND_CONCURRENCY: usize = 2;
+/// Records at most that waiting pages add to one transaction (group commit).
+pub const GROUP_COMMIT_RECORDS: usize = 2_000;
+/// Slices per concurrent reader: more slices than readers keep every reader busy when the
+/// data is unevenly spread over time.
+pub const SLICES_PER_READER: usize = 4;
+
+/// How to run a sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Read every entity whole (a resync or a reconciliation): records the source no longer
+    /// has are marked deleted once each pass completes.
+    pub full: bool,
+    /// Days of history of the first sync (`None`: the connector's default).
+    pub history_days: Option<u32>,
+    /// Reads in flight at most (`None`: the connector's documented concurrency).
+    pub max_concurrency: Option<usize>,
+}
+
+/// What every entity of one sync shares.
+struct SyncRun<'a> {
+    store: &'a dyn Store,
+    connector: &'a dyn Connector,
+    conn: &'a ConnId,
+    options: &'a SyncOptions,
+    clock: &'a dyn Clock,
+    /// The source's clock when the sync began: every new window ends below it.
+    source_now: Timestamp,
+    /// Pages in memory at once across all entities (fetched, mapped, waiting or written).
+    in_memory: Arc<Semaphore>,
+}
+
+/// Syncs one entity: resumes its unfinished run or starts a new one (window, slice plan),
+/// reads it side by side into the one writer, then sweeps what a complete pass did not see
+/// (windowed and whole reads only: feeds and outboxes are not snapshots) and records where
+/// a feed stopped.
+async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, SyncError> {
+    let SyncRun {
+        store,
+        connector,
+        conn,
+        options,
+        clock,
+        source_now,
+        ref in_memory,
+    } = *run;
+    let mut report = EntityReport {
+        entity: Some(entity),
+        ..Default::default()
+    };
+    let system = connector.descriptor();
+    let (Some(read), Some(def)) = (system.read(entity), system.mapping(entity)) else {
+        return Ok(report);
+    };
+    let permitted = permitted_calls(connector, options);
+    let state = store.start_sync(conn, entity, clock.now()).await?;
+    // An unfinished run resumes with its own window and checkpoint; otherwise a new run starts.
+    let (run_id, window, plan) = match (&state.run_id, options.full) {
+        (Some(run), false) => {
+            let window = ReadWindow {
+                modified_since: state.window_since,
+                modified_until: state.window_until,
+            };
+            let plan = decode_plan(&window, state.cursor.as_deref());
+            (run.clone(), window, plan)
+        }
+        _ => {
+            let window = new_window(connector, entity, read.kind, &state, options, source_now);
+            // A feed continues from where the last sync stopped (a full sync reads it anew).
+            let position = match read.kind {
+                ReadKind::Feed if !options.full => state.cursor.clone(),
+                _ => None,
+            };
+            let plan = match read.kind {
+                ReadKind::Windowed | ReadKind::TimeSeries => {
+                    match plan_slices(connector, entity, &window, permitted).await {
+                        Ok(p) => p,
+                        Err(err) => return fail(store, conn, entity, clock, err).await,
+                    }
+                }
+                ReadKind::Whole | ReadKind::Feed | ReadKind::Outbox => {
+                    vec![Slice::whole(&window, position.clone())]
+                }
+            };
+            let run = ids::new_id("run", clock.now().micros());
+            store
+                .begin_window(
+                    conn,
+                    entity,
+                    &run,
+                    window.modified_since,
+                    window.modified_until,
+                    position.as_deref(),
+                )
+                .await?;
+            (run, window, plan)
+        }
+    };
+    // Only a pass over everything can tell which records disappeared, and only a snapshot
+    // of the source: a feed or an outbox does not list what it no longer has.
+    // Time series are append-only: nothing is ever swept.
+    let sweeps = window.modified_since.is_none()
+        && matches!(read.kind, ReadKind::Windowed | ReadKind::Whole);
+    let work = Mutex::new(Work::new(&plan));
+    let changed = Notify::new();
+    // A reader between calls is parsing or assembling its page; spare readers keep a call
+    // waiting for every slot that frees meanwhile (the client never exceeds the limit).
+    // Where slices can be split while read, readers beyond the plan's slices take over
+    // parts of them.
+    let splittable =
+        permitted > 1 && filters_by_time(connector, entity) && window.modified_until.is_some();
+    let readers = if splittable {
+        permitted + READERS_BEYOND_CONCURRENCY
+    } else {
+        (permitted + READERS_BEYOND_CONCURRENCY)
+            .min(plan.len())
+            .max(1)
+    };
+    let (sender, receiver) = mpsc::channel::<Fetched>(readers);
+    let shared = Readers {
+        connector,
+        conn,
+        entity,
+        def,
+        work: &work,
+        changed: &changed,
+        in_memory: in_memory.clone(),
+    };
+    let reading = {
+        let shared = &shared;
+        async move {
+            let readers: Vec<_> = (0..readers)
+                .map(|_| read_slices(shared, sender.clone()))
+                .collect();
+            drop(sender);
+            join_all(readers).await;
+        }
+    };
+    let writer = Writer {
+        store,
+        connector,
+        conn,
+        entity,
+        clock,
+        seen_run: sweeps.then(|| run_id.clone()),
+    };
+    let written = {
+        let writing = writer.run(receiver, &plan, &mut report);
+        tokio::pin!(writing);
+        // The writer ends first only when it failed; the readers still in flight are dropped.
+        tokio::select! {
+            result = &mut writing => result,
+            () = reading => writing.await,
+        }
+    };
+    let progress = match written {
+        Ok(progress) => progress,
+        Err(err @ SyncError::Connector(_)) => {
+            return fail(store, conn, entity, clock, err).await;
+        }
+        Err(err) => {
+            let _ = store
+                .finish_sync(conn, entity, clock.now(), Some(&err.to_string()), None)
+                .await;
+            return Err(err);
+        }
+    };
+    if sweeps && report.unmappable == 0 {
+        report.counts.deleted += store
+            .sweep_unseen(conn, entity, &run_id, clock.now())
+            .await?;
+    }
+    let position = match read.kind {
+        ReadKind::Feed => progress.first().and_then(|s| s.cursor.clone()),
+        _ => None,
+    };
+    store
+        .finish_sync(conn, entity, clock.now(), None, position.as_deref())
+        .await?;
+    Ok(report)
+}
+
+/// Ends an entity's run on a source failure; its window and checkpoint stay for the next
+/// attempt. The connection's failure count is kept by the caller, once per sync.
+async fn fail(
+    store: &dyn Store,
+    conn: &ConnId,
+    entity: Entity,
+    clock: &dyn Clock,
+    err: SyncError,
+) -> Result<EntityReport, SyncError> {
+    store
+        .finish_sync(conn, entity, clock.now(), Some(&err.to_string()), None)
+        .await?;
+    Err(err)
+}
+
+fn failure_code(err: &ConnectorError) -> &'static str {
+    match err {
+        ConnectorError::Unauthorized => "AUTHENTICATION_FAILED",
+        ConnectorError::Upstream(_) => "UPSTREAM_UNAVAILABLE",
+        _ => "UPSTREAM_ERROR",
+    }
+}
+
+fn report_json(reports: &[EntityReport]) -> Value {
+    let entities: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "entity": r.entity.map(Entity::as_str),
+                "added": r.counts.added,
+                "updated": r.counts.updated,
+                "deleted": r.counts.deleted,
+                "unchanged": r.counts.unchanged,
+                "skipped": r.unmappable,
+            })
+        })
+        .collect();
+    let sum = |f: fn(&EntityReport) -> u64| reports.iter().map(f).sum::<u64>();
+    json!({
+        "records_added": sum(|r| r.counts.added),
+        "records_updated": sum(|r| r.counts.updated),
+        "records_deleted": sum(|r| r.counts.deleted),
+        "entities": entities,
+    })
+}
+
+fn sync_event(
+    org: &OrgId,
+    conn: &ConnId,
+    event_type: &str,
+    data: Value,
+    clock: &dyn Clock,
+) -> Event {
+    let now = clock.now();
+    Event {
+        id: ids::new_id("evt", now.micros()),
+        org_id: org.0.clone(),
+        connection_id: Some(conn.0.clone()),
+        event_type: event_type.to_string(),
+        data: data.to_string(),
+        created_at: now,
+    }
+}
+
+/// Syncs every readable entity of a connection and keeps its status in step with reality.
+/// The final status change and the `sync.completed` or `sync.failed` event commit together.
+///
+/// `full` reads every entity whole (a resync or a reconciliation): records the source no
+/// longer has are marked deleted once each pass completes.
+pub async fn sync_connection(
+    store: &dyn Store,
+    connector: &dyn Connector,
+    org: &OrgId,
+    conn: &ConnId,
+    full: bool,
+    clock: &dyn Clock,
+) -> Result<Vec<EntityReport>, SyncError> {
+    let options = SyncOptions {
+        full,
+        ..SyncOptions::default()
+    };
+    sync_connection_with(store, connector, org, conn, &options, clock).await
+}
+
+/// [`sync_connection`] with every option.
+///
+/// The sync opens with the connector's health check: one cheap call that verifies the
+/// credentials and reads the source's clock, so every entity's window ends at the same fresh
+/// instant. Entities are then read side by side (the connection's concurrency limit and the
+/// pages-in-memory bound are shared), so the small reference entities do not leave the
+/// permitted calls idle. A sync that fails counts as one failure of the connection, however
+/// many entities failed.
+pub async fn sync_connection_with(
+    store: &dyn Store,
+    connector: &dyn Connector,
+    org: &OrgId,
+    conn: &ConnId,
+    options: &SyncOptions,
+    clock: &dyn Clock,
+) -> Result<Vec<EntityReport>, SyncError> {
+    let started = clock.now();
+    let before = store.get_connection(org, conn).await?;
+    store
+        .set_connection_status(conn, ConnectionStatus::Syncing.as_str(), started, None)
+        .await?;
+    let mut reports = Vec::new();
+    // The first failure in entity order, preferring the one that says most about the
+    // connection (refused credentials, then an unreachable source).
+    let mut failure: Option<(Option<Entity>, SyncError)> = None;
+    let opened = async {
+        connector.check().await?;
+        source_now(connector, clock).await
+    };
+    match opened.await {
+        Err(err) => failure = Some((None, err)),
+        Ok(now) => {
+            let readers = permitted_calls(connector, options) + READERS_BEYOND_CONCURRENCY;
+            // Pages in memory at once are bounded for the whole sync, so memory is
+            // `pages × page size` however large the sync and however many entities.
+            let run = SyncRun {
+                store,
+                connector,
+                conn,
+                options,
+                clock,
+                source_now: now,
+                in_memory: Arc::new(Semaphore::new(readers + PAGES_IN_MEMORY_BEYOND_READERS)),
+            };
+            let entities = connector.descriptor().readable();
+            let results = join_all(entities.iter().map(|&e| sync_entity(&run, e))).await;
+            for (&entity, result) in entities.iter().zip(results) {
+                match result {
+                    Ok(report) => reports.push(report),
+                    Err(err) => {
+                        if failure
+                            .as_ref()
+                            .is_none_or(|(_, kept)| severity(&err) > severity(kept))
+                        {
+                            failure = Some((Some(entity), err));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let Some((entity, err)) = failure else {
+        if options.full {
+            // Every entity was read whole and swept: the scheduler's next reconciliation is
+            // due one interval from now.
+            store.record_full_sync(conn, clock.now()).await?;
+        }
+        let mut data = report_json(&reports);
+        data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
+        let event = sync_event(org, conn, "sync.completed", data, clock);
+        store
+            .set_connection_status(
+                conn,
+                ConnectionStatus::Online.as_str(),
+                clock.now(),
+                Some(&event),
+            )
+            .await?;
+        return Ok(reports);
+    };
+    if let SyncError::Connector(e) = &err {
+        store
+            .record_call_failure(
+                conn,
+                clock.now(),
+                failure_code(e),
+                connector.circuit_state().as_str(),
+            )
+            .await?;
+    }
+    let status = match &err {
+        SyncError::Connector(ConnectorError::Unauthorized) => {
+            ConnectionStatus::ReauthorizationRequired
+        }
+        // Unreachable is `offline` once it is more than a blip: the circuit opened, or
+        // several syncs in a row failed. Until then the connection keeps the settled state
+        // it had.
+        SyncError::Connector(ConnectorError::Upstream(_)) => {
+            let failures = store
+                .get_connection(org, conn)
+                .await
+                .map(|c| c.consecutive_errors)
+                .unwrap_or(0);
+            if connector.circuit_state() != CircuitState::Closed
+                || failures >= OFFLINE_AFTER_FAILURES
+            {
+                ConnectionStatus::Offline
+            } else {
+                settled(&before.status)
+            }
+        }
+        _ => settled(&before.status),
+    };
+    let code = match &err {
+        SyncError::Connector(e) => failure_code(e),
+        SyncError::Store(_) => "STORE_ERROR",
+    };
+    let mut data = report_json(&reports);
+    data["entity"] = json!(entity.map(Entity::as_str));
+    data["error"] = json!({"code": code, "message": safe_message(&err)});
+    data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
+    let event = sync_event(org, conn, "sync.failed", data, clock);
+    store
+        .set_connection_status(conn, status.as_str(), clock.now(), Some(&event))
+        .await?;
+    Err(err)
+}
+
+/// How much a failure says about the connection: the one reported for a sync is the most
+/// telling of its entities' failures.
+fn severity(err: &SyncError) -> u8 {
+    match err {
+        SyncError::Connector(ConnectorError::Unauthorized) => 3,
+        SyncError::Connector(ConnectorError::Upstream(_)) => 2,
+        SyncError::Connector(_) => 1,
+        SyncError::Store(_) => 0,
+    }
+}
+
+/// The state a connection returns to after a failed sync that says nothing new about it.
+fn settled(before: &str) -> ConnectionStatus {
+    match before {
+        "offline" => ConnectionStatus::Offline,
+        "reauthorization_required" => ConnectionStatus::ReauthorizationRequired,
+        _ => ConnectionStatus::Online,
+    }
+}
+
+/// What an event may say about a failure: connector messages are written to be shown;
+/// storage errors are not.
+pub(crate) fn safe_message(err: &SyncError) -> String {
+    match err {
+        SyncError::Connector(ConnectorError::Upstream(_)) => {
+            "The source system could not be reached.".into()
+        }
+        SyncError::Connector(e) => e.to_string(),
+        SyncError::Store(_) => "Ironbridge could not store the data; see the logs.".into(),
+    }
+}

@@ -1,0 +1,213 @@
+//! The readers of one entity's run: each takes a slice, pages through it, maps each page on
+//! a blocking thread and hands it to the writer; a reader whose slice still has pages left
+//! splits off its upper half when another reader is idle.
+
+use std::sync::{Arc, Mutex};
+
+use ironbridge_core::connector::{Connector, ConnectorError};
+use ironbridge_core::crypto::sha256_hex_joined;
+use ironbridge_core::ids;
+use ironbridge_core::mapping::MappingDef;
+use ironbridge_core::store::{ConnId, RecordUpsert};
+use ironbridge_model::{Entity, Timestamp};
+use serde_json::Value;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::plan::{Slice, Split, Work};
+
+pub(super) fn upsert(
+    connection_id: &str,
+    entity: Entity,
+    raw: &Value,
+    def: &MappingDef,
+) -> Result<RecordUpsert, String> {
+    let mapped = def.apply(connection_id, raw).map_err(|e| e.to_string())?;
+    let data = Value::Object(ironbridge_core::unified::complete(entity, mapped.data)).to_string();
+    let raw = raw.to_string();
+    let content_hash = sha256_hex_joined(&[data.as_bytes(), raw.as_bytes()]);
+    Ok(RecordUpsert {
+        id: ids::record_id(connection_id, entity, &mapped.remote_id),
+        remote_id: mapped.remote_id,
+        data,
+        raw,
+        content_hash,
+        remote_created_at: mapped.remote_created_at,
+        remote_updated_at: mapped.remote_updated_at,
+        remote_was_deleted: mapped.remote_was_deleted,
+    })
+}
+
+/// What a reader hands the writer: a page already mapped (readers map while the writer
+/// waits on the database, so the two overlap).
+pub(super) enum Fetched {
+    Page {
+        slice: usize,
+        /// The page being mapped on a blocking thread: records and how many did not map.
+        mapped: tokio::task::JoinHandle<(Vec<RecordUpsert>, u64)>,
+        records: usize,
+        /// Held until the page is committed: bounds the pages in memory.
+        _permit: OwnedSemaphorePermit,
+        next_cursor: Option<String>,
+        /// A feed's position once this page is the last one read.
+        resume: Option<String>,
+        /// What to acknowledge once the page is committed (outboxes).
+        receipt: Option<String>,
+    },
+    /// A reader took over the upper part of slice `victim`, which now ends at `until`.
+    Split {
+        victim: usize,
+        until: i64,
+        index: usize,
+        slice: Slice,
+    },
+    Failed(ConnectorError),
+}
+
+/// Maps a page's raw records; records that do not fit the mapping are logged and counted.
+pub(super) fn map_page(
+    conn: &ConnId,
+    entity: Entity,
+    def: &MappingDef,
+    raw: &[Value],
+) -> (Vec<RecordUpsert>, u64) {
+    let mut records = Vec::with_capacity(raw.len());
+    let mut unmappable = 0;
+    for r in raw {
+        match upsert(&conn.0, entity, r, def) {
+            Ok(r) => records.push(r),
+            Err(problem) => {
+                unmappable += 1;
+                tracing::warn!(connection = %conn.0, %entity, %problem, "record skipped: it does not fit the mapping");
+            }
+        }
+    }
+    (records, unmappable)
+}
+
+/// What every reader of one entity's run shares.
+pub(super) struct Readers<'a> {
+    pub connector: &'a dyn Connector,
+    pub conn: &'a ConnId,
+    pub entity: Entity,
+    pub def: &'static MappingDef,
+    pub work: &'a Mutex<Work>,
+    /// Signalled when a slice advances or ends: a reader waiting for work looks again.
+    pub changed: &'a Notify,
+    pub in_memory: Arc<Semaphore>,
+}
+
+impl Readers<'_> {
+    fn work(&self) -> std::sync::MutexGuard<'_, Work> {
+        self.work.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Reads slices until none is left to read or to split, sending each page to the writer;
+/// stops when the writer has gone (it failed).
+pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetched>) {
+    let Readers {
+        connector,
+        conn,
+        entity,
+        def,
+        changed,
+        ref in_memory,
+        ..
+    } = *shared;
+    loop {
+        let (index, mut cursor) = loop {
+            // Registered before looking, so a change between the look and the wait is seen.
+            let notified = changed.notified();
+            {
+                let mut work = shared.work();
+                if let Some(taken) = work.take() {
+                    break taken;
+                }
+                if !work.may_split_later() {
+                    return;
+                }
+                work.idle += 1;
+            }
+            notified.await;
+            shared.work().idle -= 1;
+        };
+        loop {
+            // A page is in memory from its fetch until its commit; wait for room first.
+            let Ok(permit) = in_memory.clone().acquire_owned().await else {
+                return;
+            };
+            // Read at every page: a split may have narrowed the slice.
+            let window = shared.work().slices[index].window();
+            let fetching = std::time::Instant::now();
+            match connector
+                .fetch_page(entity, &window, cursor.as_deref())
+                .await
+            {
+                Ok(page) => {
+                    let fetched_in = fetching.elapsed();
+                    let next = page.next_cursor.clone();
+                    tracing::debug!(connection = %conn.0, %entity, slice = index, records = page.records.len(), fetch_ms = fetched_in.as_millis() as u64, "page read");
+                    let position = next
+                        .as_deref()
+                        .and_then(|c| connector.cursor_position(entity, c))
+                        .map(Timestamp::micros);
+                    let split = shared
+                        .work()
+                        .advanced(index, page.records.len() as u64, position);
+                    if let Some(Split {
+                        until,
+                        index: new,
+                        slice,
+                    }) = split
+                    {
+                        tracing::debug!(connection = %conn.0, %entity, slice = index, new, "slice split");
+                        // The writer learns of the split before any page of the new slice
+                        // (which is queued only once this is sent), so a checkpoint never
+                        // holds the new slice without the narrowed one.
+                        let message = Fetched::Split {
+                            victim: index,
+                            until,
+                            index: new,
+                            slice,
+                        };
+                        if pages.send(message).await.is_err() {
+                            return;
+                        }
+                        shared.work().publish(new);
+                        changed.notify_waiters();
+                    }
+                    // Mapping is CPU work: on a blocking thread it runs beside the other
+                    // readers' parsing and the writer, and this reader asks for its next page
+                    // at once instead of waiting for it.
+                    let raw = page.records;
+                    let records = raw.len();
+                    let owner = conn.clone();
+                    let mapped =
+                        tokio::task::spawn_blocking(move || map_page(&owner, entity, def, &raw));
+                    let fetched = Fetched::Page {
+                        slice: index,
+                        mapped,
+                        records,
+                        _permit: permit,
+                        next_cursor: page.next_cursor,
+                        resume: page.resume,
+                        receipt: page.receipt,
+                    };
+                    if pages.send(fetched).await.is_err() {
+                        return;
+                    }
+                    match next {
+                        Some(n) => cursor = Some(n),
+                        None => break,
+                    }
+                }
+                Err(err) => {
+                    let _ = pages.send(Fetched::Failed(err)).await;
+                    return;
+                }
+            }
+        }
+        shared.work().finished(index);
+        changed.notify_waiters();
+    }
+}

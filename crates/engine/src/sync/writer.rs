@@ -1,0 +1,148 @@
+//! The one writer of an entity's run: commits each page the readers hand it together with
+//! the whole slice plan as its checkpoint (pages already waiting join the same transaction),
+//! so a restart resumes every slice from its last committed page; acknowledges outbox pages
+//! once they are committed.
+
+use ironbridge_core::Clock;
+use ironbridge_core::connector::{Connector, ConnectorError};
+use ironbridge_core::store::{ConnId, PageWrite, Store};
+use ironbridge_model::{Entity, Timestamp};
+use tokio::sync::mpsc;
+
+use super::plan::{SECOND, Slice, encode_plan};
+use super::reader::Fetched;
+use super::{EntityReport, GROUP_COMMIT_RECORDS, SyncError};
+
+/// What the writer of one run needs.
+pub(super) struct Writer<'a> {
+    pub store: &'a dyn Store,
+    pub connector: &'a dyn Connector,
+    pub conn: &'a ConnId,
+    pub entity: Entity,
+    pub clock: &'a dyn Clock,
+    /// The run whose pass stamps the records it sees (complete passes only).
+    pub seen_run: Option<String>,
+}
+
+impl Writer<'_> {
+    /// Commits pages until the readers are done; returns the plan as last committed.
+    pub(super) async fn run(
+        &self,
+        mut receiver: mpsc::Receiver<Fetched>,
+        plan: &[Slice],
+        report: &mut EntityReport,
+    ) -> Result<Vec<Slice>, SyncError> {
+        let Writer {
+            store,
+            connector,
+            conn,
+            entity,
+            clock,
+            ..
+        } = *self;
+        let mut progress = plan.to_vec();
+        let mut last_success: Option<Timestamp> = None;
+        while let Some(first) = receiver.recv().await {
+            // Pages already waiting join this one in the same transaction (group commit):
+            // small pages do not each pay for a commit, and the checkpoint written is the
+            // plan after all of them, so atomicity is unchanged.
+            let mut batch = vec![first];
+            let mut queued: usize = 0;
+            while queued < GROUP_COMMIT_RECORDS {
+                match receiver.try_recv() {
+                    Ok(more) => {
+                        if let Fetched::Page { records, .. } = &more {
+                            queued += records;
+                        }
+                        batch.push(more);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut records = Vec::new();
+            let mut receipts = Vec::new();
+            let mut failure = None;
+            for fetched in batch {
+                match fetched {
+                    Fetched::Page {
+                        slice,
+                        mapped,
+                        next_cursor,
+                        resume,
+                        receipt,
+                        ..
+                    } => {
+                        let Ok((page, unmappable)) = mapped.await else {
+                            failure =
+                                Some(ConnectorError::Upstream("mapping a page failed".into()));
+                            break;
+                        };
+                        report.pages += 1;
+                        report.unmappable += unmappable;
+                        progress[slice].done = next_cursor.is_none();
+                        // A feed caught up keeps where it stopped, for the next sync.
+                        progress[slice].cursor = next_cursor.or(resume);
+                        records.extend(page);
+                        receipts.extend(receipt);
+                    }
+                    Fetched::Split {
+                        victim,
+                        until,
+                        index,
+                        slice,
+                    } => {
+                        progress[victim].until = Some(until);
+                        if progress.len() <= index {
+                            // Another split's slot, filled when its message arrives: until
+                            // then its range is still its victim's.
+                            progress.resize(index + 1, Slice::placeholder());
+                        }
+                        progress[index] = slice;
+                        report.splits += 1;
+                    }
+                    Fetched::Failed(err) => {
+                        failure = Some(err);
+                        break;
+                    }
+                }
+            }
+            let now = clock.now();
+            if !records.is_empty() || failure.is_none() {
+                // Health needs the last successful call, not every one: one write a second.
+                if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
+                    store.record_call_success(conn, now).await?;
+                    last_success = Some(now);
+                }
+                let checkpoint = if progress.len() == 1 {
+                    progress[0].cursor.clone()
+                } else {
+                    Some(encode_plan(&progress))
+                };
+                let page_write = PageWrite {
+                    entity,
+                    records,
+                    checkpoint,
+                    now,
+                    seen_run: self.seen_run.clone(),
+                };
+                let writing = std::time::Instant::now();
+                let counts = store.write_page(conn, &page_write).await?;
+                tracing::debug!(connection = %conn.0, %entity, records = page_write.records.len(), write_ms = writing.elapsed().as_millis() as u64, "pages written");
+                report.counts.added += counts.added;
+                report.counts.updated += counts.updated;
+                report.counts.deleted += counts.deleted;
+                report.counts.unchanged += counts.unchanged;
+                // Only now may the source forget these records: a crash before this point
+                // re-reads them, and the store de-duplicates them.
+                for receipt in receipts {
+                    connector.acknowledge(entity, &receipt).await?;
+                    report.acknowledged += 1;
+                }
+            }
+            if let Some(err) = failure {
+                return Err(SyncError::Connector(err));
+            }
+        }
+        Ok(progress)
+    }
+}

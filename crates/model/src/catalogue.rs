@@ -1,0 +1,488 @@
+//! The entity catalogue: one entry per entity of the unified model (its name, ids, page sizes,
+//! role in a sync, exact shape and JSON schema). The model, the mapping engine, the sync
+//! engine, the routes and the OpenAPI document all read this table, so adding an entity is
+//! one entry here, its unified type and a mapping file per system.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::entities::{Item, Location, PurchaseOrder, Vendor};
+
+/// An entity of the unified model: a handle on its catalogue entry. Compared and hashed by
+/// name; serialized as its name (`purchase_order`).
+#[derive(Clone, Copy)]
+pub struct Entity(&'static EntitySpec);
+
+/// How an entity takes part in a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityRole {
+    /// Master data other records refer to (vendors, items): the first sync reads all of it,
+    /// whatever its age.
+    Reference,
+    /// Business documents (purchase orders): the first sync reads the connection's history
+    /// window (90 days by default).
+    Transactional,
+    /// Append-only observations (vehicle locations): read from a history window, never
+    /// changed or swept as deleted afterwards.
+    TimeSeries,
+}
+
+/// A nested list of an entity's records (purchase-order lines), with ids of its own.
+#[derive(Debug)]
+pub struct ListSpec {
+    /// The unified field holding the list (`line_items`).
+    pub field: &'static str,
+    /// Prefix of the elements' ids (`pol`).
+    pub id_prefix: &'static str,
+    /// What the elements' ids are derived under (`purchase_order_line`); never changes, or
+    /// every stored id would.
+    pub id_scope: &'static str,
+    /// The element's fields, in output order.
+    pub fields: &'static [&'static str],
+}
+
+/// The JSON schema of an entity's unified type, as functions of its `ToSchema` impl.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaOf {
+    /// The schema's component name (`PurchaseOrder`).
+    pub name: fn() -> Cow<'static, str>,
+    /// The schema itself.
+    pub schema: fn() -> RefOr<Schema>,
+    /// The schemas it refers to, added to `out`.
+    pub schemas: fn(&mut Vec<(String, RefOr<Schema>)>),
+    /// Whether a JSON record is a valid value of the type (the serde decoding's error else).
+    pub decodes: fn(serde_json::Value) -> Result<(), String>,
+}
+
+fn decodes<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<(), String> {
+    serde_json::from_value::<T>(value)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl SchemaOf {
+    /// The schema functions of `T`.
+    pub const fn of<T: ToSchema + serde::de::DeserializeOwned>() -> SchemaOf {
+        SchemaOf {
+            name: <T as ToSchema>::name,
+            schema: <T as PartialSchema>::schema,
+            schemas: <T as ToSchema>::schemas,
+            decodes: decodes::<T>,
+        }
+    }
+}
+
+/// One entry of the catalogue.
+#[derive(Debug)]
+pub struct EntitySpec {
+    /// Name in snake case, as stored and shown (`purchase_order`).
+    pub name: &'static str,
+    /// Plural in snake case (`purchase_orders`): operation ids; the URL path is the same
+    /// with dashes (`/v1/purchase-orders`).
+    pub plural: &'static str,
+    /// The entity for people, in a sentence (`purchase order`).
+    pub label: &'static str,
+    /// Heading of its API section (`Purchase orders`).
+    pub title: &'static str,
+    /// What the API section serves.
+    pub description: &'static str,
+    /// Prefix of its ids (`po`).
+    pub id_prefix: &'static str,
+    /// Page size when the client gives none.
+    pub default_page_size: u32,
+    /// Largest page a client may ask for.
+    pub max_page_size: u32,
+    /// Its part in a sync.
+    pub role: EntityRole,
+    /// The unified body's fields, in output order (the envelope fields come first when
+    /// rendered). A test checks them against the schema.
+    pub fields: &'static [&'static str],
+    /// Nested lists with ids of their own.
+    pub lists: &'static [ListSpec],
+    /// The unified type's schema.
+    pub schema: SchemaOf,
+}
+
+mod specs {
+    use super::*;
+
+    pub static VENDOR: EntitySpec = EntitySpec {
+        name: "vendor",
+        plural: "vendors",
+        label: "vendor",
+        title: "Vendors",
+        description: "Unified vendors.",
+        id_prefix: "vnd",
+        default_page_size: 50,
+        max_page_size: 500,
+        role: EntityRole::Reference,
+        fields: &[
+            "code",
+            "name",
+            "status",
+            "email",
+            "phone",
+            "tax_id",
+            "currency",
+            "payment_terms",
+            "address",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<Vendor>(),
+    };
+
+    pub static ITEM: EntitySpec = EntitySpec {
+        name: "item",
+        plural: "items",
+        label: "item",
+        title: "Items",
+        description: "Unified items.",
+        id_prefix: "itm",
+        default_page_size: 50,
+        max_page_size: 500,
+        role: EntityRole::Reference,
+        fields: &[
+            "code",
+            "name",
+            "description",
+            "item_type",
+            "status",
+            "unit_of_measure",
+            "unit_cost",
+            "quantity_on_hand",
+            "quantity_available",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<Item>(),
+    };
+
+    pub static LOCATION: EntitySpec = EntitySpec {
+        name: "location",
+        plural: "locations",
+        label: "location",
+        title: "Locations",
+        description: "Unified locations.",
+        id_prefix: "loc",
+        default_page_size: 50,
+        max_page_size: 500,
+        role: EntityRole::Reference,
+        fields: &[
+            "code",
+            "name",
+            "location_type",
+            "status",
+            "address",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<Location>(),
+    };
+
+    pub static PURCHASE_ORDER: EntitySpec = EntitySpec {
+        name: "purchase_order",
+        plural: "purchase_orders",
+        label: "purchase order",
+        title: "Purchase orders",
+        description: "Unified purchase orders with their lines.",
+        id_prefix: "po",
+        default_page_size: 50,
+        // Orders carry their lines, so their pages are smaller.
+        max_page_size: 200,
+        role: EntityRole::Transactional,
+        fields: &[
+            "number",
+            "status",
+            "remote_status",
+            "vendor_id",
+            "location_id",
+            "currency",
+            "order_date",
+            "expected_delivery_date",
+            "subtotal",
+            "tax_amount",
+            "total_amount",
+            "memo",
+            "custom_fields",
+            "line_items",
+        ],
+        lists: &[ListSpec {
+            field: "line_items",
+            id_prefix: "pol",
+            id_scope: "purchase_order_line",
+            fields: &[
+                "id",
+                "remote_id",
+                "line_number",
+                "item_id",
+                "description",
+                "quantity",
+                "quantity_received",
+                "unit_of_measure",
+                "unit_price",
+                "total_amount",
+                "expected_delivery_date",
+                "custom_fields",
+            ],
+        }],
+        schema: SchemaOf::of::<PurchaseOrder>(),
+    };
+}
+
+impl Entity {
+    /// Suppliers.
+    pub const VENDOR: Entity = Entity(&specs::VENDOR);
+    /// Items (products, materials, services) that can be purchased or stocked.
+    pub const ITEM: Entity = Entity(&specs::ITEM);
+    /// Warehouses, plants, stores and other places goods are received.
+    pub const LOCATION: Entity = Entity(&specs::LOCATION);
+    /// Purchase orders with their lines.
+    pub const PURCHASE_ORDER: Entity = Entity(&specs::PURCHASE_ORDER);
+
+    /// The catalogue: every entity, in the order a sync loads them (referenced records
+    /// first).
+    pub const ALL: &'static [Entity] = &[
+        Entity::VENDOR,
+        Entity::ITEM,
+        Entity::LOCATION,
+        Entity::PURCHASE_ORDER,
+    ];
+
+    /// The entity's catalogue entry.
+    pub fn spec(self) -> &'static EntitySpec {
+        self.0
+    }
+
+    /// Name in snake case, as stored and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        self.0.name
+    }
+
+    /// Parses the snake-case name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Entity::ALL.iter().copied().find(|e| e.as_str() == name)
+    }
+
+    /// Prefix of this entity's ids (`po_…`).
+    pub fn id_prefix(self) -> &'static str {
+        self.0.id_prefix
+    }
+
+    /// Finds the entity from an id's prefix.
+    pub fn from_id(id: &str) -> Option<Self> {
+        let prefix = id.split_once('_')?.0;
+        Entity::ALL
+            .iter()
+            .copied()
+            .find(|e| e.id_prefix() == prefix)
+    }
+
+    /// Page size used when the client gives none.
+    pub fn default_page_size(self) -> u32 {
+        self.0.default_page_size
+    }
+
+    /// Largest page a client may ask for.
+    pub fn max_page_size(self) -> u32 {
+        self.0.max_page_size
+    }
+
+    /// Its part in a sync.
+    pub fn role(self) -> EntityRole {
+        self.0.role
+    }
+
+    /// The URL path of its collection (`/v1/purchase-orders`).
+    pub fn collection_path(self) -> String {
+        format!("/v1/{}", self.0.plural.replace('_', "-"))
+    }
+
+    /// The nested list stored under `field`, if the entity has one.
+    pub fn list(self, field: &str) -> Option<&'static ListSpec> {
+        self.0.lists.iter().find(|l| l.field == field)
+    }
+}
+
+impl PartialEq for Entity {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0.name == other.0.name
+    }
+}
+
+impl Eq for Entity {}
+
+impl std::hash::Hash for Entity {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl PartialOrd for Entity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entity {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.name.cmp(other.0.name)
+    }
+}
+
+impl std::fmt::Debug for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for Entity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = Cow::<'de, str>::deserialize(deserializer)?;
+        Entity::parse(&name).ok_or_else(|| {
+            let known: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
+            serde::de::Error::custom(format!(
+                "unknown entity `{name}`, expected one of {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+impl PartialSchema for Entity {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An entity of the unified model."))
+            .enum_values(Some(Entity::ALL.iter().map(|e| e.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for Entity {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_prefixes_and_paths_are_unique() {
+        let mut seen = HashSet::new();
+        for e in Entity::ALL {
+            assert!(seen.insert(e.as_str()), "{e}");
+            assert!(seen.insert(e.id_prefix()), "{e} prefix");
+            assert!(seen.insert(e.spec().plural), "{e} plural");
+            for list in e.spec().lists {
+                assert!(seen.insert(list.id_prefix), "{e} list prefix");
+            }
+            assert!(e.default_page_size() <= e.max_page_size());
+            assert_eq!(Entity::parse(e.as_str()), Some(*e));
+        }
+        assert_eq!(
+            Entity::PURCHASE_ORDER.collection_path(),
+            "/v1/purchase-orders"
+        );
+        assert_eq!(Entity::from_id("po_abc"), Some(Entity::PURCHASE_ORDER));
+        assert_eq!(Entity::from_id("zz_abc"), None);
+    }
+
+    #[test]
+    fn entities_serialize_as_their_names() {
+        let json = serde_json::to_string(&Entity::PURCHASE_ORDER).unwrap();
+        assert_eq!(json, "\"purchase_order\"");
+        let back: Entity = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Entity::PURCHASE_ORDER);
+        let err = serde_json::from_str::<Entity>("\"truck\"").unwrap_err();
+        assert!(err.to_string().contains("unknown entity `truck`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// Property names of a schema, following `allOf` and `$ref` through `schemas`.
+    fn properties(schema: &Value, schemas: &serde_json::Map<String, Value>) -> Vec<String> {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let name = r.trim_start_matches("#/components/schemas/");
+            return properties(&schemas[name], schemas);
+        }
+        let mut out = Vec::new();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            out.extend(properties(part, schemas));
+        }
+        if let Some(p) = schema["properties"].as_object() {
+            out.extend(p.keys().cloned());
+        }
+        out
+    }
+
+    /// The catalogue's field lists name exactly the unified types' fields, in order.
+    #[test]
+    fn field_lists_match_the_schemas() {
+        let envelope = [
+            "id",
+            "remote_id",
+            "created_at",
+            "modified_at",
+            "remote_created_at",
+            "remote_updated_at",
+            "remote_was_deleted",
+            "custom_fields",
+            "remote_data",
+        ];
+        for e in Entity::ALL {
+            let spec = e.spec();
+            let mut refs = Vec::new();
+            (spec.schema.schemas)(&mut refs);
+            let schemas: serde_json::Map<String, Value> = refs
+                .into_iter()
+                .map(|(n, s)| (n, serde_json::to_value(s).unwrap()))
+                .collect();
+            let own = serde_json::to_value((spec.schema.schema)()).unwrap();
+            let props = properties(&own, &schemas);
+            let body: Vec<&str> = props
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !envelope.contains(p))
+                .collect();
+            let expected: Vec<&str> = spec
+                .fields
+                .iter()
+                .copied()
+                .filter(|f| *f != "custom_fields")
+                .collect();
+            assert_eq!(body, expected, "{e}");
+            assert!(spec.fields.contains(&"custom_fields"), "{e}");
+            for list in spec.lists {
+                let items = &own["allOf"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|p| p["properties"].get(list.field))
+                    .unwrap_or_else(|| panic!("{e}.{}", list.field))["items"];
+                let line = properties(items, &schemas);
+                assert_eq!(line, list.fields, "{e}.{}", list.field);
+            }
+        }
+    }
+}
