@@ -187,6 +187,11 @@ pub struct Settings {
     /// Seconds a worker holds a job without renewing it: after a crash, another worker (or
     /// the restarted one) takes the job over this long after the last renewal.
     pub job_lease_secs: u64,
+    /// Jobs (syncs) a worker process runs at once (default: four per core).
+    pub worker_max_jobs: usize,
+    /// Seconds a stopping worker lets its running jobs finish; those still running then are
+    /// stopped (what they committed stays) and their leases given back at once.
+    pub worker_drain_secs: u64,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
 }
@@ -212,6 +217,8 @@ impl Default for Settings {
             sync_interval_secs: 3600,
             reconcile_interval_secs: 7 * 86_400,
             job_lease_secs: 300,
+            worker_max_jobs: ironbridge_engine::worker::default_max_jobs(),
+            worker_drain_secs: 30,
             webhooks: WebhookSettings::default(),
         }
     }
@@ -295,6 +302,12 @@ impl Settings {
         }
         if !(3..=86_400).contains(&self.job_lease_secs) {
             bail!("job_lease_secs must be between 3 and 86400");
+        }
+        if !(1..=1024).contains(&self.worker_max_jobs) {
+            bail!("worker_max_jobs must be between 1 and 1024");
+        }
+        if self.worker_drain_secs > 3600 {
+            bail!("worker_drain_secs must be at most 3600");
         }
         self.webhooks.validate()?;
         if let Some(key) = &self.master_key {
@@ -390,6 +403,24 @@ mod tests {
         assert_eq!(
             Settings::load(Some(&file), &o).unwrap().listen,
             "127.0.0.1:7000"
+        );
+    }
+
+    #[test]
+    fn worker_settings_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "worker_max_jobs = 3\nworker_drain_secs = 5\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((s.worker_max_jobs, s.worker_drain_secs), (3, 5));
+        assert!(Settings::default().worker_max_jobs >= 1);
+        std::fs::write(&file, "worker_max_jobs = 0\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("worker_max_jobs must be between 1 and 1024"),
+            "{err}"
         );
     }
 

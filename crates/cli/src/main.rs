@@ -221,6 +221,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             reconcile_interval: (settings.reconcile_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(settings.reconcile_interval_secs)),
             lease: std::time::Duration::from_secs(settings.job_lease_secs),
+            max_jobs: settings.worker_max_jobs,
+            drain: std::time::Duration::from_secs(settings.worker_drain_secs),
             ..WorkerConfig::default()
         };
         let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);
@@ -257,7 +259,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         shutdown.cancelled().await;
     }
     if let Some(worker) = worker {
-        // The worker stops between jobs; a sync in progress resumes from its checkpoint later.
+        // The worker claims nothing more and lets running jobs commit for up to
+        // `worker_drain_secs`; those still running then give their leases back, and resume
+        // from their checkpoints on the next worker.
         let _ = worker.await;
     }
     if let Some(dispatcher) = dispatcher {

@@ -195,6 +195,24 @@ impl Runtimes {
     /// The runtime of a stored connection: the one in use if its settings and credentials
     /// are unchanged, else a new one.
     pub fn get(&self, connection: &Connection) -> Result<Arc<ConnectionRuntime>, ServiceError> {
+        self.runtime(connection, None)
+    }
+
+    /// Makes `connector`, just built for a new connection (its credentials checked, its
+    /// token fresh), the connection's runtime, so the first sync does not start over.
+    pub fn adopt(
+        &self,
+        connection: &Connection,
+        connector: Arc<dyn Connector>,
+    ) -> Result<Arc<ConnectionRuntime>, ServiceError> {
+        self.runtime(connection, Some(connector))
+    }
+
+    fn runtime(
+        &self,
+        connection: &Connection,
+        built: Option<Arc<dyn Connector>>,
+    ) -> Result<Arc<ConnectionRuntime>, ServiceError> {
         let fingerprint = sha256_hex(
             format!(
                 "{}\u{0}{}",
@@ -211,10 +229,14 @@ impl Runtimes {
             entry.used = used;
             return Ok(entry.runtime.clone());
         }
+        let connector = match built {
+            Some(c) => c,
+            None => open_connector(&self.keys, &self.registry, connection)?,
+        };
         let runtime = Arc::new(ConnectionRuntime {
             connection_id: connection.id.clone(),
             system: stored_system(&self.registry, connection)?,
-            connector: open_connector(&self.keys, &self.registry, connection)?,
+            connector,
             slots: self.slots.clone(),
         });
         if open.len() >= self.capacity {

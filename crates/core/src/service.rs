@@ -120,12 +120,22 @@ async fn resolve_certificate(
 }
 
 /// A new connection and its token, shown once.
-#[derive(Debug)]
 pub struct Created {
     /// The stored connection.
     pub connection: Connection,
     /// The plaintext token.
     pub token: String,
+    /// The connector that checked the credentials: the connection's runtime adopts it, so
+    /// its token serves the first sync too.
+    pub connector: Arc<dyn Connector>,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What is needed to make a connection.
@@ -202,7 +212,11 @@ pub async fn create_connection(
         credentials.as_ref(),
     )?;
     let connection = deps.store.create_connection(org, &new).await?;
-    Ok(Created { connection, token })
+    Ok(Created {
+        connection,
+        token,
+        connector,
+    })
 }
 
 /// Replaces a connection by a new one with a new token, reusing its system and settings
@@ -240,7 +254,11 @@ pub async fn reconnect(
         .store
         .reconnect(org, old, &new, deps.clock.now())
         .await?;
-    Ok(Created { connection, token })
+    Ok(Created {
+        connection,
+        token,
+        connector,
+    })
 }
 
 fn parse_object(text: &str) -> Result<Map<String, Value>, ServiceError> {
@@ -530,9 +548,9 @@ pub async fn create_purchase_order(
         custom_fields: input.custom_fields.clone().unwrap_or_default(),
         lines: lines(store, conn, &input.line_items).await?,
     };
-    Ok(runtime
+    runtime
         .create(Entity::PURCHASE_ORDER, &UnifiedWrite::from(&order))
-        .await?)
+        .await
 }
 
 /// Refuses a write the connection's system does not support, before anything is resolved.

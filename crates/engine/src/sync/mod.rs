@@ -195,6 +195,7 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         work: &work,
         changed: &changed,
         in_memory: in_memory.clone(),
+        in_step: read.kind == ReadKind::Outbox,
     };
     let reading = {
         let shared = &shared;

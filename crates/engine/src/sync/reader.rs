@@ -52,6 +52,9 @@ pub(super) enum Fetched {
         resume: Option<String>,
         /// What to acknowledge once the page is committed (outboxes).
         receipt: Option<String>,
+        /// Told once the page is committed and acknowledged: an outbox's reader waits for
+        /// it, since the outbox serves the same records until they are acknowledged.
+        committed: Option<tokio::sync::oneshot::Sender<()>>,
     },
     /// A reader took over the upper part of slice `victim`, which now ends at `until`.
     Split {
@@ -94,6 +97,8 @@ pub(super) struct Readers<'a> {
     /// Signalled when a slice advances or ends: a reader waiting for work looks again.
     pub changed: &'a Notify,
     pub in_memory: Arc<Semaphore>,
+    /// Reads wait for each page's commit (outboxes).
+    pub in_step: bool,
 }
 
 impl Readers<'_> {
@@ -184,6 +189,12 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                     let owner = conn.clone();
                     let mapped =
                         tokio::task::spawn_blocking(move || map_page(&owner, entity, def, &raw));
+                    let (committed, wait) = if shared.in_step {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        (Some(tx), Some(rx))
+                    } else {
+                        (None, None)
+                    };
                     let fetched = Fetched::Page {
                         slice: index,
                         mapped,
@@ -192,8 +203,15 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                         next_cursor: page.next_cursor,
                         resume: page.resume,
                         receipt: page.receipt,
+                        committed,
                     };
                     if pages.send(fetched).await.is_err() {
+                        return;
+                    }
+                    if let Some(wait) = wait
+                        && wait.await.is_err()
+                    {
+                        // The writer stopped (it failed): nothing more to read.
                         return;
                     }
                     match next {

@@ -31,9 +31,10 @@ pub(super) fn new_window(
                 None
             } else if let Some(hw) = state.high_water {
                 Some(hw.plus_secs(-LOOKBACK_SECS))
-            } else if entity.role() == EntityRole::Reference {
+            } else if entity.role() == EntityRole::Reference && kind == ReadKind::Windowed {
                 // Reference data is wanted whole the first time, whatever its age; later runs
-                // read only what changed, like everything else.
+                // read only what changed, like everything else. (Observations are read from
+                // the history window whatever they describe.)
                 None
             } else {
                 options

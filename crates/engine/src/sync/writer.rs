@@ -61,6 +61,7 @@ impl Writer<'_> {
             }
             let mut records = Vec::new();
             let mut receipts = Vec::new();
+            let mut waiting = Vec::new();
             let mut failure = None;
             for fetched in batch {
                 match fetched {
@@ -70,6 +71,7 @@ impl Writer<'_> {
                         next_cursor,
                         resume,
                         receipt,
+                        committed,
                         ..
                     } => {
                         let Ok((page, unmappable)) = mapped.await else {
@@ -84,6 +86,7 @@ impl Writer<'_> {
                         progress[slice].cursor = next_cursor.or(resume);
                         records.extend(page);
                         receipts.extend(receipt);
+                        waiting.extend(committed);
                     }
                     Fetched::Split {
                         victim,
@@ -137,6 +140,9 @@ impl Writer<'_> {
                 for receipt in receipts {
                     connector.acknowledge(entity, &receipt).await?;
                     report.acknowledged += 1;
+                }
+                for reader in waiting {
+                    let _ = reader.send(());
                 }
             }
             if let Some(err) = failure {

@@ -15,7 +15,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ironbridge_connectors::netsuite::generate_certificate;
 use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_core::connector::{
     Connector, ConnectorError, CreateRecords, RawPage, ReadWindow, Source, UpdateRecords,
@@ -23,10 +22,11 @@ use ironbridge_core::connector::{
 use ironbridge_core::store::StoredRecord;
 use ironbridge_core::system::SystemDescriptor;
 use ironbridge_core::{Clock, ManualClock};
-use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
+use ironbridge_emulators::{RunningEmulator, System};
 use ironbridge_engine::sync::{EntityReport, LOOKBACK_SECS, SETTLE_SECS, SyncError};
 use ironbridge_model::api::{CircuitState, SystemId};
 use ironbridge_model::{Entity, Timestamp};
+use ironbridge_testkit::emulated::Emulated;
 use serde_json::{Map, Value, json};
 
 use crate::support::{self, Env, env_for, events, report, status, stored};
@@ -36,7 +36,6 @@ const SEED: u64 = 7;
 const ORDERS: u64 = 600;
 /// Page size for SAP and Business Central (NetSuite's pages are fixed: 100 orders).
 const PAGE: u64 = 10;
-const NS_CLIENT_ID: &str = "ib-engine-tests";
 const HISTORY_SECS: i64 = 90 * 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,10 +132,6 @@ fn ms_to_ts(ms: i64) -> Timestamp {
     Timestamp(ms * 1000)
 }
 
-fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap()
-}
-
 /// A decimal quantity as stored (string or number) as an integer.
 fn whole(v: &Value) -> i64 {
     let f = match v {
@@ -160,64 +155,24 @@ type Snapshot = Vec<(String, String, String, Timestamp, Option<Timestamp>, bool)
 
 impl Erp {
     async fn start(sys: Sys) -> Erp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let emu = ironbridge_emulators::start(
-            EmulatorConfig::new(sys.emulator(), SEED, ORDERS),
-            listener,
-        )
-        .await
-        .unwrap();
+        let emulated = Emulated::start(sys.emulator(), SEED, ORDERS).await;
+        let mut settings = emulated.settings.clone();
+        if sys != Sys::NetSuite {
+            // NetSuite's pages are fixed; the others page small so tests cross pages.
+            settings.insert("page_size".into(), json!(PAGE));
+        }
         let clock = ManualClock::new(ms_to_ts(ironbridge_emulators::default_start()));
         let env = env_for(sys.id().as_str(), clock.clone()).await;
-        let mut erp = Erp {
+        Erp {
             sys,
-            emu,
+            emu: emulated.emulator,
             env,
             sleeper: RecordingSleeper::new(clock),
             http: reqwest::Client::new(),
-            settings: Map::new(),
-            creds: Map::new(),
+            settings,
+            creds: emulated.credentials,
             coverage: Mutex::new(Coverage::Unset),
-        };
-        let base = erp.emu.base_url();
-        let (settings, creds) = match sys {
-            Sys::NetSuite => {
-                let cert =
-                    generate_certificate("Ironbridge engine tests", erp.env.clock.now()).unwrap();
-                erp.admin(
-                    "POST",
-                    "/netsuite/m2m-clients",
-                    Some(
-                        json!({"client_id": NS_CLIENT_ID, "certificate_id": "cert-1",
-                        "certificate_pem": cert.certificate_pem}),
-                    ),
-                )
-                .await;
-                (
-                    json!({"base_url": base}),
-                    json!({"account_id": "1234567_SB1", "client_id": NS_CLIENT_ID,
-                        "certificate_id": "cert-1", "private_key_pem": cert.private_key_pem}),
-                )
-            }
-            Sys::Sap => {
-                let c = erp.admin("GET", "/credentials", None).await;
-                (
-                    json!({"base_url": base, "sap_client": "100", "page_size": PAGE}),
-                    json!({"username": c["user"], "password": c["password"]}),
-                )
-            }
-            Sys::Bc => {
-                let c = erp.admin("GET", "/credentials", None).await;
-                (
-                    json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"],
-                        "environment": c["environment"], "page_size": PAGE}),
-                    json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
-                )
-            }
-        };
-        erp.settings = obj(settings);
-        erp.creds = obj(creds);
-        erp
+        }
     }
 
     /// Replaces the store with a fresh one (same emulator, same clocks).

@@ -16,7 +16,9 @@ use ironbridge_model::api::{DeletionDetection, ReadKind};
 use serde_json::{Value, json};
 
 mod erp;
+mod seams;
 mod support;
+mod workers;
 
 use support::{Env, count, env_for, events, org, status, sync};
 

@@ -1,6 +1,6 @@
-//! Shared test set-up: a fresh store per test (a temporary SQLite file, or a new PostgreSQL
-//! schema when `TEST_BACKEND=postgres`), one organization and one connection, a manual clock,
-//! and the one place tests call the sync runner through.
+//! Shared test set-up: a fresh store per test (the test kit's: a temporary SQLite file, or a
+//! new PostgreSQL schema when `TEST_BACKEND=postgres`), one organization and one connection,
+//! a manual clock, and the one place tests call the sync runner through.
 
 use std::sync::Arc;
 
@@ -10,63 +10,15 @@ use ironbridge_core::store::*;
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_engine::sync::{EntityReport, SyncError, sync_connection};
 use ironbridge_model::Entity;
+use ironbridge_testkit::db::TestDb;
 use serde_json::Value;
-
-/// Keeps the database of one test alive.
-enum Db {
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres,
-}
 
 /// One test's store, organization, connection and clock.
 pub struct Env {
     pub store: Arc<dyn Store>,
     pub conn: ConnId,
     pub clock: ManualClock,
-    _db: Db,
-}
-
-/// Whether this run tests PostgreSQL (`TEST_BACKEND=postgres`, `DATABASE_URL` set).
-pub fn postgres_url() -> Option<String> {
-    if std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres") {
-        Some(std::env::var("DATABASE_URL").expect("TEST_BACKEND=postgres needs DATABASE_URL"))
-    } else {
-        None
-    }
-}
-
-async fn fresh_store() -> (Arc<dyn Store>, Db) {
-    match postgres_url() {
-        Some(url) => {
-            let schema = format!(
-                "t_{}",
-                ironbridge_core::ids::new_id(
-                    "s",
-                    Clock::now(&ironbridge_core::SystemClock).micros()
-                )
-                .trim_start_matches("s_")
-            );
-            let admin = ironbridge_store::PgStore::connect_admin(&url)
-                .await
-                .expect("postgres reachable");
-            admin.create_schema(&schema).await.expect("create schema");
-            admin.close().await;
-            let store = ironbridge_store::PgStore::connect(&url, Some(&schema))
-                .await
-                .expect("postgres store");
-            (Arc::new(store), Db::Postgres)
-        }
-        None => {
-            let dir = tempfile::tempdir().unwrap();
-            let store = ironbridge_store::SqliteStore::connect(&format!(
-                "sqlite://{}",
-                dir.path().join("t.db").display()
-            ))
-            .await
-            .unwrap();
-            (Arc::new(store), Db::Sqlite { _dir: dir })
-        }
-    }
+    _db: TestDb,
 }
 
 pub fn org() -> OrgId {
@@ -76,7 +28,8 @@ pub fn org() -> OrgId {
 /// A fresh store with organization `org_1` and connection `conn_1` of `system`, created at
 /// the clock's time.
 pub async fn env_for(system: &str, clock: ManualClock) -> Env {
-    let (store, db) = fresh_store().await;
+    let db = TestDb::fresh().await;
+    let store = db.store.clone();
     let key = NewApiKey {
         id: "key_1".into(),
         name: "k".into(),

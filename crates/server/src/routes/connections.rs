@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ironbridge_core::cursor;
+use ironbridge_core::pagination::{PageSize, Pager};
 use ironbridge_core::sandbox;
 use ironbridge_core::service::{self, Deps};
 use ironbridge_core::store::{ConnId, Connection, OrgId, StoreError};
@@ -145,6 +145,14 @@ async fn answer_created(
     org: &OrgId,
     created: service::Created,
 ) -> ApiResult<(StatusCode, Json<ConnectionCreatedOut>)> {
+    // The connector that checked the credentials becomes the connection's runtime: its token
+    // and limits carry over to the first sync and the first writes.
+    if let Err(e) = state
+        .runtimes
+        .adopt(&created.connection, created.connector.clone())
+    {
+        tracing::warn!(connection = %created.connection.id, error = %e, "cannot keep the connection's connector");
+    }
     initial_sync(state, &created.connection).await;
     let connection = state
         .store
@@ -219,31 +227,18 @@ pub async fn list_connections(
     AdminAuth(org): AdminAuth,
     ApiQuery(q): ApiQuery<ConnectionListParams>,
 ) -> ApiResult<Json<ConnectionList>> {
-    let page_size = q.page_size.unwrap_or(50);
-    if !(1..=100).contains(&page_size) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "`page_size` must be from 1 to 100.",
-        )
-        .param("page_size"));
+    let page_size = PageSize {
+        default: 50,
+        max: 100,
     }
-    let fingerprint = cursor::fingerprint(&[("list", "connections".into())]);
-    let after = match &q.cursor {
-        Some(c) => Some(cursor::decode(&state.keys, &org.0, &fingerprint, c)?),
-        None => None,
-    };
-    let (mut rows, total) = state
+    .resolve(q.page_size)?;
+    let pager = Pager::new(&state.keys, &org.0, &[("list", "connections".into())]);
+    let after = pager.position(q.cursor.as_deref())?;
+    let (rows, total) = state
         .store
         .list_connections(&org, after.as_deref(), page_size + 1)
         .await?;
-    let more = rows.len() > page_size as usize;
-    rows.truncate(page_size as usize);
-    let next_cursor = if more {
-        rows.last()
-            .map(|c| cursor::encode(&state.keys, &org.0, &fingerprint, &c.id))
-    } else {
-        None
-    };
+    let (rows, next_cursor) = pager.page(rows, page_size, |c| &c.id);
     let mut data = Vec::with_capacity(rows.len());
     for c in rows {
         data.push(connection_out(&state, c).await?);

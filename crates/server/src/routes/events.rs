@@ -2,15 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use ironbridge_core::cursor;
-use ironbridge_model::ErrorCode;
+use ironbridge_core::pagination::{PageSize, Pager};
 use ironbridge_model::api::{EventList, EventOut};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::AdminAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 
 /// Query of `GET /v1/events`.
@@ -41,23 +40,21 @@ pub async fn list_events(
     AdminAuth(org): AdminAuth,
     ApiQuery(q): ApiQuery<EventParams>,
 ) -> ApiResult<Json<EventList>> {
-    let page_size = q.page_size.unwrap_or(100);
-    if !(1..=500).contains(&page_size) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "`page_size` must be from 1 to 500.",
-        )
-        .param("page_size"));
+    let page_size = PageSize {
+        default: 100,
+        max: 500,
     }
-    let fingerprint = cursor::fingerprint(&[
-        ("list", "events".into()),
-        ("connection_id", q.connection_id.clone().unwrap_or_default()),
-        ("type", q.event_type.clone().unwrap_or_default()),
-    ]);
-    let after = match &q.cursor {
-        Some(c) => Some(cursor::decode(&state.keys, &org.0, &fingerprint, c)?),
-        None => None,
-    };
+    .resolve(q.page_size)?;
+    let pager = Pager::new(
+        &state.keys,
+        &org.0,
+        &[
+            ("list", "events".into()),
+            ("connection_id", q.connection_id.clone().unwrap_or_default()),
+            ("type", q.event_type.clone().unwrap_or_default()),
+        ],
+    );
+    let after = pager.position(q.cursor.as_deref())?;
     let events = state
         .store
         .list_events(
@@ -70,7 +67,7 @@ pub async fn list_events(
         .await?;
     // Events are append-only: the position after the last one is where new ones will appear.
     let last = events.last().map(|e| e.id.clone()).or(after);
-    let next_cursor = last.map(|id| cursor::encode(&state.keys, &org.0, &fingerprint, &id));
+    let next_cursor = last.map(|id| pager.cursor_after(&id));
     let data = events
         .into_iter()
         .map(|e| EventOut {

@@ -212,8 +212,11 @@ fn security() -> Vec<SecurityRequirement> {
     ]
 }
 
+/// Named schemas, as utoipa collects them.
+pub type Schemas = Vec<(String, RefOr<Schema>)>;
+
 /// The OpenAPI paths of every entity's routes, and the schemas they name.
-pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Vec<(String, RefOr<Schema>)>) {
+pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
     let mut paths = Vec::new();
     let mut schemas = Vec::new();
     for &entity in Entity::ALL {

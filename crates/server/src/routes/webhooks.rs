@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ironbridge_core::cursor;
+use ironbridge_core::pagination::{PageSize, Pager};
 use ironbridge_core::store::{
     DeliveryQuery, OrgId, WebhookAttempt, WebhookDelivery, WebhookEndpoint, delivery_status,
 };
@@ -104,50 +104,11 @@ fn delivery_out(d: WebhookDelivery, attempts: Option<Vec<WebhookAttempt>>) -> We
     }
 }
 
-fn page_size(requested: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
-    let size = requested.unwrap_or(default);
-    if (1..=max).contains(&size) {
-        Ok(size)
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("`page_size` must be from 1 to {max}."),
-        )
-        .param("page_size"))
-    }
-}
-
-/// Keeps `size` rows of `rows` (fetched with one extra) and the cursor after the last.
-fn paginate<T>(
-    state: &AppState,
-    org: &OrgId,
-    fingerprint: &str,
-    mut rows: Vec<T>,
-    size: u32,
-    id: impl Fn(&T) -> &str,
-) -> (Vec<T>, Option<String>) {
-    let more = rows.len() > size as usize;
-    rows.truncate(size as usize);
-    let next = if more {
-        rows.last()
-            .map(|r| cursor::encode(&state.keys, &org.0, fingerprint, id(r)))
-    } else {
-        None
-    };
-    (rows, next)
-}
-
-fn decode_cursor(
-    state: &AppState,
-    org: &OrgId,
-    fingerprint: &str,
-    cursor: Option<&str>,
-) -> ApiResult<Option<String>> {
-    Ok(match cursor {
-        Some(c) => Some(cursor::decode(&state.keys, &org.0, fingerprint, c)?),
-        None => None,
-    })
-}
+/// The bounds of the webhook lists' pages.
+const PAGE: PageSize = PageSize {
+    default: 50,
+    max: 100,
+};
 
 /// Create a webhook endpoint. Its URL must be public (or in an operator-allowed network):
 /// the host is resolved now and again at every delivery. Answers with the signing secret.
@@ -192,14 +153,14 @@ pub async fn list_endpoints(
     AdminAuth(org): AdminAuth,
     ApiQuery(q): ApiQuery<EndpointListParams>,
 ) -> ApiResult<Json<WebhookEndpointList>> {
-    let size = page_size(q.page_size, 50, 100)?;
-    let fingerprint = cursor::fingerprint(&[("list", "webhook_endpoints".into())]);
-    let after = decode_cursor(&state, &org, &fingerprint, q.cursor.as_deref())?;
+    let size = PAGE.resolve(q.page_size)?;
+    let pager = Pager::new(&state.keys, &org.0, &[("list", "webhook_endpoints".into())]);
+    let after = pager.position(q.cursor.as_deref())?;
     let rows = state
         .store
         .list_webhook_endpoints(&org, after.as_deref(), size + 1)
         .await?;
-    let (rows, next_cursor) = paginate(&state, &org, &fingerprint, rows, size, |e| &e.id);
+    let (rows, next_cursor) = pager.page(rows, size, |e| &e.id);
     Ok(Json(WebhookEndpointList {
         data: rows.into_iter().map(endpoint_out).collect(),
         next_cursor,
@@ -412,16 +373,20 @@ pub async fn list_deliveries(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DeliveryListParams>,
 ) -> ApiResult<Json<WebhookDeliveryList>> {
-    let size = page_size(q.page_size, 50, 100)?;
+    let size = PAGE.resolve(q.page_size)?;
     state.store.get_webhook_endpoint(&org, &id).await?;
     let status = q.status.map(status_str);
-    let fingerprint = cursor::fingerprint(&[
-        ("list", "webhook_deliveries".into()),
-        ("endpoint", id.clone()),
-        ("status", status.unwrap_or_default().into()),
-        ("event_type", q.event_type.clone().unwrap_or_default()),
-    ]);
-    let before = decode_cursor(&state, &org, &fingerprint, q.cursor.as_deref())?;
+    let pager = Pager::new(
+        &state.keys,
+        &org.0,
+        &[
+            ("list", "webhook_deliveries".into()),
+            ("endpoint", id.clone()),
+            ("status", status.unwrap_or_default().into()),
+            ("event_type", q.event_type.clone().unwrap_or_default()),
+        ],
+    );
+    let before = pager.position(q.cursor.as_deref())?;
     let rows = state
         .store
         .list_webhook_deliveries(
@@ -435,7 +400,7 @@ pub async fn list_deliveries(
             },
         )
         .await?;
-    let (rows, next_cursor) = paginate(&state, &org, &fingerprint, rows, size, |d| &d.id);
+    let (rows, next_cursor) = pager.page(rows, size, |d| &d.id);
     Ok(Json(WebhookDeliveryList {
         data: rows.into_iter().map(|d| delivery_out(d, None)).collect(),
         next_cursor,
@@ -466,18 +431,22 @@ pub async fn list_attempts(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<AttemptListParams>,
 ) -> ApiResult<Json<WebhookAttemptList>> {
-    let size = page_size(q.page_size, 50, 100)?;
+    let size = PAGE.resolve(q.page_size)?;
     state.store.get_webhook_endpoint(&org, &id).await?;
-    let fingerprint = cursor::fingerprint(&[
-        ("list", "webhook_attempts".into()),
-        ("endpoint", id.clone()),
-    ]);
-    let before = decode_cursor(&state, &org, &fingerprint, q.cursor.as_deref())?;
+    let pager = Pager::new(
+        &state.keys,
+        &org.0,
+        &[
+            ("list", "webhook_attempts".into()),
+            ("endpoint", id.clone()),
+        ],
+    );
+    let before = pager.position(q.cursor.as_deref())?;
     let rows = state
         .store
         .list_webhook_attempts(&org, Some(&id), None, before.as_deref(), size + 1)
         .await?;
-    let (rows, next_cursor) = paginate(&state, &org, &fingerprint, rows, size, |a| &a.id);
+    let (rows, next_cursor) = pager.page(rows, size, |a| &a.id);
     Ok(Json(WebhookAttemptList {
         data: rows.into_iter().map(attempt_out).collect(),
         next_cursor,

@@ -577,3 +577,53 @@ fn every_code_is_documented_in_errors_md() {
         );
     }
 }
+
+/// No response carries the database's own text: a uniqueness rule the schema does not name
+/// for callers, and a failing statement, are answered 500 with the generic message, while
+/// the log keeps the cause.
+#[tokio::test]
+async fn database_failures_never_reach_a_response_body() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.org(5).await;
+    // An index only the database knows about: the second key of the same name breaks it.
+    app.raw_sql("CREATE UNIQUE INDEX ib_test_key_names ON api_keys (name)")
+        .await;
+    let first = app
+        .post(&key, "/v1/api-keys", json!({"name": "billing"}))
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let res = app
+        .post(&key, "/v1/api-keys", json!({"name": "billing"}))
+        .await;
+    let err = res.assert_error(500, "INTERNAL_ERROR").clone();
+    let request_id = err["request_id"].as_str().unwrap().to_string();
+    // A statement that fails outright: its table is gone.
+    app.raw_sql("DROP TABLE certificates").await;
+    let res = app.get(&key, "/v1/certificates/crt_missing").await;
+    res.assert_error(500, "INTERNAL_ERROR");
+    for body in [err.to_string(), res.body.to_string()] {
+        for leak in [
+            "ib_test_key_names",
+            "UNIQUE",
+            "unique",
+            "duplicate",
+            "certificates",
+            "no such table",
+            "does not exist",
+            "api_keys",
+            "sqlx",
+        ] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+    }
+    // The log line of the request names the cause.
+    let logs = crate::support::logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&request_id))
+        .expect("the failure is logged with its request id");
+    assert!(
+        line.contains("ib_test_key_names") || line.contains("UNIQUE constraint failed"),
+        "{line}"
+    );
+}

@@ -3,10 +3,12 @@
 
 mod certificates;
 mod errors;
+mod example_system;
 mod flow;
 mod openapi;
 mod ops;
 mod pagination;
+mod runtime;
 mod secrets;
 mod support;
 mod sync_events;

@@ -3,7 +3,7 @@
 use ironbridge_core::crypto::sha256_hex;
 use ironbridge_core::ids::record_id;
 use ironbridge_core::store::{ConnId, PageWrite, RecordUpsert};
-use ironbridge_model::{Entity, Timestamp};
+use ironbridge_model::Entity;
 use serde_json::json;
 use std::collections::HashSet;
 
@@ -74,7 +74,7 @@ async fn pages_never_repeat_or_miss_while_records_change() {
             ],
             checkpoint: None,
             seen_run: None,
-            now: Timestamp(app.clock_now_micros()),
+            now: ironbridge_core::Clock::now(&app.clock),
         };
         app.store
             .start_sync(&cid, Entity::PURCHASE_ORDER, page.now)
@@ -93,11 +93,5 @@ async fn pages_never_repeat_or_miss_while_records_change() {
             unique.contains(id),
             "{id} existed throughout and was missed"
         );
-    }
-}
-
-impl TestApp {
-    pub fn clock_now_micros(&self) -> i64 {
-        ironbridge_core::Clock::now(&self.clock).micros()
     }
 }

@@ -1066,3 +1066,37 @@ pub async fn released_jobs_keep_their_attempt(store: Arc<dyn Store>) {
             .unwrap()
     );
 }
+
+pub async fn named_constraints_are_typed_conflicts(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let key = |id: &str| NewApiKey {
+        id: id.into(),
+        name: "k".into(),
+        token_hash: token_hash("the same secret"),
+        prefix: "ibk_".into(),
+        created_at: T0,
+    };
+    store.create_api_key(&o, &key("key_a")).await.unwrap();
+    match store.create_api_key(&o, &key("key_b")).await {
+        Err(StoreError::Conflict(Conflict::Duplicate { constraint, what })) => {
+            assert_eq!(constraint, "api_keys_token_hash_key");
+            assert_eq!(what, "an API key with this token");
+        }
+        other => panic!("expected a typed conflict, got {other:?}"),
+    }
+    // Any other failure keeps the driver's error as its source, for the logs only.
+    match store.create_api_key(&o, &key("key_a")).await {
+        Err(err @ StoreError::Internal(_)) => {
+            assert_eq!(err.to_string(), "database error", "no database text");
+            assert!(
+                std::error::Error::source(&err).is_some(),
+                "the cause is kept as a source"
+            );
+            assert!(err.chain().len() > "database error".len());
+        }
+        Err(StoreError::Conflict(Conflict::Duplicate { .. })) => {
+            // Both the id and the token are taken; a backend may name either.
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}

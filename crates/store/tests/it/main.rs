@@ -2,8 +2,9 @@
 //! `DATABASE_URL` names one (CI always sets it; under `CI=true` a missing URL fails the run).
 
 mod cases;
-mod support;
 mod webhook_cases;
+
+use ironbridge_testkit::db::TestDb;
 
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
@@ -11,7 +12,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let db = crate::support::sqlite().await;
+                    let db = crate::TestDb::sqlite().await;
                     crate::cases::$case(db.store.clone()).await;
                 }
             )*
@@ -20,8 +21,8 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let Some(store) = crate::support::postgres().await else { return };
-                    crate::cases::$case(store).await;
+                    let Some(db) = crate::TestDb::postgres().await else { return };
+                    crate::cases::$case(db.store.clone()).await;
                 }
             )*
         }
@@ -48,6 +49,7 @@ contract!(
     feeds_keep_their_position_between_runs,
     write_slots_are_shared_and_expire,
     released_jobs_keep_their_attempt,
+    named_constraints_are_typed_conflicts,
     webhook_events_fan_out_to_matching_endpoints,
     webhook_deliveries_are_claimed_once_and_fenced,
     webhook_failure_streaks_disable_endpoints,

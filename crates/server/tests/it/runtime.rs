@@ -1,0 +1,142 @@
+//! One runtime per connection: the API's writes and the worker's syncs of a connection use
+//! the same connector, so the same token, rate budget, concurrency limit and circuit
+//! breaker. Against NetSuite's emulator, made to answer 429 beyond the five requests at
+//! once a connection may have, a full sync and writes running together never exceed it,
+//! and one token request serves the connection check, the syncs and every write.
+
+use std::sync::Arc;
+
+use ironbridge_core::{Clock, ManualClock};
+use ironbridge_emulators::System;
+use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
+use ironbridge_server::ServerConfig;
+use ironbridge_testkit::emulated::Emulated;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, test_webhook_config};
+
+fn worker(app: &TestApp) -> Worker {
+    let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
+    Worker::new(
+        app.store.clone(),
+        app.runtimes.clone(),
+        clock,
+        WorkerConfig::default(),
+    )
+}
+
+/// The first active record of a list (vendors, items).
+async fn active(app: &TestApp, token: &str, path: &str) -> String {
+    let (all, _) = app.all(token, path).await;
+    all.iter()
+        .find(|r| r["status"] == "active")
+        .and_then(|r| r["id"].as_str())
+        .unwrap_or_else(|| panic!("no active record in {path}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_and_writes_of_a_connection_share_one_runtime() {
+    let ns = Emulated::start(System::NetSuite, 11, 1200).await;
+    // The connectors keep the emulator's time (NetSuite refuses assertions from another day).
+    let source_clock = ManualClock::new(ns.now());
+    let app = TestApp::spawn_systems(
+        ServerConfig {
+            rate_limit_per_second: 0,
+            ..ServerConfig::default()
+        },
+        test_webhook_config(Arc::default()),
+        move |_| ironbridge_engine::registry::builtin(Arc::new(source_clock)),
+    )
+    .await;
+    let (org, key) = app.org(2).await;
+    // The connection's limit, enforced: a sixth request in flight is answered 429. The
+    // latency keeps requests in flight long enough to overlap.
+    let limit = ironbridge_connectors::netsuite::DESCRIPTOR
+        .limits
+        .concurrency;
+    ns.admin(
+        "PATCH",
+        "/faults",
+        Some(json!({"latency_ms": 15, "concurrency_limit": limit})),
+    )
+    .await;
+    let mut settings = ns.settings.clone();
+    settings.insert("history_days".into(), json!(3650));
+    let res = app
+        .post(
+            &key,
+            "/v1/connections",
+            json!({"system": "netsuite", "settings": settings, "credentials": ns.credentials}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let conn = res.body["connection"]["id"].as_str().unwrap().to_string();
+    let token = res.body["token"].as_str().unwrap().to_string();
+    let w = worker(&app);
+    assert!(w.run_once().await.unwrap(), "the initial sync ran");
+    let vendor = active(&app, &token, "/v1/vendors?page_size=500").await;
+    let item = active(&app, &token, "/v1/items?page_size=500").await;
+
+    // A full sync and eight writes at once.
+    let (job, _) = enqueue_sync(
+        app.store.as_ref(),
+        &app.clock,
+        &ironbridge_core::store::OrgId(org),
+        &ironbridge_core::store::ConnId(conn),
+        true,
+        5,
+    )
+    .await
+    .unwrap();
+    let sync = tokio::spawn(async move { w.run_once().await.unwrap() });
+    let app = Arc::new(app);
+    let writes: Vec<_> = (0..8)
+        .map(|i| {
+            let (app, token) = (app.clone(), token.clone());
+            let body = json!({"vendor_id": vendor, "line_items": [{"item_id": item, "quantity": format!("{}", i + 1)}]});
+            tokio::spawn(async move { app.post(&token, "/v1/purchase-orders", body).await })
+        })
+        .collect();
+    for write in writes {
+        let res = write.await.unwrap();
+        assert_eq!(res.status, 201, "{}", res.body);
+    }
+    assert!(sync.await.unwrap(), "the full sync ran");
+    let job = app
+        .store
+        .get_job(&ironbridge_core::store::OrgId(job.org_id.clone()), &job.id)
+        .await
+        .unwrap();
+    assert_eq!(job.status, "succeeded", "{:?}", job.last_error);
+
+    let requests = ns.requests().await;
+    let refused: Vec<&Value> = requests.iter().filter(|r| r["status"] == 429).collect();
+    assert!(
+        refused.is_empty(),
+        "the emulator refused {} requests: the limit was exceeded",
+        refused.len()
+    );
+    let tokens = requests
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/oauth2/v1/token"))
+        })
+        .count();
+    assert_eq!(
+        tokens, 1,
+        "one token served the check, the syncs and the writes"
+    );
+    let posts = requests
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/record/v1/purchaseOrder"))
+        })
+        .count();
+    assert_eq!(posts, 8);
+}
