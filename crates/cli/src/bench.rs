@@ -299,10 +299,10 @@ async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result
 pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
     use ironbridge_connectors::{bc, netsuite, sap};
     use ironbridge_core::OffsetClock;
-    use ironbridge_core::service::{Deps, create_connection, open_connector};
+    use ironbridge_core::service::{Deps, create_connection};
     use ironbridge_core::store::{ConnId, OrgId, RecordQuery};
     use ironbridge_emulators::{EmulatorConfig, System};
-    use ironbridge_engine::sync::sync_connection;
+    use ironbridge_engine::sync::{SyncOptions, sync_connection_with};
     use ironbridge_model::api::ConnectionIn;
     use std::str::FromStr;
 
@@ -312,7 +312,9 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
     let store = ironbridge_store::open(&url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let keys = Keys::from_master(&Keys::decode_master(&Keys::generate_master())?)?;
+    let keys = Arc::new(Keys::from_master(&Keys::decode_master(
+        &Keys::generate_master(),
+    )?)?);
     let http = reqwest::Client::new();
     println!(
         "backend: {}, purchase orders per system: {}, changes: {}",
@@ -422,11 +424,28 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             .await
             .map_err(|e| anyhow::anyhow!("connecting {name}: {e}"))?;
         let conn = ConnId(created.connection.id.clone());
-        let connector = open_connector(&keys, &registry, &created.connection)
+        // Through the connection's runtime, as the worker syncs: on a database several
+        // processes may share (PostgreSQL), the sync leaves the write share of the limit free.
+        let mut runtimes = Runtimes::new(registry.clone(), keys.clone());
+        if store.shared_by_processes() {
+            runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
+                store.clone(),
+                Arc::new(clock.clone()),
+                Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
+            ));
+        }
+        let runtime = runtimes
+            .adopt(&created.connection, created.connector.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let connector = runtime.connector().clone();
+        let sync_options = |full| SyncOptions {
+            full,
+            history_days: None,
+            max_concurrency: Some(runtime.sync_concurrency()),
+        };
         // The system's documented concurrency limit, enforced by the emulator (429 beyond
         // it), so the run shows whether we ever exceed it; plus the injected latency.
-        let concurrency = connector.read_concurrency();
+        let concurrency = runtime.sync_concurrency();
         let limit = match system {
             System::NetSuite => 15,
             _ => concurrency as u64,
@@ -440,12 +459,12 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         .await?;
         let before = upstream_requests(&http, &base).await?;
         let started = Instant::now();
-        sync_connection(
+        sync_connection_with(
             store.as_ref(),
             connector.as_ref(),
             &OrgId(org.id.clone()),
             &conn,
-            true,
+            &sync_options(true),
             &clock,
         )
         .await
@@ -498,12 +517,12 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         clock.advance_secs(300);
         let before = upstream_requests(&http, &base).await?;
         let started = Instant::now();
-        let reports = sync_connection(
+        let reports = sync_connection_with(
             store.as_ref(),
             connector.as_ref(),
             &OrgId(org.id.clone()),
             &conn,
-            false,
+            &sync_options(false),
             &clock,
         )
         .await

@@ -236,7 +236,31 @@ fn write_lines(
         .map(Some)
 }
 
+/// Refuses a write of an entity other than purchase orders, naming the system.
+fn orders_only(system: &SystemDescriptor, entity: Entity) -> Result<(), ConnectorError> {
+    if entity == Entity::PURCHASE_ORDER {
+        Ok(())
+    } else {
+        Err(ConnectorError::Unsupported(format!(
+            "{} cannot write {} records through Ironbridge",
+            system.name,
+            entity.spec().label
+        )))
+    }
+}
+
 impl PurchaseOrderWrite {
+    /// The typed order a unified create of `entity` carries, for a system that creates
+    /// purchase orders only (any other entity is unsupported).
+    pub fn for_entity(
+        system: &SystemDescriptor,
+        entity: Entity,
+        write: &UnifiedWrite,
+    ) -> Result<Self, ConnectorError> {
+        orders_only(system, entity)?;
+        Self::from_unified(write)
+    }
+
     /// The typed view of a purchase order to create.
     pub fn from_unified(write: &UnifiedWrite) -> Result<Self, ConnectorError> {
         let f = &write.fields;
@@ -255,6 +279,17 @@ impl PurchaseOrderWrite {
 }
 
 impl PurchaseOrderUpdate {
+    /// The typed changes a unified update of `entity` carries, for a system that updates
+    /// purchase orders only (any other entity is unsupported).
+    pub fn for_entity(
+        system: &SystemDescriptor,
+        entity: Entity,
+        write: &UnifiedWrite,
+    ) -> Result<Self, ConnectorError> {
+        orders_only(system, entity)?;
+        Self::from_unified(write)
+    }
+
     /// The typed view of changes to a purchase order.
     pub fn from_unified(write: &UnifiedWrite) -> Result<Self, ConnectorError> {
         let f = &write.fields;

@@ -18,5 +18,6 @@ pub mod store;
 pub mod system;
 pub mod unified;
 pub mod webhooks;
+pub mod write;
 
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

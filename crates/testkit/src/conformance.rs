@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use ironbridge_core::connector::{Connector, ConnectorError, ReadWindow, UnifiedWrite};
-use ironbridge_core::system::{Registry, WriteOp, check_descriptors};
+use ironbridge_core::system::{WriteOp, check_descriptors};
 use ironbridge_core::unified::check_mapped;
 use ironbridge_model::api::ReadKind;
 use ironbridge_model::{Entity, Timestamp};
@@ -24,15 +24,7 @@ pub type Problems = Vec<String>;
 pub async fn check(connector: &dyn Connector) -> Problems {
     let system = connector.descriptor();
     let id = system.id.as_str();
-    let mut problems: Problems = check_descriptors(&Registry::new(
-        &[system],
-        std::sync::Arc::new(ironbridge_core::system::DescriptorFactory::new(
-            std::sync::Arc::new(ironbridge_core::SystemClock),
-            std::sync::Arc::new(ironbridge_core::clock::RecordingSleeper::new(
-                ironbridge_core::ManualClock::new(Timestamp(0)),
-            )),
-        )),
-    ));
+    let mut problems: Problems = check_descriptors(&[system]);
     if let Err(e) = connector.check().await {
         problems.push(format!("{id}: the health check failed: {e}"));
         return problems;

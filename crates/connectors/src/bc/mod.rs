@@ -720,11 +720,12 @@ impl Connector for BcConnector {
 #[async_trait]
 impl CreateRecords for BcConnector {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        if entity != Entity::PURCHASE_ORDER {
-            return Err(unsupported(entity));
-        }
-        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
-            .await
+        self.create_order(&PurchaseOrderWrite::for_entity(
+            &DESCRIPTOR,
+            entity,
+            record,
+        )?)
+        .await
     }
 }
 
@@ -736,19 +737,9 @@ impl UpdateRecords for BcConnector {
         remote_id: &str,
         changes: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
-        if entity != Entity::PURCHASE_ORDER {
-            return Err(unsupported(entity));
-        }
-        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
-            .await
+        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
+        self.update_order(remote_id, &update).await
     }
-}
-
-fn unsupported(entity: Entity) -> ConnectorError {
-    ConnectorError::Unsupported(format!(
-        "Business Central cannot write {} records through Ironbridge",
-        entity.spec().label
-    ))
 }
 
 #[async_trait]

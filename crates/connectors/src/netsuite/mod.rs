@@ -417,11 +417,12 @@ impl Connector for NetSuite {
 #[async_trait]
 impl CreateRecords for NetSuite {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        if entity != Entity::PURCHASE_ORDER {
-            return Err(unsupported(entity));
-        }
-        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
-            .await
+        self.create_order(&PurchaseOrderWrite::for_entity(
+            &DESCRIPTOR,
+            entity,
+            record,
+        )?)
+        .await
     }
 }
 
@@ -433,19 +434,9 @@ impl UpdateRecords for NetSuite {
         remote_id: &str,
         changes: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
-        if entity != Entity::PURCHASE_ORDER {
-            return Err(unsupported(entity));
-        }
-        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
-            .await
+        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
+        self.update_order(remote_id, &update).await
     }
-}
-
-fn unsupported(entity: Entity) -> ConnectorError {
-    ConnectorError::Unsupported(format!(
-        "NetSuite cannot write {} records through Ironbridge",
-        entity.spec().label
-    ))
 }
 
 #[async_trait]

@@ -340,10 +340,11 @@ impl Connector for SandboxConnector {
 #[async_trait]
 impl CreateRecords for SandboxConnector {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        if entity != Entity::PURCHASE_ORDER {
-            return Err(unsupported(entity));
-        }
-        self.create_order(&PurchaseOrderWrite::from_unified(record)?)
+        self.create_order(&PurchaseOrderWrite::for_entity(
+            &DESCRIPTOR,
+            entity,
+            record,
+        )?)
     }
 }
 
@@ -355,18 +356,9 @@ impl UpdateRecords for SandboxConnector {
         remote_id: &str,
         changes: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
-        if entity != Entity::PURCHASE_ORDER {
-            return Err(unsupported(entity));
-        }
-        self.update_order(remote_id, &PurchaseOrderUpdate::from_unified(changes)?)
+        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
+        self.update_order(remote_id, &update)
     }
-}
-
-fn unsupported(entity: Entity) -> ConnectorError {
-    ConnectorError::Unsupported(format!(
-        "the sandbox cannot write {} records",
-        entity.spec().label
-    ))
 }
 
 #[async_trait]

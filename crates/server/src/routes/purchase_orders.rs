@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ironbridge_core::service::{self, render_written};
+use ironbridge_core::service::render_written;
+use ironbridge_core::write;
 use ironbridge_model::Entity;
 use ironbridge_model::api::{PurchaseOrderIn, PurchaseOrderPatch};
 use serde_json::Value;
@@ -33,7 +34,7 @@ pub async fn create_purchase_order(
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
     let raw =
-        service::create_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &input).await?;
+        write::create_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &input).await?;
     let now = state.clock.now();
     let record = render_written(
         &auth.connection.id,
@@ -65,7 +66,7 @@ pub async fn update_purchase_order(
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
     let (raw, created_at) =
-        service::update_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &id, &patch)
+        write::update_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &id, &patch)
             .await?
             .ok_or_else(|| ApiError::not_found("purchase order"))?;
     let record = render_written(
