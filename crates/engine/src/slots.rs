@@ -71,7 +71,7 @@ impl Drop for Held {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 if let Err(e) = store.release_write_slot(&conn, slot, &holder).await {
-                    tracing::warn!(connection = %conn.0, error = %e, "could not free a write slot; its lease will");
+                    tracing::warn!(connection = %conn.0, error = %e.chain(), "could not free a write slot; its lease will");
                 }
             });
         }

@@ -270,7 +270,7 @@ impl Worker {
             created_at: now,
         };
         if let Err(e) = self.store.insert_event(&event).await {
-            tracing::warn!(job = %job.id, error = %e, "could not record a system.error event");
+            tracing::warn!(job = %job.id, error = %e.chain(), "could not record a system.error event");
         }
     }
 
@@ -396,7 +396,9 @@ impl Worker {
             match self.store.extend_lease(job, &self.id, until).await {
                 Ok(true) => {}
                 Ok(false) => return,
-                Err(e) => tracing::warn!(job = %job.id, error = %e, "could not extend a lease"),
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e.chain(), "could not extend a lease")
+                }
             }
         }
     }
@@ -428,7 +430,7 @@ impl Worker {
                 match this.schedule_due().await {
                     Ok(n) if n > 0 => tracing::info!(queued = n, "scheduled syncs"),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not schedule syncs"),
+                    Err(e) => tracing::warn!(error = %e.chain(), "could not schedule syncs"),
                 }
             }
             // Reap what finished, so the set only holds running jobs.
@@ -443,7 +445,7 @@ impl Worker {
             let claimed = match this.claim().await {
                 Ok(job) => job,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not claim a job");
+                    tracing::warn!(error = %e.chain(), "could not claim a job");
                     None
                 }
             };
@@ -454,7 +456,7 @@ impl Worker {
                     running.spawn(async move {
                         let id = job.id.clone();
                         if let Err(e) = worker.execute(job, &stop).await {
-                            tracing::warn!(job = %id, error = %e, "could not record a job's outcome");
+                            tracing::warn!(job = %id, error = %e.chain(), "could not record a job's outcome");
                         }
                         drop(permit);
                     });

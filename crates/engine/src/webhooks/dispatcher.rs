@@ -185,7 +185,7 @@ impl Dispatcher {
         loop {
             attempts += 1;
             if let Err(e) = self.attempt(&d).await {
-                tracing::warn!(delivery = %d.id, error = %e, "could not record a webhook attempt; it is retried when its lease ends");
+                tracing::warn!(delivery = %d.id, error = %e.chain(), "could not record a webhook attempt; it is retried when its lease ends");
             }
             let (next, stale) = self.next_queued(&d.endpoint_id);
             for s in stale {
@@ -194,7 +194,7 @@ impl Dispatcher {
                     .release_webhook_delivery(&s, &self.id, self.clock.now())
                     .await
                 {
-                    tracing::warn!(delivery = %s.id, error = %e, "could not release a webhook delivery; it is retried when its lease ends");
+                    tracing::warn!(delivery = %s.id, error = %e.chain(), "could not release a webhook delivery; it is retried when its lease ends");
                 }
             }
             match next {
@@ -398,7 +398,7 @@ impl Dispatcher {
                 Ok(_) => {}
                 Err(e) => {
                     // The database is away: say so once a second, not at every poll.
-                    tracing::warn!(error = %e, "could not claim webhook deliveries");
+                    tracing::warn!(error = %e.chain(), "could not claim webhook deliveries");
                     wait = wait.max(Duration::from_secs(1));
                 }
             }
@@ -441,7 +441,7 @@ impl Dispatcher {
                 "deleted webhook deliveries past their retention"
             ),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not delete old webhook deliveries"),
+            Err(e) => tracing::warn!(error = %e.chain(), "could not delete old webhook deliveries"),
         }
     }
 }

@@ -112,7 +112,7 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
         )
         .await;
         if let Err(e) = queued {
-            tracing::error!(connection = %connection.id, error = %e, "cannot queue the initial sync");
+            tracing::error!(connection = %connection.id, error = %e.chain(), "cannot queue the initial sync");
         }
         return;
     }
