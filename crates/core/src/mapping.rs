@@ -397,6 +397,174 @@ impl MappingDef {
     }
 }
 
+/// What a read mapping could place of a unified write, in the source's shape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reversed {
+    /// The source fields set, at their mapped paths.
+    pub source: Map<String, Value>,
+    /// Unified fields given that the mapping cannot place (a path through a list element,
+    /// an enum value no source value maps to, a field the mapping does not read): the
+    /// connector places them itself or refuses them.
+    pub left: Vec<String>,
+}
+
+/// Sets `value` at a dotted path of plain names, making objects on the way; false when the
+/// path goes through a list element or a non-object.
+fn place(out: &mut Map<String, Value>, path: &str, value: Value) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || p.parse::<usize>().is_ok())
+    {
+        return false;
+    }
+    let mut current = out;
+    for part in &parts[..parts.len() - 1] {
+        let next = current
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match next {
+            Value::Object(map) => current = map,
+            _ => return false,
+        }
+    }
+    current.insert(parts[parts.len() - 1].to_string(), value);
+    true
+}
+
+/// The source value of one unified value under `rule`, when the conversion can be undone.
+fn unconvert(rule: &FieldRule, value: &Value) -> Option<Value> {
+    match rule.kind {
+        // References in a write already carry the source's key; other scalars are written
+        // as given (a connector whose API wants another date format converts them).
+        Kind::String
+        | Kind::Integer
+        | Kind::Decimal
+        | Kind::Bool
+        | Kind::Date
+        | Kind::Datetime
+        | Kind::Ref => Some(value.clone()),
+        Kind::Enum => rule
+            .values
+            .iter()
+            .flatten()
+            .find(|(_, unified)| *unified == value)
+            .map(|(source, _)| Value::String(source.clone())),
+        Kind::Object => None,
+    }
+}
+
+fn reverse_fields(
+    rules: &[(String, FieldRule)],
+    given: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+    left: &mut Vec<String>,
+    prefix: &str,
+) {
+    for (name, value) in given {
+        let placed = match rules.iter().find(|(n, _)| n == name) {
+            Some((_, rule)) if rule.kind == Kind::Object => match (value, &rule.fields) {
+                (Value::Object(nested), Some(fields)) => {
+                    let before = left.len();
+                    reverse_fields(fields, nested, out, left, &format!("{prefix}{name}."));
+                    left.len() == before
+                }
+                _ => false,
+            },
+            Some((_, rule)) => match (rule.path.as_deref(), unconvert(rule, value)) {
+                (Some(path), Some(v)) => place(out, path, v),
+                _ => false,
+            },
+            None => false,
+        };
+        if !placed {
+            left.push(format!("{prefix}{name}"));
+        }
+    }
+}
+
+fn reverse_custom(
+    rule: Option<&CustomFieldsRule>,
+    given: &Value,
+    out: &mut Map<String, Value>,
+) -> bool {
+    let Value::Object(fields) = given else {
+        return false;
+    };
+    match rule {
+        Some(CustomFieldsRule {
+            object: Some(path), ..
+        }) => place(out, path, Value::Object(fields.clone())),
+        Some(rule) if !rule.prefixes.is_empty() => {
+            // Top-level members: only names the source would read back as custom.
+            if !fields
+                .keys()
+                .all(|k| rule.prefixes.iter().any(|p| k.starts_with(p.as_str())))
+            {
+                return false;
+            }
+            out.extend(fields.clone());
+            true
+        }
+        _ => false,
+    }
+}
+
+impl MappingDef {
+    /// Places a unified write's fields (references already the source's keys) in the source's
+    /// shape by running this read mapping backwards where it can: plain paths, conversions
+    /// that can be undone (an enum value through the source value that maps to it, the first
+    /// when several do), nested objects, custom fields and lists. What it cannot place is
+    /// returned in `left`.
+    pub fn reverse(&self, given: &Map<String, Value>) -> Reversed {
+        let mut out = Reversed::default();
+        for (name, value) in given {
+            if name == "custom_fields" {
+                if !reverse_custom(self.custom_fields.as_ref(), value, &mut out.source) {
+                    out.left.push(name.clone());
+                }
+                continue;
+            }
+            if let Some(list) = self.lists.iter().find(|l| &l.target == name) {
+                let Value::Array(elements) = value else {
+                    out.left.push(name.clone());
+                    continue;
+                };
+                let mut items = Vec::with_capacity(elements.len());
+                for (i, element) in elements.iter().enumerate() {
+                    let mut item = Map::new();
+                    if let Value::Object(fields) = element {
+                        let (custom, plain): (Map<String, Value>, Map<String, Value>) = fields
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .partition(|(k, _)| k == "custom_fields");
+                        reverse_fields(
+                            &list.fields,
+                            &plain,
+                            &mut item,
+                            &mut out.left,
+                            &format!("{name}[{i}]."),
+                        );
+                        if let Some(c) = custom.get("custom_fields")
+                            && !reverse_custom(list.custom_fields.as_ref(), c, &mut item)
+                        {
+                            out.left.push(format!("{name}[{i}].custom_fields"));
+                        }
+                    }
+                    items.push(Value::Object(item));
+                }
+                if !place(&mut out.source, &list.path, Value::Array(items)) {
+                    out.left.push(name.clone());
+                }
+                continue;
+            }
+            let one: Map<String, Value> = [(name.clone(), value.clone())].into_iter().collect();
+            reverse_fields(&self.fields, &one, &mut out.source, &mut out.left, "");
+        }
+        out
+    }
+}
+
 impl MappingDef {
     /// Problems of a definition against the entity catalogue: fields outside the unified
     /// body (they would be dropped), nested lists the entity does not have, references to
@@ -574,5 +742,54 @@ mod problem_tests {
                 .iter()
                 .any(|p| p.contains("line_items: not a list of vendor"))
         );
+    }
+}
+
+#[cfg(test)]
+mod reverse_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_are_placed_by_running_the_read_mapping_backwards() {
+        let def: MappingDef = serde_json::from_value(json!({
+            "system": "sandbox", "entity": "purchase_order", "remote_id": "id",
+            "fields": [
+                ["number", {"path": "header.no"}],
+                ["status", {"path": "st", "kind": "enum", "values": {"A": "approved", "R": "approved", "D": "draft"}}],
+                ["vendor_id", {"path": "vendor", "kind": "ref", "entity": "vendor"}],
+                ["location_id", {"path": "items.0.plant", "kind": "ref", "entity": "location"}],
+                ["order_date", {"path": "date", "kind": "date"}]
+            ],
+            "custom_fields": {"object": "cf"},
+            "lists": [{"target": "line_items", "path": "lines", "remote_id": "n",
+                       "fields": [["quantity", {"path": "q", "kind": "decimal"}],
+                                  ["item_id", {"path": "it", "kind": "ref", "entity": "item"}]]}]
+        }))
+        .unwrap();
+        let given = json!({
+            "number": "PO-1", "status": "approved", "vendor_id": "V1", "location_id": "P1",
+            "order_date": "2026-01-02", "memo": "not read", "custom_fields": {"project": "X"},
+            "line_items": [{"item_id": "I9", "quantity": "2", "unit_price": "3"}]
+        });
+        let r = def.reverse(given.as_object().unwrap());
+        assert_eq!(
+            Value::Object(r.source.clone()),
+            json!({"header": {"no": "PO-1"}, "st": "A", "vendor": "V1", "date": "2026-01-02",
+                   "cf": {"project": "X"}, "lines": [{"it": "I9", "q": "2"}]})
+        );
+        let mut left = r.left;
+        left.sort();
+        assert_eq!(left, ["line_items[0].unit_price", "location_id", "memo"]);
+        // Read forwards again, the placed fields come back as given.
+        let mut raw = r.source;
+        raw.insert("id".into(), json!("1"));
+        raw["lines"][0]["n"] = json!(1);
+        let m = def.apply("c", &Value::Object(raw)).unwrap();
+        assert_eq!(
+            (&m.data["number"], &m.data["status"], &m.data["order_date"]),
+            (&json!("PO-1"), &json!("approved"), &json!("2026-01-02"))
+        );
+        assert_eq!(m.data["line_items"][0]["quantity"], "2");
     }
 }

@@ -340,11 +340,10 @@ impl Connector for SandboxConnector {
 #[async_trait]
 impl CreateRecords for SandboxConnector {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        self.create_order(&PurchaseOrderWrite::for_entity(
-            &DESCRIPTOR,
-            entity,
+        self.create_order(
+            &PurchaseOrderWrite::for_entity(&DESCRIPTOR, entity, record)?,
             record,
-        )?)
+        )
     }
 }
 
@@ -414,7 +413,11 @@ impl Source for SandboxConnector {
 
 impl SandboxConnector {
     /// Validates an order like an ERP and answers with the record it would create.
-    fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+    fn create_order(
+        &self,
+        order: &PurchaseOrderWrite,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
         self.authorize()?;
         let vendor = self
             .find(Entity::VENDOR, "vendorId", &order.vendor_remote_id)
@@ -447,25 +450,29 @@ impl SandboxConnector {
                 .iter()
                 .fold(0u32, |a, b| a * 7 + u32::from(*b))
                 % 99_999;
-        let mut raw = json!({
-            "poId": serial.to_string(),
-            "poNumber": order.number.clone().unwrap_or_else(|| format!("PO-{serial}")),
-            "status": "DRAFT",
-            "vendorId": order.vendor_remote_id,
-            "shipToLocation": order.location_remote_id,
-            "currency": order.currency.clone().unwrap_or_else(|| vendor["currency"].as_str().unwrap_or("USD").to_string()),
-            "orderDate": order.order_date.clone().unwrap_or_else(|| now[..10].to_string()),
-            "expectedDate": order.expected_delivery_date,
-            "memo": order.memo,
-            "lines": lines,
-            "createdAt": now,
-            "updatedAt": now,
-            "deleted": false
-        });
-        set_totals(&mut raw, subtotal);
-        if !order.custom_fields.is_empty() {
-            raw["customFields"] = Value::Object(order.custom_fields.clone());
+        // What the caller gave, in the sandbox's shape: its read mapping run backwards (every
+        // field of an order write can be placed); then what the ERP fills in itself.
+        let placed = DESCRIPTOR
+            .mapping(Entity::PURCHASE_ORDER)
+            .map(|m| m.reverse(&write.fields).source)
+            .unwrap_or_default();
+        let mut raw = Value::Object(placed);
+        raw["poId"] = json!(serial.to_string());
+        raw["status"] = json!("DRAFT");
+        if order.number.is_none() {
+            raw["poNumber"] = json!(format!("PO-{serial}"));
         }
+        if order.currency.is_none() {
+            raw["currency"] = json!(vendor["currency"].as_str().unwrap_or("USD"));
+        }
+        if order.order_date.is_none() {
+            raw["orderDate"] = json!(now[..10]);
+        }
+        raw["lines"] = Value::Array(lines);
+        raw["createdAt"] = json!(now);
+        raw["updatedAt"] = json!(now);
+        raw["deleted"] = json!(false);
+        set_totals(&mut raw, subtotal);
         Ok(raw)
     }
 
@@ -594,6 +601,10 @@ mod tests {
         }
     }
 
+    fn create(c: &SandboxConnector, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+        c.create_order(order, &order.into())
+    }
+
     fn remote_code(err: ConnectorError) -> String {
         match err {
             ConnectorError::BusinessRule { remote_code, .. }
@@ -606,27 +617,24 @@ mod tests {
     async fn writes_validate_like_an_erp_and_change_nothing() {
         let c = connector(json!({}));
         let before = c.records(Entity::PURCHASE_ORDER).to_vec();
-        let created = c.create_order(&order("V-1001", "ITM-1001")).unwrap();
+        let created = create(&c, &order("V-1001", "ITM-1001")).unwrap();
         assert_eq!(created["status"], "DRAFT");
         assert_eq!(created["lines"][0]["lineAmount"], "1.26");
         assert_eq!(created["totalAmount"], "1.35");
         assert_eq!(
-            remote_code(
-                c.create_order(&order(data::BLOCKED_VENDOR, "ITM-1001"))
-                    .unwrap_err()
-            ),
+            remote_code(create(&c, &order(data::BLOCKED_VENDOR, "ITM-1001")).unwrap_err()),
             "INVALID_VENDOR"
         );
         assert_eq!(
-            remote_code(c.create_order(&order("V-9999", "ITM-1001")).unwrap_err()),
+            remote_code(create(&c, &order("V-9999", "ITM-1001")).unwrap_err()),
             "INVALID_VENDOR"
         );
         assert_eq!(
-            remote_code(c.create_order(&order("V-1001", "ITM-1008")).unwrap_err()),
+            remote_code(create(&c, &order("V-1001", "ITM-1008")).unwrap_err()),
             "ITEM_OUT_OF_STOCK"
         );
         assert_eq!(
-            remote_code(c.create_order(&order("V-1001", "ITM-1040")).unwrap_err()),
+            remote_code(create(&c, &order("V-1001", "ITM-1040")).unwrap_err()),
             "INACTIVE_ITEM"
         );
         let closed = before.iter().find(|o| o["status"] == "CLOSED").unwrap()["poId"]
