@@ -492,6 +492,48 @@ pub trait Connector: Source {
     }
 }
 
+/// A connector that writes purchase orders and no other entity implements these two typed
+/// calls; `CreateRecords` and `UpdateRecords` follow (other entities are refused as
+/// unsupported, naming its system). `write` is the unified write the typed order came from,
+/// for a connector that places it with its reverse mapping.
+#[async_trait]
+pub trait OrderWriter: Connector {
+    /// Creates an order with its lines; returns the raw record as the source has it.
+    async fn create_order(
+        &self,
+        order: &PurchaseOrderWrite,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError>;
+
+    /// Updates an order; returns the raw record as the source now has it.
+    async fn update_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError>;
+}
+
+#[async_trait]
+impl<T: OrderWriter> CreateRecords for T {
+    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        let order = PurchaseOrderWrite::for_entity(self.descriptor(), entity, record)?;
+        self.create_order(&order, record).await
+    }
+}
+
+#[async_trait]
+impl<T: OrderWriter> UpdateRecords for T {
+    async fn update(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let update = PurchaseOrderUpdate::for_entity(self.descriptor(), entity, changes)?;
+        self.update_order(remote_id, &update).await
+    }
+}
+
 /// Purchase-order writes through a connector's role traits, for tools and tests that hold a
 /// connector directly (the API writes through the connection's runtime).
 #[async_trait]

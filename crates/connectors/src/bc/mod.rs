@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, PurchaseOrderLineWrite, PurchaseOrderUpdate,
-    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
+    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderLineWrite,
+    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
+    UpdateRecords,
 };
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
@@ -718,31 +719,6 @@ impl Connector for BcConnector {
 }
 
 #[async_trait]
-impl CreateRecords for BcConnector {
-    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        self.create_order(&PurchaseOrderWrite::for_entity(
-            &DESCRIPTOR,
-            entity,
-            record,
-        )?)
-        .await
-    }
-}
-
-#[async_trait]
-impl UpdateRecords for BcConnector {
-    async fn update(
-        &self,
-        entity: Entity,
-        remote_id: &str,
-        changes: &UnifiedWrite,
-    ) -> Result<Value, ConnectorError> {
-        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
-        self.update_order(remote_id, &update).await
-    }
-}
-
-#[async_trait]
 impl Source for BcConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
         let root = self.company_root().await?;
@@ -846,9 +822,14 @@ impl Source for BcConnector {
     }
 }
 
-impl BcConnector {
+#[async_trait]
+impl OrderWriter for BcConnector {
     /// Creates an order with its lines in one deep insert.
-    async fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+    async fn create_order(
+        &self,
+        order: &PurchaseOrderWrite,
+        _write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
         if order.number.is_some() {
             return Err(ConnectorError::Unsupported(
                 "Business Central assigns purchase-order numbers from its number series".into(),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, PurchaseOrderUpdate, PurchaseOrderWrite, RawPage,
-    ReadWindow, Source, UnifiedWrite, UpdateRecords,
+    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderUpdate, PurchaseOrderWrite,
+    RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
 };
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
@@ -415,31 +415,6 @@ impl Connector for NetSuite {
 }
 
 #[async_trait]
-impl CreateRecords for NetSuite {
-    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        self.create_order(&PurchaseOrderWrite::for_entity(
-            &DESCRIPTOR,
-            entity,
-            record,
-        )?)
-        .await
-    }
-}
-
-#[async_trait]
-impl UpdateRecords for NetSuite {
-    async fn update(
-        &self,
-        entity: Entity,
-        remote_id: &str,
-        changes: &UnifiedWrite,
-    ) -> Result<Value, ConnectorError> {
-        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
-        self.update_order(remote_id, &update).await
-    }
-}
-
-#[async_trait]
 impl Source for NetSuite {
     async fn check(&self) -> Result<(), ConnectorError> {
         self.suiteql("SELECT id FROM location t ORDER BY t.id", 1, 0)
@@ -531,9 +506,14 @@ impl Source for NetSuite {
     }
 }
 
-impl NetSuite {
+#[async_trait]
+impl OrderWriter for NetSuite {
     /// Creates an order through the REST record API, then reads it back in the shape of reads.
-    async fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+    async fn create_order(
+        &self,
+        order: &PurchaseOrderWrite,
+        _write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
         let body = write::create_body(order)?;
         let url = format!("{}/services/rest/record/v1/purchaseOrder", self.base_url);
         let response = self

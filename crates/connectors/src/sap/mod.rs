@@ -10,8 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, PurchaseOrderLineWrite, PurchaseOrderUpdate,
-    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
+    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderLineWrite,
+    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
+    UpdateRecords,
 };
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
@@ -673,31 +674,6 @@ impl Connector for SapConnector {
 }
 
 #[async_trait]
-impl CreateRecords for SapConnector {
-    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        self.create_order(&PurchaseOrderWrite::for_entity(
-            &DESCRIPTOR,
-            entity,
-            record,
-        )?)
-        .await
-    }
-}
-
-#[async_trait]
-impl UpdateRecords for SapConnector {
-    async fn update(
-        &self,
-        entity: Entity,
-        remote_id: &str,
-        changes: &UnifiedWrite,
-    ) -> Result<Value, ConnectorError> {
-        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
-        self.update_order(remote_id, &update).await
-    }
-}
-
-#[async_trait]
 impl Source for SapConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
         self.get_json(
@@ -836,9 +812,14 @@ impl Source for SapConnector {
     }
 }
 
-impl SapConnector {
+#[async_trait]
+impl OrderWriter for SapConnector {
     /// Creates an order with its items in one deep insert.
-    async fn create_order(&self, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+    async fn create_order(
+        &self,
+        order: &PurchaseOrderWrite,
+        _write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
         let mut body = Map::new();
         body.insert("PurchaseOrderType".into(), json!(self.purchase_order_type));
         body.insert("Supplier".into(), json!(order.vendor_remote_id));

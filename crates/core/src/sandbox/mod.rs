@@ -15,8 +15,9 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::Clock;
 use crate::connector::{
-    Connector, ConnectorError, CreateRecords, PurchaseOrderLineWrite, PurchaseOrderUpdate,
-    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
+    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderLineWrite,
+    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
+    UpdateRecords,
 };
 use crate::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
@@ -338,25 +339,21 @@ impl Connector for SandboxConnector {
 }
 
 #[async_trait]
-impl CreateRecords for SandboxConnector {
-    async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
-        self.create_order(
-            &PurchaseOrderWrite::for_entity(&DESCRIPTOR, entity, record)?,
-            record,
-        )
-    }
-}
-
-#[async_trait]
-impl UpdateRecords for SandboxConnector {
-    async fn update(
+impl OrderWriter for SandboxConnector {
+    async fn create_order(
         &self,
-        entity: Entity,
-        remote_id: &str,
-        changes: &UnifiedWrite,
+        order: &PurchaseOrderWrite,
+        write: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
-        let update = PurchaseOrderUpdate::for_entity(&DESCRIPTOR, entity, changes)?;
-        self.update_order(remote_id, &update)
+        self.validate_and_create(order, write)
+    }
+
+    async fn update_order(
+        &self,
+        remote_id: &str,
+        update: &PurchaseOrderUpdate,
+    ) -> Result<Value, ConnectorError> {
+        self.validate_and_update(remote_id, update)
     }
 }
 
@@ -413,7 +410,7 @@ impl Source for SandboxConnector {
 
 impl SandboxConnector {
     /// Validates an order like an ERP and answers with the record it would create.
-    fn create_order(
+    fn validate_and_create(
         &self,
         order: &PurchaseOrderWrite,
         write: &UnifiedWrite,
@@ -477,7 +474,7 @@ impl SandboxConnector {
     }
 
     /// Validates changes like an ERP and answers with the order as it would become.
-    fn update_order(
+    fn validate_and_update(
         &self,
         remote_id: &str,
         update: &PurchaseOrderUpdate,
@@ -602,7 +599,7 @@ mod tests {
     }
 
     fn create(c: &SandboxConnector, order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
-        c.create_order(order, &order.into())
+        c.validate_and_create(order, &order.into())
     }
 
     fn remote_code(err: ConnectorError) -> String {
@@ -646,14 +643,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            remote_code(c.update_order(&closed, &update).unwrap_err()),
+            remote_code(c.validate_and_update(&closed, &update).unwrap_err()),
             "PO_CLOSED"
         );
         let draft = before.iter().find(|o| o["status"] == "DRAFT").unwrap()["poId"]
             .as_str()
             .unwrap()
             .to_string();
-        let updated = c.update_order(&draft, &update).unwrap();
+        let updated = c.validate_and_update(&draft, &update).unwrap();
         assert_eq!(updated["memo"], "x");
         assert_eq!(c.records(Entity::PURCHASE_ORDER), before.as_slice());
     }

@@ -1089,8 +1089,9 @@ async fn a_hanging_endpoint_does_not_hold_up_another() {
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(app.webhooks.clone().run(shutdown.clone()));
-    // Every delivery to the fast endpoint arrives while the slow one holds its slots.
-    for _ in 0..200 {
+    // Every delivery to the fast endpoint arrives while the slow one holds its slots (the
+    // bound only matters on a loaded machine).
+    for _ in 0..2000 {
         if fast.got().len() >= 12 {
             break;
         }
