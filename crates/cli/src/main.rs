@@ -157,7 +157,11 @@ async fn open_store_with_signal(
             )
         })?;
     }
-    ironbridge_store::open_with_signal(&url)
+    // A job's transactions and lock waits live well under its lease: a process frozen
+    // inside one cannot hold its successor back for long.
+    let limit = (std::time::Duration::from_secs(settings.job_lease_secs) / 3)
+        .min(std::time::Duration::from_secs(60));
+    ironbridge_store::open_with_limits(&url, &ironbridge_store::SessionLimits::uniform(limit))
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))
 }

@@ -51,6 +51,10 @@ pub struct RawPage {
     pub resume: Option<String>,
     /// Outboxes: what to acknowledge once the page is committed ([`Source::acknowledge`]).
     pub receipt: Option<String>,
+    /// Source keys of records the source's deletion log reports deleted (NetSuite's
+    /// deleted-record search, for one): each is flagged `remote_was_deleted` with its last
+    /// data kept, within the sync that reads the log, not only by the next full pass.
+    pub deleted: Vec<String>,
 }
 
 impl RawPage {

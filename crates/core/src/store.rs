@@ -38,6 +38,10 @@ pub enum StoreError {
     /// Anything else: logged with its cause, answered without it.
     #[error("database error")]
     Internal(#[source] Cause),
+    /// A job's write refused because the job is no longer this attempt's: another worker
+    /// took it over (the lease ran out) or it ended. Nothing of the write was kept.
+    #[error("the job was taken over by another worker")]
+    Fenced,
 }
 
 impl StoreError {
@@ -78,6 +82,42 @@ pub enum Conflict {
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The lease a job's writes are fenced by: its id, the worker holding it and the attempt
+/// (each claim, takeovers included, starts a new one). A store seen through
+/// [`Store::fenced`] checks it inside every transaction it commits, so a worker that lost
+/// the job (paused, partitioned or just slow) cannot change anything after its successor
+/// began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The job.
+    pub job_id: String,
+    /// The worker holding its lease.
+    pub owner: String,
+    /// The attempt (the job's claim count when this worker claimed it).
+    pub attempt: i64,
+}
+
+impl Fence {
+    /// The fence of `job` as claimed by `owner`.
+    pub fn of(job: &Job, owner: &str) -> Self {
+        Fence {
+            job_id: job.id.clone(),
+            owner: owner.to_string(),
+            attempt: job.attempts,
+        }
+    }
+}
+
+/// What a run of an entity wrote over all its attempts (a run resumed after a crash or a
+/// takeover adds to what the earlier attempts wrote).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    /// Records written, by outcome (deletions include the sweep and the deletion log).
+    pub written: WriteCounts,
+    /// Records that could not be mapped.
+    pub skipped: u64,
+}
 
 /// An organization.
 #[derive(Debug, Clone)]
@@ -167,6 +207,8 @@ pub struct Connection {
     pub error_count: i64,
     /// Circuit breaker state (`closed`, `open`, `half_open`).
     pub circuit_state: String,
+    /// When the last full sync (a pass over everything, which finds deletions) succeeded.
+    pub last_full_sync_at: Option<Timestamp>,
 }
 
 // Hand-written so credentials can never reach a log through `{:?}`.
@@ -255,6 +297,11 @@ pub struct PageWrite {
     pub now: Timestamp,
     /// The run that saw these records (complete passes mark them, then sweep the unseen).
     pub seen_run: Option<String>,
+    /// Our ids of records the source's deletion log reports deleted: marked deleted (their
+    /// last data kept), counted with the page.
+    pub deleted: Vec<String>,
+    /// Records of these pages that could not be mapped (added to the run's totals).
+    pub skipped: u64,
 }
 
 /// What a page write changed.
@@ -337,6 +384,8 @@ pub struct SyncState {
     pub high_water: Option<Timestamp>,
     /// The current run, while one is in progress.
     pub run_id: Option<String>,
+    /// Records the current run's earlier attempts could not map.
+    pub run_skipped: u64,
 }
 
 /// A background job to enqueue.
@@ -379,8 +428,11 @@ pub struct Job {
     pub status: String,
     /// Earliest (next) start.
     pub run_at: Timestamp,
-    /// Attempts started so far; also the fencing token of the current lease.
+    /// Attempts started so far (each claim, a takeover after a crash included); also the
+    /// fencing token of the current lease.
     pub attempts: i64,
+    /// Attempts that ended in a failure (a crash or a takeover is not one).
+    pub failures: i64,
     /// Attempts allowed.
     pub max_attempts: i64,
     /// Worker holding the lease.
@@ -565,7 +617,7 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         cursor: Option<&str>,
     ) -> StoreResult<()>;
     /// After a complete pass of `run_id` over everything, marks the records it did not see as
-    /// deleted at the source; returns how many.
+    /// deleted at the source (and adds them to the run's totals); returns how many.
     async fn sweep_unseen(
         &self,
         conn: &ConnId,
@@ -577,7 +629,8 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts>;
     /// Ends an entity's sync: success moves the high-water mark to the run's upper bound,
     /// clears the run and keeps `position` as the cursor (a feed's, for the next run; `None`
-    /// otherwise); failure keeps the window and cursor to resume.
+    /// otherwise); failure keeps the window, cursor and totals to resume. Returns the run's
+    /// totals over all its attempts.
     async fn finish_sync(
         &self,
         conn: &ConnId,
@@ -585,7 +638,7 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         now: Timestamp,
         error: Option<&str>,
         position: Option<&str>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<RunTotals>;
 
     /// A page of records in id order.
     async fn list_records(
@@ -621,6 +674,10 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<Option<Job>>;
+    /// Replaces a running job's payload (what it turned out to do); fenced like
+    /// `finish_job`, false when the lease was lost.
+    async fn update_job_payload(&self, job: &Job, owner: &str, payload: &str)
+    -> StoreResult<bool>;
     /// Extends a lease; false if the job was taken over (the attempt must stop).
     async fn extend_lease(&self, job: &Job, owner: &str, until: Timestamp) -> StoreResult<bool>;
     /// Records an attempt's outcome; false if the lease was lost (a late worker cannot
@@ -667,6 +724,22 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
 
     /// Records that a full sync of the connection succeeded at `at`.
     async fn record_full_sync(&self, conn: &ConnId, at: Timestamp) -> StoreResult<()>;
+
+    /// A sync's success: the connection's status, its `sync.completed` event and, seen
+    /// through a job's fence, the job's success, in one transaction (a crash cannot leave a
+    /// completed sync to be run, and announced, again).
+    async fn complete_sync(
+        &self,
+        conn: &ConnId,
+        status: &str,
+        now: Timestamp,
+        event: &Event,
+    ) -> StoreResult<()>;
+
+    /// This store as a job sees it: every write it commits checks `fence` in the same
+    /// transaction and is refused with [`StoreError::Fenced`] (and rolled back) once the job
+    /// is no longer that attempt's.
+    fn fenced(&self, fence: Fence) -> std::sync::Arc<dyn Store>;
 
     /// Stores a generated key pair.
     async fn create_certificate(&self, cert: &Certificate) -> StoreResult<()>;

@@ -15,7 +15,7 @@ use ironbridge_core::ids::new_id;
 use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::{ServiceError, sync_settings};
 use ironbridge_core::store::{
-    ConnId, Event, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
+    ConnId, Event, Fence, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
 };
 use ironbridge_model::Timestamp;
 use ironbridge_model::api::ConnectionStatus;
@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{SyncError, SyncOptions, safe_message, sync_connection_with};
+use crate::sync::{SyncError, SyncOptions, is_fenced, safe_message, sync_connection_with};
 
 /// Kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
@@ -89,13 +89,27 @@ pub async fn enqueue_sync(
     full: bool,
     max_attempts: i64,
 ) -> StoreResult<(Job, bool)> {
+    let reason = full.then_some(full_reason::REQUESTED);
+    enqueue(store, clock, org, conn, reason, max_attempts).await
+}
+
+/// Queues a sync that reads everything for `reason` (incremental when `None`), or returns
+/// the one already queued or running (`false`).
+async fn enqueue(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    org: &OrgId,
+    conn: &ConnId,
+    reason: Option<&str>,
+    max_attempts: i64,
+) -> StoreResult<(Job, bool)> {
     let now = clock.now();
     let job = NewJob {
         id: new_id("job", now.micros()),
         kind: SYNC_JOB.into(),
         org_id: org.0.clone(),
         connection_id: Some(conn.0.clone()),
-        payload: json!({"full": full}).to_string(),
+        payload: json!({"full": reason.is_some(), "reason": reason}).to_string(),
         dedupe_key: Some(sync_key(conn)),
         run_at: now,
         max_attempts,
@@ -127,8 +141,30 @@ pub struct Worker {
     id: String,
 }
 
-/// How a job ended for the worker: its outcome, and what to report if it gives up.
-type Ran = (JobOutcome, Option<(&'static str, String)>);
+/// How a job ended for the worker.
+enum Ran {
+    /// Its outcome to record, and what to report if it gives up.
+    Outcome(JobOutcome, Option<(&'static str, String)>),
+    /// The sync recorded the job's success itself, with its `sync.completed` event.
+    Completed,
+    /// Another worker took the job over: nothing more is written.
+    Lost,
+}
+
+/// Claims a job may take per attempt it is allowed: a takeover after a crash starts a new
+/// attempt without failing one (a full sync resumes where it stopped), but a job that kills
+/// every worker running it must still end.
+pub const CLAIMS_PER_ATTEMPT: i64 = 4;
+
+/// Why a sync job reads everything (`reason` in its payload).
+pub mod full_reason {
+    /// Asked for (`POST /v1/sync {"full": true}`).
+    pub const REQUESTED: &str = "requested";
+    /// The scheduler's reconciliation, due every `reconcile_interval`.
+    pub const RECONCILIATION_DUE: &str = "reconciliation_due";
+    /// An incremental sync upgraded because the reconciliation was overdue.
+    pub const RECONCILIATION_OVERDUE: &str = "reconciliation_overdue";
+}
 
 impl Worker {
     /// A worker with a fresh id, sharing the process's connection runtimes.
@@ -170,12 +206,12 @@ impl Worker {
                 }
                 None => false,
             };
-            if enqueue_sync(
+            if enqueue(
                 self.store.as_ref(),
                 self.clock.as_ref(),
                 &org,
                 &conn,
-                full,
+                full.then_some(full_reason::RECONCILIATION_DUE),
                 self.config.max_attempts,
             )
             .await?
@@ -215,8 +251,11 @@ impl Worker {
     /// Runs a claimed job to its end and records the outcome; when `stop` is cancelled
     /// first, the job is stopped (what it committed stays) and its lease given back.
     async fn execute(&self, job: Job, stop: &CancellationToken) -> StoreResult<()> {
+        // Every write the job makes is fenced by its lease: once another worker has taken it
+        // over, this one changes nothing more.
+        let store = self.store.fenced(Fence::of(&job, &self.id));
         let ran = tokio::select! {
-            ran = self.run_job(&job) => ran,
+            ran = self.run_job(store.as_ref(), &job) => ran,
             () = stop.cancelled() => {
                 if self.store.release_job(&job, &self.id, self.clock.now()).await? {
                     tracing::info!(job = %job.id, "job stopped by the shutdown; its lease was given back");
@@ -224,17 +263,24 @@ impl Worker {
                 return Ok(());
             }
         };
-        let (outcome, attention) = ran;
+        let (outcome, attention) = match ran {
+            Ran::Outcome(outcome, attention) => (outcome, attention),
+            Ran::Completed => return Ok(()),
+            Ran::Lost => {
+                tracing::warn!(job = %job.id, attempt = job.attempts, "lost the job to another worker; stopped it, and its successor reports the outcome");
+                return Ok(());
+            }
+        };
         let gives_up = match &outcome {
             JobOutcome::Failed { .. } => true,
-            JobOutcome::Retry { .. } => job.attempts >= job.max_attempts,
+            JobOutcome::Retry { .. } => job.failures + 1 >= job.max_attempts,
             JobOutcome::Succeeded => false,
         };
         if gives_up && let Some((code, message)) = attention {
-            self.report_system_error(&job, code, &message).await;
+            self.report_system_error(store.as_ref(), &job, code, &message)
+                .await;
         }
-        if !self
-            .store
+        if !store
             .finish_job(&job, &self.id, self.clock.now(), &outcome)
             .await?
         {
@@ -244,10 +290,10 @@ impl Worker {
     }
 
     /// Runs a job of a known kind.
-    async fn run_job(&self, job: &Job) -> Ran {
+    async fn run_job(&self, store: &dyn Store, job: &Job) -> Ran {
         match job.kind.as_str() {
-            SYNC_JOB => self.run_sync(job).await,
-            other => (
+            SYNC_JOB => self.run_sync(store, job).await,
+            other => Ran::Outcome(
                 JobOutcome::Failed {
                     error: format!("unknown job kind {other}"),
                 },
@@ -258,7 +304,7 @@ impl Worker {
 
     /// Writes a `system.error` event: a connection's sync stopped for good for a reason
     /// retrying will not fix, so someone must look.
-    async fn report_system_error(&self, job: &Job, code: &str, message: &str) {
+    async fn report_system_error(&self, store: &dyn Store, job: &Job, code: &str, message: &str) {
         let now = self.clock.now();
         let event = Event {
             id: new_id("evt", now.micros()),
@@ -269,49 +315,28 @@ impl Worker {
                 .to_string(),
             created_at: now,
         };
-        if let Err(e) = self.store.insert_event(&event).await {
+        if let Err(e) = store.insert_event(&event).await {
             tracing::warn!(job = %job.id, error = %e.chain(), "could not record a system.error event");
         }
     }
 
     /// Runs a sync job; also says, for a failure, what to report if the job gives up
     /// (credential refusals and lost leases are reported otherwise, or not at all).
-    async fn run_sync(&self, job: &Job) -> Ran {
+    async fn run_sync(&self, store: &dyn Store, job: &Job) -> Ran {
         const SYNC_FAILING: &str = "SYNC_FAILING";
         const CONNECTION_UNUSABLE: &str = "CONNECTION_UNUSABLE";
-        if job.attempts > job.max_attempts {
-            let error = "attempts exhausted".to_string();
-            return (
-                JobOutcome::Failed {
-                    error: error.clone(),
-                },
-                Some((
-                    SYNC_FAILING,
-                    format!("The sync failed {} times in a row.", job.max_attempts),
-                )),
-            );
-        }
+        let failed = |error: String, attention: Option<(&'static str, String)>| {
+            Ran::Outcome(JobOutcome::Failed { error }, attention)
+        };
         let Some(conn_id) = job.connection_id.clone().map(ConnId) else {
-            return (
-                JobOutcome::Failed {
-                    error: "sync job without a connection".into(),
-                },
-                None,
-            );
+            return failed("sync job without a connection".into(), None);
         };
         let org = OrgId(job.org_id.clone());
-        let connection = match self.store.get_connection(&org, &conn_id).await {
+        let connection = match store.get_connection(&org, &conn_id).await {
             Ok(c) => c,
-            Err(StoreError::NotFound) => {
-                return (
-                    JobOutcome::Failed {
-                        error: "connection not found".into(),
-                    },
-                    None,
-                );
-            }
+            Err(StoreError::NotFound) => return failed("connection not found".into(), None),
             Err(e) => {
-                return (
+                return Ran::Outcome(
                     self.retry(job, e.to_string()),
                     Some((
                         SYNC_FAILING,
@@ -321,19 +346,48 @@ impl Worker {
             }
         };
         if connection.status == ConnectionStatus::Disconnected.as_str() {
-            return (JobOutcome::Succeeded, None);
+            return Ran::Outcome(JobOutcome::Succeeded, None);
         }
-        let full = serde_json::from_str::<serde_json::Value>(&job.payload)
-            .ok()
-            .and_then(|p| p["full"].as_bool())
-            .unwrap_or(false);
+        if job.attempts > job.max_attempts * CLAIMS_PER_ATTEMPT {
+            // Every worker that ran it stopped before it ended (killed, or out of memory):
+            // the sync did not fail, so it says so, and the connection leaves `syncing`.
+            let message = format!(
+                "The sync was interrupted {} times (the process running it stopped) and was given up.",
+                job.attempts - 1
+            );
+            return match self.give_up_interrupted(store, &org, &conn_id, &message).await {
+                Err(StoreError::Fenced) => Ran::Lost,
+                _ => failed("interrupted too often".into(), Some((SYNC_FAILING, message))),
+            };
+        }
+        let payload = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap_or_default();
+        let mut full = payload["full"].as_bool().unwrap_or(false);
+        if !full && let Some(interval) = self.config.reconcile_interval {
+            // An incremental sync while the reconciliation is overdue would leave deletions
+            // unflagged until the scheduler's next one: it becomes that reconciliation, and
+            // the job says so.
+            let due = Timestamp(self.clock.now().micros() - micros(interval));
+            let overdue = connection.last_full_sync_at.unwrap_or(connection.created_at) <= due;
+            if overdue {
+                full = true;
+                let payload = json!({"full": true, "reason": full_reason::RECONCILIATION_OVERDUE});
+                match store
+                    .update_job_payload(job, &self.id, &payload.to_string())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) | Err(StoreError::Fenced) => return Ran::Lost,
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, error = %e.chain(), "could not note a sync's upgrade to a full one")
+                    }
+                }
+            }
+        }
         let settings = match sync_settings(&connection) {
             Ok(s) => s,
             Err(e) => {
-                return (
-                    JobOutcome::Failed {
-                        error: e.to_string(),
-                    },
+                return failed(
+                    e.to_string(),
                     Some((
                         CONNECTION_UNUSABLE,
                         format!("The connection's settings are invalid: {e}"),
@@ -349,12 +403,7 @@ impl Worker {
                     ServiceError::Crypto(_) => "The connection's stored credentials cannot be decrypted; check that every process uses the master key they were stored with.".to_string(),
                     other => format!("The connection cannot be opened: {other}"),
                 };
-                return (
-                    JobOutcome::Failed {
-                        error: e.to_string(),
-                    },
-                    Some((CONNECTION_UNUSABLE, message)),
-                );
+                return failed(e.to_string(), Some((CONNECTION_UNUSABLE, message)));
             }
         };
         let options = SyncOptions {
@@ -363,7 +412,7 @@ impl Worker {
             max_concurrency: Some(runtime.sync_concurrency()),
         };
         let sync = sync_connection_with(
-            self.store.as_ref(),
+            store,
             runtime.connector().as_ref(),
             &org,
             &conn_id,
@@ -373,18 +422,47 @@ impl Worker {
         let heartbeat = self.keep_lease(job);
         tokio::select! {
             result = sync => match result {
-                Ok(_) => (JobOutcome::Succeeded, None),
+                Ok(_) => Ran::Completed,
+                Err(e) if is_fenced(&e) => Ran::Lost,
                 // Retrying cannot help until the customer reconnects; the connection's
                 // `reauthorization_required` event says so.
-                Err(SyncError::Connector(ConnectorError::Unauthorized)) => (JobOutcome::Failed { error: "the source system refused the credentials".into() }, None),
+                Err(SyncError::Connector(ConnectorError::Unauthorized)) => failed("the source system refused the credentials".into(), None),
                 Err(e) => {
-                    let message = format!("The sync failed {} times in a row; the last error: {}", job.attempts, safe_message(&e));
-                    (self.retry(job, e.to_string()), Some((SYNC_FAILING, message)))
+                    let message = format!("The sync failed {} times in a row; the last error: {}", job.failures + 1, safe_message(&e));
+                    Ran::Outcome(self.retry(job, e.to_string()), Some((SYNC_FAILING, message)))
                 }
             },
             // Another worker took the job over; it reports its own outcome.
-            () = heartbeat => (JobOutcome::Failed { error: "lease lost".into() }, None),
+            () = heartbeat => Ran::Lost,
         }
+    }
+
+    /// Ends a sync that was interrupted too often: the connection returns from `syncing` to
+    /// `online` (an interruption says nothing about the source), with a `sync.failed` event
+    /// that says what happened.
+    async fn give_up_interrupted(
+        &self,
+        store: &dyn Store,
+        org: &OrgId,
+        conn: &ConnId,
+        message: &str,
+    ) -> StoreResult<()> {
+        let now = self.clock.now();
+        let event = Event {
+            id: new_id("evt", now.micros()),
+            org_id: org.0.clone(),
+            connection_id: Some(conn.0.clone()),
+            event_type: "sync.failed".into(),
+            data: json!({"error": {"code": "SYNC_INTERRUPTED", "message": message}}).to_string(),
+            created_at: now,
+        };
+        let status = match store.get_connection(org, conn).await?.status.as_str() {
+            "syncing" => ConnectionStatus::Online,
+            other => ConnectionStatus::parse(other).unwrap_or(ConnectionStatus::Online),
+        };
+        store
+            .set_connection_status(conn, status.as_str(), now, Some(&event))
+            .await
     }
 
     /// Extends the lease every third of its length; returns only if it was lost.
@@ -405,7 +483,7 @@ impl Worker {
 
     fn retry(&self, job: &Job, error: String) -> JobOutcome {
         // 30 s, 1 min, 2 min, ... capped at an hour.
-        let shift = u32::try_from(job.attempts.clamp(1, 8) - 1).unwrap_or(0);
+        let shift = u32::try_from(job.failures.clamp(0, 7)).unwrap_or(0);
         let delay = (30_000_000i64 << shift).min(3_600_000_000);
         JobOutcome::Retry {
             run_at: Timestamp(self.clock.now().micros() + delay),

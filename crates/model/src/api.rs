@@ -261,6 +261,9 @@ pub struct ConnectionOut {
     pub created_at: Timestamp,
     /// When it was disconnected, if it was.
     pub disconnected_at: Option<Timestamp>,
+    /// When the last full sync succeeded: a pass over every record, which flags those the
+    /// source no longer has. The scheduler runs one every reconciliation interval.
+    pub last_full_sync_at: Option<Timestamp>,
     /// The connection this one replaced through a reconnect.
     pub replaces: Option<String>,
     /// The connection that replaced this one through a reconnect.
@@ -474,11 +477,19 @@ pub struct SyncJobOut {
     /// `queued`, `running`, `succeeded` or `failed`.
     #[schema(example = "queued")]
     pub status: String,
-    /// Whether every entity starts from the beginning.
+    /// Whether the sync reads every record (and flags those the source no longer has).
     pub full: bool,
-    /// Attempts started so far.
+    /// Why it reads everything: `requested` (`POST /v1/sync {"full": true}`),
+    /// `reconciliation_due` (the scheduler's weekly pass) or `reconciliation_overdue` (an
+    /// incremental sync upgraded because the last full one was too long ago); `null` for an
+    /// incremental sync.
+    #[schema(example = "reconciliation_overdue")]
+    pub full_reason: Option<String>,
+    /// Attempts started so far (a takeover after a worker stopped starts one too).
     pub attempts: i64,
-    /// Attempts allowed before the job fails for good.
+    /// Attempts that failed; the job fails for good at `max_attempts` of them.
+    pub failed_attempts: i64,
+    /// Failed attempts allowed before the job fails for good.
     pub max_attempts: i64,
     /// When the job runs (next).
     pub run_at: Timestamp,

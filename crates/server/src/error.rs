@@ -124,7 +124,8 @@ impl From<StoreError> for ApiError {
                 "All connection credits are in use. Disconnect a connection or raise the organization's pool.",
             ),
             e @ StoreError::Unavailable(_) => ApiError::unavailable(e.chain()),
-            e @ StoreError::Internal(_) => ApiError::internal(e.chain()),
+            // Only a job's fenced view refuses this way; a request never holds a job.
+            e @ (StoreError::Internal(_) | StoreError::Fenced) => ApiError::internal(e.chain()),
         }
     }
 }

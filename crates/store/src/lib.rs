@@ -5,7 +5,7 @@
 /// Columns of a job row, shared by both backends' statements.
 macro_rules! job_columns {
     () => {
-        "id, kind, org_id, connection_id, payload, status, run_at, attempts, max_attempts, lease_owner, lease_until, last_error, created_at, updated_at"
+        "id, kind, org_id, connection_id, payload, status, run_at, attempts, failures, max_attempts, lease_owner, lease_until, last_error, created_at, updated_at"
     };
 }
 
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use ironbridge_core::store::{Conflict, Store, StoreError};
 
-pub use postgres::PgStore;
+pub use postgres::{PgStore, SessionLimits};
 pub use sqlite::SqliteStore;
 
 /// Opens the store named by a URL (`sqlite://path` or `postgres://…`) and applies migrations.
@@ -37,8 +37,17 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 pub async fn open_with_signal(
     url: &str,
 ) -> Result<(Arc<dyn Store>, Arc<tokio::sync::Notify>), StoreError> {
+    open_with_limits(url, &SessionLimits::default()).await
+}
+
+/// [`open_with_signal`], with the PostgreSQL session limits (SQLite has no sessions to bound:
+/// one process owns the file).
+pub async fn open_with_limits(
+    url: &str,
+    limits: &SessionLimits,
+) -> Result<(Arc<dyn Store>, Arc<tokio::sync::Notify>), StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = PgStore::connect(url, None).await?;
+        let store = PgStore::connect_with(url, None, limits).await?;
         let due = store.deliveries_due();
         Ok((Arc::new(store), due))
     } else if url.starts_with("sqlite:") {

@@ -54,6 +54,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "write_slots",
         sql: include_str!("../migrations/sqlite/0009_write_slots.sql"),
     },
+    Migration {
+        version: 10,
+        name: "fenced_runs",
+        sql: include_str!("../migrations/sqlite/0010_fenced_runs.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -97,6 +102,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "write_slots",
         sql: include_str!("../migrations/postgres/0008_write_slots.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "fenced_runs",
+        sql: include_str!("../migrations/postgres/0009_fenced_runs.sql"),
     },
 ];
 

@@ -42,8 +42,46 @@ pub(crate) const CLAIM_DELIVERIES: &str = concat!(
 /// 2,000. Unnamed statements are planned with their values every time.
 /// Any number of api and worker processes may share one PostgreSQL database.
 pub(crate) const SHARED_BY_PROCESSES: bool = true;
+/// Whether the job still holds its lease. `FOR SHARE` holds the job row until the commit, so
+/// a takeover (which updates it) is ordered after this write, never between the check and
+/// the commit; claims skip a locked job rather than wait for it.
+pub(crate) const FENCE_CHECK: &str = "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running' FOR SHARE";
+/// Marks deleted what a complete pass did not see: the run's seen keys, unnested once, in a
+/// hash anti-join with the entity's records.
+pub(crate) const SWEEP_UNSEEN: &str = "WITH seen AS MATERIALIZED (SELECT DISTINCT jsonb_array_elements_text(ids::jsonb) COLLATE \"C\" AS id \
+     FROM seen_pages WHERE connection_id = $1 AND entity = $2 AND run_id = $3) \
+     UPDATE records r SET remote_was_deleted = TRUE, modified_at = $4 \
+     WHERE r.connection_id = $1 AND r.entity = $2 AND r.remote_was_deleted = FALSE \
+     AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = r.id)";
 pub(crate) const CACHE_KEY_LOOKUPS: bool = false;
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(4711001)");
+
+/// How long a session may sit idle inside a transaction, and wait for a lock, before the
+/// server ends it or the statement. Set from `db_transaction_timeout_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// `idle_in_transaction_session_timeout`.
+    pub idle_in_transaction: Duration,
+    /// `lock_timeout`.
+    pub lock_wait: Duration,
+}
+
+impl SessionLimits {
+    /// Both limits at `limit`.
+    pub fn uniform(limit: Duration) -> Self {
+        SessionLimits {
+            idle_in_transaction: limit,
+            lock_wait: limit,
+        }
+    }
+}
+
+impl Default for SessionLimits {
+    /// One minute each: a page commit takes well under a second, a job's lease five minutes.
+    fn default() -> Self {
+        SessionLimits::uniform(Duration::from_secs(60))
+    }
+}
 
 /// A store in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -51,17 +89,41 @@ pub struct PgStore {
     /// Signalled after a commit that may have made webhook deliveries due (see
     /// [`PgStore::deliveries_due`]).
     pub(crate) due: Arc<Notify>,
+    /// The job lease every write of this view is fenced by ([`Store::fenced`]).
+    pub(crate) fence: Option<Arc<ironbridge_core::store::Fence>>,
     pub(crate) pool: PgPool,
 }
 
 impl PgStore {
-    /// Connects, optionally into a schema (tests isolate themselves this way), and migrates.
+    /// Connects, optionally into a schema (tests isolate themselves this way), and migrates,
+    /// with the default [`SessionLimits`].
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        Self::connect_with(url, schema, &SessionLimits::default()).await
+    }
+
+    /// [`PgStore::connect`] with explicit session limits.
+    pub async fn connect_with(
+        url: &str,
+        schema: Option<&str>,
+        limits: &SessionLimits,
+    ) -> Result<Self, StoreError> {
         let mut options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
         if let Some(schema) = schema {
             options = options.options([("search_path", schema)]);
         }
+        // A process frozen or cut off inside a transaction must not hold its row locks (and so
+        // a job's successor) until TCP gives up, two hours by default: the server ends such a
+        // session, and no statement waits for a lock longer than that either. Both stay well
+        // under a job's lease, so a takeover is never blocked by its stale predecessor.
+        let ms = |d: Duration| format!("{}ms", d.as_millis().max(1));
+        options = options.options([
+            (
+                "idle_in_transaction_session_timeout",
+                ms(limits.idle_in_transaction).as_str(),
+            ),
+            ("lock_timeout", ms(limits.lock_wait).as_str()),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
@@ -75,6 +137,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             due: Arc::default(),
+            fence: None,
         };
         store.migrate().await?;
         Ok(store)
@@ -92,6 +155,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             due: Arc::default(),
+            fence: None,
         })
     }
 

@@ -5,10 +5,11 @@
 use async_trait::async_trait;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
-    ApiKey, Certificate, ConnId, Connection, Event, Job, JobOutcome, NewApiKey, NewConnection,
-    NewJob, OrgId, Organization, PageWrite, RecordQuery, Store, StoreError, StoreResult,
-    StoredRecord, SyncState, WriteCounts,
+    ApiKey, Certificate, ConnId, Connection, Event, Fence, Job, JobOutcome, NewApiKey,
+    NewConnection, NewJob, OrgId, Organization, PageWrite, RecordQuery, RunTotals, Store,
+    StoreError, StoreResult, StoredRecord, SyncState, WriteCounts,
 };
+use std::sync::Arc;
 use ironbridge_model::{Entity, Timestamp};
 use std::collections::HashMap;
 
@@ -16,8 +17,8 @@ use ironbridge_core::store::RecordUpsert;
 use sqlx::Row;
 
 use super::{
-    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS,
-    SHARED_BY_PROCESSES,
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG,
+    MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_UNSEEN,
 };
 use crate::classify;
 use crate::migrate::CREATE_TABLE;
@@ -31,13 +32,13 @@ const WRITE_CHUNK: usize = 500;
 
 macro_rules! connection_columns {
     () => {
-        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state"
+        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at"
     };
 }
 
 macro_rules! sync_state_columns {
     () => {
-        "entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error, window_since, window_until, high_water, run_id"
+        "entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error, window_since, window_until, high_water, run_id, run_skipped"
     };
 }
 
@@ -72,6 +73,7 @@ fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
         consecutive_errors: row.try_get("consecutive_errors")?,
         error_count: row.try_get("error_count")?,
         circuit_state: row.try_get("circuit_state")?,
+        last_full_sync_at: ts(row.try_get("last_full_sync_at")?),
     })
 }
 
@@ -118,6 +120,7 @@ fn sync_state_from(row: &DbRow) -> Result<Option<SyncState>, sqlx::Error> {
         window_until: ts(row.try_get("window_until")?),
         high_water: ts(row.try_get("high_water")?),
         run_id: row.try_get("run_id")?,
+        run_skipped: u64::try_from(row.try_get::<i64, _>("run_skipped")?).unwrap_or(0),
     }))
 }
 
@@ -131,6 +134,7 @@ fn job_from(row: &DbRow) -> Result<Job, sqlx::Error> {
         status: row.try_get("status")?,
         run_at: Timestamp(row.try_get("run_at")?),
         attempts: row.try_get("attempts")?,
+        failures: row.try_get("failures")?,
         max_attempts: row.try_get("max_attempts")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_until: ts(row.try_get("lease_until")?),
@@ -196,7 +200,100 @@ const SELECT_CONNECTION: &str = concat!(
     " FROM connections WHERE org_id = $1 AND id = $2"
 );
 
+type Tx = sqlx::Transaction<'static, Db>;
+
 impl Backend {
+    /// Refuses the transaction's writes (`Fenced`) when this view's job lease is no longer
+    /// held; a view without a fence writes freely.
+    async fn guard(&self, tx: &mut Tx) -> StoreResult<()> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let held: Option<i32> = sqlx::query_scalar(FENCE_CHECK)
+            .bind(&fence.job_id)
+            .bind(&fence.owner)
+            .bind(fence.attempt)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(classify)?;
+        if held.is_none() {
+            return Err(StoreError::Fenced);
+        }
+        Ok(())
+    }
+
+    /// Commits a write transaction once the fence (if any) still holds; rolls it back if not.
+    async fn commit(&self, mut tx: Tx) -> StoreResult<()> {
+        self.guard(&mut tx).await?;
+        tx.commit().await.map_err(classify)
+    }
+
+    /// Moves a connection to `status`, writing `connection.status_changed` (and
+    /// `connection.reauthorization_required`) when its settled state changes.
+    async fn apply_status(
+        tx: &mut Tx,
+        conn: &ConnId,
+        status: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let current: Option<(String, String)> =
+            sqlx::query_as("SELECT org_id, status FROM connections WHERE id = $1")
+                .bind(&conn.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(classify)?;
+        let Some((org, previous)) = current else {
+            return Err(StoreError::NotFound);
+        };
+        if previous == "disconnected" || previous == status {
+            return Ok(());
+        }
+        sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
+            .bind(&conn.0)
+            .bind(status)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+        // `syncing` is a passing state, not news: events compare settled states only.
+        if status == "syncing" {
+            return Ok(());
+        }
+        let last: Option<String> = sqlx::query_scalar(
+            "SELECT data FROM events WHERE connection_id = $1 AND type = 'connection.status_changed' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&conn.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(classify)?;
+        let last_settled = last
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .and_then(|d| d["status"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "online".into());
+        if last_settled != status {
+            let data = serde_json::json!({"previous_status": last_settled, "status": status});
+            insert_event(
+                tx,
+                &connection_event(&org, &conn.0, "connection.status_changed", data, now),
+            )
+            .await?;
+            if status == "reauthorization_required" {
+                let data = serde_json::json!({"status": status});
+                insert_event(
+                    tx,
+                    &connection_event(
+                        &org,
+                        &conn.0,
+                        "connection.reauthorization_required",
+                        data,
+                        now,
+                    ),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads one row of the organization by id (`sql` binds them as `$1`, `$2`); `NotFound`
     /// when it has none.
     pub(super) async fn fetch_owned<T>(
@@ -480,12 +577,24 @@ impl Store for Backend {
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
+        if previous.status != "disconnected" {
+            // Replaced is disconnected: subscribers hear of it as of any disconnection.
+            let event = connection_event(
+                &org.0,
+                &old.0,
+                "connection.disconnected",
+                serde_json::json!({"status": "disconnected", "replaced_by": new.id}),
+                now,
+            );
+            insert_event(&mut tx, &event).await?;
+        }
         let new = NewConnection {
             replaces: Some(old.0.clone()),
             ..new.clone()
         };
         Self::insert_connection(&mut tx, org, &new).await?;
         tx.commit().await.map_err(classify)?;
+        self.due.notify_one();
         self.get_connection(org, &ConnId(new.id.clone())).await
     }
 
@@ -625,76 +734,24 @@ impl Store for Backend {
         event: Option<&Event>,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let current: Option<(String, String)> =
-            sqlx::query_as("SELECT org_id, status FROM connections WHERE id = $1")
-                .bind(&conn.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(classify)?;
-        let Some((org, previous)) = current else {
-            return Err(StoreError::NotFound);
-        };
-        if previous != "disconnected" && previous != status {
-            sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
-                .bind(&conn.0)
-                .bind(status)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-            // `syncing` is a passing state, not news: events compare settled states only.
-            if status != "syncing" {
-                let last: Option<String> = sqlx::query_scalar(
-                    "SELECT data FROM events WHERE connection_id = $1 AND type = 'connection.status_changed' ORDER BY id DESC LIMIT 1",
-                )
-                .bind(&conn.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(classify)?;
-                let last_settled = last
-                    .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-                    .and_then(|d| d["status"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "online".into());
-                if last_settled != status {
-                    let data =
-                        serde_json::json!({"previous_status": last_settled, "status": status});
-                    insert_event(
-                        &mut tx,
-                        &connection_event(&org, &conn.0, "connection.status_changed", data, now),
-                    )
-                    .await?;
-                    if status == "reauthorization_required" {
-                        let data = serde_json::json!({"status": status});
-                        insert_event(
-                            &mut tx,
-                            &connection_event(
-                                &org,
-                                &conn.0,
-                                "connection.reauthorization_required",
-                                data,
-                                now,
-                            ),
-                        )
-                        .await?;
-                    }
-                }
-            }
-        }
+        Self::apply_status(&mut tx, conn, status, now).await?;
         if let Some(event) = event {
             insert_event(&mut tx, event).await?;
         }
-        tx.commit().await.map_err(classify)?;
+        self.commit(tx).await?;
         self.due.notify_one();
         Ok(())
     }
 
     async fn record_call_success(&self, conn: &ConnId, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE connections SET last_success_at = $2, consecutive_errors = 0, circuit_state = 'closed' WHERE id = $1")
             .bind(&conn.0)
             .bind(now.micros())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(classify)
+            .map_err(classify)?;
+        self.commit(tx).await
     }
 
     async fn record_call_failure(
@@ -704,14 +761,16 @@ impl Store for Backend {
         code: &str,
         circuit_state: &str,
     ) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
         let failures: Option<i64> = sqlx::query_scalar("UPDATE connections SET last_error_at = $2, last_error_code = $3, circuit_state = $4, consecutive_errors = consecutive_errors + 1, error_count = error_count + 1 WHERE id = $1 RETURNING consecutive_errors")
             .bind(&conn.0)
             .bind(now.micros())
             .bind(code)
             .bind(circuit_state)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
+        self.commit(tx).await?;
         failures.ok_or(StoreError::NotFound)
     }
 
@@ -739,6 +798,7 @@ impl Store for Backend {
         entity: Entity,
         now: Timestamp,
     ) -> StoreResult<SyncState> {
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(concat!(
             "INSERT INTO sync_state (connection_id, entity, status, last_started_at) VALUES ($1, $2, 'running', $3) ",
             "ON CONFLICT (connection_id, entity) DO UPDATE SET status = 'running', last_started_at = excluded.last_started_at RETURNING ",
@@ -747,9 +807,10 @@ impl Store for Backend {
         .bind(&conn.0)
         .bind(entity.as_str())
         .bind(now.micros())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
+        self.commit(tx).await?;
         sync_state_from(&row)
             .map_err(classify)?
             .ok_or_else(|| StoreError::Internal("unknown entity".into()))
@@ -764,17 +825,26 @@ impl Store for Backend {
         until: Option<Timestamp>,
         cursor: Option<&str>,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = $6 WHERE connection_id = $1 AND entity = $2")
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = $6, \
+             run_added = 0, run_updated = 0, run_deleted = 0, run_unchanged = 0, run_skipped = 0 WHERE connection_id = $1 AND entity = $2")
             .bind(&conn.0)
             .bind(entity.as_str())
             .bind(run_id)
             .bind(since.map(Timestamp::micros))
             .bind(until.map(Timestamp::micros))
             .bind(cursor)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(classify)
+            .map_err(classify)?;
+        // What an abandoned run saw is of no use to this one.
+        sqlx::query("DELETE FROM seen_pages WHERE connection_id = $1 AND entity = $2")
+            .bind(&conn.0)
+            .bind(entity.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        self.commit(tx).await
     }
 
     async fn sweep_unseen(
@@ -784,18 +854,25 @@ impl Store for Backend {
         run_id: &str,
         now: Timestamp,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4 \
-             WHERE connection_id = $1 AND entity = $2 AND remote_was_deleted = FALSE AND (seen_run IS NULL OR seen_run <> $3)",
-        )
-        .bind(&conn.0)
-        .bind(entity.as_str())
-        .bind(run_id)
-        .bind(now.micros())
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(done.rows_affected())
+        let mut tx = self.begin_write().await?;
+        let swept = sqlx::query(SWEEP_UNSEEN)
+            .bind(&conn.0)
+            .bind(entity.as_str())
+            .bind(run_id)
+            .bind(now.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+        sqlx::query("UPDATE sync_state SET run_deleted = run_deleted + $3 WHERE connection_id = $1 AND entity = $2")
+            .bind(&conn.0)
+            .bind(entity.as_str())
+            .bind(i64::try_from(swept).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        self.commit(tx).await?;
+        Ok(swept)
     }
 
     async fn write_page(&self, conn: &ConnId, page: &PageWrite) -> StoreResult<WriteCounts> {
@@ -873,7 +950,7 @@ impl Store for Backend {
             if !changed.is_empty() {
                 // New and changed records in one statement; `created_at` stays as first stored.
                 let mut upsert = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at, seen_run) ",
+                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) ",
                 );
                 upsert.push_values(&changed, |mut row, r| {
                     row.push_bind(&conn.0)
@@ -887,13 +964,12 @@ impl Store for Backend {
                         .push_bind(r.remote_updated_at.map(Timestamp::micros))
                         .push_bind(r.remote_was_deleted)
                         .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(&page.seen_run);
+                        .push_bind(now);
                 });
                 upsert.push(
                     " ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, \
                      content_hash = excluded.content_hash, remote_created_at = excluded.remote_created_at, remote_updated_at = excluded.remote_updated_at, \
-                     remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at, seen_run = COALESCE(excluded.seen_run, records.seen_run)",
+                     remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at",
                 );
                 upsert
                     .build()
@@ -902,34 +978,66 @@ impl Store for Backend {
                     .await
                     .map_err(classify)?;
             }
-            if let (Some(run), false) = (&page.seen_run, unchanged.is_empty()) {
-                let mut mark = sqlx::QueryBuilder::<Db>::new("UPDATE records SET seen_run = ");
-                mark.push_bind(run);
-                mark.push(" WHERE connection_id = ");
-                mark.push_bind(&conn.0);
-                mark.push(" AND entity = ");
-                mark.push_bind(entity);
-                mark.push(" AND id IN (");
-                let mut ids = mark.separated(", ");
-                for r in &unchanged {
-                    ids.push_bind(&r.id);
-                }
-                mark.push(")");
-                mark.build()
-                    .persistent(false)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-            }
         }
-        sqlx::query("UPDATE sync_state SET cursor = $3 WHERE connection_id = $1 AND entity = $2")
+        if let Some(run) = &page.seen_run
+            && !records.is_empty()
+        {
+            // What the pass saw, as one compact row: the record rows stay untouched.
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Internal(e.into()))?;
+            sqlx::query(
+                "INSERT INTO seen_pages (connection_id, entity, run_id, ids) VALUES ($1, $2, $3, $4)",
+            )
             .bind(&conn.0)
             .bind(entity)
-            .bind(&page.checkpoint)
+            .bind(run)
+            .bind(ids)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
+        }
+        for chunk in page.deleted.chunks(WRITE_CHUNK) {
+            // The source's deletion log: the record keeps its last data, flagged.
+            let mut mark = sqlx::QueryBuilder::<Db>::new(
+                "UPDATE records SET remote_was_deleted = TRUE, modified_at = ",
+            );
+            mark.push_bind(now);
+            mark.push(" WHERE connection_id = ");
+            mark.push_bind(&conn.0);
+            mark.push(" AND entity = ");
+            mark.push_bind(entity);
+            mark.push(" AND remote_was_deleted = FALSE AND id IN (");
+            let mut ids = mark.separated(", ");
+            for id in chunk {
+                ids.push_bind(id);
+            }
+            mark.push(")");
+            counts.deleted += mark
+                .build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+        }
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE sync_state SET cursor = $3, run_added = run_added + $4, run_updated = run_updated + $5, \
+             run_deleted = run_deleted + $6, run_unchanged = run_unchanged + $7, run_skipped = run_skipped + $8 \
+             WHERE connection_id = $1 AND entity = $2",
+        )
+        .bind(&conn.0)
+        .bind(entity)
+        .bind(&page.checkpoint)
+        .bind(n(counts.added))
+        .bind(n(counts.updated))
+        .bind(n(counts.deleted))
+        .bind(n(counts.unchanged))
+        .bind(n(page.skipped))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        self.commit(tx).await?;
         Ok(counts)
     }
 
@@ -940,11 +1048,31 @@ impl Store for Backend {
         now: Timestamp,
         error: Option<&str>,
         position: Option<&str>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<RunTotals> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT run_added, run_updated, run_deleted, run_unchanged, run_skipped FROM sync_state WHERE connection_id = $1 AND entity = $2",
+        )
+        .bind(&conn.0)
+        .bind(entity.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        let totals = row.map_or_else(RunTotals::default, |(a, u, d, same, skipped)| RunTotals {
+            written: WriteCounts {
+                added: n(a),
+                updated: n(u),
+                deleted: n(d),
+                unchanged: n(same),
+            },
+            skipped: n(skipped),
+        });
         let sql = match error {
             None => {
                 "UPDATE sync_state SET status = 'succeeded', cursor = $4, run_id = NULL, high_water = COALESCE(window_until, high_water), \
-                 window_since = NULL, window_until = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL WHERE connection_id = $1 AND entity = $2"
+                 window_since = NULL, window_until = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL, \
+                 run_added = 0, run_updated = 0, run_deleted = 0, run_unchanged = 0, run_skipped = 0 WHERE connection_id = $1 AND entity = $2"
             }
             Some(_) => {
                 "UPDATE sync_state SET status = 'failed', last_finished_at = $3, last_error = $4 WHERE connection_id = $1 AND entity = $2"
@@ -956,10 +1084,19 @@ impl Store for Backend {
             .bind(entity.as_str())
             .bind(now.micros())
             .bind(error.or(position))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(classify)
+            .map_err(classify)?;
+        if error.is_none() {
+            sqlx::query("DELETE FROM seen_pages WHERE connection_id = $1 AND entity = $2")
+                .bind(&conn.0)
+                .bind(entity.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        self.commit(tx).await?;
+        Ok(totals)
     }
 
     async fn list_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<Vec<StoredRecord>> {
@@ -1109,6 +1246,23 @@ impl Store for Backend {
         row.as_ref().map(job_from).transpose().map_err(classify)
     }
 
+    async fn update_job_payload(
+        &self,
+        job: &Job,
+        owner: &str,
+        payload: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE jobs SET payload = $4 WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'")
+            .bind(&job.id)
+            .bind(owner)
+            .bind(job.attempts)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn extend_lease(&self, job: &Job, owner: &str, until: Timestamp) -> StoreResult<bool> {
         let done = sqlx::query("UPDATE jobs SET lease_until = $4 WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'")
             .bind(&job.id)
@@ -1169,7 +1323,7 @@ impl Store for Backend {
 
     async fn release_job(&self, job: &Job, owner: &str, now: Timestamp) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', run_at = $4, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+            "UPDATE jobs SET status = 'queued', run_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $4 \
              WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'",
         )
         .bind(&job.id)
@@ -1191,7 +1345,7 @@ impl Store for Backend {
     ) -> StoreResult<bool> {
         let (status, run_at, error) = match outcome {
             JobOutcome::Succeeded => ("succeeded", job.run_at, None),
-            JobOutcome::Retry { run_at, error } if job.attempts < job.max_attempts => {
+            JobOutcome::Retry { run_at, error } if job.failures + 1 < job.max_attempts => {
                 ("queued", *run_at, Some(error.as_str()))
             }
             JobOutcome::Retry { error, .. } | JobOutcome::Failed { error } => {
@@ -1200,7 +1354,8 @@ impl Store for Backend {
         };
         // Fenced by owner and attempt: a worker whose lease was taken over changes nothing.
         let done = sqlx::query(
-            "UPDATE jobs SET status = $4, run_at = $5, last_error = COALESCE($6, last_error), lease_owner = NULL, lease_until = NULL, updated_at = $7 \
+            "UPDATE jobs SET status = $4, run_at = $5, last_error = COALESCE($6, last_error), lease_owner = NULL, lease_until = NULL, updated_at = $7, \
+             failures = failures + CASE WHEN $6 IS NULL THEN 0 ELSE 1 END \
              WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'",
         )
         .bind(&job.id)
@@ -1248,19 +1403,59 @@ impl Store for Backend {
     }
 
     async fn record_full_sync(&self, conn: &ConnId, at: Timestamp) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE connections SET last_full_sync_at = $2 WHERE id = $1")
             .bind(&conn.0)
             .bind(at.micros())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(classify)
+            .map_err(classify)?;
+        self.commit(tx).await
+    }
+
+    async fn complete_sync(
+        &self,
+        conn: &ConnId,
+        status: &str,
+        now: Timestamp,
+        event: &Event,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        Self::apply_status(&mut tx, conn, status, now).await?;
+        insert_event(&mut tx, event).await?;
+        if let Some(fence) = &self.fence {
+            // The job's success is this same commit: fenced like `finish_job`.
+            let done = sqlx::query(
+                "UPDATE jobs SET status = 'succeeded', lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+                 WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'",
+            )
+            .bind(&fence.job_id)
+            .bind(&fence.owner)
+            .bind(fence.attempt)
+            .bind(now.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Fenced);
+            }
+        }
+        tx.commit().await.map_err(classify)?;
+        self.due.notify_one();
+        Ok(())
+    }
+
+    fn fenced(&self, fence: Fence) -> Arc<dyn Store> {
+        Arc::new(Backend {
+            fence: Some(Arc::new(fence)),
+            ..self.clone()
+        })
     }
 
     async fn insert_event(&self, event: &Event) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(classify)?;
+        self.commit(tx).await?;
         self.due.notify_one();
         Ok(())
     }

@@ -38,6 +38,14 @@ pub(crate) const CACHE_KEY_LOOKUPS: bool = true;
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = None;
 /// One process owns a SQLite file (`serve` with every role): its in-process limits suffice.
 pub(crate) const SHARED_BY_PROCESSES: bool = false;
+/// Whether the job still holds its lease (one writer at a time already orders the check
+/// before any takeover).
+pub(crate) const FENCE_CHECK: &str = "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
+/// Marks deleted what a complete pass did not see: the run's seen keys are read into one
+/// ephemeral index (a non-correlated `IN`), then each record is one lookup.
+pub(crate) const SWEEP_UNSEEN: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4 \
+     WHERE connection_id = $1 AND entity = $2 AND remote_was_deleted = FALSE \
+     AND id NOT IN (SELECT j.value FROM seen_pages s, json_each(s.ids) j WHERE s.connection_id = $1 AND s.entity = $2 AND s.run_id = $3)";
 
 /// A store in a SQLite file.
 #[derive(Debug, Clone)]
@@ -45,6 +53,8 @@ pub struct SqliteStore {
     /// Signalled after a commit that may have made webhook deliveries due (see
     /// [`SqliteStore::deliveries_due`]).
     pub(crate) due: Arc<Notify>,
+    /// The job lease every write of this view is fenced by ([`Store::fenced`]).
+    pub(crate) fence: Option<Arc<ironbridge_core::store::Fence>>,
     pub(crate) pool: SqlitePool,
 }
 
@@ -72,6 +82,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             due: Arc::default(),
+            fence: None,
         };
         store.migrate().await?;
         Ok(store)

@@ -15,13 +15,15 @@ use futures_util::future::join_all;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{Connector, ConnectorError, ReadWindow, filters_by_time};
 use ironbridge_core::ids;
+use ironbridge_core::mapping::MappingDef;
 use ironbridge_core::store::{ConnId, Event, OrgId, Store, StoreError, WriteCounts};
+use ironbridge_core::system::ReadSpec;
 use ironbridge_model::api::{CircuitState, ConnectionStatus, ReadKind};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-use self::plan::{Slice, Work, decode_plan, plan_slices};
+use self::plan::{Slice, Work, decode_plan, encode_plan, plan_slices};
 use self::reader::{Fetched, Readers, read_slices};
 use self::window::{new_window, permitted_calls, source_now};
 use self::writer::Writer;
@@ -100,10 +102,20 @@ struct SyncRun<'a> {
     in_memory: Arc<Semaphore>,
 }
 
+/// What the passes of one entity's run share.
+struct Pass<'a> {
+    entity: Entity,
+    read: &'a ReadSpec,
+    def: &'static MappingDef,
+    permitted: usize,
+    /// The run whose keys a pass over everything records as seen.
+    seen_run: Option<String>,
+}
+
 /// Syncs one entity: resumes its unfinished run or starts a new one (window, slice plan),
 /// reads it side by side into the one writer, then sweeps what a complete pass did not see
 /// (windowed and whole reads only: feeds and outboxes are not snapshots) and records where
-/// a feed stopped.
+/// a feed stopped. The report counts the whole run, over every attempt it took.
 async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, SyncError> {
     let SyncRun {
         store,
@@ -112,7 +124,7 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         options,
         clock,
         source_now,
-        ref in_memory,
+        ..
     } = *run;
     let mut report = EntityReport {
         entity: Some(entity),
@@ -124,9 +136,13 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
     };
     let permitted = permitted_calls(connector, options);
     let state = store.start_sync(conn, entity, clock.now()).await?;
-    // An unfinished run resumes with its own window and checkpoint; otherwise a new run starts.
-    let (run_id, window, plan) = match (&state.run_id, options.full) {
-        (Some(run), false) => {
+    // An unfinished run resumes with its own window and checkpoint: an incremental run by any
+    // sync, and a pass over everything by a full sync too, so a full sync taken over after a
+    // crash goes on from its last committed page instead of starting again. A full sync does
+    // not resume an incremental run: its pass over everything supersedes it.
+    let resumes = state.run_id.is_some() && (!options.full || state.window_since.is_none());
+    let (run_id, window, plan) = match &state.run_id {
+        Some(run) if resumes => {
             let window = ReadWindow {
                 modified_since: state.window_since,
                 modified_until: state.window_until,
@@ -166,12 +182,89 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
             (run, window, plan)
         }
     };
+    // What earlier attempts of a resumed run could not map counts too.
+    let skipped_before = if resumes { state.run_skipped } else { 0 };
     // Only a pass over everything can tell which records disappeared, and only a snapshot
     // of the source: a feed or an outbox does not list what it no longer has.
     // Time series are append-only: nothing is ever swept.
     let sweeps = window.modified_since.is_none()
         && matches!(read.kind, ReadKind::Windowed | ReadKind::Whole);
-    let work = Mutex::new(Work::new(&plan));
+    let pass = Pass {
+        entity,
+        read,
+        def,
+        permitted,
+        seen_run: sweeps.then(|| run_id.clone()),
+    };
+    let progress = match read_pass(run, &pass, &window, &plan, None, &mut report).await {
+        Ok(progress) => progress,
+        Err(err) => return abandon(store, conn, entity, clock, err).await,
+    };
+    if sweeps {
+        // A record changed at the source during the pass (or in the settle delay before it)
+        // carries a time past the pass's upper bound: if it moved there before its slice was
+        // read, the pass never saw it. A tail read from the pass's end (less the lookback) up
+        // to the source's present sees it, so the sweep marks deleted only what the source
+        // really stopped returning. The checkpoint stays the finished pass's: a crash in the
+        // tail resumes with the tail alone.
+        // An entity's first run has nothing stored from before it to sweep: no tail.
+        if let (ReadKind::Windowed, Some(until), Some(_)) =
+            (read.kind, window.modified_until, state.high_water)
+        {
+            let tail = ReadWindow {
+                modified_since: Some(until.plus_secs(-LOOKBACK_SECS)),
+                modified_until: None,
+            };
+            let done = Some(encode_plan(&progress));
+            let tail_plan = [Slice::whole(&tail, None)];
+            if let Err(err) = read_pass(run, &pass, &tail, &tail_plan, Some(done), &mut report).await
+            {
+                return abandon(store, conn, entity, clock, err).await;
+            }
+        }
+        if skipped_before + report.unmappable == 0 {
+            store.sweep_unseen(conn, entity, &run_id, clock.now()).await?;
+        }
+    }
+    let position = match read.kind {
+        ReadKind::Feed => progress.first().and_then(|s| s.cursor.clone()),
+        _ => None,
+    };
+    let totals = store
+        .finish_sync(conn, entity, clock.now(), None, position.as_deref())
+        .await?;
+    report.counts = totals.written;
+    report.unmappable = totals.skipped;
+    Ok(report)
+}
+
+/// Reads `plan` (slices of `window`) side by side into the one writer; returns the plan as
+/// last committed. `checkpoint`: what every page commits as the checkpoint instead of its
+/// own progress (a tail read keeps the finished pass's).
+async fn read_pass(
+    run: &SyncRun<'_>,
+    pass: &Pass<'_>,
+    window: &ReadWindow,
+    plan: &[Slice],
+    checkpoint: Option<Option<String>>,
+    report: &mut EntityReport,
+) -> Result<Vec<Slice>, SyncError> {
+    let SyncRun {
+        store,
+        connector,
+        conn,
+        clock,
+        ref in_memory,
+        ..
+    } = *run;
+    let Pass {
+        entity,
+        read,
+        def,
+        permitted,
+        ..
+    } = *pass;
+    let work = Mutex::new(Work::new(plan));
     let changed = Notify::new();
     // A reader between calls is parsing or assembling its page; spare readers keep a call
     // waiting for every slot that frees meanwhile (the client never exceeds the limit).
@@ -213,42 +306,37 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         conn,
         entity,
         clock,
-        seen_run: sweeps.then(|| run_id.clone()),
+        seen_run: pass.seen_run.clone(),
+        checkpoint,
     };
-    let written = {
-        let writing = writer.run(receiver, &plan, &mut report);
-        tokio::pin!(writing);
-        // The writer ends first only when it failed; the readers still in flight are dropped.
-        tokio::select! {
-            result = &mut writing => result,
-            () = reading => writing.await,
-        }
-    };
-    let progress = match written {
-        Ok(progress) => progress,
-        Err(err @ SyncError::Connector(_)) => {
-            return fail(store, conn, entity, clock, err).await;
-        }
-        Err(err) => {
+    let writing = writer.run(receiver, plan, report);
+    tokio::pin!(writing);
+    // The writer ends first only when it failed; the readers still in flight are dropped.
+    tokio::select! {
+        result = &mut writing => result,
+        () = reading => writing.await,
+    }
+}
+
+/// Ends an entity's run that a pass could not finish: its window, checkpoint and totals
+/// stay for the next attempt. A lost job writes nothing more.
+async fn abandon(
+    store: &dyn Store,
+    conn: &ConnId,
+    entity: Entity,
+    clock: &dyn Clock,
+    err: SyncError,
+) -> Result<EntityReport, SyncError> {
+    match err {
+        err @ SyncError::Connector(_) => fail(store, conn, entity, clock, err).await,
+        err @ SyncError::Store(StoreError::Fenced) => Err(err),
+        err => {
             let _ = store
                 .finish_sync(conn, entity, clock.now(), Some(&err.to_string()), None)
                 .await;
-            return Err(err);
+            Err(err)
         }
-    };
-    if sweeps && report.unmappable == 0 {
-        report.counts.deleted += store
-            .sweep_unseen(conn, entity, &run_id, clock.now())
-            .await?;
     }
-    let position = match read.kind {
-        ReadKind::Feed => progress.first().and_then(|s| s.cursor.clone()),
-        _ => None,
-    };
-    store
-        .finish_sync(conn, entity, clock.now(), None, position.as_deref())
-        .await?;
-    Ok(report)
 }
 
 /// Ends an entity's run on a source failure; its window and checkpoint stay for the next
@@ -264,6 +352,11 @@ async fn fail(
         .finish_sync(conn, entity, clock.now(), Some(&err.to_string()), None)
         .await?;
     Err(err)
+}
+
+/// Whether a failure means the job was lost to another worker (nothing more may be written).
+pub(crate) fn is_fenced(err: &SyncError) -> bool {
+    matches!(err, SyncError::Store(StoreError::Fenced))
 }
 
 fn failure_code(err: &ConnectorError) -> &'static str {
@@ -396,6 +489,10 @@ pub async fn sync_connection_with(
             }
         }
     }
+    // A job lost to another worker stops at once: its successor reports the sync.
+    if let Some((_, err)) = failure.take_if(|(_, err)| is_fenced(err)) {
+        return Err(err);
+    }
     let Some((entity, err)) = failure else {
         if options.full {
             // Every entity was read whole and swept: the scheduler's next reconciliation is
@@ -403,15 +500,11 @@ pub async fn sync_connection_with(
             store.record_full_sync(conn, clock.now()).await?;
         }
         let mut data = report_json(&reports);
+        data["full"] = json!(options.full);
         data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
         let event = sync_event(org, conn, "sync.completed", data, clock);
         store
-            .set_connection_status(
-                conn,
-                ConnectionStatus::Online.as_str(),
-                clock.now(),
-                Some(&event),
-            )
+            .complete_sync(conn, ConnectionStatus::Online.as_str(), clock.now(), &event)
             .await?;
         return Ok(reports);
     };
@@ -453,6 +546,7 @@ pub async fn sync_connection_with(
         SyncError::Store(_) => "STORE_ERROR",
     };
     let mut data = report_json(&reports);
+    data["full"] = json!(options.full);
     data["entity"] = json!(entity.map(Entity::as_str));
     data["error"] = json!({"code": code, "message": safe_message(&err)});
     data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);
@@ -467,6 +561,7 @@ pub async fn sync_connection_with(
 /// telling of its entities' failures.
 fn severity(err: &SyncError) -> u8 {
     match err {
+        SyncError::Store(StoreError::Fenced) => 4,
         SyncError::Connector(ConnectorError::Unauthorized) => 3,
         SyncError::Connector(ConnectorError::Upstream(_)) => 2,
         SyncError::Connector(_) => 1,

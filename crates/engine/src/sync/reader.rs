@@ -44,6 +44,8 @@ pub(super) enum Fetched {
         slice: usize,
         /// The page being mapped on a blocking thread: records and how many did not map.
         mapped: tokio::task::JoinHandle<(Vec<RecordUpsert>, u64)>,
+        /// Our ids of the records the page's deletion log reports deleted.
+        gone: Vec<String>,
         records: usize,
         /// Held until the page is committed: bounds the pages in memory.
         _permit: OwnedSemaphorePermit,
@@ -185,7 +187,12 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                     // readers' parsing and the writer, and this reader asks for its next page
                     // at once instead of waiting for it.
                     let raw = page.records;
-                    let records = raw.len();
+                    let records = raw.len() + page.deleted.len();
+                    let gone = page
+                        .deleted
+                        .iter()
+                        .map(|remote| ids::record_id(&conn.0, entity, remote))
+                        .collect();
                     let owner = conn.clone();
                     let mapped =
                         tokio::task::spawn_blocking(move || map_page(&owner, entity, def, &raw));
@@ -198,6 +205,7 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                     let fetched = Fetched::Page {
                         slice: index,
                         mapped,
+                        gone,
                         records,
                         _permit: permit,
                         next_cursor: page.next_cursor,

@@ -22,6 +22,9 @@ pub(super) struct Writer<'a> {
     pub clock: &'a dyn Clock,
     /// The run whose pass stamps the records it sees (complete passes only).
     pub seen_run: Option<String>,
+    /// What every page commits as its checkpoint, instead of the plan's progress (a tail
+    /// read keeps the finished pass's).
+    pub checkpoint: Option<Option<String>>,
 }
 
 impl Writer<'_> {
@@ -60,6 +63,8 @@ impl Writer<'_> {
                 }
             }
             let mut records = Vec::new();
+            let mut deleted = Vec::new();
+            let mut skipped = 0;
             let mut receipts = Vec::new();
             let mut waiting = Vec::new();
             let mut failure = None;
@@ -68,6 +73,7 @@ impl Writer<'_> {
                     Fetched::Page {
                         slice,
                         mapped,
+                        gone,
                         next_cursor,
                         resume,
                         receipt,
@@ -81,6 +87,8 @@ impl Writer<'_> {
                         };
                         report.pages += 1;
                         report.unmappable += unmappable;
+                        skipped += unmappable;
+                        deleted.extend(gone);
                         progress[slice].done = next_cursor.is_none();
                         // A feed caught up keeps where it stopped, for the next sync.
                         progress[slice].cursor = next_cursor.or(resume);
@@ -110,16 +118,16 @@ impl Writer<'_> {
                 }
             }
             let now = clock.now();
-            if !records.is_empty() || failure.is_none() {
+            if !records.is_empty() || !deleted.is_empty() || failure.is_none() {
                 // Health needs the last successful call, not every one: one write a second.
                 if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
                     store.record_call_success(conn, now).await?;
                     last_success = Some(now);
                 }
-                let checkpoint = if progress.len() == 1 {
-                    progress[0].cursor.clone()
-                } else {
-                    Some(encode_plan(&progress))
+                let checkpoint = match &self.checkpoint {
+                    Some(fixed) => fixed.clone(),
+                    None if progress.len() == 1 => progress[0].cursor.clone(),
+                    None => Some(encode_plan(&progress)),
                 };
                 let page_write = PageWrite {
                     entity,
@@ -127,6 +135,8 @@ impl Writer<'_> {
                     checkpoint,
                     now,
                     seen_run: self.seen_run.clone(),
+                    deleted,
+                    skipped,
                 };
                 let writing = std::time::Instant::now();
                 let counts = store.write_page(conn, &page_write).await?;

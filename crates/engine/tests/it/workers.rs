@@ -154,7 +154,7 @@ async fn setup(gate: Arc<Gate>, max_jobs: usize, drain: Duration) -> (Env, Worke
 
 async fn job_status(env: &Env, id: &str) -> (String, i64, Option<String>) {
     let job = env.store.get_job(&org(), id).await.unwrap();
-    (job.status, job.attempts, job.lease_owner)
+    (job.status, job.failures, job.lease_owner)
 }
 
 async fn enqueue(env: &Env, conn: &ConnId) -> String {
@@ -256,7 +256,7 @@ async fn jobs_still_running_when_the_drain_ends_give_their_leases_back() {
         assert_eq!(
             job_status(&env, id).await,
             ("queued".to_string(), 0, None),
-            "{id}: back in the queue, its attempt not used up"
+            "{id}: back in the queue, no failed attempt counted"
         );
     }
 }

@@ -18,16 +18,17 @@ type ErrorBody = ironbridge_model::error::ErrorResponse;
 const MAX_ATTEMPTS: i64 = 5;
 
 fn out(job: Job) -> SyncJobOut {
-    let full = serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()
-        .and_then(|p| p["full"].as_bool())
-        .unwrap_or(false);
+    let payload = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap_or_default();
+    let full = payload["full"].as_bool().unwrap_or(false);
+    let full_reason = payload["reason"].as_str().map(str::to_string);
     SyncJobOut {
         connection_id: job.connection_id.unwrap_or_default(),
         id: job.id,
         status: job.status,
         full,
+        full_reason,
         attempts: job.attempts,
+        failed_attempts: job.failures,
         max_attempts: job.max_attempts,
         run_at: job.run_at,
         last_error: job.last_error,

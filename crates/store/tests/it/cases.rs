@@ -89,6 +89,8 @@ async fn write(
                 checkpoint: None,
                 seen_run: None,
                 now,
+                deleted: Vec::new(),
+                skipped: 0,
             },
         )
         .await
@@ -352,6 +354,8 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
         checkpoint: Some("page-2".into()),
         now: T0,
         seen_run: Some("run_1".into()),
+        deleted: Vec::new(),
+        skipped: 0,
     };
     store.write_page(&c, &page).await.unwrap();
     store
@@ -414,6 +418,8 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
         checkpoint: None,
         now: T0.plus_secs(5),
         seen_run: Some("run_2".into()),
+        deleted: Vec::new(),
+        skipped: 0,
     };
     store.write_page(&c, &page).await.unwrap();
     assert_eq!(
