@@ -384,8 +384,10 @@ pub struct SyncState {
     pub high_water: Option<Timestamp>,
     /// The current run, while one is in progress.
     pub run_id: Option<String>,
-    /// Records the current run's earlier attempts could not map.
-    pub run_skipped: u64,
+    /// What the current run wrote so far (over its attempts), or the last run once finished.
+    pub run_totals: RunTotals,
+    /// The job whose attempt finished the last run (seen through its fence).
+    pub completed_by_job: Option<String>,
 }
 
 /// A background job to enqueue.
@@ -676,8 +678,7 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     ) -> StoreResult<Option<Job>>;
     /// Replaces a running job's payload (what it turned out to do); fenced like
     /// `finish_job`, false when the lease was lost.
-    async fn update_job_payload(&self, job: &Job, owner: &str, payload: &str)
-    -> StoreResult<bool>;
+    async fn update_job_payload(&self, job: &Job, owner: &str, payload: &str) -> StoreResult<bool>;
     /// Extends a lease; false if the job was taken over (the attempt must stop).
     async fn extend_lease(&self, job: &Job, owner: &str, until: Timestamp) -> StoreResult<bool>;
     /// Records an attempt's outcome; false if the lease was lost (a late worker cannot

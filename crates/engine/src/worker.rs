@@ -355,9 +355,15 @@ impl Worker {
                 "The sync was interrupted {} times (the process running it stopped) and was given up.",
                 job.attempts - 1
             );
-            return match self.give_up_interrupted(store, &org, &conn_id, &message).await {
+            return match self
+                .give_up_interrupted(store, &org, &conn_id, &message)
+                .await
+            {
                 Err(StoreError::Fenced) => Ran::Lost,
-                _ => failed("interrupted too often".into(), Some((SYNC_FAILING, message))),
+                _ => failed(
+                    "interrupted too often".into(),
+                    Some((SYNC_FAILING, message)),
+                ),
             };
         }
         let payload = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap_or_default();
@@ -367,7 +373,10 @@ impl Worker {
             // unflagged until the scheduler's next one: it becomes that reconciliation, and
             // the job says so.
             let due = Timestamp(self.clock.now().micros() - micros(interval));
-            let overdue = connection.last_full_sync_at.unwrap_or(connection.created_at) <= due;
+            let overdue = connection
+                .last_full_sync_at
+                .unwrap_or(connection.created_at)
+                <= due;
             if overdue {
                 full = true;
                 let payload = json!({"full": true, "reason": full_reason::RECONCILIATION_OVERDUE});
@@ -407,6 +416,7 @@ impl Worker {
             }
         };
         let options = SyncOptions {
+            job: Some(job.id.clone()),
             full,
             history_days: settings.history_days,
             max_concurrency: Some(runtime.sync_concurrency()),

@@ -9,16 +9,16 @@ use ironbridge_core::store::{
     NewConnection, NewJob, OrgId, Organization, PageWrite, RecordQuery, RunTotals, Store,
     StoreError, StoreResult, StoredRecord, SyncState, WriteCounts,
 };
-use std::sync::Arc;
 use ironbridge_model::{Entity, Timestamp};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ironbridge_core::store::RecordUpsert;
 use sqlx::Row;
 
 use super::{
-    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG,
-    MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_UNSEEN,
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS,
+    SHARED_BY_PROCESSES, SWEEP_UNSEEN,
 };
 use crate::classify;
 use crate::migrate::CREATE_TABLE;
@@ -38,7 +38,7 @@ macro_rules! connection_columns {
 
 macro_rules! sync_state_columns {
     () => {
-        "entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error, window_since, window_until, high_water, run_id, run_skipped"
+        "entity, status, cursor, last_started_at, last_finished_at, last_succeeded_at, last_error, window_since, window_until, high_water, run_id, run_added, run_updated, run_deleted, run_unchanged, run_skipped, completed_by_job"
     };
 }
 
@@ -120,8 +120,24 @@ fn sync_state_from(row: &DbRow) -> Result<Option<SyncState>, sqlx::Error> {
         window_until: ts(row.try_get("window_until")?),
         high_water: ts(row.try_get("high_water")?),
         run_id: row.try_get("run_id")?,
-        run_skipped: u64::try_from(row.try_get::<i64, _>("run_skipped")?).unwrap_or(0),
+        run_totals: totals_from(row)?,
+        completed_by_job: row.try_get("completed_by_job")?,
     }))
+}
+
+fn totals_from(row: &DbRow) -> Result<RunTotals, sqlx::Error> {
+    let n = |column: &str| -> Result<u64, sqlx::Error> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+    };
+    Ok(RunTotals {
+        written: WriteCounts {
+            added: n("run_added")?,
+            updated: n("run_updated")?,
+            deleted: n("run_deleted")?,
+            unchanged: n("run_unchanged")?,
+        },
+        skipped: n("run_skipped")?,
+    })
 }
 
 fn job_from(row: &DbRow) -> Result<Job, sqlx::Error> {
@@ -826,7 +842,7 @@ impl Store for Backend {
         cursor: Option<&str>,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = $6, \
+        sqlx::query("UPDATE sync_state SET run_id = $3, window_since = $4, window_until = $5, cursor = $6, completed_by_job = NULL, \
              run_added = 0, run_updated = 0, run_deleted = 0, run_unchanged = 0, run_skipped = 0 WHERE connection_id = $1 AND entity = $2")
             .bind(&conn.0)
             .bind(entity.as_str())
@@ -1050,7 +1066,7 @@ impl Store for Backend {
         position: Option<&str>,
     ) -> StoreResult<RunTotals> {
         let mut tx = self.begin_write().await?;
-        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let row = sqlx::query(
             "SELECT run_added, run_updated, run_deleted, run_unchanged, run_skipped FROM sync_state WHERE connection_id = $1 AND entity = $2",
         )
         .bind(&conn.0)
@@ -1058,32 +1074,30 @@ impl Store for Backend {
         .fetch_optional(&mut *tx)
         .await
         .map_err(classify)?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        let totals = row.map_or_else(RunTotals::default, |(a, u, d, same, skipped)| RunTotals {
-            written: WriteCounts {
-                added: n(a),
-                updated: n(u),
-                deleted: n(d),
-                unchanged: n(same),
-            },
-            skipped: n(skipped),
-        });
+        let totals = row
+            .as_ref()
+            .map(totals_from)
+            .transpose()
+            .map_err(classify)?
+            .unwrap_or_default();
         let sql = match error {
             None => {
                 "UPDATE sync_state SET status = 'succeeded', cursor = $4, run_id = NULL, high_water = COALESCE(window_until, high_water), \
                  window_since = NULL, window_until = NULL, last_finished_at = $3, last_succeeded_at = $3, last_error = NULL, \
-                 run_added = 0, run_updated = 0, run_deleted = 0, run_unchanged = 0, run_skipped = 0 WHERE connection_id = $1 AND entity = $2"
+                 completed_by_job = $5 WHERE connection_id = $1 AND entity = $2"
             }
             Some(_) => {
                 "UPDATE sync_state SET status = 'failed', last_finished_at = $3, last_error = $4 WHERE connection_id = $1 AND entity = $2"
             }
         };
-        // $4: the feed's position on success, the error on failure.
+        // $4: the feed's position on success, the error on failure. $5: the job that finished
+        // the run (its totals stay until the next run begins).
         sqlx::query(sql)
             .bind(&conn.0)
             .bind(entity.as_str())
             .bind(now.micros())
             .bind(error.or(position))
+            .bind(self.fence.as_ref().map(|f| f.job_id.as_str()))
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
@@ -1246,12 +1260,7 @@ impl Store for Backend {
         row.as_ref().map(job_from).transpose().map_err(classify)
     }
 
-    async fn update_job_payload(
-        &self,
-        job: &Job,
-        owner: &str,
-        payload: &str,
-    ) -> StoreResult<bool> {
+    async fn update_job_payload(&self, job: &Job, owner: &str, payload: &str) -> StoreResult<bool> {
         let done = sqlx::query("UPDATE jobs SET payload = $4 WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'")
             .bind(&job.id)
             .bind(owner)

@@ -78,8 +78,11 @@ pub const GROUP_COMMIT_RECORDS: usize = 2_000;
 pub const SLICES_PER_READER: usize = 4;
 
 /// How to run a sync.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncOptions {
+    /// The job running the sync, if any: an entity whose run an earlier attempt of the same
+    /// job finished is not read again (its report is that run's).
+    pub job: Option<String>,
     /// Read every entity whole (a resync or a reconciliation): records the source no longer
     /// has are marked deleted once each pass completes.
     pub full: bool,
@@ -136,6 +139,19 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
     };
     let permitted = permitted_calls(connector, options);
     let state = store.start_sync(conn, entity, clock.now()).await?;
+    if state.run_id.is_none()
+        && options.job.is_some()
+        && state.completed_by_job.as_deref() == options.job.as_deref()
+    {
+        // An earlier attempt of this job (taken over, or retried after another entity
+        // failed) finished this entity: its run stands.
+        let totals = store
+            .finish_sync(conn, entity, clock.now(), None, state.cursor.as_deref())
+            .await?;
+        report.counts = totals.written;
+        report.unmappable = totals.skipped;
+        return Ok(report);
+    }
     // An unfinished run resumes with its own window and checkpoint: an incremental run by any
     // sync, and a pass over everything by a full sync too, so a full sync taken over after a
     // crash goes on from its last committed page instead of starting again. A full sync does
@@ -183,7 +199,7 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         }
     };
     // What earlier attempts of a resumed run could not map counts too.
-    let skipped_before = if resumes { state.run_skipped } else { 0 };
+    let skipped_before = if resumes { state.run_totals.skipped } else { 0 };
     // Only a pass over everything can tell which records disappeared, and only a snapshot
     // of the source: a feed or an outbox does not list what it no longer has.
     // Time series are append-only: nothing is ever swept.
@@ -217,13 +233,16 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
             };
             let done = Some(encode_plan(&progress));
             let tail_plan = [Slice::whole(&tail, None)];
-            if let Err(err) = read_pass(run, &pass, &tail, &tail_plan, Some(done), &mut report).await
+            if let Err(err) =
+                read_pass(run, &pass, &tail, &tail_plan, Some(done), &mut report).await
             {
                 return abandon(store, conn, entity, clock, err).await;
             }
         }
         if skipped_before + report.unmappable == 0 {
-            store.sweep_unseen(conn, entity, &run_id, clock.now()).await?;
+            store
+                .sweep_unseen(conn, entity, &run_id, clock.now())
+                .await?;
         }
     }
     let position = match read.kind {

@@ -19,17 +19,21 @@ use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_core::connector::{
     Connector, ConnectorError, CreateRecords, RawPage, ReadWindow, Source, UpdateRecords,
 };
-use ironbridge_core::store::StoredRecord;
+use ironbridge_core::store::Fence;
+use ironbridge_core::store::{ConnId, Store, StoredRecord};
 use ironbridge_core::system::SystemDescriptor;
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_emulators::{RunningEmulator, System};
-use ironbridge_engine::sync::{EntityReport, LOOKBACK_SECS, SETTLE_SECS, SyncError};
+use ironbridge_engine::sync::{
+    EntityReport, LOOKBACK_SECS, SETTLE_SECS, SyncError, SyncOptions, sync_connection_with,
+};
+use ironbridge_engine::worker::enqueue_sync;
 use ironbridge_model::api::{CircuitState, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use ironbridge_testkit::emulated::Emulated;
 use serde_json::{Map, Value, json};
 
-use crate::support::{self, Env, env_for, events, report, status, stored};
+use crate::support::{self, Env, env_for, events, org, report, status, stored};
 
 const SEED: u64 = 7;
 /// Seeded orders per emulator: a few dozen fall in the 90-day history window of a first run.
@@ -400,18 +404,12 @@ impl Erp {
     /// Changes an order's content: its first line's quantity goes up by one (and, as in the
     /// real systems, its modification time moves to the emulator's clock).
     async fn bump_quantity(&self, n: u64) {
-        let rec = self
-            .admin("GET", &format!("/records/purchase_orders/{n}"), None)
-            .await;
-        let mut lines = rec["lines"].clone();
-        let q = lines[0]["quantity"].as_i64().unwrap();
-        lines[0]["quantity"] = json!(q + 1);
-        self.admin(
-            "PATCH",
-            &format!("/records/purchase_orders/{n}"),
-            Some(json!({ "lines": lines })),
-        )
-        .await;
+        bump(&self.http, &self.admin_url(), n).await;
+    }
+
+    /// Base URL of the emulator's admin API.
+    fn admin_url(&self) -> String {
+        format!("{}/__emulator", self.emu.base_url())
     }
 
     async fn set_modified(&self, n: u64, at: Timestamp) {
@@ -472,6 +470,23 @@ impl Erp {
     }
 }
 
+/// Raises an order's first line quantity by one at the source (its modification time moves
+/// to the emulator's clock).
+async fn bump(http: &reqwest::Client, admin: &str, n: u64) {
+    let url = format!("{admin}/records/purchase_orders/{n}");
+    let rec: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    let mut lines = rec["lines"].clone();
+    let q = lines[0]["quantity"].as_i64().unwrap();
+    lines[0]["quantity"] = json!(q + 1);
+    let r = http
+        .patch(&url)
+        .json(&json!({ "lines": lines }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "changing order {n}");
+}
+
 fn sum(reports: &[EntityReport], f: fn(&EntityReport) -> u64) -> u64 {
     reports.iter().map(f).sum()
 }
@@ -492,6 +507,14 @@ struct Wrapped {
     rearmed: tokio::sync::Mutex<()>,
     /// Reads in flight, instead of the connector's own.
     readers: Option<usize>,
+    /// Hang at the first fetch once the store holds this many purchase orders committed by
+    /// the current run (over its attempts).
+    kill_when_committed: Option<(Arc<dyn Store>, ConnId, u64)>,
+    /// How often each record (entity, source key) was fetched by a bounded read (tail reads,
+    /// which have no upper bound, are left out), shared across attempts.
+    reads: Option<Arc<Mutex<HashMap<(Entity, String), u32>>>>,
+    /// At this fetch, first change these orders at the source (admin client and base URL).
+    change_during: Option<(u32, Vec<u64>, reqwest::Client, String)>,
 }
 
 impl Wrapped {
@@ -505,6 +528,9 @@ impl Wrapped {
             rearm: None,
             rearmed: tokio::sync::Mutex::new(()),
             readers: None,
+            kill_when_committed: None,
+            reads: None,
+            change_during: None,
         }
     }
 }
@@ -555,6 +581,41 @@ impl Source for Wrapped {
             return self.inner.fetch_page(entity, window, cursor).await;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some((at, orders, http, admin)) = &self.change_during
+            && *at == n
+        {
+            for o in orders {
+                bump(http, admin, *o).await;
+            }
+        }
+        if let Some((store, conn, target)) = &self.kill_when_committed {
+            let states = store.sync_states(conn).await.unwrap();
+            let committed = states
+                .iter()
+                .find(|s| s.entity == Entity::PURCHASE_ORDER && s.run_id.is_some())
+                .map_or(0, |s| {
+                    let w = s.run_totals.written;
+                    w.added + w.updated + w.unchanged
+                });
+            if committed >= *target {
+                self.reached.store(true, Ordering::SeqCst);
+                return std::future::pending().await;
+            }
+        }
+        if self.reads.is_some() {
+            let page = self.inner.fetch_page(entity, window, cursor).await?;
+            if let Some(reads) = &self.reads
+                && window.modified_until.is_some()
+            {
+                let def = self.inner.descriptor().mapping(entity).unwrap();
+                let mut reads = reads.lock().unwrap();
+                for raw in &page.records {
+                    let key = def.apply("conn_1", raw).unwrap().remote_id;
+                    *reads.entry((entity, key)).or_default() += 1;
+                }
+            }
+            return Ok(page);
+        }
         if Some(n) == self.kill_at {
             if self.hang {
                 self.reached.store(true, Ordering::SeqCst);
@@ -1106,7 +1167,11 @@ async fn a_sync_killed_at_a_random_page_resumes_without_loss_or_duplicates(sys: 
         let after = counts(&erp, c.as_ref()).await;
         for r in &rerun {
             let e = r.entity.unwrap();
-            let run_began_with = if unfinished.contains(&e) { 0 } else { before[&e] };
+            let run_began_with = if unfinished.contains(&e) {
+                0
+            } else {
+                before[&e]
+            };
             assert_eq!(
                 r.counts.added,
                 after[&e] - run_began_with,
@@ -1215,6 +1280,217 @@ async fn a_killed_full_pass_resumes_and_sweeps_exactly_the_deleted(sys: Sys) {
             "{ctx}"
         );
     }
+}
+
+/// Case 5c: A full sync job whose worker dies at about 20, 40, 60 and 80 % of its orders is
+/// taken over four times and completes on its fifth attempt: each attempt goes on with the
+/// run (and the entities) the earlier ones left, no record is read more than twice, exactly
+/// the orders the source deleted are flagged, and the job's one `sync.completed` counts the
+/// whole run.
+async fn a_full_sync_interrupted_four_times_completes_on_the_fifth_attempt(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    erp.run(erp.connector().as_ref(), false).await.unwrap();
+    // Two stored orders, deleted at the source.
+    let orders: Vec<u64> = erp.expected_orders().await.values().map(|p| p.n).collect();
+    let gone = [orders[3], orders[orders.len() / 2]];
+    for n in &gone {
+        erp.admin("DELETE", &format!("/records/purchase_orders/{n}"), None)
+            .await;
+    }
+    let store = erp.env.store.clone();
+    let (job, _) = enqueue_sync(
+        store.as_ref(),
+        &erp.env.clock,
+        &org(),
+        &erp.env.conn,
+        true,
+        5,
+    )
+    .await
+    .unwrap();
+    let options = SyncOptions {
+        job: Some(job.id.clone()),
+        full: true,
+        ..SyncOptions::default()
+    };
+    let step = erp.source_orders().len() as u64 / 5;
+    let reads = Arc::new(Mutex::new(HashMap::new()));
+    let mut runs = HashSet::new();
+    for attempt in 1..=5 {
+        // The last worker's lease has run out (and Business Central allows 600 requests per
+        // emulated minute).
+        erp.advance(61).await;
+        let now = erp.env.clock.now();
+        let claimed = store
+            .claim_job("sync", &format!("worker_{attempt}"), now, now.plus_secs(60))
+            .await
+            .unwrap()
+            .expect("the job is claimable");
+        assert_eq!((claimed.attempts, claimed.failures), (attempt, 0));
+        let view = store.fenced(Fence::of(&claimed, &format!("worker_{attempt}")));
+        let mut wrapped = Wrapped::new(erp.connector());
+        wrapped.reads = Some(reads.clone());
+        if attempt < 5 {
+            let target = step * attempt as u64;
+            wrapped.kill_when_committed = Some((store.clone(), erp.env.conn.clone(), target));
+        }
+        let owner = org();
+        let sync = sync_connection_with(
+            view.as_ref(),
+            &wrapped,
+            &owner,
+            &erp.env.conn,
+            &options,
+            &erp.env.clock,
+        );
+        let outcome = drive_until_killed(sync, wrapped.reached.clone(), 0).await;
+        if attempt < 5 {
+            assert!(
+                outcome.is_none(),
+                "{sys:?}: attempt {attempt} was not interrupted"
+            );
+            let states = store.sync_states(&erp.env.conn).await.unwrap();
+            let po = states
+                .iter()
+                .find(|s| s.entity == Entity::PURCHASE_ORDER)
+                .unwrap();
+            runs.insert(po.run_id.clone().expect("the run is unfinished"));
+        } else {
+            let reports = outcome.expect("the fifth attempt ends").unwrap();
+            let po = report(&reports, Entity::PURCHASE_ORDER);
+            assert_eq!(po.counts.deleted, 2, "{sys:?}: {po:?}");
+            assert_eq!(
+                po.counts.added + po.counts.unchanged + po.counts.updated,
+                erp.source_orders().len() as u64,
+                "{sys:?}: the report counts the whole run: {po:?}"
+            );
+        }
+    }
+    assert_eq!(
+        runs.len(),
+        1,
+        "{sys:?}: every attempt went on with the same run"
+    );
+    *erp.coverage.lock().unwrap() = Coverage::All;
+    erp.assert_in_sync(&[]).await;
+    let mut flagged: Vec<String> = stored(&erp.env, Entity::PURCHASE_ORDER)
+        .await
+        .into_iter()
+        .filter(|r| r.remote_was_deleted)
+        .map(|r| r.remote_id)
+        .collect();
+    flagged.sort();
+    let mut expected: Vec<String> = gone.iter().map(|&n| sys.po_key(n)).collect();
+    expected.sort();
+    assert_eq!(flagged, expected, "{sys:?}");
+    {
+        // The orders are what the kills interrupt (at a share of them committed); a small
+        // reference entity in flight at two kills in a row may be read a third time.
+        let reads: HashMap<(Entity, String), u32> = reads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((e, _), _)| *e == Entity::PURCHASE_ORDER)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let most = reads.values().copied().max().unwrap_or(0);
+        let twice = reads.values().filter(|&&n| n == 2).count();
+        let often: Vec<_> = reads.iter().filter(|(_, n)| **n > 2).take(5).collect();
+        assert!(
+            most <= 2,
+            "{sys:?}: a record was read {most} times over five attempts ({twice} read twice): {often:?}"
+        );
+        let read_orders = reads
+            .keys()
+            .filter(|(e, _)| *e == Entity::PURCHASE_ORDER)
+            .count();
+        assert_eq!(
+            read_orders,
+            erp.source_orders().len(),
+            "{sys:?}: every order read"
+        );
+    }
+    let done = store.get_job(&org(), &job.id).await.unwrap();
+    assert_eq!((done.status.as_str(), done.failures), ("succeeded", 0));
+    let completed: Vec<(String, Value)> = events(&erp.env)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "sync.completed")
+        .collect();
+    let last = completed.last().unwrap();
+    assert_eq!(
+        completed.len(),
+        2,
+        "{sys:?}: the first sync's, and this job's one"
+    );
+    assert_eq!(last.1["full"], true);
+    assert_eq!(last.1["records_deleted"], 2, "{sys:?}: {:?}", last.1);
+}
+
+/// Case 5d: A full sync flags nothing live as deleted: orders changed just before it (inside
+/// the settle delay, past its window's end) and while it runs (moving past the window before
+/// their slice is read) are read by its tail; the orders really deleted are flagged.
+async fn a_full_sync_flags_nothing_changed_before_or_during_it(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    erp.run(erp.connector().as_ref(), false).await.unwrap();
+    erp.advance(600).await;
+    let mut by_age: Vec<SrcPo> = erp.expected_orders().await.into_values().collect();
+    by_age.sort_by_key(|p| (p.lm, p.n));
+    let gone = [by_age[10].n, by_age[40].n];
+    for n in &gone {
+        erp.admin("DELETE", &format!("/records/purchase_orders/{n}"), None)
+            .await;
+    }
+    erp.advance(61).await;
+    let before: Vec<u64> = by_age[20..23].iter().map(|p| p.n).collect();
+    for n in &before {
+        erp.bump_quantity(*n).await;
+    }
+    // The full sync begins 30 s later, inside the settle delay.
+    erp.advance(30).await;
+    // The oldest orders (the earliest slices), and some from every age, change at the second
+    // fetch, while the pass is under way.
+    let during: Vec<u64> = by_age
+        .iter()
+        .step_by(7)
+        .chain(by_age.iter().take(6))
+        .map(|p| p.n)
+        .filter(|n| !gone.contains(n) && !before.contains(n))
+        .collect();
+    let mut changing = Wrapped::new(erp.connector());
+    changing.change_during = Some((1, during.clone(), erp.http.clone(), erp.admin_url()));
+    let reports = erp.run(&changing, true).await.unwrap();
+    // The changed orders are past the pass's window: checked here, the rest as usual.
+    let changed: Vec<String> = before
+        .iter()
+        .chain(&during)
+        .map(|&n| sys.po_key(n))
+        .collect();
+    erp.assert_in_sync(&changed).await;
+    let source = erp.source_orders();
+    let rows = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+    for key in &changed {
+        let row = rows.iter().find(|r| &r.remote_id == key).unwrap();
+        assert!(
+            !row.remote_was_deleted,
+            "{sys:?}: {key} changed, not deleted"
+        );
+        assert_eq!(
+            row.remote_updated_at,
+            Some(source[key].lm),
+            "{sys:?}: {key} stored as changed"
+        );
+    }
+    let flagged: HashSet<String> = stored(&erp.env, Entity::PURCHASE_ORDER)
+        .await
+        .into_iter()
+        .filter(|r| r.remote_was_deleted)
+        .map(|r| r.remote_id)
+        .collect();
+    let expected: HashSet<String> = gone.iter().map(|&n| sys.po_key(n)).collect();
+    assert_eq!(flagged, expected, "{sys:?}: only what the source deleted");
+    let po = report(&reports, Entity::PURCHASE_ORDER);
+    assert_eq!(po.counts.deleted, 2, "{sys:?}: {po:?}");
 }
 
 /// The 429 and 5xx answers the emulator logged after `seq`.
@@ -1605,6 +1881,8 @@ for_each_system!(
     a_crowded_slice_is_split_between_idle_readers,
     a_sync_killed_at_a_random_page_resumes_without_loss_or_duplicates,
     a_killed_full_pass_resumes_and_sweeps_exactly_the_deleted,
+    a_full_sync_interrupted_four_times_completes_on_the_fifth_attempt,
+    a_full_sync_flags_nothing_changed_before_or_during_it,
     a_429_storm_with_retry_after_is_waited_out,
     a_429_storm_without_retry_after_backs_off_and_completes,
     server_error_bursts_are_retried_and_the_sync_completes,

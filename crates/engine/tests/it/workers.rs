@@ -11,16 +11,16 @@ use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow,
 use ironbridge_core::crypto::{Keys, token_hash};
 use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::sandbox::SandboxConnector;
-use ironbridge_core::store::{ConnId, NewConnection};
+use ironbridge_core::store::{ConnId, Fence, NewConnection};
 use ironbridge_core::system::{ConnectorFactory, SystemDescriptor};
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_engine::worker::{Worker, WorkerConfig, enqueue_sync};
 use ironbridge_model::Entity;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::sync::{Barrier, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Env, env_for, org};
+use crate::support::{Env, env_for, events, org, status};
 
 /// What the gated connectors of one test share: how many purchase-order reads are in
 /// flight (and the most seen at once), and the gate every such read waits at.
@@ -259,4 +259,117 @@ async fn jobs_still_running_when_the_drain_ends_give_their_leases_back() {
             "{id}: back in the queue, no failed attempt counted"
         );
     }
+}
+
+/// Claims the job as a worker that then dies: the connection shows `syncing` (as a sync's
+/// start leaves it) and the lease runs out.
+async fn crash(env: &Env, n: u32) {
+    let now = env.clock.now();
+    let owner = format!("dead_{n}");
+    let job = env
+        .store
+        .claim_job("sync", &owner, now, now.plus_secs(300))
+        .await
+        .unwrap()
+        .expect("the job is claimable");
+    env.store
+        .fenced(Fence::of(&job, &owner))
+        .set_connection_status(&env.conn, "syncing", now, None)
+        .await
+        .unwrap();
+    env.clock.advance_secs(301);
+}
+
+fn types(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|e| e.0.as_str()).collect()
+}
+
+#[tokio::test]
+async fn five_crashes_in_a_row_leave_a_job_that_still_completes_and_a_truthful_connection() {
+    let (env, worker, _) = setup(Gate::new(None, 1_000), 1, Duration::ZERO).await;
+    let id = enqueue(&env, &env.conn).await;
+    for n in 0..5 {
+        crash(&env, n).await;
+    }
+    assert!(worker.run_once().await.unwrap());
+    let job = env.store.get_job(&org(), &id).await.unwrap();
+    assert_eq!(
+        (job.status.as_str(), job.attempts, job.failures),
+        ("succeeded", 6, 0),
+        "takeovers are attempts, not failures"
+    );
+    let events = events(&env).await;
+    let types = types(&events);
+    assert_eq!(
+        types.iter().filter(|t| **t == "sync.completed").count(),
+        1,
+        "{types:?}"
+    );
+    assert!(
+        !types.contains(&"system.error") && !types.contains(&"sync.failed"),
+        "no sync failed: {types:?}"
+    );
+    assert_eq!(status(&env).await, "online");
+}
+
+#[tokio::test]
+async fn a_sync_interrupted_more_often_than_it_may_be_is_given_up_and_says_so() {
+    let (env, worker, _) = setup(Gate::new(None, 1_000), 1, Duration::ZERO).await;
+    let id = enqueue(&env, &env.conn).await;
+    for n in 0..20 {
+        crash(&env, n).await;
+    }
+    assert_eq!(status(&env).await, "syncing");
+    assert!(worker.run_once().await.unwrap());
+    let job = env.store.get_job(&org(), &id).await.unwrap();
+    assert_eq!(job.status, "failed");
+    let events = events(&env).await;
+    let failed = events.iter().find(|e| e.0 == "sync.failed").unwrap();
+    assert_eq!(failed.1["error"]["code"], "SYNC_INTERRUPTED", "{failed:?}");
+    let error = events.iter().find(|e| e.0 == "system.error").unwrap();
+    assert!(
+        error.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted 20 times"),
+        "{error:?}"
+    );
+    assert_eq!(
+        status(&env).await,
+        "online",
+        "an interruption says nothing about the source: the connection leaves `syncing`"
+    );
+}
+
+#[tokio::test]
+async fn an_incremental_sync_while_reconciliation_is_overdue_becomes_a_full_one_and_says_so() {
+    let (env, worker, _) = setup(Gate::new(None, 1_000), 1, Duration::ZERO).await;
+    // The connection's first reconciliation is due a week after its creation.
+    env.clock.advance_secs(8 * 86_400);
+    let id = enqueue(&env, &env.conn).await;
+    assert!(worker.run_once().await.unwrap());
+    let job = env.store.get_job(&org(), &id).await.unwrap();
+    let payload: Value = serde_json::from_str(&job.payload).unwrap();
+    assert_eq!(job.status, "succeeded");
+    assert_eq!(
+        (payload["full"].as_bool(), payload["reason"].as_str()),
+        (Some(true), Some("reconciliation_overdue"))
+    );
+    let completed = events(&env).await.pop().unwrap();
+    assert_eq!(completed.0, "sync.completed");
+    assert_eq!(completed.1["full"], true);
+    let connection = env.store.get_connection(&org(), &env.conn).await.unwrap();
+    assert_eq!(connection.last_full_sync_at, Some(env.clock.now()));
+    // The next one is not overdue: it stays incremental.
+    env.clock.advance_secs(3_600);
+    let id = enqueue(&env, &env.conn).await;
+    assert!(worker.run_once().await.unwrap());
+    let job = env.store.get_job(&org(), &id).await.unwrap();
+    let payload: Value = serde_json::from_str(&job.payload).unwrap();
+    assert_eq!(payload["full"], false);
+    let completed = events(&env).await.pop().unwrap();
+    assert_eq!(
+        (completed.0.as_str(), &completed.1["full"]),
+        ("sync.completed", &json!(false))
+    );
 }

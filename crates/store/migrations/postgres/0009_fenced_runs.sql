@@ -10,6 +10,10 @@ ALTER TABLE sync_state ADD COLUMN run_deleted BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sync_state ADD COLUMN run_unchanged BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sync_state ADD COLUMN run_skipped BIGINT NOT NULL DEFAULT 0;
 
+-- The job whose attempt completed the entity's last run: a job taken over or retried goes
+-- on with the entities it has not finished, instead of reading the finished ones again.
+ALTER TABLE sync_state ADD COLUMN completed_by_job TEXT;
+
 -- The keys a complete pass saw, one row per committed page (a JSON array of record ids),
 -- instead of a stamp on every record row: an idle full sync no longer rewrites every
 -- record (a new row version each, and its WAL, on PostgreSQL). The sweep is one anti-join.

@@ -262,6 +262,17 @@ pub async fn reconnect_replaces_atomically(store: Arc<dyn Store>) {
     let old_row = store.get_connection(&o, &old).await.unwrap();
     assert_eq!(old_row.status, "disconnected");
     assert_eq!(old_row.replaced_by.as_deref(), Some(new.id.as_str()));
+    // Replaced is disconnected, and announced like any disconnection.
+    let events = store.list_events(&o, None, None, None, 10).await.unwrap();
+    let disconnected: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.event_type == "connection.disconnected")
+        .collect();
+    assert_eq!(disconnected.len(), 1, "{events:?}");
+    assert_eq!(
+        disconnected[0].connection_id.as_deref(),
+        Some(old.0.as_str())
+    );
     assert!(matches!(
         store.reconnect(&o, &old, &new_conn("again"), T0).await,
         Err(StoreError::Conflict(_))
@@ -698,13 +709,31 @@ pub async fn jobs_dedupe_retry_and_fence_late_workers(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (c.attempts, c.last_error.as_deref()),
-        (3, Some("upstream 503"))
+        (c.attempts, c.failures, c.last_error.as_deref()),
+        (3, 1, Some("upstream 503")),
+        "A's takeover is an attempt, not a failure"
     );
-    // Out of attempts: a retry becomes a failure, and the dedupe key is free again.
+    let retry_later = JobOutcome::Retry {
+        run_at: T0.plus_secs(900),
+        error: "upstream 503".into(),
+    };
     assert!(
         store
-            .finish_job(&c, "c", T0.plus_secs(601), &retry)
+            .finish_job(&c, "c", T0.plus_secs(601), &retry_later)
+            .await
+            .unwrap()
+    );
+    let d = store
+        .claim_job("sync", "d", T0.plus_secs(900), T0.plus_secs(1000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.attempts, d.failures), (4, 2));
+    // Out of attempts (the third failure): a retry becomes a failure, and the dedupe key is
+    // free again.
+    assert!(
+        store
+            .finish_job(&d, "d", T0.plus_secs(901), &retry)
             .await
             .unwrap()
     );
@@ -1032,7 +1061,7 @@ pub async fn write_slots_are_shared_and_expire(store: Arc<dyn Store>) {
     assert_eq!(take(&c, "p4", T0.plus_secs(61)).await, Some(0));
 }
 
-pub async fn released_jobs_keep_their_attempt(store: Arc<dyn Store>) {
+pub async fn released_jobs_use_up_no_failure(store: Arc<dyn Store>) {
     let o = org(&store, 1).await;
     let queued = store
         .enqueue_job(&job(&o, Some("sync:conn_9"), T0))
@@ -1055,7 +1084,7 @@ pub async fn released_jobs_keep_their_attempt(store: Arc<dyn Store>) {
     );
     let back = store.get_job(&o, &queued.id).await.unwrap();
     assert_eq!(
-        (back.status.as_str(), back.attempts, back.lease_owner),
+        (back.status.as_str(), back.failures, back.lease_owner),
         ("queued", 0, None)
     );
     // Due at once for the next worker, and the old attempt is fenced off.
@@ -1064,7 +1093,11 @@ pub async fn released_jobs_keep_their_attempt(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((again.id, again.attempts), (queued.id, 1));
+    // A new attempt (the fencing token moves on), still no failure.
+    assert_eq!(
+        (again.id, again.attempts, again.failures),
+        (queued.id, 2, 0)
+    );
     assert!(
         !store
             .finish_job(&claimed, "w1", T0.plus_secs(6), &JobOutcome::Succeeded)
@@ -1105,4 +1138,263 @@ pub async fn named_constraints_are_typed_conflicts(store: Arc<dyn Store>) {
         }
         other => panic!("expected an error, got {other:?}"),
     }
+}
+
+fn page(c: &ConnId, records: Vec<RecordUpsert>, run: &str, now: Timestamp) -> PageWrite {
+    PageWrite {
+        entity: Entity::VENDOR,
+        records,
+        checkpoint: Some(format!("after-{now}")),
+        now,
+        seen_run: Some(run.into()),
+        deleted: Vec::new(),
+        skipped: 0,
+    }
+}
+
+async fn event_types(store: &Arc<dyn Store>, o: &OrgId) -> Vec<String> {
+    store
+        .list_events(o, None, None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
+
+pub async fn job_writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    let queued = store
+        .enqueue_job(&job(&o, Some("sync:fenced"), T0))
+        .await
+        .unwrap()
+        .unwrap();
+    let a = store
+        .claim_job("sync", "a", T0, T0.plus_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let view_a = store.fenced(Fence::of(&a, "a"));
+    view_a.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
+    view_a
+        .begin_window(&c, Entity::VENDOR, "run_a", None, Some(T0), None)
+        .await
+        .unwrap();
+    view_a
+        .write_page(&c, &page(&c, vec![rec(&c, "1", "a")], "run_a", T0))
+        .await
+        .expect("the lease holder writes");
+    // A freezes; its lease runs out and B takes the job over.
+    let b = store
+        .claim_job("sync", "b", T0.plus_secs(61), T0.plus_secs(200))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.id.as_str(), b.attempts), (queued.id.as_str(), 2));
+    let view_b = store.fenced(Fence::of(&b, "b"));
+    // A wakes up: every write it tries is refused, and nothing of it stays.
+    let stale = view_a
+        .write_page(
+            &c,
+            &page(
+                &c,
+                vec![rec(&c, "1", "stale"), rec(&c, "2", "stale")],
+                "run_a",
+                T0.plus_secs(62),
+            ),
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::Fenced)), "{stale:?}");
+    let one = store
+        .get_record(
+            &c,
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "1"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.data, r#"{"name":"a"}"#, "the stale page rolled back");
+    assert!(
+        store
+            .get_record(
+                &c,
+                Entity::VENDOR,
+                &record_id(&c.0, Entity::VENDOR, "2"),
+                false
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let state = store.sync_states(&c).await.unwrap();
+    assert_eq!(
+        state[0].cursor.as_deref(),
+        Some(format!("after-{T0}").as_str())
+    );
+    for refused in [
+        view_a
+            .sweep_unseen(&c, Entity::VENDOR, "run_a", T0.plus_secs(63))
+            .await
+            .map(|_| ()),
+        view_a
+            .finish_sync(&c, Entity::VENDOR, T0.plus_secs(63), None, None)
+            .await
+            .map(|_| ()),
+        view_a
+            .set_connection_status(&c, "online", T0.plus_secs(63), None)
+            .await,
+        view_a.record_full_sync(&c, T0.plus_secs(63)).await,
+        view_a.record_call_success(&c, T0.plus_secs(63)).await,
+    ] {
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+    }
+    let event = |id: &str| Event {
+        id: id.into(),
+        org_id: o.0.clone(),
+        connection_id: Some(c.0.clone()),
+        event_type: "sync.completed".into(),
+        data: "{}".into(),
+        created_at: T0.plus_secs(64),
+    };
+    let late = view_a
+        .complete_sync(&c, "online", T0.plus_secs(64), &event("evt_stale"))
+        .await;
+    assert!(matches!(late, Err(StoreError::Fenced)), "{late:?}");
+    assert!(
+        !event_types(&store, &o)
+            .await
+            .contains(&"sync.completed".to_string()),
+        "a stale completion announces nothing"
+    );
+    assert_eq!(store.last_full_sync(&c).await.unwrap(), T0, "unchanged");
+    // B's writes go through; its completion and the job's success are one commit.
+    view_b
+        .write_page(
+            &c,
+            &page(&c, vec![rec(&c, "2", "b")], "run_a", T0.plus_secs(65)),
+        )
+        .await
+        .unwrap();
+    view_b
+        .complete_sync(&c, "online", T0.plus_secs(66), &event("evt_live"))
+        .await
+        .unwrap();
+    let done = store.get_job(&o, &queued.id).await.unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.failures, done.lease_owner),
+        ("succeeded", 0, None)
+    );
+    assert_eq!(
+        event_types(&store, &o)
+            .await
+            .iter()
+            .filter(|t| *t == "sync.completed")
+            .count(),
+        1
+    );
+    // Once the job ended, even its last holder writes nothing more through the job's view.
+    let after = view_b
+        .write_page(
+            &c,
+            &page(&c, vec![rec(&c, "3", "b")], "run_a", T0.plus_secs(67)),
+        )
+        .await;
+    assert!(matches!(after, Err(StoreError::Fenced)), "{after:?}");
+    // The plain store is not fenced.
+    write(&store, &c, vec![rec(&c, "3", "plain")], T0.plus_secs(68)).await;
+}
+
+pub async fn runs_total_their_attempts_and_the_deletion_log(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    write(
+        &store,
+        &c,
+        vec![rec(&c, "1", "a"), rec(&c, "2", "a"), rec(&c, "3", "a")],
+        T0,
+    )
+    .await;
+    store
+        .finish_sync(&c, Entity::VENDOR, T0, None, None)
+        .await
+        .unwrap();
+    store.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
+    store
+        .begin_window(&c, Entity::VENDOR, "run_2", None, Some(T0), None)
+        .await
+        .unwrap();
+    // First attempt: one new, one changed, one the deletion log reports gone.
+    let mut first = page(&c, vec![rec(&c, "4", "a"), rec(&c, "1", "b")], "run_2", T0);
+    first.deleted = vec![
+        record_id(&c.0, Entity::VENDOR, "2"),
+        record_id(&c.0, Entity::VENDOR, "never-stored"),
+    ];
+    first.skipped = 2;
+    let counts = store.write_page(&c, &first).await.unwrap();
+    assert_eq!((counts.added, counts.updated, counts.deleted), (1, 1, 1));
+    store
+        .finish_sync(&c, Entity::VENDOR, T0, Some("upstream timed out"), None)
+        .await
+        .unwrap();
+    let resumed = store.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
+    assert_eq!(
+        (resumed.run_id.as_deref(), resumed.run_skipped),
+        (Some("run_2"), 2)
+    );
+    let two = store
+        .get_record(
+            &c,
+            Entity::VENDOR,
+            &record_id(&c.0, Entity::VENDOR, "2"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(two.remote_was_deleted, "flagged by the log");
+    assert_eq!(two.data, r#"{"name":"a"}"#, "its last data kept");
+    // Second attempt: sees 3 again; the sweep then finds nothing else unseen (2 is
+    // already flagged, 1 and 4 were seen by the first attempt).
+    store
+        .write_page(&c, &page(&c, vec![rec(&c, "3", "a")], "run_2", T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .sweep_unseen(&c, Entity::VENDOR, "run_2", T0)
+            .await
+            .unwrap(),
+        0
+    );
+    let totals = store
+        .finish_sync(&c, Entity::VENDOR, T0.plus_secs(1), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        totals,
+        RunTotals {
+            written: WriteCounts {
+                added: 1,
+                updated: 1,
+                deleted: 1,
+                unchanged: 1
+            },
+            skipped: 2
+        },
+        "the whole run, both attempts"
+    );
+    // The next run starts from zero.
+    store.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
+    store
+        .begin_window(&c, Entity::VENDOR, "run_3", None, Some(T0), None)
+        .await
+        .unwrap();
+    let totals = store
+        .finish_sync(&c, Entity::VENDOR, T0.plus_secs(2), None, None)
+        .await
+        .unwrap();
+    assert_eq!(totals, RunTotals::default());
 }
