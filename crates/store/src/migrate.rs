@@ -54,6 +54,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "write_slots",
         sql: include_str!("../migrations/sqlite/0009_write_slots.sql"),
     },
+    Migration {
+        version: 12,
+        name: "webhook_replay_order",
+        sql: include_str!("../migrations/sqlite/0012_webhook_replay_order.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -97,6 +102,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "write_slots",
         sql: include_str!("../migrations/postgres/0008_write_slots.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "webhook_replay_order",
+        sql: include_str!("../migrations/postgres/0011_webhook_replay_order.sql"),
     },
 ];
 
