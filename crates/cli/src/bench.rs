@@ -440,8 +440,8 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let connector = runtime.connector().clone();
         let sync_options = |full| SyncOptions {
             full,
-            history_days: None,
             max_concurrency: Some(runtime.sync_concurrency()),
+            ..SyncOptions::default()
         };
         // The system's documented concurrency limit, enforced by the emulator (429 beyond
         // it), so the run shows whether we ever exceed it; plus the injected latency.

@@ -9,6 +9,16 @@ macro_rules! job_columns {
     };
 }
 
+/// The claim's condition for replays: a recovered delivery (`replay_seq` set) is claimable
+/// only while no pending one of its endpoint precedes it, so an endpoint's replay goes out one
+/// delivery at a time, in event order, whichever process claims (the in-flight one is still
+/// pending until its attempt is recorded). Live traffic (`replay_seq` NULL) is not held.
+macro_rules! replay_head {
+    () => {
+        "AND (d.replay_seq IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id AND p.status = 'pending' AND p.replay_seq < d.replay_seq))"
+    };
+}
+
 /// Columns of a webhook delivery row, shared by both backends' statements.
 macro_rules! delivery_columns {
     () => {

@@ -59,6 +59,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "fenced_runs",
         sql: include_str!("../migrations/sqlite/0010_fenced_runs.sql"),
     },
+    Migration {
+        version: 12,
+        name: "webhook_replay_order",
+        sql: include_str!("../migrations/sqlite/0012_webhook_replay_order.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -107,6 +112,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "fenced_runs",
         sql: include_str!("../migrations/postgres/0009_fenced_runs.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "webhook_replay_order",
+        sql: include_str!("../migrations/postgres/0011_webhook_replay_order.sql"),
     },
 ];
 

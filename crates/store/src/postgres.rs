@@ -18,6 +18,9 @@ pub(crate) type Backend = PgStore;
 /// Locks the organization row so concurrent creations cannot both take the last credit.
 pub(crate) const LOCK_ORG: &str =
     "SELECT connection_credits FROM organizations WHERE id = $1 FOR UPDATE";
+/// Recoveries of one endpoint take turns (they number its replayed deliveries).
+pub(crate) const LOCK_ENDPOINT: &str =
+    "SELECT id FROM webhook_endpoints WHERE org_id = $1 AND id = $2 FOR UPDATE";
 pub(crate) const MIGRATIONS: &[Migration] = migrate::POSTGRES;
 /// `SKIP LOCKED`: concurrent workers each take a different job without waiting on each other.
 pub(crate) const CLAIM_JOB: &str = concat!(
@@ -30,8 +33,10 @@ pub(crate) const CLAIM_JOB: &str = concat!(
 /// `SKIP LOCKED`: concurrent dispatchers each lease different deliveries.
 pub(crate) const CLAIM_DELIVERIES: &str = concat!(
     "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = $1, next_attempt_at = $2, updated_at = $3 ",
-    "WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
-    "AND strpos($4, ',' || endpoint_id || ',') = 0 ORDER BY next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING ",
+    "WHERE id IN (SELECT d.id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3 ",
+    "AND strpos($4, ',' || d.endpoint_id || ',') = 0 ",
+    replay_head!(),
+    " ORDER BY d.next_attempt_at, d.id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING ",
     delivery_columns!()
 );
 /// Whether a page's key lookup (`id IN (…)`) may be a cached prepared statement. Not on

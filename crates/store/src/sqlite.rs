@@ -17,6 +17,9 @@ pub(crate) type Backend = SqliteStore;
 
 /// SQLite has no row locks; `BEGIN IMMEDIATE` already serializes writers.
 pub(crate) const LOCK_ORG: &str = "SELECT connection_credits FROM organizations WHERE id = $1";
+/// SQLite has no row locks; `BEGIN IMMEDIATE` already serializes recoveries.
+pub(crate) const LOCK_ENDPOINT: &str =
+    "SELECT id FROM webhook_endpoints WHERE org_id = $1 AND id = $2";
 pub(crate) const MIGRATIONS: &[Migration] = migrate::SQLITE;
 /// One writer at a time (`BEGIN IMMEDIATE`) already makes the claim exclusive.
 pub(crate) const CLAIM_JOB: &str = concat!(
@@ -28,8 +31,10 @@ pub(crate) const CLAIM_JOB: &str = concat!(
 /// One writer at a time (`BEGIN IMMEDIATE`) already makes the claim exclusive.
 pub(crate) const CLAIM_DELIVERIES: &str = concat!(
     "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = $1, next_attempt_at = $2, updated_at = $3 ",
-    "WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
-    "AND instr($4, ',' || endpoint_id || ',') = 0 ORDER BY next_attempt_at, id LIMIT $5) RETURNING ",
+    "WHERE id IN (SELECT d.id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3 ",
+    "AND instr($4, ',' || d.endpoint_id || ',') = 0 ",
+    replay_head!(),
+    " ORDER BY d.next_attempt_at, d.id LIMIT $5) RETURNING ",
     delivery_columns!()
 );
 /// Whether a page's key lookup (`id IN (…)`) may be a cached prepared statement: on SQLite

@@ -12,7 +12,7 @@ use ironbridge_core::webhooks::{endpoint_accepts, event_payload};
 use ironbridge_model::Timestamp;
 use sqlx::Row;
 
-use super::{Backend, CLAIM_DELIVERIES, Db};
+use super::{Backend, CLAIM_DELIVERIES, Db, LOCK_ENDPOINT};
 use crate::classify;
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -202,7 +202,7 @@ pub(crate) async fn fan_out(tx: &mut Tx, event: &Event) -> StoreResult<()> {
 
 /// Marks an endpoint's pending deliveries failed (it was disabled).
 async fn fail_pending(tx: &mut Tx, endpoint_id: &str, now: Timestamp) -> StoreResult<()> {
-    sqlx::query("UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL, last_error = $2, updated_at = $3 WHERE endpoint_id = $1 AND status = 'pending'")
+    sqlx::query("UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL, replay_seq = NULL, last_error = $2, updated_at = $3 WHERE endpoint_id = $1 AND status = 'pending'")
         .bind(endpoint_id)
         .bind(DISABLED_ERROR)
         .bind(now.micros())
@@ -468,7 +468,7 @@ impl WebhookStore for Backend {
             DeliveryNext::Retry(at) => (delivery_status::PENDING, Some(at), d.retry_step + 1, None),
             DeliveryNext::Failed => (delivery_status::FAILED, None, d.retry_step, None),
         };
-        let updated = sqlx::query("UPDATE webhook_deliveries SET status = $4, next_attempt_at = $5, retry_step = $6, lease_owner = NULL, last_status_code = $7, last_error = $8, delivered_at = COALESCE($9, delivered_at), updated_at = $10 WHERE id = $1 AND lease_owner = $2 AND attempts = $3")
+        let updated = sqlx::query("UPDATE webhook_deliveries SET status = $4, next_attempt_at = $5, retry_step = $6, lease_owner = NULL, replay_seq = NULL, last_status_code = $7, last_error = $8, delivered_at = COALESCE($9, delivered_at), updated_at = $10 WHERE id = $1 AND lease_owner = $2 AND attempts = $3")
             .bind(&d.id)
             .bind(owner)
             .bind(d.attempts)
@@ -587,7 +587,7 @@ impl WebhookStore for Backend {
         now: Timestamp,
     ) -> StoreResult<WebhookDelivery> {
         let row = sqlx::query(concat!(
-            "UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $3, lease_owner = NULL, updated_at = $3 ",
+            "UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $3, lease_owner = NULL, replay_seq = NULL, updated_at = $3 ",
             "WHERE org_id = $1 AND id = $2 AND status <> 'pending' RETURNING ",
             delivery_columns!()
         ))
@@ -620,6 +620,22 @@ impl WebhookStore for Backend {
         now: Timestamp,
     ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
+        // Concurrent recoveries of one endpoint take turns, so their sequence numbers differ.
+        let endpoint: Option<String> = sqlx::query_scalar(LOCK_ENDPOINT)
+            .bind(&org.0)
+            .bind(endpoint_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if endpoint.is_none() {
+            return Ok(0);
+        }
+        // After the replay still under way, if any: a second recovery queues behind it.
+        let last_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(replay_seq) FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending' AND replay_seq IS NOT NULL")
+            .bind(endpoint_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE org_id = $1 AND endpoint_id = $2 AND status = 'failed' AND created_at >= $3 AND created_at < $4 ORDER BY created_at, id")
             .bind(&org.0)
             .bind(endpoint_id)
@@ -628,13 +644,15 @@ impl WebhookStore for Backend {
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;
-        // Due now, one microsecond apart in event order, so they are claimed in that order.
-        let first = now.micros() - i64::try_from(ids.len()).unwrap_or(0);
+        // Due now, numbered in event order: the claim takes an endpoint's replayed deliveries
+        // one at a time, lowest number first (see `replay_head!`).
+        let first_seq = last_seq.unwrap_or(0) + 1;
         for (i, id) in ids.iter().enumerate() {
-            sqlx::query("UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $2, lease_owner = NULL, updated_at = $3 WHERE id = $1")
+            let i = i64::try_from(i).unwrap_or(i64::MAX);
+            sqlx::query("UPDATE webhook_deliveries SET status = 'pending', retry_step = 0, next_attempt_at = $2, lease_owner = NULL, replay_seq = $3, updated_at = $2 WHERE id = $1")
                 .bind(id)
-                .bind(first + i64::try_from(i).unwrap_or(0))
                 .bind(now.micros())
+                .bind(first_seq.saturating_add(i))
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;

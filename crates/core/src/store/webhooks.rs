@@ -210,6 +210,9 @@ pub trait WebhookStore: Send + Sync {
     /// endpoints not in `skip_endpoints`, oldest due first: each gets one more attempt and
     /// `next_attempt_at = lease_until`, so a crashed dispatcher's deliveries come due again
     /// when their lease ends. Many dispatchers can claim at once and never get the same one.
+    /// Of an endpoint's recovered deliveries only the first still pending in event order is
+    /// claimable, so a recovery goes out one delivery at a time, across processes; live
+    /// deliveries are claimed beside it.
     async fn claim_webhook_deliveries(
         &self,
         owner: &str,
@@ -227,8 +230,9 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Records an attempt and applies its consequences, in one transaction: the attempt row
     /// always; the delivery's next state only if `owner` still holds the lease of this
-    /// attempt (returns false otherwise); the endpoint's failure streak, and its disabling
-    /// (with a `webhook_endpoint.disabled` event and its pending deliveries failed).
+    /// attempt (returns false otherwise), which also takes a recovered delivery out of its
+    /// replay (the next one becomes claimable); the endpoint's failure streak, and its
+    /// disabling (with a `webhook_endpoint.disabled` event and its pending deliveries failed).
     async fn finish_webhook_attempt(
         &self,
         d: &WebhookDelivery,
@@ -261,8 +265,12 @@ pub trait WebhookStore: Send + Sync {
         id: &str,
         now: Timestamp,
     ) -> StoreResult<WebhookDelivery>;
-    /// Queues again every failed delivery of an endpoint created in `[since, until)`, due in
-    /// the order their events happened; returns how many.
+    /// Queues again every failed delivery of an endpoint created in `[since, until)`, as one
+    /// replay: due now, claimed one at a time in the order their events happened (after any
+    /// replay of the endpoint still under way). A replayed delivery leaves the sequence when
+    /// its attempt ends: delivered, failed for good, or rescheduled (then retried on the
+    /// normal schedule, no longer holding up the rest). Returns how many; 0 for an endpoint
+    /// the organization does not have.
     async fn recover_webhook_deliveries(
         &self,
         org: &OrgId,

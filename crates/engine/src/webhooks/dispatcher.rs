@@ -3,7 +3,9 @@
 //! and records every attempt with the delivery's next step: done, retried on the schedule
 //! (honouring `Retry-After`), or failed; an endpoint failing long enough, or answering 410,
 //! is disabled. A crash loses nothing: a leased delivery comes due again when its lease ends,
-//! and is sent with the same `webhook-id`.
+//! and is sent with the same `webhook-id`. Replays (`recover`) need nothing here: the store's
+//! claim yields an endpoint's recovered deliveries one at a time, in event order, whichever
+//! dispatcher asks, so they take one slot while live traffic keeps the others.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -298,7 +298,9 @@ async fn delivery_with_attempts(
 }
 
 /// Replay failed deliveries of one endpoint whose events happened in `[since, until)`, in
-/// the order they happened, with a fresh retry schedule and their original `webhook-id`s.
+/// the order they happened, one request at a time (a delivery that fails again is retried on
+/// its schedule and does not hold up the rest), with a fresh retry schedule and their
+/// original `webhook-id`s.
 #[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/recover", tag = "Webhooks", operation_id = "v1.webhook_endpoints.recover",
     params(("id" = String, Path, description = "Endpoint id (`whk_…`)")),
     request_body = WebhookRecoverIn,

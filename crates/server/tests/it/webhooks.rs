@@ -1,9 +1,11 @@
 //! Webhooks end to end: endpoints through the API, deliveries from real events to a real
 //! local receiver, signatures, the retry schedule on the injected clock, Retry-After,
 //! redirects, 410, auto-disable and recovery, replay, rotation, SSRF refusals (at creation
-//! and, after DNS rebinding, at delivery), isolation from a hanging endpoint, tenancy.
+//! and, after DNS rebinding, at delivery), isolation from a hanging endpoint, tenancy, and
+//! recoveries delivered one at a time in event order (across dispatchers too).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ struct Reply {
     headers: Vec<(&'static str, &'static str)>,
     body: &'static str,
     hang: bool,
+    /// A slow receiver: how long it takes before answering.
+    delay: Duration,
 }
 
 fn reply(status: u16) -> Reply {
@@ -55,11 +59,13 @@ fn reply(status: u16) -> Reply {
         headers: Vec::new(),
         body: "",
         hang: false,
+        delay: Duration::ZERO,
     }
 }
 
 /// A webhook receiver on loopback: answers from a script (then a default), records every
-/// request; a hanging reply waits until `release`.
+/// request in arrival order and the most requests it held at once; a hanging reply waits
+/// until `release`.
 #[derive(Clone)]
 struct Hook {
     url: String,
@@ -67,6 +73,8 @@ struct Hook {
     script: Arc<Mutex<VecDeque<Reply>>>,
     default: Arc<Mutex<Reply>>,
     gate: Arc<tokio::sync::Semaphore>,
+    in_flight: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 impl Hook {
@@ -79,6 +87,8 @@ impl Hook {
             script: Arc::default(),
             default: Arc::new(Mutex::new(reply(204))),
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            in_flight: Arc::default(),
+            peak: Arc::default(),
         };
         let app = Router::new()
             .route("/hook", post(receive))
@@ -123,6 +133,29 @@ impl Hook {
     fn release(&self) {
         self.gate.add_permits(10_000);
     }
+
+    /// The most requests it has held at once since the last call, which resets it.
+    fn take_peak(&self) -> usize {
+        self.peak.swap(0, Ordering::SeqCst)
+    }
+
+    /// The `webhook-id`s it got, in arrival order.
+    fn ids(&self) -> Vec<String> {
+        self.got()
+            .iter()
+            .map(|g| g.header("webhook-id").to_string())
+            .collect()
+    }
+
+    /// Waits (boundedly: a loaded machine is slow) until it has got `n` requests.
+    async fn wait_for(&self, n: usize) {
+        for _ in 0..2000 {
+            if self.got().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
 }
 
 async fn receive(
@@ -131,6 +164,8 @@ async fn receive(
     body: bytes::Bytes,
 ) -> impl IntoResponse {
     hook.got.lock().unwrap().push(Got { headers, body });
+    let held = hook.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    hook.peak.fetch_max(held, Ordering::SeqCst);
     let r = {
         let next = hook.script.lock().unwrap().pop_front();
         next.unwrap_or_else(|| hook.default.lock().unwrap().clone())
@@ -138,6 +173,8 @@ async fn receive(
     if r.hang {
         let _ = hook.gate.acquire().await;
     }
+    tokio::time::sleep(r.delay).await;
+    hook.in_flight.fetch_sub(1, Ordering::SeqCst);
     let mut out = HeaderMap::new();
     for (k, v) in &r.headers {
         out.insert(*k, v.parse().unwrap());
@@ -665,11 +702,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_with_its_original_id() {
 #[tokio::test]
 async fn endpoints_failing_for_days_are_disabled_then_recovered_in_order() {
     let dns = Arc::new(FakeDns::default());
-    let config = WebhookConfig {
-        max_in_flight_per_endpoint: 1,
-        ..test_webhook_config(dns.clone())
-    };
-    let app = TestApp::spawn_webhooks(config).await;
+    let app = TestApp::spawn_webhooks(test_webhook_config(dns.clone())).await;
     let (org, key) = app.org(3).await;
     let hook = Hook::start().await;
     let watcher = Hook::start().await;
@@ -1205,4 +1238,175 @@ async fn the_dispatcher_wakes_when_an_event_is_committed() {
     assert_eq!(hook.got()[0].header("webhook-id"), evt);
     shutdown.cancel();
     running.await.unwrap();
+}
+
+/// A receiver slow enough that concurrent attempts would overlap (and could overtake).
+fn slow(status: u16) -> Reply {
+    Reply {
+        delay: Duration::from_millis(50),
+        ..reply(status)
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_arrives_in_event_order_one_at_a_time_while_live_traffic_stays_concurrent() {
+    let dns = Arc::new(FakeDns::default());
+    let app = TestApp::spawn_webhooks(test_webhook_config(dns)).await;
+    assert_eq!(
+        app.webhooks.config().max_in_flight_per_endpoint,
+        4,
+        "the default settings"
+    );
+    let (org, key) = app.org(3).await;
+    let hook = Hook::start().await;
+    let (ep, _) = endpoint(&app, &key, &hook.url, json!({})).await;
+    // Ten events, each failing every attempt of its schedule (about 28 hours, well short of
+    // the five days that would disable the endpoint).
+    hook.always(reply(500));
+    let since = app.clock.now();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(emit(&app, &org, "system.error").await);
+        app.clock.advance_secs(1);
+    }
+    for _ in 0..9 {
+        drain(&app).await;
+        app.clock.advance_secs(12 * 3600);
+    }
+    let log = deliveries(&app, &key, &ep).await;
+    assert_eq!(log.len(), 10);
+    assert!(
+        log.iter()
+            .all(|d| d["status"] == "failed" && d["attempts"] == 8),
+        "{log:?}"
+    );
+
+    // The receiver is back, and slow: attempts in flight together would overlap.
+    hook.always(slow(204));
+    hook.got.lock().unwrap().clear();
+    hook.take_peak();
+    let res = app
+        .post(
+            &key,
+            &format!("/v1/webhook-endpoints/{ep}/recover"),
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", res.body);
+    assert_eq!(res.body["replayed"], 10);
+    drain(&app).await;
+    assert_eq!(hook.ids(), ids, "exactly the ten, in event order");
+    assert_eq!(hook.take_peak(), 1, "one at a time");
+    assert!(
+        deliveries(&app, &key, &ep)
+            .await
+            .iter()
+            .all(|d| d["status"] == "succeeded")
+    );
+
+    // Live traffic keeps its concurrency: four events are all in flight at once.
+    hook.always(Reply {
+        hang: true,
+        ..reply(204)
+    });
+    for _ in 0..4 {
+        emit(&app, &org, "system.error").await;
+    }
+    let webhooks = app.webhooks.clone();
+    let live = tokio::spawn(async move { webhooks.run_due().await });
+    hook.wait_for(14).await;
+    assert_eq!(hook.take_peak(), 4, "live deliveries are sent side by side");
+    hook.release();
+    assert_eq!(live.await.unwrap().unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_recovery_stays_in_order_across_dispatchers_and_a_delivery_failing_again_steps_aside() {
+    let dns = Arc::new(FakeDns::default());
+    let app = TestApp::spawn_webhooks(test_webhook_config(dns.clone())).await;
+    let (org, key) = app.org(3).await;
+    let hook = Hook::start().await;
+    // Disabled while ten events happen: each is logged as failed.
+    let (ep, _) = endpoint(&app, &key, &hook.url, json!({"disabled": true})).await;
+    let since = app.clock.now();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(emit(&app, &org, "system.error").await);
+        app.clock.advance_secs(1);
+    }
+    let res = app
+        .patch(
+            &key,
+            &format!("/v1/webhook-endpoints/{ep}"),
+            json!({"disabled": false}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // The third replayed message fails again; the receiver is slow throughout.
+    hook.answer(&[slow(204), slow(204), slow(500)]);
+    hook.always(slow(204));
+
+    // Two dispatchers share the database, as two worker processes would.
+    let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
+    let other = ironbridge_engine::webhooks::Dispatcher::new(
+        app.store.clone(),
+        app.keys.clone(),
+        clock,
+        test_webhook_config(dns),
+    )
+    .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = [
+        tokio::spawn(app.webhooks.clone().run(shutdown.clone())),
+        tokio::spawn(other.run(shutdown.clone())),
+    ];
+    let res = app
+        .post(
+            &key,
+            &format!("/v1/webhook-endpoints/{ep}/recover"),
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(res.body["replayed"], 10, "{}", res.body);
+    hook.wait_for(10).await;
+    assert_eq!(
+        hook.ids(),
+        ids,
+        "in event order; the one that failed again did not hold up the rest"
+    );
+    // The last answer is recorded before the clock moves past its lease.
+    let mut log = Vec::new();
+    for _ in 0..2000 {
+        log = deliveries(&app, &key, &ep).await;
+        if log.iter().filter(|d| d["status"] == "succeeded").count() == 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let third = log
+        .iter()
+        .find(|d| d["message_id"] == ids[2].as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (third["status"].as_str(), third["last_status_code"].as_i64()),
+        (Some("pending"), Some(500)),
+        "rescheduled on the retry schedule"
+    );
+
+    // Its retry comes due five seconds later (±10 %) and is sent as ordinary traffic.
+    app.clock.advance_secs(6);
+    hook.wait_for(11).await;
+    let mut expected = ids.clone();
+    expected.push(ids[2].clone());
+    assert_eq!(hook.ids(), expected);
+    assert_eq!(
+        hook.take_peak(),
+        1,
+        "never two at once, whichever dispatcher sent"
+    );
+    shutdown.cancel();
+    for r in running {
+        r.await.unwrap();
+    }
 }

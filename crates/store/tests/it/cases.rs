@@ -1140,7 +1140,7 @@ pub async fn named_constraints_are_typed_conflicts(store: Arc<dyn Store>) {
     }
 }
 
-fn page(c: &ConnId, records: Vec<RecordUpsert>, run: &str, now: Timestamp) -> PageWrite {
+fn page(records: Vec<RecordUpsert>, run: &str, now: Timestamp) -> PageWrite {
     PageWrite {
         entity: Entity::VENDOR,
         records,
@@ -1182,7 +1182,7 @@ pub async fn job_writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
         .await
         .unwrap();
     view_a
-        .write_page(&c, &page(&c, vec![rec(&c, "1", "a")], "run_a", T0))
+        .write_page(&c, &page(vec![rec(&c, "1", "a")], "run_a", T0))
         .await
         .expect("the lease holder writes");
     // A freezes; its lease runs out and B takes the job over.
@@ -1198,7 +1198,6 @@ pub async fn job_writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
         .write_page(
             &c,
             &page(
-                &c,
                 vec![rec(&c, "1", "stale"), rec(&c, "2", "stale")],
                 "run_a",
                 T0.plus_secs(62),
@@ -1274,7 +1273,7 @@ pub async fn job_writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
     view_b
         .write_page(
             &c,
-            &page(&c, vec![rec(&c, "2", "b")], "run_a", T0.plus_secs(65)),
+            &page(vec![rec(&c, "2", "b")], "run_a", T0.plus_secs(65)),
         )
         .await
         .unwrap();
@@ -1299,7 +1298,7 @@ pub async fn job_writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
     let after = view_b
         .write_page(
             &c,
-            &page(&c, vec![rec(&c, "3", "b")], "run_a", T0.plus_secs(67)),
+            &page(vec![rec(&c, "3", "b")], "run_a", T0.plus_secs(67)),
         )
         .await;
     assert!(matches!(after, Err(StoreError::Fenced)), "{after:?}");
@@ -1327,7 +1326,7 @@ pub async fn runs_total_their_attempts_and_the_deletion_log(store: Arc<dyn Store
         .await
         .unwrap();
     // First attempt: one new, one changed, one the deletion log reports gone.
-    let mut first = page(&c, vec![rec(&c, "4", "a"), rec(&c, "1", "b")], "run_2", T0);
+    let mut first = page(vec![rec(&c, "4", "a"), rec(&c, "1", "b")], "run_2", T0);
     first.deleted = vec![
         record_id(&c.0, Entity::VENDOR, "2"),
         record_id(&c.0, Entity::VENDOR, "never-stored"),
@@ -1341,7 +1340,7 @@ pub async fn runs_total_their_attempts_and_the_deletion_log(store: Arc<dyn Store
         .unwrap();
     let resumed = store.start_sync(&c, Entity::VENDOR, T0).await.unwrap();
     assert_eq!(
-        (resumed.run_id.as_deref(), resumed.run_skipped),
+        (resumed.run_id.as_deref(), resumed.run_totals.skipped),
         (Some("run_2"), 2)
     );
     let two = store
@@ -1359,7 +1358,7 @@ pub async fn runs_total_their_attempts_and_the_deletion_log(store: Arc<dyn Store
     // Second attempt: sees 3 again; the sweep then finds nothing else unseen (2 is
     // already flagged, 1 and 4 were seen by the first attempt).
     store
-        .write_page(&c, &page(&c, vec![rec(&c, "3", "a")], "run_2", T0))
+        .write_page(&c, &page(vec![rec(&c, "3", "a")], "run_2", T0))
         .await
         .unwrap();
     assert_eq!(

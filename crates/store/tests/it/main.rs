@@ -56,4 +56,5 @@ contract!(
     webhook_deliveries_are_claimed_once_and_fenced,
     webhook_failure_streaks_disable_endpoints,
     webhook_replay_recover_purge_and_delete,
+    webhook_recoveries_are_claimed_one_at_a_time_in_event_order,
 );

@@ -1,5 +1,6 @@
 //! The webhook part of the store contract: fan-out with the event, leased claims with
-//! fencing, failure streaks that disable endpoints, replay, recovery, retention.
+//! fencing, failure streaks that disable endpoints, replay, recovery (one delivery at a time,
+//! in event order), retention.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -473,15 +474,12 @@ pub async fn webhook_replay_recover_purge_and_delete(store: Arc<dyn Store>) {
             .unwrap(),
         0
     );
-    let again = store
-        .claim_webhook_deliveries("w2", now, now.plus_secs(60), &[], 2)
-        .await
-        .unwrap();
+    let again = claim(&store, "w2", now).await;
     let order: Vec<&str> = again.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(
         order,
-        [claimed[1].id.as_str(), claimed[2].id.as_str()],
-        "recovered deliveries are due at once, in event order, before the replay made at the same time"
+        [claimed[0].id.as_str(), claimed[1].id.as_str()],
+        "due at once: the replayed one, and the recovery's first in event order (the rest wait for it)"
     );
 
     // Retention deletes finished deliveries (and their attempts) only.
@@ -517,4 +515,173 @@ pub async fn webhook_replay_recover_purge_and_delete(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+}
+
+fn succeeded(d: &WebhookDelivery, at: Timestamp) -> AttemptResult {
+    AttemptResult {
+        attempt: WebhookAttempt {
+            outcome: "succeeded".into(),
+            status_code: Some(204),
+            error: None,
+            ..attempt_of(d, at)
+        },
+        next: DeliveryNext::Succeeded,
+        health: EndpointHealth::Healthy,
+    }
+}
+
+/// (endpoint, message) of each claimed delivery, oldest event first.
+fn claimed_pairs(ds: &[WebhookDelivery]) -> Vec<(String, String)> {
+    ds.iter()
+        .map(|d| (d.endpoint_id.clone(), d.message_id.clone()))
+        .collect()
+}
+
+pub async fn webhook_recoveries_are_claimed_one_at_a_time_in_event_order(store: Arc<dyn Store>) {
+    let o = org(&store, 5).await;
+    // Both endpoints are disabled while six events happen, so each logs them as failed.
+    let a_def = endpoint(&o, "disabled");
+    let b_def = endpoint(&o, "disabled");
+    let a = add(&store, &o, a_def.clone()).await;
+    let b = add(&store, &o, b_def.clone()).await;
+    let mut m = Vec::new();
+    for i in 0..6 {
+        let e = event(&o, None, "system.error", T0.plus_secs(i));
+        store.insert_event(&e).await.unwrap();
+        m.push(e.id);
+    }
+    let now = T0.plus_secs(10);
+    for def in [&a_def, &b_def] {
+        let enabled = WebhookEndpoint {
+            status: "enabled".into(),
+            disabled_reason: None,
+            updated_at: now,
+            ..def.clone()
+        };
+        store.update_webhook_endpoint(&o, &enabled).await.unwrap();
+    }
+    let pair = |ep: &str, i: usize| (ep.to_string(), m[i].clone());
+    let only_a = |now: Timestamp, owner: &'static str| {
+        let store = store.clone();
+        let b = b.clone();
+        async move {
+            store
+                .claim_webhook_deliveries(owner, now, now.plus_secs(60), &[b], 100)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(
+        store
+            .recover_webhook_deliveries(&o, &a, T0, T0.plus_secs(3), now)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .recover_webhook_deliveries(&o, &b, T0, now, now)
+            .await
+            .unwrap(),
+        6
+    );
+    // All are due, but each endpoint's replay yields only its first event; whoever claims
+    // next gets nothing of it while that one is in flight.
+    let first = claim(&store, "w1", now).await;
+    assert_eq!(claimed_pairs(&first), [pair(&a, 0), pair(&b, 0)]);
+    assert!(claim(&store, "w2", now).await.is_empty(), "one at a time");
+
+    // Live traffic is not held behind a replay.
+    let live = event(&o, None, "system.error", now);
+    store.insert_event(&live).await.unwrap();
+    let live_claimed = claim(&store, "w2", now).await;
+    assert_eq!(live_claimed.len(), 2);
+    assert!(live_claimed.iter().all(|d| d.message_id == live.id));
+    for d in &live_claimed {
+        store
+            .finish_webhook_attempt(d, "w2", &succeeded(d, now))
+            .await
+            .unwrap();
+    }
+
+    // A second recovery while the first is under way queues behind it.
+    assert_eq!(
+        store
+            .recover_webhook_deliveries(&o, &a, T0.plus_secs(3), now, now)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(only_a(now, "w2").await.is_empty());
+
+    // The next goes once the previous one's attempt has ended, however it ended:
+    // delivered...
+    let a0 = &first[0];
+    store
+        .finish_webhook_attempt(a0, "w1", &succeeded(a0, now))
+        .await
+        .unwrap();
+    let a1 = only_a(now, "w2").await;
+    assert_eq!(claimed_pairs(&a1), [pair(&a, 1)]);
+    // ...rescheduled (it leaves the replay and is retried on its schedule)...
+    let retry_at = now.plus_secs(5);
+    store
+        .finish_webhook_attempt(
+            &a1[0],
+            "w2",
+            &failed(&a1[0], now, DeliveryNext::Retry(retry_at), T0),
+        )
+        .await
+        .unwrap();
+    let a2 = only_a(now, "w1").await;
+    assert_eq!(claimed_pairs(&a2), [pair(&a, 2)]);
+    // ...or failed for good; then the second recovery's first.
+    store
+        .finish_webhook_attempt(&a2[0], "w1", &failed(&a2[0], now, DeliveryNext::Failed, T0))
+        .await
+        .unwrap();
+    let a3 = only_a(now, "w1").await;
+    assert_eq!(claimed_pairs(&a3), [pair(&a, 3)]);
+
+    // Its dispatcher dies: when the lease ends it comes back before the next one; the
+    // rescheduled one is due by then too, as ordinary traffic.
+    let later = now.plus_secs(61);
+    let back = only_a(later, "w3").await;
+    assert_eq!(claimed_pairs(&back), [pair(&a, 1), pair(&a, 3)]);
+    assert!(back.iter().all(|d| d.attempts == 2));
+
+    // Replaying one delivery is not part of the sequence: it goes at once.
+    let replayed = store
+        .replay_webhook_delivery(&o, &a0.id, later)
+        .await
+        .unwrap();
+    assert_eq!(claimed_pairs(&only_a(later, "w3").await), [pair(&a, 0)]);
+    assert_eq!(replayed.message_id, m[0]);
+
+    // Disabling the endpoint ends the replay; recovering after enabling starts afresh, in
+    // event order.
+    let disabled = WebhookEndpoint {
+        status: "disabled".into(),
+        disabled_reason: Some("manual".into()),
+        updated_at: later,
+        ..a_def.clone()
+    };
+    store.update_webhook_endpoint(&o, &disabled).await.unwrap();
+    let enabled = WebhookEndpoint {
+        status: "enabled".into(),
+        disabled_reason: None,
+        updated_at: later,
+        ..a_def.clone()
+    };
+    store.update_webhook_endpoint(&o, &enabled).await.unwrap();
+    assert_eq!(
+        store
+            .recover_webhook_deliveries(&o, &a, T0, later, later)
+            .await
+            .unwrap(),
+        6,
+        "the disabling failed every pending one; the live event's was delivered"
+    );
+    assert_eq!(claimed_pairs(&only_a(later, "w4").await), [pair(&a, 0)]);
 }
