@@ -1,6 +1,7 @@
 //! The `ironbridge` binary as a user runs it: help, bootstrap, configuration errors, serving
 //! and graceful shutdown, and `kill -9` in the middle of syncs and webhook deliveries.
 
+mod cluster;
 mod webhooks;
 
 use std::process::{Command, Stdio};
