@@ -312,6 +312,16 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
     let store = ironbridge_store::open(&url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    // PostgreSQL only: a second pool reads the WAL position and row versions.
+    let pg_diagnostics = if url.starts_with("postgres") {
+        Some(
+            ironbridge_store::PgStore::connect(&url, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?,
+        )
+    } else {
+        None
+    };
     let keys = Arc::new(Keys::from_master(&Keys::decode_master(
         &Keys::generate_master(),
     )?)?);
@@ -536,6 +546,65 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let seen = po.map_or(0, |r| {
             r.counts.updated + r.counts.unchanged + r.counts.added
         });
+        // A full sync with nothing changed at the source: what it costs the database. On
+        // PostgreSQL, the record rows it rewrote (new row versions) and the WAL it wrote.
+        emulator_json(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/__emulator/clock"),
+            Some(json!({"advance_seconds": 900})),
+        )
+        .await?;
+        clock.advance_secs(900);
+        let pg = match &pg_diagnostics {
+            Some(pg) => {
+                pg.execute_raw("DROP TABLE IF EXISTS bench_row_versions")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                pg.execute_raw(
+                    "CREATE TABLE bench_row_versions AS SELECT id, xmin::text AS version FROM records",
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let wal = pg
+                    .scalar_i64("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Some((pg, wal))
+            }
+            None => None,
+        };
+        let started = Instant::now();
+        sync_connection_with(
+            store.as_ref(),
+            connector.as_ref(),
+            &OrgId(org.id.clone()),
+            &conn,
+            &sync_options(true),
+            &clock,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("idle full sync of {name}: {e}"))?;
+        let idle_secs = started.elapsed().as_secs_f64();
+        let (rows_rewritten, wal_bytes) = match pg {
+            Some((pg, wal_before)) => {
+                let wal = pg
+                    .scalar_i64("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let rewritten = pg
+                    .scalar_i64(
+                        "SELECT COUNT(*) FROM records r JOIN bench_row_versions b ON b.id = r.id WHERE r.xmin::text <> b.version",
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                pg.execute_raw("DROP TABLE bench_row_versions")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                (json!(rewritten), json!(wal - wal_before))
+            }
+            None => (Value::Null, Value::Null),
+        };
         println!(
             "{}",
             json!({
@@ -544,6 +613,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                 "concurrency": concurrency,
                 "full": {"purchase_orders": orders, "seconds": full_secs, "orders_per_s": orders as f64 / full_secs, "upstream_requests": full_requests, "answered_429": full_throttled, "concurrency_use": if args.latency_ms > 0 { bound_secs / full_secs } else { f64::NAN }},
                 "incremental": {"changed_at_source": args.changes, "orders_read": seen, "seconds": inc_secs, "upstream_requests": inc_requests, "answered_429": inc_throttled},
+                "idle_full": {"seconds": idle_secs, "record_rows_rewritten": rows_rewritten, "wal_bytes": wal_bytes},
                 "peak_rss_mib": peak_rss_mib(),
             })
         );

@@ -204,6 +204,15 @@ impl PgStore {
             .map_err(classify)
     }
 
+    /// One number a diagnostic statement returns (benchmarks read the WAL position and
+    /// row versions this way); `sql` is Ironbridge's own text, never a caller's.
+    pub async fn scalar_i64(&self, sql: &'static str) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
     /// A transaction. `BEGIN` runs in its own task: sqlx 0.9 loses track of a transaction
     /// whose `BEGIN` future is dropped while in flight (a sync cancelled when its lease is
     /// lost, a shutdown), and the connection goes back to the pool still inside it, so every
