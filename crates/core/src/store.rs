@@ -167,6 +167,11 @@ pub struct Connection {
     pub error_count: i64,
     /// Circuit breaker state (`closed`, `open`, `half_open`).
     pub circuit_state: String,
+    /// How far the source's clock ran ahead of ours (negative: behind), in milliseconds, as
+    /// the last sync measured it; `None` until measured.
+    pub source_clock_offset_ms: Option<i64>,
+    /// When the source's clock was last measured.
+    pub source_clock_measured_at: Option<Timestamp>,
 }
 
 // Hand-written so credentials can never reach a log through `{:?}`.
@@ -685,4 +690,13 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         event_type: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Event>>;
+
+    /// Records the source's clock offset from ours (milliseconds, negative: behind) as
+    /// measured at `at`, for the connection's health.
+    async fn record_source_clock(
+        &self,
+        conn: &ConnId,
+        offset_ms: i64,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 }

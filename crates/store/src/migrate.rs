@@ -54,6 +54,12 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "write_slots",
         sql: include_str!("../migrations/sqlite/0009_write_slots.sql"),
     },
+    // Version 10 is taken by another change under way.
+    Migration {
+        version: 11,
+        name: "clock_offset",
+        sql: include_str!("../migrations/sqlite/0011_clock_offset.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -97,6 +103,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "write_slots",
         sql: include_str!("../migrations/postgres/0008_write_slots.sql"),
+    },
+    // Version 9 is taken by another change under way.
+    Migration {
+        version: 10,
+        name: "clock_offset",
+        sql: include_str!("../migrations/postgres/0010_clock_offset.sql"),
     },
 ];
 

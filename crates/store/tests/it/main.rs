@@ -50,6 +50,7 @@ contract!(
     write_slots_are_shared_and_expire,
     released_jobs_keep_their_attempt,
     named_constraints_are_typed_conflicts,
+    the_source_clock_offset_is_recorded_per_connection,
     webhook_events_fan_out_to_matching_endpoints,
     webhook_deliveries_are_claimed_once_and_fenced,
     webhook_failure_streaks_disable_endpoints,
