@@ -92,6 +92,16 @@ enum Command {
         /// Let the emulator's clock follow real time (otherwise it moves only through its admin API).
         #[arg(long)]
         real_time: bool,
+        /// Seconds the emulated system's clock runs ahead of the start time (negative: behind),
+        /// as a real host's clock drifts: its `Date` headers, record times and token checks use
+        /// the skewed clock.
+        #[arg(
+            long,
+            default_value_t = 0,
+            allow_negative_numbers = true,
+            value_name = "SECONDS"
+        )]
+        clock_offset: i64,
     },
     /// Measure this machine: latency and throughput of the API on a fresh database.
     Bench {
@@ -334,14 +344,19 @@ async fn emulate(
     seed: u64,
     records: u64,
     real_time: bool,
+    clock_offset: i64,
 ) -> anyhow::Result<()> {
     use std::str::FromStr;
     let system = ironbridge_emulators::System::from_str(system)?;
     if !(1..=5_000_000).contains(&records) {
         anyhow::bail!("--records must be from 1 to 5000000");
     }
+    if clock_offset.unsigned_abs() > 10 * 365 * 86_400 {
+        anyhow::bail!("--clock-offset must be within ten years (in seconds)");
+    }
     let mut config = ironbridge_emulators::EmulatorConfig::new(system, seed, records);
     config.real_time_clock = real_time;
+    config.clock_offset_secs = clock_offset;
     if real_time {
         config.start_time_ms = SystemClock.now().micros() / 1000;
     }
@@ -351,7 +366,7 @@ async fn emulate(
     let started = std::time::Instant::now();
     let emulator = ironbridge_emulators::start(config, listener).await?;
     println!(
-        "{} emulator listening on {} ({records} purchase orders, seed {seed}, ready in {:.2?}); admin API under {}/__emulator",
+        "{} emulator listening on {} ({records} purchase orders, seed {seed}, clock offset {clock_offset} s, ready in {:.2?}); admin API under {}/__emulator",
         system.name(),
         emulator.base_url(),
         started.elapsed(),
@@ -411,7 +426,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             records,
             real_time,
-        } => emulate(&system, &host, port, seed, records, real_time).await,
+            clock_offset,
+        } => emulate(&system, &host, port, seed, records, real_time, clock_offset).await,
         Command::Openapi => {
             println!("{}", ironbridge_server::openapi::document_json());
             Ok(())

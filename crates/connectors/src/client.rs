@@ -151,6 +151,12 @@ impl UpstreamClient {
         &self.config
     }
 
+    /// Our time, on the clock the client was given (answers' `Date` headers are compared
+    /// with it to learn the source's clock).
+    pub fn now(&self) -> ironbridge_model::Timestamp {
+        self.clock.now()
+    }
+
     /// The circuit breaker (its state shows in connection health).
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker

@@ -45,7 +45,7 @@ pub(crate) async fn authorized_call(
             .send(|http| make(http).header(AUTHORIZATION, &authorization))
             .await
             .map_err(upstream)?;
-        source_clock.observe(&response.headers);
+        source_clock.observe(&response.headers, client.now());
         if response.status != 401 {
             return Ok(response);
         }
@@ -188,23 +188,43 @@ pub(crate) fn unexpected(what: &str, response: &UpstreamResponse) -> ConnectorEr
     ConnectorError::Upstream(format!("{what}: unexpected HTTP {}", response.status))
 }
 
-/// Remembers the source's clock from the `Date` header of the last answer.
+/// The source's clock, learnt from the `Date` header of its answers (every answer, errors
+/// and the token endpoint's included) as an offset from ours: a host's clock drifts and an
+/// account may sit in another data centre, so the source's "now" is ours plus the offset it
+/// last showed, at any later instant (not the stale time of the last answer). `Date` has
+/// whole seconds, so the offset is known to about a second.
 #[derive(Debug, Default)]
-pub(crate) struct SourceClock(Mutex<Option<Timestamp>>);
+pub(crate) struct SourceClock(Mutex<Option<i64>>);
 
 impl SourceClock {
-    pub(crate) fn observe(&self, headers: &HeaderMap) {
+    /// Learns the offset from an answer's `Date` header received at `now` (our clock); an
+    /// answer without one changes nothing.
+    pub(crate) fn observe(&self, headers: &HeaderMap, now: Timestamp) {
         if let Some(t) = headers
             .get(DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(http_date)
         {
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+            let offset = t.micros().saturating_sub(now.micros());
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(offset);
         }
     }
 
-    pub(crate) fn get(&self) -> Option<Timestamp> {
+    /// How far the source's clock runs ahead of ours, in microseconds (negative: behind);
+    /// `None` until an answer carried a `Date`.
+    pub(crate) fn offset_micros(&self) -> Option<i64> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The source's time at our `now`, if its offset is known.
+    pub(crate) fn at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.offset_micros()
+            .map(|offset| Timestamp(now.micros().saturating_add(offset)))
+    }
+
+    /// The source's time at our `now`: ours corrected by the offset, or ours until one is known.
+    pub(crate) fn corrected(&self, now: Timestamp) -> Timestamp {
+        self.at(now).unwrap_or(now)
     }
 }
 
@@ -304,5 +324,24 @@ mod tests {
             Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
         );
         assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(***)");
+    }
+
+    #[test]
+    fn the_source_clock_is_ours_plus_the_offset_its_date_showed() {
+        let ours = Timestamp::parse_rfc3339("2026-01-01T00:10:00Z").unwrap();
+        let clock = SourceClock::default();
+        assert_eq!((clock.at(ours), clock.corrected(ours)), (None, ours));
+        let mut headers = HeaderMap::new();
+        headers.insert(DATE, "Thu, 01 Jan 2026 00:00:00 GMT".parse().unwrap());
+        clock.observe(&headers, ours);
+        assert_eq!(clock.offset_micros(), Some(-600_000_000));
+        // An hour later on our clock, the source is still ten minutes behind.
+        let later = ours.plus_secs(3600);
+        assert_eq!(clock.corrected(later), later.plus_secs(-600));
+        // An answer without a Date (or with a malformed one) keeps what was learnt.
+        clock.observe(&HeaderMap::new(), later);
+        headers.insert(DATE, "yesterday".parse().unwrap());
+        clock.observe(&headers, later);
+        assert_eq!(clock.offset_micros(), Some(-600_000_000));
     }
 }

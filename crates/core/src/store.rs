@@ -209,6 +209,11 @@ pub struct Connection {
     pub circuit_state: String,
     /// When the last full sync (a pass over everything, which finds deletions) succeeded.
     pub last_full_sync_at: Option<Timestamp>,
+    /// How far the source's clock ran ahead of ours (negative: behind), in milliseconds, as
+    /// the last sync measured it; `None` until measured.
+    pub source_clock_offset_ms: Option<i64>,
+    /// When the source's clock was last measured.
+    pub source_clock_measured_at: Option<Timestamp>,
 }
 
 // Hand-written so credentials can never reach a log through `{:?}`.
@@ -759,4 +764,13 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         event_type: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Event>>;
+
+    /// Records the source's clock offset from ours (milliseconds, negative: behind) as
+    /// measured at `at`, for the connection's health.
+    async fn record_source_clock(
+        &self,
+        conn: &ConnId,
+        offset_ms: i64,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 }

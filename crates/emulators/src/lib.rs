@@ -66,6 +66,11 @@ pub struct EmulatorConfig {
     pub start_time_ms: Millis,
     /// Let the clock also follow real time (demos); tests keep it frozen and move it through the admin API.
     pub real_time_clock: bool,
+    /// How far the system's clock runs ahead of the start time and of the admin API's
+    /// reference (negative: behind), as a real host's clock drifts: `Date` headers, record
+    /// timestamps and token checks all read the skewed clock. Changeable later through
+    /// `POST /__emulator/clock {"offset_seconds": n}`.
+    pub clock_offset_secs: i64,
     pub netsuite: netsuite::Settings,
     pub sap: sap::Settings,
     pub business_central: bc::Settings,
@@ -79,6 +84,7 @@ impl EmulatorConfig {
             purchase_orders,
             start_time_ms: default_start(),
             real_time_clock: false,
+            clock_offset_secs: 0,
             netsuite: netsuite::Settings::default(),
             sap: sap::Settings::default(),
             business_central: bc::Settings::default(),
@@ -157,23 +163,25 @@ pub async fn start(
     if config.purchase_orders == 0 || config.purchase_orders > 10_000_000 {
         anyhow::bail!("purchase_orders must be between 1 and 10,000,000");
     }
-    let ctx = GenCtx {
-        seed: config.seed,
-        sizes: Sizes::for_orders(config.purchase_orders),
-        epoch: config.start_time_ms,
-    };
-    let core = Arc::new(Core::new(
-        config.seed,
-        Clock::new(config.start_time_ms, config.real_time_clock).with_resolution(
-            // NetSuite shows and compares whole seconds; so must its clock.
+    let clock = Clock::new(config.start_time_ms, config.real_time_clock)
+        .with_resolution(
+            // NetSuite stores, shows and compares whole seconds; so must its clock.
             if config.system == System::NetSuite {
                 1000
             } else {
                 1
             },
-        ),
-        Dataset::new(ctx),
-    ));
+        )
+        .with_offset_ms(config.clock_offset_secs.saturating_mul(1000));
+    // Seeded history lies before the system's own clock (skewed, at its resolution), so a
+    // system running behind holds no record modified in its future, and NetSuite's seeded
+    // times are whole seconds even when the start time carries milliseconds.
+    let ctx = GenCtx {
+        seed: config.seed,
+        sizes: Sizes::for_orders(config.purchase_orders),
+        epoch: clock.now_ms(),
+    };
+    let core = Arc::new(Core::new(config.seed, clock, Dataset::new(ctx)));
     let app: Router = match config.system {
         System::NetSuite => netsuite::app(core.clone(), config.netsuite.clone())?,
         System::SapS4Hana => sap::app(core.clone(), config.sap.clone())?,

@@ -215,6 +215,15 @@ pub struct ConnectionHealth {
     pub error_count: i64,
     /// Circuit breaker state.
     pub circuit_state: CircuitState,
+    /// How far the source system's clock runs ahead of Ironbridge's, in milliseconds
+    /// (negative: behind), from the HTTP `Date` headers of its answers as of the last sync
+    /// (`Date` has whole seconds, so this is known to about a second). Ironbridge corrects for
+    /// it (sync windows, NetSuite's signed assertions); a large value still explains a
+    /// source's time-related refusals. `null` until a sync has measured it.
+    #[schema(example = -600000)]
+    pub source_clock_offset_ms: Option<i64>,
+    /// When `source_clock_offset_ms` was measured.
+    pub source_clock_measured_at: Option<Timestamp>,
 }
 
 /// Sync state of one entity of a connection.

@@ -60,6 +60,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0010_fenced_runs.sql"),
     },
     Migration {
+        version: 11,
+        name: "clock_offset",
+        sql: include_str!("../migrations/sqlite/0011_clock_offset.sql"),
+    },
+    Migration {
         version: 12,
         name: "webhook_replay_order",
         sql: include_str!("../migrations/sqlite/0012_webhook_replay_order.sql"),
@@ -112,6 +117,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "fenced_runs",
         sql: include_str!("../migrations/postgres/0009_fenced_runs.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "clock_offset",
+        sql: include_str!("../migrations/postgres/0010_clock_offset.sql"),
     },
     Migration {
         version: 11,

@@ -32,7 +32,7 @@ const WRITE_CHUNK: usize = 500;
 
 macro_rules! connection_columns {
     () => {
-        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at"
+        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at, source_clock_offset_ms, source_clock_measured_at"
     };
 }
 
@@ -74,6 +74,8 @@ fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
         error_count: row.try_get("error_count")?,
         circuit_state: row.try_get("circuit_state")?,
         last_full_sync_at: ts(row.try_get("last_full_sync_at")?),
+        source_clock_offset_ms: row.try_get("source_clock_offset_ms")?,
+        source_clock_measured_at: ts(row.try_get("source_clock_measured_at")?),
     })
 }
 
@@ -1532,5 +1534,21 @@ impl Store for Backend {
             })
         })()
         .map_err(classify)
+    }
+
+    async fn record_source_clock(
+        &self,
+        conn: &ConnId,
+        offset_ms: i64,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET source_clock_offset_ms = $2, source_clock_measured_at = $3 WHERE id = $1")
+            .bind(&conn.0)
+            .bind(offset_ms)
+            .bind(at.micros())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 }

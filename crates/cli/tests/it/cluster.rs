@@ -325,7 +325,11 @@ impl Cluster {
             .iter()
             .filter(|e| e["data"]["full"] == true)
             .collect();
-        assert_eq!(full.len(), 1, "one sync.completed for the full sync: {events}");
+        assert_eq!(
+            full.len(),
+            1,
+            "one sync.completed for the full sync: {events}"
+        );
         assert_eq!(full[0]["data"]["records_deleted"], DELETED.len());
         done
     }
@@ -377,7 +381,10 @@ async fn full_syncs_complete_exactly_while_workers_are_killed() {
         })
         .await;
         let Some(running) = running else {
-            panic!("round {round}: no worker took the job over: {}", cluster.job(&job).await)
+            panic!(
+                "round {round}: no worker took the job over: {}",
+                cluster.job(&job).await
+            )
         };
         holder_attempt = running["attempts"].as_i64().unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -433,8 +440,5 @@ async fn a_frozen_worker_loses_its_job_and_writes_nothing_after_its_successor_be
         "the resumed worker stops and says why: {frozen_log}"
     );
     let successor_log = cluster.log(successor);
-    assert!(
-        !successor_log.contains("lost the job"),
-        "{successor_log}"
-    );
+    assert!(!successor_log.contains("lost the job"), "{successor_log}");
 }

@@ -800,8 +800,9 @@ impl Source for BcConnector {
         Ok(RawPage::new(records, next_cursor))
     }
 
+    /// Our clock corrected by the offset the source's last `Date` showed.
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
-        Ok(self.source_clock.get())
+        Ok(self.source_clock.at(self.clock.now()))
     }
 
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {

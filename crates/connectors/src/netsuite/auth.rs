@@ -1,12 +1,16 @@
 //! OAuth 2.0 client credentials (machine to machine): a PS256 JWT assertion signed with the
 //! connection's private key, exchanged at the token endpoint for a 60-minute bearer token.
+//! The assertion's times are the source's (our clock corrected by the offset its `Date`
+//! headers show), and a refusal that a corrected clock may cure is tried once more.
 
+use ironbridge_core::Clock;
 use ironbridge_core::connector::ConnectorError;
 use ironbridge_model::Timestamp;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::client::{UpstreamClient, UpstreamError};
+use crate::common::SourceClock;
 use crate::token::AccessToken;
 
 /// Path of the token endpoint under the account host.
@@ -15,8 +19,22 @@ pub const TOKEN_PATH: &str = "/services/rest/auth/oauth2/v1/token";
 /// Scope requested: the REST web services (record API and SuiteQL).
 pub const SCOPE: &str = "rest_webservices";
 
-/// Assertions live this long (NetSuite allows at most an hour).
-const ASSERTION_LIFETIME_SECS: i64 = 300;
+/// `exp - iat` of an assertion: the most NetSuite allows ("The Request Token Structure":
+/// `exp` less than 60 minutes after `iat`; its own example request uses exactly 3600), so the
+/// assertion is accepted across the widest range of clock skew.
+pub const ASSERTION_LIFETIME_SECS: i64 = 3600;
+
+/// How far `iat` is set before the source's "now": a source whose clock is behind the one we
+/// believe (before any `Date` was seen, or drifted since) must not find the assertion issued
+/// in its future. Five minutes, the skew NetSuite documents accepting for its other signed
+/// requests (TBA timestamps: plus or minus five minutes of the server time).
+pub const ASSERTION_BACKDATE_SECS: i64 = 300;
+
+/// A refused assertion is signed again only when the refusal's `Date` moved the source's
+/// clock by more than this from the one the assertion used: `Date` has whole seconds and the
+/// request takes time in transit, so smaller differences are noise, and a refusal with a
+/// clock that was already right is not about time.
+pub const CLOCK_CORRECTION_MICROS: i64 = 2_000_000;
 
 /// The connection's secrets, parsed. Debug never shows the key.
 #[derive(Clone)]
@@ -50,13 +68,13 @@ pub fn parse_key(pem: &str) -> Result<EncodingKey, ConnectorError> {
     })
 }
 
-/// Builds the signed client assertion.
+/// Builds the signed client assertion; `now` is the source's time (our clock corrected).
 pub fn assertion(
     credentials: &Credentials,
     token_url: &str,
     now: Timestamp,
 ) -> Result<String, ConnectorError> {
-    let iat = now.micros().div_euclid(1_000_000);
+    let iat = now.micros().div_euclid(1_000_000) - ASSERTION_BACKDATE_SECS;
     let mut header = Header::new(Algorithm::PS256);
     header.typ = Some("JWT".into());
     header.kid = Some(credentials.certificate_id.clone());
@@ -81,45 +99,58 @@ fn expires_in(body: &Value) -> Option<i64> {
     }
 }
 
-/// Exchanges a fresh assertion for an access token.
-pub async fn fetch_token(
+/// Exchanges a fresh assertion for an access token. Every answer's `Date` teaches
+/// `source_clock` the source's time. `invalid_grant` is also what NetSuite answers to an
+/// assertion outside its time rules, so when the refusal's `Date` moved the source's clock
+/// (by more than [`CLOCK_CORRECTION_MICROS`]) the assertion is signed again with the corrected
+/// clock and sent once more; a refusal with a clock that was already right is `Unauthorized`.
+pub(crate) async fn fetch_token(
     client: &UpstreamClient,
     credentials: &Credentials,
     base_url: &str,
-    now: Timestamp,
+    clock: &dyn Clock,
+    source_clock: &SourceClock,
 ) -> Result<AccessToken, ConnectorError> {
     let token_url = format!("{base_url}{TOKEN_PATH}");
-    let jwt = assertion(credentials, &token_url, now)?;
-    let form = [
-        ("grant_type", "client_credentials"),
-        (
-            "client_assertion_type",
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ),
-        ("client_assertion", jwt.as_str()),
-    ];
-    let response = client
-        .send(|http| http.post(&token_url).form(&form))
-        .await
-        .map_err(upstream)?;
-    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-    if response.status != 200 {
+    for attempt in 0..2 {
+        let ours = clock.now();
+        let used = source_clock.offset_micros();
+        let jwt = assertion(credentials, &token_url, source_clock.corrected(ours))?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", jwt.as_str()),
+        ];
+        let response = client
+            .send(|http| http.post(&token_url).form(&form))
+            .await
+            .map_err(upstream)?;
+        source_clock.observe(&response.headers, clock.now());
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        if response.status == 200 {
+            return token_from(&body, ours);
+        }
         let error = body.get("error").and_then(Value::as_str).unwrap_or("");
-        return Err(match error {
-            "invalid_client" | "invalid_grant" | "unauthorized_client" => {
-                ConnectorError::Unauthorized
-            }
-            _ if response.status == 401 => ConnectorError::Unauthorized,
-            "invalid_scope" => ConnectorError::InvalidSettings {
-                param: "credentials.client_id".into(),
-                message: "the integration is not allowed the rest_webservices scope".into(),
-            },
-            other => ConnectorError::Upstream(format!(
-                "NetSuite token endpoint answered {} {other}",
-                response.status
-            )),
-        });
+        let corrected = source_clock
+            .offset_micros()
+            .is_some_and(|now| (now - used.unwrap_or(0)).abs() > CLOCK_CORRECTION_MICROS);
+        if error == "invalid_grant" && attempt == 0 && corrected {
+            tracing::info!(
+                offset_ms = source_clock.offset_micros().unwrap_or(0) / 1000,
+                "NetSuite refused the client assertion; signing it again on the source's clock"
+            );
+            continue;
+        }
+        return Err(refusal(response.status, error));
     }
+    Err(ConnectorError::Unauthorized)
+}
+
+/// The token of a successful answer; its lifetime counts from `issued` on our clock.
+fn token_from(body: &Value, issued: Timestamp) -> Result<AccessToken, ConnectorError> {
     let value = body
         .get("access_token")
         .and_then(Value::as_str)
@@ -127,11 +158,26 @@ pub async fn fetch_token(
         .ok_or_else(|| {
             ConnectorError::Upstream("NetSuite token answer has no access_token".into())
         })?;
-    let lifetime = expires_in(&body).unwrap_or(3600).clamp(60, 86_400);
+    let lifetime = expires_in(body).unwrap_or(3600).clamp(60, 86_400);
     Ok(AccessToken {
         value: value.to_string(),
-        expires_at: now.plus_secs(lifetime),
+        expires_at: issued.plus_secs(lifetime),
     })
+}
+
+/// A refusal of the token endpoint as the connector error.
+fn refusal(status: u16, error: &str) -> ConnectorError {
+    match error {
+        "invalid_client" | "invalid_grant" | "unauthorized_client" => ConnectorError::Unauthorized,
+        _ if status == 401 => ConnectorError::Unauthorized,
+        "invalid_scope" => ConnectorError::InvalidSettings {
+            param: "credentials.client_id".into(),
+            message: "the integration is not allowed the rest_webservices scope".into(),
+        },
+        other => {
+            ConnectorError::Upstream(format!("NetSuite token endpoint answered {status} {other}"))
+        }
+    }
 }
 
 /// Transport failures as connector errors (no URLs, no secrets).

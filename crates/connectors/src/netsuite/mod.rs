@@ -286,7 +286,8 @@ impl NetSuite {
                     &self.client,
                     &self.credentials,
                     &self.base_url,
-                    self.clock.now(),
+                    self.clock.as_ref(),
+                    &self.source_clock,
                 )
             })
             .await?;
@@ -480,8 +481,10 @@ impl Source for NetSuite {
         Ok(RawPage::new(records, next_cursor))
     }
 
+    /// Our clock corrected by the offset the source's last `Date` showed (data calls and the
+    /// token endpoint alike).
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
-        Ok(self.source_clock.get())
+        Ok(self.source_clock.at(self.clock.now()))
     }
 
     /// SuiteQL pages are keysets on `(lastmodifieddate, id)` bounded by the window each

@@ -771,8 +771,9 @@ impl Source for SapConnector {
         Ok(RawPage::new(records, next_cursor))
     }
 
+    /// Our clock corrected by the offset the source's last `Date` showed.
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
-        Ok(self.source_clock.get())
+        Ok(self.source_clock.at(self.clock.now()))
     }
 
     /// Pages are keysets on `(LastChangeDateTime, key)` bounded by the window each request

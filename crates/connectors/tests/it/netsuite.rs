@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use ironbridge_connectors::netsuite::{self, generate_certificate};
 use ironbridge_connectors::sleeper::RecordingSleeper;
-use ironbridge_core::ManualClock;
 use ironbridge_core::connector::{
     Connector, ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
     PurchaseOrderWrites, ReadWindow,
 };
 use ironbridge_core::unified::check_mapped;
+use ironbridge_core::{Clock, ManualClock};
 use ironbridge_emulators::{EmulatorConfig, RunningEmulator, System};
 use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
@@ -544,4 +544,99 @@ async fn creates_and_updates_orders_and_reports_business_errors() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::State { .. }), "{err:?}");
+}
+
+/// Token requests and their statuses, oldest first.
+async fn token_statuses(env: &Env) -> Vec<u64> {
+    let log = env.admin(reqwest::Method::GET, "/requests", None).await;
+    log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"] == "/services/rest/auth/oauth2/v1/token")
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect()
+}
+
+async fn set_offset(env: &Env, secs: i64) {
+    env.admin(
+        reqwest::Method::POST,
+        "/clock",
+        Some(json!({"offset_seconds": secs})),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn assertions_are_accepted_by_a_source_ten_minutes_ahead_or_behind() {
+    for (offset, tokens) in [(600, vec![200]), (-600, vec![400, 200])] {
+        let env = start(20).await;
+        let creds = env.generated_credentials().await;
+        set_offset(&env, offset).await;
+        let c = env.connector(&creds);
+        c.check().await.unwrap();
+        // Ahead, the hour-long assertion is accepted at once; behind, the first refusal's Date
+        // corrects the clock and the assertion signed again is accepted.
+        assert_eq!(token_statuses(&env).await, tokens, "offset {offset}");
+        let ours = env.clock.now();
+        assert_eq!(
+            c.source_time().await.unwrap(),
+            Some(ours.plus_secs(offset)),
+            "the source's clock is ours corrected"
+        );
+        // Later, on our clock, the source's time follows at the same offset.
+        env.clock.advance_secs(90);
+        assert_eq!(
+            c.source_time().await.unwrap(),
+            Some(ours.plus_secs(90 + offset))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_clock_hours_off_is_corrected_from_the_refusal_and_the_token_reused() {
+    let env = start(20).await;
+    let creds = env.generated_credentials().await;
+    set_offset(&env, -7200).await;
+    let c = env.connector(&creds);
+    c.check().await.unwrap();
+    c.check().await.unwrap();
+    assert_eq!(token_statuses(&env).await, vec![400, 200]);
+    // The token expires on our clock; its successor is signed on the corrected clock at once.
+    env.clock.advance_secs(3600);
+    env.admin(
+        reqwest::Method::POST,
+        "/clock",
+        Some(json!({"advance_seconds": 3600})),
+    )
+    .await;
+    c.check().await.unwrap();
+    assert_eq!(token_statuses(&env).await, vec![400, 200, 200]);
+}
+
+#[tokio::test]
+async fn a_refusal_with_the_corrected_clock_is_unauthorized() {
+    // Revoked while the clock is hours off: the refusal is tried once more with the
+    // corrected clock, then is refused credentials.
+    let env = start(20).await;
+    let creds = env.generated_credentials().await;
+    set_offset(&env, -7200).await;
+    env.admin(reqwest::Method::POST, "/credentials/revoke", None)
+        .await;
+    let c = env.connector(&creds);
+    let err = c.check().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Unauthorized), "{err:?}");
+    assert_eq!(token_statuses(&env).await, vec![400, 400]);
+    // With a clock that was already right, the refusal is not about time: no second request.
+    let err = c.check().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Unauthorized), "{err:?}");
+    assert_eq!(token_statuses(&env).await, vec![400, 400, 400]);
+    // Nor for a source on our time.
+    let env = start(20).await;
+    let creds = env.generated_credentials().await;
+    env.admin(reqwest::Method::POST, "/credentials/revoke", None)
+        .await;
+    let err = env.connector(&creds).check().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Unauthorized), "{err:?}");
+    assert_eq!(token_statuses(&env).await, vec![400]);
 }

@@ -72,9 +72,17 @@ async fn info(State(s): State<AdminState>) -> Json<Value> {
     }))
 }
 
+/// The system's clock (`now`), the reference time `set` and `advance` move, and the offset
+/// between them.
 async fn clock_get(State(s): State<AdminState>) -> Json<Value> {
-    let now = s.core.clock.now_ms();
-    Json(json!({ "now": iso_millis(now), "now_ms": now }))
+    let clock = &s.core.clock;
+    let now = clock.now_ms();
+    Json(json!({
+        "now": iso_millis(now),
+        "now_ms": now,
+        "reference_ms": clock.reference_ms(),
+        "offset_ms": clock.offset_ms(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -84,15 +92,23 @@ struct ClockChange {
     advance_seconds: Option<i64>,
     set: Option<String>,
     set_ms: Option<i64>,
+    offset_ms: Option<i64>,
+    offset_seconds: Option<i64>,
 }
 
 async fn clock_set(State(s): State<AdminState>, body: Option<Json<ClockChange>>) -> Response {
     let Some(Json(c)) = body else {
         return bad(
             StatusCode::BAD_REQUEST,
-            "expected JSON {advance_ms|advance_seconds|set|set_ms}",
+            "expected JSON {advance_ms|advance_seconds|set|set_ms|offset_ms|offset_seconds}",
         );
     };
+    if let Some(ms) = c.offset_ms {
+        s.core.clock.set_offset_ms(ms);
+    }
+    if let Some(secs) = c.offset_seconds {
+        s.core.clock.set_offset_ms(secs.saturating_mul(1000));
+    }
     if let Some(t) = c.set {
         match parse_rfc3339(&t) {
             Some(ms) => s.core.clock.set_ms(ms),
@@ -212,27 +228,39 @@ async fn credentials_action(State(s): State<AdminState>, Path(action): Path<Stri
 fn with_table<T>(
     core: &Core,
     kind: &str,
-    f_po: impl FnOnce(&mut Table<PurchaseOrder>, i64) -> T,
-    f_vendor: impl FnOnce(&mut Table<Vendor>, i64) -> T,
-    f_item: impl FnOnce(&mut Table<super::datagen::Item>, i64) -> T,
+    f_po: impl FnOnce(&mut Table<PurchaseOrder>, Stamp) -> T,
+    f_vendor: impl FnOnce(&mut Table<Vendor>, Stamp) -> T,
+    f_item: impl FnOnce(&mut Table<super::datagen::Item>, Stamp) -> T,
 ) -> Option<T> {
-    let now = core.clock.now_ms();
+    let stamp = Stamp {
+        now: core.clock.now_ms(),
+        resolution_ms: core.clock.resolution_ms(),
+    };
     let mut d = core.write();
     match kind {
-        "purchase_orders" => Some(f_po(&mut d.purchase_orders, now)),
-        "vendors" => Some(f_vendor(&mut d.vendors, now)),
-        "items" => Some(f_item(&mut d.items, now)),
+        "purchase_orders" => Some(f_po(&mut d.purchase_orders, stamp)),
+        "vendors" => Some(f_vendor(&mut d.vendors, stamp)),
+        "items" => Some(f_item(&mut d.items, stamp)),
         _ => None,
     }
+}
+
+/// The time an admin change is stamped with, and the resolution the system stores times at:
+/// a `last_modified` given explicitly is rounded down to it (NetSuite keeps whole seconds).
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    now: i64,
+    resolution_ms: i64,
 }
 
 type AdminResult = Result<Value, (StatusCode, String)>;
 
 fn create_in<R: Record + serde::Serialize + serde::de::DeserializeOwned>(
     t: &mut Table<R>,
-    now: i64,
+    stamp: Stamp,
     body: &Value,
 ) -> AdminResult {
+    let now = stamp.now;
     // New records start from seeded record 1 so unspecified fields still look realistic.
     let template = t
         .get(1)
@@ -260,7 +288,7 @@ fn create_in<R: Record + serde::Serialize + serde::de::DeserializeOwned>(
 
 fn patch_in<R: Record + serde::Serialize + serde::de::DeserializeOwned>(
     t: &mut Table<R>,
-    now: i64,
+    stamp: Stamp,
     id: u64,
     body: &Value,
 ) -> AdminResult {
@@ -269,9 +297,13 @@ fn patch_in<R: Record + serde::Serialize + serde::de::DeserializeOwned>(
         .ok_or((StatusCode::NOT_FOUND, "no such record".to_string()))?;
     let mut r: R = patch_struct(&cur, body).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
     r.set_id(id);
-    // Every change bumps last-modified, as the real systems do, unless the caller sets it explicitly.
+    // Every change bumps last-modified, as the real systems do, unless the caller sets it
+    // explicitly; a time given is kept at the precision the system stores.
     if body.get("last_modified").is_none() {
-        r.set_last_modified(now);
+        r.set_last_modified(stamp.now);
+    } else {
+        let given = r.last_modified();
+        r.set_last_modified(given - given.rem_euclid(stamp.resolution_ms.max(1)));
     }
     t.replace(r.clone());
     serde_json::to_value(&r).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
@@ -297,9 +329,9 @@ async fn record_create(
     let r = with_table(
         &s.core,
         &kind,
-        |t, now| create_in(t, now, &body),
-        |t, now| create_in(t, now, &body),
-        |t, now| create_in(t, now, &body),
+        |t, stamp| create_in(t, stamp, &body),
+        |t, stamp| create_in(t, stamp, &body),
+        |t, stamp| create_in(t, stamp, &body),
     );
     to_response(r, StatusCode::CREATED)
 }
@@ -334,9 +366,9 @@ async fn record_patch(
     let r = with_table(
         &s.core,
         &kind,
-        |t, now| patch_in(t, now, id, &body),
-        |t, now| patch_in(t, now, id, &body),
-        |t, now| patch_in(t, now, id, &body),
+        |t, stamp| patch_in(t, stamp, id, &body),
+        |t, stamp| patch_in(t, stamp, id, &body),
+        |t, stamp| patch_in(t, stamp, id, &body),
     );
     to_response(r, StatusCode::OK)
 }
@@ -349,9 +381,9 @@ async fn record_touch(
     let r = with_table(
         &s.core,
         &kind,
-        |t, now| patch_in(t, now, id, &body),
-        |t, now| patch_in(t, now, id, &body),
-        |t, now| patch_in(t, now, id, &body),
+        |t, stamp| patch_in(t, stamp, id, &body),
+        |t, stamp| patch_in(t, stamp, id, &body),
+        |t, stamp| patch_in(t, stamp, id, &body),
     );
     to_response(r, StatusCode::OK)
 }

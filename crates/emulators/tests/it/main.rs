@@ -1,6 +1,7 @@
 //! Integration tests: every emulator runs in-process on 127.0.0.1:0 and is driven over HTTP with reqwest.
 
 mod bc;
+mod clocks;
 mod common_infra;
 mod netsuite;
 mod sap;

@@ -6,6 +6,7 @@
 
 mod plan;
 mod reader;
+mod source_clock;
 mod window;
 mod writer;
 
@@ -475,8 +476,11 @@ pub async fn sync_connection_with(
     let opened = async {
         connector.check().await?;
         source_now(connector, clock).await
-    };
-    match opened.await {
+    }
+    .await;
+    // Measured by the opening call, or by the refusal that stopped it.
+    source_clock::record_source_clock(store, connector, conn, clock).await;
+    match opened {
         Err(err) => failure = Some((None, err)),
         Ok(now) => {
             let readers = permitted_calls(connector, options) + READERS_BEYOND_CONCURRENCY;

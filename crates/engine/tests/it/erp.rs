@@ -163,7 +163,18 @@ impl Erp {
     }
 
     async fn start_with(sys: Sys, orders: u64) -> Erp {
-        let emulated = Emulated::start(sys.emulator(), SEED, orders).await;
+        Self::start_configured(sys, orders, 0).await
+    }
+
+    /// An emulator whose clock runs `offset_secs` ahead of ours (negative: behind).
+    async fn start_skewed(sys: Sys, offset_secs: i64) -> Erp {
+        Self::start_configured(sys, ORDERS, offset_secs).await
+    }
+
+    async fn start_configured(sys: Sys, orders: u64, offset_secs: i64) -> Erp {
+        let mut config = ironbridge_emulators::EmulatorConfig::new(sys.emulator(), SEED, orders);
+        config.clock_offset_secs = offset_secs;
+        let emulated = Emulated::start_with(config).await;
         let mut settings = emulated.settings.clone();
         if sys != Sys::NetSuite {
             // NetSuite's pages are fixed; the others page small so tests cross pages.
@@ -229,7 +240,7 @@ impl Erp {
     }
 
     /// Moves both clocks to the same whole second, `secs` after the later of the two (the
-    /// recording sleeper moves only ours).
+    /// recording sleeper moves only ours); a skewed emulator keeps its offset from it.
     async fn advance(&self, secs: i64) {
         let ours = self.env.clock.now().micros().div_euclid(1_000_000) + 1;
         let theirs = self.emu_now().micros().div_euclid(1_000_000);
@@ -1920,3 +1931,110 @@ for_each_system!(
     an_unreachable_source_goes_offline_opens_the_circuit_and_recovers,
     the_worker_keeps_the_circuit_between_jobs_and_honours_history_days,
 );
+
+/// The source's clock runs ten minutes ahead of ours or behind (`offset_secs`): a first sync
+/// and an incremental one through the real connector keep the connection online (NetSuite's
+/// assertions are accepted on the source's clock) and the store equal to the source, and the
+/// measured offset is recorded for the connection's health.
+async fn a_skewed_source_clock_keeps_the_connection_online(sys: Sys, offset_secs: i64) {
+    let erp = Erp::start_skewed(sys, offset_secs).await;
+    let ours = erp.env.clock.now();
+    assert_eq!(erp.emu_now(), ours.plus_secs(offset_secs));
+    // The first run reads the history window below the earlier of the two clocks.
+    *erp.coverage.lock().unwrap() =
+        Coverage::From(ours.min(erp.emu_now()).plus_secs(-HISTORY_SECS));
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(status(&erp.env).await, "online", "{sys:?}");
+    erp.assert_in_sync(&[]).await;
+    let health = erp
+        .env
+        .store
+        .get_connection(&support::org(), &erp.env.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            health.source_clock_offset_ms,
+            health.source_clock_measured_at
+        ),
+        (Some(offset_secs * 1000), Some(ours)),
+        "{sys:?}"
+    );
+
+    // Changes at the source, stamped by its clock, are read by the next incremental run.
+    erp.advance(3600).await;
+    let changed: Vec<u64> = erp
+        .expected_orders()
+        .await
+        .values()
+        .take(3)
+        .map(|p| p.n)
+        .collect();
+    for &n in &changed {
+        erp.bump_quantity(n).await;
+    }
+    erp.advance(SETTLE_SECS + 180).await;
+    assert_eq!(
+        erp.emu_now().micros() - erp.env.clock.now().micros(),
+        offset_secs * 1_000_000,
+        "the skew stays"
+    );
+    let second = erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(
+        report(&second, Entity::PURCHASE_ORDER).counts.updated,
+        3,
+        "{sys:?}"
+    );
+    assert_eq!(status(&erp.env).await, "online", "{sys:?}");
+    erp.assert_in_sync(&[]).await;
+    let types: Vec<String> = events(&erp.env).await.into_iter().map(|e| e.0).collect();
+    assert_eq!(types, ["sync.completed"; 2], "{sys:?}");
+    if sys == Sys::NetSuite {
+        // Behind: the first assertion was refused and signed again on the source's clock;
+        // ahead: the hour-long assertion was accepted at once. The second sync, more than an
+        // hour later, needed a new token: signed on the corrected clock, accepted at once.
+        let tokens: Vec<u64> = erp
+            .log_since(0)
+            .await
+            .iter()
+            .filter(|e| e["path"] == "/services/rest/auth/oauth2/v1/token")
+            .map(|e| e["status"].as_u64().unwrap())
+            .collect();
+        let expected: &[u64] = if offset_secs < 0 {
+            &[400, 200, 200]
+        } else {
+            &[200, 200]
+        };
+        assert_eq!(tokens, expected, "{sys:?}");
+    }
+}
+
+mod skewed_source_clocks {
+    use super::{Sys, a_skewed_source_clock_keeps_the_connection_online as run};
+
+    #[tokio::test]
+    async fn netsuite_ten_minutes_ahead() {
+        run(Sys::NetSuite, 600).await;
+    }
+    #[tokio::test]
+    async fn netsuite_ten_minutes_behind() {
+        run(Sys::NetSuite, -600).await;
+    }
+    #[tokio::test]
+    async fn sap_ten_minutes_ahead() {
+        run(Sys::Sap, 600).await;
+    }
+    #[tokio::test]
+    async fn sap_ten_minutes_behind() {
+        run(Sys::Sap, -600).await;
+    }
+    #[tokio::test]
+    async fn business_central_ten_minutes_ahead() {
+        run(Sys::Bc, 600).await;
+    }
+    #[tokio::test]
+    async fn business_central_ten_minutes_behind() {
+        run(Sys::Bc, -600).await;
+    }
+}

@@ -74,6 +74,8 @@ pub async fn connection_out(state: &AppState, c: Connection) -> ApiResult<Connec
                 "half_open" => CircuitState::HalfOpen,
                 _ => CircuitState::Closed,
             },
+            source_clock_offset_ms: c.source_clock_offset_ms,
+            source_clock_measured_at: c.source_clock_measured_at,
         },
         id: c.id,
         name: c.name,

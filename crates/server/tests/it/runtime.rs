@@ -140,3 +140,59 @@ async fn syncs_and_writes_of_a_connection_share_one_runtime() {
         .count();
     assert_eq!(posts, 8);
 }
+
+/// A NetSuite account whose clock runs ten minutes behind ours: the connection's credential
+/// check, the worker's sync and `GET /v1/connection` all on Ironbridge's own clock. The
+/// assertion refused at first is signed again on the source's clock, the connection stays
+/// online, and its health shows the offset the sync measured (null before).
+#[tokio::test]
+async fn a_source_clock_behind_ours_is_corrected_and_shown_in_the_health() {
+    let t0 = ironbridge_model::Timestamp::parse_rfc3339(ironbridge_testkit::app::T0).unwrap();
+    let mut config = ironbridge_emulators::EmulatorConfig::new(System::NetSuite, 11, 200);
+    config.start_time_ms = t0.micros() / 1000;
+    config.clock_offset_secs = -600;
+    let ns = Emulated::start_with(config).await;
+    let app = TestApp::spawn().await;
+    let (_, key) = app.org(1).await;
+    let res = app
+        .post(
+            &key,
+            "/v1/connections",
+            json!({"system": "netsuite", "settings": ns.settings, "credentials": ns.credentials}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let health = &res.body["connection"]["health"];
+    assert_eq!(health["source_clock_offset_ms"], Value::Null, "{health}");
+    assert_eq!(health["source_clock_measured_at"], Value::Null);
+    let token = res.body["token"].as_str().unwrap().to_string();
+    assert!(
+        worker(&app).run_once().await.unwrap(),
+        "the initial sync ran"
+    );
+    let res = app.get(&token, "/v1/connection").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["status"], "online", "{}", res.body);
+    let health = &res.body["health"];
+    assert_eq!(
+        health["source_clock_offset_ms"],
+        json!(-600_000),
+        "{health}"
+    );
+    assert_eq!(
+        health["source_clock_measured_at"],
+        json!(ironbridge_testkit::app::T0)
+    );
+    let tokens: Vec<Value> = ns
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["path"] == "/services/rest/auth/oauth2/v1/token")
+        .map(|r| r["status"].clone())
+        .collect();
+    assert_eq!(
+        tokens,
+        [json!(400), json!(200)],
+        "one refusal, then accepted"
+    );
+}

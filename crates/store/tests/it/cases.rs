@@ -1397,3 +1397,31 @@ pub async fn runs_total_their_attempts_and_the_deletion_log(store: Arc<dyn Store
         .unwrap();
     assert_eq!(totals, RunTotals::default());
 }
+
+pub async fn the_source_clock_offset_is_recorded_per_connection(store: Arc<dyn Store>) {
+    let o = org(&store, 2).await;
+    let c = conn(&store, &o).await;
+    let other = conn(&store, &o).await;
+    let fresh = store.get_connection(&o, &c).await.unwrap();
+    assert_eq!(
+        (fresh.source_clock_offset_ms, fresh.source_clock_measured_at),
+        (None, None),
+        "unknown until measured"
+    );
+    store
+        .record_source_clock(&c, 600_000, T0.plus_secs(5))
+        .await
+        .unwrap();
+    store
+        .record_source_clock(&c, -600_000, T0.plus_secs(10))
+        .await
+        .unwrap();
+    let now = store.get_connection(&o, &c).await.unwrap();
+    assert_eq!(
+        (now.source_clock_offset_ms, now.source_clock_measured_at),
+        (Some(-600_000), Some(T0.plus_secs(10))),
+        "the latest measurement"
+    );
+    let untouched = store.get_connection(&o, &other).await.unwrap();
+    assert_eq!(untouched.source_clock_offset_ms, None);
+}

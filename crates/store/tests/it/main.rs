@@ -52,6 +52,7 @@ contract!(
     named_constraints_are_typed_conflicts,
     job_writes_are_fenced_by_the_lease,
     runs_total_their_attempts_and_the_deletion_log,
+    the_source_clock_offset_is_recorded_per_connection,
     webhook_events_fan_out_to_matching_endpoints,
     webhook_deliveries_are_claimed_once_and_fenced,
     webhook_failure_streaks_disable_endpoints,
