@@ -8,7 +8,7 @@ use ironbridge_core::Clock;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::backoff::{RetryPolicy, parse_retry_after, random_unit};
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{BreakerPolicy, CircuitBreaker};
 use crate::limiter::Limiter;
 use crate::sleeper::Sleeper;
 
@@ -32,10 +32,19 @@ pub struct UpstreamConfig {
     pub per_second: f64,
     /// Burst above the sustained rate.
     pub burst: u32,
-    /// Consecutive failures that open the circuit.
+    /// Failed calls in a row (each after its retries) that open the circuit.
     pub breaker_threshold: u32,
     /// How long the circuit stays open before a probe.
     pub breaker_open_for: Duration,
+    /// The window, minimum calls and failure rate over which the circuit also opens.
+    pub breaker_window: Duration,
+    /// Calls in the window before its failure rate counts.
+    pub breaker_min_calls: u32,
+    /// Share of failed calls in the window that opens the circuit.
+    pub breaker_failure_rate: f64,
+    /// Attempts of one call the source answers 429 (on top of the other retries): a
+    /// throttling source is healthy, so the call waits it out longer before giving up.
+    pub throttled_attempts: u32,
 }
 
 impl Default for UpstreamConfig {
@@ -48,8 +57,12 @@ impl Default for UpstreamConfig {
             concurrency: 4,
             per_second: 10.0,
             burst: 10,
-            breaker_threshold: 5,
+            breaker_threshold: 3,
             breaker_open_for: Duration::from_secs(60),
+            breaker_window: Duration::from_secs(60),
+            breaker_min_calls: 10,
+            breaker_failure_rate: 0.5,
+            throttled_attempts: 10,
         }
     }
 }
@@ -132,7 +145,13 @@ impl UpstreamClient {
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         Ok(UpstreamClient {
-            breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_open_for),
+            breaker: CircuitBreaker::new(BreakerPolicy {
+                consecutive: config.breaker_threshold,
+                window: config.breaker_window,
+                min_calls: config.breaker_min_calls,
+                failure_rate: config.breaker_failure_rate,
+                open_for: config.breaker_open_for,
+            }),
             limiter: Limiter::new(config.concurrency, config.per_second, config.burst),
             http,
             config,
@@ -191,7 +210,6 @@ impl UpstreamClient {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                self.breaker.record_failure(self.clock.now());
                 return Attempt::Retry {
                     error: transport(&e),
                     wait: None,
@@ -204,7 +222,6 @@ impl UpstreamClient {
             Ok(b) => b,
             Err(e @ UpstreamError::TooLarge(_)) => return Attempt::Fail(e),
             Err(e) => {
-                self.breaker.record_failure(self.clock.now());
                 return Attempt::Retry {
                     error: e,
                     wait: None,
@@ -212,18 +229,11 @@ impl UpstreamClient {
             }
         };
         if !retryable(status) {
-            self.breaker.record_success();
             return Attempt::Done(UpstreamResponse {
                 status,
                 headers,
                 body,
             });
-        }
-        // 429 means the source is healthy but busy: it does not count against the circuit.
-        if status == 429 {
-            self.breaker.record_success();
-        } else {
-            self.breaker.record_failure(self.clock.now());
         }
         let wait = headers
             .get(RETRY_AFTER)
@@ -241,31 +251,60 @@ impl UpstreamClient {
     }
 
     /// Sends the request `make` builds (called once per attempt), retrying what is worth
-    /// retrying: connection failures, timeouts, 429 and 5xx.
+    /// retrying: connection failures, timeouts, 429 and 5xx. The circuit breaker judges the
+    /// whole call: one whose retries absorbed a failure succeeded, and a throttled one (429,
+    /// however long) says the source is busy, not unhealthy.
     pub async fn send(
         &self,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        if let Err(retry_in) = self.breaker.allow(self.clock.now()) {
+            return Err(UpstreamError::CircuitOpen(retry_in));
+        }
+        let result = self.send_with_retries(make).await;
+        let healthy = match &result {
+            Ok(_) => true,
+            Err(UpstreamError::TooLarge(_) | UpstreamError::RateLimited(_)) => true,
+            Err(UpstreamError::Status { status, .. }) => *status == 429,
+            Err(_) => false,
+        };
+        if healthy {
+            self.breaker.record_success(self.clock.now());
+        } else {
+            self.breaker.record_failure(self.clock.now());
+        }
+        result
+    }
+
+    async fn send_with_retries(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let policy = self.config.retry;
-        let mut last = UpstreamError::Unreachable("no attempt made".into());
-        for attempt in 0..policy.max_attempts.max(1) {
-            if let Err(retry_in) = self.breaker.allow(self.clock.now()) {
-                return Err(UpstreamError::CircuitOpen(retry_in));
-            }
+        // Failed attempts, and throttled ones, each within their own budget.
+        let (mut failed, mut throttled) = (0u32, 0u32);
+        loop {
             match self.attempt(make(&self.http)).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, wait } => {
-                    tracing::debug!(attempt, error = %error, "upstream call failed; retrying");
-                    last = error;
-                    if attempt + 1 < policy.max_attempts {
-                        let delay = wait.unwrap_or_else(|| policy.delay(attempt, random_unit()));
-                        self.sleeper.sleep(delay).await;
+                    let is_throttled = matches!(error, UpstreamError::Status { status: 429, .. });
+                    let (tries, budget) = if is_throttled {
+                        throttled += 1;
+                        (throttled, self.config.throttled_attempts.max(1))
+                    } else {
+                        failed += 1;
+                        (failed, policy.max_attempts.max(1))
+                    };
+                    tracing::debug!(attempt = tries, error = %error, "upstream call failed; retrying");
+                    if tries >= budget {
+                        return Err(error);
                     }
+                    let delay = wait.unwrap_or_else(|| policy.delay(tries - 1, random_unit()));
+                    self.sleeper.sleep(delay).await;
                 }
             }
         }
-        Err(last)
     }
 }
 

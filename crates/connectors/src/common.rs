@@ -180,7 +180,12 @@ impl<'a> Fields<'a> {
 /// A failure of the plumbing (no answer worth reading), as the connector error; the text
 /// carries no URL, header or body.
 pub(crate) fn upstream(e: UpstreamError) -> ConnectorError {
-    ConnectorError::Upstream(e.to_string())
+    match e {
+        UpstreamError::RateLimited(_) | UpstreamError::Status { status: 429, .. } => {
+            ConnectorError::Throttled(e.to_string())
+        }
+        e => ConnectorError::Upstream(e.to_string()),
+    }
 }
 
 /// An answer that is neither success nor a known error, as the connector error.

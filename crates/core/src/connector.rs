@@ -109,6 +109,11 @@ pub enum ConnectorError {
     /// The source system failed or could not be reached; the text is for logs.
     #[error("upstream failure: {0}")]
     Upstream(String),
+    /// The source system kept limiting the rate of requests (429) past every retry: it is
+    /// healthy but busy, so the connection stays online and the work is tried later. The
+    /// text is for logs.
+    #[error("rate limited by the source: {0}")]
+    Throttled(String),
 }
 
 /// A purchase order to create, with references already resolved to the source's keys.

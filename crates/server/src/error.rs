@@ -156,6 +156,12 @@ impl From<ConnectorError> for ApiError {
                 err.internal = Some(cause);
                 err
             }
+            ConnectorError::Throttled(cause) => {
+                let mut err = ApiError::new(ErrorCode::ServiceUnavailable, "The source system is limiting the rate of requests. Retry later.")
+                    .details(json!({"reason": "source_rate_limited"}));
+                err.internal = Some(cause);
+                err
+            }
         }
     }
 }

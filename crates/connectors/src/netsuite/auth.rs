@@ -182,5 +182,10 @@ fn refusal(status: u16, error: &str) -> ConnectorError {
 
 /// Transport failures as connector errors (no URLs, no secrets).
 pub fn upstream(e: UpstreamError) -> ConnectorError {
-    ConnectorError::Upstream(format!("NetSuite: {e}"))
+    match e {
+        UpstreamError::RateLimited(_) | UpstreamError::Status { status: 429, .. } => {
+            ConnectorError::Throttled(format!("NetSuite: {e}"))
+        }
+        e => ConnectorError::Upstream(format!("NetSuite: {e}")),
+    }
 }

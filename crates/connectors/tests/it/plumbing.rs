@@ -161,28 +161,65 @@ async fn a_retry_after_beyond_the_limit_gives_up_at_once() {
 async fn persistent_failures_exhaust_retries_then_open_the_circuit() {
     let up = upstream(vec![step(500); 10]).await;
     let (c, _, clock) = client(UpstreamConfig {
-        breaker_threshold: 4,
+        breaker_threshold: 2,
         breaker_open_for: Duration::from_secs(30),
         ..config()
     });
-    match c.send(|h| h.get(&up.url)).await.unwrap_err() {
-        UpstreamError::Status { status, body } => {
-            assert_eq!((status, body.as_ref()), (500, b"status 500".as_ref()))
+    for _ in 0..2 {
+        match c.send(|h| h.get(&up.url)).await.unwrap_err() {
+            UpstreamError::Status { status, body } => {
+                assert_eq!((status, body.as_ref()), (500, b"status 500".as_ref()))
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
-    assert_eq!(up.script.calls.load(Ordering::SeqCst), 4);
+    // The breaker judges calls, each after its retries: two failed calls in a row.
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 8);
     assert_eq!(c.breaker().state(), CircuitState::Open);
     // While open, nothing reaches the source.
     assert!(matches!(
         c.send(|h| h.get(&up.url)).await,
         Err(UpstreamError::CircuitOpen(_))
     ));
-    assert_eq!(up.script.calls.load(Ordering::SeqCst), 4);
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 8);
     // After the open period one probe goes through; the source has recovered.
     up.script.steps.lock().unwrap().clear();
     clock.advance_secs(31);
     assert_eq!(c.send(|h| h.get(&up.url)).await.unwrap().status, 200);
+    assert_eq!(c.breaker().state(), CircuitState::Closed);
+}
+
+#[tokio::test]
+async fn failures_retries_absorb_do_not_count_against_the_circuit() {
+    // Every call meets three 503s before its answer: no call fails, the circuit stays shut.
+    let mut steps = Vec::new();
+    for _ in 0..6 {
+        steps.extend([step(503), step(503), step(503), step(200)]);
+    }
+    let up = upstream(steps).await;
+    let (c, _, _) = client(UpstreamConfig {
+        breaker_threshold: 2,
+        ..config()
+    });
+    for _ in 0..6 {
+        assert_eq!(c.send(|h| h.get(&up.url)).await.unwrap().status, 200);
+    }
+    assert_eq!(c.breaker().state(), CircuitState::Closed);
+}
+
+#[tokio::test]
+async fn a_throttling_source_gets_its_own_longer_budget() {
+    // More 429s than failed attempts are allowed, fewer than throttled ones: waited out.
+    let mut steps = vec![step(429); 6];
+    steps.push(step(200));
+    let up = upstream(steps).await;
+    let (c, sleeper, _) = client(UpstreamConfig {
+        throttled_attempts: 8,
+        breaker_threshold: 1,
+        ..config()
+    });
+    assert_eq!(c.send(|h| h.get(&up.url)).await.unwrap().status, 200);
+    assert_eq!(sleeper.slept().len(), 6);
     assert_eq!(c.breaker().state(), CircuitState::Closed);
 }
 

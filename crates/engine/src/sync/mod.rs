@@ -383,6 +383,7 @@ fn failure_code(err: &ConnectorError) -> &'static str {
     match err {
         ConnectorError::Unauthorized => "AUTHENTICATION_FAILED",
         ConnectorError::Upstream(_) => "UPSTREAM_UNAVAILABLE",
+        ConnectorError::Throttled(_) => "UPSTREAM_RATE_LIMITED",
         _ => "UPSTREAM_ERROR",
     }
 }
@@ -531,7 +532,11 @@ pub async fn sync_connection_with(
             .await?;
         return Ok(reports);
     };
-    if let SyncError::Connector(e) = &err {
+    // Throttling is the source being busy, not unhealthy: it is not a failed call of the
+    // connection's health, and never takes the connection offline.
+    if let SyncError::Connector(e) = &err
+        && !matches!(e, ConnectorError::Throttled(_))
+    {
         store
             .record_call_failure(
                 conn,
@@ -607,6 +612,9 @@ pub(crate) fn safe_message(err: &SyncError) -> String {
     match err {
         SyncError::Connector(ConnectorError::Upstream(_)) => {
             "The source system could not be reached.".into()
+        }
+        SyncError::Connector(ConnectorError::Throttled(_)) => {
+            "The source system kept limiting the rate of requests; the sync goes on from where it stopped at its next attempt.".into()
         }
         SyncError::Connector(e) => e.to_string(),
         SyncError::Store(_) => "Ironbridge could not store the data; see the logs.".into(),

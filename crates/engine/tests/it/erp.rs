@@ -1656,6 +1656,76 @@ async fn server_error_bursts_are_retried_and_the_sync_completes(sys: Sys) {
     assert_eq!(status(&erp.env).await, "online");
 }
 
+/// Case 6b: A steady 30 % rate of 503 over a large sync: the retries absorb it, so the circuit
+/// never opens, the sync completes and the connection stays online.
+async fn a_steady_rate_of_server_errors_neither_opens_the_circuit_nor_fails_the_sync(sys: Sys) {
+    let erp = Erp::start_with(sys, 3_000).await;
+    erp.admin(
+        "PUT",
+        "/faults",
+        Some(json!({"error_rate": 0.3, "error_status": 503})),
+    )
+    .await;
+    let c = erp.connector();
+    let reports = erp.run(c.as_ref(), true).await.unwrap();
+    assert!(sum(&reports, |r| r.pages) > 30, "{sys:?}: {reports:?}");
+    erp.assert_in_sync(&[]).await;
+    let failed = statuses(&erp, 0, 503).await;
+    assert!(failed >= 20, "{sys:?}: only {failed} 503s were injected");
+    assert_eq!(c.circuit_state(), CircuitState::Closed, "{sys:?}");
+    assert_eq!(status(&erp.env).await, "online");
+    let types: Vec<String> = events(&erp.env).await.into_iter().map(|e| e.0).collect();
+    assert_eq!(types, vec!["sync.completed"], "{sys:?}");
+}
+
+/// Case 6c: A storm of 429s without `Retry-After` at the opening health check, across three
+/// syncs in a row: throttling is the source being busy, so the connection never goes offline
+/// and its health counts no failure; once the storm passes the next sync completes.
+async fn a_429_storm_never_takes_the_connection_offline(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    erp.admin(
+        "PUT",
+        "/faults",
+        Some(json!({"rate_limit": {"count": 40, "retry_after_secs": null}})),
+    )
+    .await;
+    for _ in 0..3 {
+        erp.advance(600).await;
+        if let Err(e) = erp.run(c.as_ref(), false).await {
+            assert!(
+                matches!(e, SyncError::Connector(ConnectorError::Throttled(_))),
+                "{sys:?}: {e}"
+            );
+        }
+        assert_eq!(status(&erp.env).await, "online", "{sys:?}");
+    }
+    erp.admin("PUT", "/faults", Some(json!({}))).await;
+    erp.advance(600).await;
+    erp.run(c.as_ref(), false).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+    let events = events(&erp.env).await;
+    assert!(
+        events.iter().all(|e| e.0 != "connection.status_changed"),
+        "{sys:?}: {events:?}"
+    );
+    for failed in events.iter().filter(|e| e.0 == "sync.failed") {
+        assert_eq!(
+            failed.1["error"]["code"], "UPSTREAM_RATE_LIMITED",
+            "{failed:?}"
+        );
+    }
+    let connection = erp
+        .env
+        .store
+        .get_connection(&org(), &erp.env.conn)
+        .await
+        .unwrap();
+    assert_eq!(connection.consecutive_errors, 0, "{sys:?}");
+    assert_eq!(c.circuit_state(), CircuitState::Closed, "{sys:?}");
+}
+
 /// Case 7: Revoked credentials: the connection needs reauthorization, both events are written, and
 /// no data is deleted, not even by a full pass; restored, the next sync catches up.
 async fn revoked_credentials_require_reauthorization_and_keep_the_data(sys: Sys) {
@@ -1724,14 +1794,27 @@ async fn an_unreachable_source_goes_offline_opens_the_circuit_and_recovers(sys: 
     assert_eq!(status(&erp.env).await, "online");
     let before = erp.snapshot(c.as_ref()).await;
 
-    erp.advance(3600).await;
     erp.emu
         .set_offline(ironbridge_emulators::common::faults::OfflineMode::Reset);
-    let err = erp.run(c.as_ref(), false).await.unwrap_err();
-    assert!(
-        matches!(err, SyncError::Connector(ConnectorError::Upstream(_))),
-        "{sys:?}: {err:?}"
-    );
+    // One failed sync (its call failed after every retry) is a blip; the third in a row is
+    // an outage: the connection goes offline and the circuit opens.
+    for sync in 1..=3 {
+        // The emulator's admin API is down too: only our clock moves.
+        erp.env.clock.advance_secs(3600);
+        let err = erp.run(c.as_ref(), false).await.unwrap_err();
+        assert!(
+            matches!(err, SyncError::Connector(ConnectorError::Upstream(_))),
+            "{sys:?}: {err:?}"
+        );
+        if sync < 3 {
+            assert_eq!(status(&erp.env).await, "online", "{sys:?}: sync {sync}");
+            assert_eq!(
+                c.circuit_state(),
+                CircuitState::Closed,
+                "{sys:?}: sync {sync}"
+            );
+        }
+    }
     assert_eq!(status(&erp.env).await, "offline", "{sys:?}");
     let health = erp
         .env
@@ -1826,9 +1909,10 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
         .unwrap();
     let conn = ConnId(created.connection.id.clone());
     erp.env.conn = conn.clone();
+    let runtimes = Arc::new(Runtimes::new(registry.clone(), keys.clone()));
     let worker = Worker::new(
         erp.env.store.clone(),
-        Arc::new(Runtimes::new(registry.clone(), keys.clone())),
+        runtimes.clone(),
         Arc::new(erp.env.clock.clone()),
         WorkerConfig::default(),
     );
@@ -1850,7 +1934,8 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
     assert!(!expected.is_empty());
     assert_eq!(erp.stored_keys().await, expected, "{sys:?}");
 
-    // Every call fails: the job's sync opens the circuit after its retries.
+    // Every call fails: the job's attempts each fail a call after its retries; the third
+    // failed call in a row opens the circuit.
     erp.advance(3600).await;
     erp.admin(
         "PUT",
@@ -1862,17 +1947,33 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
         .await
         .unwrap();
     let calls = erp.log_total().await;
-    assert!(worker.run_once().await.unwrap());
+    for attempt in 1..=3 {
+        let due = store
+            .get_job(&support::org(), &job.id)
+            .await
+            .unwrap()
+            .run_at;
+        erp.env.clock.set(due.max(erp.env.clock.now()));
+        assert!(worker.run_once().await.unwrap());
+        let retry = store.get_job(&support::org(), &job.id).await.unwrap();
+        assert_eq!(
+            retry.status, "queued",
+            "{sys:?}: attempt {attempt} retried later"
+        );
+    }
     assert_eq!(status(&erp.env).await, "offline", "{sys:?}");
     let failed_calls = erp.log_total().await - calls;
-    assert!(failed_calls >= 5, "{sys:?}: {failed_calls} calls");
+    assert!(failed_calls >= 8, "{sys:?}: {failed_calls} calls");
     let retry = store.get_job(&support::org(), &job.id).await.unwrap();
-    assert_eq!(retry.status, "queued", "retried later");
 
-    // The retry runs while the circuit is still open: the same connector holds it back.
-    erp.env.clock.set(retry.run_at);
+    let health = store.get_connection(&support::org(), &conn).await.unwrap();
+    assert_eq!(health.circuit_state, "open", "{sys:?}");
+    // While it is open, the connection's one connector (kept by the worker between jobs,
+    // shared with writes) holds every call back.
+    let runtime = runtimes.get(&health).unwrap();
     let calls = erp.log_total().await;
-    assert!(worker.run_once().await.unwrap());
+    let held = runtime.connector().check().await.unwrap_err();
+    assert!(held.to_string().contains("circuit open"), "{sys:?}: {held}");
     assert_eq!(
         erp.log_total().await - calls,
         0,
@@ -1924,6 +2025,8 @@ for_each_system!(
     a_killed_full_pass_resumes_and_sweeps_exactly_the_deleted,
     a_full_sync_interrupted_four_times_completes_on_the_fifth_attempt,
     a_full_sync_flags_nothing_changed_before_or_during_it,
+    a_steady_rate_of_server_errors_neither_opens_the_circuit_nor_fails_the_sync,
+    a_429_storm_never_takes_the_connection_offline,
     a_429_storm_with_retry_after_is_waited_out,
     a_429_storm_without_retry_after_backs_off_and_completes,
     server_error_bursts_are_retried_and_the_sync_completes,
