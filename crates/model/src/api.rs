@@ -558,6 +558,10 @@ pub enum DeletionDetection {
     /// The source forgets deleted records: a full sync (scheduled once a week by default, or
     /// `POST /v1/sync` with `full: true`) marks the records it no longer returns as deleted.
     Reconciliation,
+    /// The source forgets deleted records but logs their deletion: every sync (incremental
+    /// ones too) reads the log for its window and flags what it reports, so a deletion shows
+    /// within one sync; the weekly full sync still marks anything the log missed.
+    DeletionLog,
 }
 
 /// How a system's records of one entity reach Ironbridge.

@@ -56,12 +56,11 @@ const CERTIFICATE_ID: FieldSpec = FieldSpec::text(
     "The id NetSuite shows for the certificate on Setup > Integration > OAuth 2.0 Client Credentials (M2M) Setup.",
 );
 
-const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
+const fn read(entity: Entity, kind: ReadKind, deletions: DeletionDetection) -> ReadSpec {
     ReadSpec {
         entity,
         kind,
-        // NetSuite's SuiteQL tables forget deleted records.
-        deletions: DeletionDetection::Reconciliation,
+        deletions,
     }
 }
 
@@ -119,12 +118,31 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         )
         .optional(),
     ],
+    // NetSuite's SuiteQL tables forget deleted records; its deletion log (`DeletedRecord`)
+    // covers transactions, vendors and items (`read::deleted_types`), read by every sync.
     reads: &[
-        read(Entity::VENDOR, ReadKind::Windowed),
-        read(Entity::ITEM, ReadKind::Windowed),
-        // The location table has no modification time.
-        read(Entity::LOCATION, ReadKind::Whole),
-        read(Entity::PURCHASE_ORDER, ReadKind::Windowed),
+        read(
+            Entity::VENDOR,
+            ReadKind::Windowed,
+            DeletionDetection::DeletionLog,
+        ),
+        read(
+            Entity::ITEM,
+            ReadKind::Windowed,
+            DeletionDetection::DeletionLog,
+        ),
+        // The location table has no modification time; every sync reads it whole, so every
+        // sync finds what it no longer has.
+        read(
+            Entity::LOCATION,
+            ReadKind::Whole,
+            DeletionDetection::Reconciliation,
+        ),
+        read(
+            Entity::PURCHASE_ORDER,
+            ReadKind::Windowed,
+            DeletionDetection::DeletionLog,
+        ),
     ],
     writes: &[WriteSpec {
         entity: Entity::PURCHASE_ORDER,
@@ -360,6 +378,27 @@ impl NetSuite {
         }
     }
 
+    /// The ids of the records of `entity` the deletion log reports deleted in `window`
+    /// (none where the log does not cover the entity): one query, paged by keyset if long.
+    async fn deleted_in(
+        &self,
+        entity: Entity,
+        window: &ReadWindow,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let mut ids = Vec::new();
+        let mut after = None;
+        while let Some(sql) = read::deleted_query(entity, window, after.as_ref()) {
+            let (rows, has_more) = self.suiteql(&sql, read::FLAT_PAGE, 0).await?;
+            let last = rows.last().and_then(read::deleted_position);
+            ids.extend(rows.iter().filter_map(|r| read::text(r, "recordid")));
+            match last {
+                Some(next) if has_more && after.as_ref() != Some(&next) => after = Some(next),
+                _ => break,
+            }
+        }
+        Ok(ids)
+    }
+
     /// `GET purchaseOrder/{id}?expandSubResources=true` in the raw shape of reads.
     async fn get_order(&self, id: &str) -> Result<Value, ConnectorError> {
         let url = format!(
@@ -478,7 +517,13 @@ impl Source for NetSuite {
                 headers.into_iter().map(Value::Object).collect()
             }
         };
-        Ok(RawPage::new(records, next_cursor))
+        let mut page = RawPage::new(records, next_cursor);
+        if page.next_cursor.is_none() {
+            // The slice's last page also carries the deletions logged in its window: slices
+            // cover the run's window, so each deletion is read once per run.
+            page.deleted = self.deleted_in(entity, window).await?;
+        }
+        Ok(page)
     }
 
     /// Our clock corrected by the offset the source's last `Date` showed (data calls and the

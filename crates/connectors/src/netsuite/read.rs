@@ -210,6 +210,89 @@ pub fn oldest_query(entity: Entity) -> Option<String> {
     Some(sql)
 }
 
+/// The record types under which NetSuite's deletion log (`DeletedRecord.type`) names the
+/// records of `entity`, or `None` where the log does not cover it (locations: read whole
+/// anyway). Item types share one id sequence (the `item` table), so each kind is listed;
+/// a kind missing here is still found by the weekly full pass. Spellings are SuiteScript's
+/// `record.Type` ids, compared lower-cased (see `docs/connectors/netsuite.md`).
+pub fn deleted_types(entity: Entity) -> Option<&'static [&'static str]> {
+    Some(if entity == Entity::PURCHASE_ORDER {
+        &["purchaseorder"]
+    } else if entity == Entity::VENDOR {
+        &["vendor"]
+    } else if entity == Entity::ITEM {
+        &[
+            "inventoryitem",
+            "lotnumberedinventoryitem",
+            "serializedinventoryitem",
+            "noninventoryitem",
+            "serviceitem",
+            "otherchargeitem",
+            "assemblyitem",
+            "lotnumberedassemblyitem",
+            "serializedassemblyitem",
+            "kititem",
+            "itemgroup",
+            "discountitem",
+            "markupitem",
+            "descriptionitem",
+            "subtotalitem",
+            "paymentitem",
+            "giftcertificateitem",
+            "downloaditem",
+        ]
+    } else {
+        return None;
+    })
+}
+
+/// Where a read of the deletion log stopped: the last row's `(deleteddate, recordid)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedAfter {
+    at: Timestamp,
+    id: u64,
+}
+
+/// The deletion-log query of one page of `entity`'s deletions in `window` (same bounds as
+/// the records' `lastmodifieddate`: whole seconds, lower bound rounded up, upper rounded down,
+/// open ends left open), ordered and paged by keyset like the records. `None` where the log
+/// does not cover the entity.
+pub fn deleted_query(
+    entity: Entity,
+    window: &ReadWindow,
+    after: Option<&DeletedAfter>,
+) -> Option<String> {
+    let types = deleted_types(entity)?;
+    let types: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
+    // Lower-cased: the SOAP enumeration spells the same types in camelCase (`purchaseOrder`).
+    let mut conditions = vec![format!("LOWER(d.type) IN ({})", types.join(", "))];
+    if let Some(since) = window.modified_since {
+        conditions.push(format!("d.deleteddate >= {}", to_timestamp(since, true)));
+    }
+    if let Some(until) = window.modified_until {
+        conditions.push(format!("d.deleteddate <= {}", to_timestamp(until, false)));
+    }
+    if let Some(a) = after {
+        let at = to_timestamp(a.at, false);
+        conditions.push(format!(
+            "(d.deleteddate > {at} OR (d.deleteddate = {at} AND d.recordid > {}))",
+            a.id
+        ));
+    }
+    Some(format!(
+        "SELECT d.recordid, TO_CHAR(d.deleteddate, {ISO_FORMAT}) AS deleted_iso FROM DeletedRecord d WHERE {} ORDER BY d.deleteddate, d.recordid",
+        conditions.join(" AND ")
+    ))
+}
+
+/// A deletion-log row's place in the keyset.
+pub fn deleted_position(row: &Value) -> Option<DeletedAfter> {
+    Some(DeletedAfter {
+        at: Timestamp::parse_rfc3339(&text(row, "deleted_iso")?)?,
+        id: text(row, "recordid")?.parse().ok()?,
+    })
+}
+
 /// Whether reads of `entity` are bounded by modification time.
 pub fn windowed(entity: Entity) -> bool {
     table(entity).is_some_and(|t| t.has_last_modified)
@@ -638,5 +721,49 @@ mod tests {
         assert!(sql.ends_with("ORDER BY t.lastmodifieddate, t.id"));
         let (sql, _) = page_query(Entity::LOCATION, &window, None).unwrap();
         assert!(!sql.contains("lastmodifieddate"));
+    }
+
+    #[test]
+    fn deletion_log_reads_use_the_records_bounds_and_a_keyset() {
+        let window = ReadWindow {
+            modified_since: Some(Timestamp(1_700_000_000_500_000)),
+            modified_until: Some(Timestamp(1_700_000_100_900_000)),
+        };
+        let sql = deleted_query(Entity::PURCHASE_ORDER, &window, None).unwrap();
+        assert!(sql.contains("FROM DeletedRecord d WHERE LOWER(d.type) IN ('purchaseorder')"));
+        assert!(sql.contains("d.deleteddate >= TO_TIMESTAMP('2023-11-14 22:13:21'"));
+        assert!(sql.contains("d.deleteddate <= TO_TIMESTAMP('2023-11-14 22:15:00'"));
+        assert!(sql.ends_with("ORDER BY d.deleteddate, d.recordid"));
+        // No upper bound when the window has none.
+        let open = ReadWindow {
+            modified_since: window.modified_since,
+            modified_until: None,
+        };
+        let sql = deleted_query(Entity::VENDOR, &open, None).unwrap();
+        assert!(sql.contains("IN ('vendor')") && !sql.contains("<="));
+        let row = serde_json::json!({"recordid": "42", "deleted_iso": "2023-11-14T22:14:00Z"});
+        let after = deleted_position(&row).unwrap();
+        let sql = deleted_query(Entity::ITEM, &window, Some(&after)).unwrap();
+        assert!(sql.contains("'inventoryitem'"));
+        assert!(sql.contains(
+            "(d.deleteddate > TO_TIMESTAMP('2023-11-14 22:14:00', 'YYYY-MM-DD HH24:MI:SS') OR (d.deleteddate = TO_TIMESTAMP('2023-11-14 22:14:00', 'YYYY-MM-DD HH24:MI:SS') AND d.recordid > 42))"
+        ));
+        assert!(deleted_query(Entity::LOCATION, &window, None).is_none());
+        // A row that is not the log's shape gives no position (so paging stops).
+        assert!(deleted_position(&serde_json::json!({"recordid": "x"})).is_none());
+    }
+
+    #[test]
+    fn the_descriptor_says_which_entities_the_deletion_log_covers() {
+        use ironbridge_model::api::DeletionDetection;
+        for spec in crate::netsuite::DESCRIPTOR.reads {
+            let logged = spec.deletions == DeletionDetection::DeletionLog;
+            assert_eq!(
+                logged,
+                deleted_types(spec.entity).is_some(),
+                "{}",
+                spec.entity
+            );
+        }
     }
 }

@@ -640,3 +640,112 @@ async fn a_refusal_with_the_corrected_clock_is_unauthorized() {
     assert!(matches!(err, ConnectorError::Unauthorized), "{err:?}");
     assert_eq!(token_statuses(&env).await, vec![400]);
 }
+
+#[tokio::test]
+async fn the_last_page_of_a_window_carries_the_deletions_logged_in_it() {
+    let env = start(250).await;
+    let c = env.connector(&env.generated_credentials().await);
+    // Orders 3 and 4 deleted an hour apart, a vendor in between (another entity's log).
+    env.admin(
+        reqwest::Method::POST,
+        "/clock",
+        Some(json!({"advance_seconds": 3600})),
+    )
+    .await;
+    env.admin(reqwest::Method::DELETE, "/records/purchase_orders/3", None)
+        .await;
+    env.admin(
+        reqwest::Method::POST,
+        "/clock",
+        Some(json!({"advance_seconds": 1800})),
+    )
+    .await;
+    env.admin(reqwest::Method::DELETE, "/records/vendors/2", None)
+        .await;
+    env.admin(
+        reqwest::Method::POST,
+        "/clock",
+        Some(json!({"advance_seconds": 1800})),
+    )
+    .await;
+    env.admin(reqwest::Method::DELETE, "/records/purchase_orders/4", None)
+        .await;
+    let first = Timestamp::from_secs(START_SECS + 3600);
+    let second = Timestamp::from_secs(START_SECS + 7200);
+    // Our clock follows the source's, or the token's assertion would be expired there.
+    env.clock.set(second);
+
+    // A whole read: pages before the last carry no deletions, the last carries both.
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = c
+            .fetch_page(Entity::PURCHASE_ORDER, &ReadWindow::ALL, cursor.as_deref())
+            .await
+            .unwrap();
+        cursor = page.next_cursor.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages.len(), 3, "248 orders in pages of 100");
+    assert!(pages[..2].iter().all(|p| p.deleted.is_empty()));
+    assert_eq!(pages[2].deleted, ["3", "4"]);
+
+    // Windows on the deletion time with the records' bounds: both ends included, and no
+    // upper bound when the window has none.
+    let deleted = |since: Option<Timestamp>, until: Option<Timestamp>| {
+        let c = c.clone();
+        async move {
+            let window = ReadWindow {
+                modified_since: since,
+                modified_until: until,
+            };
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = c
+                    .fetch_page(Entity::PURCHASE_ORDER, &window, cursor.as_deref())
+                    .await
+                    .unwrap();
+                if page.next_cursor.is_none() {
+                    return page.deleted;
+                }
+                assert!(page.deleted.is_empty());
+                cursor = page.next_cursor;
+            }
+        }
+    };
+    assert_eq!(deleted(Some(first), Some(first)).await, ["3"]);
+    assert_eq!(deleted(Some(first.plus_secs(1)), None).await, ["4"]);
+    assert_eq!(deleted(Some(second), Some(second)).await, ["4"]);
+    assert!(
+        deleted(Some(first.plus_secs(1)), Some(second.plus_secs(-1)))
+            .await
+            .is_empty()
+    );
+    // The vendor's deletion is read with vendors, never with orders, at the cost of one
+    // query: the vendors fit one page.
+    let before = env.count("POST /services/rest/query/v1/suiteql").await;
+    let vendors = c
+        .fetch_page(Entity::VENDOR, &ReadWindow::ALL, None)
+        .await
+        .unwrap();
+    assert!(vendors.next_cursor.is_none());
+    assert_eq!(vendors.deleted, ["2"]);
+    assert_eq!(
+        env.count("POST /services/rest/query/v1/suiteql").await - before,
+        2
+    );
+    // Locations are read whole: no log query.
+    let before = env.count("POST /services/rest/query/v1/suiteql").await;
+    let locations = c
+        .fetch_page(Entity::LOCATION, &ReadWindow::ALL, None)
+        .await
+        .unwrap();
+    assert!(locations.deleted.is_empty());
+    assert_eq!(
+        env.count("POST /services/rest/query/v1/suiteql").await - before,
+        1
+    );
+}

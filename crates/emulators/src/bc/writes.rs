@@ -9,9 +9,9 @@ use super::Bc;
 use super::api::{Ctx, Res, Set, json_status};
 use super::errors::BcError;
 use super::model::{self, Kind};
-use crate::common::Dataset;
 use crate::common::clock::{day_start, parse_rfc3339};
 use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder};
+use crate::common::{Dataset, DeletedThrough, RecordKind};
 
 const PO_WRITABLE: [&str; 5] = [
     "vendorId",
@@ -508,7 +508,12 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                     data.purchase_orders.revision(po.id),
                 ),
             )?;
-            data.purchase_orders.delete(id);
+            data.delete(
+                RecordKind::PurchaseOrder,
+                id,
+                ctx.now,
+                DeletedThrough::RestApi,
+            );
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         ("DELETE", Res::Entity(Set::PurchaseOrderLines, key)) => {

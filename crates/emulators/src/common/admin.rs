@@ -16,7 +16,7 @@ use super::clock::{iso_millis, parse_rfc3339};
 use super::datagen::{PurchaseOrder, Vendor};
 use super::faults::{FaultConfig, OfflineMode};
 use super::table::{Record, Table};
-use super::{Core, SystemHooks, patch_struct};
+use super::{Core, DeletedThrough, RecordKind, SystemHooks, patch_struct};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -392,19 +392,25 @@ async fn record_delete(
     State(s): State<AdminState>,
     Path((kind, id)): Path<(String, u64)>,
 ) -> Response {
-    let r = with_table(
-        &s.core,
-        &kind,
-        |t, _| t.delete(id).is_some(),
-        |t, _| t.delete(id).is_some(),
-        |t, _| t.delete(id).is_some(),
-    );
-    match r {
-        None => bad(
-            StatusCode::NOT_FOUND,
-            "kind must be purchase_orders, vendors or items",
-        ),
-        Some(true) => StatusCode::NO_CONTENT.into_response(),
-        Some(false) => bad(StatusCode::NOT_FOUND, "no such record"),
+    let kind = match kind.as_str() {
+        "purchase_orders" => RecordKind::PurchaseOrder,
+        "vendors" => RecordKind::Vendor,
+        "items" => RecordKind::Item,
+        _ => {
+            return bad(
+                StatusCode::NOT_FOUND,
+                "kind must be purchase_orders, vendors or items",
+            );
+        }
+    };
+    let now = s.core.clock.now_ms();
+    // Logged as a person's deletion: the admin API stands for the system's own UI.
+    if s.core
+        .write()
+        .delete(kind, id, now, DeletedThrough::UserInterface)
+    {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        bad(StatusCode::NOT_FOUND, "no such record")
     }
 }

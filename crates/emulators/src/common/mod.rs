@@ -16,7 +16,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 
-use clock::Clock;
+use clock::{Clock, Millis};
 use datagen::{GenCtx, Item, Location, PurchaseOrder, Vendor};
 use faults::Faults;
 use requestlog::RequestLog;
@@ -29,6 +29,39 @@ pub struct Dataset {
     pub items: Table<Item>,
     pub locations: Table<Location>,
     pub purchase_orders: Table<PurchaseOrder>,
+    /// Every deletion, oldest first (NetSuite serves it as the `DeletedRecord` table).
+    pub deleted: Vec<Deletion>,
+}
+
+/// The kinds of record an emulated account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    PurchaseOrder,
+    Vendor,
+    Item,
+    Location,
+}
+
+/// Who deleted a record, as a deletion log tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedThrough {
+    /// The admin API: stands for a person in the system's own user interface.
+    UserInterface,
+    /// The system's REST API.
+    RestApi,
+}
+
+/// One entry of the deletion log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub kind: RecordKind,
+    pub id: u64,
+    /// The record's name when it was deleted (order number, vendor name, item SKU, location name).
+    pub name: String,
+    /// When, on the emulator clock, truncated to whole seconds: NetSuite stores deletion
+    /// times in seconds, as it does modification times.
+    pub at: Millis,
+    pub through: DeletedThrough,
 }
 
 impl Dataset {
@@ -38,7 +71,34 @@ impl Dataset {
             items: Table::new(ctx),
             locations: Table::new(ctx),
             purchase_orders: Table::new(ctx),
+            deleted: Vec::new(),
         }
+    }
+
+    /// Deletes a record and logs the deletion at `now_ms` (whole seconds kept); `false` when
+    /// there is no such record. Every delete path goes through here, so the log misses none.
+    pub fn delete(
+        &mut self,
+        kind: RecordKind,
+        id: u64,
+        now_ms: Millis,
+        through: DeletedThrough,
+    ) -> bool {
+        let name = match kind {
+            RecordKind::PurchaseOrder => self.purchase_orders.delete(id).map(|r| r.number),
+            RecordKind::Vendor => self.vendors.delete(id).map(|r| r.name),
+            RecordKind::Item => self.items.delete(id).map(|r| r.sku),
+            RecordKind::Location => self.locations.delete(id).map(|r| r.name),
+        };
+        let Some(name) = name else { return false };
+        self.deleted.push(Deletion {
+            kind,
+            id,
+            name,
+            at: now_ms - now_ms.rem_euclid(1000),
+            through,
+        });
+        true
     }
 }
 

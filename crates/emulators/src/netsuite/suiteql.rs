@@ -1,5 +1,6 @@
 //! SuiteQL (`POST /query/v1/suiteql`): the query is parsed with a real SQL parser, bound to the emulated
-//! tables (transaction, transactionline, vendor, item, location), answered from the sorted indexes where
+//! tables (transaction, transactionline, vendor, item, location, and the deletion log as
+//! deletedrecord), answered from the sorted indexes where
 //! `index` can prove the same rows or else run over the seeded data, ordered stably and paged with
 //! `limit`/`offset`. Unsupported SQL gets NetSuite's error.
 
@@ -29,10 +30,10 @@ use super::qfilter::DateFormat;
 use super::records::{COLLECTION_TYPE, page_links, paging, query_params, with_type};
 use super::sqlval::{Val, compare, display_datetime, sort_cmp, to_char, to_date};
 use super::{Ns, Settings, base_from};
-use crate::common::Dataset;
 use crate::common::clock::Millis;
 use crate::common::datagen::{EMPLOYEES, Item, Location, PoStatus, PurchaseOrder, Vendor};
 use crate::common::jsontext::{Members, json_str};
+use crate::common::{Dataset, DeletedThrough, Deletion, RecordKind};
 
 mod index;
 
@@ -58,6 +59,8 @@ enum Tbl {
     Vendor,
     Item,
     Location,
+    /// The deletion log (analytics data source): one row per deleted record.
+    DeletedRecord,
 }
 
 impl Tbl {
@@ -68,6 +71,7 @@ impl Tbl {
             "vendor" => Some(Tbl::Vendor),
             "item" => Some(Tbl::Item),
             "location" => Some(Tbl::Location),
+            "deletedrecord" => Some(Tbl::DeletedRecord),
             _ => None,
         }
     }
@@ -79,6 +83,7 @@ impl Tbl {
             Tbl::Vendor => "vendor",
             Tbl::Item => "item",
             Tbl::Location => "location",
+            Tbl::DeletedRecord => "deletedrecord",
         }
     }
 
@@ -148,6 +153,18 @@ impl Tbl {
                 "upccode",
             ],
             Tbl::Location => &["id", "name", "fullname", "isinactive"],
+            Tbl::DeletedRecord => &[
+                "context",
+                "deletedby",
+                "deleteddate",
+                "iscustomlist",
+                "iscustomrecord",
+                "iscustomtransaction",
+                "name",
+                "recordid",
+                "scriptid",
+                "type",
+            ],
         }
     }
 
@@ -678,6 +695,7 @@ enum Src {
     Vendor(Rc<Vendor>),
     Item(Rc<Item>),
     Location(Rc<Location>),
+    Deleted(Rc<Deletion>),
 }
 
 struct PoCell {
@@ -834,6 +852,43 @@ fn col(src: &Src, c: &str, ctx: &Ctx<'_>) -> Val {
             "isinactive" => tf(l.inactive),
             _ => Val::Null,
         },
+        Src::Deleted(d) => deleted_col(d, c),
+    }
+}
+
+/// The record type id a deletion is logged under (SuiteScript's `record.Type` values [I]).
+pub fn deleted_type(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::PurchaseOrder => "purchaseorder",
+        RecordKind::Vendor => "vendor",
+        // The emulator's items are all inventory items (`itemtype` InvtPart).
+        RecordKind::Item => "inventoryitem",
+        RecordKind::Location => "location",
+    }
+}
+
+/// Who the log names as the deleting user: the account administrator for UI deletions, the
+/// integration's user for REST ones (both the first employee here [I]).
+const DELETED_BY: u64 = EMPLOYEES[0].0;
+
+fn deleted_col(d: &Deletion, c: &str) -> Val {
+    match c {
+        "deleteddate" => datetime(d.at),
+        "recordid" => Val::Int(d.id as i64),
+        "name" => Val::Str(d.name.clone()),
+        "type" => Val::Str(deleted_type(d.kind).into()),
+        // Execution contexts as `runtime.ContextType` spells them [I].
+        "context" => Val::Str(
+            match d.through {
+                DeletedThrough::UserInterface => "USERINTERFACE",
+                DeletedThrough::RestApi => "RESTWEBSERVICES",
+            }
+            .into(),
+        ),
+        "deletedby" => Val::Int(DELETED_BY as i64),
+        "iscustomlist" | "iscustomrecord" | "iscustomtransaction" => tf(false),
+        // Standard records have no script id; custom records would carry theirs.
+        _ => Val::Null,
     }
 }
 
@@ -848,6 +903,19 @@ fn display(plan: &Plan, e: &E, v: Val, ctx: &Ctx<'_>) -> Val {
             Val::Str(format!("Purchase Order : {}", st.label()))
         });
     }
+    if plan.bindings[*i].table == Tbl::DeletedRecord
+        && *c == "context"
+        && let Val::Str(s) = &v
+    {
+        return Val::Str(
+            match s.as_str() {
+                "USERINTERFACE" => "User Interface",
+                "RESTWEBSERVICES" => "REST Web Services",
+                other => other,
+            }
+            .into(),
+        );
+    }
     let id = match &v {
         Val::Int(x) => *x as u64,
         Val::Null => return Val::Null,
@@ -860,7 +928,7 @@ fn display(plan: &Plan, e: &E, v: Val, ctx: &Ctx<'_>) -> Val {
         (Tbl::TransactionLine, "item") => d.items.get(id).map(|x| x.sku),
         (_, "location") => d.locations.get(id).map(|x| x.name),
         (_, "currency") => Some(if id == 4 { "Euro" } else { "US Dollar" }.into()),
-        (Tbl::Transaction, "custbody_requestor") => EMPLOYEES
+        (Tbl::Transaction, "custbody_requestor") | (Tbl::DeletedRecord, "deletedby") => EMPLOYEES
             .iter()
             .find(|e| e.0 == id)
             .map(|e| e.1.to_string()),
@@ -1149,7 +1217,7 @@ fn expand(
                 Tbl::Vendor => d.vendors.get(id).map(|v| Src::Vendor(Rc::new(v))),
                 Tbl::Item => d.items.get(id).map(|v| Src::Item(Rc::new(v))),
                 Tbl::Location => d.locations.get(id).map(|v| Src::Location(Rc::new(v))),
-                Tbl::TransactionLine => None,
+                Tbl::TransactionLine | Tbl::DeletedRecord => None,
             };
             // A transaction reached by lookup needs its real last-modified; build it.
             let src = match src {
@@ -1412,6 +1480,13 @@ fn drivers<'a>(plan: &'a Plan, ctx: &'a Ctx<'a>) -> Box<dyn Iterator<Item = (u64
                 .get(id)
                 .map(|v| (id, vec![Src::Location(Rc::new(v))]))
         })),
+        // Keyed by position in the log (from 1), which never changes: the log only grows.
+        Tbl::DeletedRecord => Box::new(
+            d.deleted
+                .iter()
+                .enumerate()
+                .map(|(i, del)| (i as u64 + 1, vec![Src::Deleted(Rc::new(del.clone()))])),
+        ),
     }
 }
 
@@ -1509,6 +1584,12 @@ fn row_for(
         Tbl::Vendor => vec![Src::Vendor(Rc::new(d.vendors.get(key.0)?))],
         Tbl::Item => vec![Src::Item(Rc::new(d.items.get(key.0)?))],
         Tbl::Location => vec![Src::Location(Rc::new(d.locations.get(key.0)?))],
+        Tbl::DeletedRecord => {
+            let del = d
+                .deleted
+                .get(usize::try_from(key.0).ok()?.checked_sub(1)?)?;
+            vec![Src::Deleted(Rc::new(del.clone()))]
+        }
     };
     let mut found = None;
     rows_for(plan, start, ctx, &mut |row, slot| {
@@ -1596,7 +1677,11 @@ pub async fn handler(
         fmt,
         now: ns.core.clock.now_ms(),
     };
-    let version = data.purchase_orders.version() + data.vendors.version() + data.items.version();
+    let version = data.purchase_orders.version()
+        + data.vendors.version()
+        + data.items.version()
+        + data.locations.version()
+        + data.deleted.len() as u64;
     let cache_key = format!("suiteql:{}:{q}", settings.date_format);
     let cached = {
         let c = ns.cache.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,9 +12,9 @@ use super::errors::{Detail, NsError};
 use super::records::{query_params, rec_type, resolve_id};
 use super::render::RecType;
 use super::{Ns, base_from};
-use crate::common::Dataset;
 use crate::common::clock::{day_start, parse_rfc3339};
 use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder, Vendor};
+use crate::common::{Dataset, DeletedThrough, RecordKind};
 
 fn invalid_value(field: &str, value: &str, path: &str) -> NsError {
     NsError::new(
@@ -597,6 +597,7 @@ pub async fn delete(
             None,
         ));
     }
-    data.purchase_orders.delete(id);
+    let now = ns.core.clock.now_ms();
+    data.delete(RecordKind::PurchaseOrder, id, now, DeletedThrough::RestApi);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1578,3 +1578,161 @@ async fn suiteql_keyset_walk_reads_every_order_exactly_once() {
     );
     ns.emu.shutdown().await;
 }
+
+// ---- The deletion log (`DeletedRecord`, analytics data source).
+
+/// The time of an epoch-ms instant as the connector prints it (`TO_CHAR … 'YYYY-MM-DD"T"HH24:MI:SS"Z"'`).
+fn iso_secs(ms: i64) -> String {
+    let d = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
+}
+
+#[tokio::test]
+async fn deletions_are_logged_and_served_as_the_deleted_record_table() {
+    let mut ns = Ns::new(30).await;
+    let log_q = r#"SELECT d.recordid, d.type, d.name, TO_CHAR(d.deleteddate, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS deleted_iso, BUILTIN.DF(d.context) AS how, BUILTIN.DF(d.deletedby) AS who FROM DeletedRecord d WHERE d.type = 'purchaseorder' ORDER BY d.deleteddate, d.recordid"#;
+    let empty: Value = ns.suiteql(log_q, 10, 0).await.json().await.unwrap();
+    assert_eq!(empty["totalResults"], 0);
+
+    // Deletions at instants with milliseconds: the log keeps whole seconds.
+    ns.clock(json!({"advance_ms": 1_500})).await;
+    let first_ms = admin_json(&ns.emu, Method::GET, "/clock", None).await["now_ms"]
+        .as_i64()
+        .unwrap();
+    let order5 = ns.get_json("/record/v1/purchaseOrder/5").await;
+    admin_json(&ns.emu, Method::DELETE, "/records/purchase_orders/5", None).await;
+    ns.clock(json!({"advance_ms": 60_250})).await;
+    let second_ms = first_ms + 60_250;
+    let r = ns
+        .send(Method::DELETE, "/record/v1/purchaseOrder/7", json!({}))
+        .await;
+    assert_eq!(r.status(), 204);
+    admin_json(&ns.emu, Method::DELETE, "/records/vendors/3", None).await;
+    // Nothing to delete, nothing logged.
+    let missing = admin(&ns.emu, Method::DELETE, "/records/purchase_orders/5", None).await;
+    assert_eq!(missing.status(), 404);
+    let missing = ns
+        .send(Method::DELETE, "/record/v1/purchaseOrder/5", json!({}))
+        .await;
+    assert_eq!(missing.status(), 404);
+
+    let v: Value = ns.suiteql(log_q, 10, 0).await.json().await.unwrap();
+    assert_eq!(v["totalResults"], 2, "{v}");
+    let rows = v["items"].as_array().unwrap();
+    assert_eq!(rows[0]["recordid"], "5");
+    assert_eq!(rows[0]["type"], "purchaseorder");
+    assert_eq!(rows[0]["name"], order5["tranId"]);
+    assert_eq!(rows[0]["deleted_iso"], iso_secs(first_ms).as_str());
+    assert_eq!(rows[0]["how"], "User Interface");
+    assert_eq!(rows[0]["who"], "Seun Sodimu");
+    assert_eq!(rows[1]["recordid"], "7");
+    assert_eq!(rows[1]["deleted_iso"], iso_secs(second_ms).as_str());
+    assert_eq!(rows[1]["how"], "REST Web Services");
+    // Without TO_CHAR a datetime shows as the date in the user's format, as other tables do.
+    let plain: Value = ns
+        .suiteql(
+            "SELECT deleteddate FROM deletedrecord WHERE recordid = 5",
+            10,
+            0,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = time::OffsetDateTime::from_unix_timestamp(first_ms / 1000).unwrap();
+    assert_eq!(
+        plain["items"][0]["deleteddate"],
+        format!("{}/{}/{}", d.month() as u8, d.day(), d.year())
+    );
+
+    // Windows on the deletion time, with the bounds the connector writes: whole seconds,
+    // `>=` the rounded-up lower bound and `<=` the upper one.
+    let window_q = |since: i64, until: Option<i64>| {
+        let mut q = format!(
+            "SELECT d.recordid FROM DeletedRecord d WHERE LOWER(d.type) IN ('purchaseorder') AND d.deleteddate >= {}",
+            ts(since)
+        );
+        if let Some(u) = until {
+            q.push_str(&format!(" AND d.deleteddate <= {}", ts(u)));
+        }
+        q.push_str(" ORDER BY d.deleteddate, d.recordid");
+        q
+    };
+    let ids = |v: Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["recordid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first_s = first_ms / 1000 * 1000;
+    let second_s = second_ms / 1000 * 1000;
+    let both: Value = ns
+        .suiteql(&window_q(first_s, None), 10, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(both), ["5", "7"]);
+    let upto_first: Value = ns
+        .suiteql(&window_q(first_s - 3_600_000, Some(first_s)), 10, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(upto_first), ["5"]);
+    let after_first: Value = ns
+        .suiteql(&window_q(first_s + 1000, Some(second_s)), 10, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(after_first), ["7"]);
+
+    // Paged like every SuiteQL query.
+    let p1: Value = ns.suiteql(log_q, 1, 0).await.json().await.unwrap();
+    assert_eq!(
+        (
+            p1["count"].as_u64(),
+            p1["hasMore"].as_bool(),
+            p1["totalResults"].as_u64()
+        ),
+        (Some(1), Some(true), Some(2))
+    );
+    assert_eq!(p1["items"][0]["recordid"], "5");
+    let p2: Value = ns.suiteql(log_q, 1, 1).await.json().await.unwrap();
+    assert_eq!(
+        (p2["count"].as_u64(), p2["hasMore"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(p2["items"][0]["recordid"], "7");
+
+    // The vendor's deletion is logged under its own type; the orders are gone from transaction.
+    let vendors: Value = ns
+        .suiteql(
+            "SELECT recordid FROM deletedrecord WHERE type = 'vendor'",
+            10,
+            0,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(vendors), ["3"]);
+    let gone: Value = ns
+        .suiteql("SELECT id FROM transaction WHERE id IN (5, 7)", 10, 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone["totalResults"], 0);
+}

@@ -506,6 +506,9 @@ fn sum(reports: &[EntityReport], f: fn(&EntityReport) -> u64) -> u64 {
     reports.iter().map(f).sum()
 }
 
+/// How often each record (entity, source key) was fetched.
+type Reads = Arc<Mutex<HashMap<(Entity, String), u32>>>;
+
 /// Wraps a connector to kill the sync at its `kill_at`-th page fetch (0-based, across
 /// entities) or to re-arm an emulator fault before every page.
 struct Wrapped {
@@ -527,7 +530,7 @@ struct Wrapped {
     kill_when_committed: Option<(Arc<dyn Store>, ConnId, u64)>,
     /// How often each record (entity, source key) was fetched by a bounded read (tail reads,
     /// which have no upper bound, are left out), shared across attempts.
-    reads: Option<Arc<Mutex<HashMap<(Entity, String), u32>>>>,
+    reads: Option<Reads>,
     /// At this fetch, first change these orders at the source (admin client and base URL).
     change_during: Option<(u32, Vec<u64>, reqwest::Client, String)>,
 }
@@ -603,11 +606,11 @@ impl Source for Wrapped {
                 bump(http, admin, *o).await;
             }
         }
-        if let Some((store, conn, target)) = &self.kill_when_committed {
-            if committed_orders(store.as_ref(), conn).await >= *target {
-                self.reached.store(true, Ordering::SeqCst);
-                return std::future::pending().await;
-            }
+        if let Some((store, conn, target)) = &self.kill_when_committed
+            && committed_orders(store.as_ref(), conn).await >= *target
+        {
+            self.reached.store(true, Ordering::SeqCst);
+            return std::future::pending().await;
         }
         if self.reads.is_some() {
             let page = self.inner.fetch_page(entity, window, cursor).await?;
@@ -923,9 +926,13 @@ async fn late_commits_inside_the_lookback_are_picked_up(sys: Sys) {
     erp.assert_in_sync(&[]).await;
 }
 
-/// Case 4: No system tells the engine about deleted purchase orders (they disappear from reads), so
-/// incremental runs cannot see deletions and a full pass marks them (mark-and-sweep).
+/// Case 4: Deleted purchase orders disappear from reads. SAP and Business Central keep no log of
+/// deletions, so incremental runs cannot see them and a full pass marks them (mark-and-sweep);
+/// NetSuite's deletion log has the incremental run flag them, and the full pass, the safety net,
+/// finds nothing more.
 async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
+    let logged = sys == Sys::NetSuite;
+    let (by_incremental, by_full) = if logged { (3, 0) } else { (0, 3) };
     let erp = Erp::start(sys).await;
     let c = erp.connector();
     erp.run(c.as_ref(), false).await.unwrap();
@@ -943,14 +950,19 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
     let gone_keys: Vec<String> = gone.iter().map(|&n| sys.po_key(n)).collect();
     erp.advance(600).await;
     let incremental = erp.run(c.as_ref(), false).await.unwrap();
-    assert_eq!(sum(&incremental, |r| r.counts.deleted), 0, "{sys:?}");
-    erp.assert_in_sync(&gone_keys).await;
+    assert_eq!(
+        sum(&incremental, |r| r.counts.deleted),
+        by_incremental,
+        "{sys:?}"
+    );
+    erp.assert_in_sync(if logged { &[] } else { &gone_keys })
+        .await;
     let before_full = stored(&erp.env, Entity::PURCHASE_ORDER).await;
     assert!(
         gone_keys.iter().all(|k| before_full
             .iter()
-            .any(|r| &r.remote_id == k && !r.remote_was_deleted)),
-        "{sys:?}: still live until a full pass"
+            .any(|r| &r.remote_id == k && r.remote_was_deleted == logged)),
+        "{sys:?}: flagged by the deletion log, or still live until a full pass"
     );
 
     erp.advance(60).await;
@@ -959,7 +971,7 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
     let source_count = erp.source_orders().len() as u64;
     assert_eq!(
         (po.counts.deleted, po.counts.updated),
-        (3, 0),
+        (by_full, 0),
         "{sys:?}: {po:?}"
     );
     assert_eq!(
@@ -991,7 +1003,92 @@ async fn deletions_are_marked_by_a_full_pass(sys: Sys) {
         "{sys:?}"
     );
     let data: Vec<(String, Value)> = events(&erp.env).await;
-    assert_eq!(data[2].1["records_deleted"], 3, "{sys:?}: {:?}", data[2]);
+    assert_eq!(
+        data[1].1["records_deleted"], by_incremental,
+        "{sys:?}: {:?}",
+        data[1]
+    );
+    assert_eq!(
+        data[2].1["records_deleted"], by_full,
+        "{sys:?}: {:?}",
+        data[2]
+    );
+}
+
+/// NetSuite's deletion log: a purchase order deleted at the source after a first sync is
+/// flagged by the next incremental sync (exactly it, its last data kept, counted in the report
+/// and in `sync.completed`), the store otherwise equals the source, and the weekly full pass
+/// finds nothing more to delete.
+#[tokio::test]
+async fn netsuite_deletions_are_flagged_by_the_next_incremental_sync() {
+    let erp = Erp::start(Sys::NetSuite).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+    let stored_before = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+    let victim = erp
+        .expected_orders()
+        .await
+        .values()
+        .nth(5)
+        .map(|p| p.n)
+        .unwrap();
+    let key = Sys::NetSuite.po_key(victim);
+    let last_data = stored_before
+        .iter()
+        .find(|r| r.remote_id == key)
+        .map(|r| r.data.clone())
+        .expect("the order was stored by the first sync");
+
+    erp.advance(30).await;
+    erp.admin(
+        "DELETE",
+        &format!("/records/purchase_orders/{victim}"),
+        None,
+    )
+    .await;
+    // Past the settle delay, so the deletion falls in the next run's window.
+    erp.advance(600).await;
+    let incremental = erp.run(c.as_ref(), false).await.unwrap();
+    let po = report(&incremental, Entity::PURCHASE_ORDER);
+    assert_eq!(
+        (po.counts.deleted, po.counts.added, po.counts.updated),
+        (1, 0, 0),
+        "{po:?}"
+    );
+    assert_eq!(sum(&incremental, |r| r.counts.deleted), 1);
+    let after = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+    let flagged: Vec<&str> = after
+        .iter()
+        .filter(|r| r.remote_was_deleted)
+        .map(|r| r.remote_id.as_str())
+        .collect();
+    assert_eq!(flagged, [key.as_str()]);
+    let gone = after.iter().find(|r| r.remote_id == key).unwrap();
+    assert_eq!(gone.data, last_data, "its last data is kept");
+    erp.assert_in_sync(&[]).await;
+    let completed: Vec<Value> = events(&erp.env)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "sync.completed")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(completed.len(), 2);
+    assert_eq!(completed[1]["records_deleted"], 1, "{:?}", completed[1]);
+
+    // The next incremental run reads a window after the deletion: nothing more.
+    erp.advance(600).await;
+    let quiet = erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(sum(&quiet, |r| r.counts.deleted), 0);
+    // The weekly full pass, the safety net, has nothing left to delete.
+    erp.advance(60).await;
+    let full = erp.run(c.as_ref(), true).await.unwrap();
+    assert_eq!(sum(&full, |r| r.counts.deleted), 0, "{full:?}");
+    erp.assert_in_sync(&[]).await;
+    let after_full = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+    assert_eq!(
+        after_full.iter().filter(|r| r.remote_was_deleted).count(),
+        1
+    );
 }
 
 fn sum_reports_other_than_po(reports: &[EntityReport]) -> impl Iterator<Item = &EntityReport> {
@@ -1964,7 +2061,6 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
     assert_eq!(status(&erp.env).await, "offline", "{sys:?}");
     let failed_calls = erp.log_total().await - calls;
     assert!(failed_calls >= 8, "{sys:?}: {failed_calls} calls");
-    let retry = store.get_job(&support::org(), &job.id).await.unwrap();
 
     let health = store.get_connection(&support::org(), &conn).await.unwrap();
     assert_eq!(health.circuit_state, "open", "{sys:?}");

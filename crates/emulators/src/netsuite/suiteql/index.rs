@@ -133,7 +133,7 @@ fn last_modified_of(t: Tbl, id: u64, ctx: &Ctx<'_>) -> Option<Millis> {
         Tbl::Transaction => d.purchase_orders.last_modified_of(id),
         Tbl::Vendor => d.vendors.last_modified_of(id),
         Tbl::Item => d.items.last_modified_of(id),
-        Tbl::Location | Tbl::TransactionLine => None,
+        Tbl::Location | Tbl::TransactionLine | Tbl::DeletedRecord => None,
     }
 }
 
@@ -156,7 +156,7 @@ fn row_src(t: Tbl, id: u64, lm: Option<Millis>, ctx: &Ctx<'_>) -> Option<Src> {
         Tbl::Vendor => Src::Vendor(Rc::new(d.vendors.get(id)?)),
         Tbl::Item => Src::Item(Rc::new(d.items.get(id)?)),
         Tbl::Location => Src::Location(Rc::new(d.locations.get(id)?)),
-        Tbl::TransactionLine => return None,
+        Tbl::TransactionLine | Tbl::DeletedRecord => return None,
     })
 }
 
@@ -358,7 +358,7 @@ fn analyse<'d>(plan: &Plan, ctx: &Ctx<'d>) -> Option<Vec<Access<'d>>> {
         Tbl::Vendor => (d.vendors.ids(), Some(d.vendors.by_last_modified())),
         Tbl::Item => (d.items.ids(), Some(d.items.by_last_modified())),
         Tbl::Location => (d.locations.ids(), None),
-        Tbl::TransactionLine => return None,
+        Tbl::TransactionLine | Tbl::DeletedRecord => return None,
     };
     let mut parts = Vec::new();
     if let Some(f) = &plan.filter {
