@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ironbridge_core::Clock;
+use ironbridge_core::netguard::Egress;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::backoff::{RetryPolicy, parse_retry_after, random_unit};
 use crate::breaker::CircuitBreaker;
+use crate::guard::{GuardedResolver, check_literal, is_blocked};
 use crate::limiter::Limiter;
 use crate::sleeper::Sleeper;
 
@@ -36,6 +38,9 @@ pub struct UpstreamConfig {
     pub breaker_threshold: u32,
     /// How long the circuit stays open before a probe.
     pub breaker_open_for: Duration,
+    /// Where calls may go: every address is checked at connect time (public only by
+    /// default).
+    pub egress: Egress,
 }
 
 impl Default for UpstreamConfig {
@@ -50,6 +55,7 @@ impl Default for UpstreamConfig {
             burst: 10,
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(60),
+            egress: Egress::default(),
         }
     }
 }
@@ -80,6 +86,12 @@ pub enum UpstreamError {
     /// The source could not be reached.
     #[error("the source is unreachable: {0}")]
     Unreachable(String),
+    /// The source's address is loopback, private, link-local or otherwise non-public and
+    /// not allow-listed; no connection was made.
+    #[error(
+        "the source's address is not public and not allowed (an operator can allow it with `connections.allowed_private_networks`)"
+    )]
+    Blocked,
     /// The answer exceeded the size cap.
     #[error("the response exceeded {0} bytes")]
     TooLarge(usize),
@@ -119,7 +131,8 @@ enum Attempt {
 
 impl UpstreamClient {
     /// A client with its own limits; redirects are never followed (a source that redirects
-    /// elsewhere must not receive our credentials).
+    /// elsewhere must not receive our credentials), and every connection goes through the
+    /// egress guard's resolver, so the address checked is the address connected to.
     pub fn new(
         config: UpstreamConfig,
         clock: Arc<dyn Clock>,
@@ -129,6 +142,10 @@ impl UpstreamClient {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                config.egress.resolver.clone(),
+                config.egress.policy.clone(),
+            )))
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         Ok(UpstreamClient {
@@ -184,12 +201,22 @@ impl UpstreamClient {
     }
 
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+        let request = match request.build() {
+            Ok(r) => r,
+            Err(e) => return Attempt::Fail(transport(&e)),
+        };
+        // IP literals never reach the resolver: check them here.
+        if check_literal(request.url(), &self.config.egress.policy).is_err() {
+            return Attempt::Fail(UpstreamError::Blocked);
+        }
         let _permit = self
             .limiter
             .acquire(self.clock.as_ref(), self.sleeper.as_ref())
             .await;
-        let response = match request.send().await {
+        let response = match self.http.execute(request).await {
             Ok(r) => r,
+            // Refused by the guard: the source is not unhealthy and retrying cannot help.
+            Err(e) if is_blocked(&e) => return Attempt::Fail(UpstreamError::Blocked),
             Err(e) => {
                 self.breaker.record_failure(self.clock.now());
                 return Attempt::Retry {

@@ -214,9 +214,10 @@ impl Erp {
 
     /// The built-in systems, on the test's clock and recording sleeper.
     fn registry(&self) -> ironbridge_core::system::Registry {
-        ironbridge_engine::registry::builtin_with_sleeper(
+        ironbridge_engine::registry::builtin_with(
             Arc::new(self.env.clock.clone()),
             Arc::new(self.sleeper.clone()),
+            ironbridge_core::netguard::Egress::local(),
         )
     }
 
