@@ -167,11 +167,14 @@ pub struct CacheUse {
     pub purchase_orders: u64,
 }
 
+/// A cached dataset by its (seed, purchase orders).
+type CacheEntry = ((u64, u32), Arc<Dataset>);
+
 /// Recently used datasets, most recent first. Connections do not hold their dataset: they
 /// take it from here for each call, so connections (and runtimes kept for disconnected
 /// ones) never pin data, and a dataset evicted while in use lives only until its call ends.
 /// Before, every seed ever used stayed in memory for the life of the process.
-static CACHE: Mutex<Vec<((u64, u32), Arc<Dataset>)>> = Mutex::new(Vec::new());
+static CACHE: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
 
 /// The cache's current use (entries and their orders), for tests and metrics.
 pub fn cache_use() -> CacheUse {
