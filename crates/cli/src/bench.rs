@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
@@ -101,7 +102,7 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         keys.clone(),
         clock.clone(),
         Arc::new(Runtimes::new(
-            ironbridge_engine::registry::builtin(clock.clone()),
+            ironbridge_engine::registry::builtin_for(clock.clone(), Egress::local()),
             keys.clone(),
         )),
         webhooks,
@@ -351,7 +352,8 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         .await?;
         let base = emu.base_url();
         let clock = OffsetClock::new();
-        let registry = ironbridge_engine::registry::builtin(Arc::new(clock.clone()));
+        let registry =
+            ironbridge_engine::registry::builtin_for(Arc::new(clock.clone()), Egress::local());
         let now = clock.now();
         let org = Organization {
             id: new_id("org", now.micros()),

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ironbridge_core::crypto::Keys;
+use ironbridge_core::netguard::{Egress, IpNet, NetworkPolicy};
 use ironbridge_engine::webhooks::guard::parse_network;
 use ironbridge_engine::webhooks::{AddressPolicy, WebhookConfig};
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,7 @@ pub enum Role {
     All,
 }
 
-/// Rate limits per credential.
+/// Rate limits per credential, and per client address for requests without a valid one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -45,6 +46,26 @@ pub struct RateLimit {
     pub per_second: u32,
     /// Requests allowed in a burst.
     pub burst: u32,
+    /// Sustained requests per minute per client address that fail authentication or need
+    /// none (health, metrics, docs); 0 disables this limit.
+    pub anonymous_per_minute: u32,
+    /// Such requests allowed in a burst.
+    pub anonymous_burst: u32,
+    /// Networks of reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the
+    /// client (`["10.0.0.0/8"]`). Empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl RateLimit {
+    /// The trusted proxies' networks.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|n| {
+                parse_network(n).map_err(|e| anyhow::anyhow!("rate_limit.trusted_proxies: {e}"))
+            })
+            .collect()
+    }
 }
 
 /// Webhook delivery.
@@ -151,6 +172,28 @@ impl WebhookSettings {
     }
 }
 
+/// Connections to source systems.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// Non-public networks and host names connections may reach (an on-premises SAP
+    /// system): `["10.0.0.0/8", "sap.internal.example"]`. Empty by default: connections
+    /// reach public addresses only.
+    pub allowed_private_networks: Vec<String>,
+}
+
+impl ConnectionSettings {
+    fn policy(&self) -> anyhow::Result<NetworkPolicy> {
+        NetworkPolicy::parse(self.allowed_private_networks.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("connections.allowed_private_networks: {e}"))
+    }
+
+    /// Where connectors may connect.
+    pub fn egress(&self) -> anyhow::Result<Egress> {
+        Ok(Egress::new(self.policy()?))
+    }
+}
+
 /// Every setting.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +237,8 @@ pub struct Settings {
     pub worker_drain_secs: u64,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
+    /// Connections to source systems.
+    pub connections: ConnectionSettings,
 }
 
 impl Default for Settings {
@@ -210,6 +255,9 @@ impl Default for Settings {
             rate_limit: RateLimit {
                 per_second: 20,
                 burst: 100,
+                anonymous_per_minute: 60,
+                anonymous_burst: 20,
+                trusted_proxies: Vec::new(),
             },
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
@@ -220,6 +268,7 @@ impl Default for Settings {
             worker_max_jobs: ironbridge_engine::worker::default_max_jobs(),
             worker_drain_secs: 30,
             webhooks: WebhookSettings::default(),
+            connections: ConnectionSettings::default(),
         }
     }
 }
@@ -286,6 +335,10 @@ impl Settings {
         if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
             bail!("rate_limit.burst must be at least 1");
         }
+        if self.rate_limit.anonymous_per_minute > 0 && self.rate_limit.anonymous_burst == 0 {
+            bail!("rate_limit.anonymous_burst must be at least 1");
+        }
+        self.rate_limit.trusted_proxies()?;
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
@@ -310,6 +363,7 @@ impl Settings {
             bail!("worker_drain_secs must be at most 3600");
         }
         self.webhooks.validate()?;
+        self.connections.policy()?;
         if let Some(key) = &self.master_key {
             Keys::decode_master(key).context(
                 "master_key must be 32 random bytes, base64-encoded (try: openssl rand -base64 32)",
@@ -479,6 +533,14 @@ mod tests {
                 "lease_secs",
             ),
             ("[webhooks]\ntimeout_secs = 0\n", "timeout_secs"),
+            (
+                "[rate_limit]\ntrusted_proxies = [\"proxy\"]\n",
+                "rate_limit.trusted_proxies",
+            ),
+            (
+                "[rate_limit]\nanonymous_per_minute = 5\nanonymous_burst = 0\n",
+                "anonymous_burst",
+            ),
         ] {
             std::fs::write(&file, toml).unwrap();
             let err = Settings::load(Some(&file), &Overrides::default())
@@ -513,6 +575,41 @@ mod tests {
         let d = Settings::default().webhooks.config().unwrap();
         assert_eq!(d.retry_schedule.len(), 7);
         assert!(!d.policy.permits("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn connections_reach_public_addresses_unless_the_operator_allows_more() {
+        let d = Settings::default().connections.egress().unwrap();
+        assert!(!d.policy.permits("127.0.0.1".parse().unwrap()));
+        assert!(!d.policy.permits("10.1.2.3".parse().unwrap()));
+        assert!(d.policy.permits("93.184.216.34".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[connections]\nallowed_private_networks = [\"10.0.0.0/8\", \"sap.internal.example\"]\n",
+        )
+        .unwrap();
+        let e = Settings::load(Some(&file), &Overrides::default())
+            .unwrap()
+            .connections
+            .egress()
+            .unwrap();
+        assert!(e.policy.permits("10.1.2.3".parse().unwrap()));
+        assert!(!e.policy.permits("127.0.0.1".parse().unwrap()));
+        assert!(e.policy.allows_host("sap.internal.example"));
+        std::fs::write(
+            &file,
+            "[connections]\nallowed_private_networks = [\"10.0.0.0/33\"]\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("connections.allowed_private_networks"),
+            "{err}"
+        );
     }
 
     #[test]

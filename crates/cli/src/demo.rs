@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization};
@@ -150,8 +151,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &Keys::generate_master(),
     )?)?);
     let shutdown = CancellationToken::new();
+    // The demo's emulators run on this machine: allow loopback, as an operator would allow
+    // an on-premises system with `connections.allowed_private_networks`.
     let runtimes = Arc::new(Runtimes::new(
-        ironbridge_engine::registry::builtin(clock.clone()),
+        ironbridge_engine::registry::builtin_for(clock.clone(), Egress::local()),
         keys.clone(),
     ));
 

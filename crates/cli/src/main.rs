@@ -204,8 +204,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // One runtime per connection, shared by this process's API writes and worker jobs; on a
     // database other processes share, writes take cluster-wide slots and syncs leave them free.
+    // Connections reach public addresses, and the private networks and hosts the operator
+    // allowed (`connections.allowed_private_networks`).
     let mut runtimes = Runtimes::new(
-        ironbridge_engine::registry::builtin(clock.clone()),
+        ironbridge_engine::registry::builtin_for(clock.clone(), settings.connections.egress()?),
         keys.clone(),
     );
     if store.shared_by_processes() {
@@ -248,6 +250,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             rate_limit_burst: settings.rate_limit.burst,
             max_body_bytes: settings.max_body_bytes,
             request_timeout: settings.request_timeout(),
+            anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
+            anonymous_burst: settings.rate_limit.anonymous_burst,
+            trusted_proxies: settings.rate_limit.trusted_proxies()?,
         };
         let state = AppState::new(
             store,

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ironbridge_core::Clock;
+use ironbridge_core::netguard::Egress;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::backoff::{RetryPolicy, parse_retry_after, random_unit};
 use crate::breaker::{BreakerPolicy, CircuitBreaker};
+use crate::guard::{GuardedResolver, check_literal, is_blocked};
 use crate::limiter::Limiter;
 use crate::sleeper::Sleeper;
 
@@ -45,6 +47,9 @@ pub struct UpstreamConfig {
     /// Attempts of one call the source answers 429 (on top of the other retries): a
     /// throttling source is healthy, so the call waits it out longer before giving up.
     pub throttled_attempts: u32,
+    /// Where calls may go: every address is checked at connect time (public only by
+    /// default).
+    pub egress: Egress,
 }
 
 impl Default for UpstreamConfig {
@@ -63,6 +68,7 @@ impl Default for UpstreamConfig {
             breaker_min_calls: 10,
             breaker_failure_rate: 0.5,
             throttled_attempts: 10,
+            egress: Egress::default(),
         }
     }
 }
@@ -93,6 +99,12 @@ pub enum UpstreamError {
     /// The source could not be reached.
     #[error("the source is unreachable: {0}")]
     Unreachable(String),
+    /// The source's address is loopback, private, link-local or otherwise non-public and
+    /// not allow-listed; no connection was made.
+    #[error(
+        "the source's address is not public and not allowed (an operator can allow it with `connections.allowed_private_networks`)"
+    )]
+    Blocked,
     /// The answer exceeded the size cap.
     #[error("the response exceeded {0} bytes")]
     TooLarge(usize),
@@ -132,7 +144,8 @@ enum Attempt {
 
 impl UpstreamClient {
     /// A client with its own limits; redirects are never followed (a source that redirects
-    /// elsewhere must not receive our credentials).
+    /// elsewhere must not receive our credentials), and every connection goes through the
+    /// egress guard's resolver, so the address checked is the address connected to.
     pub fn new(
         config: UpstreamConfig,
         clock: Arc<dyn Clock>,
@@ -142,6 +155,10 @@ impl UpstreamClient {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                config.egress.resolver.clone(),
+                config.egress.policy.clone(),
+            )))
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         Ok(UpstreamClient {
@@ -203,12 +220,22 @@ impl UpstreamClient {
     }
 
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+        let request = match request.build() {
+            Ok(r) => r,
+            Err(e) => return Attempt::Fail(transport(&e)),
+        };
+        // IP literals never reach the resolver: check them here.
+        if check_literal(request.url(), &self.config.egress.policy).is_err() {
+            return Attempt::Fail(UpstreamError::Blocked);
+        }
         let _permit = self
             .limiter
             .acquire(self.clock.as_ref(), self.sleeper.as_ref())
             .await;
-        let response = match request.send().await {
+        let response = match self.http.execute(request).await {
             Ok(r) => r,
+            // Refused by the guard: the source is not unhealthy and retrying cannot help.
+            Err(e) if is_blocked(&e) => return Attempt::Fail(UpstreamError::Blocked),
             Err(e) => {
                 return Attempt::Retry {
                     error: transport(&e),
@@ -263,15 +290,17 @@ impl UpstreamClient {
         }
         let result = self.send_with_retries(make).await;
         let healthy = match &result {
-            Ok(_) => true,
-            Err(UpstreamError::TooLarge(_) | UpstreamError::RateLimited(_)) => true,
-            Err(UpstreamError::Status { status, .. }) => *status == 429,
-            Err(_) => false,
+            Ok(_) => Some(true),
+            Err(UpstreamError::TooLarge(_) | UpstreamError::RateLimited(_)) => Some(true),
+            Err(UpstreamError::Status { status, .. }) => Some(*status == 429),
+            // Refused by our own guard: says nothing about the source.
+            Err(UpstreamError::Blocked) => None,
+            Err(_) => Some(false),
         };
-        if healthy {
-            self.breaker.record_success(self.clock.now());
-        } else {
-            self.breaker.record_failure(self.clock.now());
+        match healthy {
+            Some(true) => self.breaker.record_success(self.clock.now()),
+            Some(false) => self.breaker.record_failure(self.clock.now()),
+            None => {}
         }
         result
     }

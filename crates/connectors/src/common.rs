@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::ConnectorError;
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::Limits;
 use ironbridge_model::Timestamp;
 use reqwest::header::{AUTHORIZATION, DATE, HeaderMap};
@@ -56,15 +57,18 @@ pub(crate) async fn authorized_call(
     Err(ConnectorError::Unauthorized)
 }
 
-/// The client of one connection, kept to the system's documented limits.
+/// The client of one connection, kept to the system's documented limits and to the
+/// operator's egress policy.
 pub(crate) fn limited_client(
     limits: &Limits,
     timeout: Duration,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
+    egress: Egress,
 ) -> Result<UpstreamClient, ConnectorError> {
     let config = UpstreamConfig {
         timeout,
+        egress,
         concurrency: limits.concurrency,
         per_second: limits.per_second,
         burst: limits.burst,

@@ -9,6 +9,7 @@ pub mod bc;
 pub mod breaker;
 pub mod client;
 pub(crate) mod common;
+pub mod guard;
 pub mod limiter;
 pub mod netsuite;
 pub mod sap;

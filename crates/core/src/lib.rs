@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod ids;
 pub mod mapping;
+pub mod netguard;
 pub mod pagination;
 pub mod read;
 pub mod runtime;

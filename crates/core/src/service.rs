@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ironbridge_model::api::{ConnectionIn, ConnectionStatus};
+use ironbridge_model::api::{ConnectionIn, ConnectionStatus, FieldFormat};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Map, Value};
 
@@ -12,8 +12,9 @@ use crate::connector::{Connector, ConnectorError};
 use crate::crypto::{self, CryptoError, Keys};
 use crate::ids;
 use crate::mapping::MappingError;
+use crate::netguard::{Refusal, Url, check_host};
 use crate::store::{ConnId, Connection, NewConnection, OrgId, Store, StoreError, StoredRecord};
-use crate::system::{Registry, SystemDescriptor, UnknownSystem};
+use crate::system::{FieldSpec, Registry, SystemDescriptor, UnknownSystem};
 
 /// Prefix of connection tokens.
 pub const CONNECTION_TOKEN_PREFIX: &str = "ibc";
@@ -189,6 +190,7 @@ pub async fn create_connection(
     let settings = input.settings.clone().unwrap_or_default();
     let credentials = resolve_certificate(deps, org, input.credentials.as_ref()).await?;
     let (system_settings, _) = split_settings(&settings)?;
+    check_destinations(deps, system, &system_settings, credentials.as_ref()).await?;
     let connector = deps
         .registry
         .build(system, &system_settings, credentials.as_ref())?;
@@ -234,6 +236,8 @@ pub async fn reconnect(
     let new_credentials = resolve_certificate(deps, org, credentials).await?;
     let credentials = new_credentials.as_ref().or(old_credentials.as_ref());
     let (system_settings, _) = split_settings(&settings)?;
+    // Checked again: the operator's allow-list may have narrowed since the connection was made.
+    check_destinations(deps, system, &system_settings, credentials).await?;
     let connector = deps.registry.build(system, &system_settings, credentials)?;
     connector.check().await?;
     let (new, token) = new_connection(
@@ -253,6 +257,71 @@ pub async fn reconnect(
         token,
         connector,
     })
+}
+
+/// Refuses a connection whose URL settings or credentials (the descriptor's `Url` fields:
+/// base URLs, token and login endpoints) point at an address the operator has not allowed,
+/// with an error naming the field. The connectors' resolver enforces the same policy at
+/// every call, so a name that later resolves elsewhere is refused then too; this check only
+/// makes the refusal clear when the connection is made.
+async fn check_destinations(
+    deps: &Deps<'_>,
+    system: &SystemDescriptor,
+    settings: &Map<String, Value>,
+    credentials: Option<&Map<String, Value>>,
+) -> Result<(), ServiceError> {
+    let egress = deps.registry.egress();
+    let url_fields = |fields: &'static [FieldSpec]| {
+        fields
+            .iter()
+            .filter(|f| f.format == FieldFormat::Url)
+            .map(|f| f.name)
+    };
+    let mut checks: Vec<(String, &str)> = Vec::new();
+    for name in url_fields(system.settings) {
+        if let Some(Value::String(text)) = settings.get(name) {
+            checks.push((format!("settings.{name}"), text));
+        }
+    }
+    for option in system.auth {
+        for name in url_fields(option.fields) {
+            if let Some(Value::String(text)) = credentials.and_then(|c| c.get(name))
+                && !checks
+                    .iter()
+                    .any(|(p, _)| *p == format!("credentials.{name}"))
+            {
+                checks.push((format!("credentials.{name}"), text));
+            }
+        }
+    }
+    for (param, text) in checks {
+        let url = Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| invalid(&param, "must be an absolute http(s) URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                &param,
+                "must not carry credentials; give them in `credentials`",
+            ));
+        }
+        match check_host(&url, &egress.policy, egress.resolver.as_ref()).await {
+            Ok(()) => {}
+            Err(Refusal::Blocked) => {
+                return Err(invalid(
+                    &param,
+                    "points at a loopback, private, link-local or otherwise non-public address, which connections may not reach (an operator can allow a network or host with `connections.allowed_private_networks`)",
+                ));
+            }
+            Err(Refusal::Unresolvable) => {
+                return Err(invalid(
+                    &param,
+                    "names a host that could not be resolved; check it and try again",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_object(text: &str) -> Result<Map<String, Value>, ServiceError> {

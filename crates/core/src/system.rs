@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::clock::{Clock, Sleeper};
 use crate::connector::{Connector, ConnectorError};
 use crate::mapping::MappingDef;
+use crate::netguard::Egress;
 
 /// How a system reads one entity.
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +146,8 @@ pub struct BuildContext<'a> {
     pub clock: Arc<dyn Clock>,
     /// Waiting between retries.
     pub sleeper: Arc<dyn Sleeper>,
+    /// Where the connector may connect (every call's address is checked at connect time).
+    pub egress: Egress,
 }
 
 /// Builds a system's connector.
@@ -253,12 +256,14 @@ impl SystemDescriptor {
         credentials: Option<&Map<String, Value>>,
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
+        egress: Egress,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
         (self.build)(&BuildContext {
             settings,
             credentials,
             clock,
             sleeper,
+            egress,
         })
     }
 
@@ -322,12 +327,24 @@ pub trait ConnectorFactory: Send + Sync {
 pub struct DescriptorFactory {
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
+    egress: Egress,
 }
 
 impl DescriptorFactory {
-    /// Connectors reading time from `clock` and waiting through `sleeper`.
+    /// Connectors reading time from `clock`, waiting through `sleeper` and connecting to
+    /// public addresses only.
     pub fn new(clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>) -> Self {
-        DescriptorFactory { clock, sleeper }
+        DescriptorFactory {
+            clock,
+            sleeper,
+            egress: Egress::default(),
+        }
+    }
+
+    /// The same factory, its connectors connecting where `egress` permits.
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = egress;
+        self
     }
 }
 
@@ -343,6 +360,7 @@ impl ConnectorFactory for DescriptorFactory {
             credentials,
             clock: self.clock.clone(),
             sleeper: self.sleeper.clone(),
+            egress: self.egress.clone(),
         })
     }
 }
@@ -352,6 +370,7 @@ impl ConnectorFactory for DescriptorFactory {
 pub struct Registry {
     systems: Vec<&'static SystemDescriptor>,
     factory: Arc<dyn ConnectorFactory>,
+    egress: Egress,
 }
 
 impl std::fmt::Debug for Registry {
@@ -368,7 +387,20 @@ impl Registry {
         Registry {
             systems: systems.to_vec(),
             factory,
+            egress: Egress::default(),
         }
+    }
+
+    /// The same registry, whose connections' hosts are checked against `egress` when they
+    /// are made (its connectors' factory enforces it at every call).
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = egress;
+        self
+    }
+
+    /// Where connections may point.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
     }
 
     /// The same registry with one more system (or a system replaced, by id).

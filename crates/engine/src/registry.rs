@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ironbridge_connectors::sleeper::{Sleeper, TokioSleeper};
 use ironbridge_connectors::{bc, netsuite, sap};
 use ironbridge_core::Clock;
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::sandbox;
 use ironbridge_core::system::{DescriptorFactory, Registry, SystemDescriptor};
 
@@ -17,15 +18,27 @@ pub static BUILTIN: &[&SystemDescriptor] = &[
     &bc::DESCRIPTOR,
 ];
 
-/// The built-in systems, whose connectors read time from `clock` and really wait between
-/// retries.
+/// The built-in systems, whose connectors read time from `clock`, really wait between
+/// retries and reach public addresses only.
 pub fn builtin(clock: Arc<dyn Clock>) -> Registry {
-    builtin_with_sleeper(clock, Arc::new(TokioSleeper))
+    builtin_with(clock, Arc::new(TokioSleeper), Egress::default())
 }
 
-/// The built-in systems, whose connectors wait through `sleeper` (tests record the waits).
-pub fn builtin_with_sleeper(clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>) -> Registry {
-    Registry::new(BUILTIN, Arc::new(DescriptorFactory::new(clock, sleeper)))
+/// The built-in systems, whose connectors reach what `egress` permits (the operator's
+/// `connections.allowed_private_networks`; loopback for tests and the demo's emulators).
+pub fn builtin_for(clock: Arc<dyn Clock>, egress: Egress) -> Registry {
+    builtin_with(clock, Arc::new(TokioSleeper), egress)
+}
+
+/// The built-in systems, whose connectors wait through `sleeper` (tests record the waits)
+/// and reach what `egress` permits. New connections' hosts are checked against the same
+/// policy.
+pub fn builtin_with(clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>, egress: Egress) -> Registry {
+    Registry::new(
+        BUILTIN,
+        Arc::new(DescriptorFactory::new(clock, sleeper).with_egress(egress.clone())),
+    )
+    .with_egress(egress)
 }
 
 #[cfg(test)]

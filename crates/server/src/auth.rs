@@ -2,7 +2,9 @@
 //! (`ibc_…`) reach one connection's data. Both are looked up by their SHA-256 only. The
 //! middleware authenticates and rate-limits; the extractors state each handler's access rule.
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
@@ -15,7 +17,7 @@ use ironbridge_model::api::ConnectionStatus;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, client_key};
 
 /// Header with which an admin key picks the connection whose data it reads.
 pub const CONNECTION_ID_HEADER: HeaderName = HeaderName::from_static("x-connection-id");
@@ -126,11 +128,52 @@ fn rate_headers(d: &Decision) -> [(HeaderName, HeaderValue); 3] {
     ]
 }
 
+/// Counts a request without a valid credential against its client address: `Err` with the
+/// 429 to answer once the address is over its limit.
+fn limit_anonymous_request(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let key = client_key(peer, req.headers(), &state.config.trusted_proxies);
+    let decision = state.anonymous.check(&key, state.clock.now());
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::RateLimitExceeded,
+        format!(
+            "Too many requests without a valid credential from this address. Retry after {} s.",
+            decision.retry_after_secs
+        ),
+    )
+    .header(
+        header::RETRY_AFTER,
+        HeaderValue::from(decision.retry_after_secs),
+    ))
+}
+
+/// Limits unauthenticated routes (health, metrics, docs) per client address, as failed
+/// authentication is.
+pub async fn limit_anonymous(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match limit_anonymous_request(&state, &req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Authenticates the caller, applies its rate limit and hands the principal to the handler.
+/// A failed authentication counts against the client address's limit, so credential guessing
+/// and floods of bad tokens get 429; a valid credential is never slowed by them.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let principal = match identify(&state, req.headers()).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            return match limit_anonymous_request(&state, &req) {
+                Ok(()) => e.into_response(),
+                Err(limited) => limited.into_response(),
+            };
+        }
     };
     let decision = state
         .limiter

@@ -32,6 +32,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Sustained requests per minute per client address without a valid credential: failed
+    /// authentication and unauthenticated routes (0 disables the limit).
+    pub anonymous_per_minute: u32,
+    /// Such requests a client address may make in a burst.
+    pub anonymous_burst: u32,
+    /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`) name the client.
+    /// Empty: the peer is the client and those headers are ignored.
+    pub trusted_proxies: Vec<ironbridge_core::netguard::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +49,9 @@ impl Default for ServerConfig {
             rate_limit_burst: 100,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            anonymous_per_minute: 60,
+            anonymous_burst: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -62,6 +73,8 @@ pub struct AppStateInner {
     pub webhooks: Arc<Dispatcher>,
     /// Per-credential rate limits.
     pub limiter: ratelimit::RateLimiter,
+    /// Per-client-address limits of requests without a valid credential.
+    pub anonymous: ratelimit::RateLimiter,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
 }
@@ -90,6 +103,8 @@ impl AppState {
     ) -> Self {
         let limiter =
             ratelimit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
+        let anonymous =
+            ratelimit::RateLimiter::per_minute(config.anonymous_per_minute, config.anonymous_burst);
         context::prometheus();
         AppState(Arc::new(AppStateInner {
             store,
@@ -99,6 +114,7 @@ impl AppState {
             webhooks,
             config,
             limiter,
+            anonymous,
             shutdown,
         }))
     }
@@ -110,9 +126,13 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves the application on `listener` until `shutdown` is cancelled, then drains requests.
+/// Each request knows its peer's address (the per-address limits key on it).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

@@ -1,9 +1,16 @@
-//! Per-credential rate limits (GCRA: a token bucket without a timer). Time comes from the
-//! injected clock, so tests can drive it.
+//! Rate limits (GCRA: a token bucket without a timer): per credential, and per client address
+//! for what has no credential to key on (failed authentication, unauthenticated routes). The
+//! client address is the peer's, or, only when the peer is a trusted proxy, the right-most
+//! address its forwarding headers name that is not itself a trusted proxy (the left part of
+//! those headers is whatever the client wrote). Time comes from the injected clock, so tests
+//! can drive it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
+use axum::http::HeaderMap;
+use ironbridge_core::netguard::IpNet;
 use ironbridge_model::Timestamp;
 
 /// The verdict for one request.
@@ -32,10 +39,19 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter; a zero rate disables limiting.
     pub fn new(rate_per_second: u32, burst: u32) -> Self {
-        let interval = if rate_per_second == 0 {
+        Self::with_interval(1_000_000, rate_per_second, burst)
+    }
+
+    /// A limiter of `rate_per_minute` sustained; zero disables limiting.
+    pub fn per_minute(rate_per_minute: u32, burst: u32) -> Self {
+        Self::with_interval(60_000_000, rate_per_minute, burst)
+    }
+
+    fn with_interval(period_micros: i64, rate: u32, burst: u32) -> Self {
+        let interval = if rate == 0 {
             0
         } else {
-            1_000_000 / i64::from(rate_per_second)
+            period_micros / i64::from(rate)
         };
         let burst = burst.max(1);
         RateLimiter {
@@ -88,9 +104,184 @@ impl RateLimiter {
     }
 }
 
+/// The key of the client behind a request: its address (an IPv6 client by its /64, which
+/// one host usually holds whole), `unknown` when the server was not told the peer.
+pub fn client_key(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> String {
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    let client = client_address(peer, headers, trusted);
+    match client {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4).to_string(),
+        v4 => v4.to_string(),
+    }
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let canonical = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    trusted
+        .iter()
+        .any(|n| n.contains(&ip) || n.contains(&canonical))
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy; then the right-most
+/// address of `Forwarded` (or, without it, `X-Forwarded-For`) that is not a trusted proxy.
+/// An entry that is not an address (`unknown`, an obfuscated name) stops the walk at the
+/// last proxy that could be trusted, so a client cannot pick its own key.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let hops = forwarded_hops(headers);
+    let mut last_trusted = peer;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) if is_trusted(ip, trusted) => last_trusted = ip,
+            Some(ip) => return ip,
+            None => return last_trusted,
+        }
+    }
+    last_trusted
+}
+
+/// The addresses the forwarding headers list, client first (every line, in order).
+fn forwarded_hops(headers: &HeaderMap) -> Vec<String> {
+    let forwarded: Vec<String> = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|element| {
+            element
+                .split(';')
+                .find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| value.trim().trim_matches('"').to_string())
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    if !forwarded.is_empty() {
+        return forwarded;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+/// One hop: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, v.parse().unwrap());
+            }
+            h
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let spoofed = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        // An untrusted peer's headers are ignored.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &spoofed, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &spoofed, &[]),
+            ip("10.0.0.2")
+        );
+        // Through trusted proxies: the right-most untrusted address, whatever the client
+        // wrote before it.
+        let chain = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7, 10.0.0.3")]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &chain, &trusted),
+            ip("198.51.100.7")
+        );
+        let lines = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "198.51.100.8:5555"),
+        ]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &lines, &trusted),
+            ip("198.51.100.8")
+        );
+        // `Forwarded` wins over `X-Forwarded-For`, with quoted IPv6 and ports.
+        let fwd = headers(&[
+            (
+                "forwarded",
+                r#"for=1.2.3.4, for="[2001:db8:cafe::17]:4711";proto=https"#,
+            ),
+            ("x-forwarded-for", "198.51.100.9"),
+        ]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &fwd, &trusted),
+            ip("2001:db8:cafe::17")
+        );
+        // Something that is not an address stops at the last trusted hop.
+        let odd = headers(&[("x-forwarded-for", "198.51.100.7, unknown")]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &odd, &trusted),
+            ip("10.0.0.2")
+        );
+        // Only proxies: the farthest.
+        let inner = headers(&[("x-forwarded-for", "10.1.1.1")]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &inner, &trusted),
+            ip("10.1.1.1")
+        );
+        // Keys: IPv6 by /64, IPv4-mapped as IPv4, no peer as one shared key.
+        assert_eq!(
+            client_key(Some(ip("2001:db8:1:2:3:4:5:6")), &HeaderMap::new(), &[]),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_key(Some(ip("::ffff:198.51.100.7")), &HeaderMap::new(), &[]),
+            "198.51.100.7"
+        );
+        assert_eq!(client_key(None, &spoofed, &trusted), "unknown");
+    }
+
+    #[test]
+    fn per_minute_limits_refill_by_the_minute() {
+        let limiter = RateLimiter::per_minute(6, 2);
+        let t = Timestamp(1_000_000_000);
+        assert!(limiter.check("a", t).allowed);
+        assert!(limiter.check("a", t).allowed);
+        let refused = limiter.check("a", t);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs, 10);
+        assert!(limiter.check("a", Timestamp(t.0 + 10_000_000)).allowed);
+    }
 
     #[test]
     fn allows_a_burst_then_refuses_until_time_passes() {

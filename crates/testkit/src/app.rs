@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ironbridge_core::crypto::{Keys, new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::API_KEY_PREFIX;
 use ironbridge_core::store::{NewApiKey, Organization, Store};
@@ -169,6 +170,7 @@ impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(ServerConfig {
             rate_limit_per_second: 0,
+            anonymous_per_minute: 0,
             ..ServerConfig::default()
         })
         .await
@@ -185,6 +187,7 @@ impl TestApp {
         Self::spawn_full(
             ServerConfig {
                 rate_limit_per_second: 0,
+                anonymous_per_minute: 0,
                 ..ServerConfig::default()
             },
             webhooks,
@@ -192,9 +195,13 @@ impl TestApp {
         .await
     }
 
-    /// The server with these settings and webhook settings, and the built-in systems.
+    /// The server with these settings and webhook settings, and the built-in systems
+    /// (allowed to reach loopback, where the emulators run).
     pub async fn spawn_full(config: ServerConfig, webhook_config: WebhookConfig) -> TestApp {
-        Self::spawn_systems(config, webhook_config, ironbridge_engine::registry::builtin).await
+        Self::spawn_systems(config, webhook_config, |clock| {
+            ironbridge_engine::registry::builtin_for(clock, Egress::local())
+        })
+        .await
     }
 
     /// The server with the systems `registry` makes (given the app's clock).

@@ -130,14 +130,20 @@ impl Emulated {
         Timestamp(self.emulator.core().clock.now_ms() * 1000)
     }
 
-    /// A connector for it, built by its descriptor.
+    /// A connector for it, built by its descriptor (allowed to reach loopback).
     pub fn connector(
         &self,
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
     ) -> Arc<dyn Connector> {
         self.system
-            .connect(&self.settings, Some(&self.credentials), clock, sleeper)
+            .connect(
+                &self.settings,
+                Some(&self.credentials),
+                clock,
+                sleeper,
+                ironbridge_core::netguard::Egress::local(),
+            )
             .expect("the connector builds")
     }
 

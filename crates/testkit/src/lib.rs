@@ -13,9 +13,11 @@ pub mod example;
 use std::sync::Arc;
 
 use ironbridge_core::Clock;
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::Registry;
 
-/// The built-in systems plus the example: the registry of the tests that need it.
+/// The built-in systems plus the example, reaching loopback (where emulators run): the
+/// registry of the tests that need it.
 pub fn registry(clock: Arc<dyn Clock>) -> Registry {
-    ironbridge_engine::registry::builtin(clock).with(&example::DESCRIPTOR)
+    ironbridge_engine::registry::builtin_for(clock, Egress::local()).with(&example::DESCRIPTOR)
 }

@@ -13,6 +13,7 @@ use ironbridge_core::connector::{
     PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
     UpdateRecords,
 };
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
 };
@@ -155,6 +156,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             ctx.credentials,
             ctx.clock.clone(),
             ctx.sleeper.clone(),
+            ctx.egress.clone(),
         )?))
     },
 };
@@ -311,6 +313,7 @@ impl BcConnector {
         credentials: Option<&Map<String, Value>>,
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
+        egress: Egress,
     ) -> Result<Self, ConnectorError> {
         let s = Fields::new(Some(settings), "settings", SETTINGS)?;
         let base_url = s
@@ -368,6 +371,7 @@ impl BcConnector {
             Duration::from_secs(120),
             clock.clone(),
             sleeper,
+            egress,
         )?;
         Ok(BcConnector {
             api_root: format!("{base_url}/v2.0/{tenant_id}/{environment}/api/v2.0"),
@@ -975,6 +979,7 @@ mod tests {
                 creds.as_object(),
                 clock.clone(),
                 sleeper.clone(),
+                Egress::default(),
             )
         };
         let param = |r: Result<BcConnector, ConnectorError>| match r {
@@ -1006,6 +1011,7 @@ mod tests {
             None,
             clock.clone(),
             sleeper.clone(),
+            Egress::default(),
         )
         .unwrap_err();
         assert!(

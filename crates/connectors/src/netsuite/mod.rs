@@ -16,6 +16,7 @@ use ironbridge_core::connector::{
     Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderUpdate, PurchaseOrderWrite,
     RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
 };
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
 };
@@ -169,6 +170,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             ctx.credentials,
             ctx.clock.clone(),
             ctx.sleeper.clone(),
+            ctx.egress.clone(),
         )?))
     },
 };
@@ -224,6 +226,7 @@ impl NetSuite {
         credentials: Option<&Map<String, Value>>,
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
+        egress: Egress,
     ) -> Result<Self, ConnectorError> {
         if let Some(key) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
             return Err(invalid(
@@ -280,6 +283,7 @@ impl NetSuite {
             Duration::from_secs(180),
             clock.clone(),
             sleeper,
+            egress,
         )?;
         Ok(NetSuite {
             client,

@@ -14,6 +14,7 @@ use ironbridge_core::connector::{
     PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
     UpdateRecords,
 };
+use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
 };
@@ -148,6 +149,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             ctx.credentials,
             ctx.clock.clone(),
             ctx.sleeper.clone(),
+            ctx.egress.clone(),
         )?))
     },
 };
@@ -322,6 +324,7 @@ impl SapConnector {
         credentials: Option<&Map<String, Value>>,
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
+        egress: Egress,
     ) -> Result<Self, ConnectorError> {
         let s = Fields::new(Some(settings), "settings", SETTINGS)?;
         let base_url = s.url("base_url", true)?.unwrap_or_default();
@@ -355,6 +358,7 @@ impl SapConnector {
             Duration::from_secs(120),
             clock.clone(),
             sleeper,
+            egress,
         )?;
         Ok(SapConnector {
             base_url,
@@ -1010,6 +1014,7 @@ mod tests {
             None,
             clock.clone(),
             sleeper.clone(),
+            Egress::default(),
         )
         .unwrap_err();
         assert!(
@@ -1021,6 +1026,7 @@ mod tests {
             None,
             clock.clone(),
             sleeper.clone(),
+            Egress::default(),
         )
         .unwrap_err();
         assert!(
@@ -1032,6 +1038,7 @@ mod tests {
             creds.as_object(),
             clock.clone(),
             sleeper.clone(),
+            Egress::default(),
         )
         .unwrap_err();
         assert!(
@@ -1043,6 +1050,7 @@ mod tests {
             creds.as_object(),
             clock,
             sleeper,
+            Egress::default(),
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));

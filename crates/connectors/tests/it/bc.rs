@@ -41,6 +41,7 @@ async fn setup(orders: u64, page_size: u64) -> Setup {
             credentials.as_object(),
             Arc::new(clock),
             Arc::new(sleeper.clone()),
+            ironbridge_core::netguard::Egress::local(),
         )
         .unwrap();
     Setup {
@@ -424,6 +425,7 @@ async fn bc_certificate_client_assertion_gets_a_token() {
             credentials.as_object(),
             Arc::new(clock.clone()),
             Arc::new(RecordingSleeper::new(clock)),
+            ironbridge_core::netguard::Egress::local(),
         )
         .unwrap();
     connector.check().await.unwrap();
@@ -454,6 +456,7 @@ async fn bc_certificate_client_assertion_gets_a_token() {
             credentials.as_object(),
             Arc::new(clock.clone()),
             Arc::new(RecordingSleeper::new(clock)),
+            ironbridge_core::netguard::Egress::local(),
         )
         .unwrap();
     assert!(matches!(

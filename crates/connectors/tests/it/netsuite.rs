@@ -84,6 +84,7 @@ impl Env {
                 Some(credentials),
                 Arc::new(self.clock.clone()),
                 Arc::new(self.sleeper.clone()),
+                ironbridge_core::netguard::Egress::local(),
             )
             .unwrap()
     }
@@ -289,6 +290,7 @@ async fn settings_and_credentials_are_validated_without_leaking_secrets() {
                 creds,
                 Arc::new(env.clock.clone()),
                 Arc::new(env.sleeper.clone()),
+                ironbridge_core::netguard::Egress::local(),
             )
             .err()
     };

@@ -1,5 +1,6 @@
 //! The upstream client against a local HTTP server that answers a script of responses:
-//! retries, `Retry-After`, the circuit breaker, limits, size caps and redirects.
+//! retries, `Retry-After`, the circuit breaker, limits, size caps, redirects, and the egress
+//! guard (internal addresses refused at connect time, DNS rebinding included).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use ironbridge_connectors::client::{UpstreamClient, UpstreamConfig, UpstreamErro
 use ironbridge_connectors::sleeper::RecordingSleeper;
 use ironbridge_connectors::token::{AccessToken, TokenCache};
 use ironbridge_core::ManualClock;
+use ironbridge_core::netguard::{Egress, NetworkPolicy, Resolver};
 use ironbridge_model::Timestamp;
 use ironbridge_model::api::CircuitState;
 
@@ -100,6 +102,8 @@ fn config() -> UpstreamConfig {
             cap: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(60),
         },
+        // The test servers run on loopback.
+        egress: Egress::local(),
         ..UpstreamConfig::default()
     }
 }
@@ -383,4 +387,106 @@ async fn tokens_refresh_once_however_many_callers_need_one() {
         .await
         .unwrap();
     assert_eq!(after.value, "t3");
+}
+
+/// DNS for tests: each name answers its scripted address lists in turn (the last repeats).
+#[derive(Default)]
+struct ScriptedDns(Mutex<std::collections::HashMap<String, VecDeque<Vec<std::net::IpAddr>>>>);
+
+impl ScriptedDns {
+    fn script(self, host: &str, answers: &[&[&str]]) -> Self {
+        let answers = answers
+            .iter()
+            .map(|a| a.iter().map(|ip| ip.parse().unwrap()).collect())
+            .collect();
+        self.0.lock().unwrap().insert(host.into(), answers);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl Resolver for ScriptedDns {
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        let mut names = self.0.lock().unwrap();
+        match names.get_mut(host) {
+            Some(a) if a.len() > 1 => Ok(a.pop_front().unwrap()),
+            Some(a) if !a.is_empty() => Ok(a[0].clone()),
+            _ => Err(std::io::Error::other("no such host")),
+        }
+    }
+}
+
+fn guarded(policy: NetworkPolicy, dns: ScriptedDns) -> UpstreamClient {
+    client(UpstreamConfig {
+        egress: Egress::new(policy).with_resolver(Arc::new(dns)),
+        ..config()
+    })
+    .0
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_at_connect_time() {
+    let up = upstream(vec![]).await;
+    let port = up
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let dns = || {
+        ScriptedDns::default()
+            .script("erp.example.com", &[&["127.0.0.1"]])
+            .script("sap.internal.example", &[&["127.0.0.1"]])
+    };
+    // Public only (the default of `serve`): literals in every notation and names resolving
+    // inside (whenever they are resolved: the check is the connection's own resolution, so a
+    // name rebound after a connection was made is refused too) are refused before any
+    // connection, not retried, and not held against the source.
+    let c = guarded(NetworkPolicy::default(), dns());
+    for host in [
+        "127.0.0.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "erp.example.com",
+    ] {
+        let url = format!("http://{host}:{port}/records");
+        assert_eq!(
+            c.send(|h| h.get(&url)).await.unwrap_err(),
+            UpstreamError::Blocked,
+            "{url}"
+        );
+    }
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+    ] {
+        assert_eq!(
+            c.send(|h| h.get(url)).await.unwrap_err(),
+            UpstreamError::Blocked
+        );
+    }
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(c.breaker().state(), CircuitState::Closed);
+    // The operator's allow-list: a network, or a host name whatever it resolves to.
+    let c = guarded(NetworkPolicy::parse(["127.0.0.1/32"]).unwrap(), dns());
+    let url = format!("http://erp.example.com:{port}/records");
+    assert_eq!(c.send(|h| h.get(&url)).await.unwrap().status, 200);
+    let c = guarded(
+        NetworkPolicy::parse(["sap.internal.example"]).unwrap(),
+        dns(),
+    );
+    let allowed = format!("http://sap.internal.example:{port}/records");
+    assert_eq!(c.send(|h| h.get(&allowed)).await.unwrap().status, 200);
+    let other = format!("http://erp.example.com:{port}/records");
+    assert_eq!(
+        c.send(|h| h.get(&other)).await.unwrap_err(),
+        UpstreamError::Blocked
+    );
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 2);
 }

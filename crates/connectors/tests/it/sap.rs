@@ -87,6 +87,7 @@ async fn setup(orders: u64, extra: Value, oauth: bool) -> Setup {
             credentials.as_object(),
             Arc::new(clock),
             Arc::new(sleeper.clone()),
+            ironbridge_core::netguard::Egress::local(),
         )
         .unwrap();
     Setup {

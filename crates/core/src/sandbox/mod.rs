@@ -4,8 +4,7 @@
 
 pub mod data;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
@@ -152,22 +151,79 @@ impl SandboxSettings {
     }
 }
 
-type DatasetCache = HashMap<(u64, u32), Arc<Dataset>>;
+/// Datasets kept in memory at most. A dataset of 5,000 orders takes about 55 MB; the cache
+/// is what bounds the sandbox's memory, whatever number of connections and seeds.
+pub const DATASETS_KEPT: usize = 4;
+/// Purchase orders kept in memory at most, across the cached datasets (the same bound in
+/// bytes: an order is most of a dataset's size, about 11 kB).
+pub const ORDERS_KEPT: u64 = 10_000;
+
+/// What the sandbox's dataset cache holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUse {
+    /// Datasets held.
+    pub datasets: usize,
+    /// Purchase orders across them.
+    pub purchase_orders: u64,
+}
+
+/// A cached dataset by its (seed, purchase orders).
+type CacheEntry = ((u64, u32), Arc<Dataset>);
+
+/// Recently used datasets, most recent first. Connections do not hold their dataset: they
+/// take it from here for each call, so connections (and runtimes kept for disconnected
+/// ones) never pin data, and a dataset evicted while in use lives only until its call ends.
+/// Before, every seed ever used stayed in memory for the life of the process.
+static CACHE: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
+
+/// The cache's current use (entries and their orders), for tests and metrics.
+pub fn cache_use() -> CacheUse {
+    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    CacheUse {
+        datasets: cache.len(),
+        purchase_orders: cache
+            .iter()
+            .map(|((_, orders), _)| u64::from(*orders))
+            .sum(),
+    }
+}
 
 fn dataset(settings: SandboxSettings) -> Arc<Dataset> {
-    // Generated once per settings and shared: connections with the same settings see the same data.
-    static CACHE: OnceLock<Mutex<DatasetCache>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    guard
-        .entry((settings.seed, settings.purchase_orders))
-        .or_insert_with(|| Arc::new(data::generate(settings.seed, settings.purchase_orders)))
-        .clone()
+    let key = (settings.seed, settings.purchase_orders);
+    {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = cache.iter().position(|(k, _)| *k == key) {
+            let entry = cache.remove(at);
+            let data = entry.1.clone();
+            cache.insert(0, entry);
+            return data;
+        }
+    }
+    // Generated outside the lock: a large dataset takes a while, and other connections'
+    // calls must not wait for it. Two callers may both generate it; the data is the same.
+    let data = Arc::new(data::generate(settings.seed, settings.purchase_orders));
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(at) = cache.iter().position(|(k, _)| *k == key) {
+        cache.remove(at);
+    }
+    cache.insert(0, (key, data.clone()));
+    let mut orders = 0u64;
+    let mut keep = 0;
+    for ((_, n), _) in cache.iter() {
+        // The newest entry always stays (a single dataset is within the bound).
+        if keep > 0 && (keep == DATASETS_KEPT || orders + u64::from(*n) > ORDERS_KEPT) {
+            break;
+        }
+        orders += u64::from(*n);
+        keep += 1;
+    }
+    cache.truncate(keep);
+    data
 }
 
 /// A connection to the sandbox ERP.
 pub struct SandboxConnector {
-    data: Arc<Dataset>,
+    settings: SandboxSettings,
     revoked: bool,
     clock: Arc<dyn Clock>,
 }
@@ -185,7 +241,7 @@ impl SandboxConnector {
             .and_then(Value::as_str)
             .is_some_and(|k| k == REVOKED_API_KEY);
         Ok(SandboxConnector {
-            data: dataset(settings),
+            settings,
             revoked,
             clock,
         })
@@ -199,22 +255,9 @@ impl SandboxConnector {
         }
     }
 
-    fn records(&self, entity: Entity) -> &[Value] {
-        if entity == Entity::PURCHASE_ORDER {
-            &self.data.purchase_orders
-        } else if entity == Entity::VENDOR {
-            &self.data.vendors
-        } else if entity == Entity::ITEM {
-            &self.data.items
-        } else if entity == Entity::LOCATION {
-            &self.data.locations
-        } else {
-            &[]
-        }
-    }
-
-    fn find<'a>(&'a self, entity: Entity, key_field: &str, key: &str) -> Option<&'a Value> {
-        self.records(entity).iter().find(|r| r[key_field] == key)
+    /// The connection's data, for the length of one call.
+    fn data(&self) -> Arc<Dataset> {
+        dataset(self.settings)
     }
 
     fn now_iso(&self) -> String {
@@ -222,8 +265,8 @@ impl SandboxConnector {
             .to_rfc3339()
     }
 
-    fn check_location(&self, key: &str) -> Result<(), ConnectorError> {
-        match self.find(Entity::LOCATION, "code", key) {
+    fn check_location(&self, data: &Dataset, key: &str) -> Result<(), ConnectorError> {
+        match find(data, Entity::LOCATION, "code", key) {
             Some(l) if l["active"] == true => Ok(()),
             Some(_) => Err(rule(
                 "INACTIVE_LOCATION",
@@ -240,6 +283,7 @@ impl SandboxConnector {
 
     fn build_lines(
         &self,
+        data: &Dataset,
         lines: &[PurchaseOrderLineWrite],
         expected: Option<&str>,
     ) -> Result<(Vec<Value>, Decimal), ConnectorError> {
@@ -254,9 +298,8 @@ impl SandboxConnector {
         let mut out = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
             let param = |f: &str| format!("line_items[{i}].{f}");
-            let item = self
-                .find(Entity::ITEM, "itemNo", &line.item_remote_id)
-                .ok_or_else(|| {
+            let item =
+                find(data, Entity::ITEM, "itemNo", &line.item_remote_id).ok_or_else(|| {
                     rule(
                         "INVALID_ITEM",
                         format!("Item {} does not exist.", line.item_remote_id),
@@ -307,6 +350,24 @@ impl SandboxConnector {
         }
         Ok((out, subtotal))
     }
+}
+
+fn records(data: &Dataset, entity: Entity) -> &[Value] {
+    if entity == Entity::PURCHASE_ORDER {
+        &data.purchase_orders
+    } else if entity == Entity::VENDOR {
+        &data.vendors
+    } else if entity == Entity::ITEM {
+        &data.items
+    } else if entity == Entity::LOCATION {
+        &data.locations
+    } else {
+        &[]
+    }
+}
+
+fn find<'a>(data: &'a Dataset, entity: Entity, key_field: &str, key: &str) -> Option<&'a Value> {
+    records(data, entity).iter().find(|r| r[key_field] == key)
 }
 
 fn rule(code: &str, message: String, param: &str) -> ConnectorError {
@@ -361,8 +422,7 @@ impl OrderWriter for SandboxConnector {
 impl Source for SandboxConnector {
     async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
         self.authorize()?;
-        Ok(self
-            .records(entity)
+        Ok(records(&self.data(), entity)
             .iter()
             .filter_map(|r| r["updatedAt"].as_str().and_then(Timestamp::parse_rfc3339))
             .min())
@@ -386,8 +446,8 @@ impl Source for SandboxConnector {
             })?,
         };
         // The data never changes, so offsets into the filtered list are stable pages.
-        let all: Vec<&Value> = self
-            .records(entity)
+        let data = self.data();
+        let all: Vec<&Value> = records(&data, entity)
             .iter()
             .filter(|r| {
                 r["updatedAt"]
@@ -416,9 +476,9 @@ impl SandboxConnector {
         write: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
         self.authorize()?;
-        let vendor = self
-            .find(Entity::VENDOR, "vendorId", &order.vendor_remote_id)
-            .ok_or_else(|| {
+        let data = self.data();
+        let vendor =
+            find(&data, Entity::VENDOR, "vendorId", &order.vendor_remote_id).ok_or_else(|| {
                 rule(
                     "INVALID_VENDOR",
                     format!("Vendor {} does not exist.", order.vendor_remote_id),
@@ -436,11 +496,11 @@ impl SandboxConnector {
             ));
         }
         if let Some(location) = &order.location_remote_id {
-            self.check_location(location)?;
+            self.check_location(&data, location)?;
         }
         let now = self.now_iso();
         let (lines, subtotal) =
-            self.build_lines(&order.lines, order.expected_delivery_date.as_deref())?;
+            self.build_lines(&data, &order.lines, order.expected_delivery_date.as_deref())?;
         // A fresh number each time: the sandbox keeps nothing, so it cannot count.
         let serial = 900_000
             + crate::crypto::random_bytes::<4>()
@@ -480,8 +540,8 @@ impl SandboxConnector {
         update: &PurchaseOrderUpdate,
     ) -> Result<Value, ConnectorError> {
         self.authorize()?;
-        let mut order = self
-            .find(Entity::PURCHASE_ORDER, "poId", remote_id)
+        let data = self.data();
+        let mut order = find(&data, Entity::PURCHASE_ORDER, "poId", remote_id)
             .cloned()
             .ok_or(ConnectorError::NotFound)?;
         let status = order["status"].as_str().unwrap_or_default().to_string();
@@ -496,7 +556,7 @@ impl SandboxConnector {
             });
         }
         if let Some(location) = &update.location_remote_id {
-            self.check_location(location)?;
+            self.check_location(&data, location)?;
             order["shipToLocation"] = json!(location);
         }
         if let Some(date) = &update.expected_delivery_date {
@@ -522,7 +582,7 @@ impl SandboxConnector {
                 });
             }
             let expected = order["expectedDate"].as_str().map(str::to_string);
-            let (lines, subtotal) = self.build_lines(lines, expected.as_deref())?;
+            let (lines, subtotal) = self.build_lines(&data, lines, expected.as_deref())?;
             order["lines"] = Value::Array(lines);
             set_totals(&mut order, subtotal);
         }
@@ -562,7 +622,7 @@ mod tests {
                     None => break,
                 }
             }
-            assert_eq!(seen.len(), c.records(entity).len());
+            assert_eq!(seen.len(), records(&c.data(), entity).len());
             let def = DESCRIPTOR.mapping(entity).unwrap();
             for raw in &seen {
                 let mapped = def.apply("conn_test", raw).unwrap();
@@ -613,7 +673,7 @@ mod tests {
     #[tokio::test]
     async fn writes_validate_like_an_erp_and_change_nothing() {
         let c = connector(json!({}));
-        let before = c.records(Entity::PURCHASE_ORDER).to_vec();
+        let before = records(&c.data(), Entity::PURCHASE_ORDER).to_vec();
         let created = create(&c, &order("V-1001", "ITM-1001")).unwrap();
         assert_eq!(created["status"], "DRAFT");
         assert_eq!(created["lines"][0]["lineAmount"], "1.26");
@@ -652,7 +712,10 @@ mod tests {
             .to_string();
         let updated = c.validate_and_update(&draft, &update).unwrap();
         assert_eq!(updated["memo"], "x");
-        assert_eq!(c.records(Entity::PURCHASE_ORDER), before.as_slice());
+        assert_eq!(
+            records(&c.data(), Entity::PURCHASE_ORDER),
+            before.as_slice()
+        );
     }
 
     #[tokio::test]
@@ -676,5 +739,41 @@ mod tests {
         assert!(
             matches!(bad(json!({"colour": "red"})), ConnectorError::InvalidSettings { param, .. } if param == "settings.colour")
         );
+    }
+
+    #[tokio::test]
+    async fn the_dataset_cache_is_bounded_whatever_the_seeds() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(data::anchor()));
+        // Many connections, each with its own seed, each read once and dropped (a disconnect),
+        // and some still held (live connections) while others come.
+        let mut live = Vec::new();
+        for seed in 1_000..1_030u64 {
+            let settings = json!({"seed": seed, "purchase_orders": 2_000});
+            let c =
+                SandboxConnector::new(settings.as_object().unwrap(), None, clock.clone()).unwrap();
+            let page = c
+                .fetch_page(Entity::PURCHASE_ORDER, &ReadWindow::ALL, None)
+                .await
+                .unwrap();
+            assert!(!page.records.is_empty());
+            if seed % 5 == 0 {
+                live.push(c);
+            }
+            let held = cache_use();
+            assert!(held.datasets <= DATASETS_KEPT, "{held:?}");
+            assert!(held.purchase_orders <= ORDERS_KEPT, "{held:?}");
+        }
+        // A held connection whose data was evicted still reads the same data (it is
+        // generated again from its seed).
+        let first = &live[0];
+        let again = first
+            .fetch_page(Entity::VENDOR, &ReadWindow::ALL, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.records,
+            data::generate(1_000, 2_000).vendors[..again.records.len()]
+        );
+        assert!(cache_use().datasets <= DATASETS_KEPT);
     }
 }

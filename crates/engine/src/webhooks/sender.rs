@@ -9,7 +9,9 @@ use ironbridge_connectors::backoff::parse_retry_after;
 use ironbridge_core::webhooks::{Secret, signature_header};
 use ironbridge_model::Timestamp;
 
-use super::guard::{AddressPolicy, BlockedAddress, GuardedResolver, Resolver, literal_ip};
+use ironbridge_connectors::guard::{GuardedResolver, is_blocked};
+
+use super::guard::{AddressPolicy, Resolver, literal_ip};
 
 /// Bytes of a response body kept in the delivery log.
 pub const EXCERPT_BYTES: usize = 1024;
@@ -73,10 +75,10 @@ impl Sender {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("Ironbridge-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver {
-                inner: resolver,
-                policy: policy.clone(),
-            }))
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                resolver,
+                Arc::new(policy.network()),
+            )))
             .build()?;
         Ok(Sender {
             client,
@@ -162,14 +164,9 @@ impl Sender {
 
 /// Names a transport failure without its (possibly internal) details.
 fn classify(err: &reqwest::Error) -> &'static str {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if e.is::<BlockedAddress>() {
-            return "blocked_address";
-        }
-        source = e.source();
-    }
-    if err.is_timeout() {
+    if is_blocked(err) {
+        "blocked_address"
+    } else if err.is_timeout() {
         "timeout"
     } else {
         "connection_failed"

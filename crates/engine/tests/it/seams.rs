@@ -82,6 +82,7 @@ fn example_connector(table: &str, clock: &ManualClock) -> Arc<dyn Connector> {
             Some(&credentials),
             Arc::new(clock.clone()),
             Arc::new(RecordingSleeper::new(clock.clone())),
+            ironbridge_core::netguard::Egress::default(),
         )
         .unwrap()
 }

@@ -230,6 +230,7 @@ pub fn router(state: AppState) -> Router {
     for r in ops_routes() {
         ops = ops.route(r.path, r.handler);
     }
+    let ops = ops.route_layer(from_fn_with_state(state.clone(), auth::limit_anonymous));
     Router::new()
         .merge(api)
         .merge(ops)

@@ -5,6 +5,7 @@ mod certificates;
 mod errors;
 mod example_system;
 mod flow;
+mod guards;
 mod openapi;
 mod ops;
 mod pagination;

@@ -46,7 +46,12 @@ async fn syncs_and_writes_of_a_connection_share_one_runtime() {
             ..ServerConfig::default()
         },
         test_webhook_config(Arc::default()),
-        move |_| ironbridge_engine::registry::builtin(Arc::new(source_clock)),
+        move |_| {
+            ironbridge_engine::registry::builtin_for(
+                Arc::new(source_clock),
+                ironbridge_core::netguard::Egress::local(),
+            )
+        },
     )
     .await;
     let (org, key) = app.org(2).await;
