@@ -340,6 +340,7 @@ fn process(db: &str, data_dir: &str, role: &str) -> Command {
     let mut cmd = bin();
     cmd.env("IRONBRIDGE_DATABASE_URL", db)
         .env("IRONBRIDGE_JOB_LEASE_SECS", LEASE_SECS.to_string())
+        .env(crate::ALLOW_LOOPBACK.0, crate::ALLOW_LOOPBACK.1)
         .args(["--data-dir", data_dir, "serve", "--role", role])
         .stdout(Stdio::null());
     cmd

@@ -367,6 +367,12 @@ pub(crate) fn create_org(global: &[&str], credits: u32) -> String {
         .to_string()
 }
 
+/// The setting that lets connections reach the emulators on loopback (refused by default).
+pub(crate) const ALLOW_LOOPBACK: (&str, &str) = (
+    "IRONBRIDGE_CONNECTIONS__ALLOWED_PRIVATE_NETWORKS",
+    "[\"127.0.0.1\"]",
+);
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -389,6 +395,8 @@ fn serve(dir: &std::path::Path, port: u16) -> Running {
     Running(
         bin()
             .env("IRONBRIDGE_JOB_LEASE_SECS", "3")
+            // The emulator is on loopback, which connections may reach only when allowed.
+            .env(ALLOW_LOOPBACK.0, ALLOW_LOOPBACK.1)
             .args([
                 "--data-dir",
                 dir.to_str().unwrap(),
