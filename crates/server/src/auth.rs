@@ -66,8 +66,9 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
         .to_str()
         .ok()
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme is case-insensitive (RFC 9110 §11.1): `BEARER` is `Bearer`.
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 200)

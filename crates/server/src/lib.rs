@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -112,6 +113,7 @@ pub fn app(state: AppState) -> Router {
 /// Serves the application on `listener` until `shutdown` is cancelled, then drains requests.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    let listener = edge::EnvelopeListener::new(listener, state.clock.clone());
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -1,7 +1,7 @@
 //! Admin API keys: list, create (the secret is shown once), revoke.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::crypto::{new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
@@ -13,7 +13,7 @@ use ironbridge_model::api::{ApiKeyCreatedOut, ApiKeyIn, ApiKeyList, ApiKeyOut};
 use crate::AppState;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 fn out(k: ApiKey) -> ApiKeyOut {
     ApiKeyOut {
@@ -87,7 +87,7 @@ pub async fn create_api_key(
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKeyOut>> {
     match state
         .store

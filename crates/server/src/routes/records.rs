@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::routing::get;
 use ironbridge_core::read::{ListQuery, RecordReader};
@@ -26,7 +26,7 @@ use super::Route;
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 
 /// Query of the list endpoints.
 #[derive(Debug, Default, Deserialize)]
@@ -152,7 +152,7 @@ pub fn routes() -> Vec<Route> {
             get(
                 move |State(state): State<AppState>,
                       auth: ConnectionAuth,
-                      Path(id): Path<String>,
+                      ApiPath(id): ApiPath<String>,
                       ApiQuery(q): ApiQuery<GetParams>| async move {
                     get_one(&state, &auth, &id, q, entity).await
                 },
