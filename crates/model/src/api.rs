@@ -332,8 +332,13 @@ pub struct OrganizationOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
-    /// A label, e.g. where the key is used.
-    #[schema(example = "billing-service")]
+    /// A label, e.g. where the key is used: 1 to 100 characters, not only spaces.
+    #[schema(
+        example = "billing-service",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub name: String,
 }
 
@@ -688,8 +693,10 @@ pub struct SystemList {
 pub struct CertificateIn {
     /// The system the certificate is for. Only `netsuite` (machine-to-machine auth) uses one.
     pub system: SystemId,
-    /// Common name of the certificate's subject (default: `Ironbridge`).
+    /// Common name of the certificate's subject (default: `Ironbridge`): 1 to 64 bytes,
+    /// not only spaces.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub common_name: Option<String>,
 }
 

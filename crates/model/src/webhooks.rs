@@ -195,6 +195,7 @@ pub struct WebhookSecretRotateIn {
     /// Seconds during which deliveries are signed with both the old and the new secret, so
     /// receivers can switch without losing one (0 to 604800, default 86400).
     #[serde(default)]
+    #[schema(maximum = 604800)]
     pub overlap_secs: Option<u64>,
 }
 

@@ -129,6 +129,24 @@ impl Modify for Systems {
         {
             object.enum_values = Some(ids.into_iter().map(Into::into).collect());
         }
+        // Only systems that authenticate with a generated certificate take one.
+        let users: Vec<&str> = ironbridge_engine::registry::BUILTIN
+            .iter()
+            .filter(|s| crate::routes::certificates::uses_certificates(s))
+            .map(|s| s.id.as_str())
+            .collect();
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object))) =
+            components.schemas.get_mut("CertificateIn")
+        {
+            object.properties.insert(
+                "system".to_string(),
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(users))
+                    .description(Some("The system the certificate is for: one that authenticates with a certificate Ironbridge generates."))
+                    .into(),
+            );
+        }
     }
 }
 

@@ -52,7 +52,8 @@ pub async fn create_api_key(
     ApiJson(input): ApiJson<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreatedOut>)> {
     let name = input.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    // Characters, not bytes, as the document's `maxLength` counts them.
+    if name.is_empty() || input.name.chars().count() > 100 {
         return Err(ApiError::new(
             ErrorCode::ValidationError,
             "`name` must be 1 to 100 characters.",

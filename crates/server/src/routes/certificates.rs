@@ -31,6 +31,15 @@ fn out(c: Certificate) -> ApiResult<CertificateOut> {
     })
 }
 
+/// Whether `system` authenticates with a certificate Ironbridge generates.
+pub fn uses_certificates(system: &ironbridge_core::system::SystemDescriptor) -> bool {
+    system
+        .auth
+        .iter()
+        .flat_map(|a| a.fields)
+        .any(|f| f.format == FieldFormat::CertificateId)
+}
+
 /// Generate a key pair and a self-signed certificate (RSA-3072, SHA-256, valid for two years).
 /// Upload the certificate to the system, then create the connection with
 /// `credentials.ironbridge_certificate` set to this id; the private key never leaves Ironbridge.
@@ -44,12 +53,6 @@ pub async fn create_certificate(
     AdminAuth(org): AdminAuth,
     ApiJson(input): ApiJson<CertificateIn>,
 ) -> ApiResult<(StatusCode, Json<CertificateOut>)> {
-    let uses_certificates = |s: &ironbridge_core::system::SystemDescriptor| {
-        s.auth
-            .iter()
-            .flat_map(|a| a.fields)
-            .any(|f| f.format == FieldFormat::CertificateId)
-    };
     if !state
         .runtimes
         .registry()
