@@ -201,6 +201,14 @@ fn query_param(
         .build()
 }
 
+/// An RFC 3339 instant, as `Timestamp`'s schema, with its own example.
+fn instant(example: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .examples([example])
+}
+
 fn boolean() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::Boolean)
 }
@@ -291,12 +299,14 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
                 query_param(
                     "modified_after",
                     "Only records Ironbridge changed after this instant (exclusive).",
-                    Ref::from_schema_name(Timestamp::name()),
+                    instant("2026-11-23T10:15:30.123456Z"),
                 ),
+                // Each bound has its own example, the end after the start: a request made of
+                // the document's examples is then one the server accepts.
                 query_param(
                     "modified_before",
-                    "Only records Ironbridge changed before this instant (exclusive).",
-                    Ref::from_schema_name(Timestamp::name()),
+                    "Only records Ironbridge changed before this instant (exclusive). Must be after `modified_after` when both are given (`INVALID_REQUEST` otherwise).",
+                    instant("2026-11-24T10:15:30.123456Z"),
                 ),
                 query_param(
                     "include_deleted",
