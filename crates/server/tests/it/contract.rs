@@ -379,3 +379,187 @@ async fn refusals_before_routing_are_in_the_envelope_with_a_request_id() {
     let res = app.get(&key, "/v1/organization").await;
     assert_eq!(res.status, 200);
 }
+
+/// The schema of `name` in the component `component` of the document.
+fn property(doc: &Value, component: &str, name: &str) -> Value {
+    doc["components"]["schemas"][component]["properties"][name].clone()
+}
+
+#[tokio::test]
+async fn amounts_are_read_by_the_documented_grammar() {
+    let (app, _, _, token, _) = app_with_everything().await;
+    let vendors = app.all(&token, "/v1/vendors?page_size=100").await.0;
+    let vendor = vendors.iter().find(|v| v["status"] == "active").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = app.all(&token, "/v1/items?page_size=100").await.0;
+    let item = items
+        .iter()
+        .find(|i| i["item_type"] == "inventory" && i["quantity_available"] != "0")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let order = |quantity: Value, price: Value| json!({"vendor_id": vendor, "line_items": [{"item_id": item, "quantity": quantity, "unit_price": price}]});
+    // Forms the lenient decimal parser read but the document's pattern forbids.
+    for bad in [
+        "1e1",
+        "+1",
+        "1_0",
+        " 1",
+        ".5",
+        "1000000000000000",
+        "1.00000000001",
+    ] {
+        let res = app
+            .post(
+                &token,
+                "/v1/purchase-orders",
+                order(json!(bad), Value::Null),
+            )
+            .await;
+        let err = res.assert_error(400, "INVALID_REQUEST");
+        assert_eq!(err["param"], "line_items[0].quantity", "{bad}");
+    }
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            order(json!(1e300), Value::Null),
+        )
+        .await;
+    assert_eq!(
+        res.assert_error(400, "INVALID_REQUEST")["param"],
+        "line_items[0].quantity"
+    );
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            order(json!("1"), json!("1e1")),
+        )
+        .await;
+    assert_eq!(
+        res.assert_error(400, "INVALID_REQUEST")["param"],
+        "line_items[0].unit_price"
+    );
+    // The documented forms: a decimal string, or a number.
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            order(json!("2.5"), json!("12.50")),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let res = app
+        .post(&token, "/v1/purchase-orders", order(json!(2), json!(12.5)))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    // The document states the same grammar and the id prefixes.
+    let doc = document();
+    let quantity = property(&doc, "PurchaseOrderLineIn", "quantity");
+    assert_eq!(
+        quantity["anyOf"][0]["pattern"],
+        ironbridge_model::amount::PATTERN
+    );
+    assert_eq!(quantity["anyOf"][1]["exclusiveMinimum"], 0.0);
+    assert_eq!(
+        property(&doc, "PurchaseOrderLineIn", "item_id")["pattern"],
+        "^itm_"
+    );
+    assert_eq!(
+        property(&doc, "PurchaseOrderIn", "vendor_id")["pattern"],
+        "^vnd_"
+    );
+    assert_eq!(
+        property(&doc, "PurchaseOrderIn", "line_items")["minItems"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn webhook_lists_and_overlaps_are_as_the_document_says() {
+    let (app, key, _, _, endpoint) = app_with_everything().await;
+    // Empty lists are refused; the document says at least one.
+    for field in ["event_types", "connection_ids"] {
+        let res = app
+            .post(
+                &key,
+                "/v1/webhook-endpoints",
+                json!({"url": "http://127.0.0.1:9/hook", field: []}),
+            )
+            .await;
+        assert_eq!(res.assert_error(422, "VALIDATION_ERROR")["param"], field);
+        let schema = property(&document(), "WebhookEndpointIn", field);
+        assert_eq!(schema["minItems"], 1, "{field}");
+    }
+    let doc = document();
+    let listed: Vec<Value> = property(&doc, "WebhookEndpointIn", "event_types")["items"]["enum"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let known: Vec<Value> = ironbridge_model::webhooks::EVENT_TYPES
+        .iter()
+        .map(|t| json!(t.name))
+        .collect();
+    assert_eq!(listed, known);
+    assert_eq!(
+        property(&doc, "WebhookEndpointPatch", "event_types")["items"]["enum"],
+        json!(known)
+    );
+    assert_eq!(
+        property(&doc, "WebhookSecretRotateIn", "secret")["pattern"],
+        ironbridge_model::webhooks::SECRET_PATTERN
+    );
+    // JSON Schema counts 60.0 an integer, so the server reads it as 60; a fraction is refused.
+    let rotate = format!("/v1/webhook-endpoints/{endpoint}/secret/rotate");
+    let res = app.post(&key, &rotate, json!({"overlap_secs": 60.0})).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = app.post(&key, &rotate, json!({"overlap_secs": 60.5})).await;
+    assert_eq!(
+        res.assert_error(400, "INVALID_REQUEST")["param"],
+        "overlap_secs"
+    );
+    let res = app.post(&key, &rotate, json!({"overlap_secs": -1})).await;
+    assert_eq!(
+        res.assert_error(400, "INVALID_REQUEST")["param"],
+        "overlap_secs"
+    );
+}
+
+#[tokio::test]
+async fn the_time_window_examples_make_an_accepted_request() {
+    let (app, _, _, token, _) = app_with_everything().await;
+    let doc = document();
+    let params = doc["paths"]["/v1/vendors"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let example = |name: &str| {
+        params.iter().find(|p| p["name"] == name).unwrap()["schema"]["examples"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (after, before) = (example("modified_after"), example("modified_before"));
+    let res = app
+        .get(
+            &token,
+            &format!("/v1/vendors?modified_after={after}&modified_before={before}"),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // The reversed window is refused, as the description says.
+    let res = app
+        .get(
+            &token,
+            &format!("/v1/vendors?modified_after={before}&modified_before={after}"),
+        )
+        .await;
+    assert_eq!(
+        res.assert_error(400, "INVALID_REQUEST")["param"],
+        "modified_after"
+    );
+}
