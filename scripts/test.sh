@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs, on a fresh machine as on a developer's: makes sure PostgreSQL is
-# up with a fresh test database, then formatting, clippy, and every test suite on SQLite and
-# on PostgreSQL.
+# up with a fresh test database, then formatting, clippy, every test suite on SQLite and on
+# PostgreSQL, and the scripted checks against public clients and the OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,5 +60,8 @@ bash scripts/emulator-clients/run.sh
 
 log "Standard Webhooks library (Python) against real deliveries"
 bash scripts/webhook-verify/run.sh
+
+log "The HTTP API against its own OpenAPI document (schemathesis, fixed seed)"
+bash scripts/schemathesis/run.sh
 
 log "All checks passed"

@@ -332,8 +332,13 @@ pub struct OrganizationOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
-    /// A label, e.g. where the key is used.
-    #[schema(example = "billing-service")]
+    /// A label, e.g. where the key is used: 1 to 100 characters, not only spaces.
+    #[schema(
+        example = "billing-service",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub name: String,
 }
 
@@ -386,12 +391,15 @@ pub struct PurchaseOrderIn {
     #[serde(default)]
     pub number: Option<String>,
     /// The vendor (`vnd_…`). Required.
+    #[schema(pattern = "^vnd_", example = "vnd_01jdqk4v5m8x2c9h7n3b6t0wyz")]
     pub vendor_id: String,
     /// Receiving location (`loc_…`).
     #[serde(default)]
+    #[schema(pattern = "^loc_", example = "loc_01jdqk4v5m8x2c9h7n3b6t0wyz")]
     pub location_id: Option<String>,
-    /// ISO 4217 currency code; the vendor's currency when absent.
+    /// ISO 4217 currency code (three capital letters); the vendor's currency when absent.
     #[serde(default)]
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
     pub currency: Option<String>,
     /// Order date (`YYYY-MM-DD`); today when absent.
     #[serde(default)]
@@ -409,6 +417,7 @@ pub struct PurchaseOrderIn {
     #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
     /// Lines; at least one. Created in the same transaction as the order.
+    #[schema(min_items = 1)]
     pub line_items: Vec<PurchaseOrderLineIn>,
 }
 
@@ -417,13 +426,15 @@ pub struct PurchaseOrderIn {
 #[serde(deny_unknown_fields)]
 pub struct PurchaseOrderLineIn {
     /// The item (`itm_…`). Required.
+    #[schema(pattern = "^itm_", example = "itm_01jdqk4v5m8x2c9h7n3b6t0wyz")]
     pub item_id: String,
-    /// Quantity, greater than zero, as a decimal string or number.
-    #[schema(value_type = String, example = "10")]
+    /// Quantity, greater than zero, as a decimal string (`"10"`, `"2.5"`) or number.
+    #[serde(deserialize_with = "crate::amount::deserialize")]
+    #[schema(schema_with = crate::amount::quantity_schema)]
     pub quantity: Decimal,
-    /// Price per unit; the item's cost when absent.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "12.50")]
+    /// Price per unit, not negative; the item's cost when absent.
+    #[serde(default, deserialize_with = "crate::amount::deserialize_option")]
+    #[schema(schema_with = crate::amount::unit_price_schema)]
     pub unit_price: Option<Decimal>,
     /// Description; the item's name when absent.
     #[serde(default)]
@@ -443,6 +454,7 @@ pub struct PurchaseOrderLineIn {
 pub struct PurchaseOrderPatch {
     /// Receiving location (`loc_…`).
     #[serde(default)]
+    #[schema(pattern = "^loc_", example = "loc_01jdqk4v5m8x2c9h7n3b6t0wyz")]
     pub location_id: Option<String>,
     /// Expected delivery (`YYYY-MM-DD`).
     #[serde(default)]
@@ -455,8 +467,9 @@ pub struct PurchaseOrderPatch {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
-    /// When present, replaces all lines.
+    /// When present, replaces all lines; at least one.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub line_items: Option<Vec<PurchaseOrderLineIn>>,
 }
 
@@ -692,8 +705,10 @@ pub struct SystemList {
 pub struct CertificateIn {
     /// The system the certificate is for. Only `netsuite` (machine-to-machine auth) uses one.
     pub system: SystemId,
-    /// Common name of the certificate's subject (default: `Ironbridge`).
+    /// Common name of the certificate's subject (default: `Ironbridge`): 1 to 64
+    /// characters, not only spaces.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub common_name: Option<String>,
 }
 

@@ -33,6 +33,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
+    /// The request URI is longer than the server reads.
+    UriTooLong,
+    /// The request's headers are too many or too large.
+    HeadersTooLarge,
     /// The source system rejected the write on a business rule (invalid vendor, out of stock, ...).
     BusinessRuleViolation,
     /// Too many requests for this credential; retry after `Retry-After` seconds.
@@ -45,7 +49,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in catalogue order (used by docs and tests).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidCursor,
         ErrorCode::UnsupportedApiVersion,
@@ -59,6 +63,8 @@ impl ErrorCode {
         ErrorCode::StateConflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
         ErrorCode::BusinessRuleViolation,
         ErrorCode::RateLimitExceeded,
         ErrorCode::InternalError,
@@ -81,6 +87,8 @@ impl ErrorCode {
             ErrorCode::StateConflict => "STATE_CONFLICT",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UriTooLong => "URI_TOO_LONG",
+            ErrorCode::HeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::BusinessRuleViolation => "BUSINESS_RULE_VIOLATION",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
@@ -101,6 +109,8 @@ impl ErrorCode {
             ErrorCode::StateConflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::ValidationError | ErrorCode::BusinessRuleViolation => 422,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InternalError => 500,
@@ -117,7 +127,9 @@ impl ErrorCode {
             | ErrorCode::ValidationError
             | ErrorCode::MethodNotAllowed
             | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnsupportedMediaType => "invalid_request_error",
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::UriTooLong
+            | ErrorCode::HeadersTooLarge => "invalid_request_error",
             ErrorCode::AuthenticationFailed => "authentication_error",
             ErrorCode::PermissionDenied => "permission_error",
             ErrorCode::NotFound => "not_found_error",
@@ -166,6 +178,12 @@ impl ErrorCode {
             }
             ErrorCode::PayloadTooLarge => "The request body exceeds the configured limit.",
             ErrorCode::UnsupportedMediaType => "The request body must be `application/json`.",
+            ErrorCode::UriTooLong => {
+                "The request URI (path and query) is longer than 65,534 bytes. Send fewer or shorter query parameters."
+            }
+            ErrorCode::HeadersTooLarge => {
+                "The request has more than 100 headers, or its head (request line and headers) exceeds 400 KB."
+            }
             ErrorCode::BusinessRuleViolation => {
                 "The source system rejected the write on a business rule (inactive vendor, out-of-stock item, ...). `details` carries its code."
             }

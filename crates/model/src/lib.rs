@@ -1,6 +1,7 @@
 //! Ironbridge's public data shapes: the unified entities, the API's request and response
 //! bodies and the error catalogue. No I/O lives here; every type documents itself for OpenAPI.
 
+pub mod amount;
 pub mod api;
 pub mod catalogue;
 pub mod entities;

@@ -56,6 +56,87 @@ pub fn is_event_type(name: &str) -> bool {
     EVENT_TYPES.iter().any(|t| t.name == name)
 }
 
+/// A Standard Webhooks signing secret as the server reads it: `whsec_` and the canonical
+/// standard base64 (padded, no stray bits) of 24 to 64 bytes. 8 to 21 full groups of four
+/// characters carry 24 to 63 bytes; a final padded group adds one (`xx==`) or two (`xxx=`),
+/// up to 64 in all.
+pub const SECRET_PATTERN: &str = "^whsec_(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}(?:[A-Za-z0-9+/][AQgw]==)?|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?$";
+
+/// Schema of a secret a client chooses: `null` (or absent) to have one generated.
+fn secret_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(SECRET_PATTERN))
+        .examples(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        .build()
+        .into()
+}
+
+/// Most connections one endpoint may be limited to.
+pub const MAX_ENDPOINT_CONNECTIONS: usize = 100;
+
+/// Schema of an endpoint's `event_types`: `null`, or one or more known event types.
+fn event_types_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let names: Vec<&str> = EVENT_TYPES.iter().map(|t| t.name).collect();
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .examples([serde_json::json!(["sync.completed", "sync.failed"])])
+        .build()
+        .into()
+}
+
+/// Schema of an endpoint's `connection_ids`: `null`, or 1 to 100 connection ids.
+fn connection_ids_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^conn_")),
+        )
+        .min_items(Some(1))
+        .max_items(Some(MAX_ENDPOINT_CONNECTIONS))
+        .build()
+        .into()
+}
+
+/// Reads an optional whole number of seconds: JSON Schema counts `60.0` an integer, so it is
+/// read as `60`; a fraction, a negative number or one past 2^53 is refused.
+fn whole_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::{Error, Unexpected};
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(u64),
+        Float(f64),
+    }
+    // Past 2^53 a float no longer names one whole number.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match Option::<Number>::deserialize(d) {
+        Ok(None) => Ok(None),
+        Ok(Some(Number::Whole(n))) => Ok(Some(n)),
+        Ok(Some(Number::Float(f))) if f.fract() == 0.0 && (0.0..=EXACT).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        Ok(Some(Number::Float(f))) => Err(D::Error::invalid_value(
+            Unexpected::Float(f),
+            &"a whole number of seconds from 0 to 604800",
+        )),
+        Err(_) => Err(D::Error::custom(
+            "expected a whole number of seconds from 0 to 604800",
+        )),
+    }
+}
+
 /// Reads a field that may be absent (outer `None`), `null` (inner `None`) or a value.
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -69,25 +150,36 @@ where
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointIn {
-    /// Where events are POSTed: an `http` or `https` URL on a public address. Loopback,
+    /// Where events are POSTed: an `http` or `https` URL on a public address, at most 2048
+    /// bytes. Loopback,
     /// private, link-local and metadata addresses are refused unless the operator allows them.
-    #[schema(example = "https://example.com/webhooks/ironbridge")]
+    #[schema(
+        example = "https://example.com/webhooks/ironbridge",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://",
+        max_length = 2048
+    )]
     pub url: String,
-    /// Label for people.
+    /// Label for people: at most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
-    /// Event types to receive (see `GET /v1/webhook-event-types`); absent or `null` for all.
+    /// Event types to receive (see `GET /v1/webhook-event-types`), at least one; absent or
+    /// `null` for all.
     #[serde(default)]
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
-    /// Only events of these connections (`conn_…`); absent or `null` for every connection.
-    /// An endpoint limited to connections does not receive organization-wide events.
+    /// Only events of these connections (`conn_…`), 1 to 100; absent or `null` for every
+    /// connection. An endpoint limited to connections does not receive organization-wide
+    /// events.
     #[serde(default)]
+    #[schema(schema_with = connection_ids_schema)]
     pub connection_ids: Option<Vec<String>>,
     /// Create it disabled: events are logged as failed deliveries until it is enabled.
     #[serde(default)]
     pub disabled: bool,
     /// The signing secret to use (`whsec_` + base64 of 24 to 64 bytes); generated when absent.
     #[serde(default)]
+    #[schema(schema_with = secret_schema)]
     pub secret: Option<String>,
 }
 
@@ -97,18 +189,19 @@ pub struct WebhookEndpointIn {
 pub struct WebhookEndpointPatch {
     /// New URL (checked like on creation).
     #[serde(default)]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://", max_length = 2048)]
     pub url: Option<String>,
-    /// New label; `null` removes it.
+    /// New label (at most 500 characters); `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
-    /// New event types; `null` for all.
+    /// New event types, at least one; `null` for all.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Option<Vec<String>>>,
-    /// New connection filter; `null` for every connection.
+    /// New connection filter, 1 to 100 connections; `null` for every connection.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = connection_ids_schema)]
     pub connection_ids: Option<Option<Vec<String>>>,
     /// `true` disables the endpoint (its pending deliveries are marked failed); `false`
     /// enables it again and clears its failure streak.
@@ -189,12 +282,15 @@ pub struct WebhookSecretOut {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSecretRotateIn {
-    /// The new secret (`whsec_…`); generated when absent.
+    /// The new secret (`whsec_` + base64 of 24 to 64 bytes); generated when absent.
     #[serde(default)]
+    #[schema(schema_with = secret_schema)]
     pub secret: Option<String>,
     /// Seconds during which deliveries are signed with both the old and the new secret, so
-    /// receivers can switch without losing one (0 to 604800, default 86400).
-    #[serde(default)]
+    /// receivers can switch without losing one (0 to 604800, default 86400). A whole number;
+    /// `60.0` is read as `60`, as JSON Schema counts it an integer.
+    #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_secs: Option<u64>,
 }
 

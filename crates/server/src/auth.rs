@@ -2,7 +2,6 @@
 //! (`ibc_…`) reach one connection's data. Both are looked up by their SHA-256 only. The
 //! middleware authenticates and rate-limits; the extractors state each handler's access rule.
 
-use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -68,8 +67,9 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
         .to_str()
         .ok()
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme is case-insensitive (RFC 9110 §11.1): `BEARER` is `Bearer`.
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 200)
@@ -133,8 +133,8 @@ fn rate_headers(d: &Decision) -> [(HeaderName, HeaderValue); 3] {
 fn limit_anonymous_request(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let peer = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<crate::edge::Peer>>()
+        .map(|c| c.0.0.ip());
     let key = client_key(peer, req.headers(), &state.config.trusted_proxies);
     let decision = state.anonymous.check(&key, state.clock.now());
     if decision.allowed {

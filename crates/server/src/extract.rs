@@ -197,3 +197,70 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             })
     }
 }
+
+/// A path parameter of type `T`, refused in the error envelope (`INVALID_REQUEST`, naming the
+/// parameter) when it cannot be read, e.g. an id whose percent-decoding is not UTF-8.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => {
+                use axum::extract::path::ErrorKind;
+                use axum::extract::rejection::PathRejection;
+                let PathRejection::FailedToDeserializePathParams(e) = &rejection else {
+                    // Only a routing bug gets here: the route has no such parameter.
+                    return Err(ApiError::internal(rejection.body_text()));
+                };
+                let param = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                let message = match &param {
+                    Some(p) => format!("The path parameter `{p}` is not valid UTF-8 text."),
+                    None => "The request path cannot be read.".to_string(),
+                };
+                let mut err = ApiError::new(ErrorCode::InvalidRequest, message);
+                err.param = param;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Refuses a query parameter the operation does not declare in the OpenAPI document, with
+/// `INVALID_REQUEST` naming it: a typo (`page_sise`) would otherwise be ignored silently.
+/// Operations that read a query also refuse unknown names themselves ([`ApiQuery`]); this
+/// covers the ones that read none, from the same source the clients are generated from.
+pub async fn refuse_unknown_query(
+    matched: Option<axum::extract::MatchedPath>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let (Some(matched), Some(query)) = (matched, req.uri().query()) {
+        let known = crate::openapi::query_parameters(req.method(), matched.as_str());
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !known.iter().any(|k| *k == name) {
+                let message = if known.is_empty() {
+                    format!("`{name}` is not a known query parameter: this operation takes none.")
+                } else {
+                    format!(
+                        "`{name}` is not a known query parameter. This operation takes: {}.",
+                        known.join(", ")
+                    )
+                };
+                return ApiError::new(ErrorCode::InvalidRequest, message)
+                    .param(name.into_owned())
+                    .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -129,9 +130,10 @@ pub fn app(state: AppState) -> Router {
 /// Each request knows its peer's address (the per-address limits key on it).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    let listener = edge::EnvelopeListener::new(listener, state.clock.clone());
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state).into_make_service_with_connect_info::<edge::Peer>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await

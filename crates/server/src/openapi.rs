@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -44,7 +45,7 @@ use utoipa::openapi::tag::TagBuilder;
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
-    modifiers(&Security, &Entities, &Systems, &CommonErrors),
+    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &CommonErrors),
     tags(
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
@@ -128,6 +129,117 @@ impl Modify for Systems {
         {
             object.enum_values = Some(ids.into_iter().map(Into::into).collect());
         }
+        // Only systems that authenticate with a generated certificate take one.
+        let users: Vec<&str> = ironbridge_engine::registry::BUILTIN
+            .iter()
+            .filter(|s| crate::routes::certificates::uses_certificates(s))
+            .map(|s| s.id.as_str())
+            .collect();
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object))) =
+            components.schemas.get_mut("CertificateIn")
+        {
+            object.properties.insert(
+                "system".to_string(),
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(users))
+                    .description(Some("The system the certificate is for: one that authenticates with a certificate Ironbridge generates."))
+                    .into(),
+            );
+        }
+    }
+}
+
+/// A request body is optional exactly when its schema requires no field: the server reads an
+/// empty body as `{}`. utoipa writes `Option<T>` bodies as `oneOf: [T, null]`, but a JSON
+/// `null` is not an object and is refused, so the document says what the server does: the
+/// body may be left out, and when sent it is a `T`.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{OneOf, Schema};
+        use utoipa::openapi::{RefOr, Required};
+        let schemas = openapi
+            .components
+            .as_ref()
+            .map(|c| c.schemas.clone())
+            .unwrap_or_default();
+        let requires_nothing = |schema: &RefOr<Schema>| {
+            let name = match schema {
+                RefOr::Ref(r) => r.ref_location.rsplit('/').next().unwrap_or(""),
+                RefOr::T(_) => return false,
+            };
+            matches!(schemas.get(name), Some(RefOr::T(Schema::Object(o))) if o.required.is_empty())
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.post, &mut item.put, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    let RefOr::T(content) = content else { continue };
+                    if let Some(RefOr::T(Schema::OneOf(OneOf { items, .. }))) = &content.schema
+                        && items.len() == 2
+                    {
+                        content.schema = items.iter().find(|s| !is_null(s)).cloned();
+                    }
+                    if content.schema.as_ref().is_some_and(requires_nothing) {
+                        body.required = Some(Required::False);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_null(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    matches!(schema, utoipa::openapi::RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// The event type filters take only known types (the server refuses others), so the
+/// document lists them: `type` of `GET /v1/events`, and `event_type` of an endpoint's
+/// deliveries (which also takes the test ping's type).
+struct EventTypes;
+
+impl Modify for EventTypes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use ironbridge_model::webhooks::{EVENT_TYPES, TEST_EVENT_TYPE};
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let known: Vec<&str> = EVENT_TYPES.iter().map(|t| t.name).collect();
+        let targets = [
+            ("/v1/events", "type", false),
+            ("/v1/webhook-endpoints/{id}/deliveries", "event_type", true),
+        ];
+        for (path, name, with_test) in targets {
+            let Some(operation) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.get.as_mut())
+            else {
+                continue;
+            };
+            let mut values = known.clone();
+            if with_test {
+                values.push(TEST_EVENT_TYPE);
+            }
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(p) = parameter
+                    && p.name == name
+                {
+                    p.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(values.clone()))
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -202,4 +314,43 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|_| "{}".into()))
+}
+
+/// The query parameters the document declares for the operation `method` on the path
+/// template `path` (empty for an operation that takes none, or one the document lacks).
+pub fn query_parameters(method: &axum::http::Method, path: &str) -> &'static [String] {
+    type Table = std::collections::HashMap<(String, String), Vec<String>>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = Table::new();
+        let doc = document();
+        for (template, item) in &doc.paths.paths {
+            let operations = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ];
+            for (verb, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let names = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        utoipa::openapi::RefOr::T(p) if p.parameter_in == ParameterIn::Query => {
+                            Some(p.name.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                table.insert((verb.to_string(), template.clone()), names);
+            }
+        }
+        table
+    });
+    table
+        .get(&(method.as_str().to_string(), path.to_string()))
+        .map_or(&[], Vec::as_slice)
 }

@@ -51,7 +51,7 @@ pub fn generate_certificate(
 ) -> Result<GeneratedCertificate, ConnectorError> {
     let failed =
         |what: &str| ConnectorError::Upstream(format!("certificate generation failed: {what}"));
-    if common_name.trim().is_empty() || common_name.len() > 64 {
+    if common_name.trim().is_empty() || common_name.chars().count() > 64 {
         return Err(ConnectorError::InvalidSettings {
             param: "common_name".into(),
             message: "the common name must have 1 to 64 characters".into(),

@@ -1,7 +1,7 @@
 //! Admin API keys: list, create (the secret is shown once), revoke.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::crypto::{new_token, token_hash, token_prefix};
 use ironbridge_core::ids::new_id;
@@ -13,7 +13,7 @@ use ironbridge_model::api::{ApiKeyCreatedOut, ApiKeyIn, ApiKeyList, ApiKeyOut};
 use crate::AppState;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 fn out(k: ApiKey) -> ApiKeyOut {
     ApiKeyOut {
@@ -52,7 +52,8 @@ pub async fn create_api_key(
     ApiJson(input): ApiJson<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreatedOut>)> {
     let name = input.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    // Characters, not bytes, as the document's `maxLength` counts them.
+    if name.is_empty() || input.name.chars().count() > 100 {
         return Err(ApiError::new(
             ErrorCode::ValidationError,
             "`name` must be 1 to 100 characters.",
@@ -87,7 +88,7 @@ pub async fn create_api_key(
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKeyOut>> {
     match state
         .store

@@ -3,7 +3,7 @@
 //! for download so the customer can upload it to their system.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ironbridge_connectors::netsuite::certs::generate_certificate;
@@ -16,7 +16,7 @@ use ironbridge_model::api::{CertificateIn, CertificateOut, FieldFormat, SystemId
 use crate::AppState;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -29,6 +29,15 @@ fn out(c: Certificate) -> ApiResult<CertificateOut> {
         not_after: c.not_after,
         created_at: c.created_at,
     })
+}
+
+/// Whether `system` authenticates with a certificate Ironbridge generates.
+pub fn uses_certificates(system: &ironbridge_core::system::SystemDescriptor) -> bool {
+    system
+        .auth
+        .iter()
+        .flat_map(|a| a.fields)
+        .any(|f| f.format == FieldFormat::CertificateId)
 }
 
 /// Generate a key pair and a self-signed certificate (RSA-3072, SHA-256, valid for two years).
@@ -44,12 +53,6 @@ pub async fn create_certificate(
     AdminAuth(org): AdminAuth,
     ApiJson(input): ApiJson<CertificateIn>,
 ) -> ApiResult<(StatusCode, Json<CertificateOut>)> {
-    let uses_certificates = |s: &ironbridge_core::system::SystemDescriptor| {
-        s.auth
-            .iter()
-            .flat_map(|a| a.fields)
-            .any(|f| f.format == FieldFormat::CertificateId)
-    };
     if !state
         .runtimes
         .registry()
@@ -131,7 +134,7 @@ async fn owned(
 pub async fn get_certificate(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CertificateOut>> {
     Ok(Json(out(owned(&state, &org, &id).await?)?))
 }
@@ -145,7 +148,7 @@ pub async fn get_certificate(
 pub async fn download_certificate(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let cert = owned(&state, &org, &id).await?;
     let disposition = format!("attachment; filename=\"{}.pem\"", cert.id);

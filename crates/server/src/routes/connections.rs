@@ -2,7 +2,7 @@
 //! delete synced data; and `GET /v1/connection` for a connection token's own connection.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::pagination::{PageSize, Pager};
 use ironbridge_core::sandbox;
@@ -22,7 +22,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::{AdminAuth, ConnectionAuth};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -217,6 +217,7 @@ pub struct ConnectionListParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Connections per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -273,7 +274,7 @@ async fn owned(state: &AppState, org: &OrgId, id: &str) -> ApiResult<Connection>
 pub async fn get_connection(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ConnectionOut>> {
     let c = owned(&state, &org, &id).await?;
     Ok(Json(connection_out(&state, c).await?))
@@ -290,7 +291,7 @@ pub async fn get_connection(
 pub async fn disconnect_connection(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ConnectionOut>> {
     owned(&state, &org, &id).await?;
     let c = state
@@ -305,7 +306,7 @@ pub async fn disconnect_connection(
 /// Credentials are reused unless new ones are given.
 #[utoipa::path(post, path = "/v1/connections/{id}/reconnect", tag = "Connections", operation_id = "v1.connections.reconnect",
     params(("id" = String, Path, description = "Connection id (`conn_…`)")),
-    request_body(content = ReconnectIn, description = "Optional new credentials"),
+    request_body(content = Option<ReconnectIn>, description = "Optional: new credentials"),
     responses((status = 201, description = "The new connection and its token (shown once)", body = ConnectionCreatedOut),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "Already replaced, or no credit left", body = ErrorBody),
@@ -314,7 +315,7 @@ pub async fn disconnect_connection(
 pub async fn reconnect_connection(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<ReconnectIn>,
 ) -> ApiResult<(StatusCode, Json<ConnectionCreatedOut>)> {
     owned(&state, &org, &id).await?;
@@ -334,7 +335,7 @@ pub async fn reconnect_connection(
 pub async fn delete_connection_data(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DataDeletedOut>> {
     owned(&state, &org, &id).await?;
     let deleted_records = state

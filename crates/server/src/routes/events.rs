@@ -3,13 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use ironbridge_core::pagination::{PageSize, Pager};
+use ironbridge_model::ErrorCode;
 use ironbridge_model::api::{EventList, EventOut};
+use ironbridge_model::webhooks::{EVENT_TYPES, TEST_EVENT_TYPE, is_event_type};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::AdminAuth;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 
 /// Query of `GET /v1/events`.
@@ -20,6 +22,7 @@ pub struct EventParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Events per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<u32>,
     /// Only events of this connection.
     pub connection_id: Option<String>,
@@ -27,6 +30,27 @@ pub struct EventParams {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub event_type: Option<String>,
+}
+
+/// Refuses an unknown event type in the query parameter `param`, as endpoint filters refuse
+/// one in their body, listing the known types (with the test ping's where `with_test`):
+/// filtering on a typo would otherwise answer an empty page that looks like "nothing happened".
+pub fn check_event_type(param: &str, name: &str, with_test: bool) -> Result<(), ApiError> {
+    if is_event_type(name) || (with_test && name == TEST_EVENT_TYPE) {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = EVENT_TYPES.iter().map(|t| t.name).collect();
+    if with_test {
+        known.push(TEST_EVENT_TYPE);
+    }
+    Err(ApiError::new(
+        ErrorCode::InvalidRequest,
+        format!(
+            "`{param}` is not an event type. Known types: {} (see GET /v1/webhook-event-types).",
+            known.join(", ")
+        ),
+    )
+    .param(param))
 }
 
 /// List the organization's events, oldest first. Poll with the last `next_cursor` to receive
@@ -45,6 +69,9 @@ pub async fn list_events(
         max: 500,
     }
     .resolve(q.page_size)?;
+    if let Some(t) = q.event_type.as_deref() {
+        check_event_type("type", t, false)?;
+    }
     let pager = Pager::new(
         &state.keys,
         &org.0,

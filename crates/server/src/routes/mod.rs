@@ -19,7 +19,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::extract::BodyRules;
+use crate::extract::{self, BodyRules};
 use crate::{AppState, auth, context};
 
 /// One route: method, path template and handler.
@@ -225,7 +225,11 @@ pub fn router(state: AppState) -> Router {
     for r in api_routes() {
         api = api.route(r.path, r.handler);
     }
-    let api = api.route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    // Authentication first (an anonymous caller learns nothing of the operation), then
+    // query names are checked against the document.
+    let api = api
+        .route_layer(from_fn(extract::refuse_unknown_query))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     let mut ops = Router::new();
     for r in ops_routes() {
         ops = ops.route(r.path, r.handler);

@@ -1,7 +1,7 @@
 //! Writing purchase orders back to the source system through the unified model.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::service::render_written;
 use ironbridge_core::write;
@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -60,7 +60,7 @@ pub async fn create_purchase_order(
 pub async fn update_purchase_order(
     State(state): State<AppState>,
     auth: ConnectionAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<PurchaseOrderPatch>,
 ) -> ApiResult<Json<Value>> {
     auth.writable()?;

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::routing::get;
 use ironbridge_core::read::{ListQuery, RecordReader};
@@ -26,7 +26,7 @@ use super::Route;
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 
 /// Query of the list endpoints.
 #[derive(Debug, Default, Deserialize)]
@@ -152,7 +152,7 @@ pub fn routes() -> Vec<Route> {
             get(
                 move |State(state): State<AppState>,
                       auth: ConnectionAuth,
-                      Path(id): Path<String>,
+                      ApiPath(id): ApiPath<String>,
                       ApiQuery(q): ApiQuery<GetParams>| async move {
                     get_one(&state, &auth, &id, q, entity).await
                 },
@@ -199,6 +199,14 @@ fn query_param(
         .description(Some(description))
         .schema(Some(schema))
         .build()
+}
+
+/// An RFC 3339 instant, as `Timestamp`'s schema, with its own example.
+fn instant(example: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .examples([example])
 }
 
 fn boolean() -> ObjectBuilder {
@@ -291,12 +299,14 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
                 query_param(
                     "modified_after",
                     "Only records Ironbridge changed after this instant (exclusive).",
-                    Ref::from_schema_name(Timestamp::name()),
+                    instant("2026-11-23T10:15:30.123456Z"),
                 ),
+                // Each bound has its own example, the end after the start: a request made of
+                // the document's examples is then one the server accepts.
                 query_param(
                     "modified_before",
-                    "Only records Ironbridge changed before this instant (exclusive).",
-                    Ref::from_schema_name(Timestamp::name()),
+                    "Only records Ironbridge changed before this instant (exclusive). Must be after `modified_after` when both are given (`INVALID_REQUEST` otherwise).",
+                    instant("2026-11-24T10:15:30.123456Z"),
                 ),
                 query_param(
                     "include_deleted",

@@ -1,7 +1,7 @@
 //! On-demand syncs: queue one for the calling connection and follow its job.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::store::{Job, OrgId, StoreError};
 use ironbridge_engine::worker::enqueue_sync;
@@ -10,7 +10,7 @@ use ironbridge_model::api::{SyncIn, SyncJobOut, SyncQueuedOut};
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -40,7 +40,7 @@ fn out(job: Job) -> SyncJobOut {
 /// Queue a sync of the calling connection. If one is already queued or running, that one is
 /// returned instead (`already_queued: true`). Workers pick it up within a second.
 #[utoipa::path(post, path = "/v1/sync", tag = "Sync", operation_id = "v1.sync.start",
-    request_body(content = SyncIn, description = "Optional: `{\"full\": true}` restarts every entity from the beginning"),
+    request_body(content = Option<SyncIn>, description = "Optional: `{\"full\": true}` restarts every entity from the beginning"),
     responses((status = 202, description = "The queued sync job", body = SyncQueuedOut),
         (status = 409, description = "The connection is disconnected", body = ErrorBody)),
     security(("connection_token" = []), ("admin_key" = [])))]
@@ -78,7 +78,7 @@ pub async fn start_sync(
 pub async fn get_sync_job(
     State(state): State<AppState>,
     auth: ConnectionAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SyncJobOut>> {
     let org = OrgId(auth.connection.org_id.clone());
     let job = match state.store.get_job(&org, &id).await {

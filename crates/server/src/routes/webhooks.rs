@@ -3,7 +3,7 @@
 //! one delivery and recovery of everything failed since a time; and the event type catalogue.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::pagination::{PageSize, Pager};
 use ironbridge_core::store::{
@@ -24,7 +24,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -140,6 +140,7 @@ pub struct EndpointListParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Endpoints per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -176,7 +177,7 @@ pub async fn list_endpoints(
 pub async fn get_endpoint(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookEndpointOut>> {
     let ep = state.store.get_webhook_endpoint(&org, &id).await?;
     Ok(Json(endpoint_out(ep)))
@@ -195,7 +196,7 @@ pub async fn get_endpoint(
 pub async fn update_endpoint(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<WebhookEndpointPatch>,
 ) -> ApiResult<Json<WebhookEndpointOut>> {
     let ep = rules(&state).update(&org, &id, patch).await?;
@@ -211,7 +212,7 @@ pub async fn update_endpoint(
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_webhook_endpoint(&org, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -226,7 +227,7 @@ pub async fn delete_endpoint(
 pub async fn get_secret(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookSecretOut>> {
     let ep = state.store.get_webhook_endpoint(&org, &id).await?;
     let secret = current_secret(&state.keys, &ep).map_err(ApiError::internal)?;
@@ -241,7 +242,7 @@ pub async fn get_secret(
 /// carries two `v1` signatures, one per secret, so receivers can switch without a gap.
 #[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/secret/rotate", tag = "Webhooks", operation_id = "v1.webhook_endpoints.rotate_secret",
     params(("id" = String, Path, description = "Endpoint id (`whk_…`)")),
-    request_body = WebhookSecretRotateIn,
+    request_body(content = Option<WebhookSecretRotateIn>, description = "Optional: the new secret and the overlap"),
     responses((status = 200, description = "The new secret", body = WebhookSecretOut),
         (status = 404, description = "No such endpoint", body = ErrorBody),
         (status = 422, description = "A malformed secret or overlap", body = ErrorBody)),
@@ -249,7 +250,7 @@ pub async fn get_secret(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<WebhookSecretRotateIn>,
 ) -> ApiResult<Json<WebhookSecretOut>> {
     let (ep, secret) = rules(&state).rotate(&org, &id, input).await?;
@@ -270,7 +271,7 @@ pub async fn rotate_secret(
 pub async fn test_endpoint(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookDeliveryOut>> {
     let ep = state.store.get_webhook_endpoint(&org, &id).await?;
     if ep.status != "enabled" {
@@ -312,7 +313,7 @@ async fn delivery_with_attempts(
 pub async fn recover(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<WebhookRecoverIn>,
 ) -> ApiResult<(StatusCode, Json<WebhookRecoverOut>)> {
     let ep = state.store.get_webhook_endpoint(&org, &id).await?;
@@ -347,6 +348,7 @@ pub struct DeliveryListParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Deliveries per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Only `pending`, `succeeded` or `failed` deliveries.
     pub status: Option<WebhookDeliveryStatus>,
@@ -372,10 +374,13 @@ fn status_str(s: WebhookDeliveryStatus) -> &'static str {
 pub async fn list_deliveries(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeliveryListParams>,
 ) -> ApiResult<Json<WebhookDeliveryList>> {
     let size = PAGE.resolve(q.page_size)?;
+    if let Some(t) = q.event_type.as_deref() {
+        super::events::check_event_type("event_type", t, true)?;
+    }
     state.store.get_webhook_endpoint(&org, &id).await?;
     let status = q.status.map(status_str);
     let pager = Pager::new(
@@ -417,6 +422,7 @@ pub struct AttemptListParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Attempts per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -430,7 +436,7 @@ pub struct AttemptListParams {
 pub async fn list_attempts(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AttemptListParams>,
 ) -> ApiResult<Json<WebhookAttemptList>> {
     let size = PAGE.resolve(q.page_size)?;
@@ -464,7 +470,7 @@ pub async fn list_attempts(
 pub async fn get_delivery(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookDeliveryOut>> {
     let d = state.store.get_webhook_delivery(&org, &id).await?;
     delivery_with_attempts(&state, &org, d).await.map(Json)
@@ -481,7 +487,7 @@ pub async fn get_delivery(
 pub async fn replay_delivery(
     State(state): State<AppState>,
     AdminAuth(org): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<WebhookDeliveryOut>)> {
     let d = state.store.get_webhook_delivery(&org, &id).await?;
     let ep = state

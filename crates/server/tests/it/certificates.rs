@@ -89,4 +89,24 @@ async fn a_generated_certificate_is_downloadable_and_its_key_stays_here() {
         res.assert_error(422, "VALIDATION_ERROR")["param"],
         "common_name"
     );
+    // The limit is 64 characters, as the document's `maxLength` counts them, not bytes.
+    let res = app
+        .post(
+            &key,
+            "/v1/certificates",
+            json!({"system": "netsuite", "common_name": "é".repeat(65)}),
+        )
+        .await;
+    assert_eq!(
+        res.assert_error(422, "VALIDATION_ERROR")["param"],
+        "common_name"
+    );
+    let res = app
+        .post(
+            &key,
+            "/v1/certificates",
+            json!({"system": "netsuite", "common_name": "é".repeat(64)}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
 }
