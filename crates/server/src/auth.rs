@@ -2,7 +2,6 @@
 //! (`ibc_…`) reach one connection's data. Both are looked up by their SHA-256 only. The
 //! middleware authenticates and rate-limits; the extractors state each handler's access rule.
 
-
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
