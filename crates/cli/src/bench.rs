@@ -252,6 +252,9 @@ pub struct SyncBenchArgs {
     pub latency_ms: u64,
 }
 
+/// PostgreSQL's WAL position in bytes, read before and after a sync to see what it wrote.
+const WAL_POSITION: &str = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint";
+
 /// Requests answered 429 since log entry `since`.
 async fn throttled_since(http: &reqwest::Client, base: &str, since: u64) -> anyhow::Result<u64> {
     let log = emulator_json(
@@ -450,10 +453,28 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             .adopt(&created.connection, created.connector.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let connector = runtime.connector().clone();
-        let sync_options = |full| SyncOptions {
-            full,
-            max_concurrency: Some(runtime.sync_concurrency()),
-            ..SyncOptions::default()
+        let owner = OrgId(org.id.clone());
+        // One sync of the connection, full or incremental, named in its error.
+        let sync = |full: bool, what: &'static str| {
+            let options = SyncOptions {
+                full,
+                max_concurrency: Some(runtime.sync_concurrency()),
+                ..SyncOptions::default()
+            };
+            let (store, connector, owner, conn, clock) =
+                (&store, &connector, &owner, &conn, &clock);
+            async move {
+                sync_connection_with(
+                    store.as_ref(),
+                    connector.as_ref(),
+                    owner,
+                    conn,
+                    &options,
+                    clock,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{what} of {name}: {e}"))
+            }
         };
         // The system's documented concurrency limit, enforced by the emulator (429 beyond
         // it), so the run shows whether we ever exceed it; plus the injected latency.
@@ -471,16 +492,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         .await?;
         let before = upstream_requests(&http, &base).await?;
         let started = Instant::now();
-        sync_connection_with(
-            store.as_ref(),
-            connector.as_ref(),
-            &OrgId(org.id.clone()),
-            &conn,
-            &sync_options(true),
-            &clock,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("full sync of {name}: {e}"))?;
+        sync(true, "full sync").await?;
         let full_secs = started.elapsed().as_secs_f64();
         let full_requests = upstream_requests(&http, &base).await? - before;
         let full_throttled = throttled_since(&http, &base, before).await?;
@@ -529,16 +541,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         clock.advance_secs(300);
         let before = upstream_requests(&http, &base).await?;
         let started = Instant::now();
-        let reports = sync_connection_with(
-            store.as_ref(),
-            connector.as_ref(),
-            &OrgId(org.id.clone()),
-            &conn,
-            &sync_options(false),
-            &clock,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("incremental sync of {name}: {e}"))?;
+        let reports = sync(false, "incremental sync").await?;
         let inc_secs = started.elapsed().as_secs_f64();
         let inc_requests = upstream_requests(&http, &base).await? - before;
         let inc_throttled = throttled_since(&http, &base, before).await?;
@@ -569,7 +572,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let wal = pg
-                    .scalar_i64("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+                    .scalar_i64(WAL_POSITION)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 Some((pg, wal))
@@ -577,21 +580,12 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             None => None,
         };
         let started = Instant::now();
-        sync_connection_with(
-            store.as_ref(),
-            connector.as_ref(),
-            &OrgId(org.id.clone()),
-            &conn,
-            &sync_options(true),
-            &clock,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("idle full sync of {name}: {e}"))?;
+        sync(true, "idle full sync").await?;
         let idle_secs = started.elapsed().as_secs_f64();
         let (rows_rewritten, wal_bytes) = match pg {
             Some((pg, wal_before)) => {
                 let wal = pg
-                    .scalar_i64("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+                    .scalar_i64(WAL_POSITION)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let rewritten = pg

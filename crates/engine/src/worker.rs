@@ -24,7 +24,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{SyncError, SyncOptions, is_fenced, safe_message, sync_connection_with};
+use crate::sync::{
+    SyncError, SyncOptions, is_fenced, safe_message, sync_connection_with, sync_event,
+};
 
 /// Kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
@@ -457,21 +459,14 @@ impl Worker {
         conn: &ConnId,
         message: &str,
     ) -> StoreResult<()> {
-        let now = self.clock.now();
-        let event = Event {
-            id: new_id("evt", now.micros()),
-            org_id: org.0.clone(),
-            connection_id: Some(conn.0.clone()),
-            event_type: "sync.failed".into(),
-            data: json!({"error": {"code": "SYNC_INTERRUPTED", "message": message}}).to_string(),
-            created_at: now,
-        };
+        let data = json!({"error": {"code": "SYNC_INTERRUPTED", "message": message}});
+        let event = sync_event(org, conn, "sync.failed", data, self.clock.as_ref());
         let status = match store.get_connection(org, conn).await?.status.as_str() {
             "syncing" => ConnectionStatus::Online,
             other => ConnectionStatus::parse(other).unwrap_or(ConnectionStatus::Online),
         };
         store
-            .set_connection_status(conn, status.as_str(), now, Some(&event))
+            .set_connection_status(conn, status.as_str(), event.created_at, Some(&event))
             .await
     }
 

@@ -312,6 +312,17 @@ impl Backend {
         Ok(())
     }
 
+    /// Drops the keys an entity's passes recorded as seen.
+    async fn forget_seen(tx: &mut Tx, conn: &ConnId, entity: Entity) -> StoreResult<()> {
+        sqlx::query("DELETE FROM seen_pages WHERE connection_id = $1 AND entity = $2")
+            .bind(&conn.0)
+            .bind(entity.as_str())
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     /// Reads one row of the organization by id (`sql` binds them as `$1`, `$2`); `NotFound`
     /// when it has none.
     pub(super) async fn fetch_owned<T>(
@@ -856,12 +867,7 @@ impl Store for Backend {
             .await
             .map_err(classify)?;
         // What an abandoned run saw is of no use to this one.
-        sqlx::query("DELETE FROM seen_pages WHERE connection_id = $1 AND entity = $2")
-            .bind(&conn.0)
-            .bind(entity.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+        Self::forget_seen(&mut tx, conn, entity).await?;
         self.commit(tx).await
     }
 
@@ -1104,12 +1110,7 @@ impl Store for Backend {
             .await
             .map_err(classify)?;
         if error.is_none() {
-            sqlx::query("DELETE FROM seen_pages WHERE connection_id = $1 AND entity = $2")
-                .bind(&conn.0)
-                .bind(entity.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
+            Self::forget_seen(&mut tx, conn, entity).await?;
         }
         self.commit(tx).await?;
         Ok(totals)

@@ -411,7 +411,7 @@ fn report_json(reports: &[EntityReport]) -> Value {
     })
 }
 
-fn sync_event(
+pub(crate) fn sync_event(
     org: &OrgId,
     conn: &ConnId,
     event_type: &str,
