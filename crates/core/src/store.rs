@@ -364,6 +364,19 @@ pub struct RecordQuery {
     pub limit: u32,
 }
 
+/// The state of one connection pool of a store, as `/metrics` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The pool's name (`read`, `write`; `main` where one pool does both).
+    pub name: &'static str,
+    /// Most connections the pool opens.
+    pub max: u32,
+    /// Connections open now.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
 /// Per-entity sync state of a connection.
 #[derive(Debug, Clone)]
 pub struct SyncState {
@@ -526,6 +539,10 @@ impl std::fmt::Debug for Certificate {
 pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// The state of each of the store's connection pools, for metrics.
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        Vec::new()
+    }
 
     /// Creates an organization with its first admin key.
     async fn create_organization(&self, org: &Organization, key: &NewApiKey) -> StoreResult<()>;
