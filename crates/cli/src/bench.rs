@@ -503,6 +503,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         let q = RecordQuery {
             entity: ironbridge_model::Entity::PURCHASE_ORDER,
             after_id: None,
+            after_modified: None,
             modified_after: None,
             modified_before: None,
             include_deleted: true,

@@ -65,14 +65,25 @@ impl<'a> Pager<'a> {
     /// when more follow.
     pub fn page<T>(
         &self,
-        mut rows: Vec<T>,
+        rows: Vec<T>,
         size: u32,
         id: impl Fn(&T) -> &str,
+    ) -> (Vec<T>, Option<String>) {
+        self.page_by(rows, size, |r| id(r).to_string())
+    }
+
+    /// [`Pager::page`] for a list whose position is more than an id: `key` writes the
+    /// position of a row (the list decodes it again from [`Pager::position`]).
+    pub fn page_by<T>(
+        &self,
+        mut rows: Vec<T>,
+        size: u32,
+        key: impl Fn(&T) -> String,
     ) -> (Vec<T>, Option<String>) {
         let more = rows.len() > size as usize;
         rows.truncate(size as usize);
         let next = if more {
-            rows.last().map(|r| self.cursor_after(id(r)))
+            rows.last().map(|r| self.cursor_after(&key(r)))
         } else {
             None
         };

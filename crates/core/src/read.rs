@@ -25,6 +25,8 @@ pub struct ListQuery {
     pub include_deleted: bool,
     /// Each record's source payload as `remote_data`.
     pub include_remote_data: bool,
+    /// Count the records matching the filters (`total_count`); a page alone needs none.
+    pub include_total: bool,
 }
 
 /// A page of a list.
@@ -64,8 +66,11 @@ pub struct RecordReader<'a> {
 }
 
 impl RecordReader<'_> {
-    /// One page of `entity`'s records of a connection, in id order: stable while records
-    /// change (a record that exists throughout an iteration is returned exactly once).
+    /// One page of `entity`'s records of a connection. In id order, the pages are stable
+    /// while records change: a record that exists throughout an iteration is returned
+    /// exactly once. With a `modified_*` filter they are in change order (`modified_at`, then
+    /// id): a record unchanged throughout is returned exactly once, and one changed during
+    /// the iteration comes again, at its new place, when it still matches.
     pub async fn list(
         &self,
         conn: &ConnId,
@@ -86,29 +91,54 @@ impl RecordReader<'_> {
             });
         }
         let micros = |t: Option<Timestamp>| t.map(|t| t.micros().to_string()).unwrap_or_default();
-        let pager = Pager::new(
-            self.keys,
-            &conn.0,
-            &[
-                ("entity", entity.as_str().into()),
-                ("modified_after", micros(q.modified_after)),
-                ("modified_before", micros(q.modified_before)),
-                ("include_deleted", q.include_deleted.to_string()),
-            ],
-        );
         let mut query = RecordQuery {
             entity,
-            after_id: pager.position(q.cursor.as_deref())?,
+            after_id: None,
+            after_modified: None,
             modified_after: q.modified_after,
             modified_before: q.modified_before,
             include_deleted: q.include_deleted,
             include_raw: q.include_remote_data,
             limit: size + 1,
         };
+        let by_change = query.by_change();
+        let mut parts = vec![
+            ("entity", entity.as_str().into()),
+            ("modified_after", micros(q.modified_after)),
+            ("modified_before", micros(q.modified_before)),
+            ("include_deleted", q.include_deleted.to_string()),
+        ];
+        // Change-order cursors carry (modified_at, id); one of an id-order list (or of an
+        // earlier version) is refused as another query's rather than misread.
+        if by_change {
+            parts.push(("order", "changed".into()));
+        }
+        let pager = Pager::new(self.keys, &conn.0, &parts);
+        if let Some(key) = pager.position(q.cursor.as_deref())? {
+            if by_change {
+                let (at, id) = key
+                    .split_once('|')
+                    .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
+                    .ok_or(crate::cursor::CursorError::Tampered)?;
+                query.after_modified = Some(Timestamp(at));
+                query.after_id = Some(id.to_string());
+            } else {
+                query.after_id = Some(key);
+            }
+        }
         let rows = self.store.list_records(conn, &query).await?;
-        let (rows, next_cursor) = pager.page(rows, size, |r| &r.id);
-        query.after_id = None;
-        let total = self.store.count_records(conn, &query).await?;
+        let (rows, next_cursor) = if by_change {
+            pager.page_by(rows, size, |r| {
+                format!("{}|{}", r.modified_at.micros(), r.id)
+            })
+        } else {
+            pager.page(rows, size, |r| &r.id)
+        };
+        let total_count = if q.include_total {
+            Some(self.store.count_records(conn, &query).await?)
+        } else {
+            None
+        };
         let data = rows
             .iter()
             .map(|r| render(r, q.include_remote_data))
@@ -116,7 +146,7 @@ impl RecordReader<'_> {
         Ok(Page {
             data,
             next_cursor,
-            total_count: Some(total),
+            total_count,
         })
     }
 

@@ -350,8 +350,11 @@ pub struct StoredRecord {
 pub struct RecordQuery {
     /// Entity.
     pub entity: Entity,
-    /// Keyset position: only ids greater than this.
+    /// Keyset position: only records after the one with this id, in the query's order.
     pub after_id: Option<String>,
+    /// In change order ([`RecordQuery::by_change`]), the `modified_at` of the record at
+    /// `after_id`: the position is the pair.
+    pub after_modified: Option<Timestamp>,
     /// Only records with `modified_at` strictly after this.
     pub modified_after: Option<Timestamp>,
     /// Only records with `modified_at` strictly before this.
@@ -362,6 +365,14 @@ pub struct RecordQuery {
     pub include_raw: bool,
     /// Maximum rows.
     pub limit: u32,
+}
+
+impl RecordQuery {
+    /// Whether pages are in change order (`modified_at`, then id) rather than id order: when
+    /// a `modified_*` filter is given, so the filter and the order are one index range.
+    pub fn by_change(&self) -> bool {
+        self.modified_after.is_some() || self.modified_before.is_some()
+    }
 }
 
 /// The state of one connection pool of a store, as `/metrics` reports it.

@@ -26,7 +26,9 @@ macro_rules! delivery_columns {
     };
 }
 
+mod lists;
 mod migrate;
+mod pools;
 pub mod postgres;
 pub mod sqlite;
 
@@ -35,7 +37,7 @@ use std::sync::Arc;
 use ironbridge_core::store::{Conflict, Store, StoreError};
 
 pub use postgres::{PgStore, SessionLimits};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Opens the store named by a URL (`sqlite://path` or `postgres://…`) and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {

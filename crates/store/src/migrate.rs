@@ -69,6 +69,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "webhook_replay_order",
         sql: include_str!("../migrations/sqlite/0012_webhook_replay_order.sql"),
     },
+    Migration {
+        version: 13,
+        name: "list_indexes",
+        sql: include_str!("../migrations/sqlite/0013_list_indexes.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -127,6 +132,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 11,
         name: "webhook_replay_order",
         sql: include_str!("../migrations/postgres/0011_webhook_replay_order.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "list_indexes",
+        sql: include_str!("../migrations/postgres/0012_list_indexes.sql"),
     },
 ];
 

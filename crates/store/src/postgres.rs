@@ -4,13 +4,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironbridge_core::store::StoreError;
+use ironbridge_core::store::{PoolStats, StoreError};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 use tokio::sync::Notify;
 
-use crate::classify;
 use crate::migrate::{self, Migration};
+use crate::{classify, pools};
 
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) type Backend = PgStore;
@@ -59,6 +60,14 @@ pub(crate) const SWEEP_UNSEEN: &str = "WITH seen AS MATERIALIZED (SELECT DISTINC
      WHERE r.connection_id = $1 AND r.entity = $2 AND r.remote_was_deleted = FALSE \
      AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = r.id)";
 pub(crate) const CACHE_KEY_LOOKUPS: bool = false;
+/// How a statement's plan is asked for, the setting that goes with it (sequential scans
+/// priced out, so a small test table still shows whether an index can serve the query),
+/// and the column the plan's lines come in.
+pub(crate) const EXPLAIN: (&str, Option<&str>, &str) = (
+    "EXPLAIN ",
+    Some("SET LOCAL enable_seqscan = off"),
+    "QUERY PLAN",
+);
 pub(crate) const LOCK_MIGRATIONS: Option<&str> = Some("SELECT pg_advisory_xact_lock(4711001)");
 
 /// How long a session may sit idle inside a transaction, and wait for a lock, before the
@@ -220,11 +229,33 @@ impl PgStore {
     /// Run to completion, the `BEGIN` always yields a `Transaction`, whose drop rolls back.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
         let pool = self.pool.clone();
-        match tokio::spawn(async move { pool.begin().await }).await {
+        let started = std::time::Instant::now();
+        let begun = tokio::spawn(async move { pool.begin().await }).await;
+        metrics::histogram!("ironbridge_db_pool_acquire_seconds", "pool" => "main")
+            .record(started.elapsed().as_secs_f64());
+        match begun {
             Ok(begun) => begun.map_err(classify),
             Err(_) => Err(StoreError::Unavailable("the database task stopped".into())),
         }
     }
+
+    /// A connection for a read (PostgreSQL reads and writes share one pool: row versions
+    /// let them run side by side).
+    pub(crate) async fn reader(&self) -> Result<PoolConnection<Db>, StoreError> {
+        pools::acquire(&self.pool, "main").await
+    }
+
+    /// A connection for a statement that writes outside a transaction.
+    pub(crate) async fn write_conn(&self) -> Result<PoolConnection<Db>, StoreError> {
+        pools::acquire(&self.pool, "main").await
+    }
+
+    pub(crate) fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![pools::stats(&self.pool, "main")]
+    }
+
+    /// After a commit: nothing to do (the server manages its own WAL).
+    pub(crate) fn after_commit(&self) {}
 }
 
 // The same query code is compiled once per backend on purpose (see shared.rs).

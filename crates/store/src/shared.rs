@@ -17,13 +17,65 @@ use ironbridge_core::store::RecordUpsert;
 use sqlx::Row;
 
 use super::{
-    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS,
-    SHARED_BY_PROCESSES, SWEEP_UNSEEN,
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, EXPLAIN, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG,
+    MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_UNSEEN,
 };
 use crate::classify;
+use crate::lists::{self, Arg};
 use crate::migrate::CREATE_TABLE;
 
 type DbRow = <Db as sqlx::Database>::Row;
+type DbArgs = <Db as sqlx::Database>::Arguments;
+
+impl Backend {
+    /// The plan of every shape of every list statement, as the database would run it with
+    /// sample values, and the columns its index must be searched by: the plan tests check
+    /// that each is, and that none reads a whole table or sorts the rows it pages.
+    pub async fn list_plans(&self) -> StoreResult<Vec<(String, String, Vec<&'static str>)>> {
+        let (prefix, setting, column) = EXPLAIN;
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        if let Some(setting) = setting {
+            sqlx::query(setting)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        let mut out = Vec::new();
+        for (name, statement, keyed) in lists::plan_samples() {
+            let sql = format!("{prefix}{}", statement.sql);
+            let rows = bind_args(&sql, &statement.args)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?;
+            let lines = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(column))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(classify)?;
+            out.push((
+                format!("{name}: {}", statement.sql),
+                lines.join("\n"),
+                keyed,
+            ));
+        }
+        tx.rollback().await.map_err(classify)?;
+        Ok(out)
+    }
+}
+
+/// A built list statement, its values bound in order. Its text is made only of Ironbridge's
+/// own fragments and numbered placeholders (`store::lists`); every value is bound.
+pub(crate) fn bind_args<'q>(sql: &str, args: &'q [Arg]) -> sqlx::query::Query<'q, Db, DbArgs> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+    for arg in args {
+        query = match arg {
+            Arg::Text(v) => query.bind(v.as_str()),
+            Arg::Int(v) => query.bind(*v),
+        };
+    }
+    query
+}
 
 /// Records per statement when writing a page: 13 parameters a row stays far below both
 /// drivers' limits (SQLite 32,766; PostgreSQL 65,535), and fewer, larger statements are what
@@ -243,7 +295,9 @@ impl Backend {
     /// Commits a write transaction once the fence (if any) still holds; rolls it back if not.
     async fn commit(&self, mut tx: Tx) -> StoreResult<()> {
         self.guard(&mut tx).await?;
-        tx.commit().await.map_err(classify)
+        tx.commit().await.map_err(classify)?;
+        self.after_commit();
+        Ok(())
     }
 
     /// Moves a connection to `status`, writing `connection.status_changed` (and
@@ -335,7 +389,7 @@ impl Backend {
         let row = sqlx::query(sql)
             .bind(&org.0)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(classify)?
             .ok_or(StoreError::NotFound)?;
@@ -419,9 +473,13 @@ impl Backend {
 
 #[async_trait]
 impl Store for Backend {
+    fn pool_stats(&self) -> Vec<ironbridge_core::store::PoolStats> {
+        Backend::pool_stats(self)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&mut *self.reader().await?)
             .await
             .map(|_| ())
             .map_err(classify)
@@ -455,7 +513,7 @@ impl Store for Backend {
             "SELECT id, name, connection_credits, created_at FROM organizations WHERE id = $1",
         )
         .bind(&org.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(classify)?
         .ok_or(StoreError::NotFound)?;
@@ -473,7 +531,7 @@ impl Store for Backend {
     async fn credits_used(&self, org: &OrgId) -> StoreResult<i64> {
         sqlx::query_scalar(COUNT_LIVE)
             .bind(&org.0)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .map_err(classify)
     }
@@ -489,7 +547,7 @@ impl Store for Backend {
         .bind(&key.token_hash)
         .bind(&key.prefix)
         .bind(key.created_at.micros())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?
         .ok_or(StoreError::NotFound)?;
@@ -503,7 +561,7 @@ impl Store for Backend {
             " FROM api_keys WHERE token_hash = $1"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         row.as_ref().map(key_from).transpose().map_err(classify)
@@ -516,7 +574,7 @@ impl Store for Backend {
             " FROM api_keys WHERE org_id = $1 ORDER BY id"
         ))
         .bind(&org.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         rows.iter()
@@ -538,7 +596,7 @@ impl Store for Backend {
         .bind(&org.0)
         .bind(key_id)
         .bind(now.micros())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?;
         match row {
@@ -548,7 +606,7 @@ impl Store for Backend {
                     sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1 AND id = $2")
                         .bind(&org.0)
                         .bind(key_id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await
                         .map_err(classify)?;
                 Err(if exists.is_some() {
@@ -566,7 +624,7 @@ impl Store for Backend {
             .bind(key_id)
             .bind(now.micros())
             .bind(now.micros() - 60_000_000)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map(|_| ())
             .map_err(classify)
@@ -631,7 +689,7 @@ impl Store for Backend {
         let row = sqlx::query(SELECT_CONNECTION)
             .bind(&org.0)
             .bind(&id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(classify)?
             .ok_or(StoreError::NotFound)?;
@@ -645,7 +703,7 @@ impl Store for Backend {
             " FROM connections WHERE token_hash = $1"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         row.as_ref()
@@ -668,12 +726,12 @@ impl Store for Backend {
         .bind(&org.0)
         .bind(after_id.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connections WHERE org_id = $1")
             .bind(&org.0)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .map_err(classify)?;
         let list = rows
@@ -810,7 +868,7 @@ impl Store for Backend {
             " FROM sync_state WHERE connection_id = $1 ORDER BY entity"
         ))
         .bind(&conn.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         let states: Vec<Option<SyncState>> = rows
@@ -1117,24 +1175,12 @@ impl Store for Backend {
     }
 
     async fn list_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<Vec<StoredRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, remote_id, data, CASE WHEN $7 THEN raw ELSE NULL END AS raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted \
-             FROM records WHERE connection_id = $1 AND entity = $2 AND id > $3 \
-             AND ($4 IS NULL OR modified_at > $4) AND ($5 IS NULL OR modified_at < $5) AND ($6 OR remote_was_deleted = FALSE) \
-             ORDER BY id LIMIT $8",
-        )
-        .bind(&conn.0)
-        .bind(q.entity.as_str())
-        // Every id sorts after "": the condition stays a plain range the primary key serves.
-        .bind(q.after_id.as_deref().unwrap_or(""))
-        .bind(q.modified_after.map(Timestamp::micros))
-        .bind(q.modified_before.map(Timestamp::micros))
-        .bind(q.include_deleted)
-        .bind(q.include_raw)
-        .bind(i64::from(q.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let statement = lists::records(conn, q);
+        let rows = bind_args(&statement.sql, &statement.args)
+            .persistent(CACHE_KEY_LOOKUPS)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(classify)?;
         rows.iter()
             .map(record_from)
             .collect::<Result<_, _>>()
@@ -1142,18 +1188,13 @@ impl Store for Backend {
     }
 
     async fn count_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM records WHERE connection_id = $1 AND entity = $2 \
-             AND ($3 IS NULL OR modified_at > $3) AND ($4 IS NULL OR modified_at < $4) AND ($5 OR remote_was_deleted = FALSE)",
-        )
-        .bind(&conn.0)
-        .bind(q.entity.as_str())
-        .bind(q.modified_after.map(Timestamp::micros))
-        .bind(q.modified_before.map(Timestamp::micros))
-        .bind(q.include_deleted)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
+        let statement = lists::count_records(conn, q);
+        let n: i64 = bind_args(&statement.sql, &statement.args)
+            .persistent(CACHE_KEY_LOOKUPS)
+            .fetch_one(&mut *self.reader().await?)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(classify)?;
         Ok(n.max(0) as u64)
     }
 
@@ -1172,7 +1213,7 @@ impl Store for Backend {
         .bind(entity.as_str())
         .bind(id)
         .bind(include_raw)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         row.as_ref().map(record_from).transpose().map_err(classify)
@@ -1181,7 +1222,7 @@ impl Store for Backend {
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>> {
         let rows = sqlx::query("SELECT entity, COUNT(*) AS n FROM records WHERE connection_id = $1 GROUP BY entity ORDER BY entity")
             .bind(&conn.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(classify)?;
         let mut out = Vec::new();
@@ -1210,7 +1251,7 @@ impl Store for Backend {
         .bind(job.run_at.micros())
         .bind(job.max_attempts)
         .bind(job.created_at.micros())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?;
         row.as_ref().map(job_from).transpose().map_err(classify)
@@ -1223,7 +1264,7 @@ impl Store for Backend {
             " FROM jobs WHERE dedupe_key = $1 AND status IN ('queued', 'running')"
         ))
         .bind(dedupe_key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         row.as_ref().map(job_from).transpose().map_err(classify)
@@ -1269,7 +1310,7 @@ impl Store for Backend {
             .bind(owner)
             .bind(job.attempts)
             .bind(payload)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map_err(classify)?;
         Ok(done.rows_affected() == 1)
@@ -1281,7 +1322,7 @@ impl Store for Backend {
             .bind(owner)
             .bind(job.attempts)
             .bind(until.micros())
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map_err(classify)?;
         Ok(done.rows_affected() == 1)
@@ -1310,7 +1351,7 @@ impl Store for Backend {
             .bind(holder)
             .bind(until.micros())
             .bind(now.micros())
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map_err(classify)?;
             if taken.rows_affected() == 1 {
@@ -1327,7 +1368,7 @@ impl Store for Backend {
         .bind(&conn.0)
         .bind(i64::from(slot))
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map(|_| ())
         .map_err(classify)
@@ -1342,7 +1383,7 @@ impl Store for Backend {
         .bind(owner)
         .bind(job.attempts)
         .bind(now.micros())
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?;
         Ok(done.rows_affected() == 1)
@@ -1377,7 +1418,7 @@ impl Store for Backend {
         .bind(run_at.micros())
         .bind(error)
         .bind(now.micros())
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?;
         Ok(done.rows_affected() == 1)
@@ -1394,7 +1435,7 @@ impl Store for Backend {
         )
         .bind(started_before.micros())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         Ok(rows
@@ -1408,7 +1449,7 @@ impl Store for Backend {
             "SELECT COALESCE(last_full_sync_at, created_at) FROM connections WHERE id = $1",
         )
         .bind(&conn.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         at.map(Timestamp).ok_or(StoreError::NotFound)
@@ -1480,18 +1521,19 @@ impl Store for Backend {
         event_type: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT id, org_id, connection_id, type, data, created_at FROM events WHERE org_id = $1 AND id > $2 \
-             AND ($3 IS NULL OR connection_id = $3) AND ($4 IS NULL OR type = $4) ORDER BY id LIMIT $5",
-        )
-        .bind(&org.0)
-        .bind(after_id.unwrap_or(""))
-        .bind(connection)
-        .bind(event_type)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let statement = lists::events(
+            "id, org_id, connection_id, type, data, created_at",
+            org,
+            after_id,
+            connection,
+            event_type,
+            limit,
+        );
+        let rows = bind_args(&statement.sql, &statement.args)
+            .persistent(CACHE_KEY_LOOKUPS)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(classify)?;
         rows.iter()
             .map(event_from)
             .collect::<Result<_, _>>()
@@ -1508,7 +1550,7 @@ impl Store for Backend {
             .bind(c.not_before.micros())
             .bind(c.not_after.micros())
             .bind(c.created_at.micros())
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map(|_| ())
             .map_err(classify)
@@ -1518,7 +1560,7 @@ impl Store for Backend {
         let row = sqlx::query("SELECT id, org_id, system, private_key, certificate_pem, not_before, not_after, created_at FROM certificates WHERE org_id = $1 AND id = $2")
             .bind(&org.0)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(classify)?
             .ok_or(StoreError::NotFound)?;
@@ -1547,7 +1589,7 @@ impl Store for Backend {
             .bind(&conn.0)
             .bind(offset_ms)
             .bind(at.micros())
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map(|_| ())
             .map_err(classify)

@@ -12,8 +12,10 @@ use ironbridge_core::webhooks::{endpoint_accepts, event_payload};
 use ironbridge_model::Timestamp;
 use sqlx::Row;
 
-use super::{Backend, CLAIM_DELIVERIES, Db, LOCK_ENDPOINT};
+use super::shared::bind_args;
+use super::{Backend, CACHE_KEY_LOOKUPS, CLAIM_DELIVERIES, Db, LOCK_ENDPOINT};
 use crate::classify;
+use crate::lists;
 
 type DbRow = <Db as sqlx::Database>::Row;
 type Tx = sqlx::Transaction<'static, Db>;
@@ -274,7 +276,7 @@ impl WebhookStore for Backend {
         .bind(ep.previous_secret_expires_at.map(Timestamp::micros))
         .bind(ep.created_at.micros())
         .bind(ep.updated_at.micros())
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map(|_| ())
         .map_err(classify)
@@ -308,7 +310,7 @@ impl WebhookStore for Backend {
         .bind(&org.0)
         .bind(after_id.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         rows_to(&rows, endpoint_from)
@@ -427,7 +429,7 @@ impl WebhookStore for Backend {
             .bind(owner)
             .bind(d.attempts)
             .bind(at.micros())
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map(|_| ())
             .map_err(classify)
@@ -537,21 +539,12 @@ impl WebhookStore for Backend {
         endpoint_id: &str,
         q: &DeliveryQuery,
     ) -> StoreResult<Vec<WebhookDelivery>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM webhook_deliveries WHERE org_id = $1 AND endpoint_id = $2 AND ($3 IS NULL OR id < $3) ",
-            "AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR event_type = $5) ORDER BY id DESC LIMIT $6"
-        ))
-        .bind(&org.0)
-        .bind(endpoint_id)
-        .bind(&q.before_id)
-        .bind(&q.status)
-        .bind(&q.event_type)
-        .bind(i64::from(q.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let statement = lists::deliveries(delivery_columns!(), org, endpoint_id, q);
+        let rows = bind_args(&statement.sql, &statement.args)
+            .persistent(CACHE_KEY_LOOKUPS)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(classify)?;
         rows_to(&rows, delivery_from)
     }
 
@@ -563,20 +556,19 @@ impl WebhookStore for Backend {
         before_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookAttempt>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
+        let statement = lists::attempts(
             attempt_columns!(),
-            " FROM webhook_attempts WHERE org_id = $1 AND ($2 IS NULL OR endpoint_id = $2) ",
-            "AND ($3 IS NULL OR delivery_id = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
-        ))
-        .bind(&org.0)
-        .bind(endpoint_id)
-        .bind(delivery_id)
-        .bind(before_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+            org,
+            endpoint_id,
+            delivery_id,
+            before_id,
+            limit,
+        );
+        let rows = bind_args(&statement.sql, &statement.args)
+            .persistent(CACHE_KEY_LOOKUPS)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(classify)?;
         rows_to(&rows, attempt_from)
     }
 
@@ -594,7 +586,7 @@ impl WebhookStore for Backend {
         .bind(&org.0)
         .bind(id)
         .bind(now.micros())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?;
         match row {

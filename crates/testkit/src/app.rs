@@ -345,7 +345,8 @@ impl TestApp {
             .await
     }
 
-    /// Every record of a list endpoint, following cursors; also returns the first total_count.
+    /// Every record of a list endpoint, following cursors; also returns the first page's
+    /// `total_count` (0 when it has none: record lists count with `include_total=true`).
     pub async fn all(&self, token: &str, path: &str) -> (Vec<Value>, u64) {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
@@ -358,7 +359,7 @@ impl TestApp {
             };
             let res = self.get(token, &url).await;
             assert_eq!(res.status, 200, "{}", res.body);
-            total.get_or_insert(res.body["total_count"].as_u64().unwrap());
+            total.get_or_insert(res.body["total_count"].as_u64().unwrap_or(0));
             out.extend(res.body["data"].as_array().unwrap().iter().cloned());
             match res.body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),

@@ -93,6 +93,15 @@ impl TestDb {
         }
     }
 
+    /// The plan of every list statement's every shape (name and SQL, plan text, the
+    /// columns its index must be searched by).
+    pub async fn list_plans(&self) -> Vec<(String, String, Vec<&'static str>)> {
+        match &self.backend {
+            Backend::Sqlite(s, _) => s.list_plans().await.expect("plans"),
+            Backend::Postgres(p) => p.list_plans().await.expect("plans"),
+        }
+    }
+
     /// Closes the pool under whoever uses the store.
     pub async fn close(&self) {
         match &self.backend {

@@ -137,6 +137,7 @@ async fn a_full_pass_marks_records_the_source_no_longer_has_as_deleted() {
     let q = RecordQuery {
         entity: Entity::PURCHASE_ORDER,
         after_id: None,
+        after_modified: None,
         modified_after: None,
         modified_before: None,
         include_deleted: false,

@@ -102,6 +102,7 @@ pub async fn count(env: &Env, entity: Entity) -> u64 {
     let q = RecordQuery {
         entity,
         after_id: None,
+        after_modified: None,
         modified_after: None,
         modified_before: None,
         include_deleted: true,
@@ -118,6 +119,7 @@ pub async fn stored(env: &Env, entity: Entity) -> Vec<StoredRecord> {
         let q = RecordQuery {
             entity,
             after_id: out.last().map(|r| r.id.clone()),
+            after_modified: None,
             modified_after: None,
             modified_before: None,
             include_deleted: true,

@@ -44,6 +44,8 @@ pub struct ListParams {
     pub include_deleted: Option<bool>,
     /// Add each record's source payload as `remote_data`.
     pub include_remote_data: Option<bool>,
+    /// Count the records matching the filters into `total_count` (`null` otherwise).
+    pub include_total: Option<bool>,
 }
 
 /// Query of the single-record endpoints.
@@ -75,6 +77,7 @@ pub async fn list(
         modified_before: q.modified_before,
         include_deleted: q.include_deleted.unwrap_or(false),
         include_remote_data: q.include_remote_data.unwrap_or(false),
+        include_total: q.include_total.unwrap_or(false),
     };
     let page = reader(state).list(&auth.id(), entity, &query).await?;
     Ok(Json(page.into_json()))
@@ -241,7 +244,7 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
                     "data",
                     ArrayBuilder::new()
                         .items(Ref::from_schema_name(&type_name))
-                        .description(Some("The records of this page, ordered by `id`.")),
+                        .description(Some("The records of this page: ordered by `id`, or by `modified_at` then `id` when a `modified_*` filter is given.")),
                 )
                 .required("data")
                 .property(
@@ -265,7 +268,7 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
                         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
                         .minimum(Some(0))
                         .description(Some(
-                            "Records matching the filters at the time of the request.",
+                            "Records matching the filters at the time of the request, with `include_total=true`; `null` otherwise.",
                         )),
                 )
                 .into(),
@@ -275,7 +278,7 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
             .tag(spec.title)
             .summary(Some(format!("List {plural}")))
             .description(Some(
-                "Pages are ordered by id and stable while records change: a record that exists throughout an iteration is returned exactly once.",
+                "Pages are ordered by id and stable while records change: a record that exists throughout an iteration is returned exactly once. With `modified_after` or `modified_before`, pages are in change order (`modified_at`, then id): a record unchanged throughout the iteration is returned exactly once, and one changed during it comes again at its new place: a client that follows the cursors to the end has seen the latest version of every record changed in the window.",
             ))
             .operation_id(Some(operation("list")))
             .parameters(Some([
@@ -316,6 +319,11 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
                 query_param(
                     "include_remote_data",
                     "Add each record's source payload as `remote_data`.",
+                    boolean(),
+                ),
+                query_param(
+                    "include_total",
+                    "Count the records matching the filters into `total_count` (one more query; `null` otherwise).",
                     boolean(),
                 ),
             ]))

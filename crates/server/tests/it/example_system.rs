@@ -65,7 +65,9 @@ async fn the_example_system_is_connected_synced_and_served() {
     );
     assert!(worker.run_once().await.unwrap());
 
-    let (locations, total) = app.all(&token, "/v1/locations?page_size=2").await;
+    let (locations, total) = app
+        .all(&token, "/v1/locations?page_size=2&include_total=true")
+        .await;
     assert_eq!(total, 4);
     let names: Vec<&str> = locations
         .iter()

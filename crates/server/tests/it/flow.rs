@@ -45,7 +45,12 @@ async fn connect_read_write_disconnect_reconnect() {
     );
 
     // Read: every order once, count equal to total_count; every status present.
-    let (orders, total) = app.all(&token, "/v1/purchase-orders?page_size=25").await;
+    let (orders, total) = app
+        .all(
+            &token,
+            "/v1/purchase-orders?page_size=25&include_total=true",
+        )
+        .await;
     assert_eq!((orders.len() as u64, total), (120, 120));
     for status in [
         "draft",
@@ -82,7 +87,11 @@ async fn connect_read_write_disconnect_reconnect() {
         )
         .await;
     assert_eq!(vendor.status, 200, "references resolve to records");
-    for path in ["/v1/vendors", "/v1/items", "/v1/locations"] {
+    for path in [
+        "/v1/vendors?include_total=true",
+        "/v1/items?include_total=true",
+        "/v1/locations?include_total=true",
+    ] {
         let (rows, total) = app.all(&token, path).await;
         assert_eq!(rows.len() as u64, total);
         assert!(total > 0);
@@ -147,7 +156,7 @@ async fn connect_read_write_disconnect_reconnect() {
     let via_admin = app
         .send(
             app.client
-                .get(app.url("/v1/purchase-orders?page_size=1"))
+                .get(app.url("/v1/purchase-orders?page_size=1&include_total=true"))
                 .bearer_auth(&key)
                 .header("X-Connection-Id", &id),
         )
@@ -173,9 +182,12 @@ async fn connect_read_write_disconnect_reconnect() {
         new_id.as_str()
     );
     assert_eq!(
-        app.get(&new_token, "/v1/purchase-orders?page_size=1")
-            .await
-            .body["total_count"],
+        app.get(
+            &new_token,
+            "/v1/purchase-orders?page_size=1&include_total=true"
+        )
+        .await
+        .body["total_count"],
         120
     );
     app.get(&token, "/v1/connection")
@@ -196,7 +208,7 @@ async fn connect_read_write_disconnect_reconnect() {
     let via_admin = app
         .send(
             app.client
-                .get(app.url("/v1/purchase-orders"))
+                .get(app.url("/v1/purchase-orders?include_total=true"))
                 .bearer_auth(&key)
                 .header("X-Connection-Id", &id),
         )
@@ -214,24 +226,26 @@ async fn filters_by_modification_and_deletion() {
     let res = app
         .get(
             &token,
-            &format!("/v1/purchase-orders?modified_after={first}"),
+            &format!("/v1/purchase-orders?modified_after={first}&include_total=true"),
         )
         .await;
     assert_eq!(
         res.body["total_count"], 0,
         "everything was stored at the same instant"
     );
-    let res = app.get(&token, "/v1/purchase-orders?modified_after=2020-01-01T00:00:00Z&modified_before=2100-01-01T00:00:00Z").await;
+    let res = app.get(&token, "/v1/purchase-orders?modified_after=2020-01-01T00:00:00Z&modified_before=2100-01-01T00:00:00Z&include_total=true").await;
     assert_eq!(res.body["total_count"], 30);
     app.raw_sql("UPDATE records SET remote_was_deleted = TRUE WHERE entity = 'purchase_order' AND remote_id = '100001'").await;
     assert_eq!(
-        app.get(&token, "/v1/purchase-orders").await.body["total_count"],
+        app.get(&token, "/v1/purchase-orders?include_total=true")
+            .await
+            .body["total_count"],
         29
     );
     let res = app
         .get(
             &token,
-            "/v1/purchase-orders?include_deleted=true&page_size=200",
+            "/v1/purchase-orders?include_deleted=true&page_size=200&include_total=true",
         )
         .await;
     assert_eq!(res.body["total_count"], 30);
@@ -242,4 +256,47 @@ async fn filters_by_modification_and_deletion() {
             .iter()
             .any(|o| o["remote_was_deleted"] == true)
     );
+}
+
+#[tokio::test]
+async fn lists_count_only_when_asked_and_change_filters_page_in_change_order() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.org(3).await;
+    let (_, token) = app.connection(&key, json!({"purchase_orders": 30})).await;
+    let page = app.get(&token, "/v1/purchase-orders?page_size=5").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body["total_count"].is_null(), "no count unless asked");
+    let counted = app
+        .get(&token, "/v1/purchase-orders?page_size=5&include_total=true")
+        .await;
+    assert_eq!(counted.body["total_count"], 30);
+    // An id-order cursor is not a change-order position.
+    let id_cursor = page.body["next_cursor"].as_str().unwrap();
+    app.get(
+        &token,
+        &format!("/v1/purchase-orders?modified_after=2020-01-01T00:00:00Z&cursor={id_cursor}"),
+    )
+    .await
+    .assert_error(400, "INVALID_CURSOR");
+    // Change order: (modified_at, id), every record once, walking with the cursors.
+    let (rows, _) = app
+        .all(
+            &token,
+            "/v1/purchase-orders?modified_after=2020-01-01T00:00:00Z&page_size=7",
+        )
+        .await;
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["modified_at"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "ordered by modified_at then id, no repeats");
+    assert_eq!(keys.len(), 30);
 }

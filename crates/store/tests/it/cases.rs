@@ -60,7 +60,7 @@ pub(crate) async fn conn(store: &Arc<dyn Store>, org: &OrgId) -> ConnId {
     ConnId(c.id)
 }
 
-fn rec(conn: &ConnId, remote_id: &str, body: &str) -> RecordUpsert {
+pub(crate) fn rec(conn: &ConnId, remote_id: &str, body: &str) -> RecordUpsert {
     RecordUpsert {
         id: record_id(&conn.0, Entity::VENDOR, remote_id),
         remote_id: remote_id.into(),
@@ -73,7 +73,7 @@ fn rec(conn: &ConnId, remote_id: &str, body: &str) -> RecordUpsert {
     }
 }
 
-async fn write(
+pub(crate) async fn write(
     store: &Arc<dyn Store>,
     conn: &ConnId,
     records: Vec<RecordUpsert>,
@@ -101,6 +101,7 @@ fn query(limit: u32) -> RecordQuery {
     RecordQuery {
         entity: Entity::VENDOR,
         after_id: None,
+        after_modified: None,
         modified_after: None,
         modified_before: None,
         include_deleted: false,
@@ -530,6 +531,69 @@ pub async fn filters_by_modification_time(store: Arc<dyn Store>) {
             .map(|r| r.remote_id.as_str())
             .collect::<Vec<_>>(),
         vec!["mid"]
+    );
+}
+
+/// With a `modified_*` filter, pages are in change order and positioned by (modified_at,
+/// id): records that share an instant are split across pages without loss, a record
+/// changed during the walk comes again at its new place, one unchanged comes once.
+pub async fn change_order_pages_follow_modification_time(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    // Three instants, five records each: pages of 4 cut through every tie.
+    for (i, at) in [T0, T0.plus_secs(10), T0.plus_secs(20)]
+        .into_iter()
+        .enumerate()
+    {
+        let batch = (0..5).map(|k| rec(&c, &format!("r{i}{k}"), "v1")).collect();
+        write(&store, &c, batch, at).await;
+    }
+    let mut q = query(4);
+    q.modified_after = Some(Timestamp(0));
+    let mut seen: Vec<(Timestamp, String)> = Vec::new();
+    let mut changed: Option<String> = None;
+    loop {
+        let page = store.list_records(&c, &q).await.unwrap();
+        let Some(last) = page.last() else { break };
+        q.after_id = Some(last.id.clone());
+        q.after_modified = Some(last.modified_at);
+        seen.extend(page.iter().map(|r| (r.modified_at, r.remote_id.clone())));
+        if changed.is_none() {
+            // The first record seen changes after its page: it must come again at the end.
+            let name = page[0].remote_id.clone();
+            write(&store, &c, vec![rec(&c, &name, "v2")], T0.plus_secs(30)).await;
+            changed = Some(name);
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| {
+        (a.0, record_id(&c.0, Entity::VENDOR, &a.1))
+            .cmp(&(b.0, record_id(&c.0, Entity::VENDOR, &b.1)))
+    });
+    assert_eq!(seen, sorted, "pages are in (modified_at, id) order");
+    let names: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.len(), 16, "15 records, one of them twice: {names:?}");
+    let changed = changed.unwrap();
+    assert_eq!(names.iter().filter(|n| **n == changed).count(), 2);
+    assert_eq!(
+        names.last(),
+        Some(&changed.as_str()),
+        "the changed record comes last"
+    );
+    let unique: HashSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), 15, "nothing lost, nothing else repeated");
+    // `modified_before` alone is in change order too, and stops at its bound.
+    let mut q = query(100);
+    q.modified_before = Some(T0.plus_secs(20));
+    let rows = store.list_records(&c, &q).await.unwrap();
+    assert_eq!(
+        rows.len(),
+        9,
+        "the T0 and T0+10s records but the one changed"
+    );
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0].modified_at <= w[1].modified_at)
     );
 }
 

@@ -2,6 +2,8 @@
 //! `DATABASE_URL` names one (CI always sets it; under `CI=true` a missing URL fails the run).
 
 mod cases;
+mod plans;
+mod wal;
 mod webhook_cases;
 
 use ironbridge_testkit::db::TestDb;
@@ -39,6 +41,7 @@ contract!(
     sync_state_checkpoints_with_the_page,
     keyset_pages_survive_concurrent_changes,
     filters_by_modification_time,
+    change_order_pages_follow_modification_time,
     deleting_data_needs_a_disconnected_connection,
     jobs_are_claimed_once_by_concurrent_workers,
     jobs_dedupe_retry_and_fence_late_workers,
