@@ -254,17 +254,17 @@ pub(crate) fn json_body(what: &str, response: &UpstreamResponse) -> Result<Value
         .map_err(|_| ConnectorError::Upstream(format!("{what}: the answer is not JSON")))
 }
 
-/// Answers larger than this are parsed on a blocking thread.
+/// Answers larger than this are parsed on a background thread.
 const PARSE_OFF_THREAD_BYTES: usize = 64 * 1024;
 
-/// Parses a JSON answer; a large one (a page of records) on a blocking thread, so that
+/// Parses a JSON answer; a large one (a page of records) on a background thread, so that
 /// parsing one page runs beside the rest of the sync (other pages being mapped or written)
-/// instead of taking turns with it on the sync's thread.
+/// instead of taking turns with it on the sync's thread, and yields to API requests.
 pub(crate) async fn parse_json(body: bytes::Bytes) -> Result<Value, serde_json::Error> {
     if body.len() < PARSE_OFF_THREAD_BYTES {
         return serde_json::from_slice(&body);
     }
-    match tokio::task::spawn_blocking(move || serde_json::from_slice(&body)).await {
+    match ironbridge_core::background::run(move || serde_json::from_slice(&body)).await {
         Ok(parsed) => parsed,
         Err(_) => Err(serde::de::Error::custom("the parser stopped")),
     }

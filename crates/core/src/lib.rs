@@ -3,6 +3,7 @@
 //! runtime per connection), and the built-in sandbox system. No web framework and no SQL
 //! driver is imported here.
 
+pub mod background;
 pub mod clock;
 pub mod connector;
 pub mod crypto;

@@ -42,8 +42,8 @@ pub(super) fn upsert(
 pub(super) enum Fetched {
     Page {
         slice: usize,
-        /// The page being mapped on a blocking thread: records and how many did not map.
-        mapped: tokio::task::JoinHandle<(Vec<RecordUpsert>, u64)>,
+        /// The page being mapped on a background thread: records and how many did not map.
+        mapped: ironbridge_core::background::Background<(Vec<RecordUpsert>, u64)>,
         /// Our ids of the records the page's deletion log reports deleted.
         gone: Vec<String>,
         records: usize,
@@ -183,9 +183,10 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                         shared.work().publish(new);
                         changed.notify_waiters();
                     }
-                    // Mapping is CPU work: on a blocking thread it runs beside the other
+                    // Mapping is CPU work: on a background thread it runs beside the other
                     // readers' parsing and the writer, and this reader asks for its next page
-                    // at once instead of waiting for it.
+                    // at once instead of waiting for it. Background threads yield to the
+                    // API's requests.
                     let raw = page.records;
                     let records = raw.len() + page.deleted.len();
                     let gone = page
@@ -194,8 +195,9 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                         .map(|remote| ids::record_id(&conn.0, entity, remote))
                         .collect();
                     let owner = conn.clone();
-                    let mapped =
-                        tokio::task::spawn_blocking(move || map_page(&owner, entity, def, &raw));
+                    let mapped = ironbridge_core::background::run(move || {
+                        map_page(&owner, entity, def, &raw)
+                    });
                     let (committed, wait) = if shared.in_step {
                         let (tx, rx) = tokio::sync::oneshot::channel();
                         (Some(tx), Some(rx))
