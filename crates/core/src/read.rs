@@ -3,12 +3,12 @@
 //! dashboard will too.
 
 use ironbridge_model::{Entity, Timestamp};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::crypto::Keys;
 use crate::pagination::{PageSize, Pager};
 use crate::service::{ServiceError, render};
-use crate::store::{ConnId, RecordQuery, Store};
+use crate::store::{ConnId, RecordQuery, Store, StoredRecord};
 
 /// A list query of one entity's records.
 #[derive(Debug, Clone, Default)]
@@ -40,21 +40,96 @@ pub struct Page<T> {
     pub total_count: Option<u64>,
 }
 
-impl Page<Value> {
-    /// The page as the API's JSON list body.
-    pub fn into_json(self) -> Value {
-        let mut out = Map::new();
-        out.insert("data".into(), Value::Array(self.data));
-        out.insert(
-            "next_cursor".into(),
-            self.next_cursor.map_or(Value::Null, Value::String),
+impl Page<String> {
+    /// The page as the API's JSON list body, its records already JSON text.
+    pub fn into_body(self) -> String {
+        let size = self.data.iter().map(String::len).sum::<usize>() + self.data.len() + 96;
+        let mut out = String::with_capacity(size);
+        out.push_str("{\"data\":[");
+        for (i, record) in self.data.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(record);
+        }
+        out.push_str("],\"next_cursor\":");
+        out.push_str(
+            &self
+                .next_cursor
+                .map_or(Value::Null, Value::String)
+                .to_string(),
         );
-        out.insert(
-            "total_count".into(),
-            self.total_count.map_or(Value::Null, Value::from),
+        out.push_str(",\"total_count\":");
+        out.push_str(
+            &self
+                .total_count
+                .map_or(Value::Null, Value::from)
+                .to_string(),
         );
-        Value::Object(out)
+        out.push('}');
+        out
     }
+}
+
+/// A stored record as its API JSON text, as [`render`] would make it but without building
+/// the record's tree: the envelope is written, then the stored body's members are copied
+/// (the body is the object the sync serialized from the entity's shape, which has no
+/// envelope field; it is checked to be a JSON object first, without allocating), then the
+/// source payload, checked the same way.
+pub fn render_text(
+    record: &StoredRecord,
+    include_remote_data: bool,
+) -> Result<String, ServiceError> {
+    let corrupt = || ServiceError::Corrupt("a stored record is not a JSON object".into());
+    let members = object_members(&record.data).ok_or_else(corrupt)?;
+    let raw = match (&record.raw, include_remote_data) {
+        (Some(raw), true) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(raw).map_err(|_| corrupt())?;
+            Some(raw.as_str())
+        }
+        (None, true) => Some("null"),
+        (_, false) => None,
+    };
+    let mut out = String::with_capacity(record.data.len() + raw.map_or(0, str::len) + 320);
+    let text = |v: &str| Value::String(v.to_string()).to_string();
+    let ts = |t: Option<Timestamp>| t.map_or_else(|| "null".to_string(), |t| text(&t.to_rfc3339()));
+    out.push_str("{\"id\":");
+    out.push_str(&text(&record.id));
+    out.push_str(",\"remote_id\":");
+    out.push_str(&text(&record.remote_id));
+    out.push_str(",\"created_at\":");
+    out.push_str(&ts(Some(record.created_at)));
+    out.push_str(",\"modified_at\":");
+    out.push_str(&ts(Some(record.modified_at)));
+    out.push_str(",\"remote_created_at\":");
+    out.push_str(&ts(record.remote_created_at));
+    out.push_str(",\"remote_updated_at\":");
+    out.push_str(&ts(record.remote_updated_at));
+    out.push_str(",\"remote_was_deleted\":");
+    out.push_str(if record.remote_was_deleted {
+        "true"
+    } else {
+        "false"
+    });
+    if !members.is_empty() {
+        out.push(',');
+        out.push_str(members);
+    }
+    if let Some(raw) = raw {
+        out.push_str(",\"remote_data\":");
+        out.push_str(raw.trim());
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// The members of a JSON object's text (between its braces), if it is a valid object.
+fn object_members(text: &str) -> Option<&str> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    text.trim()
+        .strip_prefix('{')?
+        .strip_suffix('}')
+        .map(str::trim)
 }
 
 /// Reads a connection's records.
@@ -76,7 +151,7 @@ impl RecordReader<'_> {
         conn: &ConnId,
         entity: Entity,
         q: &ListQuery,
-    ) -> Result<Page<Value>, ServiceError> {
+    ) -> Result<Page<String>, ServiceError> {
         let size = PageSize {
             default: entity.default_page_size(),
             max: entity.max_page_size(),
@@ -141,7 +216,7 @@ impl RecordReader<'_> {
         };
         let data = rows
             .iter()
-            .map(|r| render(r, q.include_remote_data))
+            .map(|r| render_text(r, q.include_remote_data))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {
             data,
@@ -165,6 +240,57 @@ impl RecordReader<'_> {
         {
             Some(record) => Ok(Some(render(&record, include_remote_data)?)),
             None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: &str, raw: Option<&str>) -> StoredRecord {
+        StoredRecord {
+            id: "po_1".into(),
+            remote_id: "A \"quoted\" key\n".into(),
+            data: data.into(),
+            raw: raw.map(str::to_string),
+            created_at: Timestamp(1_700_000_000_000_000),
+            modified_at: Timestamp(1_700_000_000_123_456),
+            remote_created_at: None,
+            remote_updated_at: Some(Timestamp(1_600_000_000_000_000)),
+            remote_was_deleted: true,
+        }
+    }
+
+    #[test]
+    fn record_text_is_the_rendered_record() {
+        let data = r#"{"number":"PO-1","memo":"a \"memo\"","line_items":[{"id":"pol_1","quantity":"2"}],"custom_fields":{}}"#;
+        for (r, remote) in [
+            (record(data, Some(r#" {"tranid":"PO-1","x":[1,2]} "#)), true),
+            (record(data, None), true),
+            (record(data, Some("{}")), false),
+            (record("{}", None), false),
+            (record(" { } ", None), true),
+        ] {
+            let text = render_text(&r, remote).unwrap();
+            let tree = render(&r, remote).unwrap();
+            // Same members in the same order.
+            assert_eq!(text, tree.to_string());
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_is_corrupt_not_broken_json() {
+        for (data, raw) in [
+            ("[1]", None),
+            (r#"{"a":1"#, None),
+            (r#"{"a":1}, "b":2}"#, None),
+            ("{}", Some("{not json")),
+        ] {
+            assert!(matches!(
+                render_text(&record(data, raw), true),
+                Err(ServiceError::Corrupt(_))
+            ));
         }
     }
 }

@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::Method;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ironbridge_core::read::{ListQuery, RecordReader};
 use ironbridge_model::{Entity, Timestamp};
@@ -69,7 +70,7 @@ pub async fn list(
     auth: &ConnectionAuth,
     q: ListParams,
     entity: Entity,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let query = ListQuery {
         cursor: q.cursor,
         page_size: q.page_size,
@@ -80,7 +81,12 @@ pub async fn list(
         include_total: q.include_total.unwrap_or(false),
     };
     let page = reader(state).list(&auth.id(), entity, &query).await?;
-    Ok(Json(page.into_json()))
+    // Records are written out as JSON text, never as a tree (see `render_text`).
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        page.into_body(),
+    )
+        .into_response())
 }
 
 /// Reads one record of the calling connection.
