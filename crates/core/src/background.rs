@@ -116,7 +116,8 @@ mod tests {
         .unwrap();
         // At least ours: a process started at a lower priority keeps its own.
         assert!(niceness >= NICENESS, "{niceness}");
-        assert_eq!(run(|| panic!("boom")).await.map(|()| ()), Err(Stopped));
+        let panicked: Result<(), Stopped> = run(|| panic!("boom")).await;
+        assert_eq!(panicked, Err(Stopped));
         // The threads survive a panic.
         let results: Vec<_> = (0..8).map(|i| run(move || i * 2)).collect();
         let mut sum = 0;
