@@ -28,6 +28,7 @@ macro_rules! delivery_columns {
 
 mod migrate;
 pub mod postgres;
+mod queue;
 pub mod sqlite;
 
 use std::sync::Arc;
