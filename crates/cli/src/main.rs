@@ -198,6 +198,10 @@ pub(crate) async fn shutdown_signal(token: CancellationToken) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if matches!(settings.role, Role::Api | Role::All) {
+        // Before the worker starts, so what its first jobs record reaches `/metrics`.
+        ironbridge_server::context::prometheus();
+    }
     let keys = Arc::new(settings.master_key()?);
     let (store, deliveries_due) = open_store_with_signal(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

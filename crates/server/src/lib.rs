@@ -1,6 +1,7 @@
 //! Ironbridge's HTTP API. Read in this order: `routes` (every endpoint, one module per
 //! resource), `auth` (who is calling), `extract` (JSON and query parsing with precise errors),
-//! `error` (the one error body), `context` (request ids, versions, logs, metrics), `openapi`.
+//! `error` (the one error body), `context` (request ids, versions, logs, metrics), `scrape`
+//! (the store's gauges in `/metrics`), `openapi`.
 
 pub mod auth;
 pub mod context;
@@ -10,6 +11,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod scrape;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +132,7 @@ pub fn app(state: AppState) -> Router {
 /// Each request knows its peer's address (the per-address limits key on it).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    tokio::spawn(context::metrics_upkeep(shutdown.clone()));
     let listener = edge::EnvelopeListener::new(listener, state.clock.clone());
     axum::serve(
         listener,
