@@ -235,6 +235,10 @@ pub struct Settings {
     /// Seconds a stopping worker lets its running jobs finish; those still running then are
     /// stopped (what they committed stays) and their leases given back at once.
     pub worker_drain_secs: u64,
+    /// Where a `--role worker` process serves `/healthz`, `/readyz` and `/metrics` (what its
+    /// jobs record is reported only by itself); none by default. Other roles serve them on
+    /// `listen`.
+    pub metrics_listen: Option<String>,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
     /// Connections to source systems.
@@ -267,6 +271,7 @@ impl Default for Settings {
             job_lease_secs: 300,
             worker_max_jobs: ironbridge_engine::worker::default_max_jobs(),
             worker_drain_secs: 30,
+            metrics_listen: None,
             webhooks: WebhookSettings::default(),
             connections: ConnectionSettings::default(),
         }
@@ -361,6 +366,11 @@ impl Settings {
         }
         if self.worker_drain_secs > 3600 {
             bail!("worker_drain_secs must be at most 3600");
+        }
+        if let Some(address) = &self.metrics_listen {
+            address.parse::<SocketAddr>().with_context(|| {
+                format!("metrics_listen = {address:?} is not an address like 127.0.0.1:9090")
+            })?;
         }
         self.webhooks.validate()?;
         self.connections.policy()?;
@@ -474,6 +484,15 @@ mod tests {
             .to_string();
         assert!(
             err.contains("worker_max_jobs must be between 1 and 1024"),
+            "{err}"
+        );
+        assert_eq!(Settings::default().metrics_listen, None);
+        std::fs::write(&file, "metrics_listen = \"9090\"\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metrics_listen = \"9090\" is not an address"),
             "{err}"
         );
     }

@@ -198,6 +198,23 @@ pub(crate) async fn shutdown_signal(token: CancellationToken) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Where this process's own metrics are scraped: the API's listener, or a worker's
+    // `metrics_listen`.
+    let health_listen = match settings.role {
+        Role::Api | Role::All => {
+            if settings.metrics_listen.is_some() {
+                tracing::warn!(
+                    "metrics_listen is for --role worker; this process serves /metrics on listen"
+                );
+            }
+            None
+        }
+        Role::Worker => settings.metrics_listen.clone(),
+    };
+    if matches!(settings.role, Role::Api | Role::All) || health_listen.is_some() {
+        // Before the worker starts, so what its first jobs record reaches `/metrics`.
+        ironbridge_server::context::prometheus();
+    }
     let keys = Arc::new(settings.master_key()?);
     let (store, deliveries_due) = open_store_with_signal(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -244,25 +261,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);
         tokio::spawn(worker.run(shutdown.clone()))
     });
-    if matches!(settings.role, Role::Api | Role::All) {
-        let config = ServerConfig {
-            rate_limit_per_second: settings.rate_limit.per_second,
-            rate_limit_burst: settings.rate_limit.burst,
-            max_body_bytes: settings.max_body_bytes,
-            request_timeout: settings.request_timeout(),
-            anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
-            anonymous_burst: settings.rate_limit.anonymous_burst,
-            trusted_proxies: settings.rate_limit.trusted_proxies()?,
-        };
-        let state = AppState::new(
+    let config = ServerConfig {
+        rate_limit_per_second: settings.rate_limit.per_second,
+        rate_limit_burst: settings.rate_limit.burst,
+        max_body_bytes: settings.max_body_bytes,
+        request_timeout: settings.request_timeout(),
+        anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
+        anonymous_burst: settings.rate_limit.anonymous_burst,
+        trusted_proxies: settings.rate_limit.trusted_proxies()?,
+    };
+    // Built only by a process that serves HTTP (it installs the metrics recorder).
+    let server_shutdown = shutdown.clone();
+    let state = move || {
+        AppState::new(
             store,
             keys,
             clock,
             runtimes,
             webhooks,
             config,
-            shutdown.clone(),
-        );
+            server_shutdown,
+        )
+    };
+    if matches!(settings.role, Role::Api | Role::All) {
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -272,7 +293,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "postgres"
         };
         tracing::info!(address = %settings.listen, database = backend, role = ?settings.role, "ironbridge is serving; API docs at /docs");
-        ironbridge_server::serve(listener, state).await?;
+        ironbridge_server::serve(listener, state()).await?;
+    } else if let Some(address) = health_listen {
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (metrics_listen)"))?;
+        tracing::info!(%address, "ironbridge worker running; /healthz, /readyz and /metrics served");
+        ironbridge_server::serve_health(listener, state()).await?;
     } else {
         tracing::info!("ironbridge worker running");
         shutdown.cancelled().await;

@@ -1,11 +1,13 @@
 //! The storage seam: what the rest of Ironbridge needs from a database. Every method names
 //! the organization or connection it acts for, so a missing tenant filter cannot compile.
 
+mod queue;
 mod webhooks;
 
 use async_trait::async_trait;
 use ironbridge_model::{Entity, Timestamp};
 
+pub use queue::*;
 pub use webhooks::*;
 
 /// An organization id (`org_…`).
@@ -547,7 +549,7 @@ impl std::fmt::Debug for Certificate {
 /// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
 /// and checked by one contract suite on both.
 #[async_trait]
-pub trait Store: WebhookStore + Send + Sync + 'static {
+pub trait Store: WebhookStore + QueueStats + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// The state of each of the store's connection pools, for metrics.

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::sync::{
     SyncError, SyncOptions, is_fenced, safe_message, sync_connection_with, sync_event,
 };
+use crate::telemetry::{self, outcome};
 
 /// Kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
@@ -235,6 +236,9 @@ impl Worker {
                 .claim_job(kind, &self.id, now, lease_until)
                 .await?
             {
+                // A job taken over after its worker died counts from when it was due, so
+                // its wait includes the attempt that was lost.
+                telemetry::job_claimed(&job.kind, job.run_at, now);
                 return Ok(Some(job));
             }
         }
@@ -253,27 +257,40 @@ impl Worker {
     /// Runs a claimed job to its end and records the outcome; when `stop` is cancelled
     /// first, the job is stopped (what it committed stays) and its lease given back.
     async fn execute(&self, job: Job, stop: &CancellationToken) -> StoreResult<()> {
+        let claimed = self.clock.now();
+        let ended = |result: &'static str| {
+            telemetry::job_ended(&job.kind, result, claimed, self.clock.now());
+        };
         // Every write the job makes is fenced by its lease: once another worker has taken it
         // over, this one changes nothing more.
         let store = self.store.fenced(Fence::of(&job, &self.id));
         let ran = tokio::select! {
             ran = self.run_job(store.as_ref(), &job) => ran,
             () = stop.cancelled() => {
-                if self.store.release_job(&job, &self.id, self.clock.now()).await? {
+                let released = self.store.release_job(&job, &self.id, self.clock.now()).await;
+                ended(match released {
+                    Ok(true) => outcome::RELEASED,
+                    _ => outcome::LOST,
+                });
+                if released? {
                     tracing::info!(job = %job.id, "job stopped by the shutdown; its lease was given back");
                 }
                 return Ok(());
             }
         };
-        let (outcome, attention) = match ran {
-            Ran::Outcome(outcome, attention) => (outcome, attention),
-            Ran::Completed => return Ok(()),
+        let (result, attention) = match ran {
+            Ran::Outcome(result, attention) => (result, attention),
+            Ran::Completed => {
+                ended(outcome::SUCCEEDED);
+                return Ok(());
+            }
             Ran::Lost => {
+                ended(outcome::LOST);
                 tracing::warn!(job = %job.id, attempt = job.attempts, "lost the job to another worker; stopped it, and its successor reports the outcome");
                 return Ok(());
             }
         };
-        let gives_up = match &outcome {
+        let gives_up = match &result {
             JobOutcome::Failed { .. } => true,
             JobOutcome::Retry { .. } => job.failures + 1 >= job.max_attempts,
             JobOutcome::Succeeded => false,
@@ -282,10 +299,16 @@ impl Worker {
             self.report_system_error(store.as_ref(), &job, code, &message)
                 .await;
         }
-        if !store
-            .finish_job(&job, &self.id, self.clock.now(), &outcome)
-            .await?
-        {
+        let finished = store
+            .finish_job(&job, &self.id, self.clock.now(), &result)
+            .await;
+        ended(match (&finished, &result) {
+            (Ok(true), JobOutcome::Succeeded) => outcome::SUCCEEDED,
+            (Ok(true), _) if gives_up => outcome::FAILED,
+            (Ok(true), _) => outcome::RETRIED,
+            _ => outcome::LOST,
+        });
+        if !finished? {
             tracing::warn!(job = %job.id, "lost the lease of a job; its outcome was discarded");
         }
         Ok(())

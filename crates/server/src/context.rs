@@ -9,8 +9,9 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ironbridge_core::ids::new_id;
+use ironbridge_engine::telemetry;
 use ironbridge_model::ErrorCode;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -92,23 +93,104 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("ironbridge_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("ironbridge_http_request_duration_seconds", "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
-/// The process-wide Prometheus recorder (metrics are global, so it is installed once).
+/// Requests handled; labels `method`, `route` (the matched pattern), `status`.
+pub const HTTP_REQUESTS: &str = "ironbridge_http_requests_total";
+/// Seconds a request took; labels `method`, `route`.
+pub const HTTP_REQUEST_DURATION: &str = "ironbridge_http_request_duration_seconds";
+/// Seconds a store waited for a connection of a pool; label `pool` (recorded by the store).
+pub const DB_POOL_ACQUIRE: &str = "ironbridge_db_pool_acquire_seconds";
+
+/// Buckets (upper bounds, seconds) of request durations, up to the request timeout.
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Buckets of pool waits: a free connection is taken in microseconds; waits of
+/// milliseconds and more mean the pool is exhausted.
+const ACQUIRE_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets of any other histogram.
+const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The exporter's settings: every histogram is a Prometheus histogram with buckets (not a
+/// summary), so the processes of a cluster can be aggregated and quantiles taken over any
+/// range.
+fn builder() -> PrometheusBuilder {
+    let own: [(&str, &[f64]); 2] = [
+        (HTTP_REQUEST_DURATION, HTTP_BUCKETS),
+        (DB_POOL_ACQUIRE, ACQUIRE_BUCKETS),
+    ];
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in own.into_iter().chain(telemetry::BUCKETS.iter().copied()) {
+        // Only an empty list is refused, and none is.
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.into()), buckets)
+            .expect("bucket lists are not empty");
+    }
+    builder
+        .set_buckets(DEFAULT_BUCKETS)
+        .expect("bucket lists are not empty")
+}
+
+/// Folds recorded histogram samples into their buckets every few seconds, so a process
+/// nobody scrapes does not keep every sample until the next scrape. Ends at `shutdown`.
+pub async fn metrics_upkeep(shutdown: tokio_util::sync::CancellationToken) {
+    let Some(handle) = prometheus() else {
+        return;
+    };
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (metrics are global, so it is installed once), with
+/// every metric described.
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
+        .get_or_init(|| match builder().install_recorder() {
+            Ok(handle) => {
+                describe();
+                Some(handle)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "metrics recorder not installed");
                 None
             }
         })
         .as_ref()
+}
+
+/// Describes the metrics this process records (the `# HELP` lines).
+fn describe() {
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        metrics::Unit::Count,
+        "HTTP requests handled, by method, matched route and status."
+    );
+    metrics::describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time an HTTP request took, by method and matched route."
+    );
+    metrics::describe_histogram!(
+        DB_POOL_ACQUIRE,
+        metrics::Unit::Seconds,
+        "Time the store waited for a connection of a pool, by pool."
+    );
+    telemetry::describe();
 }
 
 /// Answer for unknown routes.

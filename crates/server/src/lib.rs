@@ -1,6 +1,7 @@
 //! Ironbridge's HTTP API. Read in this order: `routes` (every endpoint, one module per
 //! resource), `auth` (who is calling), `extract` (JSON and query parsing with precise errors),
-//! `error` (the one error body), `context` (request ids, versions, logs, metrics), `openapi`.
+//! `error` (the one error body), `context` (request ids, versions, logs, metrics), `scrape`
+//! (the store's gauges in `/metrics`), `openapi`.
 
 pub mod auth;
 pub mod context;
@@ -10,6 +11,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod scrape;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,11 +131,29 @@ pub fn app(state: AppState) -> Router {
 /// Serves the application on `listener` until `shutdown` is cancelled, then drains requests.
 /// Each request knows its peer's address (the per-address limits key on it).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_router(listener, state.clone(), app(state)).await
+}
+
+/// Serves only `/healthz`, `/readyz` and `/metrics` (a worker process, which has no API but
+/// whose jobs' metrics must be scraped from it), like [`serve`].
+pub async fn serve_health(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> std::io::Result<()> {
+    serve_router(listener, state.clone(), routes::health_router(state)).await
+}
+
+async fn serve_router(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    router: Router,
+) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    tokio::spawn(context::metrics_upkeep(shutdown.clone()));
     let listener = edge::EnvelopeListener::new(listener, state.clock.clone());
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<edge::Peer>(),
+        router.into_make_service_with_connect_info::<edge::Peer>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await

@@ -30,6 +30,7 @@ mod lists;
 mod migrate;
 mod pools;
 pub mod postgres;
+mod queue;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -191,6 +191,64 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
 }
 
 #[tokio::test]
+async fn a_worker_serves_health_and_metrics_on_metrics_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut worker = Running(
+        bin()
+            .env("IRONBRIDGE_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .args(["serve", "--role", "worker"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut ready = false;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(res) = reqwest::get(format!("{base}/readyz")).await {
+            ready = res.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the worker answered /readyz");
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "ironbridge_jobs_queued{kind=\"sync\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ironbridge_db_pool_max{pool=")),
+        "{metrics}"
+    );
+    for path in ["/v1/organization", "/docs"] {
+        let res = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(res.status(), 404, "a worker serves no API ({path})");
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        worker.0.wait().unwrap().success(),
+        "graceful shutdown exits 0"
+    );
+}
+
+#[tokio::test]
 async fn emulate_starts_a_large_emulator_quickly_and_serves() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

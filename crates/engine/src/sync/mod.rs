@@ -28,6 +28,7 @@ use self::plan::{Slice, Work, decode_plan, encode_plan, plan_slices};
 use self::reader::{Fetched, Readers, read_slices};
 use self::window::{new_window, permitted_calls, source_now};
 use self::writer::Writer;
+use crate::telemetry::{self, mode};
 
 /// What one entity's sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,7 +140,8 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         return Ok(report);
     };
     let permitted = permitted_calls(connector, options);
-    let state = store.start_sync(conn, entity, clock.now()).await?;
+    let started = clock.now();
+    let state = store.start_sync(conn, entity, started).await?;
     if state.run_id.is_none()
         && options.job.is_some()
         && state.completed_by_job.as_deref() == options.job.as_deref()
@@ -241,9 +243,11 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
             }
         }
         if skipped_before + report.unmappable == 0 {
-            store
+            let swept = store
                 .sweep_unseen(conn, entity, &run_id, clock.now())
                 .await?;
+            // Marked deleted: written by the sync like its pages' records.
+            telemetry::records_synced(system.id.as_str(), entity.as_str(), swept);
         }
     }
     let position = match read.kind {
@@ -255,6 +259,22 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         .await?;
     report.counts = totals.written;
     report.unmappable = totals.skipped;
+    // A resumed run is timed from this attempt's start: the time between attempts is the
+    // queue's, not the run's.
+    let mode = if state.high_water.is_none() {
+        mode::INITIAL
+    } else if options.full {
+        mode::FULL
+    } else {
+        mode::INCREMENTAL
+    };
+    telemetry::run_finished(
+        system.id.as_str(),
+        entity.as_str(),
+        mode,
+        started,
+        clock.now(),
+    );
     Ok(report)
 }
 

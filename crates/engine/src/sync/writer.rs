@@ -145,6 +145,11 @@ impl Writer<'_> {
                 report.counts.updated += counts.updated;
                 report.counts.deleted += counts.deleted;
                 report.counts.unchanged += counts.unchanged;
+                crate::telemetry::records_synced(
+                    connector.descriptor().id.as_str(),
+                    entity.as_str(),
+                    counts.added + counts.updated + counts.deleted + counts.unchanged,
+                );
                 // Only now may the source forget these records: a crash before this point
                 // re-reads them, and the store de-duplicates them.
                 for receipt in receipts {

@@ -231,11 +231,11 @@ impl Dispatcher {
             .finish_webhook_attempt(d, &self.id, &result)
             .await?;
         metrics::counter!(
-            "ironbridge_webhook_attempts_total",
+            crate::telemetry::WEBHOOK_ATTEMPTS,
             "outcome" => if outcome.succeeded() { "succeeded" } else { "failed" }
         )
         .increment(1);
-        metrics::histogram!("ironbridge_webhook_attempt_seconds")
+        metrics::histogram!(crate::telemetry::WEBHOOK_ATTEMPT)
             .record(outcome.latency.as_secs_f64());
         Ok((result, updated))
     }

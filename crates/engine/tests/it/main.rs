@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 mod erp;
 mod seams;
 mod support;
+mod telemetry;
 mod workers;
 
 use support::{Env, count, env_for, events, org, status, sync};

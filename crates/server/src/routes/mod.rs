@@ -219,6 +219,10 @@ pub fn ops_routes() -> Vec<Route> {
     ]
 }
 
+/// The operations routes a process without the API serves (a worker with
+/// `metrics_listen`): what a probe and a scraper need, not the API's documents.
+pub const HEALTH_AND_METRICS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
 /// Builds the application router with its middleware stack.
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new();
@@ -230,14 +234,30 @@ pub fn router(state: AppState) -> Router {
     let api = api
         .route_layer(from_fn(extract::refuse_unknown_query))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    with_middleware(api.merge(ops_router(&state, ops_routes())), state)
+}
+
+/// Health, readiness and metrics alone, with the same middleware as the whole application.
+pub fn health_router(state: AppState) -> Router {
+    let routes = ops_routes()
+        .into_iter()
+        .filter(|r| HEALTH_AND_METRICS.contains(&r.path))
+        .collect();
+    with_middleware(ops_router(&state, routes), state)
+}
+
+/// Operations routes, limited per client address (they need no credential).
+fn ops_router(state: &AppState, routes: Vec<Route>) -> Router<AppState> {
     let mut ops = Router::new();
-    for r in ops_routes() {
+    for r in routes {
         ops = ops.route(r.path, r.handler);
     }
-    let ops = ops.route_layer(from_fn_with_state(state.clone(), auth::limit_anonymous));
-    Router::new()
-        .merge(api)
-        .merge(ops)
+    ops.route_layer(from_fn_with_state(state.clone(), auth::limit_anonymous))
+}
+
+/// Metrics, answers for unknown routes, panics, request ids and the timeout, around `routes`.
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .route_layer(from_fn(context::track_metrics))
         .fallback(context::not_found)
         .method_not_allowed_fallback(context::method_not_allowed)

@@ -6,7 +6,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use ironbridge_model::api::HealthOut;
 
-use crate::{AppState, context, openapi};
+use std::time::Duration;
+
+use ironbridge_engine::worker::JOB_KINDS;
+
+use crate::{AppState, context, openapi, scrape};
 
 /// Liveness: the process answers.
 pub async fn healthz() -> Json<HealthOut> {
@@ -32,11 +36,38 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Prometheus metrics in the text exposition format.
-pub async fn metrics() -> Response {
-    let body = context::prometheus()
+/// How long a scrape waits for the queue's counts. The database is slowest when the operator
+/// most needs the other metrics (its pool exhausted): past this, the scrape goes without them.
+const QUEUE_COUNTS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Prometheus metrics in the text exposition format: what this process recorded (requests,
+/// jobs, syncs, webhooks), then gauges read now from its store (pools, the job queue).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = context::prometheus()
         .map(|h| h.render())
         .unwrap_or_default();
+    let counts = tokio::time::timeout(
+        QUEUE_COUNTS_TIMEOUT,
+        state.store.job_counts(state.clock.now()),
+    )
+    .await;
+    let counts = match counts {
+        Ok(Ok(counts)) => Some(counts),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.chain(), "metrics: could not count the queued jobs");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("metrics: counting the queued jobs took too long; left out");
+            None
+        }
+    };
+    scrape::render_store_gauges(
+        &mut body,
+        &state.store.pool_stats(),
+        counts.as_deref(),
+        JOB_KINDS,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
