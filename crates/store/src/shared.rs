@@ -1594,13 +1594,4 @@ impl Store for Backend {
             .map(|_| ())
             .map_err(classify)
     }
-
-    fn pool_stats(&self) -> Vec<ironbridge_core::store::PoolStats> {
-        vec![ironbridge_core::store::PoolStats {
-            name: "main",
-            max: self.pool.options().get_max_connections(),
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-        }]
-    }
 }
