@@ -27,6 +27,7 @@ Only the standard library (threads + http.client). See scripts/load/README.md.
 
 import argparse
 import ctypes
+import datetime
 import http.client
 import json
 import math
@@ -292,7 +293,11 @@ class Sampler(threading.Thread):
             except OSError:
                 wal = 0
         with self.lock:
-            s = self.stats.setdefault(self.phase, {"rss_max_kb": 0, "wal_max_bytes": 0, "samples": 0})
+            s = self.stats.setdefault(self.phase, {"rss_max_kb": 0, "wal_max_bytes": 0, "samples": 0,
+                                                   # The WAL file never shrinks by itself: its
+                                                   # size at the phase's start shows what the
+                                                   # phase added.
+                                                   "wal_first_bytes": wal})
             s["samples"] += 1
             if rss:
                 s["rss_max_kb"] = max(s["rss_max_kb"], rss)
@@ -400,15 +405,16 @@ class Reader(threading.Thread):
 
     def run_paced(self):
         """Slots k = index, index + n, ... of a global schedule t0 + k / rate. A reader behind
-        schedule sends at once; its latency still counts from the slot's time. After stop,
-        slots scheduled before it are still sent for `drain` seconds; the rest are missed."""
+        schedule sends at once; its latency still counts from the slot's time. After the stop
+        (`stop_event.stop_time`), slots scheduled before it are still sent for `drain`
+        seconds; the rest are missed."""
         k = self.index
         interval = 1.0 / self.rate
         stop_time = None
         while True:
             slot = self.start_at + k * interval
             if stop_time is None and self.stop_event.is_set():
-                stop_time = time.monotonic()
+                stop_time = self.stop_event.stop_time
             if stop_time is not None:
                 if slot >= stop_time:
                     break
@@ -419,7 +425,7 @@ class Reader(threading.Thread):
             wait = slot - time.monotonic()
             if wait > 0:
                 if self.stop_event.wait(wait) and stop_time is None:
-                    stop_time = time.monotonic()
+                    stop_time = self.stop_event.stop_time
                     if slot >= stop_time:
                         break
             sent = time.monotonic()
@@ -474,8 +480,8 @@ def ms(seconds):
 
 class SyncDriver(threading.Thread):
     """Back-to-back full syncs of one connection through `POST /v1/sync {"full": true}`,
-    each followed to its end; records/s from the `sync.completed` event (records seen over
-    the sync's own `duration_ms`)."""
+    each followed to its end: records read (from its `sync.completed` event) over its job's
+    time."""
 
     def __init__(self, conn, base, admin_key, timeout, sync_timeout, stop_event, counters):
         super().__init__(daemon=True)
@@ -535,11 +541,12 @@ class Counters:
             self.transport_errors += n
 
 
-def sync_completed_events(driver, conn):
-    """Every `sync.completed` event of a connection so far (admin key), oldest first."""
+def list_events(driver, conn, event_type):
+    """Every event of one type of a connection so far (admin key), oldest first."""
     events, cursor = [], None
     for _ in range(1000):
-        path = f"/v1/events?type=sync.completed&page_size=500&connection_id={urllib.parse.quote(conn['id'])}"
+        path = (f"/v1/events?type={event_type}&page_size=500&connection_id="
+                + urllib.parse.quote(conn["id"]))
         if cursor:
             path += "&cursor=" + urllib.parse.quote(cursor, safe="")
         page = driver.call("GET", path, driver.admin_key)
@@ -553,6 +560,7 @@ def sync_completed_events(driver, conn):
 def run_full_sync(driver, conn, sync_timeout, full=True):
     """Queues a sync and follows its job to the end; returns what it did."""
     seen = {e["id"] for e in conn.setdefault("_events", [])}
+    seen_failed = {e["id"] for e in conn.setdefault("_failed", [])}
     posted = time.monotonic()
     queued = driver.call("POST", "/v1/sync", conn["token"], {"full": full} if full else {})
     job = queued["job"]
@@ -569,52 +577,87 @@ def run_full_sync(driver, conn, sync_timeout, full=True):
         "full": job.get("full"),
         "already_queued": queued.get("already_queued"),
         "status": job["status"],
+        "attempts": job.get("attempts"),
         "failed_attempts": job.get("failed_attempts"),
         "last_error": job.get("last_error"),
-        "client_seconds": finished - posted,
+        "client_seconds": round(finished - posted, 3),
+        # From the job's creation to its end, as the server recorded them: the wait for a
+        # worker, every attempt and the pauses between attempts.
+        "job_seconds": job_seconds(job),
         "posted": posted,
         "finished": finished,
         "records": None,
-        "duration_ms": None,
+        "last_attempt_ms": None,
     }
     if job["status"] == "succeeded":
         # The event is written in the sync's last transaction, before the job is marked done.
-        events = sync_completed_events(driver, conn)
+        events = list_events(driver, conn, "sync.completed")
         conn["_events"] = events
         new = [e for e in events if e["id"] not in seen]
         if new:
             data = new[-1].get("data") or {}
             ents = data.get("entities") or []
+            # The counts cover the whole run, every attempt; `duration_ms` only the last.
             out["records"] = sum((e.get("added") or 0) + (e.get("updated") or 0) + (e.get("unchanged") or 0) for e in ents)
             out["written"] = sum((e.get("added") or 0) + (e.get("updated") or 0) + (e.get("deleted") or 0) for e in ents)
-            out["duration_ms"] = data.get("duration_ms")
+            out["last_attempt_ms"] = data.get("duration_ms")
             out["full"] = data.get("full", out["full"])
+    if job.get("failed_attempts"):
+        # What each failed attempt reported: the entity, the error and how long it ran.
+        failed = list_events(driver, conn, "sync.failed")
+        conn["_failed"] = failed
+        out["failures"] = [
+            {"entity": (e.get("data") or {}).get("entity"), "error": (e.get("data") or {}).get("error"),
+             "after_ms": (e.get("data") or {}).get("duration_ms")}
+            for e in failed if e["id"] not in seen_failed
+        ]
     return out
 
 
+def parse_ts(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def job_seconds(job):
+    try:
+        return round(parse_ts(job["updated_at"]) - parse_ts(job["created_at"]), 3)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
 def sync_stats(results, wall_start):
+    """Per connection: records read by its completed full syncs over their jobs' time
+    (creation to end, retries included); the phase's rate is the connections' rates added."""
     per_conn = {}
-    done = [r for r in results if r["status"] == "succeeded" and r["full"] and r["records"] and r["duration_ms"]]
+    done = [r for r in results if r["status"] == "succeeded" and r["full"] and r["records"]]
     for r in done:
-        c = per_conn.setdefault(r["connection"], {"syncs": 0, "records": 0, "seconds": 0.0, "written": 0})
+        c = per_conn.setdefault(r["connection"], {"syncs": 0, "records": 0, "seconds": 0.0, "written": 0,
+                                                  "attempts": 0, "failed_attempts": 0})
         c["syncs"] += 1
         c["records"] += r["records"]
         c["written"] += r.get("written") or 0
-        c["seconds"] += r["duration_ms"] / 1000.0
+        c["seconds"] += r["job_seconds"] if r["job_seconds"] else r["client_seconds"]
+        c["attempts"] += r.get("attempts") or 0
+        c["failed_attempts"] += r.get("failed_attempts") or 0
     for c in per_conn.values():
         c["records_per_s"] = c["records"] / c["seconds"] if c["seconds"] else None
     last = max((r["finished"] for r in results), default=wall_start)
-    total_records = sum(c["records"] for c in per_conn.values())
     return {
         "syncs_started": len(results),
         "full_syncs_done": len(done),
         "failed": sum(1 for r in results if r["status"] != "succeeded"),
+        "failed_attempts": sum(r.get("failed_attempts") or 0 for r in results),
+        "errors": sorted({r["last_error"] for r in results if r.get("last_error")})[:10],
         "per_connection": per_conn,
-        # The five connections' rates added: records stored per second, all syncs together.
         "records_per_s": sum(c["records_per_s"] or 0 for c in per_conn.values()),
         "wall_seconds": last - wall_start,
-        "records": total_records,
-        "durations_s": [round(r["duration_ms"] / 1000.0, 2) for r in done],
+        # Another view of the same: every record the phase's syncs read over the phase's time.
+        "records_per_wall_s": sum(c["records"] for c in per_conn.values()) / max(1e-9, last - wall_start),
+        "records": sum(c["records"] for c in per_conn.values()),
+        "syncs": [{k: r.get(k) for k in ("connection", "job", "status", "attempts", "failed_attempts", "job_seconds",
+                                         "client_seconds", "last_attempt_ms", "records", "written", "last_error",
+                                         "failures")}
+                  for r in results],
     }
 
 
@@ -837,6 +880,7 @@ class Run:
         info = {"server_cpu": cpu_seconds(self.server.pid), "harness_cpu": sum(os.times()[:2]),
                 "t": time.monotonic()}
         if self.args.backend == "postgres":
+            # The cluster's WAL position: other databases of the same server count too.
             info["lsn"] = lsn_bytes(psql(self.args, "SELECT pg_current_wal_lsn()"))
         log(f"phase {name}")
         return info
@@ -867,6 +911,8 @@ class Run:
         if drivers:
             drivers_stop.set()
             self.wait_drivers(drivers)
+        # One stop time for every reader (one busy in a long request sees the stop late).
+        stop.stop_time = time.monotonic()
         stop.set()
         scheduled = time.monotonic() - start - warmup
         for r in readers:
@@ -1045,9 +1091,21 @@ class Run:
 
 TABLE_HEADER = (
     "| Run | Backend | Capacity → offered (req/s) | Reads p50 / p99 idle | Reads p50 / p99 under syncs | p99 ratio (≤ 2) "
-    "| Held idle / under syncs (req/s) | Sync records/s alone → under reads | Ratio (≥ 0.5) | WAL max | Peak RSS | 5xx | Store exact |\n"
+    "| Held idle / under syncs (req/s) | Sync records/s alone → under reads | Ratio (≥ 0.5) | SQLite WAL max (< 256 MB) | Peak RSS | 5xx | Store exact |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def fmt_ms(v):
+    if v is None:
+        return "–"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def fmt_ratio(v):
+    if v is None:
+        return "–"
+    return f"{v:,.0f}×" if v >= 10 else f"{v:.2f}×"
 
 
 def table_row(s):
@@ -1055,17 +1113,17 @@ def table_row(s):
         return "n/a" if ok is None else ("pass" if ok else "FAIL")
 
     t = s["targets"]
-    wal = "n/a" if s["sqlite_wal_max_mb"] is None else f"{s['sqlite_wal_max_mb']:.0f} MB"
+    wal = "n/a" if s["sqlite_wal_max_mb"] is None else f"{s['sqlite_wal_max_mb']:.0f} MB {pf(t['sqlite_wal_under_256_mb'])}"
     return (
         f"| {s['label']} | {s['backend']} | {s['capacity_rps']:.0f} → {s['offered_rps']:.0f} "
-        f"| {s['reads_idle']['p50_ms']} / {s['reads_idle']['p99_ms']} ms "
-        f"| {s['reads_under_syncs']['p50_ms']} / {s['reads_under_syncs']['p99_ms']} ms "
-        f"| {s['read_p99_ratio']}× {pf(t['read_p99_under_syncs_at_most_2x'])} "
+        f"| {fmt_ms(s['reads_idle']['p50_ms'])} / {fmt_ms(s['reads_idle']['p99_ms'])} ms "
+        f"| {fmt_ms(s['reads_under_syncs']['p50_ms'])} / {fmt_ms(s['reads_under_syncs']['p99_ms'])} ms "
+        f"| {fmt_ratio(s['read_p99_ratio'])} {pf(t['read_p99_under_syncs_at_most_2x'])} "
         f"| {s['reads_idle']['held_rps']:.0f} / {s['reads_under_syncs']['held_rps']:.0f} {pf(t['offered_rate_held'])} "
-        f"| {s['sync_records_per_s_alone']:.0f} → {s['sync_records_per_s_under_reads']:.0f} "
-        f"| {s['sync_speed_ratio']}× {pf(t['sync_speed_under_reads_at_least_half'])} "
-        f"| {wal} {pf(t['sqlite_wal_under_256_mb'])} "
-        f"| {s['server_peak_rss_mib']:.0f} MiB | {s['errors_5xx']} {pf(t['no_5xx'])} | {pf(t['store_exact'])} |"
+        f"| {s['sync_records_per_s_alone']:,.0f} → {s['sync_records_per_s_under_reads']:,.0f} "
+        f"| {fmt_ratio(s['sync_speed_ratio'])} {pf(t['sync_speed_under_reads_at_least_half'])} "
+        f"| {wal} "
+        f"| {s['server_peak_rss_mib']:,.0f} MiB | {s['errors_5xx']} {pf(t['no_5xx'])} | {pf(t['store_exact'])} |"
     )
 
 
@@ -1079,11 +1137,11 @@ def parse_args(argv):
                    help="one emulator process and connection per entry (netsuite, sap, business-central)")
     p.add_argument("--readers", type=int, default=12, help="concurrent API clients")
     p.add_argument("--warmup-secs", type=float, default=3.0, help="unrecorded start of phase A")
-    p.add_argument("--capacity-secs", type=float, default=20.0, help="phase A: unpaced reads")
-    p.add_argument("--paced-secs", type=float, default=40.0, help="phase B: paced reads, no syncs")
-    p.add_argument("--syncs-secs", type=float, default=50.0,
+    p.add_argument("--capacity-secs", type=float, default=15.0, help="phase A: unpaced reads")
+    p.add_argument("--paced-secs", type=float, default=30.0, help="phase B: paced reads, no syncs")
+    p.add_argument("--syncs-secs", type=float, default=40.0,
                    help="phase C: new full syncs start for this long (the last ones then finish)")
-    p.add_argument("--mixed-secs", type=float, default=50.0,
+    p.add_argument("--mixed-secs", type=float, default=40.0,
                    help="phase D: paced reads with new full syncs starting for this long; reads go on until the last sync ends")
     p.add_argument("--duration", type=float, default=None,
                    help="shorthand: sets --paced-secs, --syncs-secs and --mixed-secs to this and --capacity-secs to half of it")
