@@ -591,7 +591,11 @@ pub async fn sync_connection_with(
     };
     let code = match &err {
         SyncError::Connector(e) => failure_code(e),
-        SyncError::Store(_) => "STORE_ERROR",
+        SyncError::Store(e) => {
+            // The event says only "see the logs": this is the log it points to.
+            tracing::warn!(connection = %conn.0, entity = ?entity.map(Entity::as_str), error = %e, "a sync could not store its data");
+            "STORE_ERROR"
+        }
     };
     let mut data = report_json(&reports);
     data["full"] = json!(options.full);
