@@ -18,7 +18,7 @@ use sqlx::Row;
 
 use super::{
     Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, EXPLAIN, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG,
-    MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_UNSEEN,
+    MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
 };
 use crate::classify;
 use crate::lists::{self, Arg};
@@ -59,6 +59,35 @@ impl Backend {
                 keyed,
             ));
         }
+        // The sweep of a full pass, as it runs (its own setting included).
+        if let Some(setup) = SWEEP_SETUP {
+            sqlx::query(setup)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        let sql = format!("{prefix}{SWEEP_UNSEEN}");
+        let args = [
+            Arg::Text("conn_plan".into()),
+            Arg::Text("purchase_order".into()),
+            Arg::Text("run_plan".into()),
+            Arg::Int(1_700_000_000_000_000),
+        ];
+        let rows = bind_args(&sql, &args)
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let lines = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(column))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(classify)?;
+        out.push((
+            format!("sweep: {SWEEP_UNSEEN}"),
+            lines.join("\n"),
+            vec!["connection_id", "entity"],
+        ));
         tx.rollback().await.map_err(classify)?;
         Ok(out)
     }
@@ -937,6 +966,12 @@ impl Store for Backend {
         now: Timestamp,
     ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
+        if let Some(setup) = SWEEP_SETUP {
+            sqlx::query(setup)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
         let swept = sqlx::query(SWEEP_UNSEEN)
             .bind(&conn.0)
             .bind(entity.as_str())

@@ -53,6 +53,8 @@ pub(crate) const SHARED_BY_PROCESSES: bool = false;
 /// Whether the job still holds its lease (one writer at a time already orders the check
 /// before any takeover).
 pub(crate) const FENCE_CHECK: &str = "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
+/// SQLite plans the sweep the same way whatever the data: nothing to set.
+pub(crate) const SWEEP_SETUP: Option<&str> = None;
 /// Marks deleted what a complete pass did not see: the run's seen keys are read into one
 /// ephemeral index (a non-correlated `IN`), then each record is one lookup.
 pub(crate) const SWEEP_UNSEEN: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4 \

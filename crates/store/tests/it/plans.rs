@@ -67,7 +67,9 @@ async fn sqlite_list_statements_search_indexes_in_their_order() {
             let line = line.trim_start();
             // `SCAN t` reads the table, `SCAN t USING INDEX` the whole index: both grow with
             // the data. A temporary B-tree is a sort.
-            line.starts_with("SCAN ") || line.contains("USE TEMP B-TREE")
+            // (A table-valued function's rows, `json_each` of one row, are no table.)
+            (line.starts_with("SCAN ") && !line.contains("VIRTUAL TABLE"))
+                || line.contains("USE TEMP B-TREE")
         },
         // `SEARCH t USING INDEX i (a=? AND b>?)`: the parenthesis is what the index is
         // searched by.
@@ -98,7 +100,8 @@ async fn postgres_list_statements_search_indexes_in_their_order() {
     // the index is not searched by.
     let bad = offenders(
         &plans,
-        |line| line.contains("Seq Scan"),
+        // A nested loop anti-join reads the seen keys once per record.
+        |line| line.contains("Seq Scan") || line.contains("Nested Loop Anti Join"),
         |plan| {
             plan.lines()
                 .filter(|l| l.contains("Index Cond:") || l.contains("Recheck Cond:"))
@@ -107,4 +110,24 @@ async fn postgres_list_statements_search_indexes_in_their_order() {
         },
     );
     assert!(bad.is_empty(), "{}", bad.join("\n\n"));
+}
+
+#[tokio::test]
+async fn postgres_sweeps_hash_the_seen_keys_whatever_the_statistics() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let o = org(&db.store, 1).await;
+    conn(&db.store, &o).await;
+    // Statistics taken while the tables were empty, then a full connection's records: what
+    // a first sync into a new database leaves until autovacuum catches up.
+    db.raw_sql("ANALYZE").await;
+    db.raw_sql(PG_SEED[0]).await;
+    db.raw_sql(PG_SEED[1]).await;
+    let plans = db.list_plans().await;
+    let (_, sweep, _) = plans
+        .iter()
+        .find(|(name, _, _)| name.starts_with("sweep"))
+        .expect("the sweep is planned");
+    assert!(!sweep.contains("Nested Loop"), "{sweep}");
 }
