@@ -32,9 +32,8 @@ impl Backend {
     /// sample values, and the columns its index must be searched by: the plan tests check
     /// that each is, and that none reads a whole table or sorts the rows it pages.
     pub async fn list_plans(&self) -> StoreResult<Vec<(String, String, Vec<&'static str>)>> {
-        let (prefix, setting, column) = EXPLAIN;
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        if let Some(setting) = setting {
+        if let Some(setting) = EXPLAIN.1 {
             sqlx::query(setting)
                 .execute(&mut *tx)
                 .await
@@ -42,22 +41,8 @@ impl Backend {
         }
         let mut out = Vec::new();
         for (name, statement, keyed) in lists::plan_samples() {
-            let sql = format!("{prefix}{}", statement.sql);
-            let rows = bind_args(&sql, &statement.args)
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(classify)?;
-            let lines = rows
-                .iter()
-                .map(|r| r.try_get::<String, _>(column))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(classify)?;
-            out.push((
-                format!("{name}: {}", statement.sql),
-                lines.join("\n"),
-                keyed,
-            ));
+            let plan = Self::explain(&mut tx, &statement.sql, &statement.args).await?;
+            out.push((format!("{name}: {}", statement.sql), plan, keyed));
         }
         // The sweep of a full pass, as it runs (its own setting included).
         if let Some(setup) = SWEEP_SETUP {
@@ -66,16 +51,28 @@ impl Backend {
                 .await
                 .map_err(classify)?;
         }
-        let sql = format!("{prefix}{SWEEP_UNSEEN}");
         let args = [
             Arg::Text("conn_plan".into()),
             Arg::Text("purchase_order".into()),
             Arg::Text("run_plan".into()),
             Arg::Int(1_700_000_000_000_000),
         ];
-        let rows = bind_args(&sql, &args)
+        let plan = Self::explain(&mut tx, SWEEP_UNSEEN, &args).await?;
+        out.push((
+            format!("sweep: {SWEEP_UNSEEN}"),
+            plan,
+            vec!["connection_id", "entity"],
+        ));
+        tx.rollback().await.map_err(classify)?;
+        Ok(out)
+    }
+
+    /// The plan of one statement with its values, one line a step.
+    async fn explain(tx: &mut Tx, sql: &str, args: &[Arg]) -> StoreResult<String> {
+        let (prefix, _, column) = EXPLAIN;
+        let rows = bind_args(&format!("{prefix}{sql}"), args)
             .persistent(false)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await
             .map_err(classify)?;
         let lines = rows
@@ -83,13 +80,7 @@ impl Backend {
             .map(|r| r.try_get::<String, _>(column))
             .collect::<Result<Vec<_>, _>>()
             .map_err(classify)?;
-        out.push((
-            format!("sweep: {SWEEP_UNSEEN}"),
-            lines.join("\n"),
-            vec!["connection_id", "entity"],
-        ));
-        tx.rollback().await.map_err(classify)?;
-        Ok(out)
+        Ok(lines.join("\n"))
     }
 }
 

@@ -97,7 +97,7 @@ pub(crate) async fn write(
         .unwrap()
 }
 
-fn query(limit: u32) -> RecordQuery {
+pub(crate) fn query(limit: u32) -> RecordQuery {
     RecordQuery {
         entity: Entity::VENDOR,
         after_id: None,

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ironbridge_core::store::{RecordQuery, Store};
-use ironbridge_model::Entity;
+use ironbridge_core::store::Store;
 use ironbridge_store::{SqliteOptions, SqliteStore};
 use sqlx::{Connection, SqliteConnection};
 
-use crate::cases::{T0, conn, org, rec, write};
+use crate::cases::{T0, conn, org, query, rec, write};
 
 const LIMIT: u64 = 1024 * 1024;
 
@@ -69,17 +68,7 @@ async fn a_reader_held_open_only_delays_the_checkpoint() {
     assert_eq!(sqlite.wal_checkpoints().await, 1);
     assert_eq!(sqlite.wal_bytes(), 0, "the checkpoint truncates the WAL");
     // Nothing was lost on the way.
-    let q = RecordQuery {
-        entity: Entity::VENDOR,
-        after_id: None,
-        after_modified: None,
-        modified_after: None,
-        modified_before: None,
-        include_deleted: false,
-        include_raw: false,
-        limit: 10,
-    };
-    let total = store.count_records(&c, &q).await.unwrap();
+    let total = store.count_records(&c, &query(10)).await.unwrap();
     assert_eq!(total, round * 100);
 }
 
@@ -96,16 +85,8 @@ async fn the_wal_stays_bounded_under_constant_reads() {
             tokio::spawn(async move {
                 let mut reads = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let q = RecordQuery {
-                        entity: Entity::VENDOR,
-                        after_id: None,
-                        after_modified: None,
-                        modified_after: None,
-                        modified_before: None,
-                        include_deleted: false,
-                        include_raw: true,
-                        limit: 200,
-                    };
+                    let mut q = query(200);
+                    q.include_raw = true;
                     store.list_records(&c, &q).await.unwrap();
                     reads += 1;
                 }
