@@ -224,7 +224,150 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
     Ok(())
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+/// An emulator of a system, running in this process on real time, and a connection to it
+/// opened through its runtime (as the worker and the API use it).
+pub(crate) struct EmulatedConnection {
+    pub emu: ironbridge_emulators::RunningEmulator,
+    pub base: String,
+    pub clock: ironbridge_core::OffsetClock,
+    pub org: ironbridge_core::store::OrgId,
+    pub conn: ironbridge_core::store::ConnId,
+    pub runtime: Arc<ironbridge_core::runtime::ConnectionRuntime>,
+}
+
+/// Starts `system`'s emulator with `records` purchase orders and connects to it.
+pub(crate) async fn connect_emulated(
+    system: ironbridge_emulators::System,
+    records: u64,
+    store: &Arc<dyn ironbridge_core::store::Store>,
+    keys: &Arc<Keys>,
+    http: &reqwest::Client,
+) -> anyhow::Result<EmulatedConnection> {
+    use ironbridge_connectors::{bc, netsuite, sap};
+    use ironbridge_core::OffsetClock;
+    use ironbridge_core::service::{Deps, create_connection};
+    use ironbridge_core::store::{ConnId, OrgId};
+    use ironbridge_emulators::{EmulatorConfig, System};
+    use ironbridge_model::api::ConnectionIn;
+
+    let start_ms = SystemClock.now().micros() / 1000;
+    let mut config = EmulatorConfig::new(system, 1, records);
+    config.start_time_ms = start_ms;
+    // Both clocks follow real time (rate limits and the emulators' per-minute budgets
+    // work as in production) and jump ahead together for the incremental run.
+    config.real_time_clock = true;
+    let emu =
+        ironbridge_emulators::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+            .await?;
+    let base = emu.base_url();
+    let clock = OffsetClock::new();
+    let registry =
+        ironbridge_engine::registry::builtin_for(Arc::new(clock.clone()), Egress::local());
+    let now = clock.now();
+    let org = Organization {
+        id: new_id("org", now.micros()),
+        name: "bench".into(),
+        connection_credits: 10,
+        created_at: now,
+    };
+    let key = NewApiKey {
+        id: new_id("key", now.micros()),
+        name: "bench".into(),
+        token_hash: token_hash(&new_token(API_KEY_PREFIX)),
+        prefix: "ibk_".into(),
+        created_at: now,
+    };
+    store
+        .create_organization(&org, &key)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (id, settings, credentials) = match system {
+        System::NetSuite => {
+            let cert = ironbridge_connectors::netsuite::certs::generate_certificate("bench", now)?;
+            let register = json!({"client_id": "bench", "certificate_id": "bench-1", "certificate_pem": cert.certificate_pem});
+            emulator_json(
+                http,
+                reqwest::Method::POST,
+                format!("{base}/__emulator/netsuite/m2m-clients"),
+                Some(register),
+            )
+            .await?;
+            (
+                netsuite::ID,
+                json!({"base_url": base}),
+                json!({"account_id": "1234567", "client_id": "bench", "certificate_id": "bench-1", "private_key_pem": cert.private_key_pem}),
+            )
+        }
+        System::SapS4Hana => {
+            let c = emulator_json(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/credentials"),
+                None,
+            )
+            .await?;
+            (
+                sap::ID,
+                json!({"base_url": base, "page_size": 1000}),
+                json!({"username": c["user"], "password": c["password"]}),
+            )
+        }
+        System::BusinessCentral => {
+            let c = emulator_json(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/credentials"),
+                None,
+            )
+            .await?;
+            (
+                bc::ID,
+                json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"], "environment": c["environment"]}),
+                json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
+            )
+        }
+    };
+    let deps = Deps {
+        store: store.as_ref(),
+        keys,
+        registry: &registry,
+        clock: &clock,
+    };
+    let input = ConnectionIn {
+        system: id,
+        name: None,
+        credentials: credentials.as_object().cloned(),
+        settings: settings.as_object().cloned(),
+        end_user: None,
+    };
+    let created = create_connection(&deps, &OrgId(org.id.clone()), &input)
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting {}: {e}", system.name()))?;
+    let conn = ConnId(created.connection.id.clone());
+    // Through the connection's runtime, as the worker syncs: on a database several
+    // processes may share (PostgreSQL), the sync leaves the write share of the limit free.
+    let mut runtimes = Runtimes::new(registry.clone(), keys.clone());
+    if store.shared_by_processes() {
+        runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
+            store.clone(),
+            Arc::new(clock.clone()),
+            Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
+        ));
+    }
+    let runtime = runtimes
+        .adopt(&created.connection, created.connector.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(EmulatedConnection {
+        emu,
+        base,
+        clock,
+        org: OrgId(org.id),
+        conn,
+        runtime,
+    })
+}
+
+pub(crate) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("ironbridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -256,7 +399,11 @@ pub struct SyncBenchArgs {
 const WAL_POSITION: &str = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint";
 
 /// Requests answered 429 since log entry `since`.
-async fn throttled_since(http: &reqwest::Client, base: &str, since: u64) -> anyhow::Result<u64> {
+pub(crate) async fn throttled_since(
+    http: &reqwest::Client,
+    base: &str,
+    since: u64,
+) -> anyhow::Result<u64> {
     let log = emulator_json(
         http,
         reqwest::Method::GET,
@@ -269,7 +416,7 @@ async fn throttled_since(http: &reqwest::Client, base: &str, since: u64) -> anyh
     }))
 }
 
-async fn emulator_json(
+pub(crate) async fn emulator_json(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -287,7 +434,7 @@ async fn emulator_json(
     })
 }
 
-async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+pub(crate) async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
     let counts = emulator_json(
         http,
         reqwest::Method::GET,
@@ -301,13 +448,9 @@ async fn upstream_requests(http: &reqwest::Client, base: &str) -> anyhow::Result
 /// Full then incremental sync of each emulated ERP into a fresh database, through the real
 /// connectors and sync engine; reports records/s, upstream requests and peak memory.
 pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
-    use ironbridge_connectors::{bc, netsuite, sap};
-    use ironbridge_core::OffsetClock;
-    use ironbridge_core::service::{Deps, create_connection};
-    use ironbridge_core::store::{ConnId, OrgId, RecordQuery};
-    use ironbridge_emulators::{EmulatorConfig, System};
+    use ironbridge_core::store::RecordQuery;
+    use ironbridge_emulators::System;
     use ironbridge_engine::sync::{SyncOptions, sync_connection_with};
-    use ironbridge_model::api::ConnectionIn;
     use std::str::FromStr;
 
     let dir = tempfile_dir()?;
@@ -342,118 +485,16 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
     );
     for name in &args.systems {
         let system = System::from_str(name)?;
-        let start_ms = SystemClock.now().micros() / 1000;
-        let mut config = EmulatorConfig::new(system, 1, args.records);
-        config.start_time_ms = start_ms;
-        // Both clocks follow real time (rate limits and the emulators' per-minute budgets
-        // work as in production) and jump ahead together for the incremental run.
-        config.real_time_clock = true;
-        let emu = ironbridge_emulators::start(
-            config,
-            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        )
-        .await?;
-        let base = emu.base_url();
-        let clock = OffsetClock::new();
-        let registry =
-            ironbridge_engine::registry::builtin_for(Arc::new(clock.clone()), Egress::local());
-        let now = clock.now();
-        let org = Organization {
-            id: new_id("org", now.micros()),
-            name: "bench".into(),
-            connection_credits: 10,
-            created_at: now,
-        };
-        let key = NewApiKey {
-            id: new_id("key", now.micros()),
-            name: "bench".into(),
-            token_hash: token_hash(&new_token(API_KEY_PREFIX)),
-            prefix: "ibk_".into(),
-            created_at: now,
-        };
-        store
-            .create_organization(&org, &key)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (id, settings, credentials) = match system {
-            System::NetSuite => {
-                let cert =
-                    ironbridge_connectors::netsuite::certs::generate_certificate("bench", now)?;
-                let register = json!({"client_id": "bench", "certificate_id": "bench-1", "certificate_pem": cert.certificate_pem});
-                emulator_json(
-                    &http,
-                    reqwest::Method::POST,
-                    format!("{base}/__emulator/netsuite/m2m-clients"),
-                    Some(register),
-                )
-                .await?;
-                (
-                    netsuite::ID,
-                    json!({"base_url": base}),
-                    json!({"account_id": "1234567", "client_id": "bench", "certificate_id": "bench-1", "private_key_pem": cert.private_key_pem}),
-                )
-            }
-            System::SapS4Hana => {
-                let c = emulator_json(
-                    &http,
-                    reqwest::Method::GET,
-                    format!("{base}/__emulator/credentials"),
-                    None,
-                )
-                .await?;
-                (
-                    sap::ID,
-                    json!({"base_url": base, "page_size": 1000}),
-                    json!({"username": c["user"], "password": c["password"]}),
-                )
-            }
-            System::BusinessCentral => {
-                let c = emulator_json(
-                    &http,
-                    reqwest::Method::GET,
-                    format!("{base}/__emulator/credentials"),
-                    None,
-                )
-                .await?;
-                (
-                    bc::ID,
-                    json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"], "environment": c["environment"]}),
-                    json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
-                )
-            }
-        };
-        let deps = Deps {
-            store: store.as_ref(),
-            keys: &keys,
-            registry: &registry,
-            clock: &clock,
-        };
-        let input = ConnectionIn {
-            system: id,
-            name: None,
-            credentials: credentials.as_object().cloned(),
-            settings: settings.as_object().cloned(),
-            end_user: None,
-        };
-        let created = create_connection(&deps, &OrgId(org.id.clone()), &input)
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting {name}: {e}"))?;
-        let conn = ConnId(created.connection.id.clone());
-        // Through the connection's runtime, as the worker syncs: on a database several
-        // processes may share (PostgreSQL), the sync leaves the write share of the limit free.
-        let mut runtimes = Runtimes::new(registry.clone(), keys.clone());
-        if store.shared_by_processes() {
-            runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
-                store.clone(),
-                Arc::new(clock.clone()),
-                Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
-            ));
-        }
-        let runtime = runtimes
-            .adopt(&created.connection, created.connector.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let EmulatedConnection {
+            emu,
+            base,
+            clock,
+            org,
+            conn,
+            runtime,
+        } = connect_emulated(system, args.records, &store, &keys, &http).await?;
         let connector = runtime.connector().clone();
-        let owner = OrgId(org.id.clone());
+        let owner = org.clone();
         // One sync of the connection, full or incremental, named in its error.
         let sync = |full: bool, what: &'static str| {
             let options = SyncOptions {

@@ -218,6 +218,8 @@ pub struct Settings {
     pub rate_limit: RateLimit,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Largest body of a bulk batch (`POST /v1/batches`) in bytes.
+    pub max_batch_body_bytes: usize,
     /// Seconds before a request is answered with 503.
     pub request_timeout_secs: u64,
     /// `api`, `worker` or `all`.
@@ -264,6 +266,7 @@ impl Default for Settings {
                 trusted_proxies: Vec::new(),
             },
             max_body_bytes: 1024 * 1024,
+            max_batch_body_bytes: 32 * 1024 * 1024,
             request_timeout_secs: 30,
             role: Role::All,
             sync_interval_secs: 3600,
@@ -346,6 +349,9 @@ impl Settings {
         self.rate_limit.trusted_proxies()?;
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
+        }
+        if self.max_batch_body_bytes < self.max_body_bytes {
+            bail!("max_batch_body_bytes must be at least max_body_bytes");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

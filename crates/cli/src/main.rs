@@ -1,6 +1,7 @@
 //! The `ironbridge` binary: one binary for every role.
 
 mod bench;
+mod bench_batches;
 mod bench_webhooks;
 mod config;
 mod demo;
@@ -118,6 +119,8 @@ enum BenchCommand {
     Sync(bench::SyncBenchArgs),
     /// Webhook deliveries per second and the delay from event to arrival, to a local receiver.
     Webhooks(bench_webhooks::WebhookBenchArgs),
+    /// Bulk batch throughput against each emulated ERP with latency, against its limits.
+    Batches(bench_batches::BatchBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +268,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         rate_limit_per_second: settings.rate_limit.per_second,
         rate_limit_burst: settings.rate_limit.burst,
         max_body_bytes: settings.max_body_bytes,
+        max_batch_body_bytes: settings.max_batch_body_bytes,
         request_timeout: settings.request_timeout(),
         anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
         anonymous_burst: settings.rate_limit.anonymous_burst,
@@ -450,6 +454,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Webhooks(args),
         } => bench_webhooks::run(args, cli.database_url.clone()).await,
+        Command::Bench {
+            command: BenchCommand::Batches(args),
+        } => bench_batches::run(args, cli.database_url.clone()).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Emulate {
             system,

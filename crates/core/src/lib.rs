@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod netguard;
 pub mod pagination;
 pub mod read;
+pub mod refusal;
 pub mod runtime;
 pub mod sandbox;
 pub mod service;
@@ -21,5 +22,6 @@ pub mod system;
 pub mod unified;
 pub mod webhooks;
 pub mod write;
+pub mod written;
 
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

@@ -3,12 +3,14 @@
 
 mod queue;
 mod webhooks;
+mod writes;
 
 use async_trait::async_trait;
 use ironbridge_model::{Entity, Timestamp};
 
 pub use queue::*;
 pub use webhooks::*;
+pub use writes::*;
 
 /// An organization id (`org_…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -549,7 +551,7 @@ impl std::fmt::Debug for Certificate {
 /// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
 /// and checked by one contract suite on both.
 #[async_trait]
-pub trait Store: WebhookStore + QueueStats + Send + Sync + 'static {
+pub trait Store: WebhookStore + WriteStore + QueueStats + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// The state of each of the store's connection pools, for metrics.

@@ -3,6 +3,7 @@
 //! jobs side by side under leases and schedules periodic syncs, webhook delivery, and the
 //! metrics they record (`telemetry`).
 
+pub mod batches;
 pub mod registry;
 pub mod slots;
 pub mod sync;

@@ -9,13 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ironbridge_connectors::sleeper::TokioSleeper;
 use ironbridge_core::Clock;
+use ironbridge_core::clock::Sleeper;
 use ironbridge_core::connector::ConnectorError;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::runtime::Runtimes;
 use ironbridge_core::service::{ServiceError, sync_settings};
 use ironbridge_core::store::{
     ConnId, Event, Fence, Job, JobOutcome, NewJob, OrgId, Store, StoreError, StoreResult,
+    batch_status,
 };
 use ironbridge_model::Timestamp;
 use ironbridge_model::api::ConnectionStatus;
@@ -24,6 +27,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::batches::{BATCH_JOB, BatchStop, is_final, run_batch};
 use crate::sync::{
     SyncError, SyncOptions, is_fenced, safe_message, sync_connection_with, sync_event,
 };
@@ -133,13 +137,14 @@ async fn enqueue(
 }
 
 /// The kinds of job a worker runs, in the order it looks for them.
-pub const JOB_KINDS: &[&str] = &[SYNC_JOB];
+pub const JOB_KINDS: &[&str] = &[SYNC_JOB, BATCH_JOB];
 
 /// Runs jobs.
 pub struct Worker {
     store: Arc<dyn Store>,
     runtimes: Arc<Runtimes>,
     clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
     config: WorkerConfig,
     id: String,
 }
@@ -182,9 +187,17 @@ impl Worker {
             store,
             runtimes,
             clock,
+            sleeper: Arc::new(TokioSleeper),
             config,
             id,
         }
+    }
+
+    /// How the worker waits between the batches of a bulk batch (tests move a manual
+    /// clock instead).
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
     }
 
     /// The worker's id (its leases' owner).
@@ -318,6 +331,7 @@ impl Worker {
     async fn run_job(&self, store: &dyn Store, job: &Job) -> Ran {
         match job.kind.as_str() {
             SYNC_JOB => self.run_sync(store, job).await,
+            BATCH_JOB => self.run_batch(store, job).await,
             other => Ran::Outcome(
                 JobOutcome::Failed {
                     error: format!("unknown job kind {other}"),
@@ -493,6 +507,73 @@ impl Worker {
             .await
     }
 
+    /// Runs a bulk batch job; a source that cannot be reached makes it try again later
+    /// (it resumes where it stopped), refused credentials end it.
+    async fn run_batch(&self, store: &dyn Store, job: &Job) -> Ran {
+        let failed = |error: String| Ran::Outcome(JobOutcome::Failed { error }, None);
+        let payload = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap_or_default();
+        let Some(batch_id) = payload["batch_id"].as_str() else {
+            return failed("batch job without a batch".into());
+        };
+        let org = OrgId(job.org_id.clone());
+        let Some(conn_id) = job.connection_id.clone().map(ConnId) else {
+            return failed("batch job without a connection".into());
+        };
+        let connection = match store.get_connection(&org, &conn_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => return failed("connection not found".into()),
+            Err(e) => return Ran::Outcome(self.retry(job, e.to_string()), None),
+        };
+        let runtime = match self.runtimes.get(&connection) {
+            Ok(r) => r,
+            Err(e) => return failed(e.to_string()),
+        };
+        let run = run_batch(
+            store,
+            &runtime,
+            &org,
+            batch_id,
+            self.clock.as_ref(),
+            self.sleeper.as_ref(),
+        );
+        let heartbeat = self.keep_lease(job);
+        tokio::select! {
+            result = run => match result {
+                Ok(_) => Ran::Outcome(JobOutcome::Succeeded, None),
+                Err(BatchStop::Store(StoreError::Fenced)) => Ran::Lost,
+                Err(BatchStop::Store(e)) => Ran::Outcome(self.retry(job, e.chain()), None),
+                Err(BatchStop::Source(e)) if is_final(&e) => {
+                    self.end_batch(store, &org, batch_id).await;
+                    failed(e.to_string())
+                }
+                Err(BatchStop::Source(e)) => Ran::Outcome(self.retry(job, e.to_string()), None),
+            },
+            () = heartbeat => Ran::Lost,
+        }
+    }
+
+    /// Ends a batch that cannot go on (its `batch.completed` says `failed`).
+    async fn end_batch(&self, store: &dyn Store, org: &OrgId, batch_id: &str) {
+        let now = self.clock.now();
+        let ended = async {
+            let batch = store.get_batch(org, batch_id).await?;
+            if batch.finished_at.is_none() {
+                store
+                    .finish_batch(
+                        batch_id,
+                        batch_status::FAILED,
+                        &new_id("evt", now.micros()),
+                        now,
+                    )
+                    .await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        if let Err(e) = ended.await {
+            tracing::warn!(batch = %batch_id, error = %e.chain(), "could not end a batch");
+        }
+    }
+
     /// Extends the lease every third of its length; returns only if it was lost.
     async fn keep_lease(&self, job: &Job) {
         let every = self.config.lease / 3;
@@ -537,6 +618,10 @@ impl Worker {
                     Ok(n) if n > 0 => tracing::info!(queued = n, "scheduled syncs"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e.chain(), "could not schedule syncs"),
+                }
+                // Idempotency keys past their 24 hours, a bounded number a minute.
+                if let Err(e) = this.store.purge_idempotency(this.clock.now(), 5_000).await {
+                    tracing::warn!(error = %e.chain(), "could not purge expired idempotency keys");
                 }
             }
             // Reap what finished, so the set only holds running jobs.

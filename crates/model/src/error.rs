@@ -45,11 +45,15 @@ pub enum ErrorCode {
     InternalError,
     /// The service cannot answer right now (starting, shutting down, database unreachable).
     ServiceUnavailable,
+    /// The `Idempotency-Key` was used before for another request (method, path or body).
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still in flight; retry after it ends.
+    IdempotencyKeyInUse,
 }
 
 impl ErrorCode {
     /// Every code, in catalogue order (used by docs and tests).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidCursor,
         ErrorCode::UnsupportedApiVersion,
@@ -69,6 +73,8 @@ impl ErrorCode {
         ErrorCode::RateLimitExceeded,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyKeyInUse,
     ];
 
     /// The code as it appears in the body, e.g. `AUTHENTICATION_FAILED`.
@@ -93,6 +99,8 @@ impl ErrorCode {
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
         }
     }
 
@@ -106,12 +114,14 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::ConnectionCreditsExhausted => 409,
-            ErrorCode::StateConflict => 409,
+            ErrorCode::StateConflict | ErrorCode::IdempotencyKeyInUse => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
-            ErrorCode::ValidationError | ErrorCode::BusinessRuleViolation => 422,
+            ErrorCode::ValidationError
+            | ErrorCode::BusinessRuleViolation
+            | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
@@ -129,13 +139,15 @@ impl ErrorCode {
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::UriTooLong
-            | ErrorCode::HeadersTooLarge => "invalid_request_error",
+            | ErrorCode::HeadersTooLarge
+            | ErrorCode::IdempotencyKeyReused => "invalid_request_error",
             ErrorCode::AuthenticationFailed => "authentication_error",
             ErrorCode::PermissionDenied => "permission_error",
             ErrorCode::NotFound => "not_found_error",
             ErrorCode::Conflict
             | ErrorCode::ConnectionCreditsExhausted
-            | ErrorCode::StateConflict => "conflict_error",
+            | ErrorCode::StateConflict
+            | ErrorCode::IdempotencyKeyInUse => "conflict_error",
             ErrorCode::BusinessRuleViolation => "source_system_error",
             ErrorCode::RateLimitExceeded => "rate_limit_error",
             ErrorCode::InternalError | ErrorCode::ServiceUnavailable => "api_error",
@@ -195,6 +207,12 @@ impl ErrorCode {
             }
             ErrorCode::ServiceUnavailable => {
                 "The service cannot answer now (shutting down, or its database is unreachable). Retry later."
+            }
+            ErrorCode::IdempotencyKeyReused => {
+                "The `Idempotency-Key` was first used for another request (another method, path or body). Use a new key for a new request."
+            }
+            ErrorCode::IdempotencyKeyInUse => {
+                "A request with this `Idempotency-Key` is still being processed. Retry after `Retry-After` seconds to get its answer."
             }
         }
     }

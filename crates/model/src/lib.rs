@@ -3,6 +3,7 @@
 
 pub mod amount;
 pub mod api;
+pub mod batches;
 pub mod catalogue;
 pub mod entities;
 pub mod error;

@@ -42,6 +42,10 @@ pub const EVENT_TYPES: &[EventType] = &[
         description: "Something needs attention that retrying will not fix: a connection's sync failed for good (attempts exhausted), or its stored settings or credentials could not be used.",
     },
     EventType {
+        name: "batch.completed",
+        description: "A bulk batch ended: `data.status` (`completed`, `failed` when it stopped at a failure, or `cancelled`) with its counts of operations succeeded, failed and cancelled. Per-operation results are at `GET /v1/batches/{id}/operations`.",
+    },
+    EventType {
         name: "webhook_endpoint.disabled",
         description: "A webhook endpoint was disabled: every attempt to it failed for the configured period, or it answered 410 Gone. Its pending deliveries were marked failed; re-enable it and recover them.",
     },

@@ -5,6 +5,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ironbridge_core::connector::ConnectorError;
 use ironbridge_core::cursor::CursorError;
+use ironbridge_core::refusal::{self, Refusal};
 use ironbridge_core::service::ServiceError;
 use ironbridge_core::store::StoreError;
 use ironbridge_model::ErrorCode;
@@ -130,36 +131,36 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let mut err = ApiError::new(r.code, r.message);
+        err.param = r.param;
+        err.details = r.details;
+        err
+    }
+}
+
 impl From<ConnectorError> for ApiError {
     fn from(e: ConnectorError) -> Self {
+        if let Some(r) = refusal::of_connector(&e) {
+            return r.into();
+        }
         match e {
             ConnectorError::Unauthorized => ApiError::new(
                 ErrorCode::AuthenticationFailed,
                 "The source system refused this connection's credentials; the connection requires reauthorization.",
             )
             .details(json!({"reason": "reauthorization_required"})),
-            ConnectorError::BusinessRule { remote_code, message, param } => {
-                let mut err = ApiError::new(ErrorCode::BusinessRuleViolation, message).details(json!({"remote_code": remote_code}));
-                err.param = param;
-                err
-            }
-            ConnectorError::State { remote_code, message } => {
-                ApiError::new(ErrorCode::StateConflict, message).details(json!({"remote_code": remote_code}))
-            }
-            ConnectorError::NotFound => ApiError::not_found("record in the source system"),
-            ConnectorError::Unsupported(message) => ApiError::new(ErrorCode::InvalidRequest, message),
-            ConnectorError::InvalidSettings { param, message } => {
-                ApiError::new(ErrorCode::ValidationError, format!("`{param}` {message}")).param(param)
-            }
-            ConnectorError::Upstream(cause) => {
-                let mut err = ApiError::new(ErrorCode::ServiceUnavailable, "The source system could not be reached. Retry later.");
-                err.internal = Some(cause);
-                err
-            }
             ConnectorError::Throttled(cause) => {
                 let mut err = ApiError::new(ErrorCode::ServiceUnavailable, "The source system is limiting the rate of requests. Retry later.")
                     .details(json!({"reason": "source_rate_limited"}));
                 err.internal = Some(cause);
+                err
+            }
+            // `Upstream`, and any refusal (answered above).
+            other => {
+                let mut err = ApiError::new(ErrorCode::ServiceUnavailable, "The source system could not be reached. Retry later.");
+                err.internal = Some(other.to_string());
                 err
             }
         }
@@ -173,16 +174,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Connector(e) => e.into(),
             ServiceError::Crypto(e) => ApiError::internal(e),
             ServiceError::Corrupt(cause) => ApiError::internal(cause),
-            ServiceError::Invalid { param, message } => {
-                ApiError::new(ErrorCode::ValidationError, message).param(param)
-            }
-            ServiceError::BadQuery { param, message } => {
-                ApiError::new(ErrorCode::InvalidRequest, message).param(param)
-            }
             ServiceError::Cursor(e) => e.into(),
-            ServiceError::UnknownSystem(e) => {
-                ApiError::new(ErrorCode::InvalidRequest, e.to_string()).param("system")
-            }
+            refused @ (ServiceError::Invalid { .. }
+            | ServiceError::BadQuery { .. }
+            | ServiceError::UnknownSystem(_)) => match refusal::of(&refused) {
+                Some(r) => r.into(),
+                None => ApiError::internal(refused),
+            },
         }
     }
 }

@@ -121,6 +121,16 @@ fn check_read_only<T: BodyRules>(value: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The largest body a request to `path` may send: bulk batches carry up to 10,000
+/// operations, every other body is small.
+pub fn body_limit(config: &crate::ServerConfig, path: &str) -> usize {
+    if path == "/v1/batches" {
+        config.max_batch_body_bytes
+    } else {
+        config.max_body_bytes
+    }
+}
+
 impl<T: DeserializeOwned + BodyRules> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
@@ -130,7 +140,7 @@ impl<T: DeserializeOwned + BodyRules> FromRequest<AppState> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let limit = state.config.max_body_bytes;
+        let limit = body_limit(&state.config, req.uri().path());
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {

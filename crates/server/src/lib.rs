@@ -8,6 +8,7 @@ pub mod context;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
@@ -33,6 +34,8 @@ pub struct ServerConfig {
     pub rate_limit_burst: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest accepted body of a bulk batch (`POST /v1/batches`, up to 10,000 operations).
+    pub max_batch_body_bytes: usize,
     /// Longest a request may take before it is answered with 503.
     pub request_timeout: Duration,
     /// Sustained requests per minute per client address without a valid credential: failed
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             rate_limit_per_second: 20,
             rate_limit_burst: 100,
             max_body_bytes: 1024 * 1024,
+            max_batch_body_bytes: 32 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             anonymous_per_minute: 60,
             anonymous_burst: 20,

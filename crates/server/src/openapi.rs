@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, certificates, connections, events, organization, purchase_orders, records, sync,
-    systems, webhooks,
+    api_keys, batches, certificates, connections, events, organization, purchase_orders, records,
+    sync, systems, webhooks,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -43,9 +43,11 @@ use utoipa::openapi::tag::TagBuilder;
         systems::list_systems,
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
+        batches::create_batch, batches::list_batches, batches::get_batch, batches::cancel_batch,
+        batches::list_operations,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
-    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &CommonErrors),
+    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &IdempotencyKeys, &CommonErrors),
     tags(
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
@@ -54,6 +56,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
+        (name = "Batches", description = "Bulk writes: up to 10,000 creates and updates on one connection, run in the background in batches of a chosen size, each operation written exactly once, with per-operation results and a `batch.completed` webhook."),
         (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),
     )
 )]
@@ -244,6 +247,62 @@ impl Modify for EventTypes {
 }
 
 struct CommonErrors;
+
+/// Every POST and PATCH takes an `Idempotency-Key`: its header, and the two refusals it adds.
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterBuilder;
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.post, &mut item.patch].into_iter().flatten() {
+                let header = ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Makes the request safe to retry (1 to 255 visible ASCII characters, a UUID is a good choice). \
+                         For 24 hours, a retry with the same key answers the first answer byte for byte, with \
+                         `Idempotent-Replayed: true`, and changes nothing; a write whose outcome was unknown is looked \
+                         for at the source before anything is written again. Keys are per credential and connection.",
+                    ))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(255))))
+                    .build();
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(header.into());
+                for (status, description) in [
+                    (
+                        "409",
+                        "A request with this `Idempotency-Key` is in flight (`IDEMPOTENCY_KEY_IN_USE`)",
+                    ),
+                    (
+                        "422",
+                        "The `Idempotency-Key` was used for another request (`IDEMPOTENCY_KEY_REUSED`)",
+                    ),
+                ] {
+                    if !operation.responses.responses.contains_key(status) {
+                        let response = ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                                    .build(),
+                            )
+                            .build();
+                        operation
+                            .responses
+                            .responses
+                            .insert(status.to_string(), response.into());
+                    }
+                }
+            }
+        }
+    }
+}
 
 const COMMON: &[(&str, &str)] = &[
     (

@@ -74,6 +74,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "list_indexes",
         sql: include_str!("../migrations/sqlite/0013_list_indexes.sql"),
     },
+    Migration {
+        version: 14,
+        name: "writes",
+        sql: include_str!("../migrations/sqlite/0014_writes.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -137,6 +142,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 12,
         name: "list_indexes",
         sql: include_str!("../migrations/postgres/0012_list_indexes.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "writes",
+        sql: include_str!("../migrations/postgres/0013_writes.sql"),
     },
 ];
 

@@ -22,6 +22,8 @@ pub(crate) const LOCK_ORG: &str =
 /// Recoveries of one endpoint take turns (they number its replayed deliveries).
 pub(crate) const LOCK_ENDPOINT: &str =
     "SELECT id FROM webhook_endpoints WHERE org_id = $1 AND id = $2 FOR UPDATE";
+/// Locks a row read in a write transaction until it commits.
+pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 pub(crate) const MIGRATIONS: &[Migration] = migrate::POSTGRES;
 /// `SKIP LOCKED`: concurrent workers each take a different job without waiting on each other.
 pub(crate) const CLAIM_JOB: &str = concat!(
@@ -271,3 +273,7 @@ mod shared;
 #[allow(clippy::duplicate_mod)]
 #[path = "webhooks.rs"]
 mod webhooks;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "writes.rs"]
+mod writes;

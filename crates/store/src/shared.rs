@@ -313,7 +313,7 @@ impl Backend {
     }
 
     /// Commits a write transaction once the fence (if any) still holds; rolls it back if not.
-    async fn commit(&self, mut tx: Tx) -> StoreResult<()> {
+    pub(super) async fn commit(&self, mut tx: Tx) -> StoreResult<()> {
         self.guard(&mut tx).await?;
         tx.commit().await.map_err(classify)?;
         self.after_commit();

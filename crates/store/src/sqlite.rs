@@ -24,6 +24,9 @@ pub(crate) const LOCK_ORG: &str = "SELECT connection_credits FROM organizations 
 /// SQLite has no row locks; `BEGIN IMMEDIATE` already serializes recoveries.
 pub(crate) const LOCK_ENDPOINT: &str =
     "SELECT id FROM webhook_endpoints WHERE org_id = $1 AND id = $2";
+/// One writer at a time (`BEGIN IMMEDIATE`): a row read in a write transaction is already
+/// the writer's.
+pub(crate) const FOR_UPDATE: &str = "";
 pub(crate) const MIGRATIONS: &[Migration] = migrate::SQLITE;
 /// One writer at a time (`BEGIN IMMEDIATE`) already makes the claim exclusive.
 pub(crate) const CLAIM_JOB: &str = concat!(
@@ -279,3 +282,7 @@ mod shared;
 #[allow(clippy::duplicate_mod)]
 #[path = "webhooks.rs"]
 mod webhooks;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "writes.rs"]
+mod writes;

@@ -131,6 +131,8 @@ pub struct Res {
     pub headers: HeaderMap,
     /// The JSON body (`Null` when it is not JSON).
     pub body: Value,
+    /// The body as sent, byte for byte (lossy UTF-8).
+    pub text: String,
 }
 
 impl Res {
@@ -303,6 +305,7 @@ impl TestApp {
             status,
             headers,
             body,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use ironbridge_core::connector::{Connector, ConnectorError};
-use ironbridge_core::crypto::sha256_hex_joined;
 use ironbridge_core::ids;
 use ironbridge_core::mapping::MappingDef;
 use ironbridge_core::store::{ConnId, RecordUpsert};
@@ -14,28 +13,6 @@ use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::plan::{Slice, Split, Work};
-
-pub(super) fn upsert(
-    connection_id: &str,
-    entity: Entity,
-    raw: &Value,
-    def: &MappingDef,
-) -> Result<RecordUpsert, String> {
-    let mapped = def.apply(connection_id, raw).map_err(|e| e.to_string())?;
-    let data = Value::Object(ironbridge_core::unified::complete(entity, mapped.data)).to_string();
-    let raw = raw.to_string();
-    let content_hash = sha256_hex_joined(&[data.as_bytes(), raw.as_bytes()]);
-    Ok(RecordUpsert {
-        id: ids::record_id(connection_id, entity, &mapped.remote_id),
-        remote_id: mapped.remote_id,
-        data,
-        raw,
-        content_hash,
-        remote_created_at: mapped.remote_created_at,
-        remote_updated_at: mapped.remote_updated_at,
-        remote_was_deleted: mapped.remote_was_deleted,
-    })
-}
 
 /// What a reader hands the writer: a page already mapped (readers map while the writer
 /// waits on the database, so the two overlap).
@@ -78,7 +55,7 @@ pub(super) fn map_page(
     let mut records = Vec::with_capacity(raw.len());
     let mut unmappable = 0;
     for r in raw {
-        match upsert(&conn.0, entity, r, def) {
+        match ironbridge_core::written::record_upsert(&conn.0, entity, r, def) {
             Ok(r) => records.push(r),
             Err(problem) => {
                 unmappable += 1;

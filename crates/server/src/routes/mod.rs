@@ -2,6 +2,7 @@
 //! [`ops_routes`], so a test can check each API route against the OpenAPI document.
 
 pub mod api_keys;
+pub mod batches;
 pub mod certificates;
 pub mod connections;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod records;
 pub mod sync;
 pub mod systems;
 pub mod webhooks;
+pub mod written;
 
 use axum::Router;
 use axum::http::Method;
@@ -20,7 +22,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::extract::{self, BodyRules};
-use crate::{AppState, auth, context};
+use crate::{AppState, auth, context, idempotency};
 
 /// One route: method, path template and handler.
 pub struct Route {
@@ -197,6 +199,19 @@ pub fn api_routes() -> Vec<Route> {
             "/v1/purchase-orders/{id}",
             patch(purchase_orders::update_purchase_order),
         ),
+        route(Method::POST, "/v1/batches", post(batches::create_batch)),
+        route(Method::GET, "/v1/batches", get(batches::list_batches)),
+        route(Method::GET, "/v1/batches/{id}", get(batches::get_batch)),
+        route(
+            Method::POST,
+            "/v1/batches/{id}/cancel",
+            post(batches::cancel_batch),
+        ),
+        route(
+            Method::GET,
+            "/v1/batches/{id}/operations",
+            get(batches::list_operations),
+        ),
     ];
     routes.extend(records::routes());
     routes
@@ -233,6 +248,7 @@ pub fn router(state: AppState) -> Router {
     // query names are checked against the document.
     let api = api
         .route_layer(from_fn(extract::refuse_unknown_query))
+        .route_layer(from_fn_with_state(state.clone(), idempotency::guard))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     with_middleware(api.merge(ops_router(&state, ops_routes())), state)
 }
@@ -275,6 +291,8 @@ impl BodyRules for ironbridge_model::api::ConnectionIn {
 impl BodyRules for ironbridge_model::api::ReconnectIn {}
 
 impl BodyRules for ironbridge_model::api::SyncIn {}
+
+impl BodyRules for ironbridge_model::batches::BatchIn {}
 
 impl BodyRules for ironbridge_model::api::CertificateIn {
     fn read_only() -> &'static [&'static str] {

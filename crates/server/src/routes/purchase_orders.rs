@@ -1,18 +1,20 @@
 //! Writing purchase orders back to the source system through the unified model.
 
-use axum::Json;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use ironbridge_core::service::render_written;
+use axum::response::Response;
 use ironbridge_core::write;
+use ironbridge_core::written::Answered;
 use ironbridge_model::Entity;
 use ironbridge_model::api::{PurchaseOrderIn, PurchaseOrderPatch};
-use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
+use crate::idempotency::Idempotency;
+use crate::routes::written;
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -29,22 +31,26 @@ type ErrorBody = ironbridge_model::error::ErrorResponse;
 pub async fn create_purchase_order(
     State(state): State<AppState>,
     auth: ConnectionAuth,
+    idempotency: Option<Extension<Idempotency>>,
     ApiJson(input): ApiJson<PurchaseOrderIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
     let raw =
         write::create_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &input).await?;
-    let now = state.clock.now();
-    let record = render_written(
-        &auth.connection.id,
-        runtime.system(),
+    written::respond(
+        &state,
+        &auth,
+        &runtime,
         Entity::PURCHASE_ORDER,
-        raw,
-        now,
-        now,
-    )?;
-    Ok((StatusCode::CREATED, Json(record)))
+        &Answered {
+            raw,
+            created_at: None,
+        },
+        StatusCode::CREATED,
+        idempotency.as_deref(),
+    )
+    .await
 }
 
 /// Update a purchase order. Fields left out stay unchanged; `line_items`, when given, replace
@@ -60,22 +66,27 @@ pub async fn create_purchase_order(
 pub async fn update_purchase_order(
     State(state): State<AppState>,
     auth: ConnectionAuth,
+    idempotency: Option<Extension<Idempotency>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<PurchaseOrderPatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
     let (raw, created_at) =
         write::update_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &id, &patch)
             .await?
             .ok_or_else(|| ApiError::not_found("purchase order"))?;
-    let record = render_written(
-        &auth.connection.id,
-        runtime.system(),
+    written::respond(
+        &state,
+        &auth,
+        &runtime,
         Entity::PURCHASE_ORDER,
-        raw,
-        created_at,
-        state.clock.now(),
-    )?;
-    Ok(Json(record))
+        &Answered {
+            raw,
+            created_at: Some(created_at),
+        },
+        StatusCode::OK,
+        idempotency.as_deref(),
+    )
+    .await
 }

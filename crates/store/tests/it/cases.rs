@@ -9,6 +9,7 @@ use ironbridge_core::store::*;
 use ironbridge_model::{Entity, Timestamp};
 
 pub use crate::webhook_cases::*;
+pub use crate::write_cases::*;
 
 pub(crate) const T0: Timestamp = Timestamp(1_790_000_000_000_000);
 

@@ -5,6 +5,7 @@ mod cases;
 mod plans;
 mod wal;
 mod webhook_cases;
+mod write_cases;
 
 use ironbridge_testkit::db::TestDb;
 
@@ -61,4 +62,9 @@ contract!(
     webhook_failure_streaks_disable_endpoints,
     webhook_replay_recover_purge_and_delete,
     webhook_recoveries_are_claimed_one_at_a_time_in_event_order,
+    idempotency_keys_replay_refuse_and_expire,
+    idempotency_keys_left_in_flight_or_unknown_are_reconciled,
+    concurrent_claims_of_one_key_admit_one,
+    written_records_are_stored_with_their_answer_and_never_swept,
+    batches_keep_operations_results_and_their_event,
 );
