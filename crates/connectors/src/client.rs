@@ -108,6 +108,12 @@ pub enum UpstreamError {
     /// The answer exceeded the size cap.
     #[error("the response exceeded {0} bytes")]
     TooLarge(usize),
+    /// A write was sent and no usable answer came back: a timeout or a broken connection
+    /// after the request went out, an answer cut off, or a 5xx that is not a refusal before
+    /// processing (500, 502, 504, 503 without `Retry-After`). The source may have applied it,
+    /// so it is never sent again; the text says what happened.
+    #[error("the write was sent and no usable answer came back: {0}")]
+    OutcomeUnknown(String),
     /// Retries ran out on a retryable status.
     #[error("the source kept answering {status}")]
     Status {
@@ -131,6 +137,17 @@ pub struct UpstreamClient {
 
 fn retryable(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Whether a request may be sent again once it may have reached the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// A read (or an idempotent call): every transient failure is retried.
+    Always,
+    /// A write: retried only when it certainly did not reach the source or was refused
+    /// before processing (connect failures, 429, 503 with `Retry-After`); anything else
+    /// after it was sent is [`UpstreamError::OutcomeUnknown`].
+    IfUnsent,
 }
 
 enum Attempt {
@@ -219,7 +236,8 @@ impl UpstreamClient {
         Ok(body.freeze())
     }
 
-    async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+    async fn attempt(&self, request: reqwest::RequestBuilder, resend: Resend) -> Attempt {
+        let write = resend == Resend::IfUnsent;
         let request = match request.build() {
             Ok(r) => r,
             Err(e) => return Attempt::Fail(transport(&e)),
@@ -236,6 +254,14 @@ impl UpstreamClient {
             Ok(r) => r,
             // Refused by the guard: the source is not unhealthy and retrying cannot help.
             Err(e) if is_blocked(&e) => return Attempt::Fail(UpstreamError::Blocked),
+            // No connection was made: the request never left, so a write is safe to resend.
+            Err(e) if write && !e.is_connect() => {
+                return Attempt::Fail(UpstreamError::OutcomeUnknown(if e.is_timeout() {
+                    "timed out after the request was sent".into()
+                } else {
+                    "the connection failed after the request was sent".into()
+                }));
+            }
             Err(e) => {
                 return Attempt::Retry {
                     error: transport(&e),
@@ -247,7 +273,17 @@ impl UpstreamClient {
         let headers = response.headers().clone();
         let body = match self.read_capped(response).await {
             Ok(b) => b,
+            Err(UpstreamError::TooLarge(cap)) if write && (200..300).contains(&status) => {
+                return Attempt::Fail(UpstreamError::OutcomeUnknown(format!(
+                    "the source answered {status} with more than {cap} bytes"
+                )));
+            }
             Err(e @ UpstreamError::TooLarge(_)) => return Attempt::Fail(e),
+            Err(_) if write => {
+                return Attempt::Fail(UpstreamError::OutcomeUnknown(format!(
+                    "the answer ({status}) was cut off"
+                )));
+            }
             Err(e) => {
                 return Attempt::Retry {
                     error: e,
@@ -266,6 +302,15 @@ impl UpstreamClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, self.clock.now()));
+        // A write is resent only when the source refused it before processing: 429, or 503
+        // with `Retry-After`. A gateway's 502 or 504, a 500, or a 503 without `Retry-After`
+        // may come after the source applied it.
+        let refused = status == 429 || (status == 503 && wait.is_some());
+        if write && !refused {
+            return Attempt::Fail(UpstreamError::OutcomeUnknown(format!(
+                "the source answered {status}"
+            )));
+        }
         if let Some(w) = wait
             && w > self.config.retry.max_retry_after
         {
@@ -280,15 +325,36 @@ impl UpstreamClient {
     /// Sends the request `make` builds (called once per attempt), retrying what is worth
     /// retrying: connection failures, timeouts, 429 and 5xx. The circuit breaker judges the
     /// whole call: one whose retries absorbed a failure succeeded, and a throttled one (429,
-    /// however long) says the source is busy, not unhealthy.
+    /// however long) says the source is busy, not unhealthy. For reads and idempotent calls;
+    /// writes go through [`UpstreamClient::send_write`].
     pub async fn send(
         &self,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send_as(make, Resend::Always).await
+    }
+
+    /// Sends a write (a create or any call that is not idempotent): it is sent again only
+    /// when it certainly did not reach the source (no connection was made) or the source
+    /// refused it before processing (429; 503 with `Retry-After`). A timeout after it was
+    /// sent, a connection broken mid-answer, or another 5xx is
+    /// [`UpstreamError::OutcomeUnknown`]: the source may have applied it.
+    pub async fn send_write(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send_as(make, Resend::IfUnsent).await
+    }
+
+    async fn send_as(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        resend: Resend,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         if let Err(retry_in) = self.breaker.allow(self.clock.now()) {
             return Err(UpstreamError::CircuitOpen(retry_in));
         }
-        let result = self.send_with_retries(make).await;
+        let result = self.send_with_retries(make, resend).await;
         let healthy = match &result {
             Ok(_) => Some(true),
             Err(UpstreamError::TooLarge(_) | UpstreamError::RateLimited(_)) => Some(true),
@@ -308,12 +374,13 @@ impl UpstreamClient {
     async fn send_with_retries(
         &self,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        resend: Resend,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let policy = self.config.retry;
         // Failed attempts, and throttled ones, each within their own budget.
         let (mut failed, mut throttled) = (0u32, 0u32);
         loop {
-            match self.attempt(make(&self.http)).await {
+            match self.attempt(make(&self.http), resend).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, wait } => {

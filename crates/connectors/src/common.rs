@@ -40,12 +40,41 @@ pub(crate) async fn authorized_call(
     make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     upstream: fn(UpstreamError) -> ConnectorError,
 ) -> Result<UpstreamResponse, ConnectorError> {
+    authorized(client, auth, source_clock, make, upstream, false).await
+}
+
+/// [`authorized_call`] for a write that is not idempotent (a create): sent again only when it
+/// certainly did not reach the source, or was refused before processing (a 401 included: the
+/// source refused it before applying anything). Otherwise a lost answer is
+/// [`ConnectorError::OutcomeUnknown`] ([`UpstreamClient::send_write`]).
+pub(crate) async fn authorized_write(
+    client: &UpstreamClient,
+    auth: &dyn Authorize,
+    source_clock: &SourceClock,
+    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    upstream: fn(UpstreamError) -> ConnectorError,
+) -> Result<UpstreamResponse, ConnectorError> {
+    authorized(client, auth, source_clock, make, upstream, true).await
+}
+
+/// [`authorized_call`] (`write` false) or [`authorized_write`] (`write` true).
+pub(crate) async fn authorized(
+    client: &UpstreamClient,
+    auth: &dyn Authorize,
+    source_clock: &SourceClock,
+    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    upstream: fn(UpstreamError) -> ConnectorError,
+    write: bool,
+) -> Result<UpstreamResponse, ConnectorError> {
     for attempt in 0..2 {
         let authorization = auth.authorization().await?;
-        let response = client
-            .send(|http| make(http).header(AUTHORIZATION, &authorization))
-            .await
-            .map_err(upstream)?;
+        let signed = |http: &reqwest::Client| make(http).header(AUTHORIZATION, &authorization);
+        let sent = if write {
+            client.send_write(signed).await
+        } else {
+            client.send(signed).await
+        };
+        let response = sent.map_err(upstream)?;
         source_clock.observe(&response.headers, client.now());
         if response.status != 401 {
             return Ok(response);
@@ -188,6 +217,7 @@ pub(crate) fn upstream(e: UpstreamError) -> ConnectorError {
         UpstreamError::RateLimited(_) | UpstreamError::Status { status: 429, .. } => {
             ConnectorError::Throttled(e.to_string())
         }
+        UpstreamError::OutcomeUnknown(what) => ConnectorError::OutcomeUnknown(what),
         e => ConnectorError::Upstream(e.to_string()),
     }
 }

@@ -114,6 +114,13 @@ pub enum ConnectorError {
     /// text is for logs.
     #[error("rate limited by the source: {0}")]
     Throttled(String),
+    /// A write was sent and no usable answer came back (a timeout after the request was
+    /// sent, a connection reset mid-answer, a 5xx that is not a refusal before processing):
+    /// the source may or may not have applied it. Never retried blindly: the write is
+    /// reconciled by reading it back by its reference (`crate::reconcile`). The text is for
+    /// logs.
+    #[error("the outcome of the write is unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 /// A purchase order to create, with references already resolved to the source's keys.
@@ -179,6 +186,32 @@ pub struct PurchaseOrderUpdate {
 pub struct UnifiedWrite {
     /// Unified fields by name; nested lists (`line_items`) as arrays of objects.
     pub fields: Map<String, Value>,
+    /// A reference Ironbridge chose for a create (at most [`REFERENCE_MAX`] ASCII letters
+    /// and digits, derived from the idempotency key or the batch id and index). The connector
+    /// writes it into a field the source stores and filters on, in the same request as the
+    /// create, so [`CreateRecords::find_written`] can find the record when the outcome of the
+    /// create is unknown. `None`: the create cannot be reconciled.
+    pub reference: Option<String>,
+}
+
+/// The longest reference a create may carry: SAP's `CorrespncExternalReference` ("Your
+/// Reference") holds 12 characters, the smallest of the fields the connectors use.
+pub const REFERENCE_MAX: usize = 12;
+
+/// Checks a create's reference: 1 to [`REFERENCE_MAX`] ASCII letters and digits, so it fits
+/// every system's field and needs no quoting in a URL or a filter.
+pub fn check_reference(reference: &str) -> Result<(), ConnectorError> {
+    if !reference.is_empty()
+        && reference.len() <= REFERENCE_MAX
+        && reference.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        Ok(())
+    } else {
+        Err(ConnectorError::InvalidSettings {
+            param: "reference".into(),
+            message: format!("must be 1 to {REFERENCE_MAX} ASCII letters and digits"),
+        })
+    }
 }
 
 impl UnifiedWrite {
@@ -336,7 +369,10 @@ impl From<&PurchaseOrderWrite> for UnifiedWrite {
             );
         }
         f.insert("line_items".into(), lines_value(&o.lines));
-        UnifiedWrite { fields: f }
+        UnifiedWrite {
+            fields: f,
+            reference: None,
+        }
     }
 }
 
@@ -361,7 +397,10 @@ impl From<&PurchaseOrderUpdate> for UnifiedWrite {
         if let Some(lines) = &u.lines {
             f.insert("line_items".into(), lines_value(lines));
         }
-        UnifiedWrite { fields: f }
+        UnifiedWrite {
+            fields: f,
+            reference: None,
+        }
     }
 }
 
@@ -456,8 +495,23 @@ pub trait Source: Send + Sync {
 #[async_trait]
 pub trait CreateRecords: Send + Sync {
     /// Creates a record (an order with its lines in one source transaction) and returns the
-    /// raw record as the source now has it.
+    /// raw record as the source now has it. A `record.reference` is written with it, in the
+    /// same request. A request that may have reached the source without an answer is
+    /// [`ConnectorError::OutcomeUnknown`], never sent again.
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError>;
+
+    /// The record of `entity` a create wrote with `reference`, in the raw shape `create`
+    /// answers with (one filtered read), or `None` when the source has none. The default:
+    /// the system cannot look records up by reference.
+    async fn find_written(
+        &self,
+        entity: Entity,
+        _reference: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        Err(ConnectorError::Unsupported(format!(
+            "{entity} records cannot be looked up by reference in this system"
+        )))
+    }
 }
 
 /// Updating records in the source system (opt-in, like [`CreateRecords`]).
@@ -520,13 +574,35 @@ pub trait OrderWriter: Connector {
         remote_id: &str,
         update: &PurchaseOrderUpdate,
     ) -> Result<Value, ConnectorError>;
+
+    /// The order created with `reference` ([`CreateRecords::find_written`]); by default the
+    /// system cannot look orders up by reference.
+    async fn find_order(&self, _reference: &str) -> Result<Option<Value>, ConnectorError> {
+        Err(ConnectorError::Unsupported(format!(
+            "{} cannot look purchase orders up by reference",
+            self.descriptor().name
+        )))
+    }
 }
 
 #[async_trait]
 impl<T: OrderWriter> CreateRecords for T {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
         let order = PurchaseOrderWrite::for_entity(self.descriptor(), entity, record)?;
+        if let Some(reference) = &record.reference {
+            check_reference(reference)?;
+        }
         self.create_order(&order, record).await
+    }
+
+    async fn find_written(
+        &self,
+        entity: Entity,
+        reference: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        orders_only(self.descriptor(), entity)?;
+        check_reference(reference)?;
+        self.find_order(reference).await
     }
 }
 

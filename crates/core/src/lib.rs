@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod netguard;
 pub mod pagination;
 pub mod read;
+pub mod reconcile;
 pub mod refusal;
 pub mod runtime;
 pub mod sandbox;

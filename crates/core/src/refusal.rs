@@ -81,7 +81,8 @@ pub fn of_connector(e: &ConnectorError) -> Option<Refusal> {
         },
         ConnectorError::Unauthorized
         | ConnectorError::Upstream(_)
-        | ConnectorError::Throttled(_) => return None,
+        | ConnectorError::Throttled(_)
+        | ConnectorError::OutcomeUnknown(_) => return None,
     })
 }
 

@@ -114,6 +114,21 @@ impl ConnectionRuntime {
         Ok(writer.create(entity, record).await?)
     }
 
+    /// The record of `entity` a create wrote with `reference`, if the source has it
+    /// ([`crate::connector::CreateRecords::find_written`]): one read, part of a write, so it
+    /// takes a write slot like the create it reconciles.
+    pub async fn find_written(
+        &self,
+        entity: Entity,
+        reference: &str,
+    ) -> Result<Option<Value>, ServiceError> {
+        let writer = self.connector.creates().ok_or_else(|| {
+            ConnectorError::Unsupported(format!("{} cannot create records", self.system.name))
+        })?;
+        let _slot = self.slot().await?;
+        Ok(writer.find_written(entity, reference).await?)
+    }
+
     /// Updates a record in the source (the descriptor must list the write).
     pub async fn update(
         &self,

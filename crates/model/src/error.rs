@@ -39,6 +39,9 @@ pub enum ErrorCode {
     HeadersTooLarge,
     /// The source system rejected the write on a business rule (invalid vendor, out of stock, ...).
     BusinessRuleViolation,
+    /// A write reached (or may have reached) the source system and no answer came back: it may
+    /// or may not have been applied.
+    OutcomeUnknown,
     /// Too many requests for this credential; retry after `Retry-After` seconds.
     RateLimitExceeded,
     /// An unexpected error on our side. Details are in our logs under the request id.
@@ -53,7 +56,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in catalogue order (used by docs and tests).
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidCursor,
         ErrorCode::UnsupportedApiVersion,
@@ -70,6 +73,7 @@ impl ErrorCode {
         ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,
         ErrorCode::BusinessRuleViolation,
+        ErrorCode::OutcomeUnknown,
         ErrorCode::RateLimitExceeded,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
@@ -96,6 +100,7 @@ impl ErrorCode {
             ErrorCode::UriTooLong => "URI_TOO_LONG",
             ErrorCode::HeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::BusinessRuleViolation => "BUSINESS_RULE_VIOLATION",
+            ErrorCode::OutcomeUnknown => "OUTCOME_UNKNOWN",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -125,6 +130,7 @@ impl ErrorCode {
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::OutcomeUnknown => 504,
         }
     }
 
@@ -148,7 +154,7 @@ impl ErrorCode {
             | ErrorCode::ConnectionCreditsExhausted
             | ErrorCode::StateConflict
             | ErrorCode::IdempotencyKeyInUse => "conflict_error",
-            ErrorCode::BusinessRuleViolation => "source_system_error",
+            ErrorCode::BusinessRuleViolation | ErrorCode::OutcomeUnknown => "source_system_error",
             ErrorCode::RateLimitExceeded => "rate_limit_error",
             ErrorCode::InternalError | ErrorCode::ServiceUnavailable => "api_error",
         }
@@ -198,6 +204,9 @@ impl ErrorCode {
             }
             ErrorCode::BusinessRuleViolation => {
                 "The source system rejected the write on a business rule (inactive vendor, out-of-stock item, ...). `details` carries its code."
+            }
+            ErrorCode::OutcomeUnknown => {
+                "A write was sent to the source system and no answer came back (a timeout, a dropped connection, a gateway error): it may or may not have been applied. `details.reason` is `outcome_unknown`. Read the record back, or retry with the same `Idempotency-Key`: Ironbridge then looks the record up at the source by its reference before writing anything again."
             }
             ErrorCode::RateLimitExceeded => {
                 "Too many requests for this credential. Wait `Retry-After` seconds."

@@ -157,6 +157,15 @@ impl From<ConnectorError> for ApiError {
                 err.internal = Some(cause);
                 err
             }
+            ConnectorError::OutcomeUnknown(cause) => {
+                let mut err = ApiError::new(
+                    ErrorCode::OutcomeUnknown,
+                    "The source system did not answer this write, so it may or may not have applied it. Do not send it again without the same Idempotency-Key: read the record back, or retry with the same key, and Ironbridge looks the record up at the source before writing anything again.",
+                )
+                .details(json!({"reason": "outcome_unknown"}));
+                err.internal = Some(cause);
+                err
+            }
             // `Upstream`, and any refusal (answered above).
             other => {
                 let mut err = ApiError::new(ErrorCode::ServiceUnavailable, "The source system could not be reached. Retry later.");

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
-    Authorize, Fields, Secret, SourceClock, authorized_call, json_body, json_page, limited_client,
+    Authorize, Fields, Secret, SourceClock, authorized, json_body, json_page, limited_client,
     unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
@@ -296,6 +296,12 @@ fn set_of(entity: Entity) -> Option<(&'static str, Option<&'static str>)> {
     }
 }
 
+/// The purchase-order field a create's reference is written to and found by. API v2.0's
+/// `purchaseOrders` exposes no reference field ("Your Reference" and "Vendor Order No." are not
+/// on the page, which is not extensible): `shipToContact` (Text[100]) is the free-text header
+/// field a create can set and a `$filter` can find.
+const REFERENCE_FIELD: &str = "shipToContact";
+
 fn number(d: &rust_decimal::Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
@@ -459,7 +465,9 @@ impl BcConnector {
         })
     }
 
-    /// Sends one call with the bearer token (see [`authorized_call`]).
+    /// Sends one call with the bearer token (see `authorized_call`). A `POST` creates
+    /// something, so it is never sent again once it may have reached Business Central
+    /// (`authorized_write`).
     async fn call(
         &self,
         method: Method,
@@ -467,7 +475,8 @@ impl BcConnector {
         headers: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ConnectorError> {
-        authorized_call(
+        let write = method == Method::POST;
+        authorized(
             &self.client,
             self,
             &self.source_clock,
@@ -484,6 +493,7 @@ impl BcConnector {
                 r
             },
             upstream,
+            write,
         )
         .await
     }
@@ -829,11 +839,13 @@ impl Source for BcConnector {
 
 #[async_trait]
 impl OrderWriter for BcConnector {
-    /// Creates an order with its lines in one deep insert.
+    /// Creates an order with its lines in one deep insert; the reference goes in
+    /// `shipToContact`, the one free-text header field API v2.0 lets a create set and a
+    /// filter find (see `docs/connectors/business-central.md`).
     async fn create_order(
         &self,
         order: &PurchaseOrderWrite,
-        _write: &UnifiedWrite,
+        unified: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
         if order.number.is_some() {
             return Err(ConnectorError::Unsupported(
@@ -847,6 +859,10 @@ impl OrderWriter for BcConnector {
         }
         for (k, v) in &order.custom_fields {
             body.insert(k.clone(), v.clone());
+        }
+        // After the custom fields: the reference is what the order is found by.
+        if let Some(r) = &unified.reference {
+            body.insert(REFERENCE_FIELD.into(), json!(r));
         }
         let lines: Vec<Value> = order
             .lines
@@ -868,12 +884,43 @@ impl OrderWriter for BcConnector {
             let err = self.error(&response, Some(&order.lines));
             return Err(self.place_item_error(err, &order.lines).await);
         }
-        let created = json_body("create", &response)?;
+        // Created: an answer that cannot be read, or a failed read-back, leaves the caller
+        // without the record, not without the write, so it is reconciled by its reference
+        // rather than written again.
+        let created = json_body("create", &response).map_err(|_| {
+            ConnectorError::OutcomeUnknown(
+                "Business Central created the order; its answer is unreadable".into(),
+            )
+        })?;
         match created.get("id").and_then(Value::as_str) {
             // Read it back with its lines, as the unified record needs them.
-            Some(id) if created.get("purchaseOrderLines").is_none() => self.read_order(id).await,
+            Some(id) if created.get("purchaseOrderLines").is_none() => {
+                self.read_order(id).await.map_err(|e| {
+                    ConnectorError::OutcomeUnknown(format!(
+                        "Business Central created order {id} but reading it back failed: {e}"
+                    ))
+                })
+            }
             _ => Ok(created),
         }
+    }
+
+    /// The order whose `shipToContact` is the reference: one filtered read with its lines
+    /// (in BC's key order, the first if a person typed the same text into another order).
+    async fn find_order(&self, reference: &str) -> Result<Option<Value>, ConnectorError> {
+        let root = self.company_root().await?;
+        let mut url = reqwest::Url::parse(&format!("{root}/purchaseOrders")).map_err(|_| {
+            ConnectorError::InvalidSettings {
+                param: "settings.base_url".into(),
+                message: "is not a valid URL".into(),
+            }
+        })?;
+        url.query_pairs_mut()
+            .append_pair("$filter", &format!("{REFERENCE_FIELD} eq '{reference}'"))
+            .append_pair("$expand", "purchaseOrderLines")
+            .append_pair("$top", "1");
+        let body = self.get_json(url.as_str(), &[]).await?;
+        Ok(body.pointer("/value/0").cloned())
     }
 
     /// Updates an order: header fields with `If-Match`; replacement lines added before the

@@ -186,6 +186,9 @@ pub fn upstream(e: UpstreamError) -> ConnectorError {
         UpstreamError::RateLimited(_) | UpstreamError::Status { status: 429, .. } => {
             ConnectorError::Throttled(format!("NetSuite: {e}"))
         }
+        UpstreamError::OutcomeUnknown(what) => {
+            ConnectorError::OutcomeUnknown(format!("NetSuite: {what}"))
+        }
         e => ConnectorError::Upstream(format!("NetSuite: {e}")),
     }
 }

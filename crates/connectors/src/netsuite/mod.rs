@@ -26,7 +26,9 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value, json};
 
 use crate::client::{UpstreamClient, UpstreamResponse};
-use crate::common::{Authorize, SourceClock, authorized_call, limited_client, parse_json};
+use crate::common::{
+    Authorize, SourceClock, authorized_call, authorized_write, limited_client, parse_json,
+};
 use crate::sleeper::Sleeper;
 use crate::token::TokenCache;
 
@@ -324,6 +326,15 @@ impl NetSuite {
         authorized_call(&self.client, self, &self.source_clock, make, auth::upstream).await
     }
 
+    /// Sends a create, never resent once it may have reached NetSuite (see
+    /// [`authorized_write`]).
+    async fn call_write(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        authorized_write(&self.client, self, &self.source_clock, make, auth::upstream).await
+    }
+
     /// Runs one SuiteQL page.
     async fn suiteql(
         &self,
@@ -403,7 +414,8 @@ impl NetSuite {
         Ok(ids)
     }
 
-    /// `GET purchaseOrder/{id}?expandSubResources=true` in the raw shape of reads.
+    /// `GET purchaseOrder/{id}?expandSubResources=true` in the raw shape of reads; `id` may
+    /// be an external id as `eid:{externalId}`.
     async fn get_order(&self, id: &str) -> Result<Value, ConnectorError> {
         let url = format!(
             "{}/services/rest/record/v1/purchaseOrder/{id}",
@@ -560,16 +572,17 @@ impl Source for NetSuite {
 
 #[async_trait]
 impl OrderWriter for NetSuite {
-    /// Creates an order through the REST record API, then reads it back in the shape of reads.
+    /// Creates an order through the REST record API (the reference as its `externalId`), then
+    /// reads it back in the shape of reads.
     async fn create_order(
         &self,
         order: &PurchaseOrderWrite,
-        _write: &UnifiedWrite,
+        unified: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
-        let body = write::create_body(order)?;
+        let body = write::create_body(order, unified.reference.as_deref())?;
         let url = format!("{}/services/rest/record/v1/purchaseOrder", self.base_url);
         let response = self
-            .call(|http| {
+            .call_write(|http| {
                 http.post(&url)
                     .header(CONTENT_TYPE, "application/json")
                     .json(&body)
@@ -587,9 +600,26 @@ impl OrderWriter for NetSuite {
             .map(str::to_string)
             .filter(|id| record_id(id).is_ok())
             .ok_or_else(|| {
-                ConnectorError::Upstream("NetSuite created the order without a Location".into())
+                ConnectorError::OutcomeUnknown(
+                    "NetSuite created the order without a Location".into(),
+                )
             })?;
-        self.get_order(&id).await
+        // Created: a failed read-back leaves the caller without the record, not without the
+        // write, so it is reconciled (found by its reference) rather than written again.
+        self.get_order(&id).await.map_err(|e| {
+            ConnectorError::OutcomeUnknown(format!(
+                "NetSuite created order {id} but reading it back failed: {e}"
+            ))
+        })
+    }
+
+    /// `GET purchaseOrder/eid:{reference}`: the order whose `externalId` is the reference.
+    async fn find_order(&self, reference: &str) -> Result<Option<Value>, ConnectorError> {
+        match self.get_order(&format!("eid:{reference}")).await {
+            Ok(order) => Ok(Some(order)),
+            Err(ConnectorError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Updates an order (`replace=item` when the lines are replaced), then reads it back.

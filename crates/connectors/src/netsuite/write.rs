@@ -58,8 +58,12 @@ fn custom(m: &mut Map<String, Value>, fields: &Map<String, Value>) {
     }
 }
 
-/// The `POST /record/v1/purchaseOrder` body.
-pub fn create_body(order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> {
+/// The `POST /record/v1/purchaseOrder` body; a create's reference is its `externalId`, which
+/// NetSuite keeps unique per record type and finds as `eid:{externalId}`.
+pub fn create_body(
+    order: &PurchaseOrderWrite,
+    external_id: Option<&str>,
+) -> Result<Value, ConnectorError> {
     let mut m = Map::new();
     m.insert("entity".into(), reference(&order.vendor_remote_id));
     if let Some(n) = &order.number {
@@ -87,6 +91,10 @@ pub fn create_body(order: &PurchaseOrderWrite) -> Result<Value, ConnectorError> 
         m.insert("memo".into(), json!(memo));
     }
     custom(&mut m, &order.custom_fields);
+    // After the custom fields: the reference is what the order is found by.
+    if let Some(eid) = external_id {
+        m.insert("externalId".into(), json!(eid));
+    }
     m.insert(
         "item".into(),
         lines(&order.lines, order.expected_delivery_date.as_deref()),
@@ -135,6 +143,7 @@ pub fn param_of(path: &str) -> Option<String> {
         "tranId" => Some("number"),
         "memo" => Some("memo"),
         "item" | "item.items" => Some("line_items"),
+        "externalId" => Some("reference"),
         _ => None,
     };
     if let Some(h) = header {

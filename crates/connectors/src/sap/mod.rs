@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
-    Authorize, Fields, Secret, SourceClock, authorized_call, json_body, json_page, limited_client,
+    Authorize, Fields, Secret, SourceClock, authorized, json_body, json_page, limited_client,
     make_cursor, parse_cursor, unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
@@ -296,6 +296,10 @@ fn spec(entity: Entity) -> Option<Spec> {
     })
 }
 
+/// The purchase-order field a create's reference is written to and found by: "Your
+/// Reference" (`EKKO-IHREZ`), `Edm.String` of `MaxLength` 12, filterable.
+const REFERENCE_FIELD: &str = "CorrespncExternalReference";
+
 fn quote(key: &str) -> String {
     format!("'{}'", key.replace('\'', "''"))
 }
@@ -443,7 +447,8 @@ impl SapConnector {
     }
 
     /// Sends one call with auth, `sap-client`, JSON and optional CSRF (see
-    /// [`authorized_call`]).
+    /// `authorized_call`). A `POST` creates something, so it is never sent again once it may
+    /// have reached SAP (`authorized_write`).
     async fn call(
         &self,
         method: Method,
@@ -453,7 +458,8 @@ impl SapConnector {
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ConnectorError> {
         let url = self.url(path);
-        authorized_call(
+        let write = method == Method::POST;
+        authorized(
             &self.client,
             self,
             &self.source_clock,
@@ -478,6 +484,7 @@ impl SapConnector {
                 r
             },
             upstream,
+            write,
         )
         .await
     }
@@ -819,11 +826,12 @@ impl Source for SapConnector {
 
 #[async_trait]
 impl OrderWriter for SapConnector {
-    /// Creates an order with its items in one deep insert.
+    /// Creates an order with its items in one deep insert; the reference goes in
+    /// `CorrespncExternalReference` ("Your Reference").
     async fn create_order(
         &self,
         order: &PurchaseOrderWrite,
-        _write: &UnifiedWrite,
+        unified: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
         let mut body = Map::new();
         body.insert("PurchaseOrderType".into(), json!(self.purchase_order_type));
@@ -857,6 +865,10 @@ impl OrderWriter for SapConnector {
         for (k, v) in &order.custom_fields {
             body.insert(k.clone(), v.clone());
         }
+        // After the custom fields: the reference is what the order is found by.
+        if let Some(r) = &unified.reference {
+            body.insert(REFERENCE_FIELD.into(), json!(r));
+        }
         let plant = order.location_remote_id.as_deref();
         let items: Vec<Value> = order
             .lines
@@ -885,11 +897,37 @@ impl OrderWriter for SapConnector {
         if response.status != 201 {
             return Err(self.error(&response, Some(&order.lines)));
         }
-        let created = json_body("create", &response)?;
-        created
-            .get("d")
-            .cloned()
-            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
+        // Created: an answer that cannot be read leaves the caller without the record, not
+        // without the write, so it is reconciled by its reference rather than written again.
+        json_body("create", &response)
+            .ok()
+            .and_then(|created| created.get("d").cloned())
+            .ok_or_else(|| {
+                ConnectorError::OutcomeUnknown(
+                    "SAP created the order; its answer is unreadable".into(),
+                )
+            })
+    }
+
+    /// The order whose `CorrespncExternalReference` is the reference: one filtered read with
+    /// its items, the oldest first if a person typed the same text into another order.
+    async fn find_order(&self, reference: &str) -> Result<Option<Value>, ConnectorError> {
+        let body = self
+            .get_json(
+                &format!("{PO_SRV}/A_PurchaseOrder"),
+                &[
+                    (
+                        "$filter",
+                        format!("{REFERENCE_FIELD} eq {}", quote(reference)),
+                    ),
+                    ("$expand", "to_PurchaseOrderItem".into()),
+                    ("$orderby", "PurchaseOrder".into()),
+                    ("$top", "1".into()),
+                    ("$format", "json".into()),
+                ],
+            )
+            .await?;
+        Ok(body.pointer("/d/results/0").cloned())
     }
 
     /// Updates an order: custom fields on the header; replacement lines added before the old

@@ -19,14 +19,14 @@ use serde_json::{Map, Value, json};
 
 use crate::sap::{admin, calls, decode_all, read_all, start};
 
-struct Setup {
-    emu: RunningEmulator,
+pub(crate) struct Setup {
+    pub(crate) emu: RunningEmulator,
     sleeper: RecordingSleeper,
-    connector: Arc<dyn Connector>,
+    pub(crate) connector: Arc<dyn Connector>,
     token_path: String,
 }
 
-async fn setup(orders: u64, page_size: u64) -> Setup {
+pub(crate) async fn setup(orders: u64, page_size: u64) -> Setup {
     let emu = start(EmulatorConfig::new(System::BusinessCentral, 11, orders)).await;
     let creds = admin(&emu, "GET", "/credentials", None).await;
     let settings = json!({"base_url": emu.base_url(), "login_url": emu.base_url(),

@@ -4,4 +4,5 @@
 mod bc;
 mod netsuite;
 mod plumbing;
+mod reconcile;
 mod sap;

@@ -21,14 +21,14 @@ use serde_json::{Map, Value, json};
 const CLIENT_ID: &str = "ib-client";
 const START_SECS: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z, the emulator's default start.
 
-struct Env {
-    emu: RunningEmulator,
+pub(crate) struct Env {
+    pub(crate) emu: RunningEmulator,
     clock: ManualClock,
     sleeper: RecordingSleeper,
     http: reqwest::Client,
 }
 
-async fn start(orders: u64) -> Env {
+pub(crate) async fn start(orders: u64) -> Env {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emu =
         ironbridge_emulators::start(EmulatorConfig::new(System::NetSuite, 7, orders), listener)
@@ -69,14 +69,14 @@ impl Env {
     }
 
     /// Option A: a generated certificate, registered like a customer's upload.
-    async fn generated_credentials(&self) -> Map<String, Value> {
+    pub(crate) async fn generated_credentials(&self) -> Map<String, Value> {
         let cert =
             generate_certificate("Ironbridge test", Timestamp::from_secs(START_SECS)).unwrap();
         self.register("cert-generated", &cert.certificate_pem).await;
         credentials("cert-generated", &cert.private_key_pem)
     }
 
-    fn connector(&self, credentials: &Map<String, Value>) -> Arc<dyn Connector> {
+    pub(crate) fn connector(&self, credentials: &Map<String, Value>) -> Arc<dyn Connector> {
         let settings = json!({"base_url": self.emu.base_url()});
         netsuite::DESCRIPTOR
             .connect(

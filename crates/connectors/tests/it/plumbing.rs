@@ -490,3 +490,92 @@ async fn internal_addresses_are_refused_at_connect_time() {
     );
     assert_eq!(up.script.calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_write_is_resent_only_when_it_certainly_did_not_reach_the_source() {
+    // A 5xx that is not a refusal before processing: sent once, the outcome unknown.
+    for status in [500, 502, 503, 504] {
+        let up = upstream(vec![step(status), step(201)]).await;
+        let (c, sleeper, _) = client(config());
+        let err = c.send_write(|h| h.post(&up.url)).await.unwrap_err();
+        assert_eq!(
+            err,
+            UpstreamError::OutcomeUnknown(format!("the source answered {status}"))
+        );
+        assert_eq!(up.script.calls.load(Ordering::SeqCst), 1, "{status}");
+        assert!(sleeper.slept().is_empty());
+    }
+    // Refused before processing: 429 (with or without Retry-After) and 503 with Retry-After
+    // are sent again.
+    let refused = |status: u16, retry_after: Option<&str>| Step {
+        headers: retry_after
+            .map(|s| vec![("retry-after", s.to_string())])
+            .unwrap_or_default(),
+        ..step(status)
+    };
+    let up = upstream(vec![
+        refused(429, None),
+        refused(503, Some("1")),
+        refused(429, Some("2")),
+        step(201),
+    ])
+    .await;
+    let (c, sleeper, _) = client(config());
+    let ok = c.send_write(|h| h.post(&up.url)).await.unwrap();
+    assert_eq!(ok.status, 201);
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        &sleeper.slept()[1..],
+        &[Duration::from_secs(1), Duration::from_secs(2)]
+    );
+    // A timeout after the request was sent: once, the outcome unknown.
+    let slow = Step {
+        delay: Some(Duration::from_secs(5)),
+        ..step(201)
+    };
+    let up = upstream(vec![slow, step(201)]).await;
+    let (c, _, _) = client(UpstreamConfig {
+        timeout: Duration::from_millis(150),
+        ..config()
+    });
+    assert_eq!(
+        c.send_write(|h| h.post(&up.url)).await.unwrap_err(),
+        UpstreamError::OutcomeUnknown("timed out after the request was sent".into())
+    );
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 1);
+    // No connection could be made: nothing was sent, so it is tried again, then reported
+    // as unreachable (not as unknown).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (c, sleeper, _) = client(config());
+    let err = c
+        .send_write(|h| h.post(format!("http://{closed}/")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, UpstreamError::Unreachable("connection failed".into()));
+    assert_eq!(sleeper.slept().len(), 3, "four attempts");
+    // Reads keep retrying every transient failure.
+    let up = upstream(vec![step(502), step(504), step(200)]).await;
+    let (c, _, _) = client(config());
+    assert_eq!(c.send(|h| h.get(&up.url)).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn a_write_of_unknown_outcome_counts_against_the_circuit() {
+    let up = upstream(vec![step(504), step(504), step(504), step(201)]).await;
+    let (c, _, _) = client(config());
+    for _ in 0..3 {
+        assert!(matches!(
+            c.send_write(|h| h.post(&up.url)).await,
+            Err(UpstreamError::OutcomeUnknown(_))
+        ));
+    }
+    assert_eq!(c.breaker().state(), CircuitState::Open);
+    assert!(matches!(
+        c.send_write(|h| h.post(&up.url)).await,
+        Err(UpstreamError::CircuitOpen(_))
+    ));
+    assert_eq!(up.script.calls.load(Ordering::SeqCst), 3);
+}

@@ -62,13 +62,13 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
-struct Setup {
-    emu: RunningEmulator,
+pub(crate) struct Setup {
+    pub(crate) emu: RunningEmulator,
     sleeper: RecordingSleeper,
-    connector: Arc<dyn Connector>,
+    pub(crate) connector: Arc<dyn Connector>,
 }
 
-async fn setup(orders: u64, extra: Value, oauth: bool) -> Setup {
+pub(crate) async fn setup(orders: u64, extra: Value, oauth: bool) -> Setup {
     let emu = start(EmulatorConfig::new(System::SapS4Hana, 7, orders)).await;
     let creds = admin(&emu, "GET", "/credentials", None).await;
     let mut settings = obj(json!({"base_url": emu.base_url(), "sap_client": "100"}));

@@ -127,7 +127,7 @@ pub fn po_members(seed: u64, po: &PurchaseOrder, data: &Dataset, m: &mut Members
     m.str("payToVendorId", &vendor_guid);
     m.str("payToVendorNumber", &vendor_number(po.vendor_id));
     m.str("shipToName", loc.as_ref().map_or("", |l| l.name.as_str()));
-    m.str("shipToContact", "");
+    m.str("shipToContact", po.external_id.as_deref().unwrap_or(""));
     for prefix in ["buyFrom", "payTo"] {
         m.str(
             &format!("{prefix}AddressLine1"),

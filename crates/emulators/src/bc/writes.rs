@@ -13,13 +13,41 @@ use crate::common::clock::{day_start, parse_rfc3339};
 use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder};
 use crate::common::{Dataset, DeletedThrough, RecordKind};
 
-const PO_WRITABLE: [&str; 5] = [
+const PO_WRITABLE: [&str; 6] = [
     "vendorId",
     "vendorNumber",
     "orderDate",
     "postingDate",
+    "shipToContact",
     "purchaseOrderLines",
 ];
+
+/// `shipToContact` (Text[100]) when the body sets it; empty clears it.
+fn ship_to_contact(m: &Map<String, Value>) -> Result<Option<Option<String>>, BcError> {
+    let Some(v) = m.get("shipToContact") else {
+        return Ok(None);
+    };
+    let text = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        _ => {
+            return Err(BcError::bad(
+                "BadRequest",
+                "Cannot convert a primitive value to the expected type 'Edm.String'.",
+            ));
+        }
+    };
+    let len = text.chars().count();
+    if len > 100 {
+        return Err(BcError::bad(
+            "Application_StringExceededLength",
+            format!(
+                "The length of the string is {len}, but it must be less than or equal to 100 characters. Value: {text}"
+            ),
+        ));
+    }
+    Ok(Some((!text.is_empty()).then_some(text)))
+}
 const LINE_WRITABLE: [&str; 7] = [
     "documentId",
     "sequence",
@@ -355,7 +383,7 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                     .get(vendor_id)
                     .map_or("USD".into(), |v| v.currency),
                 memo: String::new(),
-                external_id: None,
+                external_id: ship_to_contact(&m)?.flatten(),
                 priority: "Normal".into(),
                 requestor_id: EMPLOYEES[0].0,
                 lines: Vec::new(),
@@ -433,9 +461,12 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                 ),
             )?;
             let sample = model::po_json(ctx.seed, &po, &data);
-            check(&m, &PO_WRITABLE[..4], Some(&sample), "purchaseOrder")?;
+            check(&m, &PO_WRITABLE[..5], Some(&sample), "purchaseOrder")?;
             if let Some(v) = vendor(bc, &m, &data)? {
                 po.vendor_id = v;
+            }
+            if let Some(c) = ship_to_contact(&m)? {
+                po.external_id = c;
             }
             if let Some(d) = date(&m, "orderDate")? {
                 po.order_date = d;

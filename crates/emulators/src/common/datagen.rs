@@ -220,6 +220,8 @@ pub struct PurchaseOrder {
     pub last_modified: Millis,
     pub currency: String,
     pub memo: String,
+    /// The reference a client wrote to find the order again: NetSuite's `externalId`, SAP's
+    /// `CorrespncExternalReference` ("Your Reference"), Business Central's `shipToContact`.
     pub external_id: Option<String>,
     /// Header custom fields (NetSuite `custbody_ib_priority`, `custbody_requestor`; SAP `YY1_*`).
     pub priority: String,

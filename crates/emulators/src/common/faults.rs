@@ -1,4 +1,5 @@
-//! Fault-injection switches (latency, 5xx rate, 429s, hangs, outages, canned errors) and their bookkeeping.
+//! Fault-injection switches (latency, 5xx rate, 429s, hangs, outages, canned errors, answers
+//! lost after a write was applied) and their bookkeeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,42 @@ pub struct FaultConfig {
     pub next_errors: Option<NextErrors>,
     /// Simulated outage of the whole host (admin API included; it can end by itself after `duration_ms`).
     pub offline: Option<OfflineFault>,
+    /// The next `count` matching requests are processed (a write is applied), then their
+    /// answer is lost: the connection drops, the answer is held back, or a gateway's 502/504
+    /// replaces it.
+    pub lose_answer: Option<LoseAnswerFault>,
+}
+
+/// How an answer is lost after the request was processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoseMode {
+    /// The connection is closed mid-answer: after part of the body when there is one; reset
+    /// before the status line otherwise.
+    Drop,
+    /// The answer is held back `duration_ms` (real time) before it is sent, so a client with a
+    /// shorter timeout gives up after the request was applied.
+    Hang,
+    /// A gateway in front of the system answers 504 Gateway Timeout instead.
+    GatewayTimeout,
+    /// A gateway in front of the system answers 502 Bad Gateway instead.
+    BadGateway,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoseAnswerFault {
+    pub count: u32,
+    pub mode: LoseMode,
+    /// For `hang`: how long the answer is held back, in real milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Only requests with this method; by default any but `GET` and `HEAD`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Only requests whose path contains this text.
+    #[serde(default)]
+    pub path_contains: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +181,12 @@ impl Faults {
         if cfg.concurrency_limit == Some(0) {
             return Err("concurrency_limit must be at least 1".into());
         }
+        if let Some(l) = &cfg.lose_answer
+            && l.mode == LoseMode::Hang
+            && l.duration_ms == 0
+        {
+            return Err("lose_answer.duration_ms must be set for mode hang".into());
+        }
         let offline = cfg.offline.clone();
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         match offline {
@@ -199,6 +242,30 @@ impl Faults {
 
     pub fn offline_mode(&self) -> OfflineMode {
         *self.offline_tx.borrow()
+    }
+
+    /// Whether the answer to this request, about to be processed, is to be lost (and how),
+    /// consuming one of the `lose_answer` budget's requests when it matches.
+    pub fn lose_answer(&self, method: &str, path: &str) -> Option<(LoseMode, u64)> {
+        let mut cfg = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = cfg.lose_answer.as_mut()?;
+        let method_ok = match &fault.method {
+            Some(m) => m.eq_ignore_ascii_case(method),
+            None => !matches!(method, "GET" | "HEAD"),
+        };
+        let path_ok = fault
+            .path_contains
+            .as_deref()
+            .is_none_or(|p| path.contains(p));
+        if fault.count == 0 || !method_ok || !path_ok {
+            return None;
+        }
+        fault.count -= 1;
+        let lost = (fault.mode, fault.duration_ms);
+        if fault.count == 0 {
+            cfg.lose_answer = None;
+        }
+        Some(lost)
     }
 
     /// Decides the faults for one request, consuming "next N" budgets.

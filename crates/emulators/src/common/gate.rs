@@ -1,5 +1,6 @@
 //! Middleware in front of every emulated API (never the admin API): logs the request, applies injected
-//! faults and the system's concurrency and per-minute limits, answering in the system's own error format.
+//! faults and the system's concurrency and per-minute limits, answering in the system's own error format,
+//! and loses the answer of a request it processed when told to.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -13,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
 use super::Core;
-use super::faults::Injected;
+use super::faults::{Injected, LoseMode};
+use super::net::Connection;
 
 /// Why a request is being throttled; systems may word their 429 differently per cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +160,103 @@ async fn run(g: &Gate, req: Request, next: Next) -> Response {
         Some(Injected::ServerError(s)) => g
             .errors
             .server_error(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
-        None => next.run(req).await.into_response(),
+        None => {
+            let lost = g
+                .core
+                .faults
+                .lose_answer(req.method().as_str(), req.uri().path());
+            let connection = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<Connection>>()
+                .map(|c| c.0.clone());
+            let resp = next.run(req).await.into_response();
+            match lost {
+                None => resp,
+                Some((mode, hold_ms)) => lose(resp, mode, hold_ms, connection).await,
+            }
+        }
+    }
+}
+
+/// The answer to a request that was processed, lost on its way back.
+async fn lose(
+    resp: Response,
+    mode: LoseMode,
+    hold_ms: u64,
+    connection: Option<Connection>,
+) -> Response {
+    match mode {
+        LoseMode::Hang => {
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+            resp
+        }
+        LoseMode::GatewayTimeout | LoseMode::BadGateway => {
+            // A gateway's own page, not the system's error format.
+            let (status, text) = if mode == LoseMode::GatewayTimeout {
+                (StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out")
+            } else {
+                (StatusCode::BAD_GATEWAY, "502 Bad Gateway")
+            };
+            let mut r = (status, text).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/plain"));
+            r
+        }
+        LoseMode::Drop => {
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            if bytes.is_empty() {
+                // Nothing to cut short (a 204): the connection is reset before the status
+                // line goes out.
+                if let Some(c) = connection {
+                    c.reset();
+                }
+                return Response::from_parts(parts, Body::empty());
+            }
+            parts.headers.remove("content-length");
+            let head = bytes.slice(..bytes.len().div_ceil(2));
+            Response::from_parts(parts, Body::new(CutOff::new(head)))
+        }
+    }
+}
+
+/// A body that sends its first part, pauses so the status line and that part go out, then
+/// fails, which makes the server close the connection mid-answer.
+struct CutOff {
+    head: Option<bytes::Bytes>,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl CutOff {
+    fn new(head: bytes::Bytes) -> Self {
+        CutOff {
+            head: Some(head),
+            pause: Some(Box::pin(tokio::time::sleep(Duration::from_millis(20)))),
+        }
+    }
+}
+
+impl http_body::Body for CutOff {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(head) = self.head.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(head))));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            std::task::ready!(pause.as_mut().poll(cx));
+            self.pause = None;
+        }
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the answer was lost (lose_answer fault)",
+        ))))
     }
 }
 

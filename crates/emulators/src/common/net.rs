@@ -1,8 +1,11 @@
-//! Listener and connection wrapper that make "the host is down" real: refused connects, or resets.
+//! Listener and connection wrapper that make "the host is down" real: refused connects, or resets;
+//! and a handle to reset one connection (an answer lost on its way back).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,7 +67,11 @@ impl axum::serve::Listener for FaultyListener {
                             drop(stream);
                             continue;
                         }
-                        let io = FaultyStream { inner: stream, offline: self.offline.clone() };
+                        let io = FaultyStream {
+                            inner: stream,
+                            offline: self.offline.clone(),
+                            reset: Arc::default(),
+                        };
                         return (io, addr);
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -79,15 +86,47 @@ impl axum::serve::Listener for FaultyListener {
     }
 }
 
-/// A connection that fails with a reset as soon as it is used while the emulator is offline.
+/// A connection that fails with a reset as soon as it is used while the emulator is offline,
+/// or once its [`Connection`] handle asked for it.
 pub struct FaultyStream {
     inner: TcpStream,
     offline: watch::Receiver<OfflineMode>,
+    reset: Arc<AtomicBool>,
+}
+
+/// A request's connection, as connect info: [`Connection::reset`] makes its next read or
+/// write fail and closes it with a TCP reset, so the answer being written never leaves.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    reset: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// Resets the connection the next time it is used.
+    pub fn reset(&self) {
+        self.reset.store(true, Ordering::SeqCst);
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, FaultyListener>>
+    for Connection
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, FaultyListener>) -> Self {
+        Connection {
+            reset: stream.io().reset.clone(),
+        }
+    }
 }
 
 impl FaultyStream {
     fn check(&self) -> io::Result<()> {
-        if *self.offline.borrow() == OfflineMode::Online {
+        if self.reset.load(Ordering::SeqCst) {
+            let _ = self.inner.set_zero_linger();
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "answer lost (lose_answer fault)",
+            ))
+        } else if *self.offline.borrow() == OfflineMode::Online {
             Ok(())
         } else {
             let _ = self.inner.set_zero_linger();

@@ -1,5 +1,6 @@
 //! Record API writes: create (204 + `Location`), PATCH with NetSuite sublist semantics (`item` appends,
-//! `?replace=item` replaces), upsert by `eid:`, delete; validation errors in NetSuite's body.
+//! `?replace=item` replaces), upsert by `eid:`, delete; external ids unique per record type;
+//! validation errors in NetSuite's body.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -36,6 +37,28 @@ fn user_error(detail: impl Into<String>, path: Option<&str>) -> NsError {
         d = d.with("o:errorPath", p);
     }
     NsError::new(StatusCode::BAD_REQUEST, d)
+}
+
+/// NetSuite keeps an external id unique per record type: setting one another order has is
+/// refused (400; the wording is inferred from the SOAP `DUP_RCRD` "This record already
+/// exists").
+fn check_external_id(data: &Dataset, po: &PurchaseOrder) -> Result<(), NsError> {
+    let Some(eid) = po.external_id.as_deref() else {
+        return Ok(());
+    };
+    match super::records::find_external(&data.purchase_orders, eid) {
+        Some(other) if other != po.id => Err(NsError::new(
+            StatusCode::BAD_REQUEST,
+            Detail::new(
+                "USER_ERROR",
+                format!(
+                    "Error while accessing a resource. This record already exists: a purchaseOrder has the external ID {eid}."
+                ),
+            )
+            .with("o:errorPath", "externalId"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn parse_body(body: &Bytes) -> Result<Map<String, Value>, NsError> {
@@ -385,6 +408,7 @@ pub async fn create(
             }
             let mut po = new_po(&data, now);
             apply_po(&mut po, &body, &data, true, now)?;
+            check_external_id(&data, &po)?;
             let id = data.purchase_orders.insert(po.clone());
             if !body.contains_key("tranId") {
                 po.id = id;
@@ -467,6 +491,7 @@ fn update_po(
         return Err(user_error("You cannot edit a closed transaction.", None));
     }
     apply_po(&mut po, body, data, replace, now)?;
+    check_external_id(data, &po)?;
     data.purchase_orders.replace(po);
     Ok(())
 }

@@ -66,6 +66,8 @@ pub const PO_PROPS: &[Prop] = &[
     p("IncotermsClassification", Str(3)),
     p("IncotermsLocation1", Str(70)),
     p("IncotermsLocation2", Str(70)),
+    p("CorrespncExternalReference", Str(12)),
+    p("CorrespncInternalReference", Str(12)),
     p("InvoicingParty", Str(10)),
     p("ReleaseIsNotCompleted", Bool),
     p("PurchasingCompletenessStatus", Bool),
@@ -229,6 +231,8 @@ pub fn po_prop(po: &PurchaseOrder, vendor: Option<&Vendor>, name: &str) -> OVal 
         "AddressPostalCode" => s(vendor.map_or(String::new(), |v| v.zip.clone())),
         "AddressCountry" => s(vendor.map_or(String::new(), |v| v.country.clone())),
         "YY1_Priority_PDH" => s(po.priority.clone()),
+        // "Your Reference": free text a client sets; the canonical order's external reference.
+        "CorrespncExternalReference" => s(po.external_id.clone().unwrap_or_default()),
         _ => s(""),
     }
 }

@@ -94,6 +94,33 @@ fn check_props(
     Ok(())
 }
 
+/// "Your Reference" (`CorrespncExternalReference`, `Edm.String` of `MaxLength` 12) when the
+/// body sets it: `Some(None)` clears it. A longer value is refused (the Gateway's wording for
+/// it is inferred).
+fn your_reference(req: &Req, m: &Map<String, Value>) -> Result<Option<Option<String>>, SapError> {
+    let Some(v) = m.get("CorrespncExternalReference") else {
+        return Ok(None);
+    };
+    let r = match v {
+        Value::Null => String::new(),
+        other => text(other).ok_or_else(|| {
+            bad(
+                req,
+                "/IWBEP/CM_MGW_RT/006",
+                "Invalid value for property 'CorrespncExternalReference'",
+            )
+        })?,
+    };
+    if r.chars().count() > 12 {
+        return Err(bad(
+            req,
+            "/IWBEP/CM_MGW_RT/006",
+            "Invalid value for property 'CorrespncExternalReference': at most 12 characters",
+        ));
+    }
+    Ok(Some((!r.is_empty()).then_some(r)))
+}
+
 /// Supplier given by key: must exist and not be blocked for purchasing.
 fn supplier(req: &Req, v: &Value, data: &Dataset) -> Result<u64, SapError> {
     let key = text(v).unwrap_or_default();
@@ -282,7 +309,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                 last_modified: now,
                 currency,
                 memo: String::new(),
-                external_id: None,
+                external_id: your_reference(req, &m)?.flatten(),
                 priority: m
                     .get("YY1_Priority_PDH")
                     .and_then(text)
@@ -382,6 +409,9 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                     }
                     if let Some(v) = m.get("YY1_Priority_PDH").and_then(text) {
                         po.priority = v;
+                    }
+                    if let Some(r) = your_reference(req, &m)? {
+                        po.external_id = r;
                     }
                     // Other properties are not updatable and are ignored, as the Gateway does.
                     po.last_modified = now;

@@ -988,3 +988,57 @@ async fn limits_concurrency_budget_and_retry_after_switch() {
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 3, "{codes:?}");
     bc.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn ship_to_contact_is_written_and_filterable() {
+    let bc = Bc::new(10).await;
+    let body = json!({"vendorNumber": "V00002", "shipToContact": "IBREF0000001",
+        "purchaseOrderLines": [{"lineType": "Item", "lineObjectNumber": "ITEM-00003", "quantity": 2}]});
+    let r = bc
+        .req(Method::POST, &bc.co("/purchaseOrders"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["shipToContact"], "IBREF0000001");
+    let id = v["id"].as_str().unwrap().to_string();
+    let found = bc
+        .json(&bc.co(
+            "/purchaseOrders?$filter=shipToContact%20eq%20'IBREF0000001'&$expand=purchaseOrderLines",
+        ))
+        .await;
+    let value = found["value"].as_array().unwrap();
+    assert_eq!(value.len(), 1);
+    assert_eq!(value[0]["id"], json!(id));
+    assert_eq!(value[0]["purchaseOrderLines"].as_array().unwrap().len(), 1);
+    // Text[100]: a longer value is refused.
+    let mut long = body.clone();
+    long["shipToContact"] = json!("x".repeat(101));
+    let r = bc
+        .req(Method::POST, &bc.co("/purchaseOrders"))
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        bc_code(&r.json::<Value>().await.unwrap()),
+        "Application_StringExceededLength"
+    );
+    // It can be changed with If-Match, like the other header fields.
+    let r = bc
+        .req(Method::PATCH, &bc.co(&format!("/purchaseOrders({id})")))
+        .header("If-Match", v["@odata.etag"].as_str().unwrap())
+        .json(&json!({"shipToContact": "IBREF0000002"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let found = bc
+        .json(&bc.co("/purchaseOrders?$filter=shipToContact%20eq%20'IBREF0000002'"))
+        .await;
+    assert_eq!(found["value"][0]["id"], json!(id));
+    bc.emu.shutdown().await;
+}

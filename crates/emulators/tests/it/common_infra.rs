@@ -676,3 +676,98 @@ async fn hostile_input_gets_errors_not_panics() {
     assert_eq!(r.status(), 401);
     bc.shutdown().await;
 }
+
+#[tokio::test]
+async fn lost_answers_come_after_the_write_was_applied() {
+    let ns = Ns::new(10).await;
+    let orders = || async {
+        admin_json(&ns.emu, Method::GET, "", None).await["counts"]["purchase_orders"]
+            .as_u64()
+            .unwrap()
+    };
+    let create = || {
+        ns.http
+            .post(ns.url("/record/v1/purchaseOrder"))
+            .bearer_auth(&ns.token)
+            .json(&json!({"entity": {"id": "2"}, "item": {"items": [{"item": {"id": "3"}, "quantity": 1}]}}))
+            .send()
+    };
+    let emu = &ns.emu;
+    let lose = |fault: Value| async move {
+        admin_json(
+            emu,
+            Method::PUT,
+            "/faults",
+            Some(json!({"lose_answer": fault})),
+        )
+        .await
+    };
+    let before = orders().await;
+
+    // Drop: NetSuite's create answers 204 without a body, so the connection closes before
+    // the status line; the order exists all the same.
+    lose(json!({"count": 1, "mode": "drop", "path_contains": "/record/v1/purchaseOrder"})).await;
+    // A read does not match (by default only methods other than GET and HEAD do).
+    assert_eq!(
+        ns.get("/record/v1/purchaseOrder?limit=1").await.status(),
+        200
+    );
+    assert!(create().await.is_err());
+    assert_eq!(orders().await, before + 1);
+    // The budget is spent: the next create is answered.
+    assert_eq!(create().await.unwrap().status(), 204);
+    assert_eq!(orders().await, before + 2);
+    let faults = admin_json(&ns.emu, Method::GET, "/faults", None).await;
+    assert!(faults["lose_answer"].is_null());
+
+    // Drop of an answer with a body: the status line and part of the body arrive, then the
+    // connection closes.
+    lose(
+        json!({"count": 1, "mode": "drop", "method": "POST", "path_contains": "/query/v1/suiteql"}),
+    )
+    .await;
+    let sent = ns.suiteql("SELECT id FROM location", 5, 0).await;
+    assert_eq!(sent.status(), 200);
+    assert!(sent.text().await.is_err(), "the body is cut off");
+
+    // A gateway's 504 or 502 replaces the answer of an applied create.
+    lose(json!({"count": 1, "mode": "gateway_timeout"})).await;
+    let r = create().await.unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.text().await.unwrap(), "504 Gateway Time-out");
+    lose(json!({"count": 1, "mode": "bad_gateway", "method": "post"})).await;
+    assert_eq!(create().await.unwrap().status(), 502);
+    assert_eq!(orders().await, before + 4);
+
+    // Hang: the answer is held back; a client with a shorter timeout gives up after the
+    // order was created.
+    lose(json!({"count": 1, "mode": "hang", "duration_ms": 2000})).await;
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let r = quick
+        .post(ns.url("/record/v1/purchaseOrder"))
+        .bearer_auth(&ns.token)
+        .json(&json!({"entity": {"id": "2"}, "item": {"items": [{"item": {"id": "3"}, "quantity": 1}]}}))
+        .send()
+        .await;
+    assert!(r.unwrap_err().is_timeout());
+    assert_eq!(orders().await, before + 5);
+    // The log shows every create the emulator received.
+    let counts = admin_json(&ns.emu, Method::GET, "/requests/count", None).await;
+    assert_eq!(
+        counts["by_path"]["POST /services/rest/record/v1/purchaseOrder"],
+        5
+    );
+
+    // A hang needs its duration; an unknown mode is refused.
+    for bad in [
+        json!({"lose_answer": {"count": 1, "mode": "hang"}}),
+        json!({"lose_answer": {"count": 1, "mode": "explode"}}),
+    ] {
+        let r = admin(&ns.emu, Method::PUT, "/faults", Some(bad)).await;
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    ns.emu.shutdown().await;
+}

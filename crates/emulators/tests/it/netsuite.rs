@@ -1736,3 +1736,75 @@ async fn deletions_are_logged_and_served_as_the_deleted_record_table() {
         .unwrap();
     assert_eq!(gone["totalResults"], 0);
 }
+
+#[tokio::test]
+async fn external_ids_are_unique_per_record_type_and_found_by_eid() {
+    let ns = Ns::new(10).await;
+    let order = |eid: &str| {
+        json!({"entity": {"id": "2"}, "externalId": eid,
+            "item": {"items": [{"item": {"id": "3"}, "quantity": 1}]}})
+    };
+    let r = ns
+        .send(Method::POST, "/record/v1/purchaseOrder", order("IBREF0001"))
+        .await;
+    assert_eq!(r.status(), 204);
+    let id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let po = ns
+        .get_json("/record/v1/purchaseOrder/eid:IBREF0001?expandSubResources=true")
+        .await;
+    assert_eq!(
+        (po["id"].as_str(), po["externalId"].as_str()),
+        (Some(id.as_str()), Some("IBREF0001"))
+    );
+    let count = || async {
+        admin_json(&ns.emu, Method::GET, "", None).await["counts"]["purchase_orders"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = count().await;
+
+    // A second order with the same external id is refused and nothing is created.
+    let r = ns
+        .send(Method::POST, "/record/v1/purchaseOrder", order("IBREF0001"))
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(ns_code(&v), "USER_ERROR", "{v}");
+    assert_eq!(v["o:errorDetails"][0]["o:errorPath"], "externalId");
+    assert_eq!(count().await, before);
+    // So is giving another order that external id; an order may keep its own.
+    let r = ns
+        .send(Method::POST, "/record/v1/purchaseOrder", order("IBREF0002"))
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = ns
+        .send(
+            Method::PATCH,
+            "/record/v1/purchaseOrder/eid:IBREF0002",
+            json!({"externalId": "IBREF0001"}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = ns
+        .send(
+            Method::PATCH,
+            &format!("/record/v1/purchaseOrder/{id}"),
+            json!({"externalId": "IBREF0001", "memo": "kept"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    // An unknown external id is NetSuite's 404.
+    assert_eq!(
+        ns.get("/record/v1/purchaseOrder/eid:NOSUCHREF")
+            .await
+            .status(),
+        404
+    );
+    ns.emu.shutdown().await;
+}

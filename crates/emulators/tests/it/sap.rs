@@ -1017,3 +1017,87 @@ async fn throttling_switch_and_faults_answer_in_sap_format() {
     assert!(r.json::<Value>().await.unwrap()["error"]["message"]["value"].is_string());
     sap.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn your_reference_is_declared_stored_filterable_and_bounded() {
+    let mut sap = Sap::new(10).await;
+    let meta = sap
+        .get(&format!("{SRV}/$metadata"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let declared = meta
+        .split("<Property ")
+        .find(|p| p.starts_with(r#"Name="CorrespncExternalReference""#))
+        .expect("declared in $metadata");
+    assert!(
+        declared.contains(r#"Type="Edm.String""#) && declared.contains(r#"MaxLength="12""#),
+        "declared as in SAP's EDMX: {declared}"
+    );
+    sap.fetch_csrf().await;
+    let order = |reference: &str| {
+        json!({"Supplier":"10300002","PurchasingGroup":"001","CorrespncExternalReference": reference,
+            "to_PurchaseOrderItem":[{"Material":"ITEM-00003","OrderQuantity":"2"}]})
+    };
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{SRV}/A_PurchaseOrder"),
+            order("IBREF0000001"),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let key = created["d"]["PurchaseOrder"].as_str().unwrap().to_string();
+    assert_eq!(created["d"]["CorrespncExternalReference"], "IBREF0000001");
+    // Found by a filter on it, with its items; seeded orders carry none.
+    let found = sap
+        .json(&format!(
+            "{SRV}/A_PurchaseOrder?$filter=CorrespncExternalReference%20eq%20'IBREF0000001'&$expand=to_PurchaseOrderItem&$format=json"
+        ))
+        .await;
+    let results = found["d"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["PurchaseOrder"], json!(key));
+    assert_eq!(
+        results[0]["to_PurchaseOrderItem"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let seeded = sap
+        .json(&format!("{SRV}/A_PurchaseOrder('4500000001')?$format=json"))
+        .await;
+    assert_eq!(seeded["d"]["CorrespncExternalReference"], "");
+    // Thirteen characters do not fit.
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{SRV}/A_PurchaseOrder"),
+            order("IBREF00000013"),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        sap_code(&r.json::<Value>().await.unwrap()),
+        "/IWBEP/CM_MGW_RT/006"
+    );
+    // It is updatable on the header.
+    let r = sap
+        .send(
+            Method::PATCH,
+            &format!("{SRV}/A_PurchaseOrder('{key}')"),
+            json!({"CorrespncExternalReference": "IBREF0000002"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let found = sap
+        .json(&format!(
+            "{SRV}/A_PurchaseOrder?$filter=CorrespncExternalReference%20eq%20'IBREF0000002'&$format=json"
+        ))
+        .await;
+    assert_eq!(found["d"]["results"][0]["PurchaseOrder"], json!(key));
+    sap.emu.shutdown().await;
+}

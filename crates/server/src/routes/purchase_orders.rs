@@ -26,7 +26,8 @@ type ErrorBody = ironbridge_model::error::ErrorResponse;
         (status = 409, description = "The connection is disconnected", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Missing or read-only field (`VALIDATION_ERROR`), or the source refused it (`BUSINESS_RULE_VIOLATION`: invalid vendor, out-of-stock item, ...)", body = ErrorBody)),
+        (status = 422, description = "Missing or read-only field (`VALIDATION_ERROR`), or the source refused it (`BUSINESS_RULE_VIOLATION`: invalid vendor, out-of-stock item, ...)", body = ErrorBody),
+        (status = 504, description = "The source did not answer the write, which it may or may not have applied (`OUTCOME_UNKNOWN`): read it back or retry with the same `Idempotency-Key`, never blindly", body = ErrorBody)),
     security(("connection_token" = []), ("admin_key" = [])))]
 pub async fn create_purchase_order(
     State(state): State<AppState>,
@@ -61,7 +62,8 @@ pub async fn create_purchase_order(
     responses((status = 200, description = "The order as the source system now has it", body = ironbridge_model::entities::PurchaseOrder),
         (status = 404, description = "No such purchase order", body = ErrorBody),
         (status = 409, description = "The order's state forbids the change (`STATE_CONFLICT`), or the connection is disconnected", body = ErrorBody),
-        (status = 422, description = "Invalid or read-only field, or rejected by the source", body = ErrorBody)),
+        (status = 422, description = "Invalid or read-only field, or rejected by the source", body = ErrorBody),
+        (status = 504, description = "The source did not answer the write, which it may or may not have applied (`OUTCOME_UNKNOWN`)", body = ErrorBody)),
     security(("connection_token" = []), ("admin_key" = [])))]
 pub async fn update_purchase_order(
     State(state): State<AppState>,

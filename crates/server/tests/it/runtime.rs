@@ -201,3 +201,76 @@ async fn a_source_clock_behind_ours_is_corrected_and_shown_in_the_health() {
         "one refusal, then accepted"
     );
 }
+
+/// A create NetSuite applied but whose answer was lost (its gateway answered 504): the API
+/// answers `OUTCOME_UNKNOWN` (504) and tells the caller not to resend blindly; the source got
+/// the create once, and nothing internal is in the body.
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_answered_outcome_unknown() {
+    let ns = Emulated::start(System::NetSuite, 11, 60).await;
+    let source_clock = ManualClock::new(ns.now());
+    let app = TestApp::spawn_systems(
+        ServerConfig::default(),
+        test_webhook_config(Arc::default()),
+        move |_| {
+            ironbridge_engine::registry::builtin_for(
+                Arc::new(source_clock),
+                ironbridge_core::netguard::Egress::local(),
+            )
+        },
+    )
+    .await;
+    let (_, key) = app.org(1).await;
+    let mut settings = ns.settings.clone();
+    settings.insert("history_days".into(), json!(3650));
+    let res = app
+        .post(
+            &key,
+            "/v1/connections",
+            json!({"system": "netsuite", "settings": settings, "credentials": ns.credentials}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let token = res.body["token"].as_str().unwrap().to_string();
+    assert!(
+        worker(&app).run_once().await.unwrap(),
+        "the initial sync ran"
+    );
+    let vendor = active(&app, &token, "/v1/vendors?page_size=500").await;
+    let item = active(&app, &token, "/v1/items?page_size=500").await;
+
+    ns.admin(
+        "PUT",
+        "/faults",
+        Some(
+            json!({"lose_answer": {"count": 1, "mode": "gateway_timeout",
+            "path_contains": "/record/v1/purchaseOrder"}}),
+        ),
+    )
+    .await;
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            json!({"vendor_id": vendor, "line_items": [{"item_id": item, "quantity": 2}]}),
+        )
+        .await;
+    let err = res.assert_error(504, "OUTCOME_UNKNOWN");
+    assert_eq!(err["type"], "source_system_error");
+    assert_eq!(err["details"]["reason"], "outcome_unknown");
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains("Idempotency-Key"), "{message}");
+    assert!(!message.contains("504"), "no upstream detail: {message}");
+    let posts = ns
+        .requests()
+        .await
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/record/v1/purchaseOrder"))
+        })
+        .count();
+    assert_eq!(posts, 1, "the create was not sent again");
+}
