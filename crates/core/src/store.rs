@@ -739,6 +739,14 @@ pub trait Store: WebhookStore + WriteStore + QueueStats + Send + Sync + 'static 
     ) -> StoreResult<Option<u32>>;
     /// Frees a write slot `holder` took.
     async fn release_write_slot(&self, conn: &ConnId, slot: u32, holder: &str) -> StoreResult<()>;
+    /// Extends `holder`'s lease of a write slot to `until`; false when it is no longer held.
+    async fn renew_write_slot(
+        &self,
+        conn: &ConnId,
+        slot: u32,
+        holder: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
     /// Whether other processes may share this database (PostgreSQL): a connection's calls
     /// are then coordinated through it, not only within this process.
     fn shared_by_processes(&self) -> bool {

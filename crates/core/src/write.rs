@@ -107,11 +107,16 @@ async fn lines(
 
 /// Validates a purchase order, resolves its references and asks the source, through the
 /// connection's runtime, to create it. Returns the raw record the source answered with.
+/// `reference` goes to the source with the order; with `unknown_before` (an earlier attempt
+/// under the same reference may have reached the source) the order is looked for there by
+/// it first, and written only if it is not found.
 pub async fn create_purchase_order(
     store: &dyn Store,
     runtime: &ConnectionRuntime,
     conn: &ConnId,
     input: &PurchaseOrderIn,
+    reference: Option<&str>,
+    unknown_before: bool,
 ) -> Result<Value, ServiceError> {
     writable(runtime, Entity::PURCHASE_ORDER, WriteOp::Create)?;
     if input.line_items.is_empty() {
@@ -145,9 +150,11 @@ pub async fn create_purchase_order(
         custom_fields: input.custom_fields.clone().unwrap_or_default(),
         lines: lines(store, conn, &input.line_items).await?,
     };
-    runtime
-        .create(Entity::PURCHASE_ORDER, &UnifiedWrite::from(&order))
+    let mut write = UnifiedWrite::from(&order);
+    write.reference = reference.map(str::to_string);
+    crate::reconcile::create_once(runtime, Entity::PURCHASE_ORDER, &write, unknown_before)
         .await
+        .map(|created| created.raw)
 }
 
 /// Refuses a write the connection's system does not support, before anything is resolved.

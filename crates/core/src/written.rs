@@ -156,11 +156,13 @@ pub async fn execute(
     reference: Option<&str>,
     reconcile: bool,
 ) -> Result<Option<Answered>, ServiceError> {
-    let _ = (reference, reconcile);
     match action {
         Action::Create if entity == Entity::PURCHASE_ORDER => {
             let input = body_as(body)?;
-            let raw = crate::write::create_purchase_order(store, runtime, conn, &input).await?;
+            let raw = crate::write::create_purchase_order(
+                store, runtime, conn, &input, reference, reconcile,
+            )
+            .await?;
             Ok(Some(Answered {
                 raw,
                 created_at: None,

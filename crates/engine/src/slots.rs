@@ -15,9 +15,11 @@ use ironbridge_core::service::ServiceError;
 use ironbridge_core::store::{ConnId, Store, StoreError};
 use ironbridge_model::Timestamp;
 
-/// How long a slot is held at most: longer than any write's calls (a crashed holder's slot
-/// frees itself after it).
-pub const SLOT_LEASE: Duration = Duration::from_secs(600);
+/// How long a slot is held without renewal: its holder renews it every [`SLOT_RENEW`] while
+/// the write lasts, so a killed process's slot frees itself this soon after.
+pub const SLOT_LEASE: Duration = Duration::from_secs(20);
+/// How often a held slot's lease is renewed.
+pub const SLOT_RENEW: Duration = Duration::from_secs(5);
 /// How long a write waits for a free slot before it is answered as unavailable.
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 /// How often a waiting write looks again.
@@ -50,16 +52,20 @@ impl StoreSlots {
     }
 }
 
-/// A slot held; given back when dropped.
+/// A slot held (its lease renewed meanwhile); given back when dropped.
 struct Held {
     store: Arc<dyn Store>,
     conn: ConnId,
     slot: u32,
     holder: String,
+    renewal: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
         let (store, conn, slot, holder) = (
             self.store.clone(),
             self.conn.clone(),
@@ -100,11 +106,34 @@ impl WriteSlots for StoreSlots {
                 .acquire_write_slot(&conn, slots, &self.holder, now, until)
                 .await?
             {
+                let renewal = {
+                    let (store, clock, conn, holder) = (
+                        self.store.clone(),
+                        self.clock.clone(),
+                        conn.clone(),
+                        self.holder.clone(),
+                    );
+                    // A heartbeat, like a job's lease: real time, whatever the clock says.
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(SLOT_RENEW).await;
+                            let until = Timestamp(clock.now().micros() + micros(SLOT_LEASE));
+                            match store.renew_write_slot(&conn, slot, &holder, until).await {
+                                Ok(true) => {}
+                                Ok(false) => return,
+                                Err(e) => {
+                                    tracing::warn!(connection = %conn.0, error = %e.chain(), "could not renew a write slot")
+                                }
+                            }
+                        }
+                    })
+                };
                 return Ok(Box::new(Held {
                     store: self.store.clone(),
                     conn,
                     slot,
                     holder: self.holder.clone(),
+                    renewal: Some(renewal),
                 }));
             }
             if now.micros() >= give_up {

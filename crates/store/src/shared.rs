@@ -1400,6 +1400,26 @@ impl Store for Backend {
         .map_err(classify)
     }
 
+    async fn renew_write_slot(
+        &self,
+        conn: &ConnId,
+        slot: u32,
+        holder: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        sqlx::query(
+            "UPDATE write_slots SET lease_until = $4 WHERE connection_id = $1 AND slot = $2 AND holder = $3",
+        )
+        .bind(&conn.0)
+        .bind(i64::from(slot))
+        .bind(holder)
+        .bind(until.micros())
+        .execute(&mut *self.write_conn().await?)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(classify)
+    }
+
     async fn release_job(&self, job: &Job, owner: &str, now: Timestamp) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', run_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $4 \

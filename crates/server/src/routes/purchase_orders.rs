@@ -37,8 +37,15 @@ pub async fn create_purchase_order(
 ) -> ApiResult<Response> {
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
-    let raw =
-        write::create_purchase_order(state.store.as_ref(), &runtime, &auth.id(), &input).await?;
+    let raw = write::create_purchase_order(
+        state.store.as_ref(),
+        &runtime,
+        &auth.id(),
+        &input,
+        idempotency.as_ref().map(|i| i.reference.as_str()),
+        idempotency.as_ref().is_some_and(|i| i.reconcile),
+    )
+    .await?;
     written::respond(
         &state,
         &auth,

@@ -41,24 +41,28 @@ fn worker(app: &TestApp) -> Worker {
 }
 
 async fn connect(system: System) -> Connected {
+    connect_with(
+        system,
+        ServerConfig {
+            rate_limit_per_second: 0,
+            ..ServerConfig::default()
+        },
+    )
+    .await
+}
+
+async fn connect_with(system: System, config: ServerConfig) -> Connected {
     let source = Emulated::start(system, 7, 40).await;
     // The connectors keep the emulator's time, and real time passes for them (rate budgets
     // refill).
     let source_clock = OffsetClock::new();
     source_clock.advance_secs((source.now().micros() - SystemClock.now().micros()) / 1_000_000);
-    let app = TestApp::spawn_systems(
-        ServerConfig {
-            rate_limit_per_second: 0,
-            ..ServerConfig::default()
-        },
-        test_webhook_config(Arc::default()),
-        move |_| {
-            ironbridge_engine::registry::builtin_for(
-                Arc::new(source_clock),
-                ironbridge_core::netguard::Egress::local(),
-            )
-        },
-    )
+    let app = TestApp::spawn_systems(config, test_webhook_config(Arc::default()), move |_| {
+        ironbridge_engine::registry::builtin_for(
+            Arc::new(source_clock),
+            ironbridge_core::netguard::Egress::local(),
+        )
+    })
     .await;
     let (_, key) = app.org(3).await;
     let mut settings = source.settings.clone();
@@ -509,4 +513,78 @@ async fn batches_are_validated_and_kept_to_their_connection() {
         .get(&c.token, &format!("/v1/batches/{id}/operations?cursor=x"))
         .await;
     res.assert_error(400, "INVALID_CURSOR");
+}
+
+/// A create whose answer never came (the source applied it, then held its answer past the
+/// API's request timeout, which dropped the request and its process's hold on the key): once
+/// the key's lock has run out, the retry with the same key finds the order at the source by
+/// the reference the key gave it, answers with it, and writes nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_an_interrupted_write_finds_it_at_the_source() {
+    for system in SYSTEMS {
+        let c = connect_with(
+            system,
+            ServerConfig {
+                rate_limit_per_second: 0,
+                request_timeout: Duration::from_secs(2),
+                ..ServerConfig::default()
+            },
+        )
+        .await;
+        let path = match system {
+            System::NetSuite => "/record/v1/purchaseOrder",
+            System::SapS4Hana => "/A_PurchaseOrder",
+            _ => "/purchaseOrders",
+        };
+        c.source
+            .admin(
+                "PUT",
+                "/faults",
+                Some(json!({"lose_answer": {"count": 1, "mode": "hang", "duration_ms": 4000, "path_contains": path}})),
+            )
+            .await;
+        let post = reqwest::Method::POST;
+        let cut = c
+            .send(
+                post.clone(),
+                "/v1/purchase-orders",
+                Some("cut-1"),
+                &c.order(3),
+            )
+            .await;
+        cut.assert_error(503, "SERVICE_UNAVAILABLE");
+        assert_eq!(c.creates().await, 1, "{system:?}");
+        // Still held: the same key waits.
+        let held = c
+            .send(
+                post.clone(),
+                "/v1/purchase-orders",
+                Some("cut-1"),
+                &c.order(3),
+            )
+            .await;
+        held.assert_error(409, "IDEMPOTENCY_KEY_IN_USE");
+        c.app.clock.advance_secs(5);
+        let retry = c
+            .send(
+                post.clone(),
+                "/v1/purchase-orders",
+                Some("cut-1"),
+                &c.order(3),
+            )
+            .await;
+        assert_eq!(retry.status, 201, "{system:?}: {}", retry.body);
+        assert_eq!(c.creates().await, 1, "{system:?}: found, not written again");
+        let again = c
+            .send(post, "/v1/purchase-orders", Some("cut-1"), &c.order(3))
+            .await;
+        assert_eq!(again.text, retry.text);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        let id = retry.body["id"].as_str().unwrap();
+        let read = c
+            .app
+            .get(&c.token, &format!("/v1/purchase-orders/{id}"))
+            .await;
+        assert_eq!(read.status, 200, "{system:?}: {}", read.body);
+    }
 }

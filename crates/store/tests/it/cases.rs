@@ -1122,8 +1122,34 @@ pub async fn write_slots_are_shared_and_expire(store: Arc<dyn Store>) {
     assert_eq!(take(&c, "p3", T0).await, None);
     store.release_write_slot(&c, 0, "p1").await.unwrap();
     assert_eq!(take(&c, "p3", T0).await, Some(0));
+    // A holder that renews its lease keeps the slot past it; only the holder renews.
+    assert!(
+        !store
+            .renew_write_slot(&c, 1, "p9", T0.plus_secs(120))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .renew_write_slot(&c, 1, "p2", T0.plus_secs(120))
+            .await
+            .unwrap()
+    );
     // A holder that never gave its slot back loses it when the lease ends.
     assert_eq!(take(&c, "p4", T0.plus_secs(61)).await, Some(0));
+    // (p4's lease ran out at once: `take` leases to T0 + 60.) Slot 1, renewed, is not taken.
+    assert_ne!(
+        take(&c, "p5", T0.plus_secs(61)).await,
+        Some(1),
+        "slot 1 was renewed"
+    );
+    assert!(
+        !store
+            .renew_write_slot(&c, 0, "p3", T0.plus_secs(120))
+            .await
+            .unwrap(),
+        "p3 lost it"
+    );
 }
 
 pub async fn released_jobs_use_up_no_failure(store: Arc<dyn Store>) {
