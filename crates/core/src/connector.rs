@@ -74,6 +74,15 @@ pub enum ConnectorError {
     /// The source system refused the credentials.
     #[error("the source system refused the credentials")]
     Unauthorized,
+    /// The source system refused a write for lack of permission: the connection's role or
+    /// user may not create or change such records there (its credentials are fine).
+    #[error("{message}")]
+    Forbidden {
+        /// The source system's own code (`INSUFFICIENT_PERMISSION`).
+        remote_code: String,
+        /// What the source said, safe to show.
+        message: String,
+    },
     /// The source system rejected a write on a business rule.
     #[error("{message}")]
     BusinessRule {
@@ -179,6 +188,10 @@ pub struct PurchaseOrderUpdate {
 pub struct UnifiedWrite {
     /// Unified fields by name; nested lists (`line_items`) as arrays of objects.
     pub fields: Map<String, Value>,
+    /// An opaque key (at most 12 ASCII letters and digits) to carry into the source with
+    /// the write, where the system has a place for one, so a write whose outcome is unknown
+    /// can be found there. Connectors that have no such place ignore it.
+    pub reference: Option<String>,
 }
 
 impl UnifiedWrite {
@@ -336,7 +349,10 @@ impl From<&PurchaseOrderWrite> for UnifiedWrite {
             );
         }
         f.insert("line_items".into(), lines_value(&o.lines));
-        UnifiedWrite { fields: f }
+        UnifiedWrite {
+            fields: f,
+            reference: None,
+        }
     }
 }
 
@@ -361,7 +377,10 @@ impl From<&PurchaseOrderUpdate> for UnifiedWrite {
         if let Some(lines) = &u.lines {
             f.insert("line_items".into(), lines_value(lines));
         }
-        UnifiedWrite { fields: f }
+        UnifiedWrite {
+            fields: f,
+            reference: None,
+        }
     }
 }
 
@@ -501,10 +520,11 @@ pub trait Connector: Source {
     }
 }
 
-/// A connector that writes purchase orders and no other entity implements these two typed
-/// calls; `CreateRecords` and `UpdateRecords` follow (other entities are refused as
-/// unsupported, naming its system). `write` is the unified write the typed order came from,
-/// for a connector that places it with its reverse mapping.
+/// A connector that writes purchase orders implements these two typed calls, and for other
+/// entities (vendors, items) [`OrderWriter::create_record`] and
+/// [`OrderWriter::update_record`], which refuse by default; `CreateRecords` and
+/// `UpdateRecords` follow. `write` is the unified write the typed order came from, for a
+/// connector that places it with its reverse mapping.
 #[async_trait]
 pub trait OrderWriter: Connector {
     /// Creates an order with its lines; returns the raw record as the source has it.
@@ -520,11 +540,42 @@ pub trait OrderWriter: Connector {
         remote_id: &str,
         update: &PurchaseOrderUpdate,
     ) -> Result<Value, ConnectorError>;
+
+    /// Creates a record of another entity from its validated unified write (references
+    /// already the source's keys); returns the raw record in the shape of reads.
+    async fn create_record(
+        &self,
+        entity: Entity,
+        _write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        Err(unsupported(self.descriptor(), entity, "create"))
+    }
+
+    /// Updates a record of another entity; returns the raw record in the shape of reads.
+    async fn update_record(
+        &self,
+        entity: Entity,
+        _remote_id: &str,
+        _changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        Err(unsupported(self.descriptor(), entity, "update"))
+    }
+}
+
+fn unsupported(system: &SystemDescriptor, entity: Entity, verb: &str) -> ConnectorError {
+    ConnectorError::Unsupported(format!(
+        "{} cannot {verb} {} records through Ironbridge",
+        system.name,
+        entity.spec().label
+    ))
 }
 
 #[async_trait]
 impl<T: OrderWriter> CreateRecords for T {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return self.create_record(entity, record).await;
+        }
         let order = PurchaseOrderWrite::for_entity(self.descriptor(), entity, record)?;
         self.create_order(&order, record).await
     }
@@ -538,6 +589,9 @@ impl<T: OrderWriter> UpdateRecords for T {
         remote_id: &str,
         changes: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return self.update_record(entity, remote_id, changes).await;
+        }
         let update = PurchaseOrderUpdate::for_entity(self.descriptor(), entity, changes)?;
         self.update_order(remote_id, &update).await
     }

@@ -50,6 +50,16 @@ pub enum ServiceError {
     /// A pagination cursor was refused.
     #[error(transparent)]
     Cursor(#[from] crate::cursor::CursorError),
+    /// The connection's system does not support this write; safe to show.
+    #[error("{message}")]
+    Unsupported {
+        /// The entity.
+        entity: Entity,
+        /// The operation refused.
+        operation: crate::system::WriteOp,
+        /// What is refused, naming the system.
+        message: String,
+    },
     /// The caller's input is invalid; safe to show.
     #[error("{message}")]
     Invalid {

@@ -17,7 +17,8 @@ pub enum ErrorCode {
     ValidationError,
     /// No credential, or one that is malformed, unknown, revoked or disconnected.
     AuthenticationFailed,
-    /// The credential is valid but may not perform this operation.
+    /// The credential is valid but may not perform this operation, or the source system
+    /// refused a write for lack of permission.
     PermissionDenied,
     /// No such object for this caller (also answered for another tenant's objects).
     NotFound,
@@ -39,6 +40,9 @@ pub enum ErrorCode {
     HeadersTooLarge,
     /// The source system rejected the write on a business rule (invalid vendor, out of stock, ...).
     BusinessRuleViolation,
+    /// The connection's system cannot perform this operation (a create or update it does not
+    /// support, for one entity or altogether).
+    UnsupportedOperation,
     /// Too many requests for this credential; retry after `Retry-After` seconds.
     RateLimitExceeded,
     /// An unexpected error on our side. Details are in our logs under the request id.
@@ -49,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in catalogue order (used by docs and tests).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidCursor,
         ErrorCode::UnsupportedApiVersion,
@@ -66,6 +70,7 @@ impl ErrorCode {
         ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,
         ErrorCode::BusinessRuleViolation,
+        ErrorCode::UnsupportedOperation,
         ErrorCode::RateLimitExceeded,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
@@ -90,6 +95,7 @@ impl ErrorCode {
             ErrorCode::UriTooLong => "URI_TOO_LONG",
             ErrorCode::HeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::BusinessRuleViolation => "BUSINESS_RULE_VIOLATION",
+            ErrorCode::UnsupportedOperation => "UNSUPPORTED_OPERATION",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -111,7 +117,9 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
-            ErrorCode::ValidationError | ErrorCode::BusinessRuleViolation => 422,
+            ErrorCode::ValidationError
+            | ErrorCode::BusinessRuleViolation
+            | ErrorCode::UnsupportedOperation => 422,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
@@ -125,6 +133,7 @@ impl ErrorCode {
             | ErrorCode::InvalidCursor
             | ErrorCode::UnsupportedApiVersion
             | ErrorCode::ValidationError
+            | ErrorCode::UnsupportedOperation
             | ErrorCode::MethodNotAllowed
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType
@@ -161,7 +170,7 @@ impl ErrorCode {
                 "The credential is missing, malformed, unknown, revoked, or belongs to a disconnected connection."
             }
             ErrorCode::PermissionDenied => {
-                "The credential is valid but may not call this endpoint (e.g. a connection token on a management endpoint)."
+                "The credential is valid but may not call this endpoint (e.g. a connection token on a management endpoint), or the source system's role or user lacks the permission for a write (`details.remote_code` carries its code)."
             }
             ErrorCode::NotFound => {
                 "No such object or route for this caller. Another tenant's objects are reported the same way."
@@ -186,6 +195,9 @@ impl ErrorCode {
             }
             ErrorCode::BusinessRuleViolation => {
                 "The source system rejected the write on a business rule (inactive vendor, out-of-stock item, ...). `details` carries its code."
+            }
+            ErrorCode::UnsupportedOperation => {
+                "The connection's system cannot do this operation (`details.operation`, e.g. `create`, on `details.entity`); `GET /v1/meta/{entity}` and `GET /v1/systems` say what each connection supports."
             }
             ErrorCode::RateLimitExceeded => {
                 "Too many requests for this credential. Wait `Retry-After` seconds."

@@ -146,8 +146,12 @@ impl From<ConnectorError> for ApiError {
             ConnectorError::State { remote_code, message } => {
                 ApiError::new(ErrorCode::StateConflict, message).details(json!({"remote_code": remote_code}))
             }
+            ConnectorError::Forbidden { remote_code, message } => {
+                ApiError::new(ErrorCode::PermissionDenied, format!("The source system refused the write for lack of permission: {message}"))
+                    .details(json!({"remote_code": remote_code, "reason": "source_permission"}))
+            }
             ConnectorError::NotFound => ApiError::not_found("record in the source system"),
-            ConnectorError::Unsupported(message) => ApiError::new(ErrorCode::InvalidRequest, message),
+            ConnectorError::Unsupported(message) => ApiError::new(ErrorCode::UnsupportedOperation, message),
             ConnectorError::InvalidSettings { param, message } => {
                 ApiError::new(ErrorCode::ValidationError, format!("`{param}` {message}")).param(param)
             }
@@ -173,6 +177,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Connector(e) => e.into(),
             ServiceError::Crypto(e) => ApiError::internal(e),
             ServiceError::Corrupt(cause) => ApiError::internal(cause),
+            ServiceError::Unsupported {
+                entity,
+                operation,
+                message,
+            } => ApiError::new(ErrorCode::UnsupportedOperation, message)
+                .details(json!({"operation": operation.as_str(), "entity": entity.as_str()})),
             ServiceError::Invalid { param, message } => {
                 ApiError::new(ErrorCode::ValidationError, message).param(param)
             }

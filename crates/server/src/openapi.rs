@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, certificates, connections, events, organization, purchase_orders, records, sync,
-    systems, webhooks,
+    api_keys, certificates, connections, events, meta, organization, purchase_orders, records,
+    sync, systems, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -43,6 +43,8 @@ use utoipa::openapi::tag::TagBuilder;
         systems::list_systems,
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
+        writes::create_vendor, writes::update_vendor, writes::create_item, writes::update_item,
+        meta::get_meta,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
     modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &CommonErrors),
@@ -52,6 +54,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
         (name = "Certificates", description = "Key pairs Ironbridge generates for machine-to-machine auth (NetSuite)."),
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
+        (name = "Meta", description = "What writes take on a connection: operations, fields, types, required and read-only fields, enums, custom fields. Writes are validated against the same description."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),
