@@ -16,3 +16,4 @@ mod support;
 mod sync_events;
 mod tenancy;
 mod webhooks;
+mod writes;
