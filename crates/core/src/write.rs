@@ -852,6 +852,108 @@ mod tests {
         assert!(!vendors.operations.create && vendors.fields.is_empty());
     }
 
+    static VENDOR_LIKE: WriteSpec = WriteSpec {
+        entity: Entity::VENDOR,
+        create: true,
+        update: true,
+        fields: &[
+            crate::describe::text("name", "The name.").required().max(5),
+            WriteField::new("email", WriteType::Email, "E-mail."),
+            crate::describe::active_status("Status."),
+            WriteField::new(
+                "address",
+                WriteType::Object(crate::describe::ADDRESS_PARTS),
+                "Address.",
+            ),
+            crate::describe::text("code", "Code.").create_only(),
+        ],
+        custom_fields: CustomFields {
+            fields: &[crate::describe::text("known", "A known one.").max(3)],
+            prefixes: &["cust"],
+            any_name: false,
+        },
+    };
+
+    fn vendor_param(body: Value, op: WriteOp) -> String {
+        match validate(
+            &crate::sandbox::DESCRIPTOR,
+            &VENDOR_LIKE,
+            body.as_object().unwrap(),
+            op,
+        ) {
+            Err(ServiceError::Invalid { param, .. }) => param,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_rule_of_a_description_is_applied_and_named() {
+        let p = vendor_param;
+        assert_eq!(p(json!({"name": "toolong"}), WriteOp::Create), "name");
+        assert_eq!(p(json!({"name": " "}), WriteOp::Create), "name");
+        assert_eq!(p(json!({"name": 5}), WriteOp::Create), "name");
+        assert_eq!(
+            p(json!({"name": "a", "email": "a@b"}), WriteOp::Create),
+            "email"
+        );
+        assert_eq!(
+            p(json!({"name": "a", "status": "gone"}), WriteOp::Create),
+            "status"
+        );
+        assert_eq!(
+            p(
+                json!({"name": "a", "address": {"town": "x"}}),
+                WriteOp::Create
+            ),
+            "address.town"
+        );
+        assert_eq!(
+            p(
+                json!({"name": "a", "address": {"city": 1}}),
+                WriteOp::Create
+            ),
+            "address.city"
+        );
+        assert_eq!(p(json!({"code": "c"}), WriteOp::Update), "code");
+        assert_eq!(
+            p(
+                json!({"name": "a", "custom_fields": {"other": 1}}),
+                WriteOp::Create
+            ),
+            "custom_fields.other"
+        );
+        assert_eq!(
+            p(
+                json!({"name": "a", "custom_fields": {"known": "long"}}),
+                WriteOp::Create
+            ),
+            "custom_fields.known"
+        );
+        assert_eq!(
+            p(json!({"name": "a", "custom_fields": []}), WriteOp::Create),
+            "custom_fields"
+        );
+        assert_eq!(
+            p(json!({"remote_data": {}}), WriteOp::Update),
+            "remote_data"
+        );
+        // An update requires nothing; what it gives is checked and kept.
+        let ok = validate(
+            &crate::sandbox::DESCRIPTOR,
+            &VENDOR_LIKE,
+            json!({"email": "ap@example.com", "address": {"city": "Oslo"}, "custom_fields": {"cust_x": [1], "known": "abc"}})
+                .as_object()
+                .unwrap(),
+            WriteOp::Update,
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(ok),
+            json!({"email": "ap@example.com", "address": {"city": "Oslo"}, "custom_fields": {"cust_x": [1], "known": "abc"}})
+        );
+        assert!(description_problems(&VENDOR_LIKE)[0].contains("differ from the catalogue"));
+    }
+
     fn meta_of_unwritten() -> WriteMetaOut {
         meta(&crate::sandbox::DESCRIPTOR, Entity::VENDOR)
     }
