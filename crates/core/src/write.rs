@@ -57,7 +57,7 @@ static ENVELOPE: &[WriteField] = &[
     WriteField::new(
         "id",
         WriteType::String,
-        "Ironbridge's id of the record (`vnd_…`).",
+        "Ironbridge's id of the record, prefixed by its entity (`vnd_…`, `po_…`).",
     )
     .read_only(),
     WriteField::new(
@@ -296,7 +296,7 @@ pub fn description_problems(spec: &WriteSpec) -> Vec<String> {
                 out.push(format!("{name}: described twice"));
             }
             match f.ty {
-                WriteType::Enum(values) if values.is_empty() => {
+                WriteType::Enum([]) => {
                     out.push(format!("{name}: an enum without values"));
                 }
                 WriteType::Datetime | WriteType::Any | WriteType::Integer if !f.read_only => {
