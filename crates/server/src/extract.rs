@@ -178,7 +178,7 @@ async fn read_body<T: DeserializeOwned + BodyRules>(
         .map_err(|e| serde_error(e.path(), &e.inner().to_string()))?;
     match value {
         Value::Object(map) => Ok((map, typed)),
-        _ => unreachable!("checked to be an object above"),
+        _ => Err(ApiError::internal("a JSON object body changed kind")),
     }
 }
 
