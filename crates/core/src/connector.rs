@@ -74,6 +74,15 @@ pub enum ConnectorError {
     /// The source system refused the credentials.
     #[error("the source system refused the credentials")]
     Unauthorized,
+    /// The source system refused a write for lack of permission: the connection's role or
+    /// user may not create or change such records there (its credentials are fine).
+    #[error("{message}")]
+    Forbidden {
+        /// The source system's own code (`INSUFFICIENT_PERMISSION`).
+        remote_code: String,
+        /// What the source said, safe to show.
+        message: String,
+    },
     /// The source system rejected a write on a business rule.
     #[error("{message}")]
     BusinessRule {
@@ -555,10 +564,11 @@ pub trait Connector: Source {
     }
 }
 
-/// A connector that writes purchase orders and no other entity implements these two typed
-/// calls; `CreateRecords` and `UpdateRecords` follow (other entities are refused as
-/// unsupported, naming its system). `write` is the unified write the typed order came from,
-/// for a connector that places it with its reverse mapping.
+/// A connector that writes purchase orders implements these two typed calls, and for other
+/// entities (vendors, items) [`OrderWriter::create_record`] and
+/// [`OrderWriter::update_record`], which refuse by default; `CreateRecords` and
+/// `UpdateRecords` follow. `write` is the unified write the typed order came from, for a
+/// connector that places it with its reverse mapping.
 #[async_trait]
 pub trait OrderWriter: Connector {
     /// Creates an order with its lines; returns the raw record as the source has it.
@@ -583,11 +593,56 @@ pub trait OrderWriter: Connector {
             self.descriptor().name
         )))
     }
+
+    /// Creates a record of another entity from its validated unified write (references
+    /// already the source's keys); returns the raw record in the shape of reads.
+    async fn create_record(
+        &self,
+        entity: Entity,
+        _write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        Err(unsupported(self.descriptor(), entity, "create"))
+    }
+
+    /// Updates a record of another entity; returns the raw record in the shape of reads.
+    async fn update_record(
+        &self,
+        entity: Entity,
+        _remote_id: &str,
+        _changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        Err(unsupported(self.descriptor(), entity, "update"))
+    }
+
+    /// The record of another entity created with `reference`; by default the system cannot
+    /// look such records up by reference.
+    async fn find_record(
+        &self,
+        entity: Entity,
+        _reference: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        Err(ConnectorError::Unsupported(format!(
+            "{} cannot look {} records up by reference",
+            self.descriptor().name,
+            entity.spec().label
+        )))
+    }
+}
+
+fn unsupported(system: &SystemDescriptor, entity: Entity, verb: &str) -> ConnectorError {
+    ConnectorError::Unsupported(format!(
+        "{} cannot {verb} {} records through Ironbridge",
+        system.name,
+        entity.spec().label
+    ))
 }
 
 #[async_trait]
 impl<T: OrderWriter> CreateRecords for T {
     async fn create(&self, entity: Entity, record: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return self.create_record(entity, record).await;
+        }
         let order = PurchaseOrderWrite::for_entity(self.descriptor(), entity, record)?;
         if let Some(reference) = &record.reference {
             check_reference(reference)?;
@@ -600,8 +655,10 @@ impl<T: OrderWriter> CreateRecords for T {
         entity: Entity,
         reference: &str,
     ) -> Result<Option<Value>, ConnectorError> {
-        orders_only(self.descriptor(), entity)?;
         check_reference(reference)?;
+        if entity != Entity::PURCHASE_ORDER {
+            return self.find_record(entity, reference).await;
+        }
         self.find_order(reference).await
     }
 }
@@ -614,6 +671,9 @@ impl<T: OrderWriter> UpdateRecords for T {
         remote_id: &str,
         changes: &UnifiedWrite,
     ) -> Result<Value, ConnectorError> {
+        if entity != Entity::PURCHASE_ORDER {
+            return self.update_record(entity, remote_id, changes).await;
+        }
         let update = PurchaseOrderUpdate::for_entity(self.descriptor(), entity, changes)?;
         self.update_order(remote_id, &update).await
     }

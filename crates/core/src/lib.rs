@@ -8,6 +8,7 @@ pub mod clock;
 pub mod connector;
 pub mod crypto;
 pub mod cursor;
+pub mod describe;
 pub mod ids;
 pub mod mapping;
 pub mod netguard;

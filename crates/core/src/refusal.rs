@@ -69,11 +69,21 @@ pub fn of_connector(e: &ConnectorError) -> Option<Refusal> {
             details: Some(json!({"remote_code": remote_code})),
             ..Refusal::new(ErrorCode::StateConflict, message.clone())
         },
+        ConnectorError::Forbidden {
+            remote_code,
+            message,
+        } => Refusal {
+            details: Some(json!({"remote_code": remote_code, "reason": "source_permission"})),
+            ..Refusal::new(
+                ErrorCode::PermissionDenied,
+                format!("The source system refused the write for lack of permission: {message}"),
+            )
+        },
         ConnectorError::NotFound => {
             Refusal::new(ErrorCode::NotFound, "No such record in the source system.")
         }
         ConnectorError::Unsupported(message) => {
-            Refusal::new(ErrorCode::InvalidRequest, message.clone())
+            Refusal::new(ErrorCode::UnsupportedOperation, message.clone())
         }
         ConnectorError::InvalidSettings { param, message } => Refusal {
             param: Some(param.clone()),
@@ -97,6 +107,14 @@ pub fn of(e: &ServiceError) -> Option<Refusal> {
         ServiceError::BadQuery { param, message } => Some(Refusal {
             param: Some(param.clone()),
             ..Refusal::new(ErrorCode::InvalidRequest, message.clone())
+        }),
+        ServiceError::Unsupported {
+            entity,
+            operation,
+            message,
+        } => Some(Refusal {
+            details: Some(json!({"operation": operation.as_str(), "entity": entity.as_str()})),
+            ..Refusal::new(ErrorCode::UnsupportedOperation, message.clone())
         }),
         ServiceError::UnknownSystem(u) => Some(Refusal {
             param: Some("system".into()),

@@ -11,7 +11,6 @@ use crate::clock::Clock;
 use crate::connector::{Connector, ConnectorError};
 use crate::crypto::{self, CryptoError, Keys};
 use crate::ids;
-use crate::mapping::MappingError;
 use crate::netguard::{Refusal, Url, check_host};
 use crate::store::{ConnId, Connection, NewConnection, OrgId, Store, StoreError, StoredRecord};
 use crate::system::{FieldSpec, Registry, SystemDescriptor, UnknownSystem};
@@ -50,6 +49,16 @@ pub enum ServiceError {
     /// A pagination cursor was refused.
     #[error(transparent)]
     Cursor(#[from] crate::cursor::CursorError),
+    /// The connection's system does not support this write; safe to show.
+    #[error("{message}")]
+    Unsupported {
+        /// The entity.
+        entity: Entity,
+        /// The operation refused.
+        operation: crate::system::WriteOp,
+        /// What is refused, naming the system.
+        message: String,
+    },
     /// The caller's input is invalid; safe to show.
     #[error("{message}")]
     Invalid {
@@ -442,36 +451,6 @@ pub fn render(record: &StoredRecord, include_remote_data: bool) -> Result<Value,
         out.insert("remote_data".into(), raw);
     }
     Ok(Value::Object(out))
-}
-
-/// Renders a record a connector returned from a write (it is not stored). `created_at` is
-/// when we first stored the record (`now` for a new one).
-pub fn render_written(
-    connection_id: &str,
-    system: &SystemDescriptor,
-    entity: Entity,
-    raw: Value,
-    created_at: Timestamp,
-    now: Timestamp,
-) -> Result<Value, ServiceError> {
-    let def = system
-        .mapping(entity)
-        .ok_or_else(|| ServiceError::Corrupt("no mapping".into()))?;
-    let mapped = def
-        .apply(connection_id, &raw)
-        .map_err(|e: MappingError| ServiceError::Corrupt(e.to_string()))?;
-    let record = StoredRecord {
-        id: ids::record_id(connection_id, entity, &mapped.remote_id),
-        remote_id: mapped.remote_id,
-        data: Value::Object(crate::unified::complete(entity, mapped.data)).to_string(),
-        raw: Some(raw.to_string()),
-        created_at,
-        modified_at: now,
-        remote_created_at: mapped.remote_created_at,
-        remote_updated_at: mapped.remote_updated_at,
-        remote_was_deleted: mapped.remote_was_deleted,
-    };
-    render(&record, false)
 }
 
 pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> ServiceError {

@@ -30,7 +30,9 @@ pub struct ReadSpec {
     pub deletions: DeletionDetection,
 }
 
-/// Which writes a system supports for one entity.
+/// Which writes a system supports for one entity, and what they take: one description per
+/// system and entity, from which `GET /v1/meta/{entity}` is built and against which every
+/// write is validated before the source is called (so the two never disagree).
 #[derive(Debug, Clone, Copy)]
 pub struct WriteSpec {
     /// The entity.
@@ -39,6 +41,144 @@ pub struct WriteSpec {
     pub create: bool,
     /// `PATCH` updates records.
     pub update: bool,
+    /// Every unified body field of the entity (the catalogue's, `custom_fields` aside), in
+    /// catalogue order: writable or read-only, with its type and rules.
+    pub fields: &'static [WriteField],
+    /// The custom fields the system can write.
+    pub custom_fields: CustomFields,
+}
+
+/// The kind of value a writable field takes (and how a write's value is checked).
+#[derive(Debug, Clone, Copy)]
+pub enum WriteType {
+    /// Text.
+    String,
+    /// A decimal amount (a string of digits or a number), within a range.
+    Decimal(DecimalRange),
+    /// `true` or `false`.
+    Boolean,
+    /// A whole number (read-only fields only).
+    Integer,
+    /// A calendar date `YYYY-MM-DD`.
+    Date,
+    /// An RFC 3339 date-time (read-only fields only).
+    Datetime,
+    /// One of these values (the unified ones).
+    Enum(&'static [&'static str]),
+    /// An Ironbridge id of this entity, resolved to the source's key before the write.
+    Reference(Entity),
+    /// An ISO 4217 code of three capital letters.
+    Currency,
+    /// An e-mail address.
+    Email,
+    /// An object with these fields.
+    Object(&'static [WriteField]),
+    /// A list of objects with these fields, at least `min` of them (a write replaces the whole
+    /// list).
+    List {
+        /// The elements' fields.
+        fields: &'static [WriteField],
+        /// The fewest elements.
+        min: u32,
+    },
+    /// Any JSON value (read-only envelope data).
+    Any,
+}
+
+/// The values a decimal field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalRange {
+    /// Any amount.
+    Any,
+    /// Zero or more.
+    NonNegative,
+    /// More than zero.
+    Positive,
+}
+
+/// One field of an entity's write description.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteField {
+    /// The unified field name.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: WriteType,
+    /// A create must give it.
+    pub required: bool,
+    /// Shown on records but refused in writes.
+    pub read_only: bool,
+    /// An update may change it.
+    pub updatable: bool,
+    /// The most characters the system keeps (text).
+    pub max_length: Option<u32>,
+    /// What it is and where it goes in the system.
+    pub description: &'static str,
+}
+
+impl WriteField {
+    /// An optional field that creates and updates may set.
+    pub const fn new(name: &'static str, ty: WriteType, description: &'static str) -> Self {
+        WriteField {
+            name,
+            ty,
+            required: false,
+            read_only: false,
+            updatable: true,
+            max_length: None,
+            description,
+        }
+    }
+
+    /// The same field, required on create.
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// The same field, shown but never written.
+    pub const fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self.updatable = false;
+        self.required = false;
+        self
+    }
+
+    /// The same field, set on create only.
+    pub const fn create_only(mut self) -> Self {
+        self.updatable = false;
+        self
+    }
+
+    /// The same field, at most `n` characters.
+    pub const fn max(mut self, n: u32) -> Self {
+        self.max_length = Some(n);
+        self
+    }
+}
+
+/// The custom fields a system can write for an entity.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomFields {
+    /// Custom fields known by name, with their types.
+    pub fields: &'static [WriteField],
+    /// Other names taken when they start with one of these.
+    pub prefixes: &'static [&'static str],
+    /// Any name is taken.
+    pub any_name: bool,
+}
+
+impl CustomFields {
+    /// No custom fields can be written.
+    pub const NONE: CustomFields = CustomFields {
+        fields: &[],
+        prefixes: &[],
+        any_name: false,
+    };
+
+    /// Whether any custom field can be written.
+    pub fn writable(&self) -> bool {
+        self.any_name || !self.fields.is_empty() || !self.prefixes.is_empty()
+    }
 }
 
 /// A write operation.
@@ -48,6 +188,16 @@ pub enum WriteOp {
     Create,
     /// Update a record.
     Update,
+}
+
+impl WriteOp {
+    /// `create` or `update`, as the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOp::Create => "create",
+            WriteOp::Update => "update",
+        }
+    }
 }
 
 /// One field of a credential option or of a system's settings.
@@ -234,13 +384,15 @@ impl SystemDescriptor {
 
     /// Whether it supports `op` on `entity`.
     pub fn writes(&self, entity: Entity, op: WriteOp) -> bool {
-        self.writes.iter().any(|w| {
-            w.entity == entity
-                && match op {
-                    WriteOp::Create => w.create,
-                    WriteOp::Update => w.update,
-                }
+        self.write(entity).is_some_and(|w| match op {
+            WriteOp::Create => w.create,
+            WriteOp::Update => w.update,
         })
+    }
+
+    /// Its write description of `entity`, if it writes any of it.
+    pub fn write(&self, entity: Entity) -> Option<&'static WriteSpec> {
+        self.writes.iter().find(|w| w.entity == entity)
     }
 
     /// Its default mapping of `entity`.
@@ -493,6 +645,14 @@ pub fn check_descriptors(systems: &[&'static SystemDescriptor]) -> Vec<String> {
             if s.read(w.entity).is_none() {
                 problems.push(format!("{id} {}: written but not read", w.entity));
             }
+            if s.writes.iter().filter(|o| o.entity == w.entity).count() > 1 {
+                problems.push(format!("{id} {}: written twice", w.entity));
+            }
+            problems.extend(
+                crate::write::description_problems(w)
+                    .into_iter()
+                    .map(|p| format!("{id} {}: {p}", w.entity)),
+            );
         }
         if s.limits.concurrency == 0 {
             problems.push(format!("{id}: no concurrency"));

@@ -21,7 +21,8 @@ use ironbridge_core::store::{
     Batch, BatchOperation, ConnId, OperationEnd, OrgId, Store, StoreError, batch_status,
     operation_status,
 };
-use ironbridge_core::written::{self, Action};
+use ironbridge_core::write::{self, WriteAction};
+use ironbridge_core::written;
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Map, Value, json};
 
@@ -43,6 +44,10 @@ impl From<StoreError> for BatchStop {
         BatchStop::Store(e)
     }
 }
+
+/// How many times an operation is sent (or looked for) before an outcome that stays unknown
+/// fails it.
+const UNKNOWN_ATTEMPTS: i64 = 3;
 
 /// The reference every attempt of an operation carries to the source.
 pub fn operation_reference(batch_id: &str, idx: i64) -> String {
@@ -94,13 +99,13 @@ async fn run_operation(
         }
     };
     let action = match (&op.action[..], &op.target_id) {
-        ("update", Some(id)) => Action::Update(id),
-        _ => Action::Create,
+        ("update", Some(id)) => WriteAction::Update { id },
+        _ => WriteAction::Create,
     };
     let reference = operation_reference(&op.batch_id, op.idx);
     // Sent before and not ended: that attempt may have reached the source.
     let reconcile = op.status == operation_status::SENDING && op.attempts > 1;
-    let answered = written::execute(
+    let answered = write::apply(
         store,
         runtime,
         conn,
@@ -127,6 +132,17 @@ async fn run_operation(
                         tracing::error!(batch = %op.batch_id, index = op.idx, error = %e, "batch operation failed");
                         failed(
                             json!({"code": "INTERNAL_ERROR", "type": "api_error", "message": "An unexpected error occurred."}),
+                        )
+                    }
+                    // Still unknown after several attempts (the source keeps losing answers,
+                    // or cannot look such records up by reference): the operation fails with
+                    // the single request's error rather than holding the batch for ever.
+                    ServiceError::Connector(ConnectorError::OutcomeUnknown(_))
+                        if op.attempts >= UNKNOWN_ATTEMPTS =>
+                    {
+                        tracing::warn!(batch = %op.batch_id, index = op.idx, error = %e, "batch operation's outcome stays unknown");
+                        failed(
+                            json!({"code": "OUTCOME_UNKNOWN", "type": "source_system_error", "message": "The source system did not answer this write, which it may or may not have applied, and it could not be found there by its reference. Read the record back before writing it again.", "details": {"reason": "outcome_unknown"}}),
                         )
                     }
                     other => Outcome::Retry(other),

@@ -473,6 +473,287 @@ pub struct PurchaseOrderPatch {
     pub line_items: Option<Vec<PurchaseOrderLineIn>>,
 }
 
+/// A postal address to write (fields left out stay unchanged on an update).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressIn {
+    /// Street and number.
+    #[serde(default)]
+    pub line1: Option<String>,
+    /// Suite, building, floor.
+    #[serde(default)]
+    pub line2: Option<String>,
+    /// City.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// State, province or region.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Postal or ZIP code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    #[serde(default)]
+    #[schema(example = "US")]
+    pub country: Option<String>,
+}
+
+/// Body of `POST /v1/vendors`. Which fields a connection's system takes, requires or sets
+/// itself differs by system: `GET /v1/meta/vendors` says, and the write is refused by field
+/// name (`VALIDATION_ERROR`) otherwise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorIn {
+    /// The vendor's code or number; most systems assign it.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Legal or trading name.
+    #[serde(default)]
+    #[schema(example = "Acme Supplies Ltd")]
+    pub name: Option<String>,
+    /// `active` or `inactive` (blocked for purchasing).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::entities::ActiveStatus>)]
+    pub status: Option<String>,
+    /// Contact e-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Contact phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Tax registration number.
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    /// Default ISO 4217 currency code.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
+    pub currency: Option<String>,
+    /// Payment terms as the source names them.
+    #[serde(default)]
+    pub payment_terms: Option<String>,
+    /// Main address.
+    #[serde(default)]
+    pub address: Option<AddressIn>,
+    /// Custom fields to set, by name (`GET /v1/meta/vendors` lists those the connection can write).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Body of `PATCH /v1/vendors/{id}`: fields left out stay unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorPatch {
+    /// The vendor's code or number, where the system lets it change.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Legal or trading name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `active` or `inactive` (blocked for purchasing).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::entities::ActiveStatus>)]
+    pub status: Option<String>,
+    /// Contact e-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Contact phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Tax registration number.
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    /// Default ISO 4217 currency code.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
+    pub currency: Option<String>,
+    /// Payment terms as the source names them.
+    #[serde(default)]
+    pub payment_terms: Option<String>,
+    /// Main address: the parts given are set.
+    #[serde(default)]
+    pub address: Option<AddressIn>,
+    /// Custom fields to set, by name.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Body of `POST /v1/items`. Which fields a connection's system takes, requires or sets
+/// itself differs by system: `GET /v1/meta/items` says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemIn {
+    /// SKU or item number.
+    #[serde(default)]
+    #[schema(example = "ITM-2001")]
+    pub code: Option<String>,
+    /// Short name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Longer description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Kind of item.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::entities::ItemType>)]
+    pub item_type: Option<String>,
+    /// `active` or `inactive` (blocked).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::entities::ActiveStatus>)]
+    pub status: Option<String>,
+    /// Base unit of measure (`EA`).
+    #[serde(default)]
+    pub unit_of_measure: Option<String>,
+    /// Standard purchase cost per unit, not negative.
+    #[serde(default, deserialize_with = "crate::amount::deserialize_option")]
+    #[schema(schema_with = crate::amount::unit_price_schema)]
+    pub unit_cost: Option<Decimal>,
+    /// Custom fields to set, by name (`GET /v1/meta/items` lists those the connection can write).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Body of `PATCH /v1/items/{id}`: fields left out stay unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemPatch {
+    /// SKU or item number, where the system lets it change.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Short name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Longer description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Kind of item, where the system lets it change.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::entities::ItemType>)]
+    pub item_type: Option<String>,
+    /// `active` or `inactive` (blocked).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::entities::ActiveStatus>)]
+    pub status: Option<String>,
+    /// Base unit of measure.
+    #[serde(default)]
+    pub unit_of_measure: Option<String>,
+    /// Standard purchase cost per unit, not negative.
+    #[serde(default, deserialize_with = "crate::amount::deserialize_option")]
+    #[schema(schema_with = crate::amount::unit_price_schema)]
+    pub unit_cost: Option<Decimal>,
+    /// Custom fields to set, by name.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The kind of value a writable field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteFieldType {
+    /// Text.
+    String,
+    /// A decimal amount: a string of digits with an optional fraction, or a number.
+    Decimal,
+    /// `true` or `false`.
+    Boolean,
+    /// A whole number (only read-only fields have it).
+    Integer,
+    /// A calendar date `YYYY-MM-DD`.
+    Date,
+    /// An RFC 3339 date-time (only read-only fields have it).
+    Datetime,
+    /// One of `values`.
+    Enum,
+    /// An Ironbridge id of the `references` entity (`vnd_…`).
+    Reference,
+    /// An ISO 4217 currency code (three capital letters).
+    Currency,
+    /// An e-mail address.
+    Email,
+    /// An object with the nested `fields`.
+    Object,
+    /// A list of objects with the nested `fields`.
+    Array,
+    /// Any JSON value (custom fields matched by prefix).
+    Any,
+}
+
+/// One field of a write, as a connection's system takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WriteFieldOut {
+    /// The unified field name (`vendor_id`), or the custom field's name.
+    #[schema(example = "vendor_id")]
+    pub name: String,
+    /// The kind of value.
+    #[serde(rename = "type")]
+    pub field_type: WriteFieldType,
+    /// A create must give it.
+    pub required: bool,
+    /// Shown on the record but refused in a write (the system sets it, or Ironbridge cannot
+    /// write it to this system).
+    pub read_only: bool,
+    /// An update may change it (false for read-only fields and fields fixed at creation).
+    pub updatable: bool,
+    /// For `enum`: the values taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// For text: the most characters the system keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// For `reference`: the entity referred to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<crate::catalogue::Entity>,
+    /// For `array`: the fewest elements a write gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_items: Option<u32>,
+    /// What it is and where it goes in the system.
+    pub description: String,
+    /// For `object` and `array`: the nested fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub fields: Option<Vec<WriteFieldOut>>,
+}
+
+/// The custom fields a connection can write for an entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CustomFieldsOut {
+    /// Custom fields the system is known to have, with their types.
+    pub fields: Vec<WriteFieldOut>,
+    /// Other names taken as custom fields when they start with one of these (`custbody`).
+    pub prefixes: Vec<String>,
+    /// Any name is taken.
+    pub any_name: bool,
+}
+
+/// Which writes a connection's system supports for an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WriteOperationsOut {
+    /// `POST` creates records.
+    pub create: bool,
+    /// `PATCH` updates records.
+    pub update: bool,
+}
+
+/// Answer of `GET /v1/meta/{entity}`: what a write of the entity takes on this connection.
+/// Writes are validated against this same description before the source is called.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WriteMetaOut {
+    /// The entity.
+    pub entity: crate::catalogue::Entity,
+    /// The connection's system.
+    pub system: SystemId,
+    /// The operations supported.
+    pub operations: WriteOperationsOut,
+    /// Every field of the record: writable ones, and read-only ones (shown, refused in a
+    /// write). Empty when the system writes none of the entity.
+    pub fields: Vec<WriteFieldOut>,
+    /// The custom fields the connection can write (`custom_fields` of the body).
+    pub custom_fields: CustomFieldsOut,
+}
+
 /// Answer of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HealthOut {

@@ -17,7 +17,8 @@ pub enum ErrorCode {
     ValidationError,
     /// No credential, or one that is malformed, unknown, revoked or disconnected.
     AuthenticationFailed,
-    /// The credential is valid but may not perform this operation.
+    /// The credential is valid but may not perform this operation, or the source system
+    /// refused a write for lack of permission.
     PermissionDenied,
     /// No such object for this caller (also answered for another tenant's objects).
     NotFound,
@@ -42,6 +43,9 @@ pub enum ErrorCode {
     /// A write reached (or may have reached) the source system and no answer came back: it may
     /// or may not have been applied.
     OutcomeUnknown,
+    /// The connection's system cannot perform this operation (a create or update it does not
+    /// support, for one entity or altogether).
+    UnsupportedOperation,
     /// Too many requests for this credential; retry after `Retry-After` seconds.
     RateLimitExceeded,
     /// An unexpected error on our side. Details are in our logs under the request id.
@@ -56,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in catalogue order (used by docs and tests).
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidCursor,
         ErrorCode::UnsupportedApiVersion,
@@ -74,6 +78,7 @@ impl ErrorCode {
         ErrorCode::HeadersTooLarge,
         ErrorCode::BusinessRuleViolation,
         ErrorCode::OutcomeUnknown,
+        ErrorCode::UnsupportedOperation,
         ErrorCode::RateLimitExceeded,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
@@ -101,6 +106,7 @@ impl ErrorCode {
             ErrorCode::HeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::BusinessRuleViolation => "BUSINESS_RULE_VIOLATION",
             ErrorCode::OutcomeUnknown => "OUTCOME_UNKNOWN",
+            ErrorCode::UnsupportedOperation => "UNSUPPORTED_OPERATION",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -126,7 +132,8 @@ impl ErrorCode {
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::ValidationError
             | ErrorCode::BusinessRuleViolation
-            | ErrorCode::IdempotencyKeyReused => 422,
+            | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::UnsupportedOperation => 422,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
@@ -141,6 +148,7 @@ impl ErrorCode {
             | ErrorCode::InvalidCursor
             | ErrorCode::UnsupportedApiVersion
             | ErrorCode::ValidationError
+            | ErrorCode::UnsupportedOperation
             | ErrorCode::MethodNotAllowed
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType
@@ -179,7 +187,7 @@ impl ErrorCode {
                 "The credential is missing, malformed, unknown, revoked, or belongs to a disconnected connection."
             }
             ErrorCode::PermissionDenied => {
-                "The credential is valid but may not call this endpoint (e.g. a connection token on a management endpoint)."
+                "The credential is valid but may not call this endpoint (e.g. a connection token on a management endpoint), or the source system's role or user lacks the permission for a write (`details.remote_code` carries its code)."
             }
             ErrorCode::NotFound => {
                 "No such object or route for this caller. Another tenant's objects are reported the same way."
@@ -207,6 +215,9 @@ impl ErrorCode {
             }
             ErrorCode::OutcomeUnknown => {
                 "A write was sent to the source system and no answer came back (a timeout, a dropped connection, a gateway error): it may or may not have been applied. `details.reason` is `outcome_unknown`. Read the record back, or retry with the same `Idempotency-Key`: Ironbridge then looks the record up at the source by its reference before writing anything again."
+            }
+            ErrorCode::UnsupportedOperation => {
+                "The connection's system cannot do this operation (`details.operation`, e.g. `create`, on `details.entity`); `GET /v1/meta/{entity}` and `GET /v1/systems` say what each connection supports."
             }
             ErrorCode::RateLimitExceeded => {
                 "Too many requests for this credential. Wait `Retry-After` seconds."

@@ -186,6 +186,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Cursor(e) => e.into(),
             refused @ (ServiceError::Invalid { .. }
             | ServiceError::BadQuery { .. }
+            | ServiceError::Unsupported { .. }
             | ServiceError::UnknownSystem(_)) => match refusal::of(&refused) {
                 Some(r) => r.into(),
                 None => ApiError::internal(refused),

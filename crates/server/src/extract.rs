@@ -131,59 +131,92 @@ pub fn body_limit(config: &crate::ServerConfig, path: &str) -> usize {
     }
 }
 
+/// Reads a JSON object body: size, media type, JSON, read-only fields, then the typed
+/// decoding of `T` (its errors naming the field). Returns the object as sent and `T`.
+async fn read_body<T: DeserializeOwned + BodyRules>(
+    req: Request,
+    state: &AppState,
+) -> Result<(serde_json::Map<String, Value>, T), ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let limit = body_limit(&state.config, req.uri().path());
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("The request body exceeds the limit of {limit} bytes."),
+            )
+        })?;
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) && content_type.is_none() {
+        // An empty body counts as `{}`, so optional bodies need no content type.
+        bytes::Bytes::from_static(b"{}")
+    } else {
+        match content_type.as_deref() {
+            Some(ct) if is_json(ct) => bytes,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "Send the body as JSON with `Content-Type: application/json`.",
+                )
+                .param("Content-Type"));
+            }
+        }
+    };
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "The body is not valid JSON (line {}, column {}).",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The body must be a JSON object.",
+        ));
+    };
+    let value = Value::Object(map);
+    check_read_only::<T>(&value)?;
+    let typed = serde_path_to_error::deserialize(&value)
+        .map_err(|e| serde_error(e.path(), &e.inner().to_string()))?;
+    match value {
+        Value::Object(map) => Ok((map, typed)),
+        _ => Err(ApiError::internal("a JSON object body changed kind")),
+    }
+}
+
 impl<T: DeserializeOwned + BodyRules> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let limit = body_limit(&state.config, req.uri().path());
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        read_body::<T>(req, state)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("The request body exceeds the limit of {limit} bytes."),
-                )
-            })?;
-        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) && content_type.is_none() {
-            // An empty body counts as `{}`, so optional bodies need no content type.
-            bytes::Bytes::from_static(b"{}")
-        } else {
-            match content_type.as_deref() {
-                Some(ct) if is_json(ct) => bytes,
-                _ => {
-                    return Err(ApiError::new(
-                        ErrorCode::UnsupportedMediaType,
-                        "Send the body as JSON with `Content-Type: application/json`.",
-                    )
-                    .param("Content-Type"));
-                }
-            }
-        };
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "The body is not valid JSON (line {}, column {}).",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?;
-        if !value.is_object() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "The body must be a JSON object.",
-            ));
-        }
-        check_read_only::<T>(&value)?;
-        serde_path_to_error::deserialize(value)
-            .map(ApiJson)
-            .map_err(|e| serde_error(e.path(), &e.inner().to_string()))
+            .map(|(_, typed)| ApiJson(typed))
+    }
+}
+
+/// A JSON object body checked exactly as [`ApiJson<T>`] checks it (so errors are the same),
+/// kept as the fields sent: writes pass them to `core::write::apply`, which validates them
+/// against the connection's description. `T` documents the body.
+#[derive(Debug)]
+pub struct ApiFields<T>(
+    pub serde_json::Map<String, Value>,
+    pub std::marker::PhantomData<T>,
+);
+
+impl<T: DeserializeOwned + BodyRules> FromRequest<AppState> for ApiFields<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (map, _typed) = read_body::<T>(req, state).await?;
+        Ok(ApiFields(map, std::marker::PhantomData))
     }
 }
 

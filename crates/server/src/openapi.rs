@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, events, organization, purchase_orders, records,
-    sync, systems, webhooks,
+    api_keys, batches, certificates, connections, events, meta, organization, purchase_orders,
+    records, sync, systems, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -43,6 +43,8 @@ use utoipa::openapi::tag::TagBuilder;
         systems::list_systems,
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
+        writes::create_vendor, writes::update_vendor, writes::create_item, writes::update_item,
+        meta::get_meta,
         batches::create_batch, batches::list_batches, batches::get_batch, batches::cancel_batch,
         batches::list_operations,
     ),
@@ -54,6 +56,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
         (name = "Certificates", description = "Key pairs Ironbridge generates for machine-to-machine auth (NetSuite)."),
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
+        (name = "Meta", description = "What writes take on a connection: operations, fields, types, required and read-only fields, enums, custom fields. Writes are validated against the same description."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Batches", description = "Bulk writes: up to 10,000 creates and updates on one connection, run in the background in batches of a chosen size, each operation written exactly once, with per-operation results and a `batch.completed` webhook."),

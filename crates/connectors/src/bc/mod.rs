@@ -15,12 +15,14 @@ use ironbridge_core::connector::{
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
-    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor,
 };
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+
+pub mod fields;
 
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
@@ -133,11 +135,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         read(Entity::ITEM),
         read(Entity::PURCHASE_ORDER),
     ],
-    writes: &[WriteSpec {
-        entity: Entity::PURCHASE_ORDER,
-        create: true,
-        update: true,
-    }],
+    writes: fields::WRITES,
     limits: Limits {
         concurrency: 5,
         per_second: 9.0,
@@ -301,6 +299,66 @@ fn set_of(entity: Entity) -> Option<(&'static str, Option<&'static str>)> {
 /// on the page, which is not extensible): `shipToContact` (Text[100]) is the free-text header
 /// field a create can set and a `$filter` can find.
 const REFERENCE_FIELD: &str = "shipToContact";
+
+/// A vendor or item body: the read mapping run backwards, with the API's JSON types.
+fn record_body(entity: Entity, write: &UnifiedWrite) -> Result<Value, ConnectorError> {
+    let def = DESCRIPTOR.mapping(entity).ok_or_else(|| {
+        ConnectorError::Unsupported(format!("Business Central has no mapping of {entity}"))
+    })?;
+    let reversed = def.reverse(&write.fields);
+    if let Some(left) = reversed.left.first() {
+        return Err(ConnectorError::Unsupported(format!(
+            "Ironbridge cannot write `{left}` to a Business Central {}",
+            entity.spec().label
+        )));
+    }
+    let mut body = reversed.source;
+    // Items' `blocked` is a boolean (vendors' is an option: " ", "Payment", "All").
+    if entity == Entity::ITEM
+        && let Some(Value::String(b)) = body.get("blocked")
+    {
+        let blocked = b == "true";
+        body.insert("blocked".into(), Value::Bool(blocked));
+    }
+    for key in ["unitCost"] {
+        if let Some(Value::String(text)) = body.get(key) {
+            let d: rust_decimal::Decimal =
+                text.parse().map_err(|_| ConnectorError::InvalidSettings {
+                    param: "unit_cost".into(),
+                    message: "`unit_cost` is not a decimal".into(),
+                })?;
+            body.insert(key.into(), number(&d));
+        }
+    }
+    Ok(Value::Object(body))
+}
+
+/// The unified field a property named in a Business Central message maps from.
+fn record_param(entity: Entity, code: &str, message: &str) -> Option<String> {
+    if code == "Internal_EntityWithSameKeyExists" {
+        return Some("code".into());
+    }
+    let property = message.split('\'').nth(1)?;
+    let def = DESCRIPTOR.mapping(entity)?;
+    fn find(
+        rules: &[(String, ironbridge_core::mapping::FieldRule)],
+        property: &str,
+        prefix: &str,
+    ) -> Option<String> {
+        for (name, rule) in rules {
+            if rule.path.as_deref() == Some(property) {
+                return Some(format!("{prefix}{name}"));
+            }
+            if let Some(nested) = &rule.fields
+                && let Some(found) = find(nested, property, &format!("{prefix}{name}."))
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+    find(&def.fields, property, "")
+}
 
 fn number(d: &rust_decimal::Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
@@ -528,6 +586,12 @@ impl BcConnector {
             None
         };
         match (response.status, code.as_str()) {
+            // "Sorry, the current permissions prevented the action": the app's permission
+            // sets lack the table; its credentials are good.
+            (403, _) => ConnectorError::Forbidden {
+                remote_code: code,
+                message,
+            },
             (_, "Request_EntityChanged") => ConnectorError::State {
                 remote_code: code,
                 message,
@@ -662,6 +726,59 @@ impl BcConnector {
             message,
             param,
         }
+    }
+
+    /// A refused vendor or item write, on unified field names.
+    fn record_error(&self, entity: Entity, response: &UpstreamResponse) -> ConnectorError {
+        match self.error(response, None) {
+            ConnectorError::BusinessRule {
+                remote_code,
+                message,
+                ..
+            } => ConnectorError::BusinessRule {
+                param: record_param(entity, &remote_code, &message),
+                remote_code,
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// PATCHes a vendor or item with the ETag just read (a concurrent change is read again
+    /// and retried once); returns the record as Business Central now has it.
+    async fn patch_record(
+        &self,
+        set: &str,
+        id: &str,
+        entity: Entity,
+        body: &Value,
+    ) -> Result<Value, ConnectorError> {
+        let root = self.company_root().await?;
+        let url = format!("{root}/{set}({id})");
+        for attempt in 0..2 {
+            let current = self.get_json(&url, &[]).await?;
+            let etag = current
+                .get("@odata.etag")
+                .and_then(Value::as_str)
+                .unwrap_or("*")
+                .to_string();
+            let response = self
+                .call(Method::PATCH, &url, &[("if-match", etag)], Some(body))
+                .await?;
+            if response.status == 200 {
+                return json_body("update", &response);
+            }
+            match self.record_error(entity, &response) {
+                ConnectorError::State {
+                    ref remote_code, ..
+                } if remote_code == "Request_EntityChanged" && attempt == 0 => continue,
+                other => return Err(other),
+            }
+        }
+        Err(ConnectorError::State {
+            remote_code: "Request_EntityChanged".into(),
+            message: "Another user has already changed the record.".into(),
+        })
     }
 
     /// PATCHes the header with the ETag just read; a concurrent change is re-read and retried once.
@@ -921,6 +1038,55 @@ impl OrderWriter for BcConnector {
             .append_pair("$top", "1");
         let body = self.get_json(url.as_str(), &[]).await?;
         Ok(body.pointer("/value/0").cloned())
+    }
+
+    /// Creates a vendor (`vendors`) or an item (`items`); Business Central answers with the
+    /// record in the shape of reads.
+    async fn create_record(
+        &self,
+        entity: Entity,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let Some((set, None)) = set_of(entity) else {
+            return Err(ConnectorError::Unsupported(format!(
+                "Business Central cannot create {} records through Ironbridge",
+                entity.spec().label
+            )));
+        };
+        let body = record_body(entity, write)?;
+        let root = self.company_root().await?;
+        let response = self
+            .call(Method::POST, &format!("{root}/{set}"), &[], Some(&body))
+            .await?;
+        if response.status != 201 {
+            return Err(self.record_error(entity, &response));
+        }
+        json_body("create", &response).map_err(|_| {
+            ConnectorError::OutcomeUnknown(format!(
+                "Business Central created the {}; its answer is unreadable",
+                entity.spec().label
+            ))
+        })
+    }
+
+    /// Updates a vendor or an item with `If-Match`; answers with the record as it now is.
+    async fn update_record(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let Some((set, None)) = set_of(entity) else {
+            return Err(ConnectorError::Unsupported(format!(
+                "Business Central cannot update {} records through Ironbridge",
+                entity.spec().label
+            )));
+        };
+        if !remote_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(ConnectorError::NotFound);
+        }
+        let body = record_body(entity, changes)?;
+        self.patch_record(set, remote_id, entity, &body).await
     }
 
     /// Updates an order: header fields with `If-Match`; replacement lines added before the

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod fields;
 pub mod read;
 pub mod write;
 
@@ -18,7 +19,7 @@ use ironbridge_core::connector::{
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
-    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor,
 };
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
@@ -147,11 +148,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             DeletionDetection::DeletionLog,
         ),
     ],
-    writes: &[WriteSpec {
-        entity: Entity::PURCHASE_ORDER,
-        create: true,
-        update: true,
-    }],
+    writes: fields::WRITES,
     limits: Limits {
         concurrency: CONCURRENCY,
         // No per-second limit is documented, only the concurrency limit.
@@ -432,6 +429,39 @@ impl NetSuite {
     }
 }
 
+impl NetSuite {
+    /// One vendor or item read by SuiteQL, in the raw shape of a sync's reads.
+    async fn read_record(&self, entity: Entity, id: &str) -> Result<Value, ConnectorError> {
+        let id: u64 = record_id(id)?
+            .parse()
+            .map_err(|_| ConnectorError::NotFound)?;
+        let sql = read::record_query(entity, id)?;
+        let (rows, _) = self.suiteql(&sql, 1, 0).await?;
+        let row = rows.into_iter().next().ok_or(ConnectorError::NotFound)?;
+        Ok(if entity == Entity::VENDOR {
+            read::vendor(row)
+        } else {
+            read::item(row)
+        })
+    }
+}
+
+/// The record id a create's `Location` header ends with.
+fn created_id(response: &UpstreamResponse, what: &str) -> Result<String, ConnectorError> {
+    response
+        .headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.rsplit('/').next())
+        .map(str::to_string)
+        .filter(|id| record_id(id).is_ok())
+        .ok_or_else(|| {
+            ConnectorError::OutcomeUnknown(format!(
+                "NetSuite created the {what} without a Location"
+            ))
+        })
+}
+
 fn record_id(remote_id: &str) -> Result<&str, ConnectorError> {
     if !remote_id.is_empty() && remote_id.bytes().all(|b| b.is_ascii_digit()) {
         Ok(remote_id)
@@ -592,18 +622,7 @@ impl OrderWriter for NetSuite {
             let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
             return Err(write::write_error(response.status, &value));
         }
-        let id = response
-            .headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| l.rsplit('/').next())
-            .map(str::to_string)
-            .filter(|id| record_id(id).is_ok())
-            .ok_or_else(|| {
-                ConnectorError::OutcomeUnknown(
-                    "NetSuite created the order without a Location".into(),
-                )
-            })?;
+        let id = created_id(&response, "order")?;
         // Created: a failed read-back leaves the caller without the record, not without the
         // write, so it is reconciled (found by its reference) rather than written again.
         self.get_order(&id).await.map_err(|e| {
@@ -620,6 +639,82 @@ impl OrderWriter for NetSuite {
             Err(ConnectorError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Creates a vendor (record `vendor`) or an inventory item (`inventoryItem`), then reads
+    /// it back by SuiteQL in the shape of reads.
+    async fn create_record(
+        &self,
+        entity: Entity,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let record_type = write::record_type(entity).ok_or_else(|| {
+            ConnectorError::Unsupported(format!(
+                "Oracle NetSuite cannot create {} records through Ironbridge",
+                entity.spec().label
+            ))
+        })?;
+        let body = write::record_body(entity, write)?;
+        let url = format!("{}/services/rest/record/v1/{record_type}", self.base_url);
+        // A create is never sent again once it may have reached NetSuite.
+        let response = self
+            .call_write(|http| {
+                http.post(&url)
+                    .header(CONTENT_TYPE, "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if !matches!(response.status, 201 | 204) {
+            let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            return Err(write::record_error(entity, response.status, &value));
+        }
+        let label = entity.spec().label;
+        let id = created_id(&response, label)?;
+        self.read_record(entity, &id).await.map_err(|e| {
+            ConnectorError::OutcomeUnknown(format!(
+                "NetSuite created {label} {id} but reading it back failed: {e}"
+            ))
+        })
+    }
+
+    /// Updates a vendor or an inventory item (an item of another type is refused: its record
+    /// type is another), then reads it back.
+    async fn update_record(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let record_type = write::record_type(entity).ok_or_else(|| {
+            ConnectorError::Unsupported(format!(
+                "Oracle NetSuite cannot update {} records through Ironbridge",
+                entity.spec().label
+            ))
+        })?;
+        let id = record_id(remote_id)?;
+        if entity == Entity::ITEM {
+            let current = self.read_record(entity, id).await?;
+            let kind = current
+                .get("itemType")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if kind != "InvtPart" {
+                return Err(ConnectorError::Unsupported(format!(
+                    "NetSuite item {id} is of type {kind}; Ironbridge updates inventory items only"
+                )));
+            }
+        }
+        let body = write::record_body(entity, changes)?;
+        let url = format!(
+            "{}/services/rest/record/v1/{record_type}/{id}",
+            self.base_url
+        );
+        let response = self.call(|http| http.patch(&url).json(&body)).await?;
+        if !matches!(response.status, 200 | 204) {
+            let value: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            return Err(write::record_error(entity, response.status, &value));
+        }
+        self.read_record(entity, id).await
     }
 
     /// Updates an order (`replace=item` when the lines are replaced), then reads it back.

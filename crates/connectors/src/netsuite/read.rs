@@ -168,20 +168,7 @@ pub fn page_query(
         }
         "t.id"
     };
-    if entity == Entity::PURCHASE_ORDER {
-        select.push_str(&format!(
-            ", TO_CHAR(t.createddate, {ISO_FORMAT}) AS created_iso, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso"
-        ));
-    } else if t.has_last_modified {
-        let created = if entity == Entity::VENDOR {
-            "datecreated"
-        } else {
-            "createddate"
-        };
-        select.push_str(&format!(
-            ", TO_CHAR(t.{created}, {ISO_FORMAT}) AS created_iso"
-        ));
-    }
+    select.push_str(&created_columns(entity, &t));
     let mut sql = format!("SELECT {select} FROM {}", t.from);
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -190,6 +177,45 @@ pub fn page_query(
     sql.push_str(" ORDER BY ");
     sql.push_str(order);
     Ok((sql, t.page))
+}
+
+/// The creation (and order date) columns a read adds, as ISO text.
+fn created_columns(entity: Entity, t: &Table) -> String {
+    if entity == Entity::PURCHASE_ORDER {
+        format!(
+            ", TO_CHAR(t.createddate, {ISO_FORMAT}) AS created_iso, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso"
+        )
+    } else if t.has_last_modified {
+        let created = if entity == Entity::VENDOR {
+            "datecreated"
+        } else {
+            "createddate"
+        };
+        format!(", TO_CHAR(t.{created}, {ISO_FORMAT}) AS created_iso")
+    } else {
+        String::new()
+    }
+}
+
+/// The statement reading one record by internal id, with the columns of a page (so the row
+/// is reshaped by the same function as a sync's).
+pub fn record_query(entity: Entity, id: u64) -> Result<String, ConnectorError> {
+    let t = table(entity)
+        .ok_or_else(|| ConnectorError::Unsupported(format!("NetSuite has no {entity} read")))?;
+    let mut select = t.select.to_string();
+    if t.has_last_modified {
+        select.push_str(&format!(
+            ", TO_CHAR(t.lastmodifieddate, {ISO_FORMAT}) AS lastmodified_iso"
+        ));
+    }
+    select.push_str(&created_columns(entity, &t));
+    let mut conditions: Vec<String> = t.filter.iter().map(|f| f.to_string()).collect();
+    conditions.push(format!("t.id = {id}"));
+    Ok(format!(
+        "SELECT {select} FROM {} WHERE {}",
+        t.from,
+        conditions.join(" AND ")
+    ))
 }
 
 /// The statement that finds an entity's earliest modification (one row), where it has one.

@@ -1,9 +1,11 @@
-//! Purchase-order writes through the record API: request bodies and NetSuite's error bodies
-//! turned into connector errors on unified field names.
+//! Writes through the record API: purchase-order bodies, vendor and inventory-item bodies
+//! (the read mapping run backwards, then put in the record API's types and names), and
+//! NetSuite's error bodies turned into connector errors on unified field names.
 
 use ironbridge_core::connector::{
-    ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite,
+    ConnectorError, PurchaseOrderLineWrite, PurchaseOrderUpdate, PurchaseOrderWrite, UnifiedWrite,
 };
+use ironbridge_model::Entity;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
@@ -133,6 +135,114 @@ pub fn update_body(update: &PurchaseOrderUpdate) -> Result<(Value, bool), Connec
     Ok((Value::Object(m), replace))
 }
 
+/// The record type a write of `entity` goes to (`None`: none is written).
+pub fn record_type(entity: Entity) -> Option<&'static str> {
+    if entity == Entity::VENDOR {
+        Some("vendor")
+    } else if entity == Entity::ITEM {
+        Some("inventoryItem")
+    } else {
+        None
+    }
+}
+
+/// Where the record API takes a unified field that its read (SuiteQL) names otherwise.
+const WRITE_NAMES: &[(&str, &str)] = &[("description", "salesDescription")];
+
+/// The internal id of a currency code, for `{"id": …}` references.
+fn currency_id(code: &str) -> Option<&'static str> {
+    CURRENCIES
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(code))
+        .map(|(_, id)| *id)
+}
+
+/// A vendor or inventory-item body: the read mapping run backwards, then the record API's
+/// types (booleans, numbers, `{"id"}` references) and names.
+pub fn record_body(entity: Entity, write: &UnifiedWrite) -> Result<Value, ConnectorError> {
+    let def = super::DESCRIPTOR.mapping(entity).ok_or_else(|| {
+        ConnectorError::Unsupported(format!("NetSuite has no mapping of {entity}"))
+    })?;
+    let reversed = def.reverse(&write.fields);
+    if let Some(left) = reversed.left.first() {
+        return Err(ConnectorError::Unsupported(format!(
+            "Ironbridge cannot write `{left}` to a NetSuite {}",
+            entity.spec().label
+        )));
+    }
+    let mut body = reversed.source;
+    if let Some(v) = body.remove("isInactive") {
+        body.insert(
+            "isInactive".into(),
+            Value::Bool(v.as_str() == Some("true") || v == Value::Bool(true)),
+        );
+    }
+    if body.contains_key("currency") {
+        let code = write.text("currency").unwrap_or_default();
+        let id = currency_id(&code).ok_or_else(|| ConnectorError::BusinessRule {
+            remote_code: "INVALID_CURRENCY".into(),
+            message: format!(
+                "Currency {code} is not one the NetSuite connector can write (USD, GBP, CAD, EUR)."
+            ),
+            param: Some("currency".into()),
+        })?;
+        body.insert("currency".into(), reference(id));
+    }
+    // The record type carries the item type; it is not a field of the body.
+    body.remove("itemType");
+    for (read, write_name) in WRITE_NAMES {
+        if let Some(v) = body.remove(*read) {
+            body.insert((*write_name).into(), v);
+        }
+    }
+    if let Some(Value::String(cost)) = body.get("cost") {
+        let cost: Decimal = cost.parse().map_err(|_| ConnectorError::InvalidSettings {
+            param: "unit_cost".into(),
+            message: "`unit_cost` is not a decimal".into(),
+        })?;
+        body.insert("cost".into(), number(cost));
+    }
+    Ok(Value::Object(body))
+}
+
+/// The unified field a record-API error path of a vendor or item names.
+fn record_param(entity: Entity, path: &str) -> Option<String> {
+    let head = path.split(['.', '[']).next().unwrap_or(path);
+    if let Some((read, _)) = WRITE_NAMES.iter().find(|(_, w)| *w == head) {
+        return Some((*read).to_string());
+    }
+    let def = super::DESCRIPTOR.mapping(entity)?;
+    def.fields
+        .iter()
+        .find(|(_, rule)| {
+            rule.path
+                .as_deref()
+                .is_some_and(|p| p == head || p.starts_with(&format!("{head}.")))
+        })
+        .map(|(name, _)| name.clone())
+        .or_else(|| {
+            let custom = def.custom_fields.as_ref()?;
+            custom
+                .prefixes
+                .iter()
+                .any(|pre| head.starts_with(pre.as_str()))
+                .then(|| format!("custom_fields.{head}"))
+        })
+}
+
+/// A rejected vendor or item write as a connector error.
+pub fn record_error(entity: Entity, status: u16, body: &Value) -> ConnectorError {
+    let (code, detail, path) = error_detail(body);
+    match status {
+        400 => ConnectorError::BusinessRule {
+            remote_code: code,
+            message: detail,
+            param: path.as_deref().and_then(|p| record_param(entity, p)),
+        },
+        _ => write_error(status, body),
+    }
+}
+
 /// NetSuite's error path (`entity`, `item.items[2].item`) as a unified field name.
 pub fn param_of(path: &str) -> Option<String> {
     let header = match path {
@@ -189,7 +299,12 @@ pub fn error_detail(body: &Value) -> (String, String, Option<String>) {
 pub fn write_error(status: u16, body: &Value) -> ConnectorError {
     let (code, detail, path) = error_detail(body);
     match status {
-        401 | 403 => ConnectorError::Unauthorized,
+        401 => ConnectorError::Unauthorized,
+        // The role lacks a permission (`INSUFFICIENT_PERMISSION`): the credentials are good.
+        403 => ConnectorError::Forbidden {
+            remote_code: code,
+            message: detail,
+        },
         404 => ConnectorError::NotFound,
         400 if detail.to_ascii_lowercase().contains("closed transaction") => {
             ConnectorError::State {

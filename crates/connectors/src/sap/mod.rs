@@ -16,13 +16,15 @@ use ironbridge_core::connector::{
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
-    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor,
 };
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
+
+pub mod fields;
 
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
@@ -119,6 +121,11 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             "Order type",
             "Of orders Ironbridge creates (default NB).",
         ),
+        optional(
+            "business_partner_grouping",
+            "Business partner grouping",
+            "Of suppliers Ironbridge creates (`BusinessPartnerGrouping`; the system's default when absent).",
+        ),
     ],
     reads: &[
         // `A_Supplier` has no change time to filter on.
@@ -126,11 +133,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         read(Entity::ITEM, ReadKind::Windowed),
         read(Entity::PURCHASE_ORDER, ReadKind::Windowed),
     ],
-    writes: &[WriteSpec {
-        entity: Entity::PURCHASE_ORDER,
-        create: true,
-        update: true,
-    }],
+    writes: fields::WRITES,
     limits: Limits {
         concurrency: 4,
         per_second: 0.0,
@@ -168,6 +171,7 @@ const SETTINGS: &[&str] = &[
     "purchasing_organization",
     "company_code",
     "purchase_order_type",
+    "business_partner_grouping",
 ];
 const CREDENTIALS: &[&str] = &[
     "username",
@@ -228,6 +232,7 @@ pub struct SapConnector {
     purchasing_organization: Option<String>,
     company_code: Option<String>,
     purchase_order_type: String,
+    business_partner_grouping: Option<String>,
     auth: Auth,
     client: UpstreamClient,
     clock: Arc<dyn Clock>,
@@ -372,6 +377,7 @@ impl SapConnector {
             purchasing_organization: s.opt("purchasing_organization")?,
             company_code: s.opt("company_code")?,
             purchase_order_type: s.opt("purchase_order_type")?.unwrap_or_else(|| "NB".into()),
+            business_partner_grouping: s.opt("business_partner_grouping")?,
             auth,
             client,
             clock,
@@ -526,6 +532,12 @@ impl SapConnector {
         };
         match (response.status, code.as_str()) {
             (404, _) => ConnectorError::NotFound,
+            // The communication user lacks an authorization (the CSRF refusal, also a 403,
+            // never reaches here: `modify` fetches a new token for it).
+            (403, _) => ConnectorError::Forbidden {
+                remote_code: code,
+                message,
+            },
             (_, "06/028") | (412, _) | (428, _) => ConnectorError::State {
                 remote_code: code,
                 message,
@@ -624,6 +636,245 @@ impl SapConnector {
         Value::Object(item)
     }
 
+    /// A refused supplier or product write, on unified field names.
+    fn record_error(&self, entity: Entity, response: &UpstreamResponse) -> ConnectorError {
+        match self.error(response, None) {
+            ConnectorError::BusinessRule {
+                remote_code,
+                message,
+                ..
+            } => ConnectorError::BusinessRule {
+                param: record_param(entity, &remote_code, &message),
+                remote_code,
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// A modifying call that must answer `ok` (else the refusal, on unified names).
+    async fn modify_record(
+        &self,
+        entity: Entity,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        let response = self.modify(method, path, body).await?;
+        if ok.contains(&response.status) {
+            Ok(response)
+        } else {
+            Err(self.record_error(entity, &response))
+        }
+    }
+
+    /// One supplier as a sync reads it.
+    async fn read_supplier(&self, key: &str) -> Result<Value, ConnectorError> {
+        let path = format!("{BP_SRV}/A_Supplier({})", quote(key));
+        let v = self.get_json(&path, &[]).await?;
+        v.get("d")
+            .cloned()
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
+    }
+
+    /// One product as a sync reads it (with its descriptions).
+    async fn read_product(&self, key: &str) -> Result<Value, ConnectorError> {
+        let path = format!("{PRODUCT_SRV}/A_Product({})", quote(key));
+        let v = self
+            .get_json(&path, &[("$expand", "to_Description".into())])
+            .await?;
+        v.get("d")
+            .cloned()
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
+    }
+
+    /// The product properties of a write: the read mapping run backwards (the name, read
+    /// from the first description, is written to `to_Description` by the caller), flags as
+    /// booleans.
+    fn product_body(write: &UnifiedWrite) -> Result<Map<String, Value>, ConnectorError> {
+        let mut fields = write.fields.clone();
+        fields.remove("name");
+        let def = DESCRIPTOR
+            .mapping(Entity::ITEM)
+            .ok_or_else(|| ConnectorError::Unsupported("SAP has no product mapping".into()))?;
+        let reversed = def.reverse(&fields);
+        if let Some(left) = reversed.left.first() {
+            return Err(ConnectorError::Unsupported(format!(
+                "Ironbridge cannot write `{left}` to an SAP product"
+            )));
+        }
+        let mut body = reversed.source;
+        if let Some(Value::String(flag)) = body.get("IsMarkedForDeletion") {
+            let flag = flag == "true";
+            body.insert("IsMarkedForDeletion".into(), Value::Bool(flag));
+        }
+        Ok(body)
+    }
+
+    /// Creates a product with its English description in one deep insert.
+    async fn create_product(&self, write: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        let mut body = Self::product_body(write)?;
+        let key = write.text("code").unwrap_or_default();
+        if let Some(name) = write.text("name") {
+            body.insert(
+                "to_Description".into(),
+                json!([{"Product": key, "Language": "EN", "ProductDescription": name}]),
+            );
+        }
+        let body = Value::Object(body);
+        self.modify_record(
+            Entity::ITEM,
+            Method::POST,
+            &format!("{PRODUCT_SRV}/A_Product"),
+            Some(&body),
+            &[201],
+        )
+        .await?;
+        // Created: a failed read-back leaves the caller without the record, not the write.
+        self.read_product(&key).await.map_err(|e| {
+            ConnectorError::OutcomeUnknown(format!(
+                "SAP created product {key} but reading it back failed: {e}"
+            ))
+        })
+    }
+
+    /// Updates a product's properties and its English description.
+    async fn update_product(
+        &self,
+        key: &str,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let body = Self::product_body(write)?;
+        let product = format!("{PRODUCT_SRV}/A_Product({})", quote(key));
+        if !body.is_empty() {
+            let body = Value::Object(body);
+            self.modify_record(
+                Entity::ITEM,
+                Method::PATCH,
+                &product,
+                Some(&body),
+                &[200, 204],
+            )
+            .await?;
+        }
+        if let Some(name) = write.text("name") {
+            let path = format!(
+                "{PRODUCT_SRV}/A_ProductDescription(Product={},Language='EN')",
+                quote(key)
+            );
+            let body = json!({"ProductDescription": name});
+            self.modify_record(Entity::ITEM, Method::PATCH, &path, Some(&body), &[200, 204])
+                .await?;
+        }
+        self.read_product(key).await
+    }
+
+    /// Creates a supplier: a business partner (an organization) in the supplier roles, with
+    /// its supplier data, in one deep insert of `A_BusinessPartner`.
+    async fn create_supplier(&self, write: &UnifiedWrite) -> Result<Value, ConnectorError> {
+        let mut body = Map::new();
+        body.insert("BusinessPartnerCategory".into(), json!("2"));
+        if let Some(g) = &self.business_partner_grouping {
+            body.insert("BusinessPartnerGrouping".into(), json!(g));
+        }
+        if let Some(name) = write.text("name") {
+            body.insert("OrganizationBPName1".into(), json!(name));
+        }
+        body.insert(
+            "to_BusinessPartnerRole".into(),
+            json!([{"BusinessPartnerRole": "FLVN00"}, {"BusinessPartnerRole": "FLVN01"}]),
+        );
+        let mut supplier = Map::new();
+        if let Some(status) = write.text("status") {
+            supplier.insert("PurchasingIsBlocked".into(), json!(status == "inactive"));
+        }
+        body.insert("to_Supplier".into(), Value::Object(supplier));
+        let body = Value::Object(body);
+        let response = self
+            .modify_record(
+                Entity::VENDOR,
+                Method::POST,
+                &format!("{BP_SRV}/A_BusinessPartner"),
+                Some(&body),
+                &[201],
+            )
+            .await?;
+        let created = json_body("create", &response).map_err(|_| {
+            ConnectorError::OutcomeUnknown(
+                "SAP created the business partner; its answer is unreadable".into(),
+            )
+        })?;
+        let key = created
+            .pointer("/d/Supplier")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .or_else(|| {
+                created
+                    .pointer("/d/BusinessPartner")
+                    .and_then(Value::as_str)
+            })
+            .ok_or_else(|| {
+                ConnectorError::OutcomeUnknown(
+                    "SAP created the business partner without a key".into(),
+                )
+            })?
+            .to_string();
+        self.read_supplier(&key).await.map_err(|e| {
+            ConnectorError::OutcomeUnknown(format!(
+                "SAP created supplier {key} but reading it back failed: {e}"
+            ))
+        })
+    }
+
+    /// Updates a supplier: its purchasing block on `A_Supplier`, its name on the business
+    /// partner that carries it.
+    async fn update_supplier(
+        &self,
+        key: &str,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if let Some(name) = write.text("name") {
+            let found = self
+                .get_json(
+                    &format!("{BP_SRV}/A_BusinessPartner"),
+                    &[
+                        ("$filter", format!("Supplier eq {}", quote(key))),
+                        ("$select", "BusinessPartner".into()),
+                        ("$top", "1".into()),
+                        ("$format", "json".into()),
+                    ],
+                )
+                .await?;
+            let partner = found
+                .pointer("/d/results/0/BusinessPartner")
+                .and_then(Value::as_str)
+                .ok_or(ConnectorError::NotFound)?
+                .to_string();
+            let body = json!({"OrganizationBPName1": name});
+            self.modify_record(
+                Entity::VENDOR,
+                Method::PATCH,
+                &format!("{BP_SRV}/A_BusinessPartner({})", quote(&partner)),
+                Some(&body),
+                &[200, 204],
+            )
+            .await?;
+        }
+        if let Some(status) = write.text("status") {
+            let body = json!({"PurchasingIsBlocked": status == "inactive"});
+            self.modify_record(
+                Entity::VENDOR,
+                Method::PATCH,
+                &format!("{BP_SRV}/A_Supplier({})", quote(key)),
+                Some(&body),
+                &[200, 204],
+            )
+            .await?;
+        }
+        self.read_supplier(key).await
+    }
+
     async fn read_order(&self, key: &str) -> Result<Value, ConnectorError> {
         let path = format!("{PO_SRV}/A_PurchaseOrder({})", quote(key));
         let v = self
@@ -634,6 +885,29 @@ impl SapConnector {
             .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))
     }
 }
+
+/// The unified field a supplier or product error names: a property quoted in the message
+/// (`Property 'BaseUnit' is invalid`) through the read mapping, or the key for a duplicate.
+fn record_param(entity: Entity, code: &str, message: &str) -> Option<String> {
+    if DUPLICATE_CODES.contains(&code) {
+        return Some("code".into());
+    }
+    let property = message.split('\'').nth(1)?;
+    match property {
+        "OrganizationBPName1" | "BusinessPartnerFullName" => return Some("name".into()),
+        "ProductDescription" => return Some("name".into()),
+        _ => {}
+    }
+    DESCRIPTOR
+        .mapping(entity)?
+        .fields
+        .iter()
+        .find(|(_, rule)| rule.path.as_deref() == Some(property))
+        .map(|(name, _)| name.clone())
+}
+
+/// Codes of "already exists" answers of the product and business-partner APIs.
+const DUPLICATE_CODES: &[&str] = &["M3/351", "R11/124"];
 
 /// `name=value` pairs of every `Set-Cookie`, as a `Cookie` header.
 fn cookie_header(headers: &HeaderMap) -> String {
@@ -928,6 +1202,43 @@ impl OrderWriter for SapConnector {
             )
             .await?;
         Ok(body.pointer("/d/results/0").cloned())
+    }
+
+    /// Creates a supplier (a business partner in the supplier roles) or a product.
+    async fn create_record(
+        &self,
+        entity: Entity,
+        write: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if entity == Entity::VENDOR {
+            self.create_supplier(write).await
+        } else if entity == Entity::ITEM {
+            self.create_product(write).await
+        } else {
+            Err(ConnectorError::Unsupported(format!(
+                "SAP S/4HANA cannot create {} records through Ironbridge",
+                entity.spec().label
+            )))
+        }
+    }
+
+    /// Updates a supplier or a product.
+    async fn update_record(
+        &self,
+        entity: Entity,
+        remote_id: &str,
+        changes: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        if entity == Entity::VENDOR {
+            self.update_supplier(remote_id, changes).await
+        } else if entity == Entity::ITEM {
+            self.update_product(remote_id, changes).await
+        } else {
+            Err(ConnectorError::Unsupported(format!(
+                "SAP S/4HANA cannot update {} records through Ironbridge",
+                entity.spec().label
+            )))
+        }
     }
 
     /// Updates an order: custom fields on the header; replacement lines added before the old

@@ -18,8 +18,10 @@ use crate::connector::{
     PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
     UpdateRecords,
 };
+use crate::describe;
 use crate::system::{
-    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+    AuthOption, CustomFields, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor, WriteField,
+    WriteSpec, WriteType,
 };
 use data::{CLOSED_STATUSES, Dataset};
 
@@ -73,6 +75,13 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         entity: Entity::PURCHASE_ORDER,
         create: true,
         update: true,
+        fields: ORDER_FIELDS,
+        custom_fields: CustomFields {
+            fields: &[],
+            prefixes: &[],
+            // The sample ERP keeps any custom field in `customFields`.
+            any_name: true,
+        },
     }],
     limits: Limits {
         concurrency: 1,
@@ -96,6 +105,65 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         )?))
     },
 };
+
+/// What a purchase-order write takes: every unified field the sample ERP stores.
+static ORDER_FIELDS: &[WriteField] = &[
+    describe::text(
+        "number",
+        "Order number; the sandbox assigns `PO-<n>` when absent.",
+    )
+    .create_only(),
+    describe::ORDER_STATUS,
+    describe::REMOTE_STATUS,
+    describe::ORDER_VENDOR,
+    WriteField::new(
+        "location_id",
+        WriteType::Reference(Entity::LOCATION),
+        "Receiving location (`loc_…`); it must be open.",
+    ),
+    WriteField::new(
+        "currency",
+        WriteType::Currency,
+        "The vendor's currency when absent.",
+    )
+    .create_only(),
+    WriteField::new("order_date", WriteType::Date, "Today when absent.").create_only(),
+    WriteField::new(
+        "expected_delivery_date",
+        WriteType::Date,
+        "Expected delivery of the order.",
+    ),
+    describe::SUBTOTAL,
+    describe::TAX_AMOUNT,
+    describe::TOTAL_AMOUNT,
+    describe::text("memo", "Free-text note."),
+    WriteField::new(
+        "line_items",
+        WriteType::List {
+            fields: &[
+                describe::LINE_ID,
+                describe::LINE_REMOTE_ID,
+                describe::LINE_NUMBER,
+                describe::LINE_ITEM,
+                describe::text("description", "The item's name when absent."),
+                describe::LINE_QUANTITY,
+                describe::LINE_RECEIVED,
+                describe::text("unit_of_measure", "The item's unit when absent."),
+                describe::LINE_PRICE,
+                describe::LINE_TOTAL,
+                WriteField::new(
+                    "expected_delivery_date",
+                    WriteType::Date,
+                    "Expected delivery of the line; the order's when absent.",
+                ),
+                describe::LINE_CUSTOM,
+            ],
+            min: 1,
+        },
+        "The lines; on an update they replace all lines (draft and pending orders only).",
+    )
+    .required(),
+];
 
 /// Records per page the sandbox returns.
 const PAGE_SIZE: usize = 100;

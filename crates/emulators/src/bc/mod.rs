@@ -46,6 +46,10 @@ pub struct Settings {
     pub entity_changed_status_409: bool,
     /// Lines of released (`Open`) orders cannot be changed, as BC requires status Open (draft) for edits [I].
     pub released_orders_read_only: bool,
+    /// API pages (`vendors`, `items`, `purchaseOrders`, `purchaseOrderLines`) whose tables the
+    /// app's permission sets may not insert, modify or delete in: writes are answered 403
+    /// "Sorry, the current permissions prevented the action", as Business Central answers.
+    pub denied_sets: Vec<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             max_page_size: 20_000,
             entity_changed_status_409: true,
             released_orders_read_only: true,
+            denied_sets: Vec::new(),
         }
     }
 }

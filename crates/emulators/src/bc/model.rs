@@ -104,6 +104,9 @@ pub fn po_members(seed: u64, po: &PurchaseOrder, data: &Dataset, m: &mut Members
     let total = po.total_cents() as f64 / 100.0;
     let vendor_guid = guid(seed, Kind::Vendor, po.vendor_id);
     let vname = v.as_ref().map_or("", |v| v.name.as_str());
+    let vnumber = v
+        .as_ref()
+        .map_or_else(|| vendor_number(po.vendor_id), |v| v.number.clone());
     m.str(
         "@odata.etag",
         &etag(
@@ -121,11 +124,11 @@ pub fn po_members(seed: u64, po: &PurchaseOrder, data: &Dataset, m: &mut Members
         &iso_date(po.order_date.saturating_add(30 * 86_400_000)),
     );
     m.str("vendorId", &vendor_guid);
-    m.str("vendorNumber", &vendor_number(po.vendor_id));
+    m.str("vendorNumber", &vnumber);
     m.str("vendorName", vname);
     m.str("payToName", vname);
     m.str("payToVendorId", &vendor_guid);
-    m.str("payToVendorNumber", &vendor_number(po.vendor_id));
+    m.str("payToVendorNumber", &vnumber);
     m.str("shipToName", loc.as_ref().map_or("", |l| l.name.as_str()));
     m.str("shipToContact", po.external_id.as_deref().unwrap_or(""));
     for prefix in ["buyFrom", "payTo"] {
@@ -250,7 +253,7 @@ pub fn vendor_json(seed: u64, v: &Vendor, revision: u64) -> Value {
     json!({
         "@odata.etag": etag(v.last_modified, v.id, revision),
         "id": guid(seed, Kind::Vendor, v.id),
-        "number": vendor_number(v.id),
+        "number": v.number,
         "displayName": v.name,
         "addressLine1": v.address,
         "addressLine2": "",
@@ -280,7 +283,7 @@ pub fn item_json(seed: u64, i: &Item, revision: u64) -> Value {
         "id": guid(seed, Kind::Item, i.id),
         "number": i.sku,
         "displayName": i.name,
-        "type": "Inventory",
+        "type": i.kind.bc(),
         "itemCategoryId": EMPTY_GUID,
         "itemCategoryCode": i.category,
         "blocked": i.inactive,

@@ -1,5 +1,6 @@
 //! API v2.0 writes: create a purchase order (deep insert of lines, 201), add lines (201), PATCH with
-//! `If-Match` (200 with the entity; stale → `Request_EntityChanged`), DELETE (204).
+//! `If-Match` (200 with the entity; stale → `Request_EntityChanged`), DELETE (204); create and
+//! update vendors and items; the app's missing permissions (403).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +11,7 @@ use super::api::{Ctx, Res, Set, json_status};
 use super::errors::BcError;
 use super::model::{self, Kind};
 use crate::common::clock::{day_start, parse_rfc3339};
-use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder};
+use crate::common::datagen::{EMPLOYEES, Item, ItemKind, PoLine, PoStatus, PurchaseOrder, Vendor};
 use crate::common::{Dataset, DeletedThrough, RecordKind};
 
 const PO_WRITABLE: [&str; 6] = [
@@ -105,24 +106,21 @@ fn vendor(bc: &Bc, m: &Map<String, Value>, data: &Dataset) -> Result<Option<u64>
             BcError::bad("Internal_InvalidTableRelation", format!("The field Buy-from Vendor No. of table Purchase Header contains a value ({v}) that cannot be found in the related table (Vendor)."))
         })?)
     } else if let Some(n) = m.get("vendorNumber").and_then(Value::as_str) {
-        let id = n
-            .strip_prefix('V')
-            .and_then(|x| x.parse::<u64>().ok())
-            .filter(|id| data.vendors.exists(*id) && model::vendor_number(*id) == n);
+        let id = data.vendor_by_number(n).map(|v| v.id);
         Some(id.ok_or_else(|| {
             BcError::bad("Internal_InvalidTableRelation", format!("The field Buy-from Vendor No. of table Purchase Header contains a value ({n}) that cannot be found in the related table (Vendor)."))
         })?)
     } else {
         None
     };
-    if let Some(id) = id
-        && data.vendors.get(id).is_some_and(|v| v.inactive)
+    if let Some(v) = id.and_then(|id| data.vendors.get(id))
+        && v.inactive
     {
         return Err(BcError::bad(
             "Application_DialogException",
             format!(
                 "You cannot create this type of document when Vendor {} is blocked with type All",
-                model::vendor_number(id)
+                v.number
             ),
         ));
     }
@@ -189,10 +187,7 @@ fn new_line(
     let item = if let Some(g) = m.get("itemId").and_then(Value::as_str) {
         model::guid_id(bc.core.seed, Kind::Item, g).and_then(|id| data.items.get(id))
     } else if let Some(n) = m.get("lineObjectNumber").and_then(Value::as_str) {
-        n.strip_prefix("ITEM-")
-            .and_then(|x| x.parse::<u64>().ok())
-            .and_then(|id| data.items.get(id))
-            .filter(|i| i.sku == n)
+        data.item_by_sku(n)
     } else {
         return Err(BcError::bad(
             "BadRequest_RequiredParamNotProvided",
@@ -349,11 +344,340 @@ fn add_line(
     ))
 }
 
+/// The base application's table behind an API page: (id, name).
+fn table_of(set: Set) -> (u32, &'static str) {
+    match set {
+        Set::PurchaseOrders => (38, "Purchase Header"),
+        Set::PurchaseOrderLines => (39, "Purchase Line"),
+        Set::Vendors => (23, "Vendor"),
+        Set::Items => (27, "Item"),
+    }
+}
+
+/// Refuses a write of a page whose table the app may not write (the `denied_sets` switch).
+fn permitted(bc: &Bc, set: Set, action: &str) -> Result<(), BcError> {
+    if !bc.settings().denied_sets.iter().any(|d| d == set.name()) {
+        return Ok(());
+    }
+    let (id, name) = table_of(set);
+    Err(BcError::new(
+        StatusCode::FORBIDDEN,
+        "Internal_ServerError",
+        format!(
+            "Sorry, the current permissions prevented the action. (TableData {id} {name} {action}: Base Application)"
+        ),
+    ))
+}
+
+/// The page a write goes to, and the permission it needs.
+fn target(method: &str, res: &Res) -> Option<(Set, &'static str)> {
+    let action = match method {
+        "POST" => "Insert",
+        "PATCH" => "Modify",
+        "DELETE" => "Delete",
+        _ => return None,
+    };
+    match res {
+        Res::Collection(set) | Res::Entity(set, _) => Some((*set, action)),
+        Res::Lines(_) => Some((Set::PurchaseOrderLines, action)),
+        _ => None,
+    }
+}
+
+const VENDOR_WRITABLE: [&str; 15] = [
+    "number",
+    "displayName",
+    "addressLine1",
+    "addressLine2",
+    "city",
+    "state",
+    "country",
+    "postalCode",
+    "phoneNumber",
+    "email",
+    "website",
+    "taxRegistrationNumber",
+    "currencyCode",
+    "blocked",
+    "taxLiable",
+];
+const ITEM_WRITABLE: [&str; 9] = [
+    "number",
+    "displayName",
+    "type",
+    "itemCategoryCode",
+    "blocked",
+    "gtin",
+    "unitPrice",
+    "unitCost",
+    "baseUnitOfMeasureCode",
+];
+
+/// A text property within its table field's length, as BC checks it.
+fn text_prop(m: &Map<String, Value>, k: &str, max: usize) -> Result<Option<String>, BcError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Err(BcError::bad(
+            "Application_StringExceededLength",
+            format!(
+                "The length of the string is {}, but it must be less than or equal to {max} characters. Value: {s}",
+                s.chars().count()
+            ),
+        )),
+        Some(other) => Err(BcError::bad(
+            "BadRequest",
+            format!("Cannot convert the literal '{other}' to the expected type 'Edm.String'."),
+        )),
+    }
+}
+
+/// Currency codes the emulated company's Currency table holds (blank is the local currency).
+const CURRENCIES: [&str; 8] = ["", "USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF"];
+
+fn apply_vendor(v: &mut Vendor, m: &Map<String, Value>, data: &Dataset) -> Result<(), BcError> {
+    if let Some(n) = text_prop(m, "number", 20)? {
+        if data.vendor_by_number(&n).is_some_and(|o| o.id != v.id) {
+            return Err(BcError::new(
+                StatusCode::CONFLICT,
+                "Internal_EntityWithSameKeyExists",
+                format!(
+                    "The record in table Vendor already exists. Identification fields and values: No.='{n}'"
+                ),
+            ));
+        }
+        v.number = n;
+    }
+    if let Some(x) = text_prop(m, "displayName", 100)? {
+        v.name = x;
+    }
+    for (k, max, slot) in [
+        ("addressLine1", 100, &mut v.address),
+        ("city", 30, &mut v.city),
+        ("state", 30, &mut v.state),
+        ("country", 10, &mut v.country),
+        ("postalCode", 20, &mut v.zip),
+        ("phoneNumber", 30, &mut v.phone),
+        ("email", 80, &mut v.email),
+        ("taxRegistrationNumber", 20, &mut v.tax_id),
+    ] {
+        if let Some(x) = text_prop(m, k, max)? {
+            *slot = x;
+        }
+    }
+    // Fields the emulator does not keep are still checked.
+    text_prop(m, "addressLine2", 50)?;
+    text_prop(m, "website", 80)?;
+    if let Some(c) = text_prop(m, "currencyCode", 10)? {
+        if !CURRENCIES.contains(&c.as_str()) {
+            return Err(BcError::bad(
+                "Internal_InvalidTableRelation",
+                format!(
+                    "The field Currency Code of table Vendor contains a value ({c}) that cannot be found in the related table (Currency)."
+                ),
+            ));
+        }
+        v.currency = c;
+    }
+    if let Some(b) = text_prop(m, "blocked", 10)? {
+        v.inactive = match b.as_str() {
+            "All" => true,
+            " " | "" | "Payment" => false,
+            other => {
+                return Err(BcError::bad(
+                    "BadRequest",
+                    format!(
+                        "The value '{other}' is not valid for the option Blocked: use ' ', 'Payment' or 'All'."
+                    ),
+                ));
+            }
+        };
+    }
+    Ok(())
+}
+
+fn apply_item(i: &mut Item, m: &Map<String, Value>, data: &Dataset) -> Result<(), BcError> {
+    if let Some(n) = text_prop(m, "number", 20)? {
+        if data.item_by_sku(&n).is_some_and(|o| o.id != i.id) {
+            return Err(BcError::new(
+                StatusCode::CONFLICT,
+                "Internal_EntityWithSameKeyExists",
+                format!(
+                    "The record in table Item already exists. Identification fields and values: No.='{n}'"
+                ),
+            ));
+        }
+        i.sku = n;
+    }
+    if let Some(x) = text_prop(m, "displayName", 100)? {
+        i.name = x;
+    }
+    if let Some(t) = text_prop(m, "type", 20)? {
+        i.kind = match t.as_str() {
+            "Inventory" => ItemKind::Inventory,
+            "Non-Inventory" => ItemKind::NonInventory,
+            "Service" => ItemKind::Service,
+            other => {
+                return Err(BcError::bad(
+                    "BadRequest",
+                    format!(
+                        "The value '{other}' is not valid for the option Type: use 'Inventory', 'Service' or 'Non-Inventory'."
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(x) = text_prop(m, "itemCategoryCode", 20)? {
+        i.category = x;
+    }
+    if let Some(x) = text_prop(m, "gtin", 14)? {
+        i.gtin = x;
+    }
+    if let Some(x) = text_prop(m, "baseUnitOfMeasureCode", 10)? {
+        i.unit = x;
+    }
+    match m.get("blocked") {
+        None => {}
+        Some(Value::Bool(b)) => i.inactive = *b,
+        Some(other) => {
+            return Err(BcError::bad(
+                "BadRequest",
+                format!("Cannot convert the literal '{other}' to the expected type 'Edm.Boolean'."),
+            ));
+        }
+    }
+    if let Some(c) = num(m, "unitCost")? {
+        i.cost_cents = cost(c)?;
+    }
+    if let Some(p) = num(m, "unitPrice")? {
+        i.price_cents = cost(p)?;
+    }
+    Ok(())
+}
+
 pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcError> {
     let now = ctx.now;
+    if let Some((set, action)) = target(ctx.method.as_str(), &res) {
+        permitted(bc, set, action)?;
+    }
     let mut data = bc.core.write();
     let method = ctx.method.as_str();
     match (method, res) {
+        ("POST", Res::Collection(Set::Vendors)) => {
+            let m = body(raw)?;
+            let sample = data
+                .vendors
+                .get(1)
+                .map(|v| model::vendor_json(ctx.seed, &v, 0));
+            check(&m, &VENDOR_WRITABLE, sample.as_ref(), "vendor")?;
+            let mut v = data
+                .vendors
+                .get(1)
+                .ok_or_else(|| BcError::not_found("Vendor"))?;
+            v.id = 0;
+            v.number = String::new();
+            v.name = String::new();
+            for slot in [
+                &mut v.address,
+                &mut v.city,
+                &mut v.state,
+                &mut v.country,
+                &mut v.zip,
+                &mut v.phone,
+                &mut v.email,
+                &mut v.tax_id,
+            ] {
+                slot.clear();
+            }
+            v.currency = String::new();
+            v.inactive = false;
+            v.created = now;
+            v.last_modified = now;
+            apply_vendor(&mut v, &m, &data)?;
+            let given = !v.number.is_empty();
+            let id = data.vendors.insert(v.clone());
+            v.id = id;
+            if !given {
+                // The vendor number series.
+                v.number = model::vendor_number(id);
+            }
+            data.vendors.replace(v.clone());
+            Ok(created(
+                ctx,
+                Set::Vendors,
+                model::vendor_json(ctx.seed, &v, data.vendors.revision(id)),
+            ))
+        }
+        ("POST", Res::Collection(Set::Items)) => {
+            let m = body(raw)?;
+            let sample = data.items.get(1).map(|i| model::item_json(ctx.seed, &i, 0));
+            check(&m, &ITEM_WRITABLE, sample.as_ref(), "item")?;
+            let mut i = data
+                .items
+                .get(1)
+                .ok_or_else(|| BcError::not_found("Item"))?;
+            i.id = 0;
+            i.sku = String::new();
+            i.name = String::new();
+            i.description = String::new();
+            i.gtin = String::new();
+            i.inactive = false;
+            i.kind = ItemKind::Inventory;
+            i.cost_cents = 0;
+            i.price_cents = 0;
+            i.created = now;
+            i.last_modified = now;
+            apply_item(&mut i, &m, &data)?;
+            let given = !i.sku.is_empty();
+            let id = data.items.insert(i.clone());
+            i.id = id;
+            if !given {
+                // The item number series.
+                i.sku = format!("ITEM-{id:05}");
+            }
+            data.items.replace(i.clone());
+            Ok(created(
+                ctx,
+                Set::Items,
+                model::item_json(ctx.seed, &i, data.items.revision(id)),
+            ))
+        }
+        ("PATCH", Res::Entity(Set::Vendors, id)) => {
+            let m = body(raw)?;
+            let mut v = data
+                .vendors
+                .get(id)
+                .ok_or_else(|| BcError::not_found("Vendor"))?;
+            let current = model::vendor_json(ctx.seed, &v, data.vendors.revision(id));
+            check_etag(bc, ctx, current["@odata.etag"].as_str().unwrap_or_default())?;
+            check(&m, &VENDOR_WRITABLE, Some(&current), "vendor")?;
+            apply_vendor(&mut v, &m, &data)?;
+            v.last_modified = now;
+            data.vendors.replace(v.clone());
+            Ok(updated(
+                ctx,
+                Set::Vendors,
+                model::vendor_json(ctx.seed, &v, data.vendors.revision(id)),
+            ))
+        }
+        ("PATCH", Res::Entity(Set::Items, id)) => {
+            let m = body(raw)?;
+            let mut i = data
+                .items
+                .get(id)
+                .ok_or_else(|| BcError::not_found("Item"))?;
+            let current = model::item_json(ctx.seed, &i, data.items.revision(id));
+            check_etag(bc, ctx, current["@odata.etag"].as_str().unwrap_or_default())?;
+            check(&m, &ITEM_WRITABLE, Some(&current), "item")?;
+            apply_item(&mut i, &m, &data)?;
+            i.last_modified = now;
+            data.items.replace(i.clone());
+            Ok(updated(
+                ctx,
+                Set::Items,
+                model::item_json(ctx.seed, &i, data.items.revision(id)),
+            ))
+        }
         ("POST", Res::Collection(Set::PurchaseOrders)) => {
             let m = body(raw)?;
             let sample = data

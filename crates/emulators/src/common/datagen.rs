@@ -155,6 +155,48 @@ pub struct Vendor {
     pub last_modified: Millis,
 }
 
+/// Kinds of item, which each system names its own way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// Stocked goods (every seeded item).
+    #[default]
+    Inventory,
+    /// Goods bought but not stocked.
+    NonInventory,
+    /// Services.
+    Service,
+}
+
+impl ItemKind {
+    /// NetSuite's `itemtype`.
+    pub fn netsuite(self) -> &'static str {
+        match self {
+            ItemKind::Inventory => "InvtPart",
+            ItemKind::NonInventory => "NonInvtPart",
+            ItemKind::Service => "Service",
+        }
+    }
+
+    /// SAP's `ProductType`.
+    pub fn sap(self) -> &'static str {
+        match self {
+            ItemKind::Inventory => "HAWA",
+            ItemKind::NonInventory => "NLAG",
+            ItemKind::Service => "DIEN",
+        }
+    }
+
+    /// Business Central's item `type`.
+    pub fn bc(self) -> &'static str {
+        match self {
+            ItemKind::Inventory => "Inventory",
+            ItemKind::NonInventory => "Non-Inventory",
+            ItemKind::Service => "Service",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub id: u64,
@@ -169,6 +211,9 @@ pub struct Item {
     pub inactive: bool,
     pub created: Millis,
     pub last_modified: Millis,
+    /// Seeded items are all inventory items.
+    #[serde(default)]
+    pub kind: ItemKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -440,6 +485,7 @@ pub fn item(ctx: &GenCtx, n: u64) -> Item {
         inactive: n.is_multiple_of(23),
         created,
         last_modified,
+        kind: ItemKind::Inventory,
     }
 }
 

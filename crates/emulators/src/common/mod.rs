@@ -75,6 +75,35 @@ impl Dataset {
         }
     }
 
+    /// The item whose SKU is `sku`: a created or changed one, else a seeded one by the number
+    /// in its `ITEM-nnnnn` SKU.
+    pub fn item_by_sku(&self, sku: &str) -> Option<Item> {
+        if let Some(i) = self.items.overlay_values().find(|i| i.sku == sku) {
+            return Some(i.clone());
+        }
+        let id: u64 = sku.strip_prefix("ITEM-")?.parse().ok()?;
+        self.items.get(id).filter(|i| i.sku == sku)
+    }
+
+    /// The vendor whose number is `number`: a created or changed one, else a seeded one by
+    /// the number in its `Vnnnnn`.
+    pub fn vendor_by_number(&self, number: &str) -> Option<Vendor> {
+        if let Some(v) = self.vendors.overlay_values().find(|v| v.number == number) {
+            return Some(v.clone());
+        }
+        let id: u64 = number.strip_prefix('V')?.parse().ok()?;
+        self.vendors.get(id).filter(|v| v.number == number)
+    }
+
+    /// A vendor named exactly `name`, if any (every vendor is looked at: for writes only).
+    pub fn vendor_by_name(&self, name: &str) -> Option<Vendor> {
+        self.vendors
+            .ids()
+            .iter()
+            .filter_map(|&id| self.vendors.get(id))
+            .find(|v| v.name == name)
+    }
+
     /// Deletes a record and logs the deletion at `now_ms` (whole seconds kept); `false` when
     /// there is no such record. Every delete path goes through here, so the log misses none.
     pub fn delete(

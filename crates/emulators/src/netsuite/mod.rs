@@ -50,6 +50,10 @@ pub struct Settings {
     pub not_found_code: String,
     /// Reject edits of closed (status H) purchase orders [I].
     pub reject_closed_order_edits: bool,
+    /// Record types (`vendor`, `inventoryItem`, `purchaseOrder`, case-insensitive) the
+    /// integration's role lacks the permission to create, edit or delete: writes of them are
+    /// answered 403 `INSUFFICIENT_PERMISSION`, as a role without the permission is.
+    pub denied_record_types: Vec<String>,
     /// SuiteQL: every scalar as a string [I, observed].
     pub suiteql_values_as_strings: bool,
     /// SuiteQL: leave NULL columns out of the row [I, observed].
@@ -106,6 +110,7 @@ impl Default for Settings {
             create_status: 204,
             not_found_code: "NONEXISTENT_ID".into(),
             reject_closed_order_edits: true,
+            denied_record_types: Vec::new(),
             suiteql_values_as_strings: true,
             suiteql_omit_nulls: true,
             suiteql_datetime_as_date: true,

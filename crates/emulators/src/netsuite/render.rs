@@ -6,7 +6,9 @@ use serde_json::{Map, Value, json};
 use super::qfilter::{FieldType, FieldValue};
 use crate::common::Dataset;
 use crate::common::clock::{iso_date, iso_seconds};
-use crate::common::datagen::{EMPLOYEES, Item, Location, PoLine, PoStatus, PurchaseOrder, Vendor};
+use crate::common::datagen::{
+    EMPLOYEES, Item, ItemKind, Location, PoLine, PoStatus, PurchaseOrder, Vendor,
+};
 
 /// Record types the emulator serves; path names are case-insensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,13 +130,33 @@ fn select(id: &str, ref_name: &str) -> Value {
     json!({ "id": id, "refName": ref_name })
 }
 
+/// The currency list of a new account: (internal id, ISO code, name).
+pub const CURRENCIES: &[(u64, &str, &str)] = &[
+    (1, "USD", "US Dollar"),
+    (2, "GBP", "British pound"),
+    (3, "CAD", "Canadian Dollar"),
+    (4, "EUR", "Euro"),
+];
+
+/// The internal id and name of a currency code (US Dollar for an unknown one).
+pub fn currency_of(code: &str) -> (u64, &'static str) {
+    CURRENCIES
+        .iter()
+        .find(|(_, c, _)| *c == code)
+        .map_or((1, "US Dollar"), |(id, _, name)| (*id, *name))
+}
+
+/// The ISO code of a currency's internal id.
+pub fn currency_code(id: u64) -> Option<&'static str> {
+    CURRENCIES
+        .iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, c, _)| *c)
+}
+
 fn currency(base: &str, code: &str) -> Value {
-    let (id, name) = if code == "EUR" {
-        ("4", "Euro")
-    } else {
-        ("1", "US Dollar")
-    };
-    json!({ "id": id, "refName": name, "links": self_link(format!("{base}/services/rest/record/v1/currency/{id}")) })
+    let (id, name) = currency_of(code);
+    json!({ "id": id.to_string(), "refName": name, "links": self_link(format!("{base}/services/rest/record/v1/currency/{id}")) })
 }
 
 fn subsidiary(base: &str) -> Value {
@@ -314,7 +336,11 @@ pub fn item_json(base: &str, i: &Item) -> Value {
         "upcCode": i.gtin,
         "stockUnit": select(&i.unit, &i.unit),
         "isInactive": i.inactive,
-        "itemType": select("InvtPart", "Inventory Item"),
+        "itemType": select(i.kind.netsuite(), match i.kind {
+            ItemKind::Inventory => "Inventory Item",
+            ItemKind::NonInventory => "Non-inventory Item",
+            ItemKind::Service => "Service",
+        }),
         "createdDate": iso_seconds(i.created),
         "lastModifiedDate": iso_seconds(i.last_modified),
         "subsidiary": { "items": [{"id": "1", "refName": "Ironbridge Industrial Inc."}], "totalResults": 1 },

@@ -830,7 +830,7 @@ fn col(src: &Src, c: &str, ctx: &Ctx<'_>) -> Val {
             "isinactive" => tf(v.inactive),
             "datecreated" => datetime(v.created),
             "lastmodifieddate" => datetime(v.last_modified),
-            "currency" => Val::Int(if v.currency == "EUR" { 4 } else { 1 }),
+            "currency" => Val::Int(super::render::currency_of(&v.currency).0 as i64),
             _ => Val::Null,
         },
         Src::Item(i) => match c {
@@ -839,7 +839,7 @@ fn col(src: &Src, c: &str, ctx: &Ctx<'_>) -> Val {
             "displayname" => Val::Str(i.name.clone()),
             "description" => Val::Str(i.description.clone()),
             "cost" => money(i.cost_cents),
-            "itemtype" => Val::Str("InvtPart".into()),
+            "itemtype" => Val::Str(i.kind.netsuite().into()),
             "isinactive" => tf(i.inactive),
             "createddate" => datetime(i.created),
             "lastmodifieddate" => datetime(i.last_modified),
@@ -927,7 +927,10 @@ fn display(plan: &Plan, e: &E, v: Val, ctx: &Ctx<'_>) -> Val {
         (Tbl::Transaction, "entity") => d.vendors.get(id).map(|x| x.name),
         (Tbl::TransactionLine, "item") => d.items.get(id).map(|x| x.sku),
         (_, "location") => d.locations.get(id).map(|x| x.name),
-        (_, "currency") => Some(if id == 4 { "Euro" } else { "US Dollar" }.into()),
+        (_, "currency") => super::render::CURRENCIES
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, _, name)| name.to_string()),
         (Tbl::Transaction, "custbody_requestor") | (Tbl::DeletedRecord, "deletedby") => EMPLOYEES
             .iter()
             .find(|e| e.0 == id)

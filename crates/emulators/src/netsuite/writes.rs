@@ -1,6 +1,7 @@
 //! Record API writes: create (204 + `Location`), PATCH with NetSuite sublist semantics (`item` appends,
-//! `?replace=item` replaces), upsert by `eid:`, delete; external ids unique per record type;
-//! validation errors in NetSuite's body.
+//! `?replace=item` replaces), upsert by `eid:`, delete; purchase orders, vendors and inventory
+//! items; external ids unique per record type; validation errors in NetSuite's body, and the
+//! role's missing permissions (403).
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -14,7 +15,7 @@ use super::records::{query_params, rec_type, resolve_id};
 use super::render::RecType;
 use super::{Ns, base_from};
 use crate::common::clock::{day_start, parse_rfc3339};
-use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder, Vendor};
+use crate::common::datagen::{EMPLOYEES, Item, ItemKind, PoLine, PoStatus, PurchaseOrder, Vendor};
 use crate::common::{Dataset, DeletedThrough, RecordKind};
 
 fn invalid_value(field: &str, value: &str, path: &str) -> NsError {
@@ -351,9 +352,79 @@ fn created_response(ns: &Ns, headers: &HeaderMap, t: RecType, id: u64, create: b
     r
 }
 
+/// The permission a role needs to write a record type, as NetSuite names it.
+fn permission_name(t: RecType) -> &'static str {
+    match t {
+        RecType::PurchaseOrder => "Transactions -> Purchase Order",
+        RecType::Vendor => "Lists -> Vendors",
+        RecType::InventoryItem => "Lists -> Items",
+        RecType::Location => "Lists -> Locations",
+    }
+}
+
+/// Refuses a write of a record type the role may not write (the `denied_record_types` switch).
+fn permitted(ns: &Ns, t: RecType) -> Result<(), NsError> {
+    let denied = ns
+        .settings()
+        .denied_record_types
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(t.name()));
+    if !denied {
+        return Ok(());
+    }
+    Err(NsError::new(
+        StatusCode::FORBIDDEN,
+        Detail::new(
+            "INSUFFICIENT_PERMISSION",
+            format!(
+                "Permission Violation: You need  the '{}' permission to access this page. Please contact your account administrator.",
+                permission_name(t)
+            ),
+        ),
+    ))
+}
+
+/// A body field the record keeps to itself, refused as NetSuite refuses it.
+fn read_only_field(field: &str) -> NsError {
+    user_error(
+        format!(
+            "You do not have permissions to set a value for element {field} due to one of the following reasons: 1) The field is read-only; 2) An associated feature is disabled; 3) The field is available either when a record is created or updated, but not in both cases."
+        ),
+        Some(field),
+    )
+}
+
+fn check_read_only(body: &Map<String, Value>, read_only: &[&str]) -> Result<(), NsError> {
+    match body.keys().find(|k| read_only.contains(&k.as_str())) {
+        Some(k) => Err(read_only_field(k)),
+        None => Ok(()),
+    }
+}
+
+const VENDOR_READ_ONLY: [&str; 5] = ["id", "links", "dateCreated", "lastModifiedDate", "entityId"];
+const ITEM_READ_ONLY: [&str; 5] = ["id", "links", "createdDate", "lastModifiedDate", "itemType"];
+const ITEM_FIELDS: [&str; 6] = [
+    "itemId",
+    "displayName",
+    "salesDescription",
+    "purchaseDescription",
+    "cost",
+    "isInactive",
+];
+
 fn apply_vendor(v: &mut Vendor, body: &Map<String, Value>, now: i64) -> Result<(), NsError> {
+    check_read_only(body, &VENDOR_READ_ONLY)?;
     if let Some(x) = body.get("companyName") {
         v.name = text(x, "companyName")?;
+    }
+    if let Some(x) = body.get("currency") {
+        let raw = ref_id(x).unwrap_or_default();
+        let code = raw
+            .parse::<u64>()
+            .ok()
+            .and_then(super::render::currency_code)
+            .ok_or_else(|| invalid_value("currency", &raw, "currency"))?;
+        v.currency = code.to_string();
     }
     if let Some(x) = body.get("email") {
         v.email = text(x, "email")?;
@@ -376,7 +447,64 @@ fn apply_vendor(v: &mut Vendor, body: &Map<String, Value>, now: i64) -> Result<(
     Ok(())
 }
 
-const VENDOR_FIELDS: [&str; 4] = ["companyName", "email", "phone", "isInactive"];
+const VENDOR_FIELDS: [&str; 5] = ["companyName", "email", "phone", "isInactive", "currency"];
+
+/// Another vendor with the same name, refused as a duplicate entity.
+fn unique_vendor(data: &Dataset, v: &Vendor) -> Result<(), NsError> {
+    match data.vendor_by_name(&v.name) {
+        Some(other) if other.id != v.id => Err(NsError::new(
+            StatusCode::BAD_REQUEST,
+            Detail::new("DUP_ENTITY", "This entity already exists.")
+                .with("o:errorPath", "companyName"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn apply_item(i: &mut Item, body: &Map<String, Value>, now: i64) -> Result<(), NsError> {
+    check_read_only(body, &ITEM_READ_ONLY)?;
+    if let Some(x) = body.get("itemId") {
+        i.sku = text(x, "itemId")?;
+    }
+    if let Some(x) = body.get("displayName") {
+        i.name = text(x, "displayName")?;
+    }
+    for key in ["salesDescription", "purchaseDescription"] {
+        if let Some(x) = body.get(key) {
+            i.description = text(x, key)?;
+        }
+    }
+    if let Some(x) = body.get("cost") {
+        i.cost_cents = match number(x) {
+            Some(c) if (0.0..=MAX_RATE).contains(&c) => cents(c),
+            _ => return Err(invalid_value("cost", &x.to_string(), "cost")),
+        };
+    }
+    if let Some(x) = body.get("isInactive") {
+        i.inactive = x
+            .as_bool()
+            .ok_or_else(|| invalid_value("isInactive", &x.to_string(), "isInactive"))?;
+    }
+    if i.sku.trim().is_empty() {
+        return Err(user_error(
+            "Please enter value(s) for: Item Name/Number",
+            Some("itemId"),
+        ));
+    }
+    i.last_modified = now;
+    Ok(())
+}
+
+/// Another item with the same name/number, refused as a duplicate.
+fn unique_item(data: &Dataset, i: &Item) -> Result<(), NsError> {
+    match data.item_by_sku(&i.sku) {
+        Some(other) if other.id != i.id => Err(NsError::new(
+            StatusCode::BAD_REQUEST,
+            Detail::new("DUP_ITEM", "This item already exists.").with("o:errorPath", "itemId"),
+        )),
+        _ => Ok(()),
+    }
+}
 
 pub async fn create(
     State(ns): State<Ns>,
@@ -388,6 +516,7 @@ pub async fn create(
 ) -> Result<Response, NsError> {
     authorize(&ns, &method, &uri, &headers)?;
     let t = rec_type(&rtype)?;
+    permitted(&ns, t)?;
     let body = parse_body(&body)?;
     let now = ns.core.clock.now_ms();
     let mut data = ns.core.write();
@@ -432,11 +561,38 @@ pub async fn create(
             v.name = String::new();
             v.inactive = false;
             v.created = now;
+            v.currency = "USD".into();
             apply_vendor(&mut v, &body, now)?;
+            v.id = 0;
+            unique_vendor(&data, &v)?;
             let id = data.vendors.insert(v.clone());
             v.id = id;
             v.number = format!("V{id:05}");
             data.vendors.replace(v);
+            Ok(created_response(&ns, &headers, t, id, true))
+        }
+        RecType::InventoryItem => {
+            check_names(
+                &body,
+                &ITEM_FIELDS,
+                &ITEM_READ_ONLY,
+                "inventoryItem",
+                strict(&headers),
+            )?;
+            let mut i = data
+                .items
+                .get(1)
+                .ok_or_else(|| user_error("No item template", None))?;
+            i.sku = String::new();
+            i.name = String::new();
+            i.description = String::new();
+            i.inactive = false;
+            i.created = now;
+            i.kind = ItemKind::Inventory;
+            apply_item(&mut i, &body, now)?;
+            i.id = 0;
+            unique_item(&data, &i)?;
+            let id = data.items.insert(i);
             Ok(created_response(&ns, &headers, t, id, true))
         }
         _ => Err(not_writable(t)),
@@ -508,6 +664,7 @@ pub async fn update(
     authorize(&ns, &method, &uri, &headers)?;
     let t = rec_type(&rtype)?;
     let body = parse_body(&body)?;
+    permitted(&ns, t)?;
     let p = query_params(&raw);
     let replace = p
         .get("replace")
@@ -539,7 +696,33 @@ pub async fn update(
                 .get(id)
                 .ok_or_else(|| user_error("Record not found", None))?;
             apply_vendor(&mut v, &body, now)?;
+            unique_vendor(&data, &v)?;
             data.vendors.replace(v);
+        }
+        RecType::InventoryItem => {
+            check_names(
+                &body,
+                &ITEM_FIELDS,
+                &ITEM_READ_ONLY,
+                "inventoryItem",
+                strict(&headers),
+            )?;
+            let mut i = data
+                .items
+                .get(id)
+                .ok_or_else(|| user_error("Record not found", None))?;
+            if i.kind != ItemKind::Inventory {
+                // Another item type lives under another record type.
+                return Err(NsError::not_found(
+                    &ns.settings().not_found_code,
+                    t.name(),
+                    &raw_id,
+                    uri.path(),
+                ));
+            }
+            apply_item(&mut i, &body, now)?;
+            unique_item(&data, &i)?;
+            data.items.replace(i);
         }
         _ => return Err(not_writable(t)),
     }
@@ -556,6 +739,7 @@ pub async fn upsert(
 ) -> Result<Response, NsError> {
     authorize(&ns, &method, &uri, &headers)?;
     let t = rec_type(&rtype)?;
+    permitted(&ns, t)?;
     let Some(eid) = raw_id.strip_prefix("eid:") else {
         return Err(NsError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -613,6 +797,7 @@ pub async fn delete(
 ) -> Result<Response, NsError> {
     authorize(&ns, &method, &uri, &headers)?;
     let t = rec_type(&rtype)?;
+    permitted(&ns, t)?;
     let mut data = ns.core.write();
     let id = resolve_id(&ns, t, &data, &raw_id, uri.path())?;
     if t != RecType::PurchaseOrder {

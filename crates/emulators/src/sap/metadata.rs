@@ -1,7 +1,10 @@
 //! Service documents and `$metadata` (EDMX 1.0 / OData V2 with SAP annotations) generated from the
 //! property tables, so what clients load always matches what the emulator serves.
 
-use super::model::{DESC_PROPS, Edm, ITEM_PROPS, PO_PROPS, PRODUCT_PROPS, Prop, SUPPLIER_PROPS};
+use super::model::{
+    BP_PROPS, DESC_PROPS, Edm, ITEM_PROPS, PO_PROPS, PRODUCT_PROPS, Prop, ROLE_PROPS,
+    SUPPLIER_PROPS,
+};
 
 /// An entity set of a service.
 pub struct EntityDef {
@@ -40,13 +43,32 @@ pub const PURCHASE_ORDER: Service = Service {
 
 pub const BUSINESS_PARTNER: Service = Service {
     name: "API_BUSINESS_PARTNER",
-    entities: &[EntityDef {
-        set: "A_Supplier",
-        type_name: "A_SupplierType",
-        props: SUPPLIER_PROPS,
-        keys: &["Supplier"],
-        navs: &[],
-    }],
+    entities: &[
+        EntityDef {
+            set: "A_Supplier",
+            type_name: "A_SupplierType",
+            props: SUPPLIER_PROPS,
+            keys: &["Supplier"],
+            navs: &[],
+        },
+        EntityDef {
+            set: "A_BusinessPartner",
+            type_name: "A_BusinessPartnerType",
+            props: BP_PROPS,
+            keys: &["BusinessPartner"],
+            navs: &[
+                ("to_BusinessPartnerRole", "A_BusinessPartnerRole", true),
+                ("to_Supplier", "A_Supplier", false),
+            ],
+        },
+        EntityDef {
+            set: "A_BusinessPartnerRole",
+            type_name: "A_BusinessPartnerRoleType",
+            props: ROLE_PROPS,
+            keys: &["BusinessPartner", "BusinessPartnerRole"],
+            navs: &[],
+        },
+    ],
 };
 
 pub const PRODUCT: Service = Service {

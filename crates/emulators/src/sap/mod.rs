@@ -1,5 +1,6 @@
 //! SAP S/4HANA emulator (target-systems.md §2): `API_PURCHASEORDER_PROCESS_SRV` (OData V2) with
-//! `A_Supplier` (`API_BUSINESS_PARTNER`) and `A_Product` (`API_PRODUCT_SRV`), Basic and OAuth auth, CSRF.
+//! `A_Supplier` and `A_BusinessPartner` (`API_BUSINESS_PARTNER`) and `A_Product`
+//! (`API_PRODUCT_SRV`), Basic and OAuth auth, CSRF.
 
 pub mod auth;
 pub mod errors;
@@ -50,6 +51,10 @@ pub struct Settings {
     /// Optional throttling (none is documented for S/4HANA) [I].
     pub rate_limit_per_minute: Option<u32>,
     pub retry_after_secs: Option<u64>,
+    /// Entity sets (`A_BusinessPartner`, `A_Supplier`, `A_Product`, `A_PurchaseOrder`, ...)
+    /// the communication user lacks the authorization to create, change or delete: writes
+    /// are answered 403 with SAP's error body [I: the message code].
+    pub denied_entity_sets: Vec<String>,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
             csrf_required: true,
             rate_limit_per_minute: None,
             retry_after_secs: Some(60),
+            denied_entity_sets: Vec::new(),
         }
     }
 }

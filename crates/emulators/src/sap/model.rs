@@ -3,7 +3,7 @@
 
 use crate::common::Dataset;
 use crate::common::clock::day_start;
-use crate::common::datagen::{EMPLOYEES, Item, PoStatus, PurchaseOrder, Vendor};
+use crate::common::datagen::{EMPLOYEES, Item, ItemKind, PoStatus, PurchaseOrder, Vendor};
 use crate::common::odata::OVal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,32 @@ pub const PRODUCT_PROPS: &[Prop] = &[
     p("IsMarkedForDeletion", Bool),
     p("InternationalArticleNumber", Str(18)),
 ];
+
+/// `A_BusinessPartner` (a subset of its properties: the organization's names, its category and
+/// grouping, the supplier it carries).
+pub const BP_PROPS: &[Prop] = &[
+    p("BusinessPartner", Str(10)),
+    p("Customer", Str(10)),
+    p("Supplier", Str(10)),
+    p("BusinessPartnerCategory", Str(1)),
+    p("BusinessPartnerFullName", Str(81)),
+    p("BusinessPartnerGrouping", Str(4)),
+    p("BusinessPartnerName", Str(81)),
+    p("OrganizationBPName1", Str(40)),
+    p("OrganizationBPName2", Str(40)),
+    n("CreationDate", DateTime),
+    n("LastChangeDate", DateTime),
+];
+
+/// `A_BusinessPartnerRole`.
+pub const ROLE_PROPS: &[Prop] = &[
+    p("BusinessPartner", Str(10)),
+    p("BusinessPartnerRole", Str(6)),
+];
+
+/// The roles every supplier's business partner has: supplier (FLVN00, financial accounting)
+/// and supplier (FLVN01, purchasing).
+pub const SUPPLIER_ROLES: [&str; 2] = ["FLVN00", "FLVN01"];
 
 pub const DESC_PROPS: &[Prop] = &[
     p("Product", Str(40)),
@@ -284,10 +310,43 @@ pub fn supplier_prop(v: &Vendor, name: &str) -> OVal {
     }
 }
 
+/// A supplier's business partner: the same number as its supplier (harmonized number ranges).
+pub fn partner_prop(v: &Vendor, name: &str) -> OVal {
+    match name {
+        "BusinessPartner" | "Supplier" => s(supplier_key(v.id)),
+        "Customer" | "OrganizationBPName2" => s(""),
+        "BusinessPartnerCategory" => s("2"),
+        "BusinessPartnerFullName" | "BusinessPartnerName" => s(v.name.clone()),
+        "BusinessPartnerGrouping" => s("BP02"),
+        "OrganizationBPName1" => s(v.name.chars().take(40).collect::<String>()),
+        "CreationDate" => OVal::Time(day_start(v.created)),
+        "LastChangeDate" => OVal::Time(day_start(v.last_modified)),
+        _ => s(""),
+    }
+}
+
+pub fn role_prop(v: &Vendor, role: &str, name: &str) -> OVal {
+    match name {
+        "BusinessPartner" => s(supplier_key(v.id)),
+        "BusinessPartnerRole" => s(role),
+        _ => s(""),
+    }
+}
+
+/// The item kind of a `ProductType` (`None`: not a type the emulated system has).
+pub fn product_kind(product_type: &str) -> Option<ItemKind> {
+    match product_type {
+        "HAWA" | "FERT" | "HALB" | "ROH" => Some(ItemKind::Inventory),
+        "NLAG" => Some(ItemKind::NonInventory),
+        "DIEN" | "SERV" => Some(ItemKind::Service),
+        _ => None,
+    }
+}
+
 pub fn product_prop(i: &Item, name: &str) -> OVal {
     match name {
         "Product" => s(i.sku.clone()),
-        "ProductType" => s("HAWA"),
+        "ProductType" => s(i.kind.sap()),
         "BaseUnit" => s(i.unit.clone()),
         "ProductGroup" => s(i.category.clone()),
         "CreationDate" => OVal::Time(day_start(i.created)),
@@ -301,8 +360,8 @@ pub fn product_prop(i: &Item, name: &str) -> OVal {
     }
 }
 
-/// Finds the product whose `Product` key is `sku` (`ITEM-00042` → item 42).
+/// Finds the product whose `Product` key is `sku` (`ITEM-00042` → item 42; a created one by
+/// its key).
 pub fn product_id(sku: &str, data: &Dataset) -> Option<u64> {
-    let id: u64 = sku.strip_prefix("ITEM-")?.parse().ok()?;
-    data.items.get(id).filter(|i| i.sku == sku).map(|i| i.id)
+    data.item_by_sku(sku).map(|i| i.id)
 }

@@ -347,6 +347,10 @@ pub enum Row {
     Po(Rc<PurchaseOrder>),
     Item(Rc<PurchaseOrder>, usize),
     Supplier(crate::common::datagen::Vendor),
+    /// A supplier's business partner.
+    Partner(crate::common::datagen::Vendor),
+    /// One role of a supplier's business partner.
+    Role(crate::common::datagen::Vendor, &'static str),
     Product(crate::common::datagen::Item),
     Desc(crate::common::datagen::Item),
 }
@@ -371,6 +375,8 @@ pub fn prop(row: &Row, name: &str, data: &Dataset) -> OVal {
             model::item_prop(po, *i, item.as_ref(), name)
         }
         Row::Supplier(v) => model::supplier_prop(v, name),
+        Row::Partner(v) => model::partner_prop(v, name),
+        Row::Role(v, role) => model::role_prop(v, role, name),
         Row::Product(i) | Row::Desc(i) => model::product_prop(i, name),
     }
 }
@@ -405,11 +411,14 @@ pub fn etag(row: &Row, data: &Dataset) -> Option<String> {
     Some(format!("W/\"datetimeoffset'{iso}'\""))
 }
 
-fn def_for(row: &Row) -> &'static EntityDef {
+/// The entity set a row belongs to.
+pub fn def_for(row: &Row) -> &'static EntityDef {
     let (svc, set) = match row {
         Row::Po(_) => (&metadata::PURCHASE_ORDER, "A_PurchaseOrder"),
         Row::Item(..) => (&metadata::PURCHASE_ORDER, "A_PurchaseOrderItem"),
         Row::Supplier(_) => (&metadata::BUSINESS_PARTNER, "A_Supplier"),
+        Row::Partner(_) => (&metadata::BUSINESS_PARTNER, "A_BusinessPartner"),
+        Row::Role(..) => (&metadata::BUSINESS_PARTNER, "A_BusinessPartnerRole"),
         Row::Product(_) => (&metadata::PRODUCT, "A_Product"),
         Row::Desc(_) => (&metadata::PRODUCT, "A_ProductDescription"),
     };
@@ -428,6 +437,14 @@ fn nav_rows(row: &Row, nav: &str, data: &Dataset) -> Option<(Vec<Row>, bool)> {
         )),
         (Row::Item(po, _), "to_PurchaseOrder") => Some((vec![Row::Po(po.clone())], false)),
         (Row::Product(i), "to_Description") => Some((vec![Row::Desc(i.clone())], true)),
+        (Row::Partner(v), "to_Supplier") => Some((vec![Row::Supplier(v.clone())], false)),
+        (Row::Partner(v), "to_BusinessPartnerRole") => Some((
+            model::SUPPLIER_ROLES
+                .iter()
+                .map(|r| Row::Role(v.clone(), r))
+                .collect(),
+            true,
+        )),
         _ => {
             let _ = data;
             None
@@ -582,6 +599,24 @@ pub fn lookup(req: &Req, def: &EntityDef, keys: &Keys, data: &Dataset) -> Result
                 model::supplier_id(get("Supplier").ok_or_else(missing)?).ok_or_else(missing)?;
             data.vendors.get(id).map(Row::Supplier).ok_or_else(missing)
         }
+        "A_BusinessPartner" => {
+            let id = model::supplier_id(get("BusinessPartner").ok_or_else(missing)?)
+                .ok_or_else(missing)?;
+            data.vendors.get(id).map(Row::Partner).ok_or_else(missing)
+        }
+        "A_BusinessPartnerRole" => {
+            let id = model::supplier_id(get("BusinessPartner").ok_or_else(missing)?)
+                .ok_or_else(missing)?;
+            let role = get("BusinessPartnerRole").ok_or_else(missing)?;
+            let role = model::SUPPLIER_ROLES
+                .iter()
+                .find(|r| **r == role)
+                .ok_or_else(missing)?;
+            data.vendors
+                .get(id)
+                .map(|v| Row::Role(v, role))
+                .ok_or_else(missing)
+        }
         "A_Product" | "A_ProductDescription" => {
             let id =
                 model::product_id(get("Product").ok_or_else(missing)?, data).ok_or_else(missing)?;
@@ -735,6 +770,11 @@ fn row_for(set: &str, key: u64, data: &Dataset) -> Option<Row> {
             .get(key >> 32)
             .map(|p| Row::Item(Rc::new(p), (key & 0xFFFF_FFFF) as usize)),
         "A_Supplier" => data.vendors.get(key).map(Row::Supplier),
+        "A_BusinessPartner" => data.vendors.get(key).map(Row::Partner),
+        "A_BusinessPartnerRole" => data.vendors.get(key >> 1).map(|v| {
+            let role = model::SUPPLIER_ROLES[(key & 1) as usize];
+            Row::Role(v, role)
+        }),
         "A_Product" => data.items.get(key).map(Row::Product),
         "A_ProductDescription" => data.items.get(key).map(Row::Desc),
         _ => None,
@@ -782,6 +822,18 @@ fn for_each_candidate(
         "A_Supplier" => data.vendors.ids().iter().for_each(|&id| {
             if let Some(v) = data.vendors.get(id) {
                 f(id, Row::Supplier(v))
+            }
+        }),
+        "A_BusinessPartner" => data.vendors.ids().iter().for_each(|&id| {
+            if let Some(v) = data.vendors.get(id) {
+                f(id, Row::Partner(v))
+            }
+        }),
+        "A_BusinessPartnerRole" => data.vendors.ids().iter().for_each(|&id| {
+            if let Some(v) = data.vendors.get(id) {
+                for (i, role) in model::SUPPLIER_ROLES.iter().enumerate() {
+                    f((id << 1) | i as u64, Row::Role(v.clone(), role));
+                }
             }
         }),
         "A_Product" | "A_ProductDescription" => data.items.ids().iter().for_each(|&id| {

@@ -1,5 +1,8 @@
 //! OData V2 writes: deep insert of a purchase order with items (201), item creation through
-//! `to_PurchaseOrderItem`, PATCH/MERGE/PUT (204) with the ETag switch, and DELETE setting the deletion code.
+//! `to_PurchaseOrderItem`, PATCH/MERGE/PUT (204) with the ETag switch, and DELETE setting the
+//! deletion code; suppliers created as business partners in the supplier roles (deep insert of
+//! `A_BusinessPartner`), products with their descriptions (deep insert of `A_Product`), and
+//! their updates; the communication user's missing authorizations (403).
 
 use std::rc::Rc;
 
@@ -9,13 +12,16 @@ use serde_json::{Map, Value};
 
 use super::Sap;
 use super::errors::SapError;
-use super::model::{self, ITEM_PROPS, PO_PROPS};
+use super::model::{
+    self, BP_PROPS, DESC_PROPS, ITEM_PROPS, PO_PROPS, PRODUCT_PROPS, SUPPLIER_PROPS,
+};
 use super::service::{
-    Req, Resource, Row, entity_uri, etag, find_def, json_text, lookup, render_text,
+    Req, Resource, Row, def_for, entity_uri, etag, find_def, json_text, lookup, render_text,
 };
 use crate::common::Dataset;
 use crate::common::clock::day_start;
 use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder};
+use crate::common::datagen::{Item, Vendor};
 
 fn bad(req: &Req, code: &str, msg: impl Into<String>) -> SapError {
     req.err(StatusCode::BAD_REQUEST, code, msg)
@@ -228,10 +234,7 @@ fn nav_array(v: Option<&Value>) -> Vec<Value> {
 }
 
 fn created(sap: &Sap, req: &Req, row: &Row, data: &Dataset, expand: &[String]) -> Response {
-    let def = match row {
-        Row::Po(_) => &super::metadata::PURCHASE_ORDER.entities[0],
-        _ => &super::metadata::PURCHASE_ORDER.entities[1],
-    };
+    let def = def_for(row);
     let uri = entity_uri(req, def, row, data);
     let mut out = String::from("{\"d\":");
     render_text(&sap.settings(), req, row, data, None, expand, &mut out);
@@ -274,11 +277,256 @@ fn no_content() -> Response {
     r
 }
 
+/// The entity set a write changes.
+fn written_set(res: &Resource) -> Option<&str> {
+    match res {
+        Resource::Collection(set) | Resource::Entity(set, _) | Resource::Nav(set, _, _) => {
+            Some(set.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// Refuses a write of a set the communication user may not change (`denied_entity_sets`).
+fn permitted(sap: &Sap, req: &Req, res: &Resource) -> Result<(), SapError> {
+    let Some(set) = written_set(res) else {
+        return Ok(());
+    };
+    if !sap.settings().denied_entity_sets.iter().any(|d| d == set) {
+        return Ok(());
+    }
+    Err(req.err(
+        StatusCode::FORBIDDEN,
+        "/IWBEP/CM_MGW_RT/010",
+        format!(
+            "User {} is not authorized to change data of entity set {set}",
+            sap.settings().user
+        ),
+    ))
+}
+
+fn required_text(
+    req: &Req,
+    m: &Map<String, Value>,
+    prop: &str,
+    code: &str,
+) -> Result<String, SapError> {
+    match m.get(prop).and_then(text) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(bad(
+            req,
+            code,
+            format!("Enter a value for property '{prop}'"),
+        )),
+    }
+}
+
+/// A text property within its declared length.
+fn bounded(req: &Req, props: &[model::Prop], prop: &str, v: &str) -> Result<(), SapError> {
+    let max = props
+        .iter()
+        .find(|p| p.name == prop)
+        .and_then(|p| match p.ty {
+            model::Edm::Str(n) => Some(n as usize),
+            _ => None,
+        });
+    if max.is_some_and(|max| v.chars().count() > max) {
+        return Err(bad(
+            req,
+            "/IWBEP/CM_MGW_RT/006",
+            format!(
+                "Invalid value for property '{prop}': longer than {} characters",
+                max.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn flag(req: &Req, v: &Value, prop: &str) -> Result<bool, SapError> {
+    v.as_bool().ok_or_else(|| {
+        bad(
+            req,
+            "/IWBEP/CM_MGW_RT/006",
+            format!("Invalid value for property '{prop}'"),
+        )
+    })
+}
+
+/// Supplier data of a deep insert or an update of `A_Supplier`; not-updatable properties
+/// are ignored, as the Gateway ignores them.
+fn apply_supplier(req: &Req, v: &mut Vendor, m: &Map<String, Value>) -> Result<(), SapError> {
+    check_props(req, m, SUPPLIER_PROPS, &[])?;
+    if let Some(b) = m.get("PurchasingIsBlocked") {
+        v.inactive = flag(req, b, "PurchasingIsBlocked")?;
+    }
+    Ok(())
+}
+
+/// Creates a supplier: a business partner of category 2 (organization) in the supplier
+/// roles, with its supplier data.
+fn create_partner(
+    req: &Req,
+    m: &Map<String, Value>,
+    data: &mut Dataset,
+) -> Result<Vendor, SapError> {
+    check_props(req, m, BP_PROPS, &["to_BusinessPartnerRole", "to_Supplier"])?;
+    let category = m
+        .get("BusinessPartnerCategory")
+        .and_then(text)
+        .unwrap_or_default();
+    if category != "2" {
+        return Err(bad(
+            req,
+            "R11/001",
+            format!(
+                "Business partner category '{category}' is not valid here: suppliers are created as organizations (category 2) in this system"
+            ),
+        ));
+    }
+    let name = required_text(req, m, "OrganizationBPName1", "R11/401")?;
+    bounded(req, BP_PROPS, "OrganizationBPName1", &name)?;
+    let roles: Vec<String> = nav_array(m.get("to_BusinessPartnerRole"))
+        .iter()
+        .filter_map(|r| r.get("BusinessPartnerRole").and_then(text))
+        .collect();
+    if !roles
+        .iter()
+        .any(|r| model::SUPPLIER_ROLES.contains(&r.as_str()))
+    {
+        return Err(bad(
+            req,
+            "R11/655",
+            "Enter a supplier role (FLVN00 or FLVN01) for the business partner",
+        ));
+    }
+    let mut v = data
+        .vendors
+        .get(1)
+        .ok_or_else(|| bad(req, "R11/001", "No supplier template"))?;
+    v.id = 0;
+    v.name = name;
+    v.inactive = false;
+    v.created = req.now;
+    v.last_modified = req.now;
+    match m.get("to_Supplier") {
+        Some(Value::Object(sm)) => apply_supplier(req, &mut v, sm)?,
+        None | Some(Value::Null) => {}
+        Some(_) => {
+            return Err(bad(
+                req,
+                "/IWBEP/CM_MGW_RT/001",
+                "Malformed to_Supplier: an object is expected",
+            ));
+        }
+    }
+    let id = data.vendors.insert(v.clone());
+    v.id = id;
+    v.number = format!("V{id:05}");
+    data.vendors.replace(v.clone());
+    Ok(v)
+}
+
+/// Creates a product with its descriptions.
+fn create_product(req: &Req, m: &Map<String, Value>, data: &mut Dataset) -> Result<Item, SapError> {
+    check_props(req, m, PRODUCT_PROPS, &["to_Description"])?;
+    let key = required_text(req, m, "Product", "M3/302")?;
+    bounded(req, PRODUCT_PROPS, "Product", &key)?;
+    if data.item_by_sku(&key).is_some() {
+        return Err(bad(req, "M3/351", format!("Product {key} already exists")));
+    }
+    let product_type = required_text(req, m, "ProductType", "M3/140")?;
+    let kind = model::product_kind(&product_type).ok_or_else(|| {
+        bad(
+            req,
+            "M3/140",
+            format!("Product type '{product_type}' does not exist (property 'ProductType')"),
+        )
+    })?;
+    let unit = required_text(req, m, "BaseUnit", "M3/315")?;
+    bounded(req, PRODUCT_PROPS, "BaseUnit", &unit)?;
+    let mut i = data
+        .items
+        .get(1)
+        .ok_or_else(|| bad(req, "M3/302", "No product template"))?;
+    i.id = 0;
+    i.sku = key.clone();
+    i.name = String::new();
+    i.description = String::new();
+    i.unit = unit;
+    i.kind = kind;
+    i.inactive = false;
+    i.created = req.now;
+    i.last_modified = req.now;
+    if let Some(g) = m.get("ProductGroup").and_then(text) {
+        i.category = g;
+    }
+    if let Some(b) = m.get("IsMarkedForDeletion") {
+        i.inactive = flag(req, b, "IsMarkedForDeletion")?;
+    }
+    for d in nav_array(m.get("to_Description")) {
+        let Value::Object(dm) = d else {
+            return Err(bad(
+                req,
+                "/IWBEP/CM_MGW_RT/001",
+                "Malformed item in to_Description",
+            ));
+        };
+        check_props(req, &dm, DESC_PROPS, &[])?;
+        if dm.get("Language").and_then(text).as_deref() == Some("EN")
+            && let Some(t) = dm.get("ProductDescription").and_then(text)
+        {
+            bounded(req, DESC_PROPS, "ProductDescription", &t)?;
+            i.name = t.clone();
+            i.description = t;
+        }
+    }
+    let id = data.items.insert(i.clone());
+    i.id = id;
+    Ok(i)
+}
+
+/// Changes a product; the key, type and base unit are not updatable.
+fn update_product(req: &Req, i: &mut Item, m: &Map<String, Value>) -> Result<(), SapError> {
+    check_props(req, m, PRODUCT_PROPS, &["to_Description"])?;
+    if let Some(b) = m.get("IsMarkedForDeletion") {
+        i.inactive = flag(req, b, "IsMarkedForDeletion")?;
+    }
+    if let Some(g) = m.get("ProductGroup").and_then(text) {
+        i.category = g;
+    }
+    i.last_modified = req.now;
+    Ok(())
+}
+
 pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Response, SapError> {
     let method = req.method.as_str().to_string();
     let now = req.now;
+    permitted(sap, req, &res)?;
     let mut data = sap.core.write();
     match (method.as_str(), res) {
+        ("POST", Resource::Collection(set)) if set == "A_BusinessPartner" => {
+            let m = parse_body(req, body)?;
+            let v = create_partner(req, &m, &mut data)?;
+            Ok(created(
+                sap,
+                req,
+                &Row::Partner(v),
+                &data,
+                &["to_Supplier".to_string()],
+            ))
+        }
+        ("POST", Resource::Collection(set)) if set == "A_Product" => {
+            let m = parse_body(req, body)?;
+            let i = create_product(req, &m, &mut data)?;
+            Ok(created(
+                sap,
+                req,
+                &Row::Product(i),
+                &data,
+                &["to_Description".to_string()],
+            ))
+        }
         ("POST", Resource::Collection(set)) if set == "A_PurchaseOrder" => {
             let m = parse_body(req, body)?;
             check_props(req, &m, PO_PROPS, &["to_PurchaseOrderItem"])?;
@@ -452,6 +700,55 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                     // The item has no LastChangeDateTime: the header's moves instead.
                     po.last_modified = now;
                     data.purchase_orders.replace(po);
+                    Ok(no_content())
+                }
+                Row::Supplier(ref v) => {
+                    let mut v = v.clone();
+                    apply_supplier(req, &mut v, &m)?;
+                    v.last_modified = now;
+                    data.vendors.replace(v);
+                    Ok(no_content())
+                }
+                Row::Partner(ref v) => {
+                    check_props(
+                        req,
+                        &m,
+                        BP_PROPS,
+                        &["to_BusinessPartnerRole", "to_Supplier"],
+                    )?;
+                    let mut v = v.clone();
+                    if let Some(n) = m.get("OrganizationBPName1") {
+                        let n = text(n).unwrap_or_default();
+                        if n.trim().is_empty() {
+                            return Err(bad(
+                                req,
+                                "R11/401",
+                                "Enter a value for property 'OrganizationBPName1'",
+                            ));
+                        }
+                        bounded(req, BP_PROPS, "OrganizationBPName1", &n)?;
+                        v.name = n;
+                    }
+                    v.last_modified = now;
+                    data.vendors.replace(v);
+                    Ok(no_content())
+                }
+                Row::Product(ref i) => {
+                    let mut i = i.clone();
+                    update_product(req, &mut i, &m)?;
+                    data.items.replace(i);
+                    Ok(no_content())
+                }
+                Row::Desc(ref i) => {
+                    check_props(req, &m, DESC_PROPS, &[])?;
+                    let mut i = i.clone();
+                    if let Some(t) = m.get("ProductDescription").and_then(text) {
+                        bounded(req, DESC_PROPS, "ProductDescription", &t)?;
+                        i.name = t.clone();
+                        i.description = t;
+                    }
+                    i.last_modified = now;
+                    data.items.replace(i);
                     Ok(no_content())
                 }
                 _ => Err(req.err(

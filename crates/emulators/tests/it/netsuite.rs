@@ -1808,3 +1808,158 @@ async fn external_ids_are_unique_per_record_type_and_found_by_eid() {
     );
     ns.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn vendors_and_inventory_items_are_written_as_records() {
+    let ns = Ns::new(40).await;
+    // A vendor: the name is required and unique, the currency a reference to the list.
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/vendor",
+            json!({"email": "a@b.example"}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(ns_code(&e), "USER_ERROR");
+    assert_eq!(e["o:errorDetails"][0]["o:errorPath"], "companyName");
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/vendor",
+            json!({"companyName": "Northwind", "currency": {"id": "2"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let v = ns.get_json(&format!("/record/v1/vendor/{id}")).await;
+    assert_eq!(
+        (v["companyName"].as_str(), v["currency"]["refName"].as_str()),
+        (Some("Northwind"), Some("British pound"))
+    );
+    let rows = ns
+        .suiteql(
+            &format!("SELECT BUILTIN.DF(t.currency) AS c FROM vendor t WHERE t.id = {id}"),
+            10,
+            0,
+        )
+        .await;
+    let rows: Value = rows.json().await.unwrap();
+    assert_eq!(rows["items"][0]["c"], "British pound");
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/vendor",
+            json!({"companyName": "Northwind"}),
+        )
+        .await;
+    assert_eq!(ns_code(&r.json().await.unwrap()), "DUP_ENTITY");
+    let r = ns
+        .send(
+            Method::PATCH,
+            &format!("/record/v1/vendor/{id}"),
+            json!({"lastModifiedDate": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(ns_code(&e), "USER_ERROR");
+    assert!(
+        e["o:errorDetails"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("You do not have permissions to set a value for element lastModifiedDate")
+    );
+    // An inventory item: the item name/number is required and unique.
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/inventoryItem",
+            json!({"displayName": "Bolt"}),
+        )
+        .await;
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["o:errorDetails"][0]["o:errorPath"], "itemId");
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/inventoryItem",
+            json!({"itemId": "BOLT-10", "cost": 0.35, "salesDescription": "Hex bolt"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let item = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let rows = ns
+        .suiteql(
+            &format!(
+                "SELECT t.itemid, t.cost, t.description, t.itemtype FROM item t WHERE t.id = {item}"
+            ),
+            10,
+            0,
+        )
+        .await;
+    let rows: Value = rows.json().await.unwrap();
+    assert_eq!(rows["items"][0]["itemid"], "BOLT-10");
+    assert_eq!(rows["items"][0]["description"], "Hex bolt");
+    assert_eq!(rows["items"][0]["itemtype"], "InvtPart");
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/inventoryItem",
+            json!({"itemId": "BOLT-10"}),
+        )
+        .await;
+    assert_eq!(ns_code(&r.json().await.unwrap()), "DUP_ITEM");
+    let r = ns
+        .send(
+            Method::PATCH,
+            &format!("/record/v1/inventoryItem/{item}"),
+            json!({"isInactive": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    // A role without the permission: 403, whatever the record.
+    admin_json(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"denied_record_types": ["inventoryItem"]})),
+    )
+    .await;
+    let r = ns
+        .send(
+            Method::PATCH,
+            &format!("/record/v1/inventoryitem/{item}"),
+            json!({"isInactive": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(ns_code(&e), "INSUFFICIENT_PERMISSION");
+    assert!(
+        e["o:errorDetails"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("'Lists -> Items'")
+    );
+    let r = ns
+        .send(
+            Method::POST,
+            "/record/v1/vendor",
+            json!({"companyName": "Allowed"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+}

@@ -1101,3 +1101,169 @@ async fn your_reference_is_declared_stored_filterable_and_bounded() {
     assert_eq!(found["d"]["results"][0]["PurchaseOrder"], json!(key));
     sap.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn suppliers_are_business_partners_and_products_take_their_descriptions() {
+    let mut sap = Sap::new(20).await;
+    sap.fetch_csrf().await;
+    let bp = "/sap/opu/odata/sap/API_BUSINESS_PARTNER";
+    let product = "/sap/opu/odata/sap/API_PRODUCT_SRV";
+    // Every supplier has its business partner, in the supplier roles.
+    let v = sap
+        .json(&format!("{bp}/A_BusinessPartner('10300001')?$expand=to_BusinessPartnerRole,to_Supplier&$format=json"))
+        .await;
+    assert_eq!(v["d"]["Supplier"], "10300001");
+    assert_eq!(v["d"]["to_Supplier"]["Supplier"], "10300001");
+    let roles: Vec<&str> = v["d"]["to_BusinessPartnerRole"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["BusinessPartnerRole"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["FLVN00", "FLVN01"]);
+    let found = sap
+        .json(&format!("{bp}/A_BusinessPartner?$filter=Supplier%20eq%20'10300002'&$select=BusinessPartner&$format=json"))
+        .await;
+    assert_eq!(found["d"]["results"][0]["BusinessPartner"], "10300002");
+    assert!(
+        sap.get(&format!("{bp}/$metadata"))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("A_BusinessPartnerType")
+    );
+    // A new organization in the supplier roles: its supplier comes with it.
+    let bad = sap
+        .send(Method::POST, &format!("{bp}/A_BusinessPartner"), json!({"BusinessPartnerCategory": "2", "to_BusinessPartnerRole": [{"BusinessPartnerRole": "FLVN01"}]}))
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(sap_code(&bad.json().await.unwrap()), "R11/401");
+    let bad = sap
+        .send(
+            Method::POST,
+            &format!("{bp}/A_BusinessPartner"),
+            json!({"BusinessPartnerCategory": "2", "OrganizationBPName1": "Contoso"}),
+        )
+        .await;
+    assert_eq!(sap_code(&bad.json().await.unwrap()), "R11/655");
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{bp}/A_BusinessPartner"),
+            json!({"BusinessPartnerCategory": "2", "OrganizationBPName1": "Contoso",
+                "to_BusinessPartnerRole": [{"BusinessPartnerRole": "FLVN00"}, {"BusinessPartnerRole": "FLVN01"}],
+                "to_Supplier": {"PurchasingIsBlocked": true}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let key = created["d"]["Supplier"].as_str().unwrap().to_string();
+    assert_eq!(created["d"]["to_Supplier"]["PurchasingIsBlocked"], true);
+    let s = sap
+        .json(&format!("{bp}/A_Supplier('{key}')?$format=json"))
+        .await;
+    assert_eq!(
+        (
+            s["d"]["SupplierName"].as_str(),
+            s["d"]["PurchasingIsBlocked"].as_bool()
+        ),
+        (Some("Contoso"), Some(true))
+    );
+    let r = sap
+        .send(
+            Method::PATCH,
+            &format!("{bp}/A_Supplier('{key}')"),
+            json!({"PurchasingIsBlocked": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = sap
+        .send(
+            Method::PATCH,
+            &format!("{bp}/A_BusinessPartner('{key}')"),
+            json!({"OrganizationBPName1": "Contoso AG"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let s = sap
+        .json(&format!("{bp}/A_Supplier('{key}')?$format=json"))
+        .await;
+    assert_eq!(
+        (
+            s["d"]["SupplierName"].as_str(),
+            s["d"]["PurchasingIsBlocked"].as_bool()
+        ),
+        (Some("Contoso AG"), Some(false))
+    );
+    // Products: key, type and base unit are required; a taken key is refused.
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{product}/A_Product"),
+            json!({"Product": "TG-1", "BaseUnit": "EA"}),
+        )
+        .await;
+    assert_eq!(sap_code(&r.json().await.unwrap()), "M3/140");
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{product}/A_Product"),
+            json!({"Product": "ITEM-00001", "ProductType": "HAWA", "BaseUnit": "EA"}),
+        )
+        .await;
+    assert_eq!(sap_code(&r.json().await.unwrap()), "M3/351");
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{product}/A_Product"),
+            json!({"Product": "TG-1", "ProductType": "NLAG", "BaseUnit": "EA",
+                "to_Description": [{"Product": "TG-1", "Language": "EN", "ProductDescription": "Packaging"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let p = sap
+        .json(&format!(
+            "{product}/A_Product('TG-1')?$expand=to_Description&$format=json"
+        ))
+        .await;
+    assert_eq!(p["d"]["ProductType"], "NLAG");
+    assert_eq!(
+        p["d"]["to_Description"]["results"][0]["ProductDescription"],
+        "Packaging"
+    );
+    let r = sap
+        .send(
+            Method::PATCH,
+            &format!("{product}/A_ProductDescription(Product='TG-1',Language='EN')"),
+            json!({"ProductDescription": "Boxes"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    // The new product can be ordered.
+    let r = sap
+        .send(
+            Method::POST,
+            &format!("{SRV}/A_PurchaseOrder"),
+            json!({"Supplier": key, "PurchasingGroup": "001", "to_PurchaseOrderItem": [{"Material": "TG-1", "OrderQuantity": "2"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    // Sets the communication user may not change: 403 in SAP's error body.
+    admin_json(
+        &sap.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"denied_entity_sets": ["A_Product"]})),
+    )
+    .await;
+    let r = sap
+        .send(
+            Method::PATCH,
+            &format!("{product}/A_Product('TG-1')"),
+            json!({"IsMarkedForDeletion": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(sap_code(&r.json().await.unwrap()), "/IWBEP/CM_MGW_RT/010");
+}

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use ironbridge_core::clock::RecordingSleeper;
 use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow, Source};
 use ironbridge_core::sandbox::SandboxConnector;
-use ironbridge_core::system::{Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec};
+use ironbridge_core::system::{
+    CustomFields, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
+};
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_emulators::System;
 use ironbridge_model::api::{DeletionDetection, ReadKind};
@@ -108,6 +110,8 @@ static LYING: SystemDescriptor = SystemDescriptor {
         entity: Entity::LOCATION,
         create: true,
         update: false,
+        fields: &[],
+        custom_fields: CustomFields::NONE,
     }],
     id: example::ID,
     name: "lying example",

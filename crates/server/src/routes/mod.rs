@@ -6,6 +6,7 @@ pub mod batches;
 pub mod certificates;
 pub mod connections;
 pub mod events;
+pub mod meta;
 pub mod ops;
 pub mod organization;
 pub mod purchase_orders;
@@ -13,7 +14,7 @@ pub mod records;
 pub mod sync;
 pub mod systems;
 pub mod webhooks;
-pub mod written;
+pub mod writes;
 
 use axum::Router;
 use axum::http::Method;
@@ -199,6 +200,15 @@ pub fn api_routes() -> Vec<Route> {
             "/v1/purchase-orders/{id}",
             patch(purchase_orders::update_purchase_order),
         ),
+        route(Method::POST, "/v1/vendors", post(writes::create_vendor)),
+        route(
+            Method::PATCH,
+            "/v1/vendors/{id}",
+            patch(writes::update_vendor),
+        ),
+        route(Method::POST, "/v1/items", post(writes::create_item)),
+        route(Method::PATCH, "/v1/items/{id}", patch(writes::update_item)),
+        route(Method::GET, "/v1/meta/{entity}", get(meta::get_meta)),
         route(Method::POST, "/v1/batches", post(batches::create_batch)),
         route(Method::GET, "/v1/batches", get(batches::list_batches)),
         route(Method::GET, "/v1/batches/{id}", get(batches::get_batch)),
@@ -363,7 +373,58 @@ const LINE_READ_ONLY: &[&str] = &[
     "line_number",
     "quantity_received",
     "total_amount",
+    "custom_fields",
 ];
+
+/// The envelope every record carries (never written).
+const ENVELOPE_READ_ONLY: &[&str] = &[
+    "id",
+    "remote_id",
+    "created_at",
+    "modified_at",
+    "remote_created_at",
+    "remote_updated_at",
+    "remote_was_deleted",
+    "remote_data",
+];
+
+/// An item's stock figures: moved by the source's transactions, never written.
+const ITEM_READ_ONLY: &[&str] = &[
+    "id",
+    "remote_id",
+    "created_at",
+    "modified_at",
+    "remote_created_at",
+    "remote_updated_at",
+    "remote_was_deleted",
+    "remote_data",
+    "quantity_on_hand",
+    "quantity_available",
+];
+
+impl BodyRules for ironbridge_model::api::VendorIn {
+    fn read_only() -> &'static [&'static str] {
+        ENVELOPE_READ_ONLY
+    }
+}
+
+impl BodyRules for ironbridge_model::api::VendorPatch {
+    fn read_only() -> &'static [&'static str] {
+        ENVELOPE_READ_ONLY
+    }
+}
+
+impl BodyRules for ironbridge_model::api::ItemIn {
+    fn read_only() -> &'static [&'static str] {
+        ITEM_READ_ONLY
+    }
+}
+
+impl BodyRules for ironbridge_model::api::ItemPatch {
+    fn read_only() -> &'static [&'static str] {
+        ITEM_READ_ONLY
+    }
+}
 
 impl BodyRules for ironbridge_model::api::PurchaseOrderIn {
     fn read_only() -> &'static [&'static str] {

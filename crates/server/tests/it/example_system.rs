@@ -87,5 +87,9 @@ async fn the_example_system_is_connected_synced_and_served() {
             json!({"vendor_id": "vnd_x", "line_items": [{"item_id": "itm_x", "quantity": "1"}]}),
         )
         .await;
-    refused.assert_error(400, "INVALID_REQUEST");
+    let err = refused.assert_error(422, "UNSUPPORTED_OPERATION");
+    assert_eq!(
+        err["details"],
+        json!({"operation": "create", "entity": "purchase_order"})
+    );
 }

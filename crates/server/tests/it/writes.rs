@@ -110,7 +110,7 @@ async fn connect_with(system: System, config: ServerConfig) -> Connected {
 
 impl Connected {
     fn order(&self, quantity: u32) -> Value {
-        json!({"vendor_id": self.vendor, "memo": format!("order of {quantity}"), "line_items": [{"item_id": self.item, "quantity": quantity.to_string(), "unit_price": "3.50"}]})
+        json!({"vendor_id": self.vendor, "line_items": [{"item_id": self.item, "quantity": quantity.to_string(), "unit_price": "3.50"}]})
     }
 
     async fn send(
