@@ -588,3 +588,124 @@ async fn a_retry_of_an_interrupted_write_finds_it_at_the_source() {
         assert_eq!(read.status, 200, "{system:?}: {}", read.body);
     }
 }
+
+/// The path a vendor create is posted to on `system`.
+fn vendor_creates(system: System) -> &'static str {
+    match system {
+        System::NetSuite => "/record/v1/vendor",
+        System::SapS4Hana => "/A_BusinessPartner",
+        _ => "/vendors",
+    }
+}
+
+impl Connected {
+    async fn vendor_creates(&self) -> usize {
+        let suffix = vendor_creates(self.system);
+        self.source
+            .requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == "POST" && r["path"].as_str().is_some_and(|p| p.ends_with(suffix))
+            })
+            .count()
+    }
+}
+
+/// Vendors and items take the same keys and batches as orders: a replay answers the first
+/// vendor byte for byte without a second create, a batch mixes entities, and a vendor create
+/// whose answer the source keeps losing (it cannot be looked up by reference) is sent once and
+/// its operation fails `OUTCOME_UNKNOWN` after three attempts instead of holding the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendors_and_items_write_under_keys_and_in_batches() {
+    for system in SYSTEMS {
+        let c = connect(system).await;
+        let post = reqwest::Method::POST;
+        let vendor = json!({"name": "Keyed Supplier"});
+        let first = c
+            .send(post.clone(), "/v1/vendors", Some("vendor-1"), &vendor)
+            .await;
+        assert_eq!(first.status, 201, "{system:?}: {}", first.body);
+        let again = c
+            .send(post.clone(), "/v1/vendors", Some("vendor-1"), &vendor)
+            .await;
+        assert_eq!(again.text, first.text, "{system:?}");
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(c.vendor_creates().await, 1, "{system:?}");
+        let id = first.body["id"].as_str().unwrap();
+        let read = c.app.get(&c.token, &format!("/v1/vendors/{id}")).await;
+        assert_eq!(read.status, 200, "{system:?}: readable at once");
+        // Another body under the same key is refused.
+        let other = c
+            .send(
+                post.clone(),
+                "/v1/vendors",
+                Some("vendor-1"),
+                &json!({"name": "Other"}),
+            )
+            .await;
+        other.assert_error(422, "IDEMPOTENCY_KEY_REUSED");
+
+        // A batch of vendors and an order.
+        let ops = json!([
+            {"action": "create", "entity": "vendors", "data": {"name": "Batch Supplier"}},
+            {"action": "update", "entity": "vendors", "id": id, "data": {"name": "Keyed Supplier II"}},
+            {"action": "create", "entity": "purchase-orders", "data": c.order(2)},
+        ]);
+        let (batch_id, batch) = run_batch(&c, json!({"operations": ops})).await;
+        let failed = operations(&c, &batch_id, "?status=failed").await;
+        assert_eq!(batch["succeeded"], 3, "{system:?}: {failed:?}");
+        let done = operations(&c, &batch_id, "").await;
+        assert_eq!(done[1]["record"]["name"], "Keyed Supplier II", "{system:?}");
+        assert_eq!(c.vendor_creates().await, 2, "{system:?}");
+
+        // Every answer to a vendor create lost at a gateway.
+        c.source
+            .admin(
+                "PUT",
+                "/faults",
+                Some(json!({"lose_answer": {"count": 10, "mode": "gateway_timeout", "path_contains": vendor_creates(system)}})),
+            )
+            .await;
+        let ops =
+            json!([{"action": "create", "entity": "vendors", "data": {"name": "Lost Supplier"}}]);
+        let res = c
+            .send(
+                post.clone(),
+                "/v1/batches",
+                None,
+                &json!({"operations": ops}),
+            )
+            .await;
+        assert_eq!(res.status, 202, "{}", res.body);
+        let batch_id = res.body["id"].as_str().unwrap().to_string();
+        let mut runs = 0;
+        let batch = loop {
+            assert!(
+                worker(&c.app).run_once().await.unwrap(),
+                "{system:?}: the job ran"
+            );
+            runs += 1;
+            let b = c
+                .app
+                .get(&c.token, &format!("/v1/batches/{batch_id}"))
+                .await;
+            if b.body["status"] != "running" && b.body["status"] != "queued" {
+                break b.body;
+            }
+            assert!(runs < 5, "{system:?}: the batch never ended: {}", b.body);
+            // Past the job's retry delay.
+            c.app.clock.advance_secs(3600);
+        };
+        assert_eq!(runs, 3, "{system:?}");
+        assert_eq!(batch["failed"], 1, "{system:?}: {batch}");
+        let op = &operations(&c, &batch_id, "").await[0];
+        assert_eq!(op["status"], "failed");
+        assert_eq!(op["error"]["code"], "OUTCOME_UNKNOWN", "{system:?}: {op}");
+        assert_eq!(
+            c.vendor_creates().await,
+            3,
+            "{system:?}: the lost create was sent once, never again"
+        );
+    }
+}
