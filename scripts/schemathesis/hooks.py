@@ -9,11 +9,16 @@ Two constraints of the API relate a parameter to something JSON Schema cannot na
   with `INVALID_REQUEST` otherwise); a schema cannot compare two parameters, so a request meant
   to be valid whose window is empty or reversed loses its end.
 
+* An `Idempotency-Key` names one request for 24 hours: the same key with another body is
+  refused (`IDEMPOTENCY_KEY_REUSED`), so a request meant to be valid carries a key of its
+  own.
+
 These are `map_case` hooks because every phase (examples, coverage, fuzzing) applies them,
 while the coverage phase skips per-component hooks such as `map_query`. Only cases generated
 as valid are changed: a case meant to be refused keeps whatever it was generated with, so the
 refusal checks still see the server refuse a bad cursor or window."""
 
+import uuid
 from datetime import datetime
 
 import schemathesis
@@ -33,6 +38,13 @@ def _generated_valid(case):
 
 @schemathesis.hook
 def map_case(ctx, case):
+    headers = case.headers
+    if headers is not None and hasattr(headers, "keys") and _generated_valid(case):
+        for name in list(headers.keys()):
+            if str(name).lower() == "idempotency-key":
+                changed = dict(headers)
+                changed[name] = str(uuid.uuid4())
+                case.headers = changed
     query = case.query
     if not isinstance(query, dict) or not _generated_valid(case):
         return case

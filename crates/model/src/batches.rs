@@ -64,7 +64,10 @@ pub struct OperationIn {
     /// `create` or `update`.
     pub action: OperationAction,
     /// The entity as the API names it in paths: `purchase-orders`, `vendors`, `items`.
-    #[schema(example = "purchase-orders")]
+    #[schema(
+        example = "purchase-orders",
+        pattern = "^(purchase-orders|vendors|items)$"
+    )]
     pub entity: String,
     /// The record to update (`po_…`); only for `update`.
     pub id: Option<String>,
@@ -78,11 +81,14 @@ pub struct OperationIn {
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
     /// The writes, 1 to 10,000, run in this order.
+    #[schema(min_items = 1, max_items = 10000)]
     pub operations: Vec<OperationIn>,
     /// Operations sent per batch (1–100, default 50); the operations of a batch run
     /// concurrently within the connection's limits.
+    #[schema(minimum = 1, maximum = 100)]
     pub batch_size: Option<u32>,
     /// Pause between batches in milliseconds (0–600,000, default 0).
+    #[schema(maximum = 600000)]
     pub delay_ms: Option<u64>,
     /// `continue` (default) or `stop` at the first failure.
     pub on_error: Option<OnError>,

@@ -270,7 +270,13 @@ impl Modify for IdempotencyKeys {
                          `Idempotent-Replayed: true`, and changes nothing; a write whose outcome was unknown is looked \
                          for at the source before anything is written again. Keys are per credential and connection.",
                     ))
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(255))))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(255))
+                            .pattern(Some("^[!-~]{1,255}$")),
+                    ))
                     .build();
                 operation
                     .parameters

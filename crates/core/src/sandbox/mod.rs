@@ -402,8 +402,24 @@ impl SandboxConnector {
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(Decimal::ZERO),
             };
-            let amount = (line.quantity * price).round_dp(2);
-            subtotal += amount;
+            // Amounts past what a decimal holds are refused as an ERP refuses an amount too
+            // large for its field, never a panic.
+            let too_large = || {
+                rule(
+                    "AMOUNT_TOO_LARGE",
+                    format!(
+                        "The amount of line {} exceeds the largest amount the system stores.",
+                        i + 1
+                    ),
+                    &param("quantity"),
+                )
+            };
+            let amount = line
+                .quantity
+                .checked_mul(price)
+                .ok_or_else(too_large)?
+                .round_dp(2);
+            subtotal = subtotal.checked_add(amount).ok_or_else(too_large)?;
             out.push(json!({
                 "lineNo": i + 1,
                 "itemNo": line.item_remote_id,

@@ -2,7 +2,7 @@
 //! follow their progress and results, cancel them.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::ConnectionAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -265,8 +265,10 @@ pub async fn cancel_batch(
 /// Query of a batch's operation results.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OperationsQuery {
     /// Only operations in this state: `pending`, `sending`, `succeeded`, `failed`, `cancelled`.
+    #[param(pattern = "^(pending|sending|succeeded|failed|cancelled)$")]
     pub status: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -287,7 +289,7 @@ pub async fn list_operations(
     State(state): State<AppState>,
     auth: ConnectionAuth,
     ApiPath(id): ApiPath<String>,
-    Query(query): Query<OperationsQuery>,
+    ApiQuery(query): ApiQuery<OperationsQuery>,
 ) -> ApiResult<Json<OperationPage>> {
     let bad = |param: &str, message: &str| {
         ApiError::new(ErrorCode::InvalidRequest, message.to_string()).param(param.to_string())
@@ -344,6 +346,7 @@ pub async fn list_operations(
 /// Query of a connection's batches.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct BatchesQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -370,7 +373,7 @@ pub struct BatchPage {
 pub async fn list_batches(
     State(state): State<AppState>,
     auth: ConnectionAuth,
-    Query(query): Query<BatchesQuery>,
+    ApiQuery(query): ApiQuery<BatchesQuery>,
 ) -> ApiResult<Json<BatchPage>> {
     let limit = query.page_size.unwrap_or(20);
     if !(1..=100).contains(&limit) {

@@ -431,6 +431,37 @@ async fn the_sandbox_describes_its_order_writes_and_refuses_the_others_by_operat
         res.assert_error(422, "VALIDATION_ERROR")["param"],
         "line_items[0].custom_fields"
     );
+    // An amount past what a decimal holds is refused like an ERP refuses it, never a panic.
+    let vendors = app.get(&token, "/v1/vendors?page_size=100").await.body["data"].clone();
+    let items = app.get(&token, "/v1/items?page_size=100").await.body["data"].clone();
+    let mut orderable = None;
+    'find: for v in vendors.as_array().unwrap() {
+        for i in items.as_array().unwrap() {
+            let res = app
+                .post(
+                    &token,
+                    "/v1/purchase-orders",
+                    json!({"vendor_id": v["id"], "line_items": [{"item_id": i["id"], "quantity": "1"}]}),
+                )
+                .await;
+            if res.status == 201 {
+                orderable = Some((v["id"].clone(), i["id"].clone()));
+                break 'find;
+            }
+        }
+    }
+    let (vendor, item) = orderable.expect("an orderable vendor and item");
+    let huge = "999999999999999.9999999999";
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            json!({"vendor_id": vendor, "line_items": [{"item_id": item, "quantity": huge, "unit_price": huge}]}),
+        )
+        .await;
+    let err = res.assert_error(422, "BUSINESS_RULE_VIOLATION");
+    assert_eq!(err["param"], "line_items[0].quantity");
+    assert_eq!(err["details"]["remote_code"], "AMOUNT_TOO_LARGE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
