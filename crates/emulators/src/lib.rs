@@ -180,6 +180,11 @@ pub async fn start(
         seed: config.seed,
         sizes: Sizes::for_orders(config.purchase_orders),
         epoch: clock.now_ms(),
+        unset_change_every: if config.system == System::SapS4Hana {
+            config.sap.null_change_time_every
+        } else {
+            0
+        },
     };
     let core = Arc::new(Core::new(config.seed, clock, Dataset::new(ctx)));
     let app: Router = match config.system {

@@ -263,6 +263,32 @@ fn literal(ms: i64) -> String {
     )
 }
 
+/// Where a windowed read continues with the records that have no change time (SAP leaves
+/// `LastChangeDateTime` null on orders nothing has changed since they were created, as
+/// recorded sandbox payloads show): `n1|`, then `n1|<last key read>`.
+const UNSET_PHASE: &str = "n1|";
+
+/// How long after its creation date a record without a change time counts as changed: a
+/// window of change times `[a, b]` reads those created `[a - UNSET_LAG, b - UNSET_LAG]`, so
+/// the slices of a pass share them out without overlap, and a record created late on its
+/// date in a zone far west of UTC is already there when its window is read (two days cover
+/// every zone).
+const UNSET_LAG_MICROS: i64 = 2 * 86_400_000_000;
+
+/// A `datetime'…'` literal of `CreationDate` (a date, compared as its midnight) for the
+/// instant `at` minus the lag, in whole seconds rounded up (a lower bound) or down.
+fn creation_bound(at: Timestamp, up: bool) -> String {
+    const SECOND: i64 = 1_000_000;
+    let t = at.micros().saturating_sub(UNSET_LAG_MICROS);
+    let secs = if up {
+        t.div_euclid(SECOND) + i64::from(t.rem_euclid(SECOND) != 0)
+    } else {
+        t.div_euclid(SECOND)
+    };
+    let text = Timestamp(secs.saturating_mul(SECOND)).to_rfc3339();
+    format!("datetime'{}'", &text[..19])
+}
+
 struct Spec {
     service: &'static str,
     set: &'static str,
@@ -958,6 +984,62 @@ impl Connector for SapConnector {
     }
 }
 
+impl SapConnector {
+    /// The records of a window that have no change time, by key: those whose creation date
+    /// falls in the window shifted back by [`UNSET_LAG_MICROS`] (no lower bound when the
+    /// window has none). The slices of a pass partition them as they partition the others,
+    /// and a new one is read by the first sync whose window reaches two days past its date.
+    async fn fetch_unset(
+        &self,
+        spec: &Spec,
+        tp: &str,
+        window: &ReadWindow,
+        after: Option<&str>,
+    ) -> Result<RawPage, ConnectorError> {
+        let mut filters = vec![format!("{tp} eq null")];
+        if let Some(since) = window.modified_since {
+            filters.push(format!("CreationDate ge {}", creation_bound(since, true)));
+        }
+        if let Some(until) = window.modified_until {
+            filters.push(format!("CreationDate le {}", creation_bound(until, false)));
+        }
+        if let Some(key) = after {
+            filters.push(format!("{} gt {}", spec.key, quote(key)));
+        }
+        let mut query = vec![
+            ("$filter", filters.join(" and ")),
+            ("$orderby", spec.key.to_string()),
+            ("$top", self.page_size.to_string()),
+            ("$format", "json".to_string()),
+        ];
+        if let Some(e) = spec.expand {
+            query.push(("$expand", e.to_string()));
+        }
+        let mut body = self
+            .get_json(&format!("{}/{}", spec.service, spec.set), &query)
+            .await?;
+        let d = body
+            .get_mut("d")
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
+        let records: Vec<Value> = match d.get_mut("results").map(Value::take) {
+            Some(Value::Array(records)) => records,
+            _ => Vec::new(),
+        };
+        let more = d.get("__next").is_some() || records.len() as u64 >= self.page_size;
+        let next_cursor = match records.last() {
+            Some(last) if more => {
+                let key = last
+                    .get(spec.key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ConnectorError::Upstream("SAP record without key".into()))?;
+                Some(format!("{UNSET_PHASE}{key}"))
+            }
+            _ => None,
+        };
+        Ok(RawPage::new(records, next_cursor))
+    }
+}
+
 #[async_trait]
 impl Source for SapConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
@@ -980,9 +1062,20 @@ impl Source for SapConnector {
                 "SAP S/4HANA has no {entity} read"
             )));
         };
+        if let (Some(tp), Some(rest)) =
+            (spec.time, cursor.and_then(|c| c.strip_prefix(UNSET_PHASE)))
+        {
+            let after = (!rest.is_empty()).then_some(rest);
+            return self.fetch_unset(&spec, tp, window, after).await;
+        }
         let after = cursor.map(parse_cursor).transpose()?;
         let mut filters = Vec::new();
         if let Some(tp) = spec.time {
+            if window.modified_since.is_none() {
+                // Records without a change time are read after the others (`fetch_unset`):
+                // a keyset on the change time cannot hold them.
+                filters.push(format!("{tp} ne null"));
+            }
             if let Some(since) = window.modified_since {
                 // Whole milliseconds: round the lower bound up so nothing before it is read.
                 let ms = since.micros().div_euclid(1000)
@@ -1051,6 +1144,8 @@ impl Source for SapConnector {
                 };
                 Some(make_cursor(t, key))
             }
+            // The records with a change time are read: those without one follow.
+            _ if spec.time.is_some() => Some(UNSET_PHASE.to_string()),
             _ => None,
         };
         Ok(RawPage::new(records, next_cursor))
@@ -1065,6 +1160,10 @@ impl Source for SapConnector {
     /// is given.
     fn cursor_position(&self, entity: Entity, cursor: &str) -> Option<Timestamp> {
         spec(entity)?.time?;
+        if cursor.starts_with(UNSET_PHASE) {
+            // Records without a change time have no position in the window.
+            return None;
+        }
         let (ms, _) = parse_cursor(cursor).ok()?;
         Some(Timestamp(ms?.checked_mul(1000)?))
     }
@@ -1083,6 +1182,7 @@ impl Source for SapConnector {
             .get_json(
                 &format!("{service}/{set}"),
                 &[
+                    ("$filter", format!("{tp} ne null")),
                     ("$orderby", tp.to_string()),
                     ("$top", "1".into()),
                     ("$select", tp.to_string()),

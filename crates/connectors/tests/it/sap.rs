@@ -198,16 +198,33 @@ async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
     let (all, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
         .await
         .unwrap();
-    let mut times: Vec<i64> = all.iter().map(|o| ms(&o["LastChangeDateTime"])).collect();
+    // Every tenth order has no change time, as in recorded sandbox payloads.
+    let unset = |o: &Value| o["LastChangeDateTime"].is_null();
+    assert_eq!(all.iter().filter(|o| unset(o)).count(), 15);
+    let mut times: Vec<i64> = all
+        .iter()
+        .filter(|o| !unset(o))
+        .map(|o| ms(&o["LastChangeDateTime"]))
+        .collect();
     times.sort_unstable();
     let (lo, hi) = (times[30], times[90]);
     let window = ReadWindow {
         modified_since: Some(Timestamp(lo * 1000)),
         modified_until: Some(Timestamp(hi * 1000)),
     };
+    // The window's changes, and the orders without a change time created two days before
+    // it (they count as changed two days after their creation date).
+    const DAY: i64 = 86_400_000;
+    let days = lo - 2 * DAY..=hi - 2 * DAY;
     let expected: HashSet<String> = all
         .iter()
-        .filter(|o| (lo..=hi).contains(&ms(&o["LastChangeDateTime"])))
+        .filter(|o| {
+            if unset(o) {
+                days.contains(&ms(&o["CreationDate"]))
+            } else {
+                (lo..=hi).contains(&ms(&o["LastChangeDateTime"]))
+            }
+        })
         .map(|o| o["PurchaseOrder"].as_str().unwrap().to_string())
         .collect();
     let (got, _) = read_all(c, Entity::PURCHASE_ORDER, &window).await.unwrap();
@@ -217,8 +234,33 @@ async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
         .collect();
     assert_eq!(got.len(), got_keys.len(), "no record twice");
     assert_eq!(got_keys, expected);
-    assert!(got.iter().any(|o| ms(&o["LastChangeDateTime"]) == lo));
-    assert!(got.iter().any(|o| ms(&o["LastChangeDateTime"]) == hi));
+    assert!(
+        got.iter()
+            .any(|o| !unset(o) && ms(&o["LastChangeDateTime"]) == lo)
+    );
+    assert!(
+        got.iter()
+            .any(|o| !unset(o) && ms(&o["LastChangeDateTime"]) == hi)
+    );
+
+    // An order without a change time is read by the window of two days after its creation
+    // date, and by no window of the day itself or a week later.
+    let quiet = all.iter().find(|o| unset(o)).unwrap();
+    let created = ms(&quiet["CreationDate"]);
+    for (offset, read) in [(48, true), (0, false), (24 * 7, false)] {
+        let at = created + offset * 3_600_000;
+        let day = ReadWindow {
+            modified_since: Some(Timestamp(at * 1000)),
+            modified_until: Some(Timestamp((at + 3_600_000) * 1000)),
+        };
+        let (got, _) = read_all(c, Entity::PURCHASE_ORDER, &day).await.unwrap();
+        assert_eq!(
+            got.iter()
+                .any(|o| o["PurchaseOrder"] == quiet["PurchaseOrder"]),
+            read,
+            "{offset} h after"
+        );
+    }
 
     // A resumed read with the same window and cursor continues where it stopped.
     let first = c

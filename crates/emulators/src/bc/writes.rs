@@ -702,6 +702,7 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                 order_date,
                 created: now,
                 last_modified: now,
+                change_time_unset: false,
                 currency: data
                     .vendors
                     .get(vendor_id)

@@ -263,6 +263,9 @@ pub struct PurchaseOrder {
     pub order_date: Millis,
     pub created: Millis,
     pub last_modified: Millis,
+    /// The source shows no change time (SAP: `LastChangeDateTime` null) until the order is
+    /// first changed; `last_modified` still orders it internally.
+    pub change_time_unset: bool,
     pub currency: String,
     pub memo: String,
     /// The reference a client wrote to find the order again: NetSuite's `externalId`, SAP's
@@ -413,6 +416,19 @@ pub struct GenCtx {
     pub sizes: Sizes,
     /// The clock's start: all seeded history lies before it.
     pub epoch: Millis,
+    /// Every how many seeded purchase orders one has no change time (SAP's
+    /// `LastChangeDateTime` is null on orders no API or Fiori app has changed since they were
+    /// created); 0: none. Such an order gets its change time on its first change.
+    pub unset_change_every: u64,
+}
+
+/// Whether seeded order `n` has no change time: one in `unset_change_every` of the orders
+/// created more than a week before the clock's start (legacy documents; a new order gets its
+/// change time when it is created).
+pub fn po_change_time_unset(ctx: &GenCtx, n: u64) -> bool {
+    ctx.unset_change_every > 0
+        && n.is_multiple_of(ctx.unset_change_every)
+        && created_and_modified(ctx, KIND_PO, n).0 < ctx.epoch - 7 * DAY
 }
 
 fn created_and_modified(ctx: &GenCtx, kind: u64, n: u64) -> (Millis, Millis) {
@@ -559,6 +575,7 @@ pub fn purchase_order(ctx: &GenCtx, n: u64) -> PurchaseOrder {
         order_date: super::clock::day_start(created),
         created,
         last_modified,
+        change_time_unset: po_change_time_unset(ctx, n),
         currency: currency.to_string(),
         memo: r.pick(&MEMOS).to_string(),
         external_id: None,
@@ -577,6 +594,7 @@ mod tests {
             seed: 7,
             sizes: Sizes::for_orders(1000),
             epoch: 1_767_225_600_000,
+            unset_change_every: 0,
         }
     }
 

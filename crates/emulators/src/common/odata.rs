@@ -4,6 +4,8 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
+use super::table::UNSET;
+
 use super::clock::{Millis, parse_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,7 +474,20 @@ pub fn time_bounds(f: &Filter, prop: &str) -> (Bound<Millis>, Bound<Millis>, boo
     }
     split(f, &mut parts);
     let (mut lo, mut hi, mut exact) = (Bound::Unbounded, Bound::Unbounded, true);
+    let (mut not_null, mut null) = (false, false);
     for p in parts {
+        // A null time sorts first in the index (`table::UNSET`), below every real time.
+        match p {
+            Filter::Cmp(Operand::Prop(n), Cmp::Ne, Operand::Lit(OVal::Null)) if n == prop => {
+                not_null = true;
+                continue;
+            }
+            Filter::Cmp(Operand::Prop(n), Cmp::Eq, Operand::Lit(OVal::Null)) if n == prop => {
+                null = true;
+                continue;
+            }
+            _ => {}
+        }
         let bound = match p {
             Filter::Cmp(Operand::Prop(n), op, Operand::Lit(OVal::Time(t))) if n == prop => {
                 Some((*op, *t))
@@ -500,6 +515,17 @@ pub fn time_bounds(f: &Filter, prop: &str) -> (Bound<Millis>, Bound<Millis>, boo
             }
             _ => exact = false,
         }
+    }
+    if null {
+        if lo == Bound::Unbounded && hi == Bound::Unbounded && !not_null {
+            lo = Bound::Included(UNSET);
+            hi = Bound::Included(UNSET);
+        } else {
+            exact = false;
+        }
+    } else if lo == Bound::Unbounded && (not_null || hi != Bound::Unbounded) {
+        // A null compares false with every time: `lt`/`le` alone must not reach the nulls.
+        lo = Bound::Excluded(UNSET);
     }
     (lo, hi, exact)
 }

@@ -20,7 +20,22 @@ pub trait Record: Clone + Send + Sync + 'static {
     fn set_id(&mut self, id: u64);
     fn last_modified(&self) -> Millis;
     fn set_last_modified(&mut self, ms: Millis);
+    /// What the last-modified index sorts the record by: [`UNSET`] for a record the source
+    /// shows without a change time, so it sorts first and falls outside every bounded range.
+    fn index_time(&self) -> Millis {
+        self.last_modified()
+    }
+    /// Must equal `generate(ctx, n).index_time()`, but may be cheaper.
+    fn seeded_index_time(ctx: &GenCtx, n: u64) -> Millis {
+        Self::seeded_last_modified(ctx, n)
+    }
+    /// The record was changed: a source sets a change time on every change.
+    fn mark_changed(&mut self) {}
 }
+
+/// The index time of a record without a change time (a null `LastChangeDateTime`): before
+/// every real time, as SAP HANA sorts nulls first in ascending order.
+pub const UNSET: Millis = Millis::MIN;
 
 macro_rules! simple_record {
     ($t:ty, $gen:path, $count:ident) => {
@@ -73,6 +88,23 @@ impl Record for PurchaseOrder {
     fn set_last_modified(&mut self, ms: Millis) {
         self.last_modified = ms;
     }
+    fn index_time(&self) -> Millis {
+        if self.change_time_unset {
+            UNSET
+        } else {
+            self.last_modified
+        }
+    }
+    fn seeded_index_time(ctx: &GenCtx, n: u64) -> Millis {
+        if datagen::po_change_time_unset(ctx, n) {
+            UNSET
+        } else {
+            datagen::po_last_modified(ctx, n)
+        }
+    }
+    fn mark_changed(&mut self) {
+        self.change_time_unset = false;
+    }
 }
 
 /// Index entry ordered by last-modified, then id (a unique, stable order for paging).
@@ -102,7 +134,7 @@ impl<R: Record> Table<R> {
         let ids: Vec<u64> = (1..=seeded).collect();
         let mut by_lm: Vec<LmKey> = ids
             .iter()
-            .map(|&n| (R::seeded_last_modified(&ctx, n), n))
+            .map(|&n| (R::seeded_index_time(&ctx, n), n))
             .collect();
         by_lm.sort_unstable();
         Self {
@@ -190,7 +222,7 @@ impl<R: Record> Table<R> {
         let id = self.next_id;
         self.next_id += 1;
         r.set_id(id);
-        let key = (r.last_modified(), id);
+        let key = (r.index_time(), id);
         self.overlay.insert(id, Some(Arc::new(r)));
         self.ids.push(id);
         let pos = self.by_lm.partition_point(|k| *k < key);
@@ -200,13 +232,14 @@ impl<R: Record> Table<R> {
     }
 
     /// Replaces an existing record (same id), keeping the indexes sorted.
-    pub fn replace(&mut self, r: R) -> bool {
+    pub fn replace(&mut self, mut r: R) -> bool {
         let id = r.id();
         let Some(old) = self.get(id) else {
             return false;
         };
-        self.remove_lm(old.last_modified(), id);
-        let key = (r.last_modified(), id);
+        self.remove_lm(old.index_time(), id);
+        r.mark_changed();
+        let key = (r.index_time(), id);
         let pos = self.by_lm.partition_point(|k| *k < key);
         self.by_lm.insert(pos, key);
         self.overlay.insert(id, Some(Arc::new(r)));
@@ -222,7 +255,7 @@ impl<R: Record> Table<R> {
 
     pub fn delete(&mut self, id: u64) -> Option<R> {
         let old = self.get(id)?;
-        self.remove_lm(old.last_modified(), id);
+        self.remove_lm(old.index_time(), id);
         if let Ok(pos) = self.ids.binary_search(&id) {
             self.ids.remove(pos);
         }
@@ -258,6 +291,7 @@ mod tests {
             seed: 3,
             sizes: Sizes::for_orders(50),
             epoch: 1_767_225_600_000,
+            unset_change_every: 0,
         })
     }
 

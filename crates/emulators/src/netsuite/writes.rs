@@ -622,6 +622,7 @@ fn new_po(data: &Dataset, now: i64) -> PurchaseOrder {
         order_date: day_start(now),
         created: now,
         last_modified: now,
+        change_time_unset: false,
         currency: "USD".into(),
         memo: String::new(),
         external_id: None,

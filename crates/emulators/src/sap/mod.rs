@@ -55,6 +55,10 @@ pub struct Settings {
     /// the communication user lacks the authorization to create, change or delete: writes
     /// are answered 403 with SAP's error body [I: the message code].
     pub denied_entity_sets: Vec<String>,
+    /// Every how many seeded purchase orders one has a null `LastChangeDateTime`, as orders
+    /// in recorded sandbox payloads have until something changes them (0: none). Fixed when
+    /// the emulator starts: it shapes the seeded data.
+    pub null_change_time_every: u64,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             rate_limit_per_minute: None,
             retry_after_secs: Some(60),
             denied_entity_sets: Vec::new(),
+            null_change_time_every: 10,
         }
     }
 }
@@ -133,6 +138,12 @@ impl SystemHooks for Hooks {
         let mut g = self.0.settings.write().unwrap_or_else(|e| e.into_inner());
         let next: Settings = patch_struct(&*g, &patch)?;
         next.validate()?;
+        if next.null_change_time_every != g.null_change_time_every {
+            return Err(
+                "null_change_time_every is fixed when the emulator starts (it shapes the seeded data)"
+                    .into(),
+            );
+        }
         *g = next;
         serde_json::to_value(&*g).map_err(|e| e.to_string())
     }

@@ -238,6 +238,8 @@ pub fn po_prop(po: &PurchaseOrder, vendor: Option<&Vendor>, name: &str) -> OVal 
         "PurchasingProcessingStatus" => s(processing_status(po.status)),
         "CreatedByUser" => s("CB9980000012"),
         "CreationDate" => OVal::Time(day_start(po.created)),
+        // Null until the order is first changed (`null_change_time_every`).
+        "LastChangeDateTime" if po.change_time_unset => OVal::Null,
         "LastChangeDateTime" => OVal::Time(po.last_modified),
         "Supplier" | "InvoicingParty" => s(sup),
         "Language" => s("EN"),

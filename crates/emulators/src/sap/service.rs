@@ -402,8 +402,11 @@ pub fn entity_uri(req: &Req, def: &EntityDef, row: &Row, data: &Dataset) -> Stri
 
 /// `W/"datetimeoffset'2024-01-15T10%3A00%3A00.0000000Z'"` from LastChangeDateTime.
 pub fn etag(row: &Row, data: &Dataset) -> Option<String> {
-    let OVal::Time(ms) = prop(row, "LastChangeDateTime", data) else {
-        return None;
+    let ms = match (prop(row, "LastChangeDateTime", data), row) {
+        (OVal::Time(ms), _) => ms,
+        // No change time shown: the version is still the order's own.
+        (OVal::Null, Row::Po(po)) => po.last_modified,
+        _ => return None,
     };
     let iso = crate::common::clock::iso_millis(ms)
         .replace(':', "%3A")

@@ -555,6 +555,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                 order_date: day_start(now),
                 created: now,
                 last_modified: now,
+                change_time_unset: false,
                 currency,
                 memo: String::new(),
                 external_id: your_reference(req, &m)?.flatten(),

@@ -505,7 +505,11 @@ async fn top_skip_paging_to_the_end_and_counts() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| date_ms(&r["LastChangeDateTime"])),
+                // No change time sorts first (as SAP HANA sorts nulls in ascending order).
+                .map(|r| match &r["LastChangeDateTime"] {
+                    Value::Null => i64::MIN,
+                    t => date_ms(t),
+                }),
         );
         pages += 1;
         match v["d"]["__next"].as_str() {
@@ -518,6 +522,7 @@ async fn top_skip_paging_to_the_end_and_counts() {
     }
     assert_eq!((pages, got.len()), (3, 23));
     assert!(got.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(got.iter().filter(|t| **t == i64::MIN).count(), 2);
     let v = sap
         .json(&format!("{SRV}/A_PurchaseOrder?$format=json&$top=12"))
         .await;
@@ -600,7 +605,8 @@ async fn filter_boundaries_and_expand() {
             q("LastChangeDateTime lt datetimeoffset'2026-01-15T10:00:00Z'")
         ))
         .await;
-    assert_eq!(before["d"]["__count"], "29");
+    // Orders 10, 20 and 30 have no change time: no comparison with a time holds for them.
+    assert_eq!(before["d"]["__count"], "26");
     let or = sap.json(&q("(PurchaseOrder eq '4500000003' or PurchaseOrder eq '4500000004') and PurchaseOrderType eq 'NB'")).await;
     assert_eq!(ids(&or), vec!["4500000003", "4500000004"]);
     let sub = sap.json(&q("substringof('0000007',PurchaseOrder)")).await;
@@ -625,7 +631,26 @@ async fn filter_boundaries_and_expand() {
     // The incremental sync shape from target-systems.md §2.4.
     let inc = sap.json(&format!("{SRV}/A_PurchaseOrder?$filter=LastChangeDateTime%20gt%20datetimeoffset'2020-01-15T00:00:00Z'&$orderby=LastChangeDateTime%20asc,PurchaseOrder%20asc&$expand=to_PurchaseOrderItem&$top=500&$skip=0&$format=json")).await;
     let rs = inc["d"]["results"].as_array().unwrap();
-    assert_eq!(rs.len(), 30);
+    assert_eq!(rs.len(), 27);
+    let unset = sap.json(&q("LastChangeDateTime eq null")).await;
+    assert_eq!(ids(&unset), vec!["4500000010", "4500000020", "4500000030"]);
+    let set = sap
+        .json(&format!(
+            "{}&$inlinecount=allpages&$top=0",
+            q("LastChangeDateTime ne null")
+        ))
+        .await;
+    assert_eq!(set["d"]["__count"], "27");
+    // A change sets the change time.
+    admin_json(
+        &sap.emu,
+        Method::POST,
+        "/records/purchase_orders/20/touch",
+        None,
+    )
+    .await;
+    let unset = sap.json(&q("LastChangeDateTime eq null")).await;
+    assert_eq!(ids(&unset), vec!["4500000010", "4500000030"]);
     let items = rs[0]["to_PurchaseOrderItem"]["results"].as_array().unwrap();
     assert!(!items.is_empty());
     assert_eq!(items[0]["PurchaseOrderItem"], "10");

@@ -106,6 +106,9 @@ impl Sys {
 struct SrcPo {
     n: u64,
     lm: Timestamp,
+    /// The source shows no change time (SAP's null `LastChangeDateTime`).
+    unset: bool,
+    created: Timestamp,
     quantities: Vec<i64>,
 }
 
@@ -280,6 +283,8 @@ impl Erp {
                     SrcPo {
                         n: po.id,
                         lm: ms_to_ts(po.last_modified),
+                        unset: po.change_time_unset,
+                        created: ms_to_ts(po.created),
                         quantities: po.lines.iter().map(|l| l.quantity).collect(),
                     },
                 )
@@ -315,7 +320,16 @@ impl Erp {
         };
         self.source_orders()
             .into_iter()
-            .filter(|(_, p)| p.lm <= hw && since.is_none_or(|s| p.lm >= s))
+            .filter(|(_, p)| {
+                if p.unset {
+                    // Counted as changed two days after its creation date.
+                    const DAY: i64 = 86_400_000_000;
+                    let at = Timestamp(p.created.micros().div_euclid(DAY) * DAY + 2 * DAY);
+                    at <= hw && since.is_none_or(|s| at >= s)
+                } else {
+                    p.lm <= hw && since.is_none_or(|s| p.lm >= s)
+                }
+            })
             .collect()
     }
 
@@ -349,9 +363,19 @@ impl Erp {
             .keys()
             .filter(|k| !live.contains_key(k.as_str()))
             .collect();
+        // An order without a change time counts as changed two days after its creation date;
+        // the run's window may end a little past the high-water mark recorded.
+        let hw = self.po_high_water().await;
+        let near = |k: &str| {
+            source.get(k).is_some_and(|p| {
+                const DAY: i64 = 86_400_000_000;
+                let at = p.created.micros().div_euclid(DAY) * DAY + 2 * DAY;
+                p.unset && at <= hw.micros() + 600_000_000
+            })
+        };
         let extra: Vec<&&str> = live
             .keys()
-            .filter(|k| !expected.contains_key(**k))
+            .filter(|k| !expected.contains_key(**k) && !near(k))
             .collect();
         assert!(
             missing.is_empty() && extra.is_empty(),
@@ -363,7 +387,7 @@ impl Erp {
             let r = live[key.as_str()];
             assert_eq!(
                 r.remote_updated_at,
-                Some(po.lm),
+                (!po.unset).then_some(po.lm),
                 "{sys:?} {key}: modified at"
             );
             let data: Value = serde_json::from_str(&r.data).unwrap();
@@ -785,7 +809,13 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
             .filter(|e| !e["query"].as_str().unwrap_or("").contains("top=1&"))
             .count() as u64;
         assert_eq!(reads, po.pages, "{sys:?}: one request per page");
-        assert!(po.pages <= read / PAGE + 1, "{sys:?}: {} pages", po.pages);
+        // SAP reads the window's orders without a change time after the others: one more.
+        let unset_read = u64::from(sys == Sys::Sap);
+        assert!(
+            po.pages <= read / PAGE + 1 + unset_read,
+            "{sys:?}: {} pages",
+            po.pages
+        );
     }
 
     // Nothing changed since: the re-run writes nothing.

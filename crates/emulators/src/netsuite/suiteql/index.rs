@@ -534,6 +534,7 @@ mod tests {
             seed: 7,
             sizes: Sizes::for_orders(500),
             epoch: EPOCH,
+            unset_change_every: 0,
         })
     }
 
