@@ -118,7 +118,7 @@ static VENDOR: &[WriteField] = &[
     WriteField::new(
         "status",
         WriteType::Enum(ACTIVE_STATUSES),
-        "`blocked`: `All` when inactive, blank when active.",
+        "`blocked`: `All` when inactive, `_x0020_` (blank) when active.",
     ),
     WriteField::new("email", WriteType::Email, "`email`.").max(80),
     text("phone", "`phoneNumber`.").max(30),
@@ -149,7 +149,7 @@ static ITEM: &[WriteField] = &[
     WriteField::new(
         "item_type",
         WriteType::Enum(&["inventory", "non_inventory", "service"]),
-        "`type`: `Inventory`, `Non-Inventory` or `Service`.",
+        "`type`: `Inventory`, `Non_x002D_Inventory` or `Service`.",
     ),
     WriteField::new("status", WriteType::Enum(ACTIVE_STATUSES), "`blocked`."),
     text("unit_of_measure", "`baseUnitOfMeasureCode`.").max(10),

@@ -313,7 +313,7 @@ fn record_body(entity: Entity, write: &UnifiedWrite) -> Result<Value, ConnectorE
         )));
     }
     let mut body = reversed.source;
-    // Items' `blocked` is a boolean (vendors' is an option: " ", "Payment", "All").
+    // Items' `blocked` is a boolean (vendors' is an enum: `_x0020_`, `Payment`, `All`).
     if entity == Entity::ITEM
         && let Some(Value::String(b)) = body.get("blocked")
     {

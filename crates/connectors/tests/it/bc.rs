@@ -105,6 +105,36 @@ async fn bc_full_read_pages_to_the_end_with_one_token_and_every_record_maps() {
     let (items, _) = read_all(c, Entity::ITEM, &ReadWindow::ALL).await.unwrap();
     assert_eq!(items.len() as u64, counts["items"].as_u64().unwrap());
     decode_all(&ironbridge_connectors::bc::DESCRIPTOR, Entity::ITEM, &items);
+    // Enum members as the API serves them map to the unified values: an order in review is
+    // pending approval, a vendor blocked by the blank member `_x0020_` is active.
+    let mapped = |entity: Entity, raw: &Value| {
+        let def = ironbridge_connectors::bc::DESCRIPTOR
+            .mapping(entity)
+            .unwrap();
+        def.apply("conn_test", raw).unwrap().data
+    };
+    let in_review: Vec<&Value> = orders
+        .iter()
+        .filter(|o| o["status"] == "In_x0020_Review")
+        .collect();
+    assert!(!in_review.is_empty());
+    for o in in_review {
+        assert_eq!(
+            mapped(Entity::PURCHASE_ORDER, o)["status"],
+            "pending_approval"
+        );
+    }
+    let open = vendors.iter().find(|v| v["blocked"] == "_x0020_").unwrap();
+    assert_eq!(mapped(Entity::VENDOR, open)["status"], "active");
+    let mut blocked = open.clone();
+    blocked["blocked"] = "All".into();
+    assert_eq!(mapped(Entity::VENDOR, &blocked)["status"], "inactive");
+    let mut non_inventory = items[0].clone();
+    non_inventory["type"] = "Non_x002D_Inventory".into();
+    assert_eq!(
+        mapped(Entity::ITEM, &non_inventory)["item_type"],
+        "non_inventory"
+    );
     assert_eq!(calls(&s.emu, &s.token_path).await, 1, "the token is reused");
     let log = admin(&s.emu, "GET", "/requests", None).await;
     let reads: Vec<&Value> = log["entries"]

@@ -760,6 +760,11 @@ fn collection(
 
 /// CSDL built from rendered samples, so names and types always match the JSON the API serves.
 fn metadata(bc: &Bc) -> Response {
+    let enums: &[(&str, &str, &str, &[&str])] = if bc.settings().metadata_enum_types {
+        model::ENUMS
+    } else {
+        &[]
+    };
     let data = bc.core.read();
     let ctx_seed = bc.core.seed;
     let mut x = String::from(
@@ -794,13 +799,28 @@ fn metadata(bc: &Bc) -> Response {
             data.items.get(1).map(|i| model::item_json(ctx_seed, &i, 0)),
         ),
     ];
+    for (_, _, name, members) in enums {
+        x.push_str(&format!("<EnumType Name=\"{name}\">"));
+        for (i, m) in members.iter().enumerate() {
+            x.push_str(&format!(
+                "<Member Name=\"{}\" Value=\"{i}\"/>",
+                model::member(m)
+            ));
+        }
+        x.push_str("</EnumType>");
+    }
     for (name, v) in samples {
         let Some(Value::Object(m)) = v else { continue };
         x.push_str(&format!(
             "<EntityType Name=\"{name}\"><Key><PropertyRef Name=\"id\"/></Key>"
         ));
         for (k, v) in m.iter().filter(|(k, _)| !k.starts_with('@')) {
+            let enum_type = enums
+                .iter()
+                .find(|(entity, property, _, _)| *entity == name && property == k)
+                .map(|(_, _, e, _)| format!("Microsoft.NAV.{e}"));
             let ty = match v {
+                _ if enum_type.is_some() => enum_type.as_deref().unwrap_or("Edm.String"),
                 Value::Bool(_) => "Edm.Boolean",
                 Value::Number(_) => "Edm.Decimal",
                 Value::String(s) if s.len() == 36 && s.matches('-').count() == 4 => "Edm.Guid",

@@ -50,6 +50,12 @@ pub struct Settings {
     /// app's permission sets may not insert, modify or delete in: writes are answered 403
     /// "Sorry, the current permissions prevented the action", as Business Central answers.
     pub denied_sets: Vec<String>,
+    /// `$metadata` declares the enums (`EnumType`, members by AL name encoded: `_x0020_`,
+    /// `In_x0020_Review`) and types the properties with them, as API v2.0 does. Off, the
+    /// properties are declared `Edm.String` (values are member names either way): for
+    /// clients that cannot load such members (python-odata builds Python enums, which
+    /// reserve names like `_x0020_`).
+    pub metadata_enum_types: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +76,7 @@ impl Default for Settings {
             entity_changed_status_409: true,
             released_orders_read_only: true,
             denied_sets: Vec::new(),
+            metadata_enum_types: true,
         }
     }
 }

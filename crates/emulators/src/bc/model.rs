@@ -51,9 +51,62 @@ pub fn line_key(po: u64, line: u32) -> u64 {
     (po << 16) | line as u64
 }
 
+/// An AL enum member's name as API v2.0 serves it: characters other than letters, digits
+/// and `_` become `_xHHHH_` (XML name encoding), so `In Review` is `In_x0020_Review`,
+/// `Non-Inventory` is `Non_x002D_Inventory` and the blank member ` ` is `_x0020_`.
+pub fn member(display: &str) -> String {
+    let mut out = String::with_capacity(display.len() + 8);
+    for (i, c) in display.chars().enumerate() {
+        if c.is_ascii_alphabetic() || c == '_' || (c.is_ascii_digit() && i > 0) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("_x{:04X}_", c as u32));
+        }
+    }
+    out
+}
+
+/// The enums of the API's properties: entity type, property, enum type name and members (as
+/// AL names them). `$metadata` declares them and the properties use them.
+pub const ENUMS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "purchaseOrder",
+        "status",
+        "purchaseOrderEntityBufferStatus",
+        &["Draft", "In Review", "Open"],
+    ),
+    (
+        "purchaseOrderLine",
+        "lineType",
+        "purchaseLineType",
+        &[
+            " ",
+            "G/L Account",
+            "Item",
+            "Resource",
+            "Fixed Asset",
+            "Charge (Item)",
+            "Allocation Account",
+        ],
+    ),
+    (
+        "vendor",
+        "blocked",
+        "vendorBlocked",
+        &[" ", "Payment", "All"],
+    ),
+    (
+        "item",
+        "type",
+        "itemType",
+        &["Inventory", "Service", "Non-Inventory"],
+    ),
+];
+
+/// A purchase order's status as the API serves it (enum member names).
 pub fn status(s: PoStatus) -> &'static str {
     match s {
-        PoStatus::PendingApproval => "In Review",
+        PoStatus::PendingApproval => "In_x0020_Review",
         // A rejected approval request sends the document back to the open (draft) state.
         PoStatus::Rejected => "Draft",
         _ => "Open",
@@ -271,7 +324,7 @@ pub fn vendor_json(seed: u64, v: &Vendor, revision: u64) -> Value {
         "paymentTermsId": EMPTY_GUID,
         "paymentMethodId": EMPTY_GUID,
         "taxLiable": false,
-        "blocked": if v.inactive { "All" } else { " " },
+        "blocked": if v.inactive { "All" } else { "_x0020_" },
         "balance": 0,
         "lastModifiedDateTime": iso_millis(v.last_modified),
     })
@@ -283,7 +336,7 @@ pub fn item_json(seed: u64, i: &Item, revision: u64) -> Value {
         "id": guid(seed, Kind::Item, i.id),
         "number": i.sku,
         "displayName": i.name,
-        "type": i.kind.bc(),
+        "type": member(i.kind.bc()),
         "itemCategoryId": EMPTY_GUID,
         "itemCategoryCode": i.category,
         "blocked": i.inactive,

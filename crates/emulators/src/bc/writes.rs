@@ -480,14 +480,15 @@ fn apply_vendor(v: &mut Vendor, m: &Map<String, Value>, data: &Dataset) -> Resul
         v.currency = c;
     }
     if let Some(b) = text_prop(m, "blocked", 10)? {
+        // An enum takes its members' names (`_x0020_` for the blank member).
         v.inactive = match b.as_str() {
             "All" => true,
-            " " | "" | "Payment" => false,
+            "_x0020_" | "Payment" => false,
             other => {
                 return Err(BcError::bad(
                     "BadRequest",
                     format!(
-                        "The value '{other}' is not valid for the option Blocked: use ' ', 'Payment' or 'All'."
+                        "Cannot convert the literal '{other}' to the expected type 'Microsoft.NAV.vendorBlocked'."
                     ),
                 ));
             }
@@ -515,13 +516,13 @@ fn apply_item(i: &mut Item, m: &Map<String, Value>, data: &Dataset) -> Result<()
     if let Some(t) = text_prop(m, "type", 20)? {
         i.kind = match t.as_str() {
             "Inventory" => ItemKind::Inventory,
-            "Non-Inventory" => ItemKind::NonInventory,
+            "Non_x002D_Inventory" => ItemKind::NonInventory,
             "Service" => ItemKind::Service,
             other => {
                 return Err(BcError::bad(
                     "BadRequest",
                     format!(
-                        "The value '{other}' is not valid for the option Type: use 'Inventory', 'Service' or 'Non-Inventory'."
+                        "Cannot convert the literal '{other}' to the expected type 'Microsoft.NAV.itemType'."
                     ),
                 ));
             }

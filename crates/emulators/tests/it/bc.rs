@@ -180,7 +180,7 @@ async fn golden_payloads_and_emulator_output_share_shapes() {
     let po = &p.value[0];
     assert!(po.etag.starts_with("W/\"") && po.last_modified_date_time.ends_with('Z'));
     assert_eq!(po.last_modified_date_time.len(), 24, "milliseconds");
-    assert!(["Draft", "In Review", "Open"].contains(&po.status.as_str()));
+    assert!(["Draft", "In_x0020_Review", "Open"].contains(&po.status.as_str()));
     let r = bc
         .token_with(&[
             ("grant_type", "client_credentials"),
@@ -567,7 +567,7 @@ async fn filter_boundary_expand_and_reads() {
         .await;
     assert_eq!(gt_earlier["value"].as_array().unwrap().len(), 1);
     let by_number = bc
-        .json(&q("number eq '106003' or status eq 'In Review'"))
+        .json(&q("number eq '106003' or status eq 'In_x0020_Review'"))
         .await;
     assert!(
         by_number["value"]
@@ -581,7 +581,7 @@ async fn filter_boundary_expand_and_reads() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["status"] == "In Review")
+            .any(|p| p["status"] == "In_x0020_Review")
     );
     let id = ge["value"][0]["id"].as_str().unwrap().to_string();
     let by_id = bc.json(&q(&format!("id eq {id}"))).await;
@@ -642,6 +642,44 @@ async fn filter_boundary_expand_and_reads() {
         meta.contains("<EntityType Name=\"purchaseOrder\">")
             && meta.contains("Name=\"lastModifiedDateTime\" Type=\"Edm.DateTimeOffset\"")
     );
+    // Enums are declared and served by member name, as API v2.0 does.
+    for declared in [
+        "<EnumType Name=\"purchaseOrderEntityBufferStatus\"><Member Name=\"Draft\" Value=\"0\"/><Member Name=\"In_x0020_Review\" Value=\"1\"/>",
+        "<Member Name=\"Fixed_x0020_Asset\" Value=\"4\"/><Member Name=\"Charge_x0020__x0028_Item_x0029_\" Value=\"5\"/>",
+        "<EnumType Name=\"vendorBlocked\"><Member Name=\"_x0020_\" Value=\"0\"/>",
+        "<Member Name=\"Non_x002D_Inventory\" Value=\"2\"/>",
+        "<Property Name=\"status\" Type=\"Microsoft.NAV.purchaseOrderEntityBufferStatus\"/>",
+        "<Property Name=\"blocked\" Type=\"Microsoft.NAV.vendorBlocked\"/>",
+    ] {
+        assert!(meta.contains(declared), "{declared}");
+    }
+    admin_json(
+        &bc.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"metadata_enum_types": false})),
+    )
+    .await;
+    let strings = bc.get("/$metadata").await.text().await.unwrap();
+    assert!(
+        !strings.contains("<EnumType")
+            && strings.contains("<Property Name=\"status\" Type=\"Edm.String\"/>")
+    );
+    let vendors = bc.json(&bc.co("/vendors")).await;
+    let blocked: std::collections::HashSet<&str> = vendors["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["blocked"].as_str().unwrap())
+        .collect();
+    assert!(
+        blocked.contains("_x0020_") && !blocked.contains(" "),
+        "{blocked:?}"
+    );
+    let items = bc.json(&bc.co("/items")).await;
+    assert!(items["value"].as_array().unwrap().iter().all(|i| {
+        ["Inventory", "Service", "Non_x002D_Inventory"].contains(&i["type"].as_str().unwrap())
+    }));
     bc.emu.shutdown().await;
 }
 
@@ -1097,7 +1135,7 @@ async fn vendors_and_items_are_created_and_updated_as_the_api_takes_them() {
     let path = bc.co(&format!("/vendors({})", v["id"].as_str().unwrap()));
     let r = bc
         .req(Method::PATCH, &path)
-        .json(&json!({"blocked": " "}))
+        .json(&json!({"blocked": "_x0020_"}))
         .send()
         .await
         .unwrap();
@@ -1105,7 +1143,7 @@ async fn vendors_and_items_are_created_and_updated_as_the_api_takes_them() {
     let r = bc
         .req(Method::PATCH, &path)
         .header("If-Match", v["@odata.etag"].as_str().unwrap())
-        .json(&json!({"blocked": " ", "city": "Fargo"}))
+        .json(&json!({"blocked": "_x0020_", "city": "Fargo"}))
         .send()
         .await
         .unwrap();
@@ -1113,7 +1151,7 @@ async fn vendors_and_items_are_created_and_updated_as_the_api_takes_them() {
     let updated: Value = r.json().await.unwrap();
     assert_eq!(
         (updated["blocked"].as_str(), updated["city"].as_str()),
-        (Some(" "), Some("Fargo"))
+        (Some("_x0020_"), Some("Fargo"))
     );
     assert_ne!(updated["@odata.etag"], v["@odata.etag"]);
     let r = post(
@@ -1136,6 +1174,19 @@ async fn vendors_and_items_are_created_and_updated_as_the_api_takes_them() {
         (i["type"].as_str(), i["unitCost"].as_f64()),
         (Some("Service"), Some(80.0))
     );
+    // An enum takes member names: the blank member is `_x0020_`, not " ".
+    let r = post("/vendors", json!({"displayName": "Blank", "blocked": " "}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(bc_code(&r.json().await.unwrap()), "BadRequest");
+    let r = post(
+        "/items",
+        json!({"displayName": "Freight", "type": "Non_x002D_Inventory"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
     let r = post("/items", json!({"inventory": 3})).await.unwrap();
     assert_eq!(
         bc_code(&r.json().await.unwrap()),
