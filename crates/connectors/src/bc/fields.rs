@@ -46,16 +46,17 @@ static ORDER: &[WriteField] = &[
         WriteType::Reference(Entity::LOCATION),
         "Business Central sets the location per line (`locationId`); it is not written.",
     ),
-    describe::not_written(
+    WriteField::new(
         "currency",
         WriteType::Currency,
-        "The vendor's currency (`currencyCode`); it is not written.",
-    ),
+        "`currencyCode`: a currency of the company's Currency table; the vendor's when absent.",
+    )
+    .create_only(),
     WriteField::new("order_date", WriteType::Date, "`orderDate`; today when absent.").create_only(),
-    describe::not_written(
+    WriteField::new(
         "expected_delivery_date",
         WriteType::Date,
-        "Business Central keeps receipt dates on the lines (`expectedReceiptDate`); it is not written.",
+        "`requestedReceiptDate` (Requested Receipt Date).",
     ),
     describe::SUBTOTAL,
     describe::TAX_AMOUNT,

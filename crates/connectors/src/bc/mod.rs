@@ -974,6 +974,13 @@ impl OrderWriter for BcConnector {
         if let Some(d) = &order.order_date {
             body.insert("orderDate".into(), json!(d));
         }
+        // Editable on the API v2.0 page (`Requested Receipt Date`, `Currency Code`).
+        if let Some(d) = &order.expected_delivery_date {
+            body.insert("requestedReceiptDate".into(), json!(d));
+        }
+        if let Some(c) = &order.currency {
+            body.insert("currencyCode".into(), json!(c));
+        }
         for (k, v) in &order.custom_fields {
             body.insert(k.clone(), v.clone());
         }

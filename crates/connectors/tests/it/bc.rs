@@ -323,11 +323,22 @@ async fn bc_create_and_update_with_if_match_and_a_concurrent_change() {
         .as_str()
         .unwrap()
         .to_string();
-    let created = c
-        .create_purchase_order(&order(&vendor, vec![line(&item, 2), line(&item, 4)]))
-        .await
-        .unwrap();
+    // The requested receipt date and the currency are editable on the API page.
+    let mut first = order(&vendor, vec![line(&item, 2), line(&item, 4)]);
+    first.expected_delivery_date = Some("2026-02-14".into());
+    first.currency = Some("EUR".into());
+    let created = c.create_purchase_order(&first).await.unwrap();
     let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["requestedReceiptDate"], "2026-02-14");
+    assert_eq!(created["currencyCode"], "EUR");
+    let mapped = ironbridge_connectors::bc::DESCRIPTOR
+        .mapping(Entity::PURCHASE_ORDER)
+        .unwrap()
+        .apply("conn_test", &created)
+        .unwrap()
+        .data;
+    assert_eq!(mapped["expected_delivery_date"], "2026-02-14");
+    assert_eq!(mapped["currency"], "EUR");
     assert_eq!(created["vendorId"], json!(vendor));
     assert_eq!(created["status"], "Draft");
     assert_eq!(created["purchaseOrderLines"].as_array().unwrap().len(), 2);
@@ -344,6 +355,7 @@ async fn bc_create_and_update_with_if_match_and_a_concurrent_change() {
     )
     .await;
     let update = PurchaseOrderUpdate {
+        expected_delivery_date: Some("2026-02-20".into()),
         custom_fields: json!({"orderDate": "2026-01-09"})
             .as_object()
             .cloned()
@@ -353,6 +365,7 @@ async fn bc_create_and_update_with_if_match_and_a_concurrent_change() {
     };
     let updated = c.update_purchase_order(&id, &update).await.unwrap();
     assert_eq!(updated["orderDate"], "2026-01-09");
+    assert_eq!(updated["requestedReceiptDate"], "2026-02-20");
     let lines = updated["purchaseOrderLines"].as_array().unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["quantity"].as_f64(), Some(9.0));

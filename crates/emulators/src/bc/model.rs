@@ -169,6 +169,8 @@ pub fn po_members(seed: u64, po: &PurchaseOrder, data: &Dataset, m: &mut Members
         ),
     );
     m.str("id", &guid(seed, Kind::PurchaseOrder, po.id));
+    // What a client wrote to the header and the model does not hold.
+    m.set_overrides(po.header.as_deref().cloned());
     m.str("number", &po_number(po.id));
     m.str("orderDate", &iso_date(po.order_date));
     m.str("postingDate", &iso_date(po.order_date));
@@ -238,6 +240,7 @@ pub fn po_members(seed: u64, po: &PurchaseOrder, data: &Dataset, m: &mut Members
         "fullyReceived",
         po.lines.iter().all(|l| l.quantity_received >= l.quantity),
     );
+    m.set_overrides(None);
     m.str("status", status(po.status));
     m.str("lastModifiedDateTime", &iso_millis(po.last_modified));
 }

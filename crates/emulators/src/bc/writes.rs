@@ -10,18 +10,162 @@ use super::Bc;
 use super::api::{Ctx, Res, Set, json_status};
 use super::errors::BcError;
 use super::model::{self, Kind};
-use crate::common::clock::{day_start, parse_rfc3339};
+use crate::common::clock::{day_start, iso_date, parse_rfc3339};
 use crate::common::datagen::{EMPLOYEES, Item, ItemKind, PoLine, PoStatus, PurchaseOrder, Vendor};
 use crate::common::{Dataset, DeletedThrough, RecordKind};
 
-const PO_WRITABLE: [&str; 6] = [
+/// The header properties the API v2.0 page (`APIV2 - Purchase Orders`, page 30066) lets a
+/// client set (its fields without `Editable = false`, but `fullyReceived`, which is
+/// calculated), then the lines (a create only).
+const PO_WRITABLE: [&str; 31] = [
     "vendorId",
     "vendorNumber",
     "orderDate",
     "postingDate",
     "shipToContact",
+    "payToVendorId",
+    "payToVendorNumber",
+    "shipToName",
+    "buyFromAddressLine1",
+    "buyFromAddressLine2",
+    "buyFromCity",
+    "buyFromCountry",
+    "buyFromState",
+    "buyFromPostCode",
+    "shipToAddressLine1",
+    "shipToAddressLine2",
+    "shipToCity",
+    "shipToCountry",
+    "shipToState",
+    "shipToPostCode",
+    "shortcutDimension1Code",
+    "shortcutDimension2Code",
+    "currencyId",
+    "currencyCode",
+    "pricesIncludeTax",
+    "paymentTermsId",
+    "shipmentMethodId",
+    "purchaser",
+    "requestedReceiptDate",
+    "discountAmount",
     "purchaseOrderLines",
 ];
+
+/// The header properties an update may set: all but the lines.
+const PO_HEADER: usize = PO_WRITABLE.len() - 1;
+
+/// Text properties of the header the emulator keeps as written, with their table lengths
+/// (Purchase Header: Name 100, Address 100, Address 2 50, City 30, Country/Region Code 10,
+/// County 30, Post Code 20, dimension and purchaser codes 20).
+const PO_TEXT: [(&str, usize, bool); 17] = [
+    ("shipToName", 100, false),
+    ("buyFromAddressLine1", 100, false),
+    ("buyFromAddressLine2", 50, false),
+    ("buyFromCity", 30, false),
+    ("buyFromCountry", 10, true),
+    ("buyFromState", 30, false),
+    ("buyFromPostCode", 20, true),
+    ("shipToAddressLine1", 100, false),
+    ("shipToAddressLine2", 50, false),
+    ("shipToCity", 30, false),
+    ("shipToCountry", 10, true),
+    ("shipToState", 30, false),
+    ("shipToPostCode", 20, true),
+    ("shortcutDimension1Code", 20, true),
+    ("shortcutDimension2Code", 20, true),
+    ("purchaser", 20, true),
+    ("currencyCode", 10, true),
+];
+
+/// Applies the editable header properties of `m` to `po` (`Code` fields upper-cased, as
+/// Business Central stores them), checked as the page checks them.
+fn apply_header(
+    bc: &Bc,
+    po: &mut PurchaseOrder,
+    m: &Map<String, Value>,
+    data: &Dataset,
+) -> Result<(), BcError> {
+    let mut header = po.header.take().map(|h| *h).unwrap_or_default();
+    for (k, max, code) in PO_TEXT {
+        if let Some(x) = text_prop(m, k, max)? {
+            let x = if code { x.to_uppercase() } else { x };
+            if k == "currencyCode" {
+                if !CURRENCIES.contains(&x.as_str()) {
+                    return Err(BcError::bad(
+                        "BadRequest",
+                        "The \"currencyCode\" does not match to a Currency.",
+                    ));
+                }
+                // Blank is the local currency, which the API shows by its code.
+                po.currency = if x.is_empty() { "USD".into() } else { x };
+                continue;
+            }
+            header.insert(k.into(), Value::String(x));
+        }
+    }
+    if let Some(d) = date(m, "requestedReceiptDate")? {
+        header.insert("requestedReceiptDate".into(), Value::String(iso_date(d)));
+    }
+    match m.get("pricesIncludeTax") {
+        None => {}
+        Some(Value::Bool(b)) => {
+            header.insert("pricesIncludeTax".into(), Value::Bool(*b));
+        }
+        Some(other) => {
+            return Err(BcError::bad(
+                "BadRequest",
+                format!("Cannot convert the literal '{other}' to the expected type 'Edm.Boolean'."),
+            ));
+        }
+    }
+    if let Some(d) = num(m, "discountAmount")? {
+        if d < 0.0 {
+            return Err(BcError::bad(
+                "Application_FieldValidationException",
+                "Invoice Discount Amount must not be negative.",
+            ));
+        }
+        header.insert("discountAmount".into(), serde_json::json!(d));
+    }
+    // The company has no payment terms, shipment methods or currencies by id: only the
+    // blank GUID (none) is taken.
+    for (k, what) in [
+        ("paymentTermsId", "Payment Terms"),
+        ("shipmentMethodId", "Shipment Method"),
+        ("currencyId", "Currency"),
+    ] {
+        if let Some(g) = text_prop(m, k, 36)?
+            && g != model::EMPTY_GUID
+        {
+            return Err(BcError::bad(
+                "BadRequest",
+                format!("The \"{k}\" does not match to a {what}."),
+            ));
+        }
+    }
+    let pay_to = match (
+        m.get("payToVendorId").and_then(Value::as_str),
+        m.get("payToVendorNumber").and_then(Value::as_str),
+    ) {
+        (Some(g), _) => {
+            Some(model::guid_id(bc.core.seed, Kind::Vendor, g).and_then(|id| data.vendors.get(id)))
+        }
+        (None, Some(n)) => Some(data.vendor_by_number(n)),
+        (None, None) => None,
+    };
+    if let Some(found) = pay_to {
+        let v = found
+            .ok_or_else(|| BcError::bad("BadRequest", "The pay-to vendor cannot be found."))?;
+        header.insert(
+            "payToVendorId".into(),
+            Value::String(model::guid(bc.core.seed, Kind::Vendor, v.id)),
+        );
+        header.insert("payToVendorNumber".into(), Value::String(v.number.clone()));
+        header.insert("payToName".into(), Value::String(v.name.clone()));
+    }
+    po.header = (!header.is_empty()).then(|| Box::new(header));
+    Ok(())
+}
 
 /// `shipToContact` (Text[100]) when the body sets it; empty clears it.
 fn ship_to_contact(m: &Map<String, Value>) -> Result<Option<Option<String>>, BcError> {
@@ -710,6 +854,7 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                     .map_or("USD".into(), |v| v.currency),
                 memo: String::new(),
                 external_id: ship_to_contact(&m)?.flatten(),
+                header: None,
                 priority: "Normal".into(),
                 requestor_id: EMPLOYEES[0].0,
                 lines: Vec::new(),
@@ -732,6 +877,7 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                     po.lines.push(line);
                 }
             }
+            apply_header(bc, &mut po, &m, &data)?;
             let id = data.purchase_orders.insert(po.clone());
             po.id = id;
             po.number = model::po_number(id);
@@ -787,7 +933,12 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
                 ),
             )?;
             let sample = model::po_json(ctx.seed, &po, &data);
-            check(&m, &PO_WRITABLE[..5], Some(&sample), "purchaseOrder")?;
+            check(
+                &m,
+                &PO_WRITABLE[..PO_HEADER],
+                Some(&sample),
+                "purchaseOrder",
+            )?;
             if let Some(v) = vendor(bc, &m, &data)? {
                 po.vendor_id = v;
             }
@@ -797,6 +948,7 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
             if let Some(d) = date(&m, "orderDate")? {
                 po.order_date = d;
             }
+            apply_header(bc, &mut po, &m, &data)?;
             po.last_modified = now;
             data.purchase_orders.replace(po.clone());
             Ok(updated(

@@ -271,6 +271,11 @@ pub struct PurchaseOrder {
     /// The reference a client wrote to find the order again: NetSuite's `externalId`, SAP's
     /// `CorrespncExternalReference` ("Your Reference"), Business Central's `shipToContact`.
     pub external_id: Option<String>,
+    /// Header properties a client wrote that the generated model does not hold (Business
+    /// Central's `requestedReceiptDate`, `purchaser`, ship-to address...), by the name the
+    /// API shows them under; `None` for every seeded order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// Header custom fields (NetSuite `custbody_ib_priority`, `custbody_requestor`; SAP `YY1_*`).
     pub priority: String,
     pub requestor_id: u64,
@@ -579,6 +584,7 @@ pub fn purchase_order(ctx: &GenCtx, n: u64) -> PurchaseOrder {
         currency: currency.to_string(),
         memo: r.pick(&MEMOS).to_string(),
         external_id: None,
+        header: None,
         priority: r.pick(&PRIORITIES).to_string(),
         requestor_id: r.pick(&EMPLOYEES).0,
         lines,

@@ -34,11 +34,33 @@ pub fn json_str(out: &mut String, s: &str) {
 pub struct Members<'a> {
     out: &'a mut String,
     first: bool,
+    /// Values written in place of the ones given, by member name (properties a client set
+    /// that the generated model does not hold).
+    overrides: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<'a> Members<'a> {
     pub fn new(out: &'a mut String) -> Self {
-        Self { out, first: true }
+        Self {
+            out,
+            first: true,
+            overrides: None,
+        }
+    }
+
+    /// Members named in `overrides` are written with its values until it is cleared.
+    pub fn set_overrides(&mut self, overrides: Option<serde_json::Map<String, serde_json::Value>>) {
+        self.overrides = overrides;
+    }
+
+    /// Writes the override of `k`, if there is one.
+    fn overridden(&mut self, k: &str) -> bool {
+        let Some(v) = self.overrides.as_ref().and_then(|o| o.get(k)) else {
+            return false;
+        };
+        let text = v.to_string();
+        self.key(k).push_str(&text);
+        true
     }
 
     /// Writes `"k":` and returns the buffer for the value.
@@ -53,12 +75,18 @@ impl<'a> Members<'a> {
     }
 
     pub fn str(&mut self, k: &str, v: &str) {
+        if self.overridden(k) {
+            return;
+        }
         let out = self.key(k);
         json_str(out, v);
     }
 
     /// A number as serde_json would print it (`50`, `3310.17`), `null` if not finite.
     pub fn num(&mut self, k: &str, v: f64) {
+        if self.overridden(k) {
+            return;
+        }
         let out = self.key(k);
         if v.is_finite() {
             let _ = write!(out, "{v}");
@@ -68,11 +96,17 @@ impl<'a> Members<'a> {
     }
 
     pub fn int(&mut self, k: &str, v: i64) {
+        if self.overridden(k) {
+            return;
+        }
         let out = self.key(k);
         let _ = write!(out, "{v}");
     }
 
     pub fn bool(&mut self, k: &str, v: bool) {
+        if self.overridden(k) {
+            return;
+        }
         self.key(k).push_str(if v { "true" } else { "false" });
     }
 }

@@ -626,6 +626,7 @@ fn new_po(data: &Dataset, now: i64) -> PurchaseOrder {
         currency: "USD".into(),
         memo: String::new(),
         external_id: None,
+        header: None,
         priority: "Normal".into(),
         requestor_id: EMPLOYEES[0].0,
         lines: Vec::new(),

@@ -559,6 +559,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                 currency,
                 memo: String::new(),
                 external_id: your_reference(req, &m)?.flatten(),
+                header: None,
                 priority: m
                     .get("YY1_Priority_PDH")
                     .and_then(text)

@@ -745,6 +745,69 @@ async fn writes_with_etags_and_deep_insert() {
     assert_eq!(v["orderDate"], "2026-02-03");
     assert_eq!(v["lastModifiedDateTime"], "2026-02-01T09:00:01.000Z");
     assert_ne!(v["@odata.etag"], etag.as_str());
+    // The header fields the API page lets a client edit (page 30066), checked as BC does.
+    let edits = json!({"requestedReceiptDate": "2026-03-01", "purchaser": "jr",
+        "shipToName": "Dock 4", "shipToCity": "Fargo", "currencyCode": "EUR",
+        "discountAmount": 5, "pricesIncludeTax": false, "shortcutDimension1Code": "sales"});
+    let r = bc
+        .req(Method::PATCH, &path)
+        .header("If-Match", v["@odata.etag"].as_str().unwrap())
+        .json(&edits)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            e["requestedReceiptDate"].as_str(),
+            e["purchaser"].as_str(),
+            e["shipToName"].as_str(),
+            e["shipToCity"].as_str(),
+            e["currencyCode"].as_str(),
+            e["shortcutDimension1Code"].as_str(),
+        ),
+        (
+            Some("2026-03-01"),
+            Some("JR"),
+            Some("Dock 4"),
+            Some("Fargo"),
+            Some("EUR"),
+            Some("SALES")
+        )
+    );
+    assert_eq!(e["discountAmount"].as_f64(), Some(5.0));
+    // Read back, the same.
+    let back = bc.json(&path).await;
+    assert_eq!(back["requestedReceiptDate"], "2026-03-01");
+    for (bad, code) in [
+        (json!({"currencyCode": "XYZ"}), "BadRequest"),
+        (
+            json!({"paymentTermsId": "11111111-1111-1111-1111-111111111111"}),
+            "BadRequest",
+        ),
+        (
+            json!({"shipToCity": "x".repeat(31)}),
+            "Application_StringExceededLength",
+        ),
+        (
+            json!({"requestedReceiptDate": "soon"}),
+            "Application_EvaluateException",
+        ),
+        (json!({"status": "Open"}), "BadRequest_InvalidOperation"),
+        (json!({"payToVendorNumber": "V99999"}), "BadRequest"),
+    ] {
+        let r = bc
+            .req(Method::PATCH, &path)
+            .header("If-Match", e["@odata.etag"].as_str().unwrap())
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(bc_code(&r.json::<Value>().await.unwrap()), code, "{bad}");
+    }
+    let v = e;
     let r = bc
         .req(Method::PATCH, &path)
         .header("If-Match", &etag)
