@@ -807,7 +807,6 @@ async fn writes_with_etags_and_deep_insert() {
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(bc_code(&r.json::<Value>().await.unwrap()), code, "{bad}");
     }
-    let v = e;
     let r = bc
         .req(Method::PATCH, &path)
         .header("If-Match", &etag)
