@@ -109,9 +109,6 @@ pub fn envelope() -> &'static [WriteField] {
     ENVELOPE
 }
 
-/// Longest `reference` a write carries into the source.
-pub const MAX_REFERENCE_LEN: usize = crate::connector::REFERENCE_MAX;
-
 /// Validates `body` (the unified fields, a JSON object) against the connection's write
 /// description for `entity`, resolves references, and writes through the runtime.
 /// Returns the raw record the source answered with, and the record's `created_at` for an
@@ -136,15 +133,9 @@ pub async fn apply(
     let system = runtime.system();
     let op = action.op();
     let spec = writable(system, entity, op)?;
-    if let Some(r) = reference
-        && (r.is_empty()
-            || r.len() > MAX_REFERENCE_LEN
-            || !r.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
-        return Err(invalid(
-            "reference",
-            format!("`reference` must be 1 to {MAX_REFERENCE_LEN} ASCII letters and digits"),
-        ));
+    // Checked before anything is read or sent (`create_once` checks it again for its callers).
+    if let Some(r) = reference {
+        crate::connector::check_reference(r)?;
     }
     let existing = match action {
         WriteAction::Create => None,

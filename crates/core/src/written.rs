@@ -15,7 +15,7 @@ use crate::system::SystemDescriptor;
 
 /// Length of a write reference: short enough for the smallest reference field of the
 /// systems (SAP's "Your Reference" holds 12 characters).
-pub const REFERENCE_LEN: usize = 12;
+pub const REFERENCE_LEN: usize = crate::connector::REFERENCE_MAX;
 
 /// The record to store for a raw record of the source, as a sync stores it: unified body,
 /// raw payload and the hash that tells a later sync whether it changed.
