@@ -393,6 +393,9 @@ pub struct SyncBenchArgs {
     /// sync uses the system's concurrency limit.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Megabytes of source pages each sync holds at once (the worker's `sync_memory_mb`).
+    #[arg(long, default_value_t = ironbridge_engine::sync::budget::DEFAULT_MEMORY_BUDGET >> 20)]
+    pub memory_mb: usize,
 }
 
 /// PostgreSQL's WAL position in bytes, read before and after a sync to see what it wrote.
@@ -443,6 +446,31 @@ pub(crate) async fn upstream_requests(http: &reqwest::Client, base: &str) -> any
     )
     .await?;
     Ok(counts["total"].as_u64().unwrap_or(0))
+}
+
+/// Reads every entity the connector reads, whole, page after page (one call at a time, as
+/// a plain script following next links would): the bodies are read and cut into records,
+/// nothing is mapped or stored. Returns the purchase orders read.
+async fn bare_pull(connector: &dyn ironbridge_core::connector::Connector) -> anyhow::Result<u64> {
+    use ironbridge_core::connector::ReadWindow;
+    let mut orders = 0;
+    for entity in connector.descriptor().readable() {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = connector
+                .fetch_page(entity, &ReadWindow::ALL, cursor.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{entity}: {e}"))?;
+            if entity == ironbridge_model::Entity::PURCHASE_ORDER {
+                orders += page.records.len() as u64;
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(orders)
 }
 
 /// Full then incremental sync of each emulated ERP into a fresh database, through the real
@@ -500,6 +528,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             let options = SyncOptions {
                 full,
                 max_concurrency: Some(runtime.sync_concurrency()),
+                memory_budget: Some(args.memory_mb << 20),
                 ..SyncOptions::default()
             };
             let (store, connector, owner, conn, clock) =
@@ -531,12 +560,23 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             Some(json!({"latency_ms": args.latency_ms, "concurrency_limit": limit})),
         )
         .await?;
+        // The reference: the same pages through the same connector and client, one after
+        // another, bodies read and cut into records, nothing mapped or stored.
+        let before = upstream_requests(&http, &base).await?;
+        let started = Instant::now();
+        let bare_orders = bare_pull(connector.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("bare pull of {name}: {e}"))?;
+        let bare_secs = started.elapsed().as_secs_f64();
+        let bare_requests = upstream_requests(&http, &base).await? - before;
+        let bare_peak = peak_rss_mib();
         let before = upstream_requests(&http, &base).await?;
         let started = Instant::now();
         sync(true, "full sync").await?;
         let full_secs = started.elapsed().as_secs_f64();
         let full_requests = upstream_requests(&http, &base).await? - before;
         let full_throttled = throttled_since(&http, &base, before).await?;
+        let full_peak = peak_rss_mib();
         // With latency L and C calls in flight, the sync cannot take less than
         // requests × L / C: how close we come is how well we use the concurrency limit.
         let bound_secs =
@@ -649,7 +689,8 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
                 "system": name,
                 "latency_ms": args.latency_ms,
                 "concurrency": concurrency,
-                "full": {"purchase_orders": orders, "seconds": full_secs, "orders_per_s": orders as f64 / full_secs, "upstream_requests": full_requests, "answered_429": full_throttled, "concurrency_use": if args.latency_ms > 0 { bound_secs / full_secs } else { f64::NAN }},
+                "bare_pull": {"purchase_orders": bare_orders, "seconds": bare_secs, "orders_per_s": bare_orders as f64 / bare_secs, "upstream_requests": bare_requests, "peak_rss_mib": bare_peak},
+                "full": {"purchase_orders": orders, "seconds": full_secs, "orders_per_s": orders as f64 / full_secs, "upstream_requests": full_requests, "answered_429": full_throttled, "concurrency_use": if args.latency_ms > 0 { bound_secs / full_secs } else { f64::NAN }, "rate_vs_bare_pull": (orders as f64 / full_secs) / (bare_orders as f64 / bare_secs), "peak_rss_mib": full_peak},
                 "incremental": {"changed_at_source": args.changes, "orders_read": seen, "seconds": inc_secs, "upstream_requests": inc_requests, "answered_429": inc_throttled},
                 "idle_full": {"seconds": idle_secs, "record_rows_rewritten": rows_rewritten, "wal_bytes": wal_bytes},
                 "peak_rss_mib": peak_rss_mib(),

@@ -173,13 +173,25 @@ impl WebhookSettings {
 }
 
 /// Connections to source systems.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConnectionSettings {
     /// Non-public networks and host names connections may reach (an on-premises SAP
     /// system): `["10.0.0.0/8", "sap.internal.example"]`. Empty by default: connections
     /// reach public addresses only.
     pub allowed_private_networks: Vec<String>,
+    /// Megabytes a source's answer may be at most (a page of records, mostly): a sync whose
+    /// page is larger fails, naming the connection's `page_size`.
+    pub max_response_mb: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            allowed_private_networks: Vec::new(),
+            max_response_mb: ironbridge_core::netguard::DEFAULT_MAX_RESPONSE_BYTES >> 20,
+        }
+    }
 }
 
 impl ConnectionSettings {
@@ -190,7 +202,10 @@ impl ConnectionSettings {
 
     /// Where connectors may connect.
     pub fn egress(&self) -> anyhow::Result<Egress> {
-        Ok(Egress::new(self.policy()?))
+        if !(1..=4096).contains(&self.max_response_mb) {
+            anyhow::bail!("connections.max_response_mb must be between 1 and 4096");
+        }
+        Ok(Egress::new(self.policy()?).with_max_response_bytes(self.max_response_mb << 20))
     }
 }
 
@@ -234,6 +249,9 @@ pub struct Settings {
     pub job_lease_secs: u64,
     /// Jobs (syncs) a worker process runs at once (default: four per core).
     pub worker_max_jobs: usize,
+    /// Megabytes of source pages each sync holds in memory at once (fetched, mapped or
+    /// waiting to be written). A worker's sync memory is about `worker_max_jobs` times this.
+    pub sync_memory_mb: usize,
     /// Seconds a stopping worker lets its running jobs finish; those still running then are
     /// stopped (what they committed stays) and their leases given back at once.
     pub worker_drain_secs: u64,
@@ -273,6 +291,7 @@ impl Default for Settings {
             reconcile_interval_secs: 7 * 86_400,
             job_lease_secs: 300,
             worker_max_jobs: ironbridge_engine::worker::default_max_jobs(),
+            sync_memory_mb: ironbridge_engine::sync::budget::DEFAULT_MEMORY_BUDGET >> 20,
             worker_drain_secs: 30,
             metrics_listen: None,
             webhooks: WebhookSettings::default(),
@@ -369,6 +388,9 @@ impl Settings {
         }
         if !(1..=1024).contains(&self.worker_max_jobs) {
             bail!("worker_max_jobs must be between 1 and 1024");
+        }
+        if !(8..=65_536).contains(&self.sync_memory_mb) {
+            bail!("sync_memory_mb must be between 8 and 65536");
         }
         if self.worker_drain_secs > 3600 {
             bail!("worker_drain_secs must be at most 3600");
@@ -490,6 +512,20 @@ mod tests {
             .to_string();
         assert!(
             err.contains("worker_max_jobs must be between 1 and 1024"),
+            "{err}"
+        );
+        std::fs::write(&file, "sync_memory_mb = 128\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(
+            (s.sync_memory_mb, Settings::default().sync_memory_mb),
+            (128, 64)
+        );
+        std::fs::write(&file, "sync_memory_mb = 1\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sync_memory_mb must be between 8 and 65536"),
             "{err}"
         );
         assert_eq!(Settings::default().metrics_listen, None);
@@ -623,6 +659,20 @@ mod tests {
         assert!(e.policy.permits("10.1.2.3".parse().unwrap()));
         assert!(!e.policy.permits("127.0.0.1".parse().unwrap()));
         assert!(e.policy.allows_host("sap.internal.example"));
+        assert_eq!(e.max_response_bytes, 32 << 20);
+        std::fs::write(&file, "[connections]\nmax_response_mb = 8\n").unwrap();
+        let e = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(e.connections.egress().unwrap().max_response_bytes, 8 << 20);
+        std::fs::write(&file, "[connections]\nmax_response_mb = 0\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default());
+        let err = match s {
+            Ok(s) => s.connections.egress().unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("max_response_mb must be between 1 and 4096"),
+            "{err}"
+        );
         std::fs::write(
             &file,
             "[connections]\nallowed_private_networks = [\"10.0.0.0/33\"]\n",

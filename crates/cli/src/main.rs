@@ -259,6 +259,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             lease: std::time::Duration::from_secs(settings.job_lease_secs),
             max_jobs: settings.worker_max_jobs,
             drain: std::time::Duration::from_secs(settings.worker_drain_secs),
+            sync_memory_bytes: settings.sync_memory_mb << 20,
             ..WorkerConfig::default()
         };
         let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ironbridge_core::Clock;
-use ironbridge_core::connector::ConnectorError;
+use ironbridge_core::connector::{ConnectorError, SourceRecord};
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::Limits;
 use ironbridge_model::Timestamp;
 use reqwest::header::{AUTHORIZATION, DATE, HeaderMap};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::backoff::RetryPolicy;
@@ -97,6 +99,7 @@ pub(crate) fn limited_client(
 ) -> Result<UpstreamClient, ConnectorError> {
     let config = UpstreamConfig {
         timeout,
+        max_body_bytes: egress.max_response_bytes,
         egress,
         concurrency: limits.concurrency,
         per_second: limits.per_second,
@@ -218,6 +221,19 @@ pub(crate) fn upstream(e: UpstreamError) -> ConnectorError {
             ConnectorError::Throttled(e.to_string())
         }
         UpstreamError::OutcomeUnknown(what) => ConnectorError::OutcomeUnknown(what),
+        // Only a page of records grows past the cap (every other answer is one record or a
+        // token): the setting that shrinks it is the one to name.
+        UpstreamError::TooLarge(cap) => ConnectorError::InvalidSettings {
+            param: "page_size".into(),
+            message: format!(
+                "is too large for this source: one page of records exceeded the {} answer cap; set a smaller `page_size` on the connection (or the operator a larger `connections.max_response_mb`)",
+                if cap >= 1 << 20 {
+                    format!("{} MB", cap >> 20)
+                } else {
+                    format!("{} KB", cap >> 10)
+                }
+            ),
+        },
         e => ConnectorError::Upstream(e.to_string()),
     }
 }
@@ -290,7 +306,9 @@ const PARSE_OFF_THREAD_BYTES: usize = 64 * 1024;
 /// Parses a JSON answer; a large one (a page of records) on a background thread, so that
 /// parsing one page runs beside the rest of the sync (other pages being mapped or written)
 /// instead of taking turns with it on the sync's thread, and yields to API requests.
-pub(crate) async fn parse_json(body: bytes::Bytes) -> Result<Value, serde_json::Error> {
+pub(crate) async fn parse_json<T: DeserializeOwned + Send + 'static>(
+    body: bytes::Bytes,
+) -> Result<T, serde_json::Error> {
     if body.len() < PARSE_OFF_THREAD_BYTES {
         return serde_json::from_slice(&body);
     }
@@ -300,14 +318,20 @@ pub(crate) async fn parse_json(body: bytes::Bytes) -> Result<Value, serde_json::
     }
 }
 
-/// [`json_body`] for answers that may be large.
-pub(crate) async fn json_page(
+/// [`json_body`] for answers that may be large, into `T`: a page's own shape whose records
+/// are `Box<RawValue>` cuts of the answer's text, so no page is ever a tree.
+pub(crate) async fn json_page<T: DeserializeOwned + Send + 'static>(
     what: &str,
     response: &UpstreamResponse,
-) -> Result<Value, ConnectorError> {
+) -> Result<T, ConnectorError> {
     parse_json(response.body.clone())
         .await
         .map_err(|_| ConnectorError::Upstream(format!("{what}: the answer is not JSON")))
+}
+
+/// The records of an OData answer (`value` in v4, `d.results` in v2) as the source's text.
+pub(crate) fn records_of(raw: Vec<Box<RawValue>>) -> Vec<SourceRecord> {
+    raw.into_iter().map(SourceRecord::from_raw).collect()
 }
 
 /// Splits a cursor `<ms>|<key>` (or `|<key>` without a time).

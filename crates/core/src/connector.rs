@@ -11,6 +11,7 @@ use ironbridge_model::{Entity, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+pub use crate::source_record::SourceRecord;
 use crate::system::SystemDescriptor;
 
 /// Which changes a read covers. The sync engine chooses it (initial history window, then
@@ -42,8 +43,8 @@ impl ReadWindow {
 /// A page of raw records and where to continue.
 #[derive(Debug, Clone, Default)]
 pub struct RawPage {
-    /// Records in the source system's own shape.
-    pub records: Vec<Value>,
+    /// Records in the source system's own shape, as their JSON text.
+    pub records: Vec<SourceRecord>,
     /// Cursor for the next page; `None` when this was the last.
     pub next_cursor: Option<String>,
     /// Feeds: where the next sync continues once this page is the last one read (the
@@ -59,13 +60,40 @@ pub struct RawPage {
 
 impl RawPage {
     /// A page of `records` followed by `next_cursor`.
-    pub fn new(records: Vec<Value>, next_cursor: Option<String>) -> Self {
+    pub fn new(records: Vec<SourceRecord>, next_cursor: Option<String>) -> Self {
         RawPage {
             records,
             next_cursor,
             ..RawPage::default()
         }
     }
+
+    /// A page of records a connector assembled as trees (each becomes its compact text).
+    pub fn from_values(records: Vec<Value>, next_cursor: Option<String>) -> Self {
+        RawPage::new(
+            records.into_iter().map(SourceRecord::from).collect(),
+            next_cursor,
+        )
+    }
+
+    /// Its records parsed (tests and checks; a sync maps them one at a time instead).
+    pub fn parsed(&self) -> Result<Vec<Value>, serde_json::Error> {
+        self.records.iter().map(SourceRecord::parse).collect()
+    }
+
+    /// The bytes of its records' text: what the page holds in memory, about.
+    pub fn bytes(&self) -> usize {
+        self.records.iter().map(SourceRecord::len).sum()
+    }
+}
+
+/// What a whole read of an entity holds ([`Source::extent`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// The earliest modification time; `None`: unknown (the entity is read in one pass).
+    pub oldest: Option<Timestamp>,
+    /// Pages a whole read takes at the connector's page size; `None`: not counted.
+    pub pages: Option<u64>,
 }
 
 /// Why a connector call failed.
@@ -447,7 +475,7 @@ fn lines_value(lines: &[PurchaseOrderLineWrite]) -> Value {
 
 /// Reading a source system. What the engine asks depends on the entity's read kind in the
 /// system's descriptor: every kind pages with [`Source::fetch_page`]; windowed reads may be
-/// split by time ([`Source::oldest_change`], [`Source::cursor_position`]); outboxes are
+/// split by time ([`Source::extent`], [`Source::cursor_position`]); outboxes are
 /// acknowledged page by page once committed ([`Source::acknowledge`]).
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -476,11 +504,14 @@ pub trait Source: Send + Sync {
         )))
     }
 
-    /// The earliest modification time of `entity` at the source (one small query), so a read
-    /// of all history can be split into slices of equal length. `None`: unknown, read it in
-    /// one pass.
-    async fn oldest_change(&self, _entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
-        Ok(None)
+    /// What a whole read of `entity` holds, as one small query tells: its earliest
+    /// modification time, so a read of all history can be split into slices of equal
+    /// length, and, where the same query counts the records, the pages of this connector's
+    /// page size it takes, so an entity that fits in a page or a few is not sliced into
+    /// requests that each return a handful of records. The default: unknown, read in one
+    /// pass.
+    async fn extent(&self, _entity: Entity) -> Result<Extent, ConnectorError> {
+        Ok(Extent::default())
     }
 
     /// Where a cursor of `entity` stands: the modification time of the last record read,

@@ -19,6 +19,7 @@ pub mod refusal;
 pub mod runtime;
 pub mod sandbox;
 pub mod service;
+pub mod source_record;
 pub mod store;
 pub mod system;
 pub mod unified;

@@ -175,15 +175,23 @@ impl Resolver for SystemResolver {
     }
 }
 
-/// Where connectors may connect: the operator's policy and the resolver names go through.
-/// The default permits public addresses only, through the system's resolver.
+/// Where connectors may connect and how much may come back: the operator's policy, the
+/// resolver names go through and the largest answer read. The default permits public
+/// addresses only, through the system's resolver, and answers up to
+/// [`DEFAULT_MAX_RESPONSE_BYTES`].
 #[derive(Clone)]
 pub struct Egress {
     /// What may be reached.
     pub policy: Arc<NetworkPolicy>,
     /// Name resolution (tests inject their own).
     pub resolver: Arc<dyn Resolver>,
+    /// The largest answer a connector reads (a page of records, mostly): one beyond it is
+    /// cut off and the call fails, naming the setting that makes pages smaller.
+    pub max_response_bytes: usize,
 }
+
+/// The answer cap unless the operator sets `connections.max_response_mb`.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 impl Default for Egress {
     fn default() -> Self {
@@ -197,7 +205,14 @@ impl Egress {
         Egress {
             policy: Arc::new(policy),
             resolver: Arc::new(SystemResolver),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
+    }
+
+    /// The same, reading answers up to `bytes`.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// The same policy, resolving through `resolver`.

@@ -10,6 +10,7 @@ use crate::crypto::{sha256_hex, sha256_hex_joined};
 use crate::ids;
 use crate::mapping::MappingDef;
 use crate::service::{ServiceError, render};
+use crate::source_record::SourceRecord;
 use crate::store::{RecordUpsert, StoredRecord, WrittenRecord};
 use crate::system::SystemDescriptor;
 
@@ -18,16 +19,22 @@ use crate::system::SystemDescriptor;
 pub const REFERENCE_LEN: usize = crate::connector::REFERENCE_MAX;
 
 /// The record to store for a raw record of the source, as a sync stores it: unified body,
-/// raw payload and the hash that tells a later sync whether it changed.
+/// raw payload (the source's own text, moved, not copied) and the hash that tells a later
+/// sync whether it changed. The record is parsed here, alone: its tree lives only while it
+/// is mapped.
 pub fn record_upsert(
     connection_id: &str,
     entity: Entity,
-    raw: &Value,
+    raw: SourceRecord,
     def: &MappingDef,
 ) -> Result<RecordUpsert, String> {
-    let mapped = def.apply(connection_id, raw).map_err(|e| e.to_string())?;
+    let tree = raw
+        .parse()
+        .map_err(|e| format!("the record is not JSON: {e}"))?;
+    let mapped = def.apply(connection_id, &tree).map_err(|e| e.to_string())?;
+    drop(tree);
     let data = Value::Object(crate::unified::complete(entity, mapped.data)).to_string();
-    let raw = raw.to_string();
+    let raw = raw.into_string();
     let content_hash = sha256_hex_joined(&[data.as_bytes(), raw.as_bytes()]);
     Ok(RecordUpsert {
         id: ids::record_id(connection_id, entity, &mapped.remote_id),
@@ -58,7 +65,8 @@ pub fn prepare(
             entity.as_str()
         ))
     })?;
-    let record = record_upsert(connection_id, entity, raw, def).map_err(ServiceError::Corrupt)?;
+    let record = record_upsert(connection_id, entity, SourceRecord::from_value(raw), def)
+        .map_err(ServiceError::Corrupt)?;
     let rendered = render(
         &StoredRecord {
             id: record.id.clone(),

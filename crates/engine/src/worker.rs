@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     /// On shutdown, how long running jobs may go on to finish; those still running then are
     /// stopped (what they committed stays) and their leases given back.
     pub drain: Duration,
+    /// Bytes of source pages each sync holds at once: a worker's sync memory is about
+    /// `max_jobs` times this, however large the connections' data and pages.
+    pub sync_memory_bytes: usize,
 }
 
 /// Jobs a worker runs at once by default: four per core (eight on a 2-core machine).
@@ -74,6 +77,7 @@ impl Default for WorkerConfig {
             reconcile_interval: Some(Duration::from_secs(7 * 86_400)),
             max_jobs: default_max_jobs(),
             drain: Duration::from_secs(30),
+            sync_memory_bytes: crate::sync::budget::DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -459,6 +463,7 @@ impl Worker {
             full,
             history_days: settings.history_days,
             max_concurrency: Some(runtime.sync_concurrency()),
+            memory_budget: Some(self.config.sync_memory_bytes),
         };
         let sync = sync_connection_with(
             store,

@@ -74,9 +74,16 @@ async fn check_read(connector: &dyn Connector, entity: Entity, kind: ReadKind) -
                 return problems;
             }
         };
-        for raw in &page.records {
+        for record in &page.records {
             records += 1;
-            match def.apply("conn_conformance", raw) {
+            let raw = match record.parse() {
+                Ok(raw) => raw,
+                Err(e) => {
+                    problems.push(format!("{id} {entity}: a record is not JSON: {e}"));
+                    continue;
+                }
+            };
+            match def.apply("conn_conformance", &raw) {
                 Ok(mapped) => {
                     if !keys.insert(mapped.remote_id.clone()) {
                         problems.push(format!("{id} {entity}: {} read twice", mapped.remote_id));

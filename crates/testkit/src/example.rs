@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow, Source};
+use ironbridge_core::connector::{Connector, ConnectorError, Extent, RawPage, ReadWindow, Source};
 use ironbridge_core::system::{
     AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor,
 };
@@ -199,15 +199,18 @@ impl Source for Example {
         self.table
             .pages
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(RawPage::new(
+        Ok(RawPage::from_values(
             rows.into_iter().map(|(_, _, r)| r).collect(),
             next_cursor,
         ))
     }
 
-    async fn oldest_change(&self, _entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+    async fn extent(&self, _entity: Entity) -> Result<Extent, ConnectorError> {
         self.authorize()?;
-        Ok(self.table.lock().values().map(modified).min())
+        Ok(Extent {
+            oldest: self.table.lock().values().map(modified).min(),
+            pages: None,
+        })
     }
 
     fn cursor_position(&self, _entity: Entity, cursor: &str) -> Option<Timestamp> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderLineWrite,
+    Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderLineWrite,
     PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
     UpdateRecords,
 };
@@ -20,6 +20,8 @@ use ironbridge_core::system::{
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 pub mod fields;
@@ -27,7 +29,7 @@ pub mod fields;
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
     Authorize, Fields, Secret, SourceClock, authorized, json_body, json_page, limited_client,
-    unexpected, upstream,
+    records_of, unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
@@ -620,6 +622,15 @@ impl BcConnector {
         url: &str,
         headers: &[(&str, String)],
     ) -> Result<Value, ConnectorError> {
+        self.get_as(url, headers).await
+    }
+
+    /// A GET answer in the shape `T` (a page whose records stay text, for reads).
+    async fn get_as<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<T, ConnectorError> {
         let response = self.call(Method::GET, url, headers, None).await?;
         match response.status {
             200 => json_page("Business Central", &response).await,
@@ -849,6 +860,16 @@ impl Connector for BcConnector {
     }
 }
 
+/// An OData v4 page (`{"value": [...], "@odata.nextLink": ...}`), its records cut out as
+/// text.
+#[derive(serde::Deserialize)]
+struct V4Page {
+    #[serde(default)]
+    value: Vec<Box<RawValue>>,
+    #[serde(default, rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
 #[async_trait]
 impl Source for BcConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
@@ -911,12 +932,9 @@ impl Source for BcConnector {
             }
         };
         let prefer = format!("odata.maxpagesize={}", self.page_size);
-        let mut body = self.get_json(&url, &[("prefer", prefer)]).await?;
-        let records = match body.get_mut("value").map(Value::take) {
-            Some(Value::Array(records)) => records,
-            _ => Vec::new(),
-        };
-        let next_cursor = match body.get("@odata.nextLink").and_then(Value::as_str) {
+        let page: V4Page = self.get_as(&url, &[("prefer", prefer)]).await?;
+        let records = records_of(page.value);
+        let next_cursor = match page.next_link.as_deref() {
             Some(link) => {
                 // The link must point back at the same API: our token never goes elsewhere.
                 let rest = link.strip_prefix(&self.api_root).ok_or_else(|| {
@@ -936,21 +954,29 @@ impl Source for BcConnector {
         Ok(self.source_clock.at(self.clock.now()))
     }
 
-    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+    /// The oldest change and, by `$count=true` in the same request, how many records.
+    async fn extent(&self, entity: Entity) -> Result<Extent, ConnectorError> {
         let Some((set, _)) = set_of(entity) else {
-            return Ok(None);
+            return Ok(Extent::default());
         };
         let root = self.company_root().await?;
         let mut url = reqwest::Url::parse(&format!("{root}/{set}")).map_err(|_| bad_cursor())?;
         url.query_pairs_mut()
             .append_pair("$orderby", "lastModifiedDateTime,id")
             .append_pair("$top", "1")
-            .append_pair("$select", "id,lastModifiedDateTime");
+            .append_pair("$select", "id,lastModifiedDateTime")
+            .append_pair("$count", "true");
         let body = self.get_json(url.as_str(), &[]).await?;
-        Ok(body
-            .pointer("/value/0/lastModifiedDateTime")
-            .and_then(Value::as_str)
-            .and_then(Timestamp::parse_rfc3339))
+        Ok(Extent {
+            oldest: body
+                .pointer("/value/0/lastModifiedDateTime")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse_rfc3339),
+            pages: body
+                .get("@odata.count")
+                .and_then(Value::as_u64)
+                .map(|n| n.div_ceil(self.page_size)),
+        })
     }
 }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderUpdate, PurchaseOrderWrite,
-    RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
+    Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderUpdate,
+    PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite, UpdateRecords,
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
@@ -339,6 +339,17 @@ impl NetSuite {
         limit: usize,
         offset: usize,
     ) -> Result<(Vec<Value>, bool), ConnectorError> {
+        let (items, has_more, _) = self.suiteql_counted(sql, limit, offset).await?;
+        Ok((items, has_more))
+    }
+
+    /// [`NetSuite::suiteql`], with the rows the whole query matches (`totalResults`).
+    async fn suiteql_counted(
+        &self,
+        sql: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Value>, bool, Option<u64>), ConnectorError> {
         let url = format!("{}/services/rest/query/v1/suiteql", self.base_url);
         let body = json!({ "q": sql });
         let query = [("limit", limit), ("offset", offset)];
@@ -366,13 +377,14 @@ impl NetSuite {
             .get("hasMore")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let total = value.get("totalResults").and_then(Value::as_u64);
         // Moved out, not cloned: a page of rows is most of the answer.
         let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) else {
             return Err(ConnectorError::Upstream(
                 "NetSuite SuiteQL answer has no items".into(),
             ));
         };
-        Ok((items, has_more))
+        Ok((items, has_more, total))
     }
 
     async fn order_lines(&self, ids: &[u64]) -> Result<Vec<Value>, ConnectorError> {
@@ -563,7 +575,7 @@ impl Source for NetSuite {
                 headers.into_iter().map(Value::Object).collect()
             }
         };
-        let mut page = RawPage::new(records, next_cursor);
+        let mut page = RawPage::from_values(records, next_cursor);
         if page.next_cursor.is_none() {
             // The slice's last page also carries the deletions logged in its window: slices
             // cover the run's window, so each deletion is read once per run.
@@ -588,15 +600,18 @@ impl Source for NetSuite {
         Timestamp::parse_rfc3339(&t)
     }
 
-    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+    async fn extent(&self, entity: Entity) -> Result<Extent, ConnectorError> {
         let Some(sql) = read::oldest_query(entity) else {
-            return Ok(None);
+            return Ok(Extent::default());
         };
-        let (rows, _) = self.suiteql(&sql, 1, 0).await?;
-        Ok(rows
-            .first()
-            .and_then(|r| read::text(r, "lastmodified_iso"))
-            .and_then(|t| Timestamp::parse_rfc3339(&t)))
+        let (rows, _, total) = self.suiteql_counted(&sql, 1, 0).await?;
+        Ok(Extent {
+            oldest: rows
+                .first()
+                .and_then(|r| read::text(r, "lastmodified_iso"))
+                .and_then(|t| Timestamp::parse_rfc3339(&t)),
+            pages: total.map(|n| n.div_ceil(read::page_size(entity) as u64)),
+        })
     }
 }
 

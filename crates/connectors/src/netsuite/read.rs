@@ -50,6 +50,11 @@ impl Cursor {
     }
 }
 
+/// Rows per page of `entity` (1 where NetSuite has no such read).
+pub fn page_size(entity: Entity) -> usize {
+    table(entity).map_or(1, |t| t.page)
+}
+
 /// How one entity is read.
 struct Table {
     select: &'static str,

@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderLineWrite,
-    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
-    UpdateRecords,
+    Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderLineWrite,
+    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, SourceRecord,
+    UnifiedWrite, UpdateRecords,
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
@@ -22,6 +22,8 @@ use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 pub mod fields;
@@ -29,7 +31,7 @@ pub mod fields;
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
     Authorize, Fields, Secret, SourceClock, authorized, json_body, json_page, limited_client,
-    make_cursor, parse_cursor, unexpected, upstream,
+    make_cursor, parse_cursor, records_of, unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
@@ -526,6 +528,15 @@ impl SapConnector {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Value, ConnectorError> {
+        self.get_as(path, query).await
+    }
+
+    /// A GET answer in the shape `T` (a page whose records stay text, for reads).
+    async fn get_as<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ConnectorError> {
         let response = self.call(Method::GET, path, query, &[], None).await?;
         match response.status {
             200 => json_page(path, &response).await,
@@ -1015,29 +1026,71 @@ impl SapConnector {
         if let Some(e) = spec.expand {
             query.push(("$expand", e.to_string()));
         }
-        let mut body = self
-            .get_json(&format!("{}/{}", spec.service, spec.set), &query)
+        let page: V2Page = self
+            .get_as(&format!("{}/{}", spec.service, spec.set), &query)
             .await?;
-        let d = body
-            .get_mut("d")
-            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
-        let records: Vec<Value> = match d.get_mut("results").map(Value::take) {
-            Some(Value::Array(records)) => records,
-            _ => Vec::new(),
-        };
-        let more = d.get("__next").is_some() || records.len() as u64 >= self.page_size;
+        let (records, more) = page.records(self.page_size)?;
         let next_cursor = match records.last() {
             Some(last) if more => {
-                let key = last
-                    .get(spec.key)
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ConnectorError::Upstream("SAP record without key".into()))?;
+                let (key, _) = position(spec, None, last)?;
                 Some(format!("{UNSET_PHASE}{key}"))
             }
             _ => None,
         };
         Ok(RawPage::new(records, next_cursor))
     }
+}
+
+/// An OData v2 page as SAP sends it (`{"d": {"results": [...], "__next": ...}}`), its
+/// records cut out as text.
+#[derive(serde::Deserialize)]
+struct V2Page {
+    d: Option<V2Results>,
+}
+
+#[derive(serde::Deserialize)]
+struct V2Results {
+    #[serde(default)]
+    results: Vec<Box<RawValue>>,
+    #[serde(default)]
+    __next: Option<serde::de::IgnoredAny>,
+}
+
+impl V2Page {
+    /// The records, and whether more follow (a next link, or a full page).
+    fn records(self, page_size: u64) -> Result<(Vec<SourceRecord>, bool), ConnectorError> {
+        let d = self
+            .d
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
+        let more = d.__next.is_some() || d.results.len() as u64 >= page_size;
+        Ok((records_of(d.results), more))
+    }
+}
+
+/// The key and (with `time`) the change time in milliseconds of a page's last record: the
+/// keyset cursor's position. Only this record is parsed.
+fn position(
+    spec: &Spec,
+    time: Option<&str>,
+    last: &SourceRecord,
+) -> Result<(String, Option<i64>), ConnectorError> {
+    let record = last
+        .parse()
+        .map_err(|_| ConnectorError::Upstream("SAP record is not JSON".into()))?;
+    let key = record
+        .get(spec.key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ConnectorError::Upstream("SAP record without key".into()))?;
+    let t = match time {
+        Some(tp) => Some(
+            record
+                .get(tp)
+                .and_then(odata_ms)
+                .ok_or_else(|| ConnectorError::Upstream(format!("SAP record without {tp}")))?,
+        ),
+        None => None,
+    };
+    Ok((key.to_string(), t))
 }
 
 #[async_trait]
@@ -1118,31 +1171,14 @@ impl Source for SapConnector {
         if let Some(e) = spec.expand {
             query.push(("$expand", e.to_string()));
         }
-        let body = self
-            .get_json(&format!("{}/{}", spec.service, spec.set), &query)
+        let page: V2Page = self
+            .get_as(&format!("{}/{}", spec.service, spec.set), &query)
             .await?;
-        let mut body = body;
-        let d = body
-            .get_mut("d")
-            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
-        let records: Vec<Value> = match d.get_mut("results").map(Value::take) {
-            Some(Value::Array(records)) => records,
-            _ => Vec::new(),
-        };
-        let more = d.get("__next").is_some() || records.len() as u64 >= self.page_size;
+        let (records, more) = page.records(self.page_size)?;
         let next_cursor = match records.last() {
             Some(last) if more => {
-                let key = last
-                    .get(spec.key)
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ConnectorError::Upstream("SAP record without key".into()))?;
-                let t = match spec.time {
-                    Some(tp) => Some(last.get(tp).and_then(odata_ms).ok_or_else(|| {
-                        ConnectorError::Upstream(format!("SAP record without {tp}"))
-                    })?),
-                    None => None,
-                };
-                Some(make_cursor(t, key))
+                let (key, t) = position(&spec, spec.time, last)?;
+                Some(make_cursor(t, &key))
             }
             // The records with a change time are read: those without one follow.
             _ if spec.time.is_some() => Some(UNSET_PHASE.to_string()),
@@ -1168,7 +1204,9 @@ impl Source for SapConnector {
         Some(Timestamp(ms?.checked_mul(1000)?))
     }
 
-    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+    /// The oldest change and, by `$inlinecount=allpages` in the same request, how many
+    /// records have one (those without are read by key after them).
+    async fn extent(&self, entity: Entity) -> Result<Extent, ConnectorError> {
         let Some(Spec {
             service,
             set,
@@ -1176,7 +1214,7 @@ impl Source for SapConnector {
             ..
         }) = spec(entity)
         else {
-            return Ok(None);
+            return Ok(Extent::default());
         };
         let body = self
             .get_json(
@@ -1186,15 +1224,24 @@ impl Source for SapConnector {
                     ("$orderby", tp.to_string()),
                     ("$top", "1".into()),
                     ("$select", tp.to_string()),
+                    ("$inlinecount", "allpages".into()),
                     ("$format", "json".into()),
                 ],
             )
             .await?;
-        Ok(body
-            .pointer("/d/results/0")
-            .and_then(|r| r.get(tp))
-            .and_then(odata_ms)
-            .map(|ms| Timestamp(ms.saturating_mul(1000))))
+        Ok(Extent {
+            oldest: body
+                .pointer("/d/results/0")
+                .and_then(|r| r.get(tp))
+                .and_then(odata_ms)
+                .map(|ms| Timestamp(ms.saturating_mul(1000))),
+            // OData V2 sends the count as a string.
+            pages: body
+                .pointer("/d/__count")
+                .and_then(Value::as_str)
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(|n| n.div_ceil(self.page_size)),
+        })
     }
 }
 

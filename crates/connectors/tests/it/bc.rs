@@ -188,7 +188,7 @@ async fn bc_windowed_read_returns_exactly_the_window_and_ties_across_pages_once(
         )
         .await
         .unwrap();
-    assert_eq!(again.records[0]["id"], got[10]["id"]);
+    assert_eq!(again.records[0].parse().unwrap()["id"], got[10]["id"]);
 
     // 25 orders share one instant: paging through them reads each once.
     let shared = 1_765_000_000_000_i64;

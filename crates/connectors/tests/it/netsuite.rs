@@ -116,7 +116,7 @@ async fn read_all(c: &dyn Connector, entity: Entity, window: &ReadWindow) -> Vec
             .fetch_page(entity, window, cursor.as_deref())
             .await
             .unwrap();
-        out.extend(page.records);
+        out.extend(page.parsed().unwrap());
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => return out,
@@ -386,7 +386,7 @@ async fn windowed_reads_include_the_boundary_and_ties_cross_pages_exactly_once()
             .await
             .unwrap();
         pages += 1;
-        got.extend(page.records);
+        got.extend(page.parsed().unwrap());
         match page.next_cursor {
             Some(n) => {
                 // A resumed read with the same cursor continues at the same place.
@@ -398,7 +398,7 @@ async fn windowed_reads_include_the_boundary_and_ties_cross_pages_exactly_once()
                     .fetch_page(Entity::PURCHASE_ORDER, &window, Some(&n))
                     .await
                     .unwrap();
-                assert_eq!(ids(&again.records), ids(&next.records));
+                assert_eq!(ids(&again.parsed().unwrap()), ids(&next.parsed().unwrap()));
                 cursor = Some(n);
             }
             None => break,

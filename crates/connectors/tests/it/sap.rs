@@ -108,7 +108,7 @@ pub(crate) async fn read_all(
     loop {
         let page = c.fetch_page(entity, window, cursor.as_deref()).await?;
         pages += 1;
-        out.extend(page.records);
+        out.extend(page.parsed().unwrap());
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => return Ok((out, pages)),
@@ -272,7 +272,10 @@ async fn sap_windowed_read_returns_exactly_the_window_including_boundaries() {
         .fetch_page(Entity::PURCHASE_ORDER, &window, Some(&cursor))
         .await
         .unwrap();
-    assert_eq!(again.records[0]["PurchaseOrder"], got[10]["PurchaseOrder"]);
+    assert_eq!(
+        again.records[0].parse().unwrap()["PurchaseOrder"],
+        got[10]["PurchaseOrder"]
+    );
 }
 
 #[tokio::test]

@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::Clock;
 use crate::connector::{
-    Connector, ConnectorError, CreateRecords, OrderWriter, PurchaseOrderLineWrite,
-    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
-    UpdateRecords,
+    Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderLineWrite,
+    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, SourceRecord,
+    UnifiedWrite, UpdateRecords,
 };
 use crate::describe;
 use crate::system::{
@@ -504,12 +504,17 @@ impl OrderWriter for SandboxConnector {
 
 #[async_trait]
 impl Source for SandboxConnector {
-    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
+    async fn extent(&self, entity: Entity) -> Result<Extent, ConnectorError> {
         self.authorize()?;
-        Ok(records(&self.data(), entity)
-            .iter()
-            .filter_map(|r| r["updatedAt"].as_str().and_then(Timestamp::parse_rfc3339))
-            .min())
+        let data = self.data();
+        let all = records(&data, entity);
+        Ok(Extent {
+            oldest: all
+                .iter()
+                .filter_map(|r| r["updatedAt"].as_str().and_then(Timestamp::parse_rfc3339))
+                .min(),
+            pages: Some((all.len() as u64).div_ceil(PAGE_SIZE as u64)),
+        })
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
@@ -545,7 +550,7 @@ impl Source for SandboxConnector {
             .get(offset..end)
             .unwrap_or_default()
             .iter()
-            .map(|r| (*r).clone())
+            .map(|r| SourceRecord::from_value(r))
             .collect();
         let next_cursor = (end < all.len()).then(|| end.to_string());
         Ok(RawPage::new(records, next_cursor))
@@ -700,7 +705,7 @@ mod tests {
                     .fetch_page(entity, &ReadWindow::ALL, cursor.as_deref())
                     .await
                     .unwrap();
-                seen.extend(page.records);
+                seen.extend(page.records.iter().map(|r| r.parse().unwrap()));
                 match page.next_cursor {
                     Some(next) => cursor = Some(next),
                     None => break,
@@ -854,8 +859,9 @@ mod tests {
             .fetch_page(Entity::VENDOR, &ReadWindow::ALL, None)
             .await
             .unwrap();
+        let parsed: Vec<Value> = again.records.iter().map(|r| r.parse().unwrap()).collect();
         assert_eq!(
-            again.records,
+            parsed,
             data::generate(1_000, 2_000).vendors[..again.records.len()]
         );
         assert!(cache_use().datasets <= DATASETS_KEPT);

@@ -165,6 +165,25 @@ impl AsyncWrite for FaultyStream {
         Pin::new(&mut me.inner).poll_write(cx, buf)
     }
 
+    // Vectored writes, as the TCP stream has them: without, the HTTP server copies every
+    // answer whole into one write buffer before sending it (tens of MB for a page of
+    // orders, counted against the memory of whatever process runs the emulator).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if let Err(e) = me.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut me.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }

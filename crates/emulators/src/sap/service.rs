@@ -456,6 +456,9 @@ fn nav_rows(row: &Row, nav: &str, data: &Dataset) -> Option<(Vec<Row>, bool)> {
 }
 
 /// `/Date(ms)/` and friends, decimals as strings with their declared scale, written as JSON text.
+/// Dates are written `"\/Date(ms)\/"`, slashes escaped, as SAP Gateway writes them (recorded
+/// S/4HANA and C4C payloads): the same string once parsed, but not the same bytes, which is
+/// what a raw payload kept byte for byte shows.
 fn encode_text(out: &mut String, ty: Edm, v: &OVal) {
     match (ty, v) {
         (_, OVal::Null) => out.push_str("null"),
@@ -463,16 +466,16 @@ fn encode_text(out: &mut String, ty: Edm, v: &OVal) {
             let _ = write!(out, "\"{n:.prec$}\"", prec = scale as usize);
         }
         (Edm::DateTime, OVal::Time(ms)) => {
-            let _ = write!(out, "\"/Date({ms})/\"");
+            let _ = write!(out, "\"\\/Date({ms})\\/\"");
         }
         (Edm::DateTimeOffset, OVal::Time(ms)) => {
-            let _ = write!(out, "\"/Date({ms}+0000)/\"");
+            let _ = write!(out, "\"\\/Date({ms}+0000)\\/\"");
         }
         (_, OVal::Str(s)) => json_str(out, s),
         (_, OVal::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
         (_, OVal::Num(n)) => json_str(out, &n.to_string()),
         (_, OVal::Time(ms)) => {
-            let _ = write!(out, "\"/Date({ms})/\"");
+            let _ = write!(out, "\"\\/Date({ms})\\/\"");
         }
     }
 }

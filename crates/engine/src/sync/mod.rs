@@ -4,13 +4,14 @@
 //! page and never loses or doubles a record. `window` picks what a run reads, `plan` splits
 //! it into slices, `reader` reads and maps them side by side, `writer` commits.
 
+pub mod budget;
 mod plan;
 mod reader;
 mod source_clock;
 mod window;
 mod writer;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use futures_util::future::join_all;
 use ironbridge_core::Clock;
@@ -22,8 +23,9 @@ use ironbridge_core::system::ReadSpec;
 use ironbridge_model::api::{CircuitState, ConnectionStatus, ReadKind};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 
+use self::budget::MemoryBudget;
 use self::plan::{Slice, Work, decode_plan, encode_plan, plan_slices};
 use self::reader::{Fetched, Readers, read_slices};
 use self::window::{new_window, permitted_calls, source_now};
@@ -69,8 +71,6 @@ pub const OFFLINE_AFTER_FAILURES: i64 = 3;
 /// Windows shorter than this are read as one slice: an hourly incremental sync costs one
 /// request when little changed, not one per slice.
 pub const SLICE_MIN_WINDOW_SECS: i64 = 6 * 3600;
-/// Pages a sync may hold in memory beyond one per reader (being written or waiting).
-pub const PAGES_IN_MEMORY_BEYOND_READERS: usize = 2;
 /// Readers beyond the connection's concurrency limit (they wait for a slot, never exceed it).
 pub const READERS_BEYOND_CONCURRENCY: usize = 2;
 /// Records at most that waiting pages add to one transaction (group commit).
@@ -92,6 +92,9 @@ pub struct SyncOptions {
     pub history_days: Option<u32>,
     /// Reads in flight at most (`None`: the connector's documented concurrency).
     pub max_concurrency: Option<usize>,
+    /// Bytes of source pages the sync holds at once (`None`:
+    /// [`budget::DEFAULT_MEMORY_BUDGET`]).
+    pub memory_budget: Option<usize>,
 }
 
 /// What every entity of one sync shares.
@@ -103,8 +106,9 @@ struct SyncRun<'a> {
     clock: &'a dyn Clock,
     /// The source's clock when the sync began: every new window ends below it.
     source_now: Timestamp,
-    /// Pages in memory at once across all entities (fetched, mapped, waiting or written).
-    in_memory: Arc<Semaphore>,
+    /// Bytes of pages in memory at once across all entities (fetched, mapped, waiting or
+    /// being written).
+    budget: MemoryBudget,
 }
 
 /// What the passes of one entity's run share.
@@ -294,7 +298,7 @@ async fn read_pass(
         connector,
         conn,
         clock,
-        ref in_memory,
+        ref budget,
         ..
     } = *run;
     let Pass {
@@ -327,7 +331,7 @@ async fn read_pass(
         def,
         work: &work,
         changed: &changed,
-        in_memory: in_memory.clone(),
+        budget,
         in_step: read.kind == ReadKind::Outbox,
     };
     let reading = {
@@ -504,9 +508,8 @@ pub async fn sync_connection_with(
     match opened {
         Err(err) => failure = Some((None, err)),
         Ok(now) => {
-            let readers = permitted_calls(connector, options) + READERS_BEYOND_CONCURRENCY;
-            // Pages in memory at once are bounded for the whole sync, so memory is
-            // `pages × page size` however large the sync and however many entities.
+            // Pages in memory at once are bounded in bytes for the whole sync, so memory is
+            // flat however large the sync, its pages and its entities.
             let run = SyncRun {
                 store,
                 connector,
@@ -514,7 +517,11 @@ pub async fn sync_connection_with(
                 options,
                 clock,
                 source_now: now,
-                in_memory: Arc::new(Semaphore::new(readers + PAGES_IN_MEMORY_BEYOND_READERS)),
+                budget: MemoryBudget::new(
+                    options
+                        .memory_budget
+                        .unwrap_or(budget::DEFAULT_MEMORY_BUDGET),
+                ),
             };
             let entities = connector.descriptor().readable();
             let results = join_all(entities.iter().map(|&e| sync_entity(&run, e))).await;
@@ -639,6 +646,10 @@ pub(crate) fn safe_message(err: &SyncError) -> String {
         }
         SyncError::Connector(ConnectorError::Throttled(_)) => {
             "The source system kept limiting the rate of requests; the sync goes on from where it stopped at its next attempt.".into()
+        }
+        // A setting of the connection: named, as an API refusal names it.
+        SyncError::Connector(ConnectorError::InvalidSettings { param, message }) => {
+            format!("`{param}` {message}")
         }
         SyncError::Connector(e) => e.to_string(),
         SyncError::Store(_) => "Ironbridge could not store the data; see the logs.".into(),

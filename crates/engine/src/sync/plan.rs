@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use ironbridge_core::connector::{Connector, ReadWindow, filters_by_time};
+use ironbridge_core::connector::{Connector, Extent, ReadWindow, filters_by_time};
 use ironbridge_model::{Entity, Timestamp};
 
 use super::{SLICE_MIN_WINDOW_SECS, SLICES_PER_READER, SyncError};
@@ -98,19 +98,28 @@ pub(super) async fn plan_slices(
     if readers <= 1 || !filters_by_time(connector, entity) {
         return Ok(single());
     }
-    let lower = match window.modified_since {
-        Some(since) => since,
-        None => match connector.oldest_change(entity).await? {
-            Some(oldest) => oldest,
-            None => return Ok(single()),
+    let (lower, pages) = match window.modified_since {
+        Some(since) => (since, None),
+        None => match connector.extent(entity).await? {
+            // What one or two requests read whole is not sliced.
+            Extent {
+                pages: Some(0..=2), ..
+            } => return Ok(single()),
+            Extent {
+                oldest: Some(oldest),
+                pages,
+            } => (oldest, pages),
+            Extent { oldest: None, .. } => return Ok(single()),
         },
     };
     let span = until.micros() - lower.micros();
     if span < SLICE_MIN_WINDOW_SECS * SECOND {
         return Ok(single());
     }
+    // Never more slices than pages: each slice costs at least one request.
     let n = i64::try_from(readers * SLICES_PER_READER)
         .unwrap_or(1)
+        .min(pages.map_or(i64::MAX, |p| i64::try_from(p).unwrap_or(i64::MAX)))
         .max(1);
     let mut bounds = Vec::with_capacity(n as usize);
     for k in 1..n {
@@ -264,13 +273,42 @@ mod tests {
 
     use ironbridge_core::ManualClock;
     use ironbridge_core::sandbox::{SandboxConnector, data};
-    use serde_json::Map;
 
     use super::*;
 
     fn sandbox() -> SandboxConnector {
+        sandbox_of(5_000)
+    }
+
+    /// A sandbox of `orders` purchase orders (100 a page).
+    fn sandbox_of(orders: u32) -> SandboxConnector {
         let clock = ManualClock::new(data::anchor().plus_secs(86_400));
-        SandboxConnector::new(&Map::new(), None, Arc::new(clock)).unwrap()
+        let settings = serde_json::json!({ "purchase_orders": orders });
+        SandboxConnector::new(settings.as_object().unwrap(), None, Arc::new(clock)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_read_of_all_history_is_sliced_only_as_far_as_its_pages_call_for() {
+        let all = ReadWindow {
+            modified_since: None,
+            modified_until: Some(data::anchor()),
+        };
+        // Two pages: read in one pass, not in twelve requests of a few records each.
+        let two_pages = plan_slices(&sandbox_of(200), Entity::PURCHASE_ORDER, &all, 3)
+            .await
+            .unwrap();
+        assert_eq!(two_pages, vec![Slice::whole(&all, None)]);
+        // Five pages: never more slices than pages.
+        let five_pages = plan_slices(&sandbox_of(500), Entity::PURCHASE_ORDER, &all, 3)
+            .await
+            .unwrap();
+        assert_eq!(five_pages.len(), 5);
+        assert_tiles(&five_pages, &all);
+        // Fifty pages: as many slices as the readers can use.
+        let many = plan_slices(&sandbox_of(5_000), Entity::PURCHASE_ORDER, &all, 3)
+            .await
+            .unwrap();
+        assert_eq!(many.len(), 3 * SLICES_PER_READER);
     }
 
     fn assert_tiles(slices: &[Slice], window: &ReadWindow) {

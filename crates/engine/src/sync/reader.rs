@@ -2,16 +2,16 @@
 //! a blocking thread and hands it to the writer; a reader whose slice still has pages left
 //! splits off its upper half when another reader is idle.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use ironbridge_core::connector::{Connector, ConnectorError};
+use ironbridge_core::connector::{Connector, ConnectorError, SourceRecord};
 use ironbridge_core::ids;
 use ironbridge_core::mapping::MappingDef;
 use ironbridge_core::store::{ConnId, RecordUpsert};
 use ironbridge_model::{Entity, Timestamp};
-use serde_json::Value;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 
+use super::budget::MemoryBudget;
 use super::plan::{Slice, Split, Work};
 
 /// What a reader hands the writer: a page already mapped (readers map while the writer
@@ -50,7 +50,7 @@ pub(super) fn map_page(
     conn: &ConnId,
     entity: Entity,
     def: &MappingDef,
-    raw: &[Value],
+    raw: Vec<SourceRecord>,
 ) -> (Vec<RecordUpsert>, u64) {
     let mut records = Vec::with_capacity(raw.len());
     let mut unmappable = 0;
@@ -75,7 +75,8 @@ pub(super) struct Readers<'a> {
     pub work: &'a Mutex<Work>,
     /// Signalled when a slice advances or ends: a reader waiting for work looks again.
     pub changed: &'a Notify,
-    pub in_memory: Arc<Semaphore>,
+    /// The sync's memory budget: each page holds its share until it is committed.
+    pub budget: &'a MemoryBudget,
     /// Reads wait for each page's commit (outboxes).
     pub in_step: bool,
 }
@@ -95,7 +96,7 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
         entity,
         def,
         changed,
-        ref in_memory,
+        budget,
         ..
     } = *shared;
     loop {
@@ -117,7 +118,7 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
         };
         loop {
             // A page is in memory from its fetch until its commit; wait for room first.
-            let Ok(permit) = in_memory.clone().acquire_owned().await else {
+            let Some(permit) = budget.reserve().await else {
                 return;
             };
             // Read at every page: a split may have narrowed the slice.
@@ -129,6 +130,7 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
             {
                 Ok(page) => {
                     let fetched_in = fetching.elapsed();
+                    let permit = budget.settle(permit, page.bytes());
                     let next = page.next_cursor.clone();
                     tracing::debug!(connection = %conn.0, %entity, slice = index, records = page.records.len(), fetch_ms = fetched_in.as_millis() as u64, "page read");
                     let position = next
@@ -173,7 +175,7 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                         .collect();
                     let owner = conn.clone();
                     let mapped = ironbridge_core::background::run(move || {
-                        map_page(&owner, entity, def, &raw)
+                        map_page(&owner, entity, def, raw)
                     });
                     let (committed, wait) = if shared.in_step {
                         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -608,8 +608,11 @@ impl Source for Wrapped {
     fn cursor_position(&self, entity: Entity, cursor: &str) -> Option<Timestamp> {
         self.inner.cursor_position(entity, cursor)
     }
-    async fn oldest_change(&self, entity: Entity) -> Result<Option<Timestamp>, ConnectorError> {
-        self.inner.oldest_change(entity).await
+    async fn extent(
+        &self,
+        entity: Entity,
+    ) -> Result<ironbridge_core::connector::Extent, ConnectorError> {
+        self.inner.extent(entity).await
     }
     async fn fetch_page(
         &self,
@@ -644,7 +647,7 @@ impl Source for Wrapped {
             {
                 let def = self.inner.descriptor().mapping(entity).unwrap();
                 let mut reads = reads.lock().unwrap();
-                for raw in &page.records {
+                for raw in &page.parsed().unwrap() {
                     let key = def.apply("conn_1", raw).unwrap().remote_id;
                     *reads.entry((entity, key)).or_default() += 1;
                 }
@@ -838,6 +841,39 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
     erp.assert_in_sync(&[]).await;
     let types: Vec<String> = events(&erp.env).await.into_iter().map(|e| e.0).collect();
     assert_eq!(types, ["sync.completed"; 3], "{sys:?}");
+}
+
+/// Raw payloads are stored as the source sent them, byte for byte: each order's stored raw
+/// payload is its text in the source's answer. SAP writes dates with escaped slashes
+/// (`"\/Date(…)\/"`), which parsing and serializing the record again would drop.
+async fn raw_payloads_are_the_sources_bytes(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), true).await.unwrap();
+    let page = c
+        .fetch_page(Entity::PURCHASE_ORDER, &ReadWindow::ALL, None)
+        .await
+        .unwrap();
+    assert!(!page.records.is_empty(), "{sys:?}");
+    let def = c.descriptor().mapping(Entity::PURCHASE_ORDER).unwrap();
+    for record in &page.records {
+        let key = def
+            .apply("conn_1", &record.parse().unwrap())
+            .unwrap()
+            .remote_id;
+        let id = ironbridge_core::ids::record_id(&erp.env.conn.0, Entity::PURCHASE_ORDER, &key);
+        let stored = erp
+            .env
+            .store
+            .get_record(&erp.env.conn, Entity::PURCHASE_ORDER, &id, true)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{sys:?}: order {key} not stored"));
+        assert_eq!(stored.raw.as_deref(), Some(record.text()), "{sys:?}: {key}");
+    }
+    if sys == Sys::Sap {
+        assert!(page.records[0].text().contains(r"\/Date("), "{sys:?}");
+    }
 }
 
 /// Case 2: Many orders share one modification time across page boundaries: each is stored once.
@@ -1340,7 +1376,10 @@ async fn a_sync_killed_at_a_random_page_resumes_without_loss_or_duplicates(sys: 
             for (e, p) in &pages {
                 let rerun_pages = report(&rerun, *e).pages;
                 let whole = report(&reference, *e).counts.added;
-                assert!(rerun_pages <= *p, "{ctx}: {e} read {rerun_pages} pages");
+                assert!(
+                    rerun_pages <= *p,
+                    "{ctx}: {e} read {rerun_pages} pages of {p}"
+                );
                 if before[e] > 0 && before[e] < whole {
                     assert!(
                         rerun_pages < *p,
@@ -2146,6 +2185,7 @@ macro_rules! for_each_system {
 
 for_each_system!(
     initial_then_incremental_runs_keep_the_store_equal_to_the_source,
+    raw_payloads_are_the_sources_bytes,
     reference_changes_are_read_by_the_next_sync_on_the_same_connector,
     records_sharing_one_timestamp_across_pages_are_each_stored_once,
     late_commits_inside_the_lookback_are_picked_up,
@@ -2269,5 +2309,57 @@ mod skewed_source_clocks {
     #[tokio::test]
     async fn business_central_ten_minutes_behind() {
         run(Sys::Bc, -600).await;
+    }
+}
+
+/// A page larger than the answer cap: the client stops reading at the cap (memory never holds
+/// more than it), the sync fails with a message naming the connection's `page_size`, the
+/// connection stays online and loses nothing; with a smaller `page_size` under the same cap
+/// the next sync completes.
+async fn a_page_larger_than_the_answer_cap_fails_naming_page_size(sys: Sys) {
+    let erp = Erp::start(sys).await;
+    const CAP: usize = 256 << 10;
+    let registry = ironbridge_engine::registry::builtin_with(
+        Arc::new(erp.env.clock.clone()),
+        Arc::new(erp.sleeper.clone()),
+        ironbridge_core::netguard::Egress::local().with_max_response_bytes(CAP),
+    );
+    let system = registry.require(sys.id().as_str()).unwrap();
+    let build = |page_size: u64| {
+        let mut settings = erp.settings.clone();
+        settings.insert("page_size".into(), json!(page_size));
+        registry.build(system, &settings, Some(&erp.creds)).unwrap()
+    };
+    let large = build(ORDERS);
+    let err = erp.run(large.as_ref(), true).await.unwrap_err();
+    assert!(
+        matches!(&err, SyncError::Connector(ConnectorError::InvalidSettings { param, .. }) if param == "page_size"),
+        "{sys:?}: {err:?}"
+    );
+    let failed = events(&erp.env).await.pop().unwrap();
+    assert_eq!(failed.0, "sync.failed", "{sys:?}");
+    let message = failed.1["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("`page_size` is too large") && message.contains("256 KB answer cap"),
+        "{sys:?}: {message}"
+    );
+    assert_eq!(failed.1["error"]["code"], "UPSTREAM_ERROR", "{sys:?}");
+    assert_eq!(status(&erp.env).await, "online", "{sys:?}");
+
+    let small = build(PAGE);
+    erp.run(small.as_ref(), true).await.unwrap();
+    erp.assert_in_sync(&[]).await;
+}
+
+mod answers_beyond_the_cap {
+    use super::{Sys, a_page_larger_than_the_answer_cap_fails_naming_page_size as run};
+
+    #[tokio::test]
+    async fn sap() {
+        run(Sys::Sap).await;
+    }
+    #[tokio::test]
+    async fn business_central() {
+        run(Sys::Bc).await;
     }
 }

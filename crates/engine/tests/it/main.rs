@@ -224,11 +224,11 @@ impl Connector for FailOnce {
 
 #[async_trait]
 impl Source for FailOnce {
-    async fn oldest_change(
+    async fn extent(
         &self,
         entity: Entity,
-    ) -> Result<Option<ironbridge_model::Timestamp>, ConnectorError> {
-        self.inner.oldest_change(entity).await
+    ) -> Result<ironbridge_core::connector::Extent, ConnectorError> {
+        self.inner.extent(entity).await
     }
     async fn check(&self) -> Result<(), ConnectorError> {
         self.inner.check().await
@@ -506,7 +506,7 @@ async fn unmappable_records_are_skipped_and_counted() {
             c: Option<&str>,
         ) -> Result<RawPage, ConnectorError> {
             let mut page = self.0.fetch_page(e, w, c).await?;
-            page.records.push(json!({"name": "no key"}));
+            page.records.push(json!({"name": "no key"}).into());
             Ok(page)
         }
     }

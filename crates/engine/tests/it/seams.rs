@@ -356,7 +356,7 @@ impl Source for Kinded {
             .fetch_add(page_rows.len() as u32, Ordering::SeqCst);
         let end = start + page_rows.len();
         let more = end < candidates.len();
-        let mut page = RawPage::new(page_rows.clone(), more.then(|| end.to_string()));
+        let mut page = RawPage::from_values(page_rows.clone(), more.then(|| end.to_string()));
         match kind {
             ReadKind::Feed => page.resume = Some(end.to_string()),
             ReadKind::Outbox if !page_rows.is_empty() => {
