@@ -329,9 +329,74 @@ pub(crate) async fn json_page<T: DeserializeOwned + Send + 'static>(
         .map_err(|_| ConnectorError::Upstream(format!("{what}: the answer is not JSON")))
 }
 
-/// The records of an OData answer (`value` in v4, `d.results` in v2) as the source's text.
-pub(crate) fn records_of(raw: Vec<Box<RawValue>>) -> Vec<SourceRecord> {
-    raw.into_iter().map(SourceRecord::from_raw).collect()
+/// Runs `cut` over an answer's body; a large one on a background thread (as
+/// [`parse_json`]).
+async fn cut_page<T: Send + 'static>(
+    what: &str,
+    body: bytes::Bytes,
+    cut: fn(&bytes::Bytes) -> Result<T, serde_json::Error>,
+) -> Result<T, ConnectorError> {
+    let not_json = || ConnectorError::Upstream(format!("{what}: the answer is not JSON"));
+    if body.len() < PARSE_OFF_THREAD_BYTES {
+        return cut(&body).map_err(|_| not_json());
+    }
+    match ironbridge_core::background::run(move || cut(&body)).await {
+        Ok(Ok(page)) => Ok(page),
+        _ => Err(not_json()),
+    }
+}
+
+/// An OData v4 page (`{"value": [...], "@odata.nextLink": ...}`), its records borrowed from
+/// the answer while it is parsed.
+#[derive(serde::Deserialize)]
+struct V4Page<'a> {
+    #[serde(borrow, default)]
+    value: Vec<&'a RawValue>,
+    #[serde(default, rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+/// An OData v4 answer's records, cut out of its body without a copy, and its next link.
+pub(crate) async fn odata_v4_page(
+    what: &str,
+    response: &UpstreamResponse,
+) -> Result<(Vec<SourceRecord>, Option<String>), ConnectorError> {
+    fn cut(body: &bytes::Bytes) -> Result<(Vec<SourceRecord>, Option<String>), serde_json::Error> {
+        let page: V4Page<'_> = serde_json::from_slice(body)?;
+        Ok((SourceRecord::cut(body, &page.value), page.next_link))
+    }
+    cut_page(what, response.body.clone(), cut).await
+}
+
+/// An OData v2 page as SAP Gateway sends it (`{"d": {"results": [...], "__next": ...}}`).
+#[derive(serde::Deserialize)]
+struct V2Page<'a> {
+    #[serde(borrow)]
+    d: Option<V2Results<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct V2Results<'a> {
+    #[serde(borrow, default)]
+    results: Vec<&'a RawValue>,
+    #[serde(default)]
+    __next: Option<serde::de::IgnoredAny>,
+}
+
+/// An OData v2 answer's records, cut out of its body without a copy, and whether it has a
+/// next link; `None` for an answer without `d`.
+pub(crate) async fn odata_v2_page(
+    what: &str,
+    response: &UpstreamResponse,
+) -> Result<Option<(Vec<SourceRecord>, bool)>, ConnectorError> {
+    type Cut = Option<(Vec<SourceRecord>, bool)>;
+    fn cut(body: &bytes::Bytes) -> Result<Cut, serde_json::Error> {
+        let page: V2Page<'_> = serde_json::from_slice(body)?;
+        Ok(page
+            .d
+            .map(|d| (SourceRecord::cut(body, &d.results), d.__next.is_some())))
+    }
+    cut_page(what, response.body.clone(), cut).await
 }
 
 /// Splits a cursor `<ms>|<key>` (or `|<key>` without a time).

@@ -1,60 +1,96 @@
 //! One record as the source system sent it: its own JSON text, kept byte for byte while it
 //! waits in a page (never a parsed tree), parsed one record at a time when it is mapped.
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// A source record's JSON text. A page of these costs about its size in text, where a page
-/// of parsed `Value` trees costs six to seven times more; and the raw payload stored for
-/// `remote_data` is the source's own bytes, not a re-serialization.
+/// A source record's JSON text. A page of these costs its answer's size, once: a record cut
+/// out of an answer shares the answer's buffer (no copy), where a page of parsed `Value`
+/// trees costs six to seven times more. The raw payload stored for `remote_data` is the
+/// source's own bytes, not a re-serialization.
 #[derive(Debug, Clone)]
-pub struct SourceRecord(Box<RawValue>);
+pub struct SourceRecord(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Text of its own (a record a connector assembled).
+    Own(Box<str>),
+    /// A slice of the answer it was cut from, checked to be UTF-8 JSON when it was cut.
+    Shared(Bytes),
+}
 
 impl SourceRecord {
-    /// A record cut out of the source's answer as it was sent.
+    /// A record with its own text.
     pub fn from_raw(raw: Box<RawValue>) -> Self {
-        SourceRecord(raw)
+        SourceRecord(Repr::Own(raw.into()))
+    }
+
+    /// The records `raw` found in `body` (borrowed from it by a parse of `body`), each as a
+    /// slice of `body`'s buffer. A value not borrowed from `body` is copied instead.
+    pub fn cut(body: &Bytes, raw: &[&RawValue]) -> Vec<SourceRecord> {
+        let start = body.as_ptr() as usize;
+        raw.iter()
+            .map(|r| {
+                let text = r.get();
+                let offset = (text.as_ptr() as usize).wrapping_sub(start);
+                match offset.checked_add(text.len()) {
+                    Some(end) if offset < body.len() && end <= body.len() => {
+                        SourceRecord(Repr::Shared(body.slice(offset..end)))
+                    }
+                    _ => SourceRecord(Repr::Own(text.into())),
+                }
+            })
+            .collect()
     }
 
     /// A record a connector assembled itself (from several answers, say): its text is the
     /// value's compact JSON.
     pub fn from_value(value: &Value) -> Self {
-        // Serializing a `Value` cannot fail (its keys are strings): the default (`null`)
-        // is unreachable.
-        SourceRecord(serde_json::value::to_raw_value(value).unwrap_or_default())
+        SourceRecord(Repr::Own(value.to_string().into()))
     }
 
     /// The JSON text.
     pub fn text(&self) -> &str {
-        self.0.get()
+        match &self.0 {
+            Repr::Own(text) => text,
+            // Checked when it was cut (serde_json reads only UTF-8): never empty in practice.
+            Repr::Shared(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+        }
     }
 
     /// Its size in bytes.
     pub fn len(&self) -> usize {
-        self.0.get().len()
+        match &self.0 {
+            Repr::Own(text) => text.len(),
+            Repr::Shared(bytes) => bytes.len(),
+        }
     }
 
     /// Whether the text is empty (never, for a record parsed out of JSON).
     pub fn is_empty(&self) -> bool {
-        self.0.get().is_empty()
+        self.len() == 0
     }
 
     /// The record as a tree, for mapping it (one record at a time).
     pub fn parse(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(self.text())
     }
 
     /// Just the members a connector needs (its key, its change time), without building the
     /// rest: serde skips the members `T` does not name.
     pub fn view<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(self.text())
     }
 
-    /// The text, moved out without a copy.
+    /// The text as an owned string (moved when it has its own, copied out of a shared
+    /// answer otherwise, so the answer's buffer is freed with the page).
     pub fn into_string(self) -> String {
-        let text: Box<str> = self.0.into();
-        text.into()
+        match self.0 {
+            Repr::Own(text) => text.into(),
+            Repr::Shared(_) => self.text().to_string(),
+        }
     }
 }
 
@@ -66,7 +102,7 @@ impl From<Value> for SourceRecord {
 
 impl From<Box<RawValue>> for SourceRecord {
     fn from(raw: Box<RawValue>) -> Self {
-        SourceRecord(raw)
+        SourceRecord::from_raw(raw)
     }
 }
 
@@ -83,6 +119,30 @@ mod tests {
         assert_eq!(record.len(), text.len());
         assert_eq!(record.parse().unwrap()["a"], "xé");
         assert_eq!(record.clone().into_string(), text);
+    }
+
+    #[test]
+    fn records_cut_from_an_answer_share_its_buffer() {
+        #[derive(serde::Deserialize)]
+        struct Page<'a> {
+            #[serde(borrow)]
+            value: Vec<&'a RawValue>,
+        }
+        let body = Bytes::from_static(br#"{"value":[ {"id":"1","d":"\/Date(5)\/"} ,{"id":"2"}]}"#);
+        let page: Page<'_> = serde_json::from_slice(&body).unwrap();
+        let records = SourceRecord::cut(&body, &page.value);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].text(), r#"{"id":"1","d":"\/Date(5)\/"}"#);
+        assert_eq!(records[1].text(), r#"{"id":"2"}"#);
+        assert!(
+            matches!(&records[0].0, Repr::Shared(b) if b.as_ptr() as usize > body.as_ptr() as usize)
+        );
+        assert_eq!(records[0].parse().unwrap()["d"], "/Date(5)/");
+        // A value from elsewhere is copied, not sliced out of a buffer it is not in.
+        let elsewhere: &RawValue = serde_json::from_str(r#"{"id":"3"}"#).unwrap();
+        let copied = SourceRecord::cut(&body, &[elsewhere]);
+        assert!(matches!(&copied[0].0, Repr::Own(_)));
+        assert_eq!(copied[0].text(), r#"{"id":"3"}"#);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
     Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderLineWrite,
-    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, UnifiedWrite,
-    UpdateRecords,
+    PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, SourceRecord,
+    UnifiedWrite, UpdateRecords,
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
@@ -21,7 +21,6 @@ use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 pub mod fields;
@@ -29,7 +28,7 @@ pub mod fields;
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
     Authorize, Fields, Secret, SourceClock, authorized, json_body, json_page, limited_client,
-    records_of, unexpected, upstream,
+    odata_v4_page, unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
@@ -625,7 +624,20 @@ impl BcConnector {
         self.get_as(url, headers).await
     }
 
-    /// A GET answer in the shape `T` (a page whose records stay text, for reads).
+    /// A page of records, cut out of the answer as its text, and its next link.
+    async fn get_page(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<(Vec<SourceRecord>, Option<String>), ConnectorError> {
+        let response = self.call(Method::GET, url, headers, None).await?;
+        match response.status {
+            200 => odata_v4_page("Business Central", &response).await,
+            _ => Err(self.error(&response, None)),
+        }
+    }
+
+    /// A GET answer in the shape `T`.
     async fn get_as<T: DeserializeOwned + Send + 'static>(
         &self,
         url: &str,
@@ -860,16 +872,6 @@ impl Connector for BcConnector {
     }
 }
 
-/// An OData v4 page (`{"value": [...], "@odata.nextLink": ...}`), its records cut out as
-/// text.
-#[derive(serde::Deserialize)]
-struct V4Page {
-    #[serde(default)]
-    value: Vec<Box<RawValue>>,
-    #[serde(default, rename = "@odata.nextLink")]
-    next_link: Option<String>,
-}
-
 #[async_trait]
 impl Source for BcConnector {
     async fn check(&self) -> Result<(), ConnectorError> {
@@ -932,9 +934,8 @@ impl Source for BcConnector {
             }
         };
         let prefer = format!("odata.maxpagesize={}", self.page_size);
-        let page: V4Page = self.get_as(&url, &[("prefer", prefer)]).await?;
-        let records = records_of(page.value);
-        let next_cursor = match page.next_link.as_deref() {
+        let (records, next_link) = self.get_page(&url, &[("prefer", prefer)]).await?;
+        let next_cursor = match next_link.as_deref() {
             Some(link) => {
                 // The link must point back at the same API: our token never goes elsewhere.
                 let rest = link.strip_prefix(&self.api_root).ok_or_else(|| {

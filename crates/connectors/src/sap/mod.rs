@@ -23,7 +23,6 @@ use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 pub mod fields;
@@ -31,7 +30,7 @@ pub mod fields;
 use crate::client::{UpstreamClient, UpstreamResponse};
 use crate::common::{
     Authorize, Fields, Secret, SourceClock, authorized, json_body, json_page, limited_client,
-    make_cursor, parse_cursor, records_of, unexpected, upstream,
+    make_cursor, odata_v2_page, parse_cursor, unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
 use crate::token::{AccessToken, TokenCache};
@@ -531,7 +530,28 @@ impl SapConnector {
         self.get_as(path, query).await
     }
 
-    /// A GET answer in the shape `T` (a page whose records stay text, for reads).
+    /// A page of records, cut out of the answer as its text, and whether more follow (a
+    /// next link, or a full page).
+    async fn get_page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Vec<SourceRecord>, bool), ConnectorError> {
+        let response = self.call(Method::GET, path, query, &[], None).await?;
+        if response.status != 200 {
+            return Err(match response.status {
+                404 => ConnectorError::NotFound,
+                _ => self.error(&response, None),
+            });
+        }
+        let (records, next) = odata_v2_page(path, &response)
+            .await?
+            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
+        let more = next || records.len() as u64 >= self.page_size;
+        Ok((records, more))
+    }
+
+    /// A GET answer in the shape `T`.
     async fn get_as<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
@@ -1026,10 +1046,9 @@ impl SapConnector {
         if let Some(e) = spec.expand {
             query.push(("$expand", e.to_string()));
         }
-        let page: V2Page = self
-            .get_as(&format!("{}/{}", spec.service, spec.set), &query)
+        let (records, more) = self
+            .get_page(&format!("{}/{}", spec.service, spec.set), &query)
             .await?;
-        let (records, more) = page.records(self.page_size)?;
         let next_cursor = match records.last() {
             Some(last) if more => {
                 let (key, _) = position(spec, None, last)?;
@@ -1038,32 +1057,6 @@ impl SapConnector {
             _ => None,
         };
         Ok(RawPage::new(records, next_cursor))
-    }
-}
-
-/// An OData v2 page as SAP sends it (`{"d": {"results": [...], "__next": ...}}`), its
-/// records cut out as text.
-#[derive(serde::Deserialize)]
-struct V2Page {
-    d: Option<V2Results>,
-}
-
-#[derive(serde::Deserialize)]
-struct V2Results {
-    #[serde(default)]
-    results: Vec<Box<RawValue>>,
-    #[serde(default)]
-    __next: Option<serde::de::IgnoredAny>,
-}
-
-impl V2Page {
-    /// The records, and whether more follow (a next link, or a full page).
-    fn records(self, page_size: u64) -> Result<(Vec<SourceRecord>, bool), ConnectorError> {
-        let d = self
-            .d
-            .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
-        let more = d.__next.is_some() || d.results.len() as u64 >= page_size;
-        Ok((records_of(d.results), more))
     }
 }
 
@@ -1171,10 +1164,9 @@ impl Source for SapConnector {
         if let Some(e) = spec.expand {
             query.push(("$expand", e.to_string()));
         }
-        let page: V2Page = self
-            .get_as(&format!("{}/{}", spec.service, spec.set), &query)
+        let (records, more) = self
+            .get_page(&format!("{}/{}", spec.service, spec.set), &query)
             .await?;
-        let (records, more) = page.records(self.page_size)?;
         let next_cursor = match records.last() {
             Some(last) if more => {
                 let (key, t) = position(&spec, spec.time, last)?;
