@@ -13,6 +13,7 @@ pub mod ids;
 pub mod mapping;
 pub mod netguard;
 pub mod pagination;
+pub mod raw_payload;
 pub mod read;
 pub mod reconcile;
 pub mod refusal;

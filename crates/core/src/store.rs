@@ -8,6 +8,8 @@ mod writes;
 use async_trait::async_trait;
 use ironbridge_model::{Entity, Timestamp};
 
+pub use crate::raw_payload::RawPayload;
+
 pub use queue::*;
 pub use webhooks::*;
 pub use writes::*;
@@ -281,8 +283,8 @@ pub struct RecordUpsert {
     pub remote_id: String,
     /// Unified body (JSON object without the common envelope fields).
     pub data: String,
-    /// Raw source payload (JSON).
-    pub raw: String,
+    /// Raw source payload (its JSON text, compressed).
+    pub raw: RawPayload,
     /// Hash of `data` and `raw`: an unchanged record is not rewritten and keeps `modified_at`.
     pub content_hash: String,
     /// Source creation time.

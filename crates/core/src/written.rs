@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::crypto::{sha256_hex, sha256_hex_joined};
 use crate::ids;
 use crate::mapping::MappingDef;
+use crate::raw_payload::RawPayload;
 use crate::service::{ServiceError, render};
 use crate::source_record::SourceRecord;
 use crate::store::{RecordUpsert, StoredRecord, WrittenRecord};
@@ -34,8 +35,9 @@ pub fn record_upsert(
     let mapped = def.apply(connection_id, &tree).map_err(|e| e.to_string())?;
     drop(tree);
     let data = Value::Object(crate::unified::complete(entity, mapped.data)).to_string();
-    let raw = raw.into_string();
-    let content_hash = sha256_hex_joined(&[data.as_bytes(), raw.as_bytes()]);
+    let text = raw.into_string();
+    let content_hash = sha256_hex_joined(&[data.as_bytes(), text.as_bytes()]);
+    let raw = RawPayload::compress(&text);
     Ok(RecordUpsert {
         id: ids::record_id(connection_id, entity, &mapped.remote_id),
         remote_id: mapped.remote_id,

@@ -67,8 +67,8 @@ impl Filter {
     }
 }
 
-const RECORD_COLUMNS: &str = "id, remote_id, data, raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted";
-const RECORD_COLUMNS_NO_RAW: &str = "id, remote_id, data, NULL AS raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted";
+const RECORD_COLUMNS: &str = "id, remote_id, data, raw, raw_z, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted";
+const RECORD_COLUMNS_NO_RAW: &str = "id, remote_id, data, NULL AS raw, NULL AS raw_z, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted";
 
 /// The filters of a records query, shared by its page and its count.
 fn record_filter(conn: &ConnId, q: &RecordQuery, paged: bool) -> Filter {

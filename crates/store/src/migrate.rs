@@ -79,6 +79,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "writes",
         sql: include_str!("../migrations/sqlite/0014_writes.sql"),
     },
+    Migration {
+        version: 15,
+        name: "compressed_raw",
+        sql: include_str!("../migrations/sqlite/0015_compressed_raw.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -147,6 +152,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 13,
         name: "writes",
         sql: include_str!("../migrations/postgres/0013_writes.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "compressed_raw",
+        sql: include_str!("../migrations/postgres/0014_compressed_raw.sql"),
     },
 ];
 

@@ -13,7 +13,7 @@ use ironbridge_model::{Entity, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ironbridge_core::store::RecordUpsert;
+use ironbridge_core::store::{RawPayload, RecordUpsert};
 use sqlx::Row;
 
 use super::{
@@ -168,7 +168,13 @@ fn record_from(row: &DbRow) -> Result<StoredRecord, sqlx::Error> {
         id: row.try_get("id")?,
         remote_id: row.try_get("remote_id")?,
         data: row.try_get("data")?,
-        raw: row.try_get("raw")?,
+        raw: match row.try_get::<Option<Vec<u8>>, _>("raw_z")? {
+            // Compressed (since migration 15); `raw` holds the text of records stored before.
+            Some(stored) => {
+                Some(RawPayload::text(&stored).map_err(|e| sqlx::Error::Decode(e.into()))?)
+            }
+            None => row.try_get("raw")?,
+        },
         created_at: Timestamp(row.try_get("created_at")?),
         modified_at: Timestamp(row.try_get("modified_at")?),
         remote_created_at: ts(row.try_get("remote_created_at")?),
@@ -1058,7 +1064,7 @@ impl Store for Backend {
             if !changed.is_empty() {
                 // New and changed records in one statement; `created_at` stays as first stored.
                 let mut upsert = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) ",
+                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) ",
                 );
                 upsert.push_values(&changed, |mut row, r| {
                     row.push_bind(&conn.0)
@@ -1066,7 +1072,8 @@ impl Store for Backend {
                         .push_bind(&r.id)
                         .push_bind(&r.remote_id)
                         .push_bind(&r.data)
-                        .push_bind(&r.raw)
+                        .push_bind("")
+                        .push_bind(r.raw.as_bytes())
                         .push_bind(&r.content_hash)
                         .push_bind(r.remote_created_at.map(Timestamp::micros))
                         .push_bind(r.remote_updated_at.map(Timestamp::micros))
@@ -1075,7 +1082,7 @@ impl Store for Backend {
                         .push_bind(now);
                 });
                 upsert.push(
-                    " ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, \
+                    " ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, raw_z = excluded.raw_z, \
                      content_hash = excluded.content_hash, remote_created_at = excluded.remote_created_at, remote_updated_at = excluded.remote_updated_at, \
                      remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at",
                 );
@@ -1232,7 +1239,7 @@ impl Store for Backend {
         include_raw: bool,
     ) -> StoreResult<Option<StoredRecord>> {
         let row = sqlx::query(
-            "SELECT id, remote_id, data, CASE WHEN $4 THEN raw ELSE NULL END AS raw, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted \
+            "SELECT id, remote_id, data, CASE WHEN $4 THEN raw ELSE NULL END AS raw, CASE WHEN $4 THEN raw_z ELSE NULL END AS raw_z, created_at, modified_at, remote_created_at, remote_updated_at, remote_was_deleted \
              FROM records WHERE connection_id = $1 AND entity = $2 AND id = $3",
         )
         .bind(&conn.0)

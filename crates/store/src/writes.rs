@@ -83,9 +83,9 @@ async fn upsert_written(tx: &mut Tx, conn: &ConnId, w: &WrittenRecord) -> StoreR
     let entity = w.entity.as_str();
     let now = w.now.micros();
     sqlx::query(
-        "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-         ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, \
+        "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) \
+         VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10, $11, $11) \
+         ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, raw_z = excluded.raw_z, \
          content_hash = excluded.content_hash, remote_created_at = excluded.remote_created_at, remote_updated_at = excluded.remote_updated_at, \
          remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at \
          WHERE records.content_hash <> excluded.content_hash OR records.remote_was_deleted <> excluded.remote_was_deleted",
@@ -95,7 +95,7 @@ async fn upsert_written(tx: &mut Tx, conn: &ConnId, w: &WrittenRecord) -> StoreR
     .bind(&r.id)
     .bind(&r.remote_id)
     .bind(&r.data)
-    .bind(&r.raw)
+    .bind(r.raw.as_bytes())
     .bind(&r.content_hash)
     .bind(r.remote_created_at.map(Timestamp::micros))
     .bind(r.remote_updated_at.map(Timestamp::micros))

@@ -14,7 +14,7 @@ fn record(conn: &str, remote_id: &str, version: u32, deleted: bool) -> RecordUps
     RecordUpsert {
         id: record_id(conn, Entity::PURCHASE_ORDER, remote_id),
         remote_id: remote_id.to_string(),
-        raw: json!({"poId": remote_id, "v": version}).to_string(),
+        raw: json!({"poId": remote_id, "v": version}).to_string().into(),
         content_hash: sha256_hex(format!("{remote_id}:{version}:{deleted}").as_bytes()),
         data,
         remote_created_at: None,

@@ -67,4 +67,5 @@ contract!(
     concurrent_claims_of_one_key_admit_one,
     written_records_are_stored_with_their_answer_and_never_swept,
     batches_keep_operations_results_and_their_event,
+    raw_payloads_read_back_exactly,
 );
