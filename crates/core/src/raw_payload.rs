@@ -3,12 +3,56 @@
 //! and are read back only for `include_remote_data`. Decompressed, they are the source's
 //! bytes exactly.
 
+use std::cell::RefCell;
+
 /// How hard to compress: the fastest level, since compression runs for every record a sync
 /// maps and a higher level saves little more on records this size.
 const LEVEL: i32 = 1;
 
 /// The first bytes of every zstd frame; JSON text never starts with them.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Larger than any raw payload a source sends: a frame claiming more is damaged.
+const MAX_TEXT: u64 = 256 << 20;
+
+thread_local! {
+    // One compression and one decompression context per thread, made once: making a
+    // context for every record cost more than compressing it (6 % of a sync's CPU).
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress_frame(text: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(LEVEL)?);
+        }
+        match slot.as_mut() {
+            Some(compressor) => compressor.compress(text),
+            None => zstd::bulk::compress(text, LEVEL),
+        }
+    })
+}
+
+fn decompress_frame(frame: &[u8]) -> std::io::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= MAX_TEXT => size as usize,
+        // No size in the frame (not one we wrote): decode as a stream.
+        Ok(None) => return zstd::stream::decode_all(frame),
+        _ => return Err(std::io::Error::other("damaged frame")),
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress(frame, size),
+            None => zstd::bulk::decompress(frame, size),
+        }
+    })
+}
 
 /// A raw payload ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +62,7 @@ impl RawPayload {
     /// `text`, compressed. Should compression fail (it cannot, in memory), the text is kept
     /// as it is: [`RawPayload::text`] reads both.
     pub fn compress(text: &str) -> Self {
-        match zstd::bulk::compress(text.as_bytes(), LEVEL) {
+        match compress_frame(text.as_bytes()) {
             Ok(frame) => RawPayload(frame),
             Err(_) => RawPayload(text.as_bytes().to_vec()),
         }
@@ -32,7 +76,7 @@ impl RawPayload {
     /// The payload's text, from stored bytes: a zstd frame, or (stored as it was) UTF-8.
     pub fn text(stored: &[u8]) -> Result<String, String> {
         let bytes = if stored.starts_with(&ZSTD_MAGIC) {
-            zstd::stream::decode_all(stored).map_err(|e| format!("raw payload: {e}"))?
+            decompress_frame(stored).map_err(|e| format!("raw payload: {e}"))?
         } else {
             stored.to_vec()
         };
