@@ -13,7 +13,6 @@ use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::Limits;
 use ironbridge_model::Timestamp;
 use reqwest::header::{AUTHORIZATION, DATE, HeaderMap};
-use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -306,9 +305,7 @@ const PARSE_OFF_THREAD_BYTES: usize = 64 * 1024;
 /// Parses a JSON answer; a large one (a page of records) on a background thread, so that
 /// parsing one page runs beside the rest of the sync (other pages being mapped or written)
 /// instead of taking turns with it on the sync's thread, and yields to API requests.
-pub(crate) async fn parse_json<T: DeserializeOwned + Send + 'static>(
-    body: bytes::Bytes,
-) -> Result<T, serde_json::Error> {
+pub(crate) async fn parse_json(body: bytes::Bytes) -> Result<Value, serde_json::Error> {
     if body.len() < PARSE_OFF_THREAD_BYTES {
         return serde_json::from_slice(&body);
     }
@@ -318,12 +315,12 @@ pub(crate) async fn parse_json<T: DeserializeOwned + Send + 'static>(
     }
 }
 
-/// [`json_body`] for answers that may be large, into `T`: a page's own shape whose records
-/// are `Box<RawValue>` cuts of the answer's text, so no page is ever a tree.
-pub(crate) async fn json_page<T: DeserializeOwned + Send + 'static>(
+/// [`json_body`] for answers that may be large (pages of records are read by
+/// [`odata_v4_page`] and [`odata_v2_page`] instead, never as trees).
+pub(crate) async fn json_page(
     what: &str,
     response: &UpstreamResponse,
-) -> Result<T, ConnectorError> {
+) -> Result<Value, ConnectorError> {
     parse_json(response.body.clone())
         .await
         .map_err(|_| ConnectorError::Upstream(format!("{what}: the answer is not JSON")))

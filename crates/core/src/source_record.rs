@@ -2,7 +2,6 @@
 //! waits in a page (never a parsed tree), parsed one record at a time when it is mapped.
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -22,11 +21,6 @@ enum Repr {
 }
 
 impl SourceRecord {
-    /// A record with its own text.
-    pub fn from_raw(raw: Box<RawValue>) -> Self {
-        SourceRecord(Repr::Own(raw.into()))
-    }
-
     /// The records `raw` found in `body` (borrowed from it by a parse of `body`), each as a
     /// slice of `body`'s buffer. A value not borrowed from `body` is copied instead.
     pub fn cut(body: &Bytes, raw: &[&RawValue]) -> Vec<SourceRecord> {
@@ -78,12 +72,6 @@ impl SourceRecord {
         serde_json::from_str(self.text())
     }
 
-    /// Just the members a connector needs (its key, its change time), without building the
-    /// rest: serde skips the members `T` does not name.
-    pub fn view<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.text())
-    }
-
     /// The text as an owned string (moved when it has its own, copied out of a shared
     /// answer otherwise, so the answer's buffer is freed with the page).
     pub fn into_string(self) -> String {
@@ -100,12 +88,6 @@ impl From<Value> for SourceRecord {
     }
 }
 
-impl From<Box<RawValue>> for SourceRecord {
-    fn from(raw: Box<RawValue>) -> Self {
-        SourceRecord::from_raw(raw)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,8 +95,9 @@ mod tests {
     #[test]
     fn keeps_the_sources_bytes() {
         let text = r#"{ "b": 1.50, "a": "x\u00e9" }"#;
-        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
-        let record = SourceRecord::from_raw(raw);
+        let body = Bytes::from_static(text.as_bytes());
+        let raw: &RawValue = serde_json::from_slice(&body).unwrap();
+        let record = SourceRecord::cut(&body, &[raw]).remove(0);
         assert_eq!(record.text(), text);
         assert_eq!(record.len(), text.len());
         assert_eq!(record.parse().unwrap()["a"], "xé");
@@ -146,13 +129,9 @@ mod tests {
     }
 
     #[test]
-    fn views_only_what_is_asked() {
-        #[derive(serde::Deserialize)]
-        struct Key {
-            id: String,
-        }
+    fn an_assembled_record_is_its_compact_text() {
         let record = SourceRecord::from_value(&serde_json::json!({"id": "7", "lines": [1, 2]}));
         assert_eq!(record.text(), r#"{"id":"7","lines":[1,2]}"#);
-        assert_eq!(record.view::<Key>().unwrap().id, "7");
+        assert_eq!(record.clone().into_string(), r#"{"id":"7","lines":[1,2]}"#);
     }
 }

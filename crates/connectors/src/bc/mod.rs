@@ -20,7 +20,6 @@ use ironbridge_core::system::{
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 pub mod fields;
@@ -621,7 +620,11 @@ impl BcConnector {
         url: &str,
         headers: &[(&str, String)],
     ) -> Result<Value, ConnectorError> {
-        self.get_as(url, headers).await
+        let response = self.call(Method::GET, url, headers, None).await?;
+        match response.status {
+            200 => json_page("Business Central", &response).await,
+            _ => Err(self.error(&response, None)),
+        }
     }
 
     /// A page of records, cut out of the answer as its text, and its next link.
@@ -633,19 +636,6 @@ impl BcConnector {
         let response = self.call(Method::GET, url, headers, None).await?;
         match response.status {
             200 => odata_v4_page("Business Central", &response).await,
-            _ => Err(self.error(&response, None)),
-        }
-    }
-
-    /// A GET answer in the shape `T`.
-    async fn get_as<T: DeserializeOwned + Send + 'static>(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-    ) -> Result<T, ConnectorError> {
-        let response = self.call(Method::GET, url, headers, None).await?;
-        match response.status {
-            200 => json_page("Business Central", &response).await,
             _ => Err(self.error(&response, None)),
         }
     }

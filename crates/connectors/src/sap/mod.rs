@@ -22,7 +22,6 @@ use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 pub mod fields;
@@ -527,7 +526,35 @@ impl SapConnector {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Value, ConnectorError> {
-        self.get_as(path, query).await
+        let response = self.call(Method::GET, path, query, &[], None).await?;
+        match response.status {
+            200 => json_page(path, &response).await,
+            404 => Err(ConnectorError::NotFound),
+            _ => Err(self.error(&response, None)),
+        }
+    }
+
+    /// One page of `spec`'s set: the records `filters` (all of them) select in `orderby`
+    /// order, expanded as the spec says.
+    async fn read_page(
+        &self,
+        spec: &Spec,
+        filters: &[String],
+        orderby: String,
+    ) -> Result<(Vec<SourceRecord>, bool), ConnectorError> {
+        let mut query = vec![
+            ("$orderby", orderby),
+            ("$top", self.page_size.to_string()),
+            ("$format", "json".to_string()),
+        ];
+        if !filters.is_empty() {
+            query.push(("$filter", filters.join(" and ")));
+        }
+        if let Some(e) = spec.expand {
+            query.push(("$expand", e.to_string()));
+        }
+        self.get_page(&format!("{}/{}", spec.service, spec.set), &query)
+            .await
     }
 
     /// A page of records, cut out of the answer as its text, and whether more follow (a
@@ -549,20 +576,6 @@ impl SapConnector {
             .ok_or_else(|| ConnectorError::Upstream("SAP answer without `d`".into()))?;
         let more = next || records.len() as u64 >= self.page_size;
         Ok((records, more))
-    }
-
-    /// A GET answer in the shape `T`.
-    async fn get_as<T: DeserializeOwned + Send + 'static>(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, ConnectorError> {
-        let response = self.call(Method::GET, path, query, &[], None).await?;
-        match response.status {
-            200 => json_page(path, &response).await,
-            404 => Err(ConnectorError::NotFound),
-            _ => Err(self.error(&response, None)),
-        }
     }
 
     /// Maps an error answer. `write` gives the lines of a write, to place item errors.
@@ -1037,18 +1050,7 @@ impl SapConnector {
         if let Some(key) = after {
             filters.push(format!("{} gt {}", spec.key, quote(key)));
         }
-        let mut query = vec![
-            ("$filter", filters.join(" and ")),
-            ("$orderby", spec.key.to_string()),
-            ("$top", self.page_size.to_string()),
-            ("$format", "json".to_string()),
-        ];
-        if let Some(e) = spec.expand {
-            query.push(("$expand", e.to_string()));
-        }
-        let (records, more) = self
-            .get_page(&format!("{}/{}", spec.service, spec.set), &query)
-            .await?;
+        let (records, more) = self.read_page(spec, &filters, spec.key.to_string()).await?;
         let next_cursor = match records.last() {
             Some(last) if more => {
                 let (key, _) = position(spec, None, last)?;
@@ -1153,20 +1155,7 @@ impl Source for SapConnector {
             Some(tp) => format!("{tp},{}", spec.key),
             None => spec.key.to_string(),
         };
-        let mut query = vec![
-            ("$orderby", orderby),
-            ("$top", self.page_size.to_string()),
-            ("$format", "json".to_string()),
-        ];
-        if !filters.is_empty() {
-            query.push(("$filter", filters.join(" and ")));
-        }
-        if let Some(e) = spec.expand {
-            query.push(("$expand", e.to_string()));
-        }
-        let (records, more) = self
-            .get_page(&format!("{}/{}", spec.service, spec.set), &query)
-            .await?;
+        let (records, more) = self.read_page(&spec, &filters, orderby).await?;
         let next_cursor = match records.last() {
             Some(last) if more => {
                 let (key, t) = position(&spec, spec.time, last)?;
