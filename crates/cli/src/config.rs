@@ -183,6 +183,9 @@ pub struct ConnectionSettings {
     /// Megabytes a source's answer may be at most (a page of records, mostly): a sync whose
     /// page is larger fails, naming the connection's `page_size`.
     pub max_response_mb: usize,
+    /// A PEM file of certificate authorities trusted besides the system's, for sources
+    /// whose certificates a company's own authority signed (on-premises systems).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ConnectionSettings {
@@ -190,6 +193,7 @@ impl Default for ConnectionSettings {
         ConnectionSettings {
             allowed_private_networks: Vec::new(),
             max_response_mb: ironbridge_core::netguard::DEFAULT_MAX_RESPONSE_BYTES >> 20,
+            ca_file: None,
         }
     }
 }
@@ -205,7 +209,20 @@ impl ConnectionSettings {
         if !(1..=4096).contains(&self.max_response_mb) {
             anyhow::bail!("connections.max_response_mb must be between 1 and 4096");
         }
-        Ok(Egress::new(self.policy()?).with_max_response_bytes(self.max_response_mb << 20))
+        let egress =
+            Egress::new(self.policy()?).with_max_response_bytes(self.max_response_mb << 20);
+        let Some(path) = &self.ca_file else {
+            return Ok(egress);
+        };
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("connections.ca_file {}: {e}", path.display()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            anyhow::bail!(
+                "connections.ca_file {}: no PEM certificate in it",
+                path.display()
+            );
+        }
+        Ok(egress.with_extra_ca_pem(pem))
     }
 }
 

@@ -103,6 +103,15 @@ enum Command {
             value_name = "SECONDS"
         )]
         clock_offset: i64,
+        /// Serve `https` instead of `http`, with a certificate for localhost and 127.0.0.1
+        /// signed by a certificate authority generated for this run (for clients that insist
+        /// on `https`, such as MSAL). The authority's certificate is written to `--tls-ca-out`.
+        #[arg(long)]
+        tls: bool,
+        /// Where to write the authority's certificate (PEM) with `--tls`; clients trust it
+        /// (`REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`). Default: a file in the temporary directory.
+        #[arg(long, value_name = "FILE", requires = "tls")]
+        tls_ca_out: Option<std::path::PathBuf>,
     },
     /// Measure this machine: latency and throughput of the API on a fresh database.
     Bench {
@@ -374,15 +383,29 @@ async fn create_org(
     Ok(())
 }
 
-async fn emulate(
-    system: &str,
-    host: &str,
+/// Where an emulator serves and how (`ironbridge emulate`).
+struct EmulateArgs {
+    host: String,
     port: u16,
     seed: u64,
     records: u64,
     real_time: bool,
     clock_offset: i64,
-) -> anyhow::Result<()> {
+    tls: bool,
+    tls_ca_out: Option<std::path::PathBuf>,
+}
+
+async fn emulate(system: &str, args: EmulateArgs) -> anyhow::Result<()> {
+    let EmulateArgs {
+        host,
+        port,
+        seed,
+        records,
+        real_time,
+        clock_offset,
+        tls,
+        tls_ca_out,
+    } = args;
     use std::str::FromStr;
     let system = ironbridge_emulators::System::from_str(system)?;
     if !(1..=5_000_000).contains(&records) {
@@ -397,10 +420,21 @@ async fn emulate(
     if real_time {
         config.start_time_ms = SystemClock.now().micros() / 1000;
     }
-    let listener = tokio::net::TcpListener::bind((host, port))
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let started = std::time::Instant::now();
+    if tls {
+        let identity = ironbridge_emulators::LocalTls::generate(std::slice::from_ref(&host))?;
+        let port = listener.local_addr()?.port();
+        let path = tls_ca_out.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("ironbridge-emulator-{port}-ca.pem"))
+        });
+        std::fs::write(&path, identity.ca_pem())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("TLS: trust the certificate authority in {}", path.display());
+        config.tls = Some(identity);
+    }
     let emulator = ironbridge_emulators::start(config, listener).await?;
     println!(
         "{} emulator listening on {} ({records} purchase orders, seed {seed}, clock offset {clock_offset} s, ready in {:.2?}); admin API under {}/__emulator",
@@ -467,7 +501,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             records,
             real_time,
             clock_offset,
-        } => emulate(&system, &host, port, seed, records, real_time, clock_offset).await,
+            tls,
+            tls_ca_out,
+        } => {
+            let args = EmulateArgs {
+                host,
+                port,
+                seed,
+                records,
+                real_time,
+                clock_offset,
+                tls,
+                tls_ca_out,
+            };
+            emulate(&system, args).await
+        }
         Command::Openapi => {
             println!("{}", ironbridge_server::openapi::document_json());
             Ok(())

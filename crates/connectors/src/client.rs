@@ -168,14 +168,20 @@ impl UpstreamClient {
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
     ) -> Result<Self, UpstreamError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver::new(
                 config.egress.resolver.clone(),
                 config.egress.policy.clone(),
-            )))
+            )));
+        if let Some(pem) = &config.egress.extra_ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| UpstreamError::Unreachable(format!("connections.ca_file: {e}")))?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         Ok(UpstreamClient {

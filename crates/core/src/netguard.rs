@@ -188,6 +188,9 @@ pub struct Egress {
     /// The largest answer a connector reads (a page of records, mostly): one beyond it is
     /// cut off and the call fails, naming the setting that makes pages smaller.
     pub max_response_bytes: usize,
+    /// Certificate authorities (PEM) trusted besides the system's: an on-premises system
+    /// whose certificate a company's own authority signed (`connections.ca_file`).
+    pub extra_ca_pem: Option<Arc<str>>,
 }
 
 /// The answer cap unless the operator sets `connections.max_response_mb`.
@@ -206,7 +209,14 @@ impl Egress {
             policy: Arc::new(policy),
             resolver: Arc::new(SystemResolver),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            extra_ca_pem: None,
         }
+    }
+
+    /// The same, trusting these certificate authorities (PEM) as well.
+    pub fn with_extra_ca_pem(mut self, pem: impl Into<Arc<str>>) -> Self {
+        self.extra_ca_pem = Some(pem.into());
+        self
     }
 
     /// The same, reading answers up to `bytes`.

@@ -6,6 +6,8 @@ pub mod common;
 pub mod netsuite;
 pub mod sap;
 
+pub use common::tls::LocalTls;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -74,6 +76,9 @@ pub struct EmulatorConfig {
     pub netsuite: netsuite::Settings,
     pub sap: sap::Settings,
     pub business_central: bc::Settings,
+    /// Serve `https` with this identity (its authority's certificate is what clients trust)
+    /// instead of plain `http`.
+    pub tls: Option<common::tls::LocalTls>,
 }
 
 impl EmulatorConfig {
@@ -88,6 +93,7 @@ impl EmulatorConfig {
             netsuite: netsuite::Settings::default(),
             sap: sap::Settings::default(),
             business_central: bc::Settings::default(),
+            tls: None,
         }
     }
 }
@@ -100,6 +106,7 @@ pub fn default_start() -> Millis {
 /// A running emulator; dropping it without `shutdown` leaves the server running until the runtime ends.
 pub struct RunningEmulator {
     addr: SocketAddr,
+    scheme: &'static str,
     system: System,
     core: Arc<Core>,
     stop: Option<oneshot::Sender<()>>,
@@ -107,9 +114,9 @@ pub struct RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// e.g. `http://127.0.0.1:PORT`
+    /// e.g. `http://127.0.0.1:PORT` (`https` when it serves TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -186,7 +193,8 @@ pub async fn start(
             0
         },
     };
-    let core = Arc::new(Core::new(config.seed, clock, Dataset::new(ctx)));
+    let core =
+        Arc::new(Core::new(config.seed, clock, Dataset::new(ctx)).with_tls(config.tls.is_some()));
     let app: Router = match config.system {
         System::NetSuite => netsuite::app(core.clone(), config.netsuite.clone())?,
         System::SapS4Hana => sap::app(core.clone(), config.sap.clone())?,
@@ -209,7 +217,8 @@ pub async fn start(
             }
         },
     ));
-    let listener = FaultyListener::new(listener, core.faults.offline_watch())?;
+    let listener =
+        FaultyListener::new(listener, core.faults.offline_watch())?.with_tls(config.tls.clone());
     let addr = axum::serve::Listener::local_addr(&listener)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -222,6 +231,7 @@ pub async fn start(
     });
     Ok(RunningEmulator {
         addr,
+        scheme: core.scheme,
         system: config.system,
         core,
         stop: Some(stop),

@@ -915,7 +915,10 @@ impl Source for BcConnector {
                     if !filters.is_empty() {
                         q.append_pair("$filter", &filters.join(" and "));
                     }
-                    q.append_pair("$orderby", "lastModifiedDateTime,id");
+                    // Key order, no `$orderby`: Business Central's next link resumes after
+                    // the last record's key (`$skiptoken=<id>`), which holds only in key
+                    // order; in another order a record changed between two pages would move
+                    // the bookmark and skip or repeat the records between.
                     if let Some(e) = expand {
                         q.append_pair("$expand", e);
                     }

@@ -507,3 +507,123 @@ async fn bc_certificate_client_assertion_gets_a_token() {
         Err(ConnectorError::Unauthorized)
     ));
 }
+
+/// The emulator's number of a record from its id (the GUID's last twelve hex digits).
+fn number_of(id: &str) -> u64 {
+    u64::from_str_radix(&id[24..], 16).unwrap()
+}
+
+#[tokio::test]
+async fn bc_next_links_are_key_bookmarks_so_deletions_between_pages_skip_nothing() {
+    let s = setup(60, 10).await;
+    let c = s.connector.as_ref();
+    let first = c
+        .fetch_page(Entity::PURCHASE_ORDER, &ReadWindow::ALL, None)
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.clone().expect("more pages");
+    // The link is Business Central's: the query, `aid=FIN`, then the last record's id.
+    let page1 = first.parsed().unwrap();
+    let last = page1.last().unwrap()["id"].as_str().unwrap().to_string();
+    assert!(
+        cursor.ends_with(&format!("aid=FIN&$skiptoken={last}")),
+        "{cursor}"
+    );
+    // Someone deletes five orders already read: an offset would now skip five unread ones.
+    for r in &page1[..5] {
+        let n = number_of(r["id"].as_str().unwrap());
+        admin(
+            &s.emu,
+            "DELETE",
+            &format!("/records/purchase_orders/{n}"),
+            None,
+        )
+        .await;
+    }
+    let mut seen = ids(&page1);
+    let mut cursor = Some(cursor);
+    while let Some(c1) = cursor {
+        let page = c
+            .fetch_page(Entity::PURCHASE_ORDER, &ReadWindow::ALL, Some(&c1))
+            .await
+            .unwrap();
+        seen.extend(ids(&page.parsed().unwrap()));
+        cursor = page.next_cursor;
+    }
+    let (now, _) = read_all(c, Entity::PURCHASE_ORDER, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 55);
+    assert!(ids(&now).is_subset(&seen), "every remaining order was read");
+    s.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn bc_over_https_trusting_the_emulators_authority() {
+    let tls = ironbridge_emulators::LocalTls::generate(&[]).unwrap();
+    let mut config = EmulatorConfig::new(System::BusinessCentral, 11, 30);
+    config.tls = Some(tls.clone());
+    let emu = start(config).await;
+    assert!(emu.base_url().starts_with("https://"));
+    let ca = reqwest::Certificate::from_pem(tls.ca_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_merge([ca])
+        .build()
+        .unwrap();
+    let creds: Value = http
+        .get(format!("{}/__emulator/credentials", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Discovery names https endpoints, as Entra's does (MSAL refuses any other).
+    let disc: Value = http
+        .get(format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            emu.base_url(),
+            creds["tenant_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        disc["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+
+    let settings = json!({"base_url": emu.base_url(), "login_url": emu.base_url(),
+        "tenant_id": creds["tenant_id"], "environment": creds["environment"], "page_size": 10});
+    let credentials =
+        json!({"client_id": creds["client_id"], "client_secret": creds["client_secret"]});
+    let connect = |egress: ironbridge_core::netguard::Egress| {
+        let clock = ManualClock::new(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+        ironbridge_connectors::bc::DESCRIPTOR
+            .connect(
+                settings.as_object().unwrap(),
+                credentials.as_object(),
+                Arc::new(clock.clone()),
+                Arc::new(RecordingSleeper::new(clock)),
+                egress,
+            )
+            .unwrap()
+    };
+    // Not trusted: the certificate is refused and nothing is read.
+    let untrusted = connect(ironbridge_core::netguard::Egress::local());
+    assert!(untrusted.check().await.is_err());
+    // Trusted (`connections.ca_file`): every order is read over TLS.
+    let trusted =
+        connect(ironbridge_core::netguard::Egress::local().with_extra_ca_pem(tls.ca_pem()));
+    trusted.check().await.unwrap();
+    let (orders, pages) = read_all(trusted.as_ref(), Entity::PURCHASE_ORDER, &ReadWindow::ALL)
+        .await
+        .unwrap();
+    assert_eq!((orders.len(), pages), (30, 3));
+    emu.shutdown().await;
+}

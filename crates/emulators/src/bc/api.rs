@@ -8,8 +8,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::auth::authenticate;
@@ -237,13 +235,7 @@ fn dispatch_inner(
 ) -> Result<Response, BcError> {
     authenticate(bc, &headers)?;
     let (root, res) = parse(bc, rest)?;
-    let base = format!(
-        "http://{}",
-        headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost")
-    );
+    let base = bc.core.origin(&headers);
     let ctx = Ctx {
         root: format!("{base}/v2.0/{root}/api/v2.0"),
         base,
@@ -574,16 +566,15 @@ fn collection(
         ));
     }
     let (top, skip) = (int(ctx, "$top")?, int(ctx, "$skip")?.unwrap_or(0));
-    let offset = match ctx.param("$skiptoken") {
-        None => 0,
-        Some(t) => URL_SAFE_NO_PAD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("ib:").and_then(|n| n.parse::<usize>().ok()))
-            .ok_or_else(|| {
+    // `$skiptoken` is the last record's id, as Business Central writes it (a bare GUID; the
+    // older quoted form is accepted too): the next page starts after that record.
+    let after = match ctx.param("$skiptoken") {
+        None => None,
+        Some(t) => Some(
+            model::guid_id(ctx.seed, set.kind(), t.trim_matches('\'')).ok_or_else(|| {
                 BcError::bad("BadRequest_InvalidToken", "The skip token is not valid.")
             })?,
+        ),
     };
     // Validate property names against a rendered sample of the set.
     let sample = all_keys(set, parent, data)
@@ -684,10 +675,27 @@ fn collection(
         }
     };
     let total = keys.len();
-    let end_limit = top.map_or(total, |t| skip.saturating_add(t)).min(total);
-    let start = skip.saturating_add(offset).min(end_limit);
+    // A bookmark, not an offset: in key order the next page starts at the first key past
+    // the last one sent, so records deleted or added before it shift nothing. In another
+    // order it starts after the bookmarked record where it sorts now [I].
+    let first = match after {
+        None => skip.min(total),
+        Some(a) if orderby.is_empty() => keys.partition_point(|&k| k <= a),
+        Some(a) => keys
+            .iter()
+            .position(|&k| k == a)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                BcError::bad("BadRequest_InvalidToken", "The skip token is not valid.")
+            })?,
+    };
+    let end_limit = top.map_or(total, |t| first.saturating_add(t)).min(total);
+    let start = first.min(end_limit);
     let pref = max_page_pref(&ctx.headers);
-    let page = pref.unwrap_or(usize::MAX).min(s.max_page_size as usize);
+    let page = pref
+        .unwrap_or(usize::MAX)
+        .min(s.max_page_size as usize)
+        .max(1);
     let end = start.saturating_add(page).min(end_limit);
     let path = match parent {
         Some(id) => format!(
@@ -720,10 +728,12 @@ fn collection(
     }
     buf.push(']');
     if end < end_limit {
+        // The query as asked, less what the bookmark replaces, then `aid=FIN` and the
+        // bookmark, as Business Central writes its next links; `$top` is what is left of it.
         let mut q: Vec<String> = ctx
             .params
             .iter()
-            .filter(|(k, _)| k != "$skiptoken")
+            .filter(|(k, _)| !matches!(k.as_str(), "$skiptoken" | "$skip" | "$top" | "aid"))
             .map(|(k, v)| {
                 format!(
                     "{k}={}",
@@ -731,9 +741,13 @@ fn collection(
                 )
             })
             .collect();
+        if top.is_some() {
+            q.push(format!("$top={}", end_limit - end));
+        }
+        q.push("aid=FIN".into());
         q.push(format!(
             "$skiptoken={}",
-            URL_SAFE_NO_PAD.encode(format!("ib:{}", end - skip))
+            model::guid(ctx.seed, set.kind(), keys[end - 1])
         ));
         top_level.str(
             "@odata.nextLink",

@@ -165,6 +165,7 @@ pub fn app(core: Arc<Core>, settings: Settings) -> anyhow::Result<Router> {
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(auth::discovery),
         )
+        .route("/common/discovery/instance", get(auth::instance_discovery))
         .with_state(bc.clone())
         .layer(from_fn_with_state(core.clone(), log_only));
     let api = Router::new()

@@ -10,6 +10,7 @@ pub mod net;
 pub mod odata;
 pub mod requestlog;
 pub mod table;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -179,6 +180,9 @@ pub struct Core {
     pub faults: Faults,
     pub log: RequestLog,
     pub auth: AuthControl,
+    /// `https` when the emulator serves TLS: links it writes (next pages, token endpoints,
+    /// discovery documents) carry it, as a real server's do.
+    pub scheme: &'static str,
 }
 
 impl Core {
@@ -190,7 +194,23 @@ impl Core {
             faults: Faults::new(seed),
             log: RequestLog::new(10_000),
             auth: AuthControl::default(),
+            scheme: "http",
         }
+    }
+
+    /// Serves links with `https`.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.scheme = if tls { "https" } else { "http" };
+        self
+    }
+
+    /// `scheme://host` of a request, from its `Host` header (`localhost` without one).
+    pub fn origin(&self, headers: &axum::http::HeaderMap) -> String {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("{}://{host}", self.scheme)
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Dataset> {

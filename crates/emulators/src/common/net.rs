@@ -1,5 +1,6 @@
 //! Listener and connection wrapper that make "the host is down" real: refused connects, or resets;
-//! and a handle to reset one connection (an answer lost on its way back).
+//! and a handle to reset one connection (an answer lost on its way back). Over plain TCP, or
+//! over TLS when the emulator serves `https`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,14 +13,23 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::faults::OfflineMode;
+use super::tls::LocalTls;
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wraps the emulator's listener; while offline it closes the socket (refuse) or resets every connection.
 pub struct FaultyListener {
     inner: Option<TcpListener>,
     addr: SocketAddr,
     offline: watch::Receiver<OfflineMode>,
+    tls: Option<LocalTls>,
+    /// TLS handshakes under way: each runs on its own, so a client that never finishes one
+    /// does not hold up the others.
+    handshakes: JoinSet<Option<(FaultyStream, SocketAddr)>>,
 }
 
 impl FaultyListener {
@@ -29,7 +39,15 @@ impl FaultyListener {
             inner: Some(inner),
             addr,
             offline,
+            tls: None,
+            handshakes: JoinSet::new(),
         })
+    }
+
+    /// Serves TLS with this identity.
+    pub fn with_tls(mut self, tls: Option<LocalTls>) -> Self {
+        self.tls = tls;
+        self
     }
 }
 
@@ -67,15 +85,36 @@ impl axum::serve::Listener for FaultyListener {
                             drop(stream);
                             continue;
                         }
-                        let io = FaultyStream {
-                            inner: stream,
-                            offline: self.offline.clone(),
-                            reset: Arc::default(),
+                        let offline = self.offline.clone();
+                        let Some(tls) = &self.tls else {
+                            let io = FaultyStream {
+                                inner: Inner::Plain(stream),
+                                offline,
+                                reset: Arc::default(),
+                            };
+                            return (io, addr);
                         };
-                        return (io, addr);
+                        let acceptor = tls.acceptor().clone();
+                        self.handshakes.spawn(async move {
+                            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                .await
+                                .ok()?
+                                .ok()?;
+                            let io = FaultyStream {
+                                inner: Inner::Tls(Box::new(tls)),
+                                offline,
+                                reset: Arc::default(),
+                            };
+                            Some((io, addr))
+                        });
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 },
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(accepted)) = done {
+                        return accepted;
+                    }
+                }
                 _ = self.offline.changed() => {}
             }
         }
@@ -89,7 +128,7 @@ impl axum::serve::Listener for FaultyListener {
 /// A connection that fails with a reset as soon as it is used while the emulator is offline,
 /// or once its [`Connection`] handle asked for it.
 pub struct FaultyStream {
-    inner: TcpStream,
+    inner: Inner,
     offline: watch::Receiver<OfflineMode>,
     reset: Arc<AtomicBool>,
 }
@@ -118,10 +157,25 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Faul
     }
 }
 
+/// The connection's bytes: as they are, or through TLS.
+enum Inner {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Inner {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Inner::Plain(s) => s,
+            Inner::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
 impl FaultyStream {
     fn check(&self) -> io::Result<()> {
         if self.reset.load(Ordering::SeqCst) {
-            let _ = self.inner.set_zero_linger();
+            let _ = self.inner.tcp().set_zero_linger();
             Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 "answer lost (lose_answer fault)",
@@ -129,7 +183,7 @@ impl FaultyStream {
         } else if *self.offline.borrow() == OfflineMode::Online {
             Ok(())
         } else {
-            let _ = self.inner.set_zero_linger();
+            let _ = self.inner.tcp().set_zero_linger();
             Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 "emulator offline",
@@ -148,7 +202,10 @@ impl AsyncRead for FaultyStream {
         if let Err(e) = me.check() {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut me.inner).poll_read(cx, buf)
+        match &mut me.inner {
+            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
@@ -162,7 +219,10 @@ impl AsyncWrite for FaultyStream {
         if let Err(e) = me.check() {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut me.inner).poll_write(cx, buf)
+        match &mut me.inner {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
 
     // Vectored writes, as the TCP stream has them: without, the HTTP server copies every
@@ -177,18 +237,30 @@ impl AsyncWrite for FaultyStream {
         if let Err(e) = me.check() {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut me.inner).poll_write_vectored(cx, bufs)
+        match &mut me.inner {
+            Inner::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        match &self.inner {
+            Inner::Plain(s) => s.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }

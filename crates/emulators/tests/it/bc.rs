@@ -370,6 +370,110 @@ async fn entra_token_errors_and_certificate_credentials() {
             .status(),
         401
     );
+    let code_of = |r: Value| r["error_codes"][0].as_u64();
+    let r = bc
+        .http
+        .post(&url)
+        .form(&assertion_form(&expired))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(r.json().await.unwrap()), Some(700024));
+
+    // As MSAL Python writes them: `exp`/`iat` from `time.time()` (floats), the certificate
+    // named by its SHA-1 thumbprint (`x5t`, RS256) or SHA-256 one (`x5t#S256`, PS256).
+    let der = {
+        use base64::Engine;
+        let body: String = rsa
+            .cert_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    let b64 = |d: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d)
+    };
+    let sha1 =
+        b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der).as_ref());
+    let sha256 = b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref());
+    let float_claims = json!({"aud": aud, "iss": CLIENT, "sub": CLIENT, "jti": "3",
+        "iat": now as f64 + 0.25, "exp": now as f64 + 600.75});
+    let signed_with = |alg: Algorithm, x5t: Option<&str>, x5t_s256: Option<&str>| {
+        let mut h = Header::new(alg);
+        h.x5t = x5t.map(str::to_string);
+        h.x5t_s256 = x5t_s256.map(str::to_string);
+        jsonwebtoken::encode(
+            &h,
+            &float_claims,
+            &EncodingKey::from_rsa_pem(rsa.private_pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    for jwt in [
+        signed_with(Algorithm::RS256, Some(&sha1), None),
+        signed_with(Algorithm::PS256, None, Some(&sha256)),
+    ] {
+        let r = bc
+            .http
+            .post(&url)
+            .form(&assertion_form(&jwt))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+    // A thumbprint of another certificate: the key is not registered on the app.
+    let other = b64(&[7u8; 20]);
+    let r = bc
+        .http
+        .post(&url)
+        .form(&assertion_form(&signed_with(
+            Algorithm::RS256,
+            Some(&other),
+            None,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["error"].as_str(), code_of(v.clone())),
+        (Some("invalid_client"), Some(700027))
+    );
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("0707070707"),
+        "{v}"
+    );
+
+    // Instance discovery, as MSAL asks it of a known host.
+    let d: Value = bc
+        .http
+        .get(format!(
+            "{0}/common/discovery/instance?api-version=1.0&authorization_endpoint={0}/{TENANT}/oauth2/v2.0/authorize",
+            bc.emu.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        d["tenant_discovery_endpoint"],
+        format!(
+            "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+            bc.emu.base_url()
+        )
+    );
+
     let wrong_aud =
         sign(json!({"aud": "https://elsewhere", "iss": CLIENT, "sub": CLIENT, "exp": now + 600}));
     assert_eq!(
