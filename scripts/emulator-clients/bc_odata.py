@@ -1,6 +1,7 @@
-"""Drives the Business Central emulator: Entra client-credentials token with `requests` (MSAL needs an
-https authority the emulator does not serve), then the public OData V4 client `python-odata`, which
-reflects entity types from `$metadata` and pages by following `@odata.nextLink`."""
+"""Drives the Business Central emulator: Entra client-credentials token with `requests` (over plain
+http; `bc_msal.py` drives Microsoft's MSAL over https), then the public OData V4 client
+`python-odata`, which reflects entity types from `$metadata` and pages by following
+`@odata.nextLink`."""
 
 import json
 import sys

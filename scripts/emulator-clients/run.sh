@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs public client libraries of NetSuite, SAP and Business Central against the emulators:
-# creates a venv under /tmp, installs the clients from PyPI, starts the three emulators with
-# `ironbridge emulate`, runs one script per system and exits non-zero if any of them fails.
+# creates a venv under /tmp, installs the clients from PyPI, starts the emulators with
+# `ironbridge emulate` (Business Central twice: once over https for MSAL), runs one script per
+# client and exits non-zero if any of them fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,19 +30,30 @@ free_port() {
 }
 
 # Starts an emulator in this shell (not a subshell, so cleanup can stop it) and sets $base.
+# With a second argument `tls`, it serves https and its authority's certificate is in $ca.
 start() {
-  local port
+  local port scheme=http log="/tmp/ironbridge-emulator-$1${2:+-$2}.log"
+  local extra=()
   port="$(free_port)"
-  "$bin" emulate "$1" --port "$port" --seed 1 --records "$records" >"/tmp/ironbridge-emulator-$1.log" 2>&1 &
+  if [ "${2:-}" = tls ]; then
+    scheme=https
+    ca="/tmp/ironbridge-emulator-$1-$port-ca.pem"
+    # MSAL signs its assertions with the machine's time: the emulator's clock follows it.
+    extra=(--tls --tls-ca-out "$ca" --real-time)
+  fi
+  "$bin" emulate "$1" --port "$port" --seed 1 --records "$records" "${extra[@]}" >"$log" 2>&1 &
   pids+=("$!")
-  base="http://127.0.0.1:$port"
+  base="$scheme://127.0.0.1:$port"
   for _ in $(seq 1 100); do
-    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1])" "$base/__emulator" 2>/dev/null; then
+    if "$venv/bin/python" -c "
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2]) if sys.argv[2] else None
+urllib.request.urlopen(sys.argv[1], context=ctx)" "$base/__emulator" "${ca:-}" 2>/dev/null; then
       return 0
     fi
     sleep 0.1
   done
-  echo "emulator $1 did not start; see /tmp/ironbridge-emulator-$1.log" >&2
+  echo "emulator $1 did not start; see $log" >&2
   return 1
 }
 
@@ -51,11 +63,15 @@ start sap
 sap="$base"
 start business-central
 bc="$base"
+ca=""
+start business-central tls
+bc_tls="$base"
+bc_ca="$ca"
 
 failed=0
 passed=0
 run() {
-  if "$venv/bin/python" -W ignore "$here/$1" "$2"; then
+  if env ${3:+REQUESTS_CA_BUNDLE="$3"} "$venv/bin/python" -W ignore "$here/$1" "$2"; then
     passed=$((passed + 1))
   else
     echo "FAILED: $1 against $2" >&2
@@ -65,6 +81,7 @@ run() {
 run netsuite_client.py "$ns"
 run sap_pyodata.py "$sap"
 run bc_odata.py "$bc"
+run bc_msal.py "$bc_tls" "$bc_ca"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

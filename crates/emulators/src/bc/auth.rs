@@ -365,11 +365,13 @@ fn verify_assertion(bc: &Bc, headers: &HeaderMap, tenant: &str, jwt: &str) -> Re
         ));
     }
     let b64 = URL_SAFE_NO_PAD;
+    // Base64url with or without its `=` padding (MSAL Python pads).
     let named = header
         .x5t_s256
         .clone()
         .map(|t| (t, true))
-        .or_else(|| header.x5t.clone().map(|t| (t, false)));
+        .or_else(|| header.x5t.clone().map(|t| (t, false)))
+        .map(|(t, sha256)| (t.trim_end_matches('=').to_string(), sha256));
     let shown = |t: &str| {
         b64.decode(t)
             .map(|b| b.iter().map(|x| format!("{x:02X}")).collect::<String>())
