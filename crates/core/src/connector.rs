@@ -56,6 +56,20 @@ pub struct RawPage {
     /// deleted-record search, for one): each is flagged `remote_was_deleted` with its last
     /// data kept, within the sync that reads the log, not only by the next full pass.
     pub deleted: Vec<String>,
+    /// Records the source removed because their life there ended, not because anyone
+    /// deleted them: Business Central deletes a purchase order once posting has received and
+    /// invoiced all of it. Flagged `remote_was_deleted` like deletions, and say why: their
+    /// unified status becomes `completed` and `remote_status` the source's reason.
+    pub closed: Vec<Closed>,
+}
+
+/// A record the source closed and removed (see [`RawPage::closed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The record's source key.
+    pub key: String,
+    /// Why, in the source's terms (`Invoiced`): becomes the record's `remote_status`.
+    pub remote_status: String,
 }
 
 impl RawPage {

@@ -311,6 +311,9 @@ pub struct PageWrite {
     /// Our ids of records the source's deletion log reports deleted: marked deleted (their
     /// last data kept), counted with the page.
     pub deleted: Vec<String>,
+    /// Our ids of records the source closed and removed, with the source's reason: marked
+    /// deleted, their status `completed` and `remote_status` the reason (purchase orders).
+    pub closed: Vec<(String, String)>,
     /// Records of these pages that could not be mapped (added to the run's totals).
     pub skipped: u64,
 }

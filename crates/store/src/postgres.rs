@@ -62,6 +62,12 @@ pub(crate) const SWEEP_UNSEEN: &str = "WITH seen AS MATERIALIZED (SELECT DISTINC
      WHERE r.connection_id = $1 AND r.entity = $2 AND r.remote_was_deleted = FALSE \
      AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = r.id)";
 pub(crate) const CACHE_KEY_LOOKUPS: bool = false;
+/// A record the source closed and removed ($1 connection, $2 entity, $3 id, $4 now, $5 the
+/// source's reason): flagged deleted, status `completed`, `remote_status` the reason.
+pub(crate) const CLOSE_RECORD: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4, \
+     data = (data::jsonb || jsonb_build_object('status', 'completed', 'remote_status', $5::text))::text \
+     WHERE connection_id = $1 AND entity = $2 AND id = $3 \
+     AND (remote_was_deleted = FALSE OR (data::jsonb ->> 'remote_status') IS DISTINCT FROM $5::text)";
 /// Set in the sweep's transaction: the anti-join must hash the run's seen keys whatever the
 /// statistics say. Planned from stale ones (a table analysed while nearly empty, the CTE's
 /// size unknown), it became a nested loop over every record times every seen key: 15 s per

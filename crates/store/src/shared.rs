@@ -17,8 +17,8 @@ use ironbridge_core::store::{RawPayload, RecordUpsert};
 use sqlx::Row;
 
 use super::{
-    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, Db, EXPLAIN, FENCE_CHECK, LOCK_MIGRATIONS, LOCK_ORG,
-    MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, CLOSE_RECORD, Db, EXPLAIN, FENCE_CHECK, LOCK_MIGRATIONS,
+    LOCK_ORG, MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
 };
 use crate::classify;
 use crate::lists::{self, Arg};
@@ -1130,6 +1130,19 @@ impl Store for Backend {
             counts.deleted += mark
                 .build()
                 .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+        }
+        for (id, reason) in &page.closed {
+            // Closed at the source: kept with its last data, saying why it went.
+            counts.deleted += sqlx::query(CLOSE_RECORD)
+                .bind(&conn.0)
+                .bind(entity)
+                .bind(id)
+                .bind(now)
+                .bind(reason)
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?

@@ -23,6 +23,8 @@ pub(super) enum Fetched {
         mapped: ironbridge_core::background::Background<(Vec<RecordUpsert>, u64)>,
         /// Our ids of the records the page's deletion log reports deleted.
         gone: Vec<String>,
+        /// Our ids of the records the source closed and removed, with its reason.
+        closed: Vec<(String, String)>,
         records: usize,
         /// Held until the page is committed: bounds the pages in memory.
         _permit: OwnedSemaphorePermit,
@@ -167,11 +169,16 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                     // at once instead of waiting for it. Background threads yield to the
                     // API's requests.
                     let raw = page.records;
-                    let records = raw.len() + page.deleted.len();
+                    let records = raw.len() + page.deleted.len() + page.closed.len();
                     let gone = page
                         .deleted
                         .iter()
                         .map(|remote| ids::record_id(&conn.0, entity, remote))
+                        .collect();
+                    let closed = page
+                        .closed
+                        .into_iter()
+                        .map(|c| (ids::record_id(&conn.0, entity, &c.key), c.remote_status))
                         .collect();
                     let owner = conn.clone();
                     let mapped = ironbridge_core::background::run(move || {
@@ -187,6 +194,7 @@ pub(super) async fn read_slices(shared: &Readers<'_>, pages: mpsc::Sender<Fetche
                         slice: index,
                         mapped,
                         gone,
+                        closed,
                         records,
                         _permit: permit,
                         next_cursor: page.next_cursor,

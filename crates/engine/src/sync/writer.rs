@@ -64,6 +64,7 @@ impl Writer<'_> {
             }
             let mut records = Vec::new();
             let mut deleted = Vec::new();
+            let mut closed = Vec::new();
             let mut skipped = 0;
             let mut receipts = Vec::new();
             let mut waiting = Vec::new();
@@ -74,6 +75,7 @@ impl Writer<'_> {
                         slice,
                         mapped,
                         gone,
+                        closed: page_closed,
                         next_cursor,
                         resume,
                         receipt,
@@ -89,6 +91,7 @@ impl Writer<'_> {
                         report.unmappable += unmappable;
                         skipped += unmappable;
                         deleted.extend(gone);
+                        closed.extend(page_closed);
                         progress[slice].done = next_cursor.is_none();
                         // A feed caught up keeps where it stopped, for the next sync.
                         progress[slice].cursor = next_cursor.or(resume);
@@ -118,7 +121,8 @@ impl Writer<'_> {
                 }
             }
             let now = clock.now();
-            if !records.is_empty() || !deleted.is_empty() || failure.is_none() {
+            if !records.is_empty() || !deleted.is_empty() || !closed.is_empty() || failure.is_none()
+            {
                 // Health needs the last successful call, not every one: one write a second.
                 if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
                     store.record_call_success(conn, now).await?;
@@ -136,6 +140,7 @@ impl Writer<'_> {
                     now,
                     seen_run: self.seen_run.clone(),
                     deleted,
+                    closed,
                     skipped,
                 };
                 let writing = std::time::Instant::now();

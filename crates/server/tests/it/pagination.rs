@@ -75,6 +75,7 @@ async fn pages_never_repeat_or_miss_while_records_change() {
             checkpoint: None,
             seen_run: None,
             deleted: Vec::new(),
+            closed: Vec::new(),
             skipped: 0,
             now: ironbridge_core::Clock::now(&app.clock),
         };

@@ -91,6 +91,7 @@ pub(crate) async fn write(
                 seen_run: None,
                 now,
                 deleted: Vec::new(),
+                closed: Vec::new(),
                 skipped: 0,
             },
         )
@@ -368,6 +369,7 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
         now: T0,
         seen_run: Some("run_1".into()),
         deleted: Vec::new(),
+        closed: Vec::new(),
         skipped: 0,
     };
     store.write_page(&c, &page).await.unwrap();
@@ -432,6 +434,7 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
         now: T0.plus_secs(5),
         seen_run: Some("run_2".into()),
         deleted: Vec::new(),
+        closed: Vec::new(),
         skipped: 0,
     };
     store.write_page(&c, &page).await.unwrap();
@@ -1239,6 +1242,7 @@ fn page(records: Vec<RecordUpsert>, run: &str, now: Timestamp) -> PageWrite {
         now,
         seen_run: Some(run.into()),
         deleted: Vec::new(),
+        closed: Vec::new(),
         skipped: 0,
     }
 }

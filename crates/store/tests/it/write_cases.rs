@@ -241,6 +241,7 @@ pub async fn written_records_are_stored_with_their_answer_and_never_swept(store:
                 now: T0.plus_secs(3),
                 seen_run: Some("run_2".into()),
                 deleted: Vec::new(),
+                closed: Vec::new(),
                 skipped: 0,
             },
         )
