@@ -55,7 +55,7 @@ pub async fn handle(sap: &Sap, req: &Req, body: &[u8]) -> Result<Response, SapEr
             Item::Get(part) => Answer::One(get(sap, req, &part)),
             Item::Changeset(parts) => match changeset(sap, req, parts) {
                 Ok(rs) => Answer::Changeset(rs),
-                Err(r) => Answer::One(r),
+                Err(r) => Answer::One(*r),
             },
         });
     }
@@ -178,7 +178,7 @@ fn get(sap: &Sap, outer: &Req, part: &Part) -> Response {
 
 /// Runs a changeset atomically: every request under one write lock, the data restored when
 /// one fails. `Err` is the one answer SAP gives for a failed changeset.
-fn changeset(sap: &Sap, outer: &Req, parts: Vec<Part>) -> Result<Vec<Response>, Response> {
+fn changeset(sap: &Sap, outer: &Req, parts: Vec<Part>) -> Result<Vec<Response>, Box<Response>> {
     let mut data = sap.core.write();
     let before = data.clone();
     let mut created: HashMap<String, String> = HashMap::new();
@@ -226,7 +226,7 @@ fn changeset(sap: &Sap, outer: &Req, parts: Vec<Part>) -> Result<Vec<Response>, 
             }
             Err(e) => {
                 *data = before;
-                return Err(e.into_response());
+                return Err(Box::new(e.into_response()));
             }
         }
     }

@@ -562,7 +562,7 @@ pub fn write_in(
                 sap,
                 req,
                 &Row::Partner(v),
-                &data,
+                data,
                 &["to_Supplier".to_string()],
             ))
         }
@@ -573,7 +573,7 @@ pub fn write_in(
                 sap,
                 req,
                 &Row::Product(i),
-                &data,
+                data,
                 &["to_Description".to_string()],
             ))
         }
@@ -583,7 +583,7 @@ pub fn write_in(
             read_only(sap, req, &m, PO_PROPS, true)?;
             let vendor_id = match m.get("Supplier") {
                 None => return Err(bad(req, "ME/081", "Enter Supplier")),
-                Some(v) => supplier(req, v, &data)?,
+                Some(v) => supplier(req, v, data)?,
             };
             if m.get("PurchasingGroup")
                 .and_then(text)
@@ -649,7 +649,7 @@ pub fn write_in(
                 sap,
                 req,
                 &Row::Po(Rc::new(po)),
-                &data,
+                data,
                 &["to_PurchaseOrderItem".to_string()],
             ))
         }
@@ -657,7 +657,7 @@ pub fn write_in(
             if set == "A_PurchaseOrder" && nav == "to_PurchaseOrderItem" =>
         {
             let def = find_def(req, &set)?;
-            let Row::Po(po) = lookup(req, def, &keys, &data)? else {
+            let Row::Po(po) = lookup(req, def, &keys, data)? else {
                 return Err(req.not_found(&set));
             };
             let mut po = (*po).clone();
@@ -678,15 +678,15 @@ pub fn write_in(
             po.last_modified = now;
             let idx = po.lines.len() - 1;
             data.purchase_orders.replace(po.clone());
-            Ok(created(sap, req, &Row::Item(Rc::new(po), idx), &data, &[]))
+            Ok(created(sap, req, &Row::Item(Rc::new(po), idx), data, &[]))
         }
         ("PATCH" | "MERGE" | "PUT", Resource::Entity(set, keys)) => {
             let def = find_def(req, &set)?;
-            let row = lookup(req, def, &keys, &data)?;
+            let row = lookup(req, def, &keys, data)?;
             let m = parse_body(req, body)?;
             match row {
                 Row::Po(ref po) => {
-                    check_etag(sap, req, &row, &data)?;
+                    check_etag(sap, req, &row, data)?;
                     check_props(req, &m, PO_PROPS, &["to_PurchaseOrderItem"])?;
                     read_only(sap, req, &m, PO_PROPS, false)?;
                     let mut po = (**po).clone();
@@ -701,7 +701,7 @@ pub fn write_in(
                         ));
                     }
                     if let Some(v) = m.get("Supplier") {
-                        po.vendor_id = supplier(req, v, &data)?;
+                        po.vendor_id = supplier(req, v, data)?;
                     }
                     if let Some(v) = m.get("PurchasingGroup")
                         && text(v).unwrap_or_default().is_empty()
@@ -723,7 +723,7 @@ pub fn write_in(
                     Ok(no_content())
                 }
                 Row::Item(ref po, idx) => {
-                    check_etag(sap, req, &Row::Po(po.clone()), &data)?;
+                    check_etag(sap, req, &Row::Po(po.clone()), data)?;
                     check_props(req, &m, ITEM_PROPS, &["to_PurchaseOrder"])?;
                     read_only(sap, req, &m, ITEM_PROPS, false)?;
                     let mut po = (**po).clone();
@@ -817,10 +817,10 @@ pub fn write_in(
         }
         ("DELETE", Resource::Entity(set, keys)) => {
             let def = find_def(req, &set)?;
-            let row = lookup(req, def, &keys, &data)?;
+            let row = lookup(req, def, &keys, data)?;
             match row {
                 Row::Po(ref po) => {
-                    check_etag(sap, req, &row, &data)?;
+                    check_etag(sap, req, &row, data)?;
                     let mut po = (**po).clone();
                     po.status = PoStatus::Closed;
                     po.lines.iter_mut().for_each(|l| l.closed = true);
@@ -829,7 +829,7 @@ pub fn write_in(
                     Ok(no_content())
                 }
                 Row::Item(ref po, idx) => {
-                    check_etag(sap, req, &Row::Po(po.clone()), &data)?;
+                    check_etag(sap, req, &Row::Po(po.clone()), data)?;
                     let mut po = (**po).clone();
                     // Deleting an item sets its deletion code; the row stays.
                     po.lines[idx].closed = true;
