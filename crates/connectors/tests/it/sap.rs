@@ -643,9 +643,20 @@ fn sap_recorded_sandbox_item_maps_to_its_numbers() {
         .unwrap();
     let mapped = def.apply("conn_test", &order).unwrap();
     let line = &mapped.data["line_items"][0];
-    assert_eq!(line["quantity"].as_str().unwrap().parse::<Decimal>().unwrap(), Decimal::ONE);
     assert_eq!(
-        line["unit_price"].as_str().unwrap().parse::<Decimal>().unwrap(),
+        line["quantity"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        Decimal::ONE
+    );
+    assert_eq!(
+        line["unit_price"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
         Decimal::new(4000, 2)
     );
     assert_eq!(line["unit_of_measure"], "PC");
