@@ -551,3 +551,118 @@ async fn sap_invalid_vendor_and_material_are_business_rule_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A quantity as SAP writes it: the decimals of its unit (the emulator's units: EA and BOX
+/// none, KG and M three).
+fn sap_quantity(n: i64, unit: &str) -> String {
+    match unit {
+        "KG" | "M" => format!("{n}.000"),
+        _ => n.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn sap_syncs_sap_rendered_numbers_while_the_emulator_defaults_to_atom() {
+    let s = setup(12, json!({}), false).await;
+    // SAP answers Atom to a client that does not ask for JSON...
+    let creds = admin(&s.emu, "GET", "/credentials", None).await;
+    let bare = reqwest::Client::new()
+        .get(format!(
+            "{}/sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder?$top=1",
+            s.emu.base_url()
+        ))
+        .basic_auth(creds["user"].as_str().unwrap(), creds["password"].as_str())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        bare.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/atom+xml")
+    );
+    // ...and the connector, which asks for JSON, still reads every order.
+    let (records, _) = read_all(
+        s.connector.as_ref(),
+        Entity::PURCHASE_ORDER,
+        &ReadWindow::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(records.len(), 12);
+    decode_all(
+        &ironbridge_connectors::sap::DESCRIPTOR,
+        Entity::PURCHASE_ORDER,
+        &records,
+    );
+    let def = ironbridge_connectors::sap::DESCRIPTOR
+        .mapping(Entity::PURCHASE_ORDER)
+        .unwrap();
+    for raw in &records {
+        let mapped = def.apply("conn_test", raw).unwrap();
+        let items = raw["to_PurchaseOrderItem"]["results"].as_array().unwrap();
+        let lines = mapped.data["line_items"].as_array().unwrap();
+        assert_eq!(items.len(), lines.len());
+        for (item, line) in items.iter().zip(lines) {
+            // The payload as SAP writes it: quantities by unit, amounts by currency...
+            let qty = item["OrderQuantity"].as_str().unwrap();
+            let unit = item["PurchaseOrderQuantityUnit"].as_str().unwrap();
+            let n: f64 = qty.parse().unwrap();
+            assert_eq!(qty, sap_quantity(n as i64, unit));
+            let price = item["NetPriceAmount"].as_str().unwrap();
+            assert_eq!(price.split_once('.').unwrap().1.len(), 2, "{price}");
+            // ...mapped to the same numbers.
+            let q: Decimal = line["quantity"].as_str().unwrap().parse().unwrap();
+            assert_eq!(q, qty.parse::<Decimal>().unwrap());
+            let p: Decimal = line["unit_price"].as_str().unwrap().parse().unwrap();
+            assert_eq!(p, price.parse::<Decimal>().unwrap());
+        }
+    }
+}
+
+#[test]
+fn sap_recorded_sandbox_item_maps_to_its_numbers() {
+    let text = std::fs::read_to_string(format!(
+        "{}/../emulators/tests/it/fixtures/sap_po_item_sandbox.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let items: Value = serde_json::from_str(&text).unwrap();
+    let order = json!({
+        "PurchaseOrder": "4500000028",
+        "PurchasingProcessingStatus": "02",
+        "Supplier": "17300001",
+        "DocumentCurrency": "USD",
+        "CreationDate": "/Date(1473638400000)/",
+        "PurchaseOrderDate": "/Date(1473638400000)/",
+        "LastChangeDateTime": null,
+        "to_PurchaseOrderItem": items["d"],
+    });
+    let def = ironbridge_connectors::sap::DESCRIPTOR
+        .mapping(Entity::PURCHASE_ORDER)
+        .unwrap();
+    let mapped = def.apply("conn_test", &order).unwrap();
+    let line = &mapped.data["line_items"][0];
+    assert_eq!(
+        line["quantity"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        Decimal::ONE
+    );
+    assert_eq!(
+        line["unit_price"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        Decimal::new(4000, 2)
+    );
+    assert_eq!(line["unit_of_measure"], "PC");
+    decode_all(
+        &ironbridge_connectors::sap::DESCRIPTOR,
+        Entity::PURCHASE_ORDER,
+        &[order],
+    );
+}

@@ -24,7 +24,7 @@ use requestlog::RequestLog;
 use table::Table;
 
 /// All records of one emulated account.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Dataset {
     pub vendors: Table<Vendor>,
     pub items: Table<Item>,

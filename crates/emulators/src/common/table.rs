@@ -110,7 +110,7 @@ impl Record for PurchaseOrder {
 /// Index entry ordered by last-modified, then id (a unique, stable order for paging).
 pub type LmKey = (Millis, u64);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Table<R> {
     ctx: GenCtx,
     seeded: u64,

@@ -2,8 +2,8 @@
 //! property tables, so what clients load always matches what the emulator serves.
 
 use super::model::{
-    BP_PROPS, DESC_PROPS, Edm, ITEM_PROPS, PO_PROPS, PRODUCT_PROPS, Prop, ROLE_PROPS,
-    SUPPLIER_PROPS,
+    ACCOUNT_ASSIGNMENT_PROPS, BP_PROPS, DESC_PROPS, Edm, ITEM_PROPS, Measure, NOTE_PROPS, PO_PROPS,
+    PRODUCT_PROPS, Prop, ROLE_PROPS, SCHEDULE_LINE_PROPS, SUPPLIER_PROPS,
 };
 
 /// An entity set of a service.
@@ -29,14 +29,53 @@ pub const PURCHASE_ORDER: Service = Service {
             type_name: "A_PurchaseOrderType",
             props: PO_PROPS,
             keys: &["PurchaseOrder"],
-            navs: &[("to_PurchaseOrderItem", "A_PurchaseOrderItem", true)],
+            navs: &[
+                ("to_PurchaseOrderItem", "A_PurchaseOrderItem", true),
+                ("to_PurchaseOrderNote", "A_PurchaseOrderNote", true),
+            ],
         },
         EntityDef {
             set: "A_PurchaseOrderItem",
             type_name: "A_PurchaseOrderItemType",
             props: ITEM_PROPS,
             keys: &["PurchaseOrder", "PurchaseOrderItem"],
-            navs: &[("to_PurchaseOrder", "A_PurchaseOrder", false)],
+            // SAP's item also has `to_PurchaseOrderItemNote` and
+            // `to_PurchaseOrderPricingElement`, whose sets are not emulated.
+            navs: &[
+                ("to_PurchaseOrder", "A_PurchaseOrder", false),
+                ("to_AccountAssignment", "A_PurOrdAccountAssignment", true),
+                ("to_ScheduleLine", "A_PurchaseOrderScheduleLine", true),
+            ],
+        },
+        EntityDef {
+            set: "A_PurchaseOrderNote",
+            type_name: "A_PurchaseOrderNoteType",
+            props: NOTE_PROPS,
+            keys: &["PurchaseOrder", "TextObjectType", "Language"],
+            navs: &[],
+        },
+        EntityDef {
+            set: "A_PurchaseOrderScheduleLine",
+            type_name: "A_PurchaseOrderScheduleLineType",
+            props: SCHEDULE_LINE_PROPS,
+            keys: &[
+                "PurchasingDocument",
+                "PurchasingDocumentItem",
+                "ScheduleLine",
+            ],
+            // SAP's `to_SubcontractingComponent` (A_POSubcontractingComponent) is not emulated.
+            navs: &[],
+        },
+        EntityDef {
+            set: "A_PurOrdAccountAssignment",
+            type_name: "A_PurOrdAccountAssignmentType",
+            props: ACCOUNT_ASSIGNMENT_PROPS,
+            keys: &[
+                "PurchaseOrder",
+                "PurchaseOrderItem",
+                "AccountAssignmentNumber",
+            ],
+            navs: &[],
         },
     ],
 };
@@ -115,9 +154,13 @@ fn assoc_name(from: &EntityDef, nav: &str) -> String {
     format!("assoc_{}_{}", from.set, nav)
 }
 
-fn prop_xml(p: &Prop, key: bool) -> String {
+/// One `<Property>` with the facets and SAP annotations SAP's EDMX gives it: `Nullable="false"`
+/// only where declared (keys), `sap:creatable`/`sap:updatable="false"` on read-only
+/// properties, `sap:unit` on quantities and amounts.
+fn prop_xml(p: &Prop) -> String {
     let (ty, extra) = match p.ty {
         Edm::Str(len) => ("Edm.String", format!(" MaxLength=\"{len}\"")),
+        Edm::Text => ("Edm.String", String::new()),
         Edm::Dec(pr, sc) => ("Edm.Decimal", format!(" Precision=\"{pr}\" Scale=\"{sc}\"")),
         Edm::Bool => ("Edm.Boolean", String::new()),
         Edm::DateTime => (
@@ -125,16 +168,33 @@ fn prop_xml(p: &Prop, key: bool) -> String {
             " Precision=\"0\" sap:display-format=\"Date\"".to_string(),
         ),
         Edm::DateTimeOffset => ("Edm.DateTimeOffset", " Precision=\"7\"".to_string()),
+        Edm::Time => ("Edm.Time", " Precision=\"0\"".to_string()),
     };
     let nullable = if p.nullable {
         ""
     } else {
         " Nullable=\"false\""
     };
-    let key_attr = if key { " sap:updatable=\"false\"" } else { "" };
+    let mut sap = String::new();
+    if p.numc {
+        sap.push_str(" sap:display-format=\"NonNegative\"");
+    }
+    if let Some(Measure::Unit(u) | Measure::Currency(u)) = p.measure {
+        sap.push_str(&format!(" sap:unit=\"{u}\""));
+    }
+    sap.push_str(&format!(" sap:label=\"{}\"", p.name));
+    if !p.creatable {
+        sap.push_str(" sap:creatable=\"false\"");
+    }
+    if !p.updatable {
+        sap.push_str(" sap:updatable=\"false\"");
+    }
+    if !p.filterable {
+        sap.push_str(" sap:filterable=\"false\"");
+    }
     format!(
-        "<Property Name=\"{}\" Type=\"{ty}\"{nullable}{extra}{key_attr} sap:label=\"{}\"/>",
-        p.name, p.name
+        "<Property Name=\"{}\" Type=\"{ty}\"{nullable}{extra}{sap}/>",
+        p.name
     )
 }
 
@@ -159,7 +219,7 @@ pub fn edmx(svc: &Service) -> String {
         }
         x.push_str("</Key>");
         for p in e.props {
-            x.push_str(&prop_xml(p, e.keys.contains(&p.name)));
+            x.push_str(&prop_xml(p));
         }
         for (nav, _, _) in e.navs {
             let a = assoc_name(e, nav);
@@ -180,7 +240,7 @@ pub fn edmx(svc: &Service) -> String {
             ));
         }
     }
-    x.push_str(&format!("<EntityContainer Name=\"{ns}_Entities\" m:IsDefaultEntityContainer=\"true\" sap:supported-formats=\"atom json xlsx\">"));
+    x.push_str(&format!("<EntityContainer Name=\"{ns}_Entities\" m:IsDefaultEntityContainer=\"true\" sap:supported-formats=\"atom json xlsx pdf\">"));
     for e in svc.entities {
         x.push_str(&format!(
             "<EntitySet Name=\"{}\" EntityType=\"{ns}.{}\" sap:content-version=\"1\"/>",
@@ -226,7 +286,9 @@ mod tests {
         assert!(x.contains("<EntitySet Name=\"A_PurchaseOrder\" EntityType=\"API_PURCHASEORDER_PROCESS_SRV.A_PurchaseOrderType\""));
         assert!(x.contains("NavigationProperty Name=\"to_PurchaseOrderItem\""));
         assert!(x.contains("Name=\"LastChangeDateTime\" Type=\"Edm.DateTimeOffset\""));
-        assert_eq!(x.matches("<EntityType ").count(), 2);
+        assert_eq!(x.matches("<EntityType ").count(), 5);
+        assert!(x.contains("<Property Name=\"ExchangeRate\" Type=\"Edm.String\" MaxLength=\"12\""));
+        assert!(x.contains("Name=\"NetPriceAmount\" Type=\"Edm.Decimal\" Precision=\"12\" Scale=\"3\" sap:unit=\"DocumentCurrency\""));
         assert!(edmx(&PRODUCT).contains("to_Description"));
     }
 }

@@ -2,10 +2,13 @@
 //! `A_Supplier` and `A_BusinessPartner` (`API_BUSINESS_PARTNER`) and `A_Product`
 //! (`API_PRODUCT_SRV`), Basic and OAuth auth, CSRF.
 
+pub mod atom;
 pub mod auth;
+pub mod batch;
 pub mod errors;
 pub mod metadata;
 pub mod model;
+pub mod numbers;
 pub mod service;
 pub mod writes;
 
@@ -59,6 +62,22 @@ pub struct Settings {
     /// in recorded sandbox payloads have until something changes them (0: none). Fixed when
     /// the emulator starts: it shapes the seeded data.
     pub null_change_time_every: u64,
+    /// How decimals are written: by unit of measure and currency (`unit`, S/4HANA Cloud) or
+    /// padded to the declared scale (`scale`, as some on-premise releases show quantities).
+    pub decimal_format: numbers::DecimalFormat,
+    /// A write that sets a property `sap:creatable`/`sap:updatable="false"`: `ignore` it (the
+    /// Gateway's usual answer, which lets clients PUT back what they read) or `reject` it
+    /// with 400 (as some APIs do: "Update of the read-only property X not possible").
+    pub read_only_properties: ReadOnlyProperties,
+}
+
+/// What a write of a read-only property does (`read_only_properties`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadOnlyProperties {
+    #[default]
+    Ignore,
+    Reject,
 }
 
 impl Default for Settings {
@@ -80,6 +99,8 @@ impl Default for Settings {
             retry_after_secs: Some(60),
             denied_entity_sets: Vec::new(),
             null_change_time_every: 10,
+            decimal_format: numbers::DecimalFormat::Unit,
+            read_only_properties: ReadOnlyProperties::Ignore,
         }
     }
 }

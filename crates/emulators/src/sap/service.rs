@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 use super::auth::{authenticate, fetch_token, wants_token};
 use super::errors::SapError;
 use super::metadata::{self, EntityDef, Service};
-use super::model::{self, Edm};
-use super::{Sap, writes};
+use super::model::{self, Edm, Measure, Prop};
+use super::numbers::{self, DecimalFormat};
+use super::{Sap, atom, writes};
 use crate::common::Dataset;
-use crate::common::datagen::PurchaseOrder;
+use crate::common::datagen::{Item, PurchaseOrder, Vendor};
 pub use crate::common::jsontext::json_str;
 use crate::common::odata::{self, Filter, OVal, Version};
 
@@ -87,7 +88,7 @@ fn base_of(headers: &HeaderMap) -> String {
     )
 }
 
-fn build_req(
+pub(super) fn build_req(
     sap: &Sap,
     service: &str,
     method: Method,
@@ -172,14 +173,37 @@ fn xml(body: String, ctype: &'static str) -> Response {
     r
 }
 
-fn wants_json(req: &Req) -> bool {
-    req.param("$format")
-        .is_some_and(|f| f.eq_ignore_ascii_case("json"))
-        || req
+/// Whether the client asked for JSON: `$format=json`, or an `Accept` naming JSON
+/// (`application/json`, `*/json`) when `$format` is absent. Anything else gets Atom, as
+/// SAP Gateway answers by default.
+pub fn wants_json(req: &Req) -> bool {
+    match req.param("$format") {
+        Some(f) => f.eq_ignore_ascii_case("json"),
+        None => req
             .headers
             .get("accept")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/json"))
+            .is_some_and(|a| {
+                a.split(',').any(|t| {
+                    let t = t.split(';').next().unwrap_or("").trim();
+                    t.eq_ignore_ascii_case("application/json") || t.ends_with("/json")
+                })
+            }),
+    }
+}
+
+/// An Atom document (`feed` or `entry`).
+pub fn atom_response(status: StatusCode, body: String, kind: &str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("application/atom+xml;type={kind}; charset=utf-8"))
+    {
+        r.headers_mut().insert("content-type", v);
+    }
+    r.headers_mut()
+        .insert("dataserviceversion", HeaderValue::from_static("2.0"));
+    r
 }
 
 pub async fn unknown(uri: Uri) -> Response {
@@ -278,13 +302,22 @@ pub async fn dispatch(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
+    if rest.trim_end_matches('/') == "$batch" {
+        let batch = match authenticate(&sap, &headers)
+            .and_then(|_| build_req(&sap, &service, method, headers, &raw))
+        {
+            Ok(req) => super::batch::handle(&sap, &req, &body).await,
+            Err(e) => Err(e),
+        };
+        return batch.unwrap_or_else(|e| e.into_response());
+    }
     match dispatch_inner(&sap, &service, &rest, method, headers, &raw, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-fn dispatch_inner(
+pub(super) fn dispatch_inner(
     sap: &Sap,
     service: &str,
     rest: &str,
@@ -353,10 +386,16 @@ pub enum Row {
     Role(crate::common::datagen::Vendor, &'static str),
     Product(crate::common::datagen::Item),
     Desc(crate::common::datagen::Item),
+    /// The header note of an order (only orders with a memo have one).
+    Note(Rc<PurchaseOrder>),
+    /// The schedule line of an item.
+    Schedule(Rc<PurchaseOrder>, usize),
+    /// The account assignment of an item on a project.
+    Account(Rc<PurchaseOrder>, usize),
 }
 
 pub fn prop(row: &Row, name: &str, data: &Dataset) -> OVal {
-    match row {
+    let raw = match row {
         Row::Po(po) => {
             let vendor = if name.starts_with("Address") {
                 data.vendors.get(po.vendor_id)
@@ -367,7 +406,7 @@ pub fn prop(row: &Row, name: &str, data: &Dataset) -> OVal {
         }
         Row::Item(po, i) => {
             let item = match name {
-                "MaterialGroup" | "Material" | "InternationalArticleNumber" => {
+                "MaterialGroup" | "Material" | "InternationalArticleNumber" | "ProductType" => {
                     po.lines.get(*i).and_then(|l| data.items.get(l.item_id))
                 }
                 _ => None,
@@ -378,6 +417,13 @@ pub fn prop(row: &Row, name: &str, data: &Dataset) -> OVal {
         Row::Partner(v) => model::partner_prop(v, name),
         Row::Role(v, role) => model::role_prop(v, role, name),
         Row::Product(i) | Row::Desc(i) => model::product_prop(i, name),
+        Row::Note(po) => model::note_prop(po, name),
+        Row::Schedule(po, i) => model::schedule_line_prop(po, *i, name),
+        Row::Account(po, i) => model::account_assignment_prop(po, *i, name),
+    };
+    match (raw, def_for(row).prop(name)) {
+        (OVal::Null, Some(p)) => model::unset(p),
+        (v, _) => v,
     }
 }
 
@@ -424,13 +470,33 @@ pub fn def_for(row: &Row) -> &'static EntityDef {
         Row::Role(..) => (&metadata::BUSINESS_PARTNER, "A_BusinessPartnerRole"),
         Row::Product(_) => (&metadata::PRODUCT, "A_Product"),
         Row::Desc(_) => (&metadata::PRODUCT, "A_ProductDescription"),
+        Row::Note(_) => (&metadata::PURCHASE_ORDER, "A_PurchaseOrderNote"),
+        Row::Schedule(..) => (&metadata::PURCHASE_ORDER, "A_PurchaseOrderScheduleLine"),
+        Row::Account(..) => (&metadata::PURCHASE_ORDER, "A_PurOrdAccountAssignment"),
     };
     svc.entity(set)
         .unwrap_or(&metadata::PURCHASE_ORDER.entities[0])
 }
 
+/// The notes of an order: its memo as the header text, when it has one.
+fn note_rows(po: &Rc<PurchaseOrder>) -> Vec<Row> {
+    if po.memo.is_empty() {
+        Vec::new()
+    } else {
+        vec![Row::Note(po.clone())]
+    }
+}
+
+/// The account assignments of an item: one when the line is on a project.
+fn account_rows(po: &Rc<PurchaseOrder>, idx: usize) -> Vec<Row> {
+    match po.lines.get(idx) {
+        Some(l) if model::item_account_assigned(l) => vec![Row::Account(po.clone(), idx)],
+        _ => Vec::new(),
+    }
+}
+
 /// Rows reached through a navigation property.
-fn nav_rows(row: &Row, nav: &str, data: &Dataset) -> Option<(Vec<Row>, bool)> {
+pub fn nav_rows(row: &Row, nav: &str, data: &Dataset) -> Option<(Vec<Row>, bool)> {
     match (row, nav) {
         (Row::Po(po), "to_PurchaseOrderItem") => Some((
             (0..po.lines.len())
@@ -439,6 +505,9 @@ fn nav_rows(row: &Row, nav: &str, data: &Dataset) -> Option<(Vec<Row>, bool)> {
             true,
         )),
         (Row::Item(po, _), "to_PurchaseOrder") => Some((vec![Row::Po(po.clone())], false)),
+        (Row::Po(po), "to_PurchaseOrderNote") => Some((note_rows(po), true)),
+        (Row::Item(po, i), "to_ScheduleLine") => Some((vec![Row::Schedule(po.clone(), *i)], true)),
+        (Row::Item(po, i), "to_AccountAssignment") => Some((account_rows(po, *i), true)),
         (Row::Product(i), "to_Description") => Some((vec![Row::Desc(i.clone())], true)),
         (Row::Partner(v), "to_Supplier") => Some((vec![Row::Supplier(v.clone())], false)),
         (Row::Partner(v), "to_BusinessPartnerRole") => Some((
@@ -455,15 +524,23 @@ fn nav_rows(row: &Row, nav: &str, data: &Dataset) -> Option<(Vec<Row>, bool)> {
     }
 }
 
-/// `/Date(ms)/` and friends, decimals as strings with their declared scale, written as JSON text.
+/// `/Date(ms)/` and friends, decimals as SAP writes them (`numbers`), written as JSON text.
 /// Dates are written `"\/Date(ms)\/"`, slashes escaped, as SAP Gateway writes them (recorded
 /// S/4HANA and C4C payloads): the same string once parsed, but not the same bytes, which is
 /// what a raw payload kept byte for byte shows.
-fn encode_text(out: &mut String, ty: Edm, v: &OVal) {
-    match (ty, v) {
+fn encode_text(
+    out: &mut String,
+    p: &Prop,
+    v: &OVal,
+    values: &RowValues<'_>,
+    format: DecimalFormat,
+) {
+    match (p.ty, v) {
         (_, OVal::Null) => out.push_str("null"),
-        (Edm::Dec(_, scale), OVal::Num(n)) => {
-            let _ = write!(out, "\"{n:.prec$}\"", prec = scale as usize);
+        (Edm::Dec(..), OVal::Num(n)) => {
+            out.push('"');
+            out.push_str(&values.decimal(p, *n, format));
+            out.push('"');
         }
         (Edm::DateTime, OVal::Time(ms)) => {
             let _ = write!(out, "\"\\/Date({ms})\\/\"");
@@ -480,6 +557,80 @@ fn encode_text(out: &mut String, ty: Edm, v: &OVal) {
     }
 }
 
+/// One row's property values, with the related records they need looked up once per row
+/// rather than once per property.
+pub struct RowValues<'a> {
+    row: &'a Row,
+    data: &'a Dataset,
+    vendor: Option<Vendor>,
+    item: Option<Item>,
+}
+
+impl<'a> RowValues<'a> {
+    pub fn new(row: &'a Row, data: &'a Dataset) -> Self {
+        let vendor = match row {
+            Row::Po(po) => data.vendors.get(po.vendor_id),
+            _ => None,
+        };
+        let item = match row {
+            Row::Item(po, i) => po.lines.get(*i).and_then(|l| data.items.get(l.item_id)),
+            _ => None,
+        };
+        RowValues {
+            row,
+            data,
+            vendor,
+            item,
+        }
+    }
+
+    /// The value of `p` as SAP shows it (unset properties get their type's empty value).
+    pub fn value(&self, p: &Prop) -> OVal {
+        let raw = match self.row {
+            Row::Po(po) => model::po_prop(po, self.vendor.as_ref(), p.name),
+            Row::Item(po, i) => model::item_prop(po, *i, self.item.as_ref(), p.name),
+            other => return prop(other, p.name, self.data),
+        };
+        match raw {
+            OVal::Null => model::unset(p),
+            v => v,
+        }
+    }
+
+    /// A decimal written with the decimals of the unit or currency the row holds for it.
+    pub fn decimal(&self, p: &Prop, n: f64, format: DecimalFormat) -> String {
+        let code = p.measure.map(|m| {
+            let (Measure::Unit(holder) | Measure::Currency(holder)) = m;
+            let code = match def_for(self.row).prop(holder).map(|hp| self.value(hp)) {
+                Some(OVal::Str(c)) => c,
+                _ => String::new(),
+            };
+            (m, code)
+        });
+        numbers::decimal_text(
+            n,
+            p.ty,
+            code.as_ref().map(|(m, c)| (*m, c.as_str())),
+            format,
+        )
+    }
+}
+
+/// Whether `$expand` names `nav`, alone or as the first step of a path (`nav/to_X`).
+pub fn expands(expand: &[String], nav: &str) -> bool {
+    expand
+        .iter()
+        .any(|e| e == nav || e.strip_prefix(nav).is_some_and(|r| r.starts_with('/')))
+}
+
+/// The rest of the `$expand` paths that start with `nav` (`nav/to_X` gives `to_X`).
+pub fn sub_expand(expand: &[String], nav: &str) -> Vec<String> {
+    expand
+        .iter()
+        .filter_map(|e| e.strip_prefix(nav)?.strip_prefix('/').map(str::to_string))
+        .collect()
+}
+
 /// Renders one entity as verbose-JSON text. Pages of thousands of entities are built this way
 /// because a `serde_json::Value` tree costs several times more than the rest of the request.
 pub fn render_text(
@@ -492,20 +643,7 @@ pub fn render_text(
     out: &mut String,
 ) {
     let def = def_for(row);
-    // Related records are generated once per entity, not once per property.
-    let vendor = match row {
-        Row::Po(po) => data.vendors.get(po.vendor_id),
-        _ => None,
-    };
-    let item = match row {
-        Row::Item(po, i) => po.lines.get(*i).and_then(|l| data.items.get(l.item_id)),
-        _ => None,
-    };
-    let value = |name: &str| match row {
-        Row::Po(po) => model::po_prop(po, vendor.as_ref(), name),
-        Row::Item(po, i) => model::item_prop(po, *i, item.as_ref(), name),
-        other => prop(other, name, data),
-    };
+    let values = RowValues::new(row, data);
     let uri = entity_uri(req, def, row, data);
     out.push_str("{\"__metadata\":{\"id\":");
     json_str(out, &uri);
@@ -527,21 +665,22 @@ pub fn render_text(
         }
         if keep(p.name) {
             let _ = write!(out, ",\"{}\":", p.name);
-            encode_text(out, p.ty, &value(p.name));
+            encode_text(out, p, &values.value(p), &values, settings.decimal_format);
         }
     }
     for (nav, _, _) in def.navs {
-        if expand.iter().any(|e| e == nav) {
+        if expands(expand, nav) {
             if let Some((rows, many)) = nav_rows(row, nav, data) {
                 let _ = write!(out, ",\"{nav}\":");
                 if many {
                     out.push_str("{\"results\":[");
                 }
+                let deeper = sub_expand(expand, nav);
                 for (i, r) in rows.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
-                    render_text(settings, req, r, data, None, &[], out);
+                    render_text(settings, req, r, data, None, &deeper, out);
                 }
                 if many {
                     out.push_str("]}");
@@ -623,6 +762,48 @@ pub fn lookup(req: &Req, def: &EntityDef, keys: &Keys, data: &Dataset) -> Result
                 .map(|v| Row::Role(v, role))
                 .ok_or_else(missing)
         }
+        "A_PurchaseOrderNote" => {
+            let id = model::po_id(get("PurchaseOrder").ok_or_else(missing)?).ok_or_else(missing)?;
+            if get("TextObjectType") != Some(model::NOTE_TEXT_TYPE) || get("Language") != Some("EN")
+            {
+                return Err(missing());
+            }
+            let po = Rc::new(data.purchase_orders.get(id).ok_or_else(missing)?);
+            note_rows(&po).pop().ok_or_else(missing)
+        }
+        "A_PurchaseOrderScheduleLine" | "A_PurOrdAccountAssignment" => {
+            let schedule = def.set == "A_PurchaseOrderScheduleLine";
+            let (doc, item, sub) = if schedule {
+                (
+                    "PurchasingDocument",
+                    "PurchasingDocumentItem",
+                    "ScheduleLine",
+                )
+            } else {
+                (
+                    "PurchaseOrder",
+                    "PurchaseOrderItem",
+                    "AccountAssignmentNumber",
+                )
+            };
+            let id = model::po_id(get(doc).ok_or_else(missing)?).ok_or_else(missing)?;
+            let line = model::item_line(get(item).ok_or_else(missing)?).ok_or_else(missing)?;
+            // One schedule line and at most one assignment per item, numbered 1.
+            if get(sub).map(|s| s.trim_start_matches('0')) != Some("1") {
+                return Err(missing());
+            }
+            let po = Rc::new(data.purchase_orders.get(id).ok_or_else(missing)?);
+            let idx = po
+                .lines
+                .iter()
+                .position(|l| l.line == line)
+                .ok_or_else(missing)?;
+            if schedule {
+                Ok(Row::Schedule(po, idx))
+            } else {
+                account_rows(&po, idx).pop().ok_or_else(missing)
+            }
+        }
         "A_Product" | "A_ProductDescription" => {
             let id =
                 model::product_id(get("Product").ok_or_else(missing)?, data).ok_or_else(missing)?;
@@ -653,12 +834,16 @@ fn list_param(req: &Req, name: &str) -> Vec<String> {
 
 fn check_expand(req: &Req, def: &EntityDef, expand: &[String]) -> Result<(), SapError> {
     for e in expand {
-        if !def.navs.iter().any(|(n, _, _)| n == e) {
-            return Err(req.err(
-                StatusCode::BAD_REQUEST,
-                "/IWBEP/CM_MGW_RT/005",
-                format!("Property '{e}' is invalid"),
-            ));
+        let mut at = def;
+        for step in e.split('/') {
+            let Some((_, target, _)) = at.navs.iter().find(|(n, _, _)| *n == step) else {
+                return Err(req.err(
+                    StatusCode::BAD_REQUEST,
+                    "/IWBEP/CM_MGW_RT/005",
+                    format!("Property '{step}' is invalid"),
+                ));
+            };
+            at = req.service.entity(target).unwrap_or(at);
         }
     }
     Ok(())
@@ -671,19 +856,25 @@ fn entity(sap: &Sap, req: &Req, set: &str, keys: &Keys) -> Result<Response, SapE
     let expand = list_param(req, "$expand");
     check_expand(req, def, &expand)?;
     let select = req.param("$select").map(|_| list_param(req, "$select"));
-    let mut out = String::from("{\"d\":");
-    render_text(
-        &sap.settings(),
-        req,
-        &row,
-        &data,
-        select.as_deref(),
-        &expand,
-        &mut out,
-    );
-    out.push('}');
-    let mut r = json_text(StatusCode::OK, out);
-    if sap.settings().etag
+    let settings = sap.settings();
+    let mut r = if wants_json(req) {
+        let mut out = String::from("{\"d\":");
+        render_text(
+            &settings,
+            req,
+            &row,
+            &data,
+            select.as_deref(),
+            &expand,
+            &mut out,
+        );
+        out.push('}');
+        json_text(StatusCode::OK, out)
+    } else {
+        let x = atom::entry(&settings, req, &row, &data, select.as_deref(), &expand);
+        atom_response(StatusCode::OK, x, "entry")
+    };
+    if settings.etag
         && matches!(row, Row::Po(_))
         && let Some(t) = etag(&row, &data)
         && let Ok(h) = HeaderValue::from_str(&t)
@@ -705,6 +896,37 @@ fn navigation(
     let row = lookup(req, def, keys, &data)?;
     let (rows, many) = nav_rows(&row, nav, &data).ok_or_else(|| req.not_found(nav))?;
     let settings = sap.settings();
+    if !wants_json(req) {
+        let target = def
+            .navs
+            .iter()
+            .find(|(n, _, _)| *n == nav)
+            .and_then(|(_, t, _)| req.service.entity(t))
+            .unwrap_or(def);
+        return Ok(if many {
+            let x = atom::feed(
+                &settings,
+                req,
+                target,
+                rows.into_iter(),
+                &data,
+                None,
+                &[],
+                None,
+                None,
+            );
+            atom_response(StatusCode::OK, x, "feed")
+        } else {
+            match rows.first() {
+                Some(r) => atom_response(
+                    StatusCode::OK,
+                    atom::entry(&settings, req, r, &data, None, &[]),
+                    "entry",
+                ),
+                None => return Err(req.not_found(nav)),
+            }
+        });
+    }
     let mut out = String::from(if many {
         "{\"d\":{\"results\":["
     } else {
@@ -783,6 +1005,15 @@ fn row_for(set: &str, key: u64, data: &Dataset) -> Option<Row> {
         }),
         "A_Product" => data.items.get(key).map(Row::Product),
         "A_ProductDescription" => data.items.get(key).map(Row::Desc),
+        "A_PurchaseOrderNote" => data.purchase_orders.get(key).map(|p| Row::Note(Rc::new(p))),
+        "A_PurchaseOrderScheduleLine" => data
+            .purchase_orders
+            .get(key >> 32)
+            .map(|p| Row::Schedule(Rc::new(p), (key & 0xFFFF_FFFF) as usize)),
+        "A_PurOrdAccountAssignment" => data
+            .purchase_orders
+            .get(key >> 32)
+            .map(|p| Row::Account(Rc::new(p), (key & 0xFFFF_FFFF) as usize)),
         _ => None,
     }
 }
@@ -810,7 +1041,10 @@ fn for_each_candidate(
                 }
             }
         }
-        "A_PurchaseOrderItem" => {
+        "A_PurchaseOrderItem"
+        | "A_PurchaseOrderScheduleLine"
+        | "A_PurOrdAccountAssignment"
+        | "A_PurchaseOrderNote" => {
             let one = po_key.map(|k| vec![k]);
             let ids: &[u64] = match &one {
                 Some(v) => v,
@@ -819,8 +1053,27 @@ fn for_each_candidate(
             for &id in ids {
                 if let Some(po) = data.purchase_orders.get(id) {
                     let po = Rc::new(po);
-                    for i in 0..po.lines.len() {
-                        f((id << 32) | i as u64, Row::Item(po.clone(), i));
+                    let rows = match set {
+                        "A_PurchaseOrderNote" => note_rows(&po),
+                        "A_PurchaseOrderScheduleLine" => (0..po.lines.len())
+                            .map(|i| Row::Schedule(po.clone(), i))
+                            .collect(),
+                        "A_PurOrdAccountAssignment" => (0..po.lines.len())
+                            .flat_map(|i| account_rows(&po, i))
+                            .collect(),
+                        _ => (0..po.lines.len())
+                            .map(|i| Row::Item(po.clone(), i))
+                            .collect(),
+                    };
+                    for r in rows {
+                        let packed = match &r {
+                            Row::Note(_) => id,
+                            Row::Item(_, i) | Row::Schedule(_, i) | Row::Account(_, i) => {
+                                (id << 32) | *i as u64
+                            }
+                            _ => continue,
+                        };
+                        f(packed, r);
                     }
                 }
             }
@@ -863,7 +1116,7 @@ fn single_po(f: &Filter) -> Option<u64> {
     match f {
         Filter::And(a, b) => single_po(a).or_else(|| single_po(b)),
         Filter::Cmp(odata::Operand::Prop(p), odata::Cmp::Eq, odata::Operand::Lit(OVal::Str(v)))
-            if p == "PurchaseOrder" =>
+            if p == "PurchaseOrder" || p == "PurchasingDocument" =>
         {
             model::po_id(v)
         }
@@ -880,7 +1133,10 @@ fn collection(sap: &Sap, req: &Req, set: &str, count_only: bool) -> Result<Respo
                 odata::parse_filter(f, Version::V2).map_err(|e| bad_filter(req, &e.message))?;
             let mut props = Vec::new();
             odata::properties(&parsed, &mut props);
-            if let Some(p) = props.iter().find(|p| def.prop(p).is_none()) {
+            if let Some(p) = props
+                .iter()
+                .find(|p| def.prop(p).is_none_or(|d| !d.filterable))
+            {
                 return Err(req.err(
                     StatusCode::BAD_REQUEST,
                     "/IWBEP/CM_MGW_RT/005",
@@ -1000,6 +1256,23 @@ fn collection(sap: &Sap, req: &Req, set: &str, count_only: bool) -> Result<Respo
         Some(n) => (start + n as usize).min(limit_end),
         None => limit_end,
     };
+    let next = (end < limit_end).then(|| next_link(req, set, end - skip));
+    if !wants_json(req) {
+        let count = (req.param("$inlinecount") == Some("allpages")).then_some(total);
+        let rows = (start..end).filter_map(|i| row_for(set, keys.get(i), &data));
+        let x = atom::feed(
+            &settings,
+            req,
+            def,
+            rows,
+            &data,
+            select.as_deref(),
+            &expand,
+            count,
+            next,
+        );
+        return Ok(atom_response(StatusCode::OK, x, "feed"));
+    }
     let mut out =
         String::with_capacity((end - start) * if expand.is_empty() { 1600 } else { 16_000 } + 256);
     out.push_str("{\"d\":{");
@@ -1026,24 +1299,29 @@ fn collection(sap: &Sap, req: &Req, set: &str, count_only: bool) -> Result<Respo
         }
     }
     out.push(']');
-    if end < limit_end {
-        let mut q: Vec<String> = req
-            .params
-            .iter()
-            .filter(|(k, _)| k != "$skiptoken")
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                )
-            })
-            .collect();
-        q.push(format!("$skiptoken={}", end - skip));
+    if let Some(n) = next {
         out.push_str(",\"__next\":");
-        json_str(&mut out, &format!("{}/{set}?{}", req.root(), q.join("&")));
+        json_str(&mut out, &n);
     }
     out.push_str("}}");
     Ok(json_text(StatusCode::OK, out))
+}
+
+/// The link to the page after `token` rows: the same options, `$skiptoken` replaced.
+fn next_link(req: &Req, set: &str, token: usize) -> String {
+    let mut q: Vec<String> = req
+        .params
+        .iter()
+        .filter(|(k, _)| k != "$skiptoken")
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect();
+    q.push(format!("$skiptoken={token}"));
+    format!("{}/{set}?{}", req.root(), q.join("&"))
 }
 
 /// Parsed query parameters as a map (used by writes for `$expand` on the 201 body).

@@ -16,8 +16,10 @@ use super::model::{
     self, BP_PROPS, DESC_PROPS, ITEM_PROPS, PO_PROPS, PRODUCT_PROPS, SUPPLIER_PROPS,
 };
 use super::service::{
-    Req, Resource, Row, def_for, entity_uri, etag, find_def, json_text, lookup, render_text,
+    Req, Resource, Row, atom_response, def_for, entity_uri, etag, find_def, json_text, lookup,
+    render_text, wants_json,
 };
+use super::{ReadOnlyProperties, atom};
 use crate::common::Dataset;
 use crate::common::clock::day_start;
 use crate::common::datagen::{EMPLOYEES, PoLine, PoStatus, PurchaseOrder};
@@ -98,6 +100,35 @@ fn check_props(
         }
     }
     Ok(())
+}
+
+/// A property `sap:creatable="false"` (on a create) or `sap:updatable="false"` (on an
+/// update) in the body: ignored, or refused when the tenant rejects them
+/// (`read_only_properties`; the message follows SAP's "Update of the read-only property &1
+/// not possible", its code is inferred).
+fn read_only(
+    sap: &Sap,
+    req: &Req,
+    body: &Map<String, Value>,
+    known: &[model::Prop],
+    creating: bool,
+) -> Result<(), SapError> {
+    if sap.settings().read_only_properties == ReadOnlyProperties::Ignore {
+        return Ok(());
+    }
+    let hit = body.keys().find(|k| {
+        known
+            .iter()
+            .any(|p| p.name == *k && if creating { !p.creatable } else { !p.updatable })
+    });
+    match hit {
+        Some(k) => Err(bad(
+            req,
+            "/IWBEP/CM_MGW_RT/007",
+            format!("Update of the read-only property {k} not possible"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// "Your Reference" (`CorrespncExternalReference`, `Edm.String` of `MaxLength` 12) when the
@@ -236,10 +267,16 @@ fn nav_array(v: Option<&Value>) -> Vec<Value> {
 fn created(sap: &Sap, req: &Req, row: &Row, data: &Dataset, expand: &[String]) -> Response {
     let def = def_for(row);
     let uri = entity_uri(req, def, row, data);
-    let mut out = String::from("{\"d\":");
-    render_text(&sap.settings(), req, row, data, None, expand, &mut out);
-    out.push('}');
-    let mut r = json_text(StatusCode::CREATED, out);
+    let settings = sap.settings();
+    let mut r = if wants_json(req) {
+        let mut out = String::from("{\"d\":");
+        render_text(&settings, req, row, data, None, expand, &mut out);
+        out.push('}');
+        json_text(StatusCode::CREATED, out)
+    } else {
+        let x = atom::entry(&settings, req, row, data, None, expand);
+        atom_response(StatusCode::CREATED, x, "entry")
+    };
     if let Ok(v) = HeaderValue::from_str(&uri) {
         r.headers_mut().insert("location", v);
     }
@@ -499,40 +536,54 @@ fn update_product(req: &Req, i: &mut Item, m: &Map<String, Value>) -> Result<(),
     Ok(())
 }
 
+/// One modifying request under the data's write lock.
 pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Response, SapError> {
+    let mut data = sap.core.write();
+    write_in(sap, req, res, body, &mut data)
+}
+
+/// One modifying request against `data`, which the caller holds locked (a `$batch` changeset
+/// holds it across its requests, so they apply together or not at all).
+pub fn write_in(
+    sap: &Sap,
+    req: &Req,
+    res: Resource,
+    body: &[u8],
+    data: &mut Dataset,
+) -> Result<Response, SapError> {
     let method = req.method.as_str().to_string();
     let now = req.now;
     permitted(sap, req, &res)?;
-    let mut data = sap.core.write();
     match (method.as_str(), res) {
         ("POST", Resource::Collection(set)) if set == "A_BusinessPartner" => {
             let m = parse_body(req, body)?;
-            let v = create_partner(req, &m, &mut data)?;
+            let v = create_partner(req, &m, data)?;
             Ok(created(
                 sap,
                 req,
                 &Row::Partner(v),
-                &data,
+                data,
                 &["to_Supplier".to_string()],
             ))
         }
         ("POST", Resource::Collection(set)) if set == "A_Product" => {
             let m = parse_body(req, body)?;
-            let i = create_product(req, &m, &mut data)?;
+            let i = create_product(req, &m, data)?;
             Ok(created(
                 sap,
                 req,
                 &Row::Product(i),
-                &data,
+                data,
                 &["to_Description".to_string()],
             ))
         }
         ("POST", Resource::Collection(set)) if set == "A_PurchaseOrder" => {
             let m = parse_body(req, body)?;
             check_props(req, &m, PO_PROPS, &["to_PurchaseOrderItem"])?;
+            read_only(sap, req, &m, PO_PROPS, true)?;
             let vendor_id = match m.get("Supplier") {
                 None => return Err(bad(req, "ME/081", "Enter Supplier")),
-                Some(v) => supplier(req, v, &data)?,
+                Some(v) => supplier(req, v, data)?,
             };
             if m.get("PurchasingGroup")
                 .and_then(text)
@@ -576,7 +627,8 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                         "Malformed item in to_PurchaseOrderItem",
                     ));
                 };
-                let line = new_line(req, im, &po, &data, now)?;
+                read_only(sap, req, im, ITEM_PROPS, true)?;
+                let line = new_line(req, im, &po, data, now)?;
                 if let Some(loc) = im
                     .get("Plant")
                     .and_then(text)
@@ -597,7 +649,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                 sap,
                 req,
                 &Row::Po(Rc::new(po)),
-                &data,
+                data,
                 &["to_PurchaseOrderItem".to_string()],
             ))
         }
@@ -605,7 +657,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
             if set == "A_PurchaseOrder" && nav == "to_PurchaseOrderItem" =>
         {
             let def = find_def(req, &set)?;
-            let Row::Po(po) = lookup(req, def, &keys, &data)? else {
+            let Row::Po(po) = lookup(req, def, &keys, data)? else {
                 return Err(req.not_found(&set));
             };
             let mut po = (*po).clone();
@@ -620,21 +672,23 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                 ));
             }
             let m = parse_body(req, body)?;
-            let line = new_line(req, &m, &po, &data, now)?;
+            read_only(sap, req, &m, ITEM_PROPS, true)?;
+            let line = new_line(req, &m, &po, data, now)?;
             po.lines.push(line);
             po.last_modified = now;
             let idx = po.lines.len() - 1;
             data.purchase_orders.replace(po.clone());
-            Ok(created(sap, req, &Row::Item(Rc::new(po), idx), &data, &[]))
+            Ok(created(sap, req, &Row::Item(Rc::new(po), idx), data, &[]))
         }
         ("PATCH" | "MERGE" | "PUT", Resource::Entity(set, keys)) => {
             let def = find_def(req, &set)?;
-            let row = lookup(req, def, &keys, &data)?;
+            let row = lookup(req, def, &keys, data)?;
             let m = parse_body(req, body)?;
             match row {
                 Row::Po(ref po) => {
-                    check_etag(sap, req, &row, &data)?;
+                    check_etag(sap, req, &row, data)?;
                     check_props(req, &m, PO_PROPS, &["to_PurchaseOrderItem"])?;
+                    read_only(sap, req, &m, PO_PROPS, false)?;
                     let mut po = (**po).clone();
                     if po.status == PoStatus::Closed {
                         return Err(bad(
@@ -647,7 +701,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                         ));
                     }
                     if let Some(v) = m.get("Supplier") {
-                        po.vendor_id = supplier(req, v, &data)?;
+                        po.vendor_id = supplier(req, v, data)?;
                     }
                     if let Some(v) = m.get("PurchasingGroup")
                         && text(v).unwrap_or_default().is_empty()
@@ -669,8 +723,9 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                     Ok(no_content())
                 }
                 Row::Item(ref po, idx) => {
-                    check_etag(sap, req, &Row::Po(po.clone()), &data)?;
+                    check_etag(sap, req, &Row::Po(po.clone()), data)?;
                     check_props(req, &m, ITEM_PROPS, &["to_PurchaseOrder"])?;
+                    read_only(sap, req, &m, ITEM_PROPS, false)?;
                     let mut po = (**po).clone();
                     if po.status == PoStatus::Closed {
                         return Err(bad(
@@ -762,10 +817,10 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
         }
         ("DELETE", Resource::Entity(set, keys)) => {
             let def = find_def(req, &set)?;
-            let row = lookup(req, def, &keys, &data)?;
+            let row = lookup(req, def, &keys, data)?;
             match row {
                 Row::Po(ref po) => {
-                    check_etag(sap, req, &row, &data)?;
+                    check_etag(sap, req, &row, data)?;
                     let mut po = (**po).clone();
                     po.status = PoStatus::Closed;
                     po.lines.iter_mut().for_each(|l| l.closed = true);
@@ -774,7 +829,7 @@ pub fn write(sap: &Sap, req: &Req, res: Resource, body: &[u8]) -> Result<Respons
                     Ok(no_content())
                 }
                 Row::Item(ref po, idx) => {
-                    check_etag(sap, req, &Row::Po(po.clone()), &data)?;
+                    check_etag(sap, req, &Row::Po(po.clone()), data)?;
                     let mut po = (**po).clone();
                     // Deleting an item sets its deletion code; the row stays.
                     po.lines[idx].closed = true;

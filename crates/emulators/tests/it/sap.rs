@@ -132,7 +132,13 @@ impl Sap {
         format!("{}{path}", self.emu.base_url())
     }
 
+    /// A request as SAP clients send it: asking for JSON (SAP answers Atom otherwise).
     fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.bare(method, path).header("accept", "application/json")
+    }
+
+    /// A request with no `Accept`: what SAP Gateway answers by default.
+    fn bare(&self, method: Method, path: &str) -> RequestBuilder {
         let mut r = self
             .http
             .request(method, self.url(path))
@@ -176,6 +182,15 @@ impl Sap {
 
     async fn send(&self, method: Method, path: &str, body: Value) -> Response {
         self.req(method, path).json(&body).send().await.unwrap()
+    }
+}
+
+/// A quantity as SAP writes it: the decimals of its unit (the emulator's units: EA and BOX
+/// none, KG and M three).
+fn sap_quantity(n: f64, unit: &str) -> String {
+    match unit {
+        "KG" | "M" => format!("{n:.3}"),
+        _ => format!("{n:.0}"),
     }
 }
 
@@ -254,9 +269,22 @@ async fn metadata_and_service_documents() {
     let doc = sap.json(&format!("{SRV}/?$format=json")).await;
     assert_eq!(
         doc["d"]["EntitySets"],
-        json!(["A_PurchaseOrder", "A_PurchaseOrderItem"])
+        json!([
+            "A_PurchaseOrder",
+            "A_PurchaseOrderItem",
+            "A_PurchaseOrderNote",
+            "A_PurchaseOrderScheduleLine",
+            "A_PurOrdAccountAssignment"
+        ])
     );
-    let xml = sap.get(&format!("{SRV}/")).await.text().await.unwrap();
+    let xml = sap
+        .bare(Method::GET, &format!("{SRV}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(xml.contains("<app:collection href=\"A_PurchaseOrder\">"));
     let sup = sap
         .json("/sap/opu/odata/sap/API_BUSINESS_PARTNER/A_Supplier?$top=2&$format=json")
@@ -654,12 +682,11 @@ async fn filter_boundaries_and_expand() {
     let items = rs[0]["to_PurchaseOrderItem"]["results"].as_array().unwrap();
     assert!(!items.is_empty());
     assert_eq!(items[0]["PurchaseOrderItem"], "10");
-    assert!(
-        items[0]["OrderQuantity"]
-            .as_str()
-            .unwrap()
-            .ends_with(".000")
-    );
+    // Quantities carry the decimals of their unit (none for pieces, three for kilograms and
+    // metres), not the declared scale of 3.
+    let unit = items[0]["PurchaseOrderQuantityUnit"].as_str().unwrap();
+    let qty = items[0]["OrderQuantity"].as_str().unwrap();
+    assert_eq!(qty, sap_quantity(qty.parse().unwrap(), unit), "{unit}");
     assert!(
         items[0]["YY1_ProjectCode_PDI"]
             .as_str()
@@ -754,9 +781,10 @@ async fn csrf_handshake_and_deep_insert() {
     assert!(loc.ends_with("/A_PurchaseOrder('4500000011')"), "{loc}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["d"]["PurchaseOrder"], "4500000011");
+    // An amount has the decimals of its currency (USD: two), not the declared scale of 3.
     assert_eq!(
         v["d"]["to_PurchaseOrderItem"]["results"][0]["NetPriceAmount"],
-        "12.500"
+        "12.50"
     );
     assert_eq!(date_ms(&v["d"]["LastChangeDateTime"]), 1_769_904_000_000);
     // The {"results": [...]} wrapping of the navigation is accepted too.
@@ -895,9 +923,13 @@ async fn updates_deletes_and_the_etag_switch() {
             .status(),
         204
     );
+    let changed = sap.json(&format!("{item}?$format=json")).await;
     assert_eq!(
-        sap.json(&format!("{item}?$format=json")).await["d"]["OrderQuantity"],
-        "7.000"
+        changed["d"]["OrderQuantity"],
+        sap_quantity(
+            7.0,
+            changed["d"]["PurchaseOrderQuantityUnit"].as_str().unwrap()
+        )
     );
     assert_eq!(
         sap.req(Method::DELETE, &item)
@@ -1291,4 +1323,462 @@ async fn suppliers_are_business_partners_and_products_take_their_descriptions() 
         .await;
     assert_eq!(r.status(), 403);
     assert_eq!(sap_code(&r.json().await.unwrap()), "/IWBEP/CM_MGW_RT/010");
+}
+
+/// The `<d:Name` elements of an Atom entry or feed, in order.
+fn atom_properties(xml: &str) -> Vec<String> {
+    xml.split("<d:")
+        .skip(1)
+        .filter_map(|s| s.split(['>', ' ', '/']).next().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn atom_by_default_json_when_asked() {
+    let sap = Sap::new(10).await;
+    let r = sap
+        .bare(Method::GET, &format!("{SRV}/A_PurchaseOrder?$top=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/atom+xml;type=feed")
+    );
+    let feed = r.text().await.unwrap();
+    assert!(feed.starts_with("<?xml") && feed.contains("<feed xml:base="));
+    assert_eq!(feed.matches("<entry>").count(), 2);
+    assert!(feed.contains("<d:PurchaseOrder>4500000001</d:PurchaseOrder>"));
+    assert!(feed.contains("<d:ValidityStartDate m:null=\"true\"/>"));
+    assert!(feed.contains("<d:PurchaseOrderSubtype/>"));
+    assert!(feed.contains("<d:ExchangeRate>1.00000</d:ExchangeRate>"));
+    assert!(
+        !feed.contains("m:type="),
+        "SAP Gateway writes no m:type in Atom"
+    );
+
+    // One entity: an entry shaped as the recorded one, its properties in the same order.
+    let golden = fixture("sap_po_entry.atom.xml");
+    let entry = sap
+        .bare(Method::GET, &format!("{SRV}/A_PurchaseOrder('4500000002')"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        entry.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/atom+xml;type=entry")
+    );
+    let entry = entry.text().await.unwrap();
+    for part in [
+        "<category term=\"API_PURCHASEORDER_PROCESS_SRV.A_PurchaseOrderType\" scheme=\"http://schemas.microsoft.com/ado/2007/08/dataservices/scheme\"/>",
+        "<link href=\"A_PurchaseOrder('4500000002')\" rel=\"edit\" title=\"A_PurchaseOrderType\"/>",
+        "<link href=\"A_PurchaseOrder('4500000002')/to_PurchaseOrderNote\" rel=\"http://schemas.microsoft.com/ado/2007/08/dataservices/related/to_PurchaseOrderNote\" type=\"application/atom+xml;type=feed\" title=\"to_PurchaseOrderNote\"/>",
+        "<d:PurchasingDocumentOrigin>9</d:PurchasingDocumentOrigin>",
+    ] {
+        assert!(
+            golden.contains(&part.replace("4500000002", "4500003595")),
+            "{part}"
+        );
+        assert!(entry.contains(part), "{part}");
+    }
+    let recorded = atom_properties(&golden);
+    let ours: Vec<String> = atom_properties(&entry)
+        .into_iter()
+        .filter(|p| recorded.contains(p))
+        .collect();
+    assert_eq!(ours, recorded);
+    // Dates as the recording writes them.
+    let creation = entry.split("<d:CreationDate>").nth(1).unwrap();
+    assert_eq!(creation.find("</d:CreationDate>"), Some(19));
+    let changed = entry.split("<d:LastChangeDateTime>").nth(1).unwrap();
+    assert_eq!(changed.find("</d:LastChangeDateTime>"), Some(28));
+
+    // $format=atom too; JSON with $format=json or an Accept naming JSON.
+    let a = sap
+        .bare(
+            Method::GET,
+            &format!("{SRV}/A_PurchaseOrder?$top=1&$format=atom"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(a.text().await.unwrap().contains("<feed"));
+    for (path, accept) in [
+        (
+            "A_PurchaseOrder?$top=1&$format=json",
+            "application/atom+xml",
+        ),
+        ("A_PurchaseOrder?$top=1", "application/json;q=0.9, */*"),
+    ] {
+        let j: Value = sap
+            .bare(Method::GET, &format!("{SRV}/{path}"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            j["d"]["results"][0]["PurchaseOrder"], "4500000001",
+            "{path}"
+        );
+    }
+    // Navigation and expansion in Atom: an inline feed of the items.
+    let x = sap
+        .bare(
+            Method::GET,
+            &format!("{SRV}/A_PurchaseOrder('4500000002')?$expand=to_PurchaseOrderItem"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        x.contains("<m:inline><feed>")
+            && x.contains("<d:PurchaseOrderItem>10</d:PurchaseOrderItem>")
+    );
+    sap.emu.shutdown().await;
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "PascalCase")]
+struct SapItem {
+    #[serde(rename = "__metadata")]
+    metadata: Meta,
+    purchase_order: String,
+    purchase_order_item: String,
+    order_quantity: String,
+    purchase_order_quantity_unit: String,
+    net_price_amount: String,
+    net_price_quantity: String,
+    document_currency: String,
+    over_deliv_tolrtd_lmt_ratio_in_pct: Option<String>,
+    item_net_weight: String,
+    purchase_requisition_item: String,
+    #[serde(rename = "to_ScheduleLine")]
+    schedule: Value,
+    #[serde(rename = "to_AccountAssignment")]
+    account: Value,
+}
+
+/// Decimals after the point (0 without one).
+fn decimals(s: &str) -> usize {
+    s.split_once('.').map_or(0, |(_, f)| f.len())
+}
+
+#[tokio::test]
+async fn numbers_are_written_by_unit_and_currency_as_the_recording_shows() {
+    // The recorded sandbox item: pieces without decimals, kilograms with three, dollars with
+    // two, a percentage (no unit) with its declared scale of one.
+    let g: D<Collection<Value>> =
+        serde_json::from_str(&fixture("sap_po_item_sandbox.json")).unwrap();
+    let rec = &g.d.results[0];
+    assert_eq!(rec["OrderQuantity"], "1");
+    assert_eq!(rec["NetPriceAmount"], "40.00");
+    assert_eq!(rec["ItemNetWeight"], "0.900");
+    assert_eq!(rec["OverdelivTolrtdLmtRatioInPct"], "10.0");
+    assert_eq!(rec["PurchaseRequisitionItem"], "0");
+    let _: SapItem = serde_json::from_value(rec.clone()).unwrap();
+
+    let sap = Sap::new(30).await;
+    let v: D<Collection<SapItem>> = sap
+        .get(&format!(
+            "{SRV}/A_PurchaseOrderItem?$top=60&$expand=to_ScheduleLine,to_AccountAssignment"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut units = std::collections::HashSet::new();
+    for it in &v.d.results {
+        let q: f64 = it.order_quantity.parse().unwrap();
+        assert_eq!(
+            it.order_quantity,
+            sap_quantity(q, &it.purchase_order_quantity_unit)
+        );
+        units.insert(decimals(&it.order_quantity));
+        assert_eq!(
+            decimals(&it.net_price_amount),
+            2,
+            "{}",
+            it.document_currency
+        );
+        assert_eq!(it.net_price_quantity, "1");
+        assert_eq!(it.item_net_weight, "0");
+        assert_eq!(it.purchase_requisition_item, "0");
+        let line = &it.schedule["results"][0];
+        assert_eq!(line["ScheduleLine"], "1");
+        assert_eq!(line["ScheduleLineOrderQuantity"], it.order_quantity);
+        assert_eq!(line["ScheduleLineDeliveryTime"], "PT00H00M00S");
+    }
+    assert_eq!(
+        units.len(),
+        2,
+        "pieces and kilograms both appear: {units:?}"
+    );
+    let assigned: Vec<&SapItem> =
+        v.d.results
+            .iter()
+            .filter(|i| !i.account["results"].as_array().unwrap().is_empty())
+            .collect();
+    assert!(!assigned.is_empty());
+    let a = &assigned[0].account["results"][0];
+    assert_eq!(a["AccountAssignmentNumber"], "1");
+    assert_eq!(decimals(a["PurgDocNetAmount"].as_str().unwrap()), 2);
+    let po = sap
+        .json(&format!("{SRV}/A_PurchaseOrder('4500000001')"))
+        .await;
+    assert_eq!(po["d"]["ExchangeRate"], "1.00000");
+    assert_eq!(po["d"]["CashDiscount1Percent"], "0.000");
+    assert_eq!(po["d"]["SupplierPhoneNumber"], "");
+
+    // A tenant that pads every quantity to its declared scale (`decimal_format`).
+    admin_json(
+        &sap.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"decimal_format": "scale"})),
+    )
+    .await;
+    let padded = sap.json(&format!("{SRV}/A_PurchaseOrderItem?$top=5")).await;
+    for it in padded["d"]["results"].as_array().unwrap() {
+        assert_eq!(decimals(it["OrderQuantity"].as_str().unwrap()), 3);
+        assert_eq!(decimals(it["NetPriceAmount"].as_str().unwrap()), 2);
+    }
+    sap.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn metadata_annotations_and_the_new_entity_sets() {
+    let mut sap = Sap::new(20).await;
+    let x = sap
+        .get(&format!("{SRV}/$metadata"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for part in [
+        "<Property Name=\"ExchangeRate\" Type=\"Edm.String\" MaxLength=\"12\"",
+        "<Property Name=\"CompanyCode\" Type=\"Edm.String\" MaxLength=\"4\" sap:label",
+        "<Property Name=\"PurchaseOrder\" Type=\"Edm.String\" Nullable=\"false\" MaxLength=\"10\"",
+        "<Property Name=\"LastChangeDateTime\" Type=\"Edm.DateTimeOffset\" Precision=\"7\" sap:label=\"LastChangeDateTime\" sap:creatable=\"false\" sap:updatable=\"false\"/>",
+        "<Property Name=\"OrderQuantity\" Type=\"Edm.Decimal\" Precision=\"13\" Scale=\"3\" sap:unit=\"PurchaseOrderQuantityUnit\"",
+        "<Property Name=\"PlainLongText\" Type=\"Edm.String\" sap:label=\"PlainLongText\" sap:filterable=\"false\"/>",
+        "<EntitySet Name=\"A_PurchaseOrderNote\"",
+        "<EntitySet Name=\"A_PurchaseOrderScheduleLine\"",
+        "<EntitySet Name=\"A_PurOrdAccountAssignment\"",
+        "<NavigationProperty Name=\"to_PurchaseOrderNote\"",
+        "<NavigationProperty Name=\"to_ScheduleLine\"",
+        "<NavigationProperty Name=\"to_AccountAssignment\"",
+    ] {
+        assert!(x.contains(part), "{part}");
+    }
+    assert!(!x.contains("Name=\"CompanyCode\" Type=\"Edm.String\" Nullable=\"false\""));
+
+    // The new sets are readable by collection, key and navigation.
+    let lines = sap
+        .json(&format!(
+            "{SRV}/A_PurchaseOrderScheduleLine?$filter=PurchasingDocument eq '4500000003'"
+        ))
+        .await;
+    let n = lines["d"]["results"].as_array().unwrap().len();
+    assert!(n >= 1);
+    let one = sap
+        .json(&format!("{SRV}/A_PurchaseOrderScheduleLine(PurchasingDocument='4500000003',PurchasingDocumentItem='10',ScheduleLine='1')"))
+        .await;
+    assert_eq!(one["d"]["PurchasingDocumentItem"], "10");
+    let via = sap
+        .json(&format!("{SRV}/A_PurchaseOrderItem(PurchaseOrder='4500000003',PurchaseOrderItem='10')/to_ScheduleLine"))
+        .await;
+    assert_eq!(via["d"]["results"][0], one["d"]);
+    let deep = sap
+        .json(&format!("{SRV}/A_PurchaseOrder('4500000003')?$expand=to_PurchaseOrderItem/to_ScheduleLine,to_PurchaseOrderNote"))
+        .await;
+    assert_eq!(
+        deep["d"]["to_PurchaseOrderItem"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        n
+    );
+    assert!(
+        deep["d"]["to_PurchaseOrderItem"]["results"][0]["to_ScheduleLine"]["results"].is_array()
+    );
+    assert!(deep["d"]["to_PurchaseOrderNote"]["results"].is_array());
+    let notes = sap.json(&format!("{SRV}/A_PurchaseOrderNote?$top=5")).await;
+    for note in notes["d"]["results"].as_array().unwrap() {
+        assert_eq!(note["TextObjectType"], "F01");
+        assert!(!note["PlainLongText"].as_str().unwrap().is_empty());
+    }
+    let r = sap
+        .get(&format!(
+            "{SRV}/A_PurchaseOrderNote?$filter=PlainLongText eq 'x'"
+        ))
+        .await;
+    assert_eq!(r.status(), 400, "PlainLongText is not filterable");
+    let accounts = sap
+        .json(&format!("{SRV}/A_PurOrdAccountAssignment?$top=3"))
+        .await;
+    for a in accounts["d"]["results"].as_array().unwrap() {
+        assert!(!a["WBSElementExternalID"].as_str().unwrap().is_empty());
+    }
+
+    // Read-only properties: ignored by default, refused when the tenant rejects them.
+    sap.fetch_csrf().await;
+    let po = format!("{SRV}/A_PurchaseOrder('4500000004')");
+    let body = json!({"CreationDate": "/Date(0)/", "PurchasingGroup": "002"});
+    assert_eq!(
+        sap.send(Method::PATCH, &po, body.clone()).await.status(),
+        204
+    );
+    admin_json(
+        &sap.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"read_only_properties": "reject"})),
+    )
+    .await;
+    let r = sap.send(Method::PATCH, &po, body).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("read-only property CreationDate")
+    );
+    sap.emu.shutdown().await;
+}
+
+/// The `application/http` answers in a `$batch` response, changesets flattened, with the
+/// status of each and whether it came inside a changeset.
+fn batch_answers(ctype: &str, body: &str) -> Vec<(u16, bool, String)> {
+    let boundary = ctype.split("boundary=").nth(1).unwrap().trim();
+    let mut out = Vec::new();
+    for part in body.split(&format!("--{boundary}")).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        if let Some(inner) = part
+            .split("boundary=")
+            .nth(1)
+            .map(|s| s.lines().next().unwrap().trim().to_string())
+        {
+            for p in part.split(&format!("--{inner}")).skip(1) {
+                if let Some(http) = p.split("HTTP/1.1 ").nth(1) {
+                    let status = http[..3].parse().unwrap();
+                    out.push((status, true, http.to_string()));
+                }
+            }
+        } else if let Some(http) = part.split("HTTP/1.1 ").nth(1) {
+            out.push((http[..3].parse().unwrap(), false, http.to_string()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn batch_reads_and_changesets_apply_together_or_not_at_all() {
+    let mut sap = Sap::new(10).await;
+    let batch = |b: &str| {
+        format!(
+            "--batch_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding:binary\r\n\r\nGET A_PurchaseOrder%28%274500000002%27%29 HTTP/1.1\r\nAccept: application/json\r\n\r\n\r\n--batch_1\r\nContent-Type: multipart/mixed;boundary=changeset_1\r\n\r\n{b}--changeset_1--\r\n--batch_1--"
+        )
+    };
+    let create = "--changeset_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding:binary\r\nContent-ID: 1\r\n\r\nPOST A_PurchaseOrder HTTP/1.1\r\nAccept: application/json\r\nContent-Type: application/json\r\n\r\n{\"Supplier\":\"10300002\",\"PurchasingGroup\":\"001\",\"to_PurchaseOrderItem\":[{\"Material\":\"ITEM-00003\",\"OrderQuantity\":\"2\"}]}\r\n";
+    let patch = |po: &str, group: &str| {
+        format!(
+            "--changeset_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding:binary\r\n\r\nPATCH {po} HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{{\"PurchasingGroup\":\"{group}\"}}\r\n"
+        )
+    };
+    let post = |sap: &Sap, body: String| {
+        sap.req(Method::POST, &format!("{SRV}/$batch"))
+            .header("content-type", "multipart/mixed;boundary=batch_1")
+            .body(body)
+            .send()
+    };
+    // Like every modifying request, $batch needs the CSRF token.
+    let r = post(&sap, batch(create)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    sap.fetch_csrf().await;
+
+    // A read and a changeset: the create, then a change of it through its Content-ID.
+    let r = post(&sap, batch(&format!("{create}{}", patch("$1", "002"))))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("multipart/mixed; boundary="));
+    let answers = batch_answers(&ctype, &r.text().await.unwrap());
+    let statuses: Vec<(u16, bool)> = answers.iter().map(|a| (a.0, a.1)).collect();
+    assert_eq!(statuses, vec![(200, false), (201, true), (204, true)]);
+    assert!(answers[0].2.contains("\"PurchaseOrder\":\"4500000002\""));
+    let created = sap
+        .json(&format!("{SRV}/A_PurchaseOrder('4500000011')"))
+        .await;
+    assert_eq!(
+        created["d"]["PurchasingGroup"], "001",
+        "the group is not kept by the emulator"
+    );
+
+    // A failing changeset: its change is rolled back and one error answers for it.
+    let before = sap
+        .json(&format!("{SRV}/A_PurchaseOrder('4500000003')"))
+        .await;
+    let bad = "--changeset_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding:binary\r\n\r\nPOST A_PurchaseOrder HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"Supplier\":\"10300002\"}\r\n";
+    let r = post(
+        &sap,
+        batch(&format!(
+            "{}{bad}",
+            patch("A_PurchaseOrder('4500000003')", "003")
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+    let answers = batch_answers(&ctype, &r.text().await.unwrap());
+    assert_eq!(answers.len(), 2);
+    assert_eq!((answers[1].0, answers[1].1), (400, false));
+    assert!(answers[1].2.contains("ME/083"));
+    let after = sap
+        .json(&format!("{SRV}/A_PurchaseOrder('4500000003')"))
+        .await;
+    assert_eq!(
+        after["d"]["LastChangeDateTime"],
+        before["d"]["LastChangeDateTime"]
+    );
+    let all = sap.json(&format!("{SRV}/A_PurchaseOrder/$count")).await;
+    assert_eq!(all, 11);
+
+    // A malformed body gets the Gateway's 400 error body.
+    for (ctype, body) in [
+        ("multipart/mixed;boundary=batch_1", "--batch_1\r\nno end"),
+        ("application/json", "{}"),
+        (
+            "multipart/mixed;boundary=batch_1",
+            "--batch_1\r\nContent-Type: text/plain\r\n\r\nx\r\n--batch_1--",
+        ),
+    ] {
+        let r = sap
+            .req(Method::POST, &format!("{SRV}/$batch"))
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(sap_code(&e), "/IWFND/CM_MGW/004");
+    }
+    sap.emu.shutdown().await;
 }
