@@ -656,6 +656,52 @@ mod tests {
     }
 
     #[test]
+    fn connections_trust_the_operators_extra_authorities() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let ca = dir.path().join("ca.pem");
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        std::fs::write(&ca, pem).unwrap();
+        std::fs::write(
+            &file,
+            format!("[connections]\nca_file = {:?}\n", ca.display().to_string()),
+        )
+        .unwrap();
+        let e = Settings::load(Some(&file), &Overrides::default())
+            .unwrap()
+            .connections
+            .egress()
+            .unwrap();
+        assert_eq!(e.extra_ca_pem.as_deref(), Some(pem));
+        assert!(
+            Settings::default()
+                .connections
+                .egress()
+                .unwrap()
+                .extra_ca_pem
+                .is_none()
+        );
+        // A file that is missing or holds no certificate stops the service, naming it.
+        for bad in ["no such file", "not a certificate"] {
+            if bad == "not a certificate" {
+                std::fs::write(&ca, bad).unwrap();
+            } else {
+                std::fs::remove_file(&ca).unwrap();
+            }
+            let err = Settings::load(Some(&file), &Overrides::default())
+                .unwrap()
+                .connections
+                .egress()
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("connections.ca_file"), "{err}");
+            if bad == "no such file" {
+                std::fs::write(&ca, pem).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn connections_reach_public_addresses_unless_the_operator_allows_more() {
         let d = Settings::default().connections.egress().unwrap();
         assert!(!d.policy.permits("127.0.0.1".parse().unwrap()));

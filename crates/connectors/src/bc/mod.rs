@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{
-    Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderLineWrite,
+    Closed, Connector, ConnectorError, CreateRecords, Extent, OrderWriter, PurchaseOrderLineWrite,
     PurchaseOrderUpdate, PurchaseOrderWrite, RawPage, ReadWindow, Source, SourceRecord,
     UnifiedWrite, UpdateRecords,
 };
@@ -364,6 +364,42 @@ fn number(d: &rust_decimal::Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 
+/// Orders looked up per request when checking which invoiced ones still exist (the URL stays
+/// well under 2 KB).
+const ORDERS_PER_LOOKUP: usize = 25;
+
+/// The all-zero GUID Business Central writes for an unset reference.
+const EMPTY_GUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// 8-4-4-4-12 hexadecimal digits: only such ids go into a filter.
+fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// `lastModifiedDateTime` bounds of a window (milliseconds: the lower one rounded up, the
+/// upper one down), if it has any.
+fn window_filter(window: &ReadWindow) -> Option<String> {
+    let mut filters = Vec::new();
+    if let Some(s) = window.modified_since {
+        let ms = s.micros().div_euclid(1000) + i64::from(s.micros().rem_euclid(1000) != 0);
+        filters.push(format!(
+            "lastModifiedDateTime ge {}",
+            Timestamp(ms * 1000).to_rfc3339()
+        ));
+    }
+    if let Some(u) = window.modified_until {
+        filters.push(format!(
+            "lastModifiedDateTime le {}",
+            Timestamp(u.micros().div_euclid(1000) * 1000).to_rfc3339()
+        ));
+    }
+    (!filters.is_empty()).then(|| filters.join(" and "))
+}
+
 fn bad_cursor() -> ConnectorError {
     ConnectorError::InvalidSettings {
         param: "cursor".into(),
@@ -662,6 +698,114 @@ impl BcConnector {
             .map(String::as_str)
     }
 
+    /// A next link's path and query, checked to point back at this API and company: our
+    /// token never goes elsewhere.
+    fn within(&self, link: &str) -> Result<String, ConnectorError> {
+        link.strip_prefix(&self.api_root)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ConnectorError::Upstream("Business Central sent a next link to another host".into())
+            })
+    }
+
+    /// The URL a cursor's next link stands for, once it is known to be this company's `set`.
+    async fn follow(&self, rest: &str, set: &str) -> Result<String, ConnectorError> {
+        if !rest.starts_with(&format!("/companies({})/{set}", self.company().await?)) {
+            return Err(bad_cursor());
+        }
+        Ok(format!("{}{rest}", self.api_root))
+    }
+
+    /// One page of the invoices posted in `window` (`phase`: `0|` to start, `1|<link>` to
+    /// go on), and the orders they came from that posting deleted: an order invoiced in full
+    /// is gone from `purchaseOrders` with no deletion to read, and is closed as `Invoiced`.
+    async fn posted_invoices_page(
+        &self,
+        window: &ReadWindow,
+        phase: &str,
+    ) -> Result<RawPage, ConnectorError> {
+        let url = match phase.strip_prefix("1|") {
+            Some(rest) => self.follow(rest, "purchaseInvoices").await?,
+            None if phase == "0|" => {
+                let mut url = reqwest::Url::parse(&format!(
+                    "{}/purchaseInvoices",
+                    self.company_root().await?
+                ))
+                .map_err(|_| bad_cursor())?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(filter) = window_filter(window) {
+                        q.append_pair("$filter", &filter);
+                    }
+                    q.append_pair("$select", "id,orderId,orderNumber,lastModifiedDateTime");
+                }
+                url.to_string()
+            }
+            None => return Err(bad_cursor()),
+        };
+        let prefer = format!("odata.maxpagesize={}", self.page_size);
+        let body = self.get_json(&url, &[("prefer", prefer)]).await?;
+        let orders: Vec<String> = body
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|inv| inv.get("orderId").and_then(Value::as_str))
+            .filter(|id| !id.is_empty() && *id != EMPTY_GUID && is_guid(id))
+            .map(str::to_ascii_lowercase)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut closed = Vec::new();
+        for chunk in orders.chunks(ORDERS_PER_LOOKUP) {
+            let present = self.existing_orders(chunk).await?;
+            closed.extend(
+                chunk
+                    .iter()
+                    .filter(|id| !present.contains(*id))
+                    .map(|id| Closed {
+                        key: id.clone(),
+                        remote_status: "Invoiced".into(),
+                    }),
+            );
+        }
+        let next_cursor = match body.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(link) => Some(format!("i1|{}", self.within(link)?)),
+            None => None,
+        };
+        Ok(RawPage {
+            closed,
+            ..RawPage::new(Vec::new(), next_cursor)
+        })
+    }
+
+    /// Which of these purchase orders still exist (one request).
+    async fn existing_orders(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, ConnectorError> {
+        let mut url =
+            reqwest::Url::parse(&format!("{}/purchaseOrders", self.company_root().await?))
+                .map_err(|_| bad_cursor())?;
+        let filter = ids
+            .iter()
+            .map(|id| format!("id eq {id}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        url.query_pairs_mut()
+            .append_pair("$filter", &filter)
+            .append_pair("$select", "id");
+        let body = self.get_json(url.as_str(), &[]).await?;
+        Ok(body
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("id").and_then(Value::as_str))
+            .map(str::to_ascii_lowercase)
+            .collect())
+    }
+
     async fn company_root(&self) -> Result<String, ConnectorError> {
         Ok(format!(
             "{}/companies({})",
@@ -882,38 +1026,26 @@ impl Source for BcConnector {
                 "Business Central has no {entity} read in API v2.0"
             )));
         };
-        let root = self.company_root().await?;
+        // Purchase orders are read in two phases: the orders of the window, then the
+        // invoices posted in it, whose orders posting may have deleted.
+        if let Some(phase) = cursor.and_then(|c| c.strip_prefix("i")) {
+            if entity != Entity::PURCHASE_ORDER {
+                return Err(bad_cursor());
+            }
+            return self.posted_invoices_page(window, phase).await;
+        }
         let url = match cursor {
             Some(c) => {
-                let rest = c.strip_prefix("n1|").ok_or_else(bad_cursor)?;
-                if !rest.starts_with(&format!("/companies({})/{set}", self.company().await?)) {
-                    return Err(bad_cursor());
-                }
-                format!("{}{rest}", self.api_root)
+                self.follow(c.strip_prefix("n1|").ok_or_else(bad_cursor)?, set)
+                    .await?
             }
             None => {
-                let mut url =
-                    reqwest::Url::parse(&format!("{root}/{set}")).map_err(|_| bad_cursor())?;
+                let mut url = reqwest::Url::parse(&format!("{}/{set}", self.company_root().await?))
+                    .map_err(|_| bad_cursor())?;
                 {
                     let mut q = url.query_pairs_mut();
-                    let mut filters = Vec::new();
-                    if let Some(s) = window.modified_since {
-                        // Milliseconds: round the lower bound up, the upper one down.
-                        let ms = s.micros().div_euclid(1000)
-                            + i64::from(s.micros().rem_euclid(1000) != 0);
-                        filters.push(format!(
-                            "lastModifiedDateTime ge {}",
-                            Timestamp(ms * 1000).to_rfc3339()
-                        ));
-                    }
-                    if let Some(u) = window.modified_until {
-                        filters.push(format!(
-                            "lastModifiedDateTime le {}",
-                            Timestamp(u.micros().div_euclid(1000) * 1000).to_rfc3339()
-                        ));
-                    }
-                    if !filters.is_empty() {
-                        q.append_pair("$filter", &filters.join(" and "));
+                    if let Some(filter) = window_filter(window) {
+                        q.append_pair("$filter", &filter);
                     }
                     // Key order, no `$orderby`: Business Central's next link resumes after
                     // the last record's key (`$skiptoken=<id>`), which holds only in key
@@ -929,15 +1061,8 @@ impl Source for BcConnector {
         let prefer = format!("odata.maxpagesize={}", self.page_size);
         let (records, next_link) = self.get_page(&url, &[("prefer", prefer)]).await?;
         let next_cursor = match next_link.as_deref() {
-            Some(link) => {
-                // The link must point back at the same API: our token never goes elsewhere.
-                let rest = link.strip_prefix(&self.api_root).ok_or_else(|| {
-                    ConnectorError::Upstream(
-                        "Business Central sent a next link to another host".into(),
-                    )
-                })?;
-                Some(format!("n1|{rest}"))
-            }
+            Some(link) => Some(format!("n1|{}", self.within(link)?)),
+            None if entity == Entity::PURCHASE_ORDER => Some("i0|".to_string()),
             None => None,
         };
         Ok(RawPage::new(records, next_cursor))

@@ -25,6 +25,8 @@ pub enum Set {
     PurchaseOrderLines,
     Vendors,
     Items,
+    /// Posted purchase invoices (read-only here: drafts are not emulated).
+    PurchaseInvoices,
 }
 
 impl Set {
@@ -34,6 +36,7 @@ impl Set {
             "purchaseOrderLines" => Some(Set::PurchaseOrderLines),
             "vendors" => Some(Set::Vendors),
             "items" => Some(Set::Items),
+            "purchaseInvoices" => Some(Set::PurchaseInvoices),
             _ => None,
         }
     }
@@ -43,6 +46,7 @@ impl Set {
             Set::PurchaseOrderLines => "purchaseOrderLines",
             Set::Vendors => "vendors",
             Set::Items => "items",
+            Set::PurchaseInvoices => "purchaseInvoices",
         }
     }
     fn kind(self) -> Kind {
@@ -51,6 +55,7 @@ impl Set {
             Set::PurchaseOrderLines => Kind::Line,
             Set::Vendors => Kind::Vendor,
             Set::Items => Kind::Item,
+            Set::PurchaseInvoices => Kind::PostedInvoice,
         }
     }
     fn record_name(self) -> &'static str {
@@ -59,6 +64,7 @@ impl Set {
             Set::PurchaseOrderLines => "Purchase Line",
             Set::Vendors => "Vendor",
             Set::Items => "Item",
+            Set::PurchaseInvoices => "Purch. Inv. Header",
         }
     }
 }
@@ -71,6 +77,8 @@ pub enum Res {
     Company,
     Collection(Set),
     Entity(Set, u64),
+    /// A bound action of a purchase order (`purchaseOrders({id})/Microsoft.NAV.<name>`).
+    Action(u64, String),
     /// `purchaseOrders(id)/purchaseOrderLines`
     Lines(u64),
 }
@@ -179,6 +187,17 @@ fn parse(bc: &Bc, rest: &str) -> Result<(String, Res), BcError> {
                         Some(k) => Res::Entity(set, key(set, k)?),
                     }
                 }
+                [po, action] if action.starts_with("Microsoft.NAV.") => {
+                    let (name, k) = seg(po);
+                    if name != "purchaseOrders" {
+                        return Err(BcError::segment(action));
+                    }
+                    let id = key(
+                        Set::PurchaseOrders,
+                        k.ok_or_else(|| BcError::segment(name))?,
+                    )?;
+                    Res::Action(id, action.trim_start_matches("Microsoft.NAV.").to_string())
+                }
                 [po, lines] => {
                     let (name, k) = seg(po);
                     let (lname, lk) = seg(lines);
@@ -260,6 +279,7 @@ fn dispatch_inner(
                 "purchaseOrderLines",
                 "vendors",
                 "items",
+                "purchaseInvoices",
             ]
             .iter()
             .map(|n| json!({"name": n, "kind": "EntitySet", "url": n}))
@@ -304,6 +324,11 @@ fn dispatch_inner(
             let data = bc.core.read();
             collection(bc, &ctx, set, None, &data)
         }
+        Res::Action(..) => Err(BcError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BadRequest_MethodNotAllowed",
+            "'GET' requests for 'Microsoft.NAV' actions are not allowed.",
+        )),
     }
 }
 
@@ -317,7 +342,9 @@ fn write_entity(
     want_lines: bool,
     out: &mut String,
 ) -> bool {
-    if ctx.param("$select").is_some() || matches!(set, Set::Vendors | Set::Items) {
+    if ctx.param("$select").is_some()
+        || matches!(set, Set::Vendors | Set::Items | Set::PurchaseInvoices)
+    {
         let Some(mut v) = render(set, k, ctx, data) else {
             return false;
         };
@@ -363,7 +390,7 @@ fn write_entity(
             out.push('}');
             true
         }
-        Set::Vendors | Set::Items => false,
+        Set::Vendors | Set::Items | Set::PurchaseInvoices => false,
     }
 }
 
@@ -421,6 +448,12 @@ pub fn render(set: Set, id: u64, ctx: &Ctx, data: &Dataset) -> Option<Value> {
             .items
             .get(id)
             .map(|i| model::item_json(ctx.seed, &i, data.items.revision(id))),
+        Set::PurchaseInvoices => {
+            let inv = data
+                .posted_invoices
+                .get(usize::try_from(id).ok()?.checked_sub(1)?)?;
+            Some(model::invoice_json(ctx.seed, id, inv, data))
+        }
     }
 }
 
@@ -517,6 +550,7 @@ fn all_keys(set: Set, parent: Option<u64>, data: &Dataset) -> Vec<u64> {
         (Set::PurchaseOrders, _) => data.purchase_orders.ids().to_vec(),
         (Set::Vendors, _) => data.vendors.ids().to_vec(),
         (Set::Items, _) => data.items.ids().to_vec(),
+        (Set::PurchaseInvoices, _) => (1..=data.posted_invoices.len() as u64).collect(),
     }
 }
 
@@ -812,6 +846,20 @@ fn metadata(bc: &Bc) -> Response {
             "item",
             data.items.get(1).map(|i| model::item_json(ctx_seed, &i, 0)),
         ),
+        (
+            "purchaseInvoice",
+            po.as_ref().map(|p| {
+                let sample = crate::common::PostedInvoice {
+                    order_id: p.id,
+                    order_number: model::po_number(p.id),
+                    vendor_id: p.vendor_id,
+                    currency: p.currency.clone(),
+                    total_cents: p.total_cents(),
+                    posted_at: p.last_modified,
+                };
+                model::invoice_json(ctx_seed, 1, &sample, &data)
+            }),
+        ),
     ];
     for (_, _, name, members) in enums {
         x.push_str(&format!("<EnumType Name=\"{name}\">"));
@@ -849,7 +897,7 @@ fn metadata(bc: &Bc) -> Response {
         }
         x.push_str("</EntityType>");
     }
-    x.push_str("<EntityContainer Name=\"default\"><EntitySet Name=\"purchaseOrders\" EntityType=\"Microsoft.NAV.purchaseOrder\"/><EntitySet Name=\"purchaseOrderLines\" EntityType=\"Microsoft.NAV.purchaseOrderLine\"/><EntitySet Name=\"vendors\" EntityType=\"Microsoft.NAV.vendor\"/><EntitySet Name=\"items\" EntityType=\"Microsoft.NAV.item\"/></EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
+    x.push_str("<EntityContainer Name=\"default\"><EntitySet Name=\"purchaseOrders\" EntityType=\"Microsoft.NAV.purchaseOrder\"/><EntitySet Name=\"purchaseOrderLines\" EntityType=\"Microsoft.NAV.purchaseOrderLine\"/><EntitySet Name=\"vendors\" EntityType=\"Microsoft.NAV.vendor\"/><EntitySet Name=\"items\" EntityType=\"Microsoft.NAV.item\"/><EntitySet Name=\"purchaseInvoices\" EntityType=\"Microsoft.NAV.purchaseInvoice\"/></EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
     let mut r = Response::new(Body::from(x));
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/xml"));

@@ -149,6 +149,16 @@ impl SystemHooks for Hooks {
     }
 }
 
+/// Runs report 499 "Delete Invoiced Purch. Orders" as a user would from the client:
+/// `{"deleted": n}`.
+async fn delete_invoiced_orders(
+    axum::extract::State(bc): axum::extract::State<Bc>,
+) -> axum::Json<Value> {
+    let now = bc.core.clock.now_ms();
+    let deleted = writes::delete_invoiced_orders(&mut bc.core.write(), now);
+    axum::Json(json!({ "deleted": deleted }))
+}
+
 pub fn app(core: Arc<Core>, settings: Settings) -> anyhow::Result<Router> {
     settings.validate().map_err(anyhow::Error::msg)?;
     let bc: Bc = Arc::new(BcState {
@@ -166,6 +176,10 @@ pub fn app(core: Arc<Core>, settings: Settings) -> anyhow::Result<Router> {
             get(auth::discovery),
         )
         .route("/common/discovery/instance", get(auth::instance_discovery))
+        .route(
+            "/__emulator/business-central/delete-invoiced-orders",
+            post(delete_invoiced_orders),
+        )
         .with_state(bc.clone())
         .layer(from_fn_with_state(core.clone(), log_only));
     let api = Router::new()

@@ -5,11 +5,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::common::Dataset;
 use crate::common::clock::{iso_date, iso_millis};
 use crate::common::datagen::{Item, PoLine, PoStatus, PurchaseOrder, Vendor, mix};
 use crate::common::jsontext::Members;
 use crate::common::odata::OVal;
+use crate::common::{Dataset, PostedInvoice};
 
 pub const EMPTY_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -21,6 +21,7 @@ pub enum Kind {
     Vendor = 4,
     Item = 5,
     Location = 6,
+    PostedInvoice = 7,
 }
 
 /// A GUID whose last 12 hex digits carry the canonical id; the rest is fixed per seed and kind.
@@ -132,6 +133,50 @@ pub fn vendor_number(v: u64) -> String {
 
 pub fn po_number(id: u64) -> String {
     format!("{}", 106_000 + id)
+}
+
+/// Posted purchase invoice numbers, as CRONUS's `P-INV` series prints them (`108001`).
+pub fn posted_invoice_number(id: u64) -> String {
+    format!("{}", 108_000 + id)
+}
+
+/// A posted purchase invoice (API page 30042, `purchaseInvoices`), with the order it came
+/// from (`orderId`, `orderNumber`: kept after posting deleted the order).
+pub fn invoice_json(seed: u64, id: u64, inv: &PostedInvoice, data: &Dataset) -> Value {
+    let v = data.vendors.get(inv.vendor_id);
+    let vname = v.as_ref().map_or("", |v| v.name.as_str());
+    let vnumber = v
+        .as_ref()
+        .map_or_else(|| vendor_number(inv.vendor_id), |v| v.number.clone());
+    let vendor_guid = guid(seed, Kind::Vendor, inv.vendor_id);
+    json!({
+        "@odata.etag": etag(inv.posted_at, id, 0),
+        "id": guid(seed, Kind::PostedInvoice, id),
+        "number": posted_invoice_number(id),
+        "postingDate": iso_date(inv.posted_at),
+        "invoiceDate": iso_date(inv.posted_at),
+        "dueDate": iso_date(inv.posted_at.saturating_add(30 * 86_400_000)),
+        "vendorInvoiceNumber": format!("VI-{}", inv.order_number),
+        "vendorId": vendor_guid,
+        "vendorNumber": vnumber,
+        "vendorName": vname,
+        "payToName": vname,
+        "payToContact": "",
+        "payToVendorId": vendor_guid,
+        "payToVendorNumber": vnumber,
+        "currencyId": EMPTY_GUID,
+        "currencyCode": inv.currency,
+        "orderId": guid(seed, Kind::PurchaseOrder, inv.order_id),
+        "orderNumber": inv.order_number,
+        "pricesIncludeTax": false,
+        "discountAmount": 0,
+        "discountAppliedBeforeTax": true,
+        "totalAmountExcludingTax": money(inv.total_cents),
+        "totalTaxAmount": 0,
+        "totalAmountIncludingTax": money(inv.total_cents),
+        "status": "Open",
+        "lastModifiedDateTime": iso_millis(inv.posted_at),
+    })
 }
 
 /// Parses text written by a `*_members` writer back into a value (small responses, filters).

@@ -488,6 +488,80 @@ fn add_line(
     ))
 }
 
+/// `Microsoft.NAV.receiveAndInvoice` (API page 30066): posts what each line still has to
+/// receive and to invoice ("Purch.-Post" with Receive and Invoice, the lines' default
+/// quantities being the outstanding ones). A posted invoice remembers the order; an order
+/// invoiced in full is deleted, as posting deletes it (`DeleteAfterPosting`).
+pub fn receive_and_invoice(data: &mut Dataset, id: u64, now: i64) -> Result<(), BcError> {
+    let mut po = data
+        .purchase_orders
+        .get(id)
+        // The entity a bound action runs on is read first: a missing one is 404 [I].
+        .ok_or_else(|| BcError::not_found("Purchase Header"))?;
+    if po
+        .lines
+        .iter()
+        .all(|l| l.quantity_received >= l.quantity && l.quantity_billed >= l.quantity)
+    {
+        return Err(BcError::bad(
+            "Application_DialogException",
+            "There is nothing to post because the document does not contain a quantity or amount.",
+        ));
+    }
+    let invoiced_cents = po
+        .lines
+        .iter()
+        .map(|l| {
+            (l.quantity - l.quantity_billed)
+                .max(0)
+                .saturating_mul(l.rate_cents)
+        })
+        .fold(0i64, i64::saturating_add);
+    for l in &mut po.lines {
+        l.quantity_received = l.quantity_received.max(l.quantity);
+        l.quantity_billed = l.quantity_billed.max(l.quantity);
+    }
+    data.posted_invoices.push(crate::common::PostedInvoice {
+        order_id: po.id,
+        order_number: model::po_number(po.id),
+        vendor_id: po.vendor_id,
+        currency: po.currency.clone(),
+        total_cents: invoiced_cents,
+        posted_at: now,
+    });
+    // Everything is now invoiced: posting deletes the order and its lines.
+    data.delete(RecordKind::PurchaseOrder, id, now, DeletedThrough::RestApi);
+    Ok(())
+}
+
+/// Report 499 "Delete Invoiced Purch. Orders": deletes the orders posting did not (invoiced
+/// by a separate invoice): some line invoiced, nothing left to receive, everything received
+/// invoiced. Returns how many went.
+pub fn delete_invoiced_orders(data: &mut Dataset, now: i64) -> usize {
+    let done: Vec<u64> = data
+        .purchase_orders
+        .ids()
+        .iter()
+        .filter_map(|&id| data.purchase_orders.get(id))
+        .filter(|po| {
+            po.lines.iter().any(|l| l.quantity_billed != 0)
+                && po.lines.iter().all(|l| {
+                    l.quantity_received >= l.quantity && l.quantity_billed >= l.quantity_received
+                })
+        })
+        .map(|po| po.id)
+        .collect();
+    for &id in &done {
+        data.delete(
+            RecordKind::PurchaseOrder,
+            id,
+            now,
+            DeletedThrough::UserInterface,
+        );
+    }
+    done.len()
+}
+
 /// The base application's table behind an API page: (id, name).
 fn table_of(set: Set) -> (u32, &'static str) {
     match set {
@@ -495,6 +569,7 @@ fn table_of(set: Set) -> (u32, &'static str) {
         Set::PurchaseOrderLines => (39, "Purchase Line"),
         Set::Vendors => (23, "Vendor"),
         Set::Items => (27, "Item"),
+        Set::PurchaseInvoices => (122, "Purch. Inv. Header"),
     }
 }
 
@@ -524,6 +599,8 @@ fn target(method: &str, res: &Res) -> Option<(Set, &'static str)> {
     match res {
         Res::Collection(set) | Res::Entity(set, _) => Some((*set, action)),
         Res::Lines(_) => Some((Set::PurchaseOrderLines, action)),
+        // Posting modifies (and may delete) the order.
+        Res::Action(..) => Some((Set::PurchaseOrders, "Modify")),
         _ => None,
     }
 }
@@ -708,6 +785,13 @@ pub fn write(bc: &Bc, ctx: &Ctx, res: Res, raw: &[u8]) -> Result<Response, BcErr
     let mut data = bc.core.write();
     let method = ctx.method.as_str();
     match (method, res) {
+        ("POST", Res::Action(id, action)) => match action.as_str() {
+            "receiveAndInvoice" => {
+                receive_and_invoice(&mut data, id, now)?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            other => Err(BcError::segment(&format!("Microsoft.NAV.{other}"))),
+        },
         ("POST", Res::Collection(Set::Vendors)) => {
             let m = body(raw)?;
             let sample = data

@@ -32,6 +32,23 @@ pub struct Dataset {
     pub purchase_orders: Table<PurchaseOrder>,
     /// Every deletion, oldest first (NetSuite serves it as the `DeletedRecord` table).
     pub deleted: Vec<Deletion>,
+    /// Invoices posted from purchase orders, oldest first (Business Central's posted
+    /// purchase invoices); invoice `n` has id `n + 1`.
+    pub posted_invoices: Vec<PostedInvoice>,
+}
+
+/// A purchase invoice posted from an order: what it keeps of the order once posting deleted
+/// it (Business Central's `Purch. Inv. Header` with its `Order No.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedInvoice {
+    /// The order's id and number (`orderId`, `orderNumber`).
+    pub order_id: u64,
+    pub order_number: String,
+    pub vendor_id: u64,
+    pub currency: String,
+    pub total_cents: i64,
+    /// Posting time on the emulator clock (its `lastModifiedDateTime`).
+    pub posted_at: Millis,
 }
 
 /// The kinds of record an emulated account holds.
@@ -73,6 +90,7 @@ impl Dataset {
             locations: Table::new(ctx),
             purchase_orders: Table::new(ctx),
             deleted: Vec::new(),
+            posted_invoices: Vec::new(),
         }
     }
 

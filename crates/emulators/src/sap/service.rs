@@ -78,16 +78,6 @@ pub fn json_response(status: StatusCode, v: Value) -> Response {
     r
 }
 
-fn base_of(headers: &HeaderMap) -> String {
-    format!(
-        "http://{}",
-        headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost")
-    )
-}
-
 pub(super) fn build_req(
     sap: &Sap,
     service: &str,
@@ -111,7 +101,7 @@ pub(super) fn build_req(
         .unwrap_or_default();
     Ok(Req {
         method,
-        base: base_of(&headers),
+        base: sap.core.origin(&headers),
         headers,
         service: svc,
         params,

@@ -811,11 +811,18 @@ async fn initial_then_incremental_runs_keep_the_store_equal_to_the_source(sys: S
             // (SAP's opening health check reads one order's number, `$top=1`.)
             .filter(|e| !e["query"].as_str().unwrap_or("").contains("top=1&"))
             .count() as u64;
-        assert_eq!(reads, po.pages, "{sys:?}: one request per page");
+        // Business Central reads the invoices posted in the window after the orders (no
+        // invoice was posted here: one page, and no order looked up).
+        let invoice_page = u64::from(sys == Sys::Bc);
+        assert_eq!(
+            reads + invoice_page,
+            po.pages,
+            "{sys:?}: one request per page"
+        );
         // SAP reads the window's orders without a change time after the others: one more.
         let unset_read = u64::from(sys == Sys::Sap);
         assert!(
-            po.pages <= read / PAGE + 1 + unset_read,
+            po.pages <= read / PAGE + 1 + unset_read + invoice_page,
             "{sys:?}: {} pages",
             po.pages
         );
@@ -2364,4 +2371,130 @@ mod answers_beyond_the_cap {
     async fn business_central() {
         run(Sys::Bc).await;
     }
+}
+
+/// Business Central deletes a purchase order once posting has received and invoiced all of
+/// it, and says nothing of it: the next incremental sync finds the orders through the
+/// invoices posted in its window and closes them (flagged deleted, `completed`, remote status
+/// `Invoiced`). Orders invoiced separately and removed by report 499 ("Delete Invoiced Purch.
+/// Orders") are found by the next full pass. The store equals the source throughout.
+#[tokio::test]
+async fn business_central_invoiced_orders_are_closed_not_lost() {
+    let erp = Erp::start(Sys::Bc).await;
+    let c = erp.connector();
+    erp.run(c.as_ref(), false).await.unwrap();
+
+    // Post two orders as a user would: `Microsoft.NAV.receiveAndInvoice`, answered 204.
+    let creds = erp.admin("GET", "/credentials", None).await;
+    let token: Value = erp
+        .http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            erp.emu.base_url(),
+            creds["tenant_id"].as_str().unwrap()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", creds["client_id"].as_str().unwrap()),
+            ("client_secret", creds["client_secret"].as_str().unwrap()),
+            ("scope", "https://api.businesscentral.dynamics.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let posted: Vec<u64> = erp
+        .expected_orders()
+        .await
+        .values()
+        .take(2)
+        .map(|p| p.n)
+        .collect();
+    let posted_keys: Vec<String> = posted.iter().map(|&n| Sys::Bc.po_key(n)).collect();
+    for key in &posted_keys {
+        let r = erp
+            .http
+            .post(format!(
+                "{}/v2.0/{}/{}/api/v2.0/companies({})/purchaseOrders({key})/Microsoft.NAV.receiveAndInvoice",
+                erp.emu.base_url(),
+                creds["tenant_id"].as_str().unwrap(),
+                creds["environment"].as_str().unwrap(),
+                creds["company_id"].as_str().unwrap()
+            ))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
+    }
+    erp.advance(600).await;
+    let incremental = erp.run(c.as_ref(), false).await.unwrap();
+    assert_eq!(
+        report(&incremental, Entity::PURCHASE_ORDER).counts.deleted,
+        2,
+        "{incremental:?}"
+    );
+    erp.assert_in_sync(&[]).await;
+    let rows = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+    for key in &posted_keys {
+        let r = rows.iter().find(|r| &r.remote_id == key).unwrap();
+        assert!(r.remote_was_deleted, "{key}: gone from the source");
+        let data: Value = serde_json::from_str(&r.data).unwrap();
+        assert_eq!(
+            (data["status"].as_str(), data["remote_status"].as_str()),
+            (Some("completed"), Some("Invoiced")),
+            "{key}: says why it went"
+        );
+        assert!(data["number"].is_string(), "its last data is kept");
+    }
+
+    // Report 499 removes orders invoiced by a separate invoice: no posted invoice names them,
+    // so the next full pass (the reconciliation) is what finds them.
+    erp.advance(60).await;
+    let removed = erp
+        .admin("POST", "/business-central/delete-invoiced-orders", None)
+        .await["deleted"]
+        .as_u64()
+        .unwrap();
+    assert!(removed > 0, "the seeded data has orders invoiced in full");
+    // Those the store holds (the first sync covered recent history only) must go.
+    let source = erp.source_orders();
+    let held_and_removed = stored(&erp.env, Entity::PURCHASE_ORDER)
+        .await
+        .iter()
+        .filter(|r| !r.remote_was_deleted && !source.contains_key(&r.remote_id))
+        .count() as u64;
+    assert!(held_and_removed > 0);
+    erp.advance(600).await;
+    let full = erp.run(c.as_ref(), true).await.unwrap();
+    assert_eq!(
+        report(&full, Entity::PURCHASE_ORDER).counts.deleted,
+        held_and_removed,
+        "{full:?}"
+    );
+    erp.assert_in_sync(&[]).await;
+    let rows = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+    assert_eq!(
+        rows.iter().filter(|r| r.remote_was_deleted).count() as u64,
+        held_and_removed + 2
+    );
+    // Posting again what no longer exists is Business Central's "cannot be found".
+    let again = erp
+        .http
+        .post(format!(
+            "{}/v2.0/{}/{}/api/v2.0/companies({})/purchaseOrders({})/Microsoft.NAV.receiveAndInvoice",
+            erp.emu.base_url(),
+            creds["tenant_id"].as_str().unwrap(),
+            creds["environment"].as_str().unwrap(),
+            creds["company_id"].as_str().unwrap(),
+            posted_keys[0]
+        ))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
 }
