@@ -1,5 +1,6 @@
 """Drives the SAP emulator with SAP's own `pyodata` client: it loads `$metadata`, reads purchase orders
-(filter, expand, count, paging), and deep-inserts one after the CSRF handshake."""
+(filter, expand, count, paging), deep-inserts one after the CSRF handshake, and sends a `$batch` with a
+read and a changeset of two creates, as real clients send deep changes."""
 
 import sys
 
@@ -60,10 +61,33 @@ created = (
 )
 assert created.PurchaseOrder.startswith("45"), created
 
+# A batch: one read outside any changeset, and a changeset whose two creates apply together.
+new_order = dict(
+    CompanyCode="1710",
+    PurchaseOrderType="NB",
+    Supplier="10300002",
+    PurchasingOrganization="1710",
+    PurchasingGroup="001",
+    DocumentCurrency="USD",
+    to_PurchaseOrderItem=[
+        {"Material": "ITEM-00003", "Plant": "1710", "OrderQuantity": "2", "NetPriceAmount": "3.00"}
+    ],
+)
+batch = client.create_batch()
+batch.add_request(orders.get_entity(PurchaseOrder="4500000002"))
+changeset = client.create_changeset()
+changeset.add_request(orders.create_entity().set(**new_order))
+changeset.add_request(orders.create_entity().set(**new_order))
+batch.add_request(changeset)
+read, made = batch.execute()
+assert read.PurchaseOrder == "4500000002", read
+assert len(made) == 2 and all(m.PurchaseOrder.startswith("45") for m in made), made
+assert made[0].PurchaseOrder != made[1].PurchaseOrder
+
 try:
     orders.create_entity().set(CompanyCode="1710", Supplier="10300002").execute()
     raise AssertionError("missing purchasing group accepted")
 except pyodata.exceptions.HttpError as e:
     assert "Enter Purchasing Group" in e.response.text
 
-print("sap (pyodata 1.12): OK")
+print("sap (pyodata 1.12, with $batch): OK")
