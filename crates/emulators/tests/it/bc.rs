@@ -623,6 +623,55 @@ async fn server_driven_paging_with_maxpagesize() {
     assert_eq!(v["value"].as_array().unwrap().len(), 0);
     let r = bc.get(&bc.co("/purchaseOrders?$skiptoken=garbage")).await;
     assert_eq!(r.status(), 400);
+
+    // The next link has the shape of one recorded from a tenant (golden fixture): the query
+    // kept, then `aid=FIN`, then `$skiptoken` = the last record's id; `$top` carries what is
+    // left of it and `$skip` is consumed by the bookmark.
+    let recorded: Value =
+        serde_json::from_str(&fixture("bc_customers_next_link_page.json")).unwrap();
+    let shape = |page: &Value| {
+        let link = page["@odata.nextLink"].as_str().unwrap().to_string();
+        let last = page["value"].as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (path, query) = link.split_once('?').unwrap();
+        let tail = path.rsplit_once("/api/v2.0/").unwrap().1.to_string();
+        let params: Vec<String> = query.split('&').map(str::to_string).collect();
+        (tail, params, last)
+    };
+    let (tail, params, last) = shape(&recorded);
+    assert!(
+        tail.starts_with("companies(") && tail.ends_with(")/customers"),
+        "{tail}"
+    );
+    assert_eq!(
+        params,
+        ["aid=FIN".to_string(), format!("$skiptoken={last}")]
+    );
+    let r = bc
+        .http
+        .get(bc.url(&bc.co("/vendors?$select=id,number&$top=7&$skip=1")))
+        .bearer_auth(&bc.token)
+        .header("Prefer", "odata.maxpagesize=3")
+        .send()
+        .await
+        .unwrap();
+    let page: Value = r.json().await.unwrap();
+    let (tail, params, last) = shape(&page);
+    assert!(
+        tail.starts_with("companies(") && tail.ends_with(")/vendors"),
+        "{tail}"
+    );
+    assert_eq!(
+        params,
+        [
+            "$select=id%2Cnumber".to_string(),
+            "$top=4".to_string(),
+            "aid=FIN".to_string(),
+            format!("$skiptoken={last}")
+        ]
+    );
     bc.emu.shutdown().await;
 }
 
