@@ -199,7 +199,7 @@ pub async fn list(
                 record_type: t.name(),
                 fields: t.filterable(),
                 date_format: DateFormat::parse(&settings.date_format).unwrap_or(DateFormat::Mdy),
-                tz_offset_min: settings.time_zone_offset_minutes,
+                time_zone: settings.zone(),
             };
             Some(qfilter::bind(&qfilter::parse(q)?, &schema)?)
         }
@@ -211,10 +211,11 @@ pub async fn list(
     let ids: &[u64] = match &pred {
         Some(pred) => {
             let key = format!(
-                "list:{}:{}:{}",
+                "list:{}:{}:{}:{}",
                 t.name(),
                 p.get("q").map_or("", |s| s),
-                settings.date_format
+                settings.date_format,
+                settings.time_zone
             );
             filtered = filtered_ids(&ns, t, &data, pred, key);
             &filtered

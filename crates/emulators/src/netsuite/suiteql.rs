@@ -28,7 +28,10 @@ use super::auth::authorize;
 use super::errors::NsError;
 use super::qfilter::DateFormat;
 use super::records::{COLLECTION_TYPE, page_links, paging, query_params, with_type};
-use super::sqlval::{Val, compare, display_datetime, sort_cmp, to_char, to_date};
+use super::sqlval::{
+    Session, Val, Zone, compare, display_datetime, offset_text, parse_timestamp, sort_cmp, to_date,
+    value_to_char,
+};
 use super::{Ns, Settings, base_from};
 use crate::common::clock::Millis;
 use crate::common::datagen::{EMPLOYEES, Item, Location, PoStatus, PurchaseOrder, Vendor};
@@ -201,6 +204,31 @@ enum Func {
     Upper,
     Lower,
     Nvl,
+    /// `TO_TIMESTAMP_TZ(text, fmt)`: a timestamp with the zone the text names (else the session's).
+    ToTimestampTz,
+    /// `FROM_TZ(timestamp, zone)`.
+    FromTz,
+    /// `SYS_EXTRACT_UTC(datetime)`: the UTC wall-clock time of an instant.
+    SysExtractUtc,
+    /// `value AT TIME ZONE zone` (`AT LOCAL`: no second argument).
+    AtTimeZone,
+    /// `CAST(value AS DATE | TIMESTAMP [WITH [LOCAL] TIME ZONE])`.
+    Cast(CastTo),
+    SessionTimeZone,
+    DbTimeZone,
+    /// `TZ_OFFSET(zone)`: `+HH:MM` now.
+    TzOffset,
+    CurrentTimestamp,
+    LocalTimestamp,
+}
+
+/// The datetime types `CAST` converts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CastTo {
+    Date,
+    Timestamp,
+    WithTimeZone,
+    WithLocalTimeZone,
 }
 
 /// A bound expression: columns resolved to (binding, column).
@@ -287,6 +315,16 @@ impl Binder<'_> {
                 let lower = name.to_ascii_lowercase();
                 if lower == "sysdate" || lower == "current_date" {
                     return Ok(E::Now);
+                }
+                let pseudo = match lower.as_str() {
+                    "sessiontimezone" => Some(Func::SessionTimeZone),
+                    "dbtimezone" => Some(Func::DbTimeZone),
+                    "current_timestamp" => Some(Func::CurrentTimestamp),
+                    "localtimestamp" => Some(Func::LocalTimestamp),
+                    _ => None,
+                };
+                if let Some(f) = pseudo {
+                    return Ok(E::Func(f, Vec::new()));
                 }
                 for (i, b) in self.bindings[..self.visible].iter().enumerate() {
                     if let Some(c) = b.table.column(name) {
@@ -406,6 +444,12 @@ impl Binder<'_> {
                 let (func, arity) = match name.as_str() {
                     "TO_DATE" | "TO_TIMESTAMP" => (Func::ToDate, 1..=2),
                     "TO_CHAR" => (Func::ToChar, 1..=2),
+                    "TO_TIMESTAMP_TZ" => (Func::ToTimestampTz, 1..=2),
+                    "FROM_TZ" => (Func::FromTz, 2..=2),
+                    "SYS_EXTRACT_UTC" => (Func::SysExtractUtc, 1..=1),
+                    "TZ_OFFSET" => (Func::TzOffset, 1..=1),
+                    "CURRENT_TIMESTAMP" => (Func::CurrentTimestamp, 0..=0),
+                    "LOCALTIMESTAMP" => (Func::LocalTimestamp, 0..=0),
                     "BUILTIN.DF" => (Func::Df, 1..=1),
                     "UPPER" => (Func::Upper, 1..=1),
                     "LOWER" => (Func::Lower, 1..=1),
@@ -416,6 +460,49 @@ impl Binder<'_> {
                     return Err(unsupported());
                 }
                 E::Func(func, args)
+            }
+            X::Cast {
+                kind: ast::CastKind::Cast,
+                expr,
+                data_type,
+                format: None,
+            } => {
+                use ast::{DataType, TimezoneInfo};
+                let to = match data_type {
+                    DataType::Date => CastTo::Date,
+                    DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+                        CastTo::Timestamp
+                    }
+                    DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
+                        CastTo::WithTimeZone
+                    }
+                    DataType::Custom(name, _)
+                        if name
+                            .to_string()
+                            .eq_ignore_ascii_case("TIMESTAMP WITH LOCAL TIME ZONE") =>
+                    {
+                        CastTo::WithLocalTimeZone
+                    }
+                    _ => return Err(unsupported()),
+                };
+                E::Func(Func::Cast(to), vec![self.expr(expr)?])
+            }
+            X::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                let zone = self.expr(time_zone)?;
+                // `AT LOCAL` parses as the identifier LOCAL: the session's zone.
+                let args = match &zone {
+                    E::Lit(Val::Str(_)) => vec![self.expr(timestamp)?, zone],
+                    _ => match time_zone.as_ref() {
+                        ast::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("local") => {
+                            vec![self.expr(timestamp)?]
+                        }
+                        _ => vec![self.expr(timestamp)?, zone],
+                    },
+                };
+                E::Func(Func::AtTimeZone, args)
             }
             _ => return Err(unsupported()),
         })
@@ -706,7 +793,8 @@ struct PoCell {
 
 struct Ctx<'a> {
     data: &'a Dataset,
-    fmt: DateFormat,
+    /// The user's date format and time zone.
+    s: Session,
     now: Millis,
 }
 
@@ -737,8 +825,12 @@ fn date(ms: Millis) -> Val {
     }
 }
 
+/// A datetime column: an instant shown in the user's time zone.
 fn datetime(ms: Millis) -> Val {
-    Val::Time { ms, datetime: true }
+    Val::Instant {
+        at: ms,
+        zone: Zone::Session,
+    }
 }
 
 fn po_col(po: &PurchaseOrder, c: &str) -> Val {
@@ -956,7 +1048,7 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
         E::Now => datetime(ctx.now),
         E::Cmp(l, op, r) => {
             let (l, r) = (eval(plan, l, row, ctx), eval(plan, r, row, ctx));
-            match compare(&l, &r, ctx.fmt) {
+            match compare(&l, &r, &ctx.s) {
                 None => Val::Null,
                 Some(o) => b(match op {
                     CmpOp::Eq => o == Ordering::Equal,
@@ -984,7 +1076,7 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
                 return Val::Null;
             }
             if let ArOp::Concat = op {
-                return Val::Str(format!("{}{}", plain(&l, ctx.fmt), plain(&r, ctx.fmt)));
+                return Val::Str(format!("{}{}", plain(&l, &ctx.s), plain(&r, &ctx.s)));
             }
             match (&l, &r, op) {
                 // Checked: overflowing integer arithmetic falls back to decimals.
@@ -1016,13 +1108,13 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
             }
             let found = list
                 .iter()
-                .any(|y| compare(&v, &eval(plan, y, row, ctx), ctx.fmt) == Some(Ordering::Equal));
+                .any(|y| compare(&v, &eval(plan, y, row, ctx), &ctx.s) == Some(Ordering::Equal));
             b(found != *neg)
         }
         E::Between(x, lo, hi, neg) => {
             let v = eval(plan, x, row, ctx);
             let (lo, hi) = (eval(plan, lo, row, ctx), eval(plan, hi, row, ctx));
-            match (compare(&v, &lo, ctx.fmt), compare(&v, &hi, ctx.fmt)) {
+            match (compare(&v, &lo, &ctx.s), compare(&v, &hi, &ctx.s)) {
                 (Some(a), Some(z)) => b((a != Ordering::Less && z != Ordering::Greater) != *neg),
                 _ => Val::Null,
             }
@@ -1030,7 +1122,7 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
         E::IsNull(x, neg) => b(eval(plan, x, row, ctx).is_null() != *neg),
         E::Like(x, p, neg) => match (eval(plan, x, row, ctx), eval(plan, p, row, ctx)) {
             (Val::Null, _) | (_, Val::Null) => Val::Null,
-            (v, Val::Str(p)) => b(like(&plain(&v, ctx.fmt), &p) != *neg),
+            (v, Val::Str(p)) => b(like(&plain(&v, &ctx.s), &p) != *neg),
             _ => Val::Null,
         },
         E::Func(f, args) => {
@@ -1038,20 +1130,69 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
             match f {
                 Func::ToDate => match (&vals[0], vals.get(1)) {
                     (Val::Str(s), Some(Val::Str(fmt))) => to_date(s, fmt).map_or(Val::Null, date),
-                    (Val::Str(s), None) => ctx
-                        .fmt
-                        .parse_value(s, 0)
-                        .map_or(Val::Null, |(t, _)| date(t)),
-                    (t @ Val::Time { .. }, _) => t.clone(),
+                    (Val::Str(s), None) => {
+                        ctx.s.fmt.parse_value(s).map_or(Val::Null, |(t, _)| date(t))
+                    }
+                    (t @ (Val::Time { .. } | Val::Instant { .. }), _) => t.clone(),
                     _ => Val::Null,
                 },
                 Func::ToChar => match (&vals[0], vals.get(1)) {
-                    (Val::Time { ms, .. }, Some(Val::Str(fmt))) => {
-                        to_char(*ms, fmt).map_or(Val::Null, Val::Str)
+                    (t @ (Val::Time { .. } | Val::Instant { .. }), Some(Val::Str(fmt))) => {
+                        value_to_char(t, fmt, &ctx.s).map_or(Val::Null, Val::Str)
                     }
                     (Val::Null, _) => Val::Null,
-                    (v, _) => Val::Str(plain(v, ctx.fmt)),
+                    (v, _) => Val::Str(plain(v, &ctx.s)),
                 },
+                Func::ToTimestampTz => match (&vals[0], vals.get(1)) {
+                    (Val::Str(text), Some(Val::Str(fmt))) => match parse_timestamp(text, fmt) {
+                        Some((wall, Some(zone))) => zoned(wall, zone, &ctx.s),
+                        Some((wall, None)) => zoned(wall, Zone::Session, &ctx.s),
+                        None => Val::Null,
+                    },
+                    (t @ Val::Instant { .. }, _) => t.clone(),
+                    (Val::Time { ms, .. }, _) => zoned(*ms, Zone::Session, &ctx.s),
+                    _ => Val::Null,
+                },
+                Func::FromTz => match (&vals[0], vals.get(1)) {
+                    (Val::Time { ms, .. }, Some(Val::Str(zone))) => match Zone::parse(zone) {
+                        Some(zone) => zoned(*ms, zone, &ctx.s),
+                        None => Val::Null,
+                    },
+                    _ => Val::Null,
+                },
+                // A value without a zone is taken in the session's time zone (Oracle 12c+).
+                Func::SysExtractUtc => match vals[0].instant(&ctx.s) {
+                    Some(at) if !matches!(vals[0], Val::Str(_)) => datetime_naive(at),
+                    _ => Val::Null,
+                },
+                Func::AtTimeZone => {
+                    let zone = match vals.get(1) {
+                        Some(Val::Str(z)) => Zone::parse(z),
+                        None => Some(Zone::Session),
+                        _ => None,
+                    };
+                    match (zone, &vals[0]) {
+                        (Some(zone), v @ (Val::Time { .. } | Val::Instant { .. })) => v
+                            .instant(&ctx.s)
+                            .map_or(Val::Null, |at| Val::Instant { at, zone }),
+                        _ => Val::Null,
+                    }
+                }
+                Func::Cast(to) => cast(&vals[0], *to, &ctx.s),
+                Func::SessionTimeZone => Val::Str(ctx.s.tz.name().into()),
+                // The database's zone is not the user's; NetSuite does not say which it is [I].
+                Func::DbTimeZone => Val::Str("+00:00".into()),
+                Func::TzOffset => match &vals[0] {
+                    Val::Str(z) => Zone::parse(z).map_or(Val::Null, |zone| {
+                        Val::Str(offset_text(zone.offset_at(ctx.now, &ctx.s)))
+                    }),
+                    _ => Val::Null,
+                },
+                Func::CurrentTimestamp => Val::Instant {
+                    at: ctx.now,
+                    zone: Zone::Session,
+                },
+                Func::LocalTimestamp => datetime_naive(ctx.now + ctx.s.tz.offset_at(ctx.now)),
                 Func::Df => display(plan, &args[0], vals[0].clone(), ctx),
                 Func::Upper => match &vals[0] {
                     Val::Str(s) => Val::Str(s.to_uppercase()),
@@ -1100,17 +1241,58 @@ fn like(s: &str, p: &str) -> bool {
 }
 
 /// A value as text (for `||`, LIKE and TO_CHAR without a format).
-fn plain(v: &Val, fmt: DateFormat) -> String {
+fn plain(v: &Val, s: &Session) -> String {
     match v {
         Val::Null => String::new(),
         Val::Int(i) => i.to_string(),
         Val::Dec(d) => d.to_string(),
         Val::Str(s) => s.clone(),
-        Val::Time {
-            ms,
-            datetime: false,
-        } => fmt.format(*ms),
-        Val::Time { ms, datetime: true } => display_datetime(*ms, fmt),
+        Val::Time { .. } | Val::Instant { .. } => match v.wall(s) {
+            Some((ms, false)) => s.fmt.format(ms),
+            Some((ms, true)) => display_datetime(ms, s.fmt),
+            None => String::new(),
+        },
+    }
+}
+
+/// A wall-clock time in `zone` as a zoned value (the repeated hour read as standard time).
+fn zoned(wall: Millis, zone: Zone, s: &Session) -> Val {
+    let at = match zone {
+        Zone::Session => s.tz.resolve(wall),
+        Zone::Region(tz) => tz.resolve(wall),
+        Zone::Offset(o) => wall - o,
+    };
+    Val::Instant { at, zone }
+}
+
+/// A timestamp without a zone (`SYS_EXTRACT_UTC`'s result, `LOCALTIMESTAMP`).
+fn datetime_naive(ms: Millis) -> Val {
+    Val::Time { ms, datetime: true }
+}
+
+/// `CAST(v AS …)` between the datetime types.
+fn cast(v: &Val, to: CastTo, s: &Session) -> Val {
+    match (to, v) {
+        (_, Val::Null) => Val::Null,
+        (CastTo::Date | CastTo::Timestamp, Val::Instant { .. }) => {
+            v.wall(s).map_or(Val::Null, |(ms, _)| datetime_naive(ms))
+        }
+        (CastTo::Date | CastTo::Timestamp, Val::Time { ms, .. }) => datetime_naive(*ms),
+        (CastTo::WithTimeZone, Val::Instant { at, .. }) => Val::Instant {
+            at: *at,
+            zone: Zone::Region(s.tz),
+        },
+        (CastTo::WithLocalTimeZone, Val::Instant { at, .. }) => Val::Instant {
+            at: *at,
+            zone: Zone::Session,
+        },
+        (CastTo::WithTimeZone, Val::Time { ms, .. }) => zoned(*ms, Zone::Region(s.tz), s),
+        (CastTo::WithLocalTimeZone, Val::Time { ms, .. }) => zoned(*ms, Zone::Session, s),
+        (_, Val::Str(text)) => match s.fmt.parse_value(text) {
+            Some((ms, _)) => cast(&datetime_naive(ms), to, s),
+            None => Val::Null,
+        },
+        _ => Val::Null,
     }
 }
 
@@ -1133,8 +1315,8 @@ fn lm_bounds(plan: &Plan, ctx: &Ctx<'_>) -> (Bound<Millis>, Bound<Millis>) {
             return None;
         }
         match eval(plan, e, &[], ctx) {
-            Val::Time { ms, .. } => Some(ms),
-            Val::Str(s) => ctx.fmt.parse_value(&s, 0).map(|x| x.0),
+            v @ (Val::Time { .. } | Val::Instant { .. }) => v.instant(&ctx.s),
+            Val::Str(s) => ctx.s.fmt.parse_value(&s).map(|x| ctx.s.tz.resolve(x.0)),
             _ => None,
         }
     };
@@ -1533,7 +1715,7 @@ fn execute(plan: &Plan, ctx: &Ctx<'_>) -> Vec<Key> {
     // Without ORDER BY, rows come by id (and line), which is stable between requests.
     keyed.sort_by(|a, b| {
         for (i, (_, asc)) in plan.order.iter().enumerate() {
-            let o = sort_cmp(&a.0[i], &b.0[i], ctx.fmt);
+            let o = sort_cmp(&a.0[i], &b.0[i], &ctx.s);
             let o = if *asc { o } else { o.reverse() };
             if o != Ordering::Equal {
                 return o;
@@ -1603,19 +1785,10 @@ fn row_for(
     found
 }
 
-fn to_json(v: &Val, s: &Settings, fmt: DateFormat) -> Value {
-    match v {
-        Val::Null => Value::Null,
-        Val::Str(x) => json!(x),
-        Val::Int(i) if s.suiteql_values_as_strings => json!(i.to_string()),
-        Val::Int(i) => json!(i),
-        Val::Dec(d) if s.suiteql_values_as_strings => json!(d.to_string()),
-        Val::Dec(d) => json!(d),
-        Val::Time { ms, datetime: true } if !s.suiteql_datetime_as_date => {
-            json!(display_datetime(*ms, fmt))
-        }
-        Val::Time { ms, .. } => json!(fmt.format(*ms)),
-    }
+fn to_json(v: &Val, s: &Settings, session: &Session) -> Value {
+    let mut out = String::new();
+    write_val(&mut out, v, s, session);
+    serde_json::from_str(&out).unwrap_or(Value::Null)
 }
 
 pub async fn handler(
@@ -1673,11 +1846,14 @@ pub async fn handler(
         }
     };
     let plan = compile(&q)?;
-    let fmt = DateFormat::parse(&settings.date_format).unwrap_or(DateFormat::Mdy);
+    let session = Session {
+        fmt: DateFormat::parse(&settings.date_format).unwrap_or(DateFormat::Mdy),
+        tz: settings.zone(),
+    };
     let data = ns.core.read();
     let ctx = Ctx {
         data: &data,
-        fmt,
+        s: session,
         now: ns.core.clock.now_ms(),
     };
     let version = data.purchase_orders.version()
@@ -1685,7 +1861,11 @@ pub async fn handler(
         + data.items.version()
         + data.locations.version()
         + data.deleted.len() as u64;
-    let cache_key = format!("suiteql:{}:{q}", settings.date_format);
+    // Results depend on the session: literals and `SYSDATE` are read in it.
+    let cache_key = format!(
+        "suiteql:{}:{}:{}:{q}",
+        settings.date_format, settings.time_zone, ctx.now
+    );
     let cached = {
         let c = ns.cache.lock().unwrap_or_else(|e| e.into_inner());
         match &*c {
@@ -1711,7 +1891,10 @@ pub async fn handler(
             };
             let mut row = Map::new();
             row.insert("links".into(), json!([]));
-            row.insert(name.clone(), to_json(&Val::Int(n as i64), &settings, fmt));
+            row.insert(
+                name.clone(),
+                to_json(&Val::Int(n as i64), &settings, &session),
+            );
             return Ok(with_type(
                 json!({ "links": page_links(&href, "", limit, 0, 1), "count": 1, "hasMore": false,
                     "offset": 0, "totalResults": 1, "items": [Value::Object(row)] }),
@@ -1785,7 +1968,7 @@ pub async fn handler(
             match value {
                 None => {}
                 Some(None) => m.key(name).push_str("[]"),
-                Some(Some(v)) => write_val(m.key(name), &v, &settings, fmt),
+                Some(Some(v)) => write_val(m.key(name), &v, &settings, &session),
             }
         }
         body.push('}');
@@ -1815,7 +1998,7 @@ fn output_groups(cols: &[(String, E)]) -> Vec<(&str, Vec<Option<usize>>)> {
 }
 
 /// A value as JSON text, exactly as `to_json` would serialize it.
-fn write_val(out: &mut String, v: &Val, s: &Settings, fmt: DateFormat) {
+fn write_val(out: &mut String, v: &Val, s: &Settings, session: &Session) {
     match v {
         Val::Null => out.push_str("null"),
         Val::Str(x) => json_str(out, x),
@@ -1827,10 +2010,14 @@ fn write_val(out: &mut String, v: &Val, s: &Settings, fmt: DateFormat) {
         }
         Val::Dec(d) if s.suiteql_values_as_strings => json_str(out, &d.to_string()),
         Val::Dec(d) => out.push_str(&serde_json::to_string(d).unwrap_or_else(|_| "null".into())),
-        Val::Time { ms, datetime: true } if !s.suiteql_datetime_as_date => {
-            json_str(out, &display_datetime(*ms, fmt))
-        }
-        Val::Time { ms, .. } => json_str(out, &fmt.format(*ms)),
+        // A datetime shows as the user sees it: wall-clock time in its zone.
+        Val::Time { .. } | Val::Instant { .. } => match v.wall(session) {
+            Some((ms, true)) if !s.suiteql_datetime_as_date => {
+                json_str(out, &display_datetime(ms, session.fmt))
+            }
+            Some((ms, _)) => json_str(out, &session.fmt.format(ms)),
+            None => out.push_str("null"),
+        },
     }
 }
 

@@ -590,6 +590,8 @@ async fn records_with_and_without_sub_resources() {
 #[tokio::test]
 async fn q_filters_on_the_boundary_day_and_the_date_preference() {
     let mut ns = Ns::new(40).await;
+    // Days in UTC first; the account's own time zone below.
+    ns.settings(json!({"time_zone": "UTC"})).await;
     // Move the clock to a known instant and touch one order: its lastModifiedDate is exactly that instant.
     ns.clock(json!({"set": "2026-01-02T00:00:00Z"})).await;
     admin_json(
@@ -671,6 +673,33 @@ async fn q_filters_on_the_boundary_day_and_the_date_preference() {
             .await),
         vec!["7"]
     );
+    // In Los Angeles 2026-01-02T00:00:00Z is 4 pm on 1 January: a day is a local day there,
+    // while the record API still shows the instant in UTC.
+    ns.settings(json!({"time_zone": "America/Los_Angeles"}))
+        .await;
+    assert_eq!(
+        ids(ns.get_json(&q(r#"lastModifiedDate ON "2026-01-01""#)).await),
+        vec!["7"]
+    );
+    assert!(ids(ns.get_json(&q(r#"lastModifiedDate ON "2026-01-02""#)).await).is_empty());
+    assert_eq!(
+        ids(ns
+            .get_json(&q(r#"lastModifiedDate ON_OR_AFTER "2026-01-01 16:00""#))
+            .await),
+        vec!["7"]
+    );
+    assert_eq!(
+        ns.get_json("/record/v1/purchaseOrder/7").await["lastModifiedDate"],
+        "2026-01-02T00:00:00Z"
+    );
+    let bad_zone = admin(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"time_zone": "Mars/Olympus_Mons"})),
+    )
+    .await;
+    assert_eq!(bad_zone.status(), 400);
     let bad_fmt = admin(
         &ns.emu,
         Method::PATCH,
@@ -994,6 +1023,8 @@ async fn create_status_switch() {
 #[tokio::test]
 async fn suiteql_reads_headers_and_lines_in_stable_pages() {
     let mut ns = Ns::new(30).await;
+    // The texts below are UTC wall-clock times.
+    ns.settings(json!({"time_zone": "UTC"})).await;
     let q = "SELECT id, tranid, trandate, entity, status, lastmodifieddate FROM transaction WHERE type = 'PurchOrd' AND lastmodifieddate >= TO_DATE('2020-01-15','YYYY-MM-DD') ORDER BY id";
     let mut all = Vec::new();
     let mut offset = 0;
@@ -1297,11 +1328,12 @@ async fn token_based_authentication_signatures() {
 // ---- SuiteQL index planner: the connector's keyset reads, answered from the sorted indexes, must
 // equal the full evaluation (`suiteql_use_indexes: false`) row for row, total for total.
 
-/// `TO_TIMESTAMP('…')` of an epoch-ms instant (whole seconds), as the connector writes it.
+/// An epoch-ms instant (whole seconds) as the connector writes it: UTC with an explicit
+/// offset, so it is the same instant whatever the account's time zone.
 fn ts(ms: i64) -> String {
     let d = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap();
     format!(
-        "TO_TIMESTAMP('{:04}-{:02}-{:02} {:02}:{:02}:{:02}', 'YYYY-MM-DD HH24:MI:SS')",
+        "TO_TIMESTAMP_TZ('{:04}-{:02}-{:02} {:02}:{:02}:{:02} +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')",
         d.year(),
         d.month() as u8,
         d.day(),
@@ -1333,7 +1365,7 @@ fn keyset_q(table: &str, window: &str, after: Option<(i64, u64)>) -> String {
         ));
     }
     let mut q = format!(
-        "SELECT {select}, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso FROM {table} t"
+        "SELECT {select}, TO_CHAR(SYS_EXTRACT_UTC(t.lastmodifieddate), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso FROM {table} t"
     );
     if !conds.is_empty() {
         q.push_str(" WHERE ");
@@ -1598,6 +1630,8 @@ fn iso_secs(ms: i64) -> String {
 #[tokio::test]
 async fn deletions_are_logged_and_served_as_the_deleted_record_table() {
     let mut ns = Ns::new(30).await;
+    // The log's times are compared with UTC texts below.
+    ns.settings(json!({"time_zone": "UTC"})).await;
     let log_q = r#"SELECT d.recordid, d.type, d.name, TO_CHAR(d.deleteddate, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS deleted_iso, BUILTIN.DF(d.context) AS how, BUILTIN.DF(d.deletedby) AS who FROM DeletedRecord d WHERE d.type = 'purchaseorder' ORDER BY d.deleteddate, d.recordid"#;
     let empty: Value = ns.suiteql(log_q, 10, 0).await.json().await.unwrap();
     assert_eq!(empty["totalResults"], 0);
@@ -1962,4 +1996,180 @@ async fn vendors_and_inventory_items_are_written_as_records() {
         )
         .await;
     assert_eq!(r.status(), 204);
+}
+
+// ---- Time zones: SuiteQL in the account's zone (instants shown as its wall-clock time), the
+// functions that give UTC, and daylight-saving changes.
+
+/// Epoch milliseconds of an RFC 3339 instant.
+fn ms_of(rfc3339: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// One SuiteQL page's rows (asserting a 200).
+async fn rows(ns: &Ns, q: &str) -> Vec<Value> {
+    let r = ns.suiteql(q, 1000, 0).await;
+    assert_eq!(r.status(), 200, "{q}");
+    let v: Value = r.json().await.unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+fn ids_of(rows: &[Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn suiteql_shows_datetimes_in_the_account_time_zone_and_extracts_utc() {
+    let mut ns = Ns::new(20).await;
+    let settings = admin_json(&ns.emu, Method::GET, "/settings", None).await;
+    assert_eq!(settings["time_zone"], "America/Los_Angeles", "the default");
+    ns.clock(json!({"set": "2026-11-01T12:00:00Z"})).await;
+    // Los Angeles, 2026: clocks skip 02:00-02:59 on 8 March and repeat 01:00-01:59 on
+    // 1 November (08:00-08:59Z in daylight time, 09:00-09:59Z in standard time).
+    for (id, at) in [
+        (6, "2026-03-08T09:59:59Z"),
+        (5, "2026-03-08T10:00:00Z"),
+        (3, "2026-11-01T08:30:00Z"),
+        (4, "2026-11-01T09:30:00Z"),
+    ] {
+        admin_json(
+            &ns.emu,
+            Method::PATCH,
+            &format!("/records/purchase_orders/{id}"),
+            Some(json!({"last_modified": ms_of(at)})),
+        )
+        .await;
+    }
+    let q = r#"SELECT t.id, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS') AS wall,
+        TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS TZH:TZM') AS zoned,
+        TO_CHAR(SYS_EXTRACT_UTC(t.lastmodifieddate), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS utc,
+        t.lastmodifieddate AS plain
+        FROM transaction t WHERE t.id IN (3, 4, 5, 6) ORDER BY t.lastmodifieddate, t.id"#;
+    let r = rows(&ns, q).await;
+    assert_eq!(ids_of(&r), ["6", "5", "3", "4"], "ordered by instant");
+    let col = |k: &str| -> Vec<&str> { r.iter().map(|x| x[k].as_str().unwrap()).collect() };
+    assert_eq!(
+        col("wall"),
+        [
+            "2026-03-08 01:59:59",
+            "2026-03-08 03:00:00",
+            "2026-11-01 01:30:00",
+            "2026-11-01 01:30:00"
+        ]
+    );
+    assert_eq!(
+        col("zoned"),
+        [
+            "2026-03-08 01:59:59 -08:00",
+            "2026-03-08 03:00:00 -07:00",
+            "2026-11-01 01:30:00 -07:00",
+            "2026-11-01 01:30:00 -08:00"
+        ]
+    );
+    assert_eq!(
+        col("utc"),
+        [
+            "2026-03-08T09:59:59Z",
+            "2026-03-08T10:00:00Z",
+            "2026-11-01T08:30:00Z",
+            "2026-11-01T09:30:00Z"
+        ]
+    );
+    assert_eq!(
+        col("plain"),
+        ["3/8/2026", "3/8/2026", "11/1/2026", "11/1/2026"]
+    );
+    // The record API keeps UTC (documented: "Datetime values are returned in UTC format").
+    assert_eq!(
+        ns.get_json("/record/v1/purchaseOrder/3").await["lastModifiedDate"],
+        "2026-11-01T08:30:00Z"
+    );
+
+    // A literal without a zone is wall-clock time in the account's zone; in the repeated hour
+    // Oracle reads it as standard time. An explicit offset is exact.
+    let at = |cond: &str| {
+        format!(
+            "SELECT t.id FROM transaction t WHERE t.id IN (3, 4, 5, 6) AND {cond} ORDER BY t.id"
+        )
+    };
+    for (cond, want) in [
+        (
+            "t.lastmodifieddate = TO_TIMESTAMP('2026-11-01 01:30:00', 'YYYY-MM-DD HH24:MI:SS')",
+            vec!["4"],
+        ),
+        (
+            "t.lastmodifieddate = TO_TIMESTAMP_TZ('2026-11-01 08:30:00 +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')",
+            vec!["3"],
+        ),
+        (
+            "t.lastmodifieddate = TO_TIMESTAMP_TZ('2026-11-01 01:30:00 -07:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')",
+            vec!["3"],
+        ),
+        (
+            "t.lastmodifieddate >= FROM_TZ(TO_TIMESTAMP('2026-11-01 09:00:00', 'YYYY-MM-DD HH24:MI:SS'), 'UTC')",
+            vec!["4"],
+        ),
+        (
+            "SYS_EXTRACT_UTC(t.lastmodifieddate) < TO_TIMESTAMP('2026-03-08 10:00:00', 'YYYY-MM-DD HH24:MI:SS')",
+            vec!["6"],
+        ),
+        // 02:30 on 8 March never happened: read as 03:30 daylight time.
+        (
+            "t.lastmodifieddate < TO_TIMESTAMP('2026-03-08 02:30:00', 'YYYY-MM-DD HH24:MI:SS')",
+            vec!["5", "6"],
+        ),
+    ] {
+        assert_eq!(ids_of(&rows(&ns, &at(cond)).await), want, "{cond}");
+    }
+    // The same through the full evaluation (no index planner).
+    ns.settings(json!({"suiteql_use_indexes": false})).await;
+    assert_eq!(
+        ids_of(&rows(&ns, &at("t.lastmodifieddate = TO_TIMESTAMP('2026-11-01 01:30:00', 'YYYY-MM-DD HH24:MI:SS')")).await),
+        ["4"]
+    );
+    ns.settings(json!({"suiteql_use_indexes": true})).await;
+
+    let r = rows(
+        &ns,
+        r#"SELECT SESSIONTIMEZONE AS tz, TZ_OFFSET('Europe/Berlin') AS berlin, TZ_OFFSET(SESSIONTIMEZONE) AS here,
+            TO_CHAR(t.lastmodifieddate AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI TZR') AS at_utc,
+            TO_CHAR(CAST(t.lastmodifieddate AS TIMESTAMP WITH TIME ZONE), 'HH24:MI TZR') AS cast_tz,
+            TO_CHAR(CAST(t.lastmodifieddate AS TIMESTAMP), 'YYYY-MM-DD HH24:MI') AS cast_plain
+            FROM transaction t WHERE t.id = 3"#,
+    )
+    .await;
+    assert_eq!(r[0]["tz"], "America/Los_Angeles");
+    // At the clock (12:00Z on 1 November) Berlin is back on standard time, and so is LA.
+    assert_eq!(r[0]["berlin"], "+01:00");
+    assert_eq!(r[0]["here"], "-08:00");
+    assert_eq!(r[0]["at_utc"], "2026-11-01 08:30 UTC");
+    assert_eq!(r[0]["cast_tz"], "01:30 America/Los_Angeles");
+    assert_eq!(r[0]["cast_plain"], "2026-11-01 01:30");
+
+    // `q` on the record API: a day is a local day.
+    let list = ns
+        .get_json(&format!(
+            "/record/v1/purchaseOrder?q={}",
+            urlencode(r#"lastModifiedDate ON "11/1/2026" AND id ANY_OF [3, 4, 5, 6]"#)
+        ))
+        .await;
+    assert_eq!(list["totalResults"], 2);
+
+    // In a UTC account the wall clock is UTC.
+    ns.settings(json!({"time_zone": "UTC"})).await;
+    let r = rows(&ns, q).await;
+    assert_eq!(
+        r.iter()
+            .map(|x| x["wall"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            "2026-03-08 09:59:59",
+            "2026-03-08 10:00:00",
+            "2026-11-01 08:30:00",
+            "2026-11-01 09:30:00"
+        ]
+    );
+    ns.emu.shutdown().await;
 }

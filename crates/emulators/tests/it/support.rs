@@ -195,6 +195,11 @@ impl Ns {
         self.token = v["access_token"].as_str().unwrap().to_string();
     }
 
+    /// Changes the emulator's switches (a JSON merge patch of its settings).
+    pub async fn settings(&self, patch: Value) {
+        admin_json(&self.emu, Method::PATCH, "/settings", Some(patch)).await;
+    }
+
     /// Moves the emulator clock (admin API) and logs in again, as a client would once its token expired.
     pub async fn clock(&mut self, change: Value) {
         admin_json(&self.emu, Method::POST, "/clock", Some(change)).await;

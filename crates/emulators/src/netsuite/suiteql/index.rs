@@ -219,13 +219,9 @@ fn int_const(plan: &Plan, e: &E, ctx: &Ctx<'_>) -> Option<i128> {
     }
 }
 
-/// A time constant, converted exactly as `compare` converts it against a datetime column.
+/// A time constant as the instant `compare` compares a datetime column with.
 fn time_const(plan: &Plan, e: &E, ctx: &Ctx<'_>) -> Option<i128> {
-    match eval(plan, e, &[], ctx) {
-        Val::Time { ms, .. } => Some(i128::from(ms)),
-        Val::Str(s) => ctx.fmt.parse_value(&s, 0).map(|(t, _)| i128::from(t)),
-        _ => None,
-    }
+    eval(plan, e, &[], ctx).instant(&ctx.s).map(i128::from)
 }
 
 fn id_fact(op: CmpOp, v: i128) -> Fact {
@@ -521,7 +517,8 @@ pub(super) fn page(
 #[cfg(test)]
 mod tests {
     use super::super::super::qfilter::DateFormat;
-    use super::super::super::sqlval::to_char;
+    use super::super::super::sqlval::{Session, to_char};
+    use super::super::super::timezone::TimeZone;
     use super::super::{compile, execute};
     use super::*;
     use crate::common::Dataset;
@@ -538,8 +535,19 @@ mod tests {
         })
     }
 
+    /// The session the planner is checked in: a zone with daylight time, so literals (read in
+    /// it) and columns (instants) meet the way they do on a real account.
+    fn session() -> Session {
+        Session {
+            fmt: DateFormat::Mdy,
+            tz: TimeZone::parse("America/Los_Angeles").unwrap_or(TimeZone::UTC),
+        }
+    }
+
+    /// A `TO_TIMESTAMP` literal of an instant, as wall-clock time in the session's zone.
     fn ts(ms: Millis) -> String {
-        let t = to_char(ms, "YYYY-MM-DD HH24:MI:SS").unwrap_or_default();
+        let local = session().tz.to_local(ms);
+        let t = to_char(local, "YYYY-MM-DD HH24:MI:SS", None).unwrap_or_default();
         format!("TO_TIMESTAMP('{t}', 'YYYY-MM-DD HH24:MI:SS')")
     }
 
@@ -548,7 +556,7 @@ mod tests {
         let data = data();
         let ctx = Ctx {
             data: &data,
-            fmt: DateFormat::Mdy,
+            s: session(),
             now: EPOCH,
         };
         let (x, n) = data.purchase_orders.by_last_modified()[200];
@@ -608,7 +616,7 @@ mod tests {
         let data = data();
         let ctx = Ctx {
             data: &data,
-            fmt: DateFormat::Mdy,
+            s: session(),
             now: EPOCH,
         };
         for q in [
