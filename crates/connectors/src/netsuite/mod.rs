@@ -393,7 +393,9 @@ impl NetSuite {
         let mut offset = 0;
         loop {
             let (items, has_more) = self.suiteql(&sql, read::LINE_PAGE, offset).await?;
-            offset += items.len();
+            // The next page, not the rows seen: NetSuite refuses an offset that is not a
+            // multiple of the limit.
+            offset += read::LINE_PAGE;
             let done = !has_more || items.is_empty();
             rows.extend(items);
             if done {

@@ -39,6 +39,9 @@ pub struct Settings {
     /// and reads datetime literals, in it; `q` dates are days there. The record API's
     /// datetimes stay UTC whatever it is (documented).
     pub time_zone: String,
+    /// Refuse an `offset` that is not a multiple of `limit` on lists and SuiteQL [I: clients
+    /// report it, Oracle's paging docs speak only of pages].
+    pub require_offset_multiple_of_limit: bool,
     /// Account-wide concurrency limit (service tier base 15; +10 per SuiteCloud Plus licence).
     pub concurrency_limit: u32,
     /// `o:errorCode` of the 429 sent over the concurrency limit [I].
@@ -107,6 +110,7 @@ impl Default for Settings {
             account_id: "1234567".into(),
             date_format: "M/D/YYYY".into(),
             time_zone: "America/Los_Angeles".into(),
+            require_offset_multiple_of_limit: true,
             concurrency_limit: 15,
             concurrency_error_code: "CONCURRENCY_LIMIT_EXCEEDED".into(),
             allow_rs256: false,

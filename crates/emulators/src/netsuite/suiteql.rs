@@ -27,7 +27,9 @@ use sqlparser::parser::Parser;
 use super::auth::authorize;
 use super::errors::NsError;
 use super::qfilter::DateFormat;
-use super::records::{COLLECTION_TYPE, page_links, paging, query_params, with_type};
+use super::records::{
+    COLLECTION_TYPE, check_page_aligned, page_links, paging, query_params, with_type,
+};
 use super::sqlval::{
     Session, Val, Zone, compare, display_datetime, offset_text, parse_timestamp, sort_cmp, to_date,
     value_to_char,
@@ -1820,6 +1822,9 @@ pub async fn handler(
     }
     let p = query_params(&raw);
     let (limit, offset) = paging(&p)?;
+    if settings.require_offset_multiple_of_limit {
+        check_page_aligned(limit, offset)?;
+    }
     if offset >= MAX_ROWS {
         return Err(NsError::invalid_parameter(
             "offset",

@@ -1452,6 +1452,10 @@ async fn seed_ties(ns: &Ns) -> (i64, i64) {
 #[tokio::test]
 async fn suiteql_index_planner_matches_the_full_evaluation() {
     let ns = Ns::new(120).await;
+    // Offsets here are arbitrary on purpose (the planner's slices); the account stays in its
+    // default time zone, so literals are read there.
+    ns.settings(json!({"require_offset_multiple_of_limit": false}))
+        .await;
     let (a, b) = seed_ties(&ns).await;
     let (lo, hi) = (a.min(b), a.max(b));
     let lm = "t.lastmodifieddate";
@@ -2172,4 +2176,66 @@ async fn suiteql_shows_datetimes_in_the_account_time_zone_and_extracts_utc() {
         ]
     );
     ns.emu.shutdown().await;
+}
+
+// ---- Paging rules: pages, not arbitrary offsets; at most 1,000 pages of a record list.
+
+#[tokio::test]
+async fn offsets_must_fall_on_page_boundaries_and_lists_stop_at_a_thousand_pages() {
+    let ns = Ns::new(30).await;
+    let misaligned = ns.get("/record/v1/purchaseOrder?limit=10&offset=15").await;
+    assert_eq!(misaligned.status(), 400);
+    let body: Value = misaligned.json().await.unwrap();
+    assert_eq!(ns_code(&body), "INVALID_PARAMETER");
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "offset");
+    let q = "SELECT id FROM transaction ORDER BY id";
+    let r = ns.suiteql(q, 10, 5).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "offset");
+    // On a boundary both answer, including an empty page past the end.
+    assert_eq!(ns.suiteql(q, 10, 20).await.status(), 200);
+    let past = ns
+        .get_json("/record/v1/purchaseOrder?limit=10&offset=40")
+        .await;
+    assert_eq!(past["count"], 0);
+    assert_eq!(past["hasMore"], false);
+
+    // 1,000 pages of one order each reach 1,000 of the 1,200 orders: page 1,000 is the last,
+    // announced as such, and the next is refused.
+    let big = Ns::new(1_200).await;
+    let last = big
+        .get_json("/record/v1/purchaseOrder?limit=1&offset=999")
+        .await;
+    assert_eq!(last["count"], 1);
+    assert_eq!(last["hasMore"], false, "the last reachable page");
+    assert_eq!(last["totalResults"], 1_200);
+    let rels: Vec<&str> = last["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    assert!(!rels.contains(&"next"), "{rels:?}");
+    let beyond = big
+        .get("/record/v1/purchaseOrder?limit=1&offset=1000")
+        .await;
+    assert_eq!(beyond.status(), 400);
+    let body: Value = beyond.json().await.unwrap();
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "offset");
+    // Pages of 1,000 reach everything.
+    let whole = big
+        .get_json("/record/v1/purchaseOrder?limit=1000&offset=1000")
+        .await;
+    assert_eq!(whole["count"], 200);
+
+    // The rule is inferred from clients' reports: a switch turns it off.
+    ns.settings(json!({"require_offset_multiple_of_limit": false}))
+        .await;
+    let loose = ns
+        .get_json("/record/v1/purchaseOrder?limit=10&offset=15")
+        .await;
+    assert_eq!(loose["offset"], 15);
+    ns.emu.shutdown().await;
+    big.emu.shutdown().await;
 }
