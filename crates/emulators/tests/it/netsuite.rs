@@ -2239,3 +2239,49 @@ async fn offsets_must_fall_on_page_boundaries_and_lists_stop_at_a_thousand_pages
     ns.emu.shutdown().await;
     big.emu.shutdown().await;
 }
+
+/// ES512 is on Oracle's list of assertion algorithms ("PS256, PS384, PS512, ES256, ES384, or
+/// ES512", section_162790605110) with P-521 certificates: a signed assertion gets a token, a
+/// tampered one or one signed by another key is refused as a bad signature is.
+#[tokio::test]
+async fn es512_assertions_signed_with_a_p521_key_are_accepted() {
+    let emu = netsuite(5).await;
+    let cert = p521_cert();
+    register(&emu, &cert, "p521-cert").await;
+    let now = clock_secs(&emu).await;
+    let jwt = es512_assertion(&cert, "p521-cert", claims(&emu, now));
+    let r = post_token(&emu, &jwt).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+
+    // The payload changed after signing (a longer scope list): the signature no longer matches.
+    let (input, sig) = jwt.rsplit_once('.').unwrap();
+    let header = input.split('.').next().unwrap();
+    use base64::Engine;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!({"iss": CLIENT_ID, "scope": ["restlets", "rest_webservices", "suite_analytics"],
+            "aud": token_url(&emu), "iat": now, "exp": now + 3600})
+        .to_string(),
+    );
+    let r = post_token(&emu, &format!("{header}.{forged}.{sig}")).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    // Signed by another P-521 key than the registered certificate's.
+    let other = es512_assertion(&p521_cert(), "p521-cert", claims(&emu, now));
+    assert_eq!(post_token(&emu, &other).await.status(), 401);
+    // An ES512 assertion naming a P-256 certificate cannot verify either.
+    register(&emu, &ec_cert(), "p256-cert").await;
+    let wrong_curve = es512_assertion(&cert, "p256-cert", claims(&emu, now));
+    assert_eq!(post_token(&emu, &wrong_curve).await.status(), 401);
+    // The claims rules still apply: another issuer is refused.
+    let mut c = claims(&emu, now);
+    c["iss"] = json!("someone-else");
+    assert_eq!(
+        post_token(&emu, &es512_assertion(&cert, "p521-cert", c))
+            .await
+            .status(),
+        401
+    );
+    emu.shutdown().await;
+}
