@@ -1157,7 +1157,7 @@ async fn suiteql_reads_headers_and_lines_in_stable_pages() {
         "SELECT id FROM nosuchtable",
         "SELECT nope FROM transaction",
         "DELETE FROM transaction",
-        "SELECT id FROM transaction GROUP BY id",
+        "SELECT id FROM transaction UNION SELECT id FROM vendor",
         "not sql at all",
     ] {
         let r = ns.suiteql(bad, 10, 0).await;
@@ -2284,4 +2284,163 @@ async fn es512_assertions_signed_with_a_p521_key_are_accepted() {
         401
     );
     emu.shutdown().await;
+}
+
+// ---- SuiteQL beyond single-row reads: GROUP BY with aggregates, DISTINCT, ROWNUM, subqueries.
+
+/// Oracle's own example ("Using SuiteQL with SuiteTalk REST Web Services",
+/// section_158394344595) and the forms integrations send: DISTINCT (netsuitediagnostics.com's
+/// transaction guide), `WHERE ROWNUM <= n` (the `suiteql` npm client's README), and ROWNUM
+/// over an ordered subquery for paging (Tim Dietrich's "Paginating SuiteQL Query Results";
+/// lumapps/tap-netsuitesuiteql).
+#[tokio::test]
+async fn suiteql_groups_counts_distincts_and_numbers_rows() {
+    let ns = Ns::new(40).await;
+    // Oracle's example, checked against the record API's own data.
+    let grouped = rows(
+        &ns,
+        "SELECT email, COUNT(*) as count FROM transaction GROUP BY email",
+    )
+    .await;
+    let mut by_email = std::collections::HashMap::<String, u64>::new();
+    for id in 1..=40 {
+        let po = ns.get_json(&format!("/record/v1/purchaseOrder/{id}")).await;
+        *by_email
+            .entry(po["email"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(grouped.len(), by_email.len());
+    for r in &grouped {
+        let email = r["email"].as_str().unwrap();
+        assert_eq!(r["count"], by_email[email].to_string(), "{email}");
+        assert_eq!(r["links"], json!([]));
+    }
+    // Aggregates with HAVING and ORDER BY on an aggregate; SUM/MIN/MAX/AVG over lines.
+    let top = rows(
+        &ns,
+        "SELECT t.entity, COUNT(*) AS n, MIN(t.id) AS first_id, MAX(t.id) AS last_id \
+         FROM transaction t GROUP BY t.entity HAVING COUNT(*) > 1 ORDER BY n DESC, t.entity",
+    )
+    .await;
+    assert!(!top.is_empty());
+    let n = |r: &Value| r["n"].as_str().unwrap().parse::<u64>().unwrap();
+    assert!(top.iter().all(|r| n(r) > 1));
+    assert!(top.windows(2).all(|w| n(&w[0]) >= n(&w[1])));
+    let lines = rows(
+        &ns,
+        "SELECT tl.transaction AS id, COUNT(*) AS lines, SUM(tl.quantity) AS qty, AVG(tl.quantity) AS mean \
+         FROM transactionline tl WHERE tl.mainline = 'F' AND tl.transaction = 7 GROUP BY tl.transaction",
+    )
+    .await;
+    let po = ns
+        .get_json("/record/v1/purchaseOrder/7?expandSubResources=true")
+        .await;
+    let quantities: Vec<f64> = po["item"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["quantity"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lines[0]["lines"], quantities.len().to_string());
+    let total: f64 = quantities.iter().sum();
+    assert_eq!(
+        lines[0]["qty"].as_str().unwrap().parse::<f64>().unwrap(),
+        total
+    );
+    let mean: f64 = lines[0]["mean"].as_str().unwrap().parse().unwrap();
+    assert!((mean - total / quantities.len() as f64).abs() < 1e-9);
+    // Aggregates without GROUP BY: one row, even over nothing.
+    let none = rows(
+        &ns,
+        "SELECT COUNT(*) AS n, MAX(t.id) AS m FROM transaction t WHERE t.id > 1000 GROUP BY t.type",
+    )
+    .await;
+    assert!(none.is_empty(), "no rows, no groups");
+    let empty = rows(
+        &ns,
+        "SELECT COUNT(t.id) AS n, MAX(t.id) AS m FROM transaction t WHERE t.id > 1000",
+    )
+    .await;
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0]["n"], "0");
+    assert!(empty[0].get("m").is_none(), "NULL left out");
+
+    // DISTINCT.
+    let types = rows(&ns, "SELECT DISTINCT transaction.type FROM Transaction").await;
+    assert_eq!(types, [json!({"links": [], "type": "PurchOrd"})]);
+    let named = rows(
+        &ns,
+        "SELECT DISTINCT BUILTIN.DF(transaction.type) AS type FROM Transaction",
+    )
+    .await;
+    assert_eq!(named[0]["type"], "Purchase Order");
+    let statuses = rows(
+        &ns,
+        "SELECT DISTINCT status FROM transaction ORDER BY status",
+    )
+    .await;
+    let letters: Vec<&str> = statuses
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(letters, ["A", "B", "C", "D", "E", "F", "G", "H"]);
+
+    // ROWNUM: numbered as rows pass the filter, before sorting.
+    let first = rows(&ns, "select tranid, id from transaction where rownum <= 30").await;
+    assert_eq!(first.len(), 30);
+    assert_eq!(first[0]["id"], "1");
+    assert!(
+        rows(&ns, "SELECT id FROM transaction WHERE ROWNUM > 1")
+            .await
+            .is_empty()
+    );
+    let numbered = rows(
+        &ns,
+        "SELECT ROWNUM AS rn, id FROM transaction WHERE id > 10 AND ROWNUM <= 3",
+    )
+    .await;
+    assert_eq!(
+        numbered
+            .iter()
+            .map(|r| (r["rn"].as_str().unwrap(), r["id"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("1", "11"), ("2", "12"), ("3", "13")]
+    );
+    // Top-N: ROWNUM over an ordered subquery takes the first rows of that order.
+    let newest = rows(
+        &ns,
+        "SELECT * FROM (SELECT id, lastmodifieddate FROM transaction ORDER BY lastmodifieddate DESC, id DESC) WHERE ROWNUM <= 5",
+    )
+    .await;
+    let all = rows(
+        &ns,
+        "SELECT id FROM transaction ORDER BY lastmodifieddate DESC, id DESC",
+    )
+    .await;
+    assert_eq!(ids_of(&newest), ids_of(&all[..5]));
+    // Paging by row number (lumapps/tap-netsuitesuiteql's wrapper).
+    let inner = "SELECT id, tranid FROM transaction ORDER BY id";
+    let window = rows(
+        &ns,
+        &format!(
+            "SELECT * from (SELECT *, rownum as r FROM ( {inner} )) WHERE r BETWEEN 11 and 15"
+        ),
+    )
+    .await;
+    assert_eq!(ids_of(&window), ["11", "12", "13", "14", "15"]);
+    assert_eq!(window[0]["r"], "11");
+    // Paged through the API like any other query.
+    let page = ns
+        .suiteql(
+            "SELECT DISTINCT entity FROM transaction ORDER BY entity",
+            2,
+            2,
+        )
+        .await;
+    assert_eq!(page.status(), 200);
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["offset"], 2);
+    assert!(page["totalResults"].as_u64().unwrap() > 4);
+    ns.emu.shutdown().await;
 }

@@ -133,7 +133,7 @@ fn last_modified_of(t: Tbl, id: u64, ctx: &Ctx<'_>) -> Option<Millis> {
         Tbl::Transaction => d.purchase_orders.last_modified_of(id),
         Tbl::Vendor => d.vendors.last_modified_of(id),
         Tbl::Item => d.items.last_modified_of(id),
-        Tbl::Location | Tbl::TransactionLine | Tbl::DeletedRecord => None,
+        Tbl::Location | Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => None,
     }
 }
 
@@ -156,7 +156,7 @@ fn row_src(t: Tbl, id: u64, lm: Option<Millis>, ctx: &Ctx<'_>) -> Option<Src> {
         Tbl::Vendor => Src::Vendor(Rc::new(d.vendors.get(id)?)),
         Tbl::Item => Src::Item(Rc::new(d.items.get(id)?)),
         Tbl::Location => Src::Location(Rc::new(d.locations.get(id)?)),
-        Tbl::TransactionLine | Tbl::DeletedRecord => return None,
+        Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => return None,
     })
 }
 
@@ -175,6 +175,7 @@ fn columns_all(e: &E, ok: &dyn Fn(usize, &str) -> bool) -> bool {
     match e {
         E::Col(i, c) => ok(*i, c),
         E::Lit(_) | E::Now => true,
+        E::Out(_) | E::RowNum | E::Agg(_) => false,
         E::Cmp(a, _, b) | E::And(a, b) | E::Or(a, b) | E::Arith(a, _, b) | E::Like(a, b, _) => {
             columns_all(a, ok) && columns_all(b, ok)
         }
@@ -354,7 +355,7 @@ fn analyse<'d>(plan: &Plan, ctx: &Ctx<'d>) -> Option<Vec<Access<'d>>> {
         Tbl::Vendor => (d.vendors.ids(), Some(d.vendors.by_last_modified())),
         Tbl::Item => (d.items.ids(), Some(d.items.by_last_modified())),
         Tbl::Location => (d.locations.ids(), None),
-        Tbl::TransactionLine | Tbl::DeletedRecord => return None,
+        Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => return None,
     };
     let mut parts = Vec::new();
     if let Some(f) = &plan.filter {
@@ -554,11 +555,7 @@ mod tests {
     #[test]
     fn serves_the_connector_queries_exactly_as_execute_orders_them() {
         let data = data();
-        let ctx = Ctx {
-            data: &data,
-            s: session(),
-            now: EPOCH,
-        };
+        let ctx = Ctx::new(&data, session(), EPOCH);
         let (x, n) = data.purchase_orders.by_last_modified()[200];
         let (vx, vn) = data.vendors.by_last_modified()[5];
         let lm = "t.lastmodifieddate";
@@ -614,11 +611,7 @@ mod tests {
     #[test]
     fn leaves_what_it_cannot_prove_to_execute() {
         let data = data();
-        let ctx = Ctx {
-            data: &data,
-            s: session(),
-            now: EPOCH,
-        };
+        let ctx = Ctx::new(&data, session(), EPOCH);
         for q in [
             // Lines, joins, other orders, a residual that needs the whole record.
             "SELECT tl.* FROM transactionline tl WHERE tl.transaction IN (1, 2)",
