@@ -1,11 +1,20 @@
-//! OAuth 2.0 client credentials (machine to machine): a PS256 JWT assertion signed with the
-//! connection's private key, exchanged at the token endpoint for a 60-minute bearer token.
+//! OAuth 2.0 client credentials (machine to machine): a JWT assertion signed with the
+//! connection's private key (PS256 for RSA; ES256, ES384 or ES512 for an EC key, by its
+//! curve), exchanged at the token endpoint for a 60-minute bearer token.
 //! The assertion's times are the source's (our clock corrected by the offset its `Date`
 //! headers show), and a refusal that a corrected clock may cure is tried once more.
 
 use ironbridge_core::Clock;
 use ironbridge_core::connector::ConnectorError;
 use ironbridge_model::Timestamp;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -46,7 +55,24 @@ pub struct Credentials {
     /// Certificate id from the M2M setup page (the JWT `kid`).
     pub certificate_id: String,
     /// Parsed signing key.
-    pub key: EncodingKey,
+    pub key: SigningKey,
+}
+
+/// A private key an assertion can be signed with: the key types NetSuite's certificates
+/// take ("RSA key … 3072 bits, or 4096 bits. … EC key … 256 bits, 384 bits, or 521 bits",
+/// subsect_162755332391).
+#[derive(Clone)]
+pub enum SigningKey {
+    /// RSA, signed PS256 (RSA-PSS; NetSuite no longer takes PKCS#1 v1.5 signatures).
+    Rsa(EncodingKey),
+    /// EC, signed with the algorithm of its curve (P-256 ES256, P-384 ES384, P-521 ES512).
+    /// jsonwebtoken has no ES512, so EC assertions are signed with aws-lc-rs directly.
+    Ec {
+        /// The JOSE `alg`.
+        alg: &'static str,
+        /// The key pair.
+        key: Arc<EcdsaKeyPair>,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -60,11 +86,48 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Parses a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) RSA private key PEM.
-pub fn parse_key(pem: &str) -> Result<EncodingKey, ConnectorError> {
-    EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| ConnectorError::InvalidSettings {
+/// Parses a private key PEM: RSA (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`) or EC
+/// on P-256, P-384 or P-521 (PKCS#8, as `openssl req -newkey ec` writes it).
+pub fn parse_key(pem: &str) -> Result<SigningKey, ConnectorError> {
+    if let Ok(key) = EncodingKey::from_rsa_pem(pem.as_bytes()) {
+        return Ok(SigningKey::Rsa(key));
+    }
+    parse_ec_key(pem).ok_or_else(|| ConnectorError::InvalidSettings {
         param: "credentials.private_key_pem".into(),
-        message: "expected an RSA private key in PEM (PKCS#8 or PKCS#1)".into(),
+        message: "expected an RSA private key (PKCS#8 or PKCS#1) or an EC private key on P-256, P-384 or P-521 (PKCS#8) in PEM".into(),
+    })
+}
+
+fn parse_ec_key(pem: &str) -> Option<SigningKey> {
+    let pair = rcgen::KeyPair::from_pem(pem).ok()?;
+    let curves: [(
+        &rcgen::SignatureAlgorithm,
+        &'static str,
+        &'static EcdsaSigningAlgorithm,
+    ); 3] = [
+        (
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            "ES256",
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+        ),
+        (
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+            "ES384",
+            &ECDSA_P384_SHA384_FIXED_SIGNING,
+        ),
+        (
+            &rcgen::PKCS_ECDSA_P521_SHA512,
+            "ES512",
+            &ECDSA_P521_SHA512_FIXED_SIGNING,
+        ),
+    ];
+    let (_, alg, signing) = curves
+        .into_iter()
+        .find(|(a, _, _)| pair.algorithm() == *a)?;
+    let key = EcdsaKeyPair::from_pkcs8(signing, &pair.serialize_der()).ok()?;
+    Some(SigningKey::Ec {
+        alg,
+        key: Arc::new(key),
     })
 }
 
@@ -75,9 +138,6 @@ pub fn assertion(
     now: Timestamp,
 ) -> Result<String, ConnectorError> {
     let iat = now.micros().div_euclid(1_000_000) - ASSERTION_BACKDATE_SECS;
-    let mut header = Header::new(Algorithm::PS256);
-    header.typ = Some("JWT".into());
-    header.kid = Some(credentials.certificate_id.clone());
     let claims = json!({
         "iss": credentials.client_id,
         "scope": [SCOPE],
@@ -85,9 +145,30 @@ pub fn assertion(
         "iat": iat,
         "exp": iat + ASSERTION_LIFETIME_SECS,
     });
-    jsonwebtoken::encode(&header, &claims, &credentials.key).map_err(|_| {
-        ConnectorError::Upstream("could not sign the NetSuite client assertion".into())
-    })
+    let failed = || ConnectorError::Upstream("could not sign the NetSuite client assertion".into());
+    match &credentials.key {
+        SigningKey::Rsa(key) => {
+            let mut header = Header::new(Algorithm::PS256);
+            header.typ = Some("JWT".into());
+            header.kid = Some(credentials.certificate_id.clone());
+            jsonwebtoken::encode(&header, &claims, key).map_err(|_| failed())
+        }
+        SigningKey::Ec { alg, key } => {
+            let header = json!({"typ": "JWT", "alg": alg, "kid": credentials.certificate_id});
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = key
+                .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+                .map_err(|_| failed())?;
+            Ok(format!(
+                "{input}.{}",
+                URL_SAFE_NO_PAD.encode(signature.as_ref())
+            ))
+        }
+    }
 }
 
 /// `expires_in` comes as `"3600"` or `3600`.

@@ -100,7 +100,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
                 FieldSpec::text(
                     "private_key_pem",
                     "Private key",
-                    "The certificate's RSA private key in PEM (PKCS#8 or PKCS#1).",
+                    "The certificate's private key in PEM: RSA (PKCS#8 or PKCS#1, signed PS256) or EC on P-256, P-384 or P-521 (PKCS#8, signed ES256, ES384 or ES512).",
                 )
                 .secret()
                 .format(FieldFormat::Pem),
@@ -393,7 +393,9 @@ impl NetSuite {
         let mut offset = 0;
         loop {
             let (items, has_more) = self.suiteql(&sql, read::LINE_PAGE, offset).await?;
-            offset += items.len();
+            // The next page, not the rows seen: NetSuite refuses an offset that is not a
+            // multiple of the limit.
+            offset += read::LINE_PAGE;
             let done = !has_more || items.is_empty();
             rows.extend(items);
             if done {

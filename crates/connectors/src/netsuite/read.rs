@@ -2,6 +2,13 @@
 //! by keyset (never by offset, which skips records when the set changes between pages), plus
 //! one query for the lines of a page of purchase orders. Rows are reshaped into the raw
 //! records the default mappings read (`crates/connectors/mappings/netsuite/*.json`).
+//!
+//! Time zones: SuiteQL shows datetimes in the integration user's time zone, which is rarely
+//! UTC and has daylight-saving time, so wall-clock text is not an instant (the hour clocks go
+//! back happens twice). Every datetime therefore crosses the API as UTC: columns are read
+//! through `SYS_EXTRACT_UTC` and bounds are written with an explicit `+00:00`
+//! (`TO_TIMESTAMP_TZ`), both on Oracle's list of SuiteQL functions, so windows, keyset
+//! cursors and stored times are exact instants whatever the account's zone.
 
 use ironbridge_core::connector::{ConnectorError, ReadWindow};
 use ironbridge_model::{Entity, Timestamp};
@@ -17,6 +24,12 @@ pub const LINE_PAGE: usize = 1000;
 
 /// Oracle format of a whole-second UTC date-time, as we ask SuiteQL to print it.
 const ISO_FORMAT: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS"Z"'"#;
+
+/// A datetime column as ISO text in UTC (`SYS_EXTRACT_UTC` of the instant, not the wall-clock
+/// time of the user's zone).
+fn utc_text(column: &str) -> String {
+    format!("TO_CHAR(SYS_EXTRACT_UTC({column}), {ISO_FORMAT})")
+}
 
 /// Where a read stopped: the last record's `(lastModifiedDate, id)`, or its id for tables
 /// without a modification time. Serialized as JSON; the values are re-validated on use, so a
@@ -105,7 +118,9 @@ fn table(entity: Entity) -> Option<Table> {
     })
 }
 
-/// `TO_TIMESTAMP` literal of an instant, rounded to whole seconds in the given direction.
+/// A literal of an instant, rounded to whole seconds in the given direction: UTC with an
+/// explicit offset, so the account's time zone cannot move it (a bare `TO_TIMESTAMP` would be
+/// read as the user's wall-clock time).
 fn to_timestamp(t: Timestamp, round_up: bool) -> String {
     let micros = t.micros();
     let mut secs = micros.div_euclid(1_000_000);
@@ -121,7 +136,7 @@ fn to_timestamp(t: Timestamp, round_up: bool) -> String {
             .ok()
         })
         .unwrap_or_else(|| "1970-01-01 00:00:00".into());
-    format!("TO_TIMESTAMP('{text}', 'YYYY-MM-DD HH24:MI:SS')")
+    format!("TO_TIMESTAMP_TZ('{text} +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')")
 }
 
 /// The SuiteQL statement of one page and the page size.
@@ -136,7 +151,8 @@ pub fn page_query(
     let mut conditions: Vec<String> = t.filter.iter().map(|f| f.to_string()).collect();
     let order = if t.has_last_modified {
         select.push_str(&format!(
-            ", TO_CHAR(t.lastmodifieddate, {ISO_FORMAT}) AS lastmodified_iso"
+            ", {} AS lastmodified_iso",
+            utc_text("t.lastmodifieddate")
         ));
         if let Some(since) = window.modified_since {
             // Inclusive: NetSuite times are whole seconds, so rounding up keeps exactly the
@@ -187,8 +203,10 @@ pub fn page_query(
 /// The creation (and order date) columns a read adds, as ISO text.
 fn created_columns(entity: Entity, t: &Table) -> String {
     if entity == Entity::PURCHASE_ORDER {
+        // `trandate` is a calendar date: never converted, so printed as it is.
         format!(
-            ", TO_CHAR(t.createddate, {ISO_FORMAT}) AS created_iso, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso"
+            ", {} AS created_iso, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate_iso",
+            utc_text("t.createddate")
         )
     } else if t.has_last_modified {
         let created = if entity == Entity::VENDOR {
@@ -196,7 +214,7 @@ fn created_columns(entity: Entity, t: &Table) -> String {
         } else {
             "createddate"
         };
-        format!(", TO_CHAR(t.{created}, {ISO_FORMAT}) AS created_iso")
+        format!(", {} AS created_iso", utc_text(&format!("t.{created}")))
     } else {
         String::new()
     }
@@ -210,7 +228,8 @@ pub fn record_query(entity: Entity, id: u64) -> Result<String, ConnectorError> {
     let mut select = t.select.to_string();
     if t.has_last_modified {
         select.push_str(&format!(
-            ", TO_CHAR(t.lastmodifieddate, {ISO_FORMAT}) AS lastmodified_iso"
+            ", {} AS lastmodified_iso",
+            utc_text("t.lastmodifieddate")
         ));
     }
     select.push_str(&created_columns(entity, &t));
@@ -230,7 +249,8 @@ pub fn oldest_query(entity: Entity) -> Option<String> {
         return None;
     }
     let mut sql = format!(
-        "SELECT t.id, TO_CHAR(t.lastmodifieddate, {ISO_FORMAT}) AS lastmodified_iso FROM {}",
+        "SELECT t.id, {} AS lastmodified_iso FROM {}",
+        utc_text("t.lastmodifieddate"),
         t.from
     );
     if let Some(f) = t.filter {
@@ -311,7 +331,8 @@ pub fn deleted_query(
         ));
     }
     Some(format!(
-        "SELECT d.recordid, TO_CHAR(d.deleteddate, {ISO_FORMAT}) AS deleted_iso FROM DeletedRecord d WHERE {} ORDER BY d.deleteddate, d.recordid",
+        "SELECT d.recordid, {} AS deleted_iso FROM DeletedRecord d WHERE {} ORDER BY d.deleteddate, d.recordid",
+        utc_text("d.deleteddate"),
         conditions.join(" AND ")
     ))
 }
@@ -746,8 +767,11 @@ mod tests {
         };
         let (sql, page) = page_query(Entity::PURCHASE_ORDER, &window, Some(&cursor)).unwrap();
         assert_eq!(page, ORDER_PAGE);
-        assert!(sql.contains("t.lastmodifieddate >= TO_TIMESTAMP('2023-11-14 22:13:21'"));
-        assert!(sql.contains("t.lastmodifieddate <= TO_TIMESTAMP('2023-11-14 22:15:00'"));
+        assert!(sql.contains("t.lastmodifieddate >= TO_TIMESTAMP_TZ('2023-11-14 22:13:21 +00:00'"));
+        assert!(sql.contains("t.lastmodifieddate <= TO_TIMESTAMP_TZ('2023-11-14 22:15:00 +00:00'"));
+        assert!(sql.contains(
+            r#"TO_CHAR(SYS_EXTRACT_UTC(t.lastmodifieddate), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS lastmodified_iso"#
+        ));
         assert!(sql.contains("t.id > 9"));
         assert!(sql.ends_with("ORDER BY t.lastmodifieddate, t.id"));
         let (sql, _) = page_query(Entity::LOCATION, &window, None).unwrap();
@@ -762,8 +786,8 @@ mod tests {
         };
         let sql = deleted_query(Entity::PURCHASE_ORDER, &window, None).unwrap();
         assert!(sql.contains("FROM DeletedRecord d WHERE LOWER(d.type) IN ('purchaseorder')"));
-        assert!(sql.contains("d.deleteddate >= TO_TIMESTAMP('2023-11-14 22:13:21'"));
-        assert!(sql.contains("d.deleteddate <= TO_TIMESTAMP('2023-11-14 22:15:00'"));
+        assert!(sql.contains("d.deleteddate >= TO_TIMESTAMP_TZ('2023-11-14 22:13:21 +00:00'"));
+        assert!(sql.contains("d.deleteddate <= TO_TIMESTAMP_TZ('2023-11-14 22:15:00 +00:00'"));
         assert!(sql.ends_with("ORDER BY d.deleteddate, d.recordid"));
         // No upper bound when the window has none.
         let open = ReadWindow {
@@ -777,7 +801,7 @@ mod tests {
         let sql = deleted_query(Entity::ITEM, &window, Some(&after)).unwrap();
         assert!(sql.contains("'inventoryitem'"));
         assert!(sql.contains(
-            "(d.deleteddate > TO_TIMESTAMP('2023-11-14 22:14:00', 'YYYY-MM-DD HH24:MI:SS') OR (d.deleteddate = TO_TIMESTAMP('2023-11-14 22:14:00', 'YYYY-MM-DD HH24:MI:SS') AND d.recordid > 42))"
+            "(d.deleteddate > TO_TIMESTAMP_TZ('2023-11-14 22:14:00 +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM') OR (d.deleteddate = TO_TIMESTAMP_TZ('2023-11-14 22:14:00 +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM') AND d.recordid > 42))"
         ));
         assert!(deleted_query(Entity::LOCATION, &window, None).is_none());
         // A row that is not the log's shape gives no position (so paging stops).

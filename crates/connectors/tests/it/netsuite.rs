@@ -229,6 +229,33 @@ async fn a_supplied_pkcs1_key_authenticates() {
     assert!(!vendors.is_empty());
 }
 
+/// A customer's own EC key, on each curve NetSuite takes: the connector signs with the
+/// curve's algorithm (ES512 for P-521, which jsonwebtoken cannot sign) and reads.
+#[tokio::test]
+async fn supplied_ec_keys_sign_es256_es384_and_es512_assertions() {
+    let env = start(20).await;
+    for (i, alg) in [
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_ECDSA_P521_SHA512,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["customer".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let id = format!("cert-ec-{i}");
+        env.register(&id, &cert.pem()).await;
+        let c = env.connector(&credentials(&id, &key.serialize_pem()));
+        c.check().await.unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        let locations = read_all(c.as_ref(), Entity::LOCATION, &ReadWindow::ALL).await;
+        assert!(!locations.is_empty());
+    }
+}
+
 #[tokio::test]
 async fn revoked_credentials_and_unknown_certificates_are_unauthorized() {
     let env = start(20).await;

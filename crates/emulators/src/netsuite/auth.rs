@@ -117,6 +117,40 @@ pub async fn token(State(ns): State<Ns>, headers: HeaderMap, body: Bytes) -> Res
     }
 }
 
+/// The assertion's `alg` and `kid`, read directly: jsonwebtoken knows no ES512, so its own
+/// header parser refuses an assertion NetSuite accepts.
+fn raw_header(assertion: &str) -> Option<(String, Option<String>)> {
+    let first = assertion.split('.').next()?;
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(first).ok()?).ok()?;
+    let alg = header.get("alg")?.as_str()?.to_string();
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some((alg, kid))
+}
+
+/// Verifies an ES512 (ECDSA P-521, SHA-512) assertion against the registered certificate's
+/// public key and returns its claims; `None` if the key is not P-521 or the signature fails.
+fn verify_es512(client: &M2mClient, assertion: &str) -> Option<Value> {
+    let (input, signature) = assertion.rsplit_once('.')?;
+    let payload = input.split_once('.')?.1;
+    let key = DecodingKey::from_ec_pem(client.certificate_pem.as_bytes()).ok()?;
+    let point = key.try_get_as_bytes().ok()?;
+    // An uncompressed P-521 point: 0x04 and two 66-byte coordinates.
+    if point.len() != 133 {
+        return None;
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED,
+        point,
+    )
+    .verify(input.as_bytes(), &signature)
+    .ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
 /// Checks the client assertion; returns the client id and granted scopes, or the OAuth error value.
 fn verify_assertion(
     ns: &Ns,
@@ -124,26 +158,38 @@ fn verify_assertion(
     assertion: &str,
 ) -> Result<(String, Vec<String>), &'static str> {
     let settings = ns.settings();
-    let header = jsonwebtoken::decode_header(assertion).map_err(|_| "invalid_request")?;
-    if !alg_allowed(header.alg, settings.allow_rs256) {
-        return Err("invalid_client");
-    }
-    let kid = header.kid.ok_or("invalid_client")?;
-    let client = settings
-        .m2m_clients
-        .iter()
-        .find(|c| c.certificate_id == kid)
-        .ok_or("invalid_client")?;
-    let key = decoding_key(client, header.alg).ok_or("invalid_client")?;
-    let mut validation = Validation::new(header.alg);
-    // Time rules are checked below against the emulator clock, not the wall clock.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims = HashSet::new();
-    let data = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
-        .map_err(|_| "invalid_client")?;
-    let claims = data.claims;
+    let (alg, kid) = raw_header(assertion).ok_or("invalid_request")?;
+    let find = |kid: Option<String>| {
+        let kid = kid.ok_or("invalid_client")?;
+        settings
+            .m2m_clients
+            .iter()
+            .find(|c| c.certificate_id == kid)
+            .ok_or("invalid_client")
+    };
+    let (client, claims) = if alg == "ES512" {
+        let client = find(kid)?;
+        (
+            client,
+            verify_es512(client, assertion).ok_or("invalid_client")?,
+        )
+    } else {
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| "invalid_request")?;
+        if !alg_allowed(header.alg, settings.allow_rs256) {
+            return Err("invalid_client");
+        }
+        let client = find(header.kid)?;
+        let key = decoding_key(client, header.alg).ok_or("invalid_client")?;
+        let mut validation = Validation::new(header.alg);
+        // Time rules are checked below against the emulator clock, not the wall clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        let data = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+            .map_err(|_| "invalid_client")?;
+        (client, data.claims)
+    };
     if claims.get("iss").and_then(Value::as_str) != Some(client.client_id.as_str()) {
         return Err("invalid_client");
     }

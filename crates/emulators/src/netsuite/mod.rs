@@ -7,6 +7,7 @@ pub mod records;
 pub mod render;
 pub mod sqlval;
 pub mod suiteql;
+pub mod timezone;
 pub mod writes;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use serde_json::Value;
 use crate::common::admin::{self, AdminState};
 use crate::common::gate::{Gate, gate};
 use crate::common::{Core, SystemHooks, patch_struct, rotated_secret};
+use timezone::TimeZone;
 
 /// Switches. Documented behaviour is the default; `[I]` marks inferred behaviour that can be changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +34,14 @@ pub struct Settings {
     /// The user's date-format preference used by `q` filters and SuiteQL output:
     /// `M/D/YYYY` (default), `D/M/YYYY`, `YYYY-MM-DD`, `D.M.YYYY`.
     pub date_format: String,
-    /// Account time zone as minutes east of UTC, used to turn a `q` date into a day interval [I].
-    pub time_zone_offset_minutes: i32,
+    /// The time zone of the integration user's preferences (an IANA name: most accounts are
+    /// not in UTC, so the default is NetSuite's own Pacific time). SuiteQL shows datetimes,
+    /// and reads datetime literals, in it; `q` dates are days there. The record API's
+    /// datetimes stay UTC whatever it is (documented).
+    pub time_zone: String,
+    /// Refuse an `offset` that is not a multiple of `limit` on lists and SuiteQL [I: clients
+    /// report it, Oracle's paging docs speak only of pages].
+    pub require_offset_multiple_of_limit: bool,
     /// Account-wide concurrency limit (service tier base 15; +10 per SuiteCloud Plus licence).
     pub concurrency_limit: u32,
     /// `o:errorCode` of the 429 sent over the concurrency limit [I].
@@ -101,7 +109,8 @@ impl Default for Settings {
         Self {
             account_id: "1234567".into(),
             date_format: "M/D/YYYY".into(),
-            time_zone_offset_minutes: 0,
+            time_zone: "America/Los_Angeles".into(),
+            require_offset_multiple_of_limit: true,
             concurrency_limit: 15,
             concurrency_error_code: "CONCURRENCY_LIMIT_EXCEEDED".into(),
             allow_rs256: false,
@@ -135,6 +144,13 @@ impl Settings {
                 self.date_format
             ));
         }
+        if TimeZone::parse(&self.time_zone).is_none() {
+            return Err(format!(
+                "time_zone {:?} is not one of {}",
+                self.time_zone,
+                TimeZone::names().collect::<Vec<_>>().join(", ")
+            ));
+        }
         if self.concurrency_limit == 0 {
             return Err("concurrency_limit must be at least 1".into());
         }
@@ -145,6 +161,11 @@ impl Settings {
             return Err("token_lifetime_secs must be between 1 and 315,360,000 (ten years)".into());
         }
         Ok(())
+    }
+
+    /// The time zone (validated at start and on every change; UTC if somehow unknown).
+    pub fn zone(&self) -> TimeZone {
+        TimeZone::parse(&self.time_zone).unwrap_or(TimeZone::UTC)
     }
 
     /// Account id as it appears in hosts: lowercase, `_` → `-`.

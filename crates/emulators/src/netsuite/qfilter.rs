@@ -4,6 +4,7 @@
 use std::ops::Bound;
 
 use super::errors::NsError;
+use super::timezone::TimeZone;
 use crate::common::clock::{Millis, date_ms, ms_to_datetime};
 
 const PREFIX: &str = "Invalid search query. Detailed unprocessed description follows.";
@@ -41,8 +42,9 @@ impl DateFormat {
     }
 
     /// Parses a date, optionally followed by a time `h:mm[:ss] am|pm` or `HH:mm[:ss]` [I].
-    /// Returns the interval `[start, end)` the value denotes (a day, or a minute/second).
-    pub fn parse_value(self, s: &str, tz_offset_min: i32) -> Option<(Millis, Millis)> {
+    /// Returns the interval `[start, end)` of wall-clock time the value denotes (a day, or a
+    /// minute/second), as milliseconds of a UTC calendar: the caller places it in a time zone.
+    pub fn parse_value(self, s: &str) -> Option<(Millis, Millis)> {
         let s = s.trim();
         let (date, time) = match s.split_once(' ') {
             Some((d, t)) => (d, Some(t.trim())),
@@ -70,7 +72,7 @@ impl DateFormat {
             return None;
         }
         let year: i32 = ytext.parse().ok()?;
-        let start = date_ms(year, month, day)? - tz_offset_min as i64 * 60_000;
+        let start = date_ms(year, month, day)?;
         match time {
             None => Some((start, start + 86_400_000)),
             Some(t) => {
@@ -387,7 +389,8 @@ pub struct Schema<'a> {
     pub record_type: &'a str,
     pub fields: &'a [(&'a str, FieldType)],
     pub date_format: DateFormat,
-    pub tz_offset_min: i32,
+    /// The account's time zone: a date or time in `q` is wall-clock time there.
+    pub time_zone: TimeZone,
 }
 
 pub fn bind(e: &Expr, s: &Schema<'_>) -> Result<Pred, NsError> {
@@ -508,15 +511,21 @@ fn bind_cond(field: &str, op: &str, values: &[String], s: &Schema<'_>) -> Result
                 _ => return Err(bad_op()),
             };
             one(1)?;
-            let (lo, hi) = s
-                .date_format
-                .parse_value(&values[0], s.tz_offset_min)
-                .ok_or_else(|| {
-                    NsError::invalid_parameter(
-                        "q",
-                        format!("{PREFIX} Unparseable date: \"{}\"", values[0]),
-                    )
-                })?;
+            let (lo, hi) = s.date_format.parse_value(&values[0]).ok_or_else(|| {
+                NsError::invalid_parameter(
+                    "q",
+                    format!("{PREFIX} Unparseable date: \"{}\"", values[0]),
+                )
+            })?;
+            // A datetime field holds instants: the wall-clock interval is read in the
+            // account's time zone (a day starts at its local midnight, whatever daylight time
+            // does to its length). Date fields are calendar dates, not converted ("Date field
+            // values are not subject to any time zone conversion", section_157305090645).
+            let (lo, hi) = if ftype == FieldType::DateTime {
+                (s.time_zone.resolve(lo), s.time_zone.resolve(hi))
+            } else {
+                (lo, hi)
+            };
             Ok(Pred::Time {
                 field,
                 op,
@@ -675,7 +684,7 @@ mod tests {
             record_type: "purchaseOrder",
             fields: &FIELDS,
             date_format: DateFormat::Mdy,
-            tz_offset_min: 0,
+            time_zone: TimeZone::UTC,
         }
     }
 
@@ -710,8 +719,8 @@ mod tests {
             ..schema()
         };
         assert!(bind(&e, &iso).is_ok());
-        assert_eq!(DateFormat::Mdy.parse_value("13/1/2024", 0), None);
-        let (a, b) = DateFormat::Mdy.parse_value("1/15/2024 1:30 pm", 0).unwrap();
+        assert_eq!(DateFormat::Mdy.parse_value("13/1/2024"), None);
+        let (a, b) = DateFormat::Mdy.parse_value("1/15/2024 1:30 pm").unwrap();
         assert_eq!(
             a,
             date_ms(2024, 1, 15).unwrap() + 13 * 3_600_000 + 1_800_000

@@ -77,6 +77,24 @@ pub fn paging(p: &HashMap<String, String>) -> Result<(usize, usize), NsError> {
     Ok((limit, offset))
 }
 
+/// Pages a collection reaches at most ("a maximum of 1000 pages of results can be
+/// returned", Collection Paging, section_156414087576).
+pub const MAX_PAGES: usize = 1000;
+
+/// NetSuite's paging is by page: `offset` must be a multiple of `limit` (reported by clients
+/// that tripped over it, ehmad11/netsuite-rest#25; the error's wording is inferred).
+pub fn check_page_aligned(limit: usize, offset: usize) -> Result<(), NsError> {
+    if !offset.is_multiple_of(limit) {
+        return Err(NsError::invalid_parameter(
+            "offset",
+            format!(
+                "Invalid value for query parameter 'offset': {offset}. The offset must be a multiple of the limit ({limit})."
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `links` for a page: self, plus first/prev/next/last where they apply.
 pub fn page_links(
     base_href: &str,
@@ -193,13 +211,24 @@ pub async fn list(
     let p = query_params(&raw);
     let (limit, offset) = paging(&p)?;
     let settings = ns.settings();
+    if settings.require_offset_multiple_of_limit {
+        check_page_aligned(limit, offset)?;
+    }
+    if offset / limit >= MAX_PAGES {
+        return Err(NsError::invalid_parameter(
+            "offset",
+            format!(
+                "Invalid value for query parameter 'offset': {offset}. At most {MAX_PAGES} pages of {limit} results can be retrieved."
+            ),
+        ));
+    }
     let pred = match p.get("q") {
         Some(q) => {
             let schema = Schema {
                 record_type: t.name(),
                 fields: t.filterable(),
                 date_format: DateFormat::parse(&settings.date_format).unwrap_or(DateFormat::Mdy),
-                tz_offset_min: settings.time_zone_offset_minutes,
+                time_zone: settings.zone(),
             };
             Some(qfilter::bind(&qfilter::parse(q)?, &schema)?)
         }
@@ -211,10 +240,11 @@ pub async fn list(
     let ids: &[u64] = match &pred {
         Some(pred) => {
             let key = format!(
-                "list:{}:{}:{}",
+                "list:{}:{}:{}:{}",
                 t.name(),
                 p.get("q").map_or("", |s| s),
-                settings.date_format
+                settings.date_format,
+                settings.time_zone
             );
             filtered = filtered_ids(&ns, t, &data, pred, key);
             &filtered
@@ -222,10 +252,12 @@ pub async fn list(
         None => all_ids(t, &data),
     };
     let total = ids.len();
-    let page: &[u64] = if offset >= total {
+    // The rest lies beyond the last page a client may ask for: not offered as a next page.
+    let reachable = total.min(MAX_PAGES * limit);
+    let page: &[u64] = if offset >= reachable {
         &[]
     } else {
-        &ids[offset..(offset + limit).min(total)]
+        &ids[offset..(offset + limit).min(reachable)]
     };
     let items: Vec<Value> = page
         .iter()
@@ -245,9 +277,9 @@ pub async fn list(
     let href = format!("{base}/services/rest/record/v1/{}", t.link_name());
     Ok(with_type(
         json!({
-            "links": page_links(&href, &extra, limit, offset, total),
+            "links": page_links(&href, &extra, limit, offset, reachable),
             "count": items.len(),
-            "hasMore": offset + items.len() < total,
+            "hasMore": offset + items.len() < reachable,
             "offset": offset,
             "totalResults": total,
             "items": items,

@@ -27,14 +27,20 @@ use sqlparser::parser::Parser;
 use super::auth::authorize;
 use super::errors::NsError;
 use super::qfilter::DateFormat;
-use super::records::{COLLECTION_TYPE, page_links, paging, query_params, with_type};
-use super::sqlval::{Val, compare, display_datetime, sort_cmp, to_char, to_date};
+use super::records::{
+    COLLECTION_TYPE, check_page_aligned, page_links, paging, query_params, with_type,
+};
+use super::sqlval::{
+    Session, Val, Zone, compare, display_datetime, offset_text, parse_timestamp, sort_cmp, to_date,
+    value_to_char,
+};
 use super::{Ns, Settings, base_from};
 use crate::common::clock::Millis;
 use crate::common::datagen::{EMPLOYEES, Item, Location, PoStatus, PurchaseOrder, Vendor};
 use crate::common::jsontext::{Members, json_str};
 use crate::common::{Dataset, DeletedThrough, Deletion, RecordKind};
 
+mod grouping;
 mod index;
 
 const PREFIX: &str = "Invalid search query. Detailed unprocessed description follows.";
@@ -61,6 +67,8 @@ enum Tbl {
     Location,
     /// The deletion log (analytics data source): one row per deleted record.
     DeletedRecord,
+    /// A subquery in FROM: its rows come from running it (`Plan::derived`).
+    Derived,
 }
 
 impl Tbl {
@@ -84,6 +92,7 @@ impl Tbl {
             Tbl::Item => "item",
             Tbl::Location => "location",
             Tbl::DeletedRecord => "deletedrecord",
+            Tbl::Derived => "subquery",
         }
     }
 
@@ -109,6 +118,7 @@ impl Tbl {
                 "custbody_requestor",
                 "location",
                 "transactionnumber",
+                "email",
             ],
             Tbl::TransactionLine => &[
                 "id",
@@ -153,6 +163,8 @@ impl Tbl {
                 "upccode",
             ],
             Tbl::Location => &["id", "name", "fullname", "isinactive"],
+            // Resolved by name against the subquery's columns instead.
+            Tbl::Derived => &[],
             Tbl::DeletedRecord => &[
                 "context",
                 "deletedby",
@@ -201,6 +213,31 @@ enum Func {
     Upper,
     Lower,
     Nvl,
+    /// `TO_TIMESTAMP_TZ(text, fmt)`: a timestamp with the zone the text names (else the session's).
+    ToTimestampTz,
+    /// `FROM_TZ(timestamp, zone)`.
+    FromTz,
+    /// `SYS_EXTRACT_UTC(datetime)`: the UTC wall-clock time of an instant.
+    SysExtractUtc,
+    /// `value AT TIME ZONE zone` (`AT LOCAL`: no second argument).
+    AtTimeZone,
+    /// `CAST(value AS DATE | TIMESTAMP [WITH [LOCAL] TIME ZONE])`.
+    Cast(CastTo),
+    SessionTimeZone,
+    DbTimeZone,
+    /// `TZ_OFFSET(zone)`: `+HH:MM` now.
+    TzOffset,
+    CurrentTimestamp,
+    LocalTimestamp,
+}
+
+/// The datetime types `CAST` converts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CastTo {
+    Date,
+    Timestamp,
+    WithTimeZone,
+    WithLocalTimeZone,
 }
 
 /// A bound expression: columns resolved to (binding, column).
@@ -220,6 +257,29 @@ enum E {
     IsNull(Box<E>, bool),
     Like(Box<E>, Box<E>, bool),
     Func(Func, Vec<E>),
+    /// The `n`th column of a subquery's row.
+    Out(usize),
+    /// Oracle's `ROWNUM`: the row's number among those kept so far (set while filtering).
+    RowNum,
+    /// The value of aggregate `n` of `Plan::aggs` for the current group.
+    Agg(usize),
+}
+
+/// An aggregate function call (`COUNT(*)` has no argument).
+#[derive(Debug, Clone)]
+struct Agg {
+    f: AggFn,
+    arg: Option<E>,
+    distinct: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AggFn {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +317,29 @@ struct Plan {
     filter: Option<E>,
     order: Vec<(E, bool)>,
     projection: Projection,
+    /// `SELECT DISTINCT`.
+    distinct: bool,
+    group_by: Vec<E>,
+    having: Option<E>,
+    /// Aggregate calls of the projection, HAVING and ORDER BY (`E::Agg` indexes them).
+    aggs: Vec<Agg>,
+    /// `ROWNUM` appears somewhere.
+    rownum: bool,
+    /// The subquery in FROM and its column names.
+    derived: Option<Box<(Plan, Vec<String>)>>,
+}
+
+impl Plan {
+    /// Whether the query must be run whole into memory (`grouping`): grouping, DISTINCT,
+    /// ROWNUM and subqueries do not fit the keyed row path.
+    fn materialized(&self) -> bool {
+        self.distinct
+            || self.rownum
+            || self.derived.is_some()
+            || !self.group_by.is_empty()
+            || !self.aggs.is_empty()
+            || self.having.is_some()
+    }
 }
 
 struct Binder<'a> {
@@ -264,10 +347,35 @@ struct Binder<'a> {
     /// Bindings visible so far (joins may only refer to earlier tables).
     visible: usize,
     aliases: &'a [(String, E)],
+    /// The subquery's column names, when FROM is a subquery.
+    derived: Option<&'a [String]>,
+    /// Where aggregate calls are collected; `None` where SQL allows none (WHERE, ON).
+    aggs: Option<&'a std::cell::RefCell<Vec<Agg>>>,
 }
 
 impl Binder<'_> {
     fn col(&self, alias: Option<&str>, name: &str) -> Result<E, NsError> {
+        if alias.is_none() && name.eq_ignore_ascii_case("rownum") {
+            return Ok(E::RowNum);
+        }
+        if let Some(names) = self.derived {
+            if let Some(a) = alias
+                && !self.bindings[0].alias.eq_ignore_ascii_case(a)
+            {
+                return Err(err(format!("Record '{a}' was not found.")));
+            }
+            if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(name)) {
+                return Ok(E::Out(i));
+            }
+            if let Some((_, e)) = self
+                .aliases
+                .iter()
+                .find(|(a, _)| alias.is_none() && a.eq_ignore_ascii_case(name))
+            {
+                return Ok(e.clone());
+            }
+            return Err(err(format!("Unknown identifier '{name}'.")));
+        }
         match alias {
             Some(a) => {
                 let (i, b) = self.bindings[..self.visible]
@@ -287,6 +395,16 @@ impl Binder<'_> {
                 let lower = name.to_ascii_lowercase();
                 if lower == "sysdate" || lower == "current_date" {
                     return Ok(E::Now);
+                }
+                let pseudo = match lower.as_str() {
+                    "sessiontimezone" => Some(Func::SessionTimeZone),
+                    "dbtimezone" => Some(Func::DbTimeZone),
+                    "current_timestamp" => Some(Func::CurrentTimestamp),
+                    "localtimestamp" => Some(Func::LocalTimestamp),
+                    _ => None,
+                };
+                if let Some(f) = pseudo {
+                    return Ok(E::Func(f, Vec::new()));
                 }
                 for (i, b) in self.bindings[..self.visible].iter().enumerate() {
                     if let Some(c) = b.table.column(name) {
@@ -390,6 +508,15 @@ impl Binder<'_> {
                 Box::new(self.expr(pattern)?),
                 *negated,
             ),
+            X::Function(f) if self.aggregate(f)?.is_some() => {
+                let agg = self.aggregate(f)?.ok_or_else(unsupported)?;
+                let Some(store) = self.aggs else {
+                    return Err(err("Aggregate functions are not allowed here."));
+                };
+                let mut store = store.borrow_mut();
+                store.push(agg);
+                E::Agg(store.len() - 1)
+            }
             X::Function(f) => {
                 let name = f
                     .name
@@ -406,6 +533,12 @@ impl Binder<'_> {
                 let (func, arity) = match name.as_str() {
                     "TO_DATE" | "TO_TIMESTAMP" => (Func::ToDate, 1..=2),
                     "TO_CHAR" => (Func::ToChar, 1..=2),
+                    "TO_TIMESTAMP_TZ" => (Func::ToTimestampTz, 1..=2),
+                    "FROM_TZ" => (Func::FromTz, 2..=2),
+                    "SYS_EXTRACT_UTC" => (Func::SysExtractUtc, 1..=1),
+                    "TZ_OFFSET" => (Func::TzOffset, 1..=1),
+                    "CURRENT_TIMESTAMP" => (Func::CurrentTimestamp, 0..=0),
+                    "LOCALTIMESTAMP" => (Func::LocalTimestamp, 0..=0),
                     "BUILTIN.DF" => (Func::Df, 1..=1),
                     "UPPER" => (Func::Upper, 1..=1),
                     "LOWER" => (Func::Lower, 1..=1),
@@ -417,8 +550,93 @@ impl Binder<'_> {
                 }
                 E::Func(func, args)
             }
+            X::Cast {
+                kind: ast::CastKind::Cast,
+                expr,
+                data_type,
+                format: None,
+            } => {
+                use ast::{DataType, TimezoneInfo};
+                let to = match data_type {
+                    DataType::Date => CastTo::Date,
+                    DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+                        CastTo::Timestamp
+                    }
+                    DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
+                        CastTo::WithTimeZone
+                    }
+                    DataType::Custom(name, _)
+                        if name
+                            .to_string()
+                            .eq_ignore_ascii_case("TIMESTAMP WITH LOCAL TIME ZONE") =>
+                    {
+                        CastTo::WithLocalTimeZone
+                    }
+                    _ => return Err(unsupported()),
+                };
+                E::Func(Func::Cast(to), vec![self.expr(expr)?])
+            }
+            X::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                let zone = self.expr(time_zone)?;
+                // `AT LOCAL` parses as the identifier LOCAL: the session's zone.
+                let args = match &zone {
+                    E::Lit(Val::Str(_)) => vec![self.expr(timestamp)?, zone],
+                    _ => match time_zone.as_ref() {
+                        ast::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("local") => {
+                            vec![self.expr(timestamp)?]
+                        }
+                        _ => vec![self.expr(timestamp)?, zone],
+                    },
+                };
+                E::Func(Func::AtTimeZone, args)
+            }
             _ => return Err(unsupported()),
         })
+    }
+
+    /// `COUNT`, `SUM`, `MIN`, `MAX`, `AVG` calls (with `DISTINCT`, or `COUNT(*)`) as aggregates;
+    /// `None` for other functions.
+    fn aggregate(&self, f: &ast::Function) -> Result<Option<Agg>, NsError> {
+        let name = f.name.to_string().to_ascii_uppercase();
+        let func = match name.as_str() {
+            "COUNT" => AggFn::Count,
+            "SUM" => AggFn::Sum,
+            "MIN" => AggFn::Min,
+            "MAX" => AggFn::Max,
+            "AVG" => AggFn::Avg,
+            _ => return Ok(None),
+        };
+        let FunctionArguments::List(l) = &f.args else {
+            return Err(unsupported());
+        };
+        let distinct = matches!(
+            l.duplicate_treatment,
+            Some(ast::DuplicateTreatment::Distinct)
+        );
+        let arg = match l.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]
+                if func == AggFn::Count && !distinct =>
+            {
+                None
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] if l.clauses.is_empty() => {
+                // An aggregate's argument is evaluated per row: no aggregates inside it.
+                let inner = Binder {
+                    aggs: None,
+                    ..*self
+                };
+                Some(inner.expr(e)?)
+            }
+            _ => return Err(unsupported()),
+        };
+        Ok(Some(Agg {
+            f: func,
+            arg,
+            distinct,
+        }))
     }
 
     fn args(&self, a: &FunctionArguments) -> Result<Vec<E>, NsError> {
@@ -482,23 +700,58 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
     let [Statement::Query(q)] = stmts.as_slice() else {
         return Err(unsupported());
     };
+    compile_query(q)
+}
+
+fn compile_query(q: &ast::Query) -> Result<Plan, NsError> {
     if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
         return Err(unsupported());
     }
     let SetExpr::Select(sel) = q.body.as_ref() else {
         return Err(unsupported());
     };
-    if sel.distinct.is_some()
-        || sel.top.is_some()
-        || sel.having.is_some()
-        || !matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
-    {
+    let distinct = match &sel.distinct {
+        None => false,
+        Some(ast::Distinct::Distinct) => true,
+        Some(_) => return Err(unsupported()),
+    };
+    let GroupByExpr::Expressions(group_exprs, modifiers) = &sel.group_by else {
+        return Err(unsupported());
+    };
+    if sel.top.is_some() || !modifiers.is_empty() {
         return Err(unsupported());
     }
     let [from] = sel.from.as_slice() else {
         return Err(unsupported());
     };
-    let (t0, a0) = table_of(&from.relation)?;
+    // A subquery in FROM is run first; the outer query reads its rows by column name.
+    let derived = match &from.relation {
+        TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias,
+        } => {
+            if !from.joins.is_empty() {
+                return Err(unsupported());
+            }
+            let inner = compile_query(subquery)?;
+            let Projection::Columns(cols) = &inner.projection else {
+                return Err(unsupported());
+            };
+            let names: Vec<String> = cols.iter().map(|(n, _)| n.clone()).collect();
+            let alias = alias
+                .as_ref()
+                .map_or_else(String::new, |a| a.name.value.clone());
+            Some((Box::new((inner, names)), alias))
+        }
+        _ => None,
+    };
+    let (t0, a0) = match &derived {
+        Some((_, alias)) => (Tbl::Derived, alias.clone()),
+        None => table_of(&from.relation)?,
+    };
+    let derived = derived.map(|d| d.0);
+    let names: Option<&[String]> = derived.as_deref().map(|d| d.1.as_slice());
     let mut bindings = vec![Binding {
         alias: a0,
         table: t0,
@@ -523,6 +776,8 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
             bindings: &bindings,
             visible: idx + 1,
             aliases: &[],
+            derived: None,
+            aggs: None,
         }
         .expr(cond)?;
         let mut parts = Vec::new();
@@ -575,16 +830,38 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
     {
         return Err(unsupported());
     }
+    let aggs = std::cell::RefCell::new(Vec::new());
     let all = Binder {
         bindings: &bindings,
         visible: bindings.len(),
         aliases: &[],
+        derived: names,
+        aggs: Some(&aggs),
     };
-    let projection = if let [SelectItem::UnnamedExpr(e)] = sel.projection.as_slice()
+    let where_binder = Binder { aggs: None, ..all };
+    let filter = sel
+        .selection
+        .as_ref()
+        .map(|w| where_binder.expr(w))
+        .transpose()?;
+    let group_by = group_exprs
+        .iter()
+        .map(|g| where_binder.expr(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    // `SELECT COUNT(*) … WHERE …` alone is answered by counting (the index planner can);
+    // with grouping, DISTINCT, ROWNUM or a subquery it is an aggregate like any other.
+    let simple = !distinct
+        && derived.is_none()
+        && group_by.is_empty()
+        && sel.having.is_none()
+        && !filter.as_ref().is_some_and(uses_rownum);
+    let projection = if simple
+        && let [SelectItem::UnnamedExpr(e)] = sel.projection.as_slice()
         && is_count_star(e)
     {
         Projection::Count("expr1".into())
-    } else if let [SelectItem::ExprWithAlias { expr, alias }] = sel.projection.as_slice()
+    } else if simple
+        && let [SelectItem::ExprWithAlias { expr, alias }] = sel.projection.as_slice()
         && is_count_star(expr)
     {
         Projection::Count(alias.value.to_ascii_lowercase())
@@ -609,16 +886,31 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
                 SelectItem::ExprWithAlias { expr, alias } => {
                     cols.push((alias.value.to_ascii_lowercase(), all.expr(expr)?));
                 }
-                SelectItem::Wildcard(_) => {
-                    for c in bindings[0].table.columns() {
-                        cols.push((c.to_string(), E::Col(0, c)));
+                SelectItem::Wildcard(_) => match names {
+                    Some(names) => {
+                        for (i, n) in names.iter().enumerate() {
+                            cols.push((n.clone(), E::Out(i)));
+                        }
                     }
-                }
+                    None => {
+                        for c in bindings[0].table.columns() {
+                            cols.push((c.to_string(), E::Col(0, c)));
+                        }
+                    }
+                },
                 SelectItem::QualifiedWildcard(
                     ast::SelectItemQualifiedWildcardKind::ObjectName(o),
                     _,
                 ) => {
                     let a = o.to_string();
+                    if let Some(names) = names
+                        && bindings[0].alias.eq_ignore_ascii_case(&a)
+                    {
+                        for (i, n) in names.iter().enumerate() {
+                            cols.push((n.clone(), E::Out(i)));
+                        }
+                        continue;
+                    }
                     let (i, b) = bindings
                         .iter()
                         .enumerate()
@@ -633,7 +925,6 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
         }
         Projection::Columns(cols)
     };
-    let filter = sel.selection.as_ref().map(|w| all.expr(w)).transpose()?;
     let aliases: Vec<(String, E)> = match &projection {
         Projection::Columns(c) => c.clone(),
         Projection::Count(_) => Vec::new(),
@@ -644,9 +935,8 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
             return Err(unsupported());
         };
         let ob_binder = Binder {
-            bindings: &bindings,
-            visible: bindings.len(),
             aliases: &aliases,
+            ..all
         };
         for o in exprs {
             let e = match &o.expr {
@@ -662,17 +952,53 @@ fn compile(sql: &str) -> Result<Plan, NsError> {
             order.push((e, o.options.asc.unwrap_or(true)));
         }
     }
+    let having = sel
+        .having
+        .as_ref()
+        .map(|h| {
+            Binder {
+                aliases: &aliases,
+                ..all
+            }
+            .expr(h)
+        })
+        .transpose()?;
+    let rownum = filter.as_ref().is_some_and(uses_rownum)
+        || aliases.iter().any(|(_, e)| uses_rownum(e))
+        || order.iter().any(|(e, _)| uses_rownum(e));
     Ok(Plan {
         bindings,
         filter,
         order,
         projection,
+        distinct,
+        group_by,
+        having,
+        aggs: aggs.into_inner(),
+        rownum,
+        derived,
     })
+}
+
+/// Whether an expression reads `ROWNUM`.
+fn uses_rownum(e: &E) -> bool {
+    match e {
+        E::RowNum => true,
+        E::Col(..) | E::Lit(_) | E::Now | E::Out(_) | E::Agg(_) => false,
+        E::Cmp(a, _, b) | E::And(a, b) | E::Or(a, b) | E::Arith(a, _, b) | E::Like(a, b, _) => {
+            uses_rownum(a) || uses_rownum(b)
+        }
+        E::Not(a) | E::Neg(a) | E::IsNull(a, _) => uses_rownum(a),
+        E::InList(a, xs, _) => uses_rownum(a) || xs.iter().any(uses_rownum),
+        E::Func(_, xs) => xs.iter().any(uses_rownum),
+        E::Between(a, b, c, _) => uses_rownum(a) || uses_rownum(b) || uses_rownum(c),
+    }
 }
 
 fn refers_to(e: &E, idx: usize) -> bool {
     match e {
         E::Col(i, _) => *i == idx,
+        E::Out(_) | E::RowNum | E::Agg(_) => idx == 0,
         E::Lit(_) | E::Now => false,
         E::Cmp(a, _, b) | E::And(a, b) | E::Or(a, b) | E::Arith(a, _, b) | E::Like(a, b, _) => {
             refers_to(a, idx) || refers_to(b, idx)
@@ -696,6 +1022,8 @@ enum Src {
     Item(Rc<Item>),
     Location(Rc<Location>),
     Deleted(Rc<Deletion>),
+    /// A subquery's row (its columns' values).
+    Row(Rc<Vec<Val>>),
 }
 
 struct PoCell {
@@ -706,8 +1034,25 @@ struct PoCell {
 
 struct Ctx<'a> {
     data: &'a Dataset,
-    fmt: DateFormat,
+    /// The user's date format and time zone.
+    s: Session,
     now: Millis,
+    /// `ROWNUM` of the row being filtered or projected.
+    rownum: std::cell::Cell<i64>,
+    /// The current group's aggregate values (`E::Agg`).
+    aggs: std::cell::RefCell<Vec<Val>>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(data: &'a Dataset, s: Session, now: Millis) -> Ctx<'a> {
+        Ctx {
+            data,
+            s,
+            now,
+            rownum: std::cell::Cell::new(0),
+            aggs: std::cell::RefCell::new(Vec::new()),
+        }
+    }
 }
 
 impl PoCell {
@@ -737,8 +1082,12 @@ fn date(ms: Millis) -> Val {
     }
 }
 
+/// A datetime column: an instant shown in the user's time zone.
 fn datetime(ms: Millis) -> Val {
-    Val::Time { ms, datetime: true }
+    Val::Instant {
+        at: ms,
+        zone: Zone::Session,
+    }
 }
 
 fn po_col(po: &PurchaseOrder, c: &str) -> Val {
@@ -814,8 +1163,14 @@ fn line_col(po: &PurchaseOrder, slot: u32, c: &str) -> Val {
 fn col(src: &Src, c: &str, ctx: &Ctx<'_>) -> Val {
     match src {
         Src::Null => Val::Null,
+        Src::Row(_) => Val::Null,
         Src::Po(cell) => match c {
             "id" => Val::Int(cell.id as i64),
+            // The vendor's email, as the record API shows it on the order.
+            "email" => cell
+                .get(ctx)
+                .and_then(|po| ctx.data.vendors.get(po.vendor_id))
+                .map_or(Val::Null, |v| Val::Str(v.email)),
             "lastmodifieddate" => datetime(cell.lm),
             "type" => Val::Str("PurchOrd".into()),
             "recordtype" => Val::Str("purchaseorder".into()),
@@ -903,6 +1258,13 @@ fn display(plan: &Plan, e: &E, v: Val, ctx: &Ctx<'_>) -> Val {
             Val::Str(format!("Purchase Order : {}", st.label()))
         });
     }
+    if plan.bindings[*i].table == Tbl::Transaction
+        && *c == "type"
+        && let Val::Str(s) = &v
+        && s == "PurchOrd"
+    {
+        return Val::Str("Purchase Order".into());
+    }
     if plan.bindings[*i].table == Tbl::DeletedRecord
         && *c == "context"
         && let Val::Str(s) = &v
@@ -952,11 +1314,17 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
     let b = |x: bool| Val::Int(x as i64);
     match e {
         E::Col(i, c) => row.get(*i).map_or(Val::Null, |s| col(s, c, ctx)),
+        E::Out(i) => match row.first() {
+            Some(Src::Row(vals)) => vals.get(*i).cloned().unwrap_or(Val::Null),
+            _ => Val::Null,
+        },
+        E::RowNum => Val::Int(ctx.rownum.get()),
+        E::Agg(i) => ctx.aggs.borrow().get(*i).cloned().unwrap_or(Val::Null),
         E::Lit(v) => v.clone(),
         E::Now => datetime(ctx.now),
         E::Cmp(l, op, r) => {
             let (l, r) = (eval(plan, l, row, ctx), eval(plan, r, row, ctx));
-            match compare(&l, &r, ctx.fmt) {
+            match compare(&l, &r, &ctx.s) {
                 None => Val::Null,
                 Some(o) => b(match op {
                     CmpOp::Eq => o == Ordering::Equal,
@@ -984,7 +1352,7 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
                 return Val::Null;
             }
             if let ArOp::Concat = op {
-                return Val::Str(format!("{}{}", plain(&l, ctx.fmt), plain(&r, ctx.fmt)));
+                return Val::Str(format!("{}{}", plain(&l, &ctx.s), plain(&r, &ctx.s)));
             }
             match (&l, &r, op) {
                 // Checked: overflowing integer arithmetic falls back to decimals.
@@ -1016,13 +1384,13 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
             }
             let found = list
                 .iter()
-                .any(|y| compare(&v, &eval(plan, y, row, ctx), ctx.fmt) == Some(Ordering::Equal));
+                .any(|y| compare(&v, &eval(plan, y, row, ctx), &ctx.s) == Some(Ordering::Equal));
             b(found != *neg)
         }
         E::Between(x, lo, hi, neg) => {
             let v = eval(plan, x, row, ctx);
             let (lo, hi) = (eval(plan, lo, row, ctx), eval(plan, hi, row, ctx));
-            match (compare(&v, &lo, ctx.fmt), compare(&v, &hi, ctx.fmt)) {
+            match (compare(&v, &lo, &ctx.s), compare(&v, &hi, &ctx.s)) {
                 (Some(a), Some(z)) => b((a != Ordering::Less && z != Ordering::Greater) != *neg),
                 _ => Val::Null,
             }
@@ -1030,7 +1398,7 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
         E::IsNull(x, neg) => b(eval(plan, x, row, ctx).is_null() != *neg),
         E::Like(x, p, neg) => match (eval(plan, x, row, ctx), eval(plan, p, row, ctx)) {
             (Val::Null, _) | (_, Val::Null) => Val::Null,
-            (v, Val::Str(p)) => b(like(&plain(&v, ctx.fmt), &p) != *neg),
+            (v, Val::Str(p)) => b(like(&plain(&v, &ctx.s), &p) != *neg),
             _ => Val::Null,
         },
         E::Func(f, args) => {
@@ -1038,20 +1406,69 @@ fn eval(plan: &Plan, e: &E, row: &[Src], ctx: &Ctx<'_>) -> Val {
             match f {
                 Func::ToDate => match (&vals[0], vals.get(1)) {
                     (Val::Str(s), Some(Val::Str(fmt))) => to_date(s, fmt).map_or(Val::Null, date),
-                    (Val::Str(s), None) => ctx
-                        .fmt
-                        .parse_value(s, 0)
-                        .map_or(Val::Null, |(t, _)| date(t)),
-                    (t @ Val::Time { .. }, _) => t.clone(),
+                    (Val::Str(s), None) => {
+                        ctx.s.fmt.parse_value(s).map_or(Val::Null, |(t, _)| date(t))
+                    }
+                    (t @ (Val::Time { .. } | Val::Instant { .. }), _) => t.clone(),
                     _ => Val::Null,
                 },
                 Func::ToChar => match (&vals[0], vals.get(1)) {
-                    (Val::Time { ms, .. }, Some(Val::Str(fmt))) => {
-                        to_char(*ms, fmt).map_or(Val::Null, Val::Str)
+                    (t @ (Val::Time { .. } | Val::Instant { .. }), Some(Val::Str(fmt))) => {
+                        value_to_char(t, fmt, &ctx.s).map_or(Val::Null, Val::Str)
                     }
                     (Val::Null, _) => Val::Null,
-                    (v, _) => Val::Str(plain(v, ctx.fmt)),
+                    (v, _) => Val::Str(plain(v, &ctx.s)),
                 },
+                Func::ToTimestampTz => match (&vals[0], vals.get(1)) {
+                    (Val::Str(text), Some(Val::Str(fmt))) => match parse_timestamp(text, fmt) {
+                        Some((wall, Some(zone))) => zoned(wall, zone, &ctx.s),
+                        Some((wall, None)) => zoned(wall, Zone::Session, &ctx.s),
+                        None => Val::Null,
+                    },
+                    (t @ Val::Instant { .. }, _) => t.clone(),
+                    (Val::Time { ms, .. }, _) => zoned(*ms, Zone::Session, &ctx.s),
+                    _ => Val::Null,
+                },
+                Func::FromTz => match (&vals[0], vals.get(1)) {
+                    (Val::Time { ms, .. }, Some(Val::Str(zone))) => match Zone::parse(zone) {
+                        Some(zone) => zoned(*ms, zone, &ctx.s),
+                        None => Val::Null,
+                    },
+                    _ => Val::Null,
+                },
+                // A value without a zone is taken in the session's time zone (Oracle 12c+).
+                Func::SysExtractUtc => match vals[0].instant(&ctx.s) {
+                    Some(at) if !matches!(vals[0], Val::Str(_)) => datetime_naive(at),
+                    _ => Val::Null,
+                },
+                Func::AtTimeZone => {
+                    let zone = match vals.get(1) {
+                        Some(Val::Str(z)) => Zone::parse(z),
+                        None => Some(Zone::Session),
+                        _ => None,
+                    };
+                    match (zone, &vals[0]) {
+                        (Some(zone), v @ (Val::Time { .. } | Val::Instant { .. })) => v
+                            .instant(&ctx.s)
+                            .map_or(Val::Null, |at| Val::Instant { at, zone }),
+                        _ => Val::Null,
+                    }
+                }
+                Func::Cast(to) => cast(&vals[0], *to, &ctx.s),
+                Func::SessionTimeZone => Val::Str(ctx.s.tz.name().into()),
+                // The database's zone is not the user's; NetSuite does not say which it is [I].
+                Func::DbTimeZone => Val::Str("+00:00".into()),
+                Func::TzOffset => match &vals[0] {
+                    Val::Str(z) => Zone::parse(z).map_or(Val::Null, |zone| {
+                        Val::Str(offset_text(zone.offset_at(ctx.now, &ctx.s)))
+                    }),
+                    _ => Val::Null,
+                },
+                Func::CurrentTimestamp => Val::Instant {
+                    at: ctx.now,
+                    zone: Zone::Session,
+                },
+                Func::LocalTimestamp => datetime_naive(ctx.now + ctx.s.tz.offset_at(ctx.now)),
                 Func::Df => display(plan, &args[0], vals[0].clone(), ctx),
                 Func::Upper => match &vals[0] {
                     Val::Str(s) => Val::Str(s.to_uppercase()),
@@ -1100,17 +1517,58 @@ fn like(s: &str, p: &str) -> bool {
 }
 
 /// A value as text (for `||`, LIKE and TO_CHAR without a format).
-fn plain(v: &Val, fmt: DateFormat) -> String {
+fn plain(v: &Val, s: &Session) -> String {
     match v {
         Val::Null => String::new(),
         Val::Int(i) => i.to_string(),
         Val::Dec(d) => d.to_string(),
         Val::Str(s) => s.clone(),
-        Val::Time {
-            ms,
-            datetime: false,
-        } => fmt.format(*ms),
-        Val::Time { ms, datetime: true } => display_datetime(*ms, fmt),
+        Val::Time { .. } | Val::Instant { .. } => match v.wall(s) {
+            Some((ms, false)) => s.fmt.format(ms),
+            Some((ms, true)) => display_datetime(ms, s.fmt),
+            None => String::new(),
+        },
+    }
+}
+
+/// A wall-clock time in `zone` as a zoned value (the repeated hour read as standard time).
+fn zoned(wall: Millis, zone: Zone, s: &Session) -> Val {
+    let at = match zone {
+        Zone::Session => s.tz.resolve(wall),
+        Zone::Region(tz) => tz.resolve(wall),
+        Zone::Offset(o) => wall - o,
+    };
+    Val::Instant { at, zone }
+}
+
+/// A timestamp without a zone (`SYS_EXTRACT_UTC`'s result, `LOCALTIMESTAMP`).
+fn datetime_naive(ms: Millis) -> Val {
+    Val::Time { ms, datetime: true }
+}
+
+/// `CAST(v AS …)` between the datetime types.
+fn cast(v: &Val, to: CastTo, s: &Session) -> Val {
+    match (to, v) {
+        (_, Val::Null) => Val::Null,
+        (CastTo::Date | CastTo::Timestamp, Val::Instant { .. }) => {
+            v.wall(s).map_or(Val::Null, |(ms, _)| datetime_naive(ms))
+        }
+        (CastTo::Date | CastTo::Timestamp, Val::Time { ms, .. }) => datetime_naive(*ms),
+        (CastTo::WithTimeZone, Val::Instant { at, .. }) => Val::Instant {
+            at: *at,
+            zone: Zone::Region(s.tz),
+        },
+        (CastTo::WithLocalTimeZone, Val::Instant { at, .. }) => Val::Instant {
+            at: *at,
+            zone: Zone::Session,
+        },
+        (CastTo::WithTimeZone, Val::Time { ms, .. }) => zoned(*ms, Zone::Region(s.tz), s),
+        (CastTo::WithLocalTimeZone, Val::Time { ms, .. }) => zoned(*ms, Zone::Session, s),
+        (_, Val::Str(text)) => match s.fmt.parse_value(text) {
+            Some((ms, _)) => cast(&datetime_naive(ms), to, s),
+            None => Val::Null,
+        },
+        _ => Val::Null,
     }
 }
 
@@ -1133,8 +1591,8 @@ fn lm_bounds(plan: &Plan, ctx: &Ctx<'_>) -> (Bound<Millis>, Bound<Millis>) {
             return None;
         }
         match eval(plan, e, &[], ctx) {
-            Val::Time { ms, .. } => Some(ms),
-            Val::Str(s) => ctx.fmt.parse_value(&s, 0).map(|x| x.0),
+            v @ (Val::Time { .. } | Val::Instant { .. }) => v.instant(&ctx.s),
+            Val::Str(s) => ctx.s.fmt.parse_value(&s).map(|x| ctx.s.tz.resolve(x.0)),
             _ => None,
         }
     };
@@ -1171,7 +1629,8 @@ fn lm_bounds(plan: &Plan, ctx: &Ctx<'_>) -> (Bound<Millis>, Bound<Millis>) {
 
 fn refers_any(e: &E) -> bool {
     match e {
-        E::Col(..) => true,
+        // Row-dependent, like a column: never a constant.
+        E::Col(..) | E::Out(_) | E::RowNum | E::Agg(_) => true,
         E::Lit(_) | E::Now => false,
         E::Cmp(a, _, b) | E::And(a, b) | E::Or(a, b) | E::Arith(a, _, b) | E::Like(a, b, _) => {
             refers_any(a) || refers_any(b)
@@ -1220,7 +1679,7 @@ fn expand(
                 Tbl::Vendor => d.vendors.get(id).map(|v| Src::Vendor(Rc::new(v))),
                 Tbl::Item => d.items.get(id).map(|v| Src::Item(Rc::new(v))),
                 Tbl::Location => d.locations.get(id).map(|v| Src::Location(Rc::new(v))),
-                Tbl::TransactionLine | Tbl::DeletedRecord => None,
+                Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => None,
             };
             // A transaction reached by lookup needs its real last-modified; build it.
             let src = match src {
@@ -1490,6 +1949,8 @@ fn drivers<'a>(plan: &'a Plan, ctx: &'a Ctx<'a>) -> Box<dyn Iterator<Item = (u64
                 .enumerate()
                 .map(|(i, del)| (i as u64 + 1, vec![Src::Deleted(Rc::new(del.clone()))])),
         ),
+        // A subquery's rows are read by `grouping::materialize`, never by key.
+        Tbl::Derived => Box::new(std::iter::empty()),
     }
 }
 
@@ -1533,7 +1994,7 @@ fn execute(plan: &Plan, ctx: &Ctx<'_>) -> Vec<Key> {
     // Without ORDER BY, rows come by id (and line), which is stable between requests.
     keyed.sort_by(|a, b| {
         for (i, (_, asc)) in plan.order.iter().enumerate() {
-            let o = sort_cmp(&a.0[i], &b.0[i], ctx.fmt);
+            let o = sort_cmp(&a.0[i], &b.0[i], &ctx.s);
             let o = if *asc { o } else { o.reverse() };
             if o != Ordering::Equal {
                 return o;
@@ -1593,6 +2054,7 @@ fn row_for(
                 .get(usize::try_from(key.0).ok()?.checked_sub(1)?)?;
             vec![Src::Deleted(Rc::new(del.clone()))]
         }
+        Tbl::Derived => return None,
     };
     let mut found = None;
     rows_for(plan, start, ctx, &mut |row, slot| {
@@ -1603,19 +2065,10 @@ fn row_for(
     found
 }
 
-fn to_json(v: &Val, s: &Settings, fmt: DateFormat) -> Value {
-    match v {
-        Val::Null => Value::Null,
-        Val::Str(x) => json!(x),
-        Val::Int(i) if s.suiteql_values_as_strings => json!(i.to_string()),
-        Val::Int(i) => json!(i),
-        Val::Dec(d) if s.suiteql_values_as_strings => json!(d.to_string()),
-        Val::Dec(d) => json!(d),
-        Val::Time { ms, datetime: true } if !s.suiteql_datetime_as_date => {
-            json!(display_datetime(*ms, fmt))
-        }
-        Val::Time { ms, .. } => json!(fmt.format(*ms)),
-    }
+fn to_json(v: &Val, s: &Settings, session: &Session) -> Value {
+    let mut out = String::new();
+    write_val(&mut out, v, s, session);
+    serde_json::from_str(&out).unwrap_or(Value::Null)
 }
 
 pub async fn handler(
@@ -1647,6 +2100,9 @@ pub async fn handler(
     }
     let p = query_params(&raw);
     let (limit, offset) = paging(&p)?;
+    if settings.require_offset_multiple_of_limit {
+        check_page_aligned(limit, offset)?;
+    }
     if offset >= MAX_ROWS {
         return Err(NsError::invalid_parameter(
             "offset",
@@ -1673,19 +2129,22 @@ pub async fn handler(
         }
     };
     let plan = compile(&q)?;
-    let fmt = DateFormat::parse(&settings.date_format).unwrap_or(DateFormat::Mdy);
-    let data = ns.core.read();
-    let ctx = Ctx {
-        data: &data,
-        fmt,
-        now: ns.core.clock.now_ms(),
+    let session = Session {
+        fmt: DateFormat::parse(&settings.date_format).unwrap_or(DateFormat::Mdy),
+        tz: settings.zone(),
     };
+    let data = ns.core.read();
+    let ctx = Ctx::new(&data, session, ns.core.clock.now_ms());
     let version = data.purchase_orders.version()
         + data.vendors.version()
         + data.items.version()
         + data.locations.version()
         + data.deleted.len() as u64;
-    let cache_key = format!("suiteql:{}:{q}", settings.date_format);
+    // Results depend on the session: literals and `SYSDATE` are read in it.
+    let cache_key = format!(
+        "suiteql:{}:{}:{}:{q}",
+        settings.date_format, settings.time_zone, ctx.now
+    );
     let cached = {
         let c = ns.cache.lock().unwrap_or_else(|e| e.into_inner());
         match &*c {
@@ -1696,6 +2155,15 @@ pub async fn handler(
     let base = base_from(&headers);
     let href = format!("{base}/services/rest/query/v1/suiteql");
     let use_indexes = settings.suiteql_use_indexes;
+    if plan.materialized() {
+        let Projection::Columns(cols) = &plan.projection else {
+            return Err(unsupported());
+        };
+        let rows = grouping::materialize(&plan, &ctx);
+        return Ok(materialized_page(
+            cols, &rows, &href, limit, offset, &settings, &session,
+        ));
+    }
     let cols = match &plan.projection {
         Projection::Columns(c) => c,
         Projection::Count(name) => {
@@ -1711,7 +2179,10 @@ pub async fn handler(
             };
             let mut row = Map::new();
             row.insert("links".into(), json!([]));
-            row.insert(name.clone(), to_json(&Val::Int(n as i64), &settings, fmt));
+            row.insert(
+                name.clone(),
+                to_json(&Val::Int(n as i64), &settings, &session),
+            );
             return Ok(with_type(
                 json!({ "links": page_links(&href, "", limit, 0, 1), "count": 1, "hasMore": false,
                     "offset": 0, "totalResults": 1, "items": [Value::Object(row)] }),
@@ -1785,7 +2256,7 @@ pub async fn handler(
             match value {
                 None => {}
                 Some(None) => m.key(name).push_str("[]"),
-                Some(Some(v)) => write_val(m.key(name), &v, &settings, fmt),
+                Some(Some(v)) => write_val(m.key(name), &v, &settings, &session),
             }
         }
         body.push('}');
@@ -1799,6 +2270,58 @@ pub async fn handler(
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static(COLLECTION_TYPE));
     Ok(r)
+}
+
+/// One page of a query run whole (`grouping`): its rows already hold the column values.
+fn materialized_page(
+    cols: &[(String, E)],
+    rows: &[Vec<Val>],
+    href: &str,
+    limit: usize,
+    offset: usize,
+    settings: &Settings,
+    session: &Session,
+) -> Response {
+    let total = rows.len().min(MAX_ROWS);
+    let page = rows.get(offset..(offset + limit).min(total)).unwrap_or(&[]);
+    let groups = output_groups(cols);
+    let mut body = String::with_capacity(256 + page.len() * 64 * groups.len());
+    body.push_str("{\"links\":");
+    let links = page_links(href, "", limit, offset, total);
+    body.push_str(&serde_json::to_string(&links).unwrap_or_else(|_| "[]".into()));
+    body.push_str(",\"items\":[");
+    for (n, row) in page.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push('{');
+        let mut m = Members::new(&mut body);
+        for (name, members) in &groups {
+            let value = members.iter().rev().find_map(|c| match c {
+                None => Some(None),
+                Some(i) => {
+                    let v = row.get(*i).cloned().unwrap_or(Val::Null);
+                    (!(v.is_null() && settings.suiteql_omit_nulls)).then_some(Some(v))
+                }
+            });
+            match value {
+                None => {}
+                Some(None) => m.key(name).push_str("[]"),
+                Some(Some(v)) => write_val(m.key(name), &v, settings, session),
+            }
+        }
+        body.push('}');
+    }
+    let _ = write!(
+        body,
+        "],\"count\":{},\"hasMore\":{},\"offset\":{offset},\"totalResults\":{total}}}",
+        page.len(),
+        offset + page.len() < total
+    );
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(COLLECTION_TYPE));
+    r
 }
 
 /// Output members by name in first-appearance order (`links` first); each lists the columns of
@@ -1815,7 +2338,7 @@ fn output_groups(cols: &[(String, E)]) -> Vec<(&str, Vec<Option<usize>>)> {
 }
 
 /// A value as JSON text, exactly as `to_json` would serialize it.
-fn write_val(out: &mut String, v: &Val, s: &Settings, fmt: DateFormat) {
+fn write_val(out: &mut String, v: &Val, s: &Settings, session: &Session) {
     match v {
         Val::Null => out.push_str("null"),
         Val::Str(x) => json_str(out, x),
@@ -1827,10 +2350,14 @@ fn write_val(out: &mut String, v: &Val, s: &Settings, fmt: DateFormat) {
         }
         Val::Dec(d) if s.suiteql_values_as_strings => json_str(out, &d.to_string()),
         Val::Dec(d) => out.push_str(&serde_json::to_string(d).unwrap_or_else(|_| "null".into())),
-        Val::Time { ms, datetime: true } if !s.suiteql_datetime_as_date => {
-            json_str(out, &display_datetime(*ms, fmt))
-        }
-        Val::Time { ms, .. } => json_str(out, &fmt.format(*ms)),
+        // A datetime shows as the user sees it: wall-clock time in its zone.
+        Val::Time { .. } | Val::Instant { .. } => match v.wall(session) {
+            Some((ms, true)) if !s.suiteql_datetime_as_date => {
+                json_str(out, &display_datetime(ms, session.fmt))
+            }
+            Some((ms, _)) => json_str(out, &session.fmt.format(ms)),
+            None => out.push_str("null"),
+        },
     }
 }
 
@@ -1860,7 +2387,9 @@ mod tests {
             "DELETE FROM transaction",
             "SELECT id FROM nosuchtable",
             "SELECT nosuchcolumn FROM transaction",
-            "SELECT id FROM transaction GROUP BY id",
+            "SELECT id FROM transaction UNION SELECT id FROM vendor",
+            "SELECT id FROM transaction WHERE COUNT(*) > 1",
+            "SELECT * FROM (SELECT id FROM transaction) x JOIN vendor v ON v.id = x.id",
             "SELECT id FROM transaction t, vendor v",
             "SELECT id FROM transaction; SELECT id FROM vendor",
             "SELECT FOO(id) FROM transaction",

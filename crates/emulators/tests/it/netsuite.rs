@@ -590,6 +590,8 @@ async fn records_with_and_without_sub_resources() {
 #[tokio::test]
 async fn q_filters_on_the_boundary_day_and_the_date_preference() {
     let mut ns = Ns::new(40).await;
+    // Days in UTC first; the account's own time zone below.
+    ns.settings(json!({"time_zone": "UTC"})).await;
     // Move the clock to a known instant and touch one order: its lastModifiedDate is exactly that instant.
     ns.clock(json!({"set": "2026-01-02T00:00:00Z"})).await;
     admin_json(
@@ -671,6 +673,33 @@ async fn q_filters_on_the_boundary_day_and_the_date_preference() {
             .await),
         vec!["7"]
     );
+    // In Los Angeles 2026-01-02T00:00:00Z is 4 pm on 1 January: a day is a local day there,
+    // while the record API still shows the instant in UTC.
+    ns.settings(json!({"time_zone": "America/Los_Angeles"}))
+        .await;
+    assert_eq!(
+        ids(ns.get_json(&q(r#"lastModifiedDate ON "2026-01-01""#)).await),
+        vec!["7"]
+    );
+    assert!(ids(ns.get_json(&q(r#"lastModifiedDate ON "2026-01-02""#)).await).is_empty());
+    assert_eq!(
+        ids(ns
+            .get_json(&q(r#"lastModifiedDate ON_OR_AFTER "2026-01-01 16:00""#))
+            .await),
+        vec!["7"]
+    );
+    assert_eq!(
+        ns.get_json("/record/v1/purchaseOrder/7").await["lastModifiedDate"],
+        "2026-01-02T00:00:00Z"
+    );
+    let bad_zone = admin(
+        &ns.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"time_zone": "Mars/Olympus_Mons"})),
+    )
+    .await;
+    assert_eq!(bad_zone.status(), 400);
     let bad_fmt = admin(
         &ns.emu,
         Method::PATCH,
@@ -994,6 +1023,8 @@ async fn create_status_switch() {
 #[tokio::test]
 async fn suiteql_reads_headers_and_lines_in_stable_pages() {
     let mut ns = Ns::new(30).await;
+    // The texts below are UTC wall-clock times.
+    ns.settings(json!({"time_zone": "UTC"})).await;
     let q = "SELECT id, tranid, trandate, entity, status, lastmodifieddate FROM transaction WHERE type = 'PurchOrd' AND lastmodifieddate >= TO_DATE('2020-01-15','YYYY-MM-DD') ORDER BY id";
     let mut all = Vec::new();
     let mut offset = 0;
@@ -1126,7 +1157,7 @@ async fn suiteql_reads_headers_and_lines_in_stable_pages() {
         "SELECT id FROM nosuchtable",
         "SELECT nope FROM transaction",
         "DELETE FROM transaction",
-        "SELECT id FROM transaction GROUP BY id",
+        "SELECT id FROM transaction UNION SELECT id FROM vendor",
         "not sql at all",
     ] {
         let r = ns.suiteql(bad, 10, 0).await;
@@ -1297,11 +1328,12 @@ async fn token_based_authentication_signatures() {
 // ---- SuiteQL index planner: the connector's keyset reads, answered from the sorted indexes, must
 // equal the full evaluation (`suiteql_use_indexes: false`) row for row, total for total.
 
-/// `TO_TIMESTAMP('…')` of an epoch-ms instant (whole seconds), as the connector writes it.
+/// An epoch-ms instant (whole seconds) as the connector writes it: UTC with an explicit
+/// offset, so it is the same instant whatever the account's time zone.
 fn ts(ms: i64) -> String {
     let d = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap();
     format!(
-        "TO_TIMESTAMP('{:04}-{:02}-{:02} {:02}:{:02}:{:02}', 'YYYY-MM-DD HH24:MI:SS')",
+        "TO_TIMESTAMP_TZ('{:04}-{:02}-{:02} {:02}:{:02}:{:02} +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')",
         d.year(),
         d.month() as u8,
         d.day(),
@@ -1333,7 +1365,7 @@ fn keyset_q(table: &str, window: &str, after: Option<(i64, u64)>) -> String {
         ));
     }
     let mut q = format!(
-        "SELECT {select}, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso FROM {table} t"
+        "SELECT {select}, TO_CHAR(SYS_EXTRACT_UTC(t.lastmodifieddate), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS lastmodified_iso FROM {table} t"
     );
     if !conds.is_empty() {
         q.push_str(" WHERE ");
@@ -1420,6 +1452,10 @@ async fn seed_ties(ns: &Ns) -> (i64, i64) {
 #[tokio::test]
 async fn suiteql_index_planner_matches_the_full_evaluation() {
     let ns = Ns::new(120).await;
+    // Offsets here are arbitrary on purpose (the planner's slices); the account stays in its
+    // default time zone, so literals are read there.
+    ns.settings(json!({"require_offset_multiple_of_limit": false}))
+        .await;
     let (a, b) = seed_ties(&ns).await;
     let (lo, hi) = (a.min(b), a.max(b));
     let lm = "t.lastmodifieddate";
@@ -1598,6 +1634,8 @@ fn iso_secs(ms: i64) -> String {
 #[tokio::test]
 async fn deletions_are_logged_and_served_as_the_deleted_record_table() {
     let mut ns = Ns::new(30).await;
+    // The log's times are compared with UTC texts below.
+    ns.settings(json!({"time_zone": "UTC"})).await;
     let log_q = r#"SELECT d.recordid, d.type, d.name, TO_CHAR(d.deleteddate, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS deleted_iso, BUILTIN.DF(d.context) AS how, BUILTIN.DF(d.deletedby) AS who FROM DeletedRecord d WHERE d.type = 'purchaseorder' ORDER BY d.deleteddate, d.recordid"#;
     let empty: Value = ns.suiteql(log_q, 10, 0).await.json().await.unwrap();
     assert_eq!(empty["totalResults"], 0);
@@ -1962,4 +2000,447 @@ async fn vendors_and_inventory_items_are_written_as_records() {
         )
         .await;
     assert_eq!(r.status(), 204);
+}
+
+// ---- Time zones: SuiteQL in the account's zone (instants shown as its wall-clock time), the
+// functions that give UTC, and daylight-saving changes.
+
+/// Epoch milliseconds of an RFC 3339 instant.
+fn ms_of(rfc3339: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// One SuiteQL page's rows (asserting a 200).
+async fn rows(ns: &Ns, q: &str) -> Vec<Value> {
+    let r = ns.suiteql(q, 1000, 0).await;
+    assert_eq!(r.status(), 200, "{q}");
+    let v: Value = r.json().await.unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+fn ids_of(rows: &[Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn suiteql_shows_datetimes_in_the_account_time_zone_and_extracts_utc() {
+    let mut ns = Ns::new(20).await;
+    let settings = admin_json(&ns.emu, Method::GET, "/settings", None).await;
+    assert_eq!(settings["time_zone"], "America/Los_Angeles", "the default");
+    ns.clock(json!({"set": "2026-11-01T12:00:00Z"})).await;
+    // Los Angeles, 2026: clocks skip 02:00-02:59 on 8 March and repeat 01:00-01:59 on
+    // 1 November (08:00-08:59Z in daylight time, 09:00-09:59Z in standard time).
+    for (id, at) in [
+        (6, "2026-03-08T09:59:59Z"),
+        (5, "2026-03-08T10:00:00Z"),
+        (3, "2026-11-01T08:30:00Z"),
+        (4, "2026-11-01T09:30:00Z"),
+    ] {
+        admin_json(
+            &ns.emu,
+            Method::PATCH,
+            &format!("/records/purchase_orders/{id}"),
+            Some(json!({"last_modified": ms_of(at)})),
+        )
+        .await;
+    }
+    let q = r#"SELECT t.id, TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS') AS wall,
+        TO_CHAR(t.lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS TZH:TZM') AS zoned,
+        TO_CHAR(SYS_EXTRACT_UTC(t.lastmodifieddate), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS utc,
+        t.lastmodifieddate AS plain
+        FROM transaction t WHERE t.id IN (3, 4, 5, 6) ORDER BY t.lastmodifieddate, t.id"#;
+    let r = rows(&ns, q).await;
+    assert_eq!(ids_of(&r), ["6", "5", "3", "4"], "ordered by instant");
+    let col = |k: &str| -> Vec<&str> { r.iter().map(|x| x[k].as_str().unwrap()).collect() };
+    assert_eq!(
+        col("wall"),
+        [
+            "2026-03-08 01:59:59",
+            "2026-03-08 03:00:00",
+            "2026-11-01 01:30:00",
+            "2026-11-01 01:30:00"
+        ]
+    );
+    assert_eq!(
+        col("zoned"),
+        [
+            "2026-03-08 01:59:59 -08:00",
+            "2026-03-08 03:00:00 -07:00",
+            "2026-11-01 01:30:00 -07:00",
+            "2026-11-01 01:30:00 -08:00"
+        ]
+    );
+    assert_eq!(
+        col("utc"),
+        [
+            "2026-03-08T09:59:59Z",
+            "2026-03-08T10:00:00Z",
+            "2026-11-01T08:30:00Z",
+            "2026-11-01T09:30:00Z"
+        ]
+    );
+    assert_eq!(
+        col("plain"),
+        ["3/8/2026", "3/8/2026", "11/1/2026", "11/1/2026"]
+    );
+    // The record API keeps UTC (documented: "Datetime values are returned in UTC format").
+    assert_eq!(
+        ns.get_json("/record/v1/purchaseOrder/3").await["lastModifiedDate"],
+        "2026-11-01T08:30:00Z"
+    );
+
+    // A literal without a zone is wall-clock time in the account's zone; in the repeated hour
+    // Oracle reads it as standard time. An explicit offset is exact.
+    let at = |cond: &str| {
+        format!(
+            "SELECT t.id FROM transaction t WHERE t.id IN (3, 4, 5, 6) AND {cond} ORDER BY t.id"
+        )
+    };
+    for (cond, want) in [
+        (
+            "t.lastmodifieddate = TO_TIMESTAMP('2026-11-01 01:30:00', 'YYYY-MM-DD HH24:MI:SS')",
+            vec!["4"],
+        ),
+        (
+            "t.lastmodifieddate = TO_TIMESTAMP_TZ('2026-11-01 08:30:00 +00:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')",
+            vec!["3"],
+        ),
+        (
+            "t.lastmodifieddate = TO_TIMESTAMP_TZ('2026-11-01 01:30:00 -07:00', 'YYYY-MM-DD HH24:MI:SS TZH:TZM')",
+            vec!["3"],
+        ),
+        (
+            "t.lastmodifieddate >= FROM_TZ(TO_TIMESTAMP('2026-11-01 09:00:00', 'YYYY-MM-DD HH24:MI:SS'), 'UTC')",
+            vec!["4"],
+        ),
+        (
+            "SYS_EXTRACT_UTC(t.lastmodifieddate) < TO_TIMESTAMP('2026-03-08 10:00:00', 'YYYY-MM-DD HH24:MI:SS')",
+            vec!["6"],
+        ),
+        // 02:30 on 8 March never happened: read as 03:30 daylight time.
+        (
+            "t.lastmodifieddate < TO_TIMESTAMP('2026-03-08 02:30:00', 'YYYY-MM-DD HH24:MI:SS')",
+            vec!["5", "6"],
+        ),
+    ] {
+        assert_eq!(ids_of(&rows(&ns, &at(cond)).await), want, "{cond}");
+    }
+    // The same through the full evaluation (no index planner).
+    ns.settings(json!({"suiteql_use_indexes": false})).await;
+    assert_eq!(
+        ids_of(&rows(&ns, &at("t.lastmodifieddate = TO_TIMESTAMP('2026-11-01 01:30:00', 'YYYY-MM-DD HH24:MI:SS')")).await),
+        ["4"]
+    );
+    ns.settings(json!({"suiteql_use_indexes": true})).await;
+
+    let r = rows(
+        &ns,
+        r#"SELECT SESSIONTIMEZONE AS tz, TZ_OFFSET('Europe/Berlin') AS berlin, TZ_OFFSET(SESSIONTIMEZONE) AS here,
+            TO_CHAR(t.lastmodifieddate AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI TZR') AS at_utc,
+            TO_CHAR(CAST(t.lastmodifieddate AS TIMESTAMP WITH TIME ZONE), 'HH24:MI TZR') AS cast_tz,
+            TO_CHAR(CAST(t.lastmodifieddate AS TIMESTAMP), 'YYYY-MM-DD HH24:MI') AS cast_plain
+            FROM transaction t WHERE t.id = 3"#,
+    )
+    .await;
+    assert_eq!(r[0]["tz"], "America/Los_Angeles");
+    // At the clock (12:00Z on 1 November) Berlin is back on standard time, and so is LA.
+    assert_eq!(r[0]["berlin"], "+01:00");
+    assert_eq!(r[0]["here"], "-08:00");
+    assert_eq!(r[0]["at_utc"], "2026-11-01 08:30 UTC");
+    assert_eq!(r[0]["cast_tz"], "01:30 America/Los_Angeles");
+    assert_eq!(r[0]["cast_plain"], "2026-11-01 01:30");
+
+    // `q` on the record API: a day is a local day.
+    let list = ns
+        .get_json(&format!(
+            "/record/v1/purchaseOrder?q={}",
+            urlencode(r#"lastModifiedDate ON "11/1/2026" AND id ANY_OF [3, 4, 5, 6]"#)
+        ))
+        .await;
+    assert_eq!(list["totalResults"], 2);
+
+    // In a UTC account the wall clock is UTC.
+    ns.settings(json!({"time_zone": "UTC"})).await;
+    let r = rows(&ns, q).await;
+    assert_eq!(
+        r.iter()
+            .map(|x| x["wall"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            "2026-03-08 09:59:59",
+            "2026-03-08 10:00:00",
+            "2026-11-01 08:30:00",
+            "2026-11-01 09:30:00"
+        ]
+    );
+    ns.emu.shutdown().await;
+}
+
+// ---- Paging rules: pages, not arbitrary offsets; at most 1,000 pages of a record list.
+
+#[tokio::test]
+async fn offsets_must_fall_on_page_boundaries_and_lists_stop_at_a_thousand_pages() {
+    let ns = Ns::new(30).await;
+    let misaligned = ns.get("/record/v1/purchaseOrder?limit=10&offset=15").await;
+    assert_eq!(misaligned.status(), 400);
+    let body: Value = misaligned.json().await.unwrap();
+    assert_eq!(ns_code(&body), "INVALID_PARAMETER");
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "offset");
+    let q = "SELECT id FROM transaction ORDER BY id";
+    let r = ns.suiteql(q, 10, 5).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "offset");
+    // On a boundary both answer, including an empty page past the end.
+    assert_eq!(ns.suiteql(q, 10, 20).await.status(), 200);
+    let past = ns
+        .get_json("/record/v1/purchaseOrder?limit=10&offset=40")
+        .await;
+    assert_eq!(past["count"], 0);
+    assert_eq!(past["hasMore"], false);
+
+    // 1,000 pages of one order each reach 1,000 of the 1,200 orders: page 1,000 is the last,
+    // announced as such, and the next is refused.
+    let big = Ns::new(1_200).await;
+    let last = big
+        .get_json("/record/v1/purchaseOrder?limit=1&offset=999")
+        .await;
+    assert_eq!(last["count"], 1);
+    assert_eq!(last["hasMore"], false, "the last reachable page");
+    assert_eq!(last["totalResults"], 1_200);
+    let rels: Vec<&str> = last["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    assert!(!rels.contains(&"next"), "{rels:?}");
+    let beyond = big
+        .get("/record/v1/purchaseOrder?limit=1&offset=1000")
+        .await;
+    assert_eq!(beyond.status(), 400);
+    let body: Value = beyond.json().await.unwrap();
+    assert_eq!(body["o:errorDetails"][0]["o:errorQueryParam"], "offset");
+    // Pages of 1,000 reach everything.
+    let whole = big
+        .get_json("/record/v1/purchaseOrder?limit=1000&offset=1000")
+        .await;
+    assert_eq!(whole["count"], 200);
+
+    // The rule is inferred from clients' reports: a switch turns it off.
+    ns.settings(json!({"require_offset_multiple_of_limit": false}))
+        .await;
+    let loose = ns
+        .get_json("/record/v1/purchaseOrder?limit=10&offset=15")
+        .await;
+    assert_eq!(loose["offset"], 15);
+    ns.emu.shutdown().await;
+    big.emu.shutdown().await;
+}
+
+/// ES512 is on Oracle's list of assertion algorithms ("PS256, PS384, PS512, ES256, ES384, or
+/// ES512", section_162790605110) with P-521 certificates: a signed assertion gets a token, a
+/// tampered one or one signed by another key is refused as a bad signature is.
+#[tokio::test]
+async fn es512_assertions_signed_with_a_p521_key_are_accepted() {
+    let emu = netsuite(5).await;
+    let cert = p521_cert();
+    register(&emu, &cert, "p521-cert").await;
+    let now = clock_secs(&emu).await;
+    let jwt = es512_assertion(&cert, "p521-cert", claims(&emu, now));
+    let r = post_token(&emu, &jwt).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+
+    // The payload changed after signing (a longer scope list): the signature no longer matches.
+    let (input, sig) = jwt.rsplit_once('.').unwrap();
+    let header = input.split('.').next().unwrap();
+    use base64::Engine;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!({"iss": CLIENT_ID, "scope": ["restlets", "rest_webservices", "suite_analytics"],
+            "aud": token_url(&emu), "iat": now, "exp": now + 3600})
+        .to_string(),
+    );
+    let r = post_token(&emu, &format!("{header}.{forged}.{sig}")).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    // Signed by another P-521 key than the registered certificate's.
+    let other = es512_assertion(&p521_cert(), "p521-cert", claims(&emu, now));
+    assert_eq!(post_token(&emu, &other).await.status(), 401);
+    // An ES512 assertion naming a P-256 certificate cannot verify either.
+    register(&emu, &ec_cert(), "p256-cert").await;
+    let wrong_curve = es512_assertion(&cert, "p256-cert", claims(&emu, now));
+    assert_eq!(post_token(&emu, &wrong_curve).await.status(), 401);
+    // The claims rules still apply: another issuer is refused.
+    let mut c = claims(&emu, now);
+    c["iss"] = json!("someone-else");
+    assert_eq!(
+        post_token(&emu, &es512_assertion(&cert, "p521-cert", c))
+            .await
+            .status(),
+        401
+    );
+    emu.shutdown().await;
+}
+
+// ---- SuiteQL beyond single-row reads: GROUP BY with aggregates, DISTINCT, ROWNUM, subqueries.
+
+/// Oracle's own example ("Using SuiteQL with SuiteTalk REST Web Services",
+/// section_158394344595) and the forms integrations send: DISTINCT (netsuitediagnostics.com's
+/// transaction guide), `WHERE ROWNUM <= n` (the `suiteql` npm client's README), and ROWNUM
+/// over an ordered subquery for paging (Tim Dietrich's "Paginating SuiteQL Query Results";
+/// lumapps/tap-netsuitesuiteql).
+#[tokio::test]
+async fn suiteql_groups_counts_distincts_and_numbers_rows() {
+    let ns = Ns::new(40).await;
+    // Oracle's example, checked against the record API's own data.
+    let grouped = rows(
+        &ns,
+        "SELECT email, COUNT(*) as count FROM transaction GROUP BY email",
+    )
+    .await;
+    let mut by_email = std::collections::HashMap::<String, u64>::new();
+    for id in 1..=40 {
+        let po = ns.get_json(&format!("/record/v1/purchaseOrder/{id}")).await;
+        *by_email
+            .entry(po["email"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(grouped.len(), by_email.len());
+    for r in &grouped {
+        let email = r["email"].as_str().unwrap();
+        assert_eq!(r["count"], by_email[email].to_string(), "{email}");
+        assert_eq!(r["links"], json!([]));
+    }
+    // Aggregates with HAVING and ORDER BY on an aggregate; SUM/MIN/MAX/AVG over lines.
+    let top = rows(
+        &ns,
+        "SELECT t.entity, COUNT(*) AS n, MIN(t.id) AS first_id, MAX(t.id) AS last_id \
+         FROM transaction t GROUP BY t.entity HAVING COUNT(*) > 1 ORDER BY n DESC, t.entity",
+    )
+    .await;
+    assert!(!top.is_empty());
+    let n = |r: &Value| r["n"].as_str().unwrap().parse::<u64>().unwrap();
+    assert!(top.iter().all(|r| n(r) > 1));
+    assert!(top.windows(2).all(|w| n(&w[0]) >= n(&w[1])));
+    let lines = rows(
+        &ns,
+        "SELECT tl.transaction AS id, COUNT(*) AS lines, SUM(tl.quantity) AS qty, AVG(tl.quantity) AS mean \
+         FROM transactionline tl WHERE tl.mainline = 'F' AND tl.transaction = 7 GROUP BY tl.transaction",
+    )
+    .await;
+    let po = ns
+        .get_json("/record/v1/purchaseOrder/7?expandSubResources=true")
+        .await;
+    let quantities: Vec<f64> = po["item"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["quantity"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lines[0]["lines"], quantities.len().to_string());
+    let total: f64 = quantities.iter().sum();
+    assert_eq!(
+        lines[0]["qty"].as_str().unwrap().parse::<f64>().unwrap(),
+        total
+    );
+    let mean: f64 = lines[0]["mean"].as_str().unwrap().parse().unwrap();
+    assert!((mean - total / quantities.len() as f64).abs() < 1e-9);
+    // Aggregates without GROUP BY: one row, even over nothing.
+    let none = rows(
+        &ns,
+        "SELECT COUNT(*) AS n, MAX(t.id) AS m FROM transaction t WHERE t.id > 1000 GROUP BY t.type",
+    )
+    .await;
+    assert!(none.is_empty(), "no rows, no groups");
+    let empty = rows(
+        &ns,
+        "SELECT COUNT(t.id) AS n, MAX(t.id) AS m FROM transaction t WHERE t.id > 1000",
+    )
+    .await;
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0]["n"], "0");
+    assert!(empty[0].get("m").is_none(), "NULL left out");
+
+    // DISTINCT.
+    let types = rows(&ns, "SELECT DISTINCT transaction.type FROM Transaction").await;
+    assert_eq!(types, [json!({"links": [], "type": "PurchOrd"})]);
+    let named = rows(
+        &ns,
+        "SELECT DISTINCT BUILTIN.DF(transaction.type) AS type FROM Transaction",
+    )
+    .await;
+    assert_eq!(named[0]["type"], "Purchase Order");
+    let statuses = rows(
+        &ns,
+        "SELECT DISTINCT status FROM transaction ORDER BY status",
+    )
+    .await;
+    let letters: Vec<&str> = statuses
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(letters, ["A", "B", "C", "D", "E", "F", "G", "H"]);
+
+    // ROWNUM: numbered as rows pass the filter, before sorting.
+    let first = rows(&ns, "select tranid, id from transaction where rownum <= 30").await;
+    assert_eq!(first.len(), 30);
+    assert_eq!(first[0]["id"], "1");
+    assert!(
+        rows(&ns, "SELECT id FROM transaction WHERE ROWNUM > 1")
+            .await
+            .is_empty()
+    );
+    let numbered = rows(
+        &ns,
+        "SELECT ROWNUM AS rn, id FROM transaction WHERE id > 10 AND ROWNUM <= 3",
+    )
+    .await;
+    assert_eq!(
+        numbered
+            .iter()
+            .map(|r| (r["rn"].as_str().unwrap(), r["id"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("1", "11"), ("2", "12"), ("3", "13")]
+    );
+    // Top-N: ROWNUM over an ordered subquery takes the first rows of that order.
+    let newest = rows(
+        &ns,
+        "SELECT * FROM (SELECT id, lastmodifieddate FROM transaction ORDER BY lastmodifieddate DESC, id DESC) WHERE ROWNUM <= 5",
+    )
+    .await;
+    let all = rows(
+        &ns,
+        "SELECT id FROM transaction ORDER BY lastmodifieddate DESC, id DESC",
+    )
+    .await;
+    assert_eq!(ids_of(&newest), ids_of(&all[..5]));
+    // Paging by row number (lumapps/tap-netsuitesuiteql's wrapper).
+    let inner = "SELECT id, tranid FROM transaction ORDER BY id";
+    let window = rows(
+        &ns,
+        &format!(
+            "SELECT * from (SELECT *, rownum as r FROM ( {inner} )) WHERE r BETWEEN 11 and 15"
+        ),
+    )
+    .await;
+    assert_eq!(ids_of(&window), ["11", "12", "13", "14", "15"]);
+    assert_eq!(window[0]["r"], "11");
+    // Paged through the API like any other query.
+    let page = ns
+        .suiteql(
+            "SELECT DISTINCT entity FROM transaction ORDER BY entity",
+            2,
+            2,
+        )
+        .await;
+    assert_eq!(page.status(), 200);
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["offset"], 2);
+    assert!(page["totalResults"].as_u64().unwrap() > 4);
+    ns.emu.shutdown().await;
 }

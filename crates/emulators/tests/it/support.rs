@@ -75,6 +75,41 @@ pub fn ec_cert() -> Cert {
     }
 }
 
+/// A P-521 key and certificate (NetSuite's "EC keys … 521 bits", signed as ES512).
+pub fn p521_cert() -> Cert {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["ironbridge-test".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    Cert {
+        private_pem: key.serialize_pem(),
+        cert_pem: cert.pem(),
+    }
+}
+
+/// An ES512 assertion (jsonwebtoken has no ES512: signed with aws-lc-rs, as a client would
+/// with any JOSE library).
+pub fn es512_assertion(cert: &Cert, kid: &str, claims: Value) -> String {
+    use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der = rcgen::KeyPair::from_pem(&cert.private_pem)
+        .unwrap()
+        .serialize_der();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P521_SHA512_FIXED_SIGNING, &der).unwrap();
+    let header = json!({"typ": "JWT", "alg": "ES512", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = key
+        .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+        .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+}
+
 pub fn rsa_cert() -> Cert {
     let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
         .unwrap();
@@ -193,6 +228,11 @@ impl Ns {
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         self.token = v["access_token"].as_str().unwrap().to_string();
+    }
+
+    /// Changes the emulator's switches (a JSON merge patch of its settings).
+    pub async fn settings(&self, patch: Value) {
+        admin_json(&self.emu, Method::PATCH, "/settings", Some(patch)).await;
     }
 
     /// Moves the emulator clock (admin API) and logs in again, as a client would once its token expired.

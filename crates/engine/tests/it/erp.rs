@@ -239,6 +239,13 @@ impl Erp {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Sets both clocks to `t` (whole seconds).
+    async fn set_clocks(&self, t: Timestamp) {
+        self.env.clock.set(t);
+        self.admin("POST", "/clock", Some(json!({"set_ms": t.micros() / 1000})))
+            .await;
+    }
+
     fn emu_now(&self) -> Timestamp {
         ms_to_ts(self.emu.core().clock.now_ms())
     }
@@ -379,9 +386,11 @@ impl Erp {
             .collect();
         assert!(
             missing.is_empty() && extra.is_empty(),
-            "{sys:?}: store differs from source: {} missing {missing:?}, {} extra {extra:?}",
+            "{sys:?}: store differs from source: {} missing {missing:?}, {} extra {extra:?} (high water {hw:?}; first extra at the source {:?}, stored {:?})",
             missing.len(),
-            extra.len()
+            extra.len(),
+            extra.first().and_then(|k| source.get(**k)).map(|p| p.lm),
+            extra.first().map(|k| live[**k].remote_updated_at)
         );
         for (key, po) in &expected {
             let r = live[key.as_str()];
@@ -1162,6 +1171,115 @@ async fn netsuite_deletions_are_flagged_by_the_next_incremental_sync() {
     assert_eq!(
         after_full.iter().filter(|r| r.remote_was_deleted).count(),
         1
+    );
+}
+
+/// A NetSuite account in a time zone with daylight-saving time (Los Angeles): SuiteQL shows its
+/// datetimes as wall-clock time there, so the hour clocks skip in March never appears and the
+/// hour they repeat in November appears twice. Orders change every few minutes across both
+/// changes (at the last second before each, the first after, and at 01:30 twice on the day
+/// clocks go back), one is deleted inside the repeated hour, and incremental syncs run with
+/// windows ending on either side of each change: after every run the store equals the source,
+/// each order with its exact modification instant in UTC, and nothing is missed.
+#[tokio::test]
+async fn netsuite_in_a_daylight_saving_zone_keeps_exact_instants_across_both_changes() {
+    let erp = Erp::start(Sys::NetSuite).await;
+    erp.admin(
+        "PATCH",
+        "/settings",
+        Some(json!({"time_zone": "America/Los_Angeles"})),
+    )
+    .await;
+    let c = erp.connector();
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    // US rules, 2026: 8 March 02:00 PST becomes 03:00 PDT at 10:00Z; 1 November 02:00 PDT
+    // becomes 01:00 PST at 09:00Z, so 01:00-01:59 local is 08:00-08:59Z and again 09:00-09:59Z.
+    let changes = [
+        (
+            at("2026-03-08T08:00:00Z"),
+            vec![
+                at("2026-03-08T09:59:59Z"),
+                at("2026-03-08T10:00:00Z"),
+                at("2026-03-08T10:30:00Z"),
+            ],
+            None,
+        ),
+        (
+            at("2026-11-01T07:00:00Z"),
+            vec![
+                at("2026-11-01T08:30:00Z"),
+                at("2026-11-01T08:59:59Z"),
+                at("2026-11-01T09:00:00Z"),
+                at("2026-11-01T09:30:00Z"),
+            ],
+            Some(at("2026-11-01T09:30:00Z")),
+        ),
+    ];
+    let mut next_order = 1u64;
+    let mut pick = || {
+        next_order += 37;
+        (next_order % ORDERS) + 1
+    };
+    let mut deleted = Vec::new();
+    for (start, instants, delete_at) in changes {
+        erp.set_clocks(start).await;
+        erp.run(c.as_ref(), false).await.unwrap();
+        erp.assert_in_sync(&[]).await;
+        let mut previous = start;
+        let mut bumped = Vec::new();
+        // Every 15 minutes for four hours around the change; a sync every other step, so
+        // windows end on both sides of it and inside the repeated hour.
+        for step in 1..=16 {
+            let now = start.plus_secs(step * 900);
+            erp.set_clocks(now).await;
+            if step % 2 == 0 {
+                // The window ends the settle delay before `now`: it holds every change of the
+                // earlier steps, none of this one's.
+                erp.run(c.as_ref(), false).await.unwrap();
+                erp.assert_in_sync(&[]).await;
+            }
+            for _ in 0..2 {
+                let n = pick();
+                erp.bump_quantity(n).await;
+                bumped.push(n);
+            }
+            for &t in instants.iter().filter(|&&t| previous < t && t <= now) {
+                erp.set_modified(pick(), t).await;
+            }
+            if delete_at.is_some_and(|t| previous < t && t <= now) {
+                // An order the store holds (changed, and synced, earlier in this block).
+                let victim = bumped[0];
+                erp.admin(
+                    "DELETE",
+                    &format!("/records/purchase_orders/{victim}"),
+                    None,
+                )
+                .await;
+                deleted.push(Sys::NetSuite.po_key(victim));
+            }
+            previous = now;
+        }
+        erp.advance(SETTLE_SECS + 60).await;
+        erp.run(c.as_ref(), false).await.unwrap();
+        erp.assert_in_sync(&[]).await;
+        for t in &instants {
+            let rows = stored(&erp.env, Entity::PURCHASE_ORDER).await;
+            assert!(
+                rows.iter()
+                    .any(|r| !r.remote_was_deleted && r.remote_updated_at == Some(*t)),
+                "an order modified at {t:?} is stored with that instant"
+            );
+        }
+    }
+    let flagged: Vec<String> = stored(&erp.env, Entity::PURCHASE_ORDER)
+        .await
+        .into_iter()
+        .filter(|r| r.remote_was_deleted)
+        .map(|r| r.remote_id)
+        .collect();
+    assert_eq!(
+        flagged, deleted,
+        "the deletion in the repeated hour is flagged"
     );
 }
 

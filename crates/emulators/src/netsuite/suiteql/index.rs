@@ -133,7 +133,7 @@ fn last_modified_of(t: Tbl, id: u64, ctx: &Ctx<'_>) -> Option<Millis> {
         Tbl::Transaction => d.purchase_orders.last_modified_of(id),
         Tbl::Vendor => d.vendors.last_modified_of(id),
         Tbl::Item => d.items.last_modified_of(id),
-        Tbl::Location | Tbl::TransactionLine | Tbl::DeletedRecord => None,
+        Tbl::Location | Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => None,
     }
 }
 
@@ -156,7 +156,7 @@ fn row_src(t: Tbl, id: u64, lm: Option<Millis>, ctx: &Ctx<'_>) -> Option<Src> {
         Tbl::Vendor => Src::Vendor(Rc::new(d.vendors.get(id)?)),
         Tbl::Item => Src::Item(Rc::new(d.items.get(id)?)),
         Tbl::Location => Src::Location(Rc::new(d.locations.get(id)?)),
-        Tbl::TransactionLine | Tbl::DeletedRecord => return None,
+        Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => return None,
     })
 }
 
@@ -175,6 +175,7 @@ fn columns_all(e: &E, ok: &dyn Fn(usize, &str) -> bool) -> bool {
     match e {
         E::Col(i, c) => ok(*i, c),
         E::Lit(_) | E::Now => true,
+        E::Out(_) | E::RowNum | E::Agg(_) => false,
         E::Cmp(a, _, b) | E::And(a, b) | E::Or(a, b) | E::Arith(a, _, b) | E::Like(a, b, _) => {
             columns_all(a, ok) && columns_all(b, ok)
         }
@@ -219,13 +220,9 @@ fn int_const(plan: &Plan, e: &E, ctx: &Ctx<'_>) -> Option<i128> {
     }
 }
 
-/// A time constant, converted exactly as `compare` converts it against a datetime column.
+/// A time constant as the instant `compare` compares a datetime column with.
 fn time_const(plan: &Plan, e: &E, ctx: &Ctx<'_>) -> Option<i128> {
-    match eval(plan, e, &[], ctx) {
-        Val::Time { ms, .. } => Some(i128::from(ms)),
-        Val::Str(s) => ctx.fmt.parse_value(&s, 0).map(|(t, _)| i128::from(t)),
-        _ => None,
-    }
+    eval(plan, e, &[], ctx).instant(&ctx.s).map(i128::from)
 }
 
 fn id_fact(op: CmpOp, v: i128) -> Fact {
@@ -358,7 +355,7 @@ fn analyse<'d>(plan: &Plan, ctx: &Ctx<'d>) -> Option<Vec<Access<'d>>> {
         Tbl::Vendor => (d.vendors.ids(), Some(d.vendors.by_last_modified())),
         Tbl::Item => (d.items.ids(), Some(d.items.by_last_modified())),
         Tbl::Location => (d.locations.ids(), None),
-        Tbl::TransactionLine | Tbl::DeletedRecord => return None,
+        Tbl::TransactionLine | Tbl::DeletedRecord | Tbl::Derived => return None,
     };
     let mut parts = Vec::new();
     if let Some(f) = &plan.filter {
@@ -521,7 +518,8 @@ pub(super) fn page(
 #[cfg(test)]
 mod tests {
     use super::super::super::qfilter::DateFormat;
-    use super::super::super::sqlval::to_char;
+    use super::super::super::sqlval::{Session, to_char};
+    use super::super::super::timezone::TimeZone;
     use super::super::{compile, execute};
     use super::*;
     use crate::common::Dataset;
@@ -538,19 +536,26 @@ mod tests {
         })
     }
 
+    /// The session the planner is checked in: a zone with daylight time, so literals (read in
+    /// it) and columns (instants) meet the way they do on a real account.
+    fn session() -> Session {
+        Session {
+            fmt: DateFormat::Mdy,
+            tz: TimeZone::parse("America/Los_Angeles").unwrap_or(TimeZone::UTC),
+        }
+    }
+
+    /// A `TO_TIMESTAMP` literal of an instant, as wall-clock time in the session's zone.
     fn ts(ms: Millis) -> String {
-        let t = to_char(ms, "YYYY-MM-DD HH24:MI:SS").unwrap_or_default();
+        let local = session().tz.to_local(ms);
+        let t = to_char(local, "YYYY-MM-DD HH24:MI:SS", None).unwrap_or_default();
         format!("TO_TIMESTAMP('{t}', 'YYYY-MM-DD HH24:MI:SS')")
     }
 
     #[test]
     fn serves_the_connector_queries_exactly_as_execute_orders_them() {
         let data = data();
-        let ctx = Ctx {
-            data: &data,
-            fmt: DateFormat::Mdy,
-            now: EPOCH,
-        };
+        let ctx = Ctx::new(&data, session(), EPOCH);
         let (x, n) = data.purchase_orders.by_last_modified()[200];
         let (vx, vn) = data.vendors.by_last_modified()[5];
         let lm = "t.lastmodifieddate";
@@ -606,11 +611,7 @@ mod tests {
     #[test]
     fn leaves_what_it_cannot_prove_to_execute() {
         let data = data();
-        let ctx = Ctx {
-            data: &data,
-            fmt: DateFormat::Mdy,
-            now: EPOCH,
-        };
+        let ctx = Ctx::new(&data, session(), EPOCH);
         for q in [
             // Lines, joins, other orders, a residual that needs the whole record.
             "SELECT tl.* FROM transactionline tl WHERE tl.transaction IN (1, 2)",
