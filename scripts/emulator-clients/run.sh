@@ -79,6 +79,7 @@ run() {
   fi
 }
 run netsuite_client.py "$ns"
+run netsuite_m2m.py "$ns"
 run sap_pyodata.py "$sap"
 run bc_odata.py "$bc"
 run bc_msal.py "$bc_tls" "$bc_ca"

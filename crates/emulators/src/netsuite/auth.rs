@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use super::errors::NsError;
-use super::{M2mClient, Ns, Token, base_from};
+use super::{M2mClient, Ns, Token};
 use crate::common::datagen::mix;
 use crate::common::rotated_secret;
 
@@ -62,7 +62,10 @@ fn expected_audiences(ns: &Ns, headers: &HeaderMap) -> Vec<String> {
     let slug = ns.settings().account_slug();
     vec![
         format!("https://{slug}.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token"),
-        format!("{}/services/rest/auth/oauth2/v1/token", base_from(headers)),
+        format!(
+            "{}/services/rest/auth/oauth2/v1/token",
+            ns.core.origin(headers)
+        ),
     ]
 }
 
@@ -324,7 +327,14 @@ pub fn authorize(ns: &Ns, method: &Method, uri: &Uri, headers: &HeaderMap) -> Re
             .as_ref()
             .ok_or_else(|| NsError::invalid_login(&realm))?;
         let token_secret = rotated_secret(&tba.token_secret, ns.core.auth.generation());
-        if verify_tba(method, uri, headers, params, tba, &token_secret) {
+        if verify_tba(
+            &ns.core.origin(headers),
+            method,
+            uri,
+            params,
+            tba,
+            &token_secret,
+        ) {
             return Ok(());
         }
     }
@@ -369,9 +379,9 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Verifies an OAuth 1.0a HMAC-SHA256 signature over the request as the client sent it.
 fn verify_tba(
+    origin: &str,
     method: &Method,
     uri: &Uri,
-    headers: &HeaderMap,
     params: &str,
     tba: &super::TbaCredentials,
     token_secret: &str,
@@ -410,7 +420,7 @@ fn verify_tba(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    let url = format!("{}{}", base_from(headers).to_lowercase(), uri.path());
+    let url = format!("{}{}", origin.to_lowercase(), uri.path());
     let base = format!("{}&{}&{}", method.as_str(), pct(&url), pct(&normalized));
     let key = format!("{}&{}", pct(&tba.consumer_secret), pct(token_secret));
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());

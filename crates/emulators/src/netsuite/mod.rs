@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
-use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -203,15 +202,6 @@ impl NetSuite {
 }
 
 pub type Ns = Arc<NetSuite>;
-
-/// Base URL for links: NetSuite links carry the host the client used.
-pub fn base_from(headers: &HeaderMap) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
 
 struct Hooks(Ns);
 

@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::Ns;
 use super::auth::authorize;
 use super::errors::{Detail, NsError};
 use super::qfilter::{self, DateFormat, FieldValue, Pred, Schema};
 use super::render::{self, RecType};
-use super::{Ns, base_from};
 use crate::common::Dataset;
 use crate::common::table::{Record, Table};
 
@@ -234,7 +234,7 @@ pub async fn list(
         }
         None => None,
     };
-    let base = base_from(&headers);
+    let base = ns.core.origin(&headers);
     let data = ns.core.read();
     let filtered;
     let ids: &[u64] = match &pred {
@@ -348,7 +348,7 @@ pub async fn get_one(
     let expand = p
         .get("expandSubResources")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let base = base_from(&headers);
+    let base = ns.core.origin(&headers);
     let data = ns.core.read();
     let id = resolve_id(&ns, t, &data, &raw_id, uri.path())?;
     let v = match t {
@@ -405,7 +405,7 @@ pub async fn sublist(
     headers: HeaderMap,
 ) -> Result<Response, NsError> {
     authorize(&ns, &method, &uri, &headers)?;
-    let base = base_from(&headers);
+    let base = ns.core.origin(&headers);
     let data = ns.core.read();
     let po = sublist_po(&ns, &rtype, &raw_id, &sub, &uri, &data)?;
     let items: Vec<Value> = po
@@ -432,7 +432,7 @@ pub async fn sublist_line(
     headers: HeaderMap,
 ) -> Result<Response, NsError> {
     authorize(&ns, &method, &uri, &headers)?;
-    let base = base_from(&headers);
+    let base = ns.core.origin(&headers);
     let data = ns.core.read();
     let po = sublist_po(&ns, &rtype, &raw_id, &sub, &uri, &data)?;
     let l = line

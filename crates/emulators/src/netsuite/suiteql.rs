@@ -34,7 +34,7 @@ use super::sqlval::{
     Session, Val, Zone, compare, display_datetime, offset_text, parse_timestamp, sort_cmp, to_date,
     value_to_char,
 };
-use super::{Ns, Settings, base_from};
+use super::{Ns, Settings};
 use crate::common::clock::Millis;
 use crate::common::datagen::{EMPLOYEES, Item, Location, PoStatus, PurchaseOrder, Vendor};
 use crate::common::jsontext::{Members, json_str};
@@ -2152,7 +2152,7 @@ pub async fn handler(
             _ => None,
         }
     };
-    let base = base_from(&headers);
+    let base = ns.core.origin(&headers);
     let href = format!("{base}/services/rest/query/v1/suiteql");
     let use_indexes = settings.suiteql_use_indexes;
     if plan.materialized() {

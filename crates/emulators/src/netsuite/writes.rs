@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::Ns;
 use super::auth::authorize;
 use super::errors::{Detail, NsError};
 use super::records::{query_params, rec_type, resolve_id};
 use super::render::RecType;
-use super::{Ns, base_from};
 use crate::common::clock::{day_start, parse_rfc3339};
 use crate::common::datagen::{EMPLOYEES, Item, ItemKind, PoLine, PoStatus, PurchaseOrder, Vendor};
 use crate::common::{Dataset, DeletedThrough, RecordKind};
@@ -343,7 +343,7 @@ fn created_response(ns: &Ns, headers: &HeaderMap, t: RecType, id: u64, create: b
     let mut r = status.into_response();
     let loc = format!(
         "{}/services/rest/record/v1/{}/{id}",
-        base_from(headers),
+        ns.core.origin(headers),
         t.name()
     );
     if let Ok(v) = HeaderValue::from_str(&loc) {
