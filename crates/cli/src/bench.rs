@@ -127,6 +127,7 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         token_hash: token_hash(&secret),
         prefix: token_prefix(&secret),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &key)
@@ -276,6 +277,7 @@ pub(crate) async fn connect_emulated(
         token_hash: token_hash(&new_token(API_KEY_PREFIX)),
         prefix: "ibk_".into(),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &key)
@@ -339,6 +341,7 @@ pub(crate) async fn connect_emulated(
         credentials: credentials.as_object().cloned(),
         settings: settings.as_object().cloned(),
         end_user: None,
+        mcp_access: None,
     };
     let created = create_connection(&deps, &OrgId(org.id.clone()), &input)
         .await

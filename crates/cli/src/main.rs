@@ -363,6 +363,7 @@ async fn create_org(
         token_hash: token_hash(&secret),
         prefix: token_prefix(&secret),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &key)
