@@ -205,6 +205,16 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time the store waited for a connection of a pool, by pool."
     );
+    metrics::describe_counter!(
+        crate::mcp::MCP_TOOL_CALLS,
+        metrics::Unit::Count,
+        "MCP tool calls, by tool and outcome (ok or the error code)."
+    );
+    metrics::describe_histogram!(
+        crate::mcp::MCP_TOOL_CALL_DURATION,
+        metrics::Unit::Seconds,
+        "Time an MCP tool call took, by tool."
+    );
     telemetry::describe();
 }
 

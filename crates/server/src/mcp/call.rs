@@ -108,7 +108,7 @@ async fn run_tool(
     args: JsonObject,
 ) -> Result<CallToolResult, ErrorData> {
     let tools = server.tools_of(caller)?;
-    let Some(def) = tools.into_iter().find(|t| t.tool.name == name) else {
+    let Some(def) = tools.iter().find(|t| t.tool.name == name).cloned() else {
         // A write tool the credential was not granted: a refusal it can read, not "no such tool".
         let granted = Caller {
             principal: caller.principal.clone().with_writes(),
@@ -151,7 +151,7 @@ fn search(
         .collect();
     let found: Vec<Value> = server
         .tools_of(caller)?
-        .into_iter()
+        .iter()
         .filter(|t| {
             let hay = format!(
                 "{} {}",
@@ -183,8 +183,9 @@ fn describe_tool(
     let name = args.get("name").and_then(Value::as_str).unwrap_or("");
     let Some(def) = server
         .tools_of(caller)?
-        .into_iter()
+        .iter()
         .find(|t| t.tool.name == name)
+        .cloned()
     else {
         return Ok(tool_error(
             ApiError::new(

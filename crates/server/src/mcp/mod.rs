@@ -8,6 +8,7 @@
 pub mod call;
 pub mod tools;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,7 +69,14 @@ pub struct Shared {
     /// The REST API's routes with their parsing, idempotency and query checks, but no
     /// authentication layer: the principal is the caller's, already authenticated.
     pub(crate) rest: Router,
+    /// Tool lists made so far, by (system, writes granted): they depend on nothing else,
+    /// and making one copies every schema out of the OpenAPI document.
+    catalogues: std::sync::Mutex<HashMap<CatalogueKey, Arc<Vec<ToolDef>>>>,
 }
+
+/// What a tool list depends on: the system (`None`: an organization key's, every system)
+/// and whether writes are granted.
+type CatalogueKey = (Option<&'static str>, bool);
 
 /// The MCP server handler. Over HTTP it is made per request and learns its caller from the
 /// request; on stdio it has one caller for its life.
@@ -143,7 +151,7 @@ impl McpServer {
     }
 
     /// Every tool the caller may use (meta mode aside).
-    pub(crate) fn tools_of(&self, caller: &Caller) -> Result<Vec<ToolDef>, ErrorData> {
+    pub(crate) fn tools_of(&self, caller: &Caller) -> Result<Arc<Vec<ToolDef>>, ErrorData> {
         let registry = self.shared.state.runtimes.registry();
         let system = match &caller.principal {
             Principal::Connection(c) => Some(
@@ -152,11 +160,21 @@ impl McpServer {
             ),
             Principal::Admin { .. } => None,
         };
-        Ok(tools::catalogue(&Audience {
-            system,
-            registry,
-            writes: caller.may_write(),
-        }))
+        let writes = caller.may_write();
+        let key = (system.map(|s| s.id.as_str()), writes);
+        let mut cache = self
+            .shared
+            .catalogues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let tools = cache.entry(key).or_insert_with(|| {
+            Arc::new(tools::catalogue(&Audience {
+                system,
+                registry,
+                writes,
+            }))
+        });
+        Ok(tools.clone())
     }
 }
 
@@ -177,7 +195,7 @@ impl ServerHandler for McpServer {
         let caller = self.caller(&ctx)?;
         let tools = match caller.mode {
             ToolMode::Meta => tools::meta_tools(),
-            ToolMode::All => self.tools_of(&caller)?,
+            ToolMode::All => self.tools_of(&caller)?.to_vec(),
         };
         Ok(ListToolsResult::with_all_items(
             tools.into_iter().map(|t| t.tool).collect(),
@@ -225,6 +243,7 @@ impl ServerHandler for McpServer {
 pub fn shared(state: AppState) -> Arc<Shared> {
     Arc::new(Shared {
         rest: crate::routes::internal_router(state.clone()),
+        catalogues: std::sync::Mutex::new(HashMap::new()),
         state,
     })
 }
