@@ -58,6 +58,9 @@ TEST_BACKEND=postgres cargo test --workspace --locked --test it
 log "Public client libraries of NetSuite, SAP and Business Central against the emulators"
 bash scripts/emulator-clients/run.sh
 
+log "The official Python MCP client against /mcp and ironbridge mcp --stdio"
+bash scripts/mcp/run.sh
+
 log "Standard Webhooks library (Python) against real deliveries"
 bash scripts/webhook-verify/run.sh
 

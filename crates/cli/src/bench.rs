@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Records per page.
     #[arg(long, default_value_t = 50)]
     pub page_size: u32,
+    /// Also time the same page reads as MCP `list_purchase_orders` calls (`POST /mcp`),
+    /// each right after its REST read of the same page, and print the ratio.
+    #[arg(long)]
+    pub mcp: bool,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -127,6 +131,7 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         token_hash: token_hash(&secret),
         prefix: token_prefix(&secret),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &key)
@@ -153,10 +158,38 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         .unwrap_or(0);
 
     let mut pages = Vec::with_capacity(args.requests as usize);
+    let mut mcp_pages = Vec::with_capacity(args.requests as usize);
+    let mut mcp_total = Duration::ZERO;
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     let t = Instant::now();
     for _ in 0..args.requests {
+        if args.mcp {
+            // The same page as a tool call: the REST cursor is the tool's cursor.
+            let mut arguments = json!({"page_size": args.page_size});
+            if let Some(c) = &cursor {
+                arguments["cursor"] = json!(c);
+            }
+            let s = Instant::now();
+            let answer: Value = client
+                .post(format!("{base}/mcp"))
+                .bearer_auth(&token)
+                .header("Accept", "application/json, text/event-stream")
+                .header("MCP-Protocol-Version", "2025-06-18")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "list_purchase_orders", "arguments": arguments}}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let took = s.elapsed();
+            mcp_pages.push(took);
+            mcp_total += took;
+            if answer["result"]["isError"] == true || answer.get("error").is_some() {
+                anyhow::bail!("the MCP call failed: {answer}");
+            }
+        }
         let mut url = format!("{base}/v1/purchase-orders?page_size={}", args.page_size);
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
@@ -182,8 +215,9 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         }
         cursor = page["next_cursor"].as_str().map(str::to_string);
     }
-    let pages_total = t.elapsed();
+    let pages_total = t.elapsed() - mcp_total;
 
+    let pages_sorted = pages;
     let mut singles = Vec::with_capacity(args.requests as usize);
     let t = Instant::now();
     for i in 0..args.requests as usize {
@@ -205,12 +239,30 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         json!({"name": "initial sandbox sync (HTTP create + sync)", "records": records, "seconds": sync_secs, "records_per_s": records as f64 / sync_secs}),
         summary(
             &format!("GET /v1/purchase-orders page_size={}", args.page_size),
-            pages,
+            pages_sorted.clone(),
             pages_total,
         ),
         summary("GET /v1/purchase-orders/{id}", singles, singles_total),
         json!({"name": "peak resident memory", "mib": peak_rss_mib()}),
     ];
+    let mut results = results;
+    if args.mcp {
+        let mut rest_sorted = pages_sorted.clone();
+        rest_sorted.sort();
+        let mut mcp_sorted = mcp_pages.clone();
+        mcp_sorted.sort();
+        let ratio = |p: f64| percentile(&mcp_sorted, p) / percentile(&rest_sorted, p).max(1e-9);
+        results.push(summary(
+            &format!(
+                "MCP tools/call list_purchase_orders page_size={}",
+                args.page_size
+            ),
+            mcp_pages,
+            mcp_total,
+        ));
+        results.push(json!({"name": "MCP / REST, same pages interleaved", "p50_ratio": ratio(0.50), "p95_ratio": ratio(0.95),
+            "p50_overhead_ms": percentile(&mcp_sorted, 0.50) - percentile(&rest_sorted, 0.50)}));
+    }
     println!(
         "backend: {backend}, purchase orders: {}, requests: {}",
         args.purchase_orders, args.requests
@@ -276,6 +328,7 @@ pub(crate) async fn connect_emulated(
         token_hash: token_hash(&new_token(API_KEY_PREFIX)),
         prefix: "ibk_".into(),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &key)
@@ -339,6 +392,7 @@ pub(crate) async fn connect_emulated(
         credentials: credentials.as_object().cloned(),
         settings: settings.as_object().cloned(),
         end_user: None,
+        mcp_access: None,
     };
     let created = create_connection(&deps, &OrgId(org.id.clone()), &input)
         .await

@@ -122,6 +122,7 @@ pub async fn run(args: WebhookBenchArgs, database_url: Option<String>) -> anyhow
                 token_hash: token_hash(&secret),
                 prefix: token_prefix(&secret),
                 created_at: now,
+                mcp_access: ironbridge_model::api::McpAccess::Read,
             },
         )
         .await

@@ -348,7 +348,11 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment = figment
-            .merge(Env::prefixed("IRONBRIDGE_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("IRONBRIDGE_")
+                    .split("__")
+                    .ignore(&["config", "mcp_token"]),
+            )
             .merge(Serialized::defaults(overrides));
         let settings: Settings = figment
             .extract()

@@ -227,6 +227,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         token_hash: token_hash(&key),
         prefix: token_prefix(&key),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &api_key)

@@ -113,6 +113,19 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "tls")]
         tls_ca_out: Option<std::path::PathBuf>,
     },
+    /// Serve the MCP tools of one credential on standard input and output, for desktop
+    /// agents (Claude Desktop, Cursor) that start the server themselves. The credential (a
+    /// connection token or an organization API key) is read from `IRONBRIDGE_MCP_TOKEN`, never
+    /// from the command line. Uses the same database and master key as `serve`.
+    Mcp {
+        /// Speak MCP over standard input and output (the HTTP endpoint is `/mcp` of `serve`).
+        #[arg(long, required = true)]
+        stdio: bool,
+        /// List only `search_tools`, `describe_tool` and `call_tool` (for agents with many
+        /// tools already).
+        #[arg(long)]
+        meta_tools: bool,
+    },
     /// Measure this machine: latency and throughput of the API on a fresh database.
     Bench {
         #[command(subcommand)]
@@ -274,16 +287,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);
         tokio::spawn(worker.run(shutdown.clone()))
     });
-    let config = ServerConfig {
-        rate_limit_per_second: settings.rate_limit.per_second,
-        rate_limit_burst: settings.rate_limit.burst,
-        max_body_bytes: settings.max_body_bytes,
-        max_batch_body_bytes: settings.max_batch_body_bytes,
-        request_timeout: settings.request_timeout(),
-        anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
-        anonymous_burst: settings.rate_limit.anonymous_burst,
-        trusted_proxies: settings.rate_limit.trusted_proxies()?,
-    };
+    let config = server_config(&settings)?;
     // Built only by a process that serves HTTP (it installs the metrics recorder).
     let server_shutdown = shutdown.clone();
     let state = move || {
@@ -363,6 +367,7 @@ async fn create_org(
         token_hash: token_hash(&secret),
         prefix: token_prefix(&secret),
         created_at: now,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(&org, &key)
@@ -520,7 +525,82 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", ironbridge_server::openapi::document_json());
             Ok(())
         }
+        Command::Mcp { meta_tools, .. } => mcp_stdio(settings, meta_tools).await,
     }
+}
+
+/// The environment variable `ironbridge mcp --stdio` reads its credential from.
+const MCP_TOKEN_ENV: &str = "IRONBRIDGE_MCP_TOKEN";
+
+/// `ironbridge mcp --stdio`: one credential's tools on standard input and output, with the
+/// API's state (the same store, master key, rate limits and audit log lines on stderr) but no
+/// listener and no worker (the `serve` process syncs).
+async fn mcp_stdio(settings: Settings, meta_tools: bool) -> anyhow::Result<()> {
+    let token = std::env::var(MCP_TOKEN_ENV).map_err(|_| {
+        anyhow::anyhow!(
+            "set {MCP_TOKEN_ENV} to a connection token (ibc_…) or an organization API key (ibk_…)"
+        )
+    })?;
+    let keys = Arc::new(settings.master_key()?);
+    let store = open_store(&settings).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shutdown_signal(shutdown.clone()));
+    let mut runtimes = Runtimes::new(
+        ironbridge_engine::registry::builtin_for(clock.clone(), settings.connections.egress()?),
+        keys.clone(),
+    );
+    if store.shared_by_processes() {
+        runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
+        ));
+    }
+    let webhooks = Dispatcher::new(
+        store.clone(),
+        keys.clone(),
+        clock.clone(),
+        settings.webhooks.config()?,
+    )
+    .context("cannot build the webhook client")?;
+    let state = AppState::new(
+        store,
+        keys,
+        clock,
+        Arc::new(runtimes),
+        webhooks,
+        server_config(&settings)?,
+        shutdown,
+    );
+    let principal = ironbridge_server::auth::identify_token(&state, &token)
+        .await
+        .map_err(|e| anyhow::anyhow!("{MCP_TOKEN_ENV} is refused: {}", e.message))?;
+    let mode = if meta_tools {
+        ironbridge_server::mcp::ToolMode::Meta
+    } else {
+        ironbridge_server::mcp::ToolMode::All
+    };
+    tracing::info!(
+        access = principal.mcp_access().as_str(),
+        "serving MCP on stdio"
+    );
+    ironbridge_server::mcp::serve_stdio(state, principal, mode).await?;
+    Ok(())
+}
+
+/// The API's settings.
+fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
+    Ok(ServerConfig {
+        rate_limit_per_second: settings.rate_limit.per_second,
+        rate_limit_burst: settings.rate_limit.burst,
+        max_body_bytes: settings.max_body_bytes,
+        max_batch_body_bytes: settings.max_batch_body_bytes,
+        request_timeout: settings.request_timeout(),
+        anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
+        anonymous_burst: settings.rate_limit.anonymous_burst,
+        trusted_proxies: settings.rate_limit.trusted_proxies()?,
+    })
 }
 
 #[tokio::main]

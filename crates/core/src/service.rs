@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ironbridge_model::api::{ConnectionIn, ConnectionStatus, FieldFormat};
+use ironbridge_model::api::{ConnectionIn, ConnectionStatus, FieldFormat, McpAccess};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Map, Value};
 
@@ -184,6 +184,7 @@ fn new_connection(
         token_prefix: crypto::token_prefix(&token),
         created_at: now,
         replaces: None,
+        mcp_access: McpAccess::Read,
     };
     Ok((new, token))
 }
@@ -216,6 +217,10 @@ pub async fn create_connection(
         end_user,
         credentials.as_ref(),
     )?;
+    let new = NewConnection {
+        mcp_access: input.mcp_access.unwrap_or_default(),
+        ..new
+    };
     let connection = deps.store.create_connection(org, &new).await?;
     Ok(Created {
         connection,
@@ -257,6 +262,11 @@ pub async fn reconnect(
         previous.end_user.clone(),
         credentials,
     )?;
+    // The new token has the grant the old one had.
+    let new = NewConnection {
+        mcp_access: previous.mcp_access,
+        ..new
+    };
     let connection = deps
         .store
         .reconnect(org, old, &new, deps.clock.now())

@@ -6,6 +6,7 @@ mod webhooks;
 mod writes;
 
 use async_trait::async_trait;
+use ironbridge_model::api::McpAccess;
 use ironbridge_model::{Entity, Timestamp};
 
 pub use crate::raw_payload::RawPayload;
@@ -155,6 +156,8 @@ pub struct ApiKey {
     pub last_used_at: Option<Timestamp>,
     /// Revocation time.
     pub revoked_at: Option<Timestamp>,
+    /// What the key may do through the MCP server.
+    pub mcp_access: McpAccess,
 }
 
 /// A new admin API key.
@@ -170,6 +173,8 @@ pub struct NewApiKey {
     pub prefix: String,
     /// Creation time.
     pub created_at: Timestamp,
+    /// What the key may do through the MCP server.
+    pub mcp_access: McpAccess,
 }
 
 /// A connection as stored. `credentials` is ciphertext.
@@ -220,6 +225,8 @@ pub struct Connection {
     pub source_clock_offset_ms: Option<i64>,
     /// When the source's clock was last measured.
     pub source_clock_measured_at: Option<Timestamp>,
+    /// What the token may do through the MCP server.
+    pub mcp_access: McpAccess,
 }
 
 // Hand-written so credentials can never reach a log through `{:?}`.
@@ -263,6 +270,8 @@ pub struct NewConnection {
     pub created_at: Timestamp,
     /// The connection this one replaces (reconnect).
     pub replaces: Option<String>,
+    /// What the token may do through the MCP server.
+    pub mcp_access: McpAccess,
 }
 
 impl std::fmt::Debug for NewConnection {

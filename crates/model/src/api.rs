@@ -164,6 +164,42 @@ pub struct EndUser {
     pub email: Option<String>,
 }
 
+/// What a credential may do through the MCP server (`/mcp`, `ironbridge mcp --stdio`), set when
+/// it is created. The REST API does not depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpAccess {
+    /// Read tools only (lists, records, status, describe, sync): the default.
+    #[default]
+    Read,
+    /// Read tools and the write tools (`create_…`, `update_…`) the system supports.
+    ReadWrite,
+}
+
+impl McpAccess {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            McpAccess::Read => "read",
+            McpAccess::ReadWrite => "read_write",
+        }
+    }
+
+    /// Parses the stored name (anything else reads as `read`, the safe side).
+    pub fn parse(s: &str) -> McpAccess {
+        if s == "read_write" {
+            McpAccess::ReadWrite
+        } else {
+            McpAccess::Read
+        }
+    }
+
+    /// Whether write tools are granted.
+    pub fn allows_writes(self) -> bool {
+        self == McpAccess::ReadWrite
+    }
+}
+
 /// Body of `POST /v1/connections`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +224,10 @@ pub struct ConnectionIn {
     /// The organization's customer this connection belongs to.
     #[serde(default)]
     pub end_user: Option<EndUser>,
+    /// What the connection's token may do through the MCP server: `read` (default) or
+    /// `read_write` (write tools too). A reconnect keeps it.
+    #[serde(default)]
+    pub mcp_access: Option<McpAccess>,
 }
 
 /// Body of `POST /v1/connections/{id}/reconnect`.
@@ -266,6 +306,8 @@ pub struct ConnectionOut {
     /// First characters of the connection token, to recognise it.
     #[schema(example = "ibc_7Hq2")]
     pub token_prefix: String,
+    /// What the token may do through the MCP server.
+    pub mcp_access: McpAccess,
     /// When the connection was made.
     pub created_at: Timestamp,
     /// When it was disconnected, if it was.
@@ -340,6 +382,9 @@ pub struct ApiKeyIn {
         pattern = r"\S"
     )]
     pub name: String,
+    /// What the key may do through the MCP server: `read` (default) or `read_write`.
+    #[serde(default)]
+    pub mcp_access: Option<McpAccess>,
 }
 
 /// An admin API key (never the secret itself).
@@ -352,6 +397,8 @@ pub struct ApiKeyOut {
     /// First characters of the key, to recognise it.
     #[schema(example = "ibk_Zp3c")]
     pub prefix: String,
+    /// What the key may do through the MCP server.
+    pub mcp_access: McpAccess,
     /// When the key was created.
     pub created_at: Timestamp,
     /// When the key was last used (to the minute).

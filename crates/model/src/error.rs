@@ -187,7 +187,7 @@ impl ErrorCode {
                 "The credential is missing, malformed, unknown, revoked, or belongs to a disconnected connection."
             }
             ErrorCode::PermissionDenied => {
-                "The credential is valid but may not call this endpoint (e.g. a connection token on a management endpoint), or the source system's role or user lacks the permission for a write (`details.remote_code` carries its code)."
+                "The credential is valid but may not call this endpoint (e.g. a connection token on a management endpoint, or an MCP write tool called with a credential whose `mcp_access` is `read`), or the source system's role or user lacks the permission for a write (`details.remote_code` carries its code)."
             }
             ErrorCode::NotFound => {
                 "No such object or route for this caller. Another tenant's objects are reported the same way."

@@ -11,7 +11,7 @@ use ironbridge_core::crypto::token_hash;
 use ironbridge_core::service::{API_KEY_PREFIX, CONNECTION_TOKEN_PREFIX};
 use ironbridge_core::store::{ConnId, Connection, OrgId};
 use ironbridge_model::ErrorCode;
-use ironbridge_model::api::ConnectionStatus;
+use ironbridge_model::api::{ConnectionStatus, McpAccess};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -29,17 +29,38 @@ pub enum Principal {
         org: OrgId,
         /// The key's id.
         key_id: String,
+        /// What the key may do through the MCP server.
+        mcp_access: McpAccess,
     },
     /// A connection's token.
     Connection(Box<Connection>),
 }
 
 impl Principal {
-    fn limit_key(&self) -> &str {
+    /// What its rate limit is keyed by.
+    pub(crate) fn limit_key(&self) -> &str {
         match self {
             Principal::Admin { key_id, .. } => key_id,
             Principal::Connection(c) => &c.id,
         }
+    }
+
+    /// What the credential may do through the MCP server.
+    pub fn mcp_access(&self) -> McpAccess {
+        match self {
+            Principal::Admin { mcp_access, .. } => *mcp_access,
+            Principal::Connection(c) => c.mcp_access,
+        }
+    }
+
+    /// The same credential as if it had been granted writes (to tell a refused write tool
+    /// from an unknown one).
+    pub(crate) fn with_writes(mut self) -> Self {
+        match &mut self {
+            Principal::Admin { mcp_access, .. } => *mcp_access = McpAccess::ReadWrite,
+            Principal::Connection(c) => c.mcp_access = McpAccess::ReadWrite,
+        }
+        self
     }
 }
 
@@ -53,6 +74,16 @@ fn unauthorized(message: &str, presented: bool) -> ApiError {
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static(challenge),
     )
+}
+
+/// The credential `token` is, checked as a request's `Authorization: Bearer` would be (for
+/// `ironbridge mcp --stdio`, which has no request).
+pub async fn identify_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let mut headers = HeaderMap::new();
+    let value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        .map_err(|_| unauthorized("The token is not a valid credential.", true))?;
+    headers.insert(header::AUTHORIZATION, value);
+    identify(state, &headers).await
 }
 
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -88,6 +119,7 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
         Ok(Principal::Admin {
             org: OrgId(key.org_id),
             key_id: key.id,
+            mcp_access: key.mcp_access,
         })
     } else if token.starts_with(&format!("{CONNECTION_TOKEN_PREFIX}_")) {
         let conn = state

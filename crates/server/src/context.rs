@@ -39,10 +39,25 @@ pub fn current_request_id() -> String {
     })
 }
 
+/// The id of a request, also in its extensions: for work the request hands to another task
+/// (an MCP tool call), which runs it under the same id with [`with_request_id`].
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Runs `work` with `id` as the current request id (error bodies and logs carry it).
+pub async fn with_request_id<F: std::future::Future>(id: String, work: F) -> F::Output {
+    REQUEST_ID.scope(id, work).await
+}
+
 /// The outermost middleware.
-pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let request_id = new_id("req", state.clock.now().micros());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let version = req
@@ -189,6 +204,16 @@ fn describe() {
         DB_POOL_ACQUIRE,
         metrics::Unit::Seconds,
         "Time the store waited for a connection of a pool, by pool."
+    );
+    metrics::describe_counter!(
+        crate::mcp::MCP_TOOL_CALLS,
+        metrics::Unit::Count,
+        "MCP tool calls, by tool and outcome (ok or the error code)."
+    );
+    metrics::describe_histogram!(
+        crate::mcp::MCP_TOOL_CALL_DURATION,
+        metrics::Unit::Seconds,
+        "Time an MCP tool call took, by tool."
     );
     telemetry::describe();
 }

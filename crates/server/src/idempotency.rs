@@ -55,7 +55,7 @@ fn refuse(code: ErrorCode, message: &str) -> Response {
 /// Whose key it is: the credential and connection of the request.
 fn scope(req: &Request, key: String) -> Option<IdemScope> {
     match req.extensions().get::<Principal>()? {
-        Principal::Admin { org, key_id } => Some(IdemScope {
+        Principal::Admin { org, key_id, .. } => Some(IdemScope {
             org_id: org.0.clone(),
             credential_id: key_id.clone(),
             connection_id: req

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod mcp;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;

@@ -84,6 +84,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "compressed_raw",
         sql: include_str!("../migrations/sqlite/0015_compressed_raw.sql"),
     },
+    Migration {
+        version: 16,
+        name: "mcp_access",
+        sql: include_str!("../migrations/sqlite/0016_mcp_access.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -157,6 +162,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 14,
         name: "compressed_raw",
         sql: include_str!("../migrations/postgres/0014_compressed_raw.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "mcp_access",
+        sql: include_str!("../migrations/postgres/0015_mcp_access.sql"),
     },
 ];
 

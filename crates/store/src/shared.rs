@@ -9,6 +9,7 @@ use ironbridge_core::store::{
     NewConnection, NewJob, OrgId, Organization, PageWrite, RecordQuery, RunTotals, Store,
     StoreError, StoreResult, StoredRecord, SyncState, WriteCounts,
 };
+use ironbridge_model::api::McpAccess;
 use ironbridge_model::{Entity, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ const WRITE_CHUNK: usize = 500;
 
 macro_rules! connection_columns {
     () => {
-        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at, source_clock_offset_ms, source_clock_measured_at"
+        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at, source_clock_offset_ms, source_clock_measured_at, mcp_access"
     };
 }
 
@@ -116,7 +117,7 @@ macro_rules! sync_state_columns {
 
 macro_rules! key_columns {
     () => {
-        "id, org_id, name, prefix, created_at, last_used_at, revoked_at"
+        "id, org_id, name, prefix, created_at, last_used_at, revoked_at, mcp_access"
     };
 }
 
@@ -148,6 +149,7 @@ fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
         last_full_sync_at: ts(row.try_get("last_full_sync_at")?),
         source_clock_offset_ms: row.try_get("source_clock_offset_ms")?,
         source_clock_measured_at: ts(row.try_get("source_clock_measured_at")?),
+        mcp_access: McpAccess::parse(row.try_get("mcp_access")?),
     })
 }
 
@@ -160,6 +162,7 @@ fn key_from(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
         created_at: Timestamp(row.try_get("created_at")?),
         last_used_at: ts(row.try_get("last_used_at")?),
         revoked_at: ts(row.try_get("revoked_at")?),
+        mcp_access: McpAccess::parse(row.try_get("mcp_access")?),
     })
 }
 
@@ -287,7 +290,7 @@ fn connection_event(
     }
 }
 
-const INSERT_CONNECTION: &str = "INSERT INTO connections (id, org_id, system, name, status, settings, end_user, credentials, token_hash, token_prefix, created_at, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const INSERT_CONNECTION: &str = "INSERT INTO connections (id, org_id, system, name, status, settings, end_user, credentials, token_hash, token_prefix, created_at, replaces, mcp_access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const COUNT_LIVE: &str =
     "SELECT COUNT(*) FROM connections WHERE org_id = $1 AND status <> 'disconnected'";
 const SELECT_CONNECTION: &str = concat!(
@@ -490,6 +493,7 @@ impl Backend {
             .bind(&new.token_prefix)
             .bind(new.created_at.micros())
             .bind(&new.replaces)
+            .bind(new.mcp_access.as_str())
             .execute(&mut **tx)
             .await
             .map_err(classify)?;
@@ -521,13 +525,14 @@ impl Store for Backend {
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        sqlx::query("INSERT INTO api_keys (id, org_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO api_keys (id, org_id, name, token_hash, prefix, created_at, mcp_access) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&key.id)
             .bind(&org.id)
             .bind(&key.name)
             .bind(&key.token_hash)
             .bind(&key.prefix)
             .bind(key.created_at.micros())
+            .bind(key.mcp_access.as_str())
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
@@ -564,7 +569,7 @@ impl Store for Backend {
 
     async fn create_api_key(&self, org: &OrgId, key: &NewApiKey) -> StoreResult<ApiKey> {
         let row = sqlx::query(concat!(
-            "INSERT INTO api_keys (id, org_id, name, token_hash, prefix, created_at) SELECT $1, id, $3, $4, $5, $6 FROM organizations WHERE id = $2 RETURNING ",
+            "INSERT INTO api_keys (id, org_id, name, token_hash, prefix, created_at, mcp_access) SELECT $1, id, $3, $4, $5, $6, $7 FROM organizations WHERE id = $2 RETURNING ",
             key_columns!()
         ))
         .bind(&key.id)
@@ -573,6 +578,7 @@ impl Store for Backend {
         .bind(&key.token_hash)
         .bind(&key.prefix)
         .bind(key.created_at.micros())
+        .bind(key.mcp_access.as_str())
         .fetch_optional(&mut *self.write_conn().await?)
         .await
         .map_err(classify)?

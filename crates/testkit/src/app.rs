@@ -273,6 +273,7 @@ impl TestApp {
             token_hash: token_hash(&secret),
             prefix: token_prefix(&secret),
             created_at: now,
+            mcp_access: ironbridge_model::api::McpAccess::Read,
         };
         self.store.create_organization(&org, &key).await.unwrap();
         (org.id, secret)

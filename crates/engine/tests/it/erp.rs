@@ -2198,6 +2198,7 @@ async fn the_worker_keeps_the_circuit_between_jobs_and_honours_history_days(sys:
         credentials: Some(erp.creds.clone()),
         settings: Some(settings),
         end_user: None,
+        mcp_access: None,
     };
     let created = create_connection(&deps, &support::org(), &input)
         .await

@@ -36,6 +36,7 @@ pub async fn env_for(system: &str, clock: ManualClock) -> Env {
         token_hash: token_hash("k"),
         prefix: "ibk_".into(),
         created_at: clock.now(),
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(
@@ -61,6 +62,7 @@ pub async fn env_for(system: &str, clock: ManualClock) -> Env {
         token_prefix: "ibc_".into(),
         created_at: clock.now(),
         replaces: None,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store.create_connection(&org(), &new).await.unwrap();
     Env {

@@ -127,6 +127,7 @@ async fn setup(gate: Arc<Gate>, max_jobs: usize, drain: Duration) -> (Env, Worke
         token_prefix: "ibc_".into(),
         created_at: env.clock.now(),
         replaces: None,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     env.store.create_connection(&org(), &second).await.unwrap();
     let runtimes = Arc::new(Runtimes::new(

@@ -23,6 +23,7 @@ fn out(k: ApiKey) -> ApiKeyOut {
         created_at: k.created_at,
         last_used_at: k.last_used_at,
         revoked_at: k.revoked_at,
+        mcp_access: k.mcp_access,
     }
 }
 
@@ -67,6 +68,7 @@ pub async fn create_api_key(
         token_hash: token_hash(&secret),
         prefix: token_prefix(&secret),
         created_at: state.clock.now(),
+        mcp_access: input.mcp_access.unwrap_or_default(),
     };
     let created = state.store.create_api_key(&org, &key).await?;
     Ok((

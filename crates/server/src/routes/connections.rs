@@ -80,6 +80,7 @@ pub async fn connection_out(state: &AppState, c: Connection) -> ApiResult<Connec
         id: c.id,
         name: c.name,
         token_prefix: c.token_prefix,
+        mcp_access: c.mcp_access,
         created_at: c.created_at,
         disconnected_at: c.disconnected_at,
         last_full_sync_at: c.last_full_sync_at,

@@ -260,7 +260,35 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn(extract::refuse_unknown_query))
         .route_layer(from_fn_with_state(state.clone(), idempotency::guard))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
-    with_middleware(api.merge(ops_router(&state, ops_routes())), state)
+    // The MCP endpoint: the same authentication and rate limit; its tools run the routes
+    // above in process (`internal_router`).
+    let mcp = Router::new()
+        .route_service(MCP_PATH, crate::mcp::http_service(&state))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    with_middleware(
+        api.merge(mcp).merge(ops_router(&state, ops_routes())),
+        state,
+    )
+}
+
+/// Where the MCP server is served.
+pub const MCP_PATH: &str = "/mcp";
+
+/// The API routes with their parsing, idempotency and query checks but without
+/// authentication, request ids or the timeout: what an MCP tool call runs in process, with
+/// the principal its own request authenticated in the request's extensions. Never served on
+/// a listener.
+pub fn internal_router(state: AppState) -> Router {
+    let mut api = Router::new();
+    for r in api_routes() {
+        api = api.route(r.path, r.handler);
+    }
+    api.route_layer(from_fn(extract::refuse_unknown_query))
+        .route_layer(from_fn_with_state(state.clone(), idempotency::guard))
+        .fallback(context::not_found)
+        .method_not_allowed_fallback(context::method_not_allowed)
+        .layer(CatchPanicLayer::custom(context::panic_response))
+        .with_state(state)
 }
 
 /// Health, readiness and metrics alone, with the same middleware as the whole application.

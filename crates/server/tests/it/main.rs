@@ -8,6 +8,7 @@ mod errors;
 mod example_system;
 mod flow;
 mod guards;
+mod mcp;
 mod openapi;
 mod ops;
 mod pagination;

@@ -21,6 +21,7 @@ pub(crate) async fn org(store: &Arc<dyn Store>, credits: i64) -> OrgId {
         token_hash: token_hash(&id),
         prefix: "ibk_test".into(),
         created_at: T0,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store
         .create_organization(
@@ -50,6 +51,7 @@ fn new_conn(token: &str) -> NewConnection {
         token_prefix: "ibc_test".into(),
         created_at: T0,
         replaces: None,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     }
 }
 
@@ -125,6 +127,7 @@ pub async fn organizations_and_keys(store: Arc<dyn Store>) {
         token_hash: token_hash("secret-1"),
         prefix: "ibk_sec".into(),
         created_at: T0,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     let created = store.create_api_key(&a, &key).await.unwrap();
     assert_eq!(created.org_id, a.0);
@@ -1208,6 +1211,7 @@ pub async fn named_constraints_are_typed_conflicts(store: Arc<dyn Store>) {
         token_hash: token_hash("the same secret"),
         prefix: "ibk_".into(),
         created_at: T0,
+        mcp_access: ironbridge_model::api::McpAccess::Read,
     };
     store.create_api_key(&o, &key("key_a")).await.unwrap();
     match store.create_api_key(&o, &key("key_b")).await {
