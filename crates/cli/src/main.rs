@@ -244,22 +244,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (store, deliveries_due) = open_store_with_signal(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let shutdown = CancellationToken::new();
-    // One runtime per connection, shared by this process's API writes and worker jobs; on a
-    // database other processes share, writes take cluster-wide slots and syncs leave them free.
-    // Connections reach public addresses, and the private networks and hosts the operator
-    // allowed (`connections.allowed_private_networks`).
-    let mut runtimes = Runtimes::new(
-        ironbridge_engine::registry::builtin_for(clock.clone(), settings.connections.egress()?),
-        keys.clone(),
-    );
-    if store.shared_by_processes() {
-        runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
-            store.clone(),
-            clock.clone(),
-            Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
-        ));
-    }
-    let runtimes = Arc::new(runtimes);
+    let runtimes = Arc::new(connection_runtimes(&settings, &store, &clock, &keys)?);
     tokio::spawn(shutdown_signal(shutdown.clone()));
     let webhooks = Dispatcher::new(
         store.clone(),
@@ -532,6 +517,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The environment variable `ironbridge mcp --stdio` reads its credential from.
 const MCP_TOKEN_ENV: &str = "IRONBRIDGE_MCP_TOKEN";
 
+/// One runtime per connection, shared by this process's API writes and worker jobs; on a
+/// database other processes share, writes take cluster-wide slots and syncs leave them free.
+/// Connections reach public addresses, and the private networks and hosts the operator
+/// allowed (`connections.allowed_private_networks`), trusting `connections.ca_file` too.
+fn connection_runtimes(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    keys: &Arc<ironbridge_core::crypto::Keys>,
+) -> anyhow::Result<Runtimes> {
+    let runtimes = Runtimes::new(
+        ironbridge_engine::registry::builtin_for(clock.clone(), settings.connections.egress()?),
+        keys.clone(),
+    );
+    Ok(if store.shared_by_processes() {
+        runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
+        ))
+    } else {
+        runtimes
+    })
+}
+
 /// `ironbridge mcp --stdio`: one credential's tools on standard input and output, with the
 /// API's state (the same store, master key, rate limits and audit log lines on stderr) but no
 /// listener and no worker (the `serve` process syncs).
@@ -546,17 +556,7 @@ async fn mcp_stdio(settings: Settings, meta_tools: bool) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
-    let mut runtimes = Runtimes::new(
-        ironbridge_engine::registry::builtin_for(clock.clone(), settings.connections.egress()?),
-        keys.clone(),
-    );
-    if store.shared_by_processes() {
-        runtimes = runtimes.shared(ironbridge_engine::slots::StoreSlots::new(
-            store.clone(),
-            clock.clone(),
-            Arc::new(ironbridge_connectors::sleeper::TokioSleeper),
-        ));
-    }
+    let runtimes = connection_runtimes(&settings, &store, &clock, &keys)?;
     let webhooks = Dispatcher::new(
         store.clone(),
         keys.clone(),
