@@ -1,6 +1,7 @@
 //! The storage seam: what the rest of Ironbridge needs from a database. Every method names
 //! the organization or connection it acts for, so a missing tenant filter cannot compile.
 
+mod field_mappings;
 mod queue;
 mod webhooks;
 mod writes;
@@ -11,6 +12,7 @@ use ironbridge_model::{Entity, Timestamp};
 
 pub use crate::raw_payload::RawPayload;
 
+pub use field_mappings::*;
 pub use queue::*;
 pub use webhooks::*;
 pub use writes::*;
@@ -227,6 +229,8 @@ pub struct Connection {
     pub source_clock_measured_at: Option<Timestamp>,
     /// What the token may do through the MCP server.
     pub mcp_access: McpAccess,
+    /// The version of its field mappings (0: the system's defaults, never changed).
+    pub mapping_version: i64,
 }
 
 // Hand-written so credentials can never reach a log through `{:?}`.
@@ -565,7 +569,9 @@ impl std::fmt::Debug for Certificate {
 /// Everything Ironbridge stores. Implemented for SQLite and PostgreSQL by `ironbridge-store`
 /// and checked by one contract suite on both.
 #[async_trait]
-pub trait Store: WebhookStore + WriteStore + QueueStats + Send + Sync + 'static {
+pub trait Store:
+    WebhookStore + WriteStore + FieldMappingStore + QueueStats + Send + Sync + 'static
+{
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// The state of each of the store's connection pools, for metrics.

@@ -89,6 +89,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "mcp_access",
         sql: include_str!("../migrations/sqlite/0016_mcp_access.sql"),
     },
+    Migration {
+        version: 17,
+        name: "field_mappings",
+        sql: include_str!("../migrations/sqlite/0017_field_mappings.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -167,6 +172,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 15,
         name: "mcp_access",
         sql: include_str!("../migrations/postgres/0015_mcp_access.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "field_mappings",
+        sql: include_str!("../migrations/postgres/0016_field_mappings.sql"),
     },
 ];
 

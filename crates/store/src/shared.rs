@@ -105,7 +105,7 @@ const WRITE_CHUNK: usize = 500;
 
 macro_rules! connection_columns {
     () => {
-        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at, source_clock_offset_ms, source_clock_measured_at, mcp_access"
+        "id, org_id, system, name, status, settings, end_user, credentials, token_prefix, created_at, disconnected_at, replaces, replaced_by, last_success_at, last_error_at, last_error_code, consecutive_errors, error_count, circuit_state, last_full_sync_at, source_clock_offset_ms, source_clock_measured_at, mcp_access, mapping_version"
     };
 }
 
@@ -150,6 +150,7 @@ fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
         source_clock_offset_ms: row.try_get("source_clock_offset_ms")?,
         source_clock_measured_at: ts(row.try_get("source_clock_measured_at")?),
         mcp_access: McpAccess::parse(row.try_get("mcp_access")?),
+        mapping_version: row.try_get("mapping_version")?,
     })
 }
 

@@ -293,3 +293,7 @@ mod webhooks;
 #[allow(clippy::duplicate_mod)]
 #[path = "writes.rs"]
 mod writes;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "field_mappings.rs"]
+mod field_mappings;
