@@ -9,6 +9,7 @@ pub mod connector;
 pub mod crypto;
 pub mod cursor;
 pub mod describe;
+pub mod field_mappings;
 pub mod ids;
 pub mod mapping;
 pub mod netguard;

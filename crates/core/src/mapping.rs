@@ -163,7 +163,7 @@ pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     (!current.is_null()).then_some(current)
 }
 
-fn key_text(value: &Value) -> Option<String> {
+pub(crate) fn key_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -185,7 +185,7 @@ fn odata_v2_date(text: &str) -> Option<Timestamp> {
     Some(Timestamp(ms.checked_mul(1000)?))
 }
 
-fn convert(
+pub(crate) fn convert(
     connection_id: &str,
     field: &str,
     rule: &FieldRule,

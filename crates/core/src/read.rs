@@ -6,6 +6,7 @@ use ironbridge_model::{Entity, Timestamp};
 use serde_json::Value;
 
 use crate::crypto::Keys;
+use crate::field_mappings::ConnectionView;
 use crate::pagination::{PageSize, Pager};
 use crate::service::{ServiceError, render};
 use crate::store::{ConnId, RecordQuery, Store, StoredRecord};
@@ -138,6 +139,9 @@ pub struct RecordReader<'a> {
     pub store: &'a dyn Store,
     /// Cursor keys.
     pub keys: &'a Keys,
+    /// The connection's field mapping overrides, when it has any: records are patched from
+    /// their stored source payloads as they are read.
+    pub view: Option<&'a ConnectionView>,
 }
 
 impl RecordReader<'_> {
@@ -157,6 +161,7 @@ impl RecordReader<'_> {
             max: entity.max_page_size(),
         }
         .resolve(q.page_size)?;
+        let view = self.view.and_then(|v| v.entity(entity));
         if let (Some(a), Some(b)) = (q.modified_after, q.modified_before)
             && a >= b
         {
@@ -173,7 +178,8 @@ impl RecordReader<'_> {
             modified_after: q.modified_after,
             modified_before: q.modified_before,
             include_deleted: q.include_deleted,
-            include_raw: q.include_remote_data,
+            // Overrides read the source payload.
+            include_raw: q.include_remote_data || view.is_some(),
             limit: size + 1,
         };
         let by_change = query.by_change();
@@ -215,8 +221,13 @@ impl RecordReader<'_> {
             None
         };
         let data = rows
-            .iter()
-            .map(|r| render_text(r, q.include_remote_data))
+            .into_iter()
+            .map(|mut r| {
+                if let Some(view) = view {
+                    view.apply_record(&conn.0, &mut r)?;
+                }
+                render_text(&r, q.include_remote_data)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {
             data,
@@ -233,12 +244,18 @@ impl RecordReader<'_> {
         id: &str,
         include_remote_data: bool,
     ) -> Result<Option<Value>, ServiceError> {
+        let view = self.view.and_then(|v| v.entity(entity));
         match self
             .store
-            .get_record(conn, entity, id, include_remote_data)
+            .get_record(conn, entity, id, include_remote_data || view.is_some())
             .await?
         {
-            Some(record) => Ok(Some(render(&record, include_remote_data)?)),
+            Some(mut record) => {
+                if let Some(view) = view {
+                    view.apply_record(&conn.0, &mut record)?;
+                }
+                Ok(Some(render(&record, include_remote_data)?))
+            }
             None => Ok(None),
         }
     }

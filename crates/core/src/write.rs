@@ -129,10 +129,20 @@ pub async fn apply(
     body: &Map<String, Value>,
     reference: Option<&str>,
     unknown_before: bool,
+    view: Option<&crate::field_mappings::ConnectionView>,
 ) -> Result<Option<Written>, ServiceError> {
     let system = runtime.system();
     let op = action.op();
     let spec = writable(system, entity, op)?;
+    // Fields this connection maps through overrides are written where they are read from.
+    let translated;
+    let body = match view.and_then(|v| v.entity(entity)) {
+        Some(v) => {
+            translated = crate::field_mappings::translate_write(v, system, entity, body)?;
+            &translated
+        }
+        None => body,
+    };
     // Checked before anything is read or sent (`create_once` checks it again for its callers).
     if let Some(r) = reference {
         crate::connector::check_reference(r)?;

@@ -59,6 +59,7 @@ pub fn prepare(
     raw: &Value,
     created_at: Timestamp,
     now: Timestamp,
+    view: Option<&crate::field_mappings::ConnectionView>,
 ) -> Result<(WrittenRecord, Value), ServiceError> {
     let def = system.mapping(entity).ok_or_else(|| {
         ServiceError::Corrupt(format!(
@@ -69,7 +70,7 @@ pub fn prepare(
     })?;
     let record = record_upsert(connection_id, entity, SourceRecord::from_value(raw), def)
         .map_err(ServiceError::Corrupt)?;
-    let rendered = render(
+    let mut rendered = render(
         &StoredRecord {
             id: record.id.clone(),
             remote_id: record.remote_id.clone(),
@@ -83,6 +84,11 @@ pub fn prepare(
         },
         false,
     )?;
+    // The record is stored as the default mapping makes it; the answer shows it as this
+    // connection's reads do.
+    if let (Some(view), Value::Object(out)) = (view.and_then(|v| v.entity(entity)), &mut rendered) {
+        view.apply(connection_id, out, raw);
+    }
     Ok((
         WrittenRecord {
             entity,

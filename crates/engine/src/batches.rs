@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use ironbridge_core::Clock;
 use ironbridge_core::clock::Sleeper;
 use ironbridge_core::connector::ConnectorError;
+use ironbridge_core::field_mappings::{self, ConnectionView};
 use ironbridge_core::ids::new_id;
 use ironbridge_core::refusal;
 use ironbridge_core::runtime::ConnectionRuntime;
@@ -76,6 +77,7 @@ async fn run_operation(
     conn: &ConnId,
     op: &BatchOperation,
     clock: &dyn Clock,
+    view: Option<&ConnectionView>,
 ) -> Outcome {
     let failed = |error: Value| {
         Outcome::Ended(OperationEnd {
@@ -114,6 +116,7 @@ async fn run_operation(
         &body,
         Some(&reference),
         reconcile,
+        view,
     )
     .await;
     let answered = match answered {
@@ -158,6 +161,7 @@ async fn run_operation(
         &answered.raw,
         answered.created_at.unwrap_or(now),
         now,
+        view,
     ) {
         Ok((record, rendered)) => Outcome::Ended(OperationEnd {
             idx: op.idx,
@@ -228,12 +232,19 @@ pub async fn run_batch(
                 o
             })
             .collect();
+        // The connection's field mappings as they are now (a change applies from the next
+        // batch of operations).
+        let connection = store.get_connection(org, &conn).await?;
+        let view = field_mappings::view::load(store, runtime.system(), &connection)
+            .await
+            .map_err(BatchStop::Source)?;
+        let view = view.as_ref();
         let parallel = runtime.connector().read_concurrency().max(1);
         // Boxed: the operations' futures borrow this loop's state across awaits.
         let sends: Vec<Pin<Box<dyn Future<Output = Outcome> + Send + '_>>> = ops
             .iter()
             .map(|op| {
-                Box::pin(run_operation(store, runtime, &conn, op, clock))
+                Box::pin(run_operation(store, runtime, &conn, op, clock, view))
                     as Pin<Box<dyn Future<Output = Outcome> + Send + '_>>
             })
             .collect();

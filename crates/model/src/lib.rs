@@ -7,6 +7,7 @@ pub mod batches;
 pub mod catalogue;
 pub mod entities;
 pub mod error;
+pub mod field_mappings;
 pub mod timestamp;
 pub mod webhooks;
 
