@@ -259,6 +259,38 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// An admin key's organization and the key itself (for changes recorded with who made them).
+/// Connection tokens are refused with 403.
+#[derive(Debug, Clone)]
+pub struct AdminActor {
+    /// The organization.
+    pub org: OrgId,
+    /// The key's id (`key_…`).
+    pub key_id: String,
+}
+
+impl AdminActor {
+    /// Who made a change, as recorded (`api_key:key_…`).
+    pub fn actor(&self) -> String {
+        format!("api_key:{}", self.key_id)
+    }
+}
+
+impl FromRequestParts<AppState> for AdminActor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AdminAuth(org) = AdminAuth::from_request_parts(parts, state).await?;
+        match principal(parts)? {
+            Principal::Admin { key_id, .. } => Ok(AdminActor {
+                org,
+                key_id: key_id.clone(),
+            }),
+            Principal::Connection(_) => Err(ApiError::internal("an admin key was expected")),
+        }
+    }
+}
+
 /// The connection whose data a request touches: the token's own, or the one an admin key
 /// names in `X-Connection-Id` (which may be disconnected: its history stays readable).
 #[derive(Debug, Clone)]

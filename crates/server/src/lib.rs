@@ -85,6 +85,8 @@ pub struct AppStateInner {
     pub anonymous: ratelimit::RateLimiter,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
+    /// Connections' field mappings, compiled, each kept while its version is current.
+    pub views: ironbridge_core::field_mappings::ViewCache,
 }
 
 /// Cheap-to-clone handle on the shared state.
@@ -124,7 +126,25 @@ impl AppState {
             limiter,
             anonymous,
             shutdown,
+            views: Default::default(),
         }))
+    }
+
+    /// The field mappings of `connection` as they are now (`None`: it has no overrides).
+    pub async fn view(
+        &self,
+        connection: &ironbridge_core::store::Connection,
+    ) -> Result<
+        Option<Arc<ironbridge_core::field_mappings::ConnectionView>>,
+        ironbridge_core::service::ServiceError,
+    > {
+        if connection.mapping_version == 0 {
+            return Ok(None);
+        }
+        let system = self.runtimes.registry().require(&connection.system)?;
+        self.views
+            .view(self.store.as_ref(), system, connection)
+            .await
     }
 }
 

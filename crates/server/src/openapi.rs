@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, events, meta, organization, purchase_orders,
-    records, sync, systems, webhooks, writes,
+    api_keys, batches, certificates, connections, events, field_mappings, meta, organization,
+    purchase_orders, records, sync, systems, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -34,6 +34,9 @@ use utoipa::openapi::tag::TagBuilder;
         connections::list_connections, connections::create_connection, connections::get_connection,
         connections::disconnect_connection, connections::reconnect_connection, connections::delete_connection_data,
         connections::get_current_connection,
+        field_mappings::list_mappings, field_mappings::get_mappings, field_mappings::set_mapping,
+        field_mappings::delete_mapping, field_mappings::history, field_mappings::revert,
+        field_mappings::remote_fields,
         sync::start_sync, sync::get_sync_job,
         events::list_events,
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
@@ -54,6 +57,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
         (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
+        (name = "Field mappings", description = "Per-connection field mappings: see how each source field reaches the unified model, remap unified and line fields, add custom fields from any source field with a typed conversion, preview a change on stored records, and revert to any earlier version. Changes apply to every answer at once, with no resync."),
         (name = "Certificates", description = "Key pairs Ironbridge generates for machine-to-machine auth (NetSuite)."),
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Meta", description = "What writes take on a connection: operations, fields, types, required and read-only fields, enums, custom fields. Writes are validated against the same description."),

@@ -257,6 +257,54 @@ impl TestApp {
         }
     }
 
+    /// A second API process on the same database: its own store pools, runtimes and caches,
+    /// the same keys and clock. Its `db` is a fresh one it does not use.
+    pub async fn second_process(&self) -> TestApp {
+        let store = self.db.reopen().await;
+        let clock = self.clock.clone();
+        let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+        let shutdown = CancellationToken::new();
+        let webhooks = Dispatcher::new(
+            store.clone(),
+            self.keys.clone(),
+            clock_dyn.clone(),
+            test_webhook_config(Arc::default()),
+        )
+        .unwrap();
+        let runtimes = Arc::new(Runtimes::new(
+            ironbridge_engine::registry::builtin_for(clock_dyn.clone(), Egress::local()),
+            self.keys.clone(),
+        ));
+        let state = AppState::new(
+            store.clone(),
+            self.keys.clone(),
+            clock_dyn,
+            runtimes.clone(),
+            webhooks.clone(),
+            ServerConfig {
+                rate_limit_per_second: 0,
+                anonymous_per_minute: 0,
+                ..ServerConfig::default()
+            },
+            shutdown.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(ironbridge_server::serve(listener, state));
+        TestApp {
+            keys: self.keys.clone(),
+            runtimes,
+            webhooks,
+            base,
+            client: reqwest::Client::new(),
+            store,
+            db: TestDb::fresh().await,
+            clock,
+            shutdown,
+            server: Some(server),
+        }
+    }
+
     /// Creates an organization directly in the store and returns (org id, admin key).
     pub async fn org(&self, credits: i64) -> (String, String) {
         let now = self.clock.now();

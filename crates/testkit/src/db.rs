@@ -15,6 +15,8 @@ pub struct TestDb {
     pub store: Arc<dyn Store>,
     /// The backend behind it.
     pub backend: Backend,
+    /// How to open the same database again (URL and PostgreSQL schema).
+    reopen: (String, Option<String>),
 }
 
 /// A backend the test can also reach directly.
@@ -61,6 +63,7 @@ impl TestDb {
         TestDb {
             store: Arc::new(store.clone()),
             backend: Backend::Sqlite(store, dir),
+            reopen: (url, None),
         }
     }
 
@@ -82,7 +85,21 @@ impl TestDb {
         Some(TestDb {
             store: Arc::new(store.clone()),
             backend: Backend::Postgres(store),
+            reopen: (url, Some(schema)),
         })
+    }
+
+    /// Another store on the same database, with pools of its own: what a second process
+    /// sharing the database would have.
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        match &self.reopen {
+            (url, None) => Arc::new(SqliteStore::connect(url).await.expect("sqlite store")),
+            (url, Some(schema)) => Arc::new(
+                PgStore::connect(url, Some(schema))
+                    .await
+                    .expect("postgres store"),
+            ),
+        }
     }
 
     /// Runs a raw statement against the database, bypassing the store's API.

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod certificates;
 pub mod connections;
 pub mod events;
+pub mod field_mappings;
 pub mod meta;
 pub mod ops;
 pub mod organization;
@@ -19,7 +20,7 @@ pub mod writes;
 use axum::Router;
 use axum::http::Method;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::extract::{self, BodyRules};
@@ -100,6 +101,41 @@ pub fn api_routes() -> Vec<Route> {
             Method::GET,
             "/v1/connection",
             get(connections::get_current_connection),
+        ),
+        route(
+            Method::GET,
+            "/v1/connections/{id}/field-mappings",
+            get(field_mappings::list_mappings),
+        ),
+        route(
+            Method::GET,
+            "/v1/connections/{id}/field-mappings/history",
+            get(field_mappings::history),
+        ),
+        route(
+            Method::POST,
+            "/v1/connections/{id}/field-mappings/revert",
+            post(field_mappings::revert),
+        ),
+        route(
+            Method::GET,
+            "/v1/connections/{id}/field-mappings/{entity}",
+            get(field_mappings::get_mappings),
+        ),
+        route(
+            Method::PUT,
+            "/v1/connections/{id}/field-mappings/{entity}/{target}",
+            put(field_mappings::set_mapping),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/connections/{id}/field-mappings/{entity}/{target}",
+            delete(field_mappings::delete_mapping),
+        ),
+        route(
+            Method::GET,
+            "/v1/connections/{id}/remote-fields",
+            get(field_mappings::remote_fields),
         ),
         route(Method::POST, "/v1/sync", post(sync::start_sync)),
         route(Method::GET, "/v1/sync/jobs/{id}", get(sync::get_sync_job)),
@@ -329,6 +365,10 @@ impl BodyRules for ironbridge_model::api::ConnectionIn {
 impl BodyRules for ironbridge_model::api::ReconnectIn {}
 
 impl BodyRules for ironbridge_model::api::SyncIn {}
+
+impl BodyRules for ironbridge_model::field_mappings::FieldMappingIn {}
+
+impl BodyRules for ironbridge_model::field_mappings::FieldMappingRevertIn {}
 
 impl BodyRules for ironbridge_model::batches::BatchIn {}
 

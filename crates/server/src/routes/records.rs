@@ -57,10 +57,14 @@ pub struct GetParams {
     pub include_remote_data: Option<bool>,
 }
 
-fn reader(state: &AppState) -> RecordReader<'_> {
+fn reader<'a>(
+    state: &'a AppState,
+    view: Option<&'a ironbridge_core::field_mappings::ConnectionView>,
+) -> RecordReader<'a> {
     RecordReader {
         store: state.store.as_ref(),
         keys: &state.keys,
+        view,
     }
 }
 
@@ -80,7 +84,10 @@ pub async fn list(
         include_remote_data: q.include_remote_data.unwrap_or(false),
         include_total: q.include_total.unwrap_or(false),
     };
-    let page = reader(state).list(&auth.id(), entity, &query).await?;
+    let view = state.view(&auth.connection).await?;
+    let page = reader(state, view.as_deref())
+        .list(&auth.id(), entity, &query)
+        .await?;
     // Records are written out as JSON text, never as a tree (see `render_text`).
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
@@ -97,7 +104,8 @@ pub async fn get_one(
     q: GetParams,
     entity: Entity,
 ) -> ApiResult<Json<Value>> {
-    reader(state)
+    let view = state.view(&auth.connection).await?;
+    reader(state, view.as_deref())
         .get(
             &auth.id(),
             entity,

@@ -36,6 +36,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
+    let view = state.view(&auth.connection).await?;
     let written = write::apply(
         state.store.as_ref(),
         &runtime,
@@ -45,6 +46,7 @@ pub async fn create(
         body,
         idempotency.map(|i| i.reference.as_str()),
         idempotency.is_some_and(|i| i.reconcile),
+        view.as_deref(),
     )
     .await?
     .ok_or_else(|| ApiError::internal("a create answered no record"))?;
@@ -71,6 +73,7 @@ pub async fn update(
 ) -> ApiResult<Response> {
     auth.writable()?;
     let runtime = state.runtimes.get(&auth.connection)?;
+    let view = state.view(&auth.connection).await?;
     let written = write::apply(
         state.store.as_ref(),
         &runtime,
@@ -80,6 +83,7 @@ pub async fn update(
         body,
         None,
         false,
+        view.as_deref(),
     )
     .await?
     .ok_or_else(|| ApiError::not_found(entity.spec().label))?;
@@ -106,6 +110,8 @@ async fn respond(
     idempotency: Option<&Idempotency>,
 ) -> ApiResult<Response> {
     let now = state.clock.now();
+    // Answered as this connection's reads show it (the compiled mapping is cached).
+    let view = state.view(&auth.connection).await?;
     let (record, rendered) = written::prepare(
         &auth.connection.id,
         runtime.system(),
@@ -113,6 +119,7 @@ async fn respond(
         &answered.raw,
         answered.created_at.unwrap_or(now),
         now,
+        view.as_deref(),
     )?;
     let body = serde_json::to_string(&rendered)
         .map_err(|e| crate::error::ApiError::internal(e.to_string()))?;

@@ -6,6 +6,7 @@ mod contract;
 mod entity_writes;
 mod errors;
 mod example_system;
+mod field_mappings;
 mod flow;
 mod guards;
 mod mcp;

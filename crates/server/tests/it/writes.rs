@@ -18,18 +18,18 @@ use serde_json::{Value, json};
 use crate::support::{Res, TestApp, test_webhook_config};
 
 /// A connection to `system`'s emulator, synced, with an active vendor and item to order.
-struct Connected {
-    system: System,
-    source: Emulated,
-    app: Arc<TestApp>,
-    token: String,
+pub(crate) struct Connected {
+    pub(crate) system: System,
+    pub(crate) source: Emulated,
+    pub(crate) app: Arc<TestApp>,
+    pub(crate) token: String,
     /// The organization's admin key.
-    key: String,
-    vendor: String,
-    item: String,
+    pub(crate) key: String,
+    pub(crate) vendor: String,
+    pub(crate) item: String,
 }
 
-fn worker(app: &TestApp) -> Worker {
+pub(crate) fn worker(app: &TestApp) -> Worker {
     let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
     Worker::new(
         app.store.clone(),
@@ -40,7 +40,7 @@ fn worker(app: &TestApp) -> Worker {
     .with_sleeper(Arc::new(RecordingSleeper::new(app.clock.clone())))
 }
 
-async fn connect(system: System) -> Connected {
+pub(crate) async fn connect(system: System) -> Connected {
     connect_with(
         system,
         ServerConfig {
@@ -109,11 +109,11 @@ async fn connect_with(system: System, config: ServerConfig) -> Connected {
 }
 
 impl Connected {
-    fn order(&self, quantity: u32) -> Value {
+    pub(crate) fn order(&self, quantity: u32) -> Value {
         json!({"vendor_id": self.vendor, "line_items": [{"item_id": self.item, "quantity": quantity.to_string(), "unit_price": "3.50"}]})
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
