@@ -35,6 +35,109 @@ pub struct BenchArgs {
     /// each right after its REST read of the same page, and print the ratio.
     #[arg(long)]
     pub mcp: bool,
+    /// Also time pages of 200 purchase orders of a second connection with five field
+    /// mapping overrides, each right after the same page of the first (no overrides), and
+    /// print the ratio.
+    #[arg(long)]
+    pub overrides: bool,
+}
+
+/// Five overrides of the sandbox's purchase orders: two custom fields, a header remap, a line
+/// remap and a line custom field.
+const BENCH_OVERRIDES: [(&str, &str, &str); 5] = [
+    ("custom_fields.status_code", "status", "text"),
+    ("custom_fields.total", "totalAmount", "decimal"),
+    ("memo", "poNumber", "text"),
+    ("line_items.description", "uom", "text"),
+    ("line_items.custom_fields.qty", "quantity", "decimal"),
+];
+
+/// Pages of 200 orders of a connection with [`BENCH_OVERRIDES`] against the same pages of
+/// one without, interleaved.
+async fn overrides_case(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    plain_token: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<Value>> {
+    let created: Value = client
+        .post(format!("{base}/v1/connections"))
+        .bearer_auth(admin)
+        .json(&json!({"system": "sandbox", "settings": {"purchase_orders": args.purchase_orders}}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the second sandbox connection")?
+        .json()
+        .await?;
+    let token = created["token"].as_str().context("no token")?.to_string();
+    let id = created["connection"]["id"].as_str().context("no id")?;
+    for (target, path, kind) in BENCH_OVERRIDES {
+        client
+            .put(format!(
+                "{base}/v1/connections/{id}/field-mappings/purchase_order/{target}"
+            ))
+            .bearer_auth(admin)
+            .json(&json!({"source_path": path, "conversion": {"type": kind}}))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("setting the override of {target}"))?;
+    }
+    let (mut plain, mut mapped) = (Vec::new(), Vec::new());
+    let (mut plain_total, mut mapped_total) = (Duration::ZERO, Duration::ZERO);
+    let mut cursors: [Option<String>; 2] = [None, None];
+    for _ in 0..args.requests {
+        for (i, token) in [plain_token, token.as_str()].into_iter().enumerate() {
+            let mut url = format!("{base}/v1/purchase-orders?page_size=200");
+            if let Some(c) = &cursors[i] {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let s = Instant::now();
+            let page: Value = client
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let took = s.elapsed();
+            if i == 0 {
+                plain.push(took);
+                plain_total += took;
+            } else {
+                if page["data"][0]["custom_fields"]
+                    .get("status_code")
+                    .is_none()
+                {
+                    anyhow::bail!("the overrides are not applied: {}", page["data"][0]);
+                }
+                mapped.push(took);
+                mapped_total += took;
+            }
+            cursors[i] = page["next_cursor"].as_str().map(str::to_string);
+        }
+    }
+    let (mut a, mut b) = (plain.clone(), mapped.clone());
+    a.sort();
+    b.sort();
+    let ratio = |p: f64| percentile(&b, p) / percentile(&a, p).max(1e-9);
+    Ok(vec![
+        summary(
+            "GET /v1/purchase-orders page_size=200, no overrides",
+            plain,
+            plain_total,
+        ),
+        summary(
+            "GET /v1/purchase-orders page_size=200, five overrides",
+            mapped,
+            mapped_total,
+        ),
+        json!({"name": "five overrides / none, same pages interleaved", "p50_ratio": ratio(0.50), "p95_ratio": ratio(0.95),
+            "p50_overhead_ms": percentile(&b, 0.50) - percentile(&a, 0.50)}),
+    ])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -262,6 +365,9 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> anyhow::Resul
         ));
         results.push(json!({"name": "MCP / REST, same pages interleaved", "p50_ratio": ratio(0.50), "p95_ratio": ratio(0.95),
             "p50_overhead_ms": percentile(&mcp_sorted, 0.50) - percentile(&rest_sorted, 0.50)}));
+    }
+    if args.overrides {
+        results.extend(overrides_case(&client, &base, &secret, &token, &args).await?);
     }
     println!(
         "backend: {backend}, purchase orders: {}, requests: {}",

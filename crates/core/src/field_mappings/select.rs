@@ -85,7 +85,7 @@ impl<'de> DeserializeSeed<'de> for Select<'_> {
 }
 
 /// A member name, borrowed from the text when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
