@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod entities;
 pub mod error;
 pub mod timestamp;
+pub mod warehouse;
 pub mod webhooks;
 
 pub use catalogue::{Entity, EntityRole};
