@@ -379,6 +379,7 @@ pub(crate) async fn connect_emulated(
                 json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
             )
         }
+        System::Asctrac => anyhow::bail!("ASCTrac has no connector in this build yet"),
     };
     let deps = Deps {
         store: store.as_ref(),

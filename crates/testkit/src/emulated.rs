@@ -50,6 +50,7 @@ pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
         System::NetSuite => &netsuite::DESCRIPTOR,
         System::SapS4Hana => &sap::DESCRIPTOR,
         System::BusinessCentral => &bc::DESCRIPTOR,
+        System::Asctrac => panic!("ASCTrac's emulator has no connector in this build yet"),
     }
 }
 
@@ -119,6 +120,7 @@ impl Emulated {
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
             }
+            System::Asctrac => (json!({"base_url": base}), json!({})),
         };
         emulated.settings = object(settings);
         emulated.credentials = object(credentials);
