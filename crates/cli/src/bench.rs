@@ -379,7 +379,20 @@ pub(crate) async fn connect_emulated(
                 json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
             )
         }
-        System::Asctrac => anyhow::bail!("ASCTrac has no connector in this build yet"),
+        System::Asctrac => {
+            let c = emulator_json(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/credentials"),
+                None,
+            )
+            .await?;
+            (
+                ironbridge_connectors::asctrac::ID,
+                json!({"base_url": base, "utc_offset": "-05:00", "facilities": "01,02,03", "page_size": 1000}),
+                json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
+            )
+        }
     };
     let deps = Deps {
         store: store.as_ref(),
