@@ -182,16 +182,23 @@ pub(super) fn import_outcome(controller: &str, r: &UpstreamResponse) -> Result<(
         (200, Some(200)) => Ok(()),
         (200 | 412, Some(412)) => {
             let message = answer["Message"].as_str().unwrap_or("").to_string();
-            let missing = message
+            // `HHDELIM`-joined codes the controller turned into ", ".
+            let missing: Vec<String> = message
                 .split_once("Missing Items: ")
-                .map(|(_, m)| m.to_string())
+                .map(|(_, m)| {
+                    m.split(", ")
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default();
-            Err(ConnectorError::BusinessRule {
-                remote_code: "PARTIAL_ACCEPTANCE".into(),
+            Err(ConnectorError::PartialAcceptance {
                 message: format!(
-                    "ASCTrac accepted the document without the items it does not know: {missing} (its answer: {message}). Create the items, then write the document again."
+                    "ASCTrac accepted the document without the items it does not know: {} (its answer: {message}). Create the items, then write the document again.",
+                    missing.join(", ")
                 ),
-                param: Some("line_items".into()),
+                param: "line_items".into(),
+                missing,
             })
         }
         (400, _) => {

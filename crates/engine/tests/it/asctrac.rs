@@ -432,18 +432,28 @@ async fn imports_succeed_fail_and_refuse_partial_acceptance_with_the_missing_ite
         )
         .await
         .unwrap_err();
-    match err {
-        ConnectorError::BusinessRule {
-            remote_code,
+    match &err {
+        ConnectorError::PartialAcceptance {
             message,
             param,
+            missing,
         } => {
-            assert_eq!(remote_code, "PARTIAL_ACCEPTANCE");
+            assert_eq!(missing, &["GHOST-1", "GHOST-2"]);
             assert!(message.contains("GHOST-1, GHOST-2"), "{message}");
-            assert_eq!(param.as_deref(), Some("line_items"));
+            assert_eq!(param, "line_items");
         }
         other => panic!("{other:?}"),
     }
+    // The API's answer: a 422 naming what was left out.
+    let refusal = ironbridge_core::refusal::of_connector(&err)
+        .unwrap()
+        .to_json();
+    assert_eq!(refusal["code"], "BUSINESS_RULE_VIOLATION");
+    assert_eq!(refusal["param"], "line_items");
+    assert_eq!(
+        refusal["details"],
+        json!({"remote_code": "PARTIAL_ACCEPTANCE", "missing_items": ["GHOST-1", "GHOST-2"]})
+    );
     // Failures, classified.
     let mut bad = order("SO-T3", &["ITEM-000001"]);
     bad.fields.insert("location_id".into(), json!("99"));
