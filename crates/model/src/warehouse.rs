@@ -620,3 +620,92 @@ pub struct DockAppointment {
     /// When the goods are required (ship or arrival date).
     pub required_date: Option<Timestamp>,
 }
+
+/// Body of `POST /v1/outbound-orders`. Which fields a connection's system takes, requires or
+/// sets itself differs by system: `GET /v1/meta/outbound-orders` says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundOrderIn {
+    /// The order number (the order's key in the warehouse).
+    #[serde(default)]
+    #[schema(example = "SO-10023")]
+    pub number: Option<String>,
+    /// `open` (the only status an order is created with).
+    #[serde(default)]
+    #[schema(value_type = Option<OutboundOrderStatus>)]
+    pub status: Option<String>,
+    /// The shipping facility (`loc_…`).
+    #[serde(default)]
+    pub location_id: Option<String>,
+    /// The customer's code.
+    #[serde(default)]
+    pub customer_code: Option<String>,
+    /// The customer's purchase-order number.
+    #[serde(default)]
+    pub customer_po_number: Option<String>,
+    /// The ERP's sales order number.
+    #[serde(default)]
+    pub sales_order_number: Option<String>,
+    /// Where the goods go.
+    #[serde(default)]
+    pub ship_to: Option<NamedAddress>,
+    /// Carrier code.
+    #[serde(default)]
+    pub carrier: Option<String>,
+    /// Carrier service level code.
+    #[serde(default)]
+    pub service_level: Option<String>,
+    /// When the order should leave (`YYYY-MM-DD`).
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub requested_ship_date: Option<String>,
+    /// When it must arrive (`YYYY-MM-DD`).
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub must_arrive_by: Option<String>,
+    /// Priority, as a decimal string.
+    #[serde(default, deserialize_with = "crate::amount::deserialize_option")]
+    #[schema(value_type = Option<String>, example = "1")]
+    pub priority: Option<Decimal>,
+    /// The order's lines.
+    #[serde(default)]
+    pub line_items: Option<Vec<OutboundOrderLineIn>>,
+    /// Custom fields to set, by name (`GET /v1/meta/outbound-orders` lists those the
+    /// connection can write).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One line of an outbound order to write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundOrderLineIn {
+    /// The item (`itm_…`).
+    #[serde(default)]
+    pub item_id: Option<String>,
+    /// Quantity ordered, more than zero.
+    #[serde(default, deserialize_with = "crate::amount::deserialize_option")]
+    #[schema(value_type = Option<String>, example = "10")]
+    pub quantity_ordered: Option<Decimal>,
+    /// Unit of measure (`EA`).
+    #[serde(default)]
+    pub unit_of_measure: Option<String>,
+    /// The lot the customer asks for.
+    #[serde(default)]
+    pub requested_lot: Option<String>,
+    /// Selling price per unit.
+    #[serde(default, deserialize_with = "crate::amount::deserialize_option")]
+    #[schema(value_type = Option<String>, example = "19.90")]
+    pub unit_price: Option<Decimal>,
+}
+
+/// Body of `PATCH /v1/outbound-orders/{id}`: fields left out stay unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundOrderPatch {
+    /// `shipped` (confirm it shipped) or `cancelled`, where the system takes them.
+    #[serde(default)]
+    #[schema(value_type = Option<OutboundOrderStatus>)]
+    pub status: Option<String>,
+}
