@@ -104,6 +104,25 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         )
         .optional()
         .format(FieldFormat::Integer),
+        FieldSpec::text(
+            "docks",
+            "Dock doors",
+            "Dock doors whose schedule is read, comma-separated (`D1,D2`, or `01:D1` for one facility's); ASCTrac lists none. Without them, dock appointments are not read.",
+        )
+        .optional(),
+        FieldSpec::text(
+            "dock_user",
+            "Dock schedule user",
+            "The ASCTrac user the dock schedule is read as (default `IRONBRIDGE`).",
+        )
+        .optional(),
+        FieldSpec::text(
+            "dock_days",
+            "Dock schedule horizon",
+            "Days of dock schedule read: yesterday and this many days ahead, 0 to 60 (default 7).",
+        )
+        .optional()
+        .format(FieldFormat::Integer),
     ],
     reads: &[
         read(Entity::ITEM, ReadKind::Whole),
@@ -113,6 +132,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         read(Entity::OUTBOUND_ORDER, ReadKind::Outbox),
         read(Entity::SHIPMENT, ReadKind::Outbox),
         read(Entity::INVENTORY_TRANSACTION, ReadKind::Outbox),
+        read(Entity::DOCK_APPOINTMENT, ReadKind::Whole),
     ],
     writes: write::WRITES,
     limits: Limits {
@@ -130,6 +150,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         include_str!("../../mappings/asctrac/outbound_order.json"),
         include_str!("../../mappings/asctrac/shipment.json"),
         include_str!("../../mappings/asctrac/inventory_transaction.json"),
+        include_str!("../../mappings/asctrac/dock_appointment.json"),
     ]),
     build: |ctx| {
         Ok(Arc::new(AsctracConnector::new(
@@ -149,6 +170,9 @@ const SETTINGS: &[&str] = &[
     "facilities",
     "default_facility",
     "page_size",
+    "docks",
+    "dock_user",
+    "dock_days",
 ];
 const CREDENTIALS: &[&str] = &["client_id", "client_secret"];
 const DEFAULT_PAGE_SIZE: u64 = 500;
@@ -185,6 +209,10 @@ pub struct AsctracConnector {
     facilities: Vec<String>,
     default_facility: Option<String>,
     page_size: usize,
+    /// (facility or all, dock) pairs whose schedule is read.
+    docks: Vec<(Option<String>, String)>,
+    dock_user: String,
+    dock_days: i64,
     tokens: TokenCache,
     client: UpstreamClient,
     clock: Arc<dyn Clock>,
@@ -237,6 +265,21 @@ impl AsctracConnector {
             .opt("default_facility")?
             .or_else(|| facilities.first().cloned());
         let page_size = s.num("page_size", 1..=5000)?.unwrap_or(DEFAULT_PAGE_SIZE) as usize;
+        let docks = s
+            .opt("docks")?
+            .map(|d| {
+                d.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| match x.split_once(':') {
+                        Some((f, dock)) => (Some(f.trim().to_string()), dock.trim().to_string()),
+                        None => (None, x.to_string()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dock_user = s.opt("dock_user")?.unwrap_or_else(|| "IRONBRIDGE".into());
+        let dock_days = s.num("dock_days", 0..=60)?.unwrap_or(7) as i64;
         let client = limited_client(
             &DESCRIPTOR.limits,
             Duration::from_secs(120),
@@ -253,6 +296,9 @@ impl AsctracConnector {
             facilities,
             default_facility,
             page_size,
+            docks,
+            dock_user,
+            dock_days,
             tokens: TokenCache::default(),
             client,
             clock,
@@ -619,6 +665,91 @@ impl AsctracConnector {
             .remove(controller);
     }
 
+    /// The dock schedule, one page per (facility, dock, day) of the horizon (yesterday to
+    /// `dock_days` ahead, in the site's calendar): `GET DockSchd?aID=USER|SITE|DOCK|M/d/yyyy`,
+    /// whose `DataMessage` is a JSON string of appointments. Read whole: an appointment the
+    /// horizon no longer shows is marked deleted.
+    async fn dock_page(&self, cursor: Option<&str>) -> Result<RawPage, ConnectorError> {
+        let bad_cursor = || ConnectorError::InvalidSettings {
+            param: "cursor".into(),
+            message: "the cursor is not one this connector issued".into(),
+        };
+        let mut index: usize = match cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| bad_cursor())?,
+        };
+        let mut combos: Vec<(String, String)> = Vec::new();
+        for (facility, dock) in &self.docks {
+            match facility {
+                Some(f) => combos.push((f.clone(), dock.clone())),
+                None => combos.extend(self.facilities.iter().map(|f| (f.clone(), dock.clone()))),
+            }
+        }
+        let days = (self.dock_days + 2) as usize;
+        let total = combos.len() * days;
+        let now = self.source_clock.corrected(self.clock.now());
+        let today = time::OffsetDateTime::from_unix_timestamp(now.micros() / 1_000_000)
+            .map_err(|_| ConnectorError::Upstream("the clock is out of range".into()))?
+            .to_offset(self.site)
+            .date();
+        while index < total {
+            let (facility, dock) = &combos[index / days];
+            let day = today + time::Duration::days((index % days) as i64 - 1);
+            index += 1;
+            let id = format!(
+                "{}|{facility}|{dock}|{}/{}/{}",
+                self.dock_user,
+                day.month() as u8,
+                day.day(),
+                day.year()
+            );
+            let query = format!("aID={}", encode(&id));
+            let response = self
+                .call(reqwest::Method::GET, &self.url("DockSchd", &query), None)
+                .await?;
+            if response.status != 200 {
+                return Err(unexpected("DockSchd", &response));
+            }
+            let answer = json_body("DockSchd", &response)?;
+            if answer["successful"] != true {
+                let message = answer["ErrorMessage"].as_str().unwrap_or("");
+                if message == "No scheduled records found." {
+                    continue;
+                }
+                return Err(ConnectorError::InvalidSettings {
+                    param: "settings.docks".into(),
+                    message: format!(
+                        "ASCTrac refused the dock schedule of {facility} {dock}: {message}"
+                    ),
+                });
+            }
+            let list: Vec<Value> = answer["DataMessage"]
+                .as_str()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .ok_or_else(|| {
+                    ConnectorError::Upstream("DockSchd: DataMessage is not a list".into())
+                })?;
+            let records: Vec<Value> = list
+                .into_iter()
+                .filter_map(|mut row| {
+                    rows::normalize(&mut row, self.site);
+                    let Value::Object(mut m) = row else {
+                        return None;
+                    };
+                    let key = format!("{facility}|{}", rows::text(&m, "SchedID"));
+                    m.insert("_site".into(), Value::String(facility.clone()));
+                    m.insert(rows::KEY.into(), Value::String(key));
+                    Some(Value::Object(m))
+                })
+                .collect();
+            if !records.is_empty() {
+                let next = (index < total).then(|| index.to_string());
+                return Ok(RawPage::from_values(records, next));
+            }
+        }
+        Ok(RawPage::new(Vec::new(), None))
+    }
+
     /// Facilities written to when a write names none.
     fn facility_for(&self, given: Option<String>) -> Result<String, ConnectorError> {
         given
@@ -631,6 +762,20 @@ impl AsctracConnector {
                 param: Some("location_id".into()),
             })
     }
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The ORDERNUMBER of a raw row, without parsing the rest of it into a tree.
@@ -726,6 +871,9 @@ impl Source for AsctracConnector {
     ) -> Result<RawPage, ConnectorError> {
         if let Some((controller, query)) = outbox_of(entity) {
             return self.outbox_page(entity, controller, query).await;
+        }
+        if entity == Entity::DOCK_APPOINTMENT {
+            return self.dock_page(cursor).await;
         }
         if entity != Entity::ITEM && entity != Entity::LOCATION && entity != Entity::INVENTORY_LEVEL
         {

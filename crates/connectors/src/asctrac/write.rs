@@ -425,15 +425,5 @@ impl AsctracConnector {
 }
 
 fn form_query(key: &str, value: &str) -> String {
-    let encoded: String = value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    format!("{key}={encoded}")
+    format!("{key}={}", super::encode(value))
 }

@@ -290,7 +290,11 @@ impl World {
                 let flag = *r.pick(&["C", "P", "R", "V", "L", "B"]);
                 let start = day * 86_400_000 + (7 + 2 * i as i64) * 3_600_000;
                 DockSlot {
-                    id: day as u64 * 1000 + u64::from(f) * 100 + i,
+                    // SCHED_ID is unique per site: day, facility, door, slot.
+                    id: ((day as u64) << 24)
+                        | ((u64::from(f) & 0xFF) << 16)
+                        | ((dock_hash(dock) & 0xFF) << 8)
+                        | i,
                     type_flag: flag,
                     reference: match flag {
                         "C" | "L" => format!("SO{:07}", r.range(1, 99_999)),

@@ -171,6 +171,19 @@ async fn every_outbox_row_is_stored_and_acknowledged_exactly_once() {
     // Levels, items and facilities from the audit.
     assert!(report(&reports, Entity::INVENTORY_LEVEL).counts.added > 0);
     assert_eq!(report(&reports, Entity::LOCATION).counts.added, 3);
+    // The dock schedule of the two configured doors, in each facility, over the horizon.
+    let docks = stored(&wh.env, Entity::DOCK_APPOINTMENT).await;
+    assert!(!docks.is_empty());
+    for d in &docks {
+        let v: Value = serde_json::from_str(&d.data).unwrap();
+        assert!(["D1", "D2"].contains(&v["dock"].as_str().unwrap()), "{v}");
+        assert!(v["location_id"].as_str().unwrap().starts_with("loc_"));
+        assert!(v["scheduled_start"].as_str().unwrap().ends_with('Z'));
+        assert_ne!(
+            v["status"], "completed",
+            "completed appointments are not listed"
+        );
+    }
     // An empty outbox answers the "No Records Found" object: the next sync reads nothing.
     wh.env.clock.advance_secs(60);
     let again = sync(&wh.env, wh.connector().as_ref(), false).await.unwrap();

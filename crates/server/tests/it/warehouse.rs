@@ -72,6 +72,7 @@ async fn warehouse_records_are_served_and_orders_written_shipped_or_refused_in_p
         "/v1/shipments",
         "/v1/outbound-orders",
         "/v1/inventory-transactions",
+        "/v1/dock-appointments",
         "/v1/items",
         "/v1/locations",
     ] {
