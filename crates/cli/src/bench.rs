@@ -305,6 +305,9 @@ pub(crate) async fn connect_emulated(
     let start_ms = SystemClock.now().micros() / 1000;
     let mut config = EmulatorConfig::new(system, 1, records);
     config.start_time_ms = start_ms;
+    // A warehouse of a fixed size (2,000 items in 3 facilities): only its outboxes grow with
+    // `--records`, so the run shows what the outbox's size costs.
+    config.asctrac.items = 2_000;
     // Both clocks follow real time (rate limits and the emulators' per-minute budgets
     // work as in production) and jump ahead together for the incremental run.
     config.real_time_clock = true;
