@@ -665,7 +665,10 @@ pub fn inventory_audit(req: &Req<'_>) -> Response {
         let (uom, cost) = match db.items.get(&code) {
             Some(doc) => (doc.uom.clone(), doc.cost),
             None => {
-                let k: u64 = code[5..].parse().unwrap_or(1);
+                let k: u64 = code
+                    .strip_prefix("ITEM-")
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(1);
                 let it = world.item(k);
                 (it.uom.to_string(), it.cost_cents as f64 / 100.0)
             }
