@@ -411,6 +411,9 @@ pub(crate) async fn connect_emulated(
     let start_ms = SystemClock.now().micros() / 1000;
     let mut config = EmulatorConfig::new(system, 1, records);
     config.start_time_ms = start_ms;
+    // A warehouse of a fixed size (2,000 items in 3 facilities): only its outboxes grow with
+    // `--records`, so the run shows what the outbox's size costs.
+    config.asctrac.items = 2_000;
     // Both clocks follow real time (rate limits and the emulators' per-minute budgets
     // work as in production) and jump ahead together for the incremental run.
     config.real_time_clock = true;
@@ -485,6 +488,20 @@ pub(crate) async fn connect_emulated(
                 json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
             )
         }
+        System::Asctrac => {
+            let c = emulator_json(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/credentials"),
+                None,
+            )
+            .await?;
+            (
+                ironbridge_connectors::asctrac::ID,
+                json!({"base_url": base, "utc_offset": "-05:00", "facilities": "01,02,03", "docks": "D1,D2", "page_size": 1000}),
+                json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
+            )
+        }
     };
     let deps = Deps {
         store: store.as_ref(),
@@ -536,10 +553,11 @@ pub(crate) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 /// What `bench sync` measures.
 #[derive(Debug, clap::Args)]
 pub struct SyncBenchArgs {
-    /// Purchase orders in each emulated ERP.
+    /// Purchase orders in each emulated ERP (for `asctrac`: warehouse events in its outboxes).
     #[arg(long, default_value_t = 100_000)]
     pub records: u64,
-    /// Purchase orders changed before the incremental sync.
+    /// Purchase orders changed before the incremental sync (for `asctrac`: warehouse events
+    /// that happen before it).
     #[arg(long, default_value_t = 1_000)]
     pub changes: u64,
     /// Systems to measure (comma-separated).
@@ -720,6 +738,102 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             Some(json!({"latency_ms": args.latency_ms, "concurrency_limit": limit})),
         )
         .await?;
+        if system == System::Asctrac {
+            // A warehouse: its outboxes drained (each page committed, then acknowledged) and
+            // its stock read whole; then new events flow in and an incremental sync reads them.
+            let count = |entities: &'static [ironbridge_model::Entity]| {
+                let (store, conn) = (&store, &conn);
+                async move {
+                    let mut n = 0;
+                    for &entity in entities {
+                        let q = RecordQuery {
+                            entity,
+                            after_id: None,
+                            after_modified: None,
+                            modified_after: None,
+                            modified_before: None,
+                            include_deleted: true,
+                            include_raw: false,
+                            limit: 1,
+                        };
+                        n += store
+                            .count_records(conn, &q)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    Ok::<u64, anyhow::Error>(n)
+                }
+            };
+            use ironbridge_model::Entity as E;
+            const OUTBOXES: &[E] = &[
+                E::RECEIPT,
+                E::OUTBOUND_ORDER,
+                E::SHIPMENT,
+                E::INVENTORY_TRANSACTION,
+            ];
+            let before = upstream_requests(&http, &base).await?;
+            let started = Instant::now();
+            let reports = sync(false, "initial sync").await?;
+            let full_secs = started.elapsed().as_secs_f64();
+            let full_requests = upstream_requests(&http, &base).await? - before;
+            let full_throttled = throttled_since(&http, &base, before).await?;
+            let full_peak = peak_rss_mib();
+            let rows: u64 = reports
+                .iter()
+                .filter(|r| r.entity.is_some_and(|e| OUTBOXES.contains(&e)))
+                .map(|r| r.counts.added + r.counts.updated + r.counts.unchanged)
+                .sum();
+            let stored = count(OUTBOXES).await?;
+            let levels = count(&[E::INVENTORY_LEVEL]).await?;
+            let outbox = emulator_json(
+                &http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/asctrac/outbox"),
+                None,
+            )
+            .await?;
+            let left: u64 = outbox
+                .as_object()
+                .map(|o| {
+                    o.values()
+                        .map(|c| c["F"].as_u64().unwrap_or(0) + c["S"].as_u64().unwrap_or(0))
+                        .sum()
+                })
+                .unwrap_or(0);
+            // `changes` more events happen at the warehouse (one a minute).
+            let advance = 60 * args.changes.max(1);
+            emulator_json(
+                &http,
+                reqwest::Method::POST,
+                format!("{base}/__emulator/clock"),
+                Some(json!({"advance_seconds": advance})),
+            )
+            .await?;
+            clock.advance_secs(advance as i64);
+            let before = upstream_requests(&http, &base).await?;
+            let started = Instant::now();
+            let reports = sync(false, "incremental sync").await?;
+            let inc_secs = started.elapsed().as_secs_f64();
+            let inc_requests = upstream_requests(&http, &base).await? - before;
+            let inc_rows: u64 = reports
+                .iter()
+                .filter(|r| r.entity.is_some_and(|e| OUTBOXES.contains(&e)))
+                .map(|r| r.counts.added + r.counts.updated + r.counts.unchanged)
+                .sum();
+            println!(
+                "{}",
+                json!({
+                    "system": name,
+                    "latency_ms": args.latency_ms,
+                    "concurrency": concurrency,
+                    "initial": {"outbox_rows_read": rows, "records_stored": stored, "inventory_levels": levels, "seconds": full_secs, "rows_per_s": rows as f64 / full_secs, "upstream_requests": full_requests, "answered_429": full_throttled, "rows_left_in_outboxes": left, "peak_rss_mib": full_peak},
+                    "incremental": {"events_at_source": args.changes, "outbox_rows_read": inc_rows, "seconds": inc_secs, "upstream_requests": inc_requests},
+                    "peak_rss_mib": peak_rss_mib(),
+                })
+            );
+            emu.shutdown().await;
+            continue;
+        }
         // The reference: the same pages through the same connector and client, one after
         // another, bodies read and cut into records, nothing mapped or stored.
         let before = upstream_requests(&http, &base).await?;

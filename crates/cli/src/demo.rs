@@ -165,6 +165,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let netsuite = emulator(System::NetSuite, args.records).await?;
     let sap = emulator(System::SapS4Hana, args.records).await?;
     let bc = emulator(System::BusinessCentral, args.records).await?;
+    println!(
+        "Starting the emulated ASCTrac WMS ({} warehouse events)...",
+        args.records
+    );
+    let asctrac = emulator(System::Asctrac, args.records).await?;
 
     let (receiver_base, received) = crate::receiver::start().await?;
     // The demo's receiver is on this machine: allow loopback, as an operator would with
@@ -276,6 +281,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("registering the certificate with the NetSuite emulator")?;
     let sap_creds = admin_json(&sap, "/__emulator/credentials").await?;
     let bc_creds = admin_json(&bc, "/__emulator/credentials").await?;
+    let asctrac_creds = admin_json(&asctrac, "/__emulator/credentials").await?;
 
     let connections = vec![
         ("Sandbox ERP", demo.connect("Sandbox ERP", "sandbox", json!({}), json!({})).await?),
@@ -303,10 +309,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             )
             .await?,
         ),
+        (
+            "ASCTrac WMS",
+            demo.connect(
+                "ASCTrac WMS",
+                "asctrac",
+                json!({"base_url": asctrac.base_url(), "utc_offset": "-05:00", "facilities": "01,02,03", "docks": "D1,D2"}),
+                json!({"client_id": asctrac_creds["client_id"], "client_secret": asctrac_creds["client_secret"]}),
+            )
+            .await?,
+        ),
     ];
 
     println!(
-        "\nInitial syncs (purchase orders of the last 90 days; vendors, items and locations whole):"
+        "\nInitial syncs (purchase orders of the last 90 days; vendors, items and locations whole; the warehouse's outboxes until empty):"
     );
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("  {prefix:18} {spinner} {pos:>7} records  {msg}")
@@ -367,6 +383,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  curl -s \"{base}/v1/purchase-orders?page_size=5\" -H \"Authorization: Bearer $TOKEN\""
     );
+    println!(
+        "  curl -s \"{base}/v1/inventory-levels?page_size=5\" -H \"Authorization: Bearer $TOKEN\"   (ASCTrac's token; also receipts, shipments, outbound-orders, inventory-transactions)"
+    );
     println!("  curl -s {base}/v1/connection -H \"Authorization: Bearer $TOKEN\"");
     println!("  curl -s -X POST {base}/v1/sync -H \"Authorization: Bearer $TOKEN\"");
     println!(
@@ -383,10 +402,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  curl -s -X POST {base}/v1/webhook-endpoints/{endpoint_id}/test -H \"Authorization: Bearer $KEY\""
     );
     println!(
-        "\nEmulators: NetSuite {}, SAP {}, Business Central {} (admin API under /__emulator).",
+        "\nEmulators: NetSuite {}, SAP {}, Business Central {}, ASCTrac {} (admin API under /__emulator).",
         netsuite.base_url(),
         sap.base_url(),
-        bc.base_url()
+        bc.base_url(),
+        asctrac.base_url()
     );
     println!("Press Ctrl-C to stop.");
 
@@ -397,6 +417,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     netsuite.shutdown().await;
     sap.shutdown().await;
     bc.shutdown().await;
+    asctrac.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -76,7 +76,7 @@ enum Command {
     Openapi,
     /// Run a faithful local emulator of a source system's API (for demos, tests and benchmarks).
     Emulate {
-        /// `netsuite`, `sap` or `business-central`.
+        /// `netsuite`, `sap`, `business-central` or `asctrac`.
         system: String,
         /// Port to listen on (0: any free port).
         #[arg(long, default_value_t = 0)]
@@ -87,7 +87,9 @@ enum Command {
         /// Seed of the generated data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Number of purchase orders (10 to 1,000,000); vendors and items scale with it.
+        /// Number of purchase orders (10 to 1,000,000); vendors and items scale with it. For
+        /// `asctrac`: the warehouse events already in its log (its outboxes' size); more flow in
+        /// as its clock advances.
         #[arg(long, default_value_t = 1000)]
         records: u64,
         /// Let the emulator's clock follow real time (otherwise it moves only through its admin API).
@@ -427,9 +429,14 @@ async fn emulate(system: &str, args: EmulateArgs) -> anyhow::Result<()> {
     }
     let emulator = ironbridge_emulators::start(config, listener).await?;
     println!(
-        "{} emulator listening on {} ({records} purchase orders, seed {seed}, clock offset {clock_offset} s, ready in {:.2?}); admin API under {}/__emulator",
+        "{} emulator listening on {} ({records} {}, seed {seed}, clock offset {clock_offset} s, ready in {:.2?}); admin API under {}/__emulator",
         system.name(),
         emulator.base_url(),
+        if system == ironbridge_emulators::System::Asctrac {
+            "warehouse events"
+        } else {
+            "purchase orders"
+        },
         started.elapsed(),
         emulator.base_url()
     );

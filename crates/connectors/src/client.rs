@@ -221,7 +221,12 @@ impl UpstreamClient {
         &self.breaker
     }
 
-    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Bytes, UpstreamError> {
+    /// Reads a response's body, refusing more than the client's cap (for answers opened with
+    /// [`UpstreamClient::open`] that turn out not to be streamed).
+    pub async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Bytes, UpstreamError> {
         let cap = self.config.max_body_bytes;
         if response.content_length().is_some_and(|n| n > cap as u64) {
             return Err(UpstreamError::TooLarge(cap));
@@ -338,6 +343,43 @@ impl UpstreamClient {
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<UpstreamResponse, UpstreamError> {
         self.send_as(make, Resend::Always).await
+    }
+
+    /// Sends a read whose answer is consumed as a stream (a large array cut into pages as it
+    /// arrives): one attempt through the breaker, the limits and the egress guard, returning
+    /// the answer with its body unread. Not retried: a caller that loses the stream asks again.
+    pub async fn open(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        if let Err(retry_in) = self.breaker.allow(self.clock.now()) {
+            return Err(UpstreamError::CircuitOpen(retry_in));
+        }
+        let request = request.build().map_err(|e| transport(&e))?;
+        if check_literal(request.url(), &self.config.egress.policy).is_err() {
+            return Err(UpstreamError::Blocked);
+        }
+        let permit = self
+            .limiter
+            .acquire(self.clock.as_ref(), self.sleeper.as_ref())
+            .await;
+        let result = self.http.execute(request).await;
+        drop(permit);
+        match result {
+            Err(e) if is_blocked(&e) => Err(UpstreamError::Blocked),
+            Err(e) => {
+                self.breaker.record_failure(self.clock.now());
+                Err(transport(&e))
+            }
+            Ok(r) => {
+                if r.status().is_server_error() {
+                    self.breaker.record_failure(self.clock.now());
+                } else {
+                    self.breaker.record_success(self.clock.now());
+                }
+                Ok(r)
+            }
+        }
     }
 
     /// Sends a write (a create or any call that is not idempotent): it is sent again only

@@ -4,6 +4,7 @@
 //! `Retry-After`, timeouts and a response-size cap. Time and waiting are injected so tests
 //! can check schedules exactly.
 
+pub mod asctrac;
 pub mod backoff;
 pub mod bc;
 pub mod breaker;

@@ -135,6 +135,18 @@ pub enum ConnectorError {
         /// The unified field it concerns.
         param: Option<String>,
     },
+    /// The source system accepted part of a write and left the rest out (ASCTrac's
+    /// `ReturnCode 412`: a document kept without the items it does not know). Not a success:
+    /// the record is not stored, and the caller learns what was left out.
+    #[error("{message}")]
+    PartialAcceptance {
+        /// What the source said, safe to show.
+        message: String,
+        /// The unified field the left-out parts belong to (`line_items`).
+        param: String,
+        /// The source's keys of what it left out (item codes).
+        missing: Vec<String>,
+    },
     /// The record's workflow state forbids the change.
     #[error("{message}")]
     State {

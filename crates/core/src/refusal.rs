@@ -62,6 +62,15 @@ pub fn of_connector(e: &ConnectorError) -> Option<Refusal> {
             details: Some(json!({"remote_code": remote_code})),
             ..Refusal::new(ErrorCode::BusinessRuleViolation, message.clone())
         },
+        ConnectorError::PartialAcceptance {
+            message,
+            param,
+            missing,
+        } => Refusal {
+            param: Some(param.clone()),
+            details: Some(json!({"remote_code": "PARTIAL_ACCEPTANCE", "missing_items": missing})),
+            ..Refusal::new(ErrorCode::BusinessRuleViolation, message.clone())
+        },
         ConnectorError::State {
             remote_code,
             message,

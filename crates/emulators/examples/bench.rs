@@ -515,6 +515,9 @@ async fn main() -> anyhow::Result<()> {
         System::NetSuite => netsuite(&base, &http, orders, keyset_pages).await?,
         System::SapS4Hana => sap(&base, &http, orders).await?,
         System::BusinessCentral => business_central(&base, &http, orders).await?,
+        System::Asctrac => {
+            anyhow::bail!("ASCTrac is measured by `ironbridge bench sync --system asctrac`")
+        }
     }
     println!("\nRSS after the run: {:.0} MB", rss_mb());
     emu.shutdown().await;

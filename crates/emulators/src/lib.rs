@@ -1,6 +1,8 @@
-//! Faithful local emulators of the ERP APIs Ironbridge connects to (NetSuite REST, SAP S/4HANA OData V2,
-//! Business Central API v2.0), with seeded data, a controllable clock, fault injection and an admin API.
+//! Faithful local emulators of the APIs Ironbridge connects to (NetSuite REST, SAP S/4HANA OData V2,
+//! Business Central API v2.0, the ASCTrac WMS Interface Service), with seeded data, a controllable
+//! clock, fault injection and an admin API.
 
+pub mod asctrac;
 pub mod bc;
 pub mod common;
 pub mod netsuite;
@@ -30,6 +32,8 @@ pub enum System {
     NetSuite,
     SapS4Hana,
     BusinessCentral,
+    /// ASCTrac WMS (its Interface Service).
+    Asctrac,
 }
 
 impl FromStr for System {
@@ -39,8 +43,9 @@ impl FromStr for System {
             "netsuite" => Ok(System::NetSuite),
             "sap" | "sap-s4hana" | "s4hana" => Ok(System::SapS4Hana),
             "business-central" | "bc" | "businesscentral" => Ok(System::BusinessCentral),
+            "asctrac" => Ok(System::Asctrac),
             other => anyhow::bail!(
-                "unknown system {other:?}: expected netsuite, sap or business-central"
+                "unknown system {other:?}: expected netsuite, sap, business-central or asctrac"
             ),
         }
     }
@@ -52,6 +57,7 @@ impl System {
             System::NetSuite => "netsuite",
             System::SapS4Hana => "sap",
             System::BusinessCentral => "business-central",
+            System::Asctrac => "asctrac",
         }
     }
 }
@@ -63,6 +69,7 @@ pub struct EmulatorConfig {
     /// Seed for all generated data and for fault decisions.
     pub seed: u64,
     /// Number of seeded purchase orders (10 to 1,000,000 are realistic sizes; vendors and items scale with it).
+    /// For ASCTrac: the warehouse events already in its log at the start (its outboxes' size).
     pub purchase_orders: u64,
     /// Where the clock starts (ms since epoch); seeded history lies in the three years before it.
     pub start_time_ms: Millis,
@@ -76,6 +83,7 @@ pub struct EmulatorConfig {
     pub netsuite: netsuite::Settings,
     pub sap: sap::Settings,
     pub business_central: bc::Settings,
+    pub asctrac: asctrac::Settings,
     /// Serve `https` with this identity (its authority's certificate is what clients trust)
     /// instead of plain `http`.
     pub tls: Option<common::tls::LocalTls>,
@@ -93,6 +101,7 @@ impl EmulatorConfig {
             netsuite: netsuite::Settings::default(),
             sap: sap::Settings::default(),
             business_central: bc::Settings::default(),
+            asctrac: asctrac::Settings::default(),
             tls: None,
         }
     }
@@ -199,6 +208,9 @@ pub async fn start(
         System::NetSuite => netsuite::app(core.clone(), config.netsuite.clone())?,
         System::SapS4Hana => sap::app(core.clone(), config.sap.clone())?,
         System::BusinessCentral => bc::app(core.clone(), config.business_central.clone())?,
+        System::Asctrac => {
+            asctrac::app(core.clone(), config.asctrac.clone(), config.purchase_orders)?
+        }
     };
     // The `Date` header is the emulated clock's, as a real server's is its own: clients cap
     // their sync windows below it.

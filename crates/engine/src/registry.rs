@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ironbridge_connectors::sleeper::{Sleeper, TokioSleeper};
-use ironbridge_connectors::{bc, netsuite, sap};
+use ironbridge_connectors::{asctrac, bc, netsuite, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::sandbox;
@@ -16,6 +16,7 @@ pub static BUILTIN: &[&SystemDescriptor] = &[
     &netsuite::DESCRIPTOR,
     &sap::DESCRIPTOR,
     &bc::DESCRIPTOR,
+    &asctrac::DESCRIPTOR,
 ];
 
 /// The built-in systems, whose connectors read time from `clock`, really wait between

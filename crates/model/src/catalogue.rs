@@ -11,6 +11,9 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::entities::{Item, Location, PurchaseOrder, Vendor};
+use crate::warehouse::{
+    DockAppointment, InventoryLevel, InventoryTransaction, OutboundOrder, Receipt, Shipment,
+};
 
 /// An entity of the unified model: a handle on its catalogue entry. Compared and hashed by
 /// name; serialized as its name (`purchase_order`).
@@ -233,6 +236,304 @@ mod specs {
         }],
         schema: SchemaOf::of::<PurchaseOrder>(),
     };
+    pub static INVENTORY_LEVEL: EntitySpec = EntitySpec {
+        name: "inventory_level",
+        plural: "inventory_levels",
+        label: "inventory level",
+        title: "Inventory levels",
+        description: "Unified stock levels per facility, item and lot (warehouse model).",
+        id_prefix: "inv",
+        default_page_size: 100,
+        max_page_size: 1000,
+        // A snapshot: read whole whatever its age, vanished levels swept as deleted.
+        role: EntityRole::Reference,
+        fields: &[
+            "location_id",
+            "location_code",
+            "item_id",
+            "item_code",
+            "lot_number",
+            "expiration_date",
+            "bin_location",
+            "owner_code",
+            "unit_of_measure",
+            "quantity_on_hand",
+            "quantity_allocated",
+            "quantity_on_hold",
+            "quantity_available",
+            "catch_weight",
+            "unit_cost",
+            "as_of",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<InventoryLevel>(),
+    };
+
+    pub static RECEIPT: EntitySpec = EntitySpec {
+        name: "receipt",
+        plural: "receipts",
+        label: "receipt",
+        title: "Receipts",
+        description: "Unified receipts: quantities received per order line, lot and license plate (warehouse model).",
+        id_prefix: "rcp",
+        default_page_size: 100,
+        max_page_size: 1000,
+        role: EntityRole::Transactional,
+        fields: &[
+            "receipt_number",
+            "receipt_type",
+            "remote_type",
+            "location_id",
+            "location_code",
+            "purchase_order_number",
+            "purchase_order_release",
+            "purchase_order_line_number",
+            "vendor_code",
+            "item_id",
+            "item_code",
+            "vendor_item_code",
+            "quantity",
+            "quantity_on_hold",
+            "unit_of_measure",
+            "lot_number",
+            "expiration_date",
+            "license_plate",
+            "bin_location",
+            "received_at",
+            "received_by",
+            "closes_order",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<Receipt>(),
+    };
+
+    pub static OUTBOUND_ORDER: EntitySpec = EntitySpec {
+        name: "outbound_order",
+        plural: "outbound_orders",
+        label: "outbound order",
+        title: "Outbound orders",
+        description: "Unified customer (outbound) orders with their lines and warehouse status (warehouse model).",
+        id_prefix: "obo",
+        default_page_size: 50,
+        // Orders carry their lines, so their pages are smaller.
+        max_page_size: 200,
+        role: EntityRole::Transactional,
+        fields: &[
+            "number",
+            "status",
+            "remote_status",
+            "order_type",
+            "location_id",
+            "location_code",
+            "customer_code",
+            "customer_po_number",
+            "sales_order_number",
+            "ship_to",
+            "carrier",
+            "service_level",
+            "requested_ship_date",
+            "must_arrive_by",
+            "scheduled_ship_at",
+            "priority",
+            "custom_fields",
+            "line_items",
+        ],
+        lists: &[ListSpec {
+            field: "line_items",
+            id_prefix: "obol",
+            id_scope: "outbound_order_line",
+            fields: &[
+                "id",
+                "remote_id",
+                "line_number",
+                "item_id",
+                "item_code",
+                "quantity_ordered",
+                "quantity_shipped",
+                "unit_of_measure",
+                "requested_lot",
+                "unit_price",
+                "custom_fields",
+            ],
+        }],
+        schema: SchemaOf::of::<OutboundOrder>(),
+    };
+
+    pub static SHIPMENT: EntitySpec = EntitySpec {
+        name: "shipment",
+        plural: "shipments",
+        label: "shipment",
+        title: "Shipments",
+        description: "Unified shipments with picks, containers, serials and packages (warehouse model).",
+        id_prefix: "shp",
+        default_page_size: 50,
+        max_page_size: 200,
+        role: EntityRole::Transactional,
+        fields: &[
+            "number",
+            "status",
+            "outbound_order_id",
+            "outbound_order_number",
+            "location_id",
+            "location_code",
+            "customer_code",
+            "customer_po_number",
+            "sales_order_number",
+            "carrier",
+            "service_level",
+            "pro_number",
+            "freight_cost",
+            "shipped_at",
+            "shipped_by",
+            "custom_fields",
+            "picks",
+            "containers",
+            "serials",
+            "packages",
+        ],
+        lists: &[
+            ListSpec {
+                field: "picks",
+                id_prefix: "shpk",
+                id_scope: "shipment_pick",
+                fields: &[
+                    "id",
+                    "remote_id",
+                    "line_number",
+                    "item_code",
+                    "lot_number",
+                    "quantity_ordered",
+                    "quantity_shipped",
+                    "unit_of_measure",
+                    "picked_by",
+                    "extended_price",
+                    "custom_fields",
+                ],
+            },
+            ListSpec {
+                field: "containers",
+                id_prefix: "shpc",
+                id_scope: "shipment_container",
+                fields: &[
+                    "id",
+                    "remote_id",
+                    "container_id",
+                    "container_type",
+                    "weight",
+                    "custom_fields",
+                ],
+            },
+            ListSpec {
+                field: "serials",
+                id_prefix: "shps",
+                id_scope: "shipment_serial",
+                fields: &[
+                    "id",
+                    "remote_id",
+                    "line_number",
+                    "item_code",
+                    "lot_number",
+                    "serial_number",
+                    "quantity",
+                    "custom_fields",
+                ],
+            },
+            ListSpec {
+                field: "packages",
+                id_prefix: "shpp",
+                id_scope: "shipment_package",
+                fields: &[
+                    "id",
+                    "remote_id",
+                    "package_id",
+                    "tracking_number",
+                    "carrier",
+                    "service_level",
+                    "weight",
+                    "freight_cost",
+                    "shipped_at",
+                    "custom_fields",
+                ],
+            },
+        ],
+        schema: SchemaOf::of::<Shipment>(),
+    };
+
+    pub static INVENTORY_TRANSACTION: EntitySpec = EntitySpec {
+        name: "inventory_transaction",
+        plural: "inventory_transactions",
+        label: "inventory transaction",
+        title: "Inventory transactions",
+        description: "Unified stock movements and adjustments (warehouse model).",
+        id_prefix: "itx",
+        default_page_size: 100,
+        max_page_size: 1000,
+        // Events: never changed once recorded.
+        role: EntityRole::TimeSeries,
+        fields: &[
+            "transaction_type",
+            "remote_type",
+            "reason_code",
+            "location_id",
+            "location_code",
+            "warehouse_zone",
+            "item_id",
+            "item_code",
+            "lot_number",
+            "expiration_date",
+            "license_plate",
+            "quantity",
+            "unit_of_measure",
+            "from_bin",
+            "to_bin",
+            "order_number",
+            "order_line_number",
+            "reference",
+            "owner_code",
+            "unit_cost",
+            "occurred_at",
+            "performed_by",
+            "memo",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<InventoryTransaction>(),
+    };
+
+    pub static DOCK_APPOINTMENT: EntitySpec = EntitySpec {
+        name: "dock_appointment",
+        plural: "dock_appointments",
+        label: "dock appointment",
+        title: "Dock appointments",
+        description: "Unified dock door appointments (warehouse model).",
+        id_prefix: "dap",
+        default_page_size: 100,
+        max_page_size: 500,
+        role: EntityRole::Transactional,
+        fields: &[
+            "location_id",
+            "location_code",
+            "dock",
+            "direction",
+            "appointment_type",
+            "remote_type",
+            "reference_number",
+            "status",
+            "remote_status",
+            "scheduled_start",
+            "duration_minutes",
+            "carrier",
+            "partner_code",
+            "partner_name",
+            "percent_complete",
+            "required_date",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<DockAppointment>(),
+    };
 }
 
 impl Entity {
@@ -244,6 +545,18 @@ impl Entity {
     pub const LOCATION: Entity = Entity(&specs::LOCATION);
     /// Purchase orders with their lines.
     pub const PURCHASE_ORDER: Entity = Entity(&specs::PURCHASE_ORDER);
+    /// Stock per facility, item and lot (warehouse).
+    pub const INVENTORY_LEVEL: Entity = Entity(&specs::INVENTORY_LEVEL);
+    /// Quantities received per order line, lot and license plate (warehouse).
+    pub const RECEIPT: Entity = Entity(&specs::RECEIPT);
+    /// Customer orders with their lines and warehouse status (warehouse).
+    pub const OUTBOUND_ORDER: Entity = Entity(&specs::OUTBOUND_ORDER);
+    /// Goods shipped for outbound orders (warehouse).
+    pub const SHIPMENT: Entity = Entity(&specs::SHIPMENT);
+    /// Stock movements and adjustments (warehouse).
+    pub const INVENTORY_TRANSACTION: Entity = Entity(&specs::INVENTORY_TRANSACTION);
+    /// Dock door appointments (warehouse).
+    pub const DOCK_APPOINTMENT: Entity = Entity(&specs::DOCK_APPOINTMENT);
 
     /// The catalogue: every entity, in the order a sync loads them (referenced records
     /// first).
@@ -252,6 +565,12 @@ impl Entity {
         Entity::ITEM,
         Entity::LOCATION,
         Entity::PURCHASE_ORDER,
+        Entity::INVENTORY_LEVEL,
+        Entity::RECEIPT,
+        Entity::OUTBOUND_ORDER,
+        Entity::SHIPMENT,
+        Entity::INVENTORY_TRANSACTION,
+        Entity::DOCK_APPOINTMENT,
     ];
 
     /// The entity's catalogue entry.

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     api_keys, batches, certificates, connections, events, field_mappings, meta, organization,
-    purchase_orders, records, sync, systems, webhooks, writes,
+    purchase_orders, records, sync, systems, warehouse, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -47,6 +47,7 @@ use utoipa::openapi::tag::TagBuilder;
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
         writes::create_vendor, writes::update_vendor, writes::create_item, writes::update_item,
+        warehouse::create_outbound_order, warehouse::update_outbound_order,
         meta::get_meta,
         batches::create_batch, batches::list_batches, batches::get_batch, batches::cancel_batch,
         batches::list_operations,

@@ -106,6 +106,16 @@ async fn check_read(connector: &dyn Connector, entity: Entity, kind: ReadKind) -
                 .push(format!(
                     "{id} {entity}: an outbox page gives nothing to acknowledge"
                 )),
+            // An outbox is read as a sync reads it: each page acknowledged before the next,
+            // which a real outbox serves from its head again.
+            ReadKind::Outbox => {
+                if let Some(receipt) = &page.receipt
+                    && let Err(e) = connector.acknowledge(entity, receipt).await
+                {
+                    problems.push(format!("{id} {entity}: acknowledging failed: {e}"));
+                    return problems;
+                }
+            }
             _ => {}
         }
         match page.next_cursor {

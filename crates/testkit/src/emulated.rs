@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ironbridge_connectors::netsuite::generate_certificate;
-use ironbridge_connectors::{bc, netsuite, sap};
+use ironbridge_connectors::{asctrac, bc, netsuite, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::clock::Sleeper;
 use ironbridge_core::connector::Connector;
@@ -39,6 +39,8 @@ pub fn emulator_of(system: &SystemDescriptor) -> Option<System> {
         Some(System::SapS4Hana)
     } else if system.id == bc::ID {
         Some(System::BusinessCentral)
+    } else if system.id == asctrac::ID {
+        Some(System::Asctrac)
     } else {
         None
     }
@@ -50,6 +52,7 @@ pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
         System::NetSuite => &netsuite::DESCRIPTOR,
         System::SapS4Hana => &sap::DESCRIPTOR,
         System::BusinessCentral => &bc::DESCRIPTOR,
+        System::Asctrac => &asctrac::DESCRIPTOR,
     }
 }
 
@@ -116,6 +119,13 @@ impl Emulated {
                 (
                     json!({"base_url": base, "login_url": base, "tenant_id": c["tenant_id"],
                         "environment": c["environment"]}),
+                    json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
+                )
+            }
+            System::Asctrac => {
+                let c = emulated.admin("GET", "/credentials", None).await;
+                (
+                    json!({"base_url": base, "utc_offset": "-05:00", "facilities": "01,02,03", "docks": "D1,D2"}),
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
             }

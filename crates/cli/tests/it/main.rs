@@ -288,7 +288,8 @@ async fn emulate_starts_a_large_emulator_quickly_and_serves() {
     );
     let bad = bin().args(["emulate", "oracle-ebs"]).output().unwrap();
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("expected netsuite, sap or business-central")
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("expected netsuite, sap, business-central or asctrac")
     );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -339,7 +340,7 @@ async fn demo_connects_every_system_and_syncs_them() {
         .collect();
     assert_eq!(
         tokens.len(),
-        4,
+        5,
         "{out}\n--- stderr ---\n{}",
         std::fs::read_to_string(logs.path()).unwrap_or_default()
     );
@@ -355,7 +356,7 @@ async fn demo_connects_every_system_and_syncs_them() {
         .find(|l| l.starts_with("Webhooks:"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
-        webhooks.contains("(4 sync.completed), refused 0"),
+        webhooks.contains("(5 sync.completed), refused 0"),
         "{webhooks}"
     );
     assert!(
@@ -374,11 +375,17 @@ async fn demo_connects_every_system_and_syncs_them() {
             .await
             .unwrap();
         assert_eq!(conn["status"], "online", "{conn}");
+        // The ERPs' purchase orders; the warehouse's receipts.
+        let entity = if conn["system"] == "asctrac" {
+            "receipt"
+        } else {
+            "purchase_order"
+        };
         let orders = conn["sync"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["entity"] == "purchase_order")
+            .find(|e| e["entity"] == entity)
             .unwrap();
         assert_eq!(orders["status"], "succeeded", "{conn}");
         assert!(orders["record_count"].as_i64().unwrap() > 0, "{conn}");

@@ -528,6 +528,12 @@ impl Source for SandboxConnector {
         cursor: Option<&str>,
     ) -> Result<RawPage, ConnectorError> {
         self.authorize()?;
+        if DESCRIPTOR.read(entity).is_none() {
+            return Err(ConnectorError::Unsupported(format!(
+                "the sandbox has no {} records",
+                entity.spec().label
+            )));
+        }
         let offset = match cursor {
             None => 0,
             Some(c) => c.parse::<usize>().map_err(|_| {

@@ -15,6 +15,7 @@ use ironbridge_model::Entity;
 use ironbridge_model::api::{DeletionDetection, ReadKind};
 use serde_json::{Value, json};
 
+mod asctrac;
 mod erp;
 mod seams;
 mod support;

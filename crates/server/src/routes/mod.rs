@@ -14,6 +14,7 @@ pub mod purchase_orders;
 pub mod records;
 pub mod sync;
 pub mod systems;
+pub mod warehouse;
 pub mod webhooks;
 pub mod writes;
 
@@ -244,6 +245,16 @@ pub fn api_routes() -> Vec<Route> {
         ),
         route(Method::POST, "/v1/items", post(writes::create_item)),
         route(Method::PATCH, "/v1/items/{id}", patch(writes::update_item)),
+        route(
+            Method::POST,
+            "/v1/outbound-orders",
+            post(warehouse::create_outbound_order),
+        ),
+        route(
+            Method::PATCH,
+            "/v1/outbound-orders/{id}",
+            patch(warehouse::update_outbound_order),
+        ),
         route(Method::GET, "/v1/meta/{entity}", get(meta::get_meta)),
         route(Method::POST, "/v1/batches", post(batches::create_batch)),
         route(Method::GET, "/v1/batches", get(batches::list_batches)),

@@ -582,11 +582,19 @@ async fn writes_take_custom_fields_where_their_source_fields_are_writable() {
     let mut remapped = c.order(1);
     remapped["memo"] = json!("Rush");
     let created = c
-        .send(reqwest::Method::POST, "/v1/purchase-orders", None, &remapped)
+        .send(
+            reqwest::Method::POST,
+            "/v1/purchase-orders",
+            None,
+            &remapped,
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["memo"], "Rush");
-    assert_eq!(created.body["custom_fields"]["custbody_ib_priority"], "Rush");
+    assert_eq!(
+        created.body["custom_fields"]["custbody_ib_priority"],
+        "Rush"
+    );
     // A custom field read from a path the system cannot write is refused by name.
     order["custom_fields"] = json!({"vendor_name": "Someone"});
     let res = c

@@ -18,5 +18,6 @@ mod secrets;
 mod support;
 mod sync_events;
 mod tenancy;
+mod warehouse;
 mod webhooks;
 mod writes;

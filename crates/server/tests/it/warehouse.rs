@@ -1,0 +1,183 @@
+//! The warehouse model over HTTP against the ASCTrac emulator: stock levels, receipts,
+//! shipments, outbound orders and inventory transactions served like every entity once
+//! synced; outbound orders written and shipped through the API; a partial acceptance answered
+//! 422 naming the items ASCTrac left out.
+
+use std::sync::Arc;
+
+use ironbridge_core::Clock;
+use ironbridge_emulators::System;
+use ironbridge_engine::worker::{Worker, WorkerConfig};
+use ironbridge_server::ServerConfig;
+use ironbridge_testkit::emulated::Emulated;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, test_webhook_config};
+
+/// An app with one ASCTrac connection, synced once; the source, the token and the admin key.
+async fn warehouse() -> (TestApp, Emulated, String) {
+    let source = Emulated::start(System::Asctrac, 7, 300).await;
+    let app = TestApp::spawn_systems(
+        ServerConfig {
+            rate_limit_per_second: 0,
+            ..ServerConfig::default()
+        },
+        test_webhook_config(Arc::default()),
+        move |_| {
+            ironbridge_engine::registry::builtin_for(
+                Arc::new(ironbridge_core::SystemClock),
+                ironbridge_core::netguard::Egress::local(),
+            )
+        },
+    )
+    .await;
+    let (_, key) = app.org(2).await;
+    let res = app
+        .post(
+            &key,
+            "/v1/connections",
+            json!({"system": "asctrac", "settings": source.settings, "credentials": source.credentials}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let token = res.body["token"].as_str().unwrap().to_string();
+    let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
+    let worker = Worker::new(
+        app.store.clone(),
+        app.runtimes.clone(),
+        clock,
+        WorkerConfig::default(),
+    );
+    assert!(worker.run_once().await.unwrap(), "the initial sync ran");
+    (app, source, token)
+}
+
+/// The id of the first record of `path` whose `field` is `value`.
+async fn id_of(app: &TestApp, token: &str, path: &str, field: &str, value: &str) -> String {
+    let (all, _) = app.all(token, path).await;
+    all.iter()
+        .find(|r| r[field] == value)
+        .unwrap_or_else(|| panic!("no {path} with {field} {value}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn warehouse_records_are_served_and_orders_written_shipped_or_refused_in_part() {
+    let (app, source, token) = warehouse().await;
+    for path in [
+        "/v1/inventory-levels",
+        "/v1/receipts",
+        "/v1/shipments",
+        "/v1/outbound-orders",
+        "/v1/inventory-transactions",
+        "/v1/dock-appointments",
+        "/v1/items",
+        "/v1/locations",
+    ] {
+        let (all, _) = app.all(&token, path).await;
+        assert!(!all.is_empty(), "{path}");
+    }
+    let (shipments, _) = app.all(&token, "/v1/shipments").await;
+    let s = &shipments[0];
+    assert_eq!(s["status"], "shipped");
+    assert!(s["picks"].as_array().is_some_and(|p| !p.is_empty()), "{s}");
+    assert!(s["outbound_order_id"].as_str().unwrap().starts_with("obo_"));
+    let (levels, _) = app.all(&token, "/v1/inventory-levels").await;
+    assert!(levels[0]["item_id"].as_str().unwrap().starts_with("itm_"));
+    assert!(levels[0]["quantity_on_hand"].is_string());
+    let (receipts, _) = app.all(&token, "/v1/receipts").await;
+    let received = receipts[0]["received_at"].as_str().unwrap();
+    assert!(received.ends_with('Z'), "{received}");
+
+    let meta = app.get(&token, "/v1/meta/outbound-orders").await;
+    assert_eq!(meta.status, 200, "{}", meta.body);
+
+    let facility = id_of(&app, &token, "/v1/locations", "code", "01").await;
+    let item = id_of(&app, &token, "/v1/items", "code", "ITEM-000001").await;
+    let res = app
+        .post(
+            &token,
+            "/v1/outbound-orders",
+            json!({"number": "SO-API-1", "location_id": facility, "customer_code": "C00042",
+                "ship_to": {"name": "Acme", "city": "Dayton", "state": "OH"},
+                "line_items": [{"item_id": item, "quantity_ordered": "4", "unit_price": "12.50"}]}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["status"], "open");
+    assert_eq!(res.body["location_code"], "01");
+    assert_eq!(res.body["line_items"][0]["item_id"], item);
+    let id = res.body["id"].as_str().unwrap().to_string();
+    let res = app
+        .patch(
+            &token,
+            &format!("/v1/outbound-orders/{id}"),
+            json!({"status": "shipped"}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["status"], "shipped");
+    let again = app
+        .patch(
+            &token,
+            &format!("/v1/outbound-orders/{id}"),
+            json!({"status": "shipped"}),
+        )
+        .await;
+    again.assert_error(409, "STATE_CONFLICT");
+
+    // An item Ironbridge knows and ASCTrac no longer does: the order is kept without it
+    // there, and refused here, naming it.
+    let res = app
+        .post(
+            &token,
+            "/v1/items",
+            json!({"code": "GONE-1", "name": "Discontinued"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let gone = res.body["id"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let base = source.emulator.base_url();
+    let t: Value = http
+        .post(format!("{base}/api/Authorize"))
+        .json(&json!({"client_id": source.credentials["client_id"],
+            "client_secret": source.credentials["client_secret"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deleted = http
+        .post(format!("{base}/api/ItemMasterImport"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .json(&json!({"FACILITY": "01", "PRODUCT_CODE": "GONE-1", "STATUS_FLAG": "D"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let res = app
+        .post(
+            &token,
+            "/v1/outbound-orders",
+            json!({"number": "SO-API-2", "location_id": facility,
+                "line_items": [{"item_id": item, "quantity_ordered": "1"},
+                               {"item_id": gone, "quantity_ordered": "2"}]}),
+        )
+        .await;
+    let err = res.assert_error(422, "BUSINESS_RULE_VIOLATION");
+    assert_eq!(err["param"], "line_items");
+    assert_eq!(
+        err["details"],
+        json!({"remote_code": "PARTIAL_ACCEPTANCE", "missing_items": ["GONE-1"]})
+    );
+    // A facility ASCTrac does not have is the source's refusal, on that field.
+    let (orders, _) = app.all(&token, "/v1/outbound-orders").await;
+    assert!(
+        orders.iter().all(|o| o["number"] != "SO-API-2"),
+        "nothing stored"
+    );
+}
