@@ -153,6 +153,55 @@ fn object_members(text: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Records per task when a page's records are patched by field mapping overrides.
+const PATCH_CHUNK: usize = 50;
+
+/// A page's records patched by the connection's overrides and rendered. The work is CPU
+/// only (a partial parse of each source payload), so it runs off the async workers, split
+/// over the machine's cores when the page is large enough to gain from it.
+async fn patched(
+    view: std::sync::Arc<ConnectionView>,
+    entity: Entity,
+    connection_id: &str,
+    rows: Vec<StoredRecord>,
+    include_remote_data: bool,
+) -> Result<Vec<String>, ServiceError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let tasks = (rows.len() / PATCH_CHUNK).clamp(1, cores);
+    let per_task = rows.len().div_ceil(tasks).max(1);
+    let mut rows = rows.into_iter();
+    let mut handles = Vec::with_capacity(tasks);
+    loop {
+        let chunk: Vec<StoredRecord> = rows.by_ref().take(per_task).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let (view, id) = (view.clone(), connection_id.to_string());
+        handles.push(tokio::task::spawn_blocking(move || {
+            let Some(view) = view.entity(entity) else {
+                return Err(ServiceError::Corrupt(
+                    "an override view went missing".into(),
+                ));
+            };
+            chunk
+                .into_iter()
+                .map(|mut r| {
+                    view.apply_record(&id, &mut r)?;
+                    render_checked(&r, include_remote_data, true)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        let part = h
+            .await
+            .map_err(|_| ServiceError::Corrupt("patching a page of records failed".into()))??;
+        out.extend(part);
+    }
+    Ok(out)
+}
+
 /// Reads a connection's records.
 pub struct RecordReader<'a> {
     /// Storage.
@@ -161,7 +210,7 @@ pub struct RecordReader<'a> {
     pub keys: &'a Keys,
     /// The connection's field mapping overrides, when it has any: records are patched from
     /// their stored source payloads as they are read.
-    pub view: Option<&'a ConnectionView>,
+    pub view: Option<std::sync::Arc<ConnectionView>>,
 }
 
 impl RecordReader<'_> {
@@ -181,7 +230,7 @@ impl RecordReader<'_> {
             max: entity.max_page_size(),
         }
         .resolve(q.page_size)?;
-        let view = self.view.and_then(|v| v.entity(entity));
+        let view = self.view.as_deref().and_then(|v| v.entity(entity));
         if let (Some(a), Some(b)) = (q.modified_after, q.modified_before)
             && a >= b
         {
@@ -240,16 +289,15 @@ impl RecordReader<'_> {
         } else {
             None
         };
-        let data = rows
-            .into_iter()
-            .map(|mut r| match view {
-                Some(view) => {
-                    view.apply_record(&conn.0, &mut r)?;
-                    render_checked(&r, q.include_remote_data, true)
-                }
-                None => render_text(&r, q.include_remote_data),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let data = match (&self.view, view.is_some()) {
+            (Some(all), true) => {
+                patched(all.clone(), entity, &conn.0, rows, q.include_remote_data).await?
+            }
+            _ => rows
+                .iter()
+                .map(|r| render_text(r, q.include_remote_data))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         Ok(Page {
             data,
             next_cursor,
@@ -265,7 +313,7 @@ impl RecordReader<'_> {
         id: &str,
         include_remote_data: bool,
     ) -> Result<Option<Value>, ServiceError> {
-        let view = self.view.and_then(|v| v.entity(entity));
+        let view = self.view.as_deref().and_then(|v| v.entity(entity));
         match self
             .store
             .get_record(conn, entity, id, include_remote_data || view.is_some())

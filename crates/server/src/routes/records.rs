@@ -57,10 +57,10 @@ pub struct GetParams {
     pub include_remote_data: Option<bool>,
 }
 
-fn reader<'a>(
-    state: &'a AppState,
-    view: Option<&'a ironbridge_core::field_mappings::ConnectionView>,
-) -> RecordReader<'a> {
+fn reader(
+    state: &AppState,
+    view: Option<std::sync::Arc<ironbridge_core::field_mappings::ConnectionView>>,
+) -> RecordReader<'_> {
     RecordReader {
         store: state.store.as_ref(),
         keys: &state.keys,
@@ -85,9 +85,7 @@ pub async fn list(
         include_total: q.include_total.unwrap_or(false),
     };
     let view = state.view(&auth.connection).await?;
-    let page = reader(state, view.as_deref())
-        .list(&auth.id(), entity, &query)
-        .await?;
+    let page = reader(state, view).list(&auth.id(), entity, &query).await?;
     // Records are written out as JSON text, never as a tree (see `render_text`).
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
@@ -105,7 +103,7 @@ pub async fn get_one(
     entity: Entity,
 ) -> ApiResult<Json<Value>> {
     let view = state.view(&auth.connection).await?;
-    reader(state, view.as_deref())
+    reader(state, view)
         .get(
             &auth.id(),
             entity,
