@@ -8,7 +8,7 @@ use ironbridge_emulators::System;
 use serde_json::{Value, json};
 
 use crate::support::{Res, TestApp};
-use crate::writes::{Connected, connect};
+use crate::writes::{Connected, connect, operations, run_batch};
 
 /// A dotted path in a JSON value (`null` when absent).
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
@@ -570,6 +570,21 @@ async fn writes_take_custom_fields_where_their_source_fields_are_writable() {
         )
         .await;
     assert_eq!(read.body["custom_fields"]["priority"], "High");
+    // A batch operation's write too, and its result shows the record as reads do.
+    let mut batched = c.order(2);
+    batched["custom_fields"] = json!({"priority": "Low"});
+    let (batch, done) = run_batch(
+        &c,
+        json!({"operations": [{"action": "create", "entity": "purchase-orders", "data": batched}]}),
+    )
+    .await;
+    assert_eq!(done["succeeded"], 1, "{done}");
+    let ops = operations(&c, &batch, "").await;
+    assert_eq!(
+        ops[0]["record"]["custom_fields"]["priority"], "Low",
+        "{}",
+        ops[0]
+    );
     // A unified field remapped to a writable source field is written there.
     let res = c
         .put_mapping(

@@ -313,7 +313,7 @@ async fn a_key_in_flight_is_a_conflict_and_malformed_keys_are_refused() {
     }
 }
 
-async fn run_batch(c: &Connected, body: Value) -> (String, Value) {
+pub(crate) async fn run_batch(c: &Connected, body: Value) -> (String, Value) {
     let res = c
         .send(reqwest::Method::POST, "/v1/batches", None, &body)
         .await;
@@ -329,7 +329,7 @@ async fn run_batch(c: &Connected, body: Value) -> (String, Value) {
     (id, done.body)
 }
 
-async fn operations(c: &Connected, id: &str, query: &str) -> Vec<Value> {
+pub(crate) async fn operations(c: &Connected, id: &str, query: &str) -> Vec<Value> {
     let res = c
         .app
         .get(&c.token, &format!("/v1/batches/{id}/operations{query}"))
