@@ -10,6 +10,7 @@ pub mod bc;
 pub mod breaker;
 pub mod client;
 pub(crate) mod common;
+pub(crate) mod edmx;
 pub mod guard;
 pub mod limiter;
 pub mod netsuite;

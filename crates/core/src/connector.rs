@@ -499,6 +499,22 @@ fn lines_value(lines: &[PurchaseOrderLineWrite]) -> Value {
     )
 }
 
+/// A field of a source record as the system describes itself (its OData `$metadata`, its
+/// metadata catalog), for field mappings: fields no stored record has a value for yet can be
+/// mapped too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedField {
+    /// `record`, or the unified list (`line_items`) whose source lines the path is in.
+    pub scope: String,
+    /// The path in the stored source record (or line).
+    pub path: String,
+    /// The type, in the names remote fields use (`text`, `integer`, `decimal`, `boolean`,
+    /// `date`, `date_time`).
+    pub kind: String,
+    /// The system's label for it, where it has one.
+    pub label: Option<String>,
+}
+
 /// Reading a source system. What the engine asks depends on the entity's read kind in the
 /// system's descriptor: every kind pages with [`Source::fetch_page`]; windowed reads may be
 /// split by time ([`Source::extent`], [`Source::cursor_position`]); outboxes are
@@ -547,6 +563,16 @@ pub trait Source: Send + Sync {
     /// came from (a server's next link, an offset).
     fn cursor_position(&self, _entity: Entity, _cursor: &str) -> Option<Timestamp> {
         None
+    }
+
+    /// The fields of `entity`'s source records as the system describes them, at the paths
+    /// this connector stores them under. `None` (the default): the system does not describe
+    /// itself, or the connector does not read its description.
+    async fn describe_fields(
+        &self,
+        _entity: Entity,
+    ) -> Result<Option<Vec<DescribedField>>, ConnectorError> {
+        Ok(None)
     }
 
     /// The source system's current time, when it tells (its HTTP `Date` header or an API);

@@ -192,6 +192,11 @@ pub struct RemoteFieldOut {
     pub conversions: Vec<ConversionType>,
     /// The unified fields the default mapping fills from this path.
     pub mapped_to: Vec<String>,
+    /// The system describes this field (OData `$metadata`), so it can be mapped even where no
+    /// stored record has a value yet.
+    pub described: bool,
+    /// The system's label for it, where it has one.
+    pub label: Option<String>,
 }
 
 /// The source fields of one entity of a connection.
@@ -200,8 +205,12 @@ pub struct RemoteFieldsOut {
     /// The unified entity.
     #[schema(value_type = String, example = "purchase_order")]
     pub entity: Entity,
-    /// Stored records read to find the fields (their source payloads, newest changes first).
+    /// Stored records read to find the fields (their source payloads, spread over the
+    /// connection's records).
     pub records_sampled: u64,
+    /// Whether the system's own description of its fields was read (SAP and Business
+    /// Central `$metadata`); false when it has none or could not be reached.
+    pub described_by_source: bool,
     /// The fields, sorted by scope and path.
     pub data: Vec<RemoteFieldOut>,
 }

@@ -1008,6 +1008,38 @@ impl Connector for BcConnector {
 
 #[async_trait]
 impl Source for BcConnector {
+    /// The API's `$metadata`: the entity type's properties (a purchase order's lines under
+    /// `line_items`), at the top of each stored record as OData V4 sends them.
+    async fn describe_fields(
+        &self,
+        entity: Entity,
+    ) -> Result<Option<Vec<ironbridge_core::connector::DescribedField>>, ConnectorError> {
+        let type_name = if entity == Entity::PURCHASE_ORDER {
+            "purchaseOrder"
+        } else if entity == Entity::VENDOR {
+            "vendor"
+        } else if entity == Entity::ITEM {
+            "item"
+        } else {
+            return Ok(None);
+        };
+        let url = format!("{}/$metadata", self.api_root);
+        let response = self.call(Method::GET, &url, &[], None).await?;
+        if response.status != 200 {
+            return Err(self.error(&response, None));
+        }
+        let xml = String::from_utf8_lossy(&response.body);
+        let mut fields = crate::edmx::properties(&xml, type_name, "record");
+        if entity == Entity::PURCHASE_ORDER {
+            fields.extend(crate::edmx::properties(
+                &xml,
+                "purchaseOrderLine",
+                "line_items",
+            ));
+        }
+        Ok(Some(fields))
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         let root = self.company_root().await?;
         self.get_json(&format!("{root}/vendors?$top=1"), &[])

@@ -1090,6 +1090,39 @@ fn position(
 
 #[async_trait]
 impl Source for SapConnector {
+    /// The service's `$metadata`: the entity type's properties (a purchase order's items
+    /// under `line_items`), at the top of each stored record as OData V2 sends them.
+    async fn describe_fields(
+        &self,
+        entity: Entity,
+    ) -> Result<Option<Vec<ironbridge_core::connector::DescribedField>>, ConnectorError> {
+        let Some(spec) = spec(entity) else {
+            return Ok(None);
+        };
+        let response = self
+            .call(
+                Method::GET,
+                &format!("{}/$metadata", spec.service),
+                &[],
+                &[],
+                None,
+            )
+            .await?;
+        if response.status != 200 {
+            return Err(self.error(&response, None));
+        }
+        let xml = String::from_utf8_lossy(&response.body);
+        let mut fields = crate::edmx::properties(&xml, &format!("{}Type", spec.set), "record");
+        if entity == Entity::PURCHASE_ORDER {
+            fields.extend(crate::edmx::properties(
+                &xml,
+                "A_PurchaseOrderItemType",
+                "line_items",
+            ));
+        }
+        Ok(Some(fields))
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         self.get_json(
             &format!("{PO_SRV}/A_PurchaseOrder"),

@@ -32,6 +32,8 @@ struct Stats {
     with_value: u64,
     /// `TRIED[i]` failed on some value.
     failed: [bool; 6],
+    /// The system's description of it: its type and label.
+    described: Option<(String, Option<String>)>,
 }
 
 /// Source fields found so far.
@@ -148,6 +150,18 @@ impl Discovery {
         }
     }
 
+    /// Adds the system's description of its fields: each marks the field described, and
+    /// adds it when no stored record has it.
+    pub fn describe(&mut self, fields: &[crate::connector::DescribedField]) {
+        for f in fields {
+            let key = (f.scope.clone(), f.path.clone());
+            if !self.fields.contains_key(&key) && self.fields.len() >= MAX_PATHS {
+                continue;
+            }
+            self.fields.entry(key).or_default().described = Some((f.kind.clone(), f.label.clone()));
+        }
+    }
+
     /// Whether a path was seen in `scope` (`record` or a list), with or without a value.
     pub fn has(&self, scope: &str, path: &str) -> bool {
         self.fields
@@ -159,8 +173,9 @@ impl Discovery {
         self.fields
             .into_iter()
             .map(|((scope, path), s)| {
+                let described_kind = s.described.as_ref().map(|(k, _)| k.as_str());
                 let kind = match s.kinds.as_slice() {
-                    [] => "null",
+                    [] => described_kind.unwrap_or("null"),
                     [one] => one,
                     many => {
                         let kinds: Vec<_> = many.iter().filter(|k| **k != "null").collect();
@@ -191,6 +206,8 @@ impl Discovery {
                     examples: s.examples,
                     records_with_value: s.with_value,
                     conversions,
+                    described: s.described.is_some(),
+                    label: s.described.and_then(|(_, l)| l),
                 }
             })
             .collect()

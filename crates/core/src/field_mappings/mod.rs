@@ -68,6 +68,9 @@ pub struct FieldMappings<'a> {
     pub org: &'a OrgId,
     /// The connection (read for this organization).
     pub conn: &'a Connection,
+    /// The system's description of the entity's fields (`None`: it has none, or it could
+    /// not be read): described paths are known even where no stored record has them.
+    pub described: Option<Vec<crate::connector::DescribedField>>,
 }
 
 fn corrupt() -> ServiceError {
@@ -187,9 +190,13 @@ impl FieldMappings<'_> {
         })
         .await?;
         let sampled = found.sampled;
+        if let Some(described) = &self.described {
+            found.describe(described);
+        }
         Ok(RemoteFieldsOut {
             entity,
             records_sampled: sampled,
+            described_by_source: self.described.is_some(),
             data: found.fields(def),
         })
     }
@@ -494,15 +501,22 @@ impl FieldMappings<'_> {
         if let Some(rule) = &rule {
             let path = rule.path.as_deref().unwrap_or_default();
             let plural = entity.spec().plural.replace('_', " ");
-            if checked == 0 {
+            let scope = t.list().unwrap_or("record");
+            let described = self
+                .described
+                .iter()
+                .flatten()
+                .any(|f| f.scope == scope && f.path == path);
+            if checked == 0 && !described {
                 return Err(invalid(
                     "source_path",
                     format!(
-                        "No {plural} of this connection are stored yet to check `{path}` against; sync them first."
+                        "No {plural} of this connection are stored yet to check `{path}` against, and {} does not describe it; sync them first.",
+                        self.system.name
                     ),
                 ));
             }
-            if !found {
+            if !found && !described {
                 let scope = t
                     .list()
                     .map_or(String::new(), |l| format!(" (in `{l}` lines)"));

@@ -69,7 +69,28 @@ fn mappings<'a>(
             .map_err(ironbridge_core::service::ServiceError::from)?,
         org,
         conn,
+        described: None,
     })
+}
+
+/// The system's description of `entity`'s fields, read live from the source; `None` when it
+/// has none, or cannot be reached now (the stored records still say which fields exist).
+async fn described(
+    state: &AppState,
+    conn: &Connection,
+    entity: Entity,
+) -> Option<Vec<ironbridge_core::connector::DescribedField>> {
+    if conn.status == ironbridge_model::api::ConnectionStatus::Disconnected.as_str() {
+        return None;
+    }
+    let runtime = state.runtimes.get(conn).ok()?;
+    match runtime.connector().describe_fields(entity).await {
+        Ok(fields) => fields,
+        Err(e) => {
+            tracing::warn!(connection = %conn.id, error = %e, "the source's description of its fields could not be read");
+            None
+        }
+    }
 }
 
 /// A missing override reads as 404 (the store's `NotFound` is about the override here).
@@ -176,7 +197,11 @@ pub async fn set_mapping(
 ) -> ApiResult<Json<FieldMappingChangeOut>> {
     let conn = owned(&state, &actor.org, &id).await?;
     let entity = entity_named(&entity, "entity")?;
-    let out = mappings(&state, &actor.org, &conn)?
+    let mut m = mappings(&state, &actor.org, &conn)?;
+    if !input.remove {
+        m.described = described(&state, &conn, entity).await;
+    }
+    let out = m
         .set(
             entity,
             &target,
@@ -305,7 +330,7 @@ pub async fn remote_fields(
 ) -> ApiResult<Json<RemoteFieldsOut>> {
     let conn = owned(&state, &org, &id).await?;
     let entity = entity_named(&q.entity, "entity")?;
-    Ok(Json(
-        mappings(&state, &org, &conn)?.remote_fields(entity).await?,
-    ))
+    let mut m = mappings(&state, &org, &conn)?;
+    m.described = described(&state, &conn, entity).await;
+    Ok(Json(m.remote_fields(entity).await?))
 }

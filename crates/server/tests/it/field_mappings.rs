@@ -100,6 +100,72 @@ async fn custom_fields_and_remaps_show_at_once_in_reads_and_writes() {
                 .any(|f| f["scope"] == scope && f["path"] == path)
         };
         assert!(has("record", header), "{system:?}: {header} discovered");
+        // SAP and Business Central describe their fields ($metadata); NetSuite's metadata
+        // catalog is not read.
+        let describes = system != System::NetSuite;
+        assert_eq!(fields.body["described_by_source"], describes, "{system:?}");
+        let field = |scope: &str, path: &str| {
+            fields.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["scope"] == scope && f["path"] == path)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            field("record", header)["described"],
+            describes,
+            "{system:?}"
+        );
+        assert_eq!(
+            field("line_items", line)["described"],
+            describes,
+            "{system:?}"
+        );
+        if system == System::SapS4Hana {
+            assert_eq!(field("record", header)["label"], header);
+        }
+        let only_described: Vec<&Value> = fields.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["described"] == true && f["records_with_value"] == 0)
+            .collect();
+        if system == System::SapS4Hana {
+            // A field the system describes but no stored record has a value in can be
+            // mapped; a path it neither describes nor stores cannot.
+            let first = only_described
+                .first()
+                .expect("a described field without values");
+            let path = first["path"].as_str().unwrap().to_string();
+            let target = if first["scope"] == "record" {
+                "custom_fields.ib_described"
+            } else {
+                "line_items.custom_fields.ib_described"
+            };
+            let res = c
+                .put_mapping(
+                    &c.key,
+                    &format!("{base}/{target}"),
+                    json!({"source_path": path}),
+                )
+                .await;
+            assert_eq!(res.status, 200, "{path}: {}", res.body);
+            let res = c
+                .put_mapping(
+                    &c.key,
+                    &format!("{base}/custom_fields.ib_nothing"),
+                    json!({"source_path": "YY1_NoSuchField"}),
+                )
+                .await;
+            assert_eq!(
+                res.assert_error(422, "VALIDATION_ERROR")["param"],
+                "source_path"
+            );
+            let res = c.app.delete(&c.key, &format!("{base}/{target}")).await;
+            assert_eq!(res.status, 200, "{}", res.body);
+        }
         assert!(
             has("line_items", line),
             "{system:?}: line {line} discovered"
