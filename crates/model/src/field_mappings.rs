@@ -295,6 +295,7 @@ pub struct FieldMappingHistoryOut {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMappingRevertIn {
-    /// The version to restore; 0 restores the system's defaults.
+    /// The version to restore (at most the current one); 0 restores the system's defaults.
+    #[schema(minimum = 0)]
     pub version: i64,
 }

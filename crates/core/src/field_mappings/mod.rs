@@ -28,7 +28,7 @@ use crate::store::{
 };
 use crate::system::SystemDescriptor;
 
-pub use target::Target;
+pub use target::{Target, TargetError};
 pub use view::{ConnectionView, EntityView, ViewCache};
 
 /// Records a change is checked against, at most.
@@ -118,12 +118,10 @@ impl FieldMappings<'_> {
         Ok((version, overrides))
     }
 
-    /// The effective mapping of every entity the system reads, or of one.
+    /// The effective mapping of every entity the system reads, or of one (none when the
+    /// system does not read it).
     pub async fn effective(&self, only: Option<Entity>) -> Result<FieldMappingsOut, ServiceError> {
         let (version, overrides) = self.current().await?;
-        if let Some(e) = only {
-            self.def(e)?;
-        }
         let data = self
             .system
             .mappings
@@ -214,7 +212,7 @@ impl FieldMappings<'_> {
         now: Timestamp,
     ) -> Result<FieldMappingChangeOut, ServiceError> {
         let def = self.def(entity)?;
-        let t = Target::parse(entity, def, target).map_err(|m| invalid("target", m))?;
+        let t = Target::parse(entity, def, target).map_err(|e| invalid("target", e.message()))?;
         let new = if input.remove {
             if !t.is_custom() {
                 return Err(invalid(
@@ -290,7 +288,7 @@ impl FieldMappings<'_> {
         now: Timestamp,
     ) -> Result<FieldMappingChangeOut, ServiceError> {
         let def = self.def(entity)?;
-        let t = Target::parse(entity, def, target).map_err(|m| invalid("target", m))?;
+        let t = Target::parse(entity, def, target).map_err(|e| invalid("target", e.message()))?;
         self.change(entity, &t, None, dry_run, actor, now).await
     }
 

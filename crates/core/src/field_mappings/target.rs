@@ -44,10 +44,34 @@ fn custom_name_ok(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Why a target cannot be mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetError {
+    /// No such field of the entity (or of its lists or object fields).
+    Unknown(String),
+    /// A field that exists but no override may change, or a malformed custom field name.
+    Refused(String),
+}
+
+impl TargetError {
+    /// The reason, for people.
+    pub fn message(&self) -> &str {
+        match self {
+            TargetError::Unknown(m) | TargetError::Refused(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
 impl Target {
     /// Reads `target` for `entity` under its default mapping `def`; the error says why it
     /// cannot be mapped, for people.
-    pub fn parse(entity: Entity, def: &MappingDef, target: &str) -> Result<Target, String> {
+    pub fn parse(entity: Entity, def: &MappingDef, target: &str) -> Result<Target, TargetError> {
         let spec = entity.spec();
         let label = spec.label;
         let parts: Vec<&str> = target.split('.').collect();
@@ -61,43 +85,47 @@ impl Target {
                 if custom_name_ok(name) {
                     Ok(Target::Custom((*name).to_string()))
                 } else {
-                    Err(bad_custom(name))
+                    Err(TargetError::Refused(bad_custom(name)))
                 }
             }
             [list, "custom_fields", name] if entity.list(list).is_some() => {
                 if custom_name_ok(name) {
                     Ok(Target::LineCustom((*list).to_string(), (*name).to_string()))
                 } else {
-                    Err(bad_custom(name))
+                    Err(TargetError::Refused(bad_custom(name)))
                 }
             }
             [list, name] if entity.list(list).is_some() => {
                 let l = entity.list(list).expect("checked above");
                 if ["id", "remote_id", "custom_fields"].contains(name) {
-                    Err(format!(
+                    Err(TargetError::Refused(format!(
                         "`{target}` is derived by Ironbridge and cannot be remapped."
-                    ))
+                    )))
                 } else if l.fields.contains(name) {
                     Ok(Target::LineField((*list).to_string(), (*name).to_string()))
                 } else {
-                    Err(format!("`{name}` is not a field of a {label}'s `{list}`."))
+                    Err(TargetError::Unknown(format!(
+                        "`{name}` is not a field of a {label}'s `{list}`."
+                    )))
                 }
             }
-            [field] if FIXED.contains(field) => Err(format!(
+            [field] if FIXED.contains(field) => Err(TargetError::Refused(format!(
                 "`{field}` is part of every record's envelope and cannot be remapped."
-            )),
-            [field] if *field == "custom_fields" || entity.list(field).is_some() => Err(format!(
-                "`{field}` is a collection; map one of its fields (`{field}.<name>`)."
-            )),
+            ))),
+            [field] if *field == "custom_fields" || entity.list(field).is_some() => {
+                Err(TargetError::Refused(format!(
+                    "`{field}` is a collection; map one of its fields (`{field}.<name>`)."
+                )))
+            }
             [field] if spec.fields.contains(field) => {
                 let object = def
                     .fields
                     .iter()
                     .any(|(n, r)| n == field && r.kind == Kind::Object);
                 if object {
-                    Err(format!(
+                    Err(TargetError::Refused(format!(
                         "`{field}` is an object; map one of its members (`{field}.<member>`)."
-                    ))
+                    )))
                 } else {
                     Ok(Target::Field((*field).to_string()))
                 }
@@ -111,12 +139,14 @@ impl Target {
                 if known {
                     Ok(Target::Member((*field).to_string(), (*member).to_string()))
                 } else {
-                    Err(format!(
+                    Err(TargetError::Unknown(format!(
                         "`{target}` is not a member of a {label}'s `{field}`."
-                    ))
+                    )))
                 }
             }
-            _ => Err(format!("`{target}` is not a field of a {label}.")),
+            _ => Err(TargetError::Unknown(format!(
+                "`{target}` is not a field of a {label}."
+            ))),
         }
     }
 

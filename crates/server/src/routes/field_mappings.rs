@@ -6,11 +6,11 @@ use axum::Json;
 use axum::extract::State;
 use ironbridge_core::field_mappings::FieldMappings;
 use ironbridge_core::store::{ConnId, Connection, OrgId, StoreError};
-use ironbridge_model::Entity;
 use ironbridge_model::field_mappings::{
     EntityFieldMappingsOut, FieldMappingChangeOut, FieldMappingHistoryOut, FieldMappingIn,
     FieldMappingRevertIn, FieldMappingVersionOut, FieldMappingsOut, RemoteFieldsOut,
 };
+use ironbridge_model::{Entity, ErrorCode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -34,14 +34,14 @@ async fn owned(state: &AppState, org: &OrgId, id: &str) -> ApiResult<Connection>
 
 /// An entity named in a path or query: its name (`purchase_order`) or its collection's
 /// (`purchase-orders`).
-fn entity_named(name: &str, param: &str) -> ApiResult<Entity> {
+fn entity_named(name: &str, param: &str, code: ErrorCode) -> ApiResult<Entity> {
     Entity::ALL
         .iter()
         .copied()
         .find(|e| e.as_str() == name || e.spec().plural.replace('_', "-") == name)
         .ok_or_else(|| {
             ApiError::new(
-                ironbridge_model::ErrorCode::ValidationError,
+                code,
                 format!(
                     "`{name}` is not an entity (one of: {}).",
                     Entity::ALL
@@ -93,6 +93,40 @@ async fn described(
     }
 }
 
+/// A 404 when the connection's system does not map `entity`, or `target` (when given) is no
+/// field of it: the path names nothing. A field that exists but cannot be changed is refused
+/// later, with 422.
+fn mapped(
+    state: &AppState,
+    conn: &Connection,
+    entity: Entity,
+    target: Option<&str>,
+) -> ApiResult<()> {
+    let system = state
+        .runtimes
+        .registry()
+        .require(&conn.system)
+        .map_err(ironbridge_core::service::ServiceError::from)?;
+    let Some(def) = system.mapping(entity) else {
+        return Err(ApiError::new(
+            ironbridge_model::ErrorCode::NotFound,
+            format!(
+                "{} connections map no {}s.",
+                system.name,
+                entity.spec().label
+            ),
+        )
+        .param("entity"));
+    };
+    if let Some(target) = target
+        && let Err(ironbridge_core::field_mappings::TargetError::Unknown(message)) =
+            ironbridge_core::field_mappings::Target::parse(entity, def, target)
+    {
+        return Err(ApiError::new(ironbridge_model::ErrorCode::NotFound, message).param("target"));
+    }
+    Ok(())
+}
+
 /// A missing override reads as 404 (the store's `NotFound` is about the override here).
 fn override_missing(e: ironbridge_core::service::ServiceError) -> ApiError {
     match e {
@@ -108,7 +142,8 @@ fn override_missing(e: ironbridge_core::service::ServiceError) -> ApiError {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MappingsParams {
-    /// Only this entity (`purchase_order`).
+    /// Only this entity (`purchase_order`); none when the connection's system does not read it.
+    #[param(value_type = Option<Entity>)]
     pub entity: Option<String>,
 }
 
@@ -132,7 +167,7 @@ pub async fn list_mappings(
     let only = q
         .entity
         .as_deref()
-        .map(|e| entity_named(e, "entity"))
+        .map(|e| entity_named(e, "entity", ErrorCode::ValidationError))
         .transpose()?;
     Ok(Json(mappings(&state, &org, &conn)?.effective(only).await?))
 }
@@ -141,7 +176,7 @@ pub async fn list_mappings(
 #[utoipa::path(get, path = "/v1/connections/{id}/field-mappings/{entity}", tag = "Field mappings",
     operation_id = "v1.connections.field_mappings.get",
     params(("id" = String, Path, description = "Connection id (`conn_…`)"),
-        ("entity" = String, Path, description = "The entity (`purchase_order`)")),
+        ("entity" = Entity, Path, description = "The entity (`purchase_order`)")),
     responses((status = 200, description = "The entity's effective mapping", body = EntityFieldMappingsOut),
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 422, description = "Not an entity this connection maps", body = ErrorBody)),
@@ -152,7 +187,8 @@ pub async fn get_mappings(
     ApiPath((id, entity)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<EntityFieldMappingsOut>> {
     let conn = owned(&state, &org, &id).await?;
-    let entity = entity_named(&entity, "entity")?;
+    let entity = entity_named(&entity, "entity", ErrorCode::NotFound)?;
+    mapped(&state, &conn, entity, None)?;
     let mut all = mappings(&state, &org, &conn)?
         .effective(Some(entity))
         .await?;
@@ -179,7 +215,7 @@ pub struct ChangeParams {
 #[utoipa::path(put, path = "/v1/connections/{id}/field-mappings/{entity}/{target}", tag = "Field mappings",
     operation_id = "v1.connections.field_mappings.set",
     params(("id" = String, Path, description = "Connection id (`conn_…`)"),
-        ("entity" = String, Path, description = "The entity (`purchase_order`)"),
+        ("entity" = Entity, Path, description = "The entity (`purchase_order`)"),
         ("target" = String, Path, description = "The field: `memo`, `address.city`, `custom_fields.cost_center`, `line_items.description`, `line_items.custom_fields.project`"),
         ChangeParams),
     request_body = FieldMappingIn,
@@ -196,7 +232,8 @@ pub async fn set_mapping(
     ApiJson(input): ApiJson<FieldMappingIn>,
 ) -> ApiResult<Json<FieldMappingChangeOut>> {
     let conn = owned(&state, &actor.org, &id).await?;
-    let entity = entity_named(&entity, "entity")?;
+    let entity = entity_named(&entity, "entity", ErrorCode::NotFound)?;
+    mapped(&state, &conn, entity, Some(&target))?;
     let mut m = mappings(&state, &actor.org, &conn)?;
     if !input.remove {
         m.described = described(&state, &conn, entity).await;
@@ -219,7 +256,7 @@ pub async fn set_mapping(
 #[utoipa::path(delete, path = "/v1/connections/{id}/field-mappings/{entity}/{target}", tag = "Field mappings",
     operation_id = "v1.connections.field_mappings.delete",
     params(("id" = String, Path, description = "Connection id (`conn_…`)"),
-        ("entity" = String, Path, description = "The entity (`purchase_order`)"),
+        ("entity" = Entity, Path, description = "The entity (`purchase_order`)"),
         ("target" = String, Path, description = "The field whose override is deleted"),
         ChangeParams),
     responses((status = 200, description = "The field's mapping after the change, with a preview", body = FieldMappingChangeOut),
@@ -233,7 +270,8 @@ pub async fn delete_mapping(
     ApiQuery(q): ApiQuery<ChangeParams>,
 ) -> ApiResult<Json<FieldMappingChangeOut>> {
     let conn = owned(&state, &actor.org, &id).await?;
-    let entity = entity_named(&entity, "entity")?;
+    let entity = entity_named(&entity, "entity", ErrorCode::NotFound)?;
+    mapped(&state, &conn, entity, Some(&target))?;
     let out = mappings(&state, &actor.org, &conn)?
         .delete(
             entity,
@@ -309,6 +347,7 @@ pub async fn revert(
 #[into_params(parameter_in = Query)]
 pub struct RemoteFieldsParams {
     /// The entity (`purchase_order`).
+    #[param(value_type = Entity)]
     pub entity: String,
 }
 
@@ -329,7 +368,8 @@ pub async fn remote_fields(
     ApiQuery(q): ApiQuery<RemoteFieldsParams>,
 ) -> ApiResult<Json<RemoteFieldsOut>> {
     let conn = owned(&state, &org, &id).await?;
-    let entity = entity_named(&q.entity, "entity")?;
+    let entity = entity_named(&q.entity, "entity", ErrorCode::ValidationError)?;
+    mapped(&state, &conn, entity, None)?;
     let mut m = mappings(&state, &org, &conn)?;
     m.described = described(&state, &conn, entity).await;
     Ok(Json(m.remote_fields(entity).await?))

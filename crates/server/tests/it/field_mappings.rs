@@ -277,7 +277,6 @@ async fn changes_are_validated_with_their_param_and_previewed_without_saving() {
     let id = c.conn_id().await;
     let base = format!("/v1/connections/{id}/field-mappings/purchase_order");
     let cases = [
-        ("colour", json!({"source_path": "memo"}), "target"),
         ("id", json!({"source_path": "memo"}), "target"),
         ("line_items.id", json!({"source_path": "line"}), "target"),
         (
@@ -314,6 +313,25 @@ async fn changes_are_validated_with_their_param_and_previewed_without_saving() {
             "source_path",
         ),
     ];
+    // A path naming no field (or an entity the system does not map) names nothing: 404.
+    for (path, param) in [
+        (format!("{base}/colour"), "target"),
+        (format!("{base}/line_items.colour"), "target"),
+        (format!("{base}/memo.x"), "target"),
+        (
+            format!("/v1/connections/{id}/field-mappings/shipment/memo"),
+            "entity",
+        ),
+        (
+            format!("/v1/connections/{id}/field-mappings/dragon/memo"),
+            "entity",
+        ),
+    ] {
+        let res = c
+            .put_mapping(&c.key, &path, json!({"source_path": "memo"}))
+            .await;
+        assert_eq!(res.assert_error(404, "NOT_FOUND")["param"], param, "{path}");
+    }
     for (target, body, param) in cases {
         let res = c
             .put_mapping(&c.key, &format!("{base}/{target}"), body)
@@ -321,15 +339,15 @@ async fn changes_are_validated_with_their_param_and_previewed_without_saving() {
         let err = res.assert_error(422, "VALIDATION_ERROR");
         assert_eq!(err["param"], param, "{target}: {}", res.body);
     }
-    // An entity the system does not read, and one that does not exist.
+    // Listing an entity the system does not read lists nothing.
     let res = c
-        .put_mapping(
+        .app
+        .get(
             &c.key,
-            &format!("/v1/connections/{id}/field-mappings/dragon/memo"),
-            json!({"source_path": "memo"}),
+            &format!("/v1/connections/{id}/field-mappings?entity=shipment"),
         )
         .await;
-    assert_eq!(res.assert_error(422, "VALIDATION_ERROR")["param"], "entity");
+    assert_eq!(res.body["data"], json!([]), "{}", res.body);
     // Unknown members of the body are refused as every body's are.
     let res = c
         .put_mapping(
