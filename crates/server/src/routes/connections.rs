@@ -255,7 +255,8 @@ pub async fn list_connections(
     }))
 }
 
-async fn owned(state: &AppState, org: &OrgId, id: &str) -> ApiResult<Connection> {
+/// The organization's connection `id`, or 404.
+pub(crate) async fn owned(state: &AppState, org: &OrgId, id: &str) -> ApiResult<Connection> {
     state
         .store
         .get_connection(org, &ConnId(id.to_string()))

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use ironbridge_core::field_mappings::FieldMappings;
-use ironbridge_core::store::{ConnId, Connection, OrgId, StoreError};
+use ironbridge_core::store::{Connection, OrgId, StoreError};
 use ironbridge_model::field_mappings::{
     EntityFieldMappingsOut, FieldMappingChangeOut, FieldMappingHistoryOut, FieldMappingIn,
     FieldMappingRevertIn, FieldMappingVersionOut, FieldMappingsOut, RemoteFieldsOut,
@@ -14,23 +14,13 @@ use ironbridge_model::{Entity, ErrorCode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::connections::owned;
 use crate::AppState;
 use crate::auth::{AdminActor, AdminAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
-
-async fn owned(state: &AppState, org: &OrgId, id: &str) -> ApiResult<Connection> {
-    state
-        .store
-        .get_connection(org, &ConnId(id.to_string()))
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("connection"),
-            other => other.into(),
-        })
-}
 
 /// An entity named in a path or query: its name (`purchase_order`) or its collection's
 /// (`purchase-orders`).
