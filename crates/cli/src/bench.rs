@@ -498,7 +498,7 @@ pub(crate) async fn connect_emulated(
             .await?;
             (
                 ironbridge_connectors::asctrac::ID,
-                json!({"base_url": base, "utc_offset": "-05:00", "facilities": "01,02,03", "docks": "D1,D2", "page_size": 1000}),
+                json!({"base_url": base, "time_zone": "America/New_York", "facilities": "01,02,03", "docks": "D1,D2", "page_size": 1000}),
                 json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
             )
         }

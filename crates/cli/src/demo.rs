@@ -314,7 +314,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             demo.connect(
                 "ASCTrac WMS",
                 "asctrac",
-                json!({"base_url": asctrac.base_url(), "utc_offset": "-05:00", "facilities": "01,02,03", "docks": "D1,D2"}),
+                json!({"base_url": asctrac.base_url(), "time_zone": "America/New_York", "facilities": "01,02,03", "docks": "D1,D2"}),
                 json!({"client_id": asctrac_creds["client_id"], "client_secret": asctrac_creds["client_secret"]}),
             )
             .await?,

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod mapping;
 pub mod netguard;
 pub mod pagination;
+pub mod partial;
 pub mod raw_payload;
 pub mod read;
 pub mod reconcile;

@@ -329,6 +329,23 @@ pub struct PageWrite {
     pub closed: Vec<(String, String)>,
     /// Records of these pages that could not be mapped (added to the run's totals).
     pub skipped: u64,
+    /// For records laid over their stored payload ([`crate::partial`]): our id and the
+    /// content hash of the stored version each was laid over (`None`: there was none). The
+    /// write is refused with [`StoreError::Conflict`], and nothing kept, when one of them
+    /// changed since: the caller merges again, so a write committed in between is never
+    /// overwritten by a merge that did not see it.
+    pub bases: Vec<(String, Option<String>)>,
+}
+
+/// A stored record's payload, as a partial record is laid over it.
+#[derive(Debug, Clone)]
+pub struct StoredPayload {
+    /// Our id.
+    pub id: String,
+    /// The raw payload's text.
+    pub raw: String,
+    /// Its content hash (the version a page's `bases` name).
+    pub content_hash: String,
 }
 
 /// What a page write changed.
@@ -715,6 +732,13 @@ pub trait Store:
         id: &str,
         include_raw: bool,
     ) -> StoreResult<Option<StoredRecord>>;
+    /// The stored payloads of the records `ids` (our ids) that exist.
+    async fn payloads(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        ids: &[String],
+    ) -> StoreResult<Vec<StoredPayload>>;
     /// Stored record count per entity.
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>>;
 

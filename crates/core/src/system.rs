@@ -28,6 +28,19 @@ pub struct ReadSpec {
     pub kind: ReadKind,
     /// How deletions reach Ironbridge.
     pub deletions: DeletionDetection,
+    /// Whether a record read carries the whole source record or only some of its members.
+    pub payload: Payload,
+}
+
+/// What one record the source sends carries of the source's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// All of it: a record read replaces the stored one.
+    Whole,
+    /// Some of its members: a record read (or a write's answer) is laid over the stored
+    /// payload, and the members it lacks are kept ([`crate::partial`]). ASCTrac's order
+    /// status rows carry no lines; the lines are the ones Ironbridge wrote.
+    Partial,
 }
 
 /// Which writes a system supports for one entity, and what they take: one description per
@@ -421,18 +434,22 @@ impl SystemDescriptor {
 
     /// Its row of the capability matrix, as `GET /v1/systems` shows it.
     pub fn capabilities(&self) -> SystemCapabilities {
-        let entities = self
-            .readable()
-            .into_iter()
-            .filter_map(|e| self.read(e))
-            .map(|r| EntityCapability {
-                entity: r.entity,
-                read: true,
-                incremental: r.kind != ReadKind::Whole,
-                read_kind: r.kind,
-                deletions: r.deletions,
-                create: self.writes(r.entity, WriteOp::Create),
-                update: self.writes(r.entity, WriteOp::Update),
+        // Entities read, and those only written (served as Ironbridge wrote them).
+        let entities = Entity::ALL
+            .iter()
+            .copied()
+            .filter(|e| self.read(*e).is_some() || self.writes.iter().any(|w| w.entity == *e))
+            .map(|e| {
+                let read = self.read(e);
+                EntityCapability {
+                    entity: e,
+                    read: read.is_some(),
+                    incremental: read.is_some_and(|r| r.kind != ReadKind::Whole),
+                    read_kind: read.map(|r| r.kind),
+                    deletions: read.map(|r| r.deletions),
+                    create: self.writes(e, WriteOp::Create),
+                    update: self.writes(e, WriteOp::Update),
+                }
             })
             .collect();
         SystemCapabilities {
@@ -636,14 +653,25 @@ pub fn check_descriptors(systems: &[&'static SystemDescriptor]) -> Vec<String> {
             }
         }
         for m in s.mappings.all() {
-            if s.read(m.entity).is_none() {
-                problems.push(format!("{id} {}: mapping of an entity not read", m.entity));
+            if s.read(m.entity).is_none() && !s.writes.iter().any(|w| w.entity == m.entity) {
+                problems.push(format!(
+                    "{id} {}: mapping of an entity neither read nor written",
+                    m.entity
+                ));
             }
             problems.extend(m.problems());
         }
         for w in s.writes {
-            if s.read(w.entity).is_none() {
-                problems.push(format!("{id} {}: written but not read", w.entity));
+            // An entity written and not read (ASCTrac's purchase orders) is served as
+            // Ironbridge wrote it, which takes a mapping of the write's answer.
+            if s.mapping(w.entity).is_none() {
+                problems.push(format!("{id} {}: written without a mapping", w.entity));
+            }
+            if s.read(w.entity).is_none() && !w.create {
+                problems.push(format!(
+                    "{id} {}: updated but neither read nor created",
+                    w.entity
+                ));
             }
             if s.writes.iter().filter(|o| o.entity == w.entity).count() > 1 {
                 problems.push(format!("{id} {}: written twice", w.entity));

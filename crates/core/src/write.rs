@@ -147,9 +147,14 @@ pub async fn apply(
     if let Some(r) = reference {
         crate::connector::check_reference(r)?;
     }
+    // A partial record's answer is laid over what is stored (ASCTrac answers an order's
+    // update with its status alone), so its stored payload is read with it.
+    let partial = system
+        .read(entity)
+        .is_some_and(|r| r.payload == crate::system::Payload::Partial);
     let existing = match action {
         WriteAction::Create => None,
-        WriteAction::Update { id } => match store.get_record(conn, entity, id, false).await? {
+        WriteAction::Update { id } => match store.get_record(conn, entity, id, partial).await? {
             Some(r) => Some(r),
             None => return Ok(None),
         },
@@ -171,14 +176,29 @@ pub async fn apply(
             }))
         }
         Some(record) => match runtime.update(entity, &record.remote_id, &write).await {
-            Ok(raw) => Ok(Some(Written {
-                raw,
-                created_at: Some(record.created_at),
-            })),
+            Ok(raw) => {
+                let raw = match record.raw.as_deref() {
+                    Some(stored) if partial => laid_over(stored, raw),
+                    _ => raw,
+                };
+                Ok(Some(Written {
+                    raw,
+                    created_at: Some(record.created_at),
+                }))
+            }
             Err(ServiceError::Connector(ConnectorError::NotFound)) => Ok(None),
             Err(e) => Err(e),
         },
     }
+}
+
+/// A partial answer laid over the stored payload; the answer alone when the stored payload
+/// is damaged (what the source answered is never lost).
+fn laid_over(stored: &str, answer: Value) -> Value {
+    crate::partial::overlay(stored, &answer.to_string())
+        .ok()
+        .and_then(|merged| serde_json::from_str(&merged).ok())
+        .unwrap_or(answer)
 }
 
 /// The write description of `entity` if the system supports `op` on it; else the refusal

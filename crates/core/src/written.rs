@@ -94,6 +94,9 @@ pub fn prepare(
             entity,
             record,
             now,
+            partial: system
+                .read(entity)
+                .is_some_and(|r| r.payload == crate::system::Payload::Partial),
         },
         rendered,
     ))

@@ -437,9 +437,12 @@ pub struct PurchaseOrderIn {
     /// Order number; the source system assigns one when absent.
     #[serde(default)]
     pub number: Option<String>,
-    /// The vendor (`vnd_…`). Required.
+    /// The vendor (`vnd_…`). Required by the ERPs; a warehouse (ASCTrac) keeps its own vendor
+    /// master and takes the vendor's code as a custom field instead (`GET
+    /// /v1/meta/purchase-orders` says which).
+    #[serde(default)]
     #[schema(pattern = "^vnd_", example = "vnd_01jdqk4v5m8x2c9h7n3b6t0wyz")]
-    pub vendor_id: String,
+    pub vendor_id: Option<String>,
     /// Receiving location (`loc_…`).
     #[serde(default)]
     #[schema(pattern = "^loc_", example = "loc_01jdqk4v5m8x2c9h7n3b6t0wyz")]
@@ -927,15 +930,17 @@ pub enum ReadKind {
 pub struct EntityCapability {
     /// The entity.
     pub entity: crate::catalogue::Entity,
-    /// Records are synced.
+    /// Records are synced. When `false` the entity is only written, and its records are
+    /// those written through Ironbridge, as the source answered them (ASCTrac's purchase
+    /// orders: expected receipts, which ASCTrac does not export).
     pub read: bool,
     /// Later syncs read only what changed (by the source's modification time, a feed or an
     /// outbox).
     pub incremental: bool,
-    /// How records are read.
-    pub read_kind: ReadKind,
-    /// How deletions are detected.
-    pub deletions: DeletionDetection,
+    /// How records are read (`null` when they are not).
+    pub read_kind: Option<ReadKind>,
+    /// How deletions are detected (`null` when records are not read).
+    pub deletions: Option<DeletionDetection>,
     /// `POST` creates records in the source system.
     pub create: bool,
     /// `PATCH` updates records in the source system.

@@ -24,6 +24,9 @@ pub(crate) const LOCK_ENDPOINT: &str =
     "SELECT id FROM webhook_endpoints WHERE org_id = $1 AND id = $2 FOR UPDATE";
 /// Locks a row read in a write transaction until it commits.
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+/// Writes of one connection's entity's partial records take turns (released at commit).
+pub(crate) const LOCK_RECORDS: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
 pub(crate) const MIGRATIONS: &[Migration] = migrate::POSTGRES;
 /// `SKIP LOCKED`: concurrent workers each take a different job without waiting on each other.
 pub(crate) const CLAIM_JOB: &str = concat!(

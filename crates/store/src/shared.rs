@@ -7,7 +7,7 @@ use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
     ApiKey, Certificate, ConnId, Connection, Event, Fence, Job, JobOutcome, NewApiKey,
     NewConnection, NewJob, OrgId, Organization, PageWrite, RecordQuery, RunTotals, Store,
-    StoreError, StoreResult, StoredRecord, SyncState, WriteCounts,
+    StoreError, StoreResult, StoredPayload, StoredRecord, SyncState, WriteCounts,
 };
 use ironbridge_model::api::McpAccess;
 use ironbridge_model::{Entity, Timestamp};
@@ -165,6 +165,68 @@ fn key_from(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
         revoked_at: ts(row.try_get("revoked_at")?),
         mcp_access: McpAccess::parse(row.try_get("mcp_access")?),
     })
+}
+
+/// Refuses a page of partial records when a version one of them was laid over is no longer
+/// the stored one. Writes of the connection's entity that could change them take turns
+/// with this check ([`lock_records`]), so nothing changes between it and the commit.
+async fn check_bases(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    conn: &ConnId,
+    entity: Entity,
+    bases: &[(String, Option<String>)],
+) -> StoreResult<()> {
+    lock_records(tx, conn, entity).await?;
+    for chunk in bases.chunks(WRITE_CHUNK) {
+        let mut select = sqlx::QueryBuilder::<Db>::new(
+            "SELECT id, content_hash FROM records WHERE connection_id = ",
+        );
+        select.push_bind(&conn.0);
+        select.push(" AND entity = ");
+        select.push_bind(entity.as_str());
+        select.push(" AND id IN (");
+        let mut list = select.separated(", ");
+        for (id, _) in chunk {
+            list.push_bind(id);
+        }
+        select.push(")");
+        let rows = select
+            .build()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(classify)?;
+        let mut now: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            now.insert(
+                row.try_get("id").map_err(classify)?,
+                row.try_get("content_hash").map_err(classify)?,
+            );
+        }
+        if chunk.iter().any(|(id, base)| now.get(id) != base.as_ref()) {
+            return Err(StoreError::conflict(
+                "a stored record changed while a partial record was merged with it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Makes writes of partial records of one connection's entity take turns (PostgreSQL; one
+/// SQLite writer at a time does so already).
+pub(crate) async fn lock_records(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    conn: &ConnId,
+    entity: Entity,
+) -> StoreResult<()> {
+    if let Some(lock) = super::LOCK_RECORDS {
+        sqlx::query(lock)
+            .bind(format!("{}/{}", conn.0, entity.as_str()))
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
 }
 
 fn record_from(row: &DbRow) -> Result<StoredRecord, sqlx::Error> {
@@ -1001,6 +1063,9 @@ impl Store for Backend {
         let mut tx = self.begin_write().await?;
         let now = page.now.micros();
         let entity = page.entity.as_str();
+        if !page.bases.is_empty() {
+            check_bases(&mut tx, conn, page.entity, &page.bases).await?;
+        }
         // A page may repeat a record (a source that pages by offset while data moves); the
         // last copy wins, and one statement must not touch the same row twice.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(page.records.len());
@@ -1270,6 +1335,52 @@ impl Store for Backend {
         .await
         .map_err(classify)?;
         row.as_ref().map(record_from).transpose().map_err(classify)
+    }
+
+    async fn payloads(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        ids: &[String],
+    ) -> StoreResult<Vec<StoredPayload>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(WRITE_CHUNK) {
+            let mut select = sqlx::QueryBuilder::<Db>::new(
+                "SELECT id, raw, raw_z, content_hash FROM records WHERE connection_id = ",
+            );
+            select.push_bind(&conn.0);
+            select.push(" AND entity = ");
+            select.push_bind(entity.as_str());
+            select.push(" AND id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            select.push(")");
+            let rows = select
+                .build()
+                .persistent(false)
+                .fetch_all(&mut *self.reader().await?)
+                .await
+                .map_err(classify)?;
+            for row in &rows {
+                let raw = match row
+                    .try_get::<Option<Vec<u8>>, _>("raw_z")
+                    .map_err(classify)?
+                {
+                    Some(stored) => {
+                        RawPayload::text(&stored).map_err(|e| StoreError::Internal(e.into()))?
+                    }
+                    None => row.try_get("raw").map_err(classify)?,
+                };
+                out.push(StoredPayload {
+                    id: row.try_get("id").map_err(classify)?,
+                    raw,
+                    content_hash: row.try_get("content_hash").map_err(classify)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>> {

@@ -27,6 +27,8 @@ pub(crate) const LOCK_ENDPOINT: &str =
 /// One writer at a time (`BEGIN IMMEDIATE`): a row read in a write transaction is already
 /// the writer's.
 pub(crate) const FOR_UPDATE: &str = "";
+/// One writer at a time (`BEGIN IMMEDIATE`): partial records need no lock of their own.
+pub(crate) const LOCK_RECORDS: Option<&str> = None;
 pub(crate) const MIGRATIONS: &[Migration] = migrate::SQLITE;
 /// One writer at a time (`BEGIN IMMEDIATE`) already makes the claim exclusive.
 pub(crate) const CLAIM_JOB: &str = concat!(

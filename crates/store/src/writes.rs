@@ -82,6 +82,9 @@ async fn upsert_written(tx: &mut Tx, conn: &ConnId, w: &WrittenRecord) -> StoreR
     let r = &w.record;
     let entity = w.entity.as_str();
     let now = w.now.micros();
+    if w.partial {
+        super::shared::lock_records(tx, conn, w.entity).await?;
+    }
     sqlx::query(
         "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) \
          VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10, $11, $11) \

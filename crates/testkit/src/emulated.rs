@@ -125,7 +125,7 @@ impl Emulated {
             System::Asctrac => {
                 let c = emulated.admin("GET", "/credentials", None).await;
                 (
-                    json!({"base_url": base, "utc_offset": "-05:00", "facilities": "01,02,03", "docks": "D1,D2"}),
+                    json!({"base_url": base, "time_zone": "America/New_York", "facilities": "01,02,03", "docks": "D1,D2"}),
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
             }

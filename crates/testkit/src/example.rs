@@ -44,6 +44,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         entity: Entity::LOCATION,
         kind: ReadKind::Windowed,
         deletions: DeletionDetection::Reconciliation,
+        payload: ironbridge_core::system::Payload::Whole,
     }],
     writes: &[],
     limits: Limits {

@@ -20,7 +20,7 @@ use ironbridge_core::connector::{
 };
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
-    AuthOption, FieldSpec, Limits, Mappings, ReadSpec, SystemDescriptor,
+    AuthOption, FieldSpec, Limits, Mappings, Payload, ReadSpec, SystemDescriptor,
 };
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
@@ -45,6 +45,16 @@ const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
         kind,
         // Outboxes never show deletions; whole reads (the audit) mark what vanished.
         deletions: DeletionDetection::Reconciliation,
+        payload: Payload::Whole,
+    }
+}
+
+/// A read whose rows carry only some of a record's members: an order's status rows have no
+/// lines, which only the order Ironbridge wrote has.
+const fn partial(entity: Entity, kind: ReadKind) -> ReadSpec {
+    ReadSpec {
+        payload: Payload::Partial,
+        ..read(entity, kind)
     }
 }
 
@@ -80,9 +90,15 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         .optional()
         .format(FieldFormat::Url),
         FieldSpec::text(
+            "time_zone",
+            "Site time zone",
+            "The site's IANA time zone (`America/New_York`): ASCTrac writes its times without a zone, in the site's wall-clock time, daylight-saving time included. Default: `utc_offset`, else UTC.",
+        )
+        .optional(),
+        FieldSpec::text(
             "utc_offset",
             "Site UTC offset",
-            "The site's offset from UTC (`-05:00`): ASCTrac writes its times without a zone, in the site's wall-clock time. Default `+00:00`.",
+            "A fixed offset from UTC (`-05:00`) for a site whose clocks never change; use `time_zone` otherwise. Not with `time_zone`.",
         )
         .optional(),
         FieldSpec::text(
@@ -129,7 +145,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         read(Entity::LOCATION, ReadKind::Whole),
         read(Entity::INVENTORY_LEVEL, ReadKind::Whole),
         read(Entity::RECEIPT, ReadKind::Outbox),
-        read(Entity::OUTBOUND_ORDER, ReadKind::Outbox),
+        partial(Entity::OUTBOUND_ORDER, ReadKind::Outbox),
         read(Entity::SHIPMENT, ReadKind::Outbox),
         read(Entity::INVENTORY_TRANSACTION, ReadKind::Outbox),
         read(Entity::DOCK_APPOINTMENT, ReadKind::Whole),
@@ -151,6 +167,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         include_str!("../../mappings/asctrac/shipment.json"),
         include_str!("../../mappings/asctrac/inventory_transaction.json"),
         include_str!("../../mappings/asctrac/dock_appointment.json"),
+        include_str!("../../mappings/asctrac/purchase_order.json"),
     ]),
     build: |ctx| {
         Ok(Arc::new(AsctracConnector::new(
@@ -166,6 +183,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
 const SETTINGS: &[&str] = &[
     "base_url",
     "token_url",
+    "time_zone",
     "utc_offset",
     "facilities",
     "default_facility",
@@ -205,7 +223,7 @@ pub struct AsctracConnector {
     token_url: String,
     client_id: String,
     client_secret: Secret,
-    site: UtcOffset,
+    site: rows::SiteZone,
     facilities: Vec<String>,
     default_facility: Option<String>,
     page_size: usize,
@@ -247,10 +265,21 @@ impl AsctracConnector {
         let c = Fields::new(credentials, "credentials", CREDENTIALS)?;
         let base = s.url("base_url", true)?.unwrap_or_default();
         let token_url = s.url("token_url", false)?.unwrap_or_else(|| base.clone());
-        let site = match s.opt("utc_offset")? {
-            None => UtcOffset::UTC,
-            Some(text) => rows::parse_offset(&text)
-                .ok_or_else(|| s.invalid("utc_offset", "expected an offset like `-05:00`"))?,
+        let site = match (s.opt("time_zone")?, s.opt("utc_offset")?) {
+            (Some(_), Some(_)) => {
+                return Err(s.invalid("utc_offset", "give `time_zone` or `utc_offset`, not both"));
+            }
+            (Some(name), None) => rows::SiteZone::named(&name).ok_or_else(|| {
+                s.invalid(
+                    "time_zone",
+                    "expected an IANA time zone like `America/New_York`",
+                )
+            })?,
+            (None, Some(text)) => rows::SiteZone::Fixed(
+                rows::parse_offset(&text)
+                    .ok_or_else(|| s.invalid("utc_offset", "expected an offset like `-05:00`"))?,
+            ),
+            (None, None) => rows::SiteZone::Fixed(UtcOffset::UTC),
         };
         let facilities: Vec<String> = s
             .opt("facilities")?
@@ -395,7 +424,7 @@ impl AsctracConnector {
         Ok(rows
             .into_iter()
             .filter_map(|mut row| {
-                rows::normalize(&mut row, self.site);
+                rows::normalize(&mut row, &self.site);
                 match row {
                     Value::Object(mut m) => {
                         m.remove("DATE_TIME");
@@ -614,7 +643,7 @@ impl AsctracConnector {
                 acks.push(ack);
             }
             let mut row = Value::Object(original);
-            rows::normalize(&mut row, self.site);
+            rows::normalize(&mut row, &self.site);
             let Value::Object(mut m) = row else { continue };
             for (c, field) in CALL_TIME {
                 if *c == controller {
@@ -688,10 +717,10 @@ impl AsctracConnector {
         let days = (self.dock_days + 2) as usize;
         let total = combos.len() * days;
         let now = self.source_clock.corrected(self.clock.now());
-        let today = time::OffsetDateTime::from_unix_timestamp(now.micros() / 1_000_000)
-            .map_err(|_| ConnectorError::Upstream("the clock is out of range".into()))?
-            .to_offset(self.site)
-            .date();
+        let today = self
+            .site
+            .date_at(now.micros().div_euclid(1_000_000))
+            .ok_or_else(|| ConnectorError::Upstream("the clock is out of range".into()))?;
         while index < total {
             let (facility, dock) = &combos[index / days];
             let day = today + time::Duration::days((index % days) as i64 - 1);
@@ -732,7 +761,7 @@ impl AsctracConnector {
             let records: Vec<Value> = list
                 .into_iter()
                 .filter_map(|mut row| {
-                    rows::normalize(&mut row, self.site);
+                    rows::normalize(&mut row, &self.site);
                     let Value::Object(mut m) = row else {
                         return None;
                     };
@@ -952,6 +981,8 @@ impl CreateRecords for AsctracConnector {
             self.create_item(w).await
         } else if entity == Entity::OUTBOUND_ORDER {
             self.create_outbound_order(w).await
+        } else if entity == Entity::PURCHASE_ORDER {
+            self.create_purchase_order(w).await
         } else {
             Err(ConnectorError::Unsupported(format!(
                 "ASCTrac cannot create {} records through Ironbridge",

@@ -1,6 +1,6 @@
 //! ASCTrac's rows as the connector reads them: a top-level JSON array cut into elements as
 //! its bytes arrive (depth- and string-aware, so one page is held at a time whatever the
-//! outbox holds), .NET dates made RFC 3339 (zone-less ones read in the site's offset,
+//! outbox holds), .NET dates made RFC 3339 (zone-less ones read in the site's time zone,
 //! `0001-01-01T00:00:00` as no date), whole doubles that are really integers made integers,
 //! each row's source key, and the acknowledgement body that names it.
 
@@ -118,9 +118,67 @@ impl Cutter {
     }
 }
 
-/// A .NET date-time as RFC 3339 UTC: with its own offset when it has one, else in the site's;
-/// `None` for `0001-01-01…` (`DateTime.MinValue`, ASCTrac's "unset").
-pub fn dotnet_datetime(s: &str, site: UtcOffset) -> Option<Option<String>> {
+/// The site's clock, in which ASCTrac writes its zone-less times: an IANA time zone (its
+/// daylight-saving changes included) or a fixed offset.
+#[derive(Debug, Clone)]
+pub enum SiteZone {
+    /// A fixed offset from UTC (a site that never changes its clocks, or UTC).
+    Fixed(UtcOffset),
+    /// An IANA zone (`America/New_York`), from the tz database built into the binary.
+    Named(jiff::tz::TimeZone),
+}
+
+impl SiteZone {
+    /// The zone named `name` (IANA), if the tz database knows it.
+    pub fn named(name: &str) -> Option<SiteZone> {
+        jiff::tz::TimeZone::get(name.trim())
+            .ok()
+            .map(SiteZone::Named)
+    }
+
+    /// The instant of a wall-clock time at the site. A time a daylight-saving change skips
+    /// is read as after the change; one it repeats, as its first occurrence (what .NET's
+    /// `TimeZoneInfo.ConvertTimeToUtc` does for the repeated hour).
+    pub fn instant(&self, local: PrimitiveDateTime) -> Option<OffsetDateTime> {
+        match self {
+            SiteZone::Fixed(offset) => Some(local.assume_offset(*offset)),
+            SiteZone::Named(tz) => {
+                let civil = jiff::civil::DateTime::new(
+                    i16::try_from(local.year()).ok()?,
+                    local.month() as i8,
+                    local.day() as i8,
+                    local.hour() as i8,
+                    local.minute() as i8,
+                    local.second() as i8,
+                    i32::try_from(local.nanosecond()).ok()?,
+                )
+                .ok()?;
+                let at = tz.to_ambiguous_timestamp(civil).compatible().ok()?;
+                OffsetDateTime::from_unix_timestamp_nanos(at.as_nanosecond()).ok()
+            }
+        }
+    }
+
+    /// The site's calendar date at `unix_seconds`.
+    pub fn date_at(&self, unix_seconds: i64) -> Option<time::Date> {
+        let t = OffsetDateTime::from_unix_timestamp(unix_seconds).ok()?;
+        match self {
+            SiteZone::Fixed(offset) => Some(t.to_offset(*offset).date()),
+            SiteZone::Named(tz) => {
+                let d = jiff::Timestamp::from_second(unix_seconds)
+                    .ok()?
+                    .to_zoned_datetime(tz.clone())
+                    .date();
+                let month = time::Month::try_from(d.month() as u8).ok()?;
+                time::Date::from_calendar_date(i32::from(d.year()), month, d.day() as u8).ok()
+            }
+        }
+    }
+}
+
+/// A .NET date-time as RFC 3339 UTC: with its own offset when it has one, else in the site's
+/// zone; `None` for `0001-01-01…` (`DateTime.MinValue`, ASCTrac's "unset").
+pub fn dotnet_datetime(s: &str, site: &SiteZone) -> Option<Option<String>> {
     let b = s.as_bytes();
     let shaped = b.len() >= 19
         && b[4] == b'-'
@@ -138,7 +196,7 @@ pub fn dotnet_datetime(s: &str, site: UtcOffset) -> Option<Option<String>> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok());
     }
-    // Zone-less: up to seven fraction digits, read in the site's offset.
+    // Zone-less: up to seven fraction digits, read in the site's zone.
     let (main, frac) = match s.split_once('.') {
         Some((m, f)) => (m, f),
         None => (s, ""),
@@ -152,7 +210,7 @@ pub fn dotnet_datetime(s: &str, site: UtcOffset) -> Option<Option<String>> {
     } else {
         return None;
     };
-    let t = t.replace_nanosecond(nanos).ok()?.assume_offset(site);
+    let t = site.instant(t.replace_nanosecond(nanos).ok()?)?;
     Some(t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok())
 }
 
@@ -166,7 +224,7 @@ const WHOLE: &[&str] = &[
 
 /// Normalises a row in place: dates to RFC 3339 UTC, whole doubles of integer fields to
 /// integers (nested lists too).
-pub fn normalize(v: &mut Value, site: UtcOffset) {
+pub fn normalize(v: &mut Value, site: &SiteZone) {
     match v {
         Value::Object(m) => {
             for (k, field) in m.iter_mut() {
@@ -301,7 +359,7 @@ mod tests {
 
     #[test]
     fn dotnet_dates_become_rfc3339() {
-        let site = parse_offset("-05:00").unwrap();
+        let site = &SiteZone::Fixed(parse_offset("-05:00").unwrap());
         assert_eq!(
             dotnet_datetime("2026-01-01T07:00:00", site),
             Some(Some("2026-01-01T12:00:00Z".into()))
@@ -323,5 +381,25 @@ mod tests {
             key(Entity::INVENTORY_TRANSACTION, row.as_object().unwrap()),
             "12345"
         );
+    }
+
+    #[test]
+    fn a_named_zone_follows_daylight_saving_time() {
+        let ny = &SiteZone::named("America/New_York").unwrap();
+        let at = |s| dotnet_datetime(s, ny).unwrap().unwrap();
+        // Winter: UTC−5; summer: UTC−4.
+        assert_eq!(at("2026-01-15T07:00:00"), "2026-01-15T12:00:00Z");
+        assert_eq!(at("2026-07-15T07:00:00.5"), "2026-07-15T11:00:00.5Z");
+        // 2026-03-08 02:30 does not exist there (clocks jump 02:00 → 03:00): read as after
+        // the change. 2026-11-01 01:30 happens twice: its first occurrence (still −4).
+        assert_eq!(at("2026-03-08T02:30:00"), "2026-03-08T07:30:00Z");
+        assert_eq!(at("2026-11-01T01:30:00"), "2026-11-01T05:30:00Z");
+        // The site's date: 03:00 UTC on 2 July is still 1 July in New York.
+        let t = OffsetDateTime::parse("2026-07-02T03:00:00Z", &Rfc3339).unwrap();
+        assert_eq!(
+            ny.date_at(t.unix_timestamp()).unwrap(),
+            time::macros::date!(2026 - 07 - 01)
+        );
+        assert!(SiteZone::named("Mars/Olympus").is_none());
     }
 }

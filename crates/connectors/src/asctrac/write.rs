@@ -1,5 +1,6 @@
 //! ASCTrac writes: what they take (the description `GET /v1/meta/{entity}` shows), the import
-//! documents they become (`ItemMasterImport`, `CustOrderImport`, `CustOrderShipImport`), and
+//! documents they become (`ItemMasterImport`, `CustOrderImport`, `CustOrderShipImport`,
+//! `POImport` for purchase orders, which ASCTrac receives against as expected receipts), and
 //! how the service's answers read: `ReturnCode 412` inside an HTTP 200 is a partial acceptance,
 //! refused as such with the missing items named, never a success.
 
@@ -13,8 +14,24 @@ use super::AsctracConnector;
 use crate::client::UpstreamResponse;
 use crate::common::{authorized_write, upstream};
 
-/// Items and outbound orders created; outbound orders shipped or cancelled.
+/// Items, outbound orders and purchase orders (expected receipts) created; outbound orders
+/// shipped or cancelled.
 pub static WRITES: &[WriteSpec] = &[
+    WriteSpec {
+        entity: Entity::PURCHASE_ORDER,
+        create: true,
+        update: false,
+        fields: PURCHASE_ORDER,
+        custom_fields: CustomFields {
+            fields: &[text(
+                "VENDOR_CODE",
+                "`VENDOR_CODE`: the vendor's code in ASCTrac's own vendor master.",
+            )
+            .max(20)],
+            prefixes: &[],
+            any_name: false,
+        },
+    },
     WriteSpec {
         entity: Entity::ITEM,
         create: true,
@@ -56,6 +73,82 @@ static ITEM: &[WriteField] = &[
     ),
     describe::ON_HAND,
     describe::AVAILABLE,
+];
+
+/// A purchase order as `POImport` takes it: the warehouse's expected receipt, received
+/// against line by line (the receipts it yields name its number and lines).
+static PURCHASE_ORDER: &[WriteField] = &[
+    text("number", "`PONUMBER` and `HOST_PONUMBER`: the order's key in ASCTrac.")
+        .max(30)
+        .required()
+        .create_only(),
+    describe::not_written(
+        "status",
+        WriteType::Enum(describe::ORDER_STATUSES),
+        "Written open for receiving (`STATUS_FLAG` `A`); shown `approved`.",
+    ),
+    describe::REMOTE_STATUS,
+    describe::not_written(
+        "vendor_id",
+        WriteType::Reference(Entity::VENDOR),
+        "ASCTrac's vendors are its own master, which Ironbridge does not read: send the vendor's ASCTrac code as `custom_fields.VENDOR_CODE`.",
+    ),
+    WriteField::new(
+        "location_id",
+        WriteType::Reference(Entity::LOCATION),
+        "`FACILITY`: the receiving facility; the connection's default facility when absent.",
+    )
+    .create_only(),
+    describe::not_written("currency", WriteType::Currency, "ASCTrac keeps no currency."),
+    WriteField::new("order_date", WriteType::Date, "`ENTRY_DATE`.").create_only(),
+    WriteField::new(
+        "expected_delivery_date",
+        WriteType::Date,
+        "`ARRIVAL_DATE`, and each line's `EXPECTED_RECEIPT_DATE` unless the line sets its own.",
+    )
+    .create_only(),
+    describe::SUBTOTAL,
+    describe::TAX_AMOUNT,
+    describe::TOTAL_AMOUNT,
+    text("memo", "A receiving note (`NotesList`, type `R`).")
+        .max(500)
+        .create_only(),
+    WriteField::new(
+        "line_items",
+        WriteType::List {
+            fields: &[
+                describe::LINE_ID,
+                describe::LINE_REMOTE_ID,
+                describe::LINE_NUMBER,
+                WriteField::new(
+                    "item_id",
+                    WriteType::Reference(Entity::ITEM),
+                    "`PRODUCT_CODE`. An item ASCTrac does not know is created by ASCTrac or left out and named as a partial acceptance, as the site's `GWPOMissingItemAction` says.",
+                )
+                .required(),
+                text("description", "`ITEM_DESCRIPTION` (for an item ASCTrac creates).").max(60),
+                describe::LINE_QUANTITY,
+                describe::LINE_RECEIVED,
+                text("unit_of_measure", "`UOM`; the item's stock unit when absent.").max(10),
+                WriteField::new(
+                    "unit_price",
+                    WriteType::Decimal(DecimalRange::NonNegative),
+                    "`COSTEACH`.",
+                ),
+                describe::LINE_TOTAL,
+                WriteField::new(
+                    "expected_delivery_date",
+                    WriteType::Date,
+                    "`EXPECTED_RECEIPT_DATE`; the order's when absent.",
+                ),
+                describe::LINE_CUSTOM,
+            ],
+            min: 1,
+        },
+        "`PODetList`, numbered from 1; the whole order is sent, once.",
+    )
+    .required()
+    .create_only(),
 ];
 
 static SHIP_TO: &[WriteField] = &[
@@ -287,6 +380,96 @@ impl AsctracConnector {
             json!({"_key": code, "PRODUCT_CODE": code, "DESCRIPTION": description, "UOM": uom,
             "COST_EACH": cost, "STATUS_FLAG": status, "QUANTITY": 0.0}),
         )
+    }
+
+    pub(super) async fn create_purchase_order(
+        &self,
+        w: &UnifiedWrite,
+    ) -> Result<Value, ConnectorError> {
+        let f = &w.fields;
+        let number = w
+            .text("number")
+            .ok_or_else(|| ConnectorError::InvalidSettings {
+                param: "number".into(),
+                message: "`number` is required".into(),
+            })?;
+        let facility = self.facility_for(w.text("location_id"))?;
+        let t = |k: &str| f.get(k).cloned().unwrap_or(Value::Null);
+        let mut order = Map::new();
+        let mut put = |k: &str, v: Value| {
+            if !v.is_null() {
+                order.insert(k.to_string(), v);
+            }
+        };
+        put("FACILITY", json!(facility));
+        put("ORDER_TYPE", json!("P"));
+        put("PONUMBER", json!(number));
+        put("HOST_PONUMBER", json!(number));
+        put("STATUS_FLAG", json!("A"));
+        put(
+            "VENDOR_CODE",
+            f.get("custom_fields")
+                .and_then(|c| c.get("VENDOR_CODE"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        put("ENTRY_DATE", t("order_date"));
+        let arrival = t("expected_delivery_date");
+        put("ARRIVAL_DATE", arrival.clone());
+        if let Some(memo) = w.text("memo") {
+            put(
+                "NotesList",
+                json!([{"SEQNUM": 1, "TYPE": "R", "NOTE": memo}]),
+            );
+        }
+        let lines: Vec<Value> = f
+            .get("line_items")
+            .and_then(Value::as_array)
+            .map(|lines| {
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let mut d = Map::new();
+                        d.insert("LINE_NUMBER".into(), json!(i + 1));
+                        d.insert("HOST_LINENUMBER".into(), json!(i + 1));
+                        d.insert(
+                            "PRODUCT_CODE".into(),
+                            l.get("item_id").cloned().unwrap_or(Value::Null),
+                        );
+                        d.insert("QUANTITY".into(), double(l.get("quantity")));
+                        d.insert("STATUS_FLAG".into(), json!("A"));
+                        for (from, to) in [
+                            ("unit_of_measure", "UOM"),
+                            ("description", "ITEM_DESCRIPTION"),
+                        ] {
+                            if let Some(v) = l.get(from).filter(|v| !v.is_null()) {
+                                d.insert(to.into(), v.clone());
+                            }
+                        }
+                        if l.get("unit_price").is_some_and(|v| !v.is_null()) {
+                            d.insert("COSTEACH".into(), double(l.get("unit_price")));
+                        }
+                        let expected = l
+                            .get("expected_delivery_date")
+                            .filter(|v| !v.is_null())
+                            .unwrap_or(&arrival);
+                        if !expected.is_null() {
+                            d.insert("EXPECTED_RECEIPT_DATE".into(), expected.clone());
+                        }
+                        Value::Object(d)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        order.insert("PODetList".into(), Value::Array(lines));
+        let body = Value::Object(order);
+        self.import(reqwest::Method::POST, "POImport", "", Some(&body))
+            .await?;
+        // The stored record: the document ASCTrac accepted whole.
+        let mut raw = body;
+        raw["_key"] = json!(number);
+        Ok(raw)
     }
 
     pub(super) async fn create_outbound_order(

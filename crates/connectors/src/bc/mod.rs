@@ -47,6 +47,7 @@ const fn read(entity: Entity) -> ReadSpec {
         kind: ReadKind::Windowed,
         // API v2.0 pages forget deleted records.
         deletions: DeletionDetection::Reconciliation,
+        payload: ironbridge_core::system::Payload::Whole,
     }
 }
 

@@ -65,6 +65,7 @@ const fn read(entity: Entity, kind: ReadKind, deletions: DeletionDetection) -> R
         entity,
         kind,
         deletions,
+        payload: ironbridge_core::system::Payload::Whole,
     }
 }
 

@@ -43,6 +43,7 @@ const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
         kind,
         // OData V2 entity sets forget deleted records.
         deletions: DeletionDetection::Reconciliation,
+        payload: ironbridge_core::system::Payload::Whole,
     }
 }
 

@@ -34,6 +34,7 @@ const fn read(entity: Entity) -> ReadSpec {
         // Every sample record has `updatedAt`, and pages honour the window.
         kind: ReadKind::Windowed,
         deletions: DeletionDetection::Flagged,
+        payload: crate::system::Payload::Whole,
     }
 }
 

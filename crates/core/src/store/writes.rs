@@ -77,6 +77,9 @@ pub struct WrittenRecord {
     pub record: RecordUpsert,
     /// Commit time.
     pub now: Timestamp,
+    /// A partial record laid over the stored payload ([`crate::partial`]): its write takes
+    /// turns with a sync's check of the versions it merged with.
+    pub partial: bool,
 }
 
 /// Batch states.

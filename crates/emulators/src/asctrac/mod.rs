@@ -82,8 +82,9 @@ pub struct Settings {
     pub slow_import_ms: u64,
     /// Fault: the database connection cannot be opened (`Database Initialization Failed.`).
     pub db_init_failure: bool,
-    /// The site's UTC offset in minutes (its naive times are wall-clock times there).
-    pub site_utc_offset_minutes: i32,
+    /// The site's IANA time zone: its naive times are wall-clock times there, daylight-saving
+    /// time included (ASC's own site, Dayton OH, by default).
+    pub site_time_zone: String,
     /// `DockSchd` with no appointments answers `successful:false`.
     pub dock_no_records_failure: bool,
     /// Generated facilities (HOST_SITE_ID `01`…); fixed at start.
@@ -92,6 +93,20 @@ pub struct Settings {
     pub items: u64,
     /// One warehouse event per this many seconds of the emulator clock; fixed at start.
     pub event_interval_secs: i64,
+}
+
+impl Settings {
+    /// The site's offset from UTC at `ms`, in minutes (UTC for a zone not known, which
+    /// `validate` refuses).
+    pub fn site_offset_minutes(&self, ms: Millis) -> i32 {
+        let Ok(tz) = jiff::tz::TimeZone::get(&self.site_time_zone) else {
+            return 0;
+        };
+        let Ok(at) = jiff::Timestamp::from_millisecond(ms) else {
+            return 0;
+        };
+        tz.to_offset(at).seconds() / 60
+    }
 }
 
 impl Default for Settings {
@@ -117,7 +132,7 @@ impl Default for Settings {
             import_lock: true,
             slow_import_ms: 0,
             db_init_failure: false,
-            site_utc_offset_minutes: -300,
+            site_time_zone: "America/New_York".into(),
             dock_no_records_failure: true,
             facilities: 3,
             items: 0,
@@ -143,8 +158,8 @@ impl Settings {
         if !(1..=315_360_000).contains(&self.token_lifetime_secs) {
             return Err("token_lifetime_secs must be between 1 and 315,360,000".into());
         }
-        if self.site_utc_offset_minutes.abs() > 14 * 60 {
-            return Err("site_utc_offset_minutes must be within ±840".into());
+        if jiff::tz::TimeZone::get(&self.site_time_zone).is_err() {
+            return Err("site_time_zone must be an IANA time zone (`America/New_York`)".into());
         }
         if self.slow_import_ms > 60_000 {
             return Err("slow_import_ms must be at most 60,000".into());

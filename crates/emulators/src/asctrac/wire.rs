@@ -100,7 +100,7 @@ pub fn no_records(s: &Settings) -> Response {
 pub fn date(s: &Settings, ms: Millis) -> Value {
     if s.naive_dates {
         Value::String(wall(
-            ms + i64::from(s.site_utc_offset_minutes) * 60_000,
+            ms + i64::from(s.site_offset_minutes(ms)) * 60_000,
             false,
         ))
     } else {
@@ -114,7 +114,7 @@ pub fn now_date(s: &Settings, ms: Millis) -> Value {
     if !s.local_offset_now {
         return date(s, ms);
     }
-    let off = s.site_utc_offset_minutes;
+    let off = s.site_offset_minutes(ms);
     let sign = if off < 0 { '-' } else { '+' };
     let a = off.unsigned_abs();
     Value::String(format!(

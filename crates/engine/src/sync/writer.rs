@@ -1,11 +1,15 @@
 //! The one writer of an entity's run: commits each page the readers hand it together with
 //! the whole slice plan as its checkpoint (pages already waiting join the same transaction),
 //! so a restart resumes every slice from its last committed page; acknowledges outbox pages
-//! once they are committed.
+//! once they are committed; lays partial records over what is stored for them.
+
+use std::collections::HashMap;
 
 use ironbridge_core::Clock;
 use ironbridge_core::connector::{Connector, ConnectorError};
-use ironbridge_core::store::{ConnId, PageWrite, Store};
+use ironbridge_core::partial;
+use ironbridge_core::store::{ConnId, PageWrite, Store, StoreError, StoredPayload, WriteCounts};
+use ironbridge_core::system::Payload;
 use ironbridge_model::{Entity, Timestamp};
 use tokio::sync::mpsc;
 
@@ -133,7 +137,7 @@ impl Writer<'_> {
                     None if progress.len() == 1 => progress[0].cursor.clone(),
                     None => Some(encode_plan(&progress)),
                 };
-                let page_write = PageWrite {
+                let mut page_write = PageWrite {
                     entity,
                     records,
                     checkpoint,
@@ -142,9 +146,15 @@ impl Writer<'_> {
                     deleted,
                     closed,
                     skipped,
+                    bases: Vec::new(),
                 };
                 let writing = std::time::Instant::now();
-                let counts = store.write_page(conn, &page_write).await?;
+                let counts = match connector.descriptor().read(entity) {
+                    Some(read) if read.payload == Payload::Partial => {
+                        self.write_partial(&mut page_write).await?
+                    }
+                    _ => store.write_page(conn, &page_write).await?,
+                };
                 tracing::debug!(connection = %conn.0, %entity, records = page_write.records.len(), write_ms = writing.elapsed().as_millis() as u64, "pages written");
                 report.counts.added += counts.added;
                 report.counts.updated += counts.updated;
@@ -171,4 +181,63 @@ impl Writer<'_> {
         }
         Ok(progress)
     }
+
+    /// Writes a page of partial records, each laid over the payload stored for it: what
+    /// the source sends lacks members (an order's lines) that only the stored record has.
+    /// A stored record that changes between the merge and the commit (a write through the
+    /// API) makes the store refuse the page; it is merged again with what is stored now.
+    async fn write_partial(&self, page: &mut PageWrite) -> Result<WriteCounts, SyncError> {
+        let Writer {
+            store,
+            connector,
+            conn,
+            entity,
+            ..
+        } = *self;
+        let Some(def) = connector.descriptor().mapping(entity) else {
+            return Ok(store.write_page(conn, page).await?);
+        };
+        let parts = std::mem::take(&mut page.records);
+        let mut ids: Vec<String> = parts.iter().map(|r| r.id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let stored = store.payloads(conn, entity, &ids).await?;
+            let by_id: HashMap<&str, &StoredPayload> =
+                stored.iter().map(|p| (p.id.as_str(), p)).collect();
+            page.bases = ids
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        by_id.get(id.as_str()).map(|p| p.content_hash.clone()),
+                    )
+                })
+                .collect();
+            page.records = parts
+                .iter()
+                .map(|part| match by_id.get(part.id.as_str()) {
+                    None => part.clone(),
+                    Some(base) => partial::merge(&conn.0, entity, def, part, &base.raw)
+                        .unwrap_or_else(|problem| {
+                            // Only a damaged stored payload gets here: the part stands alone.
+                            tracing::warn!(connection = %conn.0, %entity, %problem, "a partial record could not be merged");
+                            part.clone()
+                        }),
+                })
+                .collect();
+            match store.write_page(conn, page).await {
+                Err(StoreError::Conflict(_)) if attempt < MERGE_ATTEMPTS => {
+                    tracing::debug!(connection = %conn.0, %entity, attempt, "stored records changed while merging; merging again");
+                }
+                written => return Ok(written?),
+            }
+        }
+    }
 }
+
+/// Times a page of partial records is merged again when stored records keep changing
+/// under it (each time a write through the API committed in between).
+const MERGE_ATTEMPTS: u32 = 5;

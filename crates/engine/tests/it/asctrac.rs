@@ -111,7 +111,7 @@ async fn exported(settings: Value) -> Vec<(Entity, BTreeSet<String>)> {
             .into_iter()
             .map(|m| {
                 let mut v = Value::Object(m);
-                rows::normalize(&mut v, rows::parse_offset("+00:00").unwrap());
+                rows::normalize(&mut v, &rows::SiteZone::named("America/New_York").unwrap());
                 rows::key(entity, v.as_object().unwrap())
             })
             .collect();

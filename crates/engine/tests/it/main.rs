@@ -479,6 +479,7 @@ async fn unmappable_records_are_skipped_and_counted() {
             entity: Entity::VENDOR,
             kind: ReadKind::Windowed,
             deletions: DeletionDetection::Flagged,
+            payload: ironbridge_core::system::Payload::Whole,
         }],
         writes: &[],
         mappings: Mappings::new(&[include_str!("../../../core/mappings/sandbox/vendor.json")]),

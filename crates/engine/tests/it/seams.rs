@@ -12,6 +12,8 @@ use async_trait::async_trait;
 use ironbridge_core::clock::RecordingSleeper;
 use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow, Source};
 use ironbridge_core::sandbox::SandboxConnector;
+use ironbridge_core::source_record::SourceRecord;
+use ironbridge_core::store::WrittenRecord;
 use ironbridge_core::system::{
     CustomFields, Limits, Mappings, ReadSpec, SystemDescriptor, WriteSpec,
 };
@@ -110,6 +112,7 @@ static LYING: SystemDescriptor = SystemDescriptor {
         entity: Entity::LOCATION,
         kind: ReadKind::Whole,
         deletions: DeletionDetection::Reconciliation,
+        payload: ironbridge_core::system::Payload::Whole,
     }],
     writes: &[WriteSpec {
         entity: Entity::LOCATION,
@@ -246,11 +249,15 @@ const KIND_PAGE: usize = 4;
 
 macro_rules! kinded_descriptor {
     ($name:ident, $kind:expr) => {
+        kinded_descriptor!($name, $kind, Whole);
+    };
+    ($name:ident, $kind:expr, $payload:ident) => {
         static $name: SystemDescriptor = SystemDescriptor {
             reads: &[ReadSpec {
                 entity: Entity::LOCATION,
                 kind: $kind,
                 deletions: DeletionDetection::Flagged,
+                payload: ironbridge_core::system::Payload::$payload,
             }],
             writes: &[],
             id: example::ID,
@@ -273,6 +280,8 @@ macro_rules! kinded_descriptor {
 }
 
 kinded_descriptor!(FEED, ReadKind::Feed);
+// An outbox whose rows carry some of a record's members.
+kinded_descriptor!(PARTIAL, ReadKind::Outbox, Partial);
 kinded_descriptor!(OUTBOX, ReadKind::Outbox);
 kinded_descriptor!(WHOLE, ReadKind::Whole);
 kinded_descriptor!(SERIES, ReadKind::TimeSeries);
@@ -525,4 +534,84 @@ async fn a_time_series_reads_its_window_and_is_never_swept() {
         0,
         "observations are never swept"
     );
+}
+
+#[tokio::test]
+async fn a_partial_record_keeps_what_only_the_stored_record_has() {
+    let env = kind_env().await;
+    let source = Kinded::new(&PARTIAL);
+    let at = env.clock.now().plus_secs(-3600);
+    // What a write through the API stored: the whole record, with members (a name, a city)
+    // that the source's outbox rows never carry.
+    let def = PARTIAL.mapping(Entity::LOCATION).unwrap();
+    let whole = json!({"code": "P1", "name": "Written", "type": "DC", "open": true,
+        "city": "Dayton", "updatedAt": at.to_rfc3339()});
+    let record = ironbridge_core::written::record_upsert(
+        &env.conn.0,
+        Entity::LOCATION,
+        SourceRecord::from_value(&whole),
+        def,
+    )
+    .unwrap();
+    env.store
+        .store_written(
+            &env.conn,
+            &WrittenRecord {
+                entity: Entity::LOCATION,
+                record,
+                now: env.clock.now(),
+                partial: true,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // The outbox then says it closed: a row of its own shape, without the name or city.
+    source.outbox.lock().unwrap().push_back(
+        json!({"code": "P1", "open": false, "updatedAt": at.plus_secs(60).to_rfc3339()}),
+    );
+    // And a record the store never had stands as it came.
+    source
+        .outbox
+        .lock()
+        .unwrap()
+        .push_back(json!({"code": "P2", "open": true, "updatedAt": at.to_rfc3339()}));
+    let r = sync(&env, &source, false).await.unwrap();
+    let counts = report(&r, Entity::LOCATION).counts;
+    assert_eq!((counts.added, counts.updated), (1, 1));
+    let all = stored(&env, Entity::LOCATION).await;
+    let p1: Value =
+        serde_json::from_str(&all.iter().find(|r| r.remote_id == "P1").unwrap().data).unwrap();
+    assert_eq!(p1["status"], "inactive", "the row's member wins");
+    assert_eq!(p1["name"], "Written", "what the row lacks is kept: {p1}");
+    assert_eq!(p1["address"]["city"], "Dayton");
+    let p2: Value =
+        serde_json::from_str(&all.iter().find(|r| r.remote_id == "P2").unwrap().data).unwrap();
+    assert!(p2["name"].is_null());
+    // The raw payload is the merge too, so field mappings read the kept members.
+    let raw = env
+        .store
+        .get_record(
+            &env.conn,
+            Entity::LOCATION,
+            &all.iter().find(|r| r.remote_id == "P1").unwrap().id,
+            true,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .raw
+        .unwrap();
+    let raw: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        (raw["city"].as_str(), raw["open"].as_bool()),
+        (Some("Dayton"), Some(false))
+    );
+    // The same row again changes nothing: the merge is stable.
+    source.outbox.lock().unwrap().push_back(
+        json!({"code": "P1", "open": false, "updatedAt": at.plus_secs(60).to_rfc3339()}),
+    );
+    env.clock.advance_secs(60);
+    let again = sync(&env, &source, false).await.unwrap();
+    assert_eq!(report(&again, Entity::LOCATION).counts.unchanged, 1);
 }

@@ -77,6 +77,7 @@ async fn pages_never_repeat_or_miss_while_records_change() {
             deleted: Vec::new(),
             closed: Vec::new(),
             skipped: 0,
+            bases: Vec::new(),
             now: ironbridge_core::Clock::now(&app.clock),
         };
         app.store

@@ -52,6 +52,30 @@ async fn warehouse() -> (TestApp, Emulated, String) {
     (app, source, token)
 }
 
+/// Deletes an item at ASCTrac, behind Ironbridge's back (`ItemMasterImport` flag `D`).
+async fn delete_item(source: &Emulated, code: &str) {
+    let http = reqwest::Client::new();
+    let base = source.emulator.base_url();
+    let t: Value = http
+        .post(format!("{base}/api/Authorize"))
+        .json(&json!({"client_id": source.credentials["client_id"],
+            "client_secret": source.credentials["client_secret"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deleted = http
+        .post(format!("{base}/api/ItemMasterImport"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .json(&json!({"FACILITY": "01", "PRODUCT_CODE": code, "STATUS_FLAG": "D"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+}
+
 /// The id of the first record of `path` whose `field` is `value`.
 async fn id_of(app: &TestApp, token: &str, path: &str, field: &str, value: &str) -> String {
     let (all, _) = app.all(token, path).await;
@@ -119,6 +143,14 @@ async fn warehouse_records_are_served_and_orders_written_shipped_or_refused_in_p
         .await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.body["status"], "shipped");
+    // ASCTrac answers a ship with the status alone: the lines and address Ironbridge wrote
+    // are kept, in the answer and in the store.
+    let read = app.get(&token, &format!("/v1/outbound-orders/{id}")).await;
+    for body in [&res.body, &read.body] {
+        assert_eq!(body["line_items"][0]["item_id"], item, "{body}");
+        assert_eq!(body["ship_to"]["city"], "Dayton");
+        assert_eq!(body["status"], "shipped");
+    }
     let again = app
         .patch(
             &token,
@@ -139,26 +171,7 @@ async fn warehouse_records_are_served_and_orders_written_shipped_or_refused_in_p
         .await;
     assert_eq!(res.status, 201, "{}", res.body);
     let gone = res.body["id"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
-    let base = source.emulator.base_url();
-    let t: Value = http
-        .post(format!("{base}/api/Authorize"))
-        .json(&json!({"client_id": source.credentials["client_id"],
-            "client_secret": source.credentials["client_secret"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let deleted = http
-        .post(format!("{base}/api/ItemMasterImport"))
-        .bearer_auth(t["access_token"].as_str().unwrap())
-        .json(&json!({"FACILITY": "01", "PRODUCT_CODE": "GONE-1", "STATUS_FLAG": "D"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
+    delete_item(&source, "GONE-1").await;
     let res = app
         .post(
             &token,
@@ -180,4 +193,107 @@ async fn warehouse_records_are_served_and_orders_written_shipped_or_refused_in_p
         orders.iter().all(|o| o["number"] != "SO-API-2"),
         "nothing stored"
     );
+}
+
+#[tokio::test]
+async fn purchase_orders_become_expected_receipts_and_a_partial_acceptance_is_refused() {
+    let (app, source, token) = warehouse().await;
+    // Written, not read: the capability matrix says so.
+    let systems = app.get(&token, "/v1/systems").await;
+    let asctrac = systems.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["system"] == "asctrac")
+        .unwrap()
+        .clone();
+    let po = asctrac["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "purchase_order")
+        .unwrap();
+    assert_eq!(
+        (&po["read"], &po["create"], &po["read_kind"]),
+        (&json!(false), &json!(true), &Value::Null),
+        "{po}"
+    );
+    let facility = id_of(&app, &token, "/v1/locations", "code", "01").await;
+    let item = id_of(&app, &token, "/v1/items", "code", "ITEM-000002").await;
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            json!({"number": "PO-API-1", "location_id": facility,
+                "expected_delivery_date": "2026-12-20", "memo": "Dock 3",
+                "custom_fields": {"VENDOR_CODE": "V100"},
+                "line_items": [{"item_id": item, "quantity": "10", "unit_price": "4.25"},
+                    {"item_id": item, "quantity": "2", "expected_delivery_date": "2026-12-22"}]}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["status"], "approved");
+    assert_eq!(res.body["custom_fields"]["VENDOR_CODE"], "V100");
+    assert_eq!(res.body["memo"], "Dock 3");
+    assert_eq!(
+        res.body["line_items"][1]["expected_delivery_date"],
+        "2026-12-22"
+    );
+    assert_eq!(
+        res.body["line_items"][0]["expected_delivery_date"],
+        "2026-12-20"
+    );
+    let id = res.body["id"].as_str().unwrap().to_string();
+    let read = app.get(&token, &format!("/v1/purchase-orders/{id}")).await;
+    assert_eq!(
+        read.body["line_items"][0]["quantity"], "10",
+        "{}",
+        read.body
+    );
+    // ASCTrac has the document, its lines numbered from 1.
+    let records = source.admin("GET", "/asctrac/records", None).await;
+    let doc = &records["purchase_orders"]["PO-API-1"]["body"];
+    assert_eq!(doc["FACILITY"], "01");
+    assert_eq!(doc["VENDOR_CODE"], "V100");
+    assert_eq!(doc["PODetList"][1]["LINE_NUMBER"], 2);
+    assert_eq!(doc["PODetList"][1]["EXPECTED_RECEIPT_DATE"], "2026-12-22");
+    assert_eq!(doc["NotesList"][0]["NOTE"], "Dock 3");
+    // A site that reports unknown items instead of creating them: a partial acceptance,
+    // refused naming the item, and nothing stored.
+    source
+        .admin(
+            "PATCH",
+            "/settings",
+            Some(json!({"po_missing_item_action": 1})),
+        )
+        .await;
+    let res = app
+        .post(&token, "/v1/items", json!({"code": "NEW-9", "name": "New"}))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let new_item = res.body["id"].as_str().unwrap().to_string();
+    delete_item(&source, "NEW-9").await;
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            json!({"number": "PO-API-2", "line_items": [{"item_id": item, "quantity": "1"},
+                {"item_id": new_item, "quantity": "1"}]}),
+        )
+        .await;
+    let err = res.assert_error(422, "BUSINESS_RULE_VIOLATION");
+    assert_eq!(err["details"]["missing_items"], json!(["NEW-9"]));
+    let (all, _) = app.all(&token, "/v1/purchase-orders").await;
+    assert_eq!(all.len(), 1, "only the accepted order");
+    // A vendor reference is not something ASCTrac takes.
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            json!({"number": "PO-API-3", "vendor_id": "vnd_x",
+                "line_items": [{"item_id": item, "quantity": "1"}]}),
+        )
+        .await;
+    let err = res.assert_error(422, "VALIDATION_ERROR");
+    assert_eq!(err["param"], "vendor_id");
 }

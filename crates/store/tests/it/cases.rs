@@ -95,6 +95,7 @@ pub(crate) async fn write(
                 deleted: Vec::new(),
                 closed: Vec::new(),
                 skipped: 0,
+                bases: Vec::new(),
             },
         )
         .await
@@ -374,6 +375,7 @@ pub async fn sync_state_checkpoints_with_the_page(store: Arc<dyn Store>) {
         deleted: Vec::new(),
         closed: Vec::new(),
         skipped: 0,
+        bases: Vec::new(),
     };
     store.write_page(&c, &page).await.unwrap();
     store
@@ -439,6 +441,7 @@ pub async fn complete_passes_sweep_records_the_source_no_longer_has(store: Arc<d
         deleted: Vec::new(),
         closed: Vec::new(),
         skipped: 0,
+        bases: Vec::new(),
     };
     store.write_page(&c, &page).await.unwrap();
     assert_eq!(
@@ -1248,6 +1251,7 @@ fn page(records: Vec<RecordUpsert>, run: &str, now: Timestamp) -> PageWrite {
         deleted: Vec::new(),
         closed: Vec::new(),
         skipped: 0,
+        bases: Vec::new(),
     }
 }
 

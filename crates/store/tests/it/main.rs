@@ -66,6 +66,7 @@ contract!(
     idempotency_keys_left_in_flight_or_unknown_are_reconciled,
     concurrent_claims_of_one_key_admit_one,
     written_records_are_stored_with_their_answer_and_never_swept,
+    partial_pages_are_refused_when_what_they_merged_changed,
     batches_keep_operations_results_and_their_event,
     raw_payloads_read_back_exactly,
 );

@@ -187,6 +187,7 @@ fn written(c: &ConnId, remote: &str, body: &str, now: Timestamp) -> WrittenRecor
         entity: Entity::VENDOR,
         record: rec(c, remote, body),
         now,
+        partial: false,
     }
 }
 
@@ -243,6 +244,7 @@ pub async fn written_records_are_stored_with_their_answer_and_never_swept(store:
                 deleted: Vec::new(),
                 closed: Vec::new(),
                 skipped: 0,
+                bases: Vec::new(),
             },
         )
         .await
@@ -468,5 +470,99 @@ pub async fn batches_keep_operations_results_and_their_event(store: Arc<dyn Stor
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn partial_pages_are_refused_when_what_they_merged_changed(store: Arc<dyn Store>) {
+    let o = org(&store, 1).await;
+    let c = conn(&store, &o).await;
+    write(&store, &c, vec![rec(&c, "1", "a")], T0).await;
+    let (one, two) = (
+        record_id(&c.0, Entity::VENDOR, "1"),
+        record_id(&c.0, Entity::VENDOR, "2"),
+    );
+    let stored = store
+        .payloads(&c, Entity::VENDOR, &[one.clone(), two.clone()])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "only what exists");
+    assert_eq!(
+        (
+            stored[0].id.as_str(),
+            stored[0].raw.as_str(),
+            stored[0].content_hash.as_str()
+        ),
+        (one.as_str(), r#"{"n":"a"}"#, "a")
+    );
+    let page = |records, bases, now| PageWrite {
+        entity: Entity::VENDOR,
+        records,
+        checkpoint: Some(format!("after-{now}")),
+        now,
+        seen_run: None,
+        deleted: Vec::new(),
+        closed: Vec::new(),
+        skipped: 0,
+        bases,
+    };
+    // Merged with what is stored: written.
+    let counts = store
+        .write_page(
+            &c,
+            &page(
+                vec![rec(&c, "1", "b"), rec(&c, "2", "x")],
+                vec![(one.clone(), Some("a".into())), (two.clone(), None)],
+                T0.plus_secs(1),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!((counts.added, counts.updated), (1, 1));
+    // A write through the API stores record 3 after a page merged without it, and changes
+    // record 1 after a page merged its earlier version: both pages are refused, whole.
+    let three = record_id(&c.0, Entity::VENDOR, "3");
+    store
+        .store_written(
+            &c,
+            &WrittenRecord {
+                entity: Entity::VENDOR,
+                record: rec(&c, "3", "w"),
+                now: T0.plus_secs(2),
+                partial: true,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    for (records, bases) in [
+        (vec![rec(&c, "3", "y")], vec![(three.clone(), None)]),
+        (
+            vec![rec(&c, "1", "c"), rec(&c, "3", "y")],
+            vec![
+                (one.clone(), Some("a".into())),
+                (three.clone(), Some("w".into())),
+            ],
+        ),
+    ] {
+        let refused = store
+            .write_page(&c, &page(records, bases, T0.plus_secs(3)))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+    }
+    for (id, data) in [(&one, r#"{"name":"b"}"#), (&three, r#"{"name":"w"}"#)] {
+        let r = store
+            .get_record(&c, Entity::VENDOR, id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.data, data, "nothing of a refused page is kept");
+    }
+    let state = &store.sync_states(&c).await.unwrap()[0];
+    assert_eq!(
+        state.cursor.as_deref(),
+        Some(format!("after-{}", T0.plus_secs(1)).as_str())
     );
 }
