@@ -22,6 +22,10 @@ pub enum Kind {
     Integer,
     /// Decimal, normalised to a string without exponent.
     Decimal,
+    /// A measurement as a JSON number (coordinates, speeds, headings), multiplied by `scale`
+    /// when given (`1.609344`: miles to kilometres); from a number, or text that starts with
+    /// one (`"38 mph"`).
+    Number,
     /// Boolean (also `"true"`/`"false"`, `1`/`0`).
     Bool,
     /// Calendar date `YYYY-MM-DD` (a date-time is cut to its date; OData V2 `/Date(ms)/` is
@@ -59,6 +63,9 @@ pub struct FieldRule {
     /// For `object`: the nested fields (paths relative to the same source object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<(String, FieldRule)>>,
+    /// For `number`: the factor the source value is multiplied by (a unit conversion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
 }
 
 /// Where custom fields come from.
@@ -185,6 +192,16 @@ fn odata_v2_date(text: &str) -> Option<Timestamp> {
     Some(Timestamp(ms.checked_mul(1000)?))
 }
 
+/// The number a text starts with (`"38 mph"` → 38).
+fn leading_number(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let end = s
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || c == '.' || ((c == '-' || c == '+') && i == 0)))
+        .map_or(s.len(), |(i, _)| i);
+    s[..end].parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
 pub(crate) fn convert(
     connection_id: &str,
     field: &str,
@@ -237,6 +254,21 @@ pub(crate) fn convert(
                 .or_else(|_| Decimal::from_scientific(&text))
                 .map_err(|_| bad("expected a decimal"))?;
             Value::String(d.normalize().to_string())
+        }
+        Kind::Number => {
+            let n = match raw {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => leading_number(s),
+                _ => None,
+            }
+            .ok_or_else(|| bad("expected a number"))?;
+            let n = n * rule.scale.unwrap_or(1.0);
+            // Nine significant decimals are below a GPS fix's precision; they keep a scaled
+            // value from printing as 77.24764800000001.
+            let n = (n * 1e9).round() / 1e9;
+            serde_json::Number::from_f64(n)
+                .map(Value::Number)
+                .ok_or_else(|| bad("expected a finite number"))?
         }
         Kind::Bool => match raw {
             Value::Bool(b) => Value::Bool(*b),
@@ -440,6 +472,7 @@ fn unconvert(rule: &FieldRule, value: &Value) -> Option<Value> {
         Kind::String
         | Kind::Integer
         | Kind::Decimal
+        | Kind::Number
         | Kind::Bool
         | Kind::Date
         | Kind::Datetime

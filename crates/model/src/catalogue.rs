@@ -11,6 +11,9 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::entities::{Item, Location, PurchaseOrder, Vendor};
+use crate::fleet::{
+    DispatchRoute, Driver, DriverBehaviorEvent, FuelEvent, Vehicle, VehicleLocation,
+};
 use crate::warehouse::{
     DockAppointment, InventoryLevel, InventoryTransaction, OutboundOrder, Receipt, Shipment,
 };
@@ -33,6 +36,17 @@ pub enum EntityRole {
     /// Append-only observations (vehicle locations): read from a history window, never
     /// changed or swept as deleted afterwards.
     TimeSeries,
+}
+
+/// Where an entity's records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// As records (unified body, raw payload, content hash): every entity but points.
+    Records,
+    /// As points of a time series in their own append-only, time-ordered storage, with a
+    /// retention (vehicle locations): no raw payload, no custom fields, no updates.
+    Points,
 }
 
 /// A nested list of an entity's records (purchase-order lines), with ids of its own.
@@ -102,6 +116,8 @@ pub struct EntitySpec {
     pub max_page_size: u32,
     /// Its part in a sync.
     pub role: EntityRole,
+    /// Where its records are kept.
+    pub storage: Storage,
     /// The unified body's fields, in output order (the envelope fields come first when
     /// rendered). A test checks them against the schema.
     pub fields: &'static [&'static str],
@@ -124,6 +140,7 @@ mod specs {
         default_page_size: 50,
         max_page_size: 500,
         role: EntityRole::Reference,
+        storage: Storage::Records,
         fields: &[
             "code",
             "name",
@@ -150,6 +167,7 @@ mod specs {
         default_page_size: 50,
         max_page_size: 500,
         role: EntityRole::Reference,
+        storage: Storage::Records,
         fields: &[
             "code",
             "name",
@@ -176,6 +194,7 @@ mod specs {
         default_page_size: 50,
         max_page_size: 500,
         role: EntityRole::Reference,
+        storage: Storage::Records,
         fields: &[
             "code",
             "name",
@@ -199,6 +218,7 @@ mod specs {
         // Orders carry their lines, so their pages are smaller.
         max_page_size: 200,
         role: EntityRole::Transactional,
+        storage: Storage::Records,
         fields: &[
             "number",
             "status",
@@ -247,6 +267,7 @@ mod specs {
         max_page_size: 1000,
         // A snapshot: read whole whatever its age, vanished levels swept as deleted.
         role: EntityRole::Reference,
+        storage: Storage::Records,
         fields: &[
             "location_id",
             "location_code",
@@ -280,6 +301,7 @@ mod specs {
         default_page_size: 100,
         max_page_size: 1000,
         role: EntityRole::Transactional,
+        storage: Storage::Records,
         fields: &[
             "receipt_number",
             "receipt_type",
@@ -320,6 +342,7 @@ mod specs {
         // Orders carry their lines, so their pages are smaller.
         max_page_size: 200,
         role: EntityRole::Transactional,
+        storage: Storage::Records,
         fields: &[
             "number",
             "status",
@@ -371,6 +394,7 @@ mod specs {
         default_page_size: 50,
         max_page_size: 200,
         role: EntityRole::Transactional,
+        storage: Storage::Records,
         fields: &[
             "number",
             "status",
@@ -472,6 +496,7 @@ mod specs {
         max_page_size: 1000,
         // Events: never changed once recorded.
         role: EntityRole::TimeSeries,
+        storage: Storage::Records,
         fields: &[
             "transaction_type",
             "remote_type",
@@ -512,6 +537,7 @@ mod specs {
         default_page_size: 100,
         max_page_size: 500,
         role: EntityRole::Transactional,
+        storage: Storage::Records,
         fields: &[
             "location_id",
             "location_code",
@@ -533,6 +559,196 @@ mod specs {
         ],
         lists: &[],
         schema: SchemaOf::of::<DockAppointment>(),
+    };
+
+    pub static VEHICLE: EntitySpec = EntitySpec {
+        name: "vehicle",
+        plural: "vehicles",
+        label: "vehicle",
+        title: "Vehicles",
+        description: "Unified vehicles and tracked assets (fleet model).",
+        id_prefix: "vhc",
+        default_page_size: 100,
+        max_page_size: 500,
+        role: EntityRole::Reference,
+        storage: Storage::Records,
+        fields: &[
+            "name",
+            "vin",
+            "license_plate",
+            "make",
+            "model",
+            "year",
+            "device_serial",
+            "status",
+            "driver_id",
+            "group_name",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<Vehicle>(),
+    };
+
+    pub static DRIVER: EntitySpec = EntitySpec {
+        name: "driver",
+        plural: "drivers",
+        label: "driver",
+        title: "Drivers",
+        description: "Unified drivers (fleet model).",
+        id_prefix: "drv",
+        default_page_size: 100,
+        max_page_size: 500,
+        role: EntityRole::Reference,
+        storage: Storage::Records,
+        fields: &[
+            "name",
+            "first_name",
+            "last_name",
+            "username",
+            "phone",
+            "license_number",
+            "license_state",
+            "status",
+            "vehicle_id",
+            "group_name",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<Driver>(),
+    };
+
+    pub static VEHICLE_LOCATION: EntitySpec = EntitySpec {
+        name: "vehicle_location",
+        plural: "vehicle_locations",
+        label: "vehicle location",
+        title: "Vehicle locations",
+        description: "GPS points of the fleet's vehicles, in their own time-ordered storage (fleet model).",
+        id_prefix: "vlc",
+        default_page_size: 500,
+        max_page_size: 5000,
+        role: EntityRole::TimeSeries,
+        storage: Storage::Points,
+        fields: &[
+            "vehicle_id",
+            "vehicle_remote_id",
+            "driver_id",
+            "recorded_at",
+            "latitude",
+            "longitude",
+            "speed_kph",
+            "heading_degrees",
+            "odometer_meters",
+            "address",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<VehicleLocation>(),
+    };
+
+    pub static DRIVER_BEHAVIOR_EVENT: EntitySpec = EntitySpec {
+        name: "driver_behavior_event",
+        plural: "driver_behavior_events",
+        label: "driver behavior event",
+        title: "Driver behavior events",
+        description: "Unified driver safety events: harsh braking, speeding, crashes (fleet model).",
+        id_prefix: "dbe",
+        default_page_size: 100,
+        max_page_size: 1000,
+        role: EntityRole::TimeSeries,
+        storage: Storage::Records,
+        fields: &[
+            "vehicle_id",
+            "driver_id",
+            "occurred_at",
+            "event_type",
+            "remote_type",
+            "latitude",
+            "longitude",
+            "speed_kph",
+            "max_g_force",
+            "review_status",
+            "video_url",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<DriverBehaviorEvent>(),
+    };
+
+    pub static FUEL_EVENT: EntitySpec = EntitySpec {
+        name: "fuel_event",
+        plural: "fuel_events",
+        label: "fuel event",
+        title: "Fuel events",
+        description: "Unified fuel level readings and fuel purchases (fleet model).",
+        id_prefix: "fue",
+        default_page_size: 100,
+        max_page_size: 1000,
+        role: EntityRole::TimeSeries,
+        storage: Storage::Records,
+        fields: &[
+            "vehicle_id",
+            "driver_id",
+            "event_type",
+            "occurred_at",
+            "fuel_level_percent",
+            "volume_liters",
+            "cost",
+            "currency",
+            "merchant",
+            "odometer_meters",
+            "custom_fields",
+        ],
+        lists: &[],
+        schema: SchemaOf::of::<FuelEvent>(),
+    };
+
+    pub static DISPATCH_ROUTE: EntitySpec = EntitySpec {
+        name: "dispatch_route",
+        plural: "dispatch_routes",
+        label: "dispatch route",
+        title: "Dispatch routes",
+        description: "Unified dispatch routes (jobs) with their stops (fleet model).",
+        id_prefix: "dsr",
+        default_page_size: 100,
+        max_page_size: 500,
+        role: EntityRole::Transactional,
+        storage: Storage::Records,
+        fields: &[
+            "name",
+            "status",
+            "remote_status",
+            "vehicle_id",
+            "driver_id",
+            "scheduled_start_at",
+            "scheduled_end_at",
+            "actual_start_at",
+            "actual_end_at",
+            "notes",
+            "stops",
+            "custom_fields",
+        ],
+        lists: &[ListSpec {
+            field: "stops",
+            id_prefix: "dst",
+            id_scope: "dispatch_stop",
+            fields: &[
+                "id",
+                "remote_id",
+                "sequence",
+                "name",
+                "address",
+                "latitude",
+                "longitude",
+                "scheduled_arrival_at",
+                "scheduled_departure_at",
+                "actual_arrival_at",
+                "actual_departure_at",
+                "status",
+                "remote_status",
+                "notes",
+                "custom_fields",
+            ],
+        }],
+        schema: SchemaOf::of::<DispatchRoute>(),
     };
 }
 
@@ -557,6 +773,18 @@ impl Entity {
     pub const INVENTORY_TRANSACTION: Entity = Entity(&specs::INVENTORY_TRANSACTION);
     /// Dock door appointments (warehouse).
     pub const DOCK_APPOINTMENT: Entity = Entity(&specs::DOCK_APPOINTMENT);
+    /// Vehicles.
+    pub const VEHICLE: Entity = Entity(&specs::VEHICLE);
+    /// Drivers.
+    pub const DRIVER: Entity = Entity(&specs::DRIVER);
+    /// Vehicle GPS points (stored as points, not records).
+    pub const VEHICLE_LOCATION: Entity = Entity(&specs::VEHICLE_LOCATION);
+    /// Driver behaviour events.
+    pub const DRIVER_BEHAVIOR_EVENT: Entity = Entity(&specs::DRIVER_BEHAVIOR_EVENT);
+    /// Fuel readings and purchases.
+    pub const FUEL_EVENT: Entity = Entity(&specs::FUEL_EVENT);
+    /// Dispatch routes.
+    pub const DISPATCH_ROUTE: Entity = Entity(&specs::DISPATCH_ROUTE);
 
     /// The catalogue: every entity, in the order a sync loads them (referenced records
     /// first).
@@ -571,6 +799,12 @@ impl Entity {
         Entity::SHIPMENT,
         Entity::INVENTORY_TRANSACTION,
         Entity::DOCK_APPOINTMENT,
+        Entity::DRIVER,
+        Entity::VEHICLE,
+        Entity::VEHICLE_LOCATION,
+        Entity::DRIVER_BEHAVIOR_EVENT,
+        Entity::FUEL_EVENT,
+        Entity::DISPATCH_ROUTE,
     ];
 
     /// The entity's catalogue entry.
@@ -791,7 +1025,12 @@ mod schema_tests {
                 .filter(|f| *f != "custom_fields")
                 .collect();
             assert_eq!(body, expected, "{e}");
-            assert!(spec.fields.contains(&"custom_fields"), "{e}");
+            // Points carry no custom fields; every record does.
+            assert_eq!(
+                spec.fields.contains(&"custom_fields"),
+                spec.storage == Storage::Records,
+                "{e}"
+            );
             for list in spec.lists {
                 let items = &own["allOf"]
                     .as_array()

@@ -18,6 +18,9 @@ pub enum ConversionType {
     Integer,
     /// A decimal, written as a string without exponent (`"1250.5"`).
     Decimal,
+    /// A measurement as a JSON number (coordinates, speeds), also from text that starts with
+    /// one (`"38 mph"`).
+    Number,
     /// A boolean (also from `"true"`/`"false"`, `"T"`/`"F"`, `1`/`0`).
     Boolean,
     /// A calendar date `YYYY-MM-DD` (a date-time is cut to its date).

@@ -8,10 +8,11 @@ pub mod catalogue;
 pub mod entities;
 pub mod error;
 pub mod field_mappings;
+pub mod fleet;
 pub mod timestamp;
 pub mod warehouse;
 pub mod webhooks;
 
-pub use catalogue::{Entity, EntityRole};
+pub use catalogue::{Entity, EntityRole, Storage};
 pub use error::ErrorCode;
 pub use timestamp::Timestamp;

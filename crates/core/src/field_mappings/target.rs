@@ -210,6 +210,7 @@ pub fn kind_of(t: ConversionType) -> Kind {
         ConversionType::Text => Kind::String,
         ConversionType::Integer => Kind::Integer,
         ConversionType::Decimal => Kind::Decimal,
+        ConversionType::Number => Kind::Number,
         ConversionType::Boolean => Kind::Bool,
         ConversionType::Date => Kind::Date,
         ConversionType::DateTime => Kind::Datetime,
@@ -224,6 +225,7 @@ pub fn type_of(k: Kind) -> Option<ConversionType> {
         Kind::String => ConversionType::Text,
         Kind::Integer => ConversionType::Integer,
         Kind::Decimal => ConversionType::Decimal,
+        Kind::Number => ConversionType::Number,
         Kind::Bool => ConversionType::Boolean,
         Kind::Date => ConversionType::Date,
         Kind::Datetime => ConversionType::DateTime,
@@ -252,6 +254,7 @@ pub fn rule_of(path: &str, conversion: &Conversion) -> FieldRule {
         default: conversion.default.clone(),
         entity: conversion.entity,
         fields: None,
+        scale: None,
     }
 }
 

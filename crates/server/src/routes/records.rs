@@ -10,7 +10,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ironbridge_core::read::{ListQuery, RecordReader};
-use ironbridge_model::{Entity, Timestamp};
+use ironbridge_model::{Entity, Storage, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::openapi::path::{
@@ -146,10 +146,14 @@ pub fn item_path(entity: Entity) -> &'static str {
         .map_or("", |(_, _, i)| i.as_str())
 }
 
-/// A list route and a get route per entity of the catalogue.
+/// A list route and a get route per entity of the catalogue kept as records (points have
+/// routes of their own, `routes::fleet`).
 pub fn routes() -> Vec<Route> {
     let mut out = Vec::new();
     for &(entity, ref collection, ref item) in paths() {
+        if entity.spec().storage != Storage::Records {
+            continue;
+        }
         out.push(Route::new(
             Method::GET,
             collection,
@@ -244,6 +248,9 @@ pub fn openapi_paths() -> (Vec<(&'static str, PathItem)>, Schemas) {
     let mut schemas = Vec::new();
     for &entity in Entity::ALL {
         let spec = entity.spec();
+        if spec.storage != Storage::Records {
+            continue;
+        }
         let type_name = (spec.schema.name)().to_string();
         schemas.push((type_name.clone(), (spec.schema.schema)()));
         (spec.schema.schemas)(&mut schemas);
