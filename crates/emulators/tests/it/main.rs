@@ -5,5 +5,6 @@ mod bc;
 mod clocks;
 mod common_infra;
 mod netsuite;
+mod samsara;
 mod sap;
 mod support;
