@@ -76,7 +76,7 @@ enum Command {
     Openapi,
     /// Run a faithful local emulator of a source system's API (for demos, tests and benchmarks).
     Emulate {
-        /// `netsuite`, `sap`, `business-central`, `asctrac` or `samsara`.
+        /// `netsuite`, `sap`, `business-central`, `asctrac`, `samsara` or `nextraq`.
         system: String,
         /// Port to listen on (0: any free port).
         #[arg(long, default_value_t = 0)]
@@ -89,7 +89,7 @@ enum Command {
         seed: u64,
         /// Number of purchase orders (10 to 1,000,000); vendors and items scale with it. For
         /// `asctrac`: the warehouse events already in its log (its outboxes' size); more flow in
-        /// as its clock advances. For `samsara`: the number of vehicles (drivers
+        /// as its clock advances. For `samsara` and `nextraq`: the number of vehicles (drivers
         /// follow), which move and report positions as the clock advances.
         #[arg(long, default_value_t = 1000)]
         records: u64,
@@ -435,7 +435,7 @@ async fn emulate(system: &str, args: EmulateArgs) -> anyhow::Result<()> {
         emulator.base_url(),
         match system {
             ironbridge_emulators::System::Asctrac => "warehouse events",
-            ironbridge_emulators::System::Samsara => {
+            ironbridge_emulators::System::Samsara | ironbridge_emulators::System::NexTraq => {
                 "vehicles"
             }
             _ => "purchase orders",

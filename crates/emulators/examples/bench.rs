@@ -518,7 +518,7 @@ async fn main() -> anyhow::Result<()> {
         System::Asctrac => {
             anyhow::bail!("ASCTrac is measured by `ironbridge bench sync --system asctrac`")
         }
-        System::Samsara => {
+        System::Samsara | System::NexTraq => {
             anyhow::bail!("{} serves no purchase orders to measure", system.name())
         }
     }

@@ -1,11 +1,12 @@
 //! Faithful local emulators of the APIs Ironbridge connects to (NetSuite REST, SAP S/4HANA OData V2,
-//! Business Central API v2.0, the ASCTrac WMS Interface Service, Samsara API v2), with seeded data,
-//! a controllable clock, fault injection and an admin API.
+//! Business Central API v2.0, the ASCTrac WMS Interface Service, Samsara API v2, the NexTraq web
+//! app's JSON endpoints), with seeded data, a controllable clock, fault injection and an admin API.
 
 pub mod asctrac;
 pub mod bc;
 pub mod common;
 pub mod netsuite;
+pub mod nextraq;
 pub mod samsara;
 pub mod sap;
 
@@ -37,6 +38,8 @@ pub enum System {
     Asctrac,
     /// Samsara fleet telematics (REST API v2).
     Samsara,
+    /// NexTraq fleet tracking (the web app's session-cookie JSON endpoints).
+    NexTraq,
 }
 
 impl FromStr for System {
@@ -48,8 +51,9 @@ impl FromStr for System {
             "business-central" | "bc" | "businesscentral" => Ok(System::BusinessCentral),
             "asctrac" => Ok(System::Asctrac),
             "samsara" => Ok(System::Samsara),
+            "nextraq" => Ok(System::NexTraq),
             other => anyhow::bail!(
-                "unknown system {other:?}: expected netsuite, sap, business-central, asctrac or samsara"
+                "unknown system {other:?}: expected netsuite, sap, business-central, asctrac, samsara or nextraq"
             ),
         }
     }
@@ -63,6 +67,7 @@ impl System {
             System::BusinessCentral => "business-central",
             System::Asctrac => "asctrac",
             System::Samsara => "samsara",
+            System::NexTraq => "nextraq",
         }
     }
 }
@@ -75,7 +80,7 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// Number of seeded purchase orders (10 to 1,000,000 are realistic sizes; vendors and items scale with it).
     /// For ASCTrac: the warehouse events already in its log at the start (its outboxes' size).
-    /// For Samsara: the number of vehicles.
+    /// For Samsara and NexTraq: the number of vehicles.
     pub purchase_orders: u64,
     /// Where the clock starts (ms since epoch); seeded history lies in the three years before it.
     pub start_time_ms: Millis,
@@ -91,6 +96,7 @@ pub struct EmulatorConfig {
     pub business_central: bc::Settings,
     pub asctrac: asctrac::Settings,
     pub samsara: samsara::Settings,
+    pub nextraq: nextraq::Settings,
     /// Serve `https` with this identity (its authority's certificate is what clients trust)
     /// instead of plain `http`.
     pub tls: Option<common::tls::LocalTls>,
@@ -110,6 +116,7 @@ impl EmulatorConfig {
             business_central: bc::Settings::default(),
             asctrac: asctrac::Settings::default(),
             samsara: samsara::Settings::default(),
+            nextraq: nextraq::Settings::default(),
             tls: None,
         }
     }
@@ -221,6 +228,9 @@ pub async fn start(
         }
         System::Samsara => {
             samsara::app(core.clone(), config.samsara.clone(), config.purchase_orders)?
+        }
+        System::NexTraq => {
+            nextraq::app(core.clone(), config.nextraq.clone(), config.purchase_orders)?
         }
     };
     // The `Date` header is the emulated clock's, as a real server's is its own: clients cap

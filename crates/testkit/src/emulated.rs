@@ -54,7 +54,7 @@ pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
         System::BusinessCentral => &bc::DESCRIPTOR,
         System::Asctrac => &asctrac::DESCRIPTOR,
         // Emulated for the fleet connectors to come; until they exist nothing can connect.
-        System::Samsara => {
+        System::Samsara | System::NexTraq => {
             panic!("the {} emulator has no connector yet", system.name())
         }
     }
@@ -133,7 +133,7 @@ impl Emulated {
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
             }
-            System::Samsara => unreachable!("descriptor_of refuses them"),
+            System::Samsara | System::NexTraq => unreachable!("descriptor_of refuses them"),
         };
         emulated.settings = object(settings);
         emulated.credentials = object(credentials);
