@@ -96,7 +96,7 @@ purchase = client.fuel_and_energy.post_fuel_purchase(
     fuel_quantity_liters="95.2", transaction_location="1 Main St, Atlanta, GA",
     transaction_price=PostFuelPurchaseRequestBodyPriceRequestBody(amount="180.10", currency="usd"),
     transaction_reference="R-77", transaction_time="2026-01-01T02:30:00Z", vehicle_id=vehicles[0].id)
-assert len(purchase.data.uuid) == 36
+assert len(purchase.data.uuid_) == 36  # the SDK names the `uuid` member `uuid_`
 
 # An injected 429 is retried by the SDK after its Retry-After; the call still succeeds.
 admin("PUT", "/faults", {"rate_limit": {"count": 1, "retry_after_secs": 1}})

@@ -464,6 +464,8 @@ pub async fn locations(State(sam): State<Sam>, RawQuery(raw): RawQuery) -> Respo
         let limit = wire::limit(&q)?;
         let at = wire::optional_time(&q, "time")?.unwrap_or(now).min(now);
         let (at, start) = snapshot_cursor(&q, "s", at)?;
+        // A cursor never shows the future, whatever it says.
+        let at = at.min(now);
         Ok::<_, Refusal>((sel, limit, at, start))
     })();
     let (sel, limit, at, start) = match parsed {
@@ -488,6 +490,8 @@ pub async fn stats(State(sam): State<Sam>, RawQuery(raw): RawQuery) -> Response 
         let limit = wire::limit(&q)?;
         let at = wire::optional_time(&q, "time")?.unwrap_or(now).min(now);
         let (at, start) = snapshot_cursor(&q, "s", at)?;
+        // A cursor never shows the future, whatever it says.
+        let at = at.min(now);
         Ok::<_, Refusal>((types, sel, limit, at, start))
     })();
     let (types, sel, limit, at, start) = match parsed {
@@ -574,6 +578,12 @@ fn series_page(
 ) -> (Vec<Value>, Resume) {
     let mut budget = sam.settings().page_points;
     let mut data = Vec::new();
+    if let SeriesKind::Stats(types) = kind
+        && !types.iter().any(|t| REPORTED.contains(t))
+    {
+        // The gateways report none of these types: no vehicle has a point to show.
+        return (data, None);
+    }
     let (mut n, mut after) = start;
     while let Some(m) = sel.next(sam, n) {
         if m != n {
@@ -671,7 +681,7 @@ fn feed(sam: &SamsaraState, q: &Query, kind: SeriesKind<'_>) -> Response {
     let snapshot = match after {
         None => Some((now, 1)),
         Some(a) => match wire::uncursor(a, "s").as_deref() {
-            Some([at, n]) if *n >= 1 => Some((*at, *n as u64)),
+            Some([at, n]) if *n >= 1 => Some(((*at).min(now), *n as u64)),
             _ => None,
         },
     };
@@ -711,6 +721,7 @@ fn feed(sam: &SamsaraState, q: &Query, kind: SeriesKind<'_>) -> Response {
     else {
         return wire::bad_cursor().render(sam);
     };
+    let to = to.min(now);
     let (to, start) = if to == 0 {
         (now, (1, from))
     } else {
@@ -765,6 +776,9 @@ pub async fn safety_events(State(sam): State<Sam>, RawQuery(raw): RawQuery) -> R
         Ok(p) => p,
         Err(r) => return r.render(&sam),
     };
+    // No vehicle existed before the fleet's oldest creation time (900 days before its origin):
+    // a window reaching further back starts there instead of scanning empty centuries.
+    let start = start.max(sam.fleet.origin_ms - 900 * 86_400_000);
     let labels = sam.settings().new_behavior_labels;
     let first_hour = resume.map_or(start, |(t, _)| t).div_euclid(3_600_000);
     let last_hour = end.div_euclid(3_600_000);

@@ -151,6 +151,12 @@ fn parse_place(o: &Map<String, Value>) -> Result<Place, Invalid> {
 
 fn parse_stop(routes: &mut Routes, v: &Value, existing: Option<&Stop>) -> Result<Stop, Invalid> {
     let o = v.as_object().ok_or("each stop must be an object")?;
+    if o.get("orders")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err("orders on stops are not supported by this emulator".into());
+    }
     let place = match existing {
         Some(e) if !o.contains_key("addressId") && !o.contains_key("singleUseLocation") => {
             e.place.clone()
@@ -340,6 +346,8 @@ fn route_json(sam: &SamsaraState, r: &Route, now: Millis) -> Value {
             "name": s.name,
             "state": state,
             "sequenceNumber": i + 1,
+            // Required by the response type; orders on stops are not emulated.
+            "orders": [],
             "scheduledArrivalTime": wire::time(arrival),
             "scheduledDepartureTime": wire::time(departure),
             "externalIds": s.external_ids,

@@ -605,6 +605,11 @@ async fn routes_are_created_patched_and_their_stops_follow_the_clock() {
     };
     assert_eq!(states(route), ["scheduled", "scheduled"]);
     assert_eq!(route["stops"][0]["address"]["name"], "Atlanta Depot");
+    assert_eq!(
+        route["stops"][0]["orders"],
+        json!([]),
+        "required by the SDK's stop type"
+    );
     sam.advance_ms(3_600_000 + 1000).await;
     let now = sam.ok(&format!("/fleet/routes/{id}")).await;
     assert_eq!(states(&now["data"]), ["departed", "en route"]);
@@ -701,4 +706,45 @@ async fn fuel_purchases_are_validated_and_recorded() {
     );
     let recorded = admin_json(&sam.emu, Method::GET, "/samsara/fuel-purchases", None).await;
     assert_eq!(recorded["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn windows_reaching_back_centuries_answer_at_once() {
+    let sam = Sam::start(50).await;
+    let started = std::time::Instant::now();
+    let far = "startTime=0001-01-01T00:00:00Z&endTime=2026-01-01T00:00:00Z";
+    // No gateway reports engine RPM: an empty answer, not a scan of two thousand years.
+    let rpm = sam
+        .ok(&format!(
+            "/fleet/vehicles/stats/history?types=engineRpm&{far}"
+        ))
+        .await;
+    assert_eq!(rpm["data"], json!([]));
+    assert_eq!(rpm["pagination"]["hasNextPage"], false);
+    // A page of the oldest points, cut at the page budget.
+    let old = sam
+        .ok(&format!("/fleet/vehicles/locations/history?{far}"))
+        .await;
+    assert_eq!(
+        points(old["data"].as_array().unwrap(), "locations").len(),
+        2000
+    );
+    assert_eq!(old["pagination"]["hasNextPage"], true);
+    let events = sam.ok(&format!("/fleet/safety-events?{far}&limit=3")).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 3);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // A cursor claiming a future instant shows nothing past the clock.
+    use base64::Engine;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("s:99999999999999:1");
+    let snap = sam
+        .ok(&format!("/fleet/vehicles/locations?after={forged}"))
+        .await;
+    let now = sam.now().await;
+    assert!(
+        snap["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["location"]["time"].as_str().unwrap() <= now.as_str())
+    );
 }
