@@ -20,9 +20,12 @@ const KM_PER_MILE: f64 = 1.609_344;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Depot {
     pub city: &'static str,
+    /// Two-letter US state.
     pub state: &'static str,
     pub county: &'static str,
+    /// The first three digits of the area's zip codes.
     pub zip: &'static str,
+    /// Where the depot is (degrees).
     pub lat: f64,
     pub lon: f64,
 }
@@ -134,8 +137,11 @@ const POSTED_MPH: [f64; 5] = [25.0, 35.0, 45.0, 55.0, 65.0];
 /// The fleet's shape: how many vehicles and drivers, and how often vehicles report.
 #[derive(Debug, Clone, Copy)]
 pub struct Fleet {
+    /// Seed of everything generated.
     pub seed: u64,
+    /// Vehicles are numbered `1..=vehicles`.
     pub vehicles: u64,
+    /// Drivers are numbered `1..=drivers`; driver `n` is assigned vehicle `n` when it exists.
     pub drivers: u64,
     /// Milliseconds between two reported positions of a vehicle.
     pub interval_ms: i64,
@@ -181,6 +187,7 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// `First Last`.
     pub fn name(&self) -> String {
         format!("{} {}", self.first_name, self.last_name)
     }
@@ -314,6 +321,7 @@ impl Fleet {
         (1..=self.vehicles).contains(&n)
     }
 
+    /// Whether `n` numbers a driver of the fleet.
     pub fn has_driver(&self, n: u64) -> bool {
         (1..=self.drivers).contains(&n)
     }

@@ -181,16 +181,21 @@ struct Session {
 
 /// The emulated NexTraq account.
 pub struct NexTraqState {
+    /// Clock, faults, request log and credential state shared with the admin API.
     pub core: Arc<Core>,
+    /// The switches, changeable through `PATCH /__emulator/settings`.
     pub settings: RwLock<Settings>,
+    /// The generated fleet the trail computes from.
     pub fleet: Fleet,
     sessions: Mutex<HashMap<String, Session>>,
     issued: AtomicU64,
 }
 
+/// The shared state handlers receive.
 pub type Nx = Arc<NexTraqState>;
 
 impl NexTraqState {
+    /// A copy of the current switches.
     pub fn settings(&self) -> Settings {
         self.settings
             .read()

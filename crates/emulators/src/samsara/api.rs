@@ -19,10 +19,12 @@ pub const DRIVER_BASE: u64 = 52_000_000;
 /// Depot `i`'s tag is `TAG_BASE + i`.
 pub const TAG_BASE: u64 = 4_800;
 
+/// The Samsara id of vehicle `n`.
 pub fn vehicle_id(n: u64) -> String {
     (VEHICLE_BASE + n).to_string()
 }
 
+/// The Samsara id of driver `n`.
 pub fn driver_id(n: u64) -> String {
     (DRIVER_BASE + n).to_string()
 }
@@ -171,6 +173,11 @@ impl Selection {
 /// `404` for a path Samsara does not serve.
 pub async fn not_found(State(sam): State<Sam>) -> Response {
     wire::error(&sam, StatusCode::NOT_FOUND, "Resource not found")
+}
+
+/// `405` for a method a path does not take.
+pub async fn method_not_allowed(State(sam): State<Sam>) -> Response {
+    wire::error(&sam, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
 }
 
 /// A list paged by record number: cursor `l:<next n>`.

@@ -116,10 +116,15 @@ struct Bucket {
 
 /// The emulated organization's state.
 pub struct SamsaraState {
+    /// Clock, faults, request log and credential state shared with the admin API.
     pub core: Arc<Core>,
+    /// The switches, changeable through `PATCH /__emulator/settings`.
     pub settings: RwLock<Settings>,
+    /// The generated fleet every read endpoint computes from.
     pub fleet: Fleet,
+    /// Dispatch routes created through the API.
     pub routes: Mutex<dispatch::Routes>,
+    /// Fuel purchases posted through the API, as received plus their `uuid`.
     pub fuel_purchases: Mutex<Vec<Value>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     started: Instant,
@@ -127,6 +132,7 @@ pub struct SamsaraState {
 }
 
 impl SamsaraState {
+    /// A copy of the current switches.
     pub fn settings(&self) -> Settings {
         self.settings
             .read()
@@ -206,6 +212,7 @@ impl SamsaraState {
     }
 }
 
+/// The shared state handlers receive.
 pub type Sam = Arc<SamsaraState>;
 
 struct Hooks(Sam);
@@ -366,6 +373,7 @@ pub fn app(core: Arc<Core>, settings: Settings, vehicles: u64) -> anyhow::Result
             axum::routing::post(dispatch::fuel_purchase),
         )
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(sam.clone())
         .layer(from_fn_with_state(sam.clone(), guard))
         .layer(from_fn_with_state(gate_state, gate));
@@ -385,6 +393,7 @@ pub fn app(core: Arc<Core>, settings: Settings, vehicles: u64) -> anyhow::Result
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
+    /// Parses a raw query string (`None`: no parameters).
     pub fn parse(raw: Option<&str>) -> Self {
         Query(
             form_urlencoded::parse(raw.unwrap_or("").as_bytes())

@@ -47,7 +47,9 @@ pub fn bad_request(sam: &SamsaraState, message: impl AsRef<str>) -> Response {
 /// A refused request, small to pass around; [`Refusal::render`] answers it in Samsara's shape.
 #[derive(Debug)]
 pub struct Refusal {
+    /// The HTTP status to answer.
     pub status: StatusCode,
+    /// The `message` of the error body.
     pub message: String,
 }
 
@@ -60,6 +62,7 @@ impl Refusal {
         }
     }
 
+    /// The answer: `{message, requestId}` with the status.
     pub fn render(self, sam: &SamsaraState) -> Response {
         error(sam, self.status, &self.message)
     }

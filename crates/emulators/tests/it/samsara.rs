@@ -145,6 +145,12 @@ async fn a_bearer_token_is_required_and_refusals_use_samsaras_error_body() {
     let (status, body) = sam.get("/fleet/nothing-here").await;
     assert_eq!(status, 404);
     assert!(is_error_body(&body));
+    // So is a method a path does not take.
+    let r = sam
+        .call(Method::POST, "/fleet/vehicles", Some(json!({})))
+        .await;
+    assert_eq!(r.status(), 405);
+    assert!(is_error_body(&r.json().await.unwrap()));
     // Two errors never share a request id.
     let a: Value = client()
         .get(&url)
