@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs public client libraries of NetSuite, SAP and Business Central against the emulators:
+# Runs public client libraries of NetSuite, SAP, Business Central and Samsara against the emulators
+# (and, NexTraq having no client library, its one public integration's raw requests):
 # creates a venv under /tmp, installs the clients from PyPI, starts the emulators with
 # `ironbridge emulate` (Business Central twice: once over https for MSAL), runs one script per
 # client and exits non-zero if any of them fails.
@@ -67,6 +68,11 @@ ca=""
 start business-central tls
 bc_tls="$base"
 bc_ca="$ca"
+ca=""
+start samsara
+samsara="$base"
+start nextraq
+nextraq="$base"
 
 failed=0
 passed=0
@@ -83,6 +89,8 @@ run netsuite_m2m.py "$ns"
 run sap_pyodata.py "$sap"
 run bc_odata.py "$bc"
 run bc_msal.py "$bc_tls" "$bc_ca"
+run samsara_sdk.py "$samsara"
+run nextraq_requests.py "$nextraq"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -502,6 +502,12 @@ pub(crate) async fn connect_emulated(
                 json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
             )
         }
+        System::Samsara | System::NexTraq => {
+            anyhow::bail!(
+                "{} has an emulator but no connector to benchmark yet",
+                system.name()
+            )
+        }
     };
     let deps = Deps {
         store: store.as_ref(),

@@ -76,7 +76,7 @@ enum Command {
     Openapi,
     /// Run a faithful local emulator of a source system's API (for demos, tests and benchmarks).
     Emulate {
-        /// `netsuite`, `sap`, `business-central` or `asctrac`.
+        /// `netsuite`, `sap`, `business-central`, `asctrac`, `samsara` or `nextraq`.
         system: String,
         /// Port to listen on (0: any free port).
         #[arg(long, default_value_t = 0)]
@@ -89,7 +89,8 @@ enum Command {
         seed: u64,
         /// Number of purchase orders (10 to 1,000,000); vendors and items scale with it. For
         /// `asctrac`: the warehouse events already in its log (its outboxes' size); more flow in
-        /// as its clock advances.
+        /// as its clock advances. For `samsara` and `nextraq`: the number of vehicles (drivers
+        /// follow), which move and report positions as the clock advances.
         #[arg(long, default_value_t = 1000)]
         records: u64,
         /// Let the emulator's clock follow real time (otherwise it moves only through its admin API).
@@ -432,10 +433,12 @@ async fn emulate(system: &str, args: EmulateArgs) -> anyhow::Result<()> {
         "{} emulator listening on {} ({records} {}, seed {seed}, clock offset {clock_offset} s, ready in {:.2?}); admin API under {}/__emulator",
         system.name(),
         emulator.base_url(),
-        if system == ironbridge_emulators::System::Asctrac {
-            "warehouse events"
-        } else {
-            "purchase orders"
+        match system {
+            ironbridge_emulators::System::Asctrac => "warehouse events",
+            ironbridge_emulators::System::Samsara | ironbridge_emulators::System::NexTraq => {
+                "vehicles"
+            }
+            _ => "purchase orders",
         },
         started.elapsed(),
         emulator.base_url()

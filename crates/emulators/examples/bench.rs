@@ -518,6 +518,9 @@ async fn main() -> anyhow::Result<()> {
         System::Asctrac => {
             anyhow::bail!("ASCTrac is measured by `ironbridge bench sync --system asctrac`")
         }
+        System::Samsara | System::NexTraq => {
+            anyhow::bail!("{} serves no purchase orders to measure", system.name())
+        }
     }
     println!("\nRSS after the run: {:.0} MB", rss_mb());
     emu.shutdown().await;

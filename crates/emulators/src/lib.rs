@@ -1,11 +1,13 @@
 //! Faithful local emulators of the APIs Ironbridge connects to (NetSuite REST, SAP S/4HANA OData V2,
-//! Business Central API v2.0, the ASCTrac WMS Interface Service), with seeded data, a controllable
-//! clock, fault injection and an admin API.
+//! Business Central API v2.0, the ASCTrac WMS Interface Service, Samsara API v2, the NexTraq web
+//! app's JSON endpoints), with seeded data, a controllable clock, fault injection and an admin API.
 
 pub mod asctrac;
 pub mod bc;
 pub mod common;
 pub mod netsuite;
+pub mod nextraq;
+pub mod samsara;
 pub mod sap;
 
 pub use common::tls::LocalTls;
@@ -34,6 +36,10 @@ pub enum System {
     BusinessCentral,
     /// ASCTrac WMS (its Interface Service).
     Asctrac,
+    /// Samsara fleet telematics (REST API v2).
+    Samsara,
+    /// NexTraq fleet tracking (the web app's session-cookie JSON endpoints).
+    NexTraq,
 }
 
 impl FromStr for System {
@@ -44,8 +50,10 @@ impl FromStr for System {
             "sap" | "sap-s4hana" | "s4hana" => Ok(System::SapS4Hana),
             "business-central" | "bc" | "businesscentral" => Ok(System::BusinessCentral),
             "asctrac" => Ok(System::Asctrac),
+            "samsara" => Ok(System::Samsara),
+            "nextraq" => Ok(System::NexTraq),
             other => anyhow::bail!(
-                "unknown system {other:?}: expected netsuite, sap, business-central or asctrac"
+                "unknown system {other:?}: expected netsuite, sap, business-central, asctrac, samsara or nextraq"
             ),
         }
     }
@@ -58,6 +66,8 @@ impl System {
             System::SapS4Hana => "sap",
             System::BusinessCentral => "business-central",
             System::Asctrac => "asctrac",
+            System::Samsara => "samsara",
+            System::NexTraq => "nextraq",
         }
     }
 }
@@ -70,6 +80,7 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// Number of seeded purchase orders (10 to 1,000,000 are realistic sizes; vendors and items scale with it).
     /// For ASCTrac: the warehouse events already in its log at the start (its outboxes' size).
+    /// For Samsara and NexTraq: the number of vehicles.
     pub purchase_orders: u64,
     /// Where the clock starts (ms since epoch); seeded history lies in the three years before it.
     pub start_time_ms: Millis,
@@ -84,6 +95,8 @@ pub struct EmulatorConfig {
     pub sap: sap::Settings,
     pub business_central: bc::Settings,
     pub asctrac: asctrac::Settings,
+    pub samsara: samsara::Settings,
+    pub nextraq: nextraq::Settings,
     /// Serve `https` with this identity (its authority's certificate is what clients trust)
     /// instead of plain `http`.
     pub tls: Option<common::tls::LocalTls>,
@@ -102,6 +115,8 @@ impl EmulatorConfig {
             sap: sap::Settings::default(),
             business_central: bc::Settings::default(),
             asctrac: asctrac::Settings::default(),
+            samsara: samsara::Settings::default(),
+            nextraq: nextraq::Settings::default(),
             tls: None,
         }
     }
@@ -210,6 +225,12 @@ pub async fn start(
         System::BusinessCentral => bc::app(core.clone(), config.business_central.clone())?,
         System::Asctrac => {
             asctrac::app(core.clone(), config.asctrac.clone(), config.purchase_orders)?
+        }
+        System::Samsara => {
+            samsara::app(core.clone(), config.samsara.clone(), config.purchase_orders)?
+        }
+        System::NexTraq => {
+            nextraq::app(core.clone(), config.nextraq.clone(), config.purchase_orders)?
         }
     };
     // The `Date` header is the emulated clock's, as a real server's is its own: clients cap

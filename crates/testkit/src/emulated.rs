@@ -46,13 +46,17 @@ pub fn emulator_of(system: &SystemDescriptor) -> Option<System> {
     }
 }
 
-/// The descriptor of an emulated system.
+/// The descriptor of an emulated system (panics for one whose connector does not exist yet).
 pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
     match system {
         System::NetSuite => &netsuite::DESCRIPTOR,
         System::SapS4Hana => &sap::DESCRIPTOR,
         System::BusinessCentral => &bc::DESCRIPTOR,
         System::Asctrac => &asctrac::DESCRIPTOR,
+        // Emulated for the fleet connectors to come; until they exist nothing can connect.
+        System::Samsara | System::NexTraq => {
+            panic!("the {} emulator has no connector yet", system.name())
+        }
     }
 }
 
@@ -129,6 +133,7 @@ impl Emulated {
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
             }
+            System::Samsara | System::NexTraq => unreachable!("descriptor_of refuses them"),
         };
         emulated.settings = object(settings);
         emulated.credentials = object(credentials);

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod clock;
 pub mod datagen;
 pub mod faults;
+pub mod fleet;
 pub mod gate;
 pub mod jsontext;
 pub mod net;

@@ -5,5 +5,7 @@ mod bc;
 mod clocks;
 mod common_infra;
 mod netsuite;
+mod nextraq;
+mod samsara;
 mod sap;
 mod support;
