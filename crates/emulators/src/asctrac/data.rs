@@ -73,6 +73,17 @@ pub struct Event {
     pub picks: Vec<Pick>,
     pub containers: Vec<(String, String, i64)>,
     pub serials: Vec<(i64, String, String)>,
+    /// A shipment's header fields taken from the order imported (none for generated ones,
+    /// whose references derive from the id).
+    pub ship_ref: Option<ShipRef>,
+}
+
+/// Header fields a shipment of an imported order copies from it (`ORDRHDR`).
+#[derive(Debug, Clone, Default)]
+pub struct ShipRef {
+    pub cust_po: String,
+    pub carrier: String,
+    pub service: String,
 }
 
 /// The HOST_SITE_ID of facility `k` (`01`).
@@ -208,6 +219,7 @@ impl World {
             picks: Vec::new(),
             containers: Vec::new(),
             serials: Vec::new(),
+            ship_ref: None,
         };
         match kind {
             EventKind::Receipt => {

@@ -4,6 +4,8 @@
 //! holds); the PUT of the same controller acknowledges rows by their business keys (`T`, or
 //! `E` when `SUCCESSFUL` is false), only where they are `S`, and answers 200 whatever matched.
 //! `InventoryAudit` is a snapshot of stock folded from the log, with no flag and no PUT.
+//! Document events (what the warehouse did with imported documents, `super::docs`) are rows
+//! of the same exports with the same flags, served after the log's rows.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,6 +18,7 @@ use http_body::Frame;
 use serde_json::{Map, Value, json};
 
 use super::data::{Event, EventKind, World, host_site};
+use super::docs::{self, doc_id, doc_index};
 use super::wire::{self, date, double, now_date, unset_date};
 use super::{Asc, Db, Flag, Req, Settings};
 use crate::common::clock::Millis;
@@ -133,10 +136,19 @@ fn selected(
         && (include_sent || id > prior_sent)
 }
 
+/// Whether document event `e` is one of `export`'s rows served by a GET now.
+fn doc_selected(flag: &Flag, export: Export, e: &Event, prior_sent: u64, include: bool) -> bool {
+    export.selects(e.kind)
+        && !flag.acked.contains(e.id)
+        && !flag.errors.contains_key(&e.id)
+        && (include || e.id > prior_sent)
+}
+
 fn get(asc: &Asc, export: Export, s: &Settings) -> Response {
     let now = asc.core.clock.now_ms();
-    let (start, end, prior) = {
-        let mut db = asc.db();
+    let (start, end, prior, doc_rows, doc_prior) = {
+        let mut db = asc.db_at(now);
+        let db = &mut *db;
         let world = db.world;
         let visible = world.visible(now);
         let flag = db.flags.entry(export).or_default();
@@ -144,12 +156,39 @@ fn get(asc: &Asc, export: Export, s: &Settings) -> Response {
         let start = flag.acked.low.saturating_sub(1);
         let first = (start..visible)
             .find(|&n| selected(&world, flag, export, n, prior, s.include_processing_status));
-        let Some(first) = first else {
+        let doc_prior = flag.doc_sent_upto;
+        let mut doc_rows: Vec<usize> = (0..db.docs.len())
+            .filter(|&i| {
+                doc_selected(
+                    flag,
+                    export,
+                    &db.docs[i],
+                    doc_prior,
+                    s.include_processing_status,
+                )
+            })
+            .collect();
+        if first.is_none() && doc_rows.is_empty() {
             return wire::no_records(s);
-        };
+        }
+        if export == Export::CustOrderStatus {
+            // `ORDER BY ORDERNUM, ID` among the document rows too: an order's rows stay together.
+            doc_rows.sort_by(|&a, &b| (&db.docs[a].order, a).cmp(&(&db.docs[b].order, b)));
+        }
         // Every selected row is marked sent before the answer goes out (`ProcessUpdates`).
-        flag.sent_upto = flag.sent_upto.max(visible);
-        (first, visible, prior)
+        if first.is_some() {
+            flag.sent_upto = flag.sent_upto.max(visible);
+        }
+        if !db.docs.is_empty() {
+            flag.doc_sent_upto = flag.doc_sent_upto.max(doc_id(db.docs.len() - 1));
+        }
+        (
+            first.unwrap_or(visible),
+            visible,
+            prior,
+            doc_rows,
+            doc_prior,
+        )
     };
     let body = ExportBody {
         asc: asc.clone(),
@@ -158,6 +197,9 @@ fn get(asc: &Asc, export: Export, s: &Settings) -> Response {
         next: start,
         end,
         prior_sent: prior,
+        doc_rows,
+        doc_next: 0,
+        doc_prior_sent: doc_prior,
         first: true,
         done: false,
         now,
@@ -176,6 +218,11 @@ struct ExportBody {
     next: u64,
     end: u64,
     prior_sent: u64,
+    /// Document events selected when the GET began (indices in `Db::docs`), served after
+    /// the log's rows.
+    doc_rows: Vec<usize>,
+    doc_next: usize,
+    doc_prior_sent: u64,
     first: bool,
     done: bool,
     now: Millis,
@@ -244,7 +291,30 @@ impl http_body::Body for ExportBody {
                     rows += 1;
                 }
             }
-            if this.next >= last {
+            while this.next >= last && this.doc_next < this.doc_rows.len() && rows < CHUNK_ROWS {
+                let i = this.doc_rows[this.doc_next];
+                this.doc_next += 1;
+                // Checked again: a PUT may have acknowledged it since the GET began.
+                let Some(e) = db.docs.get(i).filter(|e| {
+                    doc_selected(
+                        flag,
+                        this.export,
+                        e,
+                        this.doc_prior_sent,
+                        this.settings.include_processing_status,
+                    )
+                }) else {
+                    continue;
+                };
+                if !this.first {
+                    out.push(b',');
+                }
+                this.first = false;
+                let row = render(&this.settings, this.export, e, this.now);
+                let _ = serde_json::to_writer(&mut out, &row);
+                rows += 1;
+            }
+            if this.next >= last && this.doc_next >= this.doc_rows.len() {
                 out.push(b']');
                 this.done = true;
             }
@@ -332,7 +402,11 @@ pub fn render(st: &Settings, export: Export, e: &Event, now: Millis) -> Value {
             put(&mut m, "ORDERNUMBER", s(&e.order));
             put(&mut m, "CUST_ID", s(&e.customer));
             put(&mut m, "INVOICE_DATE", unset_date(st));
-            put(&mut m, "CUST_PO_NUM", s(&format!("CPO{}", e.id)));
+            let (cust_po, carrier, service) = match &e.ship_ref {
+                Some(r) => (r.cust_po.clone(), r.carrier.clone(), r.service.clone()),
+                None => (format!("CPO{}", e.id), "UPSF".into(), "GND".into()),
+            };
+            put(&mut m, "CUST_PO_NUM", s(&cust_po));
             put(
                 &mut m,
                 "FREIGHT_COST",
@@ -342,8 +416,8 @@ pub fn render(st: &Settings, export: Export, e: &Event, now: Millis) -> Value {
             put(&mut m, "SALESORDERNUMBER", s(&format!("S-{}", e.order)));
             put(&mut m, "LOCKED_FLAG", s("L"));
             put(&mut m, "USERID", s(&e.user));
-            put(&mut m, "CARRIER", s("UPSF"));
-            put(&mut m, "CARRIER_SERVICE_CODE", s("GND"));
+            put(&mut m, "CARRIER", s(&carrier));
+            put(&mut m, "CARRIER_SERVICE_CODE", s(&service));
             let picks: Vec<Value> = e
                 .picks
                 .iter()
@@ -351,7 +425,7 @@ pub fn render(st: &Settings, export: Export, e: &Event, now: Millis) -> Value {
                     json!({
                         "CREATE_DATETIME": date(st, e.at), "SHIPMENT_NUMBER": bol,
                         "LINE_NUMBER": p.line, "PRODUCT_CODE": p.item,
-                        "EXT_PRICE": double(st, (p.price_cents * p.shipped) as f64 / 100.0),
+                        "EXT_PRICE": double(st, p.price_cents as f64 * p.shipped as f64 / 100.0),
                         "QTY_ORDERED": double(st, p.ordered as f64),
                         "QTY_SHIPPED": double(st, p.shipped as f64),
                         "CW_QTY": double(st, 0.0), "CW_UOM": Value::Null, "ITEM_NUMBER": p.item,
@@ -419,8 +493,19 @@ fn number(v: &Value, key: &str) -> Option<f64> {
     }
 }
 
-/// The log rows an acknowledgement's keys name (`SetPosted`'s `WHERE`), before the flag test.
-fn matches(world: &World, visible: u64, export: Export, ack: &Value) -> Vec<u64> {
+/// Whether receipt `e` is the one an acknowledgement's keys name.
+fn same_receipt(e: &Event, ack: &Value) -> bool {
+    let line_ok = number(ack, "LINE_NUMBER").is_none_or(|l| l as i64 == e.line);
+    text(ack, "ORDERNUMBER") == e.order
+        && text(ack, "PRODUCT_CODE") == e.item
+        && text(ack, "LOTID") == e.lot
+        && text(ack, "RECEIVER_NO") == e.receiver
+        && line_ok
+}
+
+/// The rows an acknowledgement's keys name (`SetPosted`'s `WHERE`), before the flag test:
+/// log rows, and document events.
+fn matches(world: &World, docs: &[Event], visible: u64, export: Export, ack: &Value) -> Vec<u64> {
     let own = |n: u64| n < visible && export.selects(world.kind(n));
     match export {
         Export::TranFile => number(ack, "TRANFILE_REC_ID")
@@ -430,33 +515,45 @@ fn matches(world: &World, visible: u64, export: Export, ack: &Value) -> Vec<u64>
             .map(|n| vec![n + 1])
             .unwrap_or_default(),
         Export::PoLicenses => {
-            let Some(n) = text(ack, "SKIDID")
+            let Some(id) = text(ack, "SKIDID")
                 .strip_prefix("LP")
                 .and_then(|d| d.parse::<u64>().ok())
-                .and_then(|id| id.checked_sub(1))
-                .filter(|&n| own(n))
             else {
                 return Vec::new();
             };
-            let e = world.event(n);
-            let line_ok = number(ack, "LINE_NUMBER").is_none_or(|l| l as i64 == e.line);
-            let same = text(ack, "ORDERNUMBER") == e.order
-                && text(ack, "PRODUCT_CODE") == e.item
-                && text(ack, "LOTID") == e.lot
-                && text(ack, "RECEIVER_NO") == e.receiver
-                && line_ok;
-            if same { vec![e.id] } else { Vec::new() }
+            let e = if docs::is_doc(id) {
+                doc_index(id)
+                    .and_then(|i| docs.get(i))
+                    .filter(|e| export.selects(e.kind))
+                    .cloned()
+            } else {
+                id.checked_sub(1)
+                    .filter(|&n| own(n))
+                    .map(|n| world.event(n))
+            };
+            match e {
+                Some(e) if same_receipt(&e, ack) => vec![e.id],
+                _ => Vec::new(),
+            }
         }
         Export::CustOrder | Export::CustOrderStatus => {
             let order = text(ack, "ORDERNUMBER");
-            let Some(m) = order.strip_prefix("SO").and_then(|d| d.parse::<u64>().ok()) else {
-                return Vec::new();
-            };
-            // Status rows of order `m` are events `m - 40 ..= m` (see `World::event`).
-            (m.saturating_sub(40)..=m)
-                .filter(|&n| own(n) && world.event(n).order == order)
-                .map(|n| n + 1)
-                .collect()
+            // One acknowledgement covers every row of the order, generated or not.
+            let mut ids: Vec<u64> =
+                match order.strip_prefix("SO").and_then(|d| d.parse::<u64>().ok()) {
+                    // Status rows of order `m` are events `m - 40 ..= m` (see `World::event`).
+                    Some(m) => (m.saturating_sub(40)..=m)
+                        .filter(|&n| own(n) && world.event(n).order == order)
+                        .map(|n| n + 1)
+                        .collect(),
+                    None => Vec::new(),
+                };
+            ids.extend(
+                docs.iter()
+                    .filter(|e| export.selects(e.kind) && e.order == order)
+                    .map(|e| e.id),
+            );
+            ids
         }
     }
 }
@@ -473,7 +570,8 @@ fn put(req: &Req<'_>, export: Export) -> Response {
         return wire::json_answer(400, &wire::model_response(400, NRE));
     }
     let now = req.asc.core.clock.now_ms();
-    let mut db = req.asc.db();
+    let mut db = req.asc.db_at(now);
+    let db = &mut *db;
     let world = db.world;
     let visible = world.visible(now);
     for ack in &acks {
@@ -483,14 +581,14 @@ fn put(req: &Req<'_>, export: Export) -> Response {
             .and_then(Value::as_bool)
             .unwrap_or(true);
         let message = text(ack, "ERROR_MESSAGE");
-        let ids = matches(&world, visible, export, ack);
+        let ids = matches(&world, &db.docs, visible, export, ack);
         let flag = db.flags.entry(export).or_default();
         if ids.is_empty() {
             flag.no_ops += 1;
         }
         for id in ids {
             let sent =
-                id <= flag.sent_upto && !flag.acked.contains(id) && !flag.errors.contains_key(&id);
+                flag.served(id) && !flag.acked.contains(id) && !flag.errors.contains_key(&id);
             if !sent {
                 flag.no_ops += 1;
                 continue;
@@ -504,7 +602,6 @@ fn put(req: &Req<'_>, export: Export) -> Response {
         }
         compact(&world, visible, export, flag);
     }
-    drop(db);
     wire::json_answer(200, &wire::model_response(200, ""))
 }
 
@@ -532,7 +629,7 @@ pub fn counts(db: &Db, export: Export, now: Millis) -> Value {
     let world = db.world;
     let empty = Flag::default();
     let flag = db.flags.get(&export).unwrap_or(&empty);
-    let (mut f, mut s, mut t, mut e) = (0u64, 0u64, 0u64, 0u64);
+    let (mut f, mut s, mut t, mut e_count) = (0u64, 0u64, 0u64, 0u64);
     for n in 0..world.visible(now) {
         if !export.selects(world.kind(n)) {
             continue;
@@ -541,14 +638,25 @@ pub fn counts(db: &Db, export: Export, now: Millis) -> Value {
         if flag.acked.contains(id) {
             t += 1;
         } else if flag.errors.contains_key(&id) {
-            e += 1;
+            e_count += 1;
         } else if id <= flag.sent_upto {
             s += 1;
         } else {
             f += 1;
         }
     }
-    json!({"F": f, "S": s, "T": t, "E": e,
+    for e in db.docs.iter().filter(|e| export.selects(e.kind)) {
+        if flag.acked.contains(e.id) {
+            t += 1;
+        } else if flag.errors.contains_key(&e.id) {
+            e_count += 1;
+        } else if flag.served(e.id) {
+            s += 1;
+        } else {
+            f += 1;
+        }
+    }
+    json!({"F": f, "S": s, "T": t, "E": e_count,
         "acknowledged": flag.transitions, "no_op_acknowledgements": flag.no_ops})
 }
 
@@ -591,6 +699,30 @@ fn fold(db: &mut Db, visible: u64) {
         }
     }
     db.stock.folded = db.stock.folded.max(visible);
+    // Document events, in the order they happened (the log's fold clamps at zero too).
+    for i in db.stock.docs_folded..db.docs.len() {
+        let e = &db.docs[i];
+        let changes: Vec<(String, String, i64)> = match e.kind {
+            EventKind::Receipt => vec![(e.item.clone(), e.lot.clone(), e.qty)],
+            EventKind::Ship => e
+                .picks
+                .iter()
+                .map(|p| (p.item.clone(), p.lot.clone(), -p.shipped))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let facility = e.facility;
+        for (item, lot, d) in changes {
+            let level = db
+                .stock
+                .levels
+                .entry((facility, item, lot))
+                .or_insert([0; 3]);
+            level[0] = level[0].saturating_add(d).max(0);
+            level[1] = level[1].min(level[0]);
+        }
+    }
+    db.stock.docs_folded = db.docs.len();
 }
 
 /// `GET InventoryAudit?aVMICustID=&aSiteID=&aItemID=`: stock summed per facility, item (and
@@ -617,7 +749,7 @@ pub fn inventory_audit(req: &Req<'_>) -> Response {
         return init_failure();
     }
     let now = req.asc.core.clock.now_ms();
-    let mut db = req.asc.db();
+    let mut db = req.asc.db_at(now);
     let visible = db.world.visible(now);
     fold(&mut db, visible);
     // `aSiteID` is the internal SITE_ID (`S1`), not the HOST_SITE_ID.

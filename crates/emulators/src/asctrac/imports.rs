@@ -11,6 +11,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::data::host_site;
+use super::docs;
 use super::wire::{self, import_failure, model_response};
 use super::{Asc, IssuedToken, ItemDoc, OrderDoc, PoDoc, Req, Settings};
 use crate::common::clock::datetime_to_ms;
@@ -150,7 +151,9 @@ pub async fn po_import(req: &Req<'_>) -> Response {
 }
 
 fn import_po(asc: &Asc, s: &Settings, body: &Value) -> (u16, String) {
-    let mut db = asc.db();
+    // The warehouse's history up to now first: a PO received by now is `R` and refused.
+    let now = asc.core.clock.now_ms();
+    let mut db = asc.db_at(now);
     let facility = text(body, "FACILITY");
     if asc.facility(&db, &facility).is_none() {
         return (400, "No Facility or Site defined for record.".into());
@@ -222,11 +225,20 @@ fn import_po(asc: &Asc, s: &Settings, body: &Value) -> (u16, String) {
     }
     let mut stored = body.clone();
     stored["PODetList"] = Value::Array(kept);
+    // An update keeps the first import's instant: the receipt it is waiting for stays due
+    // when it was.
+    let imported_ms = db
+        .pos
+        .get(&number)
+        .filter(|p| !p.received)
+        .map_or(now, |p| p.imported_ms);
     db.pos.insert(
         number,
         PoDoc {
             facility,
             status_flag: flag,
+            imported_ms,
+            received: false,
             body: stored,
         },
     );
@@ -269,7 +281,9 @@ pub async fn cust_order_import(req: &Req<'_>) -> Response {
 }
 
 fn import_order(asc: &Asc, body: &Value) -> (u16, String) {
-    let mut db = asc.db();
+    // The warehouse's history up to now first: an order picked or shipped by now is so.
+    let now = asc.core.clock.now_ms();
+    let mut db = asc.db_at(now);
     let facility = text(body, "FACILITY");
     if asc.facility(&db, &facility).is_none() {
         return (400, "No Facility or Site defined for record.".into());
@@ -285,7 +299,8 @@ fn import_order(asc: &Asc, body: &Value) -> (u16, String) {
     }
     if let Some(existing) = db.orders.get(&number) {
         if matches!(flag.as_str(), "C" | "X") {
-            if existing.shipped {
+            // `CancelOrder` refuses a shipped order and one with picks (`CheckIfPicked`).
+            if existing.shipped || existing.picked {
                 return (
                     400,
                     "Cancel Order failed.  Order either shipped or picked.".into(),
@@ -330,11 +345,19 @@ fn import_order(asc: &Asc, body: &Value) -> (u16, String) {
     }
     let mut stored = body.clone();
     stored["DetailList"] = Value::Array(kept.clone());
+    // An update keeps the first import's instant and its pick: the warehouse goes on with
+    // the order as it now reads.
+    let (imported_ms, picked) = db
+        .orders
+        .get(&number)
+        .map_or((now, false), |o| (o.imported_ms, o.picked));
     db.orders.insert(
         number,
         OrderDoc {
             facility,
             status_flag: flag,
+            imported_ms,
+            picked,
             shipped: false,
             cancelled: false,
             lines: kept,
@@ -426,13 +449,15 @@ pub fn cust_order_ship_import(req: &Req<'_>) -> Response {
         .unwrap_or("")
         .trim()
         .to_string();
-    let mut db = req.asc.db();
-    let problem = match db.orders.get_mut(&number) {
+    let now = req.asc.core.clock.now_ms();
+    let mut db = req.asc.db_at(now);
+    let problem = match db.orders.get(&number) {
         None => Some("Order not found.".to_string()),
         Some(o) if o.shipped => Some("Order already shipped.".into()),
         Some(o) if o.cancelled => Some("Order is cancelled.".into()),
-        Some(o) => {
-            o.shipped = true;
+        Some(_) => {
+            // Confirm-ship writes its `CS` row now: the shipment and status rows are due at once.
+            docs::ship(&mut db, &number, now);
             None
         }
     };

@@ -4,6 +4,7 @@
 //! partial acceptance and per-type lock, the dock schedule, and every quirk behind a switch.
 
 pub mod data;
+pub mod docs;
 pub mod exports;
 pub mod imports;
 pub mod wire;
@@ -93,6 +94,15 @@ pub struct Settings {
     pub items: u64,
     /// One warehouse event per this many seconds of the emulator clock; fixed at start.
     pub event_interval_secs: i64,
+    /// An order imported with `STATUS_FLAG` `A` and lines is picked complete (`LC`) this long
+    /// after its import, on the emulator clock; 0: never [I: a warehouse's pace].
+    pub imported_pick_after_secs: i64,
+    /// … and confirm-shipped (`CS`) this long after its import; 0: only `CustOrderShipImport`
+    /// ships it [I].
+    pub imported_ship_after_secs: i64,
+    /// A purchase order imported with `STATUS_FLAG` `A` is received in full, one license
+    /// plate per line, this long after its import; 0: never [I].
+    pub imported_receive_after_secs: i64,
 }
 
 impl Settings {
@@ -137,6 +147,9 @@ impl Default for Settings {
             facilities: 3,
             items: 0,
             event_interval_secs: 60,
+            imported_pick_after_secs: 600,
+            imported_ship_after_secs: 1800,
+            imported_receive_after_secs: 900,
         }
     }
 }
@@ -160,6 +173,18 @@ impl Settings {
         }
         if jiff::tz::TimeZone::get(&self.site_time_zone).is_err() {
             return Err("site_time_zone must be an IANA time zone (`America/New_York`)".into());
+        }
+        for (name, secs) in [
+            ("imported_pick_after_secs", self.imported_pick_after_secs),
+            ("imported_ship_after_secs", self.imported_ship_after_secs),
+            (
+                "imported_receive_after_secs",
+                self.imported_receive_after_secs,
+            ),
+        ] {
+            if !(0..=31_536_000).contains(&secs) {
+                return Err(format!("{name} must be between 0 and 31,536,000"));
+            }
         }
         if self.slow_import_ms > 60_000 {
             return Err("slow_import_ms must be at most 60,000".into());
@@ -192,8 +217,11 @@ impl Acked {
 /// The posted flag of one export's rows: `S` up to a watermark, `T` and `E` recorded.
 #[derive(Debug, Default, Clone)]
 pub struct Flag {
-    /// Rows with an id at or below this were served (`S`) unless acknowledged or rejected.
+    /// Log rows with an id at or below this were served (`S`) unless acknowledged or rejected.
     pub sent_upto: u64,
+    /// The same watermark for document events (ids from [`docs::DOC_BASE`]), which are
+    /// numbered apart from the log and served after it.
+    pub doc_sent_upto: u64,
     pub acked: Acked,
     /// Rows rejected (`E`) with their `ERR_MESSAGE`.
     pub errors: BTreeMap<u64, String>,
@@ -203,11 +231,26 @@ pub struct Flag {
     pub no_ops: u64,
 }
 
+impl Flag {
+    /// Whether row `id` (a log row or a document event) was served.
+    pub fn served(&self, id: u64) -> bool {
+        if docs::is_doc(id) {
+            id <= self.doc_sent_upto
+        } else {
+            id <= self.sent_upto
+        }
+    }
+}
+
 /// A customer order written through `CustOrderImport`.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderDoc {
     pub facility: String,
     pub status_flag: String,
+    /// When it was first imported (emulator clock): its pick and ship are due from here.
+    pub imported_ms: Millis,
+    /// Picked complete (an `LC` row was written); a picked order cannot be cancelled.
+    pub picked: bool,
     pub shipped: bool,
     pub cancelled: bool,
     pub lines: Vec<Value>,
@@ -219,6 +262,10 @@ pub struct OrderDoc {
 pub struct PoDoc {
     pub facility: String,
     pub status_flag: String,
+    /// When it was first imported (emulator clock): its receipt is due from here.
+    pub imported_ms: Millis,
+    /// Received in full (its license plates were written).
+    pub received: bool,
     pub body: Value,
 }
 
@@ -232,10 +279,13 @@ pub struct ItemDoc {
     pub status_flag: String,
 }
 
-/// Stock per (facility, item, lot): on hand, allocated, on hold, folded from the event log.
+/// Stock per (facility, item, lot): on hand, allocated, on hold, folded from the event log
+/// and the document events.
 #[derive(Debug, Default)]
 pub struct Stock {
     pub folded: u64,
+    /// Document events folded so far (`Db::docs[..docs_folded]`).
+    pub docs_folded: usize,
     pub levels: BTreeMap<(u32, String, String), [i64; 3]>,
 }
 
@@ -248,6 +298,9 @@ pub struct Db {
     pub pos: BTreeMap<String, PoDoc>,
     pub orders: BTreeMap<String, OrderDoc>,
     pub stock: Stock,
+    /// What the warehouse did with imported documents (picks, ships, receipts), in the order
+    /// it happened; event `i` has id [`docs::doc_id`]`(i)`. See [`docs`].
+    pub docs: Vec<data::Event>,
 }
 
 pub struct AscState {
@@ -272,6 +325,16 @@ impl AscState {
 
     pub fn db(&self) -> std::sync::MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tables as they are at `now`: what the warehouse did with imported documents by
+    /// then is written first, so every reader and writer sees the same history whenever it
+    /// looks (see [`docs::advance`]).
+    pub fn db_at(&self, now: Millis) -> std::sync::MutexGuard<'_, Db> {
+        let settings = self.settings();
+        let mut db = self.db();
+        docs::advance(&mut db, &settings, now);
+        db
     }
 
     /// Whether `code` is an item of the site (generated or imported).
@@ -348,7 +411,7 @@ impl SystemErrors for AscErrors {
 /// (`T`) and rejected (`E`), with the acknowledgement transitions and no-op acknowledgements.
 async fn outbox(State(asc): State<Asc>) -> Response {
     let now = asc.core.clock.now_ms();
-    let db = asc.db();
+    let db = asc.db_at(now);
     let mut out = serde_json::Map::new();
     for export in exports::Export::ALL {
         out.insert(export.name().into(), exports::counts(&db, export, now));
@@ -360,13 +423,15 @@ async fn outbox(State(asc): State<Asc>) -> Response {
 /// orders) and the imports' concurrency.
 async fn records(State(asc): State<Asc>) -> Response {
     let running = *asc.running.lock().unwrap_or_else(|e| e.into_inner());
-    let db = asc.db();
+    let now = asc.core.clock.now_ms();
+    let db = asc.db_at(now);
     axum::Json(json!({
         "items": db.items,
         "purchase_orders": db.pos,
         "customer_orders": db.orders,
         "max_concurrent_imports": {"po": running[0].1, "customer_order": running[1].1},
-        "events": db.world.visible(asc.core.clock.now_ms()),
+        "events": db.world.visible(now),
+        "document_events": db.docs.len(),
     }))
     .into_response()
 }
@@ -399,6 +464,7 @@ pub fn app(core: Arc<Core>, settings: Settings, initial_events: u64) -> anyhow::
             pos: BTreeMap::new(),
             orders: BTreeMap::new(),
             stock: Stock::default(),
+            docs: Vec::new(),
         }),
         po_lock: tokio::sync::Mutex::new(()),
         co_lock: tokio::sync::Mutex::new(()),

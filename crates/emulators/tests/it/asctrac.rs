@@ -1,6 +1,7 @@
 //! The ASCTrac Interface Service emulator over HTTP: tokens and the bearer filter, outboxes
 //! served until acknowledged, each quirk and its switch, the imports' validation, partial
-//! acceptance and lock, the inventory audit and the dock schedule.
+//! acceptance and lock, the inventory audit and the dock schedule, and imported documents
+//! picked, shipped and received on the emulator clock.
 
 use std::time::Instant;
 
@@ -64,7 +65,44 @@ impl Asc {
     async fn outbox(&self, export: &str) -> Value {
         admin_json(&self.emu, Method::GET, "/asctrac/outbox", None).await[export].clone()
     }
+
+    async fn advance(&self, secs: i64) {
+        admin_json(
+            &self.emu,
+            Method::POST,
+            "/clock",
+            Some(json!({"advance_seconds": secs})),
+        )
+        .await;
+    }
+
+    /// The rows an export's GET serves now that name `order` (marking every row it serves sent).
+    async fn rows_of(&self, path: &str, order: &str) -> Vec<Value> {
+        let (status, body) = self.json(Method::GET, path, None).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| r["ORDERNUMBER"] == order)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn import(&self, controller: &str, doc: Value) {
+        let (status, body) = self.json(Method::POST, controller, Some(doc)).await;
+        assert_eq!(
+            (status, body["ReturnCode"].as_i64()),
+            (200, Some(200)),
+            "{body}"
+        );
+    }
 }
+
+const STATUS: &str = "CustOrderStatusExport?aCustID=";
+const SHIPS: &str = "CustOrderExport?aCustID=";
+const RECEIPTS: &str = "POLicensesExport?aOnlySendCompletedReceipt=true";
 
 #[tokio::test]
 async fn the_bearer_filter_takes_raw_and_base64_tokens_and_refuses_others() {
@@ -557,4 +595,320 @@ async fn the_dock_schedule_answers_a_day_of_one_dock() {
         .json(Method::GET, "DockSchd?aID=USER%7C77%7CD1%7C1/1/2026", None)
         .await;
     assert_eq!(bad["successful"], false);
+}
+
+fn order(number: &str) -> Value {
+    json!({"FACILITY": "02", "ORDERNUMBER": number, "ORDER_TYPE": "C", "STATUS_FLAG": "A",
+        "BILL_TO_CUST_ID": "C00042", "CUST_PO_NUM": "CPO-7", "CARRIER": "ODFL",
+        "CARRIER_SERVICE_CODE": "LTL",
+        "DetailList": [
+            {"LINE_NUMBER": 1, "PRODUCT_CODE": "ITEM-000003", "QUANTITY": 4.0, "SOLD_PRICE": 12.5},
+            {"LINE_NUMBER": 2, "PRODUCT_CODE": "ITEM-000004", "QUANTITY": 2.0}]})
+}
+
+#[tokio::test]
+async fn an_imported_order_is_picked_then_shipped_as_the_clock_passes_its_delays() {
+    let asc = Asc::start(20).await;
+    asc.settings(json!({"auth_enabled": false})).await;
+    asc.import("CustOrderImport", order("ORD-A")).await;
+    assert!(asc.rows_of(STATUS, "ORD-A").await.is_empty());
+    asc.advance(599).await;
+    assert!(asc.rows_of(STATUS, "ORD-A").await.is_empty(), "not due yet");
+    asc.advance(1).await;
+    let picked = asc.rows_of(STATUS, "ORD-A").await;
+    assert_eq!(picked.len(), 1, "{picked:?}");
+    assert_eq!(picked[0]["PICKSTATUS"], "C");
+    assert_eq!(picked[0]["FACILITY"], "02");
+    assert_eq!(picked[0]["CUSTOMERID"], "C00042");
+    // Written at the instant it was due (import + 600 s, site wall time), whenever it is read.
+    assert_eq!(picked[0]["TRANSACTION_DATE"], "2025-12-31T19:10:00");
+    assert!(
+        asc.rows_of(SHIPS, "ORD-A").await.is_empty(),
+        "not shipped yet"
+    );
+    // Served again until acknowledged, then gone.
+    assert_eq!(asc.rows_of(STATUS, "ORD-A").await.len(), 1);
+    let before = asc.outbox("CustOrderStatusExport").await;
+    let (status, _) = asc
+        .json(
+            Method::PUT,
+            "CustOrderStatusExport",
+            Some(json!([{"ORDERNUMBER": "ORD-A", "SUCCESSFUL": true, "ERROR_MESSAGE": ""}])),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let after = asc.outbox("CustOrderStatusExport").await;
+    assert_eq!(after["T"].as_u64(), before["T"].as_u64().map(|t| t + 1));
+    assert_eq!(
+        after["acknowledged"].as_u64(),
+        before["acknowledged"].as_u64().map(|t| t + 1)
+    );
+    assert!(asc.rows_of(STATUS, "ORD-A").await.is_empty());
+    // A picked order can no longer be cancelled.
+    let (status, body) = asc
+        .json(
+            Method::POST,
+            "CustOrderImport",
+            Some(json!({"FACILITY": "02", "ORDERNUMBER": "ORD-A", "STATUS_FLAG": "C"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Cancel Order failed.  Order either shipped or picked."),
+        "{body}"
+    );
+
+    asc.advance(1199).await;
+    assert!(asc.rows_of(SHIPS, "ORD-A").await.is_empty(), "not due yet");
+    asc.advance(1).await;
+    let ships = asc.rows_of(SHIPS, "ORD-A").await;
+    assert_eq!(ships.len(), 1, "{ships:?}");
+    let ship = &ships[0];
+    assert_eq!(ship["CREATE_DATETIME"], "2025-12-31T19:30:00");
+    assert_eq!(ship["FACILITY"], "02");
+    assert_eq!(ship["CUST_ID"], "C00042");
+    assert_eq!(ship["CUST_PO_NUM"], "CPO-7");
+    assert_eq!(ship["CARRIER"], "ODFL");
+    let picks = ship["PicksList"].as_array().unwrap();
+    assert_eq!(picks.len(), 2);
+    assert_eq!(
+        (
+            &picks[0]["LINE_NUMBER"],
+            &picks[0]["PRODUCT_CODE"],
+            &picks[0]["QTY_SHIPPED"]
+        ),
+        (&json!(1), &json!("ITEM-000003"), &json!(4.0))
+    );
+    assert_eq!(picks[0]["EXT_PRICE"], 50.0);
+    assert_eq!(picks[0]["SHIPMENT_NUMBER"], ship["SHIPMENT_NUMBER"]);
+    assert_eq!(picks[1]["QTY_ORDERED"], 2.0);
+    assert_eq!(ship["ContainersList"].as_array().unwrap().len(), 1);
+    let shipped = asc.rows_of(STATUS, "ORD-A").await;
+    assert_eq!(shipped.len(), 1);
+    assert_eq!(shipped[0]["PICKSTATUS"], "S");
+    // The shipment's outbox: served until acknowledged by its order number, then gone.
+    assert_eq!(asc.rows_of(SHIPS, "ORD-A").await.len(), 1);
+    let before = asc.outbox("CustOrderExport").await;
+    asc.json(
+        Method::PUT,
+        "CustOrderExport",
+        Some(json!([{"ORDERNUMBER": "ORD-A", "SUCCESSFUL": true, "ERROR_MESSAGE": ""}])),
+    )
+    .await;
+    assert!(asc.rows_of(SHIPS, "ORD-A").await.is_empty());
+    let after = asc.outbox("CustOrderExport").await;
+    assert_eq!(after["T"].as_u64(), before["T"].as_u64().map(|t| t + 1));
+    // Nothing more happens to it; the records show it shipped.
+    asc.advance(3600).await;
+    assert!(asc.rows_of(SHIPS, "ORD-A").await.is_empty());
+    let records = admin_json(&asc.emu, Method::GET, "/asctrac/records", None).await;
+    let doc = &records["customer_orders"]["ORD-A"];
+    assert_eq!(
+        (&doc["picked"], &doc["shipped"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(records["document_events"], 2);
+}
+
+#[tokio::test]
+async fn confirm_ship_ships_at_once_and_a_cancelled_order_emits_nothing() {
+    let asc = Asc::start(20).await;
+    asc.settings(json!({"auth_enabled": false})).await;
+    asc.import("CustOrderImport", order("ORD-B")).await;
+    asc.import("CustOrderImport", order("ORD-C")).await;
+    asc.advance(60).await;
+    let r = client()
+        .put(format!(
+            "{}/api/CustOrderShipImport?aOrderNumber=ORD-B",
+            asc.emu.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ships = asc.rows_of(SHIPS, "ORD-B").await;
+    assert_eq!(ships.len(), 1, "shipped at once");
+    assert_eq!(ships[0]["CREATE_DATETIME"], "2025-12-31T19:01:00");
+    assert_eq!(ships[0]["PicksList"].as_array().unwrap().len(), 2);
+    let statuses = asc.rows_of(STATUS, "ORD-B").await;
+    assert_eq!(
+        statuses
+            .iter()
+            .map(|r| r["PICKSTATUS"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!("S")]
+    );
+    // Cancelled before its pick: nothing more is written for it (the service's cancel writes
+    // no TRANFILE row the status export selects).
+    asc.import(
+        "CustOrderImport",
+        json!({"FACILITY": "02", "ORDERNUMBER": "ORD-C", "STATUS_FLAG": "C"}),
+    )
+    .await;
+    asc.advance(3600).await;
+    assert!(asc.rows_of(STATUS, "ORD-C").await.is_empty());
+    assert!(asc.rows_of(SHIPS, "ORD-C").await.is_empty());
+    // The shipped order is not picked or shipped again when its delays pass.
+    assert_eq!(
+        asc.rows_of(SHIPS, "ORD-B").await.len(),
+        1,
+        "the same row, unacknowledged"
+    );
+    assert_eq!(asc.rows_of(STATUS, "ORD-B").await.len(), 1);
+
+    // Without GWAPIIncludeProcessingStatus a row served once is never served again.
+    asc.settings(json!({"include_processing_status": false}))
+        .await;
+    asc.import("CustOrderImport", order("ORD-D")).await;
+    asc.advance(600).await;
+    assert_eq!(asc.rows_of(STATUS, "ORD-D").await.len(), 1);
+    assert!(
+        asc.rows_of(STATUS, "ORD-D").await.is_empty(),
+        "stranded in S"
+    );
+    let (status, _) = asc
+        .json(
+            Method::PUT,
+            "CustOrderStatusExport",
+            Some(json!([{"ORDERNUMBER": "ORD-D", "SUCCESSFUL": true, "ERROR_MESSAGE": ""}])),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let counts = asc.outbox("CustOrderStatusExport").await;
+    assert!(counts["T"].as_u64().unwrap() >= 1, "{counts}");
+}
+
+#[tokio::test]
+async fn an_imported_purchase_order_is_received_into_license_plates_and_stock() {
+    let asc = Asc::start(20).await;
+    asc.settings(json!({"auth_enabled": false})).await;
+    let item = json!({"FACILITY": "01", "PRODUCT_CODE": "RCV-ITEM", "DESCRIPTION": "Received",
+        "STOCK_UOM": "EA", "STD_COST": 1.5, "STATUS_FLAG": "A"});
+    assert_eq!(
+        asc.json(Method::POST, "ItemMasterImport", Some(item))
+            .await
+            .0,
+        200
+    );
+    let audit = "InventoryAudit?aVMICustID=&aSiteID=S1&aItemID=RCV-ITEM";
+    assert_eq!(
+        asc.json(Method::GET, audit, None).await.1[0]["QUANTITY"],
+        0.0
+    );
+    asc.import(
+        "POImport",
+        json!({"FACILITY": "01", "PONUMBER": "PO-R1", "VENDOR_CODE": "V100", "STATUS_FLAG": "A",
+            "PODetList": [
+                {"LINE_NUMBER": 1, "PRODUCT_CODE": "RCV-ITEM", "QUANTITY": 7.0, "LOTID": "LOT-1"},
+                {"LINE_NUMBER": 2, "PRODUCT_CODE": "RCV-ITEM", "QUANTITY": 3.0}]}),
+    )
+    .await;
+    asc.advance(899).await;
+    assert!(
+        asc.rows_of(RECEIPTS, "PO-R1").await.is_empty(),
+        "not due yet"
+    );
+    asc.advance(1).await;
+    let plates = asc.rows_of(RECEIPTS, "PO-R1").await;
+    assert_eq!(plates.len(), 2, "{plates:?}");
+    assert_eq!(
+        (
+            &plates[0]["LINE_NUMBER"],
+            &plates[0]["QUANTITY"],
+            &plates[0]["LOTID"]
+        ),
+        (&json!(1.0), &json!(7.0), &json!("LOT-1"))
+    );
+    assert_eq!(
+        (&plates[1]["LINE_NUMBER"], &plates[1]["QUANTITY"]),
+        (&json!(2.0), &json!(3.0))
+    );
+    assert_eq!(
+        plates[0]["RECEIVER_NO"], plates[1]["RECEIVER_NO"],
+        "one receiver"
+    );
+    assert_ne!(plates[0]["SKIDID"], plates[1]["SKIDID"], "a plate per line");
+    assert_eq!(plates[0]["VENDORID"], "V100");
+    assert_eq!(plates[0]["RECVDATETIME"], "2025-12-31T19:15:00");
+    // Stock: on hand grows by what was received.
+    assert_eq!(
+        asc.json(Method::GET, audit, None).await.1[0]["QUANTITY"],
+        10.0
+    );
+    // Served until acknowledged by their keys; a wrong key matches nothing.
+    assert_eq!(asc.rows_of(RECEIPTS, "PO-R1").await.len(), 2);
+    let acks: Vec<Value> = plates
+        .iter()
+        .map(|p| {
+            json!({"FACILITY": p["FACILITY"], "ORDERNUMBER": p["ORDERNUMBER"],
+                "LINE_NUMBER": p["LINE_NUMBER"], "PRODUCT_CODE": p["PRODUCT_CODE"],
+                "LOTID": p["LOTID"], "SKIDID": p["SKIDID"], "RECEIVER_NO": p["RECEIVER_NO"],
+                "SUCCESSFUL": true, "ERROR_MESSAGE": ""})
+        })
+        .collect();
+    let mut wrong = acks[0].clone();
+    wrong["RECEIVER_NO"] = json!("RCV0");
+    let before = asc.outbox("POLicensesExport").await;
+    asc.json(Method::PUT, "POLicensesExport", Some(json!([wrong])))
+        .await;
+    assert_eq!(asc.rows_of(RECEIPTS, "PO-R1").await.len(), 2);
+    asc.json(Method::PUT, "POLicensesExport", Some(json!(acks)))
+        .await;
+    assert!(asc.rows_of(RECEIPTS, "PO-R1").await.is_empty());
+    let after = asc.outbox("POLicensesExport").await;
+    assert_eq!(after["T"].as_u64(), before["T"].as_u64().map(|t| t + 2));
+    // The PO is received: an update is refused.
+    let (status, body) = asc
+        .json(
+            Method::POST,
+            "POImport",
+            Some(po("PO-R1", "01", &["RCV-ITEM"])),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Cannot update PO# PO-R1: PO is already Received."),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn imported_documents_stand_still_when_their_delays_are_zero() {
+    let asc = Asc::start(20).await;
+    asc.settings(json!({"auth_enabled": false, "imported_pick_after_secs": 0,
+        "imported_ship_after_secs": 0, "imported_receive_after_secs": 0}))
+        .await;
+    asc.import("CustOrderImport", order("ORD-Z")).await;
+    asc.import("POImport", po("PO-Z", "01", &["ITEM-000001"]))
+        .await;
+    asc.advance(86_400).await;
+    assert!(asc.rows_of(STATUS, "ORD-Z").await.is_empty());
+    assert!(asc.rows_of(SHIPS, "ORD-Z").await.is_empty());
+    assert!(asc.rows_of(RECEIPTS, "PO-Z").await.is_empty());
+    // Confirm-ship still ships it.
+    let r = client()
+        .put(format!(
+            "{}/api/CustOrderShipImport?aOrderNumber=ORD-Z",
+            asc.emu.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(asc.rows_of(SHIPS, "ORD-Z").await.len(), 1);
+    // A delay out of range is refused.
+    let r = crate::support::admin(
+        &asc.emu,
+        Method::PATCH,
+        "/settings",
+        Some(json!({"imported_ship_after_secs": -1})),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
 }

@@ -297,3 +297,93 @@ async fn purchase_orders_become_expected_receipts_and_a_partial_acceptance_is_re
     let err = res.assert_error(422, "VALIDATION_ERROR");
     assert_eq!(err["param"], "vendor_id");
 }
+
+#[tokio::test]
+async fn orders_and_purchase_orders_written_are_shipped_and_received_at_the_warehouse() {
+    let (app, source, token) = warehouse().await;
+    let facility = id_of(&app, &token, "/v1/locations", "code", "01").await;
+    let item = id_of(&app, &token, "/v1/items", "code", "ITEM-000001").await;
+    let res = app
+        .post(
+            &token,
+            "/v1/outbound-orders",
+            json!({"number": "SO-FLOW-1", "location_id": facility, "customer_code": "C00042",
+                "ship_to": {"name": "Acme", "city": "Dayton", "state": "OH"},
+                "line_items": [{"item_id": item, "quantity_ordered": "4", "unit_price": "12.50"},
+                    {"item_id": item, "quantity_ordered": "1"}]}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let order_id = res.body["id"].as_str().unwrap().to_string();
+    let res = app
+        .post(
+            &token,
+            "/v1/purchase-orders",
+            json!({"number": "PO-FLOW-1", "location_id": facility,
+                "custom_fields": {"VENDOR_CODE": "V100"},
+                "line_items": [{"item_id": item, "quantity": "10"},
+                    {"item_id": item, "quantity": "2"}]}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+
+    // The warehouse works on them as its clock passes the pick, receive and ship delays
+    // (600, 900 and 1800 seconds by default); a sync reads what it did.
+    source
+        .admin("POST", "/clock", Some(json!({"advance_seconds": 1801})))
+        .await;
+    let res = app.post(&token, "/v1/sync", json!({})).await;
+    assert_eq!(res.status, 202, "{}", res.body);
+    let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
+    let worker = Worker::new(
+        app.store.clone(),
+        app.runtimes.clone(),
+        clock,
+        WorkerConfig::default(),
+    );
+    assert!(worker.run_once().await.unwrap(), "the sync ran");
+
+    // Shipped, with the lines and address only the order written has (the status rows are
+    // laid over it).
+    let read = app
+        .get(&token, &format!("/v1/outbound-orders/{order_id}"))
+        .await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["status"], "shipped", "{}", read.body);
+    assert_eq!(read.body["line_items"].as_array().unwrap().len(), 2);
+    assert_eq!(read.body["line_items"][0]["item_id"], item);
+    assert_eq!(read.body["ship_to"]["city"], "Dayton");
+    let (shipments, _) = app.all(&token, "/v1/shipments").await;
+    let ship = shipments
+        .iter()
+        .find(|s| s["outbound_order_number"] == "SO-FLOW-1")
+        .unwrap_or_else(|| panic!("no shipment of SO-FLOW-1"));
+    assert_eq!(ship["outbound_order_id"], order_id.as_str());
+    assert_eq!(ship["status"], "shipped");
+    let picks = ship["picks"].as_array().unwrap();
+    assert_eq!(picks.len(), 2, "{ship}");
+    assert_eq!(picks[0]["item_code"], "ITEM-000001");
+
+    // Received: a license plate per line, under the PO's number.
+    let (receipts, _) = app.all(&token, "/v1/receipts").await;
+    let mut received: Vec<&Value> = receipts
+        .iter()
+        .filter(|r| r["purchase_order_number"] == "PO-FLOW-1")
+        .collect();
+    received.sort_by_key(|r| r["purchase_order_line_number"].as_i64());
+    assert_eq!(received.len(), 2, "{receipts:?}");
+    assert_eq!(received[0]["purchase_order_line_number"], 1);
+    assert_eq!(received[0]["item_id"], item);
+    assert_eq!(received[0]["vendor_code"], "V100");
+    let quantity: f64 = received[0]["quantity"].as_str().unwrap().parse().unwrap();
+    assert_eq!(quantity, 10.0);
+    // Every row was acknowledged: the outboxes hold nothing the sync read.
+    let outbox = source.admin("GET", "/asctrac/outbox", None).await;
+    for export in [
+        "CustOrderExport",
+        "CustOrderStatusExport",
+        "POLicensesExport",
+    ] {
+        assert_eq!(outbox[export]["S"], 0, "{export}: {}", outbox[export]);
+    }
+}
