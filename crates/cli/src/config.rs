@@ -272,6 +272,9 @@ pub struct Settings {
     /// Seconds a stopping worker lets its running jobs finish; those still running then are
     /// stopped (what they committed stays) and their leases given back at once.
     pub worker_drain_secs: u64,
+    /// Days vehicle locations (and other time-series points) are kept; older points are
+    /// purged by the workers (0: kept for ever).
+    pub point_retention_days: u64,
     /// Where a `--role worker` process serves `/healthz`, `/readyz` and `/metrics` (what its
     /// jobs record is reported only by itself); none by default. Other roles serve them on
     /// `listen`.
@@ -310,6 +313,7 @@ impl Default for Settings {
             worker_max_jobs: ironbridge_engine::worker::default_max_jobs(),
             sync_memory_mb: ironbridge_engine::sync::budget::DEFAULT_MEMORY_BUDGET >> 20,
             worker_drain_secs: 30,
+            point_retention_days: 90,
             metrics_listen: None,
             webhooks: WebhookSettings::default(),
             connections: ConnectionSettings::default(),

@@ -270,6 +270,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             max_jobs: settings.worker_max_jobs,
             drain: std::time::Duration::from_secs(settings.worker_drain_secs),
             sync_memory_bytes: settings.sync_memory_mb << 20,
+            point_retention: (settings.point_retention_days > 0)
+                .then(|| std::time::Duration::from_secs(settings.point_retention_days * 86_400)),
             ..WorkerConfig::default()
         };
         let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);

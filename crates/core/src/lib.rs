@@ -15,6 +15,7 @@ pub mod mapping;
 pub mod netguard;
 pub mod pagination;
 pub mod partial;
+pub mod points;
 pub mod raw_payload;
 pub mod read;
 pub mod reconcile;

@@ -335,6 +335,50 @@ pub struct PageWrite {
     /// changed since: the caller merges again, so a write committed in between is never
     /// overwritten by a merge that did not see it.
     pub bases: Vec<(String, Option<String>)>,
+    /// Points of a time series (an entity stored as points): added unless the series
+    /// already has a point at that instant, counted as added or unchanged.
+    pub points: Vec<PointUpsert>,
+}
+
+/// One point of a time series, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointUpsert {
+    /// The series (our id of the vehicle).
+    pub series_id: String,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// The unified point body (JSON object, without `id` and `created_at`).
+    pub data: String,
+}
+
+/// A stored point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPoint {
+    /// The series (our id of the vehicle).
+    pub series_id: String,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// The unified point body.
+    pub data: String,
+    /// When Ironbridge stored it.
+    pub created_at: Timestamp,
+}
+
+/// Which points to list: one entity's, in `(recorded_at, series_id)` order.
+#[derive(Debug, Clone)]
+pub struct PointQuery {
+    /// The entity (stored as points).
+    pub entity: Entity,
+    /// Only this series.
+    pub series_id: Option<String>,
+    /// Recorded at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Recorded before this instant.
+    pub until: Option<Timestamp>,
+    /// After this point of the order (the last one of the previous page).
+    pub after: Option<(Timestamp, String)>,
+    /// Points at most.
+    pub limit: u32,
 }
 
 /// A stored record's payload, as a partial record is laid over it.
@@ -739,6 +783,28 @@ pub trait Store:
         entity: Entity,
         ids: &[String],
     ) -> StoreResult<Vec<StoredPayload>>;
+    /// A page of points, in `(recorded_at, series_id)` order.
+    async fn list_points(&self, conn: &ConnId, query: &PointQuery)
+    -> StoreResult<Vec<StoredPoint>>;
+    /// The newest point of each series, in series order, after `after_series`; only
+    /// `series_id`'s when given.
+    async fn latest_points(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        series_id: Option<&str>,
+        after_series: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredPoint>>;
+    /// Deletes points of `entity` recorded before `before`, in transactions of at most
+    /// `batch` points each (so no lock is held long), at most `max` in all; returns how many.
+    async fn purge_points(
+        &self,
+        entity: Entity,
+        before: Timestamp,
+        batch: u32,
+        max: u64,
+    ) -> StoreResult<u64>;
     /// Stored record count per entity.
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>>;
 

@@ -50,6 +50,41 @@ pub fn record_upsert(
     })
 }
 
+/// The point to store for a raw point of the source (an entity stored as points): the
+/// unified body, its series and instant. No raw payload is kept and nothing is hashed: a
+/// point is never updated, only added once.
+pub fn point_upsert(
+    connection_id: &str,
+    entity: Entity,
+    raw: &SourceRecord,
+    def: &MappingDef,
+) -> Result<crate::store::PointUpsert, String> {
+    let ironbridge_model::Storage::Points { series, at } = entity.spec().storage else {
+        return Err(format!("{} is not stored as points", entity.as_str()));
+    };
+    let tree = raw
+        .parse()
+        .map_err(|e| format!("the point is not JSON: {e}"))?;
+    let mapped = def.apply(connection_id, &tree).map_err(|e| e.to_string())?;
+    drop(tree);
+    let data = crate::unified::complete(entity, mapped.data);
+    let series_id = data
+        .get(series)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("the point has no `{series}`"))?
+        .to_string();
+    let recorded_at = data
+        .get(at)
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse_rfc3339)
+        .ok_or_else(|| format!("the point has no `{at}`"))?;
+    Ok(crate::store::PointUpsert {
+        series_id,
+        recorded_at,
+        data: Value::Object(data).to_string(),
+    })
+}
+
 /// A written record ready to store, and its rendering for the answer (`created_at`: when
 /// Ironbridge first stored it, `now` for a new record).
 pub fn prepare(

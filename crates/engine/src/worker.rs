@@ -60,7 +60,17 @@ pub struct WorkerConfig {
     /// Bytes of source pages each sync holds at once: a worker's sync memory is about
     /// `max_jobs` times this, however large the connections' data and pages.
     pub sync_memory_bytes: usize,
+    /// How long points of time series (vehicle locations) are kept; older ones are purged a
+    /// bounded number a minute, in short transactions. `None`: kept for ever.
+    pub point_retention: Option<Duration>,
 }
+
+/// Points deleted per transaction by the retention purge: short enough that syncs and
+/// readers interleave.
+pub const PURGE_POINTS_BATCH: u32 = 5_000;
+/// Points the retention purge deletes a minute at most (at 1.4 million points a day for 500
+/// vehicles, about 1,000 arrive a minute: the purge keeps up with a margin).
+pub const PURGE_POINTS_PER_MINUTE: u64 = 200_000;
 
 /// Jobs a worker runs at once by default: four per core (eight on a 2-core machine).
 pub fn default_max_jobs() -> usize {
@@ -78,6 +88,7 @@ impl Default for WorkerConfig {
             max_jobs: default_max_jobs(),
             drain: Duration::from_secs(30),
             sync_memory_bytes: crate::sync::budget::DEFAULT_MEMORY_BUDGET,
+            point_retention: Some(Duration::from_secs(90 * 86_400)),
         }
     }
 }
@@ -605,6 +616,33 @@ impl Worker {
         }
     }
 
+    /// Deletes points older than the retention, of every entity stored as points: at most
+    /// [`PURGE_POINTS_PER_MINUTE`] a call, in transactions of [`PURGE_POINTS_BATCH`].
+    pub async fn purge_points(&self) -> Result<u64, StoreError> {
+        let Some(retention) = self.config.point_retention else {
+            return Ok(0);
+        };
+        let before = Timestamp(
+            self.clock.now().micros()
+                - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX / 2),
+        );
+        let mut purged = 0;
+        for entity in ironbridge_model::Entity::ALL
+            .iter()
+            .filter(|e| e.spec().storage != ironbridge_model::Storage::Records)
+        {
+            let n = self
+                .store
+                .purge_points(*entity, before, PURGE_POINTS_BATCH, PURGE_POINTS_PER_MINUTE)
+                .await?;
+            if n > 0 {
+                tracing::info!(%entity, purged = n, "points past their retention purged");
+            }
+            purged += n;
+        }
+        Ok(purged)
+    }
+
     /// Runs until `shutdown`: schedules due syncs every minute and works through due jobs,
     /// up to `max_jobs` at once. On shutdown it claims nothing more and waits up to `drain`
     /// for the running jobs; those still running then are stopped and their leases given
@@ -627,6 +665,9 @@ impl Worker {
                 // Idempotency keys past their 24 hours, a bounded number a minute.
                 if let Err(e) = this.store.purge_idempotency(this.clock.now(), 5_000).await {
                     tracing::warn!(error = %e.chain(), "could not purge expired idempotency keys");
+                }
+                if let Err(e) = this.purge_points().await {
+                    tracing::warn!(error = %e.chain(), "could not purge points past their retention");
                 }
             }
             // Reap what finished, so the set only holds running jobs.

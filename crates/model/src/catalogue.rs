@@ -39,14 +39,20 @@ pub enum EntityRole {
 }
 
 /// Where an entity's records are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
     /// As records (unified body, raw payload, content hash): every entity but points.
     Records,
     /// As points of a time series in their own append-only, time-ordered storage, with a
-    /// retention (vehicle locations): no raw payload, no custom fields, no updates.
-    Points,
+    /// retention (vehicle locations): no raw payload, no custom fields, no updates. One
+    /// point per series and instant: `series` names the unified field holding the series
+    /// (`vehicle_id`), `at` the one holding the instant (`recorded_at`).
+    Points {
+        /// The field naming the series.
+        series: &'static str,
+        /// The field holding the instant.
+        at: &'static str,
+    },
 }
 
 /// A nested list of an entity's records (purchase-order lines), with ids of its own.
@@ -627,7 +633,10 @@ mod specs {
         default_page_size: 500,
         max_page_size: 5000,
         role: EntityRole::TimeSeries,
-        storage: Storage::Points,
+        storage: Storage::Points {
+            series: "vehicle_id",
+            at: "recorded_at",
+        },
         fields: &[
             "vehicle_id",
             "vehicle_remote_id",

@@ -313,3 +313,13 @@ pub struct DispatchStop {
     #[schema(value_type = Object)]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
 }
+
+/// A page of vehicle locations.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VehicleLocationList {
+    /// The points of this page, in `(recorded_at, vehicle_id)` order (by vehicle for the
+    /// latest positions).
+    pub data: Vec<VehicleLocation>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

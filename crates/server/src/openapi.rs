@@ -10,7 +10,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, events, field_mappings, meta, organization,
+    api_keys, batches, certificates, connections, events, field_mappings, fleet, meta, organization,
     purchase_orders, records, sync, systems, warehouse, webhooks, writes,
 };
 use ironbridge_model::Entity;
@@ -48,6 +48,7 @@ use utoipa::openapi::tag::TagBuilder;
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
         writes::create_vendor, writes::update_vendor, writes::create_item, writes::update_item,
         warehouse::create_outbound_order, warehouse::update_outbound_order,
+        fleet::list_vehicle_locations, fleet::latest_vehicle_locations,
         meta::get_meta,
         batches::create_batch, batches::list_batches, batches::get_batch, batches::cancel_batch,
         batches::list_operations,

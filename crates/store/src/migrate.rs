@@ -94,6 +94,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "field_mappings",
         sql: include_str!("../migrations/sqlite/0017_field_mappings.sql"),
     },
+    Migration {
+        version: 18,
+        name: "points",
+        sql: include_str!("../migrations/sqlite/0018_points.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -177,6 +182,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 16,
         name: "field_mappings",
         sql: include_str!("../migrations/postgres/0016_field_mappings.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "points",
+        sql: include_str!("../migrations/postgres/0017_points.sql"),
     },
 ];
 

@@ -7,7 +7,8 @@ use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
     ApiKey, Certificate, ConnId, Connection, Event, Fence, Job, JobOutcome, NewApiKey,
     NewConnection, NewJob, OrgId, Organization, PageWrite, RecordQuery, RunTotals, Store,
-    StoreError, StoreResult, StoredPayload, StoredRecord, SyncState, WriteCounts,
+    PointQuery, StoreError, StoreResult, StoredPayload, StoredPoint, StoredRecord, SyncState,
+    WriteCounts,
 };
 use ironbridge_model::api::McpAccess;
 use ironbridge_model::{Entity, Timestamp};
@@ -164,6 +165,81 @@ fn key_from(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
         last_used_at: ts(row.try_get("last_used_at")?),
         revoked_at: ts(row.try_get("revoked_at")?),
         mcp_access: McpAccess::parse(row.try_get("mcp_access")?),
+    })
+}
+
+/// Adds the points a series does not have yet (one per series and instant) and moves each
+/// series' newest point forward; returns how many were added.
+async fn write_points(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    conn: &ConnId,
+    entity: Entity,
+    points: &[ironbridge_core::store::PointUpsert],
+    now: i64,
+) -> StoreResult<u64> {
+    let mut added = 0;
+    for chunk in points.chunks(WRITE_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO points (connection_id, entity, series_id, recorded_at, data, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, p| {
+            row.push_bind(&conn.0)
+                .push_bind(entity.as_str())
+                .push_bind(&p.series_id)
+                .push_bind(p.recorded_at.micros())
+                .push_bind(&p.data)
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (connection_id, entity, series_id, recorded_at) DO NOTHING");
+        added += insert
+            .build()
+            .persistent(chunk.len() == WRITE_CHUNK)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+    }
+    // The newest point of each series in this page, laid over the stored newest if newer.
+    let mut newest: HashMap<&str, &ironbridge_core::store::PointUpsert> = HashMap::new();
+    for p in points {
+        let slot = newest.entry(p.series_id.as_str()).or_insert(p);
+        if p.recorded_at > slot.recorded_at {
+            *slot = p;
+        }
+    }
+    let newest: Vec<_> = newest.into_values().collect();
+    for chunk in newest.chunks(WRITE_CHUNK) {
+        let mut upsert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO points_latest (connection_id, entity, series_id, recorded_at, data, created_at) ",
+        );
+        upsert.push_values(chunk, |mut row, p| {
+            row.push_bind(&conn.0)
+                .push_bind(entity.as_str())
+                .push_bind(&p.series_id)
+                .push_bind(p.recorded_at.micros())
+                .push_bind(&p.data)
+                .push_bind(now);
+        });
+        upsert.push(
+            " ON CONFLICT (connection_id, entity, series_id) DO UPDATE SET recorded_at = excluded.recorded_at, \
+             data = excluded.data, created_at = excluded.created_at WHERE excluded.recorded_at > points_latest.recorded_at",
+        );
+        upsert
+            .build()
+            .persistent(false)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+    }
+    Ok(added)
+}
+
+fn point_from(row: &DbRow) -> StoreResult<StoredPoint> {
+    Ok(StoredPoint {
+        series_id: row.try_get("series_id").map_err(classify)?,
+        recorded_at: Timestamp(row.try_get("recorded_at").map_err(classify)?),
+        data: row.try_get("data").map_err(classify)?,
+        created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
     })
 }
 
@@ -899,6 +975,16 @@ impl Store for Backend {
             .await
             .map_err(classify)?
             .rows_affected();
+        for delete in [
+            "DELETE FROM points WHERE connection_id = $1",
+            "DELETE FROM points_latest WHERE connection_id = $1",
+        ] {
+            sqlx::query(delete)
+                .bind(&id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
         sqlx::query("DELETE FROM sync_state WHERE connection_id = $1")
             .bind(&id.0)
             .execute(&mut *tx)
@@ -1166,6 +1252,11 @@ impl Store for Backend {
                     .map_err(classify)?;
             }
         }
+        if !page.points.is_empty() {
+            let added = write_points(&mut tx, conn, page.entity, &page.points, now).await?;
+            counts.added += added;
+            counts.unchanged += page.points.len() as u64 - added;
+        }
         if let Some(run) = &page.seen_run
             && !records.is_empty()
         {
@@ -1381,6 +1472,126 @@ impl Store for Backend {
             }
         }
         Ok(out)
+    }
+
+    async fn list_points(
+        &self,
+        conn: &ConnId,
+        query: &PointQuery,
+    ) -> StoreResult<Vec<StoredPoint>> {
+        let mut select = sqlx::QueryBuilder::<Db>::new(
+            "SELECT series_id, recorded_at, data, created_at FROM points WHERE connection_id = ",
+        );
+        select.push_bind(&conn.0);
+        select.push(" AND entity = ");
+        select.push_bind(query.entity.as_str());
+        if let Some(series) = &query.series_id {
+            select.push(" AND series_id = ");
+            select.push_bind(series);
+        }
+        if let Some(from) = query.from {
+            select.push(" AND recorded_at >= ");
+            select.push_bind(from.micros());
+        }
+        if let Some(until) = query.until {
+            select.push(" AND recorded_at < ");
+            select.push_bind(until.micros());
+        }
+        if let Some((at, series)) = &query.after {
+            select.push(" AND (recorded_at > ");
+            select.push_bind(at.micros());
+            select.push(" OR (recorded_at = ");
+            select.push_bind(at.micros());
+            select.push(" AND series_id > ");
+            select.push_bind(series);
+            select.push("))");
+        }
+        select.push(" ORDER BY recorded_at, series_id LIMIT ");
+        select.push_bind(i64::from(query.limit));
+        let rows = select
+            .build()
+            .persistent(false)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(point_from).collect()
+    }
+
+    async fn latest_points(
+        &self,
+        conn: &ConnId,
+        entity: Entity,
+        series_id: Option<&str>,
+        after_series: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredPoint>> {
+        let mut select = sqlx::QueryBuilder::<Db>::new(
+            "SELECT series_id, recorded_at, data, created_at FROM points_latest WHERE connection_id = ",
+        );
+        select.push_bind(&conn.0);
+        select.push(" AND entity = ");
+        select.push_bind(entity.as_str());
+        if let Some(series) = series_id {
+            select.push(" AND series_id = ");
+            select.push_bind(series);
+        }
+        if let Some(after) = after_series {
+            select.push(" AND series_id > ");
+            select.push_bind(after);
+        }
+        select.push(" ORDER BY series_id LIMIT ");
+        select.push_bind(i64::from(limit));
+        let rows = select
+            .build()
+            .persistent(false)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(point_from).collect()
+    }
+
+    async fn purge_points(
+        &self,
+        entity: Entity,
+        before: Timestamp,
+        batch: u32,
+        max: u64,
+    ) -> StoreResult<u64> {
+        // Per connection, oldest first along the time index, one short transaction a batch:
+        // readers and syncs interleave between batches instead of waiting on one long delete.
+        let connections: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT connection_id FROM points_latest WHERE entity = $1",
+        )
+        .bind(entity.as_str())
+        .fetch_all(&mut *self.reader().await?)
+        .await
+        .map_err(classify)?;
+        let mut purged = 0u64;
+        for conn in connections {
+            while purged < max {
+                let take = i64::from(batch).min(i64::try_from(max - purged).unwrap_or(i64::MAX));
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "DELETE FROM points WHERE connection_id = $1 AND entity = $2 AND (series_id, recorded_at) IN \
+                     (SELECT series_id, recorded_at FROM points WHERE connection_id = $1 AND entity = $2 AND recorded_at < $3 \
+                      ORDER BY recorded_at LIMIT $4)",
+                )
+                .bind(&conn)
+                .bind(entity.as_str())
+                .bind(before.micros())
+                .bind(take)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                self.commit(tx).await?;
+                purged += done;
+                if done < take as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>> {

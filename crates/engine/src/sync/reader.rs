@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use ironbridge_core::connector::{Connector, ConnectorError, SourceRecord};
 use ironbridge_core::ids;
 use ironbridge_core::mapping::MappingDef;
-use ironbridge_core::store::{ConnId, RecordUpsert};
-use ironbridge_model::{Entity, Timestamp};
+use ironbridge_core::store::{ConnId, PointUpsert, RecordUpsert};
+use ironbridge_model::{Entity, Storage, Timestamp};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 
 use super::budget::MemoryBudget;
@@ -20,7 +20,7 @@ pub(super) enum Fetched {
     Page {
         slice: usize,
         /// The page being mapped on a background thread: records and how many did not map.
-        mapped: ironbridge_core::background::Background<(Vec<RecordUpsert>, u64)>,
+        mapped: ironbridge_core::background::Background<Mapped>,
         /// Our ids of the records the page's deletion log reports deleted.
         gone: Vec<String>,
         /// Our ids of the records the source closed and removed, with its reason.
@@ -47,25 +47,38 @@ pub(super) enum Fetched {
     Failed(ConnectorError),
 }
 
+/// A page mapped: records, or points for an entity stored as points, and how many raw
+/// records did not map.
+#[derive(Debug, Default)]
+pub(super) struct Mapped {
+    pub records: Vec<RecordUpsert>,
+    pub points: Vec<PointUpsert>,
+    pub unmappable: u64,
+}
+
 /// Maps a page's raw records; records that do not fit the mapping are logged and counted.
 pub(super) fn map_page(
     conn: &ConnId,
     entity: Entity,
     def: &MappingDef,
     raw: Vec<SourceRecord>,
-) -> (Vec<RecordUpsert>, u64) {
-    let mut records = Vec::with_capacity(raw.len());
-    let mut unmappable = 0;
+) -> Mapped {
+    let mut out = Mapped::default();
+    let points = entity.spec().storage != Storage::Records;
     for r in raw {
-        match ironbridge_core::written::record_upsert(&conn.0, entity, r, def) {
-            Ok(r) => records.push(r),
-            Err(problem) => {
-                unmappable += 1;
-                tracing::warn!(connection = %conn.0, %entity, %problem, "record skipped: it does not fit the mapping");
-            }
+        let mapped = if points {
+            ironbridge_core::written::point_upsert(&conn.0, entity, &r, def)
+                .map(|p| out.points.push(p))
+        } else {
+            ironbridge_core::written::record_upsert(&conn.0, entity, r, def)
+                .map(|r| out.records.push(r))
+        };
+        if let Err(problem) = mapped {
+            out.unmappable += 1;
+            tracing::warn!(connection = %conn.0, %entity, %problem, "record skipped: it does not fit the mapping");
         }
     }
-    (records, unmappable)
+    out
 }
 
 /// What every reader of one entity's run shares.

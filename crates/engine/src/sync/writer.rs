@@ -67,6 +67,7 @@ impl Writer<'_> {
                 }
             }
             let mut records = Vec::new();
+            let mut points = Vec::new();
             let mut deleted = Vec::new();
             let mut closed = Vec::new();
             let mut skipped = 0;
@@ -86,20 +87,21 @@ impl Writer<'_> {
                         committed,
                         ..
                     } => {
-                        let Ok((page, unmappable)) = mapped.await else {
+                        let Ok(page) = mapped.await else {
                             failure =
                                 Some(ConnectorError::Upstream("mapping a page failed".into()));
                             break;
                         };
                         report.pages += 1;
-                        report.unmappable += unmappable;
-                        skipped += unmappable;
+                        report.unmappable += page.unmappable;
+                        skipped += page.unmappable;
+                        points.extend(page.points);
                         deleted.extend(gone);
                         closed.extend(page_closed);
                         progress[slice].done = next_cursor.is_none();
                         // A feed caught up keeps where it stopped, for the next sync.
                         progress[slice].cursor = next_cursor.or(resume);
-                        records.extend(page);
+                        records.extend(page.records);
                         receipts.extend(receipt);
                         waiting.extend(committed);
                     }
@@ -125,7 +127,11 @@ impl Writer<'_> {
                 }
             }
             let now = clock.now();
-            if !records.is_empty() || !deleted.is_empty() || !closed.is_empty() || failure.is_none()
+            if !records.is_empty()
+                || !points.is_empty()
+                || !deleted.is_empty()
+                || !closed.is_empty()
+                || failure.is_none()
             {
                 // Health needs the last successful call, not every one: one write a second.
                 if last_success.is_none_or(|t| now.micros() - t.micros() >= SECOND) {
@@ -147,6 +153,7 @@ impl Writer<'_> {
                     closed,
                     skipped,
                     bases: Vec::new(),
+                    points,
                 };
                 let writing = std::time::Instant::now();
                 let counts = match connector.descriptor().read(entity) {
@@ -155,7 +162,7 @@ impl Writer<'_> {
                     }
                     _ => store.write_page(conn, &page_write).await?,
                 };
-                tracing::debug!(connection = %conn.0, %entity, records = page_write.records.len(), write_ms = writing.elapsed().as_millis() as u64, "pages written");
+                tracing::debug!(connection = %conn.0, %entity, records = page_write.records.len() + page_write.points.len(), write_ms = writing.elapsed().as_millis() as u64, "pages written");
                 report.counts.added += counts.added;
                 report.counts.updated += counts.updated;
                 report.counts.deleted += counts.deleted;

@@ -7,6 +7,7 @@ pub mod certificates;
 pub mod connections;
 pub mod events;
 pub mod field_mappings;
+pub mod fleet;
 pub mod meta;
 pub mod ops;
 pub mod organization;
@@ -254,6 +255,16 @@ pub fn api_routes() -> Vec<Route> {
             Method::PATCH,
             "/v1/outbound-orders/{id}",
             patch(warehouse::update_outbound_order),
+        ),
+        route(
+            Method::GET,
+            "/v1/vehicle-locations",
+            get(fleet::list_vehicle_locations),
+        ),
+        route(
+            Method::GET,
+            "/v1/vehicle-locations/latest",
+            get(fleet::latest_vehicle_locations),
         ),
         route(Method::GET, "/v1/meta/{entity}", get(meta::get_meta)),
         route(Method::POST, "/v1/batches", post(batches::create_batch)),

@@ -78,6 +78,7 @@ async fn pages_never_repeat_or_miss_while_records_change() {
             closed: Vec::new(),
             skipped: 0,
             bases: Vec::new(),
+            points: Vec::new(),
             now: ironbridge_core::Clock::now(&app.clock),
         };
         app.store

@@ -67,6 +67,7 @@ contract!(
     concurrent_claims_of_one_key_admit_one,
     written_records_are_stored_with_their_answer_and_never_swept,
     partial_pages_are_refused_when_what_they_merged_changed,
+    points_are_appended_once_paged_by_time_and_purged_in_batches,
     batches_keep_operations_results_and_their_event,
     raw_payloads_read_back_exactly,
 );

@@ -245,6 +245,7 @@ pub async fn written_records_are_stored_with_their_answer_and_never_swept(store:
                 closed: Vec::new(),
                 skipped: 0,
                 bases: Vec::new(),
+                points: Vec::new(),
             },
         )
         .await
@@ -504,6 +505,7 @@ pub async fn partial_pages_are_refused_when_what_they_merged_changed(store: Arc<
         closed: Vec::new(),
         skipped: 0,
         bases,
+        points: Vec::new(),
     };
     // Merged with what is stored: written.
     let counts = store
