@@ -5,9 +5,10 @@ Two constraints of the API relate a parameter to something JSON Schema cannot na
 * `cursor` is opaque and signed: only a `next_cursor` the server issued is valid (any other
   value is refused with `INVALID_CURSOR`), so a request meant to be valid leaves it out (the
   pagination suites test cursors).
-* A time window's start must be before its end (`modified_after` < `modified_before`, refused
-  with `INVALID_REQUEST` otherwise); a schema cannot compare two parameters, so a request meant
-  to be valid whose window is empty or reversed loses its end.
+* A time window's start must be before its end (`modified_after` < `modified_before`,
+  `recorded_after` < `recorded_before`, refused with `INVALID_REQUEST` otherwise); a schema
+  cannot compare two parameters, so a request meant to be valid whose window is empty or
+  reversed loses its end.
 
 * An `Idempotency-Key` names one request for 24 hours: the same key with another body is
   refused (`IDEMPOTENCY_KEY_REUSED`), so a request meant to be valid carries a key of its
@@ -50,14 +51,15 @@ def map_case(ctx, case):
         return case
     changed = dict(query)
     changed.pop("cursor", None)
-    after = _instant(changed.get("modified_after"))
-    before = _instant(changed.get("modified_before"))
-    if after is not None and before is not None:
-        try:
-            if after >= before:
-                changed.pop("modified_before")
-        except TypeError:
-            pass
+    for start, end in (("modified_after", "modified_before"), ("recorded_after", "recorded_before")):
+        after = _instant(changed.get(start))
+        before = _instant(changed.get(end))
+        if after is not None and before is not None:
+            try:
+                if after >= before:
+                    changed.pop(end)
+            except TypeError:
+                pass
     if changed != query:
         case.query = changed
     return case

@@ -502,7 +502,21 @@ pub(crate) async fn connect_emulated(
                 json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
             )
         }
-        System::Samsara | System::NexTraq => {
+        System::Samsara => {
+            let c = emulator_json(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/credentials"),
+                None,
+            )
+            .await?;
+            (
+                ironbridge_connectors::samsara::ID,
+                json!({"base_url": base}),
+                json!({"api_token": c["tokens"][0]}),
+            )
+        }
+        System::NexTraq => {
             anyhow::bail!(
                 "{} has an emulator but no connector to benchmark yet",
                 system.name()
@@ -840,6 +854,23 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             emu.shutdown().await;
             continue;
         }
+        if system == System::Samsara {
+            samsara_run(&SamsaraRun {
+                name,
+                args: &args,
+                http: &http,
+                base: &base,
+                store: &store,
+                conn: &conn,
+                connector: connector.as_ref(),
+                clock: &clock,
+                concurrency,
+                sync: &|full| Box::pin(sync(full, "sync")),
+            })
+            .await?;
+            emu.shutdown().await;
+            continue;
+        }
         // The reference: the same pages through the same connector and client, one after
         // another, bodies read and cut into records, nothing mapped or stored.
         let before = upstream_requests(&http, &base).await?;
@@ -979,5 +1010,120 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
         emu.shutdown().await;
     }
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// What a Samsara run needs from the bench's loop.
+struct SamsaraRun<'a> {
+    name: &'a str,
+    args: &'a SyncBenchArgs,
+    http: &'a reqwest::Client,
+    base: &'a str,
+    store: &'a Arc<dyn ironbridge_core::store::Store>,
+    conn: &'a ironbridge_core::store::ConnId,
+    connector: &'a dyn ironbridge_core::connector::Connector,
+    clock: &'a ironbridge_core::OffsetClock,
+    concurrency: usize,
+    #[allow(clippy::type_complexity)]
+    sync: &'a dyn Fn(
+        bool,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = anyhow::Result<Vec<ironbridge_engine::sync::EntityReport>>,
+                > + 'a,
+        >,
+    >,
+}
+
+/// A fleet: GPS points back-filled over the history window (7 days of every vehicle, one
+/// point per 30 s) into the point storage, against a bare pull of the same history pages
+/// (bodies read and cut, nothing mapped or stored); then an hour of new points read
+/// incrementally; then the retention purge of the older half.
+async fn samsara_run(r: &SamsaraRun<'_>) -> anyhow::Result<()> {
+    use ironbridge_model::Entity as E;
+    let now = r.clock.now();
+    let window = ironbridge_core::connector::ReadWindow {
+        modified_since: Some(now.plus_secs(-7 * 86_400)),
+        modified_until: Some(now.plus_secs(-ironbridge_engine::sync::SETTLE_SECS)),
+    };
+    let before = upstream_requests(r.http, r.base).await?;
+    let started = Instant::now();
+    let mut bare_points = 0u64;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = r
+            .connector
+            .fetch_page(E::VEHICLE_LOCATION, &window, cursor.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("bare pull of {}: {e}", r.name))?;
+        bare_points += page.records.len() as u64;
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let bare_secs = started.elapsed().as_secs_f64();
+    let bare_requests = upstream_requests(r.http, r.base).await? - before;
+    let before = upstream_requests(r.http, r.base).await?;
+    let started = Instant::now();
+    let reports = (r.sync)(false).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let requests = upstream_requests(r.http, r.base).await? - before;
+    let throttled = throttled_since(r.http, r.base, before).await?;
+    let peak = peak_rss_mib();
+    let points = reports
+        .iter()
+        .find(|x| x.entity == Some(E::VEHICLE_LOCATION))
+        .map_or(0, |x| x.counts.added);
+    // An hour at the source, then an incremental sync.
+    emulator_json(
+        r.http,
+        reqwest::Method::POST,
+        format!("{}/__emulator/clock", r.base),
+        Some(json!({"advance_seconds": 3600})),
+    )
+    .await?;
+    r.clock.advance_secs(3600);
+    let before = upstream_requests(r.http, r.base).await?;
+    let started = Instant::now();
+    let reports = (r.sync)(false).await?;
+    let inc_secs = started.elapsed().as_secs_f64();
+    let inc_requests = upstream_requests(r.http, r.base).await? - before;
+    let inc_points = reports
+        .iter()
+        .find(|x| x.entity == Some(E::VEHICLE_LOCATION))
+        .map_or(0, |x| x.counts.added);
+    // The retention purge of everything older than three and a half days.
+    let started = Instant::now();
+    let purged = r
+        .store
+        .purge_points(
+            E::VEHICLE_LOCATION,
+            now.plus_secs(-84 * 3600),
+            5_000,
+            u64::MAX,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let purge_secs = started.elapsed().as_secs_f64();
+    let _ = r.conn;
+    println!(
+        "{}",
+        json!({
+            "system": r.name,
+            "vehicles": r.args.records,
+            "latency_ms": r.args.latency_ms,
+            "concurrency": r.concurrency,
+            "bare_pull": {"points": bare_points, "seconds": bare_secs, "points_per_s": bare_points as f64 / bare_secs, "upstream_requests": bare_requests},
+            "initial": {"points_stored": points, "seconds": secs, "points_per_s": points as f64 / secs,
+                "of_bare": (points as f64 / secs) / (bare_points as f64 / bare_secs),
+                "upstream_requests": requests, "points_per_request": points as f64 / requests.max(1) as f64,
+                "answered_429": throttled, "peak_rss_mib": peak},
+            "incremental_hour": {"points_stored": inc_points, "seconds": inc_secs, "upstream_requests": inc_requests},
+            "purge": {"points": purged, "seconds": purge_secs, "points_per_s": purged as f64 / purge_secs},
+            "peak_rss_mib": peak_rss_mib(),
+        })
+    );
     Ok(())
 }

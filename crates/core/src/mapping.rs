@@ -697,6 +697,22 @@ mod tests {
     }
 
     #[test]
+    fn numbers_scale_and_read_leading_numbers_of_text() {
+        let rule = |scale| FieldRule {
+            path: Some("v".into()),
+            kind: Kind::Number,
+            scale,
+            ..FieldRule::default()
+        };
+        let at = |v: Value, scale| convert("c", "f", &rule(scale), &json!({ "v": v }));
+        assert_eq!(at(json!(48), Some(1.609344)).unwrap(), json!(77.248512));
+        assert_eq!(at(json!("38 mph"), None).unwrap(), json!(38.0));
+        assert_eq!(at(json!("-84.33"), None).unwrap(), json!(-84.33));
+        assert!(at(json!("fast"), None).is_err());
+        assert!(at(json!(true), None).is_err());
+    }
+
+    #[test]
     fn odata_v2_dates_and_empty_dates_convert() {
         let rule = |kind| FieldRule {
             path: Some("d".into()),

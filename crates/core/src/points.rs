@@ -58,8 +58,16 @@ impl PointReader<'_> {
             &[
                 ("list", "vehicle_locations".into()),
                 ("vehicle_id", q.vehicle_id.clone().unwrap_or_default()),
-                ("after", q.recorded_after.map(|t| t.to_rfc3339()).unwrap_or_default()),
-                ("before", q.recorded_before.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                (
+                    "after",
+                    q.recorded_after.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                ),
+                (
+                    "before",
+                    q.recorded_before
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default(),
+                ),
             ],
         );
         let after = match pager.position(q.cursor.as_deref())? {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ironbridge_connectors::sleeper::{Sleeper, TokioSleeper};
-use ironbridge_connectors::{asctrac, bc, netsuite, sap};
+use ironbridge_connectors::{asctrac, bc, netsuite, samsara, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::sandbox;
@@ -17,6 +17,7 @@ pub static BUILTIN: &[&SystemDescriptor] = &[
     &sap::DESCRIPTOR,
     &bc::DESCRIPTOR,
     &asctrac::DESCRIPTOR,
+    &samsara::DESCRIPTOR,
 ];
 
 /// The built-in systems, whose connectors read time from `clock`, really wait between

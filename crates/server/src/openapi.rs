@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, events, field_mappings, fleet, meta, organization,
-    purchase_orders, records, sync, systems, warehouse, webhooks, writes,
+    api_keys, batches, certificates, connections, events, field_mappings, fleet, meta,
+    organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
     ApiKey, Certificate, ConnId, Connection, Event, Fence, Job, JobOutcome, NewApiKey,
-    NewConnection, NewJob, OrgId, Organization, PageWrite, RecordQuery, RunTotals, Store,
-    PointQuery, StoreError, StoreResult, StoredPayload, StoredPoint, StoredRecord, SyncState,
+    NewConnection, NewJob, OrgId, Organization, PageWrite, PointQuery, RecordQuery, RunTotals,
+    Store, StoreError, StoreResult, StoredPayload, StoredPoint, StoredRecord, SyncState,
     WriteCounts,
 };
 use ironbridge_model::api::McpAccess;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ironbridge_connectors::netsuite::generate_certificate;
-use ironbridge_connectors::{asctrac, bc, netsuite, sap};
+use ironbridge_connectors::{asctrac, bc, netsuite, samsara, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::clock::Sleeper;
 use ironbridge_core::connector::Connector;
@@ -41,6 +41,8 @@ pub fn emulator_of(system: &SystemDescriptor) -> Option<System> {
         Some(System::BusinessCentral)
     } else if system.id == asctrac::ID {
         Some(System::Asctrac)
+    } else if system.id == samsara::ID {
+        Some(System::Samsara)
     } else {
         None
     }
@@ -53,8 +55,9 @@ pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
         System::SapS4Hana => &sap::DESCRIPTOR,
         System::BusinessCentral => &bc::DESCRIPTOR,
         System::Asctrac => &asctrac::DESCRIPTOR,
-        // Emulated for the fleet connectors to come; until they exist nothing can connect.
-        System::Samsara | System::NexTraq => {
+        System::Samsara => &samsara::DESCRIPTOR,
+        // Emulated for the NexTraq connector to come; until it exists nothing can connect.
+        System::NexTraq => {
             panic!("the {} emulator has no connector yet", system.name())
         }
     }
@@ -133,7 +136,14 @@ impl Emulated {
                     json!({"client_id": c["client_id"], "client_secret": c["client_secret"]}),
                 )
             }
-            System::Samsara | System::NexTraq => unreachable!("descriptor_of refuses them"),
+            System::Samsara => {
+                let c = emulated.admin("GET", "/credentials", None).await;
+                (
+                    json!({"base_url": base}),
+                    json!({"api_token": c["tokens"][0]}),
+                )
+            }
+            System::NexTraq => unreachable!("descriptor_of refuses it"),
         };
         emulated.settings = object(settings);
         emulated.credentials = object(credentials);

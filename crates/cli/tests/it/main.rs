@@ -289,7 +289,7 @@ async fn emulate_starts_a_large_emulator_quickly_and_serves() {
     let bad = bin().args(["emulate", "oracle-ebs"]).output().unwrap();
     assert!(
         String::from_utf8_lossy(&bad.stderr)
-            .contains("expected netsuite, sap, business-central or asctrac")
+            .contains("expected netsuite, sap, business-central, asctrac, samsara or nextraq")
     );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -128,6 +128,8 @@ impl FieldMappings<'_> {
             .all()
             .iter()
             .filter(|d| only.is_none_or(|e| e == d.entity))
+            // Points are stored as mapped: there is no payload to map again at read time.
+            .filter(|d| d.entity.spec().storage == ironbridge_model::Storage::Records)
             .map(|def| effective_of(def, version, &overrides))
             .collect();
         Ok(FieldMappingsOut { version, data })

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 mod asctrac;
 mod erp;
+mod fleet;
 mod seams;
 mod support;
 mod telemetry;

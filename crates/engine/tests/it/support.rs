@@ -75,6 +75,23 @@ pub async fn env_for(system: &str, clock: ManualClock) -> Env {
 
 /// Every sync of these tests goes through here, so a change of the runner's signature is
 /// adapted in one place.
+/// A sync of `env`'s connection with `options`.
+pub async fn sync_with(
+    env: &Env,
+    connector: &dyn Connector,
+    options: ironbridge_engine::sync::SyncOptions,
+) -> Result<Vec<EntityReport>, SyncError> {
+    ironbridge_engine::sync::sync_connection_with(
+        env.store.as_ref(),
+        connector,
+        &org(),
+        &env.conn,
+        &options,
+        &env.clock,
+    )
+    .await
+}
+
 pub async fn sync(
     env: &Env,
     connector: &dyn Connector,

@@ -444,10 +444,11 @@ pub fn catalogue(audience: &Audience<'_>) -> Vec<ToolDef> {
     };
     push(connection_status_tool(), Action::ConnectionStatus);
     push(trigger_sync_tool(), Action::TriggerSync);
+    // Points (vehicle locations) have routes of their own, not a record list and get.
     let readable: Vec<Entity> = Entity::ALL
         .iter()
         .copied()
-        .filter(|&e| audience.reads(e))
+        .filter(|&e| audience.reads(e) && e.spec().storage == ironbridge_model::Storage::Records)
         .collect();
     push(describe_entity_tool(&readable), Action::DescribeEntity);
     for &entity in &readable {

@@ -97,7 +97,11 @@ fn mapped(
         .registry()
         .require(&conn.system)
         .map_err(ironbridge_core::service::ServiceError::from)?;
-    let Some(def) = system.mapping(entity) else {
+    // Points are stored as mapped, with no source payload to map again at read time.
+    let def = system
+        .mapping(entity)
+        .filter(|_| entity.spec().storage == ironbridge_model::Storage::Records);
+    let Some(def) = def else {
         return Err(ApiError::new(
             ironbridge_model::ErrorCode::NotFound,
             format!(

@@ -27,6 +27,7 @@ pub struct LocationParams {
     #[param(minimum = 1, maximum = 5000)]
     pub page_size: Option<u32>,
     /// Only this vehicle's points (`vhc_…`).
+    #[param(pattern = "^vhc_")]
     pub vehicle_id: Option<String>,
     /// Only points recorded at or after this instant (RFC 3339).
     pub recorded_after: Option<Timestamp>,
@@ -45,6 +46,7 @@ pub struct LatestParams {
     #[param(minimum = 1, maximum = 5000)]
     pub page_size: Option<u32>,
     /// Only this vehicle (`vhc_…`).
+    #[param(pattern = "^vhc_")]
     pub vehicle_id: Option<String>,
 }
 

@@ -7,6 +7,7 @@ mod entity_writes;
 mod errors;
 mod example_system;
 mod field_mappings;
+mod fleet;
 mod flow;
 mod guards;
 mod mcp;

@@ -1615,11 +1615,18 @@ pub async fn points_are_appended_once_paged_by_time_and_purged_in_batches(store:
     let first_page = store.list_points(&c, &all(None, 10)).await.unwrap();
     assert_eq!(first_page.len(), 10);
     assert_eq!(
-        (first_page[0].series_id.as_str(), first_page[1].series_id.as_str()),
+        (
+            first_page[0].series_id.as_str(),
+            first_page[1].series_id.as_str()
+        ),
         ("vhc_a", "vhc_b"),
         "time, then series"
     );
-    assert!(first_page[0].data.contains("1.0") || first_page[0].data.contains(":1"), "the first copy stays: {}", first_page[0].data);
+    assert!(
+        first_page[0].data.contains("1.0") || first_page[0].data.contains(":1"),
+        "the first copy stays: {}",
+        first_page[0].data
+    );
     // Walking the pages reads each point once.
     let mut seen = Vec::new();
     let mut after = None;
@@ -1688,7 +1695,13 @@ pub async fn points_are_appended_once_paged_by_time_and_purged_in_batches(store:
         .await
         .unwrap();
     store.delete_connection_data(&o, &c).await.unwrap();
-    assert!(store.list_points(&c, &all(None, 10)).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_points(&c, &all(None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .latest_points(&c, entity, None, None, 10)
