@@ -43,12 +43,14 @@ impl PointReader<'_> {
     ) -> Result<(Vec<VehicleLocation>, Option<String>), ServiceError> {
         let entity = Entity::VEHICLE_LOCATION;
         let size = page_size(entity).resolve(q.page_size)?;
+        // An empty range (the same instant twice) is a range with no point, not an error;
+        // a reversed one is a mistake worth naming.
         if let (Some(a), Some(b)) = (q.recorded_after, q.recorded_before)
-            && b <= a
+            && b < a
         {
             return Err(ServiceError::BadQuery {
                 param: "recorded_before".into(),
-                message: "`recorded_before` must be after `recorded_after`.".into(),
+                message: "`recorded_before` must not be before `recorded_after`.".into(),
             });
         }
         check_vehicle(q.vehicle_id.as_deref())?;

@@ -31,7 +31,7 @@ pub struct LocationParams {
     pub vehicle_id: Option<String>,
     /// Only points recorded at or after this instant (RFC 3339).
     pub recorded_after: Option<Timestamp>,
-    /// Only points recorded before this instant (RFC 3339); after `recorded_after`.
+    /// Only points recorded before this instant (RFC 3339); not before `recorded_after`.
     pub recorded_before: Option<Timestamp>,
 }
 

@@ -129,6 +129,15 @@ async fn vehicle_locations_are_paged_by_time_filtered_and_latest_per_vehicle() {
         assert_eq!(res.status, 400, "{query}: {}", res.body);
         assert_eq!(res.body["error"]["param"], param, "{query}");
     }
+    // The same instant twice: an empty range, not an error.
+    let empty = app
+        .get(
+            &token,
+            "/v1/vehicle-locations?recorded_after=2026-01-01T00:00:00Z&recorded_before=2026-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.body["data"], json!([]));
     let cursor = all.body["next_cursor"].as_str().unwrap();
     let res = app
         .get(
