@@ -2472,9 +2472,10 @@ async fn a_page_larger_than_the_answer_cap_fails_naming_page_size(sys: Sys) {
     assert_eq!(failed.1["error"]["code"], "UPSTREAM_ERROR", "{sys:?}");
     assert_eq!(status(&erp.env).await, "online", "{sys:?}");
 
-    // Four orders: an SAP order with its items expanded, every property of SAP's EDMX
-    // written, is some 20 KB, so ten would not fit under the cap either.
-    let small = build(4);
+    // Two orders: an SAP order with its items expanded, every property of SAP's EDMX
+    // written, is some 20 KB and a large one several times that, so ten would not fit under
+    // the cap, and four did not always (a CI run on PostgreSQL met such a page).
+    let small = build(2);
     erp.run(small.as_ref(), true).await.unwrap();
     erp.assert_in_sync(&[]).await;
 }
