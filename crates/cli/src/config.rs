@@ -275,6 +275,10 @@ pub struct Settings {
     /// Days vehicle locations (and other time-series points) are kept; older points are
     /// purged by the workers (0: kept for ever).
     pub point_retention_days: u64,
+    /// Seconds between polls of the feeds a connection follows (Samsara's vehicle
+    /// locations), apart from the hourly sync of everything else; 5 to 3600, or 0 to read
+    /// them with the scheduled sync only.
+    pub poll_interval_secs: u64,
     /// Where a `--role worker` process serves `/healthz`, `/readyz` and `/metrics` (what its
     /// jobs record is reported only by itself); none by default. Other roles serve them on
     /// `listen`.
@@ -314,6 +318,7 @@ impl Default for Settings {
             sync_memory_mb: ironbridge_engine::sync::budget::DEFAULT_MEMORY_BUDGET >> 20,
             worker_drain_secs: 30,
             point_retention_days: 90,
+            poll_interval_secs: 30,
             metrics_listen: None,
             webhooks: WebhookSettings::default(),
             connections: ConnectionSettings::default(),
@@ -402,6 +407,9 @@ impl Settings {
         }
         if self.sync_interval_secs < 60 {
             bail!("sync_interval_secs must be at least 60");
+        }
+        if self.poll_interval_secs != 0 && !(5..=3600).contains(&self.poll_interval_secs) {
+            bail!("poll_interval_secs must be 0 (no polling) or between 5 and 3600");
         }
         if self.reconcile_interval_secs != 0
             && self.reconcile_interval_secs < self.sync_interval_secs
@@ -577,6 +585,23 @@ mod tests {
         let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
         assert_eq!(s.reconcile_interval_secs, 0, "0 turns it off");
         assert_eq!(Settings::default().reconcile_interval_secs, 7 * 86_400);
+    }
+
+    #[test]
+    fn polling_is_bounded_or_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        for bad in [1, 3601] {
+            std::fs::write(&file, format!("poll_interval_secs = {bad}\n")).unwrap();
+            let err = Settings::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("poll_interval_secs"), "{bad}: {err}");
+        }
+        std::fs::write(&file, "poll_interval_secs = 0\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(s.poll_interval_secs, 0, "0 turns it off");
+        assert_eq!(Settings::default().poll_interval_secs, 30);
     }
 
     #[test]

@@ -272,6 +272,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             sync_memory_bytes: settings.sync_memory_mb << 20,
             point_retention: (settings.point_retention_days > 0)
                 .then(|| std::time::Duration::from_secs(settings.point_retention_days * 86_400)),
+            poll_interval: (settings.poll_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(settings.poll_interval_secs)),
             ..WorkerConfig::default()
         };
         let worker = Worker::new(store.clone(), runtimes.clone(), clock.clone(), config);

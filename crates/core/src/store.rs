@@ -867,12 +867,31 @@ pub trait Store:
     /// the lease was lost.
     async fn release_job(&self, job: &Job, owner: &str, now: Timestamp) -> StoreResult<bool>;
     /// Live connections whose last sync started before `started_before` (or never), for the
-    /// scheduler. Not tenant-scoped: the scheduler serves every organization.
+    /// scheduler; followed feeds, read by polls, do not count. Not tenant-scoped: the
+    /// scheduler serves every organization.
     async fn connections_due(
         &self,
         started_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(OrgId, ConnId)>>;
+
+    /// Online connections with a followed feed (a time series whose stored position is a
+    /// feed cursor) last read before `started_before`, for the poller. Not tenant-scoped,
+    /// like [`Store::connections_due`].
+    async fn connections_to_poll(
+        &self,
+        started_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(OrgId, ConnId)>>;
+
+    /// Deletes up to `limit` finished (succeeded or failed) jobs of `kind` last updated
+    /// before `before`; returns how many. Polls leave a job every few seconds.
+    async fn purge_finished_jobs(
+        &self,
+        kind: &str,
+        before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
 
     /// When the connection's last full sync succeeded, or when the connection was created if
     /// none has: the scheduler reconciles (a full sync) once this is old enough.

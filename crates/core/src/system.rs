@@ -30,7 +30,15 @@ pub struct ReadSpec {
     pub deletions: DeletionDetection,
     /// Whether a record read carries the whole source record or only some of its members.
     pub payload: Payload,
+    /// Time series only: after its history is back-filled by time, the entity follows the
+    /// source's change feed from a stored cursor (a fetch with [`FEED_CURSOR_PREFIX`]
+    /// cursors), polled on the worker's short interval apart from the hourly sync.
+    pub follows_feed: bool,
 }
+
+/// Cursors of a followed feed start with this (`feed:` alone opens the feed afresh), so a
+/// connector tells them from the cursors of its history pages.
+pub const FEED_CURSOR_PREFIX: &str = "feed:";
 
 /// What one record the source sends carries of the source's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,13 @@ use crate::telemetry::{self, outcome};
 
 /// Kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
+/// Kind of the poll job: a sync of a connection's followed feeds alone, on the short
+/// polling interval. It shares the sync's dedupe key, so it never runs beside a sync of the
+/// same connection (which reads the feeds too).
+pub const POLL_JOB: &str = "poll";
+/// How long finished poll jobs are kept (for the queue's metrics and a look at recent
+/// failures); older ones are purged a bounded number a minute.
+pub const POLL_JOBS_KEPT_SECS: i64 = 3600;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -63,6 +70,9 @@ pub struct WorkerConfig {
     /// How long points of time series (vehicle locations) are kept; older ones are purged a
     /// bounded number a minute, in short transactions. `None`: kept for ever.
     pub point_retention: Option<Duration>,
+    /// How often followed feeds (Samsara's vehicle locations) are polled, apart from the
+    /// hourly sync. `None`: they are read by the hourly sync only.
+    pub poll_interval: Option<Duration>,
 }
 
 /// Points deleted per transaction by the retention purge: short enough that syncs and
@@ -89,6 +99,7 @@ impl Default for WorkerConfig {
             drain: Duration::from_secs(30),
             sync_memory_bytes: crate::sync::budget::DEFAULT_MEMORY_BUDGET,
             point_retention: Some(Duration::from_secs(90 * 86_400)),
+            poll_interval: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -152,7 +163,7 @@ async fn enqueue(
 }
 
 /// The kinds of job a worker runs, in the order it looks for them.
-pub const JOB_KINDS: &[&str] = &[SYNC_JOB, BATCH_JOB];
+pub const JOB_KINDS: &[&str] = &[SYNC_JOB, POLL_JOB, BATCH_JOB];
 
 /// Runs jobs.
 pub struct Worker {
@@ -254,6 +265,40 @@ impl Worker {
         Ok(queued)
     }
 
+    /// Queues polls of the connections whose followed feeds were last read a polling
+    /// interval ago or more; returns how many were queued. A connection whose sync (or poll)
+    /// is queued or running is left to it.
+    pub async fn schedule_polls(&self) -> StoreResult<usize> {
+        let Some(interval) = self.config.poll_interval else {
+            return Ok(0);
+        };
+        let now = self.clock.now();
+        let before = Timestamp(now.micros() - micros(interval));
+        let mut queued = 0;
+        for (org, conn) in self.store.connections_to_poll(before, 500).await? {
+            let job = NewJob {
+                id: new_id("job", now.micros()),
+                kind: POLL_JOB.into(),
+                org_id: org.0.clone(),
+                connection_id: Some(conn.0.clone()),
+                payload: json!({"poll": true}).to_string(),
+                dedupe_key: Some(sync_key(&conn)),
+                run_at: now,
+                // The next poll is the retry.
+                max_attempts: 1,
+                created_at: now,
+            };
+            if self.store.enqueue_job(&job).await?.is_some() {
+                queued += 1;
+            }
+        }
+        let kept = Timestamp(now.micros() - POLL_JOBS_KEPT_SECS * 1_000_000);
+        self.store
+            .purge_finished_jobs(POLL_JOB, kept, 5_000)
+            .await?;
+        Ok(queued)
+    }
+
     /// Claims the next due job of any kind, under a lease.
     async fn claim(&self) -> StoreResult<Option<Job>> {
         let now = self.clock.now();
@@ -345,7 +390,7 @@ impl Worker {
     /// Runs a job of a known kind.
     async fn run_job(&self, store: &dyn Store, job: &Job) -> Ran {
         match job.kind.as_str() {
-            SYNC_JOB => self.run_sync(store, job).await,
+            SYNC_JOB | POLL_JOB => self.run_sync(store, job).await,
             BATCH_JOB => self.run_batch(store, job).await,
             other => Ran::Outcome(
                 JobOutcome::Failed {
@@ -422,7 +467,15 @@ impl Worker {
         }
         let payload = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap_or_default();
         let mut full = payload["full"].as_bool().unwrap_or(false);
-        if !full && let Some(interval) = self.config.reconcile_interval {
+        let poll = job.kind == POLL_JOB;
+        if poll && connection.status != ConnectionStatus::Online.as_str() {
+            // Offline or refused since it was queued: the hourly sync brings it back.
+            return Ran::Outcome(JobOutcome::Succeeded, None);
+        }
+        if !full
+            && !poll
+            && let Some(interval) = self.config.reconcile_interval
+        {
             // An incremental sync while the reconciliation is overdue would leave deletions
             // unflagged until the scheduler's next one: it becomes that reconciliation, and
             // the job says so.
@@ -475,6 +528,7 @@ impl Worker {
             history_days: settings.history_days,
             max_concurrency: Some(runtime.sync_concurrency()),
             memory_budget: Some(self.config.sync_memory_bytes),
+            poll,
         };
         let sync = sync_connection_with(
             store,
@@ -487,8 +541,11 @@ impl Worker {
         let heartbeat = self.keep_lease(job);
         tokio::select! {
             result = sync => match result {
+                // A poll writes no `sync.completed`: its job's success is recorded here.
+                Ok(_) if poll => Ran::Outcome(JobOutcome::Succeeded, None),
                 Ok(_) => Ran::Completed,
                 Err(e) if is_fenced(&e) => Ran::Lost,
+                Err(e) if poll => failed(safe_message(&e), None),
                 // Retrying cannot help until the customer reconnects; the connection's
                 // `reauthorization_required` event says so.
                 Err(SyncError::Connector(ConnectorError::Unauthorized)) => failed("the source system refused the credentials".into(), None),
@@ -654,7 +711,16 @@ impl Worker {
         let stop = CancellationToken::new();
         let mut running = JoinSet::new();
         let mut last_schedule: Option<tokio::time::Instant> = None;
+        let mut last_poll: Option<tokio::time::Instant> = None;
         'work: while !shutdown.is_cancelled() {
+            if let Some(interval) = this.config.poll_interval
+                && last_poll.is_none_or(|t| t.elapsed() >= interval.min(Duration::from_secs(60)))
+            {
+                last_poll = Some(tokio::time::Instant::now());
+                if let Err(e) = this.schedule_polls().await {
+                    tracing::warn!(error = %e.chain(), "could not schedule polls");
+                }
+            }
             if last_schedule.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 last_schedule = Some(tokio::time::Instant::now());
                 match this.schedule_due().await {

@@ -1826,7 +1826,8 @@ impl Store for Backend {
     ) -> StoreResult<Vec<(OrgId, ConnId)>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT c.org_id, c.id FROM connections c WHERE c.status NOT IN ('disconnected', 'reauthorization_required') \
-             AND COALESCE((SELECT MAX(s.last_started_at) FROM sync_state s WHERE s.connection_id = c.id), 0) < $1 ORDER BY c.id LIMIT $2",
+             AND COALESCE((SELECT MAX(s.last_started_at) FROM sync_state s WHERE s.connection_id = c.id \
+             AND (s.cursor IS NULL OR s.cursor NOT LIKE 'feed:%')), 0) < $1 ORDER BY c.id LIMIT $2",
         )
         .bind(started_before.micros())
         .bind(i64::from(limit))
@@ -1837,6 +1838,50 @@ impl Store for Backend {
             .into_iter()
             .map(|(o, c)| (OrgId(o), ConnId(c)))
             .collect())
+    }
+
+    async fn connections_to_poll(
+        &self,
+        started_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(OrgId, ConnId)>> {
+        // `feed:` is `system::FEED_CURSOR_PREFIX`: only followed feeds store such positions.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.org_id, c.id FROM connections c WHERE c.status = 'online' AND EXISTS \
+             (SELECT 1 FROM sync_state s WHERE s.connection_id = c.id AND s.cursor LIKE 'feed:%' \
+             AND COALESCE(s.last_started_at, 0) < $1) ORDER BY c.id LIMIT $2",
+        )
+        .bind(started_before.micros())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.reader().await?)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(o, c)| (OrgId(o), ConnId(c)))
+            .collect())
+    }
+
+    async fn purge_finished_jobs(
+        &self,
+        kind: &str,
+        before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let purged = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE kind = $1 \
+             AND status IN ('succeeded', 'failed') AND updated_at < $2 LIMIT $3)",
+        )
+        .bind(kind)
+        .bind(before.micros())
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+        self.commit(tx).await?;
+        Ok(purged)
     }
 
     async fn last_full_sync(&self, conn: &ConnId) -> StoreResult<Timestamp> {

@@ -45,6 +45,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         kind: ReadKind::Windowed,
         deletions: DeletionDetection::Reconciliation,
         payload: ironbridge_core::system::Payload::Whole,
+        follows_feed: false,
     }],
     writes: &[],
     limits: Limits {

@@ -46,6 +46,7 @@ const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
         // Outboxes never show deletions; whole reads (the audit) mark what vanished.
         deletions: DeletionDetection::Reconciliation,
         payload: Payload::Whole,
+        follows_feed: false,
     }
 }
 

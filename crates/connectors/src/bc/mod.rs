@@ -48,6 +48,7 @@ const fn read(entity: Entity) -> ReadSpec {
         // API v2.0 pages forget deleted records.
         deletions: DeletionDetection::Reconciliation,
         payload: ironbridge_core::system::Payload::Whole,
+        follows_feed: false,
     }
 }
 

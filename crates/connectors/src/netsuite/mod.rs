@@ -66,6 +66,7 @@ const fn read(entity: Entity, kind: ReadKind, deletions: DeletionDetection) -> R
         kind,
         deletions,
         payload: ironbridge_core::system::Payload::Whole,
+        follows_feed: false,
     }
 }
 

@@ -1,7 +1,9 @@
-//! Samsara (REST API v2): vehicles and drivers read whole, GPS points from the locations
-//! history by time window (stored as points, de-duplicated by vehicle and instant), and safety
-//! events by time window; bearer API tokens; Samsara's cursor pages (`after`,
-//! `pagination.endCursor`, `hasNextPage`) and its 429 with a fractional `Retry-After`.
+//! Samsara (REST API v2): vehicles and drivers read whole; GPS points back-filled from the
+//! locations history by time window, then followed through the locations feed with its
+//! cursor (stored as points, de-duplicated by vehicle and instant); fuel levels from the
+//! stats history and safety events by time window; bearer API tokens; Samsara's cursor pages
+//! (`after`, `pagination.endCursor`, `hasNextPage`) and its 429 with a fractional
+//! `Retry-After`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use ironbridge_core::Clock;
 use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow, Source};
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::system::{
-    AuthOption, FieldSpec, Limits, Mappings, Payload, ReadSpec, SystemDescriptor,
+    AuthOption, FEED_CURSOR_PREFIX, FieldSpec, Limits, Mappings, Payload, ReadSpec,
+    SystemDescriptor,
 };
 use ironbridge_model::api::{DeletionDetection, FieldFormat, ReadKind, SystemId};
 use ironbridge_model::{Entity, Timestamp};
@@ -32,6 +35,7 @@ const fn read(entity: Entity, kind: ReadKind, deletions: DeletionDetection) -> R
         kind,
         deletions,
         payload: Payload::Whole,
+        follows_feed: false,
     }
 }
 
@@ -42,7 +46,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
     auth: &[AuthOption {
         id: "api_token",
         name: "API token",
-        description: "An API token of the organization (Settings > API Tokens) with read access to vehicles, drivers, locations and safety events.",
+        description: "An API token of the organization (Settings > API Tokens) with read access to vehicles, drivers, vehicle statistics (locations, fuel) and safety events.",
         fields: &[FieldSpec::text(
             "api_token",
             "API token",
@@ -75,13 +79,23 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             ReadKind::Whole,
             DeletionDetection::Reconciliation,
         ),
+        ReadSpec {
+            // Back-filled from the history, then the feed: late uploads (a vehicle out of
+            // coverage) arrive through the feed whatever their time.
+            follows_feed: true,
+            ..read(
+                Entity::VEHICLE_LOCATION,
+                ReadKind::TimeSeries,
+                DeletionDetection::Flagged,
+            )
+        },
         read(
-            Entity::VEHICLE_LOCATION,
+            Entity::DRIVER_BEHAVIOR_EVENT,
             ReadKind::TimeSeries,
             DeletionDetection::Flagged,
         ),
         read(
-            Entity::DRIVER_BEHAVIOR_EVENT,
+            Entity::FUEL_EVENT,
             ReadKind::TimeSeries,
             DeletionDetection::Flagged,
         ),
@@ -101,6 +115,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         include_str!("../../mappings/samsara/vehicle.json"),
         include_str!("../../mappings/samsara/vehicle_location.json"),
         include_str!("../../mappings/samsara/driver_behavior_event.json"),
+        include_str!("../../mappings/samsara/fuel_event.json"),
     ]),
     build: |ctx| {
         Ok(Arc::new(SamsaraConnector::new(
@@ -184,6 +199,39 @@ impl SamsaraConnector {
         }
     }
 
+    /// One page of the locations feed after `after` (`""`: open the feed, whose first pages
+    /// are every vehicle's latest point). A feed caught up (`hasNextPage` false) says where
+    /// the next poll goes on; Samsara may answer an empty `endCursor` then, and the cursor
+    /// sent stays valid.
+    async fn feed_page(&self, after: &str) -> Result<RawPage, ConnectorError> {
+        const PATH: &str = "/fleet/vehicles/locations/feed";
+        let query: Vec<(&str, String)> = if after.is_empty() {
+            Vec::new()
+        } else {
+            vec![("after", after.to_string())]
+        };
+        let answer = self.get(PATH, &query).await?;
+        let Value::Object(mut answer) = answer else {
+            return Err(ConnectorError::Upstream(format!("{PATH}: not an object")));
+        };
+        let Some(Value::Array(vehicles)) = answer.remove("data") else {
+            return Err(ConnectorError::Upstream(format!("{PATH}: no `data` list")));
+        };
+        let pagination = answer.remove("pagination").unwrap_or(Value::Null);
+        let end = pagination["endCursor"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(after);
+        let mut page = RawPage::from_values(locations_of(vehicles), None);
+        let cursor = format!("{FEED_CURSOR_PREFIX}{end}");
+        if pagination["hasNextPage"].as_bool() == Some(true) && end != after {
+            page.next_cursor = Some(cursor);
+        } else {
+            page.resume = Some(cursor);
+        }
+        Ok(page)
+    }
+
     /// One page of a list: its `data` and the cursor of the next page, if any.
     async fn page(
         &self,
@@ -223,6 +271,46 @@ fn window_query(window: &ReadWindow, now: Timestamp) -> Option<Vec<(&'static str
             ("endTime", end.to_rfc3339()),
         ]
     })
+}
+
+/// One record per point, carrying its vehicle (history and feed answers nest points under
+/// their vehicle).
+fn locations_of(vehicles: Vec<Value>) -> Vec<Value> {
+    let mut points = Vec::new();
+    for mut v in vehicles {
+        let vehicle = json!({"id": v["id"], "name": v["name"]});
+        if let Some(Value::Array(locations)) = v.get_mut("locations").map(Value::take) {
+            for mut l in locations {
+                l["vehicle"] = vehicle.clone();
+                points.push(l);
+            }
+        }
+    }
+    points
+}
+
+/// One record per fuel level reading (`fuelPercents: [{time, value}]` under each vehicle),
+/// keyed by vehicle and time: a reading is never changed, so the key is stable.
+fn fuel_levels_of(vehicles: Vec<Value>) -> Vec<Value> {
+    let mut readings = Vec::new();
+    for mut v in vehicles {
+        let vehicle = json!({"id": v["id"], "name": v["name"]});
+        let Some(Value::Array(levels)) = v.get_mut("fuelPercents").map(Value::take) else {
+            continue;
+        };
+        for mut level in levels {
+            let Some(time) = level["time"].as_str() else {
+                continue;
+            };
+            level["key"] = json!(format!(
+                "{}:{time}",
+                vehicle["id"].as_str().unwrap_or_default()
+            ));
+            level["vehicle"] = vehicle.clone();
+            readings.push(level);
+        }
+    }
+    readings
 }
 
 #[async_trait]
@@ -283,25 +371,25 @@ impl Source for SamsaraConnector {
             };
             Ok(RawPage::from_values(rows, next))
         } else if entity == Entity::VEHICLE_LOCATION {
+            if let Some(after) = cursor.and_then(|c| c.strip_prefix(FEED_CURSOR_PREFIX)) {
+                return self.feed_page(after).await;
+            }
             let Some(query) = window_query(window, self.client.now()) else {
                 return Ok(RawPage::default());
             };
             let (vehicles, next) = self
                 .page("/fleet/vehicles/locations/history", query, cursor)
                 .await?;
-            // One record per point, carrying its vehicle (the answer nests points under
-            // their vehicle).
-            let mut points = Vec::new();
-            for mut v in vehicles {
-                let vehicle = json!({"id": v["id"], "name": v["name"]});
-                if let Some(Value::Array(locations)) = v.get_mut("locations").map(Value::take) {
-                    for mut l in locations {
-                        l["vehicle"] = vehicle.clone();
-                        points.push(l);
-                    }
-                }
-            }
-            Ok(RawPage::from_values(points, next))
+            Ok(RawPage::from_values(locations_of(vehicles), next))
+        } else if entity == Entity::FUEL_EVENT {
+            let Some(mut query) = window_query(window, self.client.now()) else {
+                return Ok(RawPage::default());
+            };
+            query.push(("types", "fuelPercents".to_string()));
+            let (vehicles, next) = self
+                .page("/fleet/vehicles/stats/history", query, cursor)
+                .await?;
+            Ok(RawPage::from_values(fuel_levels_of(vehicles), next))
         } else if entity == Entity::DRIVER_BEHAVIOR_EVENT {
             let Some(mut query) = window_query(window, self.client.now()) else {
                 return Ok(RawPage::default());

@@ -44,6 +44,7 @@ const fn read(entity: Entity, kind: ReadKind) -> ReadSpec {
         // OData V2 entity sets forget deleted records.
         deletions: DeletionDetection::Reconciliation,
         payload: ironbridge_core::system::Payload::Whole,
+        follows_feed: false,
     }
 }
 

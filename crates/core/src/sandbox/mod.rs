@@ -35,6 +35,7 @@ const fn read(entity: Entity) -> ReadSpec {
         kind: ReadKind::Windowed,
         deletions: DeletionDetection::Flagged,
         payload: crate::system::Payload::Whole,
+        follows_feed: false,
     }
 }
 

@@ -19,7 +19,7 @@ use ironbridge_core::connector::{Connector, ConnectorError, ReadWindow, filters_
 use ironbridge_core::ids;
 use ironbridge_core::mapping::MappingDef;
 use ironbridge_core::store::{ConnId, Event, OrgId, Store, StoreError, WriteCounts};
-use ironbridge_core::system::ReadSpec;
+use ironbridge_core::system::{FEED_CURSOR_PREFIX, ReadSpec};
 use ironbridge_model::api::{CircuitState, ConnectionStatus, ReadKind};
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::{Value, json};
@@ -95,6 +95,11 @@ pub struct SyncOptions {
     /// Bytes of source pages the sync holds at once (`None`:
     /// [`budget::DEFAULT_MEMORY_BUDGET`]).
     pub memory_budget: Option<usize>,
+    /// A poll: only the time series that follow a feed are read, on the short polling
+    /// interval. The connection's status is left as it is and no `sync.completed` event is
+    /// written (a poll every 30 s would drown the events); refused credentials still make
+    /// the connection `reauthorization_required`, with its `sync.failed` event.
+    pub poll: bool,
 }
 
 /// What every entity of one sync shares.
@@ -175,12 +180,20 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         }
         _ => {
             let window = new_window(connector, entity, read.kind, &state, options, source_now);
-            // A feed continues from where the last sync stopped (a full sync reads it anew).
+            // A feed continues from where the last sync stopped (a full sync reads it anew),
+            // and so does a time series that follows one, once its history is back-filled.
             let position = match read.kind {
                 ReadKind::Feed if !options.full => state.cursor.clone(),
+                ReadKind::TimeSeries if read.follows_feed && !options.full => state
+                    .cursor
+                    .clone()
+                    .filter(|c| c.starts_with(FEED_CURSOR_PREFIX)),
                 _ => None,
             };
             let plan = match read.kind {
+                ReadKind::TimeSeries if position.is_some() => {
+                    vec![Slice::whole(&window, position.clone())]
+                }
                 ReadKind::Windowed | ReadKind::TimeSeries => {
                     match plan_slices(connector, entity, &window, permitted).await {
                         Ok(p) => p,
@@ -256,6 +269,16 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
     }
     let position = match read.kind {
         ReadKind::Feed => progress.first().and_then(|s| s.cursor.clone()),
+        ReadKind::TimeSeries if read.follows_feed => {
+            if is_feed_run(&plan) {
+                progress.first().and_then(|s| s.cursor.clone())
+            } else {
+                match open_feed(run, &pass, &window, &progress, &mut report).await {
+                    Ok(position) => position,
+                    Err(err) => return abandon(store, conn, entity, clock, err).await,
+                }
+            }
+        }
         _ => None,
     };
     let totals = store
@@ -280,6 +303,57 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         clock.now(),
     );
     Ok(report)
+}
+
+/// Whether a run's plan follows a feed from its cursor (rather than reading a window).
+fn is_feed_run(plan: &[Slice]) -> bool {
+    matches!(plan, [slice] if slice.cursor.as_deref().is_some_and(|c| c.starts_with(FEED_CURSOR_PREFIX)))
+}
+
+/// Ends a back-fill of a time series that follows a feed: opens the feed (its first pages
+/// are every series' latest point), then reads the history from the back-fill's end (less
+/// the lookback) to the present, so what was recorded while the back-fill ran is stored too;
+/// returns the feed's cursor, where the next run goes on. Both reads commit the finished
+/// back-fill as the checkpoint: a crash here opens the feed again, and the store keeps each
+/// point once.
+async fn open_feed(
+    run: &SyncRun<'_>,
+    pass: &Pass<'_>,
+    window: &ReadWindow,
+    progress: &[Slice],
+    report: &mut EntityReport,
+) -> Result<Option<String>, SyncError> {
+    let done = Some(encode_plan(progress));
+    let open = [Slice::whole(
+        &ReadWindow::ALL,
+        Some(FEED_CURSOR_PREFIX.into()),
+    )];
+    let opened = read_pass(
+        run,
+        pass,
+        &ReadWindow::ALL,
+        &open,
+        Some(done.clone()),
+        report,
+    )
+    .await?;
+    let position = opened.first().and_then(|s| s.cursor.clone());
+    if let Some(until) = window.modified_until {
+        let tail = ReadWindow {
+            modified_since: Some(until.plus_secs(-LOOKBACK_SECS)),
+            modified_until: None,
+        };
+        read_pass(
+            run,
+            pass,
+            &tail,
+            &[Slice::whole(&tail, None)],
+            Some(done),
+            report,
+        )
+        .await?;
+    }
+    Ok(position)
 }
 
 /// Reads `plan` (slices of `window`) side by side into the one writer; returns the plan as
@@ -491,15 +565,20 @@ pub async fn sync_connection_with(
 ) -> Result<Vec<EntityReport>, SyncError> {
     let started = clock.now();
     let before = store.get_connection(org, conn).await?;
-    store
-        .set_connection_status(conn, ConnectionStatus::Syncing.as_str(), started, None)
-        .await?;
+    if !options.poll {
+        store
+            .set_connection_status(conn, ConnectionStatus::Syncing.as_str(), started, None)
+            .await?;
+    }
     let mut reports = Vec::new();
     // The first failure in entity order, preferring the one that says most about the
     // connection (refused credentials, then an unreachable source).
     let mut failure: Option<(Option<Entity>, SyncError)> = None;
     let opened = async {
-        connector.check().await?;
+        // A poll reads one feed, whose first call says as much about the credentials.
+        if !options.poll {
+            connector.check().await?;
+        }
         source_now(connector, clock).await
     }
     .await;
@@ -523,7 +602,12 @@ pub async fn sync_connection_with(
                         .unwrap_or(budget::DEFAULT_MEMORY_BUDGET),
                 ),
             };
-            let entities = connector.descriptor().readable();
+            let system = connector.descriptor();
+            let entities: Vec<Entity> = system
+                .readable()
+                .into_iter()
+                .filter(|e| !options.poll || system.read(*e).is_some_and(|r| r.follows_feed))
+                .collect();
             let results = join_all(entities.iter().map(|&e| sync_entity(&run, e))).await;
             for (&entity, result) in entities.iter().zip(results) {
                 match result {
@@ -545,6 +629,9 @@ pub async fn sync_connection_with(
         return Err(err);
     }
     let Some((entity, err)) = failure else {
+        if options.poll {
+            return Ok(reports);
+        }
         if options.full {
             // Every entity was read whole and swept: the scheduler's next reconciliation is
             // due one interval from now.
@@ -559,6 +646,12 @@ pub async fn sync_connection_with(
             .await?;
         return Ok(reports);
     };
+    // A poll that failed for any reason but refused credentials says nothing the next
+    // hourly sync would not: it is logged, and the next poll tries again.
+    if options.poll && !matches!(err, SyncError::Connector(ConnectorError::Unauthorized)) {
+        tracing::info!(connection = %conn.0, error = %safe_message(&err), "a poll of the connection's feeds failed");
+        return Err(err);
+    }
     // Throttling is the source being busy, not unhealthy: it is not a failed call of the
     // connection's health, and never takes the connection offline.
     if let SyncError::Connector(e) = &err
@@ -606,6 +699,9 @@ pub async fn sync_connection_with(
     };
     let mut data = report_json(&reports);
     data["full"] = json!(options.full);
+    if options.poll {
+        data["poll"] = json!(true);
+    }
     data["entity"] = json!(entity.map(Entity::as_str));
     data["error"] = json!({"code": code, "message": safe_message(&err)});
     data["duration_ms"] = json!((clock.now().micros() - started.micros()) / 1000);

@@ -9,9 +9,9 @@ use ironbridge_model::{Entity, EntityRole, Timestamp};
 
 use super::{LOOKBACK_SECS, SETTLE_SECS, SyncError, SyncOptions};
 
-/// Picks the window of a new run. Windowed and time-series reads: everything on a full run;
-/// on the first run, the history window for transactions and time series and everything for
-/// reference data; otherwise from the last high-water mark minus the lookback. The upper
+/// Picks the window of a new run. Windowed reads: everything on a full run (time series:
+/// their history window); on the first run, the history window for transactions and time
+/// series and everything for reference data; otherwise from the last high-water mark minus the lookback. The upper
 /// bound is `now` (the source's clock read when the sync began) minus the settle delay.
 /// Whole reads, feeds and outboxes are not bounded by time: their window says only when the
 /// run read (the high-water mark still moves, for health).
@@ -27,8 +27,20 @@ pub(super) fn new_window(
     let since = match kind {
         ReadKind::Whole | ReadKind::Feed | ReadKind::Outbox => None,
         ReadKind::Windowed | ReadKind::TimeSeries => {
+            let history = || {
+                options
+                    .history_days
+                    .or(connector.descriptor().history_days)
+                    .map(|days| now.plus_secs(-i64::from(days) * 86_400))
+            };
             if options.full {
-                None
+                // Observations are never swept, so a full run of a time series re-reads
+                // only the history window, not everything the source ever recorded.
+                if kind == ReadKind::TimeSeries {
+                    history()
+                } else {
+                    None
+                }
             } else if let Some(hw) = state.high_water {
                 Some(hw.plus_secs(-LOOKBACK_SECS))
             } else if entity.role() == EntityRole::Reference && kind == ReadKind::Windowed {
@@ -37,10 +49,7 @@ pub(super) fn new_window(
                 // the history window whatever they describe.)
                 None
             } else {
-                options
-                    .history_days
-                    .or(connector.descriptor().history_days)
-                    .map(|days| now.plus_secs(-i64::from(days) * 86_400))
+                history()
             }
         }
     };

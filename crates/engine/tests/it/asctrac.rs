@@ -5,8 +5,6 @@
 //! answers, the import lock, and refused credentials.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::Poll;
@@ -25,7 +23,7 @@ use ironbridge_model::Entity;
 use ironbridge_testkit::emulated::Emulated;
 use serde_json::{Map, Value, json};
 
-use crate::support::{Env, env_for, report, status, stored, sync};
+use crate::support::{Env, drive_until_killed, env_for, report, status, stored, sync};
 
 const SEED: u64 = 11;
 /// Warehouse events in the log at the start: a few hundred rows over the four outboxes.
@@ -249,22 +247,6 @@ impl Source for KilledBeforeAck {
         }
         self.inner.acknowledge(entity, receipt).await
     }
-}
-
-/// Polls `fut` until `reached` is set, then drops it, as `kill -9` ends a process. `None` if it
-/// was dropped.
-async fn drive_until_killed<F: Future>(fut: F, reached: Arc<AtomicBool>) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        if reached.load(Ordering::SeqCst) {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 #[tokio::test]

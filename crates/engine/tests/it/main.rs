@@ -481,6 +481,7 @@ async fn unmappable_records_are_skipped_and_counted() {
             kind: ReadKind::Windowed,
             deletions: DeletionDetection::Flagged,
             payload: ironbridge_core::system::Payload::Whole,
+            follows_feed: false,
         }],
         writes: &[],
         mappings: Mappings::new(&[include_str!("../../../core/mappings/sandbox/vendor.json")]),

@@ -118,6 +118,7 @@ static LYING: SystemDescriptor = SystemDescriptor {
         kind: ReadKind::Whole,
         deletions: DeletionDetection::Reconciliation,
         payload: ironbridge_core::system::Payload::Whole,
+        follows_feed: false,
     }],
     writes: &[WriteSpec {
         entity: Entity::LOCATION,
@@ -263,6 +264,7 @@ macro_rules! kinded_descriptor {
                 kind: $kind,
                 deletions: DeletionDetection::Flagged,
                 payload: ironbridge_core::system::Payload::$payload,
+                follows_feed: false,
             }],
             writes: &[],
             id: example::ID,

@@ -2,7 +2,11 @@
 //! new PostgreSQL schema when `TEST_BACKEND=postgres`), one organization and one connection,
 //! a manual clock, and the one place tests call the sync runner through.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 
 use ironbridge_core::connector::Connector;
 use ironbridge_core::crypto::token_hash;
@@ -172,4 +176,20 @@ pub async fn status(env: &Env) -> String {
         .await
         .unwrap()
         .status
+}
+
+/// Polls `fut` until `reached` is set, then drops it, as `kill -9` ends a process. `None` if it
+/// was dropped.
+pub async fn drive_until_killed<F: Future>(fut: F, reached: Arc<AtomicBool>) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if reached.load(Ordering::SeqCst) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }

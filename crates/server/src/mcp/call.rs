@@ -351,6 +351,95 @@ fn brief(record: &Value) -> String {
     parts.join(" · ")
 }
 
+/// A GPS point in a few words: vehicle, time, position, speed.
+fn point_brief(point: &Value) -> String {
+    let mut parts = vec![
+        point["vehicle_id"].as_str().unwrap_or("?").to_string(),
+        point["recorded_at"].as_str().unwrap_or("?").to_string(),
+    ];
+    if let (Some(lat), Some(lon)) = (point["latitude"].as_f64(), point["longitude"].as_f64()) {
+        parts.push(format!("{lat:.5},{lon:.5}"));
+    }
+    if let Some(kph) = point["speed_kph"].as_f64() {
+        parts.push(format!("{kph:.0} km/h"));
+    }
+    if let Some(address) = point["address"].as_str() {
+        parts.push(address.to_string());
+    }
+    parts.join(" · ")
+}
+
+/// What a paged list tool reads and how it sums an item up.
+struct Page<'a> {
+    path: &'a str,
+    plural: &'a str,
+    tool: &'a str,
+    brief: fn(&Value) -> String,
+}
+
+/// A page of a REST list for a list tool: `page_size` bounded for agents, the other
+/// arguments as the query, and a text that says how to get the next page.
+async fn list(
+    server: &McpServer,
+    caller: &Caller,
+    conn: Option<&str>,
+    page: &Page<'_>,
+    mut args: JsonObject,
+) -> Result<CallToolResult, CallToolResult> {
+    let page_size = match args.remove("page_size") {
+        None | Some(Value::Null) => DEFAULT_PAGE_SIZE as u64,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=MAX_PAGE_SIZE as u64).contains(&n) => n,
+            _ => {
+                return Ok(invalid(
+                    "page_size",
+                    format!("`page_size` must be an integer from 1 to {MAX_PAGE_SIZE}."),
+                ));
+            }
+        },
+    };
+    let mut query = vec![("page_size".to_string(), page_size.to_string())];
+    query.extend(
+        args.iter()
+            .filter_map(|(k, v)| Some((k.clone(), query_value(v)?))),
+    );
+    let call = RestCall {
+        method: Method::GET,
+        path: page.path.to_string(),
+        query,
+        body: None,
+        idempotency_key: None,
+    };
+    let Page {
+        plural,
+        tool,
+        brief,
+        ..
+    } = *page;
+    send(server, caller, conn, call).await.map(|answer| {
+        answer_result(answer, |body| {
+            let data = body["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            let mut text = format!("{} {plural} on this page", data.len());
+            if let Some(total) = body["total_count"].as_u64() {
+                text.push_str(&format!(" ({total} in all)"));
+            }
+            text.push_str(":\n");
+            for r in data {
+                text.push_str("- ");
+                text.push_str(&brief(r));
+                text.push('\n');
+            }
+            match body["next_cursor"].as_str() {
+                Some(c) => text.push_str(&format!(
+                    "More: call {tool} again with the same arguments and \"cursor\": \"{c}\"."
+                )),
+                None => text.push_str("This is the last page."),
+            }
+            text
+        })
+    })
+}
+
 async fn execute(
     server: &McpServer,
     caller: &Caller,
@@ -376,51 +465,23 @@ async fn execute(
     let tool_name = def.tool.name.to_string();
     let result = match def.action {
         Action::List(entity) => {
-            let page_size = match args.remove("page_size") {
-                None | Some(Value::Null) => DEFAULT_PAGE_SIZE as u64,
-                Some(v) => match v.as_u64() {
-                    Some(n) if (1..=MAX_PAGE_SIZE as u64).contains(&n) => n,
-                    _ => {
-                        return invalid(
-                            "page_size",
-                            format!("`page_size` must be an integer from 1 to {MAX_PAGE_SIZE}."),
-                        );
-                    }
-                },
-            };
-            let mut query = vec![("page_size".to_string(), page_size.to_string())];
-            query.extend(
-                args.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), query_value(v)?))),
-            );
-            let call = RestCall {
-                method: Method::GET,
-                path: collection_path(entity).to_string(),
-                query,
-                body: None,
-                idempotency_key: None,
-            };
             let plural = entity.spec().title.to_lowercase();
-            send(server, caller, conn, call).await.map(|answer| {
-                answer_result(answer, |body| {
-                    let data = body["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-                    let mut text = format!("{} {plural} on this page", data.len());
-                    if let Some(total) = body["total_count"].as_u64() {
-                        text.push_str(&format!(" ({total} in all)"));
-                    }
-                    text.push_str(":\n");
-                    for r in data {
-                        text.push_str("- ");
-                        text.push_str(&brief(r));
-                        text.push('\n');
-                    }
-                    match body["next_cursor"].as_str() {
-                        Some(c) => text.push_str(&format!("More: call {tool_name} again with the same arguments and \"cursor\": \"{c}\".")),
-                        None => text.push_str("This is the last page."),
-                    }
-                    text
-                })
-            })
+            let page = Page {
+                path: collection_path(entity),
+                plural: &plural,
+                tool: &tool_name,
+                brief,
+            };
+            list(server, caller, conn, &page, args).await
+        }
+        Action::Locations { latest } => {
+            let page = Page {
+                path: tools::locations_path(latest),
+                plural: "vehicle locations",
+                tool: &tool_name,
+                brief: point_brief,
+            };
+            list(server, caller, conn, &page, args).await
         }
         Action::Get(entity) => {
             let Some(Value::String(id)) = args.remove("id") else {

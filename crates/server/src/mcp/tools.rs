@@ -35,6 +35,11 @@ pub enum Action {
     TriggerSync,
     /// The unified schema, mapping and write rules of an entity.
     DescribeEntity,
+    /// A page of vehicle locations by time (`latest`: each vehicle's newest).
+    Locations {
+        /// The newest point of each vehicle rather than points by time.
+        latest: bool,
+    },
     /// Meta mode: find tools by words.
     SearchTools,
     /// Meta mode: one tool's schemas.
@@ -370,6 +375,50 @@ fn update_tool(entity: Entity) -> Tool {
     )
 }
 
+/// Path of the vehicle locations, or of each vehicle's latest one.
+pub fn locations_path(latest: bool) -> &'static str {
+    if latest {
+        "/v1/vehicle-locations/latest"
+    } else {
+        "/v1/vehicle-locations"
+    }
+}
+
+/// The `list_vehicle_locations` / `latest_vehicle_locations` tools: GPS points from their
+/// own storage, pages bounded for agents like record lists.
+fn locations_tool(latest: bool) -> Tool {
+    let path = locations_path(latest);
+    let mut props = query_properties(&Method::GET, path);
+    props.insert(
+        "page_size".into(),
+        json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+               "description": format!("Points per page: default {DEFAULT_PAGE_SIZE}, at most {MAX_PAGE_SIZE}.")}),
+    );
+    let (name, title, description) = if latest {
+        (
+            "latest_vehicle_locations",
+            "Latest vehicle locations",
+            "Where each of the connection's vehicles is: its newest GPS point (time, latitude, longitude, speed in km/h, heading, address where known), by vehicle id; `vehicle_id` for one vehicle.",
+        )
+    } else {
+        (
+            "list_vehicle_locations",
+            "List vehicle locations",
+            "The connection's GPS points oldest first, filtered by `vehicle_id` (`vhc_…`) and a time range (`recorded_after`, `recorded_before`, RFC 3339): where a vehicle was and when. When `next_cursor` is not null, call again with `cursor` set to it (same other arguments).",
+        )
+    };
+    tool(
+        name.into(),
+        title.into(),
+        format!(
+            "{description} At most {MAX_PAGE_SIZE} points per call (default {DEFAULT_PAGE_SIZE})."
+        ),
+        object(props, &[]),
+        response_schema(&Method::GET, path, "200"),
+        read_only().idempotent(true),
+    )
+}
+
 fn connection_status_tool() -> Tool {
     let mut output = response_schema(&Method::GET, "/v1/connection", "200");
     // The token's visible start is not shown to agents.
@@ -454,6 +503,10 @@ pub fn catalogue(audience: &Audience<'_>) -> Vec<ToolDef> {
     for &entity in &readable {
         push(list_tool(entity), Action::List(entity));
         push(get_tool(entity), Action::Get(entity));
+    }
+    if audience.reads(Entity::VEHICLE_LOCATION) {
+        push(locations_tool(false), Action::Locations { latest: false });
+        push(locations_tool(true), Action::Locations { latest: true });
     }
     for &entity in Entity::ALL {
         if audience.writes_op(entity, WriteOp::Create) {

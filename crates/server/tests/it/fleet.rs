@@ -57,6 +57,14 @@ async fn vehicle_locations_are_paged_by_time_filtered_and_latest_per_vehicle() {
     assert!(!drivers.is_empty());
     let (events, _) = app.all(&token, "/v1/driver-behavior-events").await;
     assert!(events.iter().all(|e| e["remote_type"].is_string()));
+    // Fuel levels, from the vehicles' fuel statistics.
+    let fuel = app.get(&token, "/v1/fuel-events?page_size=20").await;
+    assert_eq!(fuel.status, 200, "{}", fuel.body);
+    let fuel = fuel.body["data"].as_array().unwrap().clone();
+    assert_eq!(fuel.len(), 20);
+    assert!(fuel.iter().all(|f| f["event_type"] == "level"
+        && f["fuel_level_percent"].is_number()
+        && f["id"].as_str().unwrap().starts_with("fue_")));
 
     // The latest position of each vehicle, by vehicle id.
     let latest = app.get(&token, "/v1/vehicle-locations/latest").await;
@@ -146,6 +154,35 @@ async fn vehicle_locations_are_paged_by_time_filtered_and_latest_per_vehicle() {
         )
         .await;
     assert_eq!(res.status, 400, "{}", res.body);
+
+    // Agents read the same points through MCP tools, pages bounded for them.
+    let (_, result) = crate::mcp::call(&app, &token, "latest_vehicle_locations", json!({})).await;
+    let out = crate::mcp::ok(&result);
+    assert_eq!(out["data"].as_array().unwrap().len(), 3, "{out}");
+    let (_, result) = crate::mcp::call(
+        &app,
+        &token,
+        "list_vehicle_locations",
+        json!({"vehicle_id": vehicle, "page_size": 10}),
+    )
+    .await;
+    let out = crate::mcp::ok(&result).clone();
+    let page = out["data"].as_array().unwrap();
+    assert_eq!(page.len(), 10);
+    assert!(page.iter().all(|p| p["vehicle_id"] == vehicle));
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("km/h") && text.contains("\"cursor\""),
+        "{text}"
+    );
+    let (_, result) = crate::mcp::call(
+        &app,
+        &token,
+        "list_vehicle_locations",
+        json!({"page_size": 101}),
+    )
+    .await;
+    assert_eq!(crate::mcp::tool_error(&result)["param"], "page_size");
 
     // Another connection of the same organization sees none of these points.
     let other = app

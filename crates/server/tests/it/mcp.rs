@@ -46,7 +46,7 @@ fn names(tools: &[Value]) -> HashSet<String> {
 }
 
 /// Calls a tool; returns the HTTP answer and the tool's result.
-async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> (Res, Value) {
+pub(crate) async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> (Res, Value) {
     let res = rpc(
         app,
         token,
@@ -61,14 +61,14 @@ async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> (Res, Valu
 }
 
 /// The error object of a tool error (its text is the REST error body).
-fn tool_error(result: &Value) -> Value {
+pub(crate) fn tool_error(result: &Value) -> Value {
     assert_eq!(result["isError"], true, "not a tool error: {result}");
     let text = result["content"][0]["text"].as_str().unwrap();
     let body: Value = serde_json::from_str(text).expect("the error text is the REST error body");
     body["error"].clone()
 }
 
-fn ok(result: &Value) -> &Value {
+pub(crate) fn ok(result: &Value) -> &Value {
     assert_ne!(result["isError"], true, "tool error: {result}");
     &result["structuredContent"]
 }
