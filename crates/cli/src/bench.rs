@@ -517,9 +517,17 @@ pub(crate) async fn connect_emulated(
             )
         }
         System::NexTraq => {
-            anyhow::bail!(
-                "{} has an emulator but no connector to benchmark yet",
-                system.name()
+            let c = emulator_json(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/__emulator/credentials"),
+                None,
+            )
+            .await?;
+            (
+                ironbridge_connectors::nextraq::ID,
+                json!({"base_url": base, "time_zone": "Eastern"}),
+                json!({"username": c["username"], "password": c["password"]}),
             )
         }
     };
@@ -854,7 +862,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             emu.shutdown().await;
             continue;
         }
-        if system == System::Samsara {
+        if matches!(system, System::Samsara | System::NexTraq) {
             samsara_run(&SamsaraRun {
                 name,
                 args: &args,
@@ -1013,7 +1021,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
     Ok(())
 }
 
-/// What a Samsara run needs from the bench's loop.
+/// What a fleet run (Samsara, NexTraq) needs from the bench's loop.
 struct SamsaraRun<'a> {
     name: &'a str,
     args: &'a SyncBenchArgs,
@@ -1036,8 +1044,9 @@ struct SamsaraRun<'a> {
     >,
 }
 
-/// A fleet: GPS points back-filled over the history window (7 days of every vehicle, one
-/// point per 30 s) into the point storage, against a bare pull of the same history pages
+/// A fleet (Samsara, or NexTraq's per-vehicle, per-day trail): GPS points back-filled over
+/// the history window (7 days of every vehicle, one point per 30 s; 60 s for NexTraq) into the
+/// point storage, against a bare pull of the same history pages
 /// (bodies read and cut, nothing mapped or stored); then an hour of new points read
 /// incrementally; then the retention purge of the older half.
 async fn samsara_run(r: &SamsaraRun<'_>) -> anyhow::Result<()> {

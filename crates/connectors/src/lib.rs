@@ -14,6 +14,7 @@ pub(crate) mod edmx;
 pub mod guard;
 pub mod limiter;
 pub mod netsuite;
+pub mod nextraq;
 pub mod samsara;
 pub mod sap;
 pub mod sleeper;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ironbridge_connectors::sleeper::{Sleeper, TokioSleeper};
-use ironbridge_connectors::{asctrac, bc, netsuite, samsara, sap};
+use ironbridge_connectors::{asctrac, bc, netsuite, nextraq, samsara, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::netguard::Egress;
 use ironbridge_core::sandbox;
@@ -18,6 +18,7 @@ pub static BUILTIN: &[&SystemDescriptor] = &[
     &bc::DESCRIPTOR,
     &asctrac::DESCRIPTOR,
     &samsara::DESCRIPTOR,
+    &nextraq::DESCRIPTOR,
 ];
 
 /// The built-in systems, whose connectors read time from `clock`, really wait between

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ironbridge_connectors::netsuite::generate_certificate;
-use ironbridge_connectors::{asctrac, bc, netsuite, samsara, sap};
+use ironbridge_connectors::{asctrac, bc, netsuite, nextraq, samsara, sap};
 use ironbridge_core::Clock;
 use ironbridge_core::clock::Sleeper;
 use ironbridge_core::connector::Connector;
@@ -43,12 +43,14 @@ pub fn emulator_of(system: &SystemDescriptor) -> Option<System> {
         Some(System::Asctrac)
     } else if system.id == samsara::ID {
         Some(System::Samsara)
+    } else if system.id == nextraq::ID {
+        Some(System::NexTraq)
     } else {
         None
     }
 }
 
-/// The descriptor of an emulated system (panics for one whose connector does not exist yet).
+/// The descriptor of an emulated system.
 pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
     match system {
         System::NetSuite => &netsuite::DESCRIPTOR,
@@ -56,10 +58,7 @@ pub fn descriptor_of(system: System) -> &'static SystemDescriptor {
         System::BusinessCentral => &bc::DESCRIPTOR,
         System::Asctrac => &asctrac::DESCRIPTOR,
         System::Samsara => &samsara::DESCRIPTOR,
-        // Emulated for the NexTraq connector to come; until it exists nothing can connect.
-        System::NexTraq => {
-            panic!("the {} emulator has no connector yet", system.name())
-        }
+        System::NexTraq => &nextraq::DESCRIPTOR,
     }
 }
 
@@ -143,7 +142,14 @@ impl Emulated {
                     json!({"api_token": c["tokens"][0]}),
                 )
             }
-            System::NexTraq => unreachable!("descriptor_of refuses it"),
+            System::NexTraq => {
+                let c = emulated.admin("GET", "/credentials", None).await;
+                let zone = emulated.admin("GET", "/settings", None).await["time_zone"].clone();
+                (
+                    json!({"base_url": base, "time_zone": zone}),
+                    json!({"username": c["username"], "password": c["password"]}),
+                )
+            }
         };
         emulated.settings = object(settings);
         emulated.credentials = object(credentials);

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 mod asctrac;
 mod erp;
 mod fleet;
+mod nextraq;
 mod seams;
 mod support;
 mod telemetry;

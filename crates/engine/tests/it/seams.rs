@@ -69,6 +69,11 @@ async fn samsara_conforms_to_its_descriptor() {
 }
 
 #[tokio::test]
+async fn nextraq_conforms_to_its_descriptor() {
+    emulated_conforms(System::NexTraq).await;
+}
+
+#[tokio::test]
 async fn the_sandbox_conforms_to_its_descriptor() {
     let clock = ManualClock::new(ironbridge_core::sandbox::data::anchor());
     let c = SandboxConnector::new(&serde_json::Map::new(), None, Arc::new(clock)).unwrap();
