@@ -68,6 +68,29 @@ impl Demo {
         Ok(body)
     }
 
+    /// How many vehicles report, and the newest point, in a line.
+    async fn points(&self, token: &str) -> anyhow::Result<String> {
+        let latest: Value = self
+            .http
+            .get(format!("{}/v1/vehicle-locations/latest", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let data = latest["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let newest = data
+            .iter()
+            .filter_map(|p| p["recorded_at"].as_str())
+            .max()
+            .unwrap_or("none");
+        Ok(format!(
+            "{} vehicles reporting, newest point {newest}",
+            data.len()
+        ))
+    }
+
     async fn connect(
         &self,
         name: &str,
@@ -86,6 +109,18 @@ impl Demo {
         let token = body["token"].as_str().context("no token")?.to_string();
         Ok((id, token))
     }
+}
+
+/// Vehicles of the demo's Samsara fleet for `records` (20 for the default 2,000): a week of
+/// points every 30 s is about 20,000 each.
+fn samsara_vehicles(records: u64) -> u64 {
+    (records / 100).clamp(2, 20)
+}
+
+/// Vehicles of the demo's NexTraq fleet for `records` (6 for the default 2,000): read one
+/// vehicle and day per request, 4 requests a second.
+fn nextraq_vehicles(records: u64) -> u64 {
+    (records / 300).clamp(2, 6)
 }
 
 async fn admin_json(emulator: &RunningEmulator, path: &str) -> anyhow::Result<Value> {
@@ -170,6 +205,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.records
     );
     let asctrac = emulator(System::Asctrac, args.records).await?;
+    let (samsara_n, nextraq_n) = (
+        samsara_vehicles(args.records),
+        nextraq_vehicles(args.records),
+    );
+    println!(
+        "Starting the emulated fleets: Samsara ({samsara_n} vehicles) and NexTraq ({nextraq_n} vehicles)..."
+    );
+    let samsara = emulator(System::Samsara, samsara_n).await?;
+    let nextraq = emulator(System::NexTraq, nextraq_n).await?;
 
     let (receiver_base, received) = crate::receiver::start().await?;
     // The demo's receiver is on this machine: allow loopback, as an operator would with
@@ -282,6 +326,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sap_creds = admin_json(&sap, "/__emulator/credentials").await?;
     let bc_creds = admin_json(&bc, "/__emulator/credentials").await?;
     let asctrac_creds = admin_json(&asctrac, "/__emulator/credentials").await?;
+    let samsara_creds = admin_json(&samsara, "/__emulator/credentials").await?;
+    let nextraq_creds = admin_json(&nextraq, "/__emulator/credentials").await?;
 
     let connections = vec![
         ("Sandbox ERP", demo.connect("Sandbox ERP", "sandbox", json!({}), json!({})).await?),
@@ -319,10 +365,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             )
             .await?,
         ),
+        (
+            "Samsara",
+            demo.connect(
+                "Samsara",
+                "samsara",
+                json!({"base_url": samsara.base_url()}),
+                json!({"api_token": samsara_creds["tokens"][0]}),
+            )
+            .await?,
+        ),
+        (
+            "NexTraq",
+            demo.connect(
+                "NexTraq",
+                "nextraq",
+                json!({"base_url": nextraq.base_url(), "time_zone": "Eastern"}),
+                json!({"username": nextraq_creds["username"], "password": nextraq_creds["password"]}),
+            )
+            .await?,
+        ),
     ];
 
     println!(
-        "\nInitial syncs (purchase orders of the last 90 days; vendors, items and locations whole; the warehouse's outboxes until empty):"
+        "\nInitial syncs (purchase orders of the last 90 days; vendors, items and locations whole; the warehouse's outboxes until empty; a week of vehicle locations):"
     );
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("  {prefix:18} {spinner} {pos:>7} records  {msg}")
@@ -359,6 +425,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    for (name, (_, token)) in &connections[connections.len() - 2..] {
+        let points = demo.points(token).await.unwrap_or_default();
+        println!("  {name}: {points}");
+    }
     let tally = received.tally();
     println!(
         "\nWebhooks: the demo receiver at {receiver_base}/hooks/demo verified {} signed deliveries ({} sync.completed), refused {}.",
@@ -386,6 +456,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  curl -s \"{base}/v1/inventory-levels?page_size=5\" -H \"Authorization: Bearer $TOKEN\"   (ASCTrac's token; also receipts, shipments, outbound-orders, inventory-transactions)"
     );
+    println!(
+        "  curl -s \"{base}/v1/vehicle-locations/latest\" -H \"Authorization: Bearer $TOKEN\"   (Samsara's or NexTraq's token; also vehicle-locations?vehicle_id=…, vehicles, drivers, driver-behavior-events, fuel-events)"
+    );
     println!("  curl -s {base}/v1/connection -H \"Authorization: Bearer $TOKEN\"");
     println!("  curl -s -X POST {base}/v1/sync -H \"Authorization: Bearer $TOKEN\"");
     println!(
@@ -402,11 +475,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  curl -s -X POST {base}/v1/webhook-endpoints/{endpoint_id}/test -H \"Authorization: Bearer $KEY\""
     );
     println!(
-        "\nEmulators: NetSuite {}, SAP {}, Business Central {}, ASCTrac {} (admin API under /__emulator).",
+        "\nEmulators: NetSuite {}, SAP {}, Business Central {}, ASCTrac {}, Samsara {}, NexTraq {} (admin API under /__emulator).",
         netsuite.base_url(),
         sap.base_url(),
         bc.base_url(),
-        asctrac.base_url()
+        asctrac.base_url(),
+        samsara.base_url(),
+        nextraq.base_url()
     );
     println!("Press Ctrl-C to stop.");
 
@@ -418,6 +493,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     sap.shutdown().await;
     bc.shutdown().await;
     asctrac.shutdown().await;
+    samsara.shutdown().await;
+    nextraq.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

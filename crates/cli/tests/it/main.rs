@@ -340,7 +340,7 @@ async fn demo_connects_every_system_and_syncs_them() {
         .collect();
     assert_eq!(
         tokens.len(),
-        5,
+        7,
         "{out}\n--- stderr ---\n{}",
         std::fs::read_to_string(logs.path()).unwrap_or_default()
     );
@@ -356,12 +356,17 @@ async fn demo_connects_every_system_and_syncs_them() {
         .find(|l| l.starts_with("Webhooks:"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
-        webhooks.contains("(5 sync.completed), refused 0"),
+        webhooks.contains("(7 sync.completed), refused 0"),
         "{webhooks}"
     );
     assert!(
         out.contains("/deliveries?event_type=sync.completed"),
         "{out}"
+    );
+    assert_eq!(
+        out.matches(" vehicles reporting, newest point 20").count(),
+        2,
+        "both fleets' points: {out}"
     );
     let client = reqwest::Client::new();
     for token in tokens {
@@ -375,12 +380,25 @@ async fn demo_connects_every_system_and_syncs_them() {
             .await
             .unwrap();
         assert_eq!(conn["status"], "online", "{conn}");
-        // The ERPs' purchase orders; the warehouse's receipts.
-        let entity = if conn["system"] == "asctrac" {
-            "receipt"
-        } else {
-            "purchase_order"
+        // The ERPs' purchase orders; the warehouse's receipts; the fleets' vehicles, and
+        // their points.
+        let entity = match conn["system"].as_str().unwrap() {
+            "asctrac" => "receipt",
+            "samsara" | "nextraq" => "vehicle",
+            _ => "purchase_order",
         };
+        if entity == "vehicle" {
+            let latest: serde_json::Value = client
+                .get(format!("{base}/v1/vehicle-locations/latest"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(latest["data"].as_array().unwrap().len() >= 2, "{latest}");
+        }
         let orders = conn["sync"]
             .as_array()
             .unwrap()

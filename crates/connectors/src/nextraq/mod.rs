@@ -51,6 +51,8 @@ const fn read(entity: Entity, kind: ReadKind, deletions: DeletionDetection) -> R
         kind,
         deletions,
         payload: Payload::Whole,
+        // The trail is read by day; NexTraq has no feed.
+        follows_feed: false,
     }
 }
 

@@ -465,9 +465,10 @@ async fn nextraq_never_asks_beyond_the_200_days_the_trail_serves() {
             history_days: Some(400),
             ..Default::default()
         },
-        // All history: sliced from the oldest day the trail serves.
+        // A full sync re-reads the history window: the same bound.
         SyncOptions {
             full: true,
+            history_days: Some(400),
             ..Default::default()
         },
     ] {
