@@ -556,6 +556,14 @@ pub trait Source: Send + Sync {
         Ok(Extent::default())
     }
 
+    /// Where a slice of `entity` should end when the engine would end it at `t`: a source
+    /// read in fixed units places the boundary on the last instant of the unit `t` falls in
+    /// (NexTraq's trail is one local day per request: a slice that cut a day in two would
+    /// read it twice), so the next slice starts with a whole unit. The default: `t`.
+    fn slice_boundary(&self, _entity: Entity, t: Timestamp) -> Timestamp {
+        t
+    }
+
     /// Where a cursor of `entity` stands: the modification time of the last record read,
     /// when the cursor is a keyset that the next `fetch_page` applies within whatever window
     /// it is given. The engine may then narrow a window's upper bound between pages and hand

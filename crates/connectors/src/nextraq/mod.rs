@@ -663,6 +663,17 @@ impl Source for NexTraqConnector {
     async fn source_time(&self) -> Result<Option<Timestamp>, ConnectorError> {
         Ok(self.source_clock.at(self.client.now()))
     }
+
+    /// The trail is read by local day: a slice ends just before the local midnight that
+    /// starts `t`'s day, so no day is read in two requests.
+    fn slice_boundary(&self, entity: Entity, t: Timestamp) -> Timestamp {
+        if entity != Entity::VEHICLE_LOCATION {
+            return t;
+        }
+        local_date(&self.zone, t)
+            .and_then(|date| day_start(&self.zone, date))
+            .map_or(t, |start| Timestamp(start.micros() - 1))
+    }
 }
 
 #[cfg(test)]

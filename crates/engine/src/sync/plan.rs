@@ -81,7 +81,9 @@ pub(super) fn decode_plan(window: &ReadWindow, checkpoint: Option<&str>) -> Vec<
 pub(super) const SECOND: i64 = 1_000_000;
 
 /// Splits a new run's window into slices of equal length, so `readers` reads can be in
-/// flight at once. Boundaries are whole seconds and slices do not overlap: slice k covers
+/// flight at once, each boundary moved back to the end of the source's read unit where it has
+/// one (`Source::slice_boundary`). Boundaries are whole seconds (or the last microsecond of
+/// a source's unit) and slices do not overlap: slice k covers
 /// `(b[k-1], b[k]]`, so every source precision (seconds, milliseconds) reads each instant
 /// in exactly one slice. The first slice keeps the window's open lower bound, so records
 /// older than the oldest one found are still read.
@@ -124,7 +126,12 @@ pub(super) async fn plan_slices(
     let mut bounds = Vec::with_capacity(n as usize);
     for k in 1..n {
         let b = (lower.micros() + span / n * k).div_euclid(SECOND) * SECOND;
-        if bounds.last().is_none_or(|&last| b > last) {
+        // A source read in units (days) moves the boundary to the end of its unit.
+        let b = connector
+            .slice_boundary(entity, Timestamp(b))
+            .micros()
+            .min(b);
+        if b > lower.micros() && b < until.micros() && bounds.last().is_none_or(|&last| b > last) {
             bounds.push(b);
         }
     }

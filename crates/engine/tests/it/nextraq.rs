@@ -247,6 +247,13 @@ async fn nextraq_back_fills_the_trail_then_reads_only_new_points() {
     assert_eq!(count(&nx.env, Entity::VEHICLE).await, 6);
     // One login for every reader of the sync.
     assert_eq!(log.iter().filter(|e| is_login(e)).count(), 1, "one login");
+    // One request per vehicle and local day of the window (seven days touch eight): the
+    // sync's slices end at local midnight, so no day is asked for twice.
+    let trail_requests = log.iter().filter(|e| is_trail(e)).count();
+    assert!(
+        (6 * 7..=6 * 8).contains(&trail_requests),
+        "{trail_requests} trail requests"
+    );
     assert!(
         log.iter()
             .all(|e| e.status != Some(400) && e.status != Some(403)),
