@@ -805,7 +805,8 @@ pub trait Store:
         batch: u32,
         max: u64,
     ) -> StoreResult<u64>;
-    /// Stored record count per entity.
+    /// Stored record count per entity (for an entity kept as points, its points: counted as
+    /// they are written and purged).
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>>;
 
     /// Queues a job; `None` if one with the same dedupe key is already queued or running.

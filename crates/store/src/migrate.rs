@@ -99,6 +99,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "points",
         sql: include_str!("../migrations/sqlite/0018_points.sql"),
     },
+    Migration {
+        version: 19,
+        name: "point_counts",
+        sql: include_str!("../migrations/sqlite/0019_point_counts.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -187,6 +192,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 17,
         name: "points",
         sql: include_str!("../migrations/postgres/0017_points.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "point_counts",
+        sql: include_str!("../migrations/postgres/0018_point_counts.sql"),
     },
 ];
 

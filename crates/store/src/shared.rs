@@ -1252,8 +1252,10 @@ impl Store for Backend {
                     .map_err(classify)?;
             }
         }
+        let mut points_added = 0;
         if !page.points.is_empty() {
             let added = write_points(&mut tx, conn, page.entity, &page.points, now).await?;
+            points_added = added;
             counts.added += added;
             counts.unchanged += page.points.len() as u64 - added;
         }
@@ -1314,8 +1316,8 @@ impl Store for Backend {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         sqlx::query(
             "UPDATE sync_state SET cursor = $3, run_added = run_added + $4, run_updated = run_updated + $5, \
-             run_deleted = run_deleted + $6, run_unchanged = run_unchanged + $7, run_skipped = run_skipped + $8 \
-             WHERE connection_id = $1 AND entity = $2",
+             run_deleted = run_deleted + $6, run_unchanged = run_unchanged + $7, run_skipped = run_skipped + $8, \
+             points_stored = points_stored + $9 WHERE connection_id = $1 AND entity = $2",
         )
         .bind(&conn.0)
         .bind(entity)
@@ -1325,6 +1327,7 @@ impl Store for Backend {
         .bind(n(counts.deleted))
         .bind(n(counts.unchanged))
         .bind(n(page.skipped))
+        .bind(n(points_added))
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -1584,6 +1587,16 @@ impl Store for Backend {
                 .await
                 .map_err(classify)?
                 .rows_affected();
+                sqlx::query(
+                    "UPDATE sync_state SET points_stored = CASE WHEN points_stored > $3 THEN points_stored - $3 ELSE 0 END \
+                     WHERE connection_id = $1 AND entity = $2",
+                )
+                .bind(&conn)
+                .bind(entity.as_str())
+                .bind(i64::try_from(done).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
                 self.commit(tx).await?;
                 purged += done;
                 if done < take as u64 {
@@ -1595,7 +1608,12 @@ impl Store for Backend {
     }
 
     async fn record_counts(&self, conn: &ConnId) -> StoreResult<Vec<(Entity, i64)>> {
-        let rows = sqlx::query("SELECT entity, COUNT(*) AS n FROM records WHERE connection_id = $1 GROUP BY entity ORDER BY entity")
+        // Time series count their points as they are written and purged.
+        let rows = sqlx::query(
+            "SELECT entity, COUNT(*) AS n FROM records WHERE connection_id = $1 GROUP BY entity \
+             UNION ALL SELECT entity, points_stored AS n FROM sync_state WHERE connection_id = $1 AND points_stored > 0 \
+             ORDER BY entity",
+        )
             .bind(&conn.0)
             .fetch_all(&mut *self.reader().await?)
             .await

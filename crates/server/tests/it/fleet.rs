@@ -57,6 +57,19 @@ async fn vehicle_locations_are_paged_by_time_filtered_and_latest_per_vehicle() {
     assert!(!drivers.is_empty());
     let (events, _) = app.all(&token, "/v1/driver-behavior-events").await;
     assert!(events.iter().all(|e| e["remote_type"].is_string()));
+    // The connection counts its points like its records.
+    let conn = app.get(&token, "/v1/connection").await;
+    let locations = conn.body["sync"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "vehicle_location")
+        .unwrap()
+        .clone();
+    assert!(
+        locations["record_count"].as_i64().unwrap() > 3 * 7 * 2000,
+        "{locations}"
+    );
     // Fuel levels, from the vehicles' fuel statistics.
     let fuel = app.get(&token, "/v1/fuel-events?page_size=20").await;
     assert_eq!(fuel.status, 200, "{}", fuel.body);

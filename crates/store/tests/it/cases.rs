@@ -1689,6 +1689,10 @@ pub async fn points_are_appended_once_paged_by_time_and_purged_in_batches(store:
     let left = store.list_points(&c, &all(None, 1_000)).await.unwrap();
     assert_eq!(left.len(), 41);
     assert!(left.iter().all(|p| p.recorded_at >= T0.plus_secs(300)));
+    // The connection's count of points follows the writes (61, a point read twice counted
+    // once) and the purges (20 fewer), without counting the table.
+    let counts = store.record_counts(&c).await.unwrap();
+    assert_eq!(counts, vec![(entity, 41)]);
     // Deleting the connection's data deletes its points.
     store
         .disconnect_connection(&o, &c, T0.plus_secs(10))
