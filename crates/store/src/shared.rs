@@ -168,6 +168,13 @@ fn key_from(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
     })
 }
 
+/// Rows of (organization id, connection id) as the scheduler takes them.
+fn org_connections(rows: Vec<(String, String)>) -> Vec<(OrgId, ConnId)> {
+    rows.into_iter()
+        .map(|(o, c)| (OrgId(o), ConnId(c)))
+        .collect()
+}
+
 /// Adds the points a series does not have yet (one per series and instant) and moves each
 /// series' newest point forward; returns how many were added.
 async fn write_points(
@@ -1852,10 +1859,7 @@ impl Store for Backend {
         .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(o, c)| (OrgId(o), ConnId(c)))
-            .collect())
+        Ok(org_connections(rows))
     }
 
     async fn connections_to_poll(
@@ -1874,10 +1878,7 @@ impl Store for Backend {
         .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(o, c)| (OrgId(o), ConnId(c)))
-            .collect())
+        Ok(org_connections(rows))
     }
 
     async fn purge_finished_jobs(

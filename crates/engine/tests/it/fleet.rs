@@ -14,7 +14,7 @@ use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow,
 use ironbridge_core::clock::RecordingSleeper;
 use ironbridge_core::crypto::Keys;
 use ironbridge_core::runtime::Runtimes;
-use ironbridge_core::store::{NewJob, PointQuery, StoreError};
+use ironbridge_core::store::{NewJob, StoreError};
 use ironbridge_core::system::ConnectorFactory;
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_emulators::System;
@@ -79,35 +79,10 @@ async fn emulator_points(
 
 /// Every stored point, as (vehicle remote id, time).
 async fn stored_points(env: &crate::support::Env) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    let mut after = None;
-    loop {
-        let page = env
-            .store
-            .list_points(
-                &env.conn,
-                &PointQuery {
-                    entity: Entity::VEHICLE_LOCATION,
-                    series_id: None,
-                    from: None,
-                    until: None,
-                    after: after.clone(),
-                    limit: 5000,
-                },
-            )
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some((last.recorded_at, last.series_id.clone()));
-        for p in &page {
-            let data: Value = serde_json::from_str(&p.data).unwrap();
-            out.insert((
-                data["vehicle_remote_id"].as_str().unwrap().to_string(),
-                p.recorded_at.to_rfc3339(),
-            ));
-        }
-    }
-    out
+    crate::support::stored_points(env)
+        .await
+        .into_keys()
+        .collect()
 }
 
 /// Moves both clocks, ours and the emulator's, by `secs`.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use ironbridge_core::clock::RecordingSleeper;
 use ironbridge_core::connector::{Connector, ConnectorError};
-use ironbridge_core::store::PointQuery;
 use ironbridge_core::{Clock, ManualClock};
 use ironbridge_emulators::common::requestlog::LogEntry;
 use ironbridge_emulators::{EmulatorConfig, System};
@@ -18,7 +17,7 @@ use ironbridge_model::{Entity, Timestamp};
 use ironbridge_testkit::emulated::Emulated;
 use serde_json::{Value, json};
 
-use crate::support::{Env, count, env_for, report, status, sync, sync_with};
+use crate::support::{Env, count, env_for, report, status, stored_points, sync, sync_with};
 
 /// (vehicle `mobileId`, RFC 3339 time) → the point as the emulator's trail shows it.
 type Points = BTreeMap<(String, String), Value>;
@@ -169,42 +168,6 @@ fn within(all: &Points, from: Timestamp, to: Timestamp) -> BTreeSet<(String, Str
         })
         .cloned()
         .collect()
-}
-
-/// Every stored point, as (vehicle remote id, time) → its unified data.
-async fn stored_points(env: &Env) -> BTreeMap<(String, String), Value> {
-    let mut out = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = env
-            .store
-            .list_points(
-                &env.conn,
-                &PointQuery {
-                    entity: Entity::VEHICLE_LOCATION,
-                    series_id: None,
-                    from: None,
-                    until: None,
-                    after: after.clone(),
-                    limit: 5000,
-                },
-            )
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some((last.recorded_at, last.series_id.clone()));
-        for p in &page {
-            let data: Value = serde_json::from_str(&p.data).unwrap();
-            out.insert(
-                (
-                    data["vehicle_remote_id"].as_str().unwrap().to_string(),
-                    p.recorded_at.to_rfc3339(),
-                ),
-                data,
-            );
-        }
-    }
-    out
 }
 
 fn is_login(e: &LogEntry) -> bool {

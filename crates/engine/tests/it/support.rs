@@ -2,6 +2,7 @@
 //! new PostgreSQL schema when `TEST_BACKEND=postgres`), one organization and one connection,
 //! a manual clock, and the one place tests call the sync runner through.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -192,4 +193,40 @@ pub async fn drive_until_killed<F: Future>(fut: F, reached: Arc<AtomicBool>) -> 
         Poll::Pending
     })
     .await
+}
+
+/// Every stored point, as (vehicle remote id, time) → its unified data.
+pub async fn stored_points(env: &Env) -> BTreeMap<(String, String), Value> {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = env
+            .store
+            .list_points(
+                &env.conn,
+                &PointQuery {
+                    entity: Entity::VEHICLE_LOCATION,
+                    series_id: None,
+                    from: None,
+                    until: None,
+                    after: after.clone(),
+                    limit: 5000,
+                },
+            )
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.recorded_at, last.series_id.clone()));
+        for p in &page {
+            let data: Value = serde_json::from_str(&p.data).unwrap();
+            out.insert(
+                (
+                    data["vehicle_remote_id"].as_str().unwrap().to_string(),
+                    p.recorded_at.to_rfc3339(),
+                ),
+                data,
+            );
+        }
+    }
+    out
 }
