@@ -1,6 +1,7 @@
 //! Samsara (REST API v2): vehicles and drivers read whole, GPS points from the locations
 //! history by time window (stored as points, de-duplicated by vehicle and instant), and safety
-//! events by time window; bearer API tokens; Samsara's cursor pages (`after`,
+//! events by time window, dispatch routes by schedule and written back (`routes`); bearer API
+//! tokens; Samsara's cursor pages (`after`,
 //! `pagination.endCursor`, `hasNextPage`) and its 429 with a fractional `Retry-After`.
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use crate::common::{
     Authorize, Fields, Secret, SourceClock, authorized_call, limited_client, unexpected, upstream,
 };
 use crate::sleeper::Sleeper;
+
+mod routes;
 
 /// Samsara's id.
 pub const ID: SystemId = SystemId::from_static("samsara");
@@ -85,8 +88,13 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             ReadKind::TimeSeries,
             DeletionDetection::Flagged,
         ),
+        read(
+            Entity::DISPATCH_ROUTE,
+            ReadKind::Windowed,
+            DeletionDetection::Reconciliation,
+        ),
     ],
-    writes: &[],
+    writes: routes::WRITES,
     limits: Limits {
         concurrency: 4,
         per_second: 25.0,
@@ -101,6 +109,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         include_str!("../../mappings/samsara/vehicle.json"),
         include_str!("../../mappings/samsara/vehicle_location.json"),
         include_str!("../../mappings/samsara/driver_behavior_event.json"),
+        include_str!("../../mappings/samsara/dispatch_route.json"),
     ]),
     build: |ctx| {
         Ok(Arc::new(SamsaraConnector::new(
@@ -245,6 +254,14 @@ impl Connector for SamsaraConnector {
     fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
         self.client.breaker().state()
     }
+
+    fn creates(&self) -> Option<&dyn ironbridge_core::connector::CreateRecords> {
+        Some(self)
+    }
+
+    fn updates(&self) -> Option<&dyn ironbridge_core::connector::UpdateRecords> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -309,6 +326,8 @@ impl Source for SamsaraConnector {
             query.push(limit);
             let (rows, next) = self.page("/fleet/safety-events", query, cursor).await?;
             Ok(RawPage::from_values(rows, next))
+        } else if entity == Entity::DISPATCH_ROUTE {
+            self.fetch_routes(window, cursor).await
         } else {
             Err(ConnectorError::Unsupported(format!(
                 "Samsara does not serve {} records",
