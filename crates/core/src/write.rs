@@ -1011,6 +1011,60 @@ mod tests {
         assert!(description_problems(&VENDOR_LIKE)[0].contains("differ from the catalogue"));
     }
 
+    static ROUTE_LIKE: &[WriteField] = &[
+        WriteField::new("at", WriteType::Datetime, "When."),
+        WriteField::new(
+            "lat",
+            WriteType::Number {
+                min: -90.0,
+                max: 90.0,
+            },
+            "Latitude.",
+        ),
+        crate::describe::text("note", "Cleared by null.").clearable(),
+        crate::describe::text("name", "Not cleared."),
+    ];
+
+    #[test]
+    fn date_times_numbers_and_cleared_fields_are_checked() {
+        let spec = WriteSpec {
+            fields: ROUTE_LIKE,
+            custom_fields: CustomFields::NONE,
+            ..VENDOR_LIKE
+        };
+        let run = |body: Value, op| {
+            validate(
+                &crate::sandbox::DESCRIPTOR,
+                &spec,
+                body.as_object().unwrap(),
+                op,
+            )
+        };
+        let ok = run(
+            json!({"at": "2026-03-01T09:00:00+01:00", "lat": -33.5, "note": null, "name": null}),
+            WriteOp::Update,
+        )
+        .unwrap();
+        // Normalised to UTC; null kept only where the field is cleared by it.
+        assert_eq!(
+            Value::Object(ok),
+            json!({"at": "2026-03-01T08:00:00Z", "lat": -33.5, "note": null})
+        );
+        let created = run(json!({"note": null}), WriteOp::Create).unwrap();
+        assert!(created.is_empty(), "a create leaves a null out");
+        for (body, param) in [
+            (json!({"at": "2026-03-01"}), "at"),
+            (json!({"at": "yesterday"}), "at"),
+            (json!({"lat": 91}), "lat"),
+            (json!({"lat": "12"}), "lat"),
+        ] {
+            match run(body, WriteOp::Update) {
+                Err(ServiceError::Invalid { param: p, .. }) => assert_eq!(p, param),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     fn meta_of_unwritten() -> WriteMetaOut {
         meta(&crate::sandbox::DESCRIPTOR, Entity::VENDOR)
     }
