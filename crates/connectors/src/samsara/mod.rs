@@ -1,8 +1,8 @@
 //! Samsara (REST API v2): vehicles and drivers read whole, GPS points from the locations
 //! history by time window (stored as points, de-duplicated by vehicle and instant), and safety
-//! events by time window, dispatch routes by schedule and written back (`routes`); bearer API
-//! tokens; Samsara's cursor pages (`after`,
-//! `pagination.endCursor`, `hasNextPage`) and its 429 with a fractional `Retry-After`.
+//! events by time window; dispatch routes by schedule, and written back (`routes`); bearer API
+//! tokens; Samsara's cursor pages (`after`, `pagination.endCursor`, `hasNextPage`) and its 429
+//! with a fractional `Retry-After`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
     auth: &[AuthOption {
         id: "api_token",
         name: "API token",
-        description: "An API token of the organization (Settings > API Tokens) with read access to vehicles, drivers, locations and safety events.",
+        description: "An API token of the organization (Settings > API Tokens) with read access to vehicles, drivers, locations and safety events, and read and write access to routes.",
         fields: &[FieldSpec::text(
             "api_token",
             "API token",

@@ -22,7 +22,10 @@ use ironbridge_core::connector::RawPage;
 /// [`LOOKBACK_SECS`] before now, so the routes of the last days are read again and their
 /// stops' states stay current (a stop changes state long after the route was created, and
 /// Samsara reports no modification time to filter on), and up to [`HORIZON_SECS`] ahead, so
-/// routes planned for the coming days are read before they start.
+/// routes planned for the coming days are read before they start. Windows of the past (the
+/// older slices of a first sync) read only what lies before that lookback, which the present's
+/// window reads: a first sync of the default 7 days asks Samsara once, not once a slice (its
+/// route list allows 5 requests a second).
 const PRESENT_SECS: i64 = 3_600;
 /// How far back a sync reaching the present reads routes again: 7 days.
 pub const LOOKBACK_SECS: i64 = 7 * 86_400;
@@ -187,13 +190,20 @@ static ROUTE: &[WriteField] = &[
 ];
 
 /// `startTime` and `endTime` (RFC 3339) of the read of `window` at `now`; `None` for a window
-/// with nothing to read. Samsara answers the routes whose schedule overlaps the range.
+/// with nothing to read (nothing changes after the present). Samsara answers the routes whose
+/// schedule overlaps the range.
 pub(super) fn read_range(window: &ReadWindow, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
     let mut start = window.modified_since.unwrap_or(Timestamp(0));
     let mut end = window.modified_until.unwrap_or(now).min(now);
-    if end.micros() >= now.plus_secs(-PRESENT_SECS).micros() {
-        start = start.min(now.plus_secs(-LOOKBACK_SECS));
+    if start > now {
+        return None;
+    }
+    let recent = now.plus_secs(-LOOKBACK_SECS);
+    if end >= now.plus_secs(-PRESENT_SECS) {
+        start = start.min(recent);
         end = now.plus_secs(HORIZON_SECS);
+    } else {
+        end = end.min(recent);
     }
     (start < end).then_some((start, end))
 }
@@ -675,12 +685,31 @@ mod tests {
             read_range(&w, now),
             Some((now.plus_secs(-LOOKBACK_SECS), now.plus_secs(HORIZON_SECS)))
         );
-        // A slice of the past: as it is.
+        // A slice of the past: as it is, up to where the present's read begins.
         let w = ReadWindow {
             modified_since: Some(t(10)),
             modified_until: Some(t(20)),
         };
         assert_eq!(read_range(&w, now), Some((t(10), t(20))));
+        let w = ReadWindow {
+            modified_since: Some(now.plus_secs(-10 * 86_400)),
+            modified_until: Some(now.plus_secs(-2 * 86_400)),
+        };
+        assert_eq!(
+            read_range(&w, now),
+            Some((now.plus_secs(-10 * 86_400), now.plus_secs(-LOOKBACK_SECS)))
+        );
+        let w = ReadWindow {
+            modified_since: Some(now.plus_secs(-5 * 86_400)),
+            modified_until: Some(now.plus_secs(-2 * 86_400)),
+        };
+        assert_eq!(read_range(&w, now), None, "the present's read covers it");
+        // After the present: nothing.
+        let w = ReadWindow {
+            modified_since: Some(now.plus_secs(86_400)),
+            modified_until: None,
+        };
+        assert_eq!(read_range(&w, now), None);
         // Everything (a full sync): from the start to the horizon.
         assert_eq!(
             read_range(&ReadWindow::ALL, now),
