@@ -80,9 +80,16 @@ pub enum WriteType {
     Boolean,
     /// A whole number (read-only fields only).
     Integer,
+    /// A measurement as a JSON number (coordinates), from `min` to `max`.
+    Number {
+        /// The least value.
+        min: f64,
+        /// The greatest value.
+        max: f64,
+    },
     /// A calendar date `YYYY-MM-DD`.
     Date,
-    /// An RFC 3339 date-time (read-only fields only).
+    /// An RFC 3339 date-time with an offset, written normalised to UTC.
     Datetime,
     /// One of these values (the unified ones).
     Enum(&'static [&'static str]),
@@ -132,6 +139,9 @@ pub struct WriteField {
     pub updatable: bool,
     /// The most characters the system keeps (text).
     pub max_length: Option<u32>,
+    /// An update may clear it with `null` (a JSON merge patch: Samsara unassigns a route's
+    /// driver so); elsewhere a `null` is the same as leaving the field out.
+    pub clearable: bool,
     /// What it is and where it goes in the system.
     pub description: &'static str,
 }
@@ -146,6 +156,7 @@ impl WriteField {
             read_only: false,
             updatable: true,
             max_length: None,
+            clearable: false,
             description,
         }
     }
@@ -173,6 +184,13 @@ impl WriteField {
     /// The same field, at most `n` characters.
     pub const fn max(mut self, n: u32) -> Self {
         self.max_length = Some(n);
+        self
+    }
+
+    /// The same field, which an update clears with `null` (the connector receives the
+    /// `null`).
+    pub const fn clearable(mut self) -> Self {
+        self.clearable = true;
         self
     }
 }

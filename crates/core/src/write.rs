@@ -253,6 +253,7 @@ fn field_out(f: &WriteField) -> WriteFieldOut {
         WriteType::Decimal(_) => (WriteFieldType::Decimal, None, None, None, None),
         WriteType::Boolean => (WriteFieldType::Boolean, None, None, None, None),
         WriteType::Integer => (WriteFieldType::Integer, None, None, None, None),
+        WriteType::Number { .. } => (WriteFieldType::Number, None, None, None, None),
         WriteType::Date => (WriteFieldType::Date, None, None, None, None),
         WriteType::Datetime => (WriteFieldType::Datetime, None, None, None, None),
         WriteType::Enum(values) => (
@@ -327,8 +328,11 @@ pub fn description_problems(spec: &WriteSpec) -> Vec<String> {
                 WriteType::Enum([]) => {
                     out.push(format!("{name}: an enum without values"));
                 }
-                WriteType::Datetime | WriteType::Any | WriteType::Integer if !f.read_only => {
+                WriteType::Any | WriteType::Integer if !f.read_only => {
                     out.push(format!("{name}: only read-only fields have this type"));
+                }
+                _ if f.clearable && (f.required || !f.updatable) => {
+                    out.push(format!("{name}: cleared by an update it cannot make"));
                 }
                 WriteType::Object(nested) => walk(nested, &format!("{name}."), out),
                 WriteType::List { fields: nested, .. } => walk(nested, &format!("{name}[]."), out),
@@ -427,9 +431,17 @@ impl Check<'_> {
         }
         let mut out = Map::new();
         for f in fields {
-            let Some(v) = given.get(f.name).filter(|v| !v.is_null()) else {
+            let Some(v) = given.get(f.name) else {
                 continue;
             };
+            if v.is_null() {
+                // Cleared in an update where the system takes it; otherwise the same as
+                // leaving it out.
+                if op == WriteOp::Update && f.clearable {
+                    out.insert(f.name.to_string(), Value::Null);
+                }
+                continue;
+            }
             let p = param(prefix, f.name);
             out.insert(f.name.to_string(), self.value(f, v, &p, op)?);
         }
@@ -544,6 +556,13 @@ impl Check<'_> {
                 }
                 Ok(Value::String(amount.normalize().to_string()))
             }
+            WriteType::Number { min, max } => match v.as_f64() {
+                Some(x) if x.is_finite() && (min..=max).contains(&x) => Ok(v.clone()),
+                _ => Err(invalid(
+                    p,
+                    format!("`{p}` must be a number from {min} to {max}."),
+                )),
+            },
             WriteType::Boolean => v
                 .as_bool()
                 .map(Value::Bool)
@@ -563,6 +582,18 @@ impl Check<'_> {
                     ));
                 }
                 Ok(Value::String(s.to_string()))
+            }
+            WriteType::Datetime => {
+                let s = text()?;
+                match Timestamp::parse_rfc3339(s) {
+                    Some(t) => Ok(Value::String(t.to_rfc3339())),
+                    None => Err(invalid(
+                        p,
+                        format!(
+                            "`{p}` must be an RFC 3339 date-time with an offset, such as 2026-03-01T08:00:00Z."
+                        ),
+                    )),
+                }
             }
             WriteType::Enum(values) => {
                 let s = text()?;
@@ -670,9 +701,7 @@ impl Check<'_> {
                 }
                 Ok(Value::Array(out))
             }
-            WriteType::Datetime | WriteType::Any | WriteType::Integer => {
-                Err(self.read_only(p, Some(f)))
-            }
+            WriteType::Any | WriteType::Integer => Err(self.read_only(p, Some(f))),
         }
     }
 }
@@ -980,6 +1009,60 @@ mod tests {
             json!({"email": "ap@example.com", "address": {"city": "Oslo"}, "custom_fields": {"cust_x": [1], "known": "abc"}})
         );
         assert!(description_problems(&VENDOR_LIKE)[0].contains("differ from the catalogue"));
+    }
+
+    static ROUTE_LIKE: &[WriteField] = &[
+        WriteField::new("at", WriteType::Datetime, "When."),
+        WriteField::new(
+            "lat",
+            WriteType::Number {
+                min: -90.0,
+                max: 90.0,
+            },
+            "Latitude.",
+        ),
+        crate::describe::text("note", "Cleared by null.").clearable(),
+        crate::describe::text("name", "Not cleared."),
+    ];
+
+    #[test]
+    fn date_times_numbers_and_cleared_fields_are_checked() {
+        let spec = WriteSpec {
+            fields: ROUTE_LIKE,
+            custom_fields: CustomFields::NONE,
+            ..VENDOR_LIKE
+        };
+        let run = |body: Value, op| {
+            validate(
+                &crate::sandbox::DESCRIPTOR,
+                &spec,
+                body.as_object().unwrap(),
+                op,
+            )
+        };
+        let ok = run(
+            json!({"at": "2026-03-01T09:00:00+01:00", "lat": -33.5, "note": null, "name": null}),
+            WriteOp::Update,
+        )
+        .unwrap();
+        // Normalised to UTC; null kept only where the field is cleared by it.
+        assert_eq!(
+            Value::Object(ok),
+            json!({"at": "2026-03-01T08:00:00Z", "lat": -33.5, "note": null})
+        );
+        let created = run(json!({"note": null}), WriteOp::Create).unwrap();
+        assert!(created.is_empty(), "a create leaves a null out");
+        for (body, param) in [
+            (json!({"at": "2026-03-01"}), "at"),
+            (json!({"at": "yesterday"}), "at"),
+            (json!({"lat": 91}), "lat"),
+            (json!({"lat": "12"}), "lat"),
+        ] {
+            match run(body, WriteOp::Update) {
+                Err(ServiceError::Invalid { param: p, .. }) => assert_eq!(p, param),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     fn meta_of_unwritten() -> WriteMetaOut {

@@ -711,9 +711,12 @@ pub enum WriteFieldType {
     Boolean,
     /// A whole number (only read-only fields have it).
     Integer,
+    /// A measurement as a JSON number (coordinates), within the range the description
+    /// states.
+    Number,
     /// A calendar date `YYYY-MM-DD`.
     Date,
-    /// An RFC 3339 date-time (only read-only fields have it).
+    /// An RFC 3339 date-time with an offset.
     Datetime,
     /// One of `values`.
     Enum,

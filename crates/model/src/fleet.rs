@@ -314,6 +314,106 @@ pub struct DispatchStop {
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Body of `POST /v1/dispatch-routes`. Which fields a connection's system takes, requires or
+/// sets itself is in `GET /v1/meta/dispatch-routes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchRouteIn {
+    /// The route's name.
+    #[serde(default)]
+    #[schema(example = "Atlanta deliveries, Monday")]
+    pub name: Option<String>,
+    /// The vehicle to assign (`vhc_…`).
+    #[serde(default)]
+    pub vehicle_id: Option<String>,
+    /// The driver to assign (`drv_…`).
+    #[serde(default)]
+    pub driver_id: Option<String>,
+    /// When the route is planned to start (RFC 3339): the first stop's departure unless it
+    /// sets its own times.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_start_at: Option<String>,
+    /// When the route is planned to end (RFC 3339): the last stop's arrival unless it sets
+    /// its own times.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_end_at: Option<String>,
+    /// Free-text note for the driver.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// The stops, in visiting order.
+    #[serde(default)]
+    pub stops: Option<Vec<DispatchStopIn>>,
+}
+
+/// One stop of a dispatch route to write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchStopIn {
+    /// In an update, the stop's key in the source (`remote_id` of a read): that stop is kept,
+    /// with its progress, and changed by the other fields given. Left out: a new stop.
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// The stop's name (a customer, a site).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its address, as one line.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Latitude, in degrees (WGS 84), -90 to 90.
+    #[serde(default)]
+    #[schema(example = 33.749, minimum = -90, maximum = 90)]
+    pub latitude: Option<f64>,
+    /// Longitude, in degrees (WGS 84), -180 to 180.
+    #[serde(default)]
+    #[schema(example = -84.388, minimum = -180, maximum = 180)]
+    pub longitude: Option<f64>,
+    /// When the vehicle is due there (RFC 3339).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_arrival_at: Option<String>,
+    /// When the vehicle is due to leave (RFC 3339).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_departure_at: Option<String>,
+    /// Instructions for the driver.
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Body of `PATCH /v1/dispatch-routes/{id}`: a JSON merge patch. Fields left out stay
+/// unchanged; `null` clears the fields the system lets an update clear (`vehicle_id`,
+/// `driver_id`, `notes` on Samsara); `stops` replaces the list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchRoutePatch {
+    /// A new name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Another vehicle (`vhc_…`); `null` unassigns it.
+    #[serde(default)]
+    pub vehicle_id: Option<String>,
+    /// Another driver (`drv_…`); `null` unassigns them.
+    #[serde(default)]
+    pub driver_id: Option<String>,
+    /// A new planned start (RFC 3339).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_start_at: Option<String>,
+    /// A new planned end (RFC 3339).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_end_at: Option<String>,
+    /// A new note; `null` removes it.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// The stops, in visiting order: the whole list. A stop naming the `remote_id` of one of
+    /// the route's stops keeps it; one without is added; stops left out are removed.
+    #[serde(default)]
+    pub stops: Option<Vec<DispatchStopIn>>,
+}
+
 /// A page of vehicle locations.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VehicleLocationList {

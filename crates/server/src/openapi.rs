@@ -10,7 +10,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, events, field_mappings, fleet, meta,
+    api_keys, batches, certificates, connections, dispatch, events, field_mappings, fleet, meta,
     organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
 };
 use ironbridge_model::Entity;
@@ -49,6 +49,7 @@ use utoipa::openapi::tag::TagBuilder;
         writes::create_vendor, writes::update_vendor, writes::create_item, writes::update_item,
         warehouse::create_outbound_order, warehouse::update_outbound_order,
         fleet::list_vehicle_locations, fleet::latest_vehicle_locations,
+        dispatch::create_dispatch_route, dispatch::update_dispatch_route,
         meta::get_meta,
         batches::create_batch, batches::list_batches, batches::get_batch, batches::cancel_batch,
         batches::list_operations,

@@ -1,9 +1,9 @@
 //! Samsara (REST API v2): vehicles and drivers read whole; GPS points back-filled from the
 //! locations history by time window, then followed through the locations feed with its
 //! cursor (stored as points, de-duplicated by vehicle and instant); fuel levels from the
-//! stats history and safety events by time window; bearer API tokens; Samsara's cursor pages
-//! (`after`, `pagination.endCursor`, `hasNextPage`) and its 429 with a fractional
-//! `Retry-After`.
+//! stats history and safety events by time window; dispatch routes by schedule, and written
+//! back (`routes`); bearer API tokens; Samsara's cursor pages (`after`,
+//! `pagination.endCursor`, `hasNextPage`) and its 429 with a fractional `Retry-After`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,8 @@ use crate::common::{
 };
 use crate::sleeper::Sleeper;
 
+mod routes;
+
 /// Samsara's id.
 pub const ID: SystemId = SystemId::from_static("samsara");
 
@@ -46,7 +48,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
     auth: &[AuthOption {
         id: "api_token",
         name: "API token",
-        description: "An API token of the organization (Settings > API Tokens) with read access to vehicles, drivers, vehicle statistics (locations, fuel) and safety events.",
+        description: "An API token of the organization (Settings > API Tokens) with read access to vehicles, drivers, vehicle statistics (locations, fuel) and safety events, and read and write access to routes.",
         fields: &[FieldSpec::text(
             "api_token",
             "API token",
@@ -99,8 +101,13 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
             ReadKind::TimeSeries,
             DeletionDetection::Flagged,
         ),
+        read(
+            Entity::DISPATCH_ROUTE,
+            ReadKind::Windowed,
+            DeletionDetection::Reconciliation,
+        ),
     ],
-    writes: &[],
+    writes: routes::WRITES,
     limits: Limits {
         concurrency: 4,
         per_second: 25.0,
@@ -116,6 +123,7 @@ pub static DESCRIPTOR: SystemDescriptor = SystemDescriptor {
         include_str!("../../mappings/samsara/vehicle_location.json"),
         include_str!("../../mappings/samsara/driver_behavior_event.json"),
         include_str!("../../mappings/samsara/fuel_event.json"),
+        include_str!("../../mappings/samsara/dispatch_route.json"),
     ]),
     build: |ctx| {
         Ok(Arc::new(SamsaraConnector::new(
@@ -333,6 +341,14 @@ impl Connector for SamsaraConnector {
     fn circuit_state(&self) -> ironbridge_model::api::CircuitState {
         self.client.breaker().state()
     }
+
+    fn creates(&self) -> Option<&dyn ironbridge_core::connector::CreateRecords> {
+        Some(self)
+    }
+
+    fn updates(&self) -> Option<&dyn ironbridge_core::connector::UpdateRecords> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -397,6 +413,8 @@ impl Source for SamsaraConnector {
             query.push(limit);
             let (rows, next) = self.page("/fleet/safety-events", query, cursor).await?;
             Ok(RawPage::from_values(rows, next))
+        } else if entity == Entity::DISPATCH_ROUTE {
+            self.fetch_routes(window, cursor).await
         } else {
             Err(ConnectorError::Unsupported(format!(
                 "Samsara does not serve {} records",

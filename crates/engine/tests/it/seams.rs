@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ironbridge_core::clock::RecordingSleeper;
-use ironbridge_core::connector::{Connector, ConnectorError, RawPage, ReadWindow, Source};
+use ironbridge_core::connector::{
+    Connector, ConnectorError, RawPage, ReadWindow, Source, UnifiedWrite,
+};
 use ironbridge_core::sandbox::SandboxConnector;
 use ironbridge_core::source_record::SourceRecord;
 use ironbridge_core::store::WrittenRecord;
@@ -65,7 +67,27 @@ async fn asctrac_conforms_to_its_descriptor() {
 
 #[tokio::test]
 async fn samsara_conforms_to_its_descriptor() {
-    emulated_conforms(System::Samsara).await;
+    // Samsara's emulator seeds no dispatch routes: one is created through the connector's
+    // own write, as a dispatcher would.
+    let emulated = Emulated::start(System::Samsara, 3, 300).await;
+    let clock = ManualClock::new(emulated.now());
+    let c = emulated.connector(
+        Arc::new(clock.clone()),
+        Arc::new(RecordingSleeper::new(clock)),
+    );
+    let route = json!({"name": "Conformance",
+        "scheduled_start_at": emulated.now().plus_secs(3600).to_rfc3339(),
+        "stops": [{"latitude": 33.7, "longitude": -84.4}]});
+    let write = UnifiedWrite {
+        fields: route.as_object().cloned().unwrap_or_default(),
+        reference: None,
+    };
+    let writer = c.creates().expect("Samsara creates routes");
+    writer
+        .create(Entity::DISPATCH_ROUTE, &write)
+        .await
+        .expect("the route is created");
+    conforms(c.as_ref()).await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod batches;
 pub mod certificates;
 pub mod connections;
+pub mod dispatch;
 pub mod events;
 pub mod field_mappings;
 pub mod fleet;
@@ -255,6 +256,16 @@ pub fn api_routes() -> Vec<Route> {
             Method::PATCH,
             "/v1/outbound-orders/{id}",
             patch(warehouse::update_outbound_order),
+        ),
+        route(
+            Method::POST,
+            "/v1/dispatch-routes",
+            post(dispatch::create_dispatch_route),
+        ),
+        route(
+            Method::PATCH,
+            "/v1/dispatch-routes/{id}",
+            patch(dispatch::update_dispatch_route),
         ),
         route(
             Method::GET,

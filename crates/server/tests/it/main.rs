@@ -3,6 +3,7 @@
 
 mod certificates;
 mod contract;
+mod dispatch;
 mod entity_writes;
 mod errors;
 mod example_system;
