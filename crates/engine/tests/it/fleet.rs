@@ -472,3 +472,91 @@ async fn the_worker_polls_the_feed_between_hourly_syncs() {
         Err(StoreError::NotFound)
     ));
 }
+
+/// Sleeps by moving both clocks, ours and the emulator's (whose rate limit refills on it),
+/// and remembers each delay.
+struct BothClocks {
+    ours: ManualClock,
+    source: Arc<ironbridge_emulators::common::Core>,
+    slept: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+impl std::fmt::Debug for BothClocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BothClocks")
+    }
+}
+
+impl ironbridge_core::clock::Sleeper for BothClocks {
+    fn sleep(
+        &self,
+        d: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.slept.lock().unwrap().push(d);
+        self.ours.advance_micros(d.as_micros() as i64);
+        self.source.clock.advance_ms(d.as_millis() as i64);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[tokio::test]
+async fn samsara_429_with_a_fractional_retry_after_is_waited_out() {
+    let source = Emulated::start(System::Samsara, 5, 40).await;
+    // Two requests a second per token, on the emulator's clock: the sync's reads are
+    // throttled, each 429 saying how long to wait in fractions of a second.
+    source
+        .admin(
+            "PATCH",
+            "/settings",
+            Some(serde_json::json!({"rate_per_token": 2.0, "rate_clock": "emulator"})),
+        )
+        .await;
+    let clock = ManualClock::new(source.now());
+    let env = env_for("samsara", clock.clone()).await;
+    let sleeper = Arc::new(BothClocks {
+        ours: clock.clone(),
+        source: source.emulator.core().clone(),
+        slept: Default::default(),
+    });
+    let mut settings = source.settings.clone();
+    settings.insert("page_size".into(), serde_json::json!(10));
+    let connector = ironbridge_testkit::emulated::descriptor_of(System::Samsara)
+        .connect(
+            &settings,
+            Some(&source.credentials),
+            Arc::new(clock.clone()),
+            sleeper.clone(),
+            ironbridge_core::netguard::Egress::local(),
+        )
+        .unwrap();
+    let reports = crate::support::sync_with(
+        &env,
+        connector.as_ref(),
+        ironbridge_engine::sync::SyncOptions {
+            history_days: Some(1),
+            // One call at a time: each 429 is then waited out and the retry succeeds, however
+            // many entities the sync reads (concurrent callers could each be refused again).
+            max_concurrency: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&env, Entity::VEHICLE).await, 40, "every page, once");
+    assert!(report(&reports, Entity::VEHICLE_LOCATION).counts.added > 0);
+    let log = source.admin("GET", "/requests", None).await;
+    let throttled = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == 429)
+        .count();
+    assert!(throttled > 0, "the sync was throttled");
+    let slept = sleeper.slept.lock().unwrap().clone();
+    assert!(
+        slept.iter().any(|d| d.as_millis() % 1000 != 0
+            && *d >= std::time::Duration::from_millis(100)
+            && *d < std::time::Duration::from_secs(1)),
+        "a fractional Retry-After was honoured: {slept:?}"
+    );
+}
