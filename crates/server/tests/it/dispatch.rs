@@ -293,6 +293,31 @@ async fn routes_are_read_by_schedule_and_their_stops_progress_with_later_syncs()
     );
     let (ours, _) = f.app.all(&f.token, "/v1/dispatch-routes").await;
     assert_eq!(ours.len(), 3);
+
+    // A route deleted at Samsara is marked deleted by the next full sync (which reads the
+    // points' history window, not everything since 1970).
+    let (status, body) = f
+        .samsara(
+            "DELETE",
+            &format!("/fleet/routes/{unassigned_remote}"),
+            None,
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let res = f
+        .app
+        .post(&f.token, "/v1/sync", json!({"full": true}))
+        .await;
+    assert_eq!(res.status, 202, "{}", res.body);
+    assert!(
+        worker(&f.app).run_once().await.unwrap(),
+        "the full sync ran"
+    );
+    let read = f
+        .app
+        .get(&f.token, &format!("/v1/dispatch-routes/{id}"))
+        .await;
+    assert_eq!(read.body["remote_was_deleted"], true, "{}", read.body);
 }
 
 #[tokio::test]
