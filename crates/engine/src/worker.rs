@@ -126,6 +126,29 @@ pub async fn enqueue_sync(
     enqueue(store, clock, org, conn, reason, max_attempts).await
 }
 
+/// A job of one connection due now, under the connection's sync dedupe key (syncs and polls
+/// of a connection never run side by side).
+fn connection_job(
+    kind: &str,
+    org: &OrgId,
+    conn: &ConnId,
+    payload: &serde_json::Value,
+    max_attempts: i64,
+    now: Timestamp,
+) -> NewJob {
+    NewJob {
+        id: new_id("job", now.micros()),
+        kind: kind.into(),
+        org_id: org.0.clone(),
+        connection_id: Some(conn.0.clone()),
+        payload: payload.to_string(),
+        dedupe_key: Some(sync_key(conn)),
+        run_at: now,
+        max_attempts,
+        created_at: now,
+    }
+}
+
 /// Queues a sync that reads everything for `reason` (incremental when `None`), or returns
 /// the one already queued or running (`false`).
 async fn enqueue(
@@ -136,18 +159,8 @@ async fn enqueue(
     reason: Option<&str>,
     max_attempts: i64,
 ) -> StoreResult<(Job, bool)> {
-    let now = clock.now();
-    let job = NewJob {
-        id: new_id("job", now.micros()),
-        kind: SYNC_JOB.into(),
-        org_id: org.0.clone(),
-        connection_id: Some(conn.0.clone()),
-        payload: json!({"full": reason.is_some(), "reason": reason}).to_string(),
-        dedupe_key: Some(sync_key(conn)),
-        run_at: now,
-        max_attempts,
-        created_at: now,
-    };
+    let payload = json!({"full": reason.is_some(), "reason": reason});
+    let job = connection_job(SYNC_JOB, org, conn, &payload, max_attempts, clock.now());
     if let Some(created) = store.enqueue_job(&job).await? {
         return Ok((created, true));
     }
@@ -276,18 +289,8 @@ impl Worker {
         let before = Timestamp(now.micros() - micros(interval));
         let mut queued = 0;
         for (org, conn) in self.store.connections_to_poll(before, 500).await? {
-            let job = NewJob {
-                id: new_id("job", now.micros()),
-                kind: POLL_JOB.into(),
-                org_id: org.0.clone(),
-                connection_id: Some(conn.0.clone()),
-                payload: json!({"poll": true}).to_string(),
-                dedupe_key: Some(sync_key(&conn)),
-                run_at: now,
-                // The next poll is the retry.
-                max_attempts: 1,
-                created_at: now,
-            };
+            // The next poll is the retry: one attempt.
+            let job = connection_job(POLL_JOB, &org, &conn, &json!({"poll": true}), 1, now);
             if self.store.enqueue_job(&job).await?.is_some() {
                 queued += 1;
             }
