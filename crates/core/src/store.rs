@@ -783,7 +783,8 @@ pub trait Store:
         entity: Entity,
         ids: &[String],
     ) -> StoreResult<Vec<StoredPayload>>;
-    /// A page of points, in `(recorded_at, series_id)` order.
+    /// A page of points, in `recorded_at` order (the points of one instant in the store's
+    /// fixed order of their series); `after` names the last point of the previous page.
     async fn list_points(&self, conn: &ConnId, query: &PointQuery)
     -> StoreResult<Vec<StoredPoint>>;
     /// The newest point of each series, in series order, after `after_series`; only

@@ -417,8 +417,8 @@ pub struct DispatchRoutePatch {
 /// A page of vehicle locations.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VehicleLocationList {
-    /// The points of this page, in `(recorded_at, vehicle_id)` order (by vehicle for the
-    /// latest positions).
+    /// The points of this page, oldest first (the points of one instant in a fixed order of
+    /// their vehicles; by vehicle id for the latest positions).
     pub data: Vec<VehicleLocation>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,

@@ -104,6 +104,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "point_counts",
         sql: include_str!("../migrations/sqlite/0019_point_counts.sql"),
     },
+    Migration {
+        version: 20,
+        name: "point_series",
+        sql: include_str!("../migrations/sqlite/0020_point_series.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -197,6 +202,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 18,
         name: "point_counts",
         sql: include_str!("../migrations/postgres/0018_point_counts.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "point_series",
+        sql: include_str!("../migrations/postgres/0019_point_series.sql"),
     },
 ];
 

@@ -175,6 +175,29 @@ fn org_connections(rows: Vec<(String, String)>) -> Vec<(OrgId, ConnId)> {
         .collect()
 }
 
+/// The stream of a connection's entity stored as points, made on its first point.
+async fn point_stream(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    conn: &ConnId,
+    entity: Entity,
+) -> StoreResult<i64> {
+    sqlx::query(
+        "INSERT INTO point_streams (connection_id, entity) VALUES ($1, $2) \
+         ON CONFLICT (connection_id, entity) DO NOTHING",
+    )
+    .bind(&conn.0)
+    .bind(entity.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    sqlx::query_scalar("SELECT id FROM point_streams WHERE connection_id = $1 AND entity = $2")
+        .bind(&conn.0)
+        .bind(entity.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(classify)
+}
+
 /// Adds the points a series does not have yet (one per series and instant) and moves each
 /// series' newest point forward; returns how many were added.
 async fn write_points(
@@ -184,29 +207,9 @@ async fn write_points(
     points: &[ironbridge_core::store::PointUpsert],
     now: i64,
 ) -> StoreResult<u64> {
-    let mut added = 0;
-    for chunk in points.chunks(WRITE_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO points (connection_id, entity, series_id, recorded_at, data, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, p| {
-            row.push_bind(&conn.0)
-                .push_bind(entity.as_str())
-                .push_bind(&p.series_id)
-                .push_bind(p.recorded_at.micros())
-                .push_bind(&p.data)
-                .push_bind(now);
-        });
-        insert.push(" ON CONFLICT (connection_id, entity, series_id, recorded_at) DO NOTHING");
-        added += insert
-            .build()
-            .persistent(chunk.len() == WRITE_CHUNK)
-            .execute(&mut **tx)
-            .await
-            .map_err(classify)?
-            .rows_affected();
-    }
-    // The newest point of each series in this page, laid over the stored newest if newer.
+    let stream = point_stream(tx, conn, entity).await?;
+    // The newest point of each series in this page, laid over the stored newest if newer;
+    // the same statement names a series the first time it is seen.
     let mut newest: HashMap<&str, &ironbridge_core::store::PointUpsert> = HashMap::new();
     for p in points {
         let slot = newest.entry(p.series_id.as_str()).or_insert(p);
@@ -214,22 +217,26 @@ async fn write_points(
             *slot = p;
         }
     }
-    let newest: Vec<_> = newest.into_values().collect();
+    let mut newest: Vec<_> = newest.into_values().collect();
+    // One order for every writer, so two pages of one stream never wait on each other's
+    // rows in opposite orders.
+    newest.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(newest.len());
     for chunk in newest.chunks(WRITE_CHUNK) {
         let mut upsert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO points_latest (connection_id, entity, series_id, recorded_at, data, created_at) ",
+            "INSERT INTO point_series (stream, series_id, latest_at, latest_data, latest_created_at) ",
         );
         upsert.push_values(chunk, |mut row, p| {
-            row.push_bind(&conn.0)
-                .push_bind(entity.as_str())
+            row.push_bind(stream)
                 .push_bind(&p.series_id)
                 .push_bind(p.recorded_at.micros())
                 .push_bind(&p.data)
                 .push_bind(now);
         });
         upsert.push(
-            " ON CONFLICT (connection_id, entity, series_id) DO UPDATE SET recorded_at = excluded.recorded_at, \
-             data = excluded.data, created_at = excluded.created_at WHERE excluded.recorded_at > points_latest.recorded_at",
+            " ON CONFLICT (stream, series_id) DO UPDATE SET latest_at = excluded.latest_at, \
+             latest_data = excluded.latest_data, latest_created_at = excluded.latest_created_at \
+             WHERE point_series.latest_at IS NULL OR excluded.latest_at > point_series.latest_at",
         );
         upsert
             .build()
@@ -237,6 +244,58 @@ async fn write_points(
             .execute(&mut **tx)
             .await
             .map_err(classify)?;
+        let mut select =
+            sqlx::QueryBuilder::<Db>::new("SELECT id, series_id FROM point_series WHERE stream = ");
+        select.push_bind(stream);
+        select.push(" AND series_id IN (");
+        let mut names = select.separated(", ");
+        for p in chunk {
+            names.push_bind(&p.series_id);
+        }
+        select.push(")");
+        for row in select
+            .build()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(classify)?
+        {
+            ids.insert(
+                row.try_get("series_id").map_err(classify)?,
+                row.try_get("id").map_err(classify)?,
+            );
+        }
+    }
+    let mut added = 0;
+    for chunk in points.chunks(WRITE_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO points (series, recorded_at, stream, data, created_at) ",
+        );
+        let mut missing = false;
+        insert.push_values(chunk, |mut row, p| {
+            let series = ids.get(p.series_id.as_str()).copied().unwrap_or_else(|| {
+                missing = true;
+                0
+            });
+            row.push_bind(series)
+                .push_bind(p.recorded_at.micros())
+                .push_bind(stream)
+                .push_bind(&p.data)
+                .push_bind(now);
+        });
+        if missing {
+            return Err(StoreError::Internal(
+                "a point's series was not named".into(),
+            ));
+        }
+        insert.push(" ON CONFLICT (series, recorded_at) DO NOTHING");
+        added += insert
+            .build()
+            .persistent(chunk.len() == WRITE_CHUNK)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
     }
     Ok(added)
 }
@@ -983,8 +1042,9 @@ impl Store for Backend {
             .map_err(classify)?
             .rows_affected();
         for delete in [
-            "DELETE FROM points WHERE connection_id = $1",
-            "DELETE FROM points_latest WHERE connection_id = $1",
+            "DELETE FROM points WHERE stream IN (SELECT id FROM point_streams WHERE connection_id = $1)",
+            "DELETE FROM point_series WHERE stream IN (SELECT id FROM point_streams WHERE connection_id = $1)",
+            "DELETE FROM point_streams WHERE connection_id = $1",
         ] {
             sqlx::query(delete)
                 .bind(&id.0)
@@ -1489,34 +1549,50 @@ impl Store for Backend {
         conn: &ConnId,
         query: &PointQuery,
     ) -> StoreResult<Vec<StoredPoint>> {
-        let mut select = sqlx::QueryBuilder::<Db>::new(
-            "SELECT series_id, recorded_at, data, created_at FROM points WHERE connection_id = ",
-        );
-        select.push_bind(&conn.0);
-        select.push(" AND entity = ");
-        select.push_bind(query.entity.as_str());
-        if let Some(series) = &query.series_id {
+        // The stream and series are named by their integers, each found once by a
+        // non-correlated subquery (so the planner seeks with its value); a name the store
+        // does not know matches nothing.
+        let stream_of = |select: &mut sqlx::QueryBuilder<Db>| {
+            select.push("(SELECT id FROM point_streams WHERE connection_id = ");
+            select.push_bind(conn.0.clone());
+            select.push(" AND entity = ");
+            select.push_bind(query.entity.as_str());
+            select.push(")");
+        };
+        let series_of = |select: &mut sqlx::QueryBuilder<Db>, name: &str| {
+            select.push("(SELECT id FROM point_series WHERE stream = ");
+            stream_of(select);
             select.push(" AND series_id = ");
-            select.push_bind(series);
+            select.push_bind(name.to_string());
+            select.push(")");
+        };
+        let mut select = sqlx::QueryBuilder::<Db>::new(
+            "SELECT s.series_id, p.recorded_at, p.data, p.created_at FROM points p \
+             JOIN point_series s ON s.id = p.series WHERE p.stream = ",
+        );
+        stream_of(&mut select);
+        if let Some(series) = &query.series_id {
+            select.push(" AND p.series = ");
+            series_of(&mut select, series);
         }
         if let Some(from) = query.from {
-            select.push(" AND recorded_at >= ");
+            select.push(" AND p.recorded_at >= ");
             select.push_bind(from.micros());
         }
         if let Some(until) = query.until {
-            select.push(" AND recorded_at < ");
+            select.push(" AND p.recorded_at < ");
             select.push_bind(until.micros());
         }
         if let Some((at, series)) = &query.after {
-            select.push(" AND (recorded_at > ");
+            select.push(" AND (p.recorded_at > ");
             select.push_bind(at.micros());
-            select.push(" OR (recorded_at = ");
+            select.push(" OR (p.recorded_at = ");
             select.push_bind(at.micros());
-            select.push(" AND series_id > ");
-            select.push_bind(series);
+            select.push(" AND p.series > ");
+            series_of(&mut select, series);
             select.push("))");
         }
-        select.push(" ORDER BY recorded_at, series_id LIMIT ");
+        select.push(" ORDER BY p.recorded_at, p.series LIMIT ");
         select.push_bind(i64::from(query.limit));
         let rows = select
             .build()
@@ -1536,11 +1612,13 @@ impl Store for Backend {
         limit: u32,
     ) -> StoreResult<Vec<StoredPoint>> {
         let mut select = sqlx::QueryBuilder::<Db>::new(
-            "SELECT series_id, recorded_at, data, created_at FROM points_latest WHERE connection_id = ",
+            "SELECT series_id, latest_at AS recorded_at, latest_data AS data, latest_created_at AS created_at \
+             FROM point_series WHERE latest_at IS NOT NULL AND stream = (SELECT id FROM point_streams WHERE connection_id = ",
         );
         select.push_bind(&conn.0);
         select.push(" AND entity = ");
         select.push_bind(entity.as_str());
+        select.push(")");
         if let Some(series) = series_id {
             select.push(" AND series_id = ");
             select.push_bind(series);
@@ -1567,27 +1645,26 @@ impl Store for Backend {
         batch: u32,
         max: u64,
     ) -> StoreResult<u64> {
-        // Per connection, oldest first along the time index, one short transaction a batch:
+        // Per stream, oldest first along the time index, one short transaction a batch:
         // readers and syncs interleave between batches instead of waiting on one long delete.
-        let connections: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT connection_id FROM points_latest WHERE entity = $1",
+        let streams: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, connection_id FROM point_streams WHERE entity = $1 ORDER BY id",
         )
         .bind(entity.as_str())
         .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(classify)?;
         let mut purged = 0u64;
-        for conn in connections {
+        for (stream, conn) in streams {
             while purged < max {
                 let take = i64::from(batch).min(i64::try_from(max - purged).unwrap_or(i64::MAX));
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
-                    "DELETE FROM points WHERE connection_id = $1 AND entity = $2 AND (series_id, recorded_at) IN \
-                     (SELECT series_id, recorded_at FROM points WHERE connection_id = $1 AND entity = $2 AND recorded_at < $3 \
-                      ORDER BY recorded_at LIMIT $4)",
+                    "DELETE FROM points WHERE (series, recorded_at) IN \
+                     (SELECT series, recorded_at FROM points WHERE stream = $1 AND recorded_at < $2 \
+                      ORDER BY recorded_at LIMIT $3)",
                 )
-                .bind(&conn)
-                .bind(entity.as_str())
+                .bind(stream)
                 .bind(before.micros())
                 .bind(take)
                 .execute(&mut *tx)

@@ -218,7 +218,11 @@ pub async fn stored_points(env: &Env) -> BTreeMap<(String, String), Value> {
         let Some(last) = page.last() else { break };
         after = Some((last.recorded_at, last.series_id.clone()));
         for p in &page {
-            let data: Value = serde_json::from_str(&p.data).unwrap();
+            // The stored body leaves out its key (vehicle and instant): put them back, as
+            // the API renders a point.
+            let mut data: Value = serde_json::from_str(&p.data).unwrap();
+            data["vehicle_id"] = Value::String(p.series_id.clone());
+            data["recorded_at"] = Value::String(p.recorded_at.to_rfc3339());
             out.insert(
                 (
                     data["vehicle_remote_id"].as_str().unwrap().to_string(),

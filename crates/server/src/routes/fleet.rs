@@ -57,8 +57,8 @@ fn reader(state: &AppState) -> PointReader<'_> {
     }
 }
 
-/// List the connection's vehicle locations (GPS points), oldest first: `(recorded_at,
-/// vehicle_id)` order, stable while points arrive, so following the cursors to the end reads
+/// List the connection's vehicle locations (GPS points), oldest first (the points of one
+/// instant in a fixed order of their vehicles), stable while points arrive, so following the cursors to the end reads
 /// each point in the range once. Points older than the retention period are gone.
 #[utoipa::path(get, path = "/v1/vehicle-locations", tag = "Vehicle locations", operation_id = "v1.vehicle_locations.list",
     params(LocationParams),

@@ -1693,6 +1693,33 @@ pub async fn points_are_appended_once_paged_by_time_and_purged_in_batches(store:
     // once) and the purges (20 fewer), without counting the table.
     let counts = store.record_counts(&c).await.unwrap();
     assert_eq!(counts, vec![(entity, 41)]);
+    // Another organization's connection with a vehicle of the same id: a series of its own,
+    // seen by neither connection's lists nor purged by its count.
+    let o2 = org(&store, 1).await;
+    let c2 = conn(&store, &o2).await;
+    store.start_sync(&c2, entity, T0).await.unwrap();
+    let theirs = vec![point("vhc_a", 900, 7.0), point("vhc_a", 0, 7.0)];
+    let counts = store.write_page(&c2, &write(theirs, T0)).await.unwrap();
+    assert_eq!(counts.added, 2, "the same instants, another connection");
+    assert_eq!(
+        store
+            .list_points(&c, &all(None, 1_000))
+            .await
+            .unwrap()
+            .len(),
+        41
+    );
+    let their_latest = store
+        .latest_points(&c2, entity, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(their_latest.len(), 1);
+    assert!(their_latest[0].data.contains("7"));
+    let mine = store
+        .latest_points(&c, entity, Some("vhc_a"), None, 10)
+        .await
+        .unwrap();
+    assert!(mine[0].data.contains('3'), "{}", mine[0].data);
     // Deleting the connection's data deletes its points.
     store
         .disconnect_connection(&o, &c, T0.plus_secs(10))
@@ -1712,5 +1739,10 @@ pub async fn points_are_appended_once_paged_by_time_and_purged_in_batches(store:
             .await
             .unwrap()
             .is_empty()
+    );
+    assert_eq!(
+        store.list_points(&c2, &all(None, 10)).await.unwrap().len(),
+        2,
+        "the other connection's points stay"
     );
 }

@@ -2,6 +2,7 @@
 //! `DATABASE_URL` names one (CI always sets it; under `CI=true` a missing URL fails the run).
 
 mod cases;
+mod migrations;
 mod plans;
 mod wal;
 mod webhook_cases;
