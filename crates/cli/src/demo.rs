@@ -174,9 +174,23 @@ async fn follow(http: reqwest::Client, base: String, token: String, bar: Progres
 }
 
 /// Runs the demo until Ctrl-C.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// The file in the demo's data directory that the service's logs go to.
+pub const LOG_FILE: &str = "ironbridge.log";
+
+/// A new data directory for this demo (its database and its log).
+pub fn data_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("ironbridge-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the demo's directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs the demo with its data (and the service's log) in `dir`.
+pub async fn run(args: DemoArgs, dir: std::path::PathBuf) -> anyhow::Result<()> {
+    println!(
+        "The service's logs go to {} (this screen shows the demo's own progress).",
+        dir.join(LOG_FILE).display()
+    );
     let url = format!("sqlite://{}", dir.join("ironbridge.db").display());
     let (store, deliveries_due) = ironbridge_store::open_with_signal(&url)
         .await

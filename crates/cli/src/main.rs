@@ -164,12 +164,21 @@ enum OrgCommand {
     },
 }
 
-fn init_logs(settings: &Settings) {
+/// Logs to standard error, or to `file` (plain text, no colour codes) for a command whose
+/// screen is its own, such as the demo's progress and summary.
+fn init_logs(settings: &Settings, file: Option<std::fs::File>) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log_level));
+    let to_file = file.is_some();
+    let writer = match file {
+        Some(file) => BoxMakeWriter::new(std::sync::Arc::new(file)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(!to_file)
+        .with_writer(writer);
     match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -468,7 +477,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         log_format: cli.log_format,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
-    init_logs(&settings);
+    // The demo's screen shows its own progress: the service it runs logs to a file in the
+    // demo's data directory, which it names.
+    let demo_dir = match &cli.command {
+        Command::Demo(_) => Some(demo::data_dir()?),
+        _ => None,
+    };
+    let log_file = match &demo_dir {
+        Some(dir) => Some(
+            std::fs::File::create(dir.join(demo::LOG_FILE))
+                .with_context(|| format!("cannot create the demo's log in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    init_logs(&settings, log_file);
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => {
@@ -496,7 +518,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Batches(args),
         } => bench_batches::run(args, cli.database_url.clone()).await,
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => {
+            let dir = demo_dir.context("the demo's directory is made above")?;
+            demo::run(args, dir).await
+        }
         Command::Emulate {
             system,
             port,

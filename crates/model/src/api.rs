@@ -321,7 +321,8 @@ pub struct ConnectionOut {
     pub replaced_by: Option<String>,
     /// Health of calls to the source system.
     pub health: ConnectionHealth,
-    /// Per-entity sync state.
+    /// Sync state of each entity the connection's system reads (and of any other it holds
+    /// records of), in catalogue order.
     pub sync: Vec<EntitySyncStatus>,
 }
 

@@ -408,6 +408,23 @@ async fn demo_connects_every_system_and_syncs_them() {
         assert_eq!(orders["status"], "succeeded", "{conn}");
         assert!(orders["record_count"].as_i64().unwrap() > 0, "{conn}");
     }
+    // While it runs, the screen is the demo's own: the service's logs (the worker's syncs, each request)
+    // went to the file it named, in plain text, and none to the terminal.
+    let log_path = out
+        .lines()
+        .find_map(|l| l.strip_prefix("The service's logs go to "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the demo names its log: {out}"))
+        .to_string();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("INFO"), "{log_path}: {log}");
+    assert!(!log.contains('\u{1b}'), "no colour codes in the file");
+    let stderr = std::fs::read_to_string(logs.path()).unwrap_or_default();
+    assert!(
+        !stderr.contains("INFO"),
+        "service logs on the screen: {stderr}"
+    );
+    assert!(!out.contains("INFO"), "service logs on the screen: {out}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -31,8 +31,20 @@ pub async fn connection_out(state: &AppState, c: Connection) -> ApiResult<Connec
     let id = ConnId(c.id.clone());
     let states = state.store.sync_states(&id).await?;
     let counts = state.store.record_counts(&id).await?;
+    // The entities the connection's system reads, and any other it holds state or records
+    // of (written ones, or read by an earlier version of its connector).
+    let readable = state
+        .runtimes
+        .registry()
+        .get(&c.system)
+        .map(|system| system.readable());
     let sync = Entity::ALL
         .iter()
+        .filter(|entity| {
+            readable.as_ref().is_none_or(|r| r.contains(entity))
+                || states.iter().any(|s| s.entity == **entity)
+                || counts.iter().any(|(e, _)| e == *entity)
+        })
         .map(|&entity| {
             let s = states.iter().find(|s| s.entity == entity);
             EntitySyncStatus {

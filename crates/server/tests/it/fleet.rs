@@ -70,6 +70,24 @@ async fn vehicle_locations_are_paged_by_time_filtered_and_latest_per_vehicle() {
         locations["record_count"].as_i64().unwrap() > 3 * 7 * 2000,
         "{locations}"
     );
+    // Only what Samsara reads is listed: no purchase orders, receipts or items.
+    let listed: Vec<&str> = conn.body["sync"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity"].as_str().unwrap())
+        .collect();
+    for entity in [
+        "vehicle",
+        "driver",
+        "vehicle_location",
+        "driver_behavior_event",
+        "fuel_event",
+        "dispatch_route",
+    ] {
+        assert!(listed.contains(&entity), "{entity}: {listed:?}");
+    }
+    assert_eq!(listed.len(), 6, "{listed:?}");
     // Fuel levels, from the vehicles' fuel statistics.
     let fuel = app.get(&token, "/v1/fuel-events?page_size=20").await;
     assert_eq!(fuel.status, 200, "{}", fuel.body);
