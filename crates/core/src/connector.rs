@@ -184,6 +184,10 @@ pub enum ConnectorError {
     /// logs.
     #[error("the outcome of the write is unknown: {0}")]
     OutcomeUnknown(String),
+    /// The source no longer accepts the position a read went on from (a feed cursor it
+    /// forgot or refuses): the read must start anew, not be retried. The text is for logs.
+    #[error("the source refused the stored position: {0}")]
+    PositionRefused(String),
 }
 
 /// A purchase order to create, with references already resolved to the source's keys.

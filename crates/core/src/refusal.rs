@@ -101,7 +101,8 @@ pub fn of_connector(e: &ConnectorError) -> Option<Refusal> {
         ConnectorError::Unauthorized
         | ConnectorError::Upstream(_)
         | ConnectorError::Throttled(_)
-        | ConnectorError::OutcomeUnknown(_) => return None,
+        | ConnectorError::OutcomeUnknown(_)
+        | ConnectorError::PositionRefused(_) => return None,
     })
 }
 

@@ -189,6 +189,17 @@ impl SamsaraConnector {
 
     /// `GET {base}{path}` with `query`, answered 200 with JSON (401: `Unauthorized`).
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
+        self.get_refusing(path, query, false).await
+    }
+
+    /// [`Self::get`]; with `cursor_sent`, a 400 says the cursor is refused (Samsara answers
+    /// 400 to a cursor it does not take), not that the request is malformed.
+    async fn get_refusing(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor_sent: bool,
+    ) -> Result<Value, ConnectorError> {
         let url = format!("{}{path}", self.base);
         let response = authorized_call(
             &self.client,
@@ -205,6 +216,9 @@ impl SamsaraConnector {
             403 => Err(ConnectorError::Upstream(format!(
                 "Samsara refused {path} to this token (HTTP 403): give the token read access to it"
             ))),
+            400 if cursor_sent => Err(ConnectorError::PositionRefused(format!(
+                "Samsara refused the cursor of {path} (HTTP 400)"
+            ))),
             _ => Err(unexpected(path, &response)),
         }
     }
@@ -220,7 +234,7 @@ impl SamsaraConnector {
         } else {
             vec![("after", after.to_string())]
         };
-        let answer = self.get(PATH, &query).await?;
+        let answer = self.get_refusing(PATH, &query, !after.is_empty()).await?;
         let Value::Object(mut answer) = answer else {
             return Err(ConnectorError::Upstream(format!("{PATH}: not an object")));
         };

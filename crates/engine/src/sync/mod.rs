@@ -232,8 +232,25 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
         permitted,
         seen_run: sweeps.then(|| run_id.clone()),
     };
+    // A feed position the source refuses (a cursor it forgot) is opened anew instead of
+    // failing every run until a full sync: the history from where the last run read up to
+    // (the window's start, in the source's time, less the lookback) to the present fills the
+    // gap, and the store keeps each point once.
+    let mut reopened = None;
     let progress = match read_pass(run, &pass, &window, &plan, None, &mut report).await {
         Ok(progress) => progress,
+        Err(SyncError::Connector(ConnectorError::PositionRefused(why))) if is_feed_run(&plan) => {
+            tracing::warn!(connection = %conn.0, %entity, reason = %why, "the source refused the feed position; opening the feed again");
+            let gap = ReadWindow {
+                modified_since: None,
+                modified_until: window.modified_since,
+            };
+            match open_feed(run, &pass, &gap, &plan, &mut report).await {
+                Ok(position) => reopened = Some(position),
+                Err(err) => return abandon(store, conn, entity, clock, err).await,
+            }
+            plan.clone()
+        }
         Err(err) => return abandon(store, conn, entity, clock, err).await,
     };
     if sweeps {
@@ -270,7 +287,9 @@ async fn sync_entity(run: &SyncRun<'_>, entity: Entity) -> Result<EntityReport, 
     let position = match read.kind {
         ReadKind::Feed => progress.first().and_then(|s| s.cursor.clone()),
         ReadKind::TimeSeries if read.follows_feed => {
-            if is_feed_run(&plan) {
+            if let Some(position) = reopened {
+                position
+            } else if is_feed_run(&plan) {
                 progress.first().and_then(|s| s.cursor.clone())
             } else {
                 match open_feed(run, &pass, &window, &progress, &mut report).await {

@@ -238,6 +238,88 @@ async fn samsara_back_fills_history_then_follows_the_feed() {
     }
 }
 
+/// A feed cursor Samsara refuses (400: not a cursor it knows) does not fail the entity until
+/// a full sync: the run opens the feed again and reads the history behind the refused
+/// position, so the stored points are still exactly the source's, and the next run follows
+/// the new cursor.
+#[tokio::test]
+async fn a_refused_feed_cursor_is_opened_again_without_losing_a_point() {
+    let source = Emulated::start(System::Samsara, 5, 3).await;
+    let clock = ManualClock::new(source.now());
+    let env = env_for("samsara", clock.clone()).await;
+    let connector = source.connector(
+        Arc::new(clock.clone()),
+        Arc::new(RecordingSleeper::new(clock.clone())),
+    );
+    let from = clock.now().plus_secs(-7 * 86_400);
+    sync(&env, connector.as_ref(), false).await.unwrap();
+    // An hour passes, and the stored position is one Samsara no longer takes.
+    advance(&source, &clock, 3600).await;
+    env.store
+        .finish_sync(
+            &env.conn,
+            Entity::VEHICLE_LOCATION,
+            clock.now(),
+            None,
+            Some("feed:bm90LWEtY3Vyc29yLW9mLXRoaXMtZmVlZA"),
+        )
+        .await
+        .unwrap();
+    let history_before = requests(&source, "/fleet/vehicles/locations/history")
+        .await
+        .len();
+    let reports = sync(&env, connector.as_ref(), false)
+        .await
+        .expect("the run opens the feed again instead of failing");
+    assert!(report(&reports, Entity::VEHICLE_LOCATION).counts.added > 0);
+    let feed = requests(&source, "/fleet/vehicles/locations/feed").await;
+    assert!(
+        feed.iter().any(|q| q.contains("bm90LWEtY3Vyc29y")),
+        "the refused cursor was sent: {feed:?}"
+    );
+    assert!(
+        requests(&source, "/fleet/vehicles/locations/history")
+            .await
+            .len()
+            > history_before,
+        "the history behind the refused position was read"
+    );
+    assert_eq!(
+        stored_points(&env).await,
+        emulator_points(&source, from, clock.now()).await,
+        "no point lost or doubled"
+    );
+    let state = env
+        .store
+        .sync_states(&env.conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.entity == Entity::VEHICLE_LOCATION)
+        .unwrap();
+    let cursor = state.cursor.unwrap_or_default();
+    assert!(
+        is_feed(Some(&cursor)) && !cursor.contains("bm90LWEtY3Vyc29y"),
+        "a new feed position: {cursor}"
+    );
+    // The next run follows the new cursor: the feed alone.
+    advance(&source, &clock, 600).await;
+    let history_before = requests(&source, "/fleet/vehicles/locations/history")
+        .await
+        .len();
+    sync(&env, connector.as_ref(), false).await.unwrap();
+    assert_eq!(
+        requests(&source, "/fleet/vehicles/locations/history")
+            .await
+            .len(),
+        history_before
+    );
+    assert_eq!(
+        stored_points(&env).await,
+        emulator_points(&source, from, clock.now()).await
+    );
+}
+
 /// Where a run is killed: at the vehicle-location fetch for which this says yes, given the
 /// fetch's number (from 1), window and cursor.
 type KillAt = fn(u32, &ReadWindow, Option<&str>) -> bool;
