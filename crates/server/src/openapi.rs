@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, dispatch, events, field_mappings, fleet, meta,
-    organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
+    api_keys, batches, certificates, changes, connections, dispatch, events, field_mappings, fleet,
+    meta, organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -39,6 +39,7 @@ use utoipa::openapi::tag::TagBuilder;
         field_mappings::remote_fields,
         sync::start_sync, sync::get_sync_job,
         events::list_events,
+        changes::list_changes,
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
         webhooks::delete_endpoint, webhooks::get_secret, webhooks::rotate_secret, webhooks::test_endpoint,
         webhooks::recover, webhooks::list_deliveries, webhooks::list_attempts, webhooks::get_delivery,
@@ -65,6 +66,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Meta", description = "What writes take on a connection: operations, fields, types, required and read-only fields, enums, custom fields. Writes are validated against the same description."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
+        (name = "Changes", description = "The change feed: every record of a connection created, updated or deleted, in the order the changes were stored, from a cursor followed forever with no change missed or repeated."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Batches", description = "Bulk writes: up to 10,000 creates and updates on one connection, run in the background in batches of a chosen size, each operation written exactly once, with per-operation results and a `batch.completed` webhook."),
         (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),

@@ -104,6 +104,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "point_counts",
         sql: include_str!("../migrations/sqlite/0019_point_counts.sql"),
     },
+    Migration {
+        version: 21,
+        name: "change_feed",
+        sql: include_str!("../migrations/sqlite/0021_change_feed.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -197,6 +202,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 18,
         name: "point_counts",
         sql: include_str!("../migrations/postgres/0018_point_counts.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "change_feed",
+        sql: include_str!("../migrations/postgres/0020_change_feed.sql"),
     },
 ];
 
