@@ -182,6 +182,30 @@ fn change_text(
     out
 }
 
+/// One change of the feed as its API JSON text (`ChangeOut`), read from position `from`: the
+/// record patched by the connection's overrides (`view`) and rendered as the record routes
+/// render it, or its tombstone.
+pub fn render_change(
+    connection_id: &str,
+    mut change: StoredChange,
+    from: &ChangePosition,
+    view: Option<&ConnectionView>,
+    include_remote_data: bool,
+) -> Result<String, ServiceError> {
+    let record = if change.record.remote_was_deleted {
+        None
+    } else {
+        match view.and_then(|v| v.entity(change.entity)) {
+            Some(view) => {
+                view.apply_record(connection_id, &mut change.record)?;
+                Some(render_checked(&change.record, include_remote_data, true)?)
+            }
+            None => Some(render_text(&change.record, include_remote_data)?),
+        }
+    };
+    Ok(change_text(&change, from, record))
+}
+
 /// A stored record as its API JSON text, as [`render`] would make it but without building
 /// the record's tree: the envelope is written, then the stored body's members are copied
 /// (the body is the object the sync serialized from the entity's shape, which has no
@@ -450,21 +474,18 @@ impl RecordReader<'_> {
         let next = rows
             .last()
             .map_or_else(|| from.clone(), StoredChange::position);
-        let mut data = Vec::with_capacity(rows.len());
-        for mut change in rows {
-            let record = if change.record.remote_was_deleted {
-                None
-            } else {
-                match self.view.as_deref().and_then(|v| v.entity(change.entity)) {
-                    Some(view) => {
-                        view.apply_record(&conn.0, &mut change.record)?;
-                        Some(render_checked(&change.record, q.include_remote_data, true)?)
-                    }
-                    None => Some(render_text(&change.record, q.include_remote_data)?),
-                }
-            };
-            data.push(change_text(&change, &from, record));
-        }
+        let data = rows
+            .into_iter()
+            .map(|change| {
+                render_change(
+                    &conn.0,
+                    change,
+                    &from,
+                    self.view.as_deref(),
+                    q.include_remote_data,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ChangePage {
             data,
             next_cursor: pager.cursor_after(&position_key(&next)),

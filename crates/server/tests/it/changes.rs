@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::TestApp;
 
 /// Follows the feed from `cursor` to its end; the items and the cursor to poll from.
-async fn walk(
+pub(crate) async fn walk(
     app: &TestApp,
     token: &str,
     query: &str,

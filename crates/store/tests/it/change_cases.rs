@@ -265,3 +265,67 @@ pub async fn concurrent_writers_never_let_the_feed_skip_a_change(store: Arc<dyn 
     assert_eq!(view(&walker), stored(store.as_ref(), &c).await);
     assert_eq!(walker.seen.len(), 36);
 }
+
+pub async fn record_event_positions_start_at_subscription_and_move_once(store: Arc<dyn Store>) {
+    let o = org(&store, 2).await;
+    let c = conn(&store, &o).await;
+    write(&store, &c, vec![rec(&c, "1", "a")], T0).await;
+    let ep = WebhookEndpoint {
+        id: ironbridge_core::ids::new_id("whk", T0.micros()),
+        org_id: o.0.clone(),
+        url: "https://hooks.example.com/in".into(),
+        description: None,
+        event_types: Some(vec!["record.created".into()]),
+        connection_ids: None,
+        status: "enabled".into(),
+        disabled_reason: None,
+        disabled_at: None,
+        failing_since: None,
+        secret: "v1.k.ciphertext".into(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.create_webhook_endpoint(&o, &ep).await.unwrap();
+    // Subscribed at the present: what was stored before is not due.
+    assert!(store.record_feeds_due(100).await.unwrap().is_empty());
+    write(&store, &c, vec![rec(&c, "2", "a")], T0.plus_secs(1)).await;
+    // A connection created after the subscription has no position: read from its start.
+    let later = conn(&store, &o).await;
+    write(&store, &later, vec![rec(&later, "x", "a")], T0).await;
+    let mut due = store.record_feeds_due(100).await.unwrap();
+    due.sort_by(|a, b| a.at.cmp(&b.at));
+    assert_eq!(due.len(), 2, "{due:?}");
+    assert_eq!(
+        (due[0].connection_id.as_str(), &due[0].at),
+        (later.0.as_str(), &None)
+    );
+    assert_eq!(due[1].connection_id, c.0);
+    let at = due[1].at.clone().unwrap();
+    assert_eq!((at.seq, at.entity.as_str()), (2, ""));
+    // Two processes read the same changes: one moves the position, the other stores nothing.
+    let to = ChangePosition {
+        seq: 3,
+        entity: String::new(),
+        id: String::new(),
+    };
+    assert!(store.advance_record_feed(&due[1], &to, &[]).await.unwrap());
+    assert!(!store.advance_record_feed(&due[1], &to, &[]).await.unwrap());
+    assert!(store.advance_record_feed(&due[0], &to, &[]).await.unwrap());
+    assert!(!store.advance_record_feed(&due[0], &to, &[]).await.unwrap());
+    assert!(store.record_feeds_due(100).await.unwrap().is_empty());
+    // Dropping the record types drops the positions; other endpoints never have any.
+    store
+        .update_webhook_endpoint(
+            &o,
+            &WebhookEndpoint {
+                event_types: None,
+                ..ep.clone()
+            },
+        )
+        .await
+        .unwrap();
+    write(&store, &c, vec![rec(&c, "3", "a")], T0.plus_secs(2)).await;
+    assert!(store.record_feeds_due(100).await.unwrap().is_empty());
+}

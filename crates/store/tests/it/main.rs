@@ -73,4 +73,5 @@ contract!(
     raw_payloads_read_back_exactly,
     the_change_feed_has_every_change_once_in_commit_order,
     concurrent_writers_never_let_the_feed_skip_a_change,
+    record_event_positions_start_at_subscription_and_move_once,
 );
