@@ -19,8 +19,8 @@ use ironbridge_core::store::{RawPayload, RecordUpsert};
 use sqlx::Row;
 
 use super::{
-    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, CLOSE_RECORD, Db, EXPLAIN, FENCE_CHECK, LOCK_MIGRATIONS,
-    LOCK_ORG, MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, CLOSE_RECORD, Db, EXPLAIN, FEED_SETUP, FENCE_CHECK,
+    LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
 };
 use crate::classify;
 use crate::lists::{self, Arg};
@@ -65,6 +65,28 @@ impl Backend {
             format!("sweep: {SWEEP_UNSEEN}"),
             plan,
             vec!["connection_id", "entity"],
+        ));
+        // A change feed page, as it runs (its own setting included).
+        if let Some(setup) = FEED_SETUP {
+            sqlx::query(setup)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        let feed = lists::changes(
+            &ConnId("conn_plan".into()),
+            &ChangeQuery {
+                entity: None,
+                after: ironbridge_core::store::ChangePosition::start(),
+                include_raw: false,
+                limit: 1000,
+            },
+        );
+        let plan = Self::explain(&mut tx, &feed.sql, &feed.args).await?;
+        out.push((
+            format!("feed: {}", feed.sql),
+            plan,
+            vec!["connection_id", "change_seq"],
         ));
         tx.rollback().await.map_err(classify)?;
         Ok(out)
@@ -1456,11 +1478,23 @@ impl Store for Backend {
 
     async fn list_changes(&self, conn: &ConnId, q: &ChangeQuery) -> StoreResult<Vec<StoredChange>> {
         let statement = lists::changes(conn, q);
-        let rows = bind_args(&statement.sql, &statement.args)
-            .persistent(CACHE_KEY_LOOKUPS)
-            .fetch_all(&mut *self.reader().await?)
-            .await
-            .map_err(classify)?;
+        let query = bind_args(&statement.sql, &statement.args).persistent(CACHE_KEY_LOOKUPS);
+        let rows = match FEED_SETUP {
+            Some(setup) => {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                sqlx::query(setup)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                let rows = query.fetch_all(&mut *tx).await.map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                rows
+            }
+            None => query
+                .fetch_all(&mut *self.reader().await?)
+                .await
+                .map_err(classify)?,
+        };
         rows.iter().map(change_from).collect()
     }
 

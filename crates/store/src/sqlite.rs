@@ -58,6 +58,8 @@ pub(crate) const SHARED_BY_PROCESSES: bool = false;
 /// Whether the job still holds its lease (one writer at a time already orders the check
 /// before any takeover).
 pub(crate) const FENCE_CHECK: &str = "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
+/// SQLite reads a change feed page along its index whatever the data: nothing to set.
+pub(crate) const FEED_SETUP: Option<&str> = None;
 /// SQLite plans the sweep the same way whatever the data: nothing to set.
 pub(crate) const SWEEP_SETUP: Option<&str> = None;
 /// Marks deleted what a complete pass did not see: the run's seen keys are read into one
