@@ -56,7 +56,7 @@ use utoipa::openapi::tag::TagBuilder;
         batches::list_operations,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
-    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &IdempotencyKeys, &CommonErrors),
+    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &ChangeEntities, &IdempotencyKeys, &CommonErrors),
     tags(
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
@@ -253,6 +253,48 @@ impl Modify for EventTypes {
                             .into(),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The change feed's `entity` takes only entities kept as records, by name or collection
+/// path (the server refuses others), so the document lists them.
+struct ChangeEntities;
+
+impl Modify for ChangeEntities {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut values: Vec<String> = Vec::new();
+        for e in Entity::ALL
+            .iter()
+            .filter(|e| e.spec().storage == ironbridge_model::Storage::Records)
+        {
+            values.push(e.as_str().to_string());
+            let path = e.spec().plural.replace('_', "-");
+            if !values.contains(&path) {
+                values.push(path);
+            }
+        }
+        let Some(operation) = openapi
+            .paths
+            .paths
+            .get_mut("/v1/changes")
+            .and_then(|item| item.get.as_mut())
+        else {
+            return;
+        };
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(p) = parameter
+                && p.name == "entity"
+            {
+                p.schema = Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(values.clone()))
+                        .into(),
+                );
             }
         }
     }
