@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_batches;
+mod bench_changes;
 mod bench_webhooks;
 mod config;
 mod demo;
@@ -146,6 +147,8 @@ enum BenchCommand {
     Webhooks(bench_webhooks::WebhookBenchArgs),
     /// Bulk batch throughput against each emulated ERP with latency, against its limits.
     Batches(bench_batches::BatchBenchArgs),
+    /// Change feed throughput: writes that take change numbers, and the feed read and followed.
+    Changes(bench_changes::ChangeBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -518,6 +521,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Batches(args),
         } => bench_batches::run(args, cli.database_url.clone()).await,
+        Command::Bench {
+            command: BenchCommand::Changes(args),
+        } => bench_changes::run(args, cli.database_url.clone()).await,
         Command::Demo(args) => {
             let dir = demo_dir.context("the demo's directory is made above")?;
             demo::run(args, dir).await

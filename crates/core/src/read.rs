@@ -1,6 +1,6 @@
 //! Reading synced records, out of the HTTP handlers: a list query validated, paged by its
-//! opaque cursor and rendered; a record read by id. The API calls it; custom mappings and the
-//! dashboard will too.
+//! opaque cursor and rendered; a record read by id; the connection's change feed. The API
+//! calls it; custom mappings and the dashboard will too.
 
 use ironbridge_model::{Entity, Timestamp};
 use serde_json::Value;
@@ -9,7 +9,9 @@ use crate::crypto::Keys;
 use crate::field_mappings::ConnectionView;
 use crate::pagination::{PageSize, Pager};
 use crate::service::{ServiceError, render};
-use crate::store::{ConnId, RecordQuery, Store, StoredRecord};
+use crate::store::{
+    ChangePosition, ChangeQuery, ConnId, RecordQuery, Store, StoredChange, StoredRecord,
+};
 
 /// A list query of one entity's records.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +72,138 @@ impl Page<String> {
         out.push('}');
         out
     }
+}
+
+/// A query of a connection's change feed.
+#[derive(Debug, Clone, Default)]
+pub struct ChangesQuery {
+    /// `next_cursor` of the previous page (absent: from the feed's beginning).
+    pub cursor: Option<String>,
+    /// Changes per page ([`CHANGE_PAGE`]).
+    pub page_size: Option<u32>,
+    /// Only this entity's changes.
+    pub entity: Option<Entity>,
+    /// Each record's source payload as `remote_data`.
+    pub include_remote_data: bool,
+}
+
+/// Page sizes of the change feed.
+pub const CHANGE_PAGE: PageSize = PageSize {
+    default: 100,
+    max: 1000,
+};
+
+/// A page of the change feed, its items already JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage {
+    /// The changes.
+    pub data: Vec<String>,
+    /// Where the next page starts: always given, also at the end of the feed.
+    pub next_cursor: String,
+}
+
+impl ChangePage {
+    /// The page as the API's JSON body.
+    pub fn into_body(self) -> String {
+        let size = self.data.iter().map(String::len).sum::<usize>() + self.data.len() + 64;
+        let mut out = String::with_capacity(size + self.next_cursor.len());
+        out.push_str("{\"data\":[");
+        for (i, item) in self.data.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(item);
+        }
+        out.push_str("],\"next_cursor\":");
+        out.push_str(&Value::String(self.next_cursor).to_string());
+        out.push('}');
+        out
+    }
+}
+
+/// The position a change feed cursor carries, written as `seq|entity|id`.
+fn position_key(p: &ChangePosition) -> String {
+    format!("{}|{}|{}", p.seq, p.entity, p.id)
+}
+
+fn parse_position(key: &str) -> Result<ChangePosition, crate::cursor::CursorError> {
+    let mut parts = key.splitn(3, '|');
+    let (Some(seq), Some(entity), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(crate::cursor::CursorError::Tampered);
+    };
+    Ok(ChangePosition {
+        seq: seq
+            .parse()
+            .map_err(|_| crate::cursor::CursorError::Tampered)?,
+        entity: entity.to_string(),
+        id: id.to_string(),
+    })
+}
+
+/// One change as its API JSON text (see `ChangeOut`): the record rendered as the record
+/// routes render it, or its tombstone.
+fn change_text(
+    change: &StoredChange,
+    from: &ChangePosition,
+    record_text: Option<String>,
+) -> String {
+    let r = &change.record;
+    let text = |v: &str| Value::String(v.to_string()).to_string();
+    let kind = if r.remote_was_deleted {
+        "deleted"
+    } else if change.created_after(from) {
+        "created"
+    } else {
+        "updated"
+    };
+    let body = record_text.as_deref().unwrap_or("null");
+    let mut out = String::with_capacity(body.len() + 160);
+    out.push_str("{\"seq\":");
+    out.push_str(&change.seq.to_string());
+    out.push_str(",\"change\":\"");
+    out.push_str(kind);
+    out.push_str("\",\"entity\":");
+    out.push_str(&text(change.entity.as_str()));
+    out.push_str(",\"id\":");
+    out.push_str(&text(&r.id));
+    out.push_str(",\"record\":");
+    out.push_str(body);
+    out.push_str(",\"tombstone\":");
+    if r.remote_was_deleted {
+        out.push_str("{\"remote_id\":");
+        out.push_str(&text(&r.remote_id));
+        out.push_str(",\"deleted_at\":");
+        out.push_str(&text(&r.modified_at.to_rfc3339()));
+        out.push('}');
+    } else {
+        out.push_str("null");
+    }
+    out.push('}');
+    out
+}
+
+/// One change of the feed as its API JSON text (`ChangeOut`), read from position `from`: the
+/// record patched by the connection's overrides (`view`) and rendered as the record routes
+/// render it, or its tombstone.
+pub fn render_change(
+    connection_id: &str,
+    mut change: StoredChange,
+    from: &ChangePosition,
+    view: Option<&ConnectionView>,
+    include_remote_data: bool,
+) -> Result<String, ServiceError> {
+    let record = if change.record.remote_was_deleted {
+        None
+    } else {
+        match view.and_then(|v| v.entity(change.entity)) {
+            Some(view) => {
+                view.apply_record(connection_id, &mut change.record)?;
+                Some(render_checked(&change.record, include_remote_data, true)?)
+            }
+            None => Some(render_text(&change.record, include_remote_data)?),
+        }
+    };
+    Ok(change_text(&change, from, record))
 }
 
 /// A stored record as its API JSON text, as [`render`] would make it but without building
@@ -302,6 +436,59 @@ impl RecordReader<'_> {
             data,
             next_cursor,
             total_count,
+        })
+    }
+
+    /// One page of the connection's change feed: every record created, changed or deleted
+    /// after the cursor's position, in `(seq, entity, id)` order, each once, at its latest
+    /// change (a log-compacted feed: a record changed twice since the position is found once,
+    /// as it is now). Change numbers are taken in the transaction that stores the change, so
+    /// following `next_cursor` forever misses no change and returns none twice, whatever
+    /// syncs, writes or crashes happen meanwhile.
+    pub async fn changes(
+        &self,
+        conn: &ConnId,
+        q: &ChangesQuery,
+    ) -> Result<ChangePage, ServiceError> {
+        let size = CHANGE_PAGE.resolve(q.page_size)?;
+        let pager = Pager::new(
+            self.keys,
+            &conn.0,
+            &[
+                ("list", "changes".into()),
+                ("entity", q.entity.map_or("", Entity::as_str).into()),
+            ],
+        );
+        let from = match pager.position(q.cursor.as_deref())? {
+            Some(key) => parse_position(&key)?,
+            None => ChangePosition::start(),
+        };
+        let query = ChangeQuery {
+            entity: q.entity,
+            after: from.clone(),
+            // Overrides read the source payload.
+            include_raw: q.include_remote_data || self.view.is_some(),
+            limit: size,
+        };
+        let rows = self.store.list_changes(conn, &query).await?;
+        let next = rows
+            .last()
+            .map_or_else(|| from.clone(), StoredChange::position);
+        let data = rows
+            .into_iter()
+            .map(|change| {
+                render_change(
+                    &conn.0,
+                    change,
+                    &from,
+                    self.view.as_deref(),
+                    q.include_remote_data,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ChangePage {
+            data,
+            next_cursor: pager.cursor_after(&position_key(&next)),
         })
     }
 

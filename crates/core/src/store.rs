@@ -458,6 +458,73 @@ impl RecordQuery {
     }
 }
 
+/// A position in a connection's change feed: after the change of record `(entity, id)`
+/// numbered `seq`. Changes are ordered by `(seq, entity, id)`; one transaction's changes share
+/// a number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ChangePosition {
+    /// The change number (0: records stored before the feed existed).
+    pub seq: i64,
+    /// The entity's name (empty: before every entity).
+    pub entity: String,
+    /// Our id (empty: before every record).
+    pub id: String,
+}
+
+impl ChangePosition {
+    /// Before every change of a connection.
+    pub fn start() -> Self {
+        ChangePosition::default()
+    }
+}
+
+/// Which changes to list: after a position, of every entity or one.
+#[derive(Debug, Clone)]
+pub struct ChangeQuery {
+    /// Only this entity's changes.
+    pub entity: Option<Entity>,
+    /// Changes after this position.
+    pub after: ChangePosition,
+    /// Also load raw payloads.
+    pub include_raw: bool,
+    /// Maximum rows.
+    pub limit: u32,
+}
+
+/// One record at its latest change.
+#[derive(Debug, Clone)]
+pub struct StoredChange {
+    /// The entity.
+    pub entity: Entity,
+    /// The number of the record's latest change.
+    pub seq: i64,
+    /// The number of the change that first stored it.
+    pub created_seq: i64,
+    /// The record as stored now.
+    pub record: StoredRecord,
+}
+
+impl StoredChange {
+    /// Its position in the feed.
+    pub fn position(&self) -> ChangePosition {
+        ChangePosition {
+            seq: self.seq,
+            entity: self.entity.as_str().to_string(),
+            id: self.record.id.clone(),
+        }
+    }
+
+    /// Whether the record was first stored after `from`: a reader at `from` has never seen
+    /// any version of it.
+    pub fn created_after(&self, from: &ChangePosition) -> bool {
+        (
+            self.created_seq,
+            self.entity.as_str(),
+            self.record.id.as_str(),
+        ) > (from.seq, from.entity.as_str(), from.id.as_str())
+    }
+}
+
 /// The state of one connection pool of a store, as `/metrics` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
@@ -766,6 +833,13 @@ pub trait Store:
         conn: &ConnId,
         query: &RecordQuery,
     ) -> StoreResult<Vec<StoredRecord>>;
+    /// A page of the connection's change feed: records in `(change_seq, entity, id)` order
+    /// after the query's position, each at its latest change (deleted ones included).
+    async fn list_changes(
+        &self,
+        conn: &ConnId,
+        query: &ChangeQuery,
+    ) -> StoreResult<Vec<StoredChange>>;
     /// How many records match (ignoring `after_id` and `limit`).
     async fn count_records(&self, conn: &ConnId, query: &RecordQuery) -> StoreResult<u64>;
     /// One record by our id.

@@ -203,7 +203,11 @@ pub fn endpoint_accepts(
     event_type: &str,
     connection_id: Option<&str>,
 ) -> bool {
-    let type_ok = event_types.is_none_or(|types| types.iter().any(|t| t == event_type));
+    // Record events (the change feed's) only where asked for by name.
+    let type_ok = match event_types {
+        None => !ironbridge_model::webhooks::is_record_event_type(event_type),
+        Some(types) => types.iter().any(|t| t == event_type),
+    };
     let conn_ok = match connection_ids {
         None => true,
         Some(ids) => connection_id.is_some_and(|c| ids.iter().any(|i| i == c)),

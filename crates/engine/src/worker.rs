@@ -715,6 +715,16 @@ impl Worker {
         let mut running = JoinSet::new();
         let mut last_schedule: Option<tokio::time::Instant> = None;
         let mut last_poll: Option<tokio::time::Instant> = None;
+        // Record event deliveries, from the change feed, beside the jobs (a worker busy with
+        // long syncs still makes them as the syncs' pages commit).
+        let record_events = tokio::spawn(
+            crate::webhooks::RecordEvents::new(
+                this.store.clone(),
+                this.runtimes.clone(),
+                this.clock.clone(),
+            )
+            .run(shutdown.clone()),
+        );
         'work: while !shutdown.is_cancelled() {
             if let Some(interval) = this.config.poll_interval
                 && last_poll.is_none_or(|t| t.elapsed() >= interval.min(Duration::from_secs(60)))
@@ -792,6 +802,7 @@ impl Worker {
                 while running.join_next().await.is_some() {}
             }
         }
+        let _ = record_events.await;
         tracing::info!(worker = %this.id, "worker stopped");
     }
 }

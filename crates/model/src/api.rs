@@ -897,6 +897,62 @@ pub struct EventList {
     pub next_cursor: Option<String>,
 }
 
+/// What a change did to a record, as seen from the reader's position in the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// First stored after the position the page was read from: no earlier version of the
+    /// record can have been read from this feed.
+    Created,
+    /// Changed; an earlier version was stored before the page's position. The feed keeps
+    /// each record at its latest change only, so that version may never have been read from
+    /// this cursor: apply `created` and `updated` alike, as upserts.
+    Updated,
+    /// Deleted in the source system (the record's tombstone).
+    Deleted,
+}
+
+/// What remains of a deleted record in the feed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeTombstone {
+    /// The record's key in the source system.
+    pub remote_id: String,
+    /// When Ironbridge stored the deletion.
+    pub deleted_at: Timestamp,
+}
+
+/// One record at its latest change.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeOut {
+    /// The change number: increasing along the feed; the records one sync page or one write
+    /// changed together share it.
+    pub seq: i64,
+    /// What the change did.
+    pub change: ChangeKind,
+    /// The entity (`purchase_order`, `vendor`, …).
+    #[schema(example = "purchase_order")]
+    pub entity: String,
+    /// The record's id (`po_…`).
+    pub id: String,
+    /// The record as `GET /v1/{entity}/{id}` answers it now (field mappings applied);
+    /// `null` for a deletion.
+    #[schema(value_type = Option<Object>)]
+    pub record: Option<serde_json::Value>,
+    /// For a deletion, what remains of the record; `null` otherwise.
+    pub tombstone: Option<ChangeTombstone>,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeList {
+    /// Changes in feed order: by `seq`, then entity, then id. A record changed several times
+    /// appears once, at its latest change.
+    pub data: Vec<ChangeOut>,
+    /// Where to continue: always present, also on an empty page at the end of the feed, so
+    /// the same cursor can be polled for later changes, forever.
+    pub next_cursor: String,
+}
+
 /// How a system's deletions reach Ironbridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -49,7 +49,28 @@ pub const EVENT_TYPES: &[EventType] = &[
         name: "webhook_endpoint.disabled",
         description: "A webhook endpoint was disabled: every attempt to it failed for the configured period, or it answered 410 Gone. Its pending deliveries were marked failed; re-enable it and recover them.",
     },
+    EventType {
+        name: "record.created",
+        description: "Records of a connection first stored (by a sync or a write), in batches: `data.changes` lists them as `GET /v1/changes` does, with the record. Sent only to endpoints that name this type in `event_types` (not to those receiving all types), read from the change feed in order, each change once.",
+    },
+    EventType {
+        name: "record.updated",
+        description: "Records of a connection changed, in batches: `data.changes` lists them at their latest change, with the record. Only to endpoints that name this type.",
+    },
+    EventType {
+        name: "record.deleted",
+        description: "Records of a connection deleted in the source system, in batches: `data.changes` lists their tombstones. Only to endpoints that name this type.",
+    },
 ];
+
+/// The record event types, read from the change feed rather than written as events: an
+/// endpoint receives them only when it names them (`event_types: null` means every other type).
+pub const RECORD_EVENT_TYPES: [&str; 3] = ["record.created", "record.updated", "record.deleted"];
+
+/// Whether `name` is a record event type ([`RECORD_EVENT_TYPES`]).
+pub fn is_record_event_type(name: &str) -> bool {
+    RECORD_EVENT_TYPES.contains(&name)
+}
 
 /// The type of the signed ping sent by `POST /v1/webhook-endpoints/{id}/test`. It is not an
 /// event and cannot be subscribed to.
@@ -168,7 +189,7 @@ pub struct WebhookEndpointIn {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Event types to receive (see `GET /v1/webhook-event-types`), at least one; absent or
-    /// `null` for all.
+    /// `null` for all but the record events (`record.*`), which are sent only when named.
     #[serde(default)]
     #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
@@ -199,7 +220,7 @@ pub struct WebhookEndpointPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
-    /// New event types, at least one; `null` for all.
+    /// New event types, at least one; `null` for all but the record events (`record.*`).
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Option<Vec<String>>>,
@@ -233,7 +254,7 @@ pub struct WebhookEndpointOut {
     pub url: String,
     /// Label for people.
     pub description: Option<String>,
-    /// Event types received; `null` for all.
+    /// Event types received; `null` for all but the record events (`record.*`).
     pub event_types: Option<Vec<String>>,
     /// Connections whose events are received; `null` for every connection.
     pub connection_ids: Option<Vec<String>>,

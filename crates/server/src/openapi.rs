@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, batches, certificates, connections, dispatch, events, field_mappings, fleet, meta,
-    organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
+    api_keys, batches, certificates, changes, connections, dispatch, events, field_mappings, fleet,
+    meta, organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -39,6 +39,7 @@ use utoipa::openapi::tag::TagBuilder;
         field_mappings::remote_fields,
         sync::start_sync, sync::get_sync_job,
         events::list_events,
+        changes::list_changes,
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
         webhooks::delete_endpoint, webhooks::get_secret, webhooks::rotate_secret, webhooks::test_endpoint,
         webhooks::recover, webhooks::list_deliveries, webhooks::list_attempts, webhooks::get_delivery,
@@ -55,7 +56,7 @@ use utoipa::openapi::tag::TagBuilder;
         batches::list_operations,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
-    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &IdempotencyKeys, &CommonErrors),
+    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &ChangeEntities, &IdempotencyKeys, &CommonErrors),
     tags(
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
@@ -65,6 +66,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Meta", description = "What writes take on a connection: operations, fields, types, required and read-only fields, enums, custom fields. Writes are validated against the same description."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),
+        (name = "Changes", description = "The change feed: every record of a connection created, updated or deleted, in the order the changes were stored, from a cursor followed forever with no change missed or repeated."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Batches", description = "Bulk writes: up to 10,000 creates and updates on one connection, run in the background in batches of a chosen size, each operation written exactly once, with per-operation results and a `batch.completed` webhook."),
         (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),
@@ -251,6 +253,48 @@ impl Modify for EventTypes {
                             .into(),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The change feed's `entity` takes only entities kept as records, by name or collection
+/// path (the server refuses others), so the document lists them.
+struct ChangeEntities;
+
+impl Modify for ChangeEntities {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut values: Vec<String> = Vec::new();
+        for e in Entity::ALL
+            .iter()
+            .filter(|e| e.spec().storage == ironbridge_model::Storage::Records)
+        {
+            values.push(e.as_str().to_string());
+            let path = e.spec().plural.replace('_', "-");
+            if !values.contains(&path) {
+                values.push(path);
+            }
+        }
+        let Some(operation) = openapi
+            .paths
+            .paths
+            .get_mut("/v1/changes")
+            .and_then(|item| item.get.as_mut())
+        else {
+            return;
+        };
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(p) = parameter
+                && p.name == "entity"
+            {
+                p.schema = Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(values.clone()))
+                        .into(),
+                );
             }
         }
     }

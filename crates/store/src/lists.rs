@@ -3,7 +3,9 @@
 //! $n)` would plan as a scan on SQLite, and on PostgreSQL once a statement's generic plan is
 //! kept. Written once for both backends; [`plan_samples`] gives every shape to the plan tests.
 
-use ironbridge_core::store::{ConnId, DeliveryQuery, OrgId, RecordQuery};
+use ironbridge_core::store::{
+    ChangePosition, ChangeQuery, ConnId, DeliveryQuery, OrgId, RecordQuery,
+};
 use ironbridge_model::{Entity, Timestamp};
 
 /// One bound value.
@@ -114,6 +116,38 @@ pub(crate) fn records(conn: &ConnId, q: &RecordQuery) -> Statement {
         "id"
     };
     record_filter(conn, q, true).select(columns, "records", order, q.limit)
+}
+
+/// A page of a connection's change feed, in `(change_seq, entity, id)` order (one entity's:
+/// `(change_seq, id)`), one row-value range of `records_feed` or `records_entity_feed`.
+pub(crate) fn changes(conn: &ConnId, q: &ChangeQuery) -> Statement {
+    let columns = if q.include_raw {
+        RECORD_COLUMNS
+    } else {
+        RECORD_COLUMNS_NO_RAW
+    };
+    let columns = format!("{columns}, entity, change_seq, created_seq");
+    let mut f = Filter::new();
+    f.text("connection_id = {}", &conn.0);
+    let seq = f.arg(Arg::Int(q.after.seq));
+    let order = match q.entity {
+        Some(entity) => {
+            f.text("entity = {}", entity.as_str());
+            let id = f.arg(Arg::Text(q.after.id.clone()));
+            f.raw(&format!("(change_seq, id) > ({seq}, {id})"));
+            "change_seq, id"
+        }
+        None => {
+            let entity = f.arg(Arg::Text(q.after.entity.clone()));
+            let id = f.arg(Arg::Text(q.after.id.clone()));
+            f.raw(&format!(
+                "(change_seq, entity, id) > ({seq}, {entity}, {id})"
+            ));
+            "change_seq, entity, id"
+        }
+    };
+    // `seq` was added before the entity filter: its placeholder number stays valid.
+    f.select(&columns, "records", order, q.limit)
 }
 
 /// How many records match a query's filters (its position and limit ignored).
@@ -322,6 +356,32 @@ pub(crate) fn plan_samples() -> Vec<PlanSample> {
             ),
             keyed,
         ));
+    }
+    for entity in [None, Some(Entity::PURCHASE_ORDER)] {
+        for after in [
+            ChangePosition::start(),
+            ChangePosition {
+                seq: 7,
+                entity: "purchase_order".into(),
+                id: "po_8".into(),
+            },
+        ] {
+            let q = ChangeQuery {
+                entity,
+                after: after.clone(),
+                include_raw: false,
+                limit: 101,
+            };
+            let keyed = match entity {
+                Some(_) => vec!["connection_id", "entity", "change_seq"],
+                None => vec!["connection_id", "change_seq"],
+            };
+            out.push((
+                format!("changes entity={} after={}", entity.is_some(), after.seq),
+                changes(&conn, &q),
+                keyed,
+            ));
+        }
     }
     for (name, table) in [
         ("connections", "connections"),

@@ -109,6 +109,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "point_series",
         sql: include_str!("../migrations/sqlite/0020_point_series.sql"),
     },
+    Migration {
+        version: 21,
+        name: "change_feed",
+        sql: include_str!("../migrations/sqlite/0021_change_feed.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -207,6 +212,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 19,
         name: "point_series",
         sql: include_str!("../migrations/postgres/0019_point_series.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "change_feed",
+        sql: include_str!("../migrations/postgres/0020_change_feed.sql"),
     },
 ];
 

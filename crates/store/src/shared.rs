@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
-    ApiKey, Certificate, ConnId, Connection, Event, Fence, Job, JobOutcome, NewApiKey,
+    ApiKey, Certificate, ChangeQuery, ConnId, Connection, Event, Fence, Job, JobOutcome, NewApiKey,
     NewConnection, NewJob, OrgId, Organization, PageWrite, PointQuery, RecordQuery, RunTotals,
-    Store, StoreError, StoreResult, StoredPayload, StoredPoint, StoredRecord, SyncState,
-    WriteCounts,
+    Store, StoreError, StoreResult, StoredChange, StoredPayload, StoredPoint, StoredRecord,
+    SyncState, WriteCounts,
 };
 use ironbridge_model::api::McpAccess;
 use ironbridge_model::{Entity, Timestamp};
@@ -19,8 +19,8 @@ use ironbridge_core::store::{RawPayload, RecordUpsert};
 use sqlx::Row;
 
 use super::{
-    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, CLOSE_RECORD, Db, EXPLAIN, FENCE_CHECK, LOCK_MIGRATIONS,
-    LOCK_ORG, MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
+    Backend, CACHE_KEY_LOOKUPS, CLAIM_JOB, CLOSE_RECORD, Db, EXPLAIN, FEED_SETUP, FENCE_CHECK,
+    LOCK_MIGRATIONS, LOCK_ORG, MIGRATIONS, SHARED_BY_PROCESSES, SWEEP_SETUP, SWEEP_UNSEEN,
 };
 use crate::classify;
 use crate::lists::{self, Arg};
@@ -58,12 +58,35 @@ impl Backend {
             Arg::Text("purchase_order".into()),
             Arg::Text("run_plan".into()),
             Arg::Int(1_700_000_000_000_000),
+            Arg::Int(7),
         ];
         let plan = Self::explain(&mut tx, SWEEP_UNSEEN, &args).await?;
         out.push((
             format!("sweep: {SWEEP_UNSEEN}"),
             plan,
             vec!["connection_id", "entity"],
+        ));
+        // A change feed page, as it runs (its own setting included).
+        if let Some(setup) = FEED_SETUP {
+            sqlx::query(setup)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        let feed = lists::changes(
+            &ConnId("conn_plan".into()),
+            &ChangeQuery {
+                entity: None,
+                after: ironbridge_core::store::ChangePosition::start(),
+                include_raw: false,
+                limit: 1000,
+            },
+        );
+        let plan = Self::explain(&mut tx, &feed.sql, &feed.args).await?;
+        out.push((
+            format!("feed: {}", feed.sql),
+            plan,
+            vec!["connection_id", "change_seq"],
         ));
         tx.rollback().await.map_err(classify)?;
         Ok(out)
@@ -369,6 +392,52 @@ pub(crate) async fn lock_records(
             .map_err(classify)?;
     }
     Ok(())
+}
+
+/// Takes the connection's next change number; every record the transaction changes is
+/// stamped with it (the change feed, `GET /v1/changes`). The counter's row stays locked until
+/// the commit (PostgreSQL; SQLite has one writer), so changes of a connection commit in the
+/// order of their numbers: a reader of the feed never sees number n + 1 while n may still
+/// come. A number taken by a transaction that then changes nothing is skipped, harmlessly.
+pub(crate) async fn next_change(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    conn: &ConnId,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO change_counters (connection_id, last_seq) VALUES ($1, 1) \
+         ON CONFLICT (connection_id) DO UPDATE SET last_seq = change_counters.last_seq + 1 RETURNING last_seq",
+    )
+    .bind(&conn.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(classify)
+}
+
+/// The transaction's change number, taken at its first change ([`next_change`]).
+async fn change_number(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    conn: &ConnId,
+    taken: &mut Option<i64>,
+) -> StoreResult<i64> {
+    if let Some(seq) = *taken {
+        return Ok(seq);
+    }
+    let seq = next_change(tx, conn).await?;
+    *taken = Some(seq);
+    Ok(seq)
+}
+
+fn change_from(row: &DbRow) -> StoreResult<StoredChange> {
+    let entity: String = row.try_get("entity").map_err(classify)?;
+    let entity = Entity::parse(&entity).ok_or_else(|| {
+        StoreError::Internal(format!("unknown entity {entity} in records").into())
+    })?;
+    Ok(StoredChange {
+        entity,
+        seq: row.try_get("change_seq").map_err(classify)?,
+        created_seq: row.try_get("created_seq").map_err(classify)?,
+        record: record_from(row).map_err(classify)?,
+    })
 }
 
 fn record_from(row: &DbRow) -> Result<StoredRecord, sqlx::Error> {
@@ -1191,11 +1260,13 @@ impl Store for Backend {
                 .await
                 .map_err(classify)?;
         }
+        let seq = next_change(&mut tx, conn).await?;
         let swept = sqlx::query(SWEEP_UNSEEN)
             .bind(&conn.0)
             .bind(entity.as_str())
             .bind(run_id)
             .bind(now.micros())
+            .bind(seq)
             .execute(&mut *tx)
             .await
             .map_err(classify)?
@@ -1215,6 +1286,9 @@ impl Store for Backend {
         let mut counts = WriteCounts::default();
         let mut tx = self.begin_write().await?;
         let now = page.now.micros();
+        // The page's change number, taken at its first change: a page that changes nothing
+        // takes none (and waits for no other writer of the connection).
+        let mut seq = None;
         let entity = page.entity.as_str();
         if !page.bases.is_empty() {
             check_bases(&mut tx, conn, page.entity, &page.bases).await?;
@@ -1287,9 +1361,11 @@ impl Store for Backend {
                 }
             }
             if !changed.is_empty() {
-                // New and changed records in one statement; `created_at` stays as first stored.
+                let seq = change_number(&mut tx, conn, &mut seq).await?;
+                // New and changed records in one statement; `created_at` (and `created_seq`)
+                // stay as first stored.
                 let mut upsert = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) ",
+                    "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at, change_seq, created_seq) ",
                 );
                 upsert.push_values(&changed, |mut row, r| {
                     row.push_bind(&conn.0)
@@ -1304,12 +1380,14 @@ impl Store for Backend {
                         .push_bind(r.remote_updated_at.map(Timestamp::micros))
                         .push_bind(r.remote_was_deleted)
                         .push_bind(now)
-                        .push_bind(now);
+                        .push_bind(now)
+                        .push_bind(seq)
+                        .push_bind(seq);
                 });
                 upsert.push(
                     " ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, raw_z = excluded.raw_z, \
                      content_hash = excluded.content_hash, remote_created_at = excluded.remote_created_at, remote_updated_at = excluded.remote_updated_at, \
-                     remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at",
+                     remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at, change_seq = excluded.change_seq",
                 );
                 upsert
                     .build()
@@ -1345,10 +1423,13 @@ impl Store for Backend {
         }
         for chunk in page.deleted.chunks(WRITE_CHUNK) {
             // The source's deletion log: the record keeps its last data, flagged.
+            let seq = change_number(&mut tx, conn, &mut seq).await?;
             let mut mark = sqlx::QueryBuilder::<Db>::new(
                 "UPDATE records SET remote_was_deleted = TRUE, modified_at = ",
             );
             mark.push_bind(now);
+            mark.push(", change_seq = ");
+            mark.push_bind(seq);
             mark.push(" WHERE connection_id = ");
             mark.push_bind(&conn.0);
             mark.push(" AND entity = ");
@@ -1369,12 +1450,14 @@ impl Store for Backend {
         }
         for (id, reason) in &page.closed {
             // Closed at the source: kept with its last data, saying why it went.
+            let seq = change_number(&mut tx, conn, &mut seq).await?;
             counts.deleted += sqlx::query(CLOSE_RECORD)
                 .bind(&conn.0)
                 .bind(entity)
                 .bind(id)
                 .bind(now)
                 .bind(reason)
+                .bind(seq)
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?
@@ -1451,6 +1534,28 @@ impl Store for Backend {
         }
         self.commit(tx).await?;
         Ok(totals)
+    }
+
+    async fn list_changes(&self, conn: &ConnId, q: &ChangeQuery) -> StoreResult<Vec<StoredChange>> {
+        let statement = lists::changes(conn, q);
+        let query = bind_args(&statement.sql, &statement.args).persistent(CACHE_KEY_LOOKUPS);
+        let rows = match FEED_SETUP {
+            Some(setup) => {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                sqlx::query(setup)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                let rows = query.fetch_all(&mut *tx).await.map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                rows
+            }
+            None => query
+                .fetch_all(&mut *self.reader().await?)
+                .await
+                .map_err(classify)?,
+        };
+        rows.iter().map(change_from).collect()
     }
 
     async fn list_records(&self, conn: &ConnId, q: &RecordQuery) -> StoreResult<Vec<StoredRecord>> {

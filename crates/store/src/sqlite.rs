@@ -58,17 +58,19 @@ pub(crate) const SHARED_BY_PROCESSES: bool = false;
 /// Whether the job still holds its lease (one writer at a time already orders the check
 /// before any takeover).
 pub(crate) const FENCE_CHECK: &str = "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
+/// SQLite reads a change feed page along its index whatever the data: nothing to set.
+pub(crate) const FEED_SETUP: Option<&str> = None;
 /// SQLite plans the sweep the same way whatever the data: nothing to set.
 pub(crate) const SWEEP_SETUP: Option<&str> = None;
 /// Marks deleted what a complete pass did not see: the run's seen keys are read into one
 /// ephemeral index (a non-correlated `IN`), then each record is one lookup.
-pub(crate) const SWEEP_UNSEEN: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4 \
+pub(crate) const SWEEP_UNSEEN: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4, change_seq = $5 \
      WHERE connection_id = $1 AND entity = $2 AND remote_was_deleted = FALSE \
      AND id NOT IN (SELECT j.value FROM seen_pages s, json_each(s.ids) j WHERE s.connection_id = $1 AND s.entity = $2 AND s.run_id = $3)";
 
 /// A record the source closed and removed ($1 connection, $2 entity, $3 id, $4 now, $5 the
-/// source's reason): flagged deleted, status `completed`, `remote_status` the reason.
-pub(crate) const CLOSE_RECORD: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4, \
+/// source's reason, $6 the change number): flagged deleted, status `completed`, `remote_status` the reason.
+pub(crate) const CLOSE_RECORD: &str = "UPDATE records SET remote_was_deleted = TRUE, modified_at = $4, change_seq = $6, \
      data = json_set(data, '$.status', 'completed', '$.remote_status', $5) \
      WHERE connection_id = $1 AND entity = $2 AND id = $3 \
      AND (remote_was_deleted = FALSE OR json_extract(data, '$.remote_status') IS NOT $5)";

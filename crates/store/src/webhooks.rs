@@ -5,11 +5,13 @@
 use async_trait::async_trait;
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
-    AttemptResult, DeliveryNext, DeliveryQuery, EndpointHealth, Event, OrgId, StoreError,
-    StoreResult, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookStore, delivery_status,
+    AttemptResult, ChangePosition, DeliveryNext, DeliveryQuery, EndpointHealth, Event, OrgId,
+    RecordFeedCursor, StoreError, StoreResult, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    WebhookStore, delivery_status,
 };
 use ironbridge_core::webhooks::{endpoint_accepts, event_payload};
 use ironbridge_model::Timestamp;
+use ironbridge_model::webhooks::is_record_event_type;
 use sqlx::Row;
 
 use super::shared::bind_args;
@@ -112,6 +114,68 @@ fn rows_to<T>(rows: &[DbRow], f: fn(&DbRow) -> Result<T, sqlx::Error>) -> StoreR
         .map(f)
         .collect::<Result<_, _>>()
         .map_err(classify)
+}
+
+/// Keeps an endpoint's subscription to record events in step with its event types, in the
+/// transaction that changes them (`was`: whether it had one). A new subscription starts at
+/// the present of each of the organization's connections (the next change number); a
+/// connection created later has no position and is read from its start. Dropping the record
+/// types drops the positions.
+async fn subscribe_record_events(
+    tx: &mut Tx,
+    org: &OrgId,
+    ep: &WebhookEndpoint,
+    was: bool,
+) -> StoreResult<()> {
+    let wants = ep
+        .event_types
+        .as_ref()
+        .is_some_and(|types| types.iter().any(|t| is_record_event_type(t)));
+    if wants == was {
+        return Ok(());
+    }
+    sqlx::query("UPDATE webhook_endpoints SET record_events = $3 WHERE org_id = $1 AND id = $2")
+        .bind(&org.0)
+        .bind(&ep.id)
+        .bind(wants)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    let sql = if wants {
+        "INSERT INTO webhook_record_cursors (endpoint_id, connection_id, org_id, seq, entity, id) \
+         SELECT $2, c.id, c.org_id, COALESCE(k.last_seq, 0) + 1, '', '' FROM connections c \
+         LEFT JOIN change_counters k ON k.connection_id = c.id WHERE c.org_id = $1 \
+         ON CONFLICT (endpoint_id, connection_id) DO NOTHING"
+    } else {
+        "DELETE FROM webhook_record_cursors WHERE org_id = $1 AND endpoint_id = $2"
+    };
+    sqlx::query(sql)
+        .bind(&org.0)
+        .bind(&ep.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+fn feed_cursor_from(row: &DbRow) -> Result<RecordFeedCursor, sqlx::Error> {
+    let seq: Option<i64> = row.try_get("at_seq")?;
+    Ok(RecordFeedCursor {
+        org_id: row.try_get("org_id")?,
+        endpoint_id: row.try_get("endpoint_id")?,
+        event_types: list_from(row.try_get("event_types")?).unwrap_or_default(),
+        connection_ids: list_from(row.try_get("connection_ids")?),
+        connection_id: row.try_get("connection_id")?,
+        at: match seq {
+            Some(seq) => Some(ChangePosition {
+                seq,
+                entity: row.try_get("at_entity")?,
+                id: row.try_get("at_id")?,
+            }),
+            None => None,
+        },
+        last_seq: row.try_get("last_seq")?,
+    })
 }
 
 async fn insert_delivery(tx: &mut Tx, d: &WebhookDelivery) -> StoreResult<()> {
@@ -256,6 +320,7 @@ async fn disable(
 #[async_trait]
 impl WebhookStore for Backend {
     async fn create_webhook_endpoint(&self, org: &OrgId, ep: &WebhookEndpoint) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(concat!(
             "INSERT INTO webhook_endpoints (",
             endpoint_columns!(),
@@ -276,10 +341,11 @@ impl WebhookStore for Backend {
         .bind(ep.previous_secret_expires_at.map(Timestamp::micros))
         .bind(ep.created_at.micros())
         .bind(ep.updated_at.micros())
-        .execute(&mut *self.write_conn().await?)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(classify)
+        .map_err(classify)?;
+        subscribe_record_events(&mut tx, org, ep, false).await?;
+        tx.commit().await.map_err(classify)
     }
 
     async fn get_webhook_endpoint(&self, org: &OrgId, id: &str) -> StoreResult<WebhookEndpoint> {
@@ -318,15 +384,15 @@ impl WebhookStore for Backend {
 
     async fn update_webhook_endpoint(&self, org: &OrgId, ep: &WebhookEndpoint) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let previous: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM webhook_endpoints WHERE org_id = $1 AND id = $2",
+        let previous: Option<(String, bool)> = sqlx::query_as(
+            "SELECT status, record_events FROM webhook_endpoints WHERE org_id = $1 AND id = $2",
         )
         .bind(&org.0)
         .bind(&ep.id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(classify)?;
-        let Some(previous) = previous else {
+        let Some((previous, record_events)) = previous else {
             return Err(StoreError::NotFound);
         };
         sqlx::query("UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, connection_ids = $6, status = $7, disabled_reason = $8, disabled_at = $9, failing_since = $10, secret = $11, previous_secret = $12, previous_secret_expires_at = $13, updated_at = $14 WHERE org_id = $1 AND id = $2")
@@ -350,6 +416,7 @@ impl WebhookStore for Backend {
         if previous == "enabled" && ep.status != "enabled" {
             fail_pending(&mut tx, &ep.id, ep.updated_at).await?;
         }
+        subscribe_record_events(&mut tx, org, ep, record_events).await?;
         tx.commit().await.map_err(classify)
     }
 
@@ -368,6 +435,7 @@ impl WebhookStore for Backend {
         for sql in [
             "DELETE FROM webhook_attempts WHERE endpoint_id = $1",
             "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
+            "DELETE FROM webhook_record_cursors WHERE endpoint_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(id)
@@ -652,6 +720,79 @@ impl WebhookStore for Backend {
         tx.commit().await.map_err(classify)?;
         self.due.notify_one();
         Ok(ids.len() as u64)
+    }
+
+    async fn record_feeds_due(&self, limit: u32) -> StoreResult<Vec<RecordFeedCursor>> {
+        let rows = sqlx::query(
+            "SELECT e.id AS endpoint_id, e.org_id, e.event_types, e.connection_ids, c.id AS connection_id, \
+             w.seq AS at_seq, w.entity AS at_entity, w.id AS at_id, k.last_seq \
+             FROM webhook_endpoints e JOIN connections c ON c.org_id = e.org_id \
+             JOIN change_counters k ON k.connection_id = c.id \
+             LEFT JOIN webhook_record_cursors w ON w.endpoint_id = e.id AND w.connection_id = c.id \
+             WHERE e.record_events = TRUE AND e.status = 'enabled' AND (w.seq IS NULL OR k.last_seq >= w.seq) \
+             LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.reader().await?)
+        .await
+        .map_err(classify)?;
+        rows_to(&rows, feed_cursor_from)
+    }
+
+    async fn advance_record_feed(
+        &self,
+        cursor: &RecordFeedCursor,
+        to: &ChangePosition,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        // Moved only from where the caller read: a second process that read the same
+        // changes finds the position gone and stores nothing.
+        let moved = match &cursor.at {
+            Some(at) => sqlx::query(
+                "UPDATE webhook_record_cursors SET seq = $3, entity = $4, id = $5 \
+                 WHERE endpoint_id = $1 AND connection_id = $2 AND seq = $6 AND entity = $7 AND id = $8",
+            )
+            .bind(&cursor.endpoint_id)
+            .bind(&cursor.connection_id)
+            .bind(to.seq)
+            .bind(&to.entity)
+            .bind(&to.id)
+            .bind(at.seq)
+            .bind(&at.entity)
+            .bind(&at.id)
+            .execute(&mut *tx)
+            .await,
+            None => sqlx::query(
+                "INSERT INTO webhook_record_cursors (endpoint_id, connection_id, org_id, seq, entity, id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (endpoint_id, connection_id) DO NOTHING",
+            )
+            .bind(&cursor.endpoint_id)
+            .bind(&cursor.connection_id)
+            .bind(&cursor.org_id)
+            .bind(to.seq)
+            .bind(&to.entity)
+            .bind(&to.id)
+            .execute(&mut *tx)
+            .await,
+        }
+        .map_err(classify)?
+        .rows_affected()
+            == 1;
+        if !moved {
+            return Ok(false);
+        }
+        for d in deliveries {
+            if d.org_id != cursor.org_id || d.endpoint_id != cursor.endpoint_id {
+                return Err(StoreError::NotFound);
+            }
+            insert_delivery(&mut tx, d).await?;
+        }
+        tx.commit().await.map_err(classify)?;
+        if !deliveries.is_empty() {
+            self.due.notify_one();
+        }
+        Ok(true)
     }
 
     async fn purge_webhook_history(&self, before: Timestamp) -> StoreResult<u64> {

@@ -85,12 +85,14 @@ async fn upsert_written(tx: &mut Tx, conn: &ConnId, w: &WrittenRecord) -> StoreR
     if w.partial {
         super::shared::lock_records(tx, conn, w.entity).await?;
     }
+    // A change of the feed (unless the record is stored unchanged: then the number is skipped).
+    let seq = super::shared::next_change(tx, conn).await?;
     sqlx::query(
-        "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at) \
-         VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10, $11, $11) \
+        "INSERT INTO records (connection_id, entity, id, remote_id, data, raw, raw_z, content_hash, remote_created_at, remote_updated_at, remote_was_deleted, created_at, modified_at, change_seq, created_seq) \
+         VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10, $11, $11, $12, $12) \
          ON CONFLICT (connection_id, entity, id) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, raw = excluded.raw, raw_z = excluded.raw_z, \
          content_hash = excluded.content_hash, remote_created_at = excluded.remote_created_at, remote_updated_at = excluded.remote_updated_at, \
-         remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at \
+         remote_was_deleted = excluded.remote_was_deleted, modified_at = excluded.modified_at, change_seq = excluded.change_seq \
          WHERE records.content_hash <> excluded.content_hash OR records.remote_was_deleted <> excluded.remote_was_deleted",
     )
     .bind(&conn.0)
@@ -104,6 +106,7 @@ async fn upsert_written(tx: &mut Tx, conn: &ConnId, w: &WrittenRecord) -> StoreR
     .bind(r.remote_updated_at.map(Timestamp::micros))
     .bind(r.remote_was_deleted)
     .bind(now)
+    .bind(seq)
     .execute(&mut **tx)
     .await
     .map_err(classify)?;

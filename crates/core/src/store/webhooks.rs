@@ -184,6 +184,27 @@ pub struct DeliveryQuery {
     pub limit: u32,
 }
 
+/// Where a webhook endpoint that asks for record events stands in one connection's change
+/// feed, when the feed may have moved past it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFeedCursor {
+    /// The organization of both.
+    pub org_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// Its event types (those of `record.*` it names are sent).
+    pub event_types: Vec<String>,
+    /// Its connection filter (`None`: every connection).
+    pub connection_ids: Option<Vec<String>>,
+    /// The connection.
+    pub connection_id: String,
+    /// The endpoint's position in the connection's feed (`None`: none yet; the connection is
+    /// newer than the endpoint's subscription, so its feed is read from the start).
+    pub at: Option<super::ChangePosition>,
+    /// The connection's last change number taken.
+    pub last_seq: i64,
+}
+
 /// Storage of webhook endpoints, deliveries and attempts. Part of [`super::Store`].
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
@@ -279,6 +300,19 @@ pub trait WebhookStore: Send + Sync {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<u64>;
+    /// Up to `limit` (endpoint, connection) pairs whose endpoint is enabled, names record
+    /// event types, and may have changes to send: the connection's feed has a change number
+    /// at or past the endpoint's position. Not tenant-scoped: it serves every organization.
+    async fn record_feeds_due(&self, limit: u32) -> StoreResult<Vec<RecordFeedCursor>>;
+    /// Stores the deliveries made from a pair's changes and moves its position from
+    /// `cursor.at` to `to`, in one transaction. False (nothing stored) when the position is no
+    /// longer `cursor.at`: another process sent those changes.
+    async fn advance_record_feed(
+        &self,
+        cursor: &RecordFeedCursor,
+        to: &super::ChangePosition,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<bool>;
     /// Deletes finished deliveries and attempts created before `before` (retention). Not
     /// tenant-scoped: it serves every organization.
     async fn purge_webhook_history(&self, before: Timestamp) -> StoreResult<u64>;

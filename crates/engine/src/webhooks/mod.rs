@@ -1,10 +1,12 @@
 //! Webhooks: endpoints' rules (`endpoints`), where deliveries may go (`guard`), one signed
 //! attempt (`sender`) and the dispatcher that works through due deliveries with leases
-//! (`dispatcher`). Deliveries are created by the store with each event (the outbox).
+//! (`dispatcher`). Deliveries are created by the store with each event (the outbox), and for
+//! record events from the change feed (`records`).
 
 pub mod dispatcher;
 pub mod endpoints;
 pub mod guard;
+pub mod records;
 pub mod sender;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use ironbridge_core::webhooks::DEFAULT_RETRY_SCHEDULE;
 
 pub use dispatcher::Dispatcher;
 pub use guard::{AddressPolicy, Resolver, SystemResolver};
+pub use records::RecordEvents;
 pub use sender::Sender;
 
 /// Webhook settings.

@@ -16,6 +16,7 @@ use ironbridge_model::api::{DeletionDetection, ReadKind};
 use serde_json::{Value, json};
 
 mod asctrac;
+mod changes;
 mod erp;
 mod fleet;
 mod nextraq;

@@ -267,9 +267,9 @@ async fn the_example_system_syncs_through_the_real_engine() {
 /// A source of locations whose read kind the test chooses: an append-only log read as a
 /// feed (the cursor is a sequence number), an outbox emptied by acknowledgements, a whole
 /// list, or a time series.
-struct Kinded {
+pub(crate) struct Kinded {
     descriptor: &'static SystemDescriptor,
-    rows: Mutex<Vec<Value>>,
+    pub(crate) rows: Mutex<Vec<Value>>,
     /// The outbox: rows not acknowledged yet.
     outbox: Mutex<VecDeque<Value>>,
     fetched: AtomicU32,
@@ -278,14 +278,14 @@ struct Kinded {
     refuse_ack: AtomicBool,
 }
 
-const KIND_PAGE: usize = 4;
+pub(crate) const KIND_PAGE: usize = 4;
 
 macro_rules! kinded_descriptor {
     ($name:ident, $kind:expr) => {
         kinded_descriptor!($name, $kind, Whole);
     };
     ($name:ident, $kind:expr, $payload:ident) => {
-        static $name: SystemDescriptor = SystemDescriptor {
+        pub(crate) static $name: SystemDescriptor = SystemDescriptor {
             reads: &[ReadSpec {
                 entity: Entity::LOCATION,
                 kind: $kind,
@@ -325,7 +325,7 @@ fn row(code: &str, name: &str, at: Timestamp) -> Value {
 }
 
 impl Kinded {
-    fn new(descriptor: &'static SystemDescriptor) -> Kinded {
+    pub(crate) fn new(descriptor: &'static SystemDescriptor) -> Kinded {
         Kinded {
             descriptor,
             rows: Mutex::default(),
@@ -337,7 +337,7 @@ impl Kinded {
     }
 
     /// Appends a row (to the log, the list and the outbox alike).
-    fn push(&self, code: &str, name: &str, at: Timestamp) {
+    pub(crate) fn push(&self, code: &str, name: &str, at: Timestamp) {
         let r = row(code, name, at);
         self.rows.lock().unwrap().push(r.clone());
         self.outbox.lock().unwrap().push_back(r);
@@ -431,7 +431,7 @@ impl Source for Kinded {
     }
 }
 
-async fn kind_env() -> Env {
+pub(crate) async fn kind_env() -> Env {
     env_for(
         example::ID.as_str(),
         ManualClock::new(Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap()),

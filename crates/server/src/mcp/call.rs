@@ -352,6 +352,20 @@ fn brief(record: &Value) -> String {
 }
 
 /// A GPS point in a few words: vehicle, time, position, speed.
+/// One change of the feed in a line: its number, what happened, and the record's brief.
+fn change_brief(change: &Value) -> String {
+    let record = match &change["record"] {
+        Value::Null => change["id"].as_str().unwrap_or("?").to_string(),
+        record => brief(record),
+    };
+    format!(
+        "#{} {} {}: {record}",
+        change["seq"],
+        change["change"].as_str().unwrap_or("?"),
+        change["entity"].as_str().unwrap_or("?"),
+    )
+}
+
 fn point_brief(point: &Value) -> String {
     let mut parts = vec![
         point["vehicle_id"].as_str().unwrap_or("?").to_string(),
@@ -430,6 +444,10 @@ async fn list(
                 text.push('\n');
             }
             match body["next_cursor"].as_str() {
+                // A feed's end: its cursor is where later items will come.
+                Some(c) if data.is_empty() => text.push_str(&format!(
+                    "Nothing more yet: call {tool} again later with the same arguments and \"cursor\": \"{c}\" for what comes next."
+                )),
                 Some(c) => text.push_str(&format!(
                     "More: call {tool} again with the same arguments and \"cursor\": \"{c}\"."
                 )),
@@ -480,6 +498,15 @@ async fn execute(
                 plural: "vehicle locations",
                 tool: &tool_name,
                 brief: point_brief,
+            };
+            list(server, caller, conn, &page, args).await
+        }
+        Action::Changes => {
+            let page = Page {
+                path: tools::CHANGES_PATH,
+                plural: "changes",
+                tool: &tool_name,
+                brief: change_brief,
             };
             list(server, caller, conn, &page, args).await
         }

@@ -40,6 +40,8 @@ pub enum Action {
         /// The newest point of each vehicle rather than points by time.
         latest: bool,
     },
+    /// A page of the connection's change feed.
+    Changes,
     /// Meta mode: find tools by words.
     SearchTools,
     /// Meta mode: one tool's schemas.
@@ -419,6 +421,29 @@ fn locations_tool(latest: bool) -> Tool {
     )
 }
 
+/// Path of the change feed.
+pub const CHANGES_PATH: &str = "/v1/changes";
+
+/// The `list_changes` tool: the connection's change feed, from a cursor an agent keeps.
+fn changes_tool() -> Tool {
+    let mut props = query_properties(&Method::GET, CHANGES_PATH);
+    props.insert(
+        "page_size".into(),
+        json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+               "description": format!("Changes per page: default {DEFAULT_PAGE_SIZE}, at most {MAX_PAGE_SIZE}.")}),
+    );
+    tool(
+        "list_changes".into(),
+        "List changes".into(),
+        format!(
+            "What changed on the connection: every record created, updated or deleted, in the order the changes were stored (`seq`), each with the record or, for a deletion, its tombstone; `entity` for one entity's changes. A record changed several times appears once, at its latest change. `next_cursor` is always returned: call again with `cursor` set to it for the next page, or later for what changed since. At most {MAX_PAGE_SIZE} per call (default {DEFAULT_PAGE_SIZE})."
+        ),
+        object(props, &[]),
+        response_schema(&Method::GET, CHANGES_PATH, "200"),
+        read_only().idempotent(true),
+    )
+}
+
 fn connection_status_tool() -> Tool {
     let mut output = response_schema(&Method::GET, "/v1/connection", "200");
     // The token's visible start is not shown to agents.
@@ -500,6 +525,9 @@ pub fn catalogue(audience: &Audience<'_>) -> Vec<ToolDef> {
         .filter(|&e| audience.reads(e) && e.spec().storage == ironbridge_model::Storage::Records)
         .collect();
     push(describe_entity_tool(&readable), Action::DescribeEntity);
+    if !readable.is_empty() {
+        push(changes_tool(), Action::Changes);
+    }
     for &entity in &readable {
         push(list_tool(entity), Action::List(entity));
         push(get_tool(entity), Action::Get(entity));

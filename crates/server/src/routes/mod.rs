@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod batches;
 pub mod certificates;
+pub mod changes;
 pub mod connections;
 pub mod dispatch;
 pub mod events;
@@ -143,6 +144,7 @@ pub fn api_routes() -> Vec<Route> {
         route(Method::POST, "/v1/sync", post(sync::start_sync)),
         route(Method::GET, "/v1/sync/jobs/{id}", get(sync::get_sync_job)),
         route(Method::GET, "/v1/events", get(events::list_events)),
+        route(Method::GET, "/v1/changes", get(changes::list_changes)),
         route(Method::GET, "/v1/systems", get(systems::list_systems)),
         route(
             Method::GET,

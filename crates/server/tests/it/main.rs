@@ -2,6 +2,7 @@
 //! or a PostgreSQL schema with `TEST_BACKEND=postgres`), the real sandbox system.
 
 mod certificates;
+mod changes;
 mod contract;
 mod dispatch;
 mod entity_writes;

@@ -123,8 +123,32 @@ async fn initialize_and_tools_generated_from_the_catalogue() {
         "get_item",
         "list_locations",
         "get_location",
+        "list_changes",
     ] {
         assert!(got.contains(want), "{want} missing from {got:?}");
+    }
+    // The change feed, paged for agents, its cursor kept even at the end.
+    let (_, result) = call(&app, &token, "list_changes", json!({"page_size": 100})).await;
+    let feed = ok(&result);
+    let n = feed["data"].as_array().unwrap().len();
+    assert!(n > 0 && feed["data"][0]["change"] == "created", "{feed}");
+    let cursor = feed["next_cursor"].as_str().unwrap().to_string();
+    let mut cursor = cursor;
+    loop {
+        let (_, result) = call(
+            &app,
+            &token,
+            "list_changes",
+            json!({"page_size": 100, "cursor": cursor}),
+        )
+        .await;
+        let page = ok(&result).clone();
+        cursor = page["next_cursor"].as_str().unwrap().to_string();
+        if page["data"].as_array().unwrap().is_empty() {
+            let text = result["content"][0]["text"].as_str().unwrap();
+            assert!(text.contains("Nothing more yet"), "{text}");
+            break;
+        }
     }
     // Read-only by default: no write tool is listed.
     assert!(

@@ -1410,3 +1410,123 @@ async fn a_recovery_stays_in_order_across_dispatchers_and_a_delivery_failing_aga
         r.await.unwrap();
     }
 }
+
+/// Record changes as the feed serves them to `token` from the start: (id, item).
+async fn feed_items(app: &TestApp, token: &str) -> Vec<Value> {
+    crate::changes::walk(app, token, "", None).await.0
+}
+
+/// Every change a receiver got in `record.*` deliveries of `kind`.
+fn changes_of(hook: &Hook, kind: &str) -> Vec<Value> {
+    hook.of_type(kind)
+        .iter()
+        .flat_map(|g| g.json()["data"]["changes"].as_array().unwrap().clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn record_events_come_from_the_change_feed_to_endpoints_that_name_them() {
+    use ironbridge_core::store::{ConnId, PageWrite};
+    use ironbridge_engine::webhooks::RecordEvents;
+    use ironbridge_model::Entity;
+
+    let app = TestApp::spawn().await;
+    let (_, key) = app.org(3).await;
+    let everything = Hook::start().await;
+    let hook = Hook::start().await;
+    endpoint(&app, &key, &everything.url, json!({})).await;
+    let (ep, secret) = endpoint(
+        &app,
+        &key,
+        &hook.url,
+        json!({"event_types": ["record.created", "record.deleted"]}),
+    )
+    .await;
+    // A connection made after the subscription: its whole feed is sent.
+    let (conn, token) = app.connection(&key, json!({"purchase_orders": 12})).await;
+    let records = RecordEvents::new(
+        app.store.clone(),
+        app.runtimes.clone(),
+        Arc::new(app.clock.clone()),
+    );
+    assert!(records.produce_all().await.unwrap() >= 1);
+    assert_eq!(records.produce_all().await.unwrap(), 0, "each change once");
+    drain(&app).await;
+    let feed = feed_items(&app, &token).await;
+    let mut got = changes_of(&hook, "record.created");
+    let key_of = |v: &Value| v["id"].as_str().unwrap().to_string();
+    got.sort_by_key(key_of);
+    let mut expected = feed.clone();
+    expected.sort_by_key(key_of);
+    assert_eq!(
+        got, expected,
+        "the feed's changes, rendered as it renders them"
+    );
+    let g = &hook.of_type("record.created")[0];
+    assert!(
+        verifies(&secret, g, secs(&app)),
+        "signed like every delivery"
+    );
+    assert_eq!(g.json()["connection_id"], conn.as_str());
+    assert!(
+        everything
+            .got()
+            .iter()
+            .all(|g| !g.json()["type"].as_str().unwrap().starts_with("record.")),
+        "an endpoint taking every type gets no record events"
+    );
+    let log = deliveries(&app, &key, &ep).await;
+    assert!(
+        log.iter()
+            .all(|d| d["status"] == "succeeded"
+                && d["message_id"].as_str().unwrap().starts_with("msg_")),
+        "{log:?}"
+    );
+
+    // An endpoint subscribing now gets what changes from now on, not the history.
+    let later = Hook::start().await;
+    endpoint(
+        &app,
+        &key,
+        &later.url,
+        json!({"event_types": ["record.updated", "record.deleted"]}),
+    )
+    .await;
+    let c = ConnId(conn.clone());
+    let po = feed
+        .iter()
+        .find(|c| c["entity"] == "purchase_order")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.store
+        .write_page(
+            &c,
+            &PageWrite {
+                entity: Entity::PURCHASE_ORDER,
+                records: Vec::new(),
+                checkpoint: None,
+                now: app.clock.now(),
+                seen_run: None,
+                deleted: vec![po.clone()],
+                closed: Vec::new(),
+                skipped: 0,
+                bases: Vec::new(),
+                points: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.produce_all().await.unwrap(), 2);
+    drain(&app).await;
+    for h in [&hook, &later] {
+        let deleted = changes_of(h, "record.deleted");
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        assert_eq!(deleted[0]["id"], po.as_str());
+        assert_eq!(deleted[0]["record"], Value::Null);
+        assert!(deleted[0]["tombstone"]["deleted_at"].is_string());
+    }
+    assert!(later.of_type("record.created").is_empty());
+    assert!(later.of_type("record.updated").is_empty());
+}

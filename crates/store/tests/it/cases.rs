@@ -8,6 +8,7 @@ use ironbridge_core::ids::{new_id, record_id};
 use ironbridge_core::store::*;
 use ironbridge_model::{Entity, Timestamp};
 
+pub use crate::change_cases::*;
 pub use crate::webhook_cases::*;
 pub use crate::write_cases::*;
 

@@ -2,6 +2,7 @@
 //! `DATABASE_URL` names one (CI always sets it; under `CI=true` a missing URL fails the run).
 
 mod cases;
+mod change_cases;
 mod migrations;
 mod plans;
 mod wal;
@@ -71,4 +72,7 @@ contract!(
     points_are_appended_once_paged_by_time_and_purged_in_batches,
     batches_keep_operations_results_and_their_event,
     raw_payloads_read_back_exactly,
+    the_change_feed_has_every_change_once_in_commit_order,
+    concurrent_writers_never_let_the_feed_skip_a_change,
+    record_event_positions_start_at_subscription_and_move_once,
 );

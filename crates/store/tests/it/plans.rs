@@ -131,3 +131,24 @@ async fn postgres_sweeps_hash_the_seen_keys_whatever_the_statistics() {
         .expect("the sweep is planned");
     assert!(!sweep.contains("Nested Loop"), "{sweep}");
 }
+
+#[tokio::test]
+async fn postgres_feed_pages_follow_their_index_whatever_the_statistics() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let o = org(&db.store, 1).await;
+    conn(&db.store, &o).await;
+    // Statistics of empty tables, then 40,000 records: planned from those, a page was every
+    // record past the position, gathered and sorted.
+    db.raw_sql("ANALYZE").await;
+    db.raw_sql(PG_SEED[0]).await;
+    db.raw_sql(PG_SEED[1]).await;
+    let plans = db.list_plans().await;
+    let (_, feed, _) = plans
+        .iter()
+        .find(|(name, _, _)| name.starts_with("feed"))
+        .expect("the feed is planned");
+    assert!(!feed.contains("Sort"), "{feed}");
+    assert!(feed.contains("records_feed"), "{feed}");
+}
