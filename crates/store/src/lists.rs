@@ -4,7 +4,7 @@
 //! kept. Written once for both backends; [`plan_samples`] gives every shape to the plan tests.
 
 use ironbridge_core::store::{
-    ChangePosition, ChangeQuery, ConnId, DeliveryQuery, OrgId, RecordQuery,
+    ChangePosition, ChangeQuery, ConnId, DeliveryQuery, OrgId, PointQuery, RecordQuery,
 };
 use ironbridge_model::{Entity, Timestamp};
 
@@ -148,6 +148,46 @@ pub(crate) fn changes(conn: &ConnId, q: &ChangeQuery) -> Statement {
     };
     // `seq` was added before the entity filter: its placeholder number stays valid.
     f.select(&columns, "records", order, q.limit)
+}
+
+/// A page of a connection's points of one entity, oldest first (the points of one instant in
+/// series order). The stream and a named series are each found by a non-correlated subquery
+/// on the connection, so the planner seeks with their values; a name the store does not know
+/// matches nothing.
+pub(crate) fn points(conn: &ConnId, q: &PointQuery) -> Statement {
+    let mut f = Filter::new();
+    let c = f.arg(Arg::Text(conn.0.clone()));
+    let e = f.arg(Arg::Text(q.entity.as_str().to_string()));
+    let stream =
+        format!("(SELECT id FROM point_streams WHERE connection_id = {c} AND entity = {e})");
+    let series_of = |f: &mut Filter, name: &str| {
+        let n = f.arg(Arg::Text(name.to_string()));
+        format!("(SELECT id FROM point_series WHERE stream = {stream} AND series_id = {n})")
+    };
+    f.raw(&format!("p.stream = {stream}"));
+    if let Some(series) = &q.series_id {
+        let s = series_of(&mut f, series);
+        f.raw(&format!("p.series = {s}"));
+    }
+    if let Some(from) = q.from {
+        f.cond("p.recorded_at >= {}", Arg::Int(from.micros()));
+    }
+    if let Some(until) = q.until {
+        f.cond("p.recorded_at < {}", Arg::Int(until.micros()));
+    }
+    if let Some((at, series)) = &q.after {
+        let t = f.arg(Arg::Int(at.micros()));
+        let s = series_of(&mut f, series);
+        f.raw(&format!(
+            "(p.recorded_at > {t} OR (p.recorded_at = {t} AND p.series > {s}))"
+        ));
+    }
+    f.select(
+        "s.series_id, p.recorded_at, p.data, p.created_at",
+        "points p JOIN point_series s ON s.id = p.series",
+        "p.recorded_at, p.series",
+        q.limit,
+    )
 }
 
 /// How many records match a query's filters (its position and limit ignored).
@@ -381,6 +421,37 @@ pub(crate) fn plan_samples() -> Vec<PlanSample> {
                 changes(&conn, &q),
                 keyed,
             ));
+        }
+    }
+    // Vehicle locations: across vehicles or one, by time range, after a position.
+    for series_id in [None, Some("vhc_7".to_string())] {
+        for (from, until) in [(None, None), (at, None), (at, at.map(|t| t.plus_secs(600)))] {
+            for after in [None, at.map(|t| (t.plus_secs(30), "vhc_8".to_string()))] {
+                let q = PointQuery {
+                    entity: Entity::VEHICLE_LOCATION,
+                    series_id: series_id.clone(),
+                    from,
+                    until,
+                    after: after.clone(),
+                    limit: 501,
+                };
+                let keyed = if series_id.is_some() {
+                    vec!["series"]
+                } else {
+                    vec!["stream"]
+                };
+                out.push((
+                    format!(
+                        "points series={} from={} until={} after={}",
+                        series_id.is_some(),
+                        from.is_some(),
+                        until.is_some(),
+                        after.is_some()
+                    ),
+                    points(&conn, &q),
+                    keyed,
+                ));
+            }
         }
     }
     for (name, table) in [

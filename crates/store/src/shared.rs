@@ -1654,53 +1654,8 @@ impl Store for Backend {
         conn: &ConnId,
         query: &PointQuery,
     ) -> StoreResult<Vec<StoredPoint>> {
-        // The stream and series are named by their integers, each found once by a
-        // non-correlated subquery (so the planner seeks with its value); a name the store
-        // does not know matches nothing.
-        let stream_of = |select: &mut sqlx::QueryBuilder<Db>| {
-            select.push("(SELECT id FROM point_streams WHERE connection_id = ");
-            select.push_bind(conn.0.clone());
-            select.push(" AND entity = ");
-            select.push_bind(query.entity.as_str());
-            select.push(")");
-        };
-        let series_of = |select: &mut sqlx::QueryBuilder<Db>, name: &str| {
-            select.push("(SELECT id FROM point_series WHERE stream = ");
-            stream_of(select);
-            select.push(" AND series_id = ");
-            select.push_bind(name.to_string());
-            select.push(")");
-        };
-        let mut select = sqlx::QueryBuilder::<Db>::new(
-            "SELECT s.series_id, p.recorded_at, p.data, p.created_at FROM points p \
-             JOIN point_series s ON s.id = p.series WHERE p.stream = ",
-        );
-        stream_of(&mut select);
-        if let Some(series) = &query.series_id {
-            select.push(" AND p.series = ");
-            series_of(&mut select, series);
-        }
-        if let Some(from) = query.from {
-            select.push(" AND p.recorded_at >= ");
-            select.push_bind(from.micros());
-        }
-        if let Some(until) = query.until {
-            select.push(" AND p.recorded_at < ");
-            select.push_bind(until.micros());
-        }
-        if let Some((at, series)) = &query.after {
-            select.push(" AND (p.recorded_at > ");
-            select.push_bind(at.micros());
-            select.push(" OR (p.recorded_at = ");
-            select.push_bind(at.micros());
-            select.push(" AND p.series > ");
-            series_of(&mut select, series);
-            select.push("))");
-        }
-        select.push(" ORDER BY p.recorded_at, p.series LIMIT ");
-        select.push_bind(i64::from(query.limit));
-        let rows = select
-            .build()
+        let statement = lists::points(conn, query);
+        let rows = bind_args(&statement.sql, &statement.args)
             .persistent(false)
             .fetch_all(&mut *self.reader().await?)
             .await

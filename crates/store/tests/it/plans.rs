@@ -23,6 +23,13 @@ const PG_SEED: &[&str] = &[
     "INSERT INTO webhook_attempts (id, org_id, delivery_id, endpoint_id, message_id, event_type, attempt, outcome, latency_micros, created_at) \
      SELECT 'att_' || i, CASE WHEN i % 5 = 0 THEN 'org_plan' ELSE 'org_' || (i % 5) END, 'dlv_' || (i / 2), 'whe_' || (i % 20), 'msg_' || i, 'sync.completed', 1, 'delivered', 1000, i \
      FROM generate_series(1, 60000) i",
+    // Points: the sample connection's vehicles and another connection's, a week of points.
+    "INSERT INTO point_streams (connection_id, entity) VALUES ('conn_plan', 'vehicle_location'), ('conn_other', 'vehicle_location')",
+    "INSERT INTO point_series (stream, series_id) SELECT s.id, 'vhc_' || i FROM generate_series(1, 200) i \
+     JOIN point_streams s ON s.connection_id = CASE WHEN i % 2 = 0 THEN 'conn_plan' ELSE 'conn_other' END",
+    "INSERT INTO points (series, recorded_at, stream, data, created_at) \
+     SELECT x.id, 1700000000000000 + (i / 200)::bigint * 1000000000, x.stream, '{}', i \
+     FROM generate_series(1, 60000) i JOIN point_series x ON x.series_id = 'vhc_' || (1 + i % 200)",
     "ANALYZE",
 ];
 
@@ -71,11 +78,15 @@ async fn sqlite_list_statements_search_indexes_in_their_order() {
             (line.starts_with("SCAN ") && !line.contains("VIRTUAL TABLE"))
                 || line.contains("USE TEMP B-TREE")
         },
-        // `SEARCH t USING INDEX i (a=? AND b>?)`: the parenthesis is what the index is
-        // searched by.
+        // `SEARCH t USING INDEX i (a=? AND b>?)` (or `USING PRIMARY KEY (a=?)`, a table
+        // without rowid searched by its key): the parenthesis is what it is searched by.
         |plan| {
             plan.lines()
-                .filter_map(|l| l.split_once(" INDEX ").map(|(_, rest)| rest.to_string()))
+                .filter_map(|l| {
+                    l.split_once(" INDEX ")
+                        .or_else(|| l.split_once(" PRIMARY KEY "))
+                        .map(|(_, rest)| rest.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         },
