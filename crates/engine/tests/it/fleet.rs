@@ -85,6 +85,26 @@ async fn stored_points(env: &crate::support::Env) -> BTreeSet<(String, String)> 
         .collect()
 }
 
+/// A Samsara emulator (seed 5) with `vehicles`, our clock on its time, a connection's
+/// environment and the real connector to it.
+async fn samsara(
+    vehicles: u64,
+) -> (
+    Emulated,
+    ManualClock,
+    crate::support::Env,
+    Arc<dyn Connector>,
+) {
+    let source = Emulated::start(System::Samsara, 5, vehicles).await;
+    let clock = ManualClock::new(source.now());
+    let env = env_for("samsara", clock.clone()).await;
+    let connector = source.connector(
+        Arc::new(clock.clone()),
+        Arc::new(RecordingSleeper::new(clock.clone())),
+    );
+    (source, clock, env, connector)
+}
+
 /// Moves both clocks, ours and the emulator's, by `secs`.
 async fn advance(source: &Emulated, clock: &ManualClock, secs: i64) {
     clock.advance_secs(secs);
@@ -117,13 +137,7 @@ async fn requests(source: &Emulated, path: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn samsara_back_fills_history_then_follows_the_feed() {
-    let source = Emulated::start(System::Samsara, 5, 4).await;
-    let clock = ManualClock::new(source.now());
-    let env = env_for("samsara", clock.clone()).await;
-    let connector = source.connector(
-        Arc::new(clock.clone()),
-        Arc::new(RecordingSleeper::new(clock.clone())),
-    );
+    let (source, clock, env, connector) = samsara(4).await;
     let started = clock.now();
     let first = sync(&env, connector.as_ref(), false).await.unwrap();
     assert_eq!(count(&env, Entity::VEHICLE).await, 4);
@@ -244,13 +258,7 @@ async fn samsara_back_fills_history_then_follows_the_feed() {
 /// the new cursor.
 #[tokio::test]
 async fn a_refused_feed_cursor_is_opened_again_without_losing_a_point() {
-    let source = Emulated::start(System::Samsara, 5, 3).await;
-    let clock = ManualClock::new(source.now());
-    let env = env_for("samsara", clock.clone()).await;
-    let connector = source.connector(
-        Arc::new(clock.clone()),
-        Arc::new(RecordingSleeper::new(clock.clone())),
-    );
+    let (source, clock, env, connector) = samsara(3).await;
     let from = clock.now().plus_secs(-7 * 86_400);
     sync(&env, connector.as_ref(), false).await.unwrap();
     // An hour passes, and the stored position is one Samsara no longer takes.
@@ -486,13 +494,7 @@ impl ConnectorFactory for OneConnector {
 /// the hourly sync of everything else, and finished poll jobs are purged after an hour.
 #[tokio::test]
 async fn the_worker_polls_the_feed_between_hourly_syncs() {
-    let source = Emulated::start(System::Samsara, 5, 3).await;
-    let clock = ManualClock::new(source.now());
-    let env = env_for("samsara", clock.clone()).await;
-    let connector = source.connector(
-        Arc::new(clock.clone()),
-        Arc::new(RecordingSleeper::new(clock.clone())),
-    );
+    let (source, clock, env, connector) = samsara(3).await;
     let from = clock.now().plus_secs(-7 * 86_400);
     sync(&env, connector.as_ref(), false).await.unwrap();
     assert_eq!(status(&env).await, "online");

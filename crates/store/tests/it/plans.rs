@@ -123,19 +123,24 @@ async fn postgres_list_statements_search_indexes_in_their_order() {
     assert!(bad.is_empty(), "{}", bad.join("\n\n"));
 }
 
+/// The plans PostgreSQL makes from statistics taken while the tables were empty, once a full
+/// connection's 40,000 records are in: what a first sync into a new database leaves until
+/// autovacuum catches up.
+async fn plans_on_stale_statistics(db: &TestDb) -> Box<Plans> {
+    let o = org(&db.store, 1).await;
+    conn(&db.store, &o).await;
+    db.raw_sql("ANALYZE").await;
+    db.raw_sql(PG_SEED[0]).await;
+    db.raw_sql(PG_SEED[1]).await;
+    db.list_plans().await.into_boxed_slice()
+}
+
 #[tokio::test]
 async fn postgres_sweeps_hash_the_seen_keys_whatever_the_statistics() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let o = org(&db.store, 1).await;
-    conn(&db.store, &o).await;
-    // Statistics taken while the tables were empty, then a full connection's records: what
-    // a first sync into a new database leaves until autovacuum catches up.
-    db.raw_sql("ANALYZE").await;
-    db.raw_sql(PG_SEED[0]).await;
-    db.raw_sql(PG_SEED[1]).await;
-    let plans = db.list_plans().await;
+    let plans = plans_on_stale_statistics(&db).await;
     let (_, sweep, _) = plans
         .iter()
         .find(|(name, _, _)| name.starts_with("sweep"))
@@ -148,14 +153,9 @@ async fn postgres_feed_pages_follow_their_index_whatever_the_statistics() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let o = org(&db.store, 1).await;
-    conn(&db.store, &o).await;
-    // Statistics of empty tables, then 40,000 records: planned from those, a page was every
-    // record past the position, gathered and sorted.
-    db.raw_sql("ANALYZE").await;
-    db.raw_sql(PG_SEED[0]).await;
-    db.raw_sql(PG_SEED[1]).await;
-    let plans = db.list_plans().await;
+    // Planned from empty tables' statistics, a page was every record past the position,
+    // gathered and sorted.
+    let plans = plans_on_stale_statistics(&db).await;
     let (_, feed, _) = plans
         .iter()
         .find(|(name, _, _)| name.starts_with("feed"))
