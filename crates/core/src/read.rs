@@ -206,6 +206,23 @@ pub fn render_change(
     Ok(change_text(&change, from, record))
 }
 
+/// A stored record of `entity` as the record routes render it, patched by the connection's
+/// overrides (`view`, the record read with its source payload).
+pub fn render_record(
+    connection_id: &str,
+    entity: Entity,
+    mut record: StoredRecord,
+    view: Option<&ConnectionView>,
+) -> Result<String, ServiceError> {
+    match view.and_then(|v| v.entity(entity)) {
+        Some(view) => {
+            view.apply_record(connection_id, &mut record)?;
+            render_checked(&record, false, true)
+        }
+        None => render_text(&record, false),
+    }
+}
+
 /// A stored record as its API JSON text, as [`render`] would make it but without building
 /// the record's tree: the envelope is written, then the stored body's members are copied
 /// (the body is the object the sync serialized from the entity's shape, which has no

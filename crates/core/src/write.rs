@@ -192,6 +192,39 @@ pub async fn apply(
     }
 }
 
+/// Checks a write as [`apply`] would before it sends anything: the connection's overrides
+/// translated, the fields validated, references resolved (an update's record must be
+/// stored). Returns the fields as they would be sent, references as the source's keys (a
+/// dry run shows them). `Ok(None)`: no such record (update).
+pub async fn check(
+    store: &dyn Store,
+    system: &SystemDescriptor,
+    conn: &ConnId,
+    entity: Entity,
+    action: WriteAction<'_>,
+    body: &Map<String, Value>,
+    view: Option<&crate::field_mappings::ConnectionView>,
+) -> Result<Option<Map<String, Value>>, ServiceError> {
+    let op = action.op();
+    let spec = writable(system, entity, op)?;
+    let translated;
+    let body = match view.and_then(|v| v.entity(entity)) {
+        Some(v) => {
+            translated = crate::field_mappings::translate_write(v, system, entity, body)?;
+            &translated
+        }
+        None => body,
+    };
+    if let WriteAction::Update { id } = action
+        && store.get_record(conn, entity, id, false).await?.is_none()
+    {
+        return Ok(None);
+    }
+    let mut fields = validate(system, spec, body, op)?;
+    resolve(store, conn, spec, &mut fields).await?;
+    Ok(Some(fields))
+}
+
 /// A partial answer laid over the stored payload; the answer alone when the stored payload
 /// is damaged (what the source answered is never lost).
 fn laid_over(stored: &str, answer: Value) -> Value {

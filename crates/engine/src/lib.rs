@@ -4,6 +4,7 @@
 //! metrics they record (`telemetry`).
 
 pub mod batches;
+pub mod flows;
 pub mod registry;
 pub mod slots;
 pub mod sync;

@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batches::{BATCH_JOB, BatchStop, is_final, run_batch};
+use crate::flows::{FLOW_JOB, FlowDeps, FlowStop, run_flow};
 use crate::sync::{
     SyncError, SyncOptions, is_fenced, safe_message, sync_connection_with, sync_event,
 };
@@ -176,7 +177,7 @@ async fn enqueue(
 }
 
 /// The kinds of job a worker runs, in the order it looks for them.
-pub const JOB_KINDS: &[&str] = &[SYNC_JOB, POLL_JOB, BATCH_JOB];
+pub const JOB_KINDS: &[&str] = &[SYNC_JOB, POLL_JOB, BATCH_JOB, FLOW_JOB];
 
 /// Runs jobs.
 pub struct Worker {
@@ -395,6 +396,7 @@ impl Worker {
         match job.kind.as_str() {
             SYNC_JOB | POLL_JOB => self.run_sync(store, job).await,
             BATCH_JOB => self.run_batch(store, job).await,
+            FLOW_JOB => self.run_flow(store, job).await,
             other => Ran::Outcome(
                 JobOutcome::Failed {
                     error: format!("unknown job kind {other}"),
@@ -628,6 +630,69 @@ impl Worker {
         }
     }
 
+    /// Runs a flow run's job: a source that cannot be reached makes it try again later (the
+    /// run resumes where it stopped); refused credentials, or the last attempt, end the run.
+    async fn run_flow(&self, store: &dyn Store, job: &Job) -> Ran {
+        let failed = |error: String| Ran::Outcome(JobOutcome::Failed { error }, None);
+        let payload = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap_or_default();
+        let Some(run_id) = payload["run_id"].as_str() else {
+            return failed("flow job without a run".into());
+        };
+        let org = OrgId(job.org_id.clone());
+        let deps = FlowDeps {
+            store,
+            runtimes: self.runtimes.as_ref(),
+            clock: self.clock.as_ref(),
+            sleeper: self.sleeper.as_ref(),
+        };
+        let last_attempt = job.failures + 1 >= job.max_attempts;
+        let heartbeat = self.keep_lease(job);
+        let result = tokio::select! {
+            result = run_flow(&deps, &org, run_id) => result,
+            () = heartbeat => return Ran::Lost,
+        };
+        match result {
+            Ok(_) => Ran::Outcome(JobOutcome::Succeeded, None),
+            // The flow (and its runs) was deleted: nothing is left to do.
+            Err(FlowStop::Store(StoreError::NotFound)) => Ran::Outcome(JobOutcome::Succeeded, None),
+            Err(FlowStop::Store(StoreError::Fenced)) => Ran::Lost,
+            Err(FlowStop::Store(e)) => {
+                if last_attempt {
+                    crate::flows::run::fail_run(
+                        &deps,
+                        &org,
+                        run_id,
+                        "The run could not go on: storage kept failing.",
+                    )
+                    .await;
+                }
+                Ran::Outcome(self.retry(job, e.chain()), None)
+            }
+            Err(FlowStop::Source(e)) if crate::flows::run::is_final(&e) => {
+                crate::flows::run::fail_run(
+                    &deps,
+                    &org,
+                    run_id,
+                    "A connection's credentials were refused; reconnect it and run the flow again.",
+                )
+                .await;
+                failed(e.to_string())
+            }
+            Err(FlowStop::Source(e)) => {
+                if last_attempt {
+                    crate::flows::run::fail_run(
+                        &deps,
+                        &org,
+                        run_id,
+                        "The run could not go on: a source system kept failing.",
+                    )
+                    .await;
+                }
+                Ran::Outcome(self.retry(job, e.to_string()), None)
+            }
+        }
+    }
+
     /// Ends a batch that cannot go on (its `batch.completed` says `failed`).
     async fn end_batch(&self, store: &dyn Store, org: &OrgId, batch_id: &str) {
         let now = self.clock.now();
@@ -725,6 +790,15 @@ impl Worker {
             )
             .run(shutdown.clone()),
         );
+        // Flow runs from change feeds and schedules, beside the jobs.
+        let flow_triggers = tokio::spawn(
+            crate::flows::FlowTriggers::new(
+                this.store.clone(),
+                this.runtimes.clone(),
+                this.clock.clone(),
+            )
+            .run(shutdown.clone()),
+        );
         'work: while !shutdown.is_cancelled() {
             if let Some(interval) = this.config.poll_interval
                 && last_poll.is_none_or(|t| t.elapsed() >= interval.min(Duration::from_secs(60)))
@@ -803,6 +877,7 @@ impl Worker {
             }
         }
         let _ = record_events.await;
+        let _ = flow_triggers.await;
         tracing::info!(worker = %this.id, "worker stopped");
     }
 }

@@ -46,6 +46,18 @@ pub const EVENT_TYPES: &[EventType] = &[
         description: "A bulk batch ended: `data.status` (`completed`, `failed` when it stopped at a failure, or `cancelled`) with its counts of operations succeeded, failed and cancelled. Per-operation results are at `GET /v1/batches/{id}/operations`.",
     },
     EventType {
+        name: "flow.run_completed",
+        description: "A flow run ended without failing: `data.status` is `succeeded` or `cancelled`, with the flow (`flow_id`, `flow_key`), the run, its trigger and each step's counts (`steps`: items, succeeded, failed, output). Per-item results are at `GET /v1/flow-runs/{id}/items`.",
+    },
+    EventType {
+        name: "flow.run_failed",
+        description: "A flow run failed: `data.error` names the step and item it stopped at (with the item's error as the API would answer it), or why it could not go on; with each step's counts.",
+    },
+    EventType {
+        name: "flow.event",
+        description: "A flow's webhook step sent it: `data.name` is the name the step gives it (`vehicle.harsh_braking`), `data.payload` what the step made of the item, with the flow, run, step and item index. Each item's event is recorded once, with the item's end.",
+    },
+    EventType {
         name: "webhook_endpoint.disabled",
         description: "A webhook endpoint was disabled: every attempt to it failed for the configured period, or it answered 410 Gone. Its pending deliveries were marked failed; re-enable it and recover them.",
     },

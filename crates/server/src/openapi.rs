@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     api_keys, batches, certificates, changes, connections, dispatch, events, field_mappings, fleet,
-    meta, organization, purchase_orders, records, sync, systems, warehouse, webhooks, writes,
+    flows, meta, organization, purchase_orders, records, sync, systems, warehouse, webhooks,
+    writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -54,6 +55,9 @@ use utoipa::openapi::tag::TagBuilder;
         meta::get_meta,
         batches::create_batch, batches::list_batches, batches::get_batch, batches::cancel_batch,
         batches::list_operations,
+        flows::list_flows, flows::create_flow, flows::get_flow, flows::put_flow, flows::delete_flow,
+        flows::list_versions, flows::start_run, flows::list_runs, flows::dry_run_flow,
+        flows::dry_run_document, flows::get_run, flows::cancel_run, flows::list_items,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
     modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &ChangeEntities, &IdempotencyKeys, &CommonErrors),
@@ -69,6 +73,7 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Changes", description = "The change feed: every record of a connection created, updated or deleted, in the order the changes were stored, from a cursor followed forever with no change missed or repeated."),
         (name = "Events", description = "What happened: syncs completed or failed, connection status changes, disconnections."),
         (name = "Batches", description = "Bulk writes: up to 10,000 creates and updates on one connection, run in the background in batches of a chosen size, each operation written exactly once, with per-operation results and a `batch.completed` webhook."),
+        (name = "Flows", description = "Declarative workflows between your connections: a JSON document (its JSON Schema is `FlowIn`) whose trigger (record changes from the change feed, events, a cron schedule, or a manual run) yields items that steps filter and reshape with jq, enrich with reads, write through the unified write path (each item exactly once, with batch size, delay and an error policy) and send as signed `flow.event` webhooks. Runs are durable jobs with per-step counts and per-item inputs, outputs and errors."),
         (name = "Webhooks", description = "Signed deliveries of every event (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), retried on a schedule, with a delivery log, replay and recovery."),
     )
 )]

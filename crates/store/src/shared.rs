@@ -543,7 +543,8 @@ pub(super) async fn insert_event(
         .execute(&mut **tx)
         .await
         .map_err(classify)?;
-    super::webhooks::fan_out(tx, e).await
+    super::webhooks::fan_out(tx, e).await?;
+    super::flows::start_event_runs(tx, e).await
 }
 
 /// A lifecycle event of a connection, written by the store with the change itself.

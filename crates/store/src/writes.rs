@@ -78,7 +78,11 @@ fn operation_from(row: &DbRow) -> Result<BatchOperation, sqlx::Error> {
 
 /// Stores one written record: inserted, or its row replaced (keeping `created_at`). A
 /// complete pass of a sync in progress for the entity counts it as seen.
-async fn upsert_written(tx: &mut Tx, conn: &ConnId, w: &WrittenRecord) -> StoreResult<()> {
+pub(super) async fn upsert_written(
+    tx: &mut Tx,
+    conn: &ConnId,
+    w: &WrittenRecord,
+) -> StoreResult<()> {
     let r = &w.record;
     let entity = w.entity.as_str();
     let now = w.now.micros();

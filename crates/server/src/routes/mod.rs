@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod events;
 pub mod field_mappings;
 pub mod fleet;
+pub mod flows;
 pub mod meta;
 pub mod ops;
 pub mod organization;
@@ -292,6 +293,47 @@ pub fn api_routes() -> Vec<Route> {
             Method::GET,
             "/v1/batches/{id}/operations",
             get(batches::list_operations),
+        ),
+        route(Method::GET, "/v1/flows", get(flows::list_flows)),
+        route(Method::POST, "/v1/flows", post(flows::create_flow)),
+        route(
+            Method::POST,
+            "/v1/flows/dry-run",
+            post(flows::dry_run_document),
+        ),
+        route(Method::GET, "/v1/flows/{flow}", get(flows::get_flow)),
+        route(Method::PUT, "/v1/flows/{flow}", put(flows::put_flow)),
+        route(
+            Method::DELETE,
+            "/v1/flows/{flow}",
+            delete(flows::delete_flow),
+        ),
+        route(
+            Method::GET,
+            "/v1/flows/{flow}/versions",
+            get(flows::list_versions),
+        ),
+        route(
+            Method::POST,
+            "/v1/flows/{flow}/runs",
+            post(flows::start_run),
+        ),
+        route(Method::GET, "/v1/flows/{flow}/runs", get(flows::list_runs)),
+        route(
+            Method::POST,
+            "/v1/flows/{flow}/dry-run",
+            post(flows::dry_run_flow),
+        ),
+        route(Method::GET, "/v1/flow-runs/{id}", get(flows::get_run)),
+        route(
+            Method::POST,
+            "/v1/flow-runs/{id}/cancel",
+            post(flows::cancel_run),
+        ),
+        route(
+            Method::GET,
+            "/v1/flow-runs/{id}/items",
+            get(flows::list_items),
         ),
     ];
     routes.extend(records::routes());

@@ -66,7 +66,7 @@ async fn every_operation_refuses_an_undeclared_query_parameter_by_name() {
     let (app, key, conn, _, endpoint) = app_with_everything().await;
     let doc = document();
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 88, "the walk covers every operation");
+    assert_eq!(ops.len(), 101, "the walk covers every operation");
     for (method, template, _) in ops {
         let path = template.replace(
             "{id}",
@@ -120,6 +120,19 @@ async fn declared_page_size_bounds_are_the_servers() {
         .await;
     assert_eq!(res.status, 202, "{}", res.body);
     let batch = res.body["id"].as_str().unwrap().to_string();
+    // A flow with a run whose items are paged (never run either).
+    let res = app
+        .post(
+            &key,
+            "/v1/flows",
+            json!({"key": "paged", "name": "Paged", "trigger": {"type": "manual"},
+                "steps": [{"type": "filter", "id": "all", "condition": "true"}]}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let res = app.post(&key, "/v1/flows/paged/runs", json!({})).await;
+    assert_eq!(res.status, 202, "{}", res.body);
+    let run = res.body["id"].as_str().unwrap().to_string();
     let doc = document();
     let mut checked = 0;
     for (method, template, op) in operations(&doc) {
@@ -141,6 +154,10 @@ async fn declared_page_size_bounds_are_the_servers() {
         assert_eq!(min, 1, "{template}");
         let path = if template.starts_with("/v1/batches/") {
             template.replace("{id}", &batch)
+        } else if template.starts_with("/v1/flows/") {
+            template.replace("{flow}", "paged")
+        } else if template.starts_with("/v1/flow-runs/") {
+            template.replace("{id}", &run)
         } else if template.starts_with("/v1/connections/") {
             template.replace("{id}", &conn)
         } else {
@@ -213,7 +230,7 @@ async fn a_body_is_required_exactly_when_the_document_says_so() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 22);
+    assert_eq!(checked, 27);
     // The optional bodies of `POST /v1/sync` and the reconnect were declared required.
     let sync = &doc["paths"]["/v1/sync"]["post"]["requestBody"];
     assert_eq!(sync["required"], false);

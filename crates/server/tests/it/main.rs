@@ -11,6 +11,7 @@ mod example_system;
 mod field_mappings;
 mod fleet;
 mod flow;
+mod flows;
 mod guards;
 mod mcp;
 mod openapi;
