@@ -391,6 +391,8 @@ pub(crate) struct EmulatedConnection {
     pub org: ironbridge_core::store::OrgId,
     pub conn: ironbridge_core::store::ConnId,
     pub runtime: Arc<ironbridge_core::runtime::ConnectionRuntime>,
+    /// The runtimes the connection's runtime belongs to (a flow finds it there).
+    pub runtimes: Arc<Runtimes>,
 }
 
 /// Starts `system`'s emulator with `records` purchase orders and connects to it.
@@ -569,6 +571,7 @@ pub(crate) async fn connect_emulated(
         org: OrgId(org.id),
         conn,
         runtime,
+        runtimes: Arc::new(runtimes),
     })
 }
 
@@ -726,6 +729,7 @@ pub async fn run_sync(args: SyncBenchArgs, database_url: Option<String>) -> anyh
             org,
             conn,
             runtime,
+            ..
         } = connect_emulated(system, args.records, &store, &keys, &http).await?;
         let connector = runtime.connector().clone();
         let owner = org.clone();

@@ -49,7 +49,7 @@ pub struct BatchBenchArgs {
 }
 
 /// The id of the first active record of `entity`.
-async fn active(
+pub(crate) async fn active(
     store: &dyn Store,
     conn: &ironbridge_core::store::ConnId,
     entity: Entity,
@@ -101,6 +101,7 @@ pub async fn run(args: BatchBenchArgs, database_url: Option<String>) -> anyhow::
             org,
             conn,
             runtime,
+            ..
         } = connect_emulated(system, 100, &store, &keys, &http).await?;
         // The reference data the orders name.
         sync_connection_with(

@@ -3,9 +3,11 @@
 mod bench;
 mod bench_batches;
 mod bench_changes;
+mod bench_flows;
 mod bench_webhooks;
 mod config;
 mod demo;
+mod flows_apply;
 mod receiver;
 
 use std::path::PathBuf;
@@ -75,6 +77,11 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage flows kept in files.
+    Flows {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
     /// Run a faithful local emulator of a source system's API (for demos, tests and benchmarks).
     Emulate {
         /// `netsuite`, `sap`, `business-central`, `asctrac`, `samsara` or `nextraq`.
@@ -149,6 +156,15 @@ enum BenchCommand {
     Batches(bench_batches::BatchBenchArgs),
     /// Change feed throughput: writes that take change numbers, and the feed read and followed.
     Changes(bench_changes::ChangeBenchArgs),
+    /// A flow run's items per second against each emulated ERP with latency, against its limits.
+    Flows(bench_flows::FlowBenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum FlowCommand {
+    /// Create or change flows from their documents (`PUT /v1/flows/{key}` each), with the
+    /// admin API key from `IRONBRIDGE_API_KEY`. Applying the same files again changes nothing.
+    Apply(flows_apply::ApplyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -522,6 +538,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: BenchCommand::Batches(args),
         } => bench_batches::run(args, cli.database_url.clone()).await,
         Command::Bench {
+            command: BenchCommand::Flows(args),
+        } => bench_flows::run(args, cli.database_url.clone()).await,
+        Command::Bench {
             command: BenchCommand::Changes(args),
         } => bench_changes::run(args, cli.database_url.clone()).await,
         Command::Demo(args) => {
@@ -551,6 +570,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             emulate(&system, args).await
         }
+        Command::Flows {
+            command: FlowCommand::Apply(args),
+        } => flows_apply::run(args, std::env::var("IRONBRIDGE_API_KEY").ok()).await,
         Command::Openapi => {
             println!("{}", ironbridge_server::openapi::document_json());
             Ok(())

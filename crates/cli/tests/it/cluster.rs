@@ -224,6 +224,33 @@ impl Cluster {
             .unwrap_or(Value::Null)
     }
 
+    /// The id of the first active record of a list (an inactive one cannot be ordered).
+    async fn first_active(&self, path: &str) -> String {
+        let page = self.get(&format!("{path}?page_size=200")).await;
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "active")
+            .and_then(|r| r["id"].as_str())
+            .expect("an active record")
+            .to_string()
+    }
+
+    /// Kills every worker with SIGKILL and starts as many fresh ones, as a process manager
+    /// would.
+    fn kill_all(&mut self) {
+        let n = self.workers.len();
+        for i in 0..n {
+            self.kill(i);
+        }
+        for i in 0..n {
+            let fresh = self.start_worker();
+            self.workers.swap(i, fresh);
+            self.workers.pop();
+        }
+    }
+
     async fn job(&self, id: &str) -> Value {
         self.get(&format!("/v1/sync/jobs/{id}")).await
     }
@@ -389,14 +416,7 @@ async fn full_syncs_complete_exactly_while_workers_are_killed() {
         };
         holder_attempt = running["attempts"].as_i64().unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        for n in 0..3 {
-            cluster.kill(n);
-        }
-        for n in 0..3 {
-            let fresh = cluster.start_worker();
-            cluster.workers.swap(n, fresh);
-            cluster.workers.pop();
-        }
+        cluster.kill_all();
     }
     let done = cluster.assert_exact_after(&job).await;
     assert!(done["attempts"].as_i64().unwrap() >= 4, "{done}");
@@ -461,22 +481,8 @@ async fn a_batch_writes_each_operation_exactly_once_while_workers_are_killed() {
     })
     .await
     .expect("the first sync completes");
-    let first_active = |path: &'static str| {
-        let cluster = &cluster;
-        async move {
-            let page = cluster.get(&format!("{path}?page_size=200")).await;
-            page["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["status"] == "active")
-                .and_then(|r| r["id"].as_str())
-                .expect("an active record")
-                .to_string()
-        }
-    };
-    let vendor = first_active("/v1/vendors").await;
-    let item = first_active("/v1/items").await;
+    let vendor = cluster.first_active("/v1/vendors").await;
+    let item = cluster.first_active("/v1/items").await;
     let creates_before = sap_creates(&cluster).await;
     cluster.faults(json!({"latency_ms": 20})).await;
     let operations: Vec<Value> = (0..BATCH_CREATES)
@@ -512,14 +518,7 @@ async fn a_batch_writes_each_operation_exactly_once_while_workers_are_killed() {
         seen = done;
         // Mid-batch: operations are in flight.
         tokio::time::sleep(Duration::from_millis(700)).await;
-        for n in 0..2 {
-            cluster.kill(n);
-        }
-        for n in 0..2 {
-            let fresh = cluster.start_worker();
-            cluster.workers.swap(n, fresh);
-            cluster.workers.pop();
-        }
+        cluster.kill_all();
     }
     let done = wait_for(Duration::from_secs(300), || async {
         let b = cluster.get(&batch_path).await;
@@ -561,4 +560,102 @@ async fn sap_creates(cluster: &Cluster) -> usize {
                     .is_some_and(|p| p.ends_with("/A_PurchaseOrder"))
         })
         .count()
+}
+
+/// Items of the flow run in the kill test.
+const FLOW_ITEMS: usize = 1000;
+
+/// A flow run of 1,000 items, each shaped by jq into a purchase order written to SAP, while
+/// every worker is killed with SIGKILL (and restarted) twice mid-way: the run succeeds with
+/// every item written, and SAP received exactly one create per item, because an item caught
+/// in flight by a kill is looked for at the source (by the reference derived from the run,
+/// the step and the item) before it is written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_run_writes_each_item_exactly_once_while_workers_are_killed() {
+    let Some(admin) = postgres_url() else { return };
+    let mut cluster = Cluster::start(&admin, "flow", 2).await;
+    wait_for(Duration::from_secs(240), || async {
+        let s = cluster.order_state().await;
+        (s["status"] == "succeeded").then_some(())
+    })
+    .await
+    .expect("the first sync completes");
+    let vendor = cluster.first_active("/v1/vendors").await;
+    let item = cluster.first_active("/v1/items").await;
+    let conn = cluster.get("/v1/connection").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let creates_before = sap_creates(&cluster).await;
+    cluster.faults(json!({"latency_ms": 20})).await;
+    let flow = json!({
+        "key": "orders-to-sap",
+        "name": "Orders to SAP",
+        "trigger": {"type": "manual"},
+        "steps": [
+            {"type": "transform", "id": "shape", "jq": "{vendor_id: .vendor, line_items: [{item_id: .item, quantity: .quantity}]}"},
+            {"type": "write", "id": "create", "connection_id": conn, "entity": "purchase-orders", "batch_size": 20}
+        ]
+    });
+    let created = cluster
+        .client
+        .post(format!("{}/v1/flows", cluster.api))
+        .bearer_auth(&cluster.key)
+        .json(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let items: Vec<Value> = (0..FLOW_ITEMS)
+        .map(|i| json!({"vendor": vendor, "item": item, "quantity": format!("{}", i % 7 + 1)}))
+        .collect();
+    let queued: Value = cluster
+        .client
+        .post(format!("{}/v1/flows/orders-to-sap/runs", cluster.api))
+        .bearer_auth(&cluster.key)
+        .json(&json!({"items": items}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = queued["id"].as_str().expect("a run").to_string();
+    let run_path = format!("/v1/flow-runs/{id}");
+    let key = cluster.key.clone();
+    let mut seen = 0;
+    for round in 0..2 {
+        let progressed = wait_for(Duration::from_secs(120), || async {
+            let r = cluster.get_as(&key, &run_path).await;
+            let write = &r["steps"][1];
+            let done = write["succeeded"].as_i64()? + write["failed"].as_i64()?;
+            (done > seen + 40).then_some(done)
+        })
+        .await;
+        let Some(done) = progressed else {
+            panic!(
+                "round {round}: the run made no progress: {}",
+                cluster.get_as(&key, &run_path).await
+            )
+        };
+        seen = done;
+        // Mid-step: writes are in flight.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cluster.kill_all();
+    }
+    let done = wait_for(Duration::from_secs(300), || async {
+        let r = cluster.get_as(&key, &run_path).await;
+        r["finished_at"].is_string().then_some(r)
+    })
+    .await
+    .expect("the run ends");
+    cluster.faults(json!({"latency_ms": 0})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["steps"][1]["succeeded"], FLOW_ITEMS as i64, "{done}");
+    assert_eq!(done["steps"][1]["failed"], 0, "{done}");
+    assert_eq!(
+        sap_creates(&cluster).await - creates_before,
+        FLOW_ITEMS,
+        "one create per item reached the source"
+    );
 }

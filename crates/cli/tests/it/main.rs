@@ -659,3 +659,85 @@ async fn a_sync_killed_with_sigkill_resumes_after_a_restart_with_nothing_lost_or
     }
     assert_eq!((total, keys.len() as u64), (ORDERS, ORDERS));
 }
+
+/// `flows apply` puts the documents of a directory by their keys, with placeholders
+/// replaced; applying them again changes nothing, and a refused document names its problems
+/// by path and fails the command.
+#[tokio::test]
+async fn flows_apply_puts_documents_from_files_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_org(&["--data-dir", dir.path().to_str().unwrap()], 3);
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let _server = serve(dir.path(), port);
+    let client = reqwest::Client::new();
+    wait_for(Duration::from_secs(30), || async {
+        client.get(format!("{api}/healthz")).send().await.ok()
+    })
+    .await
+    .expect("the server starts");
+    let created: serde_json::Value = client
+        .post(format!("{api}/v1/connections"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"system": "sandbox"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conn = created["connection"]["id"].as_str().unwrap().to_string();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("orders.json"),
+        r#"{"key": "orders", "name": "Orders", "trigger": {"type": "manual"},
+            "steps": [{"type": "write", "id": "create", "connection_id": "conn_SANDBOX", "entity": "purchase-orders"}]}"#,
+    )
+    .unwrap();
+    let apply = |path: &std::path::Path| {
+        bin()
+            .env("IRONBRIDGE_API_KEY", &key)
+            .args(["flows", "apply", "--url", &api, "--set"])
+            .arg(format!("conn_SANDBOX={conn}"))
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = apply(&flows);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("orders: created (version 1)"), "{stdout}");
+    let out = apply(&flows);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("orders: version 1"));
+    std::fs::write(
+        flows.join("broken.json"),
+        r#"{"key": "broken", "name": "Broken", "trigger": {"type": "manual"},
+            "steps": [{"type": "transform", "id": "t", "jq": ".a +"}]}"#,
+    )
+    .unwrap();
+    let out = apply(&flows);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("broken.json: refused (422)"), "{stderr}");
+    assert!(
+        stderr.contains("steps[0].jq: not a jq expression"),
+        "{stderr}"
+    );
+    let flow: serde_json::Value = client
+        .get(format!("{api}/v1/flows/orders"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flow["version"], 1);
+    assert_eq!(flow["steps"][0]["connection_id"], conn.as_str());
+}

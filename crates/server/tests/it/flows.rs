@@ -117,7 +117,18 @@ async fn sandbox_items(app: &TestApp, token: &str) -> (Value, Value) {
             .map(|r| r["id"].clone())
             .expect("an active record")
     };
-    let (vendor, item) = (active(&vendors), active(&items));
+    // An item out of stock is refused too.
+    let in_stock: Vec<Value> = items
+        .iter()
+        .filter(|i| {
+            i["quantity_available"]
+                .as_str()
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q > 0.0)
+        })
+        .cloned()
+        .collect();
+    let (vendor, item) = (active(&vendors), active(&in_stock));
     (
         json!({"vendor": vendor, "item": item, "qty": "2"}),
         json!({"vendor": "vnd_doesnotexist", "item": item, "qty": "1"}),
