@@ -93,41 +93,20 @@ pub async fn run(args: BatchBenchArgs, database_url: Option<String>) -> anyhow::
     );
     println!("system | ops/s | allowed ops/s | ratio | source requests | 429 | creates at source");
     for name in &args.systems {
-        let system = System::from_str(name)?;
-        let EmulatedConnection {
-            emu,
-            base,
-            clock,
-            org,
-            conn,
-            runtime,
-            ..
-        } = connect_emulated(system, 100, &store, &keys, &http).await?;
-        // The reference data the orders name.
-        sync_connection_with(
-            store.as_ref(),
-            runtime.connector().as_ref(),
-            &org,
-            &conn,
-            &SyncOptions {
-                full: true,
-                ..SyncOptions::default()
-            },
-            &clock,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("sync of {name}: {e}"))?;
-        let vendor = active(store.as_ref(), &conn, Entity::VENDOR).await?;
-        let item = active(store.as_ref(), &conn, Entity::ITEM).await?;
-        let limits = runtime.system().limits;
-        let concurrency = runtime.connector().read_concurrency().max(1);
-        emulator_json(
-            &http,
-            reqwest::Method::PATCH,
-            format!("{base}/__emulator/faults"),
-            Some(json!({"latency_ms": args.latency_ms, "concurrency_limit": limits.concurrency})),
-        )
-        .await?;
+        let WriteBench {
+            connection:
+                EmulatedConnection {
+                    emu,
+                    base,
+                    clock,
+                    org,
+                    conn,
+                    runtime,
+                    ..
+                },
+            vendor,
+            item,
+        } = prepare(name, &store, &keys, &http, args.latency_ms).await?;
         let now = clock.now();
         let id = new_id("bat", now.micros());
         let operations: Vec<BatchOperation> = (0..i64::from(args.operations))
@@ -186,46 +165,132 @@ pub async fn run(args: BatchBenchArgs, database_url: Option<String>) -> anyhow::
             .await
             .map_err(|e| anyhow::anyhow!("batch on {name}: {e:?}"))?;
         let secs = started.elapsed().as_secs_f64();
-        let requests = upstream_requests(&http, &base).await? - before;
-        let throttled = throttled_since(&http, &base, before).await?;
-        let log = emulator_json(
-            &http,
-            reqwest::Method::GET,
-            format!("{base}/__emulator/requests"),
-            None,
-        )
-        .await?;
-        let creates = log["entries"].as_array().map_or(0, |e| {
-            e.iter()
-                .filter(|r| {
-                    r["method"] == "POST"
-                        && r["seq"].as_u64().is_some_and(|s| s > before)
-                        && !r["path"].as_str().unwrap_or("").contains("token")
-                })
-                .count()
-        });
         anyhow::ensure!(
             done.succeeded == i64::from(args.operations),
             "{name}: {} of {} operations succeeded",
             done.succeeded,
             args.operations
         );
-        let rate = f64::from(args.operations) / secs;
-        // What the limits allow: every call in flight for the latency, at most `concurrency`
-        // at once, and no more than the documented rate where there is one; a write that
-        // takes several calls (NetSuite answers a create with its location, read next)
-        // divides it.
-        let calls_per_write = (requests as f64 / f64::from(args.operations)).max(1.0);
-        let mut calls = concurrency as f64 * 1000.0 / args.latency_ms.max(1) as f64;
-        if limits.per_second > 0.0 {
-            calls = calls.min(limits.per_second);
-        }
-        let allowed = calls / calls_per_write;
-        println!(
-            "{name} | {rate:.1} | {allowed:.1} | {:.2} | {requests} | {throttled} | {creates}",
-            rate / allowed
-        );
+        report(
+            name,
+            &http,
+            &base,
+            before,
+            &runtime,
+            args.operations,
+            secs,
+            args.latency_ms,
+        )
+        .await?;
         emu.shutdown().await;
     }
+    Ok(())
+}
+
+/// A connection ready for a write benchmark: synced (the reference data writes name), an
+/// active vendor and item, and the emulator adding `latency_ms` to every call and enforcing
+/// the system's concurrency limit.
+pub(crate) struct WriteBench {
+    pub connection: EmulatedConnection,
+    pub vendor: String,
+    pub item: String,
+}
+
+/// Starts `name`'s emulator, connects and syncs it, and sets its latency.
+pub(crate) async fn prepare(
+    name: &str,
+    store: &Arc<dyn Store>,
+    keys: &Arc<Keys>,
+    http: &reqwest::Client,
+    latency_ms: u64,
+) -> anyhow::Result<WriteBench> {
+    let system = System::from_str(name)?;
+    let connection = connect_emulated(system, 100, store, keys, http).await?;
+    let EmulatedConnection {
+        base,
+        clock,
+        org,
+        conn,
+        runtime,
+        ..
+    } = &connection;
+    sync_connection_with(
+        store.as_ref(),
+        runtime.connector().as_ref(),
+        org,
+        conn,
+        &SyncOptions {
+            full: true,
+            ..SyncOptions::default()
+        },
+        clock,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("sync of {name}: {e}"))?;
+    let vendor = active(store.as_ref(), conn, Entity::VENDOR).await?;
+    let item = active(store.as_ref(), conn, Entity::ITEM).await?;
+    let limits = runtime.system().limits;
+    emulator_json(
+        http,
+        reqwest::Method::PATCH,
+        format!("{base}/__emulator/faults"),
+        Some(json!({"latency_ms": latency_ms, "concurrency_limit": limits.concurrency})),
+    )
+    .await?;
+    Ok(WriteBench {
+        connection,
+        vendor,
+        item,
+    })
+}
+
+/// Prints one line: `writes` creates in `secs` against what the system's limits allow, with
+/// the source's requests, its 429s and its creates since request `before`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn report(
+    name: &str,
+    http: &reqwest::Client,
+    base: &str,
+    before: u64,
+    runtime: &ironbridge_core::runtime::ConnectionRuntime,
+    writes: u32,
+    secs: f64,
+    latency_ms: u64,
+) -> anyhow::Result<()> {
+    let limits = runtime.system().limits;
+    let concurrency = runtime.connector().read_concurrency().max(1);
+    let requests = upstream_requests(http, base).await? - before;
+    let throttled = throttled_since(http, base, before).await?;
+    let log = emulator_json(
+        http,
+        reqwest::Method::GET,
+        format!("{base}/__emulator/requests"),
+        None,
+    )
+    .await?;
+    let creates = log["entries"].as_array().map_or(0, |e| {
+        e.iter()
+            .filter(|r| {
+                r["method"] == "POST"
+                    && r["seq"].as_u64().is_some_and(|s| s > before)
+                    && !r["path"].as_str().unwrap_or("").contains("token")
+            })
+            .count()
+    });
+    let rate = f64::from(writes) / secs;
+    // What the limits allow: every call in flight for the latency, at most `concurrency`
+    // at once, and no more than the documented rate where there is one; a write that
+    // takes several calls (NetSuite answers a create with its location, read next)
+    // divides it.
+    let calls_per_write = (requests as f64 / f64::from(writes)).max(1.0);
+    let mut calls = concurrency as f64 * 1000.0 / latency_ms.max(1) as f64;
+    if limits.per_second > 0.0 {
+        calls = calls.min(limits.per_second);
+    }
+    let allowed = calls / calls_per_write;
+    println!(
+        "{name} | {rate:.1} | {allowed:.1} | {:.2} | {requests} | {throttled} | {creates}",
+        rate / allowed
+    );
     Ok(())
 }

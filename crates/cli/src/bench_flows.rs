@@ -5,7 +5,6 @@
 //! what the system's limits allow (its concurrency over the latency, or its request rate where
 //! that binds first), with no request refused 429 and exactly one create at the source per item.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,18 +14,12 @@ use ironbridge_core::crypto::Keys;
 use ironbridge_core::flows::{new_run, trigger_type};
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{Flow, OrgId, RunStart, run_status};
-use ironbridge_emulators::System;
 use ironbridge_engine::flows::{FlowDeps, run_flow};
-use ironbridge_engine::sync::{SyncOptions, sync_connection_with};
-use ironbridge_model::Entity;
 use ironbridge_model::flows::FlowIn;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::bench::{
-    EmulatedConnection, connect_emulated, emulator_json, tempfile_dir, throttled_since,
-    upstream_requests,
-};
-use crate::bench_batches::active;
+use crate::bench::{EmulatedConnection, tempfile_dir, upstream_requests};
+use crate::bench_batches::{WriteBench, prepare, report};
 
 /// What to measure.
 #[derive(Debug, clap::Args)]
@@ -69,40 +62,20 @@ pub async fn run(args: FlowBenchArgs, database_url: Option<String>) -> anyhow::R
         "system | items/s | allowed items/s | ratio | source requests | 429 | creates at source"
     );
     for name in &args.systems {
-        let system = System::from_str(name)?;
-        let EmulatedConnection {
-            emu,
-            base,
-            clock,
-            org,
-            conn,
-            runtime,
-            runtimes,
-        } = connect_emulated(system, 100, &store, &keys, &http).await?;
-        sync_connection_with(
-            store.as_ref(),
-            runtime.connector().as_ref(),
-            &org,
-            &conn,
-            &SyncOptions {
-                full: true,
-                ..SyncOptions::default()
-            },
-            &clock,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("sync of {name}: {e}"))?;
-        let vendor = active(store.as_ref(), &conn, Entity::VENDOR).await?;
-        let item = active(store.as_ref(), &conn, Entity::ITEM).await?;
-        let limits = runtime.system().limits;
-        let concurrency = runtime.connector().read_concurrency().max(1);
-        emulator_json(
-            &http,
-            reqwest::Method::PATCH,
-            format!("{base}/__emulator/faults"),
-            Some(json!({"latency_ms": args.latency_ms, "concurrency_limit": limits.concurrency})),
-        )
-        .await?;
+        let WriteBench {
+            connection:
+                EmulatedConnection {
+                    emu,
+                    base,
+                    clock,
+                    org,
+                    conn,
+                    runtime,
+                    runtimes,
+                },
+            vendor,
+            item,
+        } = prepare(name, &store, &keys, &http, args.latency_ms).await?;
         let doc: FlowIn = serde_json::from_value(json!({
             "key": "bench",
             "name": "Orders from items",
@@ -155,44 +128,23 @@ pub async fn run(args: FlowBenchArgs, database_url: Option<String>) -> anyhow::R
             .await
             .map_err(|e| anyhow::anyhow!("flow on {name}: {e:?}"))?;
         let secs = started.elapsed().as_secs_f64();
-        let requests = upstream_requests(&http, &base).await? - before;
-        let throttled = throttled_since(&http, &base, before).await?;
-        let log = emulator_json(
-            &http,
-            reqwest::Method::GET,
-            format!("{base}/__emulator/requests"),
-            None,
-        )
-        .await?;
-        let creates = log["entries"].as_array().map_or(0, |e| {
-            e.iter()
-                .filter(|r: &&Value| {
-                    r["method"] == "POST"
-                        && r["seq"].as_u64().is_some_and(|s| s > before)
-                        && !r["path"].as_str().unwrap_or("").contains("token")
-                })
-                .count()
-        });
         anyhow::ensure!(
             done.status == run_status::SUCCEEDED,
             "{name}: the run ended {} ({:?})",
             done.status,
             done.error
         );
-        let rate = f64::from(args.items) / secs;
-        // As `bench batches` counts it: every call in flight for the latency, at most
-        // `concurrency` at once, no more than the documented rate, divided by the calls one
-        // write takes.
-        let calls_per_write = (requests as f64 / f64::from(args.items)).max(1.0);
-        let mut calls = concurrency as f64 * 1000.0 / args.latency_ms.max(1) as f64;
-        if limits.per_second > 0.0 {
-            calls = calls.min(limits.per_second);
-        }
-        let allowed = calls / calls_per_write;
-        println!(
-            "{name} | {rate:.1} | {allowed:.1} | {:.2} | {requests} | {throttled} | {creates}",
-            rate / allowed
-        );
+        report(
+            name,
+            &http,
+            &base,
+            before,
+            &runtime,
+            args.items,
+            secs,
+            args.latency_ms,
+        )
+        .await?;
         emu.shutdown().await;
     }
     Ok(())

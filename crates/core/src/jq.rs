@@ -124,6 +124,24 @@ impl Program {
     /// Runs the expression over `input` with the variables' values (in the order compiled);
     /// at most `max` values, else an error.
     pub fn run(&self, input: &Value, vars: &[&Value], max: usize) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        self.each(input, vars, |value| {
+            if out.len() == max {
+                return Err(format!("the expression yields more than {max} values"));
+            }
+            out.push(value);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Runs the expression, giving each value to `take` until it answers `false`.
+    fn each(
+        &self,
+        input: &Value,
+        vars: &[&Value],
+        mut take: impl FnMut(Value) -> Result<bool, String>,
+    ) -> Result<(), String> {
         if vars.len() != self.vars {
             return Err("the expression's variables are not all given".into());
         }
@@ -137,23 +155,16 @@ impl Program {
             .map(|v| to_val(v))
             .collect::<Result<Vec<_>, _>>()?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(vals));
-        let mut out = Vec::new();
         for result in self.filter.id.run((ctx, input)) {
-            let value = match result {
-                Ok(v) => v,
-                Err(exn) => {
-                    return Err(match exn.get_err() {
-                        Ok(e) => format!("jq error: {}", short(&e.to_string())),
-                        Err(_) => "`halt` is not available in flows".into(),
-                    });
-                }
-            };
-            if out.len() == max {
-                return Err(format!("the expression yields more than {max} values"));
+            let value = result.map_err(|exn| match exn.get_err() {
+                Ok(e) => format!("jq error: {}", short(&e.to_string())),
+                Err(_) => "`halt` is not available in flows".to_string(),
+            })?;
+            if !take(from_val(&value)?)? {
+                break;
             }
-            out.push(from_val(&value)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The first value the expression yields, whether it is true (neither `false` nor `null`);
@@ -168,27 +179,12 @@ impl Program {
 
     /// The first value the expression yields, if any.
     pub fn run_first(&self, input: &Value, vars: &[&Value]) -> Result<Option<Value>, String> {
-        if vars.len() != self.vars {
-            return Err("the expression's variables are not all given".into());
-        }
-        let to_val = |v: &Value| {
-            serde_json::from_value::<Val>(v.clone())
-                .map_err(|e| format!("the input is not JSON jq reads: {e}"))
-        };
-        let input = to_val(input)?;
-        let vals = vars
-            .iter()
-            .map(|v| to_val(v))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(vals));
-        match self.filter.id.run((ctx, input)).next() {
-            None => Ok(None),
-            Some(Ok(v)) => from_val(&v).map(Some),
-            Some(Err(exn)) => Err(match exn.get_err() {
-                Ok(e) => format!("jq error: {}", short(&e.to_string())),
-                Err(_) => "`halt` is not available in flows".into(),
-            }),
-        }
+        let mut first = None;
+        self.each(input, vars, |value| {
+            first = Some(value);
+            Ok(false)
+        })?;
+        Ok(first)
     }
 }
 

@@ -39,20 +39,23 @@ macro_rules! item_columns {
     };
 }
 
-fn flow_from(row: &DbRow) -> Result<Flow, sqlx::Error> {
+/// A change feed trigger's position (`feed_seq`, `feed_entity`, `feed_id`), if it has one.
+fn feed_of(row: &DbRow) -> Result<Option<ChangePosition>, sqlx::Error> {
     let seq: Option<i64> = row.try_get("feed_seq")?;
-    let feed = match seq {
-        Some(seq) => Some(ChangePosition {
-            seq,
-            entity: row
-                .try_get::<Option<String>, _>("feed_entity")?
-                .unwrap_or_default(),
-            id: row
-                .try_get::<Option<String>, _>("feed_id")?
-                .unwrap_or_default(),
-        }),
-        None => None,
-    };
+    let Some(seq) = seq else { return Ok(None) };
+    Ok(Some(ChangePosition {
+        seq,
+        entity: row
+            .try_get::<Option<String>, _>("feed_entity")?
+            .unwrap_or_default(),
+        id: row
+            .try_get::<Option<String>, _>("feed_id")?
+            .unwrap_or_default(),
+    }))
+}
+
+fn flow_from(row: &DbRow) -> Result<Flow, sqlx::Error> {
+    let feed = feed_of(row)?;
     Ok(Flow {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,
@@ -964,25 +967,13 @@ impl FlowStore for Backend {
         .await
         .map_err(classify)?;
         rows_to(&rows, |row| {
-            let seq: Option<i64> = row.try_get("feed_seq")?;
             Ok(FlowFeedDue {
                 flow_id: row.try_get("id")?,
                 org_id: row.try_get("org_id")?,
                 connection_id: row
                     .try_get::<Option<String>, _>("trigger_connection_id")?
                     .unwrap_or_default(),
-                feed: match seq {
-                    Some(seq) => Some(ChangePosition {
-                        seq,
-                        entity: row
-                            .try_get::<Option<String>, _>("feed_entity")?
-                            .unwrap_or_default(),
-                        id: row
-                            .try_get::<Option<String>, _>("feed_id")?
-                            .unwrap_or_default(),
-                    }),
-                    None => None,
-                },
+                feed: feed_of(row)?,
                 version: row.try_get("version")?,
                 last_seq: row.try_get("last_seq")?,
             })

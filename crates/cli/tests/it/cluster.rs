@@ -251,6 +251,41 @@ impl Cluster {
         }
     }
 
+    /// Kills every worker twice while the work `path` shows progresses (`done` reads how
+    /// many of its parts ended), each time once 40 more ended and some are in flight; returns
+    /// `path` once it has finished.
+    async fn kill_twice_during(
+        &mut self,
+        token: &str,
+        path: &str,
+        done: fn(&Value) -> Option<i64>,
+    ) -> Value {
+        let mut seen = 0;
+        for round in 0..2 {
+            let progressed = wait_for(Duration::from_secs(120), || async {
+                let n = done(&self.get_as(token, path).await)?;
+                (n > seen + 40).then_some(n)
+            })
+            .await;
+            let Some(n) = progressed else {
+                panic!(
+                    "round {round}: no progress: {}",
+                    self.get_as(token, path).await
+                )
+            };
+            seen = n;
+            // Mid-way: writes are in flight.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            self.kill_all();
+        }
+        wait_for(Duration::from_secs(300), || async {
+            let v = self.get_as(token, path).await;
+            v["finished_at"].is_string().then_some(v)
+        })
+        .await
+        .expect("the work ends")
+    }
+
     async fn job(&self, id: &str) -> Value {
         self.get(&format!("/v1/sync/jobs/{id}")).await
     }
@@ -501,31 +536,12 @@ async fn a_batch_writes_each_operation_exactly_once_while_workers_are_killed() {
         .unwrap();
     let id = queued["id"].as_str().expect("a batch").to_string();
     let batch_path = format!("/v1/batches/{id}");
-    let mut seen = 0;
-    for round in 0..2 {
-        let progressed = wait_for(Duration::from_secs(120), || async {
-            let b = cluster.get(&batch_path).await;
-            let done = b["succeeded"].as_i64()? + b["failed"].as_i64()?;
-            (done > seen + 40).then_some(done)
+    let token = cluster.token.clone();
+    let done = cluster
+        .kill_twice_during(&token, &batch_path, |b| {
+            Some(b["succeeded"].as_i64()? + b["failed"].as_i64()?)
         })
         .await;
-        let Some(done) = progressed else {
-            panic!(
-                "round {round}: the batch made no progress: {}",
-                cluster.get(&batch_path).await
-            )
-        };
-        seen = done;
-        // Mid-batch: operations are in flight.
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        cluster.kill_all();
-    }
-    let done = wait_for(Duration::from_secs(300), || async {
-        let b = cluster.get(&batch_path).await;
-        b["finished_at"].is_string().then_some(b)
-    })
-    .await
-    .expect("the batch ends");
     cluster.faults(json!({"latency_ms": 0})).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["succeeded"], BATCH_CREATES as i64, "{done}");
@@ -623,32 +639,12 @@ async fn a_flow_run_writes_each_item_exactly_once_while_workers_are_killed() {
     let id = queued["id"].as_str().expect("a run").to_string();
     let run_path = format!("/v1/flow-runs/{id}");
     let key = cluster.key.clone();
-    let mut seen = 0;
-    for round in 0..2 {
-        let progressed = wait_for(Duration::from_secs(120), || async {
-            let r = cluster.get_as(&key, &run_path).await;
+    let done = cluster
+        .kill_twice_during(&key, &run_path, |r| {
             let write = &r["steps"][1];
-            let done = write["succeeded"].as_i64()? + write["failed"].as_i64()?;
-            (done > seen + 40).then_some(done)
+            Some(write["succeeded"].as_i64()? + write["failed"].as_i64()?)
         })
         .await;
-        let Some(done) = progressed else {
-            panic!(
-                "round {round}: the run made no progress: {}",
-                cluster.get_as(&key, &run_path).await
-            )
-        };
-        seen = done;
-        // Mid-step: writes are in flight.
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        cluster.kill_all();
-    }
-    let done = wait_for(Duration::from_secs(300), || async {
-        let r = cluster.get_as(&key, &run_path).await;
-        r["finished_at"].is_string().then_some(r)
-    })
-    .await
-    .expect("the run ends");
     cluster.faults(json!({"latency_ms": 0})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["steps"][1]["succeeded"], FLOW_ITEMS as i64, "{done}");

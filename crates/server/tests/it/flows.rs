@@ -90,6 +90,24 @@ async fn connect(app: &TestApp, key: &str, system: &str, source: &Emulated) -> (
     )
 }
 
+/// `PUT` of a flow document.
+async fn put(app: &TestApp, key: &str, path: &str, doc: &Value) -> crate::support::Res {
+    app.send(app.client.put(app.url(path)).bearer_auth(key).json(doc))
+        .await
+}
+
+/// Queues a sync of the connection now.
+async fn sync_now(app: &TestApp, key: &str, conn: &str) -> crate::support::Res {
+    app.send(
+        app.client
+            .post(app.url("/v1/sync"))
+            .bearer_auth(key)
+            .header("X-Connection-Id", conn)
+            .json(&json!({})),
+    )
+    .await
+}
+
 /// The flow's runs, newest first.
 async fn runs(app: &TestApp, key: &str, flow: &str) -> Vec<Value> {
     let res = app.get(key, &format!("/v1/flows/{flow}/runs")).await;
@@ -209,38 +227,17 @@ async fn documents_are_checked_with_their_paths_versioned_and_kept_per_organizat
 
     // Created by PUT with its key; the same document again changes nothing.
     let doc = sandbox_flow(&conn, "orders", json!({"policy": "skip"}));
-    let res = app
-        .send(
-            app.client
-                .put(app.url("/v1/flows/orders"))
-                .bearer_auth(&key)
-                .json(&doc),
-        )
-        .await;
+    let res = put(&app, &key, "/v1/flows/orders", &doc).await;
     assert_eq!(res.status, 201, "{}", res.body);
     let id = res.body["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("flw_"));
     assert_eq!(res.body["version"], 1);
-    let res = app
-        .send(
-            app.client
-                .put(app.url("/v1/flows/orders"))
-                .bearer_auth(&key)
-                .json(&doc),
-        )
-        .await;
+    let res = put(&app, &key, "/v1/flows/orders", &doc).await;
     assert_eq!((res.status, res.body["version"].as_i64()), (200, Some(1)));
     // A change is the next version; both versions are kept.
     let mut changed = doc.clone();
     changed["name"] = json!("Orders, renamed");
-    let res = app
-        .send(
-            app.client
-                .put(app.url(&format!("/v1/flows/{id}")))
-                .bearer_auth(&key)
-                .json(&changed),
-        )
-        .await;
+    let res = put(&app, &key, &format!("/v1/flows/{id}"), &changed).await;
     assert_eq!(
         (res.status, res.body["version"].as_i64()),
         (200, Some(2)),
@@ -256,14 +253,7 @@ async fn documents_are_checked_with_their_paths_versioned_and_kept_per_organizat
     // A key names one flow; a PUT's key and its document's agree.
     let res = app.post(&key, "/v1/flows", doc.clone()).await;
     res.assert_error(409, "CONFLICT");
-    let res = app
-        .send(
-            app.client
-                .put(app.url("/v1/flows/other-key"))
-                .bearer_auth(&key)
-                .json(&doc),
-        )
-        .await;
+    let res = put(&app, &key, "/v1/flows/other-key", &doc).await;
     assert_eq!(res.assert_error(422, "VALIDATION_ERROR")["param"], "key");
 
     // Another organization sees none of it.
@@ -560,15 +550,7 @@ async fn event_and_schedule_triggers_start_one_run_each() {
     );
 
     // A sync's completion starts the event flow once.
-    let sync = app
-        .send(
-            app.client
-                .post(app.url("/v1/sync"))
-                .bearer_auth(&key)
-                .header("X-Connection-Id", &conn)
-                .json(&json!({})),
-        )
-        .await;
+    let sync = sync_now(&app, &key, &conn).await;
     assert_eq!(sync.status, 202, "{}", sync.body);
     drain(&worker, &triggers).await;
     let on_sync = runs(&app, &key, "on-sync").await;
@@ -603,14 +585,7 @@ async fn event_and_schedule_triggers_start_one_run_each() {
     // Disabled, neither starts.
     let mut off = notify("hourly", json!({"type": "schedule", "cron": "0 * * * *"}));
     off["enabled"] = json!(false);
-    let res = app
-        .send(
-            app.client
-                .put(app.url("/v1/flows/hourly"))
-                .bearer_auth(&key)
-                .json(&off),
-        )
-        .await;
+    let res = put(&app, &key, "/v1/flows/hourly", &off).await;
     assert_eq!(res.status, 200, "{}", res.body);
     app.clock.advance_micros(3_600_000_000);
     drain(&worker, &triggers).await;
@@ -716,15 +691,7 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
         );
     }
     // Nothing new: no new run, nothing written again.
-    let sync = app
-        .send(
-            app.client
-                .post(app.url("/v1/sync"))
-                .bearer_auth(&key)
-                .header("X-Connection-Id", &ns_conn)
-                .json(&json!({})),
-        )
-        .await;
+    let sync = sync_now(&app, &key, &ns_conn).await;
     assert_eq!(sync.status, 202, "{}", sync.body);
     drain(&worker, &triggers).await;
     assert_eq!(runs(&app, &key, "netsuite-po-to-asctrac").await.len(), 1);
@@ -741,15 +708,7 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
     asctrac
         .admin("POST", "/clock", Some(json!({"advance_seconds": 1000})))
         .await;
-    let sync = app
-        .send(
-            app.client
-                .post(app.url("/v1/sync"))
-                .bearer_auth(&key)
-                .header("X-Connection-Id", &wms_conn)
-                .json(&json!({})),
-        )
-        .await;
+    let sync = sync_now(&app, &key, &wms_conn).await;
     assert_eq!(sync.status, 202, "{}", sync.body);
     drain(&worker, &triggers).await;
     let (receipts, _) = app.all(&wms_token, "/v1/receipts").await;

@@ -3,6 +3,7 @@
 
 mod cases;
 mod change_cases;
+mod flow_cases;
 mod migrations;
 mod plans;
 mod wal;
@@ -75,4 +76,7 @@ contract!(
     the_change_feed_has_every_change_once_in_commit_order,
     concurrent_writers_never_let_the_feed_skip_a_change,
     record_event_positions_start_at_subscription_and_move_once,
+    flows_are_versioned_per_organization,
+    flow_runs_move_their_trigger_once_and_end_items_once,
+    event_and_schedule_triggers_start_one_run_each,
 );
