@@ -84,11 +84,58 @@ fn near(s: &str) -> String {
     if s.is_empty() { "the end".into() } else { s }
 }
 
+/// Filters that can run without end or recurse without bound whatever the item: a recursion
+/// past the thread's stack aborts the whole process, so they are refused when compiled.
+const UNBOUNDED: &[&str] = &["until", "while", "repeat"];
+
+/// Refuses definitions (a recursive one can exhaust the stack) and the filters that loop
+/// without a bound the item sets; `recurse` is allowed without arguments (it walks the item).
+fn refuse_unbounded(tokens: &[jaq_core::load::lex::Token<&str>]) -> Result<(), String> {
+    use jaq_core::load::lex::{StrPart, Tok};
+    for (i, token) in tokens.iter().enumerate() {
+        match &token.1 {
+            Tok::Word if token.0 == "def" => {
+                return Err("definitions (`def`) are not available in flows".into());
+            }
+            Tok::Word if UNBOUNDED.contains(&token.0) => {
+                return Err(format!(
+                    "`{}` is not available in flows (it can loop without end); use `limit`, `first` or `range` with a bound",
+                    token.0
+                ));
+            }
+            Tok::Word
+                if token.0 == "recurse"
+                    && tokens
+                        .get(i + 1)
+                        .is_some_and(|n| matches!(n.1, Tok::Block(_)) && n.0.starts_with('(')) =>
+            {
+                return Err(
+                    "`recurse` with a filter is not available in flows (it can recurse without end); `..` and `recurse` walk the item"
+                        .into(),
+                );
+            }
+            Tok::Block(inner) => refuse_unbounded(inner)?,
+            Tok::Str(parts) => {
+                for part in parts {
+                    if let StrPart::Term(t) = part {
+                        refuse_unbounded(std::slice::from_ref(t))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Program {
     /// Compiles `code`, which may use the variables named in `vars` (without `$`).
     pub fn compile(code: &str, vars: &[&str]) -> Result<Program, String> {
         if code.len() > 20_000 {
             return Err("the expression is longer than 20,000 characters".into());
+        }
+        if let Ok(tokens) = jaq_core::load::lex::Lexer::new(code).lex() {
+            refuse_unbounded(&tokens)?;
         }
         let names: Vec<String> = vars.iter().map(|v| format!("${v}")).collect();
         let arena = Arena::default();
@@ -285,7 +332,7 @@ mod tests {
                 .unwrap_err()
                 .contains("halt")
         );
-        let endless = Program::compile("repeat(1)", &[]).unwrap();
+        let endless = Program::compile("range(1000000)", &[]).unwrap();
         assert!(
             endless
                 .run(&json!(null), &[], 5)
@@ -299,6 +346,19 @@ mod tests {
         let runtime = Program::compile(".a + 1", &[]).unwrap();
         let e = runtime.run(&json!({"a": "x"}), &[], 10).unwrap_err();
         assert!(e.starts_with("jq error"), "{e}");
+        for unbounded in [
+            "def f: 1 + f; f",
+            "until(false; .)",
+            "[.[] | while(true; .)]",
+            "repeat(1)",
+            "[recurse(. + 1)] | length",
+            "\"\\(def f: f; f)\"",
+        ] {
+            let e = Program::compile(unbounded, &[]).unwrap_err();
+            assert!(e.contains("not available"), "{unbounded}: {e}");
+        }
+        assert!(Program::compile("[..] | length", &[]).is_ok());
+        assert!(Program::compile("[recurse] | length", &[]).is_ok());
         let debug = Program::compile("debug | . + 1", &[]).unwrap();
         assert_eq!(debug.run(&json!(1), &[], 10).unwrap(), vec![json!(2)]);
     }

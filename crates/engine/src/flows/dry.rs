@@ -3,6 +3,8 @@
 //! references, the connection's overrides) and shows the fields it would send; a webhook
 //! step shows the event's data. Nothing is stored.
 
+use std::sync::Arc;
+
 use ironbridge_core::field_mappings;
 use ironbridge_core::flows::{self as core_flows, CompiledStep, entity_named};
 use ironbridge_core::read::{render_change, render_record};
@@ -18,6 +20,7 @@ use ironbridge_model::flows::{
 };
 use serde_json::{Value, json};
 
+use super::run::off_thread;
 use super::steps::{self, ItemError};
 
 /// Items a dry run takes from the trigger when none are given.
@@ -157,18 +160,47 @@ pub async fn dry_run(
         None => default_items(store, runtimes, org, doc, flow, now).await?,
     };
     let input_count = items.len();
+    let flow_ids = (flow.map(|f| f.id.clone()), flow.map(|f| f.key.clone()));
     let mut out = Vec::with_capacity(compiled.len());
-    for (k, step) in compiled.iter().enumerate() {
-        let records = match &step.step {
-            Step::Read(_) => Some(steps::read_records(store, runtimes, org, k, step).await?),
-            _ => None,
+    for (k, step) in compiled.into_iter().enumerate() {
+        let step = Arc::new(step);
+        let results: Vec<Result<Vec<Value>, ItemError>> = match &step.step {
+            Step::Write(_) => {
+                let mut results = Vec::with_capacity(items.len());
+                for item in &items {
+                    results.push(dry_write(store, runtimes, org, k, &step, item).await?);
+                }
+                results
+            }
+            _ => {
+                let records = match &step.step {
+                    Step::Read(_) => {
+                        Some(steps::read_records(store, runtimes, org, k, &step).await?)
+                    }
+                    _ => None,
+                };
+                let (s, batch, ids) = (step.clone(), items.clone(), flow_ids.clone());
+                off_thread(move || {
+                    batch
+                        .iter()
+                        .map(|item| dry_item(k, &s, records.as_ref(), item, &ids))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_else(|| {
+                    let error = steps::expression_error(
+                        k,
+                        "type",
+                        "the step's expressions ran too long on these items",
+                    );
+                    items.iter().map(|_| Err(error.clone())).collect()
+                })
+            }
         };
         let mut next = Vec::new();
         let mut samples = Vec::new();
         let mut failed = 0;
-        for item in &items {
-            let result =
-                dry_item(store, runtimes, org, k, step, records.as_ref(), item, flow).await?;
+        for (item, result) in items.iter().zip(results) {
             match &result {
                 Ok(values) if step_passes(&step.step) => next.extend(values.iter().cloned()),
                 Ok(_) => next.push(item.clone()),
@@ -209,18 +241,15 @@ fn step_passes(step: &Step) -> bool {
     !matches!(step, Step::Webhook(_))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn dry_item(
-    store: &dyn Store,
-    runtimes: &Runtimes,
-    org: &OrgId,
+/// What a filter, transform, read or webhook step makes of one item.
+fn dry_item(
     k: usize,
     step: &CompiledStep,
     records: Option<&Result<Vec<Value>, ItemError>>,
     item: &Value,
-    flow: Option<&Flow>,
-) -> Result<Result<Vec<Value>, ItemError>, ServiceError> {
-    Ok(match &step.step {
+    (flow_id, flow_key): &(Option<String>, Option<String>),
+) -> Result<Vec<Value>, ItemError> {
+    match &step.step {
         Step::Filter(_) | Step::Transform(_) => steps::pure(k, step, item),
         Step::Read(_) => match records {
             Some(Ok(r)) => steps::read(k, step, r, item),
@@ -230,63 +259,78 @@ async fn dry_item(
         Step::Webhook(hook) => steps::webhook_payload(k, step, item).map(|payload| {
             vec![json!({
                 "name": hook.name,
-                "flow_id": flow.map(|f| f.id.clone()),
-                "flow_key": flow.map(|f| f.key.clone()),
+                "flow_id": flow_id,
+                "flow_key": flow_key,
                 "run_id": null,
                 "step": hook.id,
                 "index": 0,
                 "payload": payload,
             })]
         }),
-        Step::Write(w) => {
-            let (id, body) = match steps::write_input(k, step, item) {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(e)),
-            };
-            let conn = ConnId(w.connection_id.clone());
-            let connection = match store.get_connection(org, &conn).await {
-                Ok(c) if c.status != "disconnected" => c,
-                Ok(_) | Err(StoreError::NotFound) => {
-                    return Ok(Err(steps::gone(
-                        k,
-                        format!(
-                            "no live connection {} in this organization",
-                            w.connection_id
-                        ),
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let Some(system) = runtimes.registry().get(&connection.system) else {
-                return Ok(Err(steps::gone(
-                    k,
-                    "the connection's system is unknown".into(),
-                )));
-            };
-            let Some(entity) = step.entity else {
-                return Ok(Ok(Vec::new()));
-            };
-            let view = field_mappings::view::load(store, system, &connection).await?;
-            match write::check(
-                store,
-                system,
-                &conn,
-                entity,
-                steps::action(&id),
-                &body,
-                view.as_ref(),
-            )
-            .await
-            {
-                Ok(Some(fields)) => Ok(vec![Value::Object(fields)]),
-                Ok(None) => Err(
-                    json!({"code": "NOT_FOUND", "type": "not_found_error", "message": format!("No such {}.", entity.spec().label), "param": format!("steps[{k}].record_id")}),
+        Step::Write(_) => Ok(Vec::new()),
+    }
+}
+
+/// What a write step would send for one item, checked as the write path checks it.
+async fn dry_write(
+    store: &dyn Store,
+    runtimes: &Runtimes,
+    org: &OrgId,
+    k: usize,
+    step: &CompiledStep,
+    item: &Value,
+) -> Result<Result<Vec<Value>, ItemError>, ServiceError> {
+    let Step::Write(w) = &step.step else {
+        return Ok(Ok(Vec::new()));
+    };
+    let (id, body) = match steps::write_input(k, step, item) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e)),
+    };
+    let conn = ConnId(w.connection_id.clone());
+    let connection = match store.get_connection(org, &conn).await {
+        Ok(c) if c.status != "disconnected" => c,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Ok(Err(steps::gone(
+                k,
+                format!(
+                    "no live connection {} in this organization",
+                    w.connection_id
                 ),
-                Err(e) => match refusal::of(&e) {
-                    Some(r) => Err(r.to_json()),
-                    None => return Err(e),
-                },
-            }
+            )));
         }
-    })
+        Err(e) => return Err(e.into()),
+    };
+    let Some(system) = runtimes.registry().get(&connection.system) else {
+        return Ok(Err(steps::gone(
+            k,
+            "the connection's system is unknown".into(),
+        )));
+    };
+    let Some(entity) = step.entity else {
+        return Ok(Ok(Vec::new()));
+    };
+    let view = field_mappings::view::load(store, system, &connection).await?;
+    Ok(
+        match write::check(
+            store,
+            system,
+            &conn,
+            entity,
+            steps::action(&id),
+            &body,
+            view.as_ref(),
+        )
+        .await
+        {
+            Ok(Some(fields)) => Ok(vec![Value::Object(fields)]),
+            Ok(None) => Err(
+                json!({"code": "NOT_FOUND", "type": "not_found_error", "message": format!("No such {}.", entity.spec().label), "param": format!("steps[{k}].record_id")}),
+            ),
+            Err(e) => match refusal::of(&e) {
+                Some(r) => Err(r.to_json()),
+                None => return Err(e),
+            },
+        },
+    )
 }

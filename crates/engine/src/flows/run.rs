@@ -111,14 +111,14 @@ pub async fn run_flow(deps: &FlowDeps<'_>, org: &OrgId, run_id: &str) -> Result<
         .and_then(|doc| {
             core_flows::compile(&doc).map_err(|p| format!("{}: {}", p.path, p.message))
         });
-    let steps = match compiled {
-        Ok(s) if !s.is_empty() => s,
+    let steps: Vec<Arc<CompiledStep>> = match compiled {
+        Ok(s) if !s.is_empty() => s.into_iter().map(Arc::new).collect(),
         Ok(_) | Err(_) => {
             let error = json!({"code": "INTERNAL_ERROR", "message": "The flow's document could not be read."});
             return finish(deps, &flow.key, &run, run_status::FAILED, Some(error)).await;
         }
     };
-    let mut records: Option<(usize, Result<Vec<Value>, ItemError>)> = None;
+    let mut records: Option<(usize, Arc<steps::Records>)> = None;
     let mut first_batch = true;
     loop {
         let run = store.get_flow_run(org, run_id).await?;
@@ -168,24 +168,43 @@ pub async fn run_flow(deps: &FlowDeps<'_>, org: &OrgId, run_id: &str) -> Result<
         }
         first_batch = false;
         let (ends, paused) = match &step.step {
-            Step::Filter(_) | Step::Transform(_) => (pure_batch(k, step, &items, now), None),
+            Step::Filter(_) | Step::Transform(_) => {
+                let (s, batch) = (step.clone(), items.clone());
+                let ends = off_thread(move || pure_batch(k, &s, &batch, now)).await;
+                (
+                    ends.unwrap_or_else(|| over_budget(k, step, &items, now)),
+                    None,
+                )
+            }
             Step::Read(_) => {
                 if records.as_ref().is_none_or(|(at, _)| *at != k) {
                     let loaded = steps::read_records(store, deps.runtimes, org, k, step)
                         .await
                         .map_err(FlowStop::Source)?;
-                    records = Some((k, loaded));
+                    records = Some((k, Arc::new(loaded)));
                 }
-                let loaded = records.as_ref().map(|(_, r)| r);
-                (read_batch(k, step, loaded, &items, now), None)
+                let loaded = records.as_ref().map(|(_, r)| r.clone());
+                let (s, batch) = (step.clone(), items.clone());
+                let ends =
+                    off_thread(move || read_batch(k, &s, loaded.as_deref(), &batch, now)).await;
+                (
+                    ends.unwrap_or_else(|| over_budget(k, step, &items, now)),
+                    None,
+                )
             }
             Step::Write(w) => {
                 write_batch(deps, org, &run, k, step, &w.connection_id, &items).await?
             }
-            Step::Webhook(_) => (
-                webhook_batch(&flow.id, &flow.key, &run, k, step, &items, now),
-                None,
-            ),
+            Step::Webhook(_) => {
+                let (s, batch, r) = (step.clone(), items.clone(), run.clone());
+                let (id, key) = (flow.id.clone(), flow.key.clone());
+                let ends =
+                    off_thread(move || webhook_batch(&id, &key, &r, k, &s, &batch, now)).await;
+                (
+                    ends.unwrap_or_else(|| over_budget(k, step, &items, now)),
+                    None,
+                )
+            }
         };
         let stop = ends
             .iter()
@@ -211,6 +230,37 @@ pub async fn run_flow(deps: &FlowDeps<'_>, org: &OrgId, run_id: &str) -> Result<
             return Err(FlowStop::Source(e));
         }
     }
+}
+
+/// Longest a batch's jq expressions may run. An expression over a huge range would hold its
+/// thread for long; past the budget the batch's items fail (under the step's policy) and the
+/// thread is left to finish on its own.
+const EXPRESSION_BUDGET: Duration = Duration::from_secs(30);
+
+/// Runs `f` (a batch's expressions) on the blocking pool, so a slow expression holds no
+/// thread of the runtime; `None` past [`EXPRESSION_BUDGET`].
+pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let task = tokio::task::spawn_blocking(f);
+    match tokio::time::timeout(EXPRESSION_BUDGET, task).await {
+        Ok(Ok(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// The ends of a batch whose expressions ran past the budget.
+fn over_budget(k: usize, step: &CompiledStep, items: &[FlowItem], now: Timestamp) -> Vec<ItemEnd> {
+    let error = steps::expression_error(
+        k,
+        "type",
+        &format!(
+            "the step's expressions ran longer than {} s on this batch of items",
+            EXPRESSION_BUDGET.as_secs()
+        ),
+    );
+    items
+        .iter()
+        .map(|item| end_of(step, item, item.attempts + 1, Err(error.clone()), now))
+        .collect()
 }
 
 /// The outputs of a step's succeeded items, in order, as the next step's items.

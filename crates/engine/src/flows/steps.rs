@@ -15,6 +15,9 @@ use serde_json::{Map, Value, json};
 /// An item's failure, as the API would answer it.
 pub type ItemError = Value;
 
+/// The records a read step scans (rendered), or why they could not be read.
+pub type Records = Result<Vec<Value>, ItemError>;
+
 /// A step's expression failed on an item.
 pub fn expression_error(step: usize, field: &str, message: &str) -> ItemError {
     json!({

@@ -206,6 +206,19 @@ async fn documents_are_checked_with_their_paths_versioned_and_kept_per_organizat
         "steps[0].type"
     );
 
+    // Expressions that could recurse or loop without end are refused, not run.
+    let res = app
+        .post(
+            &key,
+            "/v1/flows/dry-run",
+            json!({"flow": {"key": "k", "name": "n", "trigger": {"type": "manual"},
+                "steps": [{"type": "transform", "id": "t", "jq": "def f: 1 + f; f"}]}}),
+        )
+        .await;
+    let err = res.assert_error(422, "VALIDATION_ERROR");
+    assert_eq!(err["param"], "flow.steps[0].jq", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("`def`"), "{err}");
+
     // Another organization's connection is not one this flow may name.
     let res = app
         .post(
