@@ -645,6 +645,7 @@ fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
         anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
         anonymous_burst: settings.rate_limit.anonymous_burst,
         trusted_proxies: settings.rate_limit.trusted_proxies()?,
+        ..ServerConfig::default()
     })
 }
 

@@ -2,6 +2,7 @@
 //! the organization or connection it acts for, so a missing tenant filter cannot compile.
 
 mod field_mappings;
+mod link;
 mod queue;
 mod webhooks;
 mod writes;
@@ -13,6 +14,7 @@ use ironbridge_model::{Entity, Timestamp};
 pub use crate::raw_payload::RawPayload;
 
 pub use field_mappings::*;
+pub use link::*;
 pub use queue::*;
 pub use webhooks::*;
 pub use writes::*;
@@ -698,7 +700,7 @@ impl std::fmt::Debug for Certificate {
 /// and checked by one contract suite on both.
 #[async_trait]
 pub trait Store:
-    WebhookStore + WriteStore + FieldMappingStore + QueueStats + Send + Sync + 'static
+    WebhookStore + WriteStore + FieldMappingStore + LinkStore + QueueStats + Send + Sync + 'static
 {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -9,6 +9,7 @@ pub mod entities;
 pub mod error;
 pub mod field_mappings;
 pub mod fleet;
+pub mod link;
 pub mod timestamp;
 pub mod warehouse;
 pub mod webhooks;

@@ -1,14 +1,17 @@
 //! Ironbridge's HTTP API. Read in this order: `routes` (every endpoint, one module per
 //! resource), `auth` (who is calling), `extract` (JSON and query parsing with precise errors),
 //! `error` (the one error body), `context` (request ids, versions, logs, metrics), `scrape`
-//! (the store's gauges in `/metrics`), `openapi`.
+//! (the store's gauges in `/metrics`), `openapi`; `link` and `html` are the hosted Link pages
+//! an end customer connects their system in.
 
 pub mod auth;
 pub mod context;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod html;
 pub mod idempotency;
+pub mod link;
 pub mod mcp;
 pub mod openapi;
 pub mod ratelimit;
@@ -47,6 +50,11 @@ pub struct ServerConfig {
     /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`) name the client.
     /// Empty: the peer is the client and those headers are ignored.
     pub trusted_proxies: Vec<ironbridge_core::netguard::IpNet>,
+    /// How long a link token works after it is created.
+    pub link_token_ttl: Duration,
+    /// Origins (`https://app.example.com`) allowed to embed the Link pages in a frame, besides
+    /// the origin of each link token's redirect URL.
+    pub link_frame_ancestors: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +68,8 @@ impl Default for ServerConfig {
             anonymous_per_minute: 60,
             anonymous_burst: 20,
             trusted_proxies: Vec::new(),
+            link_token_ttl: Duration::from_secs(30 * 60),
+            link_frame_ancestors: Vec::new(),
         }
     }
 }

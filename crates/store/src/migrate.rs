@@ -114,6 +114,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "change_feed",
         sql: include_str!("../migrations/sqlite/0021_change_feed.sql"),
     },
+    Migration {
+        version: 23,
+        name: "link",
+        sql: include_str!("../migrations/sqlite/0023_link.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -217,6 +222,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 20,
         name: "change_feed",
         sql: include_str!("../migrations/postgres/0020_change_feed.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "link",
+        sql: include_str!("../migrations/postgres/0022_link.sql"),
     },
 ];
 

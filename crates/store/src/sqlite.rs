@@ -301,3 +301,7 @@ mod writes;
 #[allow(clippy::duplicate_mod)]
 #[path = "field_mappings.rs"]
 mod field_mappings;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "link.rs"]
+mod link;

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod events;
 pub mod field_mappings;
 pub mod fleet;
+pub mod link_tokens;
 pub mod meta;
 pub mod ops;
 pub mod organization;
@@ -233,6 +234,16 @@ pub fn api_routes() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/v1/link-tokens",
+            post(link_tokens::create_link_token),
+        ),
+        route(
+            Method::POST,
+            "/v1/link-tokens/exchange",
+            post(link_tokens::exchange_public_token),
+        ),
+        route(
+            Method::POST,
             "/v1/purchase-orders",
             post(purchase_orders::create_purchase_order),
         ),
@@ -337,7 +348,9 @@ pub fn router(state: AppState) -> Router {
         .route_service(MCP_PATH, crate::mcp::http_service(&state))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     with_middleware(
-        api.merge(mcp).merge(ops_router(&state, ops_routes())),
+        api.merge(mcp)
+            .merge(ops_router(&state, ops_routes()))
+            .merge(ops_router(&state, crate::link::routes())),
         state,
     )
 }
@@ -398,6 +411,14 @@ impl BodyRules for ironbridge_model::api::ConnectionIn {
 }
 
 impl BodyRules for ironbridge_model::api::ReconnectIn {}
+
+impl BodyRules for ironbridge_model::link::LinkTokenIn {
+    fn read_only() -> &'static [&'static str] {
+        &["id", "link_token", "url", "expires_at"]
+    }
+}
+
+impl BodyRules for ironbridge_model::link::LinkExchangeIn {}
 
 impl BodyRules for ironbridge_model::api::SyncIn {}
 

@@ -12,6 +12,7 @@ mod field_mappings;
 mod fleet;
 mod flow;
 mod guards;
+mod link;
 mod mcp;
 mod openapi;
 mod ops;

@@ -3,6 +3,7 @@
 
 mod cases;
 mod change_cases;
+mod link_cases;
 mod migrations;
 mod plans;
 mod wal;
@@ -75,4 +76,6 @@ contract!(
     the_change_feed_has_every_change_once_in_commit_order,
     concurrent_writers_never_let_the_feed_skip_a_change,
     record_event_positions_start_at_subscription_and_move_once,
+    link_tokens_are_claimed_spent_and_exchanged_once,
+    link_renewals_keep_the_connection_and_refuse_disconnected_ones,
 );
