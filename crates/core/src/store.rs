@@ -1,6 +1,7 @@
 //! The storage seam: what the rest of Ironbridge needs from a database. Every method names
 //! the organization or connection it acts for, so a missing tenant filter cannot compile.
 
+mod dashboard;
 mod field_mappings;
 mod link;
 mod queue;
@@ -13,6 +14,7 @@ use ironbridge_model::{Entity, Timestamp};
 
 pub use crate::raw_payload::RawPayload;
 
+pub use dashboard::*;
 pub use field_mappings::*;
 pub use link::*;
 pub use queue::*;
@@ -700,7 +702,15 @@ impl std::fmt::Debug for Certificate {
 /// and checked by one contract suite on both.
 #[async_trait]
 pub trait Store:
-    WebhookStore + WriteStore + FieldMappingStore + LinkStore + QueueStats + Send + Sync + 'static
+    WebhookStore
+    + WriteStore
+    + FieldMappingStore
+    + LinkStore
+    + DashboardStore
+    + QueueStats
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -5,6 +5,7 @@ pub mod amount;
 pub mod api;
 pub mod batches;
 pub mod catalogue;
+pub mod dashboard;
 pub mod entities;
 pub mod error;
 pub mod field_mappings;

@@ -226,8 +226,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         return err.into_response();
     }
+    let org = match &principal {
+        Principal::Admin { org, .. } => org.0.clone(),
+        Principal::Connection(c) => c.org_id.clone(),
+    };
     req.extensions_mut().insert(principal);
     let mut response = next.run(req).await;
+    // The request is logged under the credential's organization.
+    response
+        .extensions_mut()
+        .insert(crate::request_log::LoggedOrg(org));
     for (name, value) in rate_headers(&decision) {
         response.headers_mut().insert(name, value);
     }

@@ -116,8 +116,8 @@ pub(crate) const SQLITE: &[Migration] = &[
     },
     Migration {
         version: 23,
-        name: "link",
-        sql: include_str!("../migrations/sqlite/0023_link.sql"),
+        name: "link_and_dashboard",
+        sql: include_str!("../migrations/sqlite/0023_link_and_dashboard.sql"),
     },
 ];
 
@@ -225,8 +225,8 @@ pub(crate) const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 22,
-        name: "link",
-        sql: include_str!("../migrations/postgres/0022_link.sql"),
+        name: "link_and_dashboard",
+        sql: include_str!("../migrations/postgres/0022_link_and_dashboard.sql"),
     },
 ];
 

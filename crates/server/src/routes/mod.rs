@@ -234,6 +234,11 @@ pub fn api_routes() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/v1/dashboard-users",
+            post(crate::dashboard::create_dashboard_user),
+        ),
+        route(
+            Method::POST,
             "/v1/link-tokens",
             post(link_tokens::create_link_token),
         ),
@@ -350,7 +355,8 @@ pub fn router(state: AppState) -> Router {
     with_middleware(
         api.merge(mcp)
             .merge(ops_router(&state, ops_routes()))
-            .merge(ops_router(&state, crate::link::routes())),
+            .merge(ops_router(&state, crate::link::routes()))
+            .merge(ops_router(&state, crate::dashboard::routes())),
         state,
     )
 }
@@ -419,6 +425,12 @@ impl BodyRules for ironbridge_model::link::LinkTokenIn {
 }
 
 impl BodyRules for ironbridge_model::link::LinkExchangeIn {}
+
+impl BodyRules for ironbridge_model::dashboard::DashboardUserIn {
+    fn read_only() -> &'static [&'static str] {
+        &["id", "created_at"]
+    }
+}
 
 impl BodyRules for ironbridge_model::api::SyncIn {}
 

@@ -4,6 +4,7 @@
 mod certificates;
 mod changes;
 mod contract;
+mod dashboard;
 mod dispatch;
 mod entity_writes;
 mod errors;

@@ -331,3 +331,170 @@ pub async fn link_renewals_keep_the_connection_and_refuse_disconnected_ones(stor
     let kept = store.get_connection(&a, &c).await.unwrap();
     assert_eq!(kept.credentials.as_deref(), Some("v1.x.new-credentials"));
 }
+
+fn person(org: &OrgId, email: &str) -> DashboardUser {
+    DashboardUser {
+        id: new_id("usr", T0.micros()),
+        org_id: org.0.clone(),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: T0,
+    }
+}
+
+fn token(user: &DashboardUser, secret: &str, ttl: i64) -> NewDashboardToken {
+    NewDashboardToken {
+        id: new_id("ses", T0.micros()),
+        user_id: user.id.clone(),
+        token_hash: token_hash(secret),
+        created_at: T0,
+        expires_at: T0.plus_secs(ttl),
+    }
+}
+
+pub async fn dashboard_sessions_sign_in_links_and_the_request_log(store: Arc<dyn Store>) {
+    let a = org(&store, 1).await;
+    let b = org(&store, 1).await;
+    let dev = person(&a, "dev@example.com");
+    store.create_dashboard_user(&a, &dev).await.unwrap();
+    assert!(matches!(
+        store
+            .create_dashboard_user(&b, &person(&b, "dev@example.com"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_dashboard_user("dev@example.com").await.unwrap(),
+        Some(dev.clone())
+    );
+
+    // A session is found by its hash while live, and reaches its organization only.
+    let s = token(&dev, "ibs_one", 3600);
+    store.create_dashboard_session(&a, &s).await.unwrap();
+    let found = store
+        .find_dashboard_session(&token_hash("ibs_one"), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.org_id.as_str(), found.email.as_str()),
+        (a.0.as_str(), "dev@example.com")
+    );
+    assert!(
+        store
+            .find_dashboard_session(&token_hash("ibs_one"), T0.plus_secs(3600))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let foreign = token(&dev, "ibs_foreign", 3600);
+    store.create_dashboard_session(&b, &foreign).await.unwrap();
+    assert!(
+        store
+            .find_dashboard_session(&token_hash("ibs_foreign"), T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "not b's person"
+    );
+    store.end_dashboard_session(&b, &s.id, T0).await.unwrap();
+    assert!(
+        store
+            .find_dashboard_session(&token_hash("ibs_one"), T0)
+            .await
+            .unwrap()
+            .is_some(),
+        "b cannot end a's"
+    );
+    store.end_dashboard_session(&a, &s.id, T0).await.unwrap();
+    assert!(
+        store
+            .find_dashboard_session(&token_hash("ibs_one"), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A sign-in link works once, while live.
+    let link = NewDashboardToken {
+        id: new_id("sil", T0.micros()),
+        ..token(&dev, "ibd_link", 60)
+    };
+    store.create_sign_in_link(&a, &link).await.unwrap();
+    assert!(
+        store
+            .use_sign_in_link(&token_hash("ibd_link"), T0.plus_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert_eq!(
+        store
+            .use_sign_in_link(&token_hash("ibd_link"), T0)
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(dev.id.clone())
+    );
+    assert!(
+        store
+            .use_sign_in_link(&token_hash("ibd_link"), T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "used"
+    );
+
+    // The request log: per organization, newest first, searchable, written once, purged by age.
+    let entry = |o: &OrgId, n: i64| RequestLogEntry {
+        org_id: o.0.clone(),
+        request_id: new_id("req", T0.plus_secs(n).micros()),
+        method: "GET".into(),
+        path: format!("/v1/things/{n}"),
+        status: 200,
+        latency_us: 1500,
+        created_at: T0.plus_secs(n),
+    };
+    let mine: Vec<RequestLogEntry> = (0..5).map(|n| entry(&a, n)).collect();
+    store.write_request_log(&mine).await.unwrap();
+    store
+        .write_request_log(&[mine[0].clone(), entry(&b, 9)])
+        .await
+        .unwrap();
+    let listed = store.list_request_log(&a, None, None, 3).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![mine[4].clone(), mine[3].clone(), mine[2].clone()]
+    );
+    let next = store
+        .list_request_log(&a, None, Some(&listed[2].request_id), 3)
+        .await
+        .unwrap();
+    assert_eq!(next, vec![mine[1].clone(), mine[0].clone()]);
+    assert_eq!(
+        store
+            .list_request_log(&a, Some(&mine[3].request_id), None, 10)
+            .await
+            .unwrap(),
+        vec![mine[3].clone()]
+    );
+    let theirs = entry(&b, 9).request_id;
+    assert!(
+        store
+            .list_request_log(&a, Some(&theirs), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.purge_request_log(T0.plus_secs(3)).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .list_request_log(&a, None, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}

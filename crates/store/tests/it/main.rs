@@ -78,4 +78,5 @@ contract!(
     record_event_positions_start_at_subscription_and_move_once,
     link_tokens_are_claimed_spent_and_exchanged_once,
     link_renewals_keep_the_connection_and_refuse_disconnected_ones,
+    dashboard_sessions_sign_in_links_and_the_request_log,
 );
