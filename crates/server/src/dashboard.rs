@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use ironbridge_core::Clock;
 use ironbridge_core::crypto::{new_token, random_bytes, token_hash};
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{
-    DashboardSession, DashboardUser, NewDashboardToken, OrgId, StoreError,
+    DashboardSession, DashboardUser, NewDashboardToken, OrgId, Store, StoreError,
 };
 use ironbridge_model::ErrorCode;
 use ironbridge_model::api::{ConnectionOut, SyncIn};
@@ -121,7 +122,8 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 /// Checks an account's e-mail address and password and stores it, the password hashed.
 pub async fn create_account(
-    state: &AppState,
+    store: &dyn Store,
+    clock: &dyn Clock,
     org: &OrgId,
     input: &DashboardUserIn,
 ) -> ApiResult<DashboardUser> {
@@ -142,7 +144,7 @@ pub async fn create_account(
         )
         .param("password"));
     }
-    let now = state.clock.now();
+    let now = clock.now();
     let user = DashboardUser {
         id: new_id("usr", now.micros()),
         org_id: org.0.clone(),
@@ -150,8 +152,7 @@ pub async fn create_account(
         password_hash: hash_password(input.password.clone()).await?,
         created_at: now,
     };
-    state
-        .store
+    store
         .create_dashboard_user(org, &user)
         .await
         .map_err(|e| match e {
@@ -166,11 +167,14 @@ pub async fn create_account(
 }
 
 /// A one-time address that signs `user` in (what `ironbridge demo` prints).
-pub async fn new_sign_in_link(state: &AppState, user: &DashboardUser) -> ApiResult<String> {
-    let now = state.clock.now();
+pub async fn new_sign_in_link(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    user: &DashboardUser,
+) -> ApiResult<String> {
+    let now = clock.now();
     let secret = new_token(SIGN_IN_LINK_PREFIX);
-    state
-        .store
+    store
         .create_sign_in_link(
             &OrgId(user.org_id.clone()),
             &NewDashboardToken {
@@ -198,7 +202,7 @@ pub async fn create_dashboard_user(
     AdminAuth(org): AdminAuth,
     ApiJson(input): ApiJson<DashboardUserIn>,
 ) -> ApiResult<(StatusCode, Json<DashboardUserOut>)> {
-    let user = create_account(&state, &org, &input).await?;
+    let user = create_account(state.store.as_ref(), state.clock.as_ref(), &org, &input).await?;
     Ok((
         StatusCode::CREATED,
         Json(DashboardUserOut {
