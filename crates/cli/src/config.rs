@@ -357,11 +357,11 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment = figment
-            .merge(
-                Env::prefixed("IRONBRIDGE_")
-                    .split("__")
-                    .ignore(&["config", "mcp_token"]),
-            )
+            .merge(Env::prefixed("IRONBRIDGE_").split("__").ignore(&[
+                "config",
+                "mcp_token",
+                "dashboard_password",
+            ]))
             .merge(Serialized::defaults(overrides));
         let settings: Settings = figment
             .extract()

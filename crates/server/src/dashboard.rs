@@ -48,12 +48,20 @@ const SIGN_IN_LINK_PREFIX: &str = "ibd";
 /// How long a one-time sign-in link works.
 pub const SIGN_IN_LINK_SECS: i64 = 15 * 60;
 
-/// The dashboard's pages.
-pub fn routes() -> Vec<Route> {
+/// The sign-in pages: limited per client address, as failed API authentication is, so
+/// passwords and sign-in links cannot be guessed at speed.
+pub fn sign_in_routes() -> Vec<Route> {
     vec![
         Route::new(Method::GET, "/dashboard/sign-in", get(sign_in_page)),
         Route::new(Method::POST, "/dashboard/sign-in", post(sign_in)),
         Route::new(Method::GET, "/dashboard/sign-in/{token}", get(sign_in_link)),
+    ]
+}
+
+/// The pages of a signed-in session (a person browsing is not an anonymous client; without a
+/// live session every one of them only redirects to the limited sign-in page).
+pub fn routes() -> Vec<Route> {
+    vec![
         Route::new(Method::POST, "/dashboard/sign-out", post(sign_out)),
         Route::new(Method::GET, "/dashboard", get(connections_page)),
         Route::new(

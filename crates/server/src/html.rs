@@ -66,10 +66,12 @@ pub fn secure(mut response: Response, policy: &Policy) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // Link pages carry their token in the address: it must never leave in a Referer.
+    // Link pages carry their token in the address: it must never leave in a Referer to
+    // another origin. `same-origin` rather than `no-referrer`: under `no-referrer` browsers
+    // send `Origin: null` with our own form posts, which the origin check must refuse.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         header::CACHE_CONTROL,
@@ -154,6 +156,17 @@ pub fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a st
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// The style sheets of the Link and dashboard pages: static, cheap, and fetched with every
+/// page, so they are not counted against a client address's limit.
+pub fn asset_routes() -> Vec<crate::routes::Route> {
+    use axum::http::Method;
+    use axum::routing::get;
+    vec![
+        crate::routes::Route::new(Method::GET, "/assets/ironbridge.css", get(style)),
+        crate::routes::Route::new(Method::GET, "/assets/brand/{colour}", get(brand_style)),
+    ]
 }
 
 /// `GET /assets/ironbridge.css`.

@@ -43,19 +43,9 @@ const CLAIM_SECS: i64 = 120;
 /// Largest value of one form field (a PEM private key is a few kilobytes).
 const MAX_FIELD: usize = 16 * 1024;
 
-/// The Link pages and the style sheets they (and the dashboard) use.
+/// The Link pages (limited per client address: their token is the only credential).
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::new(
-            Method::GET,
-            "/assets/ironbridge.css",
-            get(crate::html::style),
-        ),
-        Route::new(
-            Method::GET,
-            "/assets/brand/{colour}",
-            get(crate::html::brand_style),
-        ),
         Route::new(Method::GET, "/link/{token}", get(start)),
         Route::new(
             Method::GET,

@@ -356,7 +356,9 @@ pub fn router(state: AppState) -> Router {
         api.merge(mcp)
             .merge(ops_router(&state, ops_routes()))
             .merge(ops_router(&state, crate::link::routes()))
-            .merge(ops_router(&state, crate::dashboard::routes())),
+            .merge(ops_router(&state, crate::dashboard::sign_in_routes()))
+            .merge(unlimited(crate::dashboard::routes()))
+            .merge(unlimited(crate::html::asset_routes())),
         state,
     )
 }
@@ -388,6 +390,15 @@ pub fn health_router(state: AppState) -> Router {
         .filter(|r| HEALTH_AND_METRICS.contains(&r.path))
         .collect();
     with_middleware(ops_router(&state, routes), state)
+}
+
+/// Routes that are not limited per client address (see where they are listed for why).
+fn unlimited(routes: Vec<Route>) -> Router<AppState> {
+    let mut router = Router::new();
+    for r in routes {
+        router = router.route(r.path, r.handler);
+    }
+    router
 }
 
 /// Operations routes, limited per client address (they need no credential).

@@ -138,7 +138,7 @@ async fn a_customer_connects_the_sandbox_and_the_organization_exchanges_the_publ
     ] {
         assert!(csp.contains(part), "{csp} lacks {part}");
     }
-    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.header("referrer-policy"), Some("same-origin"));
     assert!(page.header("cache-control").unwrap().contains("no-store"));
     assert!(!page.text.contains("<script"), "no script at all");
     let css = browser.get("/assets/brand/0b5fff").await;
