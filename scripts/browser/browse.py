@@ -8,7 +8,8 @@ browser: a Link for the sandbox with a failed credential check and its message, 
 page, a Link for each emulated system, NetSuite's two certificate options (Ironbridge's
 certificate downloaded and registered; the customer's own made with the openssl command the
 page shows), the re-authorization of a connection whose credentials were revoked, sign-in,
-every dashboard page, sync now, and the replay of a webhook delivery. Every page is saved as a
+every dashboard page, sync now, a custom field added on the mappings page (then read
+from the API), and the replay of a webhook delivery. Every page is saved as a
 screenshot. Prints one line per check and "N passed, N failed"; exits 1 if any failed. Every
 process started is stopped. Usage: browse.py PATH_TO_IRONBRIDGE_BINARY SCREENSHOT_DIR
 """
@@ -30,8 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 90.0
@@ -246,7 +248,13 @@ class Run:
         self.driver.get(url)
 
     def text(self):
-        return self.driver.find_element(By.TAG_NAME, "body").text
+        # The page may be replaced while it is read (after a click): read it again then.
+        for _ in range(5):
+            try:
+                return self.driver.find_element(By.TAG_NAME, "body").text
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        return ""
 
     def fill(self, fields):
         for name, value in fields.items():
@@ -464,6 +472,31 @@ class Run:
         self.wait(lambda d: request_id in self.text() and "/v1/organization" in self.text(), "the request found by its id")
         self.shot("dashboard-requests")
 
+    def custom_field(self):
+        conn = self.sandbox["connection"]["id"]
+        _, fields, _ = http("GET", f"{self.base}/v1/connections/{conn}/remote-fields?entity=purchase_order", None, self.key, 200)
+        # A text field every stored order has, so the first order shows it.
+        path = next(
+            f["path"]
+            for f in fields["data"]
+            if f["scope"] == "record" and f["type"] == "text" and f["records_with_value"] == fields["records_sampled"]
+        )
+        self.open(f"{self.base}/dashboard/connections/{conn}")
+        self.driver.find_element(By.PARTIAL_LINK_TEXT, "add custom fields").click()
+        self.wait(lambda d: "Add a custom field" in self.text(), "the mappings page")
+        self.driver.find_element(By.LINK_TEXT, "purchase_order").click()
+        self.wait(lambda d: "Source fields of purchase_order" in self.text(), "the orders' source fields")
+        self.shot("dashboard-field-mappings")
+        Select(self.driver.find_element(By.NAME, "entity")).select_by_value("purchase_order")
+        self.fill({"name": "from_the_browser", "source_path": path})
+        self.driver.find_element(By.XPATH, "//button[text()='Preview']").click()
+        self.wait(lambda d: "nothing was saved" in self.text(), "the preview")
+        self.shot("dashboard-field-mapping-preview")
+        self.driver.find_element(By.XPATH, "//button[text()='Add the field']").click()
+        self.wait(lambda d: "it is in API answers now" in self.text(), "the field is added")
+        _, orders, _ = http("GET", self.base + "/v1/purchase-orders", None, self.sandbox["token"], 200)
+        assert "from_the_browser" in orders["data"][0]["custom_fields"], orders["data"][0]["custom_fields"]
+
     def replay(self):
         self.open(self.base + "/dashboard/webhooks")
         self.shot("dashboard-webhooks")
@@ -510,6 +543,7 @@ def main():
             ("link: re-authorizing a revoked connection", run.reauthorization),
             ("dashboard: sign-in", run.sign_in),
             ("dashboard: connections, a connection, sync now, events, requests", run.dashboard_pages),
+            ("dashboard: a custom field added with a preview, then in the API", run.custom_field),
             ("dashboard: webhooks, deliveries and replay", run.replay),
             ("dashboard: sign-out", run.sign_out),
         ]:

@@ -33,7 +33,7 @@ use crate::html::{
     Chrome, PageError, Policy, check_same_origin, form_value, page, parse_form, secure,
 };
 use crate::routes::Route;
-use crate::routes::{connections, events, webhooks};
+use crate::routes::{connections, events, field_mappings, webhooks};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -78,6 +78,16 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/dashboard/connections/{id}/disconnect",
             post(disconnect_connection),
+        ),
+        Route::new(
+            Method::GET,
+            "/dashboard/connections/{id}/mappings",
+            get(mappings_page),
+        ),
+        Route::new(
+            Method::POST,
+            "/dashboard/connections/{id}/mappings",
+            post(add_custom_field),
         ),
         Route::new(Method::GET, "/dashboard/webhooks", get(webhooks_page)),
         Route::new(Method::GET, "/dashboard/webhooks/{id}", get(endpoint_page)),
@@ -591,6 +601,17 @@ struct DashPage<'a> {
     search: bool,
     search_value: String,
     sections: Vec<Section>,
+    mapping_form: Option<MappingForm>,
+}
+
+/// The form adding a custom field to a connection's mapping.
+struct MappingForm {
+    action: String,
+    entities: Vec<String>,
+    entity: String,
+    name: String,
+    source_path: String,
+    error: String,
 }
 
 fn render(
@@ -616,6 +637,7 @@ fn render(
         search: false,
         search_value: String::new(),
         sections,
+        mapping_form: None,
     };
     page(StatusCode::OK, &template, &Policy::strict())
 }
@@ -631,6 +653,9 @@ fn notice(query: Option<&str>) -> String {
             "The connection was disconnected; its token no longer works.".into()
         }
         Some("replayed") => "The delivery was queued again.".into(),
+        Some("mapped") => {
+            "The custom field was added: it is in API answers now, with no resync.".into()
+        }
         _ => String::new(),
     }
 }
@@ -813,6 +838,13 @@ async fn connection_page(
         vec![
             Cell::text("Disconnected"),
             Cell::text(at(c.disconnected_at)),
+        ],
+        vec![
+            Cell::text("Field mappings"),
+            Cell::link(
+                "View, preview and add custom fields",
+                format!("{base}/mappings"),
+            ),
         ],
     ];
     Ok(render(
@@ -1169,6 +1201,293 @@ async fn requests_page(
             actions: Vec::new(),
             empty: "No requests found.".into(),
         }],
+        mapping_form: None,
     };
     Ok(page(StatusCode::OK, &template, &Policy::strict()))
+}
+
+/// What the mappings page shows: the source fields of the chosen entity, and every entity's
+/// effective mapping.
+async fn mapping_sections(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    entity: Option<&str>,
+) -> Result<(Vec<String>, String, Vec<Section>), PageError> {
+    let all = field_mappings::list_mappings(
+        State(state.clone()),
+        AdminAuth(session.org()),
+        ApiPath(id.to_string()),
+        ApiQuery(field_mappings::MappingsParams { entity: None }),
+    )
+    .await?
+    .0;
+    let entities: Vec<String> = all.data.iter().map(|e| e.entity.to_string()).collect();
+    let chosen = entity
+        .filter(|e| entities.iter().any(|x| x == e))
+        .map(str::to_string)
+        .or_else(|| entities.first().cloned())
+        .unwrap_or_default();
+    let mut sections = Vec::new();
+    if !chosen.is_empty() {
+        let remote = field_mappings::remote_fields(
+            State(state.clone()),
+            AdminAuth(session.org()),
+            ApiPath(id.to_string()),
+            ApiQuery(field_mappings::RemoteFieldsParams {
+                entity: chosen.clone(),
+            }),
+        )
+        .await?
+        .0;
+        sections.push(Section {
+            title: format!(
+                "Source fields of {chosen} ({} records sampled)",
+                remote.records_sampled
+            ),
+            headers: vec!["Path", "Scope", "Type", "Examples", "Mapped to"],
+            rows: remote
+                .data
+                .iter()
+                .map(|f| {
+                    vec![
+                        Cell::text(f.path.clone()),
+                        Cell::text(f.scope.clone()),
+                        Cell::text(f.kind.clone()),
+                        Cell::text(
+                            f.examples
+                                .iter()
+                                .map(|v| v.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ),
+                        Cell::text(f.mapped_to.join(", ")),
+                    ]
+                })
+                .collect(),
+            actions: Vec::new(),
+            empty: "No stored records yet: sync first.".into(),
+        });
+    }
+    for e in &all.data {
+        sections.push(Section {
+            title: format!("{} (version {})", e.entity, e.version),
+            headers: vec!["Field", "Scope", "Source path", "Conversion", "Origin"],
+            rows: e
+                .fields
+                .iter()
+                .map(|f| {
+                    let conversion = f
+                        .conversion
+                        .as_ref()
+                        .and_then(|c| serde_json::to_value(c).ok())
+                        .and_then(|v| v["type"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "—".into());
+                    vec![
+                        Cell::text(f.target.clone()),
+                        Cell::text(f.scope.clone()),
+                        Cell::text(f.source_path.clone().unwrap_or_else(|| "—".into())),
+                        Cell::text(conversion),
+                        Cell::text(if f.removed {
+                            "removed".to_string()
+                        } else {
+                            enum_text(&f.origin)
+                        }),
+                    ]
+                })
+                .collect(),
+            actions: Vec::new(),
+            empty: "No fields.".into(),
+        });
+    }
+    Ok((entities, chosen, sections))
+}
+
+/// What the mappings page shows besides the mappings: the form's values, an error, a notice,
+/// a preview.
+struct MappingView {
+    entity: Option<String>,
+    name: String,
+    source_path: String,
+    error: String,
+    notice: String,
+    preview: Option<Section>,
+}
+
+async fn render_mappings(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    view: MappingView,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let c = owned_connection(state, session, id).await?;
+    let (entities, chosen, mut sections) =
+        mapping_sections(state, session, id, view.entity.as_deref()).await?;
+    if let Some(p) = view.preview {
+        sections.insert(0, p);
+    }
+    let chrome = Chrome {
+        brand: "Ironbridge".into(),
+        colour: String::new(),
+        subtitle: "Dashboard".into(),
+    };
+    let template = DashPage {
+        chrome: &chrome,
+        email: &session.0.email,
+        csrf: session.csrf(state),
+        title: format!(
+            "Field mappings of {}",
+            c.name.clone().unwrap_or_else(|| c.id.clone())
+        ),
+        intro: "How each source field reaches the unified model. A custom field from any source path appears in API answers at once, with no resync.".into(),
+        notice: view.notice,
+        search: false,
+        search_value: String::new(),
+        sections,
+        mapping_form: Some(MappingForm {
+            action: format!("/dashboard/connections/{id}/mappings"),
+            entities,
+            entity: chosen,
+            name: view.name,
+            source_path: view.source_path,
+            error: view.error,
+        }),
+    };
+    Ok(page(status, &template, &Policy::strict()))
+}
+
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /dashboard/connections/{id}/mappings?entity=`: the connection's field mappings.
+async fn mappings_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PageError> {
+    let view = MappingView {
+        entity: query_value(q.as_deref(), "entity"),
+        name: String::new(),
+        source_path: String::new(),
+        error: String::new(),
+        notice: notice(q.as_deref()),
+        preview: None,
+    };
+    render_mappings(&state, &session, &id, view, StatusCode::OK).await
+}
+
+/// `POST /dashboard/connections/{id}/mappings`: previews (`action=preview`) or adds a custom
+/// field, through the same checks as `PUT /v1/connections/{id}/field-mappings/…`.
+async fn add_custom_field(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = session.check_post(&state, &headers, &body)?;
+    let entity = form_value(&form, "entity").unwrap_or("").to_string();
+    let name = form_value(&form, "name").unwrap_or("").trim().to_string();
+    let source_path = form_value(&form, "source_path")
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let dry_run = form_value(&form, "action") == Some("preview");
+    let mut view = MappingView {
+        entity: Some(entity.clone()),
+        name: name.clone(),
+        source_path: source_path.clone(),
+        error: String::new(),
+        notice: String::new(),
+        preview: None,
+    };
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid_name || source_path.is_empty() {
+        view.error = if valid_name {
+            "Enter the source path to read it from (see the source fields below).".into()
+        } else {
+            "Name the custom field with 1 to 64 lowercase letters, digits and underscores.".into()
+        };
+        return render_mappings(
+            &state,
+            &session,
+            &id,
+            view,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let change = field_mappings::change_mapping(
+        &state,
+        &session.org(),
+        &format!("dashboard:{}", session.0.user_id),
+        (&id, &entity, &format!("custom_fields.{name}")),
+        ironbridge_model::field_mappings::FieldMappingIn {
+            source_path: Some(source_path.clone()),
+            conversion: None,
+            remove: false,
+        },
+        dry_run,
+    )
+    .await;
+    let change = match change {
+        Ok(change) => change,
+        // A refusal of the change (unknown path, a conversion that fails) is shown on the
+        // form; another organization's connection, or a failure of ours, is a page.
+        Err(e) if e.code.status() < 500 && e.code != ErrorCode::NotFound => {
+            view.error = e.message.clone();
+            return render_mappings(
+                &state,
+                &session,
+                &id,
+                view,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !dry_run {
+        return Ok(see(format!(
+            "/dashboard/connections/{id}/mappings?entity={}&done=mapped",
+            form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
+        )));
+    }
+    view.notice = "A preview: nothing was saved.".into();
+    view.preview = Some(Section {
+        title: format!(
+            "Preview of custom_fields.{name} ({} stored records checked)",
+            change.records_checked
+        ),
+        headers: vec![
+            "Record",
+            "Source id",
+            "Custom fields before",
+            "Custom fields after",
+        ],
+        rows: change
+            .preview
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::text(r.id.clone()),
+                    Cell::text(r.remote_id.clone()),
+                    Cell::text(r.before.to_string()),
+                    Cell::text(r.after.to_string()),
+                ]
+            })
+            .collect(),
+        actions: Vec::new(),
+        empty: "No stored record to preview on.".into(),
+    });
+    render_mappings(&state, &session, &id, view, StatusCode::OK).await
 }

@@ -346,6 +346,7 @@ async fn a_session_reaches_its_own_organization_only() {
     assert!(!home.text.contains(&conn_b));
     for path in [
         format!("/dashboard/connections/{conn_b}"),
+        format!("/dashboard/connections/{conn_b}/mappings"),
         format!("/dashboard/webhooks/{endpoint_b}"),
     ] {
         let res = browser.get(&path).await;
@@ -355,6 +356,7 @@ async fn a_session_reaches_its_own_organization_only() {
     for action in [
         format!("/dashboard/connections/{conn_b}/sync"),
         format!("/dashboard/connections/{conn_b}/disconnect"),
+        format!("/dashboard/connections/{conn_b}/mappings"),
         "/dashboard/deliveries/whd_unknown/replay".to_string(),
     ] {
         let res = browser.post(&action, &[("csrf", &csrf)]).await;
@@ -558,4 +560,113 @@ async fn a_one_time_sign_in_link_signs_in_once() {
     assert_eq!(browser.get("/dashboard").await.status, 200);
     let again = Browser::new(&app).get(&path).await;
     assert_eq!(again.status, 410, "{}", again.text);
+}
+
+#[tokio::test]
+async fn a_custom_field_added_on_the_mappings_page_is_in_the_api_at_once() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.org(3).await;
+    account(&app, &key, "dev@example.com").await;
+    let (conn, token) = app.connection(&key, json!({"purchase_orders": 5})).await;
+    let fields = app
+        .get(
+            &key,
+            &format!("/v1/connections/{conn}/remote-fields?entity=purchase_order"),
+        )
+        .await;
+    let path = fields.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["scope"] == "record" && f["type"] == "text" && f["records_with_value"] == 5)
+        .expect("a text field every order has")["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let browser = Browser::new(&app);
+    see_other(&browser.sign_in("dev@example.com", PASSWORD).await);
+    let page = format!("/dashboard/connections/{conn}/mappings");
+    let html = browser.get(&page).await;
+    assert_eq!(html.status, 200, "{}", html.text);
+    assert!(html.text.contains(&path) && html.text.contains("Add a custom field"));
+
+    // A bad name and an unknown path are refused on the form; nothing is saved.
+    let res = browser
+        .press(
+            &page,
+            &page,
+            &[
+                ("entity", "purchase_order"),
+                ("name", "Bad Name"),
+                ("source_path", &path),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    let res = browser
+        .press(
+            &page,
+            &page,
+            &[
+                ("entity", "purchase_order"),
+                ("name", "ok"),
+                ("source_path", "no.such.<b>path</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    assert!(!res.text.contains("<b>path"), "escaped");
+
+    let preview = browser
+        .press(
+            &page,
+            &page,
+            &[
+                ("entity", "purchase_order"),
+                ("name", "from_browser"),
+                ("source_path", &path),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.text);
+    assert!(
+        preview.text.contains("nothing was saved") && preview.text.contains("from_browser"),
+        "{}",
+        preview.text
+    );
+    let orders = app.get(&token, "/v1/purchase-orders").await;
+    assert!(
+        orders.body["data"][0]["custom_fields"]
+            .get("from_browser")
+            .is_none(),
+        "a preview saves nothing"
+    );
+
+    let saved = browser
+        .press(
+            &page,
+            &page,
+            &[
+                ("entity", "purchase_order"),
+                ("name", "from_browser"),
+                ("source_path", &path),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert!(see_other(&saved).ends_with("done=mapped"));
+    let orders = app.get(&token, "/v1/purchase-orders").await;
+    assert!(
+        orders.body["data"][0]["custom_fields"]["from_browser"].is_string(),
+        "{}",
+        orders.body["data"][0]
+    );
+    let history = app
+        .get(
+            &key,
+            &format!("/v1/connections/{conn}/field-mappings/history"),
+        )
+        .await;
+    assert!(history.text.contains("dashboard:usr_"), "{}", history.text);
 }
