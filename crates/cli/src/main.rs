@@ -711,7 +711,13 @@ fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
         anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
         anonymous_burst: settings.rate_limit.anonymous_burst,
         trusted_proxies: settings.rate_limit.trusted_proxies()?,
-        ..ServerConfig::default()
+        link_token_ttl: std::time::Duration::from_secs(settings.link.token_ttl_secs),
+        link_frame_ancestors: settings.link.frame_ancestors.clone(),
+        dashboard_session_ttl: std::time::Duration::from_secs(settings.dashboard.session_ttl_secs),
+        secure_cookies: settings.dashboard.secure_cookies,
+        request_log_retention: std::time::Duration::from_secs(
+            settings.dashboard.request_log_retention_days * 86_400,
+        ),
     })
 }
 
