@@ -131,15 +131,20 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), PageError> {
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
         let authority = origin
             .strip_prefix("https://")
             .or_else(|| origin.strip_prefix("http://"))
             .unwrap_or("");
-        if host.is_empty() || !authority.eq_ignore_ascii_case(host) {
+        // Our own address as the browser used it: `Host`, or the host a reverse proxy says
+        // it received (a page cannot make a browser send that header to another site, so
+        // trusting it here gives a forger nothing).
+        let ours = [header::HOST.as_str(), "x-forwarded-host"]
+            .into_iter()
+            .filter_map(|name| headers.get(name).and_then(|h| h.to_str().ok()))
+            .filter_map(|v| v.split(',').next())
+            .map(str::trim)
+            .any(|host| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+        if !ours {
             return Err(refused());
         }
     }

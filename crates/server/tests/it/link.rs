@@ -764,3 +764,44 @@ async fn cancelling_goes_back_with_an_error() {
         "cancelling spends nothing"
     );
 }
+
+#[tokio::test]
+async fn behind_a_proxy_the_forwarded_host_is_ours_and_a_flood_gets_a_page() {
+    let app = TestApp::spawn_with(ironbridge_server::ServerConfig {
+        rate_limit_per_second: 0,
+        anonymous_per_minute: 60,
+        anonymous_burst: 3,
+        ..ironbridge_server::ServerConfig::default()
+    })
+    .await;
+    let (_, key) = app.org(3).await;
+    let browser = Browser::new(&app);
+    let (url, _) = link_token(&app, &key, sandbox_link()).await;
+    let form = format!("{url}/systems/sandbox");
+    let csrf = hidden(&browser.get(&form).await.text, "csrf");
+    // The browser used the proxy's address; the proxy says so in X-Forwarded-Host.
+    let res = app
+        .send(
+            browser
+                .client
+                .post(app.url(&form))
+                .header("origin", "https://link.example.com")
+                .header("x-forwarded-host", "link.example.com")
+                .form(&[("csrf", csrf.as_str()), ("option", "none")]),
+        )
+        .await;
+    assert!(location(&res).starts_with(REDIRECT), "{}", res.text);
+    // Past the per-address limit, a person gets a page that says when to come back.
+    let mut last = browser.get(&url).await;
+    for _ in 0..5 {
+        last = browser.get(&url).await;
+    }
+    assert_eq!(last.status, 429);
+    assert!(
+        last.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(last.header("retry-after").is_some());
+    assert!(last.text.contains("Too many requests"), "{}", last.text);
+}
