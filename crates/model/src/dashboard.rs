@@ -11,10 +11,14 @@ use crate::timestamp::Timestamp;
 #[serde(deny_unknown_fields)]
 pub struct DashboardUserIn {
     /// Their e-mail address, with which they sign in (unique across the server).
-    #[schema(example = "dev@example.com")]
+    #[schema(example = "dev@example.com", max_length = 320)]
     pub email: String,
     /// Their password: 12 to 200 characters. Stored only as an argon2id hash.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 12,
+        max_length = 200
+    )]
     pub password: String,
 }
 

@@ -13,11 +13,11 @@ use crate::timestamp::Timestamp;
 #[serde(deny_unknown_fields)]
 pub struct LinkBrand {
     /// The organization's name as the end customer knows it (at most 100 characters).
-    #[schema(example = "Acme Procurement")]
+    #[schema(example = "Acme Procurement", max_length = 100)]
     #[serde(default)]
     pub name: Option<String>,
     /// Accent colour, `#rrggbb`.
-    #[schema(example = "#0b5fff")]
+    #[schema(example = "#0b5fff", pattern = "^#[0-9a-fA-F]{6}$")]
     #[serde(default)]
     pub colour: Option<String>,
 }
@@ -39,7 +39,10 @@ pub struct LinkTokenIn {
     /// Where the customer's browser goes when Link ends: an absolute http(s) URL. On success
     /// it receives `public_token` (and `connection_id`) in its query; when the customer gives
     /// up, `error=cancelled`.
-    #[schema(example = "https://app.example.com/integrations/done")]
+    #[schema(
+        example = "https://app.example.com/integrations/done",
+        max_length = 2000
+    )]
     pub redirect_url: String,
     /// Name and colour shown on the pages.
     #[serde(default)]
