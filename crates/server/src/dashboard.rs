@@ -80,6 +80,11 @@ pub fn routes() -> Vec<Route> {
             post(disconnect_connection),
         ),
         Route::new(
+            Method::POST,
+            "/dashboard/connections/{id}/reconnect",
+            post(reconnect_connection),
+        ),
+        Route::new(
             Method::GET,
             "/dashboard/connections/{id}/mappings",
             get(mappings_page),
@@ -95,6 +100,11 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/dashboard/deliveries/{id}/replay",
             post(replay_delivery),
+        ),
+        Route::new(
+            Method::POST,
+            "/dashboard/webhooks/{id}/recover",
+            post(recover_deliveries),
         ),
         Route::new(Method::GET, "/dashboard/events", get(events_page)),
         Route::new(Method::GET, "/dashboard/requests", get(requests_page)),
@@ -653,6 +663,10 @@ fn notice(query: Option<&str>) -> String {
             "The connection was disconnected; its token no longer works.".into()
         }
         Some("replayed") => "The delivery was queued again.".into(),
+        Some("reconnected") => {
+            "Reconnected: this is the new connection, with a new token (the old one was disconnected).".into()
+        }
+        Some("recovered") => "The endpoint's failed deliveries of the last day were queued again.".into(),
         Some("mapped") => {
             "The custom field was added: it is in API answers now, with no resync.".into()
         }
@@ -796,6 +810,13 @@ async fn connection_page(
                 fields: Vec::new(),
             },
         ]
+    } else if c.replaced_by.is_none() {
+        vec![Action {
+            label: "Reconnect".into(),
+            url: format!("{base}/reconnect"),
+            class: String::new(),
+            fields: Vec::new(),
+        }]
     } else {
         Vec::new()
     };
@@ -1054,6 +1075,12 @@ async fn endpoint_page(
         vec![
             Section {
                 title: "Deliveries".into(),
+                actions: vec![Action {
+                    label: "Recover the last day's failed deliveries".into(),
+                    url: format!("/dashboard/webhooks/{}/recover", endpoint.id),
+                    class: "secondary".into(),
+                    fields: Vec::new(),
+                }],
                 headers: vec![
                     "Delivery",
                     "Event",
@@ -1065,7 +1092,6 @@ async fn endpoint_page(
                     "",
                 ],
                 rows: delivery_rows,
-                actions: Vec::new(),
                 empty: "No deliveries yet.".into(),
             },
             Section {
@@ -1096,6 +1122,50 @@ async fn replay_delivery(
     Ok(see(format!(
         "/dashboard/webhooks/{}?done=replayed",
         d.endpoint_id
+    )))
+}
+
+/// `POST /dashboard/webhooks/{id}/recover`: the endpoint's failed deliveries of the last
+/// 24 hours, queued again in event order.
+async fn recover_deliveries(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    session.check_post(&state, &headers, &body)?;
+    let since = state.clock.now().plus_secs(-86_400);
+    let _recovered = webhooks::recover(
+        State(state.clone()),
+        AdminAuth(session.org()),
+        ApiPath(id.clone()),
+        ApiJson(ironbridge_model::webhooks::WebhookRecoverIn { since, until: None }),
+    )
+    .await?;
+    Ok(see(format!("/dashboard/webhooks/{id}?done=recovered")))
+}
+
+/// `POST /dashboard/connections/{id}/reconnect`: a new connection with a new token and the
+/// same credentials replaces this disconnected one (as `POST /v1/connections/{id}/reconnect`).
+async fn reconnect_connection(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    session.check_post(&state, &headers, &body)?;
+    let (_, Json(created)) = connections::reconnect_connection(
+        State(state.clone()),
+        AdminAuth(session.org()),
+        ApiPath(id),
+        ApiJson(ironbridge_model::api::ReconnectIn::default()),
+    )
+    .await?;
+    Ok(see(format!(
+        "/dashboard/connections/{}?done=reconnected",
+        created.connection.id
     )))
 }
 

@@ -357,6 +357,8 @@ async fn a_session_reaches_its_own_organization_only() {
         format!("/dashboard/connections/{conn_b}/sync"),
         format!("/dashboard/connections/{conn_b}/disconnect"),
         format!("/dashboard/connections/{conn_b}/mappings"),
+        format!("/dashboard/connections/{conn_b}/reconnect"),
+        format!("/dashboard/webhooks/{endpoint_b}/recover"),
         "/dashboard/deliveries/whd_unknown/replay".to_string(),
     ] {
         let res = browser.post(&action, &[("csrf", &csrf)]).await;
@@ -447,7 +449,28 @@ async fn every_page_shows_the_organizations_state_and_its_buttons_work() {
     );
     assert!(
         !browser.get(&detail_path).await.text.contains(&disconnect),
-        "no buttons once disconnected"
+        "no disconnect once disconnected"
+    );
+    // Reconnecting makes a new connection (new token, same credentials) in place of the old.
+    let reconnect = format!("{detail_path}/reconnect");
+    let moved = browser.press(&detail_path, &reconnect, &[]).await;
+    let new_page = see_other(&moved).to_string();
+    assert!(
+        new_page.ends_with("?done=reconnected") && !new_page.contains(&conn),
+        "{new_page}"
+    );
+    let old = app.get(&key, &format!("/v1/connections/{conn}")).await;
+    let new_id = old.body["replaced_by"].as_str().unwrap().to_string();
+    assert!(new_page.contains(&new_id));
+    assert_eq!(
+        app.get(&key, &format!("/v1/connections/{new_id}"))
+            .await
+            .body["status"],
+        "online"
+    );
+    assert!(
+        !browser.get(&detail_path).await.text.contains(&reconnect),
+        "replaced: no second reconnect"
     );
 
     // The disconnection's event was delivered; the delivery log replays it.
@@ -467,6 +490,11 @@ async fn every_page_shows_the_organizations_state_and_its_buttons_work() {
     assert_eq!(
         see_other(&browser.press(&log_path, &replay, &[]).await),
         format!("{log_path}?done=replayed")
+    );
+    let recover = format!("{log_path}/recover");
+    assert_eq!(
+        see_other(&browser.press(&log_path, &recover, &[]).await),
+        format!("{log_path}?done=recovered")
     );
     let attempts_before = app
         .get(&key, &format!("/v1/webhook-deliveries/{delivery}"))
