@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs, on a fresh machine as on a developer's: makes sure PostgreSQL is
 # up with a fresh test database, then formatting, clippy, every test suite on SQLite and on
-# PostgreSQL, and the scripted checks against public clients and the OpenAPI document.
+# PostgreSQL, the scripted checks against public clients and the OpenAPI document, and the
+# browser suite of Link and the dashboard (it installs Debian's chromium when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,5 +67,8 @@ bash scripts/webhook-verify/run.sh
 
 log "The HTTP API against its own OpenAPI document (schemathesis, fixed seed)"
 bash scripts/schemathesis/run.sh
+
+log "Link and the dashboard in headless Chromium (screenshots in target/screenshots)"
+bash scripts/browser/run.sh
 
 log "All checks passed"

@@ -226,6 +226,85 @@ impl ConnectionSettings {
     }
 }
 
+/// Link, the hosted pages in which end customers connect their systems.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSettings {
+    /// Seconds a link token works after it is created (default 1800).
+    pub token_ttl_secs: u64,
+    /// Origins allowed to embed Link in a frame besides each link token's redirect URL's
+    /// origin: `["https://app.example.com"]`.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        LinkSettings {
+            token_ttl_secs: 1800,
+            frame_ancestors: Vec::new(),
+        }
+    }
+}
+
+/// The dashboard of organizations' developers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// Seconds a signed-in session lasts (default 43200, twelve hours).
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure`: set it when people reach the server over TLS (a
+    /// request forwarded with `X-Forwarded-Proto: https` gets it anyway).
+    pub secure_cookies: bool,
+    /// Days the API request log keeps an entry (default 14).
+    pub request_log_retention_days: u64,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            session_ttl_secs: 12 * 3600,
+            secure_cookies: false,
+            request_log_retention_days: 14,
+        }
+    }
+}
+
+impl LinkSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(60..=86_400).contains(&self.token_ttl_secs) {
+            bail!("link.token_ttl_secs must be between 60 and 86400");
+        }
+        for origin in &self.frame_ancestors {
+            let url = ironbridge_core::netguard::Url::parse(origin).ok();
+            let plain = url.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !plain {
+                bail!(
+                    "link.frame_ancestors: {origin:?} is not an origin like https://app.example.com"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DashboardSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(300..=30 * 86_400).contains(&self.session_ttl_secs) {
+            bail!("dashboard.session_ttl_secs must be between 300 and 2592000");
+        }
+        if !(1..=3650).contains(&self.request_log_retention_days) {
+            bail!("dashboard.request_log_retention_days must be between 1 and 3650");
+        }
+        Ok(())
+    }
+}
+
 /// Every setting.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -287,6 +366,12 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Connections to source systems.
     pub connections: ConnectionSettings,
+    /// Link's hosted pages.
+    #[serde(default)]
+    pub link: LinkSettings,
+    /// The dashboard.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
 }
 
 impl Default for Settings {
@@ -322,6 +407,8 @@ impl Default for Settings {
             metrics_listen: None,
             webhooks: WebhookSettings::default(),
             connections: ConnectionSettings::default(),
+            link: LinkSettings::default(),
+            dashboard: DashboardSettings::default(),
         }
     }
 }
@@ -362,6 +449,7 @@ impl Settings {
                 "mcp_token",
                 "api_key",
                 "url",
+                "dashboard_password",
             ]))
             .merge(Serialized::defaults(overrides));
         let settings: Settings = figment
@@ -372,6 +460,8 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.link.validate()?;
+        self.dashboard.validate()?;
         self.listen.parse::<SocketAddr>().with_context(|| {
             format!(
                 "listen = {:?} is not an address like 127.0.0.1:8080",

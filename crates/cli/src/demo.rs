@@ -264,7 +264,7 @@ pub async fn run(args: DemoArgs, dir: std::path::PathBuf) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(ironbridge_server::serve(listener, state));
+    let server = tokio::spawn(ironbridge_server::serve(listener, state.clone()));
     let worker = Worker::new(
         store.clone(),
         runtimes,
@@ -455,9 +455,43 @@ pub async fn run(args: DemoArgs, dir: std::path::PathBuf) -> anyhow::Result<()> 
         tally.refused
     );
 
+    // Link and the dashboard: a customer's hosted connection page, and a developer's
+    // account signed in by a one-time link.
+    let link = demo
+        .post(
+            "/v1/link-tokens",
+            json!({"end_user": {"id": "demo-customer", "name": "Demo Customer Ltd."},
+                "redirect_url": format!("{base}/dashboard"),
+                "brand": {"name": "Demo Software Inc.", "colour": "#0b5fff"}}),
+        )
+        .await?;
+    let password = new_token("demo");
+    let person = ironbridge_server::dashboard::create_account(
+        store.as_ref(),
+        clock.as_ref(),
+        &ironbridge_core::store::OrgId(org.id.clone()),
+        &ironbridge_model::dashboard::DashboardUserIn {
+            email: "developer@demo.example".into(),
+            password: password.clone(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot create the demo's dashboard account: {}", e.message))?;
+    let sign_in =
+        ironbridge_server::dashboard::new_sign_in_link(store.as_ref(), clock.as_ref(), &person)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot make a sign-in link: {}", e.message))?;
+
     println!(
         "\nIronbridge is running at {base} (docs: {base}/docs). Data: {}",
         dir.display()
+    );
+    println!(
+        "\nLink, where a customer connects their own system (single use, 30 minutes; try the sandbox with any API key, or `revoked` to see a refusal):\n  {base}{}",
+        link["url"].as_str().unwrap_or_default()
+    );
+    println!(
+        "\nDashboard: {base}/dashboard (developer@demo.example, password {password})\n  Signed in at once (one use, 15 minutes): {base}{sign_in}"
     );
     println!("\nAdmin API key:\n  export KEY={key}");
     for (name, (id, token)) in &connections {

@@ -181,6 +181,19 @@ enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Give a person a dashboard account in an organization. The password is read from
+    /// `IRONBRIDGE_DASHBOARD_PASSWORD`, or from the first line of standard input.
+    AddUser {
+        /// The organization (`org_…`).
+        #[arg(long)]
+        org: String,
+        /// Their e-mail address, with which they sign in.
+        #[arg(long)]
+        email: String,
+        /// Also print a one-time sign-in link (valid 15 minutes).
+        #[arg(long)]
+        sign_in_link: bool,
+    },
 }
 
 /// Logs to standard error, or to `file` (plain text, no colour codes) for a command whose
@@ -356,6 +369,51 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates a dashboard account (the password from the environment or standard input).
+async fn add_user(
+    settings: &Settings,
+    org: &str,
+    email: &str,
+    sign_in_link: bool,
+) -> anyhow::Result<()> {
+    let password = match std::env::var("IRONBRIDGE_DASHBOARD_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let store = open_store(settings).await?;
+    let org = ironbridge_core::store::OrgId(org.to_string());
+    store
+        .get_organization(&org)
+        .await
+        .map_err(|e| anyhow::anyhow!("no organization {}: {e}", org.0))?;
+    let input = ironbridge_model::dashboard::DashboardUserIn {
+        email: email.to_string(),
+        password,
+    };
+    let user =
+        ironbridge_server::dashboard::create_account(store.as_ref(), &SystemClock, &org, &input)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    println!(
+        "Dashboard account {} ({}) created; sign in at /dashboard/sign-in.",
+        user.email, user.id
+    );
+    if sign_in_link {
+        let path =
+            ironbridge_server::dashboard::new_sign_in_link(store.as_ref(), &SystemClock, &user)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        println!("One-time sign-in link (15 minutes): {path}");
+    }
+    Ok(())
+}
+
 async fn create_org(
     settings: &Settings,
     name: &str,
@@ -525,6 +583,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                 },
         } => create_org(&settings, &name, credits, json).await,
+        Command::Org {
+            command:
+                OrgCommand::AddUser {
+                    org,
+                    email,
+                    sign_in_link,
+                },
+        } => add_user(&settings, &org, &email, sign_in_link).await,
         Command::Bench {
             command: BenchCommand::Api(args),
         } => bench::run(args, cli.database_url.clone()).await,
@@ -667,6 +733,13 @@ fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
         anonymous_per_minute: settings.rate_limit.anonymous_per_minute,
         anonymous_burst: settings.rate_limit.anonymous_burst,
         trusted_proxies: settings.rate_limit.trusted_proxies()?,
+        link_token_ttl: std::time::Duration::from_secs(settings.link.token_ttl_secs),
+        link_frame_ancestors: settings.link.frame_ancestors.clone(),
+        dashboard_session_ttl: std::time::Duration::from_secs(settings.dashboard.session_ttl_secs),
+        secure_cookies: settings.dashboard.secure_cookies,
+        request_log_retention: std::time::Duration::from_secs(
+            settings.dashboard.request_log_retention_days * 86_400,
+        ),
     })
 }
 

@@ -101,6 +101,7 @@ pub enum CryptoError {
 pub struct Keys {
     cipher: RandomizedNonceKey,
     cursor: hmac::Key,
+    forms: hmac::Key,
     key_id: String,
 }
 
@@ -125,12 +126,14 @@ impl Keys {
         };
         let enc = derive(b"ironbridge/v1/credentials");
         let cursor = derive(b"ironbridge/v1/cursor");
+        let forms = derive(b"ironbridge/v1/forms");
         let id = derive(b"ironbridge/v1/key-id");
         let cipher = RandomizedNonceKey::new(&AES_256_GCM, enc.as_ref())
             .map_err(|_| CryptoError::BadMasterKey)?;
         Ok(Keys {
             cipher,
             cursor: hmac::Key::new(hmac::HMAC_SHA256, cursor.as_ref()),
+            forms: hmac::Key::new(hmac::HMAC_SHA256, forms.as_ref()),
             key_id: hex(&id.as_ref()[..4]),
         })
     }
@@ -196,6 +199,19 @@ impl Keys {
     /// An HMAC-SHA256 tag over `data` with the cursor key.
     pub fn sign_cursor(&self, data: &[u8]) -> Vec<u8> {
         hmac::sign(&self.cursor, data).as_ref().to_vec()
+    }
+
+    /// The anti-forgery token of the HTML forms bound to `binding` (a Link token's id, a
+    /// dashboard session's id): base64url HMAC-SHA256 with its own key, so it can neither be
+    /// made without the master key nor replayed for another Link or session.
+    pub fn form_token(&self, binding: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.forms, binding.as_bytes()).as_ref())
+    }
+
+    /// Checks a form's anti-forgery token in constant time.
+    pub fn verify_form_token(&self, binding: &str, token: &str) -> bool {
+        let expected = self.form_token(binding);
+        constant_time::verify_slices_are_equal(expected.as_bytes(), token.as_bytes()).is_ok()
     }
 
     /// Checks a cursor tag in constant time.

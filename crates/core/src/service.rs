@@ -189,6 +189,24 @@ fn new_connection(
     Ok((new, token))
 }
 
+/// A connection whose settings and credentials its system accepted, not stored yet.
+pub struct Prepared {
+    /// The row to store.
+    pub new: NewConnection,
+    /// The plaintext token (its hash is in `new`).
+    pub token: String,
+    /// The connector that checked the credentials.
+    pub connector: Arc<dyn Connector>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("new", &self.new)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Validates the settings and credentials against the system, then stores the connection
 /// (taking a credit). The caller starts the initial sync.
 pub async fn create_connection(
@@ -196,6 +214,23 @@ pub async fn create_connection(
     org: &OrgId,
     input: &ConnectionIn,
 ) -> Result<Created, ServiceError> {
+    let prepared = prepare_connection(deps, org, input).await?;
+    let connection = deps.store.create_connection(org, &prepared.new).await?;
+    Ok(Created {
+        connection,
+        token: prepared.token,
+        connector: prepared.connector,
+    })
+}
+
+/// What [`create_connection`] checks before it stores anything: the system, its settings,
+/// the destinations, and the credentials live against the system. Link stores the result
+/// itself, in the transaction that spends its token.
+pub async fn prepare_connection(
+    deps: &Deps<'_>,
+    org: &OrgId,
+    input: &ConnectionIn,
+) -> Result<Prepared, ServiceError> {
     let system = deps.registry.require(input.system.as_str())?;
     let settings = input.settings.clone().unwrap_or_default();
     let credentials = resolve_certificate(deps, org, input.credentials.as_ref()).await?;
@@ -221,12 +256,39 @@ pub async fn create_connection(
         mcp_access: input.mcp_access.unwrap_or_default(),
         ..new
     };
-    let connection = deps.store.create_connection(org, &new).await?;
-    Ok(Created {
-        connection,
+    Ok(Prepared {
+        new,
         token,
         connector,
     })
+}
+
+/// New credentials for an existing connection, checked live against its system with the
+/// connection's own settings, as [`reconnect`] checks them: answers them encrypted for the
+/// connection's row, and the connector that checked them. Nothing is stored.
+pub async fn check_new_credentials(
+    deps: &Deps<'_>,
+    org: &OrgId,
+    connection: &Connection,
+    credentials: &Map<String, Value>,
+) -> Result<(String, Arc<dyn Connector>), ServiceError> {
+    let system = stored_system(deps.registry, connection)?;
+    let settings = parse_object(&connection.settings)?;
+    let credentials = resolve_certificate(deps, org, Some(credentials))
+        .await?
+        .unwrap_or_default();
+    let (system_settings, _) = split_settings(&settings)?;
+    check_destinations(deps, system, &system_settings, Some(&credentials)).await?;
+    let connector = deps
+        .registry
+        .build(system, &system_settings, Some(&credentials))?;
+    connector.check().await?;
+    let plain =
+        serde_json::to_vec(&credentials).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+    let sealed = deps
+        .keys
+        .encrypt(&credentials_context(&connection.id), &plain)?;
+    Ok((sealed, connector))
 }
 
 /// Replaces a connection by a new one with a new token, reusing its system and settings

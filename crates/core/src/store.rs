@@ -1,8 +1,10 @@
 //! The storage seam: what the rest of Ironbridge needs from a database. Every method names
 //! the organization or connection it acts for, so a missing tenant filter cannot compile.
 
+mod dashboard;
 mod field_mappings;
 mod flows;
+mod link;
 mod queue;
 mod webhooks;
 mod writes;
@@ -13,8 +15,10 @@ use ironbridge_model::{Entity, Timestamp};
 
 pub use crate::raw_payload::RawPayload;
 
+pub use dashboard::*;
 pub use field_mappings::*;
 pub use flows::*;
+pub use link::*;
 pub use queue::*;
 pub use webhooks::*;
 pub use writes::*;
@@ -700,7 +704,16 @@ impl std::fmt::Debug for Certificate {
 /// and checked by one contract suite on both.
 #[async_trait]
 pub trait Store:
-    WebhookStore + WriteStore + FieldMappingStore + FlowStore + QueueStats + Send + Sync + 'static
+    WebhookStore
+    + WriteStore
+    + FieldMappingStore
+    + FlowStore
+    + LinkStore
+    + DashboardStore
+    + QueueStats
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;

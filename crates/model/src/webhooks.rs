@@ -34,6 +34,14 @@ pub const EVENT_TYPES: &[EventType] = &[
         description: "A connection changed between settled states (`online`, `offline`, `reauthorization_required`); `data.from` and `data.to`.",
     },
     EventType {
+        name: "connection.created",
+        description: "An end customer connected their system through Link: `data.system`, `data.end_user`, and `data.link_token_id`. Exchange the `public_token` Link sent to the redirect URL for the connection's token (`POST /v1/link-tokens/exchange`). Connections made with `POST /v1/connections` answer their creator directly and emit no event.",
+    },
+    EventType {
+        name: "connection.reauthorized",
+        description: "An end customer renewed a connection's credentials through Link: the connection keeps its id, token, records and history, and syncs resume.",
+    },
+    EventType {
         name: "connection.disconnected",
         description: "A connection was disconnected: its token stopped working and its credit returned to the pool.",
     },

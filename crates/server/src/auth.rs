@@ -189,8 +189,26 @@ fn limit_anonymous_request(state: &AppState, req: &Request) -> Result<(), ApiErr
 pub async fn limit_anonymous(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match limit_anonymous_request(&state, &req) {
         Ok(()) => next.run(req).await,
+        // People on Link and dashboard pages get a page, with the same `Retry-After`.
+        Err(e) if is_page(req.uri().path()) => {
+            let retry = e
+                .headers
+                .iter()
+                .find(|(name, _)| *name == header::RETRY_AFTER)
+                .map(|(_, value)| value.clone());
+            let mut response = crate::html::PageError::from(e).into_response();
+            if let Some(retry) = retry {
+                response.headers_mut().insert(header::RETRY_AFTER, retry);
+            }
+            response
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// Whether `path` is an HTML page (Link, the dashboard) rather than the API.
+fn is_page(path: &str) -> bool {
+    path.starts_with("/link/") || path == "/dashboard" || path.starts_with("/dashboard/")
 }
 
 /// Authenticates the caller, applies its rate limit and hands the principal to the handler.
@@ -226,8 +244,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         return err.into_response();
     }
+    let org = match &principal {
+        Principal::Admin { org, .. } => org.0.clone(),
+        Principal::Connection(c) => c.org_id.clone(),
+    };
     req.extensions_mut().insert(principal);
     let mut response = next.run(req).await;
+    // The request is logged under the credential's organization.
+    response
+        .extensions_mut()
+        .insert(crate::request_log::LoggedOrg(org));
     for (name, value) in rate_headers(&decision) {
         response.headers_mut().insert(name, value);
     }

@@ -56,7 +56,8 @@ pub async fn request_context(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let request_id = new_id("req", state.clock.now().micros());
+    let received = state.clock.now();
+    let request_id = new_id("req", received.micros());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -94,6 +95,19 @@ pub async fn request_context(
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(request_id = %request_id, method = %method, path = %path, status, elapsed_ms, "request");
+    if let Some(crate::request_log::LoggedOrg(org)) = response.extensions().get() {
+        state
+            .request_log
+            .push(ironbridge_core::store::RequestLogEntry {
+                org_id: org.clone(),
+                request_id,
+                method: method.to_string(),
+                path,
+                status: i32::from(status),
+                latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+                created_at: received,
+            });
+    }
     response
 }
 

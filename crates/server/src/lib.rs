@@ -1,17 +1,22 @@
 //! Ironbridge's HTTP API. Read in this order: `routes` (every endpoint, one module per
 //! resource), `auth` (who is calling), `extract` (JSON and query parsing with precise errors),
 //! `error` (the one error body), `context` (request ids, versions, logs, metrics), `scrape`
-//! (the store's gauges in `/metrics`), `openapi`.
+//! (the store's gauges in `/metrics`), `openapi`; `link` and `html` are the hosted Link pages
+//! an end customer connects their system in.
 
 pub mod auth;
 pub mod context;
+pub mod dashboard;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod html;
 pub mod idempotency;
+pub mod link;
 pub mod mcp;
 pub mod openapi;
 pub mod ratelimit;
+pub mod request_log;
 pub mod routes;
 pub mod scrape;
 
@@ -47,6 +52,18 @@ pub struct ServerConfig {
     /// Proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`) name the client.
     /// Empty: the peer is the client and those headers are ignored.
     pub trusted_proxies: Vec<ironbridge_core::netguard::IpNet>,
+    /// How long a link token works after it is created.
+    pub link_token_ttl: Duration,
+    /// Origins (`https://app.example.com`) allowed to embed the Link pages in a frame, besides
+    /// the origin of each link token's redirect URL.
+    pub link_frame_ancestors: Vec<String>,
+    /// How long a dashboard session lasts.
+    pub dashboard_session_ttl: Duration,
+    /// Mark the dashboard's cookies `Secure` (set it when clients reach the server over TLS;
+    /// a request forwarded with `X-Forwarded-Proto: https` gets them anyway).
+    pub secure_cookies: bool,
+    /// How long the API request log keeps an entry.
+    pub request_log_retention: Duration,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +77,11 @@ impl Default for ServerConfig {
             anonymous_per_minute: 60,
             anonymous_burst: 20,
             trusted_proxies: Vec::new(),
+            link_token_ttl: Duration::from_secs(30 * 60),
+            link_frame_ancestors: Vec::new(),
+            dashboard_session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            request_log_retention: Duration::from_secs(14 * 24 * 3600),
         }
     }
 }
@@ -87,6 +109,8 @@ pub struct AppStateInner {
     pub shutdown: CancellationToken,
     /// Connections' field mappings, compiled, each kept while its version is current.
     pub views: ironbridge_core::field_mappings::ViewCache,
+    /// API requests not yet written to the request log.
+    pub request_log: Arc<request_log::RequestLog>,
 }
 
 /// Cheap-to-clone handle on the shared state.
@@ -127,6 +151,7 @@ impl AppState {
             anonymous,
             shutdown,
             views: Default::default(),
+            request_log: Default::default(),
         }))
     }
 
@@ -175,6 +200,13 @@ async fn serve_router(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     tokio::spawn(context::metrics_upkeep(shutdown.clone()));
+    tokio::spawn(request_log::upkeep(
+        state.request_log.clone(),
+        state.store.clone(),
+        state.clock.clone(),
+        state.config.request_log_retention,
+        shutdown.clone(),
+    ));
     let listener = edge::EnvelopeListener::new(listener, state.clock.clone());
     axum::serve(
         listener,

@@ -11,8 +11,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     api_keys, batches, certificates, changes, connections, dispatch, events, field_mappings, fleet,
-    flows, meta, organization, purchase_orders, records, sync, systems, warehouse, webhooks,
-    writes,
+    flows, link_tokens, meta, organization, purchase_orders, records, sync, systems, warehouse,
+    webhooks, writes,
 };
 use ironbridge_model::Entity;
 use utoipa::openapi::tag::TagBuilder;
@@ -47,6 +47,8 @@ use utoipa::openapi::tag::TagBuilder;
         webhooks::replay_delivery, webhooks::list_event_types,
         systems::list_systems,
         certificates::create_certificate, certificates::get_certificate, certificates::download_certificate,
+        link_tokens::create_link_token, link_tokens::exchange_public_token,
+        crate::dashboard::create_dashboard_user,
         purchase_orders::create_purchase_order, purchase_orders::update_purchase_order,
         writes::create_vendor, writes::update_vendor, writes::create_item, writes::update_item,
         warehouse::create_outbound_order, warehouse::update_outbound_order,
@@ -67,6 +69,8 @@ use utoipa::openapi::tag::TagBuilder;
         (name = "Connections", description = "Connections to customers' systems, their tokens, status and health."),
         (name = "Field mappings", description = "Per-connection field mappings: see how each source field reaches the unified model, remap unified and line fields, add custom fields from any source field with a typed conversion, preview a change on stored records, and revert to any earlier version. Changes apply to every answer at once, with no resync."),
         (name = "Certificates", description = "Key pairs Ironbridge generates for machine-to-machine auth (NetSuite)."),
+        (name = "Link", description = "Hosted Link pages in which an end customer connects their own system: single-use link tokens, and the one-time exchange of a finished Link's public token for the connection's token."),
+        (name = "Dashboard", description = "Accounts of the people who sign in to the organization's dashboard (`/dashboard`): connections, sync history, webhook deliveries, events and the API request log."),
         (name = "Systems", description = "The capability matrix: systems, entities and operations supported."),
         (name = "Meta", description = "What writes take on a connection: operations, fields, types, required and read-only fields, enums, custom fields. Writes are validated against the same description."),
         (name = "Sync", description = "On-demand syncs and their jobs. Connections are also synced on a schedule."),

@@ -79,6 +79,10 @@ pub async fn open_with_limits(
 const NAMED_CONSTRAINTS: &[(&str, &str)] = &[
     ("api_keys_token_hash_key", "an API key with this token"),
     ("connections_token_hash_key", "a connection with this token"),
+    (
+        "dashboard_users_email_key",
+        "a dashboard account with this e-mail address",
+    ),
     ("jobs_dedupe", "a queued or running job for this connection"),
     ("records_remote", "a record with this source key"),
 ];
@@ -93,6 +97,7 @@ fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> Option<&'static str> 
             match columns {
                 "api_keys.token_hash" => "api_keys_token_hash_key".into(),
                 "connections.token_hash" => "connections_token_hash_key".into(),
+                "dashboard_users.email" => "dashboard_users_email_key".into(),
                 "jobs.dedupe_key" => "jobs_dedupe".into(),
                 "records.connection_id, records.entity, records.remote_id" => {
                     "records_remote".into()

@@ -119,6 +119,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "flows",
         sql: include_str!("../migrations/sqlite/0022_flows.sql"),
     },
+    Migration {
+        version: 23,
+        name: "link_and_dashboard",
+        sql: include_str!("../migrations/sqlite/0023_link_and_dashboard.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order.
@@ -227,6 +232,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 21,
         name: "flows",
         sql: include_str!("../migrations/postgres/0021_flows.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "link_and_dashboard",
+        sql: include_str!("../migrations/postgres/0022_link_and_dashboard.sql"),
     },
 ];
 

@@ -300,3 +300,11 @@ mod field_mappings;
 #[allow(clippy::duplicate_mod)]
 #[path = "flows.rs"]
 pub(crate) mod flows;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "link.rs"]
+mod link;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "dashboard.rs"]
+mod dashboard;

@@ -149,7 +149,7 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
-fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
+pub(super) fn connection_from(row: &DbRow) -> Result<Connection, sqlx::Error> {
     Ok(Connection {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,
@@ -568,13 +568,13 @@ fn connection_event(
 const INSERT_CONNECTION: &str = "INSERT INTO connections (id, org_id, system, name, status, settings, end_user, credentials, token_hash, token_prefix, created_at, replaces, mcp_access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const COUNT_LIVE: &str =
     "SELECT COUNT(*) FROM connections WHERE org_id = $1 AND status <> 'disconnected'";
-const SELECT_CONNECTION: &str = concat!(
+pub(super) const SELECT_CONNECTION: &str = concat!(
     "SELECT ",
     connection_columns!(),
     " FROM connections WHERE org_id = $1 AND id = $2"
 );
 
-type Tx = sqlx::Transaction<'static, Db>;
+pub(super) type Tx = sqlx::Transaction<'static, Db>;
 
 impl Backend {
     /// Refuses the transaction's writes (`Fenced`) when this view's job lease is no longer
@@ -606,7 +606,7 @@ impl Backend {
 
     /// Moves a connection to `status`, writing `connection.status_changed` (and
     /// `connection.reauthorization_required`) when its settled state changes.
-    async fn apply_status(
+    pub(super) async fn apply_status(
         tx: &mut Tx,
         conn: &ConnId,
         status: &str,
@@ -736,7 +736,7 @@ impl Backend {
         tx.commit().await.map_err(classify)
     }
 
-    async fn insert_connection(
+    pub(super) async fn insert_connection(
         tx: &mut sqlx::Transaction<'static, Db>,
         org: &OrgId,
         new: &NewConnection,

@@ -77,9 +77,21 @@ pub async fn create_certificate(
         .param("system"));
     }
     let name = input.common_name.unwrap_or_else(|| "Ironbridge".into());
+    let cert = generate(&state, &org, input.system.as_str(), name).await?;
+    Ok((StatusCode::CREATED, Json(out(cert)?)))
+}
+
+/// Generates a key pair and certificate for `system` in the organization and stores it, the
+/// private key encrypted (also what Link does for NetSuite's option A).
+pub(crate) async fn generate(
+    state: &AppState,
+    org: &ironbridge_core::store::OrgId,
+    system: &str,
+    common_name: String,
+) -> ApiResult<Certificate> {
     let now = state.clock.now();
     // RSA key generation takes a while: keep it off the request threads.
-    let generated = tokio::task::spawn_blocking(move || generate_certificate(&name, now))
+    let generated = tokio::task::spawn_blocking(move || generate_certificate(&common_name, now))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| match e {
@@ -99,7 +111,7 @@ pub async fn create_certificate(
     let cert = Certificate {
         id,
         org_id: org.0.clone(),
-        system: input.system.as_str().into(),
+        system: system.into(),
         private_key,
         certificate_pem: generated.certificate_pem,
         not_before: generated.not_before,
@@ -107,10 +119,10 @@ pub async fn create_certificate(
         created_at: now,
     };
     state.store.create_certificate(&cert).await?;
-    Ok((StatusCode::CREATED, Json(out(cert)?)))
+    Ok(cert)
 }
 
-async fn owned(
+pub(crate) async fn owned(
     state: &AppState,
     org: &ironbridge_core::store::OrgId,
     id: &str,

@@ -115,7 +115,7 @@ fn deps(state: &AppState) -> Deps<'_> {
 /// answers and the caller can page through it at once; real systems are synced by the
 /// worker (the connection shows `syncing` and per-entity progress meanwhile). A failure is
 /// recorded on the connection (status, health, sync state); the connection itself stays.
-async fn initial_sync(state: &AppState, connection: &Connection) {
+pub(crate) async fn initial_sync(state: &AppState, connection: &Connection) {
     if connection.system != sandbox::ID.as_str() {
         let org = OrgId(connection.org_id.clone());
         let queued = enqueue_sync(
@@ -155,21 +155,27 @@ async fn initial_sync(state: &AppState, connection: &Connection) {
     }
 }
 
+/// Puts a connection whose credentials were just checked to work: the connector that checked
+/// them becomes the connection's runtime (its token and limits carry over to the first sync
+/// and the first writes), and its sync starts.
+pub(crate) async fn start_connection(
+    state: &AppState,
+    connection: &Connection,
+    connector: std::sync::Arc<dyn ironbridge_core::connector::Connector>,
+) {
+    if let Err(e) = state.runtimes.adopt(connection, connector) {
+        tracing::warn!(connection = %connection.id, error = %e, "cannot keep the connection's connector");
+    }
+    initial_sync(state, connection).await;
+}
+
 /// Syncs a new connection, then answers 201 with its state and its token (shown once).
 async fn answer_created(
     state: &AppState,
     org: &OrgId,
     created: service::Created,
 ) -> ApiResult<(StatusCode, Json<ConnectionCreatedOut>)> {
-    // The connector that checked the credentials becomes the connection's runtime: its token
-    // and limits carry over to the first sync and the first writes.
-    if let Err(e) = state
-        .runtimes
-        .adopt(&created.connection, created.connector.clone())
-    {
-        tracing::warn!(connection = %created.connection.id, error = %e, "cannot keep the connection's connector");
-    }
-    initial_sync(state, &created.connection).await;
+    start_connection(state, &created.connection, created.connector.clone()).await;
     let connection = state
         .store
         .get_connection(org, &ConnId(created.connection.id.clone()))

@@ -225,24 +225,39 @@ pub async fn set_mapping(
     ApiQuery(q): ApiQuery<ChangeParams>,
     ApiJson(input): ApiJson<FieldMappingIn>,
 ) -> ApiResult<Json<FieldMappingChangeOut>> {
-    let conn = owned(&state, &actor.org, &id).await?;
-    let entity = entity_named(&entity, "entity", ErrorCode::NotFound)?;
-    mapped(&state, &conn, entity, Some(&target))?;
-    let mut m = mappings(&state, &actor.org, &conn)?;
-    if !input.remove {
-        m.described = described(&state, &conn, entity).await;
-    }
-    let out = m
-        .set(
-            entity,
-            &target,
-            input,
-            q.dry_run.unwrap_or(false),
-            &actor.actor(),
-            state.clock.now(),
-        )
-        .await?;
+    let out = change_mapping(
+        &state,
+        &actor.org,
+        &actor.actor(),
+        (&id, &entity, &target),
+        input,
+        q.dry_run.unwrap_or(false),
+    )
+    .await?;
     Ok(Json(out))
+}
+
+/// Checks, previews and (unless `dry_run`) saves the change of one field's mapping of the
+/// organization's connection, recorded as made by `actor` (an API key, a dashboard user).
+pub(crate) async fn change_mapping(
+    state: &AppState,
+    org: &OrgId,
+    actor: &str,
+    (id, entity, target): (&str, &str, &str),
+    input: FieldMappingIn,
+    dry_run: bool,
+) -> ApiResult<FieldMappingChangeOut> {
+    let conn = owned(state, org, id).await?;
+    let entity = entity_named(entity, "entity", ErrorCode::NotFound)?;
+    mapped(state, &conn, entity, Some(target))?;
+    let mut m = mappings(state, org, &conn)?;
+    if !input.remove {
+        m.described = described(state, &conn, entity).await;
+    }
+    Ok(
+        m.set(entity, target, input, dry_run, actor, state.clock.now())
+            .await?,
+    )
 }
 
 /// Deletes the override of one field: a unified field reads its default source again, an

@@ -11,6 +11,7 @@ pub mod events;
 pub mod field_mappings;
 pub mod fleet;
 pub mod flows;
+pub mod link_tokens;
 pub mod meta;
 pub mod ops;
 pub mod organization;
@@ -234,6 +235,21 @@ pub fn api_routes() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/v1/dashboard-users",
+            post(crate::dashboard::create_dashboard_user),
+        ),
+        route(
+            Method::POST,
+            "/v1/link-tokens",
+            post(link_tokens::create_link_token),
+        ),
+        route(
+            Method::POST,
+            "/v1/link-tokens/exchange",
+            post(link_tokens::exchange_public_token),
+        ),
+        route(
+            Method::POST,
             "/v1/purchase-orders",
             post(purchase_orders::create_purchase_order),
         ),
@@ -379,7 +395,12 @@ pub fn router(state: AppState) -> Router {
         .route_service(MCP_PATH, crate::mcp::http_service(&state))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     with_middleware(
-        api.merge(mcp).merge(ops_router(&state, ops_routes())),
+        api.merge(mcp)
+            .merge(ops_router(&state, ops_routes()))
+            .merge(ops_router(&state, crate::link::routes()))
+            .merge(ops_router(&state, crate::dashboard::sign_in_routes()))
+            .merge(unlimited(crate::dashboard::routes()))
+            .merge(unlimited(crate::html::asset_routes())),
         state,
     )
 }
@@ -413,6 +434,15 @@ pub fn health_router(state: AppState) -> Router {
     with_middleware(ops_router(&state, routes), state)
 }
 
+/// Routes that are not limited per client address (see where they are listed for why).
+fn unlimited(routes: Vec<Route>) -> Router<AppState> {
+    let mut router = Router::new();
+    for r in routes {
+        router = router.route(r.path, r.handler);
+    }
+    router
+}
+
 /// Operations routes, limited per client address (they need no credential).
 fn ops_router(state: &AppState, routes: Vec<Route>) -> Router<AppState> {
     let mut ops = Router::new();
@@ -440,6 +470,20 @@ impl BodyRules for ironbridge_model::api::ConnectionIn {
 }
 
 impl BodyRules for ironbridge_model::api::ReconnectIn {}
+
+impl BodyRules for ironbridge_model::link::LinkTokenIn {
+    fn read_only() -> &'static [&'static str] {
+        &["id", "link_token", "url", "expires_at"]
+    }
+}
+
+impl BodyRules for ironbridge_model::link::LinkExchangeIn {}
+
+impl BodyRules for ironbridge_model::dashboard::DashboardUserIn {
+    fn read_only() -> &'static [&'static str] {
+        &["id", "created_at"]
+    }
+}
 
 impl BodyRules for ironbridge_model::api::SyncIn {}
 

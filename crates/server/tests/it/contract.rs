@@ -66,7 +66,7 @@ async fn every_operation_refuses_an_undeclared_query_parameter_by_name() {
     let (app, key, conn, _, endpoint) = app_with_everything().await;
     let doc = document();
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 101, "the walk covers every operation");
+    assert_eq!(ops.len(), 104, "the walk covers every operation");
     for (method, template, _) in ops {
         let path = template.replace(
             "{id}",
@@ -230,7 +230,7 @@ async fn a_body_is_required_exactly_when_the_document_says_so() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 27);
+    assert_eq!(checked, 30);
     // The optional bodies of `POST /v1/sync` and the reconnect were declared required.
     let sync = &doc["paths"]["/v1/sync"]["post"]["requestBody"];
     assert_eq!(sync["required"], false);

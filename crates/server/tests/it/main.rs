@@ -4,6 +4,7 @@
 mod certificates;
 mod changes;
 mod contract;
+mod dashboard;
 mod dispatch;
 mod entity_writes;
 mod errors;
@@ -13,6 +14,7 @@ mod fleet;
 mod flow;
 mod flows;
 mod guards;
+mod link;
 mod mcp;
 mod openapi;
 mod ops;

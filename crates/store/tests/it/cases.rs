@@ -10,6 +10,7 @@ use ironbridge_model::{Entity, Timestamp};
 
 pub use crate::change_cases::*;
 pub use crate::flow_cases::*;
+pub use crate::link_cases::*;
 pub use crate::webhook_cases::*;
 pub use crate::write_cases::*;
 

@@ -4,6 +4,7 @@
 mod cases;
 mod change_cases;
 mod flow_cases;
+mod link_cases;
 mod migrations;
 mod plans;
 mod wal;
@@ -79,4 +80,7 @@ contract!(
     flows_are_versioned_per_organization,
     flow_runs_move_their_trigger_once_and_end_items_once,
     event_and_schedule_triggers_start_one_run_each,
+    link_tokens_are_claimed_spent_and_exchanged_once,
+    link_renewals_keep_the_connection_and_refuse_disconnected_ones,
+    dashboard_sessions_sign_in_links_and_the_request_log,
 );
