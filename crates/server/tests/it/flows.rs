@@ -605,25 +605,41 @@ async fn event_and_schedule_triggers_start_one_run_each() {
     assert_eq!(runs(&app, &key, "hourly").await.len(), 2);
 }
 
-#[tokio::test]
-async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_once() {
-    let netsuite = Emulated::start(System::NetSuite, 11, 40).await;
-    let asctrac = Emulated::start(System::Asctrac, 7, 50).await;
-    let app = app_with_systems().await;
-    let (_, key) = app.org(5).await;
-    let (ns_conn, ns_token) = connect(&app, &key, "netsuite", &netsuite).await;
-    let (wms_conn, wms_token) = connect(&app, &key, "asctrac", &asctrac).await;
-    let (worker, triggers, _) = worker(&app);
-    drain(&worker, &triggers).await;
+/// Purchase orders the warehouse received through ASCTrac's `POImport`.
+async fn po_imports(asctrac: &Emulated) -> usize {
+    asctrac
+        .requests()
+        .await
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST" && r["path"].as_str().unwrap_or("").ends_with("/POImport")
+        })
+        .count()
+}
 
+/// The example `name` (an ERP's approved purchase orders to ASCTrac expected receipts) run
+/// from the beginning of the ERP's feed, after a dry run that writes nothing: each approved
+/// order reaches the warehouse once. Returns the approved orders.
+#[allow(clippy::too_many_arguments)]
+async fn erp_orders_reach_asctrac(
+    app: &TestApp,
+    key: &str,
+    (worker, triggers): (&Worker, &FlowTriggers),
+    name: &str,
+    placeholder: &str,
+    (erp_conn, erp_token): (&str, &str),
+    (wms_conn, wms_token): (&str, &str),
+    asctrac: &Emulated,
+) -> Vec<Value> {
     // The approved orders, and their items made known to the warehouse by code.
-    let (orders, _) = app.all(&ns_token, "/v1/purchase-orders").await;
-    let approved: Vec<&Value> = orders
+    let (orders, _) = app.all(erp_token, "/v1/purchase-orders").await;
+    let approved: Vec<Value> = orders
         .iter()
         .filter(|o| o["status"] == "approved")
+        .cloned()
         .collect();
     assert!(!approved.is_empty(), "the emulator has approved orders");
-    let (items, _) = app.all(&ns_token, "/v1/items").await;
+    let (items, _) = app.all(erp_token, "/v1/items").await;
     let mut codes: Vec<String> = approved
         .iter()
         .flat_map(|o| o["line_items"].as_array().unwrap().iter())
@@ -635,7 +651,7 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
     for code in &codes {
         let res = app
             .post(
-                &wms_token,
+                wms_token,
                 "/v1/items",
                 json!({"code": code, "name": format!("Item {code}")}),
             )
@@ -643,17 +659,14 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
         assert_eq!(res.status, 201, "{}", res.body);
     }
 
-    let mut doc = example(
-        "netsuite-po-to-asctrac",
-        &[("conn_NETSUITE", &ns_conn), ("conn_ASCTRAC", &wms_conn)],
-    );
+    let mut doc = example(name, &[(placeholder, erp_conn), ("conn_ASCTRAC", wms_conn)]);
     doc["trigger"]["from_beginning"] = json!(true);
-    let res = app.post(&key, "/v1/flows", doc).await;
+    let res = app.post(key, "/v1/flows", doc).await;
     assert_eq!(res.status, 201, "{}", res.body);
 
     // A dry run shows what would be written, and writes nothing.
     let dry = app
-        .post(&key, "/v1/flows/netsuite-po-to-asctrac/dry-run", json!({}))
+        .post(key, &format!("/v1/flows/{name}/dry-run"), json!({}))
         .await;
     assert_eq!(dry.status, 200, "{}", dry.body);
     let steps = dry.body["steps"].as_array().unwrap();
@@ -667,19 +680,11 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
         write["samples"][0]["output"][0]["line_items"][0]["item_id"].is_string(),
         "{write}"
     );
-    let imports = |requests: Vec<Value>| {
-        requests
-            .iter()
-            .filter(|r| {
-                r["method"] == "POST" && r["path"].as_str().unwrap_or("").ends_with("/POImport")
-            })
-            .count()
-    };
-    assert_eq!(imports(asctrac.requests().await), 0);
+    assert_eq!(po_imports(asctrac).await, 0);
 
     // The trigger takes every change once: each approved order becomes one expected receipt.
-    drain(&worker, &triggers).await;
-    let flow_runs = runs(&app, &key, "netsuite-po-to-asctrac").await;
+    drain(worker, triggers).await;
+    let flow_runs = runs(app, key, name).await;
     assert_eq!(flow_runs.len(), 1, "{flow_runs:?}");
     let run = &flow_runs[0];
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -694,8 +699,8 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
         approved.len(),
         "{run}"
     );
-    assert_eq!(imports(asctrac.requests().await), approved.len());
-    let (expected, _) = app.all(&wms_token, "/v1/purchase-orders").await;
+    assert_eq!(po_imports(asctrac).await, approved.len());
+    let (expected, _) = app.all(wms_token, "/v1/purchase-orders").await;
     for order in &approved {
         assert!(
             expected.iter().any(|e| e["number"] == order["number"]),
@@ -703,12 +708,37 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
             order["number"]
         );
     }
+    approved
+}
+
+#[tokio::test]
+async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_once() {
+    let netsuite = Emulated::start(System::NetSuite, 11, 40).await;
+    let asctrac = Emulated::start(System::Asctrac, 7, 50).await;
+    let app = app_with_systems().await;
+    let (_, key) = app.org(5).await;
+    let (ns_conn, ns_token) = connect(&app, &key, "netsuite", &netsuite).await;
+    let (wms_conn, wms_token) = connect(&app, &key, "asctrac", &asctrac).await;
+    let (worker, triggers, _) = worker(&app);
+    drain(&worker, &triggers).await;
+
+    let approved = erp_orders_reach_asctrac(
+        &app,
+        &key,
+        (&worker, &triggers),
+        "netsuite-po-to-asctrac",
+        "conn_NETSUITE",
+        (&ns_conn, &ns_token),
+        (&wms_conn, &wms_token),
+        &asctrac,
+    )
+    .await;
     // Nothing new: no new run, nothing written again.
     let sync = sync_now(&app, &key, &ns_conn).await;
     assert_eq!(sync.status, 202, "{}", sync.body);
     drain(&worker, &triggers).await;
     assert_eq!(runs(&app, &key, "netsuite-po-to-asctrac").await.len(), 1);
-    assert_eq!(imports(asctrac.requests().await), approved.len());
+    assert_eq!(po_imports(&asctrac).await, approved.len());
 
     // The receipts flow starts at the end of ASCTrac's feed: the warehouse then receives
     // what was imported, and each receipt tells the organization and the ERP's order.
@@ -791,6 +821,29 @@ async fn netsuite_purchase_orders_reach_asctrac_and_its_receipts_come_back_each_
         "{}",
         noted.body
     );
+}
+
+#[tokio::test]
+async fn sap_purchase_orders_reach_asctrac_each_once() {
+    let sap = Emulated::start(System::SapS4Hana, 5, 40).await;
+    let asctrac = Emulated::start(System::Asctrac, 7, 50).await;
+    let app = app_with_systems().await;
+    let (_, key) = app.org(5).await;
+    let (sap_conn, sap_token) = connect(&app, &key, "sap_s4hana", &sap).await;
+    let (wms_conn, wms_token) = connect(&app, &key, "asctrac", &asctrac).await;
+    let (worker, triggers, _) = worker(&app);
+    drain(&worker, &triggers).await;
+    erp_orders_reach_asctrac(
+        &app,
+        &key,
+        (&worker, &triggers),
+        "sap-po-to-asctrac",
+        "conn_SAP",
+        (&sap_conn, &sap_token),
+        (&wms_conn, &wms_token),
+        &asctrac,
+    )
+    .await;
 }
 
 #[tokio::test]
