@@ -1012,6 +1012,9 @@ pub trait Store:
     /// A key pair of the organization.
     async fn get_certificate(&self, org: &OrgId, id: &str) -> StoreResult<Certificate>;
 
+    /// The organization's newest events, newest first (the dashboard's page).
+    async fn recent_events(&self, org: &OrgId, limit: u32) -> StoreResult<Vec<Event>>;
+
     /// Writes an event.
     async fn insert_event(&self, event: &Event) -> StoreResult<()>;
     /// Events of an organization after a keyset position, oldest first, optionally for one

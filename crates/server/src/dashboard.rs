@@ -33,7 +33,7 @@ use crate::html::{
     Chrome, PageError, Policy, check_same_origin, form_value, page, parse_form, secure,
 };
 use crate::routes::Route;
-use crate::routes::{connections, events, field_mappings, webhooks};
+use crate::routes::{connections, field_mappings, webhooks};
 
 type ErrorBody = ironbridge_model::error::ErrorResponse;
 
@@ -1174,31 +1174,20 @@ async fn events_page(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Response, PageError> {
-    let list = events::list_events(
-        State(state.clone()),
-        AdminAuth(session.org()),
-        ApiQuery(events::EventParams {
-            cursor: None,
-            page_size: Some(200),
-            connection_id: None,
-            event_type: None,
-        }),
-    )
-    .await?
-    .0;
-    let rows = list
-        .data
+    // Newest first: the events list API pages forward from the oldest, so the page reads the
+    // newest directly.
+    let recent = state.store.recent_events(&session.org(), 200).await?;
+    let rows = recent
         .iter()
-        .rev()
         .map(|e| {
             vec![
-                Cell::text(e.timestamp.to_rfc3339()),
+                Cell::text(e.created_at.to_rfc3339()),
                 Cell::text(e.event_type.clone()),
                 match &e.connection_id {
                     Some(c) => Cell::link(c.clone(), format!("/dashboard/connections/{c}")),
                     None => Cell::text("—"),
                 },
-                Cell::text(e.data.to_string()),
+                Cell::text(e.data.clone()),
             ]
         })
         .collect();
@@ -1206,7 +1195,7 @@ async fn events_page(
         &state,
         &session,
         "Events",
-        "What happened, oldest of this page last.",
+        "What happened: the newest 200 events, newest first.",
         "",
         vec![Section {
             title: String::new(),

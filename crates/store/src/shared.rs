@@ -2137,6 +2137,21 @@ impl Store for Backend {
             .map_err(classify)
     }
 
+    async fn recent_events(&self, org: &OrgId, limit: u32) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, connection_id, type, data, created_at FROM events WHERE org_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(&org.0)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.reader().await?)
+        .await
+        .map_err(classify)?;
+        rows.iter()
+            .map(event_from)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
+    }
+
     async fn create_certificate(&self, c: &Certificate) -> StoreResult<()> {
         sqlx::query("INSERT INTO certificates (id, org_id, system, private_key, certificate_pem, not_before, not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&c.id)

@@ -698,3 +698,36 @@ async fn a_custom_field_added_on_the_mappings_page_is_in_the_api_at_once() {
         .await;
     assert!(history.text.contains("dashboard:usr_"), "{}", history.text);
 }
+
+/// The events page shows the newest events first, however many there are.
+#[tokio::test]
+async fn the_events_page_shows_the_newest_first() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.org(3).await;
+    account(&app, &key, "ops@example.com").await;
+    for i in 0..210i64 {
+        let at = ironbridge_model::Timestamp(app.clock.now().micros() + i);
+        app.store
+            .insert_event(&ironbridge_core::store::Event {
+                id: ironbridge_core::ids::new_id("evt", at.micros()),
+                org_id: org.clone(),
+                connection_id: None,
+                event_type: "batch.completed".into(),
+                data: json!({"n": format!("number-{i:03}")}).to_string(),
+                created_at: at,
+            })
+            .await
+            .unwrap();
+    }
+    let browser = Browser::new(&app);
+    see_other(&browser.sign_in("ops@example.com", PASSWORD).await);
+    let page = browser.get("/dashboard/events").await;
+    assert_eq!(page.status, 200);
+    let newest = page
+        .text
+        .find("number-209")
+        .expect("the newest event is shown");
+    let older = page.text.find("number-208").expect("the one before it too");
+    assert!(newest < older, "newest first");
+    assert!(!page.text.contains("number-009"), "only the newest 200");
+}
