@@ -619,6 +619,8 @@ struct MappingForm {
     action: String,
     entities: Vec<String>,
     entity: String,
+    /// Whether the form maps a unified field (a remap) rather than a new custom field.
+    remap: bool,
     name: String,
     source_path: String,
     error: String,
@@ -1366,6 +1368,7 @@ async fn mapping_sections(
 /// a preview.
 struct MappingView {
     entity: Option<String>,
+    remap: bool,
     name: String,
     source_path: String,
     error: String,
@@ -1408,6 +1411,7 @@ async fn render_mappings(
             action: format!("/dashboard/connections/{id}/mappings"),
             entities,
             entity: chosen,
+            remap: view.remap,
             name: view.name,
             source_path: view.source_path,
             error: view.error,
@@ -1430,6 +1434,7 @@ async fn mappings_page(
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
     let view = MappingView {
+        remap: false,
         entity: query_value(q.as_deref(), "entity"),
         name: String::new(),
         source_path: String::new(),
@@ -1440,8 +1445,9 @@ async fn mappings_page(
     render_mappings(&state, &session, &id, view, StatusCode::OK).await
 }
 
-/// `POST /dashboard/connections/{id}/mappings`: previews (`action=preview`) or adds a custom
-/// field, through the same checks as `PUT /v1/connections/{id}/field-mappings/…`.
+/// `POST /dashboard/connections/{id}/mappings`: previews (`action=preview`) or saves a custom
+/// field, or a unified field's remap (`kind=unified`), through the same checks as
+/// `PUT /v1/connections/{id}/field-mappings/…`.
 async fn add_custom_field(
     State(state): State<AppState>,
     session: Session,
@@ -1457,7 +1463,10 @@ async fn add_custom_field(
         .trim()
         .to_string();
     let dry_run = form_value(&form, "action") == Some("preview");
+    // A new custom field, or a unified field mapped from another source path (a remap).
+    let remap = form_value(&form, "kind") == Some("unified");
     let mut view = MappingView {
+        remap,
         entity: Some(entity.clone()),
         name: name.clone(),
         source_path: source_path.clone(),
@@ -1467,14 +1476,14 @@ async fn add_custom_field(
     };
     let valid_name = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || (remap && b == b'.')
+        });
     if !valid_name || source_path.is_empty() {
-        view.error = if valid_name {
-            "Enter the source path to read it from (see the source fields below).".into()
-        } else {
-            "Name the custom field with 1 to 64 lowercase letters, digits and underscores.".into()
+        view.error = match (valid_name, remap) {
+            (true, _) => "Enter the source path to read it from (see the source fields below).".into(),
+            (false, false) => "Name the custom field with 1 to 64 lowercase letters, digits and underscores.".into(),
+            (false, true) => "Name the unified field to remap as the API names it (`memo`, `line_items.description`).".into(),
         };
         return render_mappings(
             &state,
@@ -1485,11 +1494,16 @@ async fn add_custom_field(
         )
         .await;
     }
+    let target = if remap {
+        name.clone()
+    } else {
+        format!("custom_fields.{name}")
+    };
     let change = field_mappings::change_mapping(
         &state,
         &session.org(),
         &format!("dashboard:{}", session.0.user_id),
-        (&id, &entity, &format!("custom_fields.{name}")),
+        (&id, &entity, &target),
         ironbridge_model::field_mappings::FieldMappingIn {
             source_path: Some(source_path.clone()),
             conversion: None,
@@ -1500,9 +1514,12 @@ async fn add_custom_field(
     .await;
     let change = match change {
         Ok(change) => change,
-        // A refusal of the change (unknown path, a conversion that fails) is shown on the
-        // form; another organization's connection, or a failure of ours, is a page.
-        Err(e) if e.code.status() < 500 && e.code != ErrorCode::NotFound => {
+        // A refusal of the change (unknown path or field, a conversion that fails) is shown
+        // on the form; another organization's connection, or a failure of ours, is a page.
+        Err(e)
+            if e.code.status() < 500
+                && (e.code != ErrorCode::NotFound || e.param.as_deref() == Some("target")) =>
+        {
             view.error = e.message.clone();
             return render_mappings(
                 &state,
@@ -1524,15 +1541,10 @@ async fn add_custom_field(
     view.notice = "A preview: nothing was saved.".into();
     view.preview = Some(Section {
         title: format!(
-            "Preview of custom_fields.{name} ({} stored records checked)",
+            "Preview of {target} ({} stored records checked)",
             change.records_checked
         ),
-        headers: vec![
-            "Record",
-            "Source id",
-            "Custom fields before",
-            "Custom fields after",
-        ],
+        headers: vec!["Record", "Source id", "Before", "After"],
         rows: change
             .preview
             .iter()

@@ -690,6 +690,44 @@ async fn a_custom_field_added_on_the_mappings_page_is_in_the_api_at_once() {
         "{}",
         orders.body["data"][0]
     );
+    // A unified field remapped from the same source path reads the same value.
+    let remapped = browser
+        .press(
+            &page,
+            &page,
+            &[
+                ("entity", "purchase_order"),
+                ("kind", "unified"),
+                ("name", "memo"),
+                ("source_path", &path),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert!(
+        see_other(&remapped).ends_with("done=mapped"),
+        "{}",
+        remapped.text
+    );
+    let orders = app.get(&token, "/v1/purchase-orders").await;
+    let first = &orders.body["data"][0];
+    assert_eq!(
+        first["memo"], first["custom_fields"]["from_browser"],
+        "{first}"
+    );
+    let refused = browser
+        .press(
+            &page,
+            &page,
+            &[
+                ("entity", "purchase_order"),
+                ("kind", "unified"),
+                ("name", "no_such_field"),
+                ("source_path", &path),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
     let history = app
         .get(
             &key,
