@@ -46,7 +46,11 @@ pub struct FlowIn {
     )]
     pub key: String,
     /// A name for people (1 to 200 characters).
-    #[schema(example = "Approved NetSuite purchase orders become ASCTrac expected receipts")]
+    #[schema(
+        example = "Approved NetSuite purchase orders become ASCTrac expected receipts",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: String,
     /// What the flow is for.
     pub description: Option<String>,
@@ -89,6 +93,7 @@ pub struct RecordChangesTrigger {
     #[schema(example = "purchase_order")]
     pub entity: String,
     /// Which changes start runs (default all three).
+    #[schema(min_items = 1, max_items = 3)]
     pub changes: Option<Vec<ChangeKind>>,
     /// Whether changes made before the flow existed are taken too (default `false`: the
     /// flow starts at the end of the feed as it is when the flow is created).

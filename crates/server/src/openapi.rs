@@ -62,7 +62,7 @@ use utoipa::openapi::tag::TagBuilder;
         flows::dry_run_document, flows::get_run, flows::cancel_run, flows::list_items,
     ),
     components(schemas(ironbridge_model::error::ErrorResponse, ironbridge_model::error::ErrorObject)),
-    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &ChangeEntities, &IdempotencyKeys, &CommonErrors),
+    modifiers(&Security, &Entities, &Systems, &OptionalBodies, &EventTypes, &ChangeEntities, &IdempotencyKeys, &CommonErrors, &TaggedVariants),
     tags(
         (name = "Organization", description = "The calling organization and its connection credits."),
         (name = "API keys", description = "Admin API keys for the management endpoints."),
@@ -310,6 +310,52 @@ impl Modify for ChangeEntities {
 }
 
 struct CommonErrors;
+
+/// The variants of the flow document's tagged unions (`Step`, `Trigger`) are each their own
+/// schema, closed (`additionalProperties: false`) like the structs they are; their `type`
+/// member came only from the `allOf` beside them, which a closed schema refuses, so no
+/// document could satisfy them. Each variant's schema names its own `type` instead.
+struct TaggedVariants;
+
+impl Modify for TaggedVariants {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let mut tags: Vec<(String, RefOr<Schema>)> = Vec::new();
+        for union in ["Step", "Trigger"] {
+            let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get(union) else {
+                continue;
+            };
+            for item in &one_of.items {
+                let RefOr::T(Schema::AllOf(all)) = item else {
+                    continue;
+                };
+                let variant = all.items.iter().find_map(|i| match i {
+                    RefOr::Ref(r) => r.ref_location.rsplit('/').next().map(str::to_string),
+                    _ => None,
+                });
+                let tag = all.items.iter().find_map(|i| match i {
+                    RefOr::T(Schema::Object(o)) => o.properties.get("type").cloned(),
+                    _ => None,
+                });
+                if let (Some(variant), Some(tag)) = (variant, tag) {
+                    tags.push((variant, tag));
+                }
+            }
+        }
+        for (variant, tag) in tags {
+            if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(&variant) {
+                o.properties.insert("type".into(), tag);
+                if !o.required.iter().any(|r| r == "type") {
+                    o.required.insert(0, "type".into());
+                }
+            }
+        }
+    }
+}
 
 /// Every POST and PATCH takes an `Idempotency-Key`: its header, and the two refusals it adds.
 struct IdempotencyKeys;

@@ -490,7 +490,8 @@ pub async fn cancel_run(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ItemsQuery {
-    /// Only this step's items (its id).
+    /// Only this step's items (its id; a step the run's flow does not have has none).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub step: Option<String>,
     /// Only items in this state.
     #[param(pattern = "^(pending|sending|succeeded|failed|cancelled)$")]
@@ -575,21 +576,26 @@ pub async fn list_items(
         .map_err(|_| ApiError::internal("a stored flow version is unreadable"))?;
     let step_ids: Vec<String> = doc.steps.iter().map(|s| s.id().to_string()).collect();
     let step = match &query.step {
+        Some(s)
+            if s.is_empty()
+                || s.len() > 64
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("`step` is a step's id (its steps: {})", step_ids.join(", ")),
+            )
+            .param("step"));
+        }
+        // A step the flow does not have has no items (as a status no item is in).
         Some(s) => Some(
             step_ids
                 .iter()
                 .position(|id| id == s)
                 .and_then(|i| i64::try_from(i).ok())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        format!(
-                            "the flow has no step `{s}` (its steps: {})",
-                            step_ids.join(", ")
-                        ),
-                    )
-                    .param("step")
-                })?,
+                .unwrap_or(-1),
         ),
         None => None,
     };

@@ -391,6 +391,14 @@ async fn manual_runs_follow_each_error_policy_and_report_every_item() {
     let res = app
         .get(&key, &format!("/v1/flow-runs/{run_id}/items?step=nope"))
         .await;
+    assert_eq!(
+        res.body["data"],
+        json!([]),
+        "a step the flow does not have has no items"
+    );
+    let res = app
+        .get(&key, &format!("/v1/flow-runs/{run_id}/items?step="))
+        .await;
     res.assert_error(400, "INVALID_REQUEST");
     let completed = events(&app, &key, "flow.run_completed").await;
     assert_eq!(completed.len(), 1);
