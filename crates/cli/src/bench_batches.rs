@@ -77,16 +77,7 @@ pub(crate) async fn active(
 
 /// Runs the benchmark and prints one line per system.
 pub async fn run(args: BatchBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
-    let dir = tempfile_dir()?;
-    let url = database_url
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-batches.db").display()));
-    let store = ironbridge_store::open(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let keys = Arc::new(Keys::from_master(&Keys::decode_master(
-        &Keys::generate_master(),
-    )?)?);
-    let http = reqwest::Client::new();
+    let (store, keys, http) = open("bench-batches.db", database_url).await?;
     println!(
         "operations: {}, batch_size: {}, latency: {} ms",
         args.operations, args.batch_size, args.latency_ms
@@ -185,6 +176,25 @@ pub async fn run(args: BatchBenchArgs, database_url: Option<String>) -> anyhow::
         emu.shutdown().await;
     }
     Ok(())
+}
+
+/// The database (a temporary SQLite file `file`, or the one given), a fresh master key, and an
+/// HTTP client, as the write benchmarks use them.
+pub(crate) async fn open(
+    file: &str,
+    database_url: Option<String>,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<Keys>, reqwest::Client)> {
+    let url = match database_url {
+        Some(url) => url,
+        None => format!("sqlite://{}", tempfile_dir()?.join(file).display()),
+    };
+    let store = ironbridge_store::open(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let keys = Arc::new(Keys::from_master(&Keys::decode_master(
+        &Keys::generate_master(),
+    )?)?);
+    Ok((store, keys, reqwest::Client::new()))
 }
 
 /// A connection ready for a write benchmark: synced (the reference data writes name), an

@@ -5,12 +5,10 @@
 //! what the system's limits allow (its concurrency over the latency, or its request rate where
 //! that binds first), with no request refused 429 and exactly one create at the source per item.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use ironbridge_connectors::sleeper::TokioSleeper;
 use ironbridge_core::Clock;
-use ironbridge_core::crypto::Keys;
 use ironbridge_core::flows::{new_run, trigger_type};
 use ironbridge_core::ids::new_id;
 use ironbridge_core::store::{Flow, OrgId, RunStart, run_status};
@@ -18,8 +16,8 @@ use ironbridge_engine::flows::{FlowDeps, run_flow};
 use ironbridge_model::flows::FlowIn;
 use serde_json::json;
 
-use crate::bench::{EmulatedConnection, tempfile_dir, upstream_requests};
-use crate::bench_batches::{WriteBench, prepare, report};
+use crate::bench::{EmulatedConnection, upstream_requests};
+use crate::bench_batches::{WriteBench, open, prepare, report};
 
 /// What to measure.
 #[derive(Debug, clap::Args)]
@@ -44,16 +42,7 @@ pub struct FlowBenchArgs {
 
 /// Runs the benchmark and prints one line per system.
 pub async fn run(args: FlowBenchArgs, database_url: Option<String>) -> anyhow::Result<()> {
-    let dir = tempfile_dir()?;
-    let url = database_url
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-flows.db").display()));
-    let store = ironbridge_store::open(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let keys = Arc::new(Keys::from_master(&Keys::decode_master(
-        &Keys::generate_master(),
-    )?)?);
-    let http = reqwest::Client::new();
+    let (store, keys, http) = open("bench-flows.db", database_url).await?;
     println!(
         "items: {}, batch_size: {}, latency: {} ms",
         args.items, args.batch_size, args.latency_ms

@@ -224,6 +224,20 @@ impl Cluster {
             .unwrap_or(Value::Null)
     }
 
+    /// Once the first sync completed: an active vendor and item to order.
+    async fn orderable(&self) -> (String, String) {
+        wait_for(Duration::from_secs(240), || async {
+            let s = self.order_state().await;
+            (s["status"] == "succeeded").then_some(())
+        })
+        .await
+        .expect("the first sync completes");
+        (
+            self.first_active("/v1/vendors").await,
+            self.first_active("/v1/items").await,
+        )
+    }
+
     /// The id of the first active record of a list (an inactive one cannot be ordered).
     async fn first_active(&self, path: &str) -> String {
         let page = self.get(&format!("{path}?page_size=200")).await;
@@ -510,14 +524,7 @@ const BATCH_CREATES: usize = 1000;
 async fn a_batch_writes_each_operation_exactly_once_while_workers_are_killed() {
     let Some(admin) = postgres_url() else { return };
     let mut cluster = Cluster::start(&admin, "batch", 2).await;
-    wait_for(Duration::from_secs(240), || async {
-        let s = cluster.order_state().await;
-        (s["status"] == "succeeded").then_some(())
-    })
-    .await
-    .expect("the first sync completes");
-    let vendor = cluster.first_active("/v1/vendors").await;
-    let item = cluster.first_active("/v1/items").await;
+    let (vendor, item) = cluster.orderable().await;
     let creates_before = sap_creates(&cluster).await;
     cluster.faults(json!({"latency_ms": 20})).await;
     let operations: Vec<Value> = (0..BATCH_CREATES)
@@ -590,14 +597,7 @@ const FLOW_ITEMS: usize = 1000;
 async fn a_flow_run_writes_each_item_exactly_once_while_workers_are_killed() {
     let Some(admin) = postgres_url() else { return };
     let mut cluster = Cluster::start(&admin, "flow", 2).await;
-    wait_for(Duration::from_secs(240), || async {
-        let s = cluster.order_state().await;
-        (s["status"] == "succeeded").then_some(())
-    })
-    .await
-    .expect("the first sync completes");
-    let vendor = cluster.first_active("/v1/vendors").await;
-    let item = cluster.first_active("/v1/items").await;
+    let (vendor, item) = cluster.orderable().await;
     let conn = cluster.get("/v1/connection").await["id"]
         .as_str()
         .unwrap()
